@@ -1,0 +1,57 @@
+//! `forge info [KEY]`: facts about the workspace and where forge keeps its files.
+
+use clap::Args;
+
+use crate::core::{ExitCode, Failure};
+use crate::workspace::{OutputBaseOptions, Workspace};
+
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// Print only this key's value (e.g. `output_base`).
+    key: Option<String>,
+}
+
+/// The configuration directory name, as Bazel's `k8-fastbuild`.
+fn config_dir() -> String {
+    let cpu = match std::env::consts::ARCH {
+        "x86_64" => "k8",
+        other => other,
+    };
+    format!("{cpu}-fastbuild")
+}
+
+fn entries(ws: &Workspace) -> Vec<(&'static str, String)> {
+    let exec_root = ws.execution_root();
+    let output_path = exec_root.join("forge-out");
+    let config = output_path.join(config_dir());
+    vec![
+        ("workspace", ws.root.display().to_string()),
+        ("workspace_name", ws.name.clone()),
+        ("output_base", ws.output_base.display().to_string()),
+        ("execution_root", exec_root.display().to_string()),
+        ("output_path", output_path.display().to_string()),
+        ("forge-bin", config.join("bin").display().to_string()),
+        ("forge-testlogs", config.join("testlogs").display().to_string()),
+        ("release", format!("forge {}", env!("CARGO_PKG_VERSION"))),
+    ]
+}
+
+pub fn run(args: InfoArgs, options: &OutputBaseOptions) -> Result<ExitCode, Failure> {
+    let ws = Workspace::discover(&super::current_dir()?, options)?;
+    let entries = entries(&ws);
+    match args.key {
+        None => {
+            for (k, v) in entries {
+                println!("{k}: {v}");
+            }
+        }
+        Some(key) => {
+            let value = entries.iter().find(|(k, _)| *k == key).map(|(_, v)| v).ok_or_else(|| {
+                let known: Vec<&str> = entries.iter().map(|(k, _)| *k).collect();
+                Failure::usage(format!("unknown info key '{key}'; known keys: {}", known.join(", ")))
+            })?;
+            println!("{value}");
+        }
+    }
+    Ok(ExitCode::Success)
+}

@@ -1,0 +1,140 @@
+//! The command line: arguments in (Bazel's flag spellings, kebab-case accepted too), one
+//! command run, an exit code out. Each command is a thin wrapper over the pipeline phases.
+
+mod info;
+// mod query;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::core::{ExitCode, Failure};
+use crate::workspace::OutputBaseOptions;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "forge",
+    version,
+    about = "Forge: a hermetic, content-addressed build tool with a Bazel-like command line",
+    disable_help_subcommand = false,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Startup option: where this workspace's outputs and caches live.
+    #[arg(long = "output_base", alias = "output-base", value_name = "PATH", global = false)]
+    output_base: Option<PathBuf>,
+
+    /// Startup option: the directory under which per-workspace output bases are made.
+    #[arg(long = "output_user_root", alias = "output-user-root", value_name = "PATH")]
+    output_user_root: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Answers questions about the target graph: `forge query 'deps(//pkg:target)'`.
+    // Query(query::QueryArgs),
+    /// Prints facts about the workspace: `forge info [KEY]`.
+    Info(info::InfoArgs),
+    /// Prints the version of forge.
+    Version,
+}
+
+/// Flags shared by commands that load packages.
+#[derive(Args, Debug, Clone)]
+pub struct CommonOptions {
+    /// Continue as much as possible after an error.
+    #[arg(short = 'k', long = "keep_going", alias = "keep-going", overrides_with = "no_keep_going")]
+    pub keep_going: bool,
+
+    /// Stop at the first error (the default).
+    #[arg(long = "nokeep_going", alias = "no-keep-going", hide = true, overrides_with = "keep_going")]
+    pub no_keep_going: bool,
+
+    /// How many jobs run at once: a number or `auto` (the number of cores).
+    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = parse_jobs)]
+    pub jobs: Option<usize>,
+}
+
+fn parse_jobs(text: &str) -> Result<usize, String> {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    match text {
+        "auto" | "HOST_CPUS" => Ok(cores),
+        _ => match text.parse::<usize>() {
+            Ok(0) => Err("must be at least 1".into()),
+            Ok(n) => Ok(n),
+            Err(_) => Err(format!("'{text}' is not a number or 'auto'")),
+        },
+    }
+}
+
+impl CommonOptions {
+    /// Sizes the thread pool that loads packages.
+    fn apply(&self) {
+        if let Some(jobs) = self.jobs {
+            // Only the first call configures the global pool; one command runs per process.
+            let _ = rayon::ThreadPoolBuilder::new().num_threads(jobs).build_global();
+        }
+    }
+}
+
+/// Parses the arguments and runs the command. Errors are printed here.
+pub fn run(args: Vec<String>) -> ExitCode {
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => return command_line_error(e),
+    };
+    let options = OutputBaseOptions {
+        output_base: cli.output_base,
+        output_user_root: cli.output_user_root,
+    };
+    let result = match cli.command {
+        // Command::Query(args) => query::run(args, &options),
+        Command::Info(args) => info::run(args, &options),
+        Command::Version => {
+            println!("forge {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::Success)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(failure) => {
+            for e in &failure.errors {
+                eprintln!("ERROR: {e}");
+            }
+            failure.code
+        }
+    }
+}
+
+/// Help and version requests print normally; real errors become one line and exit 2.
+fn command_line_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::Success
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
+            let _ = e.print();
+            ExitCode::BadCommandLine
+        }
+        _ => {
+            let rendered = e.render().to_string();
+            let first = rendered
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid command line")
+                .trim_start_matches("error: ");
+            eprintln!("ERROR: {first} (see 'forge help')");
+            ExitCode::BadCommandLine
+        }
+    }
+}
+
+/// The directory forge was started in.
+fn current_dir() -> Result<PathBuf, Failure> {
+    std::env::current_dir().map_err(|e| Failure::failed(format!("cannot read the current directory: {e}")))
+}

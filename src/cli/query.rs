@@ -1,0 +1,129 @@
+//! `forge query EXPR`: loads what the expression needs, evaluates it, prints the result in
+//! the chosen `--output` format. Dependency cycles and visibility violations among the loaded
+//! targets are printed as warnings: they will fail a build, but query still answers.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::CommonOptions;
+use crate::core::{Diagnostic, ExitCode, Failure, Label, PackageId};
+use crate::graph::{TargetGraph, TargetPatternArg};
+use crate::loading::{Loader, Target};
+use crate::query::{self, OutputFormat, QueryEnv};
+use crate::workspace::{OutputBaseOptions, Workspace};
+
+#[derive(Args, Debug)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    common: CommonOptions,
+
+    /// The output format: label, label_kind, build, graph or json.
+    #[arg(long = "output", value_name = "FORMAT", default_value = "label")]
+    output: String,
+
+    /// The query expression, e.g. `deps(//app:main)`; several words are joined with spaces.
+    #[arg(required = true, value_name = "EXPR", allow_hyphen_values = true)]
+    expression: Vec<String>,
+}
+
+/// The graph seen through the query language's small interface.
+struct GraphEnv<'g, 'l> {
+    graph: &'g mut TargetGraph<'l>,
+    cwd: PackageId,
+}
+
+impl QueryEnv for GraphEnv<'_, '_> {
+    fn expand_pattern(&mut self, pattern: &str) -> Result<BTreeSet<Label>, Diagnostic> {
+        let arg = TargetPatternArg::parse(pattern, &self.cwd)?;
+        self.graph.expand(&arg.pattern)
+    }
+
+    fn load_closure(&mut self, roots: &BTreeSet<Label>) -> BTreeSet<Label> {
+        self.graph.load_closure(roots)
+    }
+
+    fn target(&self, label: &Label) -> Option<&Target> {
+        self.graph.target(label)
+    }
+
+    fn deps(&self, label: &Label) -> Vec<(String, Label)> {
+        self.graph
+            .deps(label)
+            .into_iter()
+            .map(|(a, l)| (a.to_owned(), l.clone()))
+            .collect()
+    }
+
+    fn build_files(&self, label: &Label) -> Vec<Label> {
+        match self.graph.package(&label.package_id()) {
+            Some(pkg) => std::iter::once(pkg.build_file.clone())
+                .chain(pkg.bzl_files.iter().cloned())
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+}
+
+pub fn run(args: QueryArgs, options: &OutputBaseOptions) -> Result<ExitCode, Failure> {
+    args.common.apply();
+    let keep_going = args.common.keep_going && !args.common.no_keep_going;
+    let format: OutputFormat = args.output.parse().map_err(|d: Diagnostic| Failure::usage(d.message))?;
+    let text = args.expression.join(" ");
+    let expr = query::parse(&text).map_err(|d| Failure::usage(d.message))?;
+
+    let cwd = super::current_dir()?;
+    let workspace = Arc::new(Workspace::discover(&cwd, options)?);
+    let cwd_package = workspace.package_of(&cwd);
+    let loader = Loader::new(workspace).map_err(Failure::from)?;
+    let mut graph = TargetGraph::new(&loader);
+
+    let evaluation = {
+        let mut env = GraphEnv {
+            graph: &mut graph,
+            cwd: cwd_package,
+        };
+        query::evaluate(&expr, &mut env, keep_going)
+    };
+
+    let mut errors: Vec<Diagnostic> = graph.errors().to_vec();
+    for e in evaluation.errors {
+        if !errors.contains(&e) {
+            errors.push(e);
+        }
+    }
+    if !errors.is_empty() && !keep_going {
+        return Err(Failure::from_diagnostics(errors));
+    }
+
+    let loaded: BTreeSet<Label> = graph.targets().map(|t| t.label.clone()).collect();
+    for cycle in graph.cycles(&loaded) {
+        eprintln!("WARNING: {cycle}\nthis cycle will fail any build of these targets");
+    }
+    for problem in graph.visibility_errors(&loaded) {
+        eprintln!("WARNING: {problem}");
+    }
+    for e in &errors {
+        eprintln!("ERROR: {e}");
+    }
+
+    let env = GraphEnv {
+        graph: &mut graph,
+        cwd: PackageId::default(),
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    query::print(format, &evaluation.labels, &env, &mut out)
+        .and_then(|()| out.flush())
+        .or_else(|e| if e.kind() == std::io::ErrorKind::BrokenPipe { Ok(()) } else { Err(e) })
+        .map_err(|e| Failure::failed(format!("cannot write the query result: {e}")))?;
+
+    if errors.is_empty() {
+        Ok(ExitCode::Success)
+    } else {
+        eprintln!("WARNING: --keep_going: the result above may be incomplete");
+        Ok(ExitCode::PartialSuccess)
+    }
+}

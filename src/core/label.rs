@@ -1,0 +1,444 @@
+//! Labels and target patterns: text in, validated `Label` / `TargetPattern` out.
+//!
+//! Printing is canonical (`//pkg:name`, `@repo//pkg:name`), so the same target always prints
+//! the same way whatever spelling the user wrote. No I/O happens here.
+
+use std::fmt;
+
+/// A name for one target: `@repo//package:name`. `repo` is empty for the main repository.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct Label {
+    pub repo: String,
+    pub package: String,
+    pub name: String,
+}
+
+/// The package and repository a relative label is read against.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
+pub struct PackageId {
+    pub repo: String,
+    pub package: String,
+}
+
+impl PackageId {
+    pub fn new(repo: &str, package: &str) -> Self {
+        PackageId {
+            repo: repo.to_owned(),
+            package: package.to_owned(),
+        }
+    }
+
+    /// The label of `name` inside this package.
+    pub fn label(&self, name: &str) -> Label {
+        Label {
+            repo: self.repo.clone(),
+            package: self.package.clone(),
+            name: name.to_owned(),
+        }
+    }
+
+    /// True when `self` is `other` or lies below it.
+    pub fn is_within(&self, other: &PackageId) -> bool {
+        self.repo == other.repo && package_is_within(&self.package, &other.package)
+    }
+}
+
+/// True when package `inner` is `outer` or one of its subpackages.
+pub fn package_is_within(inner: &str, outer: &str) -> bool {
+    outer.is_empty()
+        || inner == outer
+        || (inner.starts_with(outer) && inner.as_bytes().get(outer.len()) == Some(&b'/'))
+}
+
+impl fmt::Display for PackageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.repo.is_empty() {
+            write!(f, "@{}", self.repo)?;
+        }
+        write!(f, "//{}", self.package)
+    }
+}
+
+impl fmt::Display for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.repo.is_empty() {
+            write!(f, "@{}", self.repo)?;
+        }
+        write!(f, "//{}:{}", self.package, self.name)
+    }
+}
+
+/// Why a label or pattern could not be read; the message says what to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid label '{text}': {reason}")]
+pub struct LabelError {
+    pub text: String,
+    pub reason: String,
+}
+
+fn bad(text: &str, reason: impl Into<String>) -> LabelError {
+    LabelError {
+        text: text.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+impl Label {
+    pub fn package_id(&self) -> PackageId {
+        PackageId {
+            repo: self.repo.clone(),
+            package: self.package.clone(),
+        }
+    }
+
+    /// Parses `text` as Bazel does, reading `:name`, `name` and `pkg:name` forms against
+    /// `base` (the package of the BUILD file, or of the current directory on the command line).
+    pub fn parse(text: &str, base: &PackageId) -> Result<Label, LabelError> {
+        let (repo, rest) = split_repo(text, base)?;
+        let (package, name) = if let Some(abs) = rest.strip_prefix("//") {
+            match abs.split_once(':') {
+                Some((pkg, name)) => (pkg.to_owned(), name.to_owned()),
+                None => {
+                    // `//pkg` means `//pkg:pkg`; `//` alone has no name to borrow.
+                    let last = abs.rsplit('/').next().unwrap_or("");
+                    if last.is_empty() {
+                        if abs.is_empty() {
+                            return Err(bad(
+                                text,
+                                "the root package has no default target; write '//:name'",
+                            ));
+                        }
+                        return Err(bad(text, "package names may not end with '/'"));
+                    }
+                    (abs.to_owned(), last.to_owned())
+                }
+            }
+        } else if repo_given(text) {
+            return Err(bad(
+                text,
+                "a repository name must be followed by '//', as in '@repo//pkg:name'",
+            ));
+        } else if let Some(name) = rest.strip_prefix(':') {
+            (base.package.clone(), name.to_owned())
+        } else if let Some((pkg, name)) = rest.split_once(':') {
+            // `sub:name` inside package `pkg` is `//pkg/sub:name`.
+            (join_package(&base.package, pkg), name.to_owned())
+        } else {
+            (base.package.clone(), rest.to_owned())
+        };
+        validate_package(&package).map_err(|r| bad(text, r))?;
+        validate_name(&name).map_err(|r| bad(text, r))?;
+        Ok(Label {
+            repo,
+            package,
+            name,
+        })
+    }
+}
+
+fn repo_given(text: &str) -> bool {
+    text.starts_with('@')
+}
+
+/// Splits off `@repo`; `@` followed by `//` or `@@` is the main repository.
+fn split_repo<'a>(text: &'a str, base: &PackageId) -> Result<(String, &'a str), LabelError> {
+    let Some(after_at) = text.strip_prefix('@') else {
+        return Ok((base.repo.clone(), text));
+    };
+    let after_at = after_at.strip_prefix('@').unwrap_or(after_at);
+    let end = after_at.find("//").unwrap_or(after_at.len());
+    let repo = &after_at[..end];
+    validate_repo(repo).map_err(|r| bad(text, r))?;
+    let rest = &after_at[end..];
+    if rest.is_empty() {
+        // `@repo` alone is `@repo//:repo`, as in Bazel.
+        if repo.is_empty() {
+            return Err(bad(text, "empty repository name"));
+        }
+        return Ok((repo.to_owned(), ""));
+    }
+    Ok((repo.to_owned(), rest))
+}
+
+pub fn validate_repo(repo: &str) -> Result<(), String> {
+    if repo.is_empty() {
+        return Ok(());
+    }
+    if !repo.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return Err(format!(
+            "invalid repository name '@{repo}': it must start with a letter"
+        ));
+    }
+    if let Some(c) = repo
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '~' | '+')))
+    {
+        return Err(format!(
+            "invalid repository name '@{repo}': '{c}' is not allowed (use letters, digits, '_', '-', '.')"
+        ));
+    }
+    Ok(())
+}
+
+pub fn validate_package(package: &str) -> Result<(), String> {
+    if package.is_empty() {
+        return Ok(());
+    }
+    if package.starts_with('/') {
+        return Err("package names may not start with '/'".into());
+    }
+    if package.ends_with('/') {
+        return Err("package names may not end with '/'".into());
+    }
+    if package.contains("//") {
+        return Err("package names may not contain '//'".into());
+    }
+    for segment in package.split('/') {
+        if segment == "." || segment == ".." {
+            return Err(format!(
+                "package names may not contain '{segment}' as a path segment"
+            ));
+        }
+    }
+    if let Some(c) = package
+        .chars()
+        .find(|c| c.is_control() || matches!(c, ':' | '\\' | '"' | '\''))
+    {
+        return Err(format!("package names may not contain '{}'", c.escape_debug()));
+    }
+    Ok(())
+}
+
+pub fn validate_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("empty target name".into());
+    }
+    if name.contains(':') {
+        return Err(format!(
+            "invalid target name '{name}': target names may not contain ':'"
+        ));
+    }
+    if name.starts_with('/') {
+        return Err(format!(
+            "invalid target name '{name}': target names may not start with '/'"
+        ));
+    }
+    if name.ends_with('/') {
+        return Err(format!(
+            "invalid target name '{name}': target names may not end with '/'"
+        ));
+    }
+    if name.contains("//") {
+        return Err(format!(
+            "invalid target name '{name}': target names may not contain '//'"
+        ));
+    }
+    for segment in name.split('/') {
+        if segment == "." || segment == ".." {
+            return Err(format!(
+                "invalid target name '{name}': target names may not contain '{segment}' as a path segment"
+            ));
+        }
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "invalid target name '{name}': target names may not contain '{}'",
+            c.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
+fn join_package(base: &str, sub: &str) -> String {
+    match (base.is_empty(), sub.is_empty()) {
+        (true, _) => sub.to_owned(),
+        (false, true) => base.to_owned(),
+        (false, false) => format!("{base}/{sub}"),
+    }
+}
+
+/// What a single command-line pattern selects.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum TargetPattern {
+    /// One target, `//pkg:name`.
+    Single(Label),
+    /// Every target of one package: `//pkg:all` (rules only) or `//pkg:*` (files too).
+    Package { package: PackageId, files_too: bool },
+    /// Every package at or below a directory: `//pkg/...`, `//pkg/...:*`.
+    Recursive { prefix: PackageId, files_too: bool },
+}
+
+impl fmt::Display for TargetPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let suffix = |files_too: bool| if files_too { "*" } else { "all" };
+        match self {
+            TargetPattern::Single(label) => write!(f, "{label}"),
+            TargetPattern::Package { package, files_too } => {
+                write!(f, "{package}:{}", suffix(*files_too))
+            }
+            TargetPattern::Recursive { prefix, files_too } => {
+                let sep = if prefix.package.is_empty() { "" } else { "/" };
+                write!(f, "{prefix}{sep}...")?;
+                if *files_too {
+                    write!(f, ":*")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl TargetPattern {
+    /// Parses one pattern relative to `cwd` (the package of the user's current directory).
+    pub fn parse(text: &str, cwd: &PackageId) -> Result<TargetPattern, LabelError> {
+        let (repo, rest) = split_repo(text, cwd)?;
+        let (absolute, body) = match rest.strip_prefix("//") {
+            Some(body) => (true, body),
+            None if repo_given(text) => {
+                return Label::parse(text, cwd).map(TargetPattern::Single);
+            }
+            None => (false, rest),
+        };
+        let (path, target) = match body.split_once(':') {
+            Some((p, t)) => (p, Some(t)),
+            None => (body, None),
+        };
+        let resolve = |pkg: &str| -> Result<PackageId, LabelError> {
+            let package = if absolute {
+                pkg.to_owned()
+            } else {
+                join_package(&cwd.package, pkg)
+            };
+            validate_package(&package).map_err(|r| bad(text, r))?;
+            Ok(PackageId {
+                repo: repo.clone(),
+                package,
+            })
+        };
+        let recursive = path == "..." || path.ends_with("/...");
+        if recursive {
+            let prefix = resolve(path.strip_suffix("...").unwrap().trim_end_matches('/'))?;
+            let files_too = match target {
+                None | Some("all") => false,
+                Some("*") | Some("all-targets") => true,
+                Some(other) => {
+                    return Err(bad(
+                        text,
+                        format!(
+                            "'{other}' cannot follow '...'; use ':all' (rules) or ':*' (all targets)"
+                        ),
+                    ));
+                }
+            };
+            return Ok(TargetPattern::Recursive { prefix, files_too });
+        }
+        match target {
+            Some("all") | Some("*") | Some("all-targets") => Ok(TargetPattern::Package {
+                package: resolve(path)?,
+                files_too: target != Some("all"),
+            }),
+            _ if absolute => {
+                Label::parse(&format!("{}{rest}", repo_prefix(&repo)), cwd)
+                    .map(TargetPattern::Single)
+                    .map_err(|e| bad(text, e.reason))
+            }
+            _ => Label::parse(rest, cwd)
+                .map(|mut l| {
+                    l.repo = repo.clone();
+                    TargetPattern::Single(l)
+                })
+                .map_err(|e| bad(text, e.reason)),
+        }
+    }
+}
+
+fn repo_prefix(repo: &str) -> String {
+    if repo.is_empty() {
+        String::new()
+    } else {
+        format!("@{repo}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root() -> PackageId {
+        PackageId::default()
+    }
+
+    fn parse(text: &str, base: &str) -> Result<String, String> {
+        Label::parse(text, &PackageId::new("", base))
+            .map(|l| l.to_string())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn labels_print_canonically() {
+        assert_eq!(parse("//pkg:name", "").unwrap(), "//pkg:name");
+        assert_eq!(parse("//pkg/sub", "").unwrap(), "//pkg/sub:sub");
+        assert_eq!(parse(":x", "a/b").unwrap(), "//a/b:x");
+        assert_eq!(parse("x.txt", "a").unwrap(), "//a:x.txt");
+        assert_eq!(parse("sub/x.txt", "a").unwrap(), "//a:sub/x.txt");
+        assert_eq!(parse("sub:x", "a").unwrap(), "//a/sub:x");
+        assert_eq!(parse("@repo//p:q", "a").unwrap(), "@repo//p:q");
+        assert_eq!(parse("@repo", "a").unwrap(), "@repo//:repo");
+        assert_eq!(parse("@//p:q", "a").unwrap(), "//p:q");
+        assert_eq!(parse("//:root", "a").unwrap(), "//:root");
+    }
+
+    #[test]
+    fn relative_labels_keep_the_base_repository() {
+        let base = PackageId::new("ext", "lib");
+        assert_eq!(Label::parse(":a", &base).unwrap().to_string(), "@ext//lib:a");
+        assert_eq!(Label::parse("//x:y", &base).unwrap().to_string(), "@ext//x:y");
+    }
+
+    #[test]
+    fn malformed_labels_say_what_is_wrong() {
+        assert_eq!(
+            parse("//sandbox:a:b", "").unwrap_err(),
+            "invalid label '//sandbox:a:b': invalid target name 'a:b': target names may not contain ':'"
+        );
+        assert!(parse("//a//b:c", "").unwrap_err().contains("may not contain '//'"));
+        assert!(parse("//a/../b:c", "").unwrap_err().contains("'..'"));
+        assert!(parse("//a:", "").unwrap_err().contains("empty target name"));
+        assert!(parse("//", "").unwrap_err().contains("no default target"));
+        assert!(parse("@1x//a:b", "").unwrap_err().contains("must start with a letter"));
+        assert!(parse("@repo:x", "").unwrap_err().contains("followed by '//'"));
+    }
+
+    fn pattern(text: &str, cwd: &str) -> String {
+        TargetPattern::parse(text, &PackageId::new("", cwd))
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn patterns() {
+        assert_eq!(pattern("//...", ""), "//...");
+        assert_eq!(pattern("//a/...", ""), "//a/...");
+        assert_eq!(pattern("//a/...:*", ""), "//a/...:*");
+        assert_eq!(pattern("//a:all", ""), "//a:all");
+        assert_eq!(pattern("//a:*", ""), "//a:*");
+        assert_eq!(pattern("//a:all-targets", ""), "//a:*");
+        assert_eq!(pattern("...", "x"), "//x/...");
+        assert_eq!(pattern("sub/...", "x"), "//x/sub/...");
+        assert_eq!(pattern(":all", "x"), "//x:all");
+        assert_eq!(pattern(":t", "x"), "//x:t");
+        assert_eq!(pattern("t", "x"), "//x:t");
+        assert_eq!(pattern("//a", ""), "//a:a");
+        assert_eq!(pattern("@r//a:b", ""), "@r//a:b");
+        assert_eq!(pattern("@r//...", ""), "@r//...");
+        assert!(TargetPattern::parse("//a/...:foo", &root()).is_err());
+    }
+
+    #[test]
+    fn within() {
+        assert!(package_is_within("a/b", "a"));
+        assert!(package_is_within("a", "a"));
+        assert!(package_is_within("a", ""));
+        assert!(!package_is_within("ab", "a"));
+    }
+}

@@ -1,0 +1,340 @@
+//! The target graph: target patterns and labels in, loaded targets with resolved edges out.
+//!
+//! `TargetGraph` loads packages on demand through the `loading::Loader` (in parallel, one
+//! wave of newly referenced packages at a time), resolves every dependency label to a target,
+//! and checks what must hold before analysis: every label names a target, visibility allows
+//! each edge, and there is no cycle. Problems are collected as diagnostics rather than
+//! returned early, so `--keep_going` and `forge query` can still answer with what loaded.
+
+mod cycle;
+mod visibility;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::core::diag::did_you_mean;
+use crate::core::{Diagnostic, Label, PackageId, TargetPattern};
+use crate::loading::{Loader, Package, Target};
+
+pub use cycle::Cycle;
+
+/// Every package loaded so far, and the diagnostics met on the way.
+pub struct TargetGraph<'l> {
+    loader: &'l Loader,
+    packages: BTreeMap<PackageId, Option<Arc<Package>>>,
+    errors: Vec<Diagnostic>,
+    /// Labels already reported as unresolvable, so each is reported once per referrer.
+    reported: BTreeSet<(Label, Label)>,
+}
+
+impl<'l> TargetGraph<'l> {
+    pub fn new(loader: &'l Loader) -> Self {
+        TargetGraph {
+            loader,
+            packages: BTreeMap::new(),
+            errors: Vec::new(),
+            reported: BTreeSet::new(),
+        }
+    }
+
+    pub fn loader(&self) -> &'l Loader {
+        self.loader
+    }
+
+    /// Errors met so far, in the order they were found (deduplicated).
+    pub fn errors(&self) -> &[Diagnostic] {
+        &self.errors
+    }
+
+    fn error(&mut self, d: Diagnostic) {
+        if !self.errors.contains(&d) {
+            self.errors.push(d);
+        }
+    }
+
+    /// Loads the given packages (those not loaded yet) in parallel.
+    pub fn load_packages(&mut self, ids: impl IntoIterator<Item = PackageId>) {
+        let wanted: Vec<PackageId> = ids
+            .into_iter()
+            .filter(|id| !self.packages.contains_key(id))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let loader = self.loader;
+        let results: Vec<_> = wanted
+            .into_par_iter()
+            .map(|id| {
+                let result = loader.load_package(&id);
+                (id, result)
+            })
+            .collect();
+        for (id, result) in results {
+            match result {
+                Ok(pkg) => {
+                    self.packages.insert(id, Some(Arc::new(pkg)));
+                }
+                Err(errors) => {
+                    for e in errors {
+                        self.error(e);
+                    }
+                    self.packages.insert(id, None);
+                }
+            }
+        }
+    }
+
+    /// The loaded package, if it loaded without errors.
+    pub fn package(&self, id: &PackageId) -> Option<&Arc<Package>> {
+        self.packages.get(id).and_then(|p| p.as_ref())
+    }
+
+    /// All packages loaded successfully so far.
+    pub fn packages(&self) -> impl Iterator<Item = &Arc<Package>> {
+        self.packages.values().flatten()
+    }
+
+    /// The target named by `label`, if its package is loaded and declares it.
+    pub fn target(&self, label: &Label) -> Option<&Target> {
+        self.package(&label.package_id())?.targets.get(&label.name)
+    }
+
+    /// Every target currently loaded.
+    pub fn targets(&self) -> impl Iterator<Item = &Target> {
+        self.packages().flat_map(|p| p.targets.values())
+    }
+
+    /// Expands one pattern to the labels it names, loading the packages it covers. A pattern
+    /// that names nothing is an `Err` (Bazel's "Skipping" message); packages that fail to load
+    /// on the way are recorded in `errors()` and left out.
+    pub fn expand(&mut self, pattern: &TargetPattern) -> Result<BTreeSet<Label>, Diagnostic> {
+        let skipping = |d: Diagnostic| Diagnostic::new(format!("Skipping '{pattern}': {d}"));
+        match pattern {
+            TargetPattern::Single(label) => {
+                self.load_packages([label.package_id()]);
+                self.lookup(label, None).map_err(skipping)?;
+                Ok(BTreeSet::from([label.clone()]))
+            }
+            TargetPattern::Package { package, files_too } => {
+                self.load_packages([package.clone()]);
+                match self.package(package) {
+                    Some(pkg) => Ok(select_targets(pkg, *files_too)),
+                    None => Err(skipping(self.missing_package(package))),
+                }
+            }
+            TargetPattern::Recursive { prefix, files_too } => {
+                let ids = self.loader.packages_under(prefix).map_err(skipping)?;
+                if ids.is_empty() {
+                    return Err(skipping(Diagnostic::new(format!(
+                        "no targets found beneath '{}'",
+                        prefix
+                    ))));
+                }
+                self.load_packages(ids.iter().cloned());
+                Ok(ids
+                    .iter()
+                    .filter_map(|id| self.package(id))
+                    .flat_map(|pkg| select_targets(pkg, *files_too))
+                    .collect())
+            }
+        }
+    }
+
+    /// Why a package is not available: it failed to load, or it does not exist.
+    fn missing_package(&self, id: &PackageId) -> Diagnostic {
+        match self.packages.get(id) {
+            Some(None) => Diagnostic::new(format!("package '{id}' failed to load (see above)")),
+            _ => self.lookup(&id.label("__any__"), None).err().unwrap_or_else(|| {
+                Diagnostic::new(format!("no such package '{id}'"))
+            }),
+        }
+    }
+
+    /// Expands `a -b c` style pattern lists (a `-` prefix subtracts), in order. Patterns that
+    /// name nothing are returned as errors alongside what the others selected.
+    pub fn expand_patterns(&mut self, patterns: &[TargetPatternArg]) -> (BTreeSet<Label>, Vec<Diagnostic>) {
+        let mut result = BTreeSet::new();
+        let mut errors = Vec::new();
+        for p in patterns {
+            match self.expand(&p.pattern) {
+                Ok(labels) if p.negative => result.retain(|l| !labels.contains(l)),
+                Ok(labels) => result.extend(labels),
+                Err(d) => errors.push(d),
+            }
+        }
+        (result, errors)
+    }
+
+    /// Checks that `label` names a loaded target; the error says what is missing and,
+    /// when `referrer` is given, who referred to it and where.
+    fn lookup(&self, label: &Label, referrer: Option<&Target>) -> Result<(), Diagnostic> {
+        let id = label.package_id();
+        let referenced_by = match referrer {
+            Some(t) => format!(" and referenced by '{}'", t.label),
+            None => String::new(),
+        };
+        let at = |msg: String| match referrer {
+            Some(t) => Diagnostic::at(&t.location, msg),
+            None => Diagnostic::new(msg),
+        };
+        match self.packages.get(&id) {
+            Some(Some(pkg)) => {
+                if pkg.targets.contains_key(&label.name) {
+                    return Ok(());
+                }
+                let mut msg = format!(
+                    "no such target '{label}': target '{}' not declared in package '{}' defined by {}{referenced_by}",
+                    label.name,
+                    id.package,
+                    self.loader.display_path(&pkg.build_file),
+                );
+                if pkg.dir.join(&label.name).is_file() {
+                    msg.push_str(&format!(
+                        "; however, a source file of this name exists. (Perhaps add 'exports_files([\"{}\"])' to {}?)",
+                        label.name,
+                        self.loader.display_path(&pkg.build_file)
+                    ));
+                } else if let Some(close) =
+                    did_you_mean(&label.name, pkg.targets.keys().map(String::as_str))
+                {
+                    msg.push_str(&format!(" (did you mean '{}'?)", id.label(&close)));
+                }
+                Err(at(msg))
+            }
+            // The package failed to load; its own error has been reported already.
+            Some(None) => Err(at(format!(
+                "target '{label}' is in package '{id}', which failed to load{referenced_by}"
+            ))),
+            None => {
+                let mut msg = format!(
+                    "no such package '{id}': BUILD file not found in {}. Add a BUILD file to a directory to mark it as a package{referenced_by}",
+                    self.loader.display_dir(&id)
+                );
+                if let Some(close) = self.loader.close_package(&id) {
+                    msg.push_str(&format!(" (did you mean '{close}'?)"));
+                }
+                Err(at(msg))
+            }
+        }
+    }
+
+    /// Loads everything reachable from `roots` and returns the reachable labels (roots
+    /// included). Unknown labels are recorded as errors naming the referring target.
+    pub fn load_closure(&mut self, roots: &BTreeSet<Label>) -> BTreeSet<Label> {
+        let mut seen: BTreeSet<Label> = BTreeSet::new();
+        let mut frontier: Vec<Label> = roots.iter().cloned().collect();
+        while !frontier.is_empty() {
+            self.load_packages(frontier.iter().map(Label::package_id));
+            let mut next = Vec::new();
+            for label in frontier {
+                if !seen.insert(label.clone()) {
+                    continue;
+                }
+                let Some(target) = self.target(&label) else {
+                    continue;
+                };
+                next.extend(target.deps().into_iter().map(|(_, l)| l.clone()));
+            }
+            next.retain(|l| !seen.contains(l));
+            next.sort();
+            next.dedup();
+            frontier = next;
+        }
+        // Second pass, now that every package is loaded: report unresolvable edges.
+        let mut problems = Vec::new();
+        for label in &seen {
+            let Some(target) = self.target(label) else {
+                continue;
+            };
+            for (_, dep) in target.deps() {
+                if self.reported.contains(&(label.clone(), dep.clone())) {
+                    continue;
+                }
+                if let Err(d) = self.lookup(dep, Some(target)) {
+                    problems.push((label.clone(), dep.clone(), d));
+                }
+            }
+        }
+        for (from, to, d) in problems {
+            self.reported.insert((from, to));
+            self.error(d);
+        }
+        seen.retain(|l| self.target(l).is_some());
+        seen
+    }
+
+    /// The resolved dependencies of a loaded target: `(attribute, label)` pairs whose
+    /// target exists.
+    pub fn deps(&self, label: &Label) -> Vec<(&str, &Label)> {
+        match self.target(label) {
+            Some(t) => t
+                .deps()
+                .into_iter()
+                .filter(|(_, l)| self.target(l).is_some())
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Reverse edges among the given labels: label -> the labels in `universe` that depend on it.
+    pub fn reverse_deps(&self, universe: &BTreeSet<Label>) -> BTreeMap<Label, BTreeSet<Label>> {
+        let mut rdeps: BTreeMap<Label, BTreeSet<Label>> = BTreeMap::new();
+        for label in universe {
+            for (_, dep) in self.deps(label) {
+                rdeps.entry(dep.clone()).or_default().insert(label.clone());
+            }
+        }
+        rdeps
+    }
+
+    /// Every dependency cycle among `labels` (each reported once).
+    pub fn cycles(&self, labels: &BTreeSet<Label>) -> Vec<Cycle> {
+        cycle::find_cycles(self, labels)
+    }
+
+    /// Every edge among `labels` that visibility forbids. Loads the packages of the
+    /// package groups that visibility lists name.
+    pub fn visibility_errors(&mut self, labels: &BTreeSet<Label>) -> Vec<Diagnostic> {
+        let groups: Vec<PackageId> = labels
+            .iter()
+            .filter_map(|l| self.target(l))
+            .flat_map(|t| t.visibility.iter())
+            .filter(|v| !visibility::is_special(v))
+            .map(Label::package_id)
+            .collect();
+        self.load_packages(groups);
+        visibility::check(self, labels)
+    }
+}
+
+/// A command-line pattern with its sign: `-//pkg/...` subtracts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetPatternArg {
+    pub pattern: TargetPattern,
+    pub negative: bool,
+}
+
+impl TargetPatternArg {
+    pub fn parse(text: &str, cwd: &PackageId) -> Result<Self, Diagnostic> {
+        let (negative, body) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        TargetPattern::parse(body, cwd)
+            .map(|pattern| TargetPatternArg { pattern, negative })
+            .map_err(|e| Diagnostic::new(format!("Skipping '{text}': {e}")))
+    }
+}
+
+/// `:all` selects rules (and package groups); `:*` adds files.
+fn select_targets(pkg: &Package, files_too: bool) -> BTreeSet<Label> {
+    pkg.targets
+        .values()
+        .filter(|t| files_too || matches!(t.kind, crate::loading::TargetKind::Rule(_)))
+        .map(|t| t.label.clone())
+        .collect()
+}

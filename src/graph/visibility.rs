@@ -1,0 +1,85 @@
+//! Visibility: loaded targets in, one diagnostic per forbidden edge out, naming both targets
+//! and the fix.
+
+use std::collections::BTreeSet;
+
+use super::TargetGraph;
+use crate::core::{Diagnostic, Label, PackageId};
+use crate::loading::{PackageSpec, TargetKind};
+
+pub(super) fn check(graph: &TargetGraph, labels: &BTreeSet<Label>) -> Vec<Diagnostic> {
+    let mut errors = Vec::new();
+    for label in labels {
+        let Some(from) = graph.target(label) else {
+            continue;
+        };
+        for (_, dep) in graph.deps(label) {
+            let Some(to) = graph.target(dep) else {
+                continue;
+            };
+            if !is_visible(graph, &to.visibility, &to.label, &from.label.package_id()) {
+                errors.push(Diagnostic::at(
+                    &from.location,
+                    format!(
+                        "in {} {}: target '{}' is not visible from target '{}'. \
+                         If the dependency is legitimate, add '{}' (or a package_group that \
+                         contains it) to the visibility of '{}' in {}",
+                        from.kind_name(),
+                        from.label,
+                        to.label,
+                        from.label,
+                        visibility_entry(&from.label.package_id()),
+                        to.label,
+                        to.location
+                    ),
+                ));
+            }
+        }
+    }
+    errors
+}
+
+fn visibility_entry(pkg: &PackageId) -> String {
+    format!("{pkg}:__pkg__")
+}
+
+/// Same-package edges are always allowed; otherwise one entry of `visibility` must admit
+/// the depending package.
+fn is_visible(graph: &TargetGraph, visibility: &[Label], target: &Label, from: &PackageId) -> bool {
+    if target.package_id() == *from {
+        return true;
+    }
+    visibility.iter().any(|v| admits(graph, v, from, &mut BTreeSet::new()))
+}
+
+/// `//visibility:*`, `__pkg__` and `__subpackages__` entries name no target.
+pub(super) fn is_special(entry: &Label) -> bool {
+    (entry.repo.is_empty() && entry.package == "visibility")
+        || matches!(entry.name.as_str(), "__pkg__" | "__subpackages__")
+}
+
+fn admits(graph: &TargetGraph, entry: &Label, from: &PackageId, seen: &mut BTreeSet<Label>) -> bool {
+    if entry.repo.is_empty() && entry.package == "visibility" {
+        return entry.name == "public";
+    }
+    match entry.name.as_str() {
+        "__pkg__" => entry.package_id() == *from,
+        "__subpackages__" => from.is_within(&entry.package_id()),
+        _ => {
+            if !seen.insert(entry.clone()) {
+                return false;
+            }
+            let Some(group) = graph.target(entry) else {
+                return false;
+            };
+            let TargetKind::PackageGroup(group) = &group.kind else {
+                return false;
+            };
+            group.packages.iter().any(|spec| match spec {
+                PackageSpec::All => true,
+                PackageSpec::Exact(p) => p == from,
+                PackageSpec::Recursive(p) => from.is_within(p),
+            }) || group.includes.iter().any(|inc| admits(graph, inc, from, seen))
+        }
+    }
+}

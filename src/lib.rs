@@ -1,0 +1,20 @@
+//! Forge: a hermetic, content-addressed build tool with a Bazel-like command line.
+//!
+//! The modules follow the pipeline one command flows through; data only flows down:
+//!
+//! ```text
+//! cli        flags and commands (clap)                      -> one command run
+//! workspace  WORKSPACE root, name, output base              -> Workspace
+//! loading    BUILD / .bzl evaluated with Starlark           -> Packages of plain Targets
+//! graph      patterns, label resolution, visibility, cycles -> TargetGraph
+//! query      the Bazel query language over the graph        -> sets of labels, printed
+//! ```
+//!
+//! `core` holds the vocabulary every phase shares (labels, patterns, diagnostics).
+
+pub mod core;
+pub mod workspace;
+pub mod loading;
+pub mod graph;
+// pub mod query;
+pub mod cli;

@@ -1,0 +1,263 @@
+//! Functions BUILD files call besides rules: `glob`, `package`, `exports_files`,
+//! `package_group`, `package_name`, `repository_name`, `licenses`. Each reads or extends the
+//! package under construction in the evaluation context.
+
+use starlark::environment::GlobalsBuilder;
+use starlark::eval::Evaluator;
+use starlark::starlark_module;
+use starlark::values::Value;
+use starlark::values::list_or_tuple::UnpackListOrTuple;
+use starlark::values::none::NoneType;
+
+use super::attrs::{AttrKind, AttrSpec};
+use super::context::EvalContext;
+use super::glob::{self, Pattern};
+use super::rules::{location_of, visibility};
+use super::target::{AttrValue, PackageGroup, PackageSpec, Target, TargetKind};
+use crate::core::{Label, Location, PackageId};
+
+fn patterns(list: &[String]) -> anyhow::Result<Vec<Pattern>> {
+    list.iter().map(|p| Pattern::new(p).map_err(anyhow::Error::msg)).collect()
+}
+
+fn here(eval: &Evaluator) -> Location {
+    eval.call_stack()
+        .frames
+        .iter()
+        .find_map(|f| f.location.as_ref())
+        .map(location_of)
+        .unwrap_or_default()
+}
+
+fn string_list(what: &str, value: Value, base: &PackageId) -> anyhow::Result<Vec<String>> {
+    match AttrSpec::new(AttrKind::StringList).coerce(what, value, base)? {
+        AttrValue::StringList(v) => Ok(v),
+        _ => unreachable!("string_list coerces to a string list"),
+    }
+}
+
+#[starlark_module]
+pub fn build_globals(builder: &mut GlobalsBuilder) {
+    /// Files of this package matching `include` and none of `exclude`, sorted. Never descends
+    /// into a subpackage.
+    fn glob<'v>(
+        #[starlark(require = pos)] include: Option<UnpackListOrTuple<String>>,
+        #[starlark(require = pos)] exclude_pos: Option<UnpackListOrTuple<String>>,
+        #[starlark(require = named)] exclude: Option<UnpackListOrTuple<String>>,
+        #[starlark(require = named, default = 1)] exclude_directories: i32,
+        #[starlark(require = named)] allow_empty: Option<bool>,
+        #[starlark(require = named)] include_named: Option<UnpackListOrTuple<String>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Vec<String>> {
+        let ctx = EvalContext::from_eval(eval)?;
+        let package = ctx.package("glob()")?.borrow();
+        let include = include.or(include_named).map(|l| l.items).unwrap_or_default();
+        let exclude = exclude.or(exclude_pos).map(|l| l.items).unwrap_or_default();
+        let found = glob::glob(
+            &package.dir,
+            &patterns(&include)?,
+            &patterns(&exclude)?,
+            exclude_directories != 0,
+        );
+        if found.is_empty() && allow_empty == Some(false) {
+            anyhow::bail!(
+                "glob({include:?}) matched no files and allow_empty = False; check the patterns \
+                 or allow an empty result"
+            );
+        }
+        Ok(found)
+    }
+
+    /// Package-wide defaults; must come before the first rule.
+    fn package<'v>(
+        #[starlark(require = named)] default_visibility: Option<Value<'v>>,
+        #[starlark(require = named)] features: Option<Value<'v>>,
+        #[starlark(require = named)] default_testonly: Option<bool>,
+        #[starlark(require = named)] default_deprecation: Option<String>,
+        #[starlark(require = named)] licenses: Option<Value<'v>>,
+        #[starlark(require = named)] default_applicable_licenses: Option<Value<'v>>,
+        #[starlark(require = named)] default_package_metadata: Option<Value<'v>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let _ = (default_testonly, default_deprecation, licenses, default_applicable_licenses, default_package_metadata);
+        let ctx = EvalContext::from_eval(eval)?;
+        let mut package = ctx.package("package()")?.borrow_mut();
+        if package.package_called {
+            anyhow::bail!("package() can only be called once per BUILD file");
+        }
+        if !package.targets.is_empty() {
+            anyhow::bail!("package() must be called before any rule in the BUILD file");
+        }
+        package.package_called = true;
+        if let Some(v) = default_visibility {
+            let AttrValue::LabelList(labels) = visibility(&v, &ctx.base, "default_visibility")? else {
+                unreachable!()
+            };
+            package.default_visibility = Some(labels);
+        }
+        if let Some(f) = features {
+            package.features = string_list("features", f, &ctx.base)?;
+        }
+        Ok(NoneType)
+    }
+
+    /// Declares source files other packages may use.
+    fn exports_files<'v>(
+        #[starlark(require = pos)] srcs: Value<'v>,
+        #[starlark(require = pos)] visibility_pos: Option<Value<'v>>,
+        #[starlark(require = named)] visibility: Option<Value<'v>>,
+        #[starlark(require = named)] licenses: Option<Value<'v>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let _ = licenses;
+        let location = here(eval);
+        let ctx = EvalContext::from_eval(eval)?;
+        let mut package = ctx.package("exports_files()")?.borrow_mut();
+        let names = string_list("exports_files", srcs, &ctx.base)?;
+        let vis = match visibility.or(visibility_pos) {
+            Some(v) if !v.is_none() => match super::rules::visibility(&v, &ctx.base, "exports_files visibility")? {
+                AttrValue::LabelList(l) => l,
+                _ => unreachable!(),
+            },
+            _ => vec![public()],
+        };
+        for name in names {
+            let label = Label::parse(&name, &ctx.base)?;
+            if label.package_id() != ctx.base {
+                anyhow::bail!("exports_files: '{name}' is not a file of package '{}'", ctx.base.package);
+            }
+            if let Some(existing) = package.targets.get_mut(&label.name) {
+                if matches!(existing.kind, TargetKind::SourceFile) {
+                    existing.visibility = vis.clone();
+                    continue;
+                }
+            }
+            package.add(Target {
+                label,
+                kind: TargetKind::SourceFile,
+                location: location.clone(),
+                visibility: vis.clone(),
+            })?;
+        }
+        Ok(NoneType)
+    }
+
+    /// A named set of packages, for use in visibility.
+    fn package_group<'v>(
+        #[starlark(require = named)] name: String,
+        #[starlark(require = named)] packages: Option<UnpackListOrTuple<String>>,
+        #[starlark(require = named)] includes: Option<UnpackListOrTuple<String>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let location = here(eval);
+        let ctx = EvalContext::from_eval(eval)?;
+        let mut package = ctx.package("package_group()")?.borrow_mut();
+        let specs = packages
+            .map(|p| p.items)
+            .unwrap_or_default()
+            .iter()
+            .map(|p| package_spec(p, &ctx.base))
+            .filter_map(Result::transpose)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let includes = includes
+            .map(|p| p.items)
+            .unwrap_or_default()
+            .iter()
+            .map(|l| Label::parse(l, &ctx.base).map_err(anyhow::Error::from))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        crate::core::label::validate_name(&name).map_err(anyhow::Error::msg)?;
+        package.add(Target {
+            label: ctx.base.label(&name),
+            kind: TargetKind::PackageGroup(PackageGroup { packages: specs, includes }),
+            location,
+            visibility: vec![public()],
+        })?;
+        Ok(NoneType)
+    }
+
+    /// The package being evaluated, e.g. `foo/bar`.
+    fn package_name<'v>(eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<String> {
+        let ctx = EvalContext::from_eval(eval)?;
+        ctx.package("package_name()")?;
+        Ok(ctx.base.package.clone())
+    }
+
+    /// The repository of the package being evaluated: `@` for the main one, `@name` otherwise.
+    fn repository_name<'v>(eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<String> {
+        let ctx = EvalContext::from_eval(eval)?;
+        ctx.package("repository_name()")?;
+        Ok(format!("@{}", ctx.base.repo))
+    }
+
+    /// Accepted for compatibility; licenses are not checked.
+    fn licenses<'v>(#[starlark(require = pos)] licenses: Value<'v>) -> anyhow::Result<NoneType> {
+        let _ = licenses;
+        Ok(NoneType)
+    }
+}
+
+fn public() -> Label {
+    Label {
+        repo: String::new(),
+        package: "visibility".into(),
+        name: "public".into(),
+    }
+}
+
+/// `//pkg`, `//pkg/...`, `//...`, `public`, `private` as package_group entries.
+/// `private` admits no package, so it contributes no entry.
+fn package_spec(text: &str, base: &PackageId) -> anyhow::Result<Option<PackageSpec>> {
+    match text {
+        "public" | "//..." => return Ok(Some(PackageSpec::All)),
+        "private" => return Ok(None),
+        _ => {}
+    }
+    let Some(body) = text.strip_prefix("//") else {
+        anyhow::bail!("invalid package_group entry '{text}': expected '//pkg', '//pkg/...', 'public' or 'private'");
+    };
+    let (recursive, pkg) = match body.strip_suffix("/...") {
+        Some(p) => (true, p),
+        None => (false, body),
+    };
+    crate::core::label::validate_package(pkg)
+        .map_err(|e| anyhow::anyhow!("invalid package_group entry '{text}': {e}"))?;
+    let id = PackageId::new(&base.repo, pkg);
+    Ok(Some(if recursive { PackageSpec::Recursive(id) } else { PackageSpec::Exact(id) }))
+}
+
+fn not_yet(what: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{what} is not supported by this version of forge yet: it arrives with analysis \
+         (`forge build`)"
+    )
+}
+
+/// Names that rule implementations and BUILD files use during analysis. They exist now so
+/// that .bzl files referring to them load (Starlark resolves names when a file is compiled);
+/// calling them before analysis exists is a clear error, not a silent wrong answer.
+#[starlark_module]
+pub fn analysis_globals(builder: &mut GlobalsBuilder) {
+    fn depset<'v>(
+        #[starlark(args)] args: starlark::values::tuple::UnpackTuple<Value<'v>>,
+        #[starlark(kwargs)] kwargs: starlark::values::dict::DictRef<'v>,
+    ) -> anyhow::Result<NoneType> {
+        let _ = (args, kwargs);
+        Err(not_yet("depset()"))
+    }
+
+    fn select<'v>(
+        #[starlark(args)] args: starlark::values::tuple::UnpackTuple<Value<'v>>,
+        #[starlark(kwargs)] kwargs: starlark::values::dict::DictRef<'v>,
+    ) -> anyhow::Result<NoneType> {
+        let _ = (args, kwargs);
+        Err(not_yet("select()"))
+    }
+
+    #[starlark(as_type = starlark::values::none::NoneType)]
+    fn Label<'v>(
+        #[starlark(args)] args: starlark::values::tuple::UnpackTuple<Value<'v>>,
+    ) -> anyhow::Result<NoneType> {
+        let _ = args;
+        Err(not_yet("Label()"))
+    }
+}

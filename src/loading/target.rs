@@ -1,0 +1,185 @@
+//! The plain-Rust result of loading: packages of targets with typed attribute values.
+//!
+//! Nothing here refers to Starlark; these types are what `graph`, `query` and later `analysis`
+//! consume.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::core::{Label, Location, PackageId};
+
+/// An attribute value after type-checking and label resolution at the rule call.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum AttrValue {
+    None,
+    Bool(bool),
+    Int(i64),
+    String(String),
+    StringList(Vec<String>),
+    StringDict(Vec<(String, String)>),
+    Label(Label),
+    LabelList(Vec<Label>),
+    LabelKeyedStringDict(Vec<(Label, String)>),
+    /// A file the rule promises to create (`attr.output`), a generated-file target.
+    Output(Label),
+    OutputList(Vec<Label>),
+}
+
+impl AttrValue {
+    /// The labels this value depends on (outputs are produced, not depended on).
+    pub fn dep_labels(&self) -> Vec<&Label> {
+        match self {
+            AttrValue::Label(l) => vec![l],
+            AttrValue::LabelList(ls) => ls.iter().collect(),
+            AttrValue::LabelKeyedStringDict(kv) => kv.iter().map(|(l, _)| l).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The value as query's `attr()` and `--output=build` show it, Bazel style.
+    pub fn display(&self) -> String {
+        fn quote(s: &str) -> String {
+            serde_json::to_string(s).unwrap_or_default()
+        }
+        fn list<T>(items: &[T], f: impl Fn(&T) -> String) -> String {
+            format!("[{}]", items.iter().map(f).collect::<Vec<_>>().join(", "))
+        }
+        match self {
+            AttrValue::None => "None".into(),
+            AttrValue::Bool(b) => (if *b { "True" } else { "False" }).into(),
+            AttrValue::Int(i) => i.to_string(),
+            AttrValue::String(s) => quote(s),
+            AttrValue::StringList(v) => list(v, |s| quote(s)),
+            AttrValue::StringDict(kv) => format!(
+                "{{{}}}",
+                kv.iter()
+                    .map(|(k, v)| format!("{}: {}", quote(k), quote(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            AttrValue::Label(l) | AttrValue::Output(l) => quote(&l.to_string()),
+            AttrValue::LabelList(v) | AttrValue::OutputList(v) => list(v, |l| quote(&l.to_string())),
+            AttrValue::LabelKeyedStringDict(kv) => format!(
+                "{{{}}}",
+                kv.iter()
+                    .map(|(k, v)| format!("{}: {}", quote(&k.to_string()), quote(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}
+
+/// What kind of target a label names.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum TargetKind {
+    /// An instance of a rule; `class` is the rule's name (`genrule`, `my_rule`).
+    Rule(RuleTarget),
+    /// A file in the source tree, declared by `exports_files` or referenced by a rule.
+    SourceFile,
+    /// A file a rule in the same package declares as an output.
+    GeneratedFile { generating_rule: Label },
+    /// `package_group(name, packages, includes)`.
+    PackageGroup(PackageGroup),
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct RuleTarget {
+    /// The rule's exported name, as users call it (`genrule`).
+    pub class: String,
+    /// Where the rule was defined: `@prelude//:genrule.bzl` or a user `.bzl` label.
+    pub defined_in: String,
+    /// Attributes in declaration order, with defaults filled in.
+    pub attrs: BTreeMap<String, AttrValue>,
+    pub is_test: bool,
+    pub is_executable: bool,
+    /// When a macro made this target: the line inside the macro and the macro's name.
+    pub macro_call: Option<MacroCall>,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct MacroCall {
+    /// The rule call inside the macro's `.bzl` file.
+    pub location: Location,
+    /// The outermost macro called from the BUILD file.
+    pub function: String,
+}
+
+/// One entry of `package_group(packages = [...])`.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum PackageSpec {
+    /// `//pkg`
+    Exact(PackageId),
+    /// `//pkg/...`
+    Recursive(PackageId),
+    /// `public`
+    All,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct PackageGroup {
+    pub packages: Vec<PackageSpec>,
+    pub includes: Vec<Label>,
+}
+
+/// Who may depend on a target, as written after label resolution.
+pub type Visibility = Vec<Label>;
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Target {
+    pub label: Label,
+    pub kind: TargetKind,
+    /// The BUILD file line that created the target (for a macro, the macro's call site).
+    pub location: Location,
+    pub visibility: Visibility,
+}
+
+impl Target {
+    /// Bazel's kind string: `genrule rule`, `source file`, `generated file`, `package group`.
+    pub fn kind_name(&self) -> String {
+        match &self.kind {
+            TargetKind::Rule(r) => format!("{} rule", r.class),
+            TargetKind::SourceFile => "source file".into(),
+            TargetKind::GeneratedFile { .. } => "generated file".into(),
+            TargetKind::PackageGroup(_) => "package group".into(),
+        }
+    }
+
+    pub fn rule(&self) -> Option<&RuleTarget> {
+        match &self.kind {
+            TargetKind::Rule(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Outgoing dependency edges: `(attribute, label)`, in attribute order. A generated file
+    /// depends on its rule; a package group on the groups it includes.
+    pub fn deps(&self) -> Vec<(&str, &Label)> {
+        match &self.kind {
+            TargetKind::Rule(r) => r
+                .attrs
+                .iter()
+                .filter(|(name, _)| name.as_str() != "visibility")
+                .flat_map(|(name, v)| v.dep_labels().into_iter().map(move |l| (name.as_str(), l)))
+                .collect(),
+            TargetKind::GeneratedFile { generating_rule } => vec![("", generating_rule)],
+            TargetKind::PackageGroup(g) => g.includes.iter().map(|l| ("includes", l)).collect(),
+            TargetKind::SourceFile => Vec::new(),
+        }
+    }
+}
+
+/// One loaded package: its targets and what its loading read.
+#[derive(Clone, Debug)]
+pub struct Package {
+    pub id: PackageId,
+    /// Absolute path of the package directory.
+    pub dir: PathBuf,
+    /// The BUILD file, as a label (`//pkg:BUILD` or `//pkg:BUILD.bazel`).
+    pub build_file: Label,
+    /// Every .bzl file loaded, directly or transitively, sorted.
+    pub bzl_files: Vec<Label>,
+    pub targets: BTreeMap<String, Target>,
+    pub default_visibility: Visibility,
+    pub features: Vec<String>,
+}
