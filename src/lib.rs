@@ -16,5 +16,5 @@ pub mod core;
 pub mod workspace;
 pub mod loading;
 pub mod graph;
-// pub mod query;
+pub mod query;
 pub mod cli;

@@ -2,7 +2,7 @@
 //! command run, an exit code out. Each command is a thin wrapper over the pipeline phases.
 
 mod info;
-// mod query;
+mod query;
 
 use std::path::PathBuf;
 
@@ -35,7 +35,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Answers questions about the target graph: `forge query 'deps(//pkg:target)'`.
-    // Query(query::QueryArgs),
+    Query(query::QueryArgs),
     /// Prints facts about the workspace: `forge info [KEY]`.
     Info(info::InfoArgs),
     /// Prints the version of forge.
@@ -91,7 +91,7 @@ pub fn run(args: Vec<String>) -> ExitCode {
         output_user_root: cli.output_user_root,
     };
     let result = match cli.command {
-        // Command::Query(args) => query::run(args, &options),
+        Command::Query(args) => query::run(args, &options),
         Command::Info(args) => info::run(args, &options),
         Command::Version => {
             println!("forge {}", env!("CARGO_PKG_VERSION"));

@@ -24,8 +24,9 @@ pub struct QueryArgs {
     #[arg(long = "output", value_name = "FORMAT", default_value = "label")]
     output: String,
 
-    /// The query expression, e.g. `deps(//app:main)`; several words are joined with spaces.
-    #[arg(required = true, value_name = "EXPR", allow_hyphen_values = true)]
+    /// The query expression, e.g. `deps(//app:main)`. Several target patterns after `--`
+    /// are read as `forge build` reads them: `-- //... -//app/...` subtracts `//app/...`.
+    #[arg(required = true, value_name = "EXPR")]
     expression: Vec<String>,
 }
 
@@ -67,11 +68,28 @@ impl QueryEnv for GraphEnv<'_, '_> {
     }
 }
 
+/// One argument is an expression. Several are a target pattern list, where a leading `-`
+/// subtracts: `a -b c` reads as `(a except b) + c`, the left-to-right meaning Bazel gives it.
+fn expression_text(words: &[String]) -> String {
+    if words.len() == 1 {
+        return words[0].clone();
+    }
+    let mut text = String::new();
+    for (i, word) in words.iter().enumerate() {
+        match (i, word.strip_prefix('-')) {
+            (0, _) => text.push_str(word),
+            (_, Some(negated)) => text.push_str(&format!(" except {negated}")),
+            (_, None) => text.push_str(&format!(" + {word}")),
+        }
+    }
+    text
+}
+
 pub fn run(args: QueryArgs, options: &OutputBaseOptions) -> Result<ExitCode, Failure> {
     args.common.apply();
     let keep_going = args.common.keep_going && !args.common.no_keep_going;
     let format: OutputFormat = args.output.parse().map_err(|d: Diagnostic| Failure::usage(d.message))?;
-    let text = args.expression.join(" ");
+    let text = expression_text(&args.expression);
     let expr = query::parse(&text).map_err(|d| Failure::usage(d.message))?;
 
     let cwd = super::current_dir()?;

@@ -95,6 +95,14 @@ impl Label {
     /// `base` (the package of the BUILD file, or of the current directory on the command line).
     pub fn parse(text: &str, base: &PackageId) -> Result<Label, LabelError> {
         let (repo, rest) = split_repo(text, base)?;
+        if repo_given(text) && rest.is_empty() {
+            // `@repo` alone is `@repo//:repo`, as in Bazel.
+            return Ok(Label {
+                name: repo.clone(),
+                repo,
+                package: String::new(),
+            });
+        }
         let (package, name) = if let Some(abs) = rest.strip_prefix("//") {
             match abs.split_once(':') {
                 Some((pkg, name)) => (pkg.to_owned(), name.to_owned()),
@@ -148,6 +156,12 @@ fn split_repo<'a>(text: &'a str, base: &PackageId) -> Result<(String, &'a str), 
     let after_at = after_at.strip_prefix('@').unwrap_or(after_at);
     let end = after_at.find("//").unwrap_or(after_at.len());
     let repo = &after_at[..end];
+    if repo.contains(':') {
+        return Err(bad(
+            text,
+            "a repository name must be followed by '//', as in '@repo//pkg:name'",
+        ));
+    }
     validate_repo(repo).map_err(|r| bad(text, r))?;
     let rest = &after_at[end..];
     if rest.is_empty() {

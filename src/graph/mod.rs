@@ -16,14 +16,23 @@ use rayon::prelude::*;
 
 use crate::core::diag::did_you_mean;
 use crate::core::{Diagnostic, Label, PackageId, TargetPattern};
-use crate::loading::{Loader, Package, Target};
+use crate::loading::{Loader, Package, PackageError, Target};
 
 pub use cycle::Cycle;
+
+/// What became of a package the graph asked for.
+enum Loaded {
+    Ok(Arc<Package>),
+    /// No BUILD file: whoever refers to it is told, with their location.
+    Missing(Diagnostic),
+    /// Errors, already recorded.
+    Failed,
+}
 
 /// Every package loaded so far, and the diagnostics met on the way.
 pub struct TargetGraph<'l> {
     loader: &'l Loader,
-    packages: BTreeMap<PackageId, Option<Arc<Package>>>,
+    packages: BTreeMap<PackageId, Loaded>,
     errors: Vec<Diagnostic>,
     /// Labels already reported as unresolvable, so each is reported once per referrer.
     reported: BTreeSet<(Label, Label)>,
@@ -74,28 +83,39 @@ impl<'l> TargetGraph<'l> {
             })
             .collect();
         for (id, result) in results {
-            match result {
-                Ok(pkg) => {
-                    self.packages.insert(id, Some(Arc::new(pkg)));
-                }
-                Err(errors) => {
+            let loaded = match result {
+                Ok(pkg) => Loaded::Ok(Arc::new(pkg)),
+                Err(PackageError::NoSuchPackage(d)) => Loaded::Missing(d),
+                Err(PackageError::Failed(errors)) => {
                     for e in errors {
                         self.error(e);
                     }
-                    self.packages.insert(id, None);
+                    Loaded::Failed
                 }
-            }
+            };
+            self.packages.insert(id, loaded);
         }
     }
 
     /// The loaded package, if it loaded without errors.
     pub fn package(&self, id: &PackageId) -> Option<&Arc<Package>> {
-        self.packages.get(id).and_then(|p| p.as_ref())
+        match self.packages.get(id) {
+            Some(Loaded::Ok(p)) => Some(p),
+            _ => None,
+        }
     }
 
     /// All packages loaded successfully so far.
     pub fn packages(&self) -> impl Iterator<Item = &Arc<Package>> {
-        self.packages.values().flatten()
+        self.packages.values().filter_map(|p| match p {
+            Loaded::Ok(p) => Some(p),
+            _ => None,
+        })
+    }
+
+    /// True when the package had errors (already recorded in `errors()`).
+    fn failed(&self, id: &PackageId) -> bool {
+        matches!(self.packages.get(id), Some(Loaded::Failed))
     }
 
     /// The target named by `label`, if its package is loaded and declares it.
@@ -114,16 +134,21 @@ impl<'l> TargetGraph<'l> {
     pub fn expand(&mut self, pattern: &TargetPattern) -> Result<BTreeSet<Label>, Diagnostic> {
         let skipping = |d: Diagnostic| Diagnostic::new(format!("Skipping '{pattern}': {d}"));
         match pattern {
+            // A package with errors has been reported already; it selects nothing.
             TargetPattern::Single(label) => {
                 self.load_packages([label.package_id()]);
+                if self.failed(&label.package_id()) {
+                    return Ok(BTreeSet::new());
+                }
                 self.lookup(label, None).map_err(skipping)?;
                 Ok(BTreeSet::from([label.clone()]))
             }
             TargetPattern::Package { package, files_too } => {
                 self.load_packages([package.clone()]);
-                match self.package(package) {
-                    Some(pkg) => Ok(select_targets(pkg, *files_too)),
-                    None => Err(skipping(self.missing_package(package))),
+                match self.packages.get(package) {
+                    Some(Loaded::Ok(pkg)) => Ok(select_targets(pkg, *files_too)),
+                    Some(Loaded::Missing(d)) => Err(skipping(d.clone())),
+                    _ => Ok(BTreeSet::new()),
                 }
             }
             TargetPattern::Recursive { prefix, files_too } => {
@@ -141,16 +166,6 @@ impl<'l> TargetGraph<'l> {
                     .flat_map(|pkg| select_targets(pkg, *files_too))
                     .collect())
             }
-        }
-    }
-
-    /// Why a package is not available: it failed to load, or it does not exist.
-    fn missing_package(&self, id: &PackageId) -> Diagnostic {
-        match self.packages.get(id) {
-            Some(None) => Diagnostic::new(format!("package '{id}' failed to load (see above)")),
-            _ => self.lookup(&id.label("__any__"), None).err().unwrap_or_else(|| {
-                Diagnostic::new(format!("no such package '{id}'"))
-            }),
         }
     }
 
@@ -174,7 +189,7 @@ impl<'l> TargetGraph<'l> {
     fn lookup(&self, label: &Label, referrer: Option<&Target>) -> Result<(), Diagnostic> {
         let id = label.package_id();
         let referenced_by = match referrer {
-            Some(t) => format!(" and referenced by '{}'", t.label),
+            Some(t) => format!("; referenced by '{}'", t.label),
             None => String::new(),
         };
         let at = |msg: String| match referrer {
@@ -182,7 +197,7 @@ impl<'l> TargetGraph<'l> {
             None => Diagnostic::new(msg),
         };
         match self.packages.get(&id) {
-            Some(Some(pkg)) => {
+            Some(Loaded::Ok(pkg)) => {
                 if pkg.targets.contains_key(&label.name) {
                     return Ok(());
                 }
@@ -206,19 +221,21 @@ impl<'l> TargetGraph<'l> {
                 Err(at(msg))
             }
             // The package failed to load; its own error has been reported already.
-            Some(None) => Err(at(format!(
-                "target '{label}' is in package '{id}', which failed to load{referenced_by}"
-            ))),
-            None => {
-                let mut msg = format!(
-                    "no such package '{id}': BUILD file not found in {}. Add a BUILD file to a directory to mark it as a package{referenced_by}",
-                    self.loader.display_dir(&id)
-                );
+            Some(Loaded::Failed) => Err(at(match referrer {
+                Some(t) => format!(
+                    "'{}' depends on '{label}' in package '{id}', which failed to load (see above)",
+                    t.label
+                ),
+                None => format!("package '{id}' failed to load (see above)"),
+            })),
+            Some(Loaded::Missing(d)) => {
+                let mut msg = format!("{d}{referenced_by}");
                 if let Some(close) = self.loader.close_package(&id) {
                     msg.push_str(&format!(" (did you mean '{close}'?)"));
                 }
                 Err(at(msg))
             }
+            None => Err(at(format!("package '{id}' has not been loaded{referenced_by}"))),
         }
     }
 

@@ -189,6 +189,20 @@ pub fn build_globals(builder: &mut GlobalsBuilder) {
         Ok(format!("@{}", ctx.base.repo))
     }
 
+    /// Prints a debugging message as `DEBUG: file:line:col: message`, as Bazel does.
+    fn print<'v>(
+        #[starlark(args)] args: starlark::values::tuple::UnpackTuple<Value<'v>>,
+        #[starlark(require = named, default = " ")] sep: &str,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let message = args.items.iter().map(|v| v.to_str()).collect::<Vec<_>>().join(sep);
+        match eval.call_stack_top_location() {
+            Some(span) => eprintln!("DEBUG: {}: {message}", location_of(&span)),
+            None => eprintln!("DEBUG: {message}"),
+        }
+        Ok(NoneType)
+    }
+
     /// Accepted for compatibility; licenses are not checked.
     fn licenses<'v>(#[starlark(require = pos)] licenses: Value<'v>) -> anyhow::Result<NoneType> {
         let _ = licenses;

@@ -39,6 +39,22 @@ pub fn is_build_file_name(name: &str) -> bool {
     BUILD_FILE_NAMES.contains(&name)
 }
 
+/// Why a package could not be loaded.
+#[derive(Debug)]
+pub enum PackageError {
+    /// There is no BUILD file: the caller knows who asked and says so.
+    NoSuchPackage(Diagnostic),
+    /// The BUILD file or a .bzl it loads has errors; the messages are complete.
+    Failed(Vec<Diagnostic>),
+}
+
+/// A Starlark error as a diagnostic. The crate renders it with its snippet; the leading
+/// `error: ` is dropped because forge prefixes every error with `ERROR: ` already.
+fn starlark_error(e: &starlark::Error) -> Diagnostic {
+    let text = e.to_string();
+    Diagnostic::new(text.strip_prefix("error: ").unwrap_or(&text).trim_end().to_owned())
+}
+
 /// What evaluating one .bzl file produced, shared by every package that loads it.
 type BzlResult = Result<FrozenModule, Diagnostic>;
 
@@ -56,7 +72,6 @@ pub struct Loader {
 fn globals() -> Globals {
     GlobalsBuilder::extended_by(&[
         LibraryExtension::StructType,
-        LibraryExtension::Print,
         LibraryExtension::Json,
         LibraryExtension::Typing,
     ])
@@ -190,27 +205,33 @@ impl Loader {
     }
 
     /// Loads one package. The errors are complete messages, ready to print.
-    pub fn load_package(&self, id: &PackageId) -> Result<Package, Vec<Diagnostic>> {
+    pub fn load_package(&self, id: &PackageId) -> Result<Package, PackageError> {
         let Some((build_label, path)) = self.build_file(id) else {
-            return Err(vec![Diagnostic::new(format!(
+            return Err(PackageError::NoSuchPackage(Diagnostic::new(format!(
                 "no such package '{id}': BUILD file not found in {}. Add a BUILD file to a directory to mark it as a package",
                 self.display_dir(id)
-            ))]);
+            ))));
         };
-        let pkg_error = |e: String| Diagnostic::new(format!("error loading package '{id}':\n{e}"));
-        let source = std::fs::read_to_string(&path)
-            .map_err(|e| vec![pkg_error(format!("cannot read {}: {e}", path.display()))])?;
+        let failed = |mut errors: Vec<Diagnostic>| {
+            errors.push(Diagnostic::new(format!(
+                "error loading package '{id}': the BUILD file has errors (see above)"
+            )));
+            PackageError::Failed(errors)
+        };
+        let source = std::fs::read_to_string(&path).map_err(|e| {
+            failed(vec![Diagnostic::new(format!("cannot read {}: {e}", path.display()))])
+        })?;
         let display = self.display_path(&build_label);
         let ast = AstModule::parse(&display, source, &dialect::build())
-            .map_err(|e| vec![pkg_error(e.to_string())])?;
+            .map_err(|e| failed(vec![starlark_error(&e)]))?;
         if let Some((span, kind)) = dialect::find_star_argument(&ast) {
             let loc = rules::location_of(&span);
-            return Err(vec![Diagnostic::at(
+            return Err(failed(vec![Diagnostic::at(
                 &loc,
                 format!("{kind} is not allowed in BUILD files: list the arguments explicitly, or move this call into a macro in a .bzl file"),
-            )]);
+            )]));
         }
-        let (modules, bzl_files) = self.load_dependencies(&ast, id, &[])?;
+        let (modules, bzl_files) = self.load_dependencies(&ast, id, &[]).map_err(failed)?;
 
         let dir = self.package_dir(id).expect("a package with a BUILD file has a directory");
         let builder = Module::with_temp_heap(|module| -> Result<PackageBuilder, starlark::Error> {
@@ -242,7 +263,7 @@ impl Loader {
                 FileKind::Bzl => unreachable!("a BUILD file evaluates with a package"),
             }
         })
-        .map_err(|e| vec![Diagnostic::new(e.to_string()), pkg_error("the BUILD file has errors (see above)".into())])?;
+        .map_err(|e| failed(vec![starlark_error(&e)]))?;
         Ok(finish_package(builder, build_label, bzl_files))
     }
 
@@ -334,7 +355,7 @@ impl Loader {
             })?;
         let source = std::fs::read_to_string(&path)
             .map_err(|e| Diagnostic::new(format!("cannot read {}: {e}", path.display())))?;
-        let ast = AstModule::parse(&display, source, &dialect::bzl()).map_err(|e| Diagnostic::new(e.to_string()))?;
+        let ast = AstModule::parse(&display, source, &dialect::bzl()).map_err(|e| starlark_error(&e))?;
         Ok((ast, display))
     }
 
@@ -409,7 +430,7 @@ impl Loader {
             }
             Ok(module.freeze()?)
         })
-        .map_err(|e| Diagnostic::new(e.to_string()))
+        .map_err(|e| starlark_error(&e))
     }
 }
 

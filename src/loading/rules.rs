@@ -273,6 +273,7 @@ impl FrozenRuleCallable {
         };
 
         let mut attrs: BTreeMap<String, AttrValue> = BTreeMap::new();
+        let mut explicit = std::collections::BTreeSet::new();
         for (key, value) in kwargs {
             if key == "name" {
                 continue;
@@ -299,6 +300,7 @@ impl FrozenRuleCallable {
                 spec.coerce(&what, *value, &base)?
             };
             attrs.insert(key.clone(), coerced);
+            explicit.insert(key.clone());
         }
 
         for (attr_name, spec) in implicit
@@ -335,7 +337,10 @@ impl FrozenRuleCallable {
         let visibility = match attrs.get("visibility") {
             Some(AttrValue::LabelList(v)) if !v.is_empty() => v.clone(),
             _ => {
-                let v = package.default_visibility.clone().unwrap_or_default();
+                let v = package
+                    .default_visibility
+                    .clone()
+                    .unwrap_or_else(|| vec![private()]);
                 attrs.insert("visibility".into(), AttrValue::LabelList(v.clone()));
                 v
             }
@@ -361,6 +366,7 @@ impl FrozenRuleCallable {
                 class: self.name.clone(),
                 defined_in: self.decl.defined_in.clone(),
                 attrs,
+                explicit,
                 is_test: self.decl.test,
                 is_executable: self.decl.executable || self.decl.test,
                 macro_call,
@@ -408,7 +414,7 @@ fn expand_output_template(template: &str, name: &str, attrs: &BTreeMap<String, A
 }
 
 /// Visibility labels: `//visibility:public`, `//visibility:private`, `//pkg:__pkg__`,
-/// `//pkg:__subpackages__` and package groups. Private is the empty list.
+/// `//pkg:__subpackages__` and package groups.
 pub fn visibility(value: &Value, base: &PackageId, what: &str) -> anyhow::Result<AttrValue> {
     let spec = AttrSpec::new(AttrKind::LabelList);
     let AttrValue::LabelList(labels) = spec.coerce(what, *value, base)? else {
@@ -425,12 +431,7 @@ pub fn visibility(value: &Value, base: &PackageId, what: &str) -> anyhow::Result
     if labels.len() > 1 && labels.iter().any(|l| l.package == "visibility" && l.repo.is_empty()) {
         anyhow::bail!("in {what}: '//visibility:public' and '//visibility:private' cannot be combined with other labels");
     }
-    Ok(AttrValue::LabelList(
-        labels
-            .into_iter()
-            .filter(|l| !(l.repo.is_empty() && l.package == "visibility" && l.name == "private"))
-            .collect(),
-    ))
+    Ok(AttrValue::LabelList(labels))
 }
 
 /// A provider declared with `provider()`; instances are created during analysis.
@@ -609,5 +610,14 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
             fields,
             doc: doc.or(doc_pos).unwrap_or_default(),
         })
+    }
+}
+
+/// `//visibility:private`, what a target without any visibility declaration gets.
+pub fn private() -> Label {
+    Label {
+        repo: String::new(),
+        package: "visibility".into(),
+        name: "private".into(),
     }
 }

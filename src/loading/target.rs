@@ -3,7 +3,7 @@
 //! Nothing here refers to Starlark; these types are what `graph`, `query` and later `analysis`
 //! consume.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use crate::core::{Label, Location, PackageId};
@@ -89,8 +89,10 @@ pub struct RuleTarget {
     pub class: String,
     /// Where the rule was defined: `@prelude//:genrule.bzl` or a user `.bzl` label.
     pub defined_in: String,
-    /// Attributes in declaration order, with defaults filled in.
+    /// Every attribute, with defaults filled in for those the call left out.
     pub attrs: BTreeMap<String, AttrValue>,
+    /// The attributes the rule call gave explicitly (what `--output=build` prints).
+    pub explicit: BTreeSet<String>,
     pub is_test: bool,
     pub is_executable: bool,
     /// When a macro made this target: the line inside the macro and the macro's name.

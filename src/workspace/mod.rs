@@ -45,7 +45,7 @@ impl Workspace {
     /// Finds the workspace enclosing `cwd` and evaluates its WORKSPACE file.
     pub fn discover(cwd: &Path, options: &OutputBaseOptions) -> Result<Workspace, Failure> {
         let (root, workspace_file) = find_root(cwd).ok_or_else(|| {
-            Failure::failed(format!(
+            Failure::usage(format!(
                 "the current directory '{}' is not inside a workspace: no WORKSPACE or \
                  WORKSPACE.bazel file found here or in any parent directory. Run forge from \
                  inside a workspace, or create an empty WORKSPACE file at its root",
