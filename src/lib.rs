@@ -12,9 +12,9 @@
 //!
 //! `core` holds the vocabulary every phase shares (labels, patterns, diagnostics).
 
-pub mod core;
-pub mod workspace;
-pub mod loading;
-pub mod graph;
-pub mod query;
 pub mod cli;
+pub mod core;
+pub mod graph;
+pub mod loading;
+pub mod query;
+pub mod workspace;

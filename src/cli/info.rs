@@ -31,7 +31,10 @@ fn entries(ws: &Workspace) -> Vec<(&'static str, String)> {
         ("execution_root", exec_root.display().to_string()),
         ("output_path", output_path.display().to_string()),
         ("forge-bin", config.join("bin").display().to_string()),
-        ("forge-testlogs", config.join("testlogs").display().to_string()),
+        (
+            "forge-testlogs",
+            config.join("testlogs").display().to_string(),
+        ),
         ("release", format!("forge {}", env!("CARGO_PKG_VERSION"))),
     ]
 }
@@ -46,10 +49,17 @@ pub fn run(args: InfoArgs, options: &OutputBaseOptions) -> Result<ExitCode, Fail
             }
         }
         Some(key) => {
-            let value = entries.iter().find(|(k, _)| *k == key).map(|(_, v)| v).ok_or_else(|| {
-                let known: Vec<&str> = entries.iter().map(|(k, _)| *k).collect();
-                Failure::usage(format!("unknown info key '{key}'; known keys: {}", known.join(", ")))
-            })?;
+            let value = entries
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v)
+                .ok_or_else(|| {
+                    let known: Vec<&str> = entries.iter().map(|(k, _)| *k).collect();
+                    Failure::usage(format!(
+                        "unknown info key '{key}'; known keys: {}",
+                        known.join(", ")
+                    ))
+                })?;
             println!("{value}");
         }
     }

@@ -21,11 +21,20 @@ use crate::workspace::OutputBaseOptions;
 )]
 pub struct Cli {
     /// Startup option: where this workspace's outputs and caches live.
-    #[arg(long = "output_base", alias = "output-base", value_name = "PATH", global = false)]
+    #[arg(
+        long = "output_base",
+        alias = "output-base",
+        value_name = "PATH",
+        global = false
+    )]
     output_base: Option<PathBuf>,
 
     /// Startup option: the directory under which per-workspace output bases are made.
-    #[arg(long = "output_user_root", alias = "output-user-root", value_name = "PATH")]
+    #[arg(
+        long = "output_user_root",
+        alias = "output-user-root",
+        value_name = "PATH"
+    )]
     output_user_root: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -46,11 +55,21 @@ enum Command {
 #[derive(Args, Debug, Clone)]
 pub struct CommonOptions {
     /// Continue as much as possible after an error.
-    #[arg(short = 'k', long = "keep_going", alias = "keep-going", overrides_with = "no_keep_going")]
+    #[arg(
+        short = 'k',
+        long = "keep_going",
+        alias = "keep-going",
+        overrides_with = "no_keep_going"
+    )]
     pub keep_going: bool,
 
     /// Stop at the first error (the default).
-    #[arg(long = "nokeep_going", alias = "no-keep-going", hide = true, overrides_with = "keep_going")]
+    #[arg(
+        long = "nokeep_going",
+        alias = "no-keep-going",
+        hide = true,
+        overrides_with = "keep_going"
+    )]
     pub no_keep_going: bool,
 
     /// How many jobs run at once: a number or `auto` (the number of cores).
@@ -59,7 +78,9 @@ pub struct CommonOptions {
 }
 
 fn parse_jobs(text: &str) -> Result<usize, String> {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     match text {
         "auto" | "HOST_CPUS" => Ok(cores),
         _ => match text.parse::<usize>() {
@@ -75,7 +96,9 @@ impl CommonOptions {
     fn apply(&self) {
         if let Some(jobs) = self.jobs {
             // Only the first call configures the global pool; one command runs per process.
-            let _ = rayon::ThreadPoolBuilder::new().num_threads(jobs).build_global();
+            let _ = rayon::ThreadPoolBuilder::new()
+                .num_threads(jobs)
+                .build_global();
         }
     }
 }
@@ -136,5 +159,6 @@ fn command_line_error(e: clap::Error) -> ExitCode {
 
 /// The directory forge was started in.
 fn current_dir() -> Result<PathBuf, Failure> {
-    std::env::current_dir().map_err(|e| Failure::failed(format!("cannot read the current directory: {e}")))
+    std::env::current_dir()
+        .map_err(|e| Failure::failed(format!("cannot read the current directory: {e}")))
 }

@@ -88,7 +88,10 @@ fn expression_text(words: &[String]) -> String {
 pub fn run(args: QueryArgs, options: &OutputBaseOptions) -> Result<ExitCode, Failure> {
     args.common.apply();
     let keep_going = args.common.keep_going && !args.common.no_keep_going;
-    let format: OutputFormat = args.output.parse().map_err(|d: Diagnostic| Failure::usage(d.message))?;
+    let format: OutputFormat = args
+        .output
+        .parse()
+        .map_err(|d: Diagnostic| Failure::usage(d.message))?;
     let text = expression_text(&args.expression);
     let expr = query::parse(&text).map_err(|d| Failure::usage(d.message))?;
 
@@ -135,7 +138,13 @@ pub fn run(args: QueryArgs, options: &OutputBaseOptions) -> Result<ExitCode, Fai
     let mut out = std::io::BufWriter::new(stdout.lock());
     query::print(format, &evaluation.labels, &env, &mut out)
         .and_then(|()| out.flush())
-        .or_else(|e| if e.kind() == std::io::ErrorKind::BrokenPipe { Ok(()) } else { Err(e) })
+        .or_else(|e| {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
         .map_err(|e| Failure::failed(format!("cannot write the query result: {e}")))?;
 
     if errors.is_empty() {

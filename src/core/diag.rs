@@ -94,7 +94,10 @@ impl From<Diagnostic> for Failure {
 }
 
 /// The close names among `candidates` for a "did you mean" hint, best first.
-pub fn did_you_mean<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    wanted: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     let limit = (wanted.chars().count() / 3).max(1);
     candidates
         .into_iter()
@@ -124,7 +127,10 @@ mod tests {
 
     #[test]
     fn suggestions_are_close_names_only() {
-        assert_eq!(did_you_mean("libary", ["library", "binary"]).as_deref(), Some("library"));
+        assert_eq!(
+            did_you_mean("libary", ["library", "binary"]).as_deref(),
+            Some("library")
+        );
         assert_eq!(did_you_mean("zzz", ["library", "binary"]), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
     }

@@ -218,7 +218,10 @@ pub fn validate_package(package: &str) -> Result<(), String> {
         .chars()
         .find(|c| c.is_control() || matches!(c, ':' | '\\' | '"' | '\''))
     {
-        return Err(format!("package names may not contain '{}'", c.escape_debug()));
+        return Err(format!(
+            "package names may not contain '{}'",
+            c.escape_debug()
+        ));
     }
     Ok(())
 }
@@ -351,11 +354,9 @@ impl TargetPattern {
                 package: resolve(path)?,
                 files_too: target != Some("all"),
             }),
-            _ if absolute => {
-                Label::parse(&format!("{}{rest}", repo_prefix(&repo)), cwd)
-                    .map(TargetPattern::Single)
-                    .map_err(|e| bad(text, e.reason))
-            }
+            _ if absolute => Label::parse(&format!("{}{rest}", repo_prefix(&repo)), cwd)
+                .map(TargetPattern::Single)
+                .map_err(|e| bad(text, e.reason)),
             _ => Label::parse(rest, cwd)
                 .map(|mut l| {
                     l.repo = repo.clone();
@@ -405,8 +406,14 @@ mod tests {
     #[test]
     fn relative_labels_keep_the_base_repository() {
         let base = PackageId::new("ext", "lib");
-        assert_eq!(Label::parse(":a", &base).unwrap().to_string(), "@ext//lib:a");
-        assert_eq!(Label::parse("//x:y", &base).unwrap().to_string(), "@ext//x:y");
+        assert_eq!(
+            Label::parse(":a", &base).unwrap().to_string(),
+            "@ext//lib:a"
+        );
+        assert_eq!(
+            Label::parse("//x:y", &base).unwrap().to_string(),
+            "@ext//x:y"
+        );
     }
 
     #[test]
@@ -415,12 +422,24 @@ mod tests {
             parse("//sandbox:a:b", "").unwrap_err(),
             "invalid label '//sandbox:a:b': invalid target name 'a:b': target names may not contain ':'"
         );
-        assert!(parse("//a//b:c", "").unwrap_err().contains("may not contain '//'"));
+        assert!(
+            parse("//a//b:c", "")
+                .unwrap_err()
+                .contains("may not contain '//'")
+        );
         assert!(parse("//a/../b:c", "").unwrap_err().contains("'..'"));
         assert!(parse("//a:", "").unwrap_err().contains("empty target name"));
         assert!(parse("//", "").unwrap_err().contains("no default target"));
-        assert!(parse("@1x//a:b", "").unwrap_err().contains("must start with a letter"));
-        assert!(parse("@repo:x", "").unwrap_err().contains("followed by '//'"));
+        assert!(
+            parse("@1x//a:b", "")
+                .unwrap_err()
+                .contains("must start with a letter")
+        );
+        assert!(
+            parse("@repo:x", "")
+                .unwrap_err()
+                .contains("followed by '//'")
+        );
     }
 
     fn pattern(text: &str, cwd: &str) -> String {

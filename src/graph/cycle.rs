@@ -18,7 +18,12 @@ pub struct Cycle {
 impl fmt::Display for Cycle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "cycle in dependency graph:")?;
-        let width = self.labels.iter().map(|l| l.to_string().len()).max().unwrap_or(0);
+        let width = self
+            .labels
+            .iter()
+            .map(|l| l.to_string().len())
+            .max()
+            .unwrap_or(0);
         for (i, (label, (location, attr))) in self.labels.iter().zip(&self.edges).enumerate() {
             let lead = if i == 0 { ".-> " } else { "|   " };
             let label = label.to_string();
@@ -61,7 +66,8 @@ pub(super) fn find_cycles(graph: &TargetGraph, labels: &BTreeSet<Label>) -> Vec<
                 }
                 Some(Mark::InProgress) => {
                     let start = stack.iter().position(|(l, _)| *l == dep).unwrap();
-                    let ring: Vec<Label> = stack[start..].iter().map(|(l, _)| (*l).clone()).collect();
+                    let ring: Vec<Label> =
+                        stack[start..].iter().map(|(l, _)| (*l).clone()).collect();
                     if let Some(cycle) = normalise(graph, ring, &mut found) {
                         cycles.push(cycle);
                     }
@@ -75,8 +81,16 @@ pub(super) fn find_cycles(graph: &TargetGraph, labels: &BTreeSet<Label>) -> Vec<
 
 /// Rotates the ring to start at its smallest label, so one loop found from two entry points
 /// is reported once, and attaches the location of each edge.
-fn normalise(graph: &TargetGraph, mut ring: Vec<Label>, found: &mut BTreeSet<Vec<Label>>) -> Option<Cycle> {
-    let min = ring.iter().enumerate().min_by_key(|(_, l)| *l).map(|(i, _)| i)?;
+fn normalise(
+    graph: &TargetGraph,
+    mut ring: Vec<Label>,
+    found: &mut BTreeSet<Vec<Label>>,
+) -> Option<Cycle> {
+    let min = ring
+        .iter()
+        .enumerate()
+        .min_by_key(|(_, l)| *l)
+        .map(|(i, _)| i)?;
     ring.rotate_left(min);
     if !found.insert(ring.clone()) {
         return None;
@@ -96,5 +110,8 @@ fn normalise(graph: &TargetGraph, mut ring: Vec<Label>, found: &mut BTreeSet<Vec
             (target.location.clone(), attr)
         })
         .collect();
-    Some(Cycle { labels: ring, edges })
+    Some(Cycle {
+        labels: ring,
+        edges,
+    })
 }

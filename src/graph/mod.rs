@@ -171,7 +171,10 @@ impl<'l> TargetGraph<'l> {
 
     /// Expands `a -b c` style pattern lists (a `-` prefix subtracts), in order. Patterns that
     /// name nothing are returned as errors alongside what the others selected.
-    pub fn expand_patterns(&mut self, patterns: &[TargetPatternArg]) -> (BTreeSet<Label>, Vec<Diagnostic>) {
+    pub fn expand_patterns(
+        &mut self,
+        patterns: &[TargetPatternArg],
+    ) -> (BTreeSet<Label>, Vec<Diagnostic>) {
         let mut result = BTreeSet::new();
         let mut errors = Vec::new();
         for p in patterns {
@@ -235,7 +238,9 @@ impl<'l> TargetGraph<'l> {
                 }
                 Err(at(msg))
             }
-            None => Err(at(format!("package '{id}' has not been loaded{referenced_by}"))),
+            None => Err(at(format!(
+                "package '{id}' has not been loaded{referenced_by}"
+            ))),
         }
     }
 

@@ -49,7 +49,9 @@ fn is_visible(graph: &TargetGraph, visibility: &[Label], target: &Label, from: &
     if target.package_id() == *from {
         return true;
     }
-    visibility.iter().any(|v| admits(graph, v, from, &mut BTreeSet::new()))
+    visibility
+        .iter()
+        .any(|v| admits(graph, v, from, &mut BTreeSet::new()))
 }
 
 /// `//visibility:*`, `__pkg__` and `__subpackages__` entries name no target.
@@ -58,7 +60,12 @@ pub(super) fn is_special(entry: &Label) -> bool {
         || matches!(entry.name.as_str(), "__pkg__" | "__subpackages__")
 }
 
-fn admits(graph: &TargetGraph, entry: &Label, from: &PackageId, seen: &mut BTreeSet<Label>) -> bool {
+fn admits(
+    graph: &TargetGraph,
+    entry: &Label,
+    from: &PackageId,
+    seen: &mut BTreeSet<Label>,
+) -> bool {
     if entry.repo.is_empty() && entry.package == "visibility" {
         return entry.name == "public";
     }
@@ -79,7 +86,10 @@ fn admits(graph: &TargetGraph, entry: &Label, from: &PackageId, seen: &mut BTree
                 PackageSpec::All => true,
                 PackageSpec::Exact(p) => p == from,
                 PackageSpec::Recursive(p) => from.is_within(p),
-            }) || group.includes.iter().any(|inc| admits(graph, inc, from, seen))
+            }) || group
+                .includes
+                .iter()
+                .any(|inc| admits(graph, inc, from, seen))
         }
     }
 }

@@ -1,17 +1,20 @@
 //! The declaration side of attributes: `attr.*()` calls in .bzl files become `AttrSpec`s, and
 //! a rule call's Starlark values are checked against them and turned into plain `AttrValue`s.
 
+// Starlark functions take Bazel's keyword parameters one Rust argument each.
+#![allow(clippy::too_many_arguments)]
+
 use std::fmt;
 
 use allocative::Allocative;
 use starlark::environment::GlobalsBuilder;
+use starlark::eval::Evaluator;
 use starlark::starlark_module;
 use starlark::starlark_simple_value;
 use starlark::values::dict::DictRef;
 use starlark::values::list::ListRef;
 use starlark::values::tuple::TupleRef;
 use starlark::values::{NoSerialize, ProvidesStaticType, StarlarkValue, Value, starlark_value};
-use starlark::eval::Evaluator;
 
 use super::context::EvalContext;
 use super::target::AttrValue;
@@ -120,7 +123,11 @@ impl AttrSpec {
             anyhow::bail!(
                 "{what} has value {}, but must be one of: {}",
                 v.display(),
-                self.values.iter().map(AttrValue::display).collect::<Vec<_>>().join(", ")
+                self.values
+                    .iter()
+                    .map(AttrValue::display)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
         if !self.allow_empty {
@@ -164,7 +171,9 @@ fn sequence<'v>(value: Value<'v>) -> Option<Vec<Value<'v>>> {
 }
 
 fn string<'v>(what: &str, value: Value<'v>) -> anyhow::Result<&'v str> {
-    value.unpack_str().ok_or_else(|| type_error(what, "a string", value))
+    value
+        .unpack_str()
+        .ok_or_else(|| type_error(what, "a string", value))
 }
 
 fn label(what: &str, value: Value, base: &PackageId) -> anyhow::Result<Label> {
@@ -186,13 +195,14 @@ fn output(what: &str, value: Value, base: &PackageId) -> anyhow::Result<Label> {
 }
 
 fn coerce(kind: AttrKind, what: &str, value: Value, base: &PackageId) -> anyhow::Result<AttrValue> {
-    let list_of = |f: &dyn Fn(Value) -> anyhow::Result<AttrValue>| -> anyhow::Result<Vec<AttrValue>> {
-        sequence(value)
-            .ok_or_else(|| type_error(what, "a list", value))?
-            .into_iter()
-            .map(f)
-            .collect()
-    };
+    let list_of =
+        |f: &dyn Fn(Value) -> anyhow::Result<AttrValue>| -> anyhow::Result<Vec<AttrValue>> {
+            sequence(value)
+                .ok_or_else(|| type_error(what, "a list", value))?
+                .into_iter()
+                .map(f)
+                .collect()
+        };
     let dict = || -> anyhow::Result<Vec<(Value, Value)>> {
         DictRef::from_value(value)
             .map(|d| d.iter().collect())
@@ -249,7 +259,9 @@ fn coerce(kind: AttrKind, what: &str, value: Value, base: &PackageId) -> anyhow:
 fn dedup_labels(what: &str, items: Vec<AttrValue>) -> anyhow::Result<Vec<Label>> {
     let mut labels: Vec<Label> = Vec::with_capacity(items.len());
     for item in items {
-        let AttrValue::Label(l) = item else { unreachable!() };
+        let AttrValue::Label(l) = item else {
+            unreachable!()
+        };
         if labels.contains(&l) {
             anyhow::bail!("label '{l}' is duplicated in {what}");
         }
@@ -360,7 +372,9 @@ fn label_options(
     spec.providers = providers(provider_list)?;
     spec.cfg = cfg(cfg_value);
     if executable && spec.cfg.is_none() {
-        anyhow::bail!("cfg parameter is mandatory when executable=True is provided; use cfg = \"exec\" for tools");
+        anyhow::bail!(
+            "cfg parameter is mandatory when executable=True is provided; use cfg = \"exec\" for tools"
+        );
     }
     Ok(())
 }
@@ -375,7 +389,13 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
         #[starlark(require = named, default = String::new())] doc: String,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Attribute> {
-        let opts = Options { kind: AttrKind::String, default, mandatory, allow_empty: true, doc };
+        let opts = Options {
+            kind: AttrKind::String,
+            default,
+            mandatory,
+            allow_empty: true,
+            doc,
+        };
         make(opts, eval, |spec| {
             spec.values = allowed_values(AttrKind::String, values)?;
             Ok(())
@@ -389,7 +409,13 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
         #[starlark(require = named, default = String::new())] doc: String,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Attribute> {
-        let opts = Options { kind: AttrKind::Int, default, mandatory, allow_empty: true, doc };
+        let opts = Options {
+            kind: AttrKind::Int,
+            default,
+            mandatory,
+            allow_empty: true,
+            doc,
+        };
         make(opts, eval, |spec| {
             spec.values = allowed_values(AttrKind::Int, values)?;
             Ok(())
@@ -402,7 +428,13 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
         #[starlark(require = named, default = String::new())] doc: String,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Attribute> {
-        let opts = Options { kind: AttrKind::Bool, default, mandatory, allow_empty: true, doc };
+        let opts = Options {
+            kind: AttrKind::Bool,
+            default,
+            mandatory,
+            allow_empty: true,
+            doc,
+        };
         make(opts, eval, |_| Ok(()))
     }
 
@@ -419,9 +451,22 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Attribute> {
         let _ = aspects;
-        let opts = Options { kind: AttrKind::Label, default, mandatory, allow_empty: true, doc };
+        let opts = Options {
+            kind: AttrKind::Label,
+            default,
+            mandatory,
+            allow_empty: true,
+            doc,
+        };
         make(opts, eval, |spec| {
-            label_options(spec, allow_files, allow_single_file, executable, providers, cfg)
+            label_options(
+                spec,
+                allow_files,
+                allow_single_file,
+                executable,
+                providers,
+                cfg,
+            )
         })
     }
 
@@ -437,8 +482,16 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Attribute> {
         let _ = aspects;
-        let opts = Options { kind: AttrKind::LabelList, default, mandatory, allow_empty, doc };
-        make(opts, eval, |spec| label_options(spec, allow_files, None, false, providers, cfg))
+        let opts = Options {
+            kind: AttrKind::LabelList,
+            default,
+            mandatory,
+            allow_empty,
+            doc,
+        };
+        make(opts, eval, |spec| {
+            label_options(spec, allow_files, None, false, providers, cfg)
+        })
     }
 
     fn label_keyed_string_dict<'v>(
@@ -460,7 +513,9 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
             allow_empty,
             doc,
         };
-        make(opts, eval, |spec| label_options(spec, allow_files, None, false, providers, cfg))
+        make(opts, eval, |spec| {
+            label_options(spec, allow_files, None, false, providers, cfg)
+        })
     }
 
     fn string_list<'v>(
@@ -470,7 +525,13 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
         #[starlark(require = named, default = String::new())] doc: String,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Attribute> {
-        let opts = Options { kind: AttrKind::StringList, default, mandatory, allow_empty, doc };
+        let opts = Options {
+            kind: AttrKind::StringList,
+            default,
+            mandatory,
+            allow_empty,
+            doc,
+        };
         make(opts, eval, |_| Ok(()))
     }
 
@@ -481,7 +542,13 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
         #[starlark(require = named, default = String::new())] doc: String,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Attribute> {
-        let opts = Options { kind: AttrKind::StringDict, default, mandatory, allow_empty, doc };
+        let opts = Options {
+            kind: AttrKind::StringDict,
+            default,
+            mandatory,
+            allow_empty,
+            doc,
+        };
         make(opts, eval, |_| Ok(()))
     }
 
@@ -490,7 +557,13 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
         #[starlark(require = named, default = String::new())] doc: String,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Attribute> {
-        let opts = Options { kind: AttrKind::Output, default: None, mandatory, allow_empty: true, doc };
+        let opts = Options {
+            kind: AttrKind::Output,
+            default: None,
+            mandatory,
+            allow_empty: true,
+            doc,
+        };
         make(opts, eval, |_| Ok(()))
     }
 
@@ -500,7 +573,13 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
         #[starlark(require = named, default = String::new())] doc: String,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Attribute> {
-        let opts = Options { kind: AttrKind::OutputList, default: None, mandatory, allow_empty, doc };
+        let opts = Options {
+            kind: AttrKind::OutputList,
+            default: None,
+            mandatory,
+            allow_empty,
+            doc,
+        };
         make(opts, eval, |_| Ok(()))
     }
 }

@@ -2,6 +2,9 @@
 //! `package_group`, `package_name`, `repository_name`, `licenses`. Each reads or extends the
 //! package under construction in the evaluation context.
 
+// Starlark functions take Bazel's keyword parameters one Rust argument each.
+#![allow(clippy::too_many_arguments)]
+
 use starlark::environment::GlobalsBuilder;
 use starlark::eval::Evaluator;
 use starlark::starlark_module;
@@ -17,7 +20,9 @@ use super::target::{AttrValue, PackageGroup, PackageSpec, Target, TargetKind};
 use crate::core::{Label, Location, PackageId};
 
 fn patterns(list: &[String]) -> anyhow::Result<Vec<Pattern>> {
-    list.iter().map(|p| Pattern::new(p).map_err(anyhow::Error::msg)).collect()
+    list.iter()
+        .map(|p| Pattern::new(p).map_err(anyhow::Error::msg))
+        .collect()
 }
 
 fn here(eval: &Evaluator) -> Location {
@@ -51,7 +56,10 @@ pub fn build_globals(builder: &mut GlobalsBuilder) {
     ) -> anyhow::Result<Vec<String>> {
         let ctx = EvalContext::from_eval(eval)?;
         let package = ctx.package("glob()")?.borrow();
-        let include = include.or(include_named).map(|l| l.items).unwrap_or_default();
+        let include = include
+            .or(include_named)
+            .map(|l| l.items)
+            .unwrap_or_default();
         let exclude = exclude.or(exclude_pos).map(|l| l.items).unwrap_or_default();
         let found = glob::glob(
             &package.dir,
@@ -79,7 +87,13 @@ pub fn build_globals(builder: &mut GlobalsBuilder) {
         #[starlark(require = named)] default_package_metadata: Option<Value<'v>>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
-        let _ = (default_testonly, default_deprecation, licenses, default_applicable_licenses, default_package_metadata);
+        let _ = (
+            default_testonly,
+            default_deprecation,
+            licenses,
+            default_applicable_licenses,
+            default_package_metadata,
+        );
         let ctx = EvalContext::from_eval(eval)?;
         let mut package = ctx.package("package()")?.borrow_mut();
         if package.package_called {
@@ -90,7 +104,8 @@ pub fn build_globals(builder: &mut GlobalsBuilder) {
         }
         package.package_called = true;
         if let Some(v) = default_visibility {
-            let AttrValue::LabelList(labels) = visibility(&v, &ctx.base, "default_visibility")? else {
+            let AttrValue::LabelList(labels) = visibility(&v, &ctx.base, "default_visibility")?
+            else {
                 unreachable!()
             };
             package.default_visibility = Some(labels);
@@ -115,22 +130,27 @@ pub fn build_globals(builder: &mut GlobalsBuilder) {
         let mut package = ctx.package("exports_files()")?.borrow_mut();
         let names = string_list("exports_files", srcs, &ctx.base)?;
         let vis = match visibility.or(visibility_pos) {
-            Some(v) if !v.is_none() => match super::rules::visibility(&v, &ctx.base, "exports_files visibility")? {
-                AttrValue::LabelList(l) => l,
-                _ => unreachable!(),
-            },
+            Some(v) if !v.is_none() => {
+                match super::rules::visibility(&v, &ctx.base, "exports_files visibility")? {
+                    AttrValue::LabelList(l) => l,
+                    _ => unreachable!(),
+                }
+            }
             _ => vec![public()],
         };
         for name in names {
             let label = Label::parse(&name, &ctx.base)?;
             if label.package_id() != ctx.base {
-                anyhow::bail!("exports_files: '{name}' is not a file of package '{}'", ctx.base.package);
+                anyhow::bail!(
+                    "exports_files: '{name}' is not a file of package '{}'",
+                    ctx.base.package
+                );
             }
-            if let Some(existing) = package.targets.get_mut(&label.name) {
-                if matches!(existing.kind, TargetKind::SourceFile) {
-                    existing.visibility = vis.clone();
-                    continue;
-                }
+            if let Some(existing) = package.targets.get_mut(&label.name)
+                && matches!(existing.kind, TargetKind::SourceFile)
+            {
+                existing.visibility = vis.clone();
+                continue;
             }
             package.add(Target {
                 label,
@@ -168,7 +188,10 @@ pub fn build_globals(builder: &mut GlobalsBuilder) {
         crate::core::label::validate_name(&name).map_err(anyhow::Error::msg)?;
         package.add(Target {
             label: ctx.base.label(&name),
-            kind: TargetKind::PackageGroup(PackageGroup { packages: specs, includes }),
+            kind: TargetKind::PackageGroup(PackageGroup {
+                packages: specs,
+                includes,
+            }),
             location,
             visibility: vec![public()],
         })?;
@@ -195,7 +218,12 @@ pub fn build_globals(builder: &mut GlobalsBuilder) {
         #[starlark(require = named, default = " ")] sep: &str,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
-        let message = args.items.iter().map(|v| v.to_str()).collect::<Vec<_>>().join(sep);
+        let message = args
+            .items
+            .iter()
+            .map(|v| v.to_str())
+            .collect::<Vec<_>>()
+            .join(sep);
         match eval.call_stack_top_location() {
             Some(span) => eprintln!("DEBUG: {}: {message}", location_of(&span)),
             None => eprintln!("DEBUG: {message}"),
@@ -227,7 +255,9 @@ fn package_spec(text: &str, base: &PackageId) -> anyhow::Result<Option<PackageSp
         _ => {}
     }
     let Some(body) = text.strip_prefix("//") else {
-        anyhow::bail!("invalid package_group entry '{text}': expected '//pkg', '//pkg/...', 'public' or 'private'");
+        anyhow::bail!(
+            "invalid package_group entry '{text}': expected '//pkg', '//pkg/...', 'public' or 'private'"
+        );
     };
     let (recursive, pkg) = match body.strip_suffix("/...") {
         Some(p) => (true, p),
@@ -236,7 +266,11 @@ fn package_spec(text: &str, base: &PackageId) -> anyhow::Result<Option<PackageSp
     crate::core::label::validate_package(pkg)
         .map_err(|e| anyhow::anyhow!("invalid package_group entry '{text}': {e}"))?;
     let id = PackageId::new(&base.repo, pkg);
-    Ok(Some(if recursive { PackageSpec::Recursive(id) } else { PackageSpec::Exact(id) }))
+    Ok(Some(if recursive {
+        PackageSpec::Recursive(id)
+    } else {
+        PackageSpec::Exact(id)
+    }))
 }
 
 fn not_yet(what: &str) -> anyhow::Error {

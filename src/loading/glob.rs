@@ -21,7 +21,9 @@ impl Pattern {
             return Err("glob pattern cannot be empty".into());
         }
         if text.starts_with('/') {
-            return Err(format!("glob pattern '{text}' is absolute; patterns are relative to the package"));
+            return Err(format!(
+                "glob pattern '{text}' is absolute; patterns are relative to the package"
+            ));
         }
         if text.contains("//") || text.ends_with('/') {
             return Err(format!("glob pattern '{text}' has an empty path segment"));
@@ -29,7 +31,9 @@ impl Pattern {
         let segments: Vec<String> = text.split('/').map(str::to_owned).collect();
         for s in &segments {
             if s == "." || s == ".." {
-                return Err(format!("glob pattern '{text}' may not contain '{s}' segments"));
+                return Err(format!(
+                    "glob pattern '{text}' may not contain '{s}' segments"
+                ));
             }
             if s.contains("**") && s != "**" {
                 return Err(format!(
@@ -64,7 +68,9 @@ fn match_segments(pattern: &[String], path: &[&str]) -> bool {
             (0..=path.len()).any(|skip| match_segments(rest, &path[skip..]))
         }
         Some((first, rest)) => match path.split_first() {
-            Some((p, path_rest)) => wildcard(first.as_bytes(), p.as_bytes()) && match_segments(rest, path_rest),
+            Some((p, path_rest)) => {
+                wildcard(first.as_bytes(), p.as_bytes()) && match_segments(rest, path_rest)
+            }
             None => false,
         },
     }
@@ -103,7 +109,9 @@ pub fn glob(
     // Walk once from the deepest directory every pattern shares, not once per pattern.
     let roots: Vec<Vec<&str>> = include.iter().map(Pattern::literal_prefix).collect();
     let common = common_prefix(&roots);
-    let start = common.iter().fold(package_dir.to_path_buf(), |p, s| p.join(s));
+    let start = common
+        .iter()
+        .fold(package_dir.to_path_buf(), |p, s| p.join(s));
     if !start.is_dir() {
         return results;
     }
@@ -192,7 +200,14 @@ mod tests {
     fn walk_skips_subpackages_and_sorts() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        for f in ["b.txt", "a.txt", "sub/c.txt", "subpkg/BUILD", "subpkg/d.txt", ".hidden.txt"] {
+        for f in [
+            "b.txt",
+            "a.txt",
+            "sub/c.txt",
+            "subpkg/BUILD",
+            "subpkg/d.txt",
+            ".hidden.txt",
+        ] {
             let path = root.join(f);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, "").unwrap();

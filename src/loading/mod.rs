@@ -52,11 +52,23 @@ pub enum PackageError {
 /// `error: ` is dropped because forge prefixes every error with `ERROR: ` already.
 fn starlark_error(e: &starlark::Error) -> Diagnostic {
     let text = e.to_string();
-    Diagnostic::new(text.strip_prefix("error: ").unwrap_or(&text).trim_end().to_owned())
+    Diagnostic::new(
+        text.strip_prefix("error: ")
+            .unwrap_or(&text)
+            .trim_end()
+            .to_owned(),
+    )
 }
 
 /// What evaluating one .bzl file produced, shared by every package that loads it.
 type BzlResult = Result<FrozenModule, Diagnostic>;
+
+/// The `load()`s of one .bzl file, with where each is written; or why it did not parse.
+type BzlLoads = Result<Vec<(Label, Location)>, Diagnostic>;
+
+/// A file's loaded modules, keyed by the string its `load()` wrote, and every .bzl label
+/// reached from it.
+type Dependencies = (HashMap<String, FrozenModule>, Vec<Label>);
 
 /// Loads packages of one workspace. Shared across threads for the length of one command.
 pub struct Loader {
@@ -66,7 +78,7 @@ pub struct Loader {
     /// .bzl label -> its evaluation, computed once.
     bzl: Mutex<HashMap<Label, Arc<OnceLock<BzlResult>>>>,
     /// .bzl label -> the labels it loads, for cycle detection before evaluation.
-    bzl_loads: Mutex<HashMap<Label, Result<Vec<(Label, Location)>, Diagnostic>>>,
+    bzl_loads: Mutex<HashMap<Label, BzlLoads>>,
 }
 
 fn globals() -> Globals {
@@ -84,7 +96,13 @@ fn globals() -> Globals {
             "DefaultInfo",
             rules::ProviderCallable::builtin(
                 "DefaultInfo",
-                &["files", "runfiles", "data_runfiles", "default_runfiles", "executable"],
+                &[
+                    "files",
+                    "runfiles",
+                    "data_runfiles",
+                    "default_runfiles",
+                    "executable",
+                ],
             ),
         );
         b.set(
@@ -133,14 +151,21 @@ impl Loader {
         } else {
             format!("{}/{}", file.package, file.name)
         };
-        if file.repo.is_empty() { rel } else { format!("external/{}/{rel}", file.repo) }
+        if file.repo.is_empty() {
+            rel
+        } else {
+            format!("external/{}/{rel}", file.repo)
+        }
     }
 
     /// How a package directory is named in messages.
     pub fn display_dir(&self, id: &PackageId) -> String {
         match self.package_dir(id) {
             Some(dir) => format!("'{}'", dir.display()),
-            None => format!("repository '@{}', which is not defined in the WORKSPACE file", id.repo),
+            None => format!(
+                "repository '@{}', which is not defined in the WORKSPACE file",
+                id.repo
+            ),
         }
     }
 
@@ -197,7 +222,9 @@ impl Loader {
             let dir = entry.path();
             if BUILD_FILE_NAMES.iter().any(|b| dir.join(b).is_file()) {
                 let rel = dir.strip_prefix(&root).unwrap_or(dir);
-                let package = rel.to_string_lossy().replace(std::path::MAIN_SEPARATOR, "/");
+                let package = rel
+                    .to_string_lossy()
+                    .replace(std::path::MAIN_SEPARATOR, "/");
                 found.push(PackageId::new(&prefix.repo, &package));
             }
         }
@@ -219,7 +246,10 @@ impl Loader {
             PackageError::Failed(errors)
         };
         let source = std::fs::read_to_string(&path).map_err(|e| {
-            failed(vec![Diagnostic::new(format!("cannot read {}: {e}", path.display()))])
+            failed(vec![Diagnostic::new(format!(
+                "cannot read {}: {e}",
+                path.display()
+            ))])
         })?;
         let display = self.display_path(&build_label);
         let ast = AstModule::parse(&display, source, &dialect::build())
@@ -228,12 +258,16 @@ impl Loader {
             let loc = rules::location_of(&span);
             return Err(failed(vec![Diagnostic::at(
                 &loc,
-                format!("{kind} is not allowed in BUILD files: list the arguments explicitly, or move this call into a macro in a .bzl file"),
+                format!(
+                    "{kind} is not allowed in BUILD files: list the arguments explicitly, or move this call into a macro in a .bzl file"
+                ),
             )]));
         }
         let (modules, bzl_files) = self.load_dependencies(&ast, id, &[]).map_err(failed)?;
 
-        let dir = self.package_dir(id).expect("a package with a BUILD file has a directory");
+        let dir = self
+            .package_dir(id)
+            .expect("a package with a BUILD file has a directory");
         let builder = Module::with_temp_heap(|module| -> Result<PackageBuilder, starlark::Error> {
             for p in &self.prelude {
                 module.import_public_symbols(p);
@@ -274,7 +308,7 @@ impl Loader {
         ast: &AstModule,
         base: &PackageId,
         chain: &[Label],
-    ) -> Result<(HashMap<String, FrozenModule>, Vec<Label>), Vec<Diagnostic>> {
+    ) -> Result<Dependencies, Vec<Diagnostic>> {
         let mut modules = HashMap::new();
         let mut all = Vec::new();
         for load in ast.loads() {
@@ -284,14 +318,22 @@ impl Loader {
             if !label.name.ends_with(".bzl") {
                 return Err(vec![Diagnostic::at(
                     &loc,
-                    format!("in load(): '{label}' is not a .bzl file; only .bzl files can be loaded"),
+                    format!(
+                        "in load(): '{label}' is not a .bzl file; only .bzl files can be loaded"
+                    ),
                 )]);
             }
             if let Some(cycle) = self.find_load_cycle(&label, chain, &loc) {
                 return Err(vec![cycle]);
             }
             let module = self.load_bzl(&label).map_err(|d| {
-                vec![d, Diagnostic::at(&loc, format!("cannot load '{label}': it has errors (see above)"))]
+                vec![
+                    d,
+                    Diagnostic::at(
+                        &loc,
+                        format!("cannot load '{label}': it has errors (see above)"),
+                    ),
+                ]
             })?;
             all.push(label.clone());
             all.extend(self.transitive_bzl(&label));
@@ -320,7 +362,7 @@ impl Loader {
     }
 
     /// The labels a .bzl file loads, from its parse (memoized). Parse errors are returned.
-    fn bzl_loads_of(&self, label: &Label) -> Result<Vec<(Label, Location)>, Diagnostic> {
+    fn bzl_loads_of(&self, label: &Label) -> BzlLoads {
         if let Some(r) = self.bzl_loads.lock().unwrap().get(label) {
             return r.clone();
         }
@@ -329,11 +371,16 @@ impl Loader {
                 .iter()
                 .filter_map(|l| {
                     let loc = rules::location_of(&l.span);
-                    Label::parse(l.module_id, &label.package_id()).ok().map(|d| (d, loc))
+                    Label::parse(l.module_id, &label.package_id())
+                        .ok()
+                        .map(|d| (d, loc))
                 })
                 .collect::<Vec<_>>()
         });
-        self.bzl_loads.lock().unwrap().insert(label.clone(), result.clone());
+        self.bzl_loads
+            .lock()
+            .unwrap()
+            .insert(label.clone(), result.clone());
         result
     }
 
@@ -347,7 +394,10 @@ impl Loader {
                 Diagnostic::new(format!(
                     "cannot load '{label}': file '{display}' does not exist{}",
                     if self.build_file(&label.package_id()).is_none() {
-                        format!(" (and '{}' is not a package: add a BUILD file next to it)", label.package_id())
+                        format!(
+                            " (and '{}' is not a package: add a BUILD file next to it)",
+                            label.package_id()
+                        )
                     } else {
                         String::new()
                     }
@@ -355,7 +405,8 @@ impl Loader {
             })?;
         let source = std::fs::read_to_string(&path)
             .map_err(|e| Diagnostic::new(format!("cannot read {}: {e}", path.display())))?;
-        let ast = AstModule::parse(&display, source, &dialect::bzl()).map_err(|e| starlark_error(&e))?;
+        let ast =
+            AstModule::parse(&display, source, &dialect::bzl()).map_err(|e| starlark_error(&e))?;
         Ok((ast, display))
     }
 
@@ -411,7 +462,14 @@ impl Loader {
         let (ast, _) = self.parse_bzl(label)?;
         let (modules, _) = self
             .load_dependencies(&ast, &label.package_id(), std::slice::from_ref(label))
-            .map_err(|ds| Diagnostic::new(ds.into_iter().map(|d| d.message).collect::<Vec<_>>().join("\n")))?;
+            .map_err(|ds| {
+                Diagnostic::new(
+                    ds.into_iter()
+                        .map(|d| d.message)
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                )
+            })?;
         Module::with_temp_heap(|module| -> starlark::Result<FrozenModule> {
             for p in &self.prelude {
                 module.import_public_symbols(p);
@@ -440,26 +498,37 @@ struct MapLoader<'a>(&'a HashMap<String, FrozenModule>);
 impl FileLoader for MapLoader<'_> {
     fn load(&self, path: &str) -> starlark::Result<FrozenModule> {
         self.0.get(path).cloned().ok_or_else(|| {
-            starlark::Error::new_native(anyhow::anyhow!("internal error: '{path}' was not preloaded"))
+            starlark::Error::new_native(anyhow::anyhow!(
+                "internal error: '{path}' was not preloaded"
+            ))
         })
     }
 }
 
 /// Adds source-file targets for same-package labels no rule declared (Bazel does the same).
 fn finish_package(mut b: PackageBuilder, build_file: Label, bzl_files: Vec<Label>) -> Package {
-    b.referenced.push((build_file.clone(), Location { file: String::new(), line: 0, column: 0 }));
+    b.referenced.push((
+        build_file.clone(),
+        Location {
+            file: String::new(),
+            line: 0,
+            column: 0,
+        },
+    ));
     for (label, location) in std::mem::take(&mut b.referenced) {
-        b.targets.entry(label.name.clone()).or_insert_with(|| Target {
-            label: label.clone(),
-            kind: TargetKind::SourceFile,
-            location,
-            // Files nobody exported keep Bazel 4's legacy default: visible to all.
-            visibility: vec![Label {
-                repo: String::new(),
-                package: "visibility".into(),
-                name: "public".into(),
-            }],
-        });
+        b.targets
+            .entry(label.name.clone())
+            .or_insert_with(|| Target {
+                label: label.clone(),
+                kind: TargetKind::SourceFile,
+                location,
+                // Files nobody exported keep Bazel 4's legacy default: visible to all.
+                visibility: vec![Label {
+                    repo: String::new(),
+                    package: "visibility".into(),
+                    name: "public".into(),
+                }],
+            });
     }
     Package {
         id: b.id,

@@ -15,7 +15,10 @@ const FILES: &[(&str, &str)] = &[
     ("genrule.bzl", include_str!("../../prelude/genrule.bzl")),
     ("sh.bzl", include_str!("../../prelude/sh.bzl")),
     ("python.bzl", include_str!("../../prelude/python.bzl")),
-    ("test_suite.bzl", include_str!("../../prelude/test_suite.bzl")),
+    (
+        "test_suite.bzl",
+        include_str!("../../prelude/test_suite.bzl"),
+    ),
     ("native.bzl", include_str!("../../prelude/native.bzl")),
 ];
 

@@ -2,12 +2,16 @@
 //! rule in a BUILD file checks its arguments against the declared attributes and records a
 //! plain-Rust `Target` in the package being loaded.
 
+// Starlark functions take Bazel's keyword parameters one Rust argument each.
+#![allow(clippy::too_many_arguments)]
+
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use allocative::Allocative;
+use starlark::codemap::FileSpan;
 use starlark::environment::GlobalsBuilder;
 use starlark::eval::{Arguments, Evaluator};
 use starlark::values::dict::DictRef;
@@ -16,14 +20,13 @@ use starlark::values::{
     StarlarkValue, Trace, Value, ValueLike, starlark_value,
 };
 use starlark::{starlark_module, starlark_simple_value};
-use starlark::codemap::FileSpan;
 
 use super::attrs::{AttrKind, AttrSpec, Attribute};
 use super::context::EvalContext;
 use super::target::{AttrValue, MacroCall, RuleTarget, Target, TargetKind};
+use crate::core::diag::did_you_mean;
 use crate::core::label::validate_name;
 use crate::core::{Label, Location, PackageId};
-use crate::core::diag::did_you_mean;
 
 /// Everything `rule()` declared, shared by the unfrozen and frozen callables.
 #[derive(Debug)]
@@ -67,7 +70,11 @@ impl<'v> starlark::values::AllocValue<'v> for RuleCallable<'v> {
 
 #[starlark_value(type = "rule")]
 impl<'v> StarlarkValue<'v> for RuleCallable<'v> {
-    fn export_as(&self, variable_name: &str, _eval: &mut Evaluator<'v, '_, '_>) -> starlark::Result<()> {
+    fn export_as(
+        &self,
+        variable_name: &str,
+        _eval: &mut Evaluator<'v, '_, '_>,
+    ) -> starlark::Result<()> {
         let mut name = self.name.borrow_mut();
         if name.is_none() {
             check_rule_name(variable_name, self.decl.test).map_err(starlark::Error::new_native)?;
@@ -140,7 +147,8 @@ impl<'v> StarlarkValue<'v> for FrozenRuleCallable {
             .iter()
             .map(|(k, v)| (k.as_str().to_owned(), *v))
             .collect();
-        self.instantiate(&kwargs, eval).map_err(starlark::Error::new_native)?;
+        self.instantiate(&kwargs, eval)
+            .map_err(starlark::Error::new_native)?;
         Ok(Value::new_none())
     }
 }
@@ -168,7 +176,10 @@ fn implicit_attrs(executable: bool, test: bool) -> Vec<(&'static str, AttrSpec)>
     let mut attrs = vec![
         ("visibility", AttrSpec::new(AttrKind::LabelList)),
         ("tags", AttrSpec::new(AttrKind::StringList)),
-        ("testonly", with_default(AttrKind::Bool, AttrValue::Bool(test))),
+        (
+            "testonly",
+            with_default(AttrKind::Bool, AttrValue::Bool(test)),
+        ),
         ("deprecation", AttrSpec::new(AttrKind::String)),
         ("features", AttrSpec::new(AttrKind::StringList)),
         ("licenses", AttrSpec::new(AttrKind::StringList)),
@@ -192,7 +203,10 @@ fn implicit_attrs(executable: bool, test: bool) -> Vec<(&'static str, AttrSpec)>
         attrs.push(("size", size));
         attrs.push(("timeout", timeout));
         attrs.push(("flaky", AttrSpec::new(AttrKind::Bool)));
-        attrs.push(("shard_count", with_default(AttrKind::Int, AttrValue::Int(-1))));
+        attrs.push((
+            "shard_count",
+            with_default(AttrKind::Int, AttrValue::Int(-1)),
+        ));
         attrs.push(("local", AttrSpec::new(AttrKind::Bool)));
     }
     attrs
@@ -245,7 +259,11 @@ pub fn location_of(span: &FileSpan) -> Location {
 
 impl FrozenRuleCallable {
     /// Checks a rule call and adds its target (and its output files) to the package.
-    fn instantiate<'v>(&self, kwargs: &[(String, Value<'v>)], eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<()> {
+    fn instantiate<'v>(
+        &self,
+        kwargs: &[(String, Value<'v>)],
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<()> {
         let ctx = EvalContext::from_eval(eval)?;
         let package = ctx.package(&format!("the rule '{}'", self.name))?;
         let base = ctx.base.clone();
@@ -256,9 +274,14 @@ impl FrozenRuleCallable {
             .iter()
             .find(|(k, _)| k == "name")
             .map(|(_, v)| *v)
-            .ok_or_else(|| anyhow::anyhow!("{rule} rule: missing value for mandatory attribute 'name'"))?;
+            .ok_or_else(|| {
+                anyhow::anyhow!("{rule} rule: missing value for mandatory attribute 'name'")
+            })?;
         let name = name_value.unpack_str().ok_or_else(|| {
-            anyhow::anyhow!("{rule} rule: 'name' must be a string, got {}", name_value.get_type())
+            anyhow::anyhow!(
+                "{rule} rule: 'name' must be a string, got {}",
+                name_value.get_type()
+            )
         })?;
         validate_name(name).map_err(|e| anyhow::anyhow!("{rule} rule: {e}"))?;
         let label = base.label(name);
@@ -269,7 +292,13 @@ impl FrozenRuleCallable {
                 .iter()
                 .find(|(n, _)| *n == attr)
                 .map(|(_, s)| s)
-                .or_else(|| self.decl.attrs.iter().find(|(n, _)| n == attr).map(|(_, s)| s))
+                .or_else(|| {
+                    self.decl
+                        .attrs
+                        .iter()
+                        .find(|(n, _)| n == attr)
+                        .map(|(_, s)| s)
+                })
         };
 
         let mut attrs: BTreeMap<String, AttrValue> = BTreeMap::new();
@@ -312,7 +341,9 @@ impl FrozenRuleCallable {
                 continue;
             }
             if spec.mandatory {
-                anyhow::bail!("{rule} rule '{label}': missing value for mandatory attribute '{attr_name}'");
+                anyhow::bail!(
+                    "{rule} rule '{label}': missing value for mandatory attribute '{attr_name}'"
+                );
             }
             attrs.insert(attr_name.to_owned(), spec.default_value());
         }
@@ -323,13 +354,18 @@ impl FrozenRuleCallable {
                 Some(AttrValue::String(s)) => s.clone(),
                 _ => String::new(),
             };
-            attrs.insert("timeout".into(), AttrValue::String(timeout_for_size(&size).into()));
+            attrs.insert(
+                "timeout".into(),
+                AttrValue::String(timeout_for_size(&size).into()),
+            );
         }
         for (key, template) in &self.decl.outputs {
-            let file = expand_output_template(template, name, &attrs)
-                .map_err(|e| anyhow::anyhow!("{rule} rule '{label}': predeclared output '{key}': {e}"))?;
-            let out = Label::parse(&file, &base)
-                .map_err(|e| anyhow::anyhow!("{rule} rule '{label}': predeclared output '{key}': {e}"))?;
+            let file = expand_output_template(template, name, &attrs).map_err(|e| {
+                anyhow::anyhow!("{rule} rule '{label}': predeclared output '{key}': {e}")
+            })?;
+            let out = Label::parse(&file, &base).map_err(|e| {
+                anyhow::anyhow!("{rule} rule '{label}': predeclared output '{key}': {e}")
+            })?;
             attrs.insert(key.clone(), AttrValue::Output(out));
         }
 
@@ -392,7 +428,11 @@ impl FrozenRuleCallable {
 }
 
 /// `%{name}` and `%{attr}` (a string attribute) in a predeclared output template.
-fn expand_output_template(template: &str, name: &str, attrs: &BTreeMap<String, AttrValue>) -> anyhow::Result<String> {
+fn expand_output_template(
+    template: &str,
+    name: &str,
+    attrs: &BTreeMap<String, AttrValue>,
+) -> anyhow::Result<String> {
     let mut out = String::new();
     let mut rest = template;
     while let Some(start) = rest.find("%{") {
@@ -421,15 +461,24 @@ pub fn visibility(value: &Value, base: &PackageId, what: &str) -> anyhow::Result
         unreachable!("label_list coerces to a label list")
     };
     for l in &labels {
-        if l.repo.is_empty() && l.package == "visibility" && !matches!(l.name.as_str(), "public" | "private") {
+        if l.repo.is_empty()
+            && l.package == "visibility"
+            && !matches!(l.name.as_str(), "public" | "private")
+        {
             anyhow::bail!(
                 "in {what}: '{l}' is not a valid visibility; use '//visibility:public', \
                  '//visibility:private', '//pkg:__pkg__', '//pkg:__subpackages__' or a package_group"
             );
         }
     }
-    if labels.len() > 1 && labels.iter().any(|l| l.package == "visibility" && l.repo.is_empty()) {
-        anyhow::bail!("in {what}: '//visibility:public' and '//visibility:private' cannot be combined with other labels");
+    if labels.len() > 1
+        && labels
+            .iter()
+            .any(|l| l.package == "visibility" && l.repo.is_empty())
+    {
+        anyhow::bail!(
+            "in {what}: '//visibility:public' and '//visibility:private' cannot be combined with other labels"
+        );
     }
     Ok(AttrValue::LabelList(labels))
 }
@@ -460,7 +509,10 @@ impl ProviderCallable {
     }
 
     pub fn name(&self) -> &str {
-        self.name.get().map(String::as_str).unwrap_or("<unnamed provider>")
+        self.name
+            .get()
+            .map(String::as_str)
+            .unwrap_or("<unnamed provider>")
     }
 }
 
@@ -472,7 +524,11 @@ impl fmt::Display for ProviderCallable {
 
 #[starlark_value(type = "provider")]
 impl<'v> StarlarkValue<'v> for ProviderCallable {
-    fn export_as(&self, variable_name: &str, _eval: &mut Evaluator<'v, '_, '_>) -> starlark::Result<()> {
+    fn export_as(
+        &self,
+        variable_name: &str,
+        _eval: &mut Evaluator<'v, '_, '_>,
+    ) -> starlark::Result<()> {
         let _ = self.name.set(variable_name.to_owned());
         Ok(())
     }
@@ -494,13 +550,23 @@ fn field_names<'v>(value: Value<'v>, heap: Heap<'v>) -> anyhow::Result<Vec<Strin
     if let Some(dict) = DictRef::from_value(value) {
         return dict
             .keys()
-            .map(|k| k.unpack_str().map(str::to_owned).ok_or_else(|| anyhow::anyhow!("provider field names must be strings")))
+            .map(|k| {
+                k.unpack_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| anyhow::anyhow!("provider field names must be strings"))
+            })
             .collect();
     }
     value
         .iterate(heap)
-        .map_err(|_| anyhow::anyhow!("provider fields must be a list of names or a dict of name to doc"))?
-        .map(|k| k.unpack_str().map(str::to_owned).ok_or_else(|| anyhow::anyhow!("provider field names must be strings")))
+        .map_err(|_| {
+            anyhow::anyhow!("provider fields must be a list of names or a dict of name to doc")
+        })?
+        .map(|k| {
+            k.unpack_str()
+                .map(str::to_owned)
+                .ok_or_else(|| anyhow::anyhow!("provider field names must be strings"))
+        })
         .collect()
 }
 
@@ -523,10 +589,22 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
         }
         // Options Bazel accepts that only matter to toolchain resolution and configuration.
         const ACCEPTED: &[&str] = &[
-            "toolchains", "fragments", "host_fragments", "provides", "exec_compatible_with",
-            "cfg", "build_setting", "incompatible_use_toolchain_transition", "exec_groups",
-            "output_to_genfiles", "_skylark_testable", "analysis_test", "initializer",
-            "dependency_resolution_rule", "subrules", "parent",
+            "toolchains",
+            "fragments",
+            "host_fragments",
+            "provides",
+            "exec_compatible_with",
+            "cfg",
+            "build_setting",
+            "incompatible_use_toolchain_transition",
+            "exec_groups",
+            "output_to_genfiles",
+            "_skylark_testable",
+            "analysis_test",
+            "initializer",
+            "dependency_resolution_rule",
+            "subrules",
+            "parent",
         ];
         for (k, _) in kwargs.iter() {
             let k = k.unpack_str().unwrap_or_default();
@@ -540,11 +618,15 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
                 implementation.get_type()
             );
         }
-        let implicit: Vec<&str> = implicit_attrs(executable, test).iter().map(|(n, _)| *n).collect();
+        let implicit: Vec<&str> = implicit_attrs(executable, test)
+            .iter()
+            .map(|(n, _)| *n)
+            .collect();
         let mut declared = Vec::new();
         if let Some(attrs) = attrs.filter(|a| !a.is_none()) {
-            let dict = DictRef::from_value(attrs)
-                .ok_or_else(|| anyhow::anyhow!("rule(): 'attrs' must be a dict of name to attr.*()"))?;
+            let dict = DictRef::from_value(attrs).ok_or_else(|| {
+                anyhow::anyhow!("rule(): 'attrs' must be a dict of name to attr.*()")
+            })?;
             for (k, v) in dict.iter() {
                 let name = k
                     .unpack_str()
@@ -565,8 +647,9 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
         }
         let mut predeclared = Vec::new();
         if let Some(outputs) = outputs.filter(|o| !o.is_none()) {
-            let dict = DictRef::from_value(outputs)
-                .ok_or_else(|| anyhow::anyhow!("rule(): 'outputs' must be a dict of name to file name template"))?;
+            let dict = DictRef::from_value(outputs).ok_or_else(|| {
+                anyhow::anyhow!("rule(): 'outputs' must be a dict of name to file name template")
+            })?;
             for (k, v) in dict.iter() {
                 let (Some(k), Some(v)) = (k.unpack_str(), v.unpack_str()) else {
                     anyhow::bail!("rule(): 'outputs' must map strings to strings");

@@ -58,7 +58,9 @@ impl AttrValue {
                     .join(", ")
             ),
             AttrValue::Label(l) | AttrValue::Output(l) => quote(&l.to_string()),
-            AttrValue::LabelList(v) | AttrValue::OutputList(v) => list(v, |l| quote(&l.to_string())),
+            AttrValue::LabelList(v) | AttrValue::OutputList(v) => {
+                list(v, |l| quote(&l.to_string()))
+            }
             AttrValue::LabelKeyedStringDict(kv) => format!(
                 "{{{}}}",
                 kv.iter()

@@ -192,7 +192,9 @@ fn print_json(labels: &BTreeSet<Label>, env: &dyn QueryEnv, out: &mut dyn Write)
                         .collect()
                 })
                 .unwrap_or_default();
-            let macro_call = target.and_then(Target::rule).and_then(|r| r.macro_call.as_ref());
+            let macro_call = target
+                .and_then(Target::rule)
+                .and_then(|r| r.macro_call.as_ref());
             JsonTarget {
                 label: label.to_string(),
                 kind: kind_of(env, label),

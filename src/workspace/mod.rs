@@ -82,7 +82,11 @@ impl Workspace {
     /// which relative patterns like `:all` and `...` are read.
     pub fn package_of(&self, cwd: &Path) -> PackageId {
         let rel = cwd.strip_prefix(&self.root).unwrap_or(Path::new(""));
-        PackageId::new("", &rel.to_string_lossy().replace(std::path::MAIN_SEPARATOR, "/"))
+        PackageId::new(
+            "",
+            &rel.to_string_lossy()
+                .replace(std::path::MAIN_SEPARATOR, "/"),
+        )
     }
 
     /// Directories listed in `.bazelignore` (or `.forgeignore`), relative to the root.
@@ -102,7 +106,11 @@ impl Workspace {
 }
 
 fn absolute(cwd: &Path, p: &Path) -> PathBuf {
-    if p.is_absolute() { p.to_path_buf() } else { cwd.join(p) }
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        cwd.join(p)
+    }
 }
 
 /// `$XDG_CACHE_HOME/forge` or `~/.cache/forge`, as Bazel uses `~/.cache/bazel`.
@@ -155,14 +163,26 @@ fn workspace_globals(builder: &mut GlobalsBuilder) {
 
 /// Runs the WORKSPACE file and returns the workspace name.
 fn evaluate_workspace_file(file: &Path, root: &Path) -> Result<String, Failure> {
-    let display = file.strip_prefix(root).unwrap_or(file).to_string_lossy().into_owned();
+    let display = file
+        .strip_prefix(root)
+        .unwrap_or(file)
+        .to_string_lossy()
+        .into_owned();
     let source = std::fs::read_to_string(file)
         .map_err(|e| Failure::failed(format!("cannot read {}: {e}", file.display())))?;
-    let ast = AstModule::parse(&display, source, &Dialect { enable_def: false, ..Dialect::Standard })
-        .map_err(|e| Failure::from(Diagnostic::new(e.to_string())))?;
-    let globals = GlobalsBuilder::extended_by(&[LibraryExtension::StructType, LibraryExtension::Print])
-        .with(workspace_globals)
-        .build();
+    let ast = AstModule::parse(
+        &display,
+        source,
+        &Dialect {
+            enable_def: false,
+            ..Dialect::Standard
+        },
+    )
+    .map_err(|e| Failure::from(Diagnostic::new(e.to_string())))?;
+    let globals =
+        GlobalsBuilder::extended_by(&[LibraryExtension::StructType, LibraryExtension::Print])
+            .with(workspace_globals)
+            .build();
     let ctx = WorkspaceContext::default();
     Module::with_temp_heap(|module| -> starlark::Result<()> {
         let mut eval = Evaluator::new(&module);
@@ -171,5 +191,8 @@ fn evaluate_workspace_file(file: &Path, root: &Path) -> Result<String, Failure> 
         Ok(())
     })
     .map_err(|e| Failure::from(Diagnostic::new(e.to_string())))?;
-    Ok(ctx.name.into_inner().unwrap_or_else(|| DEFAULT_NAME.to_owned()))
+    Ok(ctx
+        .name
+        .into_inner()
+        .unwrap_or_else(|| DEFAULT_NAME.to_owned()))
 }

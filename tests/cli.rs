@@ -1,0 +1,173 @@
+//! The command line and the workspace: flags as Bazel spells them, one-line errors with exit
+//! code 2, workspace discovery, `forge info` and `forge version`.
+
+mod common;
+
+use common::Workspace;
+
+#[test]
+fn version_and_help() {
+    let ws = Workspace::fixture("graph");
+    let v = ws.forge(&["version"]);
+    assert_eq!((v.code, v.stdout.as_str()), (0, "forge [VERSION]\n"));
+    let h = ws.forge(&["help"]);
+    assert_eq!(h.code, 0);
+    for command in ["query", "info", "version"] {
+        assert!(
+            h.stdout.contains(command),
+            "help lists {command}:\n{}",
+            h.stdout
+        );
+    }
+    let hq = ws.forge(&["help", "query"]);
+    assert!(
+        hq.stdout.contains("--keep_going") && hq.stdout.contains("--output"),
+        "{}",
+        hq.stdout
+    );
+}
+
+#[test]
+fn bad_command_lines_get_one_line_and_exit_2() {
+    let ws = Workspace::fixture("graph");
+    for (args, expected) in [
+        (
+            &["query", "--no_such_flag", "//..."][..],
+            "ERROR: unexpected argument '--no_such_flag' found (see 'forge help')\n",
+        ),
+        (
+            &["query", "--jobs=lots", "//..."][..],
+            "ERROR: invalid value 'lots' for '--jobs <N>': 'lots' is not a number or 'auto' (see 'forge help')\n",
+        ),
+        (
+            &["frobnicate"][..],
+            "ERROR: unrecognized subcommand 'frobnicate' (see 'forge help')\n",
+        ),
+        (
+            &["query", "--output=xml", "//..."][..],
+            "ERROR: invalid output format 'xml'; valid values are: label, label_kind, build, graph, json\n",
+        ),
+        (
+            &["query", "deps(//app:app"][..],
+            "ERROR: syntax error at end of query (character 14): expected ',' or ')'\n",
+        ),
+        (
+            &["query", "depz(//app:app)"][..],
+            "ERROR: syntax error at 'depz(//app:app' (character 0): unknown function 'depz'; did you mean 'deps'?\n",
+        ),
+        (
+            &["info", "no_such_key"][..],
+            "ERROR: unknown info key 'no_such_key'; known keys: workspace, workspace_name, output_base, execution_root, output_path, forge-bin, forge-testlogs, release\n",
+        ),
+    ] {
+        let run = ws.forge(args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert_eq!(run.stderr, expected, "{args:?}");
+        assert!(run.stdout.is_empty());
+    }
+}
+
+#[test]
+fn bazel_flag_spellings_and_kebab_case_aliases() {
+    let ws = Workspace::fixture("errors");
+    for flags in [
+        &["--keep_going"][..],
+        &["--keep-going"],
+        &["-k"],
+        &["--jobs=1", "-k"],
+        &["-j", "2", "--keep_going"],
+    ] {
+        let mut args = vec!["query"];
+        args.extend_from_slice(flags);
+        args.push("//cycle:a + //nope:x");
+        let run = ws.forge(&args);
+        assert_eq!(run.code, 3, "{flags:?} is keep-going: {}", run.stderr);
+        assert_eq!(run.stdout, "//cycle:a\n");
+    }
+    // The last of --keep_going / --nokeep_going wins, as in Bazel.
+    let run = ws.forge(&[
+        "query",
+        "--keep_going",
+        "--nokeep_going",
+        "//cycle:a + //nope:x",
+    ]);
+    assert_eq!(run.code, 1);
+    assert!(run.stdout.is_empty());
+}
+
+#[test]
+fn outside_a_workspace_is_a_clear_error() {
+    let ws = Workspace::empty();
+    let run = ws.forge(&["query", "//..."]);
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        run.stderr,
+        "ERROR: the current directory '[TMP]/ws' is not inside a workspace: no WORKSPACE or WORKSPACE.bazel file found here or in any parent directory. Run forge from inside a workspace, or create an empty WORKSPACE file at its root\n"
+    );
+}
+
+#[test]
+fn workspace_root_is_found_from_a_subdirectory_and_named_by_workspace() {
+    let ws = Workspace::fixture("graph");
+    let run = ws.forge_in("app", &["info", "workspace"]);
+    assert_eq!(run.stdout, "[TMP]/ws\n");
+    assert_eq!(
+        ws.forge_in("data/sub", &["info", "workspace_name"]).stdout,
+        "graph_example\n"
+    );
+
+    // WORKSPACE.bazel works too, and without workspace() the name is __main__.
+    let plain = Workspace::empty();
+    plain.write("WORKSPACE.bazel", "");
+    plain.write("a/BUILD", "filegroup(name = 'a')\n");
+    assert_eq!(
+        plain.forge_in("a", &["info", "workspace_name"]).stdout,
+        "__main__\n"
+    );
+    assert_eq!(plain.forge_in("a", &["query", ":all"]).stdout, "//a:a\n");
+}
+
+#[test]
+fn output_base_is_per_workspace_under_the_cache_dir_and_overridable() {
+    let ws = Workspace::fixture("graph");
+    let info = ws.forge(&["info"]);
+    assert_eq!(info.code, 0, "{}", info.stderr);
+    let base = info
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("output_base: "))
+        .expect("output_base listed")
+        .to_owned();
+    assert!(base.starts_with("[TMP]/cache/forge/"), "{base}");
+    assert!(
+        info.stdout
+            .contains(&format!("execution_root: {base}/execroot/graph_example\n"))
+    );
+
+    // A second workspace gets a different output base.
+    let other = Workspace::fixture("graph");
+    let other_base = other.forge(&["info", "output_base"]).stdout;
+    assert_ne!(other_base.trim_end(), base.replace("[TMP]", "x"));
+
+    let overridden = ws.forge(&["--output_base=/tmp/forge-ob-test", "info", "output_base"]);
+    assert_eq!(overridden.stdout, "/tmp/forge-ob-test\n");
+    let kebab = ws.forge(&[
+        "--output-base",
+        "/tmp/forge-ob-test2",
+        "info",
+        "execution_root",
+    ]);
+    assert_eq!(kebab.stdout, "/tmp/forge-ob-test2/execroot/graph_example\n");
+}
+
+#[test]
+fn no_panic_or_backtrace_even_with_rust_backtrace_set() {
+    let ws = Workspace::fixture("errors");
+    for pattern in ["//syntax:all", "//macro_fail:x", "//nope/...", "//a:b:c"] {
+        let run = ws.forge_with("", &["query", pattern], &[("RUST_BACKTRACE", "1")]);
+        assert!(run.code == 1 || run.code == 2, "{pattern}: {}", run.code);
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+        assert!(!run.stderr.contains("stack backtrace"), "{}", run.stderr);
+        assert!(run.stderr.starts_with("ERROR: "), "{}", run.stderr);
+    }
+}

@@ -1,0 +1,101 @@
+//! Runs the real `forge` binary on a private copy of a fixture workspace.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A fixture workspace copied into a temporary directory, with its own output base.
+pub struct Workspace {
+    dir: tempfile::TempDir,
+}
+
+/// What one forge run printed and how it exited.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// stdout, then stderr, for snapshots that show both.
+    pub fn both(&self) -> String {
+        format!(
+            "exit: {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Workspace {
+    /// Copies `tests/fixtures/<name>` (a workspace) into a fresh temporary directory.
+    pub fn fixture(name: &str) -> Workspace {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name);
+        let dir = tempfile::tempdir().expect("temp dir");
+        copy_tree(&src, &dir.path().join("ws"));
+        Workspace { dir }
+    }
+
+    /// An empty directory that is not inside any workspace.
+    pub fn empty() -> Workspace {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("ws")).unwrap();
+        Workspace { dir }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("ws")
+    }
+
+    pub fn write(&self, path: &str, content: &str) {
+        let p = self.root().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+
+    /// Runs forge from the workspace root.
+    pub fn forge(&self, args: &[&str]) -> Run {
+        self.forge_in("", args)
+    }
+
+    /// Runs forge from a subdirectory of the workspace.
+    pub fn forge_in(&self, subdir: &str, args: &[&str]) -> Run {
+        self.forge_with(subdir, args, &[])
+    }
+
+    pub fn forge_with(&self, subdir: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_forge"));
+        cmd.current_dir(self.root().join(subdir))
+            .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
+            .env_remove("RUST_BACKTRACE")
+            .args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("forge runs");
+        let redact = |s: &[u8]| {
+            String::from_utf8_lossy(s)
+                .replace(&self.dir.path().display().to_string(), "[TMP]")
+                .replace(env!("CARGO_PKG_VERSION"), "[VERSION]")
+        };
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: redact(&out.stdout),
+            stderr: redact(&out.stderr),
+        }
+    }
+}
+
+fn copy_tree(src: &Path, dst: &Path) {
+    for entry in walkdir::WalkDir::new(src) {
+        let entry = entry.unwrap();
+        let target = dst.join(entry.path().strip_prefix(src).unwrap());
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! `forge query` on the graph fixture: patterns, every query function, every output format.
+
+mod common;
+
+use common::Workspace;
+
+fn query(ws: &Workspace, args: &[&str]) -> String {
+    let mut all = vec!["query"];
+    all.extend_from_slice(args);
+    let run = ws.forge(&all);
+    assert_eq!(run.code, 0, "forge {all:?} failed:\n{}", run.stderr);
+    assert!(
+        run.stderr.is_empty(),
+        "forge {all:?} warned:\n{}",
+        run.stderr
+    );
+    run.stdout
+}
+
+fn lines(text: &str) -> Vec<&str> {
+    text.lines().collect()
+}
+
+#[test]
+fn target_patterns() {
+    let ws = Workspace::fixture("graph");
+    insta::assert_snapshot!("all_rules", query(&ws, &["//..."]));
+    assert_eq!(
+        lines(&query(&ws, &["//tools:all"])),
+        ["//tools:tool"],
+        ":all selects rules only"
+    );
+    assert_eq!(
+        lines(&query(&ws, &["//tools:*"])),
+        ["//tools:BUILD", "//tools:tool", "//tools:tool.sh"],
+        ":* adds files"
+    );
+    assert_eq!(
+        lines(&query(&ws, &["//data/..."])),
+        [
+            "//data:files",
+            "//data:names",
+            "//data:nothing",
+            "//data:qmark"
+        ]
+    );
+    assert_eq!(
+        lines(&query(&ws, &["//data/...:*"])),
+        [
+            "//data:BUILD",
+            "//data:a.txt",
+            "//data:b.txt",
+            "//data:files",
+            "//data:names",
+            "//data:names.txt",
+            "//data:nothing",
+            "//data:qmark",
+            "//data:sub/c.txt",
+            "//data/subpkg:BUILD",
+            "//data/subpkg:d.txt"
+        ]
+    );
+    assert_eq!(lines(&query(&ws, &["@//lib:dep"])), ["//lib:dep"]);
+    // Relative to the package of the current directory.
+    let run = ws.forge_in("lib", &["query", ":dep + msg + ..."]);
+    assert_eq!(
+        lines(&run.stdout),
+        ["//lib:dep", "//lib:msg", "//lib:shlib"]
+    );
+    let run = ws.forge_in("vis", &["query", "..."]);
+    assert_eq!(
+        lines(&run.stdout),
+        ["//vis/a:for_friends", "//vis/a:private", "//vis/b:user"]
+    );
+    // A pattern list after `--`, with negative patterns, as forge build will read it.
+    assert_eq!(
+        lines(&query(
+            &ws,
+            &["--", "//...", "-//app/...", "-//vis/...", "//app:gen"]
+        )),
+        [
+            "//app:gen",
+            "//data:files",
+            "//data:names",
+            "//data:nothing",
+            "//data:qmark",
+            "//lib:dep",
+            "//lib:msg",
+            "//lib:shlib",
+            "//tools:tool"
+        ]
+    );
+}
+
+#[test]
+fn default_target_of_a_package() {
+    let ws = Workspace::fixture("graph");
+    ws.write("solo/BUILD", "filegroup(name = 'solo')\n");
+    assert_eq!(query(&ws, &["//solo"]), "//solo:solo\n");
+}
+
+#[test]
+fn malformed_labels_say_what_is_wrong() {
+    let ws = Workspace::fixture("graph");
+    for (pattern, message) in [
+        (
+            "//app:a:b",
+            "ERROR: Skipping '//app:a:b': invalid label '//app:a:b': invalid target name 'a:b': target names may not contain ':'\n",
+        ),
+        (
+            "//app/../x:y",
+            "ERROR: Skipping '//app/../x:y': invalid label '//app/../x:y': package names may not contain '..' as a path segment\n",
+        ),
+        (
+            "//app/...:gen",
+            "ERROR: Skipping '//app/...:gen': invalid label '//app/...:gen': 'gen' cannot follow '...'; use ':all' (rules) or ':*' (all targets)\n",
+        ),
+    ] {
+        let run = ws.forge(&["query", pattern]);
+        assert_eq!(run.code, 1, "{pattern}");
+        assert_eq!(run.stderr, message);
+    }
+}
+
+#[test]
+fn deps_and_rdeps() {
+    let ws = Workspace::fixture("graph");
+    insta::assert_snapshot!("deps_app", query(&ws, &["deps(//app:app)"]));
+    assert_eq!(
+        lines(&query(&ws, &["deps(//app:app, 1)"])),
+        ["//app:app", "//app:app.sh", "//app:gen", "//lib:shlib"]
+    );
+    assert_eq!(lines(&query(&ws, &["deps(//app:app, 0)"])), ["//app:app"]);
+    assert_eq!(
+        lines(&query(&ws, &["rdeps(//..., //lib:dep)"])),
+        ["//app:all_tests", "//app:hello_test", "//lib:dep"]
+    );
+    assert_eq!(
+        lines(&query(&ws, &["rdeps(//..., //data:files, 1)"])),
+        ["//data:files", "//lib:shlib"]
+    );
+    assert_eq!(
+        lines(&query(&ws, &["allrdeps(//tools:tool)"])),
+        [
+            "//app:app",
+            "//app:app_test",
+            "//app:gen",
+            "//tools:tool",
+            "//app:all_tests"
+        ]
+        .iter()
+        .copied()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn paths() {
+    let ws = Workspace::fixture("graph");
+    assert_eq!(
+        lines(&query(&ws, &["somepath(//app:app, //data:a.txt)"])),
+        ["//app:app", "//data:a.txt", "//data:files", "//lib:shlib"]
+    );
+    assert_eq!(
+        lines(&query(&ws, &["allpaths(//app:app_test, //tools:tool.sh)"])),
+        [
+            "//app:app",
+            "//app:app_test",
+            "//app:gen",
+            "//tools:tool",
+            "//tools:tool.sh"
+        ]
+    );
+    assert_eq!(query(&ws, &["somepath(//lib:dep, //app:app)"]), "");
+}
+
+#[test]
+fn filters_and_attributes() {
+    let ws = Workspace::fixture("graph");
+    assert_eq!(
+        lines(&query(&ws, &["kind('sh_.* rule', //...)"])),
+        ["//app:app", "//app:app_test", "//lib:shlib", "//tools:tool"]
+    );
+    assert_eq!(
+        lines(&query(&ws, &["kind('source file', deps(//app:gen))"])),
+        ["//app:input.txt", "//tools:tool.sh"]
+    );
+    assert_eq!(
+        lines(&query(&ws, &["attr(size, small, //...)"])),
+        ["//app:hello_test"]
+    );
+    assert_eq!(
+        lines(&query(&ws, &["attr(tags, manual, //...)"])),
+        ["//app:app_test"]
+    );
+    assert_eq!(
+        lines(&query(&ws, &["attr(level, 2, //...)"])),
+        ["//lib:msg"]
+    );
+    assert_eq!(
+        lines(&query(&ws, &["filter('lib', //...)"])),
+        ["//lib:dep", "//lib:msg", "//lib:shlib"]
+    );
+    assert_eq!(
+        lines(&query(&ws, &["labels(srcs, //data:files)"])),
+        ["//data:a.txt", "//data:b.txt", "//data:sub/c.txt"]
+    );
+    assert_eq!(
+        lines(&query(&ws, &["labels(outs, //app:hi_gen)"])),
+        ["//app:hi.out"]
+    );
+}
+
+#[test]
+fn tests_and_suites() {
+    let ws = Workspace::fixture("graph");
+    assert_eq!(
+        lines(&query(&ws, &["tests(//app:all_tests)"])),
+        ["//app:app_test", "//app:hello_test"]
+    );
+    assert_eq!(
+        lines(&query(&ws, &["tests(//...)"])),
+        ["//app:app_test", "//app:hello_test"]
+    );
+    assert_eq!(query(&ws, &["tests(//lib:all)"]), "");
+}
+
+#[test]
+fn buildfiles_let_and_set_operations() {
+    let ws = Workspace::fixture("graph");
+    assert_eq!(
+        lines(&query(&ws, &["buildfiles(//app:hi)"])),
+        ["//app:BUILD", "//rules:defs.bzl", "//rules:macros.bzl"]
+    );
+    assert_eq!(
+        lines(&query(
+            &ws,
+            &["let t = //app:all in $t ^ kind('_test rule', $t)"]
+        )),
+        ["//app:app_test", "//app:hello_test"]
+    );
+    assert_eq!(
+        query(&ws, &["//lib:all - //lib:dep"]),
+        query(&ws, &["//lib:all except //lib:dep"])
+    );
+    assert_eq!(
+        query(&ws, &["//lib:dep + //tools:all"]),
+        query(&ws, &["//lib:dep union //tools:tool"])
+    );
+    assert_eq!(query(&ws, &["//lib:all ^ //lib:msg"]), "//lib:msg\n");
+    assert_eq!(
+        query(&ws, &["//lib:all intersect //lib:msg"]),
+        "//lib:msg\n"
+    );
+    // Left-associative, one precedence, as in Bazel.
+    assert_eq!(
+        query(&ws, &["//lib:all - //lib:dep + //lib:dep"]),
+        query(&ws, &["//lib:all"])
+    );
+}
+
+#[test]
+fn output_formats() {
+    let ws = Workspace::fixture("graph");
+    insta::assert_snapshot!(
+        "label_kind",
+        query(&ws, &["--output=label_kind", "deps(//app:gen)"])
+    );
+    insta::assert_snapshot!(
+        "build",
+        query(
+            &ws,
+            &[
+                "--output=build",
+                "//app:gen + //app:hi_gen + //app:hi.out + //app:input.txt"
+            ]
+        )
+    );
+    insta::assert_snapshot!(
+        "graph",
+        query(&ws, &["--output", "graph", "deps(//app:gen)"])
+    );
+    let json = query(&ws, &["--output=json", "//lib:msg + //app:hi"]);
+    let parsed: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    assert_eq!(parsed[0]["label"], "//app:hi");
+    assert_eq!(parsed[0]["kind"], "message rule");
+    assert_eq!(parsed[0]["generator_function"], "greeting");
+    assert_eq!(parsed[0]["generator_location"], "rules/macros.bzl:10:5");
+    assert_eq!(parsed[1]["attributes"]["level"], 2);
+    assert_eq!(parsed[1]["attributes"]["message"], "from lib");
+    insta::assert_snapshot!("json", json);
+}
+
+#[test]
+fn each_bzl_file_is_evaluated_once_per_command_and_print_shows_where() {
+    let ws = Workspace::fixture("graph");
+    ws.write("shared/BUILD", "");
+    ws.write("shared/defs.bzl", "print('evaluating defs')\nVALUE = 'v'\n");
+    for p in ["one", "two", "three"] {
+        ws.write(
+            &format!("{p}/BUILD"),
+            "load('//shared:defs.bzl', 'VALUE')\nfilegroup(name = VALUE)\n",
+        );
+    }
+    let run = ws.forge(&["query", "//one:all + //two:all + //three:all"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "//one:v\n//three:v\n//two:v\n");
+    assert_eq!(run.stderr, "DEBUG: shared/defs.bzl:1:1: evaluating defs\n");
+}
+
+#[test]
+fn parallel_loading_gives_the_same_answer_as_serial() {
+    let ws = Workspace::fixture("graph");
+    let serial = query(&ws, &["--jobs=1", "--output=label_kind", "deps(//...)"]);
+    let parallel = query(&ws, &["--jobs=4", "--output=label_kind", "deps(//...)"]);
+    assert_eq!(serial, parallel);
+    assert_eq!(serial.lines().count(), 28);
+}
