@@ -119,7 +119,8 @@ pub fn run(args: QueryArgs, options: &OutputBaseOptions) -> Result<ExitCode, Fai
         return Err(Failure::from_diagnostics(errors));
     }
 
-    let loaded: BTreeSet<Label> = graph.targets().map(|t| t.label.clone()).collect();
+    let mut loaded: Vec<Label> = graph.targets().map(|t| t.label.clone()).collect();
+    loaded.sort_unstable();
     for cycle in graph.cycles(&loaded) {
         eprintln!("WARNING: {cycle}\nthis cycle will fail any build of these targets");
     }

@@ -1,7 +1,7 @@
 //! Dependency cycles: loaded targets in, each loop out once, as the whole ring of labels
 //! with the BUILD line of every edge. Iterative, so a deep graph cannot overflow the stack.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
 use super::TargetGraph;
@@ -33,41 +33,45 @@ impl fmt::Display for Cycle {
     }
 }
 
+fn dep_labels<'g>(graph: &'g TargetGraph, label: &Label) -> Vec<&'g Label> {
+    graph.deps(label).into_iter().map(|(_, l)| l).collect()
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mark {
     InProgress,
     Done,
 }
 
-pub(super) fn find_cycles(graph: &TargetGraph, labels: &BTreeSet<Label>) -> Vec<Cycle> {
-    let mut marks: BTreeMap<&Label, Mark> = BTreeMap::new();
+pub(super) fn find_cycles(graph: &TargetGraph, labels: &[Label]) -> Vec<Cycle> {
+    let mut marks: HashMap<&Label, Mark> = HashMap::new();
     let mut found: BTreeSet<Vec<Label>> = BTreeSet::new();
     let mut cycles = Vec::new();
     for root in labels {
         if marks.contains_key(root) {
             continue;
         }
-        // Each stack frame: a label and the index of the next dependency to visit.
-        let mut stack: Vec<(&Label, usize)> = vec![(root, 0)];
+        // Each stack frame: a label, its dependencies (computed once) and the next to visit.
+        let mut stack: Vec<(&Label, Vec<&Label>, usize)> = vec![(root, dep_labels(graph, root), 0)];
         marks.insert(root, Mark::InProgress);
-        while let Some((label, next)) = stack.last_mut() {
-            let deps = graph.deps(label);
-            if *next >= deps.len() {
-                marks.insert(label, Mark::Done);
+        while let Some((label, deps, next)) = stack.last_mut() {
+            let Some(&dep) = deps.get(*next) else {
+                marks.insert(*label, Mark::Done);
                 stack.pop();
                 continue;
-            }
-            let dep = deps[*next].1;
+            };
             *next += 1;
             match marks.get(dep) {
                 None => {
                     marks.insert(dep, Mark::InProgress);
-                    stack.push((dep, 0));
+                    stack.push((dep, dep_labels(graph, dep), 0));
                 }
                 Some(Mark::InProgress) => {
-                    let start = stack.iter().position(|(l, _)| *l == dep).unwrap();
-                    let ring: Vec<Label> =
-                        stack[start..].iter().map(|(l, _)| (*l).clone()).collect();
+                    let start = stack.iter().position(|(l, _, _)| *l == dep).unwrap();
+                    let ring: Vec<Label> = stack[start..]
+                        .iter()
+                        .map(|(l, _, _)| (*l).clone())
+                        .collect();
                     if let Some(cycle) = normalise(graph, ring, &mut found) {
                         cycles.push(cycle);
                     }

@@ -9,7 +9,7 @@
 mod cycle;
 mod visibility;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -29,10 +29,36 @@ enum Loaded {
     Failed,
 }
 
+/// Packages by repository, then package name: looked up with borrowed strings, because
+/// every edge of every graph walk goes through here.
+#[derive(Default)]
+struct PackageMap(HashMap<String, HashMap<String, Loaded>>);
+
+impl PackageMap {
+    fn get(&self, repo: &str, package: &str) -> Option<&Loaded> {
+        self.0.get(repo)?.get(package)
+    }
+
+    fn contains(&self, id: &PackageId) -> bool {
+        self.get(&id.repo, &id.package).is_some()
+    }
+
+    fn insert(&mut self, id: PackageId, loaded: Loaded) {
+        self.0
+            .entry(id.repo)
+            .or_default()
+            .insert(id.package, loaded);
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Loaded> {
+        self.0.values().flat_map(HashMap::values)
+    }
+}
+
 /// Every package loaded so far, and the diagnostics met on the way.
 pub struct TargetGraph<'l> {
     loader: &'l Loader,
-    packages: BTreeMap<PackageId, Loaded>,
+    packages: PackageMap,
     errors: Vec<Diagnostic>,
     /// Labels already reported as unresolvable, so each is reported once per referrer.
     reported: BTreeSet<(Label, Label)>,
@@ -42,7 +68,7 @@ impl<'l> TargetGraph<'l> {
     pub fn new(loader: &'l Loader) -> Self {
         TargetGraph {
             loader,
-            packages: BTreeMap::new(),
+            packages: PackageMap::default(),
             errors: Vec::new(),
             reported: BTreeSet::new(),
         }
@@ -67,7 +93,7 @@ impl<'l> TargetGraph<'l> {
     pub fn load_packages(&mut self, ids: impl IntoIterator<Item = PackageId>) {
         let wanted: Vec<PackageId> = ids
             .into_iter()
-            .filter(|id| !self.packages.contains_key(id))
+            .filter(|id| !self.packages.contains(id))
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
@@ -99,7 +125,7 @@ impl<'l> TargetGraph<'l> {
 
     /// The loaded package, if it loaded without errors.
     pub fn package(&self, id: &PackageId) -> Option<&Arc<Package>> {
-        match self.packages.get(id) {
+        match self.packages.get(&id.repo, &id.package) {
             Some(Loaded::Ok(p)) => Some(p),
             _ => None,
         }
@@ -115,12 +141,18 @@ impl<'l> TargetGraph<'l> {
 
     /// True when the package had errors (already recorded in `errors()`).
     fn failed(&self, id: &PackageId) -> bool {
-        matches!(self.packages.get(id), Some(Loaded::Failed))
+        matches!(
+            self.packages.get(&id.repo, &id.package),
+            Some(Loaded::Failed)
+        )
     }
 
     /// The target named by `label`, if its package is loaded and declares it.
     pub fn target(&self, label: &Label) -> Option<&Target> {
-        self.package(&label.package_id())?.targets.get(&label.name)
+        match self.packages.get(&label.repo, &label.package)? {
+            Loaded::Ok(p) => p.targets.get(&label.name),
+            _ => None,
+        }
     }
 
     /// Every target currently loaded.
@@ -145,7 +177,7 @@ impl<'l> TargetGraph<'l> {
             }
             TargetPattern::Package { package, files_too } => {
                 self.load_packages([package.clone()]);
-                match self.packages.get(package) {
+                match self.packages.get(&package.repo, &package.package) {
                     Some(Loaded::Ok(pkg)) => Ok(select_targets(pkg, *files_too)),
                     Some(Loaded::Missing(d)) => Err(skipping(d.clone())),
                     _ => Ok(BTreeSet::new()),
@@ -199,7 +231,7 @@ impl<'l> TargetGraph<'l> {
             Some(t) => Diagnostic::at(&t.location, msg),
             None => Diagnostic::new(msg),
         };
-        match self.packages.get(&id) {
+        match self.packages.get(&id.repo, &id.package) {
             Some(Loaded::Ok(pkg)) => {
                 if pkg.targets.contains_key(&label.name) {
                     return Ok(());
@@ -247,33 +279,35 @@ impl<'l> TargetGraph<'l> {
     /// Loads everything reachable from `roots` and returns the reachable labels (roots
     /// included). Unknown labels are recorded as errors naming the referring target.
     pub fn load_closure(&mut self, roots: &BTreeSet<Label>) -> BTreeSet<Label> {
-        let mut seen: BTreeSet<Label> = BTreeSet::new();
+        let mut seen: HashSet<Label> = HashSet::new();
         let mut frontier: Vec<Label> = roots.iter().cloned().collect();
         while !frontier.is_empty() {
             self.load_packages(frontier.iter().map(Label::package_id));
             let mut next = Vec::new();
             for label in frontier {
-                if !seen.insert(label.clone()) {
-                    continue;
-                }
                 let Some(target) = self.target(&label) else {
                     continue;
                 };
-                next.extend(target.deps().into_iter().map(|(_, l)| l.clone()));
+                for (_, dep) in target.deps() {
+                    if !seen.contains(dep) {
+                        next.push(dep.clone());
+                    }
+                }
+                seen.insert(label);
             }
-            next.retain(|l| !seen.contains(l));
-            next.sort();
+            next.sort_unstable();
             next.dedup();
+            next.retain(|l| !seen.contains(l));
             frontier = next;
         }
-        // Second pass, now that every package is loaded: report unresolvable edges.
+        // Now that every package is loaded, report the edges that lead nowhere.
         let mut problems = Vec::new();
         for label in &seen {
-            let Some(target) = self.target(label) else {
-                continue;
-            };
+            let target = self.target(label).expect("only existing targets are kept");
             for (_, dep) in target.deps() {
-                if self.reported.contains(&(label.clone(), dep.clone())) {
+                if self.target(dep).is_some()
+                    || self.reported.contains(&(label.clone(), dep.clone()))
+                {
                     continue;
                 }
                 if let Err(d) = self.lookup(dep, Some(target)) {
@@ -281,12 +315,12 @@ impl<'l> TargetGraph<'l> {
                 }
             }
         }
+        problems.sort();
         for (from, to, d) in problems {
             self.reported.insert((from, to));
             self.error(d);
         }
-        seen.retain(|l| self.target(l).is_some());
-        seen
+        seen.into_iter().collect()
     }
 
     /// The resolved dependencies of a loaded target: `(attribute, label)` pairs whose
@@ -314,13 +348,13 @@ impl<'l> TargetGraph<'l> {
     }
 
     /// Every dependency cycle among `labels` (each reported once).
-    pub fn cycles(&self, labels: &BTreeSet<Label>) -> Vec<Cycle> {
+    pub fn cycles(&self, labels: &[Label]) -> Vec<Cycle> {
         cycle::find_cycles(self, labels)
     }
 
     /// Every edge among `labels` that visibility forbids. Loads the packages of the
     /// package groups that visibility lists name.
-    pub fn visibility_errors(&mut self, labels: &BTreeSet<Label>) -> Vec<Diagnostic> {
+    pub fn visibility_errors(&mut self, labels: &[Label]) -> Vec<Diagnostic> {
         let groups: Vec<PackageId> = labels
             .iter()
             .filter_map(|l| self.target(l))

@@ -7,7 +7,7 @@ use super::TargetGraph;
 use crate::core::{Diagnostic, Label, PackageId};
 use crate::loading::{PackageSpec, TargetKind};
 
-pub(super) fn check(graph: &TargetGraph, labels: &BTreeSet<Label>) -> Vec<Diagnostic> {
+pub(super) fn check(graph: &TargetGraph, labels: &[Label]) -> Vec<Diagnostic> {
     let mut errors = Vec::new();
     for label in labels {
         let Some(from) = graph.target(label) else {

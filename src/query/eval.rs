@@ -92,8 +92,12 @@ impl Evaluator<'_> {
             }
             Expr::Deps { of, depth } => {
                 let roots = self.eval(of)?;
-                self.env.load_closure(&roots);
-                forward(&*self.env, &roots, *depth)
+                let closure = self.env.load_closure(&roots);
+                match depth {
+                    // The env's closure is exactly the unbounded answer; don't walk it twice.
+                    None => closure,
+                    Some(_) => forward(&*self.env, &roots, *depth),
+                }
             }
             Expr::Rdeps {
                 universe,
