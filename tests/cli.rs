@@ -171,3 +171,21 @@ fn no_panic_or_backtrace_even_with_rust_backtrace_set() {
         assert!(run.stderr.starts_with("ERROR: "), "{}", run.stderr);
     }
 }
+
+#[test]
+fn the_readme_example_answers() {
+    let ws = Workspace::example("hello");
+    let run = ws.forge(&["query", "deps(//app:hello)", "--output=label_kind"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "py_binary rule //app:hello\nsource file //app:hello.py\npy_library rule //lib:greet\n\
+         source file //lib:greet.py\nfilegroup rule //lib:words\nsource file //lib:words/hello.txt\n\
+         source file //lib:words/world.txt\n"
+    );
+    let all = ws.forge(&["query", "//..."]);
+    assert_eq!(
+        all.stdout,
+        "//app:banner\n//app:hello\n//app:hello_test\n//app:welcome\n//app:welcome_loud\n//lib:greet\n//lib:words\n"
+    );
+}

@@ -129,3 +129,60 @@ fn keep_going_reports_what_it_could() {
     let strict = ws.forge(&["query", "//cycle:all + //syntax:all"]);
     assert_eq!((strict.code, strict.stdout.as_str()), (1, ""));
 }
+
+#[test]
+fn declaration_errors_point_at_the_bzl_line() {
+    let ws = Workspace::fixture("errors");
+    ws.write("decl/BUILD", "load(':defs.bzl', 'r')\n");
+    ws.write(
+        "decl/defs.bzl",
+        "def _i(ctx):\n    pass\n\nr = rule(implementation = _i, attrs = {'tool': attr.label(executable = True)})\n",
+    );
+    insta::assert_snapshot!("executable_without_cfg", query(&ws, "//decl:all"));
+    ws.write(
+        "decl/defs.bzl",
+        "def _i(ctx):\n    pass\n\nr = rule(implementation = _i, attrs = {'n': attr.int(default = 'three')})\n",
+    );
+    insta::assert_snapshot!("bad_default", query(&ws, "//decl:all"));
+    ws.write(
+        "decl/defs.bzl",
+        "def _i(ctx):\n    pass\n\nmy_test = rule(implementation = _i)\n",
+    );
+    insta::assert_snapshot!("test_name_without_test_flag", query(&ws, "//decl:all"));
+}
+
+#[test]
+fn glob_allow_empty_false_fails_on_no_match() {
+    let ws = Workspace::fixture("errors");
+    ws.write(
+        "g/BUILD",
+        "filegroup(name = 'g', srcs = glob(['*.none'], allow_empty = False))\n",
+    );
+    insta::assert_snapshot!("glob_empty", query(&ws, "//g:all"));
+    ws.write(
+        "g/BUILD",
+        "filegroup(name = 'g', srcs = glob(['*.none']))\n",
+    );
+    assert_eq!(ws.forge(&["query", "//g:all"]).stdout, "//g:g\n");
+}
+
+#[test]
+fn subpackages_visibility() {
+    let ws = Workspace::fixture("errors");
+    ws.write(
+        "top/BUILD",
+        "filegroup(name = 't', visibility = ['//top:__subpackages__'])\n",
+    );
+    ws.write(
+        "top/inner/deep/BUILD",
+        "filegroup(name = 'ok', srcs = ['//top:t'])\n",
+    );
+    ws.write(
+        "outside/BUILD",
+        "filegroup(name = 'no', srcs = ['//top:t'])\n",
+    );
+    let ok = ws.forge(&["query", "deps(//top/inner/deep:ok)"]);
+    assert_eq!((ok.code, ok.stderr.as_str()), (0, ""));
+    let no = ws.forge(&["query", "deps(//outside:no)"]);
+    assert!(no.stderr.starts_with("WARNING: outside/BUILD:1:1: in filegroup rule //outside:no: target '//top:t' is not visible"), "{}", no.stderr);
+}

@@ -38,6 +38,16 @@ impl Workspace {
         Workspace { dir }
     }
 
+    /// A copy of an example workspace under `examples/`.
+    pub fn example(name: &str) -> Workspace {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(name);
+        let dir = tempfile::tempdir().expect("temp dir");
+        copy_tree(&src, &dir.path().join("ws"));
+        Workspace { dir }
+    }
+
     /// An empty directory that is not inside any workspace.
     pub fn empty() -> Workspace {
         let dir = tempfile::tempdir().expect("temp dir");
