@@ -30,19 +30,16 @@ impl Run {
 impl Workspace {
     /// Copies `tests/fixtures/<name>` (a workspace) into a fresh temporary directory.
     pub fn fixture(name: &str) -> Workspace {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name);
-        let dir = tempfile::tempdir().expect("temp dir");
-        copy_tree(&src, &dir.path().join("ws"));
-        Workspace { dir }
+        Workspace::copy_of(&Path::new("tests/fixtures").join(name))
     }
 
     /// A copy of an example workspace under `examples/`.
     pub fn example(name: &str) -> Workspace {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("examples")
-            .join(name);
+        Workspace::copy_of(&Path::new("examples").join(name))
+    }
+
+    fn copy_of(relative: &Path) -> Workspace {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
         let dir = tempfile::tempdir().expect("temp dir");
         copy_tree(&src, &dir.path().join("ws"));
         Workspace { dir }
