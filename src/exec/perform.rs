@@ -1,0 +1,579 @@
+//! Performing one action: the action and its inputs' digests in, its outputs right on disk and
+//! their digests out — by finding them already right, by restoring them from the action cache,
+//! or by executing the action (a command through the `Runner`, or in-process for writes,
+//! template expansions and symlinks) and recording the results in the caches.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::analysis::{Action, ActionKind};
+use crate::core::Digest;
+use crate::exec::action_cache::{AcEntry, ActionCache, CachedOutput};
+use crate::exec::cas::{Cas, Fetch};
+use crate::exec::key::action_key;
+use crate::exec::progress::Progress;
+use crate::exec::runner::{Cancel, Runner, Spawn};
+use crate::exec::scheduler::Producer;
+use crate::exec::stat_cache::{FileStat, OutputRecord, StatCache};
+use crate::exec::{ActionFailure, ExecConfig, ExecError, FIXED_PATH};
+
+/// A CAS with its action cache: the local one under `cache_dir`, or the `--disk_cache`.
+struct Store {
+    cas: Cas,
+    ac: ActionCache,
+}
+
+impl Store {
+    fn at(dir: &Path) -> Store {
+        Store {
+            cas: Cas::new(dir.join("cas")),
+            ac: ActionCache::new(dir.join("ac")),
+        }
+    }
+}
+
+/// How an action's outputs came to be right.
+pub(crate) enum How {
+    /// Executed; what it printed.
+    Executed(Vec<u8>),
+    CacheHit,
+    UpToDate,
+}
+
+pub(crate) struct Done {
+    /// One per declared output, in order.
+    pub digests: Vec<Digest>,
+    pub how: How,
+}
+
+pub(crate) enum Fail {
+    /// `ran` tells whether the action was executed (for the `executed` count).
+    Failed {
+        failure: Box<ActionFailure>,
+        ran: bool,
+    },
+    /// Cancelled by Ctrl-C; not a failure of the action.
+    Interrupted,
+}
+
+/// Everything shared by all actions of one build.
+pub(crate) struct Ctx<'a> {
+    exec_root: &'a Path,
+    pub stat: StatCache,
+    local: Store,
+    disk: Option<Store>,
+    runner: &'a dyn Runner,
+    pub cancel: Cancel,
+    progress: &'a dyn Progress,
+    /// Fixed variables plus `--action_env`.
+    base_env: BTreeMap<String, String>,
+    tmp_root: PathBuf,
+}
+
+const NO_CACHE: &str = "no-cache";
+
+fn output_mode(executable: bool) -> u32 {
+    if executable { 0o555 } else { 0o444 }
+}
+
+/// A regular file with exactly the permissions we give outputs. Anything else (edited to be
+/// writable, replaced by a directory) is not what we put there.
+fn mode_ok(stat: &FileStat, executable: bool) -> bool {
+    stat.mode & 0o170000 == 0o100000 && stat.mode & 0o7777 == output_mode(executable)
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(
+        config: &'a ExecConfig,
+        runner: &'a dyn Runner,
+        progress: &'a dyn Progress,
+    ) -> Result<Ctx<'a>, ExecError> {
+        let tmp_root = config.cache_dir.join("tmp");
+        fs::create_dir_all(&tmp_root).map_err(|e| {
+            ExecError::Setup(format!("cannot create '{}': {e}", tmp_root.display()))
+        })?;
+        let mut base_env = BTreeMap::new();
+        base_env.insert("PATH".to_owned(), FIXED_PATH.to_owned());
+        base_env.insert("LANG".to_owned(), "C".to_owned());
+        base_env.insert("TZ".to_owned(), "UTC".to_owned());
+        for (k, v) in &config.action_env {
+            base_env.insert(k.clone(), v.clone());
+        }
+        Ok(Ctx {
+            exec_root: &config.exec_root,
+            stat: StatCache::load(
+                config.cache_dir.join("stat_cache"),
+                config.exec_root.clone(),
+            ),
+            local: Store::at(&config.cache_dir),
+            disk: config.disk_cache.as_deref().map(Store::at),
+            runner,
+            cancel: Cancel::new(),
+            progress,
+            base_env,
+            tmp_root,
+        })
+    }
+
+    fn fail(&self, action: &Action, exit: String, output: String, ran: bool) -> Fail {
+        let command = match &action.kind {
+            ActionKind::Run { argv } => argv.clone(),
+            _ => Vec::new(),
+        };
+        Fail::Failed {
+            failure: Box::new(ActionFailure {
+                owner: action.owner.clone(),
+                mnemonic: action.mnemonic.clone(),
+                command,
+                exit,
+                output,
+            }),
+            ran,
+        }
+    }
+
+    /// The environment of a command, without `TMPDIR` (added per run). The action's own
+    /// variables win over `--action_env`, which wins over the fixed ones.
+    fn env_for(&self, action: &Action) -> Cow<'_, BTreeMap<String, String>> {
+        if action.env.is_empty() || !matches!(action.kind, ActionKind::Run { .. }) {
+            return Cow::Borrowed(&self.base_env);
+        }
+        let mut env = self.base_env.clone();
+        for (k, v) in &action.env {
+            env.insert(k.clone(), v.clone());
+        }
+        Cow::Owned(env)
+    }
+
+    pub fn perform(
+        &self,
+        action: &Action,
+        inputs: &[(&str, Producer)],
+        digest_of: &dyn Fn(usize, usize) -> Option<Digest>,
+    ) -> Result<Done, Fail> {
+        let mut input_digests = Vec::with_capacity(inputs.len());
+        for &(path, producer) in inputs {
+            let digest = match producer {
+                Some((p, k)) => digest_of(p, k).ok_or_else(|| {
+                    self.fail(
+                        action,
+                        format!("missing input file '{path}'"),
+                        "its producing action has no result".to_owned(),
+                        false,
+                    )
+                })?,
+                None => self.stat.digest(path).map_err(|e| {
+                    self.fail(
+                        action,
+                        format!("missing input file '{path}'"),
+                        e.to_string(),
+                        false,
+                    )
+                })?,
+            };
+            input_digests.push((path, digest));
+        }
+        let env = self.env_for(action);
+        let key = action_key(action, &env, &input_digests);
+        let cacheable = !action.requirements.iter().any(|r| r == NO_CACHE);
+        if cacheable {
+            if let Some(digests) = self.up_to_date(action, &key) {
+                return Ok(Done {
+                    digests,
+                    how: How::UpToDate,
+                });
+            }
+            if let Some(digests) = self.lookup_cache(action, &key) {
+                return Ok(Done {
+                    digests,
+                    how: How::CacheHit,
+                });
+            }
+        }
+        self.execute(action, &key, &env, cacheable)
+    }
+
+    /// The outputs' digests if every output on disk is what this very action key last put
+    /// there; by stat only, nothing is read.
+    fn up_to_date(&self, action: &Action, key: &Digest) -> Option<Vec<Digest>> {
+        let mut digests = Vec::with_capacity(action.outputs.len());
+        for out in &action.outputs {
+            let record = self.stat.output(out)?;
+            if record.action_key != *key {
+                return None;
+            }
+            let (digest, stat) = self.stat.digest_and_stat(out).ok()?;
+            if digest != record.digest || !mode_ok(&stat, record.executable) {
+                return None;
+            }
+            digests.push(digest);
+        }
+        Some(digests)
+    }
+
+    /// Restores the outputs from the local action cache, else from the disk cache.
+    fn lookup_cache(&self, action: &Action, key: &Digest) -> Option<Vec<Digest>> {
+        let stores = std::iter::once(&self.local).chain(self.disk.as_ref());
+        for (n, store) in stores.enumerate() {
+            let Some(entry) = store.ac.get(key) else {
+                continue;
+            };
+            let same_outputs = entry.outputs.len() == action.outputs.len()
+                && entry
+                    .outputs
+                    .iter()
+                    .zip(&action.outputs)
+                    .all(|(e, o)| e.path == *o);
+            if !same_outputs || !matches!(self.restore(&entry, &store.cas), Ok(true)) {
+                continue;
+            }
+            if n > 0 {
+                // A disk-cache hit: keep a local copy so the next build needs no disk cache.
+                let copied = entry.outputs.iter().all(|o| {
+                    self.local
+                        .cas
+                        .put_file(&self.exec_root.join(&o.path), &o.digest)
+                        .is_ok()
+                });
+                if copied {
+                    let _ = self.local.ac.put(key, &entry);
+                }
+            }
+            for o in &entry.outputs {
+                self.stat.set_output(
+                    &o.path,
+                    OutputRecord {
+                        action_key: *key,
+                        digest: o.digest,
+                        executable: o.executable,
+                    },
+                );
+            }
+            return Some(entry.outputs.iter().map(|o| o.digest).collect());
+        }
+        None
+    }
+
+    /// Puts each output of `entry` in place from `cas`. `Ok(false)` if a blob is missing or
+    /// corrupt (corrupt ones are deleted by the CAS): the action must run.
+    fn restore(&self, entry: &AcEntry, cas: &Cas) -> io::Result<bool> {
+        for o in &entry.outputs {
+            // Already right on disk (judged by the stat cache): no need to read the blob.
+            if let Ok((digest, stat)) = self.stat.digest_and_stat(&o.path)
+                && digest == o.digest
+                && mode_ok(&stat, o.executable)
+            {
+                continue;
+            }
+            self.stat.forget_output(&o.path);
+            let full = self.exec_root.join(&o.path);
+            prepare_output_dir(&full)?;
+            if let Ok(m) = fs::symlink_metadata(&full)
+                && m.is_dir()
+            {
+                fs::remove_dir_all(&full)?;
+            }
+            match cas.materialize(&o.digest, &full, output_mode(o.executable))? {
+                Fetch::Done => {
+                    let stat = FileStat::of(&full)?;
+                    self.stat.record(&o.path, stat, o.digest);
+                }
+                Fetch::Missing | Fetch::Corrupt => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
+
+    fn execute(
+        &self,
+        action: &Action,
+        key: &Digest,
+        env: &BTreeMap<String, String>,
+        cacheable: bool,
+    ) -> Result<Done, Fail> {
+        let io_fail =
+            |what: &str, e: io::Error| self.fail(action, what.to_owned(), e.to_string(), true);
+        self.progress.started(action);
+        for out in &action.outputs {
+            // Whatever is there now is not the result of this run.
+            self.stat.forget_output(out);
+            let full = self.exec_root.join(out);
+            remove_output(&full)
+                .and_then(|()| prepare_output_dir(&full))
+                .map_err(|e| io_fail(&format!("cannot prepare output '{out}'"), e))?;
+        }
+        let printed = match &action.kind {
+            ActionKind::Run { argv } => self.run_command(action, argv, env)?,
+            ActionKind::Write { content, .. } => {
+                let out = self.single_output(action)?;
+                fs::write(self.exec_root.join(out), content)
+                    .map_err(|e| io_fail(&format!("cannot write '{out}'"), e))?;
+                Vec::new()
+            }
+            ActionKind::ExpandTemplate {
+                template,
+                substitutions,
+                ..
+            } => {
+                let out = self.single_output(action)?;
+                let text = fs::read(self.exec_root.join(template))
+                    .map_err(|e| io_fail(&format!("cannot read template '{template}'"), e))?;
+                fs::write(self.exec_root.join(out), substitute(text, substitutions))
+                    .map_err(|e| io_fail(&format!("cannot write '{out}'"), e))?;
+                Vec::new()
+            }
+            ActionKind::Symlink { target, .. } => {
+                // Stored as a copy: the cache stays content-addressed and making the output
+                // read-only cannot reach the target.
+                let out = self.single_output(action)?;
+                fs::copy(self.exec_root.join(target), self.exec_root.join(out))
+                    .map_err(|e| io_fail(&format!("cannot copy '{target}' to '{out}'"), e))?;
+                Vec::new()
+            }
+        };
+
+        let mut digests = Vec::with_capacity(action.outputs.len());
+        let mut cached = Vec::with_capacity(action.outputs.len());
+        for out in &action.outputs {
+            let (digest, executable) = self.collect_output(action, out)?;
+            digests.push(digest);
+            cached.push(CachedOutput {
+                path: out.clone(),
+                digest,
+                executable,
+            });
+        }
+        if cacheable {
+            // Blobs first, then the entry: an entry never points at blobs not yet stored.
+            for c in &cached {
+                self.local
+                    .cas
+                    .put_file(&self.exec_root.join(&c.path), &c.digest)
+                    .map_err(|e| io_fail("cannot store output in the cache", e))?;
+            }
+            let entry = AcEntry { outputs: cached };
+            self.local
+                .ac
+                .put(key, &entry)
+                .map_err(|e| io_fail("cannot write the action cache", e))?;
+            if let Some(disk) = &self.disk {
+                // The disk cache is an optimisation shared with others; failing to fill it
+                // must not fail the build.
+                let stored = entry.outputs.iter().all(|c| {
+                    disk.cas
+                        .put_file(&self.exec_root.join(&c.path), &c.digest)
+                        .is_ok()
+                });
+                if stored {
+                    let _ = disk.ac.put(key, &entry);
+                }
+            }
+            for c in &entry.outputs {
+                self.stat.set_output(
+                    &c.path,
+                    OutputRecord {
+                        action_key: *key,
+                        digest: c.digest,
+                        executable: c.executable,
+                    },
+                );
+            }
+        }
+        Ok(Done {
+            digests,
+            how: How::Executed(printed),
+        })
+    }
+
+    fn single_output<'b>(&self, action: &'b Action) -> Result<&'b str, Fail> {
+        match action.outputs.as_slice() {
+            [one] => Ok(one),
+            _ => Err(self.fail(
+                action,
+                format!(
+                    "{} must declare exactly one output, not {}",
+                    action.mnemonic,
+                    action.outputs.len()
+                ),
+                String::new(),
+                true,
+            )),
+        }
+    }
+
+    fn run_command(
+        &self,
+        action: &Action,
+        argv: &[String],
+        env: &BTreeMap<String, String>,
+    ) -> Result<Vec<u8>, Fail> {
+        let tmp = tempfile::Builder::new()
+            .prefix("action-")
+            .tempdir_in(&self.tmp_root)
+            .map_err(|e| {
+                self.fail(
+                    action,
+                    "cannot create TMPDIR".to_owned(),
+                    e.to_string(),
+                    true,
+                )
+            })?;
+        let mut env = env.clone();
+        env.insert(
+            "TMPDIR".to_owned(),
+            tmp.path().to_string_lossy().into_owned(),
+        );
+        let spawn = Spawn {
+            action,
+            argv,
+            env: &env,
+            cwd: self.exec_root,
+        };
+        let result = self.runner.run(&spawn, &self.cancel);
+        // Leftovers the action could not be bothered to delete are not our problem.
+        let _ = tmp.close();
+        if self.cancel.is_cancelled() {
+            return Err(Fail::Interrupted);
+        }
+        match result {
+            Err(e) => Err(self.fail(
+                action,
+                format!("cannot run '{}'", argv.first().map_or("", String::as_str)),
+                e.to_string(),
+                true,
+            )),
+            Ok(o) if !o.status.success() => Err(self.fail(
+                action,
+                o.status.to_string(),
+                String::from_utf8_lossy(&o.output).into_owned(),
+                true,
+            )),
+            Ok(o) => Ok(o.output),
+        }
+    }
+
+    /// Checks one output after execution, makes it read-only, records its stat and digest.
+    fn collect_output(&self, action: &Action, out: &str) -> Result<(Digest, bool), Fail> {
+        let full = self.exec_root.join(out);
+        let missing = || {
+            self.fail(
+                action,
+                format!("declared output '{out}' was not created"),
+                String::new(),
+                true,
+            )
+        };
+        let io_fail = |e: io::Error| {
+            self.fail(
+                action,
+                format!("cannot record output '{out}'"),
+                e.to_string(),
+                true,
+            )
+        };
+        let meta = fs::symlink_metadata(&full).map_err(|_| missing())?;
+        if meta.file_type().is_symlink() {
+            // Replace a symlink by a copy of what it points to: outputs are self-contained
+            // files, and chmod below must not reach the target (maybe a source file).
+            let dir = full.parent().unwrap_or(self.exec_root);
+            let tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_fail)?;
+            fs::copy(&full, tmp.path()).map_err(|_| missing())?;
+            tmp.persist(&full).map_err(|e| io_fail(e.error))?;
+        } else if meta.is_dir() {
+            return Err(self.fail(
+                action,
+                format!("declared output '{out}' is a directory"),
+                String::new(),
+                true,
+            ));
+        }
+        let executable = match &action.kind {
+            ActionKind::Run { .. } => FileStat::of(&full).map_err(io_fail)?.is_executable(),
+            ActionKind::Write { executable, .. }
+            | ActionKind::ExpandTemplate { executable, .. }
+            | ActionKind::Symlink { executable, .. } => *executable,
+        };
+        let digest = Digest::of_file(&full).map_err(io_fail)?;
+        fs::set_permissions(&full, fs::Permissions::from_mode(output_mode(executable)))
+            .map_err(io_fail)?;
+        // After chmod, which changes ctime.
+        let stat = FileStat::of(&full).map_err(io_fail)?;
+        self.stat.record(out, stat, digest);
+        Ok((digest, executable))
+    }
+}
+
+/// Deletes an old output (file, symlink or directory), if any.
+fn remove_output(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn prepare_output_dir(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(dir) => fs::create_dir_all(dir),
+        None => Ok(()),
+    }
+}
+
+/// Applies `substitutions` in order, each replacing every occurrence of its key.
+fn substitute(mut text: Vec<u8>, substitutions: &[(String, String)]) -> Vec<u8> {
+    for (key, value) in substitutions {
+        let (key, value) = (key.as_bytes(), value.as_bytes());
+        if key.is_empty() {
+            continue;
+        }
+        let mut out = Vec::with_capacity(text.len());
+        let mut i = 0;
+        while i < text.len() {
+            if text[i..].starts_with(key) {
+                out.extend_from_slice(value);
+                i += key.len();
+            } else {
+                out.push(text[i]);
+                i += 1;
+            }
+        }
+        text = out;
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substitutions_apply_in_order_to_every_occurrence() {
+        let subs = vec![
+            ("{A}".to_owned(), "{B}x".to_owned()),
+            ("{B}".to_owned(), "y".to_owned()),
+            (String::new(), "ignored".to_owned()),
+        ];
+        assert_eq!(substitute(b"{A}-{A}-{B}".to_vec(), &subs), b"yx-yx-y");
+    }
+
+    #[test]
+    fn output_modes() {
+        let stat = |mode| FileStat {
+            size: 0,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            ino: 0,
+            mode,
+        };
+        assert!(mode_ok(&stat(0o100444), false));
+        assert!(mode_ok(&stat(0o100555), true));
+        assert!(!mode_ok(&stat(0o100644), false));
+        assert!(!mode_ok(&stat(0o100444), true));
+        assert!(!mode_ok(&stat(0o040555), true));
+    }
+}

@@ -1,0 +1,310 @@
+//! Running one command: a `Spawn` (argv, exact environment, cwd) in, a `SpawnOutcome` (how it
+//! ended, combined stdout+stderr) out. `Runner` is the seam between the scheduler and real
+//! processes; `LocalRunner` runs them on this machine, each in its own process group so that
+//! cancellation (Ctrl-C, `Cancel::cancel`) can SIGKILL the command and everything it started.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{self, Read};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, killpg};
+use nix::sys::wait::{Id, WaitPidFlag, waitid};
+use nix::unistd::Pid;
+
+use crate::analysis::Action;
+
+/// One command to run.
+#[derive(Debug)]
+pub struct Spawn<'a> {
+    /// The action this command belongs to (for runners that want its outputs or owner).
+    pub action: &'a Action,
+    pub argv: &'a [String],
+    /// The complete environment; nothing else is inherited.
+    pub env: &'a BTreeMap<String, String>,
+    pub cwd: &'a Path,
+}
+
+/// How a command ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpawnStatus {
+    Exited(i32),
+    Signaled(i32),
+}
+
+impl SpawnStatus {
+    pub fn success(&self) -> bool {
+        *self == SpawnStatus::Exited(0)
+    }
+}
+
+impl std::fmt::Display for SpawnStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SpawnStatus::Exited(code) => write!(f, "exit {code}"),
+            SpawnStatus::Signaled(sig) => write!(f, "killed by signal {sig}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpawnOutcome {
+    pub status: SpawnStatus,
+    /// stdout and stderr, interleaved as the command wrote them.
+    pub output: Vec<u8>,
+}
+
+/// Runs commands. Shared by all worker threads of a build.
+pub trait Runner: Sync {
+    /// Runs `spawn` to completion, or until `cancel` fires (then the result does not matter).
+    /// `Err` means the command could not be started.
+    fn run(&self, spawn: &Spawn, cancel: &Cancel) -> io::Result<SpawnOutcome>;
+}
+
+/// A cancellation signal shared by every running command of one build; it remembers the
+/// process groups of running commands so that cancelling kills them all at once.
+#[derive(Debug, Default)]
+pub struct Cancel {
+    cancelled: AtomicBool,
+    // The flag is also checked under this lock in `register`, so a group registered
+    // concurrently with `cancel` is either seen by `cancel` or sees the flag.
+    groups: Mutex<HashSet<i32>>,
+}
+
+impl Cancel {
+    pub fn new() -> Cancel {
+        Cancel::default()
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Sets the flag and SIGKILLs every registered process group.
+    pub fn cancel(&self) {
+        let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        self.cancelled.store(true, Ordering::SeqCst);
+        for &pgid in groups.iter() {
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        }
+    }
+
+    /// Notes a running process group. Returns false if already cancelled: the caller must
+    /// kill the group itself.
+    pub fn register(&self, pgid: i32) -> bool {
+        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        if self.cancelled.load(Ordering::SeqCst) {
+            return false;
+        }
+        groups.insert(pgid);
+        true
+    }
+
+    /// Must be called before the group leader is reaped, so its pid cannot have been reused
+    /// by an unrelated process when `cancel` kills it.
+    pub fn unregister(&self, pgid: i32) {
+        self.groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&pgid);
+    }
+}
+
+/// Runs commands as local processes.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LocalRunner;
+
+/// How long to wait for the output pipe to reach EOF after the process group was killed; only
+/// a process that left the group (setsid) and kept the pipe open can make us wait this long.
+const PIPE_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Runner for LocalRunner {
+    fn run(&self, spawn: &Spawn, cancel: &Cancel) -> io::Result<SpawnOutcome> {
+        let Some(program) = spawn.argv.first() else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty argv"));
+        };
+        // A relative program path with a slash (`pkg/tool.sh`) is an exec path: resolve it
+        // against the cwd explicitly instead of relying on how spawning orders chdir and exec.
+        let resolved: PathBuf = if program.contains('/') && !program.starts_with('/') {
+            spawn.cwd.join(program)
+        } else {
+            PathBuf::from(program)
+        };
+        let (mut reader, writer) = io::pipe()?;
+        let writer2 = writer.try_clone()?;
+        let mut cmd = Command::new(&resolved);
+        cmd.arg0(program)
+            .args(&spawn.argv[1..])
+            .env_clear()
+            .envs(spawn.env)
+            .current_dir(spawn.cwd)
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(writer2)
+            .process_group(0);
+        let mut child = cmd.spawn()?;
+        // `cmd` owns our copies of the pipe's write end; they must be closed for EOF.
+        drop(cmd);
+        let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = reader.read_to_end(&mut buf);
+            let _ = tx.send(buf);
+        });
+
+        if !cancel.register(pid) {
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        // Wait for exit without reaping: while the leader is a zombie its pid and process
+        // group id cannot be reused, so killing the group below or in `cancel` is safe.
+        while let Err(Errno::EINTR) = waitid(
+            Id::Pid(Pid::from_raw(pid)),
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT,
+        ) {}
+        // Anything the command left running in its group would outlive the action and could
+        // hold the output pipe open; Bazel kills these too.
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        cancel.unregister(pid);
+        let status = child.wait()?;
+        let output = rx.recv_timeout(PIPE_DRAIN_TIMEOUT).unwrap_or_default();
+        let status = match (status.code(), status.signal()) {
+            (Some(code), _) => SpawnStatus::Exited(code),
+            (None, Some(sig)) => SpawnStatus::Signaled(sig),
+            (None, None) => SpawnStatus::Exited(-1),
+        };
+        Ok(SpawnOutcome { status, output })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::Label;
+    use std::time::Instant;
+
+    fn action() -> Action {
+        Action {
+            owner: Label {
+                repo: String::new(),
+                package: "pkg".into(),
+                name: "x".into(),
+            },
+            mnemonic: "Genrule".into(),
+            progress_message: "Executing genrule //pkg:x".into(),
+            kind: crate::analysis::ActionKind::Run { argv: vec![] },
+            inputs: vec![],
+            outputs: vec![],
+            env: BTreeMap::new(),
+            requirements: vec![],
+        }
+    }
+
+    fn sh(
+        script: &str,
+        env: &BTreeMap<String, String>,
+        cancel: &Cancel,
+    ) -> io::Result<SpawnOutcome> {
+        let a = action();
+        let argv = vec!["/bin/sh".to_owned(), "-c".to_owned(), script.to_owned()];
+        let cwd = std::env::temp_dir();
+        LocalRunner.run(
+            &Spawn {
+                action: &a,
+                argv: &argv,
+                env,
+                cwd: &cwd,
+            },
+            cancel,
+        )
+    }
+
+    #[test]
+    fn captures_combined_output_status_and_exact_env() -> io::Result<()> {
+        let mut env = BTreeMap::new();
+        env.insert("FOO".to_owned(), "bar".to_owned());
+        let out = sh(
+            "echo out; echo err >&2; env | sort; exit 7",
+            &env,
+            &Cancel::new(),
+        )?;
+        assert_eq!(out.status, SpawnStatus::Exited(7));
+        assert_eq!(out.status.to_string(), "exit 7");
+        let text = String::from_utf8_lossy(&out.output);
+        assert!(text.starts_with("out\nerr\n"), "{text}");
+        // Only what we passed (plus what sh itself sets: PWD, SHLVL, `_`).
+        for line in text.lines().skip(2) {
+            let name = line.split('=').next().unwrap_or("");
+            assert!(
+                ["FOO", "PWD", "SHLVL", "_", "OLDPWD"].contains(&name),
+                "unexpected variable {line}"
+            );
+        }
+        assert!(text.contains("FOO=bar"));
+
+        let killed = sh("kill -9 $$", &env, &Cancel::new())?;
+        assert_eq!(killed.status, SpawnStatus::Signaled(9));
+        assert_eq!(killed.status.to_string(), "killed by signal 9");
+
+        let a = action();
+        let argv = vec!["/nonexistent/program".to_owned()];
+        let cwd = std::env::temp_dir();
+        let spawn = Spawn {
+            action: &a,
+            argv: &argv,
+            env: &env,
+            cwd: &cwd,
+        };
+        assert!(LocalRunner.run(&spawn, &Cancel::new()).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn cancel_kills_the_whole_process_group_quickly() -> io::Result<()> {
+        let cancel = Cancel::new();
+        let started = Instant::now();
+        let result = std::thread::scope(|s| {
+            let h = s.spawn(|| {
+                // A child of the shell that also sleeps: killing only the shell would leave it
+                // holding the output pipe and the test would hang for 100 s.
+                sh(
+                    "sleep 100 & sleep 100; echo never",
+                    &BTreeMap::new(),
+                    &cancel,
+                )
+            });
+            std::thread::sleep(Duration::from_millis(200));
+            cancel.cancel();
+            h.join()
+        });
+        let outcome = result.map_err(|_| io::Error::other("runner panicked"))??;
+        assert_eq!(outcome.status, SpawnStatus::Signaled(9));
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        // Already cancelled: a new command is killed at once.
+        let again = sh("sleep 100", &BTreeMap::new(), &cancel)?;
+        assert_eq!(again.status, SpawnStatus::Signaled(9));
+        assert!(started.elapsed() < Duration::from_secs(3));
+        Ok(())
+    }
+
+    #[test]
+    fn leftover_background_processes_do_not_hang_the_action() -> io::Result<()> {
+        let started = Instant::now();
+        let out = sh("sleep 100 & echo done", &BTreeMap::new(), &Cancel::new())?;
+        assert_eq!(out.status, SpawnStatus::Exited(0));
+        assert_eq!(out.output, b"done\n");
+        assert!(started.elapsed() < Duration::from_secs(3));
+        Ok(())
+    }
+}

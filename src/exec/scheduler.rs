@@ -1,0 +1,432 @@
+//! Scheduling: the action list and wanted outputs in, every needed action performed (in
+//! dependency order, up to `jobs` at a time) and an `ExecResult` out.
+//!
+//! An action is needed if it produces a wanted path or an input of a needed action. It becomes
+//! ready when every action producing one of its inputs has succeeded; ready actions start in
+//! index order, so a run with one job is fully deterministic and the result (counts, failures
+//! in index order) does not depend on the number of jobs.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use crate::analysis::{Action, ActionKind};
+use crate::core::Digest;
+use crate::exec::perform::{Ctx, Done, Fail, How};
+use crate::exec::progress::{ActionOutcome, Progress};
+use crate::exec::runner::Runner;
+use crate::exec::{ActionFailure, ExecConfig, ExecError, ExecResult};
+
+/// Where an input comes from: `(producing action, index among its outputs)`, or a source.
+pub(crate) type Producer = Option<(usize, usize)>;
+
+/// The needed part of the action graph.
+pub(crate) struct Graph<'a> {
+    /// Per action: its effective inputs (declared inputs plus a template / symlink target),
+    /// sorted and unique, with their producers. Empty for actions that are not needed.
+    pub inputs: Vec<Vec<(&'a str, Producer)>>,
+    /// Per action: the needed actions consuming its outputs.
+    pub dependents: Vec<Vec<usize>>,
+    /// Per action: how many distinct producers it waits for.
+    pub waiting_for: Vec<usize>,
+    /// Needed action indices, ascending.
+    pub needed: Vec<usize>,
+}
+
+pub(crate) fn build_graph<'a>(
+    actions: &'a [Action],
+    wanted: &[String],
+) -> Result<Graph<'a>, ExecError> {
+    let mut producers: HashMap<&str, (usize, usize)> = HashMap::new();
+    for (i, a) in actions.iter().enumerate() {
+        for (k, out) in a.outputs.iter().enumerate() {
+            if let Some(&(first, _)) = producers.get(out.as_str()) {
+                return Err(ExecError::DuplicateOutput {
+                    path: out.clone(),
+                    first: Box::new(actions[first].owner.clone()),
+                    second: Box::new(a.owner.clone()),
+                });
+            }
+            producers.insert(out, (i, k));
+        }
+    }
+
+    let effective_inputs = |a: &'a Action| -> Vec<(&'a str, Producer)> {
+        let mut v: Vec<&'a str> = a.inputs.iter().map(String::as_str).collect();
+        match &a.kind {
+            ActionKind::ExpandTemplate { template, .. } => v.push(template),
+            ActionKind::Symlink { target, .. } => v.push(target),
+            _ => {}
+        }
+        v.sort_unstable();
+        v.dedup();
+        v.into_iter()
+            .map(|p| (p, producers.get(p).copied()))
+            .collect()
+    };
+
+    // Depth-first from the wanted outputs, iteratively (graphs can be deep), with the usual
+    // white/grey/black colouring to find cycles.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Open,
+        Done,
+    }
+    let n = actions.len();
+    let mut mark = vec![Mark::New; n];
+    let mut inputs: Vec<Vec<(&str, Producer)>> = vec![Vec::new(); n];
+    let mut needed = Vec::new();
+    for w in wanted {
+        let Some(&(root, _)) = producers.get(w.as_str()) else {
+            continue;
+        };
+        if mark[root] != Mark::New {
+            continue;
+        }
+        mark[root] = Mark::Open;
+        inputs[root] = effective_inputs(&actions[root]);
+        let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
+        while let Some(&mut (i, ref mut next)) = stack.last_mut() {
+            if *next < inputs[i].len() {
+                let (path, producer) = inputs[i][*next];
+                *next += 1;
+                if let Some((p, _)) = producer {
+                    match mark[p] {
+                        Mark::Open => {
+                            return Err(ExecError::Cycle {
+                                path: path.to_owned(),
+                            });
+                        }
+                        Mark::Done => {}
+                        Mark::New => {
+                            mark[p] = Mark::Open;
+                            inputs[p] = effective_inputs(&actions[p]);
+                            stack.push((p, 0));
+                        }
+                    }
+                }
+            } else {
+                mark[i] = Mark::Done;
+                needed.push(i);
+                stack.pop();
+            }
+        }
+    }
+    needed.sort_unstable();
+
+    let mut dependents = vec![Vec::new(); n];
+    let mut waiting_for = vec![0; n];
+    for &i in &needed {
+        let mut producers: Vec<usize> = inputs[i]
+            .iter()
+            .filter_map(|(_, p)| p.map(|p| p.0))
+            .collect();
+        producers.sort_unstable();
+        producers.dedup();
+        waiting_for[i] = producers.len();
+        for p in producers {
+            dependents[p].push(i);
+        }
+    }
+    Ok(Graph {
+        inputs,
+        dependents,
+        waiting_for,
+        needed,
+    })
+}
+
+struct State {
+    ready: BinaryHeap<Reverse<usize>>,
+    waiting_for: Vec<usize>,
+    in_flight: usize,
+    stop: bool,
+    interrupted: bool,
+    finished: bool,
+}
+
+struct Shared<'a> {
+    actions: &'a [Action],
+    graph: Graph<'a>,
+    ctx: Ctx<'a>,
+    progress: &'a dyn Progress,
+    interrupt: &'a AtomicBool,
+    keep_going: bool,
+    state: Mutex<State>,
+    /// Wakes workers: new ready actions, or the build is stopping/over.
+    work: Condvar,
+    /// Wakes the coordinating thread when the build is over.
+    over: Condvar,
+    /// Output digests of every action that succeeded, read by its dependents.
+    results: Vec<OnceLock<Vec<Digest>>>,
+    failures: Mutex<Vec<(usize, ActionFailure)>>,
+    executed: AtomicUsize,
+    cache_hits: AtomicUsize,
+    up_to_date: AtomicUsize,
+}
+
+impl Shared<'_> {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Workers do not panic while holding the lock; if one did, the counters are still
+        // consistent enough to wind the build down.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// How often the coordinating thread looks at the interrupt flag and ticks progress.
+const POLL: Duration = Duration::from_millis(50);
+
+pub(crate) fn run(
+    actions: &[Action],
+    wanted: &[String],
+    config: &ExecConfig,
+    runner: &dyn Runner,
+    progress: &dyn Progress,
+    interrupt: &AtomicBool,
+) -> Result<ExecResult, ExecError> {
+    let graph = build_graph(actions, wanted)?;
+    let ctx = Ctx::new(config, runner, progress)?;
+    let mut ready = BinaryHeap::new();
+    for &i in &graph.needed {
+        if graph.waiting_for[i] == 0 {
+            ready.push(Reverse(i));
+        }
+    }
+    let workers = config.jobs.max(1).min(graph.needed.len());
+    let total = graph.needed.len();
+    let shared = Shared {
+        actions,
+        state: Mutex::new(State {
+            ready,
+            waiting_for: graph.waiting_for.clone(),
+            in_flight: 0,
+            stop: false,
+            interrupted: false,
+            finished: workers == 0,
+        }),
+        graph,
+        ctx,
+        progress,
+        interrupt,
+        keep_going: config.keep_going,
+        work: Condvar::new(),
+        over: Condvar::new(),
+        results: (0..actions.len()).map(|_| OnceLock::new()).collect(),
+        failures: Mutex::new(Vec::new()),
+        executed: AtomicUsize::new(0),
+        cache_hits: AtomicUsize::new(0),
+        up_to_date: AtomicUsize::new(0),
+    };
+
+    progress.begin(total);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| worker(&shared));
+        }
+        coordinate(&shared);
+    });
+    progress.end();
+
+    // Facts about files stay true whatever happened to the build; losing them only costs
+    // re-hashing, so a failed save is not an error.
+    let _ = shared.ctx.stat.save();
+
+    let interrupted = shared.lock().interrupted;
+    let mut failures = shared
+        .failures
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
+    failures.sort_by_key(|(i, _)| *i);
+    Ok(ExecResult {
+        executed: shared.executed.into_inner(),
+        cache_hits: shared.cache_hits.into_inner(),
+        up_to_date: shared.up_to_date.into_inner(),
+        failures: failures.into_iter().map(|(_, f)| f).collect(),
+        interrupted,
+    })
+}
+
+/// Runs on the calling thread: waits for the end, watching for Ctrl-C and ticking progress.
+fn coordinate(sh: &Shared) {
+    let mut st = sh.lock();
+    loop {
+        if st.finished {
+            return;
+        }
+        if sh.interrupt.load(Ordering::SeqCst) && !st.interrupted {
+            st.stop = true;
+            st.interrupted = true;
+            sh.ctx.cancel.cancel();
+            sh.work.notify_all();
+        }
+        drop(st);
+        sh.progress.tick();
+        st = sh.lock();
+        if st.finished {
+            return;
+        }
+        st = match sh.over.wait_timeout(st, POLL) {
+            Ok((g, _)) => g,
+            Err(e) => e.into_inner().0,
+        };
+    }
+}
+
+fn worker(sh: &Shared) {
+    let mut st = sh.lock();
+    loop {
+        if sh.interrupt.load(Ordering::SeqCst) {
+            // Checked here too so nothing new starts even before the coordinator notices.
+            st.stop = true;
+            st.interrupted = true;
+        }
+        let next = if st.stop { None } else { st.ready.pop() };
+        if let Some(Reverse(i)) = next {
+            st.in_flight += 1;
+            drop(st);
+            let performed = perform_one(sh, i);
+            st = sh.lock();
+            st.in_flight -= 1;
+            match performed {
+                Performed::Done => {
+                    for &d in &sh.graph.dependents[i] {
+                        st.waiting_for[d] -= 1;
+                        if st.waiting_for[d] == 0 {
+                            st.ready.push(Reverse(d));
+                        }
+                    }
+                }
+                Performed::Failed => {
+                    if !sh.keep_going {
+                        st.stop = true;
+                    }
+                }
+                Performed::Interrupted => {
+                    st.stop = true;
+                    st.interrupted = true;
+                }
+            }
+            sh.work.notify_all();
+            continue;
+        }
+        if st.in_flight == 0 {
+            // Nothing running and nothing can start: done (or stopped, or the rest depends
+            // on failures).
+            st.finished = true;
+            sh.work.notify_all();
+            sh.over.notify_all();
+            return;
+        }
+        st = match sh.work.wait(st) {
+            Ok(g) => g,
+            Err(e) => e.into_inner(),
+        };
+    }
+}
+
+enum Performed {
+    Done,
+    Failed,
+    Interrupted,
+}
+
+fn perform_one(sh: &Shared, i: usize) -> Performed {
+    let action = &sh.actions[i];
+    let inputs = &sh.graph.inputs[i];
+    // Every producer has succeeded (that is what made us ready), so its digests are set.
+    let digest_of = |p: usize, k: usize| sh.results[p].get().and_then(|d| d.get(k)).copied();
+    match sh.ctx.perform(action, inputs, &digest_of) {
+        Ok(Done { digests, how }) => {
+            let counter = match &how {
+                How::Executed(_) => &sh.executed,
+                How::CacheHit => &sh.cache_hits,
+                How::UpToDate => &sh.up_to_date,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            let outcome = match &how {
+                How::Executed(output) => ActionOutcome::Executed { output },
+                How::CacheHit => ActionOutcome::CacheHit,
+                How::UpToDate => ActionOutcome::UpToDate,
+            };
+            sh.progress.finished(action, &outcome);
+            let _ = sh.results[i].set(digests);
+            Performed::Done
+        }
+        Err(Fail::Failed { failure, ran }) => {
+            if ran {
+                sh.executed.fetch_add(1, Ordering::Relaxed);
+            }
+            sh.progress
+                .finished(action, &ActionOutcome::Failed(&failure));
+            sh.failures
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((i, *failure));
+            Performed::Failed
+        }
+        Err(Fail::Interrupted) => Performed::Interrupted,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::Label;
+    use std::collections::BTreeMap;
+
+    fn act(name: &str, inputs: &[&str], outputs: &[&str]) -> Action {
+        Action {
+            owner: Label {
+                repo: String::new(),
+                package: "p".into(),
+                name: name.into(),
+            },
+            mnemonic: "Genrule".into(),
+            progress_message: String::new(),
+            kind: ActionKind::Run { argv: vec![] },
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+            outputs: outputs.iter().map(|s| s.to_string()).collect(),
+            env: BTreeMap::new(),
+            requirements: vec![],
+        }
+    }
+
+    #[test]
+    fn only_needed_actions_with_their_edges() -> Result<(), ExecError> {
+        let actions = vec![
+            act("a", &["src"], &["o/a"]),
+            act("b", &["o/a", "src2"], &["o/b"]),
+            act("unused", &[], &["o/u"]),
+            act("c", &["o/a", "o/b"], &["o/c1", "o/c2"]),
+        ];
+        let g = build_graph(&actions, &["o/c2".to_owned(), "not/an/output".to_owned()])?;
+        assert_eq!(g.needed, vec![0, 1, 3]);
+        assert_eq!(g.waiting_for[3], 2);
+        assert_eq!(g.dependents[0], vec![1, 3]);
+        assert_eq!(g.inputs[1], vec![("o/a", Some((0, 0))), ("src2", None)]);
+        assert!(g.inputs[2].is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn duplicate_outputs_and_cycles_are_errors() {
+        let dup = vec![act("a", &[], &["o/x"]), act("b", &[], &["o/x"])];
+        assert!(matches!(
+            build_graph(&dup, &[]),
+            Err(ExecError::DuplicateOutput { ref path, .. }) if path == "o/x"
+        ));
+        let cycle = vec![act("a", &["o/b"], &["o/a"]), act("b", &["o/a"], &["o/b"])];
+        assert!(matches!(
+            build_graph(&cycle, &["o/a".to_owned()]),
+            Err(ExecError::Cycle { .. })
+        ));
+        let selfloop = vec![act("a", &["o/a"], &["o/a"])];
+        assert!(matches!(
+            build_graph(&selfloop, &["o/a".to_owned()]),
+            Err(ExecError::Cycle { .. })
+        ));
+    }
+}

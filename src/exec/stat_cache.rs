@@ -1,0 +1,367 @@
+//! The stat cache: an exec path in, its content digest out, re-reading the file only when its
+//! `stat` changed. Also remembers, per output path, which action key last put which digest
+//! there (the "output index"), so a no-op build needs neither action-cache reads nor hashing.
+//!
+//! Both tables persist in one file, `<cache_dir>/stat_cache`, loaded at the start of a build and
+//! rewritten atomically (temp + rename) at the end when something changed. The file ends with a
+//! BLAKE3 checksum of its body: a torn or truncated write is detected and the whole file is
+//! ignored, which is why we skip the (slow) fsync — losing the file only costs re-hashing.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{self, Write as _};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::core::Digest;
+
+const HEADER: &str = "forge-stat-cache 1";
+
+/// A file's kernel timestamps are taken from a coarse clock (one tick, up to 10 ms). A file
+/// hashed within this margin before the cache was saved might be rewritten in the same tick
+/// with the same size, leaving an identical stat; such entries are dropped on load and re-hashed.
+const RACY_MARGIN_NS: i64 = 50_000_000;
+
+/// The parts of `stat` that change whenever a file's content may have changed: `ctime` and the
+/// inode cannot be set back by `touch -d` or hidden by an atomic rename, unlike `mtime` alone.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct FileStat {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub ino: u64,
+    /// Permission bits and file type (`st_mode`).
+    pub mode: u32,
+}
+
+impl FileStat {
+    pub fn from_metadata(m: &fs::Metadata) -> FileStat {
+        FileStat {
+            size: m.size(),
+            mtime_ns: m.mtime().saturating_mul(1_000_000_000) + m.mtime_nsec(),
+            ctime_ns: m.ctime().saturating_mul(1_000_000_000) + m.ctime_nsec(),
+            ino: m.ino(),
+            mode: m.mode(),
+        }
+    }
+
+    /// Stats `path`, following symlinks.
+    pub fn of(path: &Path) -> io::Result<FileStat> {
+        fs::metadata(path).map(|m| FileStat::from_metadata(&m))
+    }
+
+    pub fn is_executable(&self) -> bool {
+        self.mode & 0o111 != 0
+    }
+}
+
+/// What we last placed at an output path: the key of the action that produced it, its digest
+/// and whether it was made executable.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct OutputRecord {
+    pub action_key: Digest,
+    pub digest: Digest,
+    pub executable: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    stat: FileStat,
+    digest: Digest,
+}
+
+#[derive(Default)]
+struct Tables {
+    files: HashMap<String, Entry>,
+    outputs: HashMap<String, OutputRecord>,
+}
+
+/// Shared by all worker threads of one build.
+pub struct StatCache {
+    file: PathBuf,
+    exec_root: PathBuf,
+    tables: Mutex<Tables>,
+    dirty: AtomicBool,
+}
+
+impl StatCache {
+    /// An empty cache that will be saved to `file`; paths are resolved against `exec_root`.
+    pub fn new(file: PathBuf, exec_root: PathBuf) -> StatCache {
+        StatCache {
+            file,
+            exec_root,
+            tables: Mutex::new(Tables::default()),
+            dirty: AtomicBool::new(false),
+        }
+    }
+
+    /// Loads `file`; a missing, foreign (other exec root), or damaged file gives an empty cache.
+    pub fn load(file: PathBuf, exec_root: PathBuf) -> StatCache {
+        let cache = StatCache::new(file, exec_root);
+        if let Ok(text) = fs::read(&cache.file)
+            && let Some(tables) = parse(&text, &cache.exec_root)
+        {
+            *cache.lock() = tables;
+        }
+        cache
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
+        // A poisoned lock only means another thread panicked mid-update of a HashMap insert;
+        // the maps are still structurally valid, so keep going.
+        self.tables.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn exec_root(&self) -> &Path {
+        &self.exec_root
+    }
+
+    /// The digest of the file at exec path `path`; reads it only if its stat is not the one
+    /// recorded. `Err` if it does not exist or cannot be read.
+    pub fn digest(&self, path: &str) -> io::Result<Digest> {
+        self.digest_and_stat(path).map(|(d, _)| d)
+    }
+
+    /// Like `digest`, also returning the current stat.
+    pub fn digest_and_stat(&self, path: &str) -> io::Result<(Digest, FileStat)> {
+        let full = self.exec_root.join(path);
+        let stat = FileStat::of(&full)?;
+        if let Some(e) = self.lock().files.get(path)
+            && e.stat == stat
+        {
+            return Ok((e.digest, stat));
+        }
+        let digest = Digest::of_file(&full)?;
+        // Only trust the pairing if nothing changed while we were reading.
+        let after = FileStat::of(&full)?;
+        if after == stat {
+            self.record(path, stat, digest);
+        }
+        Ok((digest, after))
+    }
+
+    /// Records that the file at `path` with `stat` has `digest` (we just wrote it).
+    pub fn record(&self, path: &str, stat: FileStat, digest: Digest) {
+        self.lock()
+            .files
+            .insert(path.to_owned(), Entry { stat, digest });
+        self.dirty.store(true, Ordering::Relaxed);
+    }
+
+    pub fn output(&self, path: &str) -> Option<OutputRecord> {
+        self.lock().outputs.get(path).copied()
+    }
+
+    pub fn set_output(&self, path: &str, record: OutputRecord) {
+        let mut t = self.lock();
+        if t.outputs.get(path) != Some(&record) {
+            t.outputs.insert(path.to_owned(), record);
+            self.dirty.store(true, Ordering::Relaxed);
+        }
+    }
+
+    pub fn forget_output(&self, path: &str) {
+        if self.lock().outputs.remove(path).is_some() {
+            self.dirty.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Writes the cache if anything changed since it was loaded.
+    pub fn save(&self) -> io::Result<()> {
+        if !self.dirty.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        let text = {
+            let t = self.lock();
+            serialize(&t, &self.exec_root, now)
+        };
+        let dir = self.file.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(dir)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        tmp.write_all(text.as_bytes())?;
+        tmp.persist(&self.file).map_err(|e| e.error)?;
+        self.dirty.store(false, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+fn serialize(t: &Tables, exec_root: &Path, now: i64) -> String {
+    let mut out = String::with_capacity(64 + (t.files.len() + t.outputs.len()) * 200);
+    let _ = writeln!(out, "{HEADER}");
+    let _ = writeln!(out, "root {}", exec_root.display());
+    let _ = writeln!(out, "saved {now}");
+    // Paths with a newline cannot be stored in a line format; they are just re-hashed.
+    for (path, e) in t.files.iter().filter(|(p, _)| !p.contains('\n')) {
+        let s = &e.stat;
+        let _ = writeln!(
+            out,
+            "F {} {} {} {} {} {} {}",
+            e.digest, s.size, s.mtime_ns, s.ctime_ns, s.ino, s.mode, path
+        );
+    }
+    for (path, o) in t.outputs.iter().filter(|(p, _)| !p.contains('\n')) {
+        let _ = writeln!(
+            out,
+            "O {} {} {} {}",
+            o.action_key,
+            o.digest,
+            u8::from(o.executable),
+            path
+        );
+    }
+    let sum = Digest::of_bytes(out.as_bytes());
+    let _ = writeln!(out, "sum {sum}");
+    out
+}
+
+fn parse(bytes: &[u8], exec_root: &Path) -> Option<Tables> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    // The checksum line is last; everything before it is the body it covers.
+    let body_end = text.trim_end_matches('\n').rfind('\n')? + 1;
+    let (body, sum_line) = text.split_at(body_end);
+    let sum = Digest::from_hex(sum_line.strip_prefix("sum ")?.trim_end())?;
+    if Digest::of_bytes(body.as_bytes()) != sum {
+        return None;
+    }
+    let mut lines = body.lines();
+    if lines.next()? != HEADER {
+        return None;
+    }
+    if lines.next()?.strip_prefix("root ")? != exec_root.display().to_string() {
+        return None;
+    }
+    let saved: i64 = lines.next()?.strip_prefix("saved ")?.parse().ok()?;
+    let mut t = Tables::default();
+    for line in lines {
+        if let Some(rest) = line.strip_prefix("F ") {
+            let mut f = rest.splitn(7, ' ');
+            let digest = Digest::from_hex(f.next()?)?;
+            let stat = FileStat {
+                size: f.next()?.parse().ok()?,
+                mtime_ns: f.next()?.parse().ok()?,
+                ctime_ns: f.next()?.parse().ok()?,
+                ino: f.next()?.parse().ok()?,
+                mode: f.next()?.parse().ok()?,
+            };
+            let path = f.next()?;
+            if stat.mtime_ns.max(stat.ctime_ns) + RACY_MARGIN_NS < saved {
+                t.files.insert(path.to_owned(), Entry { stat, digest });
+            }
+        } else if let Some(rest) = line.strip_prefix("O ") {
+            let mut f = rest.splitn(4, ' ');
+            let action_key = Digest::from_hex(f.next()?)?;
+            let digest = Digest::from_hex(f.next()?)?;
+            let executable = f.next()? == "1";
+            t.outputs.insert(
+                f.next()?.to_owned(),
+                OutputRecord {
+                    action_key,
+                    digest,
+                    executable,
+                },
+            );
+        } else {
+            return None;
+        }
+    }
+    Some(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backdate(path: &Path) -> io::Result<()> {
+        // Move mtime into the past so entries are not considered racy; ctime still is "now",
+        // so also wait out the margin where a test depends on persistence.
+        let f = fs::File::options().write(true).open(path)?;
+        f.set_modified(SystemTime::now() - std::time::Duration::from_secs(10))
+    }
+
+    #[test]
+    fn unchanged_stat_is_not_reread_and_changes_are_seen() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let root = dir.path().to_path_buf();
+        fs::write(root.join("a"), b"one")?;
+        let cache = StatCache::new(root.join("sc"), root.clone());
+        assert_eq!(cache.digest("a")?, Digest::of_bytes(b"one"));
+        // Forge a wrong digest for the current stat: a cache that re-read the file would
+        // notice; ours must trust the stat.
+        let stat = FileStat::of(&root.join("a"))?;
+        cache.record("a", stat, Digest::of_bytes(b"forged"));
+        assert_eq!(cache.digest("a")?, Digest::of_bytes(b"forged"));
+        // A content change (different size) changes the stat, so the file is re-read.
+        fs::write(root.join("a"), b"three")?;
+        assert_eq!(cache.digest("a")?, Digest::of_bytes(b"three"));
+        assert!(cache.digest("missing").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn persists_round_trip_and_rejects_damage() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let root = dir.path().to_path_buf();
+        fs::write(root.join("a b"), b"x")?;
+        backdate(&root.join("a b"))?;
+        std::thread::sleep(std::time::Duration::from_nanos(
+            RACY_MARGIN_NS as u64 + 10_000_000,
+        ));
+        let file = root.join("sc");
+        let cache = StatCache::new(file.clone(), root.clone());
+        let forged = Digest::of_bytes(b"forged");
+        let stat = FileStat::of(&root.join("a b"))?;
+        cache.record("a b", stat, forged);
+        let rec = OutputRecord {
+            action_key: Digest::of_bytes(b"k"),
+            digest: forged,
+            executable: true,
+        };
+        cache.set_output("out/x", rec);
+        cache.save()?;
+
+        let loaded = StatCache::load(file.clone(), root.clone());
+        assert_eq!(
+            loaded.digest("a b")?,
+            forged,
+            "entry survived the round trip"
+        );
+        assert_eq!(loaded.output("out/x"), Some(rec));
+
+        // Another exec root: nothing is trusted.
+        let other = StatCache::load(file.clone(), root.join("elsewhere"));
+        assert_eq!(other.output("out/x"), None);
+
+        // A truncated file is ignored as a whole.
+        let text = fs::read(&file)?;
+        fs::write(&file, &text[..text.len() - 10])?;
+        let damaged = StatCache::load(file.clone(), root.clone());
+        assert_eq!(damaged.digest("a b")?, Digest::of_bytes(b"x"));
+        assert_eq!(damaged.output("out/x"), None);
+        Ok(())
+    }
+
+    #[test]
+    fn recently_changed_files_are_not_trusted_after_reload() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let root = dir.path().to_path_buf();
+        fs::write(root.join("a"), b"v1")?;
+        let file = root.join("sc");
+        let cache = StatCache::new(file.clone(), root.clone());
+        let stat = FileStat::of(&root.join("a"))?;
+        cache.record("a", stat, Digest::of_bytes(b"forged"));
+        cache.save()?;
+        // Saved right after the file changed: a same-size rewrite in the same clock tick
+        // would be invisible, so the loaded cache re-reads the file.
+        let loaded = StatCache::load(file, root);
+        assert_eq!(loaded.digest("a")?, Digest::of_bytes(b"v1"));
+        Ok(())
+    }
+}
