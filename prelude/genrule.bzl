@@ -2,15 +2,34 @@
 
 def _genrule_impl(ctx):
     outs = ctx.outputs.outs
-    tools = ctx.files.tools + ctx.files.exec_tools
-    command = ctx.expand_location(ctx.attr.cmd, targets = ctx.attr.srcs + ctx.attr.tools)
+    srcs = ctx.files.srcs
+    tools = ctx.attr.tools + ctx.attr.exec_tools
+    cmd = ctx.attr.cmd_bash or ctx.attr.cmd
+    if not cmd:
+        fail("genrule %s has no 'cmd'" % ctx.label)
+
+    # $(location) and friends first, then Bazel's make variables.
+    cmd = ctx.expand_location(cmd, targets = ctx.attr.srcs + tools)
+    ruledir = ctx.bin_dir.path + ("/" + ctx.label.package if ctx.label.package else "")
+    subs = dict(ctx.var)
+    subs.update({
+        "SRCS": " ".join([f.path for f in srcs]),
+        "OUTS": " ".join([f.path for f in outs]),
+        "RULEDIR": ruledir,
+        "@D": outs[0].dirname if len(outs) == 1 else ruledir,
+    })
+    if len(outs) == 1:
+        subs["@"] = outs[0].path
+    if len(srcs) == 1:
+        subs["<"] = srcs[0].path
+    cmd = ctx.expand_make_variables("cmd", cmd, subs)
     ctx.actions.run_shell(
-        inputs = ctx.files.srcs,
+        inputs = srcs,
         tools = tools,
         outputs = outs,
-        command = command,
+        command = cmd,
         mnemonic = "Genrule",
-        progress_message = "Executing genrule %s" % ctx.label,
+        progress_message = ctx.attr.message or "Executing genrule %{label}",
     )
     return [DefaultInfo(files = depset(outs), runfiles = ctx.runfiles(files = outs))]
 

@@ -8,13 +8,19 @@
 //! loading    BUILD / .bzl evaluated with Starlark           -> Packages of plain Targets
 //! graph      patterns, label resolution, visibility, cycles -> TargetGraph
 //! query      the Bazel query language over the graph        -> sets of labels, printed
+//! analysis   rule implementations run over the graph        -> Actions, providers, runfiles
+//! exec       actions run in parallel, cached by content     -> outputs on disk
+//! outputs    exec root, runfiles trees, convenience links   -> the tree users see
 //! ```
 //!
 //! `core` holds the vocabulary every phase shares (labels, patterns, diagnostics).
 
+pub mod analysis;
 pub mod cli;
 pub mod core;
+pub mod exec;
 pub mod graph;
 pub mod loading;
+pub mod outputs;
 pub mod query;
 pub mod workspace;

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use crate::core::{ExitCode, Failure};
+use crate::core::{ExitCode, Failure, layout};
 use crate::workspace::{OutputBaseOptions, Workspace};
 
 #[derive(Args, Debug)]
@@ -11,29 +11,22 @@ pub struct InfoArgs {
     key: Option<String>,
 }
 
-/// The configuration directory name, as Bazel's `k8-fastbuild`.
-fn config_dir() -> String {
-    let cpu = match std::env::consts::ARCH {
-        "x86_64" => "k8",
-        other => other,
-    };
-    format!("{cpu}-fastbuild")
-}
-
 fn entries(ws: &Workspace) -> Vec<(&'static str, String)> {
     let exec_root = ws.execution_root();
-    let output_path = exec_root.join("forge-out");
-    let config = output_path.join(config_dir());
+    let output_path = exec_root.join(layout::OUT_DIR);
     vec![
         ("workspace", ws.root.display().to_string()),
         ("workspace_name", ws.name.clone()),
         ("output_base", ws.output_base.display().to_string()),
         ("execution_root", exec_root.display().to_string()),
         ("output_path", output_path.display().to_string()),
-        ("forge-bin", config.join("bin").display().to_string()),
+        (
+            "forge-bin",
+            exec_root.join(layout::bin_dir()).display().to_string(),
+        ),
         (
             "forge-testlogs",
-            config.join("testlogs").display().to_string(),
+            exec_root.join(layout::testlogs_dir()).display().to_string(),
         ),
         ("release", format!("forge {}", env!("CARGO_PKG_VERSION"))),
     ]

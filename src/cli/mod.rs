@@ -1,8 +1,11 @@
 //! The command line: arguments in (Bazel's flag spellings, kebab-case accepted too), one
 //! command run, an exit code out. Each command is a thin wrapper over the pipeline phases.
 
+mod build;
+mod clean;
 mod info;
 mod query;
+mod run;
 
 use std::path::PathBuf;
 
@@ -43,6 +46,12 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Builds targets: `forge build //pkg:target //other/...`.
+    Build(build::BuildArgs),
+    /// Builds and runs one executable target: `forge run //pkg:bin -- args`.
+    Run(run::RunArgs),
+    /// Removes outputs and the local cache (`--expunge`: the whole output base).
+    Clean(clean::CleanArgs),
     /// Answers questions about the target graph: `forge query 'deps(//pkg:target)'`.
     Query(query::QueryArgs),
     /// Prints facts about the workspace: `forge info [KEY]`.
@@ -114,6 +123,9 @@ pub fn run(args: Vec<String>) -> ExitCode {
         output_user_root: cli.output_user_root,
     };
     let result = match cli.command {
+        Command::Build(args) => build::run(args, &options),
+        Command::Run(args) => run::run(args, &options),
+        Command::Clean(args) => clean::run(args, &options),
         Command::Query(args) => query::run(args, &options),
         Command::Info(args) => info::run(args, &options),
         Command::Version => {

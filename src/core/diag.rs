@@ -30,6 +30,8 @@ pub enum ExitCode {
     BadCommandLine = 2,
     /// `--keep_going` delivered a partial result.
     PartialSuccess = 3,
+    /// Ctrl-C stopped the command.
+    Interrupted = 8,
 }
 
 /// One message for the user. `message` may span several lines (a Starlark snippet, a cycle).

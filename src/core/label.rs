@@ -6,7 +6,7 @@
 use std::fmt;
 
 /// A name for one target: `@repo//package:name`. `repo` is empty for the main repository.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
 pub struct Label {
     pub repo: String,
     pub package: String,

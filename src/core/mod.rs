@@ -2,7 +2,10 @@
 //! No I/O and no Starlark here.
 
 pub mod diag;
+pub mod digest;
 pub mod label;
+pub mod layout;
 
 pub use diag::{Diagnostic, ExitCode, Failure, Location};
+pub use digest::Digest;
 pub use label::{Label, LabelError, PackageId, TargetPattern};

@@ -285,27 +285,11 @@ fn not_yet(what: &str) -> anyhow::Error {
 /// calling them before analysis exists is a clear error, not a silent wrong answer.
 #[starlark_module]
 pub fn analysis_globals(builder: &mut GlobalsBuilder) {
-    fn depset<'v>(
-        #[starlark(args)] args: starlark::values::tuple::UnpackTuple<Value<'v>>,
-        #[starlark(kwargs)] kwargs: starlark::values::dict::DictRef<'v>,
-    ) -> anyhow::Result<NoneType> {
-        let _ = (args, kwargs);
-        Err(not_yet("depset()"))
-    }
-
     fn select<'v>(
         #[starlark(args)] args: starlark::values::tuple::UnpackTuple<Value<'v>>,
         #[starlark(kwargs)] kwargs: starlark::values::dict::DictRef<'v>,
     ) -> anyhow::Result<NoneType> {
         let _ = (args, kwargs);
         Err(not_yet("select()"))
-    }
-
-    #[starlark(as_type = starlark::values::none::NoneType)]
-    fn Label<'v>(
-        #[starlark(args)] args: starlark::values::tuple::UnpackTuple<Value<'v>>,
-    ) -> anyhow::Result<NoneType> {
-        let _ = args;
-        Err(not_yet("Label()"))
     }
 }

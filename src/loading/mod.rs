@@ -14,6 +14,7 @@ mod glob;
 mod prelude;
 mod rules;
 mod target;
+mod values;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -23,14 +24,21 @@ use std::sync::{Arc, Mutex, OnceLock};
 use starlark::environment::{FrozenModule, Globals, GlobalsBuilder, LibraryExtension, Module};
 use starlark::eval::{Evaluator, FileLoader};
 use starlark::syntax::AstModule;
+use starlark::values::OwnedFrozenValue;
 
 pub use attrs::{AllowFiles, AttrKind, AttrSpec};
+pub use context::{EvalContext, FileKind};
+pub use rules::{FrozenRuleCallable, RuleDecl};
 pub use target::*;
+pub use values::{
+    Depset, LabelValue, ProviderCallable, ProviderInstance, ProviderInstanceGen, iterate_files,
+    make_depset,
+};
 
 use crate::core::diag::did_you_mean;
 use crate::core::{Diagnostic, Label, Location, PackageId};
 use crate::workspace::Workspace;
-use context::{EvalContext, FileKind, PackageBuilder};
+use context::PackageBuilder;
 
 /// The names Bazel gives BUILD files, in order of preference.
 pub const BUILD_FILE_NAMES: [&str; 2] = ["BUILD.bazel", "BUILD"];
@@ -89,12 +97,13 @@ fn globals() -> Globals {
     ])
     .with(builtins::build_globals)
     .with(builtins::analysis_globals)
+    .with(values::value_globals)
     .with(rules::declaration_globals)
     .with_namespace("attr", attrs::attr_module)
     .with(|b| {
         b.set(
             "DefaultInfo",
-            rules::ProviderCallable::builtin(
+            values::ProviderCallable::builtin(
                 "DefaultInfo",
                 &[
                     "files",
@@ -107,7 +116,7 @@ fn globals() -> Globals {
         );
         b.set(
             "OutputGroupInfo",
-            rules::ProviderCallable::builtin("OutputGroupInfo", &[]),
+            values::ProviderCallable::builtin("OutputGroupInfo", &[]),
         );
     })
     .build()
@@ -129,6 +138,26 @@ impl Loader {
 
     pub fn workspace(&self) -> &Workspace {
         &self.workspace
+    }
+
+    /// The rule `class` defined in `defined_in` (a .bzl label, or a prelude file), as the
+    /// frozen value analysis calls.
+    pub fn rule_callable(
+        &self,
+        defined_in: &str,
+        class: &str,
+    ) -> Result<OwnedFrozenValue, Diagnostic> {
+        let missing = || Diagnostic::new(format!("rule '{class}' not found in {defined_in}"));
+        if defined_in.starts_with(&format!("@{}//", prelude::REPO)) {
+            return self
+                .prelude
+                .iter()
+                .find_map(|m| m.get(class).ok())
+                .ok_or_else(missing);
+        }
+        let label = Label::parse(defined_in, &PackageId::default())
+            .map_err(|e| Diagnostic::new(e.to_string()))?;
+        self.load_bzl(&label)?.get(class).map_err(|_| missing())
     }
 
     /// The directory holding a repository's files.

@@ -8,22 +8,23 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use allocative::Allocative;
 use starlark::codemap::FileSpan;
 use starlark::environment::GlobalsBuilder;
 use starlark::eval::{Arguments, Evaluator};
+use starlark::starlark_module;
 use starlark::values::dict::DictRef;
 use starlark::values::{
     Freeze, FreezeResult, Freezer, FrozenValue, Heap, NoSerialize, ProvidesStaticType,
     StarlarkValue, Trace, Value, ValueLike, starlark_value,
 };
-use starlark::{starlark_module, starlark_simple_value};
 
 use super::attrs::{AttrKind, AttrSpec, Attribute};
 use super::context::EvalContext;
 use super::target::{AttrValue, MacroCall, RuleTarget, Target, TargetKind};
+use super::values::ProviderCallable;
 use crate::core::diag::did_you_mean;
 use crate::core::label::validate_name;
 use crate::core::{Label, Location, PackageId};
@@ -483,69 +484,6 @@ pub fn visibility(value: &Value, base: &PackageId, what: &str) -> anyhow::Result
     Ok(AttrValue::LabelList(labels))
 }
 
-/// A provider declared with `provider()`; instances are created during analysis.
-#[derive(Debug, ProvidesStaticType, NoSerialize, Allocative)]
-pub struct ProviderCallable {
-    /// Set by `export_as`: the first global name it is assigned to.
-    #[allocative(skip)]
-    name: OnceLock<String>,
-    pub defined_in: String,
-    pub fields: Vec<String>,
-    pub doc: String,
-}
-
-starlark_simple_value!(ProviderCallable);
-
-impl ProviderCallable {
-    pub fn builtin(name: &str, fields: &[&str]) -> Self {
-        let p = ProviderCallable {
-            name: OnceLock::new(),
-            defined_in: "<builtin>".into(),
-            fields: fields.iter().map(|f| (*f).to_owned()).collect(),
-            doc: String::new(),
-        };
-        let _ = p.name.set(name.to_owned());
-        p
-    }
-
-    pub fn name(&self) -> &str {
-        self.name
-            .get()
-            .map(String::as_str)
-            .unwrap_or("<unnamed provider>")
-    }
-}
-
-impl fmt::Display for ProviderCallable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-#[starlark_value(type = "provider")]
-impl<'v> StarlarkValue<'v> for ProviderCallable {
-    fn export_as(
-        &self,
-        variable_name: &str,
-        _eval: &mut Evaluator<'v, '_, '_>,
-    ) -> starlark::Result<()> {
-        let _ = self.name.set(variable_name.to_owned());
-        Ok(())
-    }
-
-    fn invoke(
-        &self,
-        _me: Value<'v>,
-        _args: &Arguments<'v, '_>,
-        _eval: &mut Evaluator<'v, '_, '_>,
-    ) -> starlark::Result<Value<'v>> {
-        Err(starlark::Error::new_native(anyhow::anyhow!(
-            "{} can only be instantiated inside a rule implementation (during analysis)",
-            self.name()
-        )))
-    }
-}
-
 fn field_names<'v>(value: Value<'v>, heap: Heap<'v>) -> anyhow::Result<Vec<String>> {
     if let Some(dict) = DictRef::from_value(value) {
         return dict
@@ -687,12 +625,11 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
             Some(f) if !f.is_none() => field_names(f, eval.heap())?,
             _ => Vec::new(),
         };
-        Ok(ProviderCallable {
-            name: OnceLock::new(),
-            defined_in: ctx.file.to_string(),
+        Ok(ProviderCallable::new(
+            ctx.file.to_string(),
             fields,
-            doc: doc.or(doc_pos).unwrap_or_default(),
-        })
+            doc.or(doc_pos).unwrap_or_default(),
+        ))
     }
 }
 

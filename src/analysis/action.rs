@@ -1,0 +1,60 @@
+//! Actions: the plain-Rust result of analysis and the input of execution. An action reads
+//! files at exec paths (relative to the exec root) and writes files at exec paths; nothing
+//! here refers to Starlark.
+
+use std::collections::BTreeMap;
+
+use crate::core::Label;
+
+/// What an action does.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ActionKind {
+    /// Runs a program: `argv[0]` is an exec path or a program found on the fixed `PATH`.
+    /// `ctx.actions.run_shell` becomes `["/bin/bash", "-c", command, "", args...]`.
+    Run { argv: Vec<String> },
+    /// Writes fixed bytes (`ctx.actions.write`).
+    Write { content: Vec<u8>, executable: bool },
+    /// Copies `template`'s content into the output with each key replaced by its value, in
+    /// order (`ctx.actions.expand_template`).
+    ExpandTemplate {
+        template: String,
+        substitutions: Vec<(String, String)>,
+        executable: bool,
+    },
+    /// The output has the content of `target` (`ctx.actions.symlink`); stored as a copy so
+    /// that the cache stays content-addressed.
+    Symlink { target: String, executable: bool },
+}
+
+/// One unit of work and of caching.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Action {
+    /// The target whose analysis created the action.
+    pub owner: Label,
+    /// A short name for the kind of work: `Genrule`, `FileWrite`, `Symlink`, `Action`.
+    pub mnemonic: String,
+    /// Shown while the action runs: `Executing genrule //pkg:x`.
+    pub progress_message: String,
+    pub kind: ActionKind,
+    /// Every file the action reads, as exec paths, sorted and unique: sources
+    /// (`pkg/a.txt`, `external/repo/x`) and outputs of other actions
+    /// (`forge-out/k8-fastbuild/bin/pkg/gen.txt`).
+    pub inputs: Vec<String>,
+    /// The files the action must create, as exec paths, sorted.
+    pub outputs: Vec<String>,
+    /// Environment variables set by the rule (`env = {...}`), on top of the fixed ones.
+    pub env: BTreeMap<String, String>,
+    /// Execution requirements from tags (`no-sandbox`, `no-cache`, `local`, `requires-network`).
+    pub requirements: Vec<String>,
+}
+
+/// A runfiles tree to lay out next to an executable: `<exe>.runfiles/<runfiles path>` points
+/// at each exec path, and `<exe>.runfiles_manifest` / `<exe>.runfiles/MANIFEST` list them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunfilesTree {
+    /// The executable's exec path; the tree is `<executable>.runfiles`.
+    pub executable: String,
+    /// `(runfiles path, exec path)`, sorted by runfiles path, e.g.
+    /// `("my_ws/pkg/data.txt", "pkg/data.txt")`.
+    pub entries: Vec<(String, String)>,
+}

@@ -1,0 +1,321 @@
+//! `forge build PATTERNS...`: load, analyse, execute, and report what was built. `forge run`
+//! and (later) `forge test` share the pipeline through `build`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Args;
+
+use super::CommonOptions;
+use crate::analysis::{self, Analysis, AnalysisConfig};
+use crate::core::{Diagnostic, ExitCode, Failure, Label, layout};
+use crate::exec::{self, ConsoleProgress, ExecConfig, LocalRunner};
+use crate::graph::{TargetGraph, TargetPatternArg};
+use crate::loading::Loader;
+use crate::outputs;
+use crate::workspace::{OutputBaseOptions, Workspace};
+
+/// Flags of the commands that build.
+#[derive(Args, Debug, Clone)]
+pub struct BuildOptions {
+    #[command(flatten)]
+    pub common: CommonOptions,
+
+    /// A directory holding an action cache and content store shared between workspaces.
+    #[arg(long = "disk_cache", alias = "disk-cache", value_name = "DIR")]
+    pub disk_cache: Option<PathBuf>,
+
+    /// Pass an environment variable to actions: `NAME=VALUE`, or `NAME` to pass its value.
+    #[arg(long = "action_env", alias = "action-env", value_name = "NAME[=VALUE]")]
+    pub action_env: Vec<String>,
+
+    /// Define a make variable for `select()` and `ctx.var`: `NAME=VALUE`.
+    #[arg(short = 'D', long = "define", value_name = "NAME=VALUE")]
+    pub define: Vec<String>,
+
+    /// Show the full command line of failed actions (they are always shown; accepted for
+    /// Bazel compatibility).
+    #[arg(long = "verbose_failures", alias = "verbose-failures")]
+    pub verbose_failures: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub options: BuildOptions,
+
+    /// Target patterns: `//pkg:target`, `//pkg/...`; after `--`, `-//pkg/...` subtracts.
+    #[arg(value_name = "PATTERNS")]
+    pub patterns: Vec<String>,
+}
+
+/// What a build produced, for the commands built on it.
+pub struct Built {
+    pub workspace: Arc<Workspace>,
+    pub exec_root: PathBuf,
+    pub analysis: Analysis,
+    pub targets: BTreeSet<Label>,
+    /// Keeps the output base locked until the command is done with it.
+    pub lock: exec::Lock,
+}
+
+fn key_values(
+    items: &[String],
+    what: &str,
+    from_env: bool,
+) -> Result<BTreeMap<String, String>, Failure> {
+    let mut map = BTreeMap::new();
+    for item in items {
+        match item.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                map.insert(k.to_owned(), v.to_owned());
+            }
+            None if from_env && !item.is_empty() => {
+                if let Ok(v) = std::env::var(item) {
+                    map.insert(item.clone(), v);
+                }
+            }
+            _ => {
+                return Err(Failure::usage(format!(
+                    "--{what} expects NAME=VALUE, got '{item}'"
+                )));
+            }
+        }
+    }
+    Ok(map)
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Loads, analyses and executes `patterns`; prints Bazel's summary lines.
+pub fn build(
+    patterns: &[String],
+    options: &BuildOptions,
+    startup: &OutputBaseOptions,
+    print_outputs: bool,
+) -> Result<Built, Failure> {
+    let started = Instant::now();
+    options.common.apply();
+    let keep_going = options.common.keep_going && !options.common.no_keep_going;
+    let action_env = key_values(&options.action_env, "action_env", true)?;
+    let defines = key_values(&options.define, "define", false)?;
+    if patterns.is_empty() {
+        return Err(Failure::usage(
+            "no targets given: name at least one, e.g. `forge build //...`",
+        ));
+    }
+
+    let cwd = super::current_dir()?;
+    let workspace = Arc::new(Workspace::discover(&cwd, startup)?);
+    std::fs::create_dir_all(&workspace.output_base).map_err(|e| {
+        Failure::failed(format!(
+            "cannot create the output base {}: {e}",
+            workspace.output_base.display()
+        ))
+    })?;
+    let lock = exec::lock_output_base_with(&workspace.output_base, &mut |msg| eprintln!("{msg}"))
+        .map_err(|e| Failure::failed(format!("cannot lock the output base: {e}")))?;
+    let cwd_package = workspace.package_of(&cwd);
+    let loader = Loader::new(workspace.clone()).map_err(Failure::from)?;
+    let mut graph = TargetGraph::new(&loader);
+
+    let args = patterns
+        .iter()
+        .map(|p| TargetPatternArg::parse(p, &cwd_package))
+        .collect::<Result<Vec<_>, Diagnostic>>()
+        .map_err(|d| Failure::usage(d.message))?;
+    let (targets, mut errors) = graph.expand_patterns(&args);
+    let closure = graph.load_closure(&targets);
+    errors.extend(graph.errors().iter().cloned());
+    let closure_list: Vec<Label> = closure.iter().cloned().collect();
+    for cycle in graph.cycles(&closure_list) {
+        errors.push(Diagnostic::new(cycle.to_string()));
+    }
+    errors.extend(graph.visibility_errors(&closure_list));
+    if !errors.is_empty() && !keep_going {
+        errors.push(Diagnostic::new(
+            "Build did NOT complete successfully (loading failed)",
+        ));
+        return Err(Failure::from_diagnostics(errors));
+    }
+
+    let config = AnalysisConfig { defines };
+    let analysis = analysis::analyze(&graph, &targets, &config);
+    errors.extend(analysis.errors.iter().cloned());
+    let configured = analysis.targets.len();
+    let packages = graph.packages().count();
+    if !errors.is_empty() && !keep_going {
+        errors.push(Diagnostic::new(format!(
+            "Build did NOT complete successfully ({} loaded, {} configured)",
+            plural(packages, "package", "packages"),
+            plural(configured, "target", "targets")
+        )));
+        return Err(Failure::from_diagnostics(errors));
+    }
+    let what = if targets.len() == 1 {
+        format!("target {}", targets.iter().next().expect("one"))
+    } else {
+        plural(targets.len(), "target", "targets")
+    };
+    eprintln!(
+        "INFO: Analyzed {what} ({} loaded, {} configured).",
+        plural(packages, "package", "packages"),
+        plural(configured, "target", "targets")
+    );
+
+    // What the user asked for: each target's default outputs and, for executables, what
+    // their runfiles trees point at.
+    let mut wanted: Vec<String> = Vec::new();
+    let mut outputs_of: BTreeMap<Label, Vec<String>> = BTreeMap::new();
+    for label in &targets {
+        let outs = analysis.default_outputs(&graph, label);
+        wanted.extend(outs.iter().cloned());
+        if let Some(a) = analysis.targets.get(label)
+            && let Some(tree) = &a.runfiles
+        {
+            wanted.extend(tree.entries.iter().map(|(_, p)| p.clone()));
+        }
+        outputs_of.insert(label.clone(), outs);
+    }
+    wanted.retain(|p| p.starts_with(layout::OUT_DIR));
+    wanted.sort();
+    wanted.dedup();
+
+    let exec_root = outputs::prepare_exec_root(&workspace)
+        .map_err(|e| Failure::failed(format!("cannot prepare the exec root: {e}")))?;
+    for a in analysis.targets.values() {
+        if let Some(tree) = &a.runfiles {
+            outputs::write_runfiles_tree(tree, &workspace, &exec_root).map_err(|e| {
+                Failure::failed(format!(
+                    "cannot write the runfiles of {}: {e}",
+                    tree.executable
+                ))
+            })?;
+        }
+    }
+    let actions: Vec<_> = analysis.actions().cloned().collect();
+    let exec_config = ExecConfig {
+        exec_root: exec_root.clone(),
+        cache_dir: workspace.output_base.join("cache"),
+        disk_cache: options.disk_cache.clone(),
+        jobs: options.common.jobs.unwrap_or_else(default_jobs),
+        keep_going,
+        action_env,
+    };
+    let _ = exec::install_interrupt_handler();
+    let progress = ConsoleProgress::stderr();
+    let result = exec::execute(&actions, &wanted, &exec_config, &LocalRunner, &progress)
+        .map_err(|e| Failure::failed(e.to_string()))?;
+    outputs::link_convenience_symlinks(&workspace)
+        .map_err(|e| Failure::failed(format!("cannot create the forge-* links: {e}")))?;
+
+    for f in &result.failures {
+        let location = graph
+            .target(&f.owner)
+            .map(|t| format!("{}: ", t.location))
+            .unwrap_or_default();
+        let command = if f.command.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", shell_words(&f.command))
+        };
+        let mut msg = format!(
+            "{location}{} {} failed ({}){command}",
+            f.mnemonic, f.owner, f.exit
+        );
+        if !f.output.is_empty() {
+            msg.push('\n');
+            msg.push_str(f.output.trim_end());
+        }
+        errors.push(Diagnostic::new(msg));
+    }
+    let failed_owners: BTreeSet<&Label> = result.failures.iter().map(|f| &f.owner).collect();
+
+    if print_outputs {
+        let bin = format!("{}/", layout::bin_dir());
+        for (label, outs) in &outputs_of {
+            if failed_owners.contains(label) {
+                eprintln!("Target {label} failed to build");
+                continue;
+            }
+            if outputs_of.len() > 1 {
+                continue;
+            }
+            if outs.is_empty() {
+                eprintln!("Target {label} up-to-date (nothing to build)");
+                continue;
+            }
+            eprintln!("Target {label} up-to-date:");
+            for o in outs {
+                match o.strip_prefix(&bin) {
+                    Some(rel) => eprintln!("  forge-bin/{rel}"),
+                    None => eprintln!("  {o}"),
+                }
+            }
+        }
+    }
+    eprintln!(
+        "INFO: Elapsed time: {:.3}s",
+        started.elapsed().as_secs_f64()
+    );
+    let total = actions.len();
+    eprintln!(
+        "INFO: {} executed, {} from the cache, {} already up to date.",
+        plural(result.executed, "action", "actions"),
+        result.cache_hits,
+        result.up_to_date
+    );
+    if result.interrupted {
+        errors.push(Diagnostic::new("Build interrupted (Ctrl-C)"));
+        return Err(Failure {
+            code: ExitCode::Interrupted,
+            errors,
+        });
+    }
+    if !errors.is_empty() {
+        errors.push(Diagnostic::new("Build did NOT complete successfully"));
+        return Err(Failure::from_diagnostics(errors));
+    }
+    eprintln!(
+        "INFO: Build completed successfully, {}",
+        plural(total, "total action", "total actions")
+    );
+    Ok(Built {
+        workspace,
+        exec_root,
+        analysis,
+        targets,
+        lock,
+    })
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// A command line as a shell would read it back.
+pub fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn run(args: BuildArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Failure> {
+    build(&args.patterns, &args.options, startup, true).map(|_| ExitCode::Success)
+}

@@ -1,0 +1,77 @@
+//! `forge run //pkg:bin -- args`: builds one executable target, then replaces forge with it,
+//! started in its runfiles tree, so its exit code is forge's.
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use clap::Args;
+
+use super::build::{BuildOptions, build, shell_words};
+use crate::core::{ExitCode, Failure};
+use crate::workspace::OutputBaseOptions;
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    options: BuildOptions,
+
+    /// The executable target to run.
+    target: String,
+
+    /// Arguments for the program (after `--`).
+    #[arg(last = true)]
+    args: Vec<String>,
+}
+
+pub fn run(args: RunArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Failure> {
+    let built = build(
+        std::slice::from_ref(&args.target),
+        &args.options,
+        startup,
+        true,
+    )?;
+    if built.targets.len() != 1 {
+        return Err(Failure::usage(format!(
+            "forge run needs exactly one target, but '{}' names {}",
+            args.target,
+            built.targets.len()
+        )));
+    }
+    let label = built.targets.iter().next().expect("one target");
+    let analyzed = built.analysis.targets.get(label);
+    let Some(executable) = analyzed.and_then(|a| a.executable.clone()) else {
+        return Err(Failure::usage(format!(
+            "cannot run {label}: it is not executable (only *_binary, *_test and rules with executable = True are)"
+        )));
+    };
+    let program = built.exec_root.join(&executable);
+    let runfiles = format!("{}.runfiles", program.display());
+    let cwd = std::path::Path::new(&runfiles).join(&built.workspace.name);
+    let mut argv: Vec<String> = analyzed.map(|a| a.args.clone()).unwrap_or_default();
+    argv.extend(args.args.iter().cloned());
+    eprintln!(
+        "INFO: Running command line: {}",
+        shell_words(
+            &std::iter::once(program.display().to_string())
+                .chain(argv.iter().cloned())
+                .collect::<Vec<_>>()
+        )
+    );
+    let client_cwd = super::current_dir()?;
+    drop(built.lock);
+    let err = Command::new(&program)
+        .args(&argv)
+        .current_dir(if cwd.is_dir() {
+            cwd
+        } else {
+            client_cwd.clone()
+        })
+        .env("RUNFILES_DIR", &runfiles)
+        .env("BUILD_WORKSPACE_DIRECTORY", &built.workspace.root)
+        .env("BUILD_WORKING_DIRECTORY", &client_cwd)
+        .exec();
+    Err(Failure::failed(format!(
+        "cannot run {}: {err}",
+        program.display()
+    )))
+}

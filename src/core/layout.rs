@@ -1,0 +1,57 @@
+//! Where outputs go, as exec paths relative to the exec root, and the names of the
+//! convenience links in the workspace. One place, so analysis, execution, `forge info` and
+//! the output links agree.
+
+/// The directory under the exec root that holds every output.
+pub const OUT_DIR: &str = "forge-out";
+
+/// The configuration's directory name, as Bazel's `k8-fastbuild`.
+pub fn config_name() -> String {
+    let cpu = match std::env::consts::ARCH {
+        "x86_64" => "k8",
+        other => other,
+    };
+    format!("{cpu}-fastbuild")
+}
+
+/// `forge-out/<config>/bin`: where rules' outputs go.
+pub fn bin_dir() -> String {
+    format!("{OUT_DIR}/{}/bin", config_name())
+}
+
+/// `forge-out/<config>/testlogs`: where test results go.
+pub fn testlogs_dir() -> String {
+    format!("{OUT_DIR}/{}/testlogs", config_name())
+}
+
+/// The exec path of a package-relative file in a repository: `pkg/file` for the main
+/// repository, `external/<repo>/pkg/file` for others.
+pub fn source_path(repo: &str, package: &str, name: &str) -> String {
+    let mut p = String::new();
+    if !repo.is_empty() {
+        p.push_str("external/");
+        p.push_str(repo);
+        p.push('/');
+    }
+    if !package.is_empty() {
+        p.push_str(package);
+        p.push('/');
+    }
+    p.push_str(name);
+    p
+}
+
+/// The path of a file relative to its repository's runfiles directory, as `File.short_path`:
+/// `pkg/file`, or `../<repo>/pkg/file` for other repositories.
+pub fn short_path(repo: &str, package: &str, name: &str) -> String {
+    let rel = if package.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{package}/{name}")
+    };
+    if repo.is_empty() {
+        rel
+    } else {
+        format!("../{repo}/{rel}")
+    }
+}

@@ -1,0 +1,187 @@
+//! The output tree as users see it: the exec root's links to the sources, runfiles trees
+//! with their manifests next to each executable, and the `forge-*` links in the workspace.
+//! Paths in, files and symlinks on disk out; every replacement is atomic (temp + rename).
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::analysis::RunfilesTree;
+use crate::core::layout;
+use crate::workspace::Workspace;
+
+/// Makes `<output_base>/execroot/<name>` hold a link to every top-level entry of the
+/// workspace (so sources are at their exec paths) and the real `forge-out` directory.
+pub fn prepare_exec_root(ws: &Workspace) -> io::Result<PathBuf> {
+    let exec_root = ws.execution_root();
+    std::fs::create_dir_all(exec_root.join(layout::OUT_DIR))?;
+    for entry in std::fs::read_dir(&ws.root)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name_str) = name.to_str() else {
+            continue;
+        };
+        if name_str.starts_with("forge-") || name_str == layout::OUT_DIR {
+            continue;
+        }
+        let link = exec_root.join(&name);
+        let target = ws.root.join(&name);
+        if std::fs::read_link(&link).is_ok_and(|t| t == target) {
+            continue;
+        }
+        replace_symlink(&target, &link)?;
+    }
+    Ok(exec_root)
+}
+
+/// Points `link` at `target`, replacing whatever was there, atomically.
+pub fn replace_symlink(target: &Path, link: &Path) -> io::Result<()> {
+    if std::fs::read_link(link).is_ok_and(|t| t == target) {
+        return Ok(());
+    }
+    let parent = link.parent().unwrap_or(Path::new("."));
+    let tmp = parent.join(format!(
+        ".{}.tmp.{}",
+        link.file_name().and_then(|n| n.to_str()).unwrap_or("link"),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp)?;
+    if link.is_dir() && !link.is_symlink() {
+        std::fs::remove_dir_all(link)?;
+    }
+    std::fs::rename(&tmp, link)
+}
+
+/// Writes `path` with `content` through a temporary file and a rename.
+pub fn write_atomic(path: &Path, content: &[u8]) -> io::Result<()> {
+    let parent = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(parent)?;
+    io::Write::write_all(&mut tmp, content)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// The manifest of a runfiles tree: `<runfiles path> <absolute target>` per line, sorted.
+/// Sources point into the workspace, generated files into the exec root, as in Bazel.
+pub fn manifest(tree: &RunfilesTree, ws: &Workspace, exec_root: &Path) -> String {
+    let mut lines: Vec<String> = tree
+        .entries
+        .iter()
+        .map(|(rf, exec)| format!("{rf} {}", absolute_target(exec, ws, exec_root).display()))
+        .collect();
+    lines.sort();
+    let mut text = lines.join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    text
+}
+
+fn absolute_target(exec_path: &str, ws: &Workspace, exec_root: &Path) -> PathBuf {
+    if exec_path.starts_with(&format!("{}/", layout::OUT_DIR)) {
+        exec_root.join(exec_path)
+    } else if let Some(external) = exec_path.strip_prefix("external/") {
+        ws.output_base.join("external").join(external)
+    } else {
+        ws.root.join(exec_path)
+    }
+}
+
+/// Lays out `<exe>.runfiles/` with a symlink per entry, `<exe>.runfiles/MANIFEST` and
+/// `<exe>.runfiles_manifest`. Unchanged trees (same manifest) are left alone, so a no-op
+/// build touches nothing.
+pub fn write_runfiles_tree(
+    tree: &RunfilesTree,
+    ws: &Workspace,
+    exec_root: &Path,
+) -> io::Result<()> {
+    let exe = exec_root.join(&tree.executable);
+    let dir = PathBuf::from(format!("{}.runfiles", exe.display()));
+    let outer_manifest = PathBuf::from(format!("{}.runfiles_manifest", exe.display()));
+    let text = manifest(tree, ws, exec_root);
+    if std::fs::read(&outer_manifest).is_ok_and(|m| m == text.as_bytes())
+        && std::fs::read(dir.join("MANIFEST")).is_ok_and(|m| m == text.as_bytes())
+    {
+        return Ok(());
+    }
+    if dir.exists() || dir.is_symlink() {
+        make_writable(&dir);
+        std::fs::remove_dir_all(&dir)?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    for (rf, exec) in &tree.entries {
+        let link = dir.join(rf);
+        if let Some(parent) = link.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::os::unix::fs::symlink(absolute_target(exec, ws, exec_root), &link)?;
+    }
+    // The manifests are written last: their presence says the tree is complete.
+    write_atomic(&dir.join("MANIFEST"), text.as_bytes())?;
+    write_atomic(&outer_manifest, text.as_bytes())
+}
+
+/// Outputs are read-only; directories holding them must become writable to be removed.
+fn make_writable(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .into_iter()
+        .flatten()
+    {
+        if entry.file_type().is_dir() {
+            let _ = std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o755));
+        }
+    }
+}
+
+/// `forge-bin`, `forge-out`, `forge-testlogs` and `forge-<workspace dir>` in the workspace.
+pub fn link_convenience_symlinks(ws: &Workspace) -> io::Result<()> {
+    let exec_root = ws.execution_root();
+    let dir_name = ws
+        .root
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("workspace")
+        .to_owned();
+    for (name, target) in [
+        ("forge-bin".to_owned(), exec_root.join(layout::bin_dir())),
+        ("forge-out".to_owned(), exec_root.join(layout::OUT_DIR)),
+        (
+            "forge-testlogs".to_owned(),
+            exec_root.join(layout::testlogs_dir()),
+        ),
+        (format!("forge-{dir_name}"), exec_root.clone()),
+    ] {
+        std::fs::create_dir_all(&target)?;
+        replace_symlink(&target, &ws.root.join(name))?;
+    }
+    Ok(())
+}
+
+/// Removes the links `link_convenience_symlinks` made.
+pub fn remove_convenience_symlinks(ws: &Workspace) {
+    let Ok(entries) = std::fs::read_dir(&ws.root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let is_ours = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with("forge-"))
+            && entry.file_type().is_ok_and(|t| t.is_symlink());
+        if is_ours {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Deletes a directory tree that may contain read-only outputs.
+pub fn remove_tree(dir: &Path) -> io::Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    make_writable(dir);
+    std::fs::remove_dir_all(dir)
+}
