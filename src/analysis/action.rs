@@ -42,6 +42,9 @@ pub struct Action {
     pub inputs: Vec<String>,
     /// The files the action must create, as exec paths, sorted.
     pub outputs: Vec<String>,
+    /// The outputs that are directories (`declare_directory`): created empty before the
+    /// action runs, and cached as a whole tree.
+    pub directory_outputs: Vec<String>,
     /// Environment variables set by the rule (`env = {...}`), on top of the fixed ones.
     pub env: BTreeMap<String, String>,
     /// Execution requirements from tags (`no-sandbox`, `no-cache`, `local`, `requires-network`).

@@ -21,7 +21,7 @@ use starlark::values::{
 
 use super::action::{Action, ActionKind};
 use super::values::{FileValue, RunfilesGen, TargetInfo, runfiles_files};
-use crate::core::{Label, LabelError, PackageId};
+use crate::core::{Label, LabelError, PackageId, layout};
 use crate::loading::{Depset, LabelValue, iterate_files, make_depset};
 
 /// What one target's analysis accumulates.
@@ -166,6 +166,7 @@ impl ActionsState {
         action.inputs.sort();
         action.inputs.dedup();
         action.outputs.sort();
+        action.directory_outputs.sort();
         action.requirements = self.requirements.clone();
         self.actions.push(action);
         Ok(())
@@ -255,6 +256,11 @@ fn register_run<'v>(
         outputs: paths(&outputs),
         env: string_dict(o.env, "env")?,
         requirements: Vec::new(),
+        directory_outputs: outputs
+            .iter()
+            .filter(|f| f.is_directory)
+            .map(|f| f.path.clone())
+            .collect(),
     })?;
     Ok(NoneType)
 }
@@ -354,6 +360,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
             outputs: vec![output.path.clone()],
             env: BTreeMap::new(),
             requirements: Vec::new(),
+            directory_outputs: vec![],
         })?;
         Ok(NoneType)
     }
@@ -498,6 +505,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
             outputs: vec![output.path.clone()],
             env: BTreeMap::new(),
             requirements: Vec::new(),
+            directory_outputs: vec![],
         })?;
         Ok(NoneType)
     }
@@ -537,6 +545,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
             outputs: vec![output.path.clone()],
             env: BTreeMap::new(),
             requirements: Vec::new(),
+            directory_outputs: vec![],
         })?;
         Ok(NoneType)
     }
@@ -723,6 +732,8 @@ pub struct CtxValue<'v> {
     pub workspace_name: String,
     /// Attributes in which a label may be given to the `data`/default runfiles collection.
     pub data_deps: Vec<Value<'v>>,
+    /// The rule's predeclared outputs (`outs`, `attr.output`), which `$(location)` may name.
+    pub own_outputs: Vec<Value<'v>>,
 }
 
 impl fmt::Display for CtxValue<'_> {
@@ -806,18 +817,24 @@ impl<'v> CtxValue<'v> {
             let label_text = after[function.len()..end].trim();
             let label = Label::parse(label_text, &base)
                 .map_err(|e: LabelError| anyhow::anyhow!("in $({function} {label_text}): {e}"))?;
-            let dep = self
-                .direct_deps
-                .iter()
-                .chain(extra)
-                .find(|d| TargetInfo::from_value(**d).is_some_and(|t| t.label == label.to_string()))
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "$({function} {label_text}): '{label}' is not a dependency of {}; add it to srcs, deps, data or tools",
-                        self.label
-                    )
-                })?;
-            let files = location_files(*dep, true);
+            let dep = self.direct_deps.iter().chain(extra).find(|d| {
+                TargetInfo::from_value(**d).is_some_and(|t| t.label == label.to_string())
+            });
+            let own_output = || {
+                let short_path = layout::short_path(&label.repo, &label.package, &label.name);
+                self.own_outputs.iter().find_map(|v| {
+                    v.downcast_ref::<FileValue>()
+                        .filter(|f| f.short_path == short_path)
+                })
+            };
+            let files = match (dep, own_output()) {
+                (Some(dep), _) => location_files(*dep, true),
+                (None, Some(file)) => vec![file],
+                (None, None) => anyhow::bail!(
+                    "$({function} {label_text}): '{label}' is not a dependency of {}; add it to srcs, deps, data or tools",
+                    self.label
+                ),
+            };
             let plural = function.ends_with('s');
             if !plural && files.len() != 1 {
                 anyhow::bail!(

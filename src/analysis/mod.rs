@@ -330,6 +330,15 @@ fn analyze_target(
         let actions = heap.alloc_complex_no_freeze(ActionsValue {
             state: RefCell::new(state),
         });
+        let own_outputs: Vec<Value> = values
+            .outputs
+            .iter()
+            .flat_map(|(_, v)| match ListRef::from_value(*v) {
+                Some(list) => list.content().to_vec(),
+                None => vec![*v],
+            })
+            .filter(|v| v.downcast_ref::<FileValue>().is_some())
+            .collect();
         let mut outputs = values.outputs;
         if let Some(exe) = &executable_file {
             outputs.push(("executable".into(), heap.alloc(exe.clone())));
@@ -384,6 +393,7 @@ fn analyze_target(
             label: label.clone(),
             workspace_name: workspace_name.clone(),
             data_deps: values.data_deps,
+            own_outputs,
         });
 
         let eval_ctx = EvalContext {

@@ -17,6 +17,9 @@ pub struct CachedOutput {
     pub path: String,
     pub digest: Digest,
     pub executable: bool,
+    /// A directory output: `digest` is that of its manifest (see `tree`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tree: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +74,7 @@ mod tests {
                 path: "forge-out/bin/x".into(),
                 digest: Digest::of_bytes(b"x"),
                 executable: true,
+                tree: false,
             }],
         };
         ac.put(&key, &entry)?;

@@ -100,6 +100,10 @@ pub fn action_key(
     for o in &action.outputs {
         e.str(o);
     }
+    e.len(action.directory_outputs.len());
+    for o in &action.directory_outputs {
+        e.str(o);
+    }
     let mut reqs: Vec<&str> = action.requirements.iter().map(String::as_str).collect();
     reqs.sort_unstable();
     reqs.dedup();
@@ -131,6 +135,7 @@ mod tests {
             outputs: vec!["out".into()],
             env: BTreeMap::new(),
             requirements: vec![],
+            directory_outputs: vec![],
         }
     }
 

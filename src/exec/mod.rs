@@ -16,6 +16,7 @@ pub mod progress;
 pub mod runner;
 mod scheduler;
 pub mod stat_cache;
+mod tree;
 
 #[cfg(test)]
 mod tests;

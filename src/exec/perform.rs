@@ -19,6 +19,7 @@ use crate::exec::progress::Progress;
 use crate::exec::runner::{Cancel, Runner, Spawn};
 use crate::exec::scheduler::Producer;
 use crate::exec::stat_cache::{FileStat, OutputRecord, StatCache};
+use crate::exec::tree;
 use crate::exec::{ActionFailure, ExecConfig, ExecError, FIXED_PATH};
 
 /// A CAS with its action cache: the local one under `cache_dir`, or the `--disk_cache`.
@@ -206,6 +207,15 @@ impl<'a> Ctx<'a> {
             if record.action_key != *key {
                 return None;
             }
+            if is_directory(action, out) {
+                let files = tree::scan(&self.stat, out).ok()?;
+                let digest = Digest::of_bytes(&tree::manifest(&files));
+                if digest != record.digest {
+                    return None;
+                }
+                digests.push(digest);
+                continue;
+            }
             let (digest, stat) = self.stat.digest_and_stat(out).ok()?;
             if digest != record.digest || !mode_ok(&stat, record.executable) {
                 return None;
@@ -233,12 +243,10 @@ impl<'a> Ctx<'a> {
             }
             if n > 0 {
                 // A disk-cache hit: keep a local copy so the next build needs no disk cache.
-                let copied = entry.outputs.iter().all(|o| {
-                    self.local
-                        .cas
-                        .put_file(&self.exec_root.join(&o.path), &o.digest)
-                        .is_ok()
-                });
+                let copied = entry
+                    .outputs
+                    .iter()
+                    .all(|o| self.store_output(&self.local.cas, o).is_ok());
                 if copied {
                     let _ = self.local.ac.put(key, &entry);
                 }
@@ -262,6 +270,17 @@ impl<'a> Ctx<'a> {
     /// corrupt (corrupt ones are deleted by the CAS): the action must run.
     fn restore(&self, entry: &AcEntry, cas: &Cas) -> io::Result<bool> {
         for o in &entry.outputs {
+            if o.tree {
+                let on_disk = tree::scan(&self.stat, &o.path)
+                    .map(|files| Digest::of_bytes(&tree::manifest(&files)));
+                if on_disk.ok() != Some(o.digest) {
+                    self.stat.forget_output(&o.path);
+                    if !tree::restore(cas, &self.stat, &o.path, &o.digest)? {
+                        return Ok(false);
+                    }
+                }
+                continue;
+            }
             // Already right on disk (judged by the stat cache): no need to read the blob.
             if let Ok((digest, stat)) = self.stat.digest_and_stat(&o.path)
                 && digest == o.digest
@@ -304,6 +323,10 @@ impl<'a> Ctx<'a> {
             let full = self.exec_root.join(out);
             remove_output(&full)
                 .and_then(|()| prepare_output_dir(&full))
+                .and_then(|()| match is_directory(action, out) {
+                    true => fs::create_dir(&full),
+                    false => Ok(()),
+                })
                 .map_err(|e| io_fail(&format!("cannot prepare output '{out}'"), e))?;
         }
         let printed = match &action.kind {
@@ -345,14 +368,13 @@ impl<'a> Ctx<'a> {
                 path: out.clone(),
                 digest,
                 executable,
+                tree: is_directory(action, out),
             });
         }
         if cacheable {
             // Blobs first, then the entry: an entry never points at blobs not yet stored.
             for c in &cached {
-                self.local
-                    .cas
-                    .put_file(&self.exec_root.join(&c.path), &c.digest)
+                self.store_output(&self.local.cas, c)
                     .map_err(|e| io_fail("cannot store output in the cache", e))?;
             }
             let entry = AcEntry { outputs: cached };
@@ -363,11 +385,10 @@ impl<'a> Ctx<'a> {
             if let Some(disk) = &self.disk {
                 // The disk cache is an optimisation shared with others; failing to fill it
                 // must not fail the build.
-                let stored = entry.outputs.iter().all(|c| {
-                    disk.cas
-                        .put_file(&self.exec_root.join(&c.path), &c.digest)
-                        .is_ok()
-                });
+                let stored = entry
+                    .outputs
+                    .iter()
+                    .all(|c| self.store_output(&disk.cas, c).is_ok());
                 if stored {
                     let _ = disk.ac.put(key, &entry);
                 }
@@ -387,6 +408,23 @@ impl<'a> Ctx<'a> {
             digests,
             how: How::Executed(printed),
         })
+    }
+
+    /// Puts the output at `c.path` into `cas`: its content, or for a tree its files and
+    /// manifest.
+    fn store_output(&self, cas: &Cas, c: &CachedOutput) -> io::Result<()> {
+        if c.tree {
+            let files = tree::scan(&self.stat, &c.path)?;
+            let digest = tree::store(cas, self.exec_root, &c.path, &files)?;
+            if digest != c.digest {
+                return Err(io::Error::other(format!(
+                    "'{}' changed while stored",
+                    c.path
+                )));
+            }
+            return Ok(());
+        }
+        cas.put_file(&self.exec_root.join(&c.path), &c.digest)
     }
 
     fn single_output<'b>(&self, action: &'b Action) -> Result<&'b str, Fail> {
@@ -476,6 +514,20 @@ impl<'a> Ctx<'a> {
             )
         };
         let meta = fs::symlink_metadata(&full).map_err(|_| missing())?;
+        if is_directory(action, out) {
+            if !meta.is_dir() {
+                return Err(self.fail(
+                    action,
+                    format!("declared directory output '{out}' is not a directory"),
+                    String::new(),
+                    true,
+                ));
+            }
+            let files = tree::seal(&full)
+                .and_then(|()| tree::scan(&self.stat, out))
+                .map_err(io_fail)?;
+            return Ok((Digest::of_bytes(&tree::manifest(&files)), false));
+        }
         if meta.file_type().is_symlink() {
             // Replace a symlink by a copy of what it points to: outputs are self-contained
             // files, and chmod below must not reach the target (maybe a source file).
@@ -505,6 +557,10 @@ impl<'a> Ctx<'a> {
         self.stat.record(out, stat, digest);
         Ok((digest, executable))
     }
+}
+
+fn is_directory(action: &Action, out: &str) -> bool {
+    action.directory_outputs.iter().any(|d| d == out)
 }
 
 /// Deletes an old output (file, symlink or directory), if any.

@@ -275,6 +275,7 @@ mod tests {
             outputs: vec![],
             env: BTreeMap::new(),
             requirements: vec![],
+            directory_outputs: vec![],
         }
     }
 

@@ -148,6 +148,14 @@ impl Runner for LocalRunner {
             .stdout(writer)
             .stderr(writer2)
             .process_group(0);
+        // If forge itself is killed (SIGKILL leaves no chance to clean up), the command must
+        // not live on and write into an output path a later build is about to use.
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)
+            });
+        }
         let mut child = cmd.spawn()?;
         // `cmd` owns our copies of the pipe's write end; they must be closed for EOF.
         drop(cmd);
@@ -204,6 +212,7 @@ mod tests {
             outputs: vec![],
             env: BTreeMap::new(),
             requirements: vec![],
+            directory_outputs: vec![],
         }
     }
 

@@ -391,6 +391,7 @@ mod tests {
             outputs: outputs.iter().map(|s| s.to_string()).collect(),
             env: BTreeMap::new(),
             requirements: vec![],
+            directory_outputs: vec![],
         }
     }
 

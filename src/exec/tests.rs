@@ -127,6 +127,7 @@ fn run_action(name: &str, argv: &[&str], inputs: &[&str], outputs: &[&str]) -> A
         outputs: outputs.iter().map(|s| s.to_string()).collect(),
         env: BTreeMap::new(),
         requirements: vec![],
+        directory_outputs: vec![],
     }
 }
 

@@ -14,7 +14,9 @@ use starlark::starlark_simple_value;
 use starlark::values::dict::DictRef;
 use starlark::values::list::ListRef;
 use starlark::values::tuple::TupleRef;
-use starlark::values::{NoSerialize, ProvidesStaticType, StarlarkValue, Value, starlark_value};
+use starlark::values::{
+    NoSerialize, ProvidesStaticType, StarlarkValue, Value, ValueLike, starlark_value,
+};
 
 use super::context::EvalContext;
 use super::target::AttrValue;
@@ -177,6 +179,10 @@ fn string<'v>(what: &str, value: Value<'v>) -> anyhow::Result<&'v str> {
 }
 
 fn label(what: &str, value: Value, base: &PackageId) -> anyhow::Result<Label> {
+    // `Label("//pkg:x")` objects go wherever label strings go.
+    if let Some(l) = value.downcast_ref::<super::values::LabelValue>() {
+        return Ok(l.label.clone());
+    }
     let text = string(what, value)?;
     Label::parse(text, base).map_err(|e| anyhow::anyhow!("in {what}: {e}"))
 }

@@ -261,11 +261,8 @@ starlark_simple_value!(LabelValue);
 
 impl fmt::Display for LabelValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.label.repo.is_empty() {
-            write!(f, "@@{}", self.label)
-        } else {
-            write!(f, "{}", self.label)
-        }
+        // As Bazel 4 prints it: `//pkg:x` for the main repository, `@repo//pkg:x` otherwise.
+        write!(f, "{}", self.label)
     }
 }
 
