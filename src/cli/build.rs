@@ -99,6 +99,9 @@ pub fn build(
     print_outputs: bool,
 ) -> Result<Built, Failure> {
     let started = Instant::now();
+    // From the start: a Ctrl-C during loading or analysis stops the build before any action
+    // runs, with exit code 8, instead of killing forge mid-write.
+    let _ = exec::install_interrupt_handler();
     options.common.apply();
     let keep_going = options.common.keep_going && !options.common.no_keep_going;
     let action_env = key_values(&options.action_env, "action_env", true)?;
@@ -206,33 +209,13 @@ pub fn build(
         keep_going,
         action_env,
     };
-    let _ = exec::install_interrupt_handler();
     let progress = ConsoleProgress::stderr();
     let result = exec::execute(&actions, &wanted, &exec_config, &LocalRunner, &progress)
         .map_err(|e| Failure::failed(e.to_string()))?;
     outputs::link_convenience_symlinks(&workspace)
         .map_err(|e| Failure::failed(format!("cannot create the forge-* links: {e}")))?;
 
-    for f in &result.failures {
-        let location = graph
-            .target(&f.owner)
-            .map(|t| format!("{}: ", t.location))
-            .unwrap_or_default();
-        let command = if f.command.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", shell_words(&f.command))
-        };
-        let mut msg = format!(
-            "{location}{} {} failed ({}){command}",
-            f.mnemonic, f.owner, f.exit
-        );
-        if !f.output.is_empty() {
-            msg.push('\n');
-            msg.push_str(f.output.trim_end());
-        }
-        errors.push(Diagnostic::new(msg));
-    }
+    // Failed actions were reported by the progress as they happened.
     let failed_owners: BTreeSet<&Label> = result.failures.iter().map(|f| &f.owner).collect();
 
     if print_outputs {
@@ -276,7 +259,7 @@ pub fn build(
             errors,
         });
     }
-    if !errors.is_empty() {
+    if !errors.is_empty() || !result.failures.is_empty() {
         errors.push(Diagnostic::new("Build did NOT complete successfully"));
         return Err(Failure::from_diagnostics(errors));
     }
@@ -297,23 +280,6 @@ fn default_jobs() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
-}
-
-/// A command line as a shell would read it back.
-pub fn shell_words(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| {
-            if !a.is_empty()
-                && a.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c))
-            {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', "'\\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 pub fn run(args: BuildArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Failure> {

@@ -6,8 +6,9 @@ use std::process::Command;
 
 use clap::Args;
 
-use super::build::{BuildOptions, build, shell_words};
+use super::build::{BuildOptions, build};
 use crate::core::{ExitCode, Failure};
+use crate::exec::shell_words;
 use crate::workspace::OutputBaseOptions;
 
 #[derive(Args, Debug)]

@@ -30,7 +30,7 @@ use crate::core::Label;
 
 pub use interrupt::{clear_interrupt, install_interrupt_handler, interrupt_flag};
 pub use lock::{Lock, lock_output_base, lock_output_base_with};
-pub use progress::{ActionOutcome, ConsoleProgress, NoProgress, Progress};
+pub use progress::{ActionOutcome, ConsoleProgress, NoProgress, Progress, shell_words};
 pub use runner::{Cancel, LocalRunner, Runner, Spawn, SpawnOutcome, SpawnStatus};
 
 /// The `PATH` every command gets, whatever the user's is.

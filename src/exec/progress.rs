@@ -176,11 +176,20 @@ impl Progress for ConsoleProgress {
         }
         match outcome {
             ActionOutcome::Failed(f) => {
+                // Everything needed to reproduce the failure, once, as it happens.
                 let mut text = format!(
-                    "ERROR: {}: {} failed: ({})\n",
+                    "ERROR: {}: {} failed ({})",
                     f.owner, action.progress_message, f.exit
                 );
+                if !f.command.is_empty() {
+                    text.push_str(": ");
+                    text.push_str(&shell_words(&f.command));
+                }
+                text.push('\n');
                 text.push_str(&f.output);
+                if !f.output.is_empty() && !f.output.ends_with('\n') {
+                    text.push('\n');
+                }
                 self.print_block(&mut c, &text);
             }
             ActionOutcome::Executed { output } if !output.is_empty() => {
@@ -230,6 +239,23 @@ fn terminal_width() -> usize {
     } else {
         80
     }
+}
+
+/// A command line as a shell would read it back.
+pub fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -300,7 +326,7 @@ mod tests {
         assert_eq!(
             buf.text(),
             "[0 / 2] Executing genrule //pkg:x\n[1 / 2] Executing genrule //pkg:y\n\
-             ERROR: //pkg:y: Executing genrule //pkg:y failed: (exit 1)\nboom\n"
+             ERROR: //pkg:y: Executing genrule //pkg:y failed (exit 1): false\nboom\n"
         );
     }
 

@@ -72,12 +72,25 @@ impl Workspace {
         self.forge_with(subdir, args, &[])
     }
 
-    pub fn forge_with(&self, subdir: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+    /// Where this workspace's output bases live (`XDG_CACHE_HOME` of its forge runs).
+    pub fn cache_dir(&self) -> PathBuf {
+        self.dir.path().join("cache")
+    }
+
+    /// A forge command ready to run from the workspace root, for tests that need the
+    /// process itself (to signal it, or to run two at once).
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_forge"));
-        cmd.current_dir(self.root().join(subdir))
-            .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
+        cmd.current_dir(self.root())
+            .env("XDG_CACHE_HOME", self.cache_dir())
             .env_remove("RUST_BACKTRACE")
             .args(args);
+        cmd
+    }
+
+    pub fn forge_with(&self, subdir: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = self.command(args);
+        cmd.current_dir(self.root().join(subdir));
         for (k, v) in env {
             cmd.env(k, v);
         }
