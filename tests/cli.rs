@@ -189,3 +189,21 @@ fn the_readme_example_answers() {
         "//app:banner\n//app:hello\n//app:hello_test\n//app:welcome\n//app:welcome_loud\n//lib:greet\n//lib:words\n"
     );
 }
+
+#[test]
+fn the_readme_main_command_builds_and_runs_the_example() {
+    let ws = Workspace::example("hello");
+    let run = ws.forge(&["run", "//app:hello"]);
+    assert_eq!(run.code, 0, "{}", run.both());
+    assert_eq!(run.stdout, "Hello, forge!\n");
+    let all = ws.forge(&["build", "//..."]);
+    assert_eq!(all.code, 0, "{}", all.both());
+    let banner = std::fs::read_to_string(ws.root().join("forge-bin/app/banner.txt")).unwrap();
+    assert_eq!(banner, "hello\nworld\n");
+    let again = ws.forge(&["build", "//..."]);
+    assert!(
+        again.stderr.contains("INFO: 0 actions executed"),
+        "{}",
+        again.stderr
+    );
+}
