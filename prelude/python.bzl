@@ -6,8 +6,27 @@ def _py_runfiles(ctx, extra = []):
         runfiles = runfiles.merge(dep[DefaultInfo].default_runfiles)
     return runfiles
 
+# What Python rules pass up to the binaries that use them: the `imports` directories
+# (relative to the runfiles root) of the target and everything below it, as Bazel's PyInfo.
+PyInfo = provider(fields = ["imports", "transitive_sources"])
+
+def _py_info(ctx):
+    repo_root = ctx.workspace_name if not ctx.label.workspace_name else ctx.label.workspace_name
+    own = []
+    for i in ctx.attr.imports:
+        path = ctx.label.package + "/" + i if ctx.label.package else i
+        own.append(repo_root + "/" + path if path != "." else repo_root)
+    below = [dep[PyInfo] for dep in ctx.attr.deps if PyInfo in dep]
+    return PyInfo(
+        imports = depset(own, transitive = [b.imports for b in below]),
+        transitive_sources = depset(ctx.files.srcs, transitive = [b.transitive_sources for b in below]),
+    )
+
 def _py_library_impl(ctx):
-    return [DefaultInfo(files = depset(ctx.files.srcs), runfiles = _py_runfiles(ctx))]
+    return [
+        DefaultInfo(files = depset(ctx.files.srcs), runfiles = _py_runfiles(ctx)),
+        _py_info(ctx),
+    ]
 
 # The launcher finds its runfiles tree next to itself (or through RUNFILES_DIR), puts the
 # workspace root, every external repository root and `imports` on PYTHONPATH, and runs main.
@@ -34,7 +53,7 @@ workspace = os.path.join(runfiles, "{workspace}")
 roots = [workspace] + sorted(
     os.path.join(runfiles, d) for d in os.listdir(runfiles)
     if d != "{workspace}" and os.path.isdir(os.path.join(runfiles, d)))
-imports = [os.path.join(workspace, i) for i in "{imports}".split(":") if i]
+imports = [os.path.join(runfiles, i) for i in "{imports}".split(":") if i]
 old = os.environ.get("PYTHONPATH")
 os.environ["PYTHONPATH"] = os.pathsep.join(roots + imports + ([old] if old else []))
 main = os.path.join(workspace, "{main}")
@@ -52,13 +71,14 @@ def _main_file(ctx):
 
 def _py_executable_impl(ctx):
     main = _main_file(ctx)
+    info = _py_info(ctx)
     launcher = ctx.actions.declare_file(ctx.label.name)
     ctx.actions.write(
         output = launcher,
         content = _LAUNCHER.format(
             main = main.short_path,
             workspace = ctx.workspace_name,
-            imports = ":".join([ctx.label.package + "/" + i if ctx.label.package else i for i in ctx.attr.imports]),
+            imports = ":".join(info.imports.to_list()),
         ),
         is_executable = True,
     )
@@ -66,7 +86,7 @@ def _py_executable_impl(ctx):
         executable = launcher,
         files = depset([launcher]),
         runfiles = _py_runfiles(ctx, [launcher]),
-    )]
+    ), info]
 
 _PY_ATTRS = {
     "srcs": attr.label_list(allow_files = [".py"]),

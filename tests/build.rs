@@ -465,3 +465,49 @@ fn clean_removes_outputs_and_expunge_the_output_base() {
     let run = ok(ws.forge(&["build", "//chain:a"]));
     assert_eq!(counts(&run), (1, 0, 0), "{}", run.stderr);
 }
+
+#[test]
+fn python_imports_shell_libraries_aliases_and_runfiles_collection() {
+    let ws = Workspace::fixture("build");
+    ok(ws.forge(&["build", "//py:all", "//shell:all", "//rules:bundle"]));
+    // `imports` of a py_library reach the binaries that depend on it; an alias runs its actual.
+    let run = ws.forge(&["run", "//py:main_alias", "--", "x", "y"]);
+    assert_eq!(
+        run.stdout,
+        "found through imports ['x', 'y']\n",
+        "{}",
+        run.both()
+    );
+    // The build half of py_test and sh_test: runnable programs with their runfiles.
+    let test = std::process::Command::new(ws.root().join("forge-bin/py/main_test"))
+        .output()
+        .unwrap();
+    assert!(
+        test.status.success(),
+        "{}",
+        String::from_utf8_lossy(&test.stderr)
+    );
+    for program in ["forge-bin/shell/bin", "forge-bin/shell/bin_test"] {
+        let out = std::process::Command::new(ws.root().join(program))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "lib says hello from data\n",
+            "{program}"
+        );
+    }
+    // collect_data takes a dependency's data_runfiles; OutputGroupInfo reaches dependents.
+    let out = std::process::Command::new(ws.root().join("forge-bin/rules/bundle.sh"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "./MANIFEST\n./buildws/rules/bundle.sh\n./buildws/rules/data.txt\n\
+         ./buildws/rules/groups_of_other.txt\n./buildws/rules/more.txt\n"
+    );
+    assert_eq!(
+        read(&ws, "forge-bin/rules/groups_of_other.txt"),
+        "rules/template.in\n"
+    );
+}

@@ -938,9 +938,12 @@ fn ctx_methods(builder: &mut MethodsBuilder) {
                 &ctx.data_deps
             };
             for dep in deps {
+                // collect_data prefers what a dependency offers for data use.
+                let data = collect_data.then_some("data_runfiles");
                 if let Some(t) = TargetInfo::from_value(*dep)
-                    && let Some(rf) = t
-                        .default_info("default_runfiles")
+                    && let Some(rf) = data
+                        .and_then(|d| t.default_info(d))
+                        .or_else(|| t.default_info("default_runfiles"))
                         .or_else(|| t.default_info("runfiles"))
                     && let Some(files) = runfiles_files(rf)
                 {

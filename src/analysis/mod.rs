@@ -539,7 +539,14 @@ fn analyze_target(
 
 /// A Starlark error as text without a doubled `error: ` prefix.
 fn render(e: &starlark::Error) -> String {
-    e.to_string().trim_end().to_owned()
+    // The implementation is called from Rust; its caller's frame says nothing useful.
+    e.to_string()
+        .lines()
+        .filter(|l| l.trim() != "File <builtin>, in <module>")
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim_end()
+        .to_owned()
 }
 
 fn short_from_exec(path: &str) -> String {
