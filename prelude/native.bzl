@@ -2,6 +2,9 @@
 
 native = struct(
     alias = alias,
+    config_setting = config_setting,
+    constraint_setting = constraint_setting,
+    constraint_value = constraint_value,
     exports_files = exports_files,
     filegroup = filegroup,
     genrule = genrule,

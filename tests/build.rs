@@ -378,7 +378,7 @@ fn forge_run_passes_arguments_environment_and_exit_code() {
     let stdout = run.stdout.clone();
     assert!(stdout.contains("args: a b c\n"), "{stdout}");
     assert!(
-        stdout.contains(&format!("BUILD_WORKSPACE_DIRECTORY=[TMP]/ws\n"))
+        stdout.contains("BUILD_WORKSPACE_DIRECTORY=[TMP]/ws\n")
             || stdout.contains(&format!(
                 "BUILD_WORKSPACE_DIRECTORY={}\n",
                 real_root.display()

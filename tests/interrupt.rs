@@ -96,25 +96,42 @@ fn lock_file(ws: &Workspace) -> Option<PathBuf> {
 #[test]
 fn ctrl_c_kills_running_actions_and_their_children_and_exits_8() {
     let ws = Workspace::fixture("build");
-    let mut forge = ws
-        .command(&["build", "//slow:forever"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut forge = Forge(
+        ws.command(&["build", "//slow:forever"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = forge.0.id();
+    let mut sleepers = Vec::new();
     wait_until("the action to start", Duration::from_secs(30), || {
-        processes_with("sleep 271828").len() == 1 && processes_with("sleep 271829").len() == 1
+        sleepers = processes_with("sleep 27182*")
+            .into_iter()
+            .filter(|p| descends_from(*p, pid))
+            .collect();
+        sleepers.len() == 2
     });
     let interrupted = Instant::now();
-    signal(&forge, "INT");
-    let status = forge.wait().unwrap();
+    signal(&forge.0, "INT");
+    let status = forge.0.wait().unwrap();
     assert_eq!(status.code(), Some(8));
     assert!(interrupted.elapsed() < Duration::from_secs(5));
-    // Both the command and the process it left in the background are gone.
+    // Both the command and the process it left in the background are gone (a killed process
+    // may linger as a zombie until reaped, so a zombie counts as gone).
     wait_until(
         "the action's processes to die",
         Duration::from_secs(5),
-        || processes_with("sleep 27182*").is_empty(),
+        || {
+            sleepers.iter().all(|p| {
+                fs::read_to_string(format!("/proc/{p}/stat"))
+                    .map(|s| {
+                        s.rsplit_once(')')
+                            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+                    })
+                    .unwrap_or(true)
+            })
+        },
     );
     assert!(!ws.root().join("forge-bin/slow/forever.out").exists());
 }
@@ -144,12 +161,12 @@ fn two_commands_on_one_output_base_take_turns() {
         "{}",
         second.stderr
     );
-    // The second could only start once the first had finished.
-    assert_eq!(first.0.try_wait().unwrap().and_then(|s| s.code()), Some(0));
+    // The second could only start once the first had built: its output is already there.
     assert_eq!(
         fs::read_to_string(ws.root().join("forge-bin/slow/two_seconds.out")).unwrap(),
         "ok\n"
     );
+    assert_eq!(first.0.wait().unwrap().code(), Some(0));
 }
 
 #[test]

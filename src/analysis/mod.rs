@@ -6,6 +6,7 @@
 //! registered come out as plain `Action`s for `exec`.
 
 pub mod action;
+mod configured;
 mod ctx;
 mod values;
 
@@ -112,6 +113,8 @@ impl Analysis {
 /// Analyses `roots` and everything they depend on (already loaded in `graph`).
 pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisConfig) -> Analysis {
     let levels = levels(graph, roots);
+    // Which select() conditions hold, decided once for the build.
+    let settings = configured::Settings::new(graph, config);
     let mut analysis = Analysis::default();
     let mut failed: BTreeSet<Label> = BTreeSet::new();
     for level in levels {
@@ -128,7 +131,7 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
                     .expect("levels hold loaded rule targets");
                 (
                     label.clone(),
-                    analyze_target(graph, target, &analysis.targets, config),
+                    analyze_target(graph, target, &analysis.targets, config, &settings),
                 )
             })
             .collect();
@@ -286,6 +289,7 @@ fn analyze_target(
     target: &Target,
     done: &HashMap<Label, Analyzed>,
     config: &AnalysisConfig,
+    settings: &configured::Settings,
 ) -> Result<Analyzed, Diagnostic> {
     let rule = target.rule().expect("only rules are analysed");
     let label = &target.label;
@@ -297,6 +301,9 @@ fn analyze_target(
             format!("in {} {label}: {message}", target.kind_name()),
         )
     };
+    // The attributes as this configuration sees them: each select() resolved.
+    let configured = settings.resolve(graph, target, rule).map_err(fail)?;
+    let rule: &RuleTarget = &configured;
     let callable = loader
         .rule_callable(&rule.defined_in, &rule.class)
         .map_err(|d| fail(d.message))?;

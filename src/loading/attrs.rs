@@ -178,6 +178,11 @@ fn string<'v>(what: &str, value: Value<'v>) -> anyhow::Result<&'v str> {
         .ok_or_else(|| type_error(what, "a string", value))
 }
 
+/// A label string (or `Label` object) resolved against `base`.
+pub(super) fn label_value(what: &str, value: Value, base: &PackageId) -> anyhow::Result<Label> {
+    label(what, value, base)
+}
+
 fn label(what: &str, value: Value, base: &PackageId) -> anyhow::Result<Label> {
     // `Label("//pkg:x")` objects go wherever label strings go.
     if let Some(l) = value.downcast_ref::<super::values::LabelValue>() {

@@ -272,24 +272,3 @@ fn package_spec(text: &str, base: &PackageId) -> anyhow::Result<Option<PackageSp
         PackageSpec::Exact(id)
     }))
 }
-
-fn not_yet(what: &str) -> anyhow::Error {
-    anyhow::anyhow!(
-        "{what} is not supported by this version of forge yet: it arrives with analysis \
-         (`forge build`)"
-    )
-}
-
-/// Names that rule implementations and BUILD files use during analysis. They exist now so
-/// that .bzl files referring to them load (Starlark resolves names when a file is compiled);
-/// calling them before analysis exists is a clear error, not a silent wrong answer.
-#[starlark_module]
-pub fn analysis_globals(builder: &mut GlobalsBuilder) {
-    fn select<'v>(
-        #[starlark(args)] args: starlark::values::tuple::UnpackTuple<Value<'v>>,
-        #[starlark(kwargs)] kwargs: starlark::values::dict::DictRef<'v>,
-    ) -> anyhow::Result<NoneType> {
-        let _ = (args, kwargs);
-        Err(not_yet("select()"))
-    }
-}

@@ -13,6 +13,7 @@ mod dialect;
 mod glob;
 mod prelude;
 mod rules;
+mod select;
 mod target;
 mod values;
 
@@ -96,7 +97,7 @@ fn globals() -> Globals {
         LibraryExtension::Typing,
     ])
     .with(builtins::build_globals)
-    .with(builtins::analysis_globals)
+    .with(select::select_globals)
     .with(values::value_globals)
     .with(rules::declaration_globals)
     .with_namespace("attr", attrs::attr_module)
@@ -169,6 +170,19 @@ impl Loader {
         }
     }
 
+    /// The BUILD text of a package of a repository forge provides itself (`@platforms`),
+    /// unless the workspace itself has that name.
+    fn builtin_build_file(&self, id: &PackageId) -> Option<&'static str> {
+        if self.repo_root(&id.repo).is_some() {
+            return None;
+        }
+        prelude::builtin_build_file(id)
+    }
+
+    fn is_builtin_repo(&self, repo: &str) -> bool {
+        self.repo_root(repo).is_none() && prelude::is_builtin_repo(repo)
+    }
+
     fn package_dir(&self, id: &PackageId) -> Option<PathBuf> {
         self.repo_root(&id.repo).map(|r| r.join(&id.package))
     }
@@ -189,6 +203,13 @@ impl Loader {
 
     /// How a package directory is named in messages.
     pub fn display_dir(&self, id: &PackageId) -> String {
+        if self.is_builtin_repo(&id.repo) {
+            return format!(
+                "forge's built-in repository '@{}' (its packages: {})",
+                id.repo,
+                prelude::builtin_packages(&id.repo).join(", ")
+            );
+        }
         match self.package_dir(id) {
             Some(dir) => format!("'{}'", dir.display()),
             None => format!(
@@ -225,6 +246,13 @@ impl Loader {
     /// Every package at or below `prefix`, sorted. Directories named `forge-*` that are
     /// symlinks (the output links) and dot-directories are skipped, as are `.bazelignore`d ones.
     pub fn packages_under(&self, prefix: &PackageId) -> Result<Vec<PackageId>, Diagnostic> {
+        if self.is_builtin_repo(&prefix.repo) {
+            return Ok(prelude::builtin_packages(&prefix.repo)
+                .into_iter()
+                .filter(|p| crate::core::label::package_is_within(p, &prefix.package))
+                .map(|p| PackageId::new(&prefix.repo, p))
+                .collect());
+        }
         let Some(root) = self.repo_root(&prefix.repo) else {
             return Err(Diagnostic::new(format!(
                 "no such repository '@{}': it is not defined in the WORKSPACE file",
@@ -262,24 +290,47 @@ impl Loader {
 
     /// Loads one package. The errors are complete messages, ready to print.
     pub fn load_package(&self, id: &PackageId) -> Result<Package, PackageError> {
-        let Some((build_label, path)) = self.build_file(id) else {
-            return Err(PackageError::NoSuchPackage(Diagnostic::new(format!(
-                "no such package '{id}': BUILD file not found in {}. Add a BUILD file to a directory to mark it as a package",
-                self.display_dir(id)
-            ))));
-        };
         let failed = |mut errors: Vec<Diagnostic>| {
             errors.push(Diagnostic::new(format!(
                 "error loading package '{id}': the BUILD file has errors (see above)"
             )));
             PackageError::Failed(errors)
         };
-        let source = std::fs::read_to_string(&path).map_err(|e| {
-            failed(vec![Diagnostic::new(format!(
-                "cannot read {}: {e}",
-                path.display()
-            ))])
-        })?;
+        let (build_label, source, dir) = match self.builtin_build_file(id) {
+            Some(source) => (
+                id.label(BUILD_FILE_NAMES[0]),
+                source.to_owned(),
+                // Built-in repositories have no files; globs there find nothing.
+                self.workspace
+                    .output_base
+                    .join("external")
+                    .join(&id.repo)
+                    .join(&id.package),
+            ),
+            None => {
+                let Some((build_label, path)) = self.build_file(id) else {
+                    let hint = if self.is_builtin_repo(&id.repo) {
+                        ""
+                    } else {
+                        ". Add a BUILD file to a directory to mark it as a package"
+                    };
+                    return Err(PackageError::NoSuchPackage(Diagnostic::new(format!(
+                        "no such package '{id}': BUILD file not found in {}{hint}",
+                        self.display_dir(id)
+                    ))));
+                };
+                let source = std::fs::read_to_string(&path).map_err(|e| {
+                    failed(vec![Diagnostic::new(format!(
+                        "cannot read {}: {e}",
+                        path.display()
+                    ))])
+                })?;
+                let dir = self
+                    .package_dir(id)
+                    .expect("a package with a BUILD file has a directory");
+                (build_label, source, dir)
+            }
+        };
         let display = self.display_path(&build_label);
         let ast = AstModule::parse(&display, source, &dialect::build())
             .map_err(|e| failed(vec![starlark_error(&e)]))?;
@@ -294,9 +345,6 @@ impl Loader {
         }
         let (modules, bzl_files) = self.load_dependencies(&ast, id, &[]).map_err(failed)?;
 
-        let dir = self
-            .package_dir(id)
-            .expect("a package with a BUILD file has a directory");
         let builder = Module::with_temp_heap(|module| -> Result<PackageBuilder, starlark::Error> {
             for p in &self.prelude {
                 module.import_public_symbols(p);

@@ -278,6 +278,11 @@ impl FrozenRuleCallable {
             .ok_or_else(|| {
                 anyhow::anyhow!("{rule} rule: missing value for mandatory attribute 'name'")
             })?;
+        if super::select::SelectorList::from_value(name_value).is_some() {
+            anyhow::bail!(
+                "{rule} rule: attribute 'name' is not configurable: it cannot be given with select()"
+            );
+        }
         let name = name_value.unpack_str().ok_or_else(|| {
             anyhow::anyhow!(
                 "{rule} rule: 'name' must be a string, got {}",
@@ -324,11 +329,14 @@ impl FrozenRuleCallable {
                 continue;
             }
             let what = format!("attribute '{key}' of {rule} rule '{label}'");
-            let coerced = if key == "visibility" {
-                visibility(value, &base, &what)?
-            } else {
-                spec.coerce(&what, *value, &base)?
-            };
+            let coerced =
+                if let Some(v) = super::select::coerce_select(key, spec, &what, *value, &base)? {
+                    v
+                } else if key == "visibility" {
+                    visibility(value, &base, &what)?
+                } else {
+                    spec.coerce(&what, *value, &base)?
+                };
             attrs.insert(key.clone(), coerced);
             explicit.insert(key.clone());
         }
@@ -458,9 +466,15 @@ fn expand_output_template(
 /// `//pkg:__subpackages__` and package groups.
 pub fn visibility(value: &Value, base: &PackageId, what: &str) -> anyhow::Result<AttrValue> {
     let spec = AttrSpec::new(AttrKind::LabelList);
-    let AttrValue::LabelList(labels) = spec.coerce(what, *value, base)? else {
+    let AttrValue::LabelList(mut labels) = spec.coerce(what, *value, base)? else {
         unreachable!("label_list coerces to a label list")
     };
+    // `//visibility:public` and `//visibility:private` mean the same in every repository.
+    for l in &mut labels {
+        if l.package == "visibility" && matches!(l.name.as_str(), "public" | "private") {
+            l.repo.clear();
+        }
+    }
     for l in &labels {
         if l.repo.is_empty()
             && l.package == "visibility"

@@ -23,6 +23,100 @@ pub enum AttrValue {
     /// A file the rule promises to create (`attr.output`), a generated-file target.
     Output(Label),
     OutputList(Vec<Label>),
+    /// A configurable value: `select({...})`, possibly concatenated with plain values
+    /// (`["a"] + select({...})`). Resolved against the configuration in analysis.
+    Select(Box<Select>),
+}
+
+/// Bazel's `SelectorList`: parts concatenated in order, each plain or a selector.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Select {
+    pub parts: Vec<SelectPart>,
+}
+
+/// One operand of a `+` chain that involves `select()`.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum SelectPart {
+    /// A value written directly (`["a"]` in `["a"] + select(...)`), already coerced.
+    Plain(AttrValue),
+    /// `select({condition: value}, no_match_error = ...)`, each value already coerced.
+    Selector(Selector),
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Selector {
+    /// Condition labels (config_setting or constraint_value targets, or
+    /// `//conditions:default`) with their values, in the order written.
+    pub conditions: Vec<(Label, AttrValue)>,
+    /// `no_match_error`, shown instead of the list of conditions when none matches.
+    pub no_match_error: Option<String>,
+}
+
+/// `//conditions:default`: the branch taken when no other condition matches. It names no
+/// target.
+pub fn is_default_condition(label: &Label) -> bool {
+    label.package == "conditions" && label.name == "default"
+}
+
+impl Select {
+    /// Every label any branch could depend on, plus the conditions themselves (as Bazel's
+    /// query reports them).
+    pub fn dep_labels(&self) -> Vec<&Label> {
+        let mut out = Vec::new();
+        for part in &self.parts {
+            match part {
+                SelectPart::Plain(v) => out.extend(v.dep_labels()),
+                SelectPart::Selector(s) => {
+                    for (condition, value) in &s.conditions {
+                        if !is_default_condition(condition) {
+                            out.push(condition);
+                        }
+                        out.extend(value.dep_labels());
+                    }
+                }
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|l| seen.insert(*l));
+        out
+    }
+
+    /// Bazel's rendering: `["a"] + select({"//c:x": ["b"], "//conditions:default": []})`.
+    pub fn display(&self) -> String {
+        self.parts
+            .iter()
+            .map(|part| match part {
+                SelectPart::Plain(v) => v.display(),
+                SelectPart::Selector(s) => {
+                    let branches = s
+                        .conditions
+                        .iter()
+                        .map(|(c, v)| {
+                            let key = if is_default_condition(c) {
+                                "//conditions:default".to_owned()
+                            } else {
+                                c.to_string()
+                            };
+                            format!(
+                                "{}: {}",
+                                serde_json::to_string(&key).unwrap_or_default(),
+                                v.display()
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    match &s.no_match_error {
+                        Some(e) => format!(
+                            "select({{{branches}}}, no_match_error = {})",
+                            serde_json::to_string(e).unwrap_or_default()
+                        ),
+                        None => format!("select({{{branches}}})"),
+                    }
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" + ")
+    }
 }
 
 impl AttrValue {
@@ -32,6 +126,7 @@ impl AttrValue {
             AttrValue::Label(l) => vec![l],
             AttrValue::LabelList(ls) => ls.iter().collect(),
             AttrValue::LabelKeyedStringDict(kv) => kv.iter().map(|(l, _)| l).collect(),
+            AttrValue::Select(s) => s.dep_labels(),
             _ => Vec::new(),
         }
     }
@@ -68,6 +163,7 @@ impl AttrValue {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            AttrValue::Select(s) => s.display(),
         }
     }
 }

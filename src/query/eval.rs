@@ -393,6 +393,7 @@ fn attr_text(value: &AttrValue) -> Option<String> {
                 join(entries.iter().map(|(k, v)| format!("{k}={v}")))
             )
         }
+        AttrValue::Select(s) => s.display(),
     })
 }
 

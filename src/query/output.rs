@@ -232,6 +232,7 @@ fn json_value(value: &AttrValue) -> Option<Value> {
                 .map(|(k, v)| (k.to_string(), Value::from(v.as_str())))
                 .collect(),
         ),
+        AttrValue::Select(s) => Value::from(s.display()),
     })
 }
 
