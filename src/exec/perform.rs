@@ -113,7 +113,9 @@ impl<'a> Ctx<'a> {
             local: Store::at(&config.cache_dir),
             disk: config.disk_cache.as_deref().map(Store::at),
             runner,
-            cancel: Cancel::new(),
+            cancel: Cancel::with_journal(&config.cache_dir.join("running")).map_err(|e| {
+                ExecError::Setup(format!("cannot write the journal of running commands: {e}"))
+            })?,
             progress,
             base_env,
             tmp_root,

@@ -69,17 +69,45 @@ pub trait Runner: Sync {
 
 /// A cancellation signal shared by every running command of one build; it remembers the
 /// process groups of running commands so that cancelling kills them all at once.
+///
+/// With a journal, each group is also appended to a file (`pgid start-time` per line) that
+/// the build truncates when it ends. If forge is killed (SIGKILL leaves it no chance to kill
+/// its commands), the next build finds the groups there and kills those still alive before
+/// anything runs, so no stray command keeps writing into an output path. This replaces
+/// `PR_SET_PDEATHSIG`, which needs a `pre_exec` hook — and that would turn every spawn into a
+/// full `fork()` of forge instead of `posix_spawn`, costing milliseconds per action.
 #[derive(Debug, Default)]
 pub struct Cancel {
     cancelled: AtomicBool,
     // The flag is also checked under this lock in `register`, so a group registered
     // concurrently with `cancel` is either seen by `cancel` or sees the flag.
     groups: Mutex<HashSet<i32>>,
+    journal: Option<Mutex<std::fs::File>>,
+    journal_path: Option<PathBuf>,
 }
 
 impl Cancel {
     pub fn new() -> Cancel {
         Cancel::default()
+    }
+
+    /// A `Cancel` journaling its groups at `path`, after killing the groups an earlier,
+    /// killed forge left there.
+    pub fn with_journal(path: &Path) -> io::Result<Cancel> {
+        kill_stray_groups(path);
+        let file = std::fs::File::create(path)?;
+        Ok(Cancel {
+            journal: Some(Mutex::new(file)),
+            journal_path: Some(path.to_owned()),
+            ..Cancel::default()
+        })
+    }
+
+    /// The build is over and every command has been waited for: forget the journal.
+    pub fn finish(&self) {
+        if let Some(path) = &self.journal_path {
+            let _ = std::fs::remove_file(path);
+        }
     }
 
     pub fn is_cancelled(&self) -> bool {
@@ -103,6 +131,15 @@ impl Cancel {
             return false;
         }
         groups.insert(pgid);
+        drop(groups);
+        if let Some(journal) = &self.journal
+            && let Some(start) = start_time(pgid)
+        {
+            use std::io::Write;
+            let mut file = journal.lock().unwrap_or_else(|e| e.into_inner());
+            // One write per line with O_APPEND semantics not needed: one writer, one lock.
+            let _ = file.write_all(format!("{pgid} {start}\n").as_bytes());
+        }
         true
     }
 
@@ -113,6 +150,38 @@ impl Cancel {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&pgid);
+    }
+}
+
+/// The start time of process `pid` (in clock ticks since boot), which tells it apart from a
+/// later process that reuses the pid.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid pgrp ...`: comm may hold spaces; field 22 is the start time.
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
+}
+
+/// Kills the process groups listed in a journal left by a forge that did not finish, if
+/// their leaders are still the same processes.
+fn kill_stray_groups(journal: &Path) {
+    let Ok(text) = std::fs::read_to_string(journal) else {
+        return;
+    };
+    for line in text.lines() {
+        let Some((pgid, start)) = line.split_once(' ') else {
+            continue;
+        };
+        let (Ok(pgid), Ok(start)) = (pgid.parse::<i32>(), start.parse::<u64>()) else {
+            continue;
+        };
+        if pgid > 1 && start_time(pgid) == Some(start) {
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        }
     }
 }
 
@@ -148,14 +217,8 @@ impl Runner for LocalRunner {
             .stdout(writer)
             .stderr(writer2)
             .process_group(0);
-        // If forge itself is killed (SIGKILL leaves no chance to clean up), the command must
-        // not live on and write into an output path a later build is about to use.
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)
-            });
-        }
+        // No pre_exec hook here: it would make the standard library fork forge instead of
+        // using posix_spawn (see `Cancel` for how stray commands are killed instead).
         let mut child = cmd.spawn()?;
         // `cmd` owns our copies of the pipe's write end; they must be closed for EOF.
         drop(cmd);

@@ -446,7 +446,9 @@ fn deleted_or_modified_outputs_are_restored_from_the_cas() -> TestResult {
     let runner = FakeRunner::default();
     f.build(&chain(), &["out/b"], &runner)?;
     fs::remove_file(f.path("out/b"))?;
-    f.overwrite("out/a", "edited by hand")?;
+    // Replaced (as most editors save): restored from the CAS.
+    fs::remove_file(f.path("out/a"))?;
+    f.write("out/a", "replaced by hand")?;
     let r = f.build(&chain(), &["out/b"], &runner)?;
     assert_eq!(counts(&r), (0, 2, 0));
     assert_eq!(f.read("out/a")?, "A");
@@ -456,6 +458,12 @@ fn deleted_or_modified_outputs_are_restored_from_the_cas() -> TestResult {
         0o444
     );
     assert_eq!(runner.runs().len(), 2);
+    // Edited in place: a restored output is a copy of its blob, so the blob is intact.
+    f.overwrite("out/a", "edited by hand")?;
+    let r = f.build(&chain(), &["out/b"], &runner)?;
+    assert_eq!(counts(&r), (0, 1, 1));
+    assert_eq!(f.read("out/a")?, "A");
+    assert_eq!(runner.runs().len(), 2);
     // Only a changed mode is noticed too.
     fs::set_permissions(f.path("out/a"), fs::Permissions::from_mode(0o644))?;
     assert_eq!(counts(&f.build(&chain(), &["out/b"], &runner)?), (0, 1, 1));
@@ -463,6 +471,22 @@ fn deleted_or_modified_outputs_are_restored_from_the_cas() -> TestResult {
         fs::metadata(f.path("out/a"))?.permissions().mode() & 0o777,
         0o444
     );
+    Ok(())
+}
+
+#[test]
+fn an_executed_output_edited_in_place_reruns_its_action() -> TestResult {
+    let f = Fixture::new()?;
+    f.write("pkg/a.txt", "A")?;
+    let actions = vec![cat("a", &["pkg/a.txt"], "out/a")];
+    let runner = FakeRunner::default();
+    f.build(&actions, &["out/a"], &runner)?;
+    // The blob is a hard link to the executed output, so an edit in place damages it too;
+    // reading it notices, and the action reruns instead of restoring the edit.
+    f.overwrite("out/a", "edited by hand")?;
+    let r = f.build(&actions, &["out/a"], &runner)?;
+    assert_eq!(counts(&r), (1, 0, 0));
+    assert_eq!(f.read("out/a")?, "A");
     Ok(())
 }
 
