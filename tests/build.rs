@@ -511,3 +511,73 @@ fn python_imports_shell_libraries_aliases_and_runfiles_collection() {
         "rules/template.in\n"
     );
 }
+
+/// The `(N packages loaded, M targets configured)` of the analysis line.
+fn loaded(run: &Run) -> String {
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("INFO: Analyzed"))
+        .unwrap_or_else(|| panic!("no analysis line in:\n{}", run.stderr));
+    line[line.find('(').unwrap()..].to_owned()
+}
+
+#[test]
+fn the_plan_is_reused_only_while_what_loading_read_is_unchanged() {
+    let ws = Workspace::fixture("build");
+    let patterns = ["build", "//chain:all", "//globbed:all", "//rules:facts"];
+    let first = ok(ws.forge(&patterns));
+    assert_ne!(loaded(&first), "(0 packages loaded, 0 targets configured).");
+    let again = ok(ws.forge(&patterns));
+    assert_eq!(loaded(&again), "(0 packages loaded, 0 targets configured).");
+    assert_eq!(counts(&again).0, 0);
+
+    // touch keeps the plan; an edited BUILD file does not.
+    touch(&ws.root().join("chain/BUILD"));
+    assert_eq!(
+        loaded(&ok(ws.forge(&patterns))),
+        "(0 packages loaded, 0 targets configured)."
+    );
+    let build = read(&ws, "chain/BUILD").replace("(echo c;", "(echo C;");
+    ws.write("chain/BUILD", &build);
+    let run = ok(ws.forge(&patterns));
+    assert_ne!(loaded(&run), "(0 packages loaded, 0 targets configured).");
+    assert_eq!(executed_genrules(&run), ["//chain:c"]);
+    assert_eq!(read(&ws, "forge-bin/chain/c.out"), "C\none\n");
+
+    // A new file a glob matches.
+    ws.write("globbed/parts/b.txt", "b\n");
+    ok(ws.forge(&patterns));
+    assert_eq!(read(&ws, "forge-bin/globbed/all.out"), "a\nb\n");
+
+    // An edited .bzl file.
+    let defs = read(&ws, "rules/defs.bzl").replace("\"struct=\" + ", "\"STRUCT=\" + ");
+    ws.write("rules/defs.bzl", &defs);
+    ok(ws.forge(&patterns));
+    assert!(read(&ws, "forge-bin/rules/facts.report").contains("\nSTRUCT=two\n"));
+
+    // A new package under //...
+    ws.write(
+        "extra/BUILD",
+        "genrule(name = 'x', outs = ['x.out'], cmd = 'echo x > $@')\n",
+    );
+    let all = [
+        "build",
+        "//...",
+        "--",
+        "-//fail/...",
+        "-//slow/...",
+        "-//rules:broken",
+    ];
+    ok(ws.forge(&all));
+    ws.write(
+        "extra2/BUILD",
+        "genrule(name = 'y', outs = ['y.out'], cmd = 'echo y > $@')\n",
+    );
+    ok(ws.forge(&all));
+    assert_eq!(read(&ws, "forge-bin/extra2/y.out"), "y\n");
+
+    // Other arguments make another plan.
+    let run = ok(ws.forge(&["build", "--define=x=1", "//chain:all"]));
+    assert_ne!(loaded(&run), "(0 packages loaded, 0 targets configured).");
+}

@@ -4,10 +4,12 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use crate::core::Label;
 
 /// What an action does.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ActionKind {
     /// Runs a program: `argv[0]` is an exec path or a program found on the fixed `PATH`.
     /// `ctx.actions.run_shell` becomes `["/bin/bash", "-c", command, "", args...]`.
@@ -27,7 +29,7 @@ pub enum ActionKind {
 }
 
 /// One unit of work and of caching.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Action {
     /// The target whose analysis created the action.
     pub owner: Label,
@@ -53,7 +55,7 @@ pub struct Action {
 
 /// A runfiles tree to lay out next to an executable: `<exe>.runfiles/<runfiles path>` points
 /// at each exec path, and `<exe>.runfiles_manifest` / `<exe>.runfiles/MANIFEST` list them.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunfilesTree {
     /// The executable's exec path; the tree is `<executable>.runfiles`.
     pub executable: String,

@@ -8,6 +8,7 @@
 pub mod action;
 mod configured;
 mod ctx;
+pub mod plan;
 mod values;
 
 use std::cell::RefCell;

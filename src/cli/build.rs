@@ -9,13 +9,14 @@ use std::time::Instant;
 use clap::Args;
 
 use super::CommonOptions;
-use crate::analysis::{self, Analysis, AnalysisConfig};
-use crate::core::{Diagnostic, ExitCode, Failure, Label, layout};
+use crate::analysis::plan::{BuildPlan, PlanCache, PlannedTarget};
+use crate::analysis::{self, AnalysisConfig};
+use crate::core::{Diagnostic, ExitCode, Failure, Label, PackageId, layout};
 use crate::exec::{self, ConsoleProgress, ExecConfig, LocalRunner};
 use crate::graph::{TargetGraph, TargetPatternArg};
 use crate::loading::Loader;
 use crate::outputs;
-use crate::workspace::{OutputBaseOptions, Workspace};
+use crate::workspace::{OutputBaseOptions, Workspace, fs_deps};
 
 /// Flags of the commands that build.
 #[derive(Args, Debug, Clone)]
@@ -55,8 +56,8 @@ pub struct BuildArgs {
 pub struct Built {
     pub workspace: Arc<Workspace>,
     pub exec_root: PathBuf,
-    pub analysis: Analysis,
-    pub targets: BTreeSet<Label>,
+    /// What was built, per requested target.
+    pub plan: BuildPlan,
     /// Keeps the output base locked until the command is done with it.
     pub lock: exec::Lock,
 }
@@ -123,12 +124,158 @@ pub fn build(
     let lock = exec::lock_output_base_with(&workspace.output_base, &mut |msg| eprintln!("{msg}"))
         .map_err(|e| Failure::failed(format!("cannot lock the output base: {e}")))?;
     let cwd_package = workspace.package_of(&cwd);
+
+    // The plan of an earlier identical command is reused when nothing loading read changed:
+    // no BUILD file is evaluated and no rule implementation runs.
+    let mut identity: Vec<String> = vec![
+        workspace.root.display().to_string(),
+        cwd_package.to_string(),
+    ];
+    identity.extend(patterns.iter().cloned());
+    identity.extend(defines.iter().map(|(k, v)| format!("--define={k}={v}")));
+    let identity: Vec<&str> = identity.iter().map(String::as_str).collect();
+    let key = PlanCache::key(&identity);
+    let plans = PlanCache::new(workspace.output_base.join("cache").join("plans"));
+    let mut errors = Vec::new();
+    let (plan, reused) = match plans.load(&key) {
+        Some(plan) => (plan, true),
+        None => {
+            let (plan, plan_errors) =
+                plan_build(&workspace, &cwd_package, patterns, defines, keep_going)?;
+            let deps = fs_deps::take_recording();
+            if plan_errors.is_empty() {
+                // A plan that cannot be stored only costs the next command its speed.
+                let _ = plans.store(&key, &deps, &plan);
+            }
+            errors = plan_errors;
+            (plan, false)
+        }
+    };
+    let what = if plan.targets.len() == 1 {
+        format!("target {}", plan.targets.keys().next().expect("one"))
+    } else {
+        plural(plan.targets.len(), "target", "targets")
+    };
+    let (packages, configured) = match reused {
+        true => (0, 0),
+        false => (plan.packages_loaded, plan.targets_configured),
+    };
+    eprintln!(
+        "INFO: Analyzed {what} ({} loaded, {} configured).",
+        plural(packages, "package", "packages"),
+        plural(configured, "target", "targets")
+    );
+
+    let exec_root = outputs::prepare_exec_root(&workspace)
+        .map_err(|e| Failure::failed(format!("cannot prepare the exec root: {e}")))?;
+    for tree in &plan.runfiles {
+        outputs::write_runfiles_tree(tree, &workspace, &exec_root).map_err(|e| {
+            Failure::failed(format!(
+                "cannot write the runfiles of {}: {e}",
+                tree.executable
+            ))
+        })?;
+    }
+    let exec_config = ExecConfig {
+        exec_root: exec_root.clone(),
+        cache_dir: workspace.output_base.join("cache"),
+        disk_cache: options.disk_cache.clone(),
+        jobs: options.common.jobs.unwrap_or_else(default_jobs),
+        keep_going,
+        action_env,
+    };
+    let progress = ConsoleProgress::stderr();
+    let result = exec::execute(
+        &plan.actions,
+        &plan.wanted,
+        &exec_config,
+        &LocalRunner,
+        &progress,
+    )
+    .map_err(|e| Failure::failed(e.to_string()))?;
+    outputs::link_convenience_symlinks(&workspace)
+        .map_err(|e| Failure::failed(format!("cannot create the forge-* links: {e}")))?;
+
+    // Failed actions were reported by the progress as they happened.
+    let failed_owners: BTreeSet<&Label> = result.failures.iter().map(|f| &f.owner).collect();
+
+    if print_outputs {
+        let bin = format!("{}/", layout::bin_dir());
+        for (label, target) in &plan.targets {
+            let outs = &target.outputs;
+            if failed_owners.contains(label) {
+                eprintln!("Target {label} failed to build");
+                continue;
+            }
+            if plan.targets.len() > 1 {
+                continue;
+            }
+            if outs.is_empty() {
+                eprintln!("Target {label} up-to-date (nothing to build)");
+                continue;
+            }
+            eprintln!("Target {label} up-to-date:");
+            for o in outs {
+                match o.strip_prefix(&bin) {
+                    Some(rel) => eprintln!("  forge-bin/{rel}"),
+                    None => eprintln!("  {o}"),
+                }
+            }
+        }
+    }
+    eprintln!(
+        "INFO: Elapsed time: {:.3}s",
+        started.elapsed().as_secs_f64()
+    );
+    let total = plan.actions.len();
+    eprintln!(
+        "INFO: {} executed, {} from the cache, {} already up to date.",
+        plural(result.executed, "action", "actions"),
+        result.cache_hits,
+        result.up_to_date
+    );
+    if result.interrupted {
+        errors.push(Diagnostic::new("Build interrupted (Ctrl-C)"));
+        return Err(Failure {
+            code: ExitCode::Interrupted,
+            errors,
+        });
+    }
+    if !errors.is_empty() || !result.failures.is_empty() {
+        errors.push(Diagnostic::new("Build did NOT complete successfully"));
+        return Err(Failure::from_diagnostics(errors));
+    }
+    eprintln!(
+        "INFO: Build completed successfully, {}",
+        plural(total, "total action", "total actions")
+    );
+    Ok(Built {
+        workspace,
+        exec_root,
+        plan,
+        lock,
+    })
+}
+
+/// Loads the packages `patterns` need and analyses the targets: the plan, and the problems
+/// found (only with `--keep_going`; otherwise the first problems end the command).
+/// File-system reads are recorded (`fs_deps`) so the plan can be reused.
+fn plan_build(
+    workspace: &Arc<Workspace>,
+    cwd_package: &PackageId,
+    patterns: &[String],
+    defines: BTreeMap<String, String>,
+    keep_going: bool,
+) -> Result<(BuildPlan, Vec<Diagnostic>), Failure> {
+    fs_deps::start_recording();
+    // The WORKSPACE file was read before recording started; note it too.
+    let _ = fs_deps::read_to_string(&workspace.workspace_file);
     let loader = Loader::new(workspace.clone()).map_err(Failure::from)?;
     let mut graph = TargetGraph::new(&loader);
 
     let args = patterns
         .iter()
-        .map(|p| TargetPatternArg::parse(p, &cwd_package))
+        .map(|p| TargetPatternArg::parse(p, cwd_package))
         .collect::<Result<Vec<_>, Diagnostic>>()
         .map_err(|d| Failure::usage(d.message))?;
     let (targets, mut errors) = graph.expand_patterns(&args);
@@ -159,121 +306,49 @@ pub fn build(
         )));
         return Err(Failure::from_diagnostics(errors));
     }
-    let what = if targets.len() == 1 {
-        format!("target {}", targets.iter().next().expect("one"))
-    } else {
-        plural(targets.len(), "target", "targets")
-    };
-    eprintln!(
-        "INFO: Analyzed {what} ({} loaded, {} configured).",
-        plural(packages, "package", "packages"),
-        plural(configured, "target", "targets")
-    );
 
     // What the user asked for: each target's default outputs and, for executables, what
     // their runfiles trees point at.
-    let mut wanted: Vec<String> = Vec::new();
-    let mut outputs_of: BTreeMap<Label, Vec<String>> = BTreeMap::new();
-    for label in &targets {
-        let outs = analysis.default_outputs(&graph, label);
-        wanted.extend(outs.iter().cloned());
-        if let Some(a) = analysis.targets.get(label)
-            && let Some(tree) = &a.runfiles
-        {
-            wanted.extend(tree.entries.iter().map(|(_, p)| p.clone()));
-        }
-        outputs_of.insert(label.clone(), outs);
-    }
-    wanted.retain(|p| p.starts_with(layout::OUT_DIR));
-    wanted.sort();
-    wanted.dedup();
-
-    let exec_root = outputs::prepare_exec_root(&workspace)
-        .map_err(|e| Failure::failed(format!("cannot prepare the exec root: {e}")))?;
-    for a in analysis.targets.values() {
-        if let Some(tree) = &a.runfiles {
-            outputs::write_runfiles_tree(tree, &workspace, &exec_root).map_err(|e| {
-                Failure::failed(format!(
-                    "cannot write the runfiles of {}: {e}",
-                    tree.executable
-                ))
-            })?;
-        }
-    }
-    let actions: Vec<_> = analysis.actions().cloned().collect();
-    let exec_config = ExecConfig {
-        exec_root: exec_root.clone(),
-        cache_dir: workspace.output_base.join("cache"),
-        disk_cache: options.disk_cache.clone(),
-        jobs: options.common.jobs.unwrap_or_else(default_jobs),
-        keep_going,
-        action_env,
+    let mut plan = BuildPlan {
+        packages_loaded: packages,
+        targets_configured: configured,
+        ..BuildPlan::default()
     };
-    let progress = ConsoleProgress::stderr();
-    let result = exec::execute(&actions, &wanted, &exec_config, &LocalRunner, &progress)
-        .map_err(|e| Failure::failed(e.to_string()))?;
-    outputs::link_convenience_symlinks(&workspace)
-        .map_err(|e| Failure::failed(format!("cannot create the forge-* links: {e}")))?;
-
-    // Failed actions were reported by the progress as they happened.
-    let failed_owners: BTreeSet<&Label> = result.failures.iter().map(|f| &f.owner).collect();
-
-    if print_outputs {
-        let bin = format!("{}/", layout::bin_dir());
-        for (label, outs) in &outputs_of {
-            if failed_owners.contains(label) {
-                eprintln!("Target {label} failed to build");
-                continue;
-            }
-            if outputs_of.len() > 1 {
-                continue;
-            }
-            if outs.is_empty() {
-                eprintln!("Target {label} up-to-date (nothing to build)");
-                continue;
-            }
-            eprintln!("Target {label} up-to-date:");
-            for o in outs {
-                match o.strip_prefix(&bin) {
-                    Some(rel) => eprintln!("  forge-bin/{rel}"),
-                    None => eprintln!("  {o}"),
-                }
-            }
+    for label in &targets {
+        let outputs = analysis.default_outputs(&graph, label);
+        plan.wanted.extend(outputs.iter().cloned());
+        let analyzed = analysis.targets.get(label);
+        if let Some(tree) = analyzed.and_then(|a| a.runfiles.as_ref()) {
+            plan.wanted
+                .extend(tree.entries.iter().map(|(_, p)| p.clone()));
         }
+        plan.targets.insert(
+            label.clone(),
+            PlannedTarget {
+                outputs,
+                executable: analyzed.and_then(|a| a.executable.clone()),
+                args: analyzed.map(|a| a.args.clone()).unwrap_or_default(),
+                is_test: analyzed.is_some_and(|a| a.is_test),
+            },
+        );
     }
-    eprintln!(
-        "INFO: Elapsed time: {:.3}s",
-        started.elapsed().as_secs_f64()
-    );
-    let total = actions.len();
-    eprintln!(
-        "INFO: {} executed, {} from the cache, {} already up to date.",
-        plural(result.executed, "action", "actions"),
-        result.cache_hits,
-        result.up_to_date
-    );
-    if result.interrupted {
-        errors.push(Diagnostic::new("Build interrupted (Ctrl-C)"));
-        return Err(Failure {
-            code: ExitCode::Interrupted,
-            errors,
-        });
-    }
-    if !errors.is_empty() || !result.failures.is_empty() {
-        errors.push(Diagnostic::new("Build did NOT complete successfully"));
-        return Err(Failure::from_diagnostics(errors));
-    }
-    eprintln!(
-        "INFO: Build completed successfully, {}",
-        plural(total, "total action", "total actions")
-    );
-    Ok(Built {
-        workspace,
-        exec_root,
-        analysis,
-        targets,
-        lock,
-    })
+    plan.wanted.retain(|p| p.starts_with(layout::OUT_DIR));
+    plan.wanted.sort();
+    plan.wanted.dedup();
+    plan.actions = analysis.actions().cloned().collect();
+    plan.runfiles = analysis
+        .targets
+        .values()
+        .filter_map(|a| a.runfiles.clone())
+        .collect();
+    plan.runfiles
+        .sort_by(|a, b| a.executable.cmp(&b.executable));
+    // The graph and the analysis are big and about to be dropped, which takes a noticeable
+    // time (tens of ms for thousands of targets); the process ends soon and frees it all.
+    std::mem::forget(analysis);
+    std::mem::forget(graph);
+    std::mem::forget(loader);
+    Ok((plan, errors))
 }
 
 fn default_jobs() -> usize {

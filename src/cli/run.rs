@@ -31,16 +31,15 @@ pub fn run(args: RunArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Failu
         startup,
         true,
     )?;
-    if built.targets.len() != 1 {
+    if built.plan.targets.len() != 1 {
         return Err(Failure::usage(format!(
             "forge run needs exactly one target, but '{}' names {}",
             args.target,
-            built.targets.len()
+            built.plan.targets.len()
         )));
     }
-    let label = built.targets.iter().next().expect("one target");
-    let analyzed = built.analysis.targets.get(label);
-    let Some(executable) = analyzed.and_then(|a| a.executable.clone()) else {
+    let (label, planned) = built.plan.targets.iter().next().expect("one target");
+    let Some(executable) = planned.executable.clone() else {
         return Err(Failure::usage(format!(
             "cannot run {label}: it is not executable (only *_binary, *_test and rules with executable = True are)"
         )));
@@ -48,7 +47,7 @@ pub fn run(args: RunArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Failu
     let program = built.exec_root.join(&executable);
     let runfiles = format!("{}.runfiles", program.display());
     let cwd = std::path::Path::new(&runfiles).join(&built.workspace.name);
-    let mut argv: Vec<String> = analyzed.map(|a| a.args.clone()).unwrap_or_default();
+    let mut argv: Vec<String> = planned.args.clone();
     argv.extend(args.args.iter().cloned());
     eprintln!(
         "INFO: Running command line: {}",

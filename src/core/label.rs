@@ -13,6 +13,20 @@ pub struct Label {
     pub name: String,
 }
 
+/// Stored as its canonical text, so labels can be keys of maps in JSON.
+impl serde::Serialize for Label {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Label {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Label, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Label::parse(&text, &PackageId::default()).map_err(serde::de::Error::custom)
+    }
+}
+
 /// The package and repository a relative label is read against.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
 pub struct PackageId {

@@ -6,6 +6,8 @@ use std::path::Path;
 
 use walkdir::WalkDir;
 
+use crate::workspace::fs_deps;
+
 use super::is_build_file_name;
 
 /// A glob pattern split into path segments.
@@ -112,6 +114,13 @@ pub fn glob(
     let start = common
         .iter()
         .fold(package_dir.to_path_buf(), |p, s| p.join(s));
+    // The directories from the package down to `start` decide whether it exists.
+    let mut dir = package_dir.to_path_buf();
+    fs_deps::listed(&dir);
+    for s in &common {
+        dir.push(s);
+        fs_deps::listed(&dir);
+    }
     if !start.is_dir() {
         return results;
     }
@@ -125,6 +134,9 @@ pub fn glob(
         });
     for entry in walker.flatten() {
         let is_dir = entry.file_type().is_dir();
+        if is_dir {
+            fs_deps::listed(entry.path());
+        }
         if is_dir && exclude_directories {
             continue;
         }
@@ -156,6 +168,7 @@ fn common_prefix<'a>(prefixes: &[Vec<&'a str>]) -> Vec<&'a str> {
 }
 
 fn is_package_dir(dir: &Path) -> bool {
+    fs_deps::listed(dir);
     std::fs::read_dir(dir)
         .map(|entries| {
             entries.flatten().any(|e| {

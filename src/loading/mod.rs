@@ -7,6 +7,7 @@
 //! packages load in parallel.
 
 mod attrs;
+use crate::workspace::fs_deps;
 mod builtins;
 mod context;
 mod dialect;
@@ -221,6 +222,7 @@ impl Loader {
 
     fn build_file(&self, id: &PackageId) -> Option<(Label, PathBuf)> {
         let dir = self.package_dir(id)?;
+        fs_deps::listed(&dir);
         BUILD_FILE_NAMES.iter().find_map(|name| {
             let path = dir.join(name);
             path.is_file().then(|| (id.label(name), path))
@@ -277,6 +279,7 @@ impl Loader {
             });
         for entry in walker.flatten() {
             let dir = entry.path();
+            fs_deps::listed(dir);
             if BUILD_FILE_NAMES.iter().any(|b| dir.join(b).is_file()) {
                 let rel = dir.strip_prefix(&root).unwrap_or(dir);
                 let package = rel
@@ -319,7 +322,7 @@ impl Loader {
                         self.display_dir(id)
                     ))));
                 };
-                let source = std::fs::read_to_string(&path).map_err(|e| {
+                let source = fs_deps::read_to_string(&path).map_err(|e| {
                     failed(vec![Diagnostic::new(format!(
                         "cannot read {}: {e}",
                         path.display()
@@ -480,7 +483,7 @@ impl Loader {
                     }
                 ))
             })?;
-        let source = std::fs::read_to_string(&path)
+        let source = fs_deps::read_to_string(&path)
             .map_err(|e| Diagnostic::new(format!("cannot read {}: {e}", path.display())))?;
         let ast =
             AstModule::parse(&display, source, &dialect::bzl()).map_err(|e| starlark_error(&e))?;

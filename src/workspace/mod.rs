@@ -5,6 +5,8 @@
 //! WORKSPACE file is evaluated with Starlark for `workspace(name = ...)`; external
 //! repositories join here later.
 
+pub mod fs_deps;
+
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
@@ -93,7 +95,7 @@ impl Workspace {
     pub fn ignored_dirs(&self) -> Vec<PathBuf> {
         [".forgeignore", ".bazelignore"]
             .iter()
-            .filter_map(|f| std::fs::read_to_string(self.root.join(f)).ok())
+            .filter_map(|f| fs_deps::read_to_string(&self.root.join(f)).ok())
             .flat_map(|text| {
                 text.lines()
                     .map(str::trim)

@@ -1,0 +1,115 @@
+//! The build plan: what loading and analysis decided for one command — its actions, the
+//! outputs the user asked for, runfiles trees, what to report per target — in; the same plan
+//! out of `<output_base>/cache/plans/` on the next command with the same arguments, as long
+//! as the files and directories loading read are unchanged (`workspace::fs_deps`).
+//!
+//! This is what keeps a no-op build fast without a server: instead of evaluating every BUILD
+//! file and rule implementation again, forge stats what they read and reuses the plan.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::action::{Action, RunfilesTree};
+use crate::core::{Digest, Label};
+use crate::workspace::fs_deps::FsDeps;
+
+/// What a command builds, independent of how it was found out.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct BuildPlan {
+    /// Every action of every analysed target.
+    pub actions: Vec<Action>,
+    /// The output paths to build: the requested targets' default outputs and their runfiles.
+    pub wanted: Vec<String>,
+    /// The requested targets.
+    pub targets: BTreeMap<Label, PlannedTarget>,
+    /// The runfiles trees of every analysed executable.
+    pub runfiles: Vec<RunfilesTree>,
+    pub packages_loaded: usize,
+    pub targets_configured: usize,
+}
+
+/// A requested target, as the commands report or run it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct PlannedTarget {
+    /// Its default outputs, as exec paths.
+    pub outputs: Vec<String>,
+    /// The executable's exec path, for executable rules.
+    pub executable: Option<String>,
+    /// The rule's `args`.
+    pub args: Vec<String>,
+    pub is_test: bool,
+}
+
+#[derive(Deserialize)]
+struct Stored {
+    deps: FsDeps,
+    plan: BuildPlan,
+}
+
+#[derive(Serialize)]
+struct StoredRef<'a> {
+    deps: &'a FsDeps,
+    plan: &'a BuildPlan,
+}
+
+/// Where plans are kept, one file per command identity.
+pub struct PlanCache {
+    dir: PathBuf,
+}
+
+impl PlanCache {
+    pub fn new(dir: PathBuf) -> PlanCache {
+        PlanCache { dir }
+    }
+
+    /// A digest of everything besides the file system that decides the plan: the forge
+    /// binary itself (its rules are embedded in it), and the command's arguments.
+    pub fn key(parts: &[&str]) -> Digest {
+        let mut text = String::new();
+        text.push_str(env!("CARGO_PKG_VERSION"));
+        if let Ok(exe) = std::env::current_exe()
+            && let Ok(m) = fs::metadata(&exe)
+        {
+            use std::os::unix::fs::MetadataExt;
+            text.push_str(&format!(
+                "\0{}\0{}\0{}",
+                exe.display(),
+                m.size(),
+                m.mtime_nsec() + m.mtime() * 1_000_000_000
+            ));
+        }
+        for p in parts {
+            text.push('\0');
+            text.push_str(p);
+        }
+        Digest::of_bytes(text.as_bytes())
+    }
+
+    fn path(&self, key: &Digest) -> PathBuf {
+        self.dir.join(key.to_hex())
+    }
+
+    /// The plan stored under `key`, if what it depended on is unchanged.
+    pub fn load(&self, key: &Digest) -> Option<BuildPlan> {
+        let bytes = fs::read(self.path(key)).ok()?;
+        let stored: Stored = serde_json::from_slice(&bytes).ok()?;
+        stored.deps.unchanged().then_some(stored.plan)
+    }
+
+    /// Keeps `plan` for the next command (atomically: a reader sees the old plan or the new).
+    pub fn store(&self, key: &Digest, deps: &FsDeps, plan: &BuildPlan) -> io::Result<()> {
+        fs::create_dir_all(&self.dir)?;
+        let stored = StoredRef { deps, plan };
+        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
+        let mut writer = io::BufWriter::new(tmp.as_file_mut());
+        serde_json::to_writer(&mut writer, &stored)?;
+        writer.flush()?;
+        drop(writer);
+        tmp.persist(self.path(key)).map_err(|e| e.error)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,212 @@
+//! What loading read from the file system: files (by content) and directory listings, noted
+//! while a command loads packages, so that a later command can tell with a few `stat`s
+//! whether loading and analysis would come out the same (see `analysis::plan`).
+//!
+//! Notes go to one process-wide recorder: forge runs one command per process, and the places
+//! that touch the file system (BUILD and .bzl reads, `glob`, the package walk of `//...`) are
+//! far apart in the call graph.
+//!
+//! A file is trusted unchanged when its stat (size, mtime, ctime, inode) is the one noted,
+//! and otherwise compared by content, so `touch` costs one read. A directory is trusted when
+//! its stat is unchanged, and otherwise compared by its listing (names and kinds). A stat
+//! taken less than a second before it was noted is not trusted at all ("racily clean", as git
+//! calls it): the file system's clock is coarser than a quick edit.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::Digest;
+
+/// The stat fields that change when a file or directory does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Stat {
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    ino: u64,
+}
+
+impl Stat {
+    fn of(path: &Path) -> Option<Stat> {
+        let m = fs::metadata(path).ok()?;
+        Some(Stat {
+            size: m.size(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+            ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
+            ino: m.ino(),
+        })
+    }
+
+    /// Too recent to be sure a later change would show in the stat.
+    fn is_racy(&self, noted_at_ns: i128) -> bool {
+        noted_at_ns - self.mtime_ns.max(self.ctime_ns) < 1_000_000_000
+    }
+}
+
+/// One noted fact: the stat seen before reading (if it can be trusted) and what was read;
+/// `None` content means the path did not exist.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Seen {
+    stat: Option<Stat>,
+    content: Option<Digest>,
+}
+
+/// Everything loading depended on, by absolute path.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FsDeps {
+    files: BTreeMap<PathBuf, Seen>,
+    dirs: BTreeMap<PathBuf, Seen>,
+}
+
+static RECORDER: Mutex<Option<FsDeps>> = Mutex::new(None);
+
+fn now_ns() -> i128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
+}
+
+fn note(path: &Path, is_dir: bool, stat: Option<Stat>, content: Option<Digest>) {
+    let mut recorder = RECORDER.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(deps) = recorder.as_mut() {
+        let now = now_ns();
+        let seen = Seen {
+            stat: stat.filter(|s| !s.is_racy(now)),
+            content,
+        };
+        let map = if is_dir {
+            &mut deps.dirs
+        } else {
+            &mut deps.files
+        };
+        map.entry(path.to_owned()).or_insert(seen);
+    }
+}
+
+/// Starts noting (and forgets anything noted before).
+pub fn start_recording() {
+    *RECORDER.lock().unwrap_or_else(|e| e.into_inner()) = Some(FsDeps::default());
+}
+
+/// Stops noting and returns what was noted.
+pub fn take_recording() -> FsDeps {
+    RECORDER
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .unwrap_or_default()
+}
+
+/// Reads a file that loading depends on, noting it.
+pub fn read_to_string(path: &Path) -> io::Result<String> {
+    let before = Stat::of(path);
+    let text = fs::read_to_string(path);
+    match &text {
+        Ok(t) => note(path, false, before, Some(Digest::of_bytes(t.as_bytes()))),
+        Err(_) => note(path, false, None, None),
+    }
+    text
+}
+
+/// Notes that loading looked at the entries of `dir` (call before listing it).
+pub fn listed(dir: &Path) {
+    if RECORDER.lock().unwrap_or_else(|e| e.into_inner()).is_none() {
+        return;
+    }
+    let before = Stat::of(dir);
+    note(dir, true, before, listing_digest(dir));
+}
+
+/// The names and kinds of a directory's entries, sorted, as one digest; `None` if it is not
+/// a readable directory.
+fn listing_digest(dir: &Path) -> Option<Digest> {
+    let mut entries: Vec<String> = fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        // The links forge itself puts in the workspace root are not something loading
+        // reads (the package walk skips symlinks); creating them must not count as a change.
+        .filter(|e| {
+            !(e.file_name().to_string_lossy().starts_with("forge-")
+                && e.file_type().is_ok_and(|t| t.is_symlink()))
+        })
+        .map(|e| {
+            let kind = match e.file_type() {
+                Ok(t) if t.is_dir() => 'd',
+                Ok(t) if t.is_symlink() => 'l',
+                _ => 'f',
+            };
+            format!("{kind} {}", e.file_name().to_string_lossy())
+        })
+        .collect();
+    entries.sort();
+    Some(Digest::of_bytes(entries.join("\n").as_bytes()))
+}
+
+impl FsDeps {
+    /// Whether every noted file and directory is still as it was.
+    pub fn unchanged(&self) -> bool {
+        let file_same = |path: &Path, seen: &Seen| {
+            if seen.stat.is_some() && Stat::of(path) == seen.stat {
+                return true;
+            }
+            let now = fs::read(path).ok().map(|b| Digest::of_bytes(&b));
+            now == seen.content
+        };
+        let dir_same = |path: &Path, seen: &Seen| {
+            if seen.stat.is_some() && Stat::of(path) == seen.stat {
+                return true;
+            }
+            listing_digest(path) == seen.content
+        };
+        self.files.iter().all(|(p, s)| file_same(p, s))
+            && self.dirs.iter().all(|(p, s)| dir_same(p, s))
+    }
+
+    pub fn len(&self) -> usize {
+        self.files.len() + self.dirs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // One test, since the recorder is process-wide.
+    #[test]
+    fn notes_files_and_listings_and_sees_changes() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("BUILD");
+        fs::write(&file, "one")?;
+        start_recording();
+        assert_eq!(read_to_string(&file)?, "one");
+        listed(dir.path());
+        let deps = take_recording();
+        assert_eq!(deps.len(), 2);
+        assert!(deps.unchanged());
+
+        // Same content, new stat (a touch): still unchanged.
+        fs::write(&file, "one")?;
+        assert!(deps.unchanged());
+        // New content: changed.
+        fs::write(&file, "two")?;
+        assert!(!deps.unchanged());
+        fs::write(&file, "one")?;
+        assert!(deps.unchanged());
+        // A new entry in a listed directory: changed.
+        fs::write(dir.path().join("new.txt"), "")?;
+        assert!(!deps.unchanged());
+        Ok(())
+    }
+}
