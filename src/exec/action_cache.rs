@@ -50,7 +50,7 @@ impl ActionCache {
     pub fn put(&self, key: &Digest, entry: &AcEntry) -> io::Result<()> {
         let dest = self.path(key);
         let dir = dest.parent().unwrap_or(&self.root);
-        fs::create_dir_all(dir)?;
+        crate::exec::perform::ensure_dir(dir)?;
         let json = serde_json::to_vec(entry).map_err(io::Error::other)?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
         tmp.write_all(&json)?;

@@ -51,7 +51,7 @@ impl Cas {
             return Ok(());
         }
         let dir = dest.parent().unwrap_or(&self.root);
-        fs::create_dir_all(dir)?;
+        crate::exec::perform::ensure_dir(dir)?;
         // link() creates the name atomically, complete, or fails.
         match fs::hard_link(src, &dest) {
             Ok(()) => return Ok(()),
@@ -75,7 +75,7 @@ impl Cas {
             return Ok(digest);
         }
         let dir = dest.parent().unwrap_or(&self.root);
-        fs::create_dir_all(dir)?;
+        crate::exec::perform::ensure_dir(dir)?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
         tmp.write_all(data)?;
         fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o444))?;

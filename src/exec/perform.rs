@@ -9,6 +9,7 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use crate::analysis::{Action, ActionKind};
 use crate::core::Digest;
@@ -73,6 +74,9 @@ pub(crate) struct Ctx<'a> {
     /// Fixed variables plus `--action_env`.
     base_env: BTreeMap<String, String>,
     tmp_root: PathBuf,
+    /// Empty TMPDIRs of finished commands, for the next ones: creating and deleting a
+    /// directory per command costs more than the command on some file systems.
+    tmp_pool: Mutex<Vec<tempfile::TempDir>>,
 }
 
 const NO_CACHE: &str = "no-cache";
@@ -119,6 +123,7 @@ impl<'a> Ctx<'a> {
             progress,
             base_env,
             tmp_root,
+            tmp_pool: Mutex::new(Vec::new()),
         })
     }
 
@@ -445,23 +450,47 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// A private, empty TMPDIR for one command.
+    fn take_tmp(&self) -> io::Result<tempfile::TempDir> {
+        let reused = self
+            .tmp_pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
+        match reused {
+            Some(dir) => Ok(dir),
+            None => tempfile::Builder::new()
+                .prefix("action-")
+                .tempdir_in(&self.tmp_root),
+        }
+    }
+
+    /// Keeps a TMPDIR the command left empty for the next command; deletes any other (the
+    /// command's process group is dead, so nothing writes there any more).
+    fn give_back_tmp(&self, dir: tempfile::TempDir) {
+        let empty = fs::read_dir(dir.path()).is_ok_and(|mut entries| entries.next().is_none());
+        if empty {
+            self.tmp_pool
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(dir);
+        }
+    }
+
     fn run_command(
         &self,
         action: &Action,
         argv: &[String],
         env: &BTreeMap<String, String>,
     ) -> Result<Vec<u8>, Fail> {
-        let tmp = tempfile::Builder::new()
-            .prefix("action-")
-            .tempdir_in(&self.tmp_root)
-            .map_err(|e| {
-                self.fail(
-                    action,
-                    "cannot create TMPDIR".to_owned(),
-                    e.to_string(),
-                    true,
-                )
-            })?;
+        let tmp = self.take_tmp().map_err(|e| {
+            self.fail(
+                action,
+                "cannot create TMPDIR".to_owned(),
+                e.to_string(),
+                true,
+            )
+        })?;
         let mut env = env.clone();
         env.insert(
             "TMPDIR".to_owned(),
@@ -474,8 +503,7 @@ impl<'a> Ctx<'a> {
             cwd: self.exec_root,
         };
         let result = self.runner.run(&spawn, &self.cancel);
-        // Leftovers the action could not be bothered to delete are not our problem.
-        let _ = tmp.close();
+        self.give_back_tmp(tmp);
         if self.cancel.is_cancelled() {
             return Err(Fail::Interrupted);
         }
@@ -577,9 +605,18 @@ fn remove_output(path: &Path) -> io::Result<()> {
 
 fn prepare_output_dir(path: &Path) -> io::Result<()> {
     match path.parent() {
-        Some(dir) => fs::create_dir_all(dir),
+        Some(dir) => ensure_dir(dir),
         None => Ok(()),
     }
+}
+
+/// `create_dir_all`, which tries `mkdir` first even when the directory exists; a failing
+/// `mkdir` is far slower than a `stat` on some file systems, and the directory usually exists.
+pub(crate) fn ensure_dir(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir)
 }
 
 /// Applies `substitutions` in order, each replacing every occurrence of its key.

@@ -101,6 +101,23 @@ fn fake_run(spawn: &Spawn, cancel: &Cancel) -> std::io::Result<SpawnOutcome> {
             })
         }
         Some("none") => Ok(ok(b"")),
+        // `tmp OUT [LEAVE]`: writes what TMPDIR holds to OUT, then leaves a file there if asked.
+        Some("tmp") => {
+            let tmp = std::path::Path::new(&spawn.env["TMPDIR"]);
+            let mut names: Vec<String> = fs::read_dir(tmp)?
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            fs::write(
+                at(&argv[1]),
+                format!("{}|{}", tmp.display(), names.join(",")),
+            )?;
+            if argv.get(2).is_some() {
+                fs::write(tmp.join("litter"), "")?;
+            }
+            Ok(ok(b""))
+        }
         _ => Err(std::io::Error::other("unknown fake command")),
     }
 }
@@ -471,6 +488,36 @@ fn deleted_or_modified_outputs_are_restored_from_the_cas() -> TestResult {
         fs::metadata(f.path("out/a"))?.permissions().mode() & 0o777,
         0o444
     );
+    Ok(())
+}
+
+#[test]
+fn every_command_gets_an_empty_tmpdir() -> TestResult {
+    let mut f = Fixture::new()?;
+    f.config.jobs = 1;
+    let actions: Vec<Action> = (0..4)
+        .map(|i| {
+            let out = format!("out/t{i}");
+            let leave: &[&str] = if i % 2 == 0 { &["leave"] } else { &[] };
+            let argv: Vec<&str> = ["tmp", out.as_str()]
+                .into_iter()
+                .chain(leave.iter().copied())
+                .collect();
+            run_action(&format!("t{i}"), &argv, &[], &[&out])
+        })
+        .collect();
+    let wanted: Vec<String> = actions.iter().map(|a| a.outputs[0].clone()).collect();
+    let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    f.build(&actions, &wanted, &FakeRunner::default())?;
+    let mut dirs = std::collections::BTreeSet::new();
+    for i in 0..4 {
+        let seen = f.read(&format!("out/t{i}"))?;
+        let (dir, names) = seen.split_once('|').unwrap();
+        assert_eq!(names, "", "t{i} saw {names}");
+        dirs.insert(dir.to_owned());
+    }
+    // Clean directories are reused; littered ones are not.
+    assert!(dirs.len() < 4, "{dirs:?}");
     Ok(())
 }
 
