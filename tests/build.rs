@@ -510,6 +510,9 @@ fn python_imports_shell_libraries_aliases_and_runfiles_collection() {
         read(&ws, "forge-bin/rules/groups_of_other.txt"),
         "rules/template.in\n"
     );
+    // A file another package exports.
+    ok(ws.forge(&["build", "//globbed:uses_export"]));
+    assert_eq!(read(&ws, "forge-bin/globbed/uses_export.out"), "exported\n");
 }
 
 /// The `(N packages loaded, M targets configured)` of the analysis line.
