@@ -88,6 +88,18 @@ fn absolute_target(exec_path: &str, ws: &Workspace, exec_root: &Path) -> PathBuf
     }
 }
 
+/// The symlink target, from `<exe>.runfiles/<runfiles path>`, of the file at exec path
+/// `exec_path`: up to the exec root, then down.
+fn relative_target(executable: &str, runfiles_path: &str, exec_path: &str) -> PathBuf {
+    let link = format!("{executable}.runfiles/{runfiles_path}");
+    let depth = link.split('/').count() - 1;
+    let mut target = PathBuf::new();
+    for _ in 0..depth {
+        target.push("..");
+    }
+    target.join(exec_path)
+}
+
 /// Lays out `<exe>.runfiles/` with a symlink per entry, `<exe>.runfiles/MANIFEST` and
 /// `<exe>.runfiles_manifest`. Unchanged trees (same manifest) are left alone, so a no-op
 /// build touches nothing.
@@ -115,7 +127,9 @@ pub fn write_runfiles_tree(
         if let Some(parent) = link.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        std::os::unix::fs::symlink(absolute_target(exec, ws, exec_root), &link)?;
+        // Relative to the exec root, so the tree also works where only the exec root is
+        // visible: in a sandbox that mounts the tree and the files at their exec paths.
+        std::os::unix::fs::symlink(relative_target(&tree.executable, rf, exec), &link)?;
     }
     // The manifests are written last: their presence says the tree is complete.
     write_atomic(&dir.join("MANIFEST"), text.as_bytes())?;
@@ -184,4 +198,17 @@ pub fn remove_tree(dir: &Path) -> io::Result<()> {
     }
     make_writable(dir);
     std::fs::remove_dir_all(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runfiles_links_go_up_to_the_exec_root() {
+        assert_eq!(
+            relative_target("forge-out/bin/app/hello", "ws/lib/greet.py", "lib/greet.py"),
+            PathBuf::from("../../../../../../lib/greet.py")
+        );
+    }
 }
