@@ -12,7 +12,8 @@ use super::CommonOptions;
 use crate::analysis::plan::{BuildPlan, PlanCache, PlannedTarget};
 use crate::analysis::{self, AnalysisConfig};
 use crate::core::{Diagnostic, ExitCode, Failure, Label, PackageId, layout};
-use crate::exec::{self, ConsoleProgress, ExecConfig, LocalRunner};
+use crate::exec::sandbox::{self, SandboxConfig, SandboxRunner};
+use crate::exec::{self, ConsoleProgress, ExecConfig};
 use crate::graph::{TargetGraph, TargetPatternArg};
 use crate::loading::Loader;
 use crate::outputs;
@@ -40,6 +41,97 @@ pub struct BuildOptions {
     /// Bazel compatibility).
     #[arg(long = "verbose_failures", alias = "verbose-failures")]
     pub verbose_failures: bool,
+
+    /// How commands run: `sandboxed` (the default: Linux namespaces, only declared inputs
+    /// visible) or `local` (in the exec root, no isolation).
+    #[arg(
+        long = "spawn_strategy",
+        alias = "spawn-strategy",
+        value_name = "STRATEGY"
+    )]
+    pub spawn_strategy: Option<String>,
+
+    /// The strategy for actions of one mnemonic: `MNEMONIC=sandboxed|local`.
+    #[arg(long = "strategy", value_name = "MNEMONIC=STRATEGY")]
+    pub strategy: Vec<String>,
+
+    /// Keep each sandbox after its command ran and print where it is.
+    #[arg(long = "sandbox_debug", alias = "sandbox-debug")]
+    pub sandbox_debug: bool,
+
+    /// A host path sandboxed commands may write to (bound at the same path).
+    #[arg(
+        long = "sandbox_writable_path",
+        alias = "sandbox-writable-path",
+        value_name = "PATH"
+    )]
+    pub sandbox_writable_path: Vec<PathBuf>,
+
+    /// A path that gets an empty, private tmpfs in the sandbox.
+    #[arg(
+        long = "sandbox_tmpfs_path",
+        alias = "sandbox-tmpfs-path",
+        value_name = "PATH"
+    )]
+    pub sandbox_tmpfs_path: Vec<PathBuf>,
+
+    /// Bind a host path read-only into the sandbox: `SOURCE[:TARGET]`.
+    #[arg(
+        long = "sandbox_add_mount_pair",
+        alias = "sandbox-add-mount-pair",
+        value_name = "SOURCE[:TARGET]"
+    )]
+    pub sandbox_add_mount_pair: Vec<String>,
+}
+
+/// `sandboxed`/`local` and their Bazel spellings: true for sandboxed.
+fn parse_strategy(value: &str) -> Result<bool, Failure> {
+    match value {
+        "sandboxed" | "linux-sandbox" | "processwrapper-sandbox" => Ok(true),
+        "local" | "standalone" => Ok(false),
+        other => Err(Failure::usage(format!(
+            "unknown strategy '{other}': use 'sandboxed' or 'local'"
+        ))),
+    }
+}
+
+/// The runner the options ask for.
+fn sandbox_runner(
+    options: &BuildOptions,
+    workspace: &Workspace,
+    exec_root: &std::path::Path,
+) -> Result<SandboxRunner, Failure> {
+    let default_sandboxed = match &options.spawn_strategy {
+        Some(s) => parse_strategy(s)?,
+        None => true,
+    };
+    let mut strategies = BTreeMap::new();
+    for item in &options.strategy {
+        let Some((mnemonic, value)) = item.split_once('=') else {
+            return Err(Failure::usage(format!(
+                "--strategy expects MNEMONIC=STRATEGY, got '{item}'"
+            )));
+        };
+        strategies.insert(mnemonic.to_owned(), parse_strategy(value)?);
+    }
+    let mount_pairs = options
+        .sandbox_add_mount_pair
+        .iter()
+        .map(|p| match p.split_once(':') {
+            Some((a, b)) => (PathBuf::from(a), PathBuf::from(b)),
+            None => (PathBuf::from(p), PathBuf::from(p)),
+        })
+        .collect();
+    let config = SandboxConfig {
+        exec_root: exec_root.to_path_buf(),
+        workspace_name: workspace.name.clone(),
+        roots_dir: sandbox::roots_dir(&workspace.output_base),
+        debug: options.sandbox_debug,
+        writable_paths: options.sandbox_writable_path.clone(),
+        tmpfs_paths: options.sandbox_tmpfs_path.clone(),
+        mount_pairs,
+    };
+    Ok(SandboxRunner::new(config, strategies, default_sandboxed))
 }
 
 #[derive(Args, Debug)]
@@ -184,15 +276,17 @@ pub fn build(
         keep_going,
         action_env,
     };
+    let runner = sandbox_runner(options, &workspace, &exec_root)?;
     let progress = ConsoleProgress::stderr();
     let result = exec::execute(
         &plan.actions,
         &plan.wanted,
         &exec_config,
-        &LocalRunner,
+        &runner,
         &progress,
     )
     .map_err(|e| Failure::failed(e.to_string()))?;
+    runner.cleanup();
     outputs::link_convenience_symlinks(&workspace)
         .map_err(|e| Failure::failed(format!("cannot create the forge-* links: {e}")))?;
 
@@ -228,8 +322,22 @@ pub fn build(
         started.elapsed().as_secs_f64()
     );
     let total = plan.actions.len();
+    // Which strategy ran the commands, so a silently unsandboxed build cannot go unnoticed.
+    let sandboxed = runner
+        .counts
+        .sandboxed
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let local = runner
+        .counts
+        .local
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let strategies = if sandboxed + local > 0 {
+        format!(" Commands: {sandboxed} sandboxed, {local} local.")
+    } else {
+        String::new()
+    };
     eprintln!(
-        "INFO: {} executed, {} from the cache, {} already up to date.",
+        "INFO: {} executed, {} from the cache, {} already up to date.{strategies}",
         plural(result.executed, "action", "actions"),
         result.cache_hits,
         result.up_to_date

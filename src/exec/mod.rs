@@ -14,6 +14,7 @@ pub mod lock;
 mod perform;
 pub mod progress;
 pub mod runner;
+pub mod sandbox;
 mod scheduler;
 pub mod stat_cache;
 mod tree;

@@ -1,0 +1,751 @@
+//! The sandbox runner: a command and its action in, the command run in its own Linux
+//! namespaces (user, mount, pid, network, ipc, uts) out, seeing only its declared inputs —
+//! with its outputs copied back into the exec root as if it had run there.
+//!
+//! Each command gets a root directory on a tmpfs (reused per worker): the system directories
+//! (`/usr`, `/bin`, `/lib*`, `/etc`, ...) bound read-only, a few `/dev` nodes, a fresh
+//! `/proc`, private tmpfs `/tmp` and `/dev/shm`, and `/execroot/<workspace>` holding a
+//! read-only bind mount per declared input at its exec path and, writable, the directories of
+//! the declared outputs. The workspace, the output base, the caches and the home directory
+//! are simply not there. The root becomes `/` with `pivot_root`, so the real file system is
+//! unreachable, whether by relative or absolute paths.
+
+mod namespaces;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ffi::CString;
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use nix::libc;
+use nix::sys::signal::{Signal, killpg};
+use nix::sys::wait::{Id, WaitPidFlag, waitid};
+use nix::unistd::Pid;
+
+use self::namespaces::Step;
+use super::runner::{Cancel, LocalRunner, Runner, Spawn, SpawnOutcome, SpawnStatus};
+
+/// Where and how to run sandboxed.
+#[derive(Clone, Debug, Default)]
+pub struct SandboxConfig {
+    /// The real exec root; inputs are read from here and outputs written back here.
+    pub exec_root: PathBuf,
+    pub workspace_name: String,
+    /// Where sandbox roots are made; a tmpfs is fastest.
+    pub roots_dir: PathBuf,
+    /// `--sandbox_debug`: keep each sandbox and say where it is.
+    pub debug: bool,
+    /// `--sandbox_writable_path`: host paths bound writable at the same path.
+    pub writable_paths: Vec<PathBuf>,
+    /// `--sandbox_tmpfs_path`: paths that get an empty tmpfs.
+    pub tmpfs_paths: Vec<PathBuf>,
+    /// `--sandbox_add_mount_pair`: host path bound (read-only) at a sandbox path.
+    pub mount_pairs: Vec<(PathBuf, PathBuf)>,
+}
+
+/// How a command was run, for the summary.
+#[derive(Debug, Default)]
+pub struct Counts {
+    pub sandboxed: AtomicUsize,
+    pub local: AtomicUsize,
+}
+
+/// Runs commands sandboxed, or locally when the action's tags or the strategy say so.
+pub struct SandboxRunner {
+    config: SandboxConfig,
+    /// `--strategy=MNEMONIC=local|sandboxed`; the rest use `default_sandboxed`.
+    strategies: BTreeMap<String, bool>,
+    default_sandboxed: bool,
+    local: LocalRunner,
+    roots: Mutex<Vec<PathBuf>>,
+    next_root: AtomicUsize,
+    mount_flags: Mutex<HashMap<u64, libc::c_ulong>>,
+    /// Whether namespaces work here, found out when the first command needs them.
+    unavailable: std::sync::OnceLock<Option<String>>,
+    pub counts: Counts,
+}
+
+/// The system directories a command may read.
+const SYSTEM_DIRS: [&str; 10] = [
+    "/bin", "/sbin", "/usr", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt", "/nix",
+];
+/// The `/dev` nodes a command gets.
+const DEV_NODES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+/// Where the exec root is inside the sandbox.
+const INNER_EXEC_ROOT: &str = "/execroot";
+
+/// Where sandbox roots go: a tmpfs (`/dev/shm`) when there is a writable one, else the
+/// output base.
+pub fn roots_dir(output_base: &Path) -> PathBuf {
+    // SAFETY: a plain getter.
+    let uid = unsafe { libc::geteuid() };
+    let shm = Path::new("/dev/shm");
+    let writable = nix::unistd::access(shm, nix::unistd::AccessFlags::W_OK).is_ok();
+    if shm.is_dir() && writable {
+        shm.join(format!("forge-sandbox-{uid}"))
+    } else {
+        output_base.join("sandbox")
+    }
+}
+
+/// Tags and execution requirements that keep an action out of the sandbox.
+pub fn wants_local(requirements: &[String]) -> bool {
+    requirements
+        .iter()
+        .any(|r| r == "no-sandbox" || r == "local")
+}
+
+impl SandboxRunner {
+    pub fn new(
+        config: SandboxConfig,
+        strategies: BTreeMap<String, bool>,
+        default_sandboxed: bool,
+    ) -> SandboxRunner {
+        SandboxRunner {
+            config,
+            strategies,
+            default_sandboxed,
+            local: LocalRunner,
+            roots: Mutex::new(Vec::new()),
+            next_root: AtomicUsize::new(0),
+            mount_flags: Mutex::new(HashMap::new()),
+            unavailable: std::sync::OnceLock::new(),
+            counts: Counts::default(),
+        }
+    }
+
+    /// Whether namespaces work here: `None` if they do, else why not. Starts `/bin/true`
+    /// in a sandbox, so it checks everything a real command needs.
+    pub fn probe(&self) -> Option<String> {
+        let outcome = (|| -> io::Result<SpawnStatus> {
+            let root = self.take_root()?;
+            let plan = self.plan(&root, &[], &[], &[], false)?;
+            let (output, _reader) = pipe_pair()?;
+            let cmd = self.command(
+                &plan,
+                &root,
+                "/bin/true",
+                &["true".into()],
+                &BTreeMap::new(),
+                output,
+                true,
+            )?;
+            let pid = namespaces::spawn(&cmd)?;
+            let status = reap(pid)?;
+            self.give_back_root(root);
+            Ok(status)
+        })();
+        match outcome {
+            Ok(s) if s.success() => None,
+            Ok(s) => Some(format!("a test command in the sandbox ended with {s}")),
+            Err(e) => Some(e.to_string()),
+        }
+    }
+
+    fn sandboxed(&self, spawn: &Spawn) -> bool {
+        if wants_local(&spawn.action.requirements) {
+            return false;
+        }
+        *self
+            .strategies
+            .get(&spawn.action.mnemonic)
+            .unwrap_or(&self.default_sandboxed)
+    }
+
+    /// A sandbox root with the fixed mount points made, from the pool or new.
+    fn take_root(&self) -> io::Result<PathBuf> {
+        if let Some(root) = self.roots.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return Ok(root);
+        }
+        let n = self.next_root.fetch_add(1, Ordering::SeqCst);
+        if n == 0 {
+            self.remove_stale_roots();
+        }
+        let root = self
+            .config
+            .roots_dir
+            .join(format!("{}-{n}", std::process::id()));
+        if root.exists() {
+            fs::remove_dir_all(&root)?;
+        }
+        fs::create_dir_all(&root)?;
+        for dir in SYSTEM_DIRS {
+            let host = Path::new(dir);
+            let inside = root.join(&dir[1..]);
+            match fs::symlink_metadata(host) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    std::os::unix::fs::symlink(fs::read_link(host)?, &inside)?
+                }
+                Ok(m) if m.is_dir() => fs::create_dir(&inside)?,
+                _ => {}
+            }
+        }
+        for dir in ["proc", "tmp", "dev", "dev/shm", &INNER_EXEC_ROOT[1..]] {
+            fs::create_dir_all(root.join(dir))?;
+        }
+        for node in DEV_NODES {
+            if Path::new("/dev").join(node).exists() {
+                fs::File::create(root.join("dev").join(node))?;
+            }
+        }
+        Ok(root)
+    }
+
+    /// Roots left behind by forge processes that were killed (named `<pid>-<n>`).
+    fn remove_stale_roots(&self) {
+        let Ok(entries) = fs::read_dir(&self.config.roots_dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pid = name.split('-').next().and_then(|p| p.parse::<u32>().ok());
+            if let Some(pid) = pid
+                && pid != std::process::id()
+                && !Path::new(&format!("/proc/{pid}")).exists()
+            {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+
+    fn give_back_root(&self, root: PathBuf) {
+        self.roots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(root);
+    }
+
+    /// The flags a read-only remount of a bind mount from the file system of `dev` must
+    /// keep: a user namespace may not clear nosuid, nodev, noexec or atime flags.
+    fn locked_flags(&self, path: &Path, dev: u64) -> libc::c_ulong {
+        if let Some(f) = self
+            .mount_flags
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&dev)
+        {
+            return *f;
+        }
+        let flags = nix::sys::statvfs::statvfs(path)
+            .map(|s| {
+                use nix::sys::statvfs::FsFlags;
+                let f = s.flags();
+                let mut m: libc::c_ulong = 0;
+                for (st, ms) in [
+                    (FsFlags::ST_NOSUID, libc::MS_NOSUID),
+                    (FsFlags::ST_NODEV, libc::MS_NODEV),
+                    (FsFlags::ST_NOEXEC, libc::MS_NOEXEC),
+                    (FsFlags::ST_NOATIME, libc::MS_NOATIME),
+                    (FsFlags::ST_NODIRATIME, libc::MS_NODIRATIME),
+                    (FsFlags::ST_RELATIME, libc::MS_RELATIME),
+                ] {
+                    if f.contains(st) {
+                        m |= ms;
+                    }
+                }
+                m
+            })
+            .unwrap_or(0);
+        self.mount_flags
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(dev, flags);
+        flags
+    }
+
+    /// Makes the mount points under `root` and lists the mounts for one command.
+    fn plan(
+        &self,
+        root: &Path,
+        inputs: &[String],
+        outputs: &[String],
+        directory_outputs: &[String],
+        network: bool,
+    ) -> io::Result<Plan> {
+        let inner = root
+            .join(&INNER_EXEC_ROOT[1..])
+            .join(&self.config.workspace_name);
+        let mut made: BTreeSet<PathBuf> = BTreeSet::new();
+        let mkdirs = |dir: &Path, made: &mut BTreeSet<PathBuf>| -> io::Result<()> {
+            if made.contains(dir) {
+                return Ok(());
+            }
+            fs::create_dir_all(dir)?;
+            let mut d = dir.to_path_buf();
+            while d.starts_with(&inner) && made.insert(d.clone()) {
+                if !d.pop() {
+                    break;
+                }
+            }
+            Ok(())
+        };
+        let mut binds = Vec::new();
+        let mut add_input = |exec_path: &str, made: &mut BTreeSet<PathBuf>| -> io::Result<()> {
+            let host = self.config.exec_root.join(exec_path);
+            let Ok(meta) = fs::metadata(&host) else {
+                // Missing inputs are reported by the executor before anything runs.
+                return Ok(());
+            };
+            let target = inner.join(exec_path);
+            if target.exists() {
+                return Ok(());
+            }
+            if let Some(parent) = target.parent() {
+                mkdirs(parent, made)?;
+            }
+            if meta.is_dir() {
+                fs::create_dir(&target)?;
+            } else {
+                fs::File::create(&target)?;
+            }
+            let flags = self.locked_flags(&host, meta.dev());
+            binds.push((host, target, flags));
+            Ok(())
+        };
+        for input in inputs {
+            add_input(input, &mut made)?;
+            // A tool's runfiles tree travels with it (its files are inputs already).
+            if input.starts_with(crate::core::layout::OUT_DIR) {
+                let tree = format!("{input}.runfiles");
+                if self.config.exec_root.join(&tree).is_dir() {
+                    add_input(&tree, &mut made)?;
+                }
+            }
+        }
+        let mut writable = BTreeSet::new();
+        for out in outputs {
+            let target = inner.join(out);
+            if let Some(parent) = target.parent() {
+                mkdirs(parent, &mut made)?;
+                writable.insert(parent.to_path_buf());
+            }
+            if directory_outputs.contains(out) {
+                fs::create_dir_all(&target)?;
+            }
+        }
+        Ok(Plan {
+            binds,
+            writable: writable.into_iter().collect(),
+            network,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn command(
+        &self,
+        plan: &Plan,
+        root: &Path,
+        program: &str,
+        argv: &[String],
+        env: &BTreeMap<String, String>,
+        output: std::os::fd::OwnedFd,
+        probe: bool,
+    ) -> io::Result<namespaces::Command> {
+        let c = |p: &Path| CString::new(p.as_os_str().as_encoded_bytes()).map_err(io::Error::other);
+        let cs = |s: &str| CString::new(s).map_err(io::Error::other);
+        let bind = |source: &Path, target: &Path, flags: libc::c_ulong| -> io::Result<Step> {
+            Ok(Step::Mount {
+                source: Some(c(source)?),
+                target: c(target)?,
+                fstype: None,
+                flags: libc::MS_BIND | libc::MS_REC | flags,
+                data: None,
+            })
+        };
+        let read_only = |target: &Path, locked: libc::c_ulong| -> io::Result<Step> {
+            Ok(Step::Mount {
+                source: None,
+                target: c(target)?,
+                fstype: None,
+                flags: libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | locked,
+                data: None,
+            })
+        };
+        // SAFETY: plain getters.
+        let uid = unsafe { libc::geteuid() };
+        let gid = unsafe { libc::getegid() };
+        let mut steps = vec![
+            Step::Write {
+                path: cs("/proc/self/setgroups")?,
+                data: cs("deny")?,
+            },
+            Step::Write {
+                path: cs("/proc/self/uid_map")?,
+                data: cs(&format!("{uid} {uid} 1\n"))?,
+            },
+            Step::Write {
+                path: cs("/proc/self/gid_map")?,
+                data: cs(&format!("{gid} {gid} 1\n"))?,
+            },
+            // Nothing done here may propagate back to the host.
+            Step::Mount {
+                source: None,
+                target: cs("/")?,
+                fstype: None,
+                flags: libc::MS_REC | libc::MS_PRIVATE,
+                data: None,
+            },
+            bind(root, root, 0)?,
+        ];
+        for dir in SYSTEM_DIRS {
+            let host = Path::new(dir);
+            let inside = root.join(&dir[1..]);
+            if let Ok(m) = fs::symlink_metadata(host)
+                && m.is_dir()
+                && inside.is_dir()
+            {
+                let locked = self.locked_flags(host, m.dev());
+                steps.push(bind(host, &inside, 0)?);
+                steps.push(read_only(&inside, locked)?);
+            }
+        }
+        for node in DEV_NODES {
+            let host = Path::new("/dev").join(node);
+            let inside = root.join("dev").join(node);
+            if host.exists() && inside.exists() {
+                steps.push(bind(&host, &inside, 0)?);
+            }
+        }
+        for (host, target, locked) in &plan.binds {
+            steps.push(bind(host, target, 0)?);
+            steps.push(read_only(target, *locked)?);
+        }
+        for (host, inside) in &self.config.mount_pairs {
+            let target = root.join(inside.strip_prefix("/").unwrap_or(inside));
+            fs::create_dir_all(&target)?;
+            let meta = fs::metadata(host)?;
+            steps.push(bind(host, &target, 0)?);
+            steps.push(read_only(&target, self.locked_flags(host, meta.dev()))?);
+        }
+        for host in &self.config.writable_paths {
+            let target = root.join(host.strip_prefix("/").unwrap_or(host));
+            fs::create_dir_all(&target)?;
+            steps.push(bind(host, &target, 0)?);
+        }
+        for dir in &plan.writable {
+            steps.push(bind(dir, dir, 0)?);
+        }
+        // Everything else in the root is read-only: writes outside the declared outputs fail.
+        let root_locked = self.locked_flags(root, fs::metadata(root)?.dev());
+        steps.push(read_only(root, root_locked)?);
+        let tmpfs = |target: &Path| -> io::Result<Step> {
+            Ok(Step::Mount {
+                source: Some(cs("tmpfs")?),
+                target: c(target)?,
+                fstype: Some(cs("tmpfs")?),
+                flags: libc::MS_NOSUID | libc::MS_NODEV,
+                data: None,
+            })
+        };
+        steps.push(tmpfs(&root.join("tmp"))?);
+        steps.push(tmpfs(&root.join("dev/shm"))?);
+        for path in &self.config.tmpfs_paths {
+            let target = root.join(path.strip_prefix("/").unwrap_or(path));
+            fs::create_dir_all(&target)?;
+            steps.push(tmpfs(&target)?);
+        }
+        steps.push(Step::Mount {
+            source: Some(cs("proc")?),
+            target: c(&root.join("proc"))?,
+            fstype: Some(cs("proc")?),
+            flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            data: None,
+        });
+        let mut clone_flags = libc::CLONE_NEWUSER
+            | libc::CLONE_NEWNS
+            | libc::CLONE_NEWPID
+            | libc::CLONE_NEWIPC
+            | libc::CLONE_NEWUTS;
+        if !plan.network {
+            clone_flags |= libc::CLONE_NEWNET;
+            steps.push(Step::LoopbackUp);
+        }
+        steps.push(Step::Hostname(cs("forge")?));
+        steps.push(Step::PivotRoot(c(root)?));
+        let cwd = if probe {
+            "/".to_owned()
+        } else {
+            format!("{INNER_EXEC_ROOT}/{}", self.config.workspace_name)
+        };
+        steps.push(Step::Chdir(cs(&cwd)?));
+
+        // A program with a slash but not absolute is an exec path, relative to the cwd.
+        let program = if program.contains('/') && !program.starts_with('/') {
+            format!("{cwd}/{program}")
+        } else if program.contains('/') {
+            program.to_owned()
+        } else {
+            find_in_path(program, env).unwrap_or_else(|| program.to_owned())
+        };
+        let null = fs::File::open("/dev/null")?;
+        Ok(namespaces::Command {
+            clone_flags,
+            steps,
+            program: cs(&program)?,
+            argv: argv.iter().map(|a| cs(a)).collect::<io::Result<_>>()?,
+            env: env
+                .iter()
+                .map(|(k, v)| cs(&format!("{k}={v}")))
+                .collect::<io::Result<_>>()?,
+            output,
+            input: null.into(),
+        })
+    }
+
+    fn run_sandboxed(&self, spawn: &Spawn, cancel: &Cancel) -> io::Result<SpawnOutcome> {
+        let Some(program) = spawn.argv.first() else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty argv"));
+        };
+        let action = spawn.action;
+        let root = self.take_root()?;
+        let inner = root
+            .join(&INNER_EXEC_ROOT[1..])
+            .join(&self.config.workspace_name);
+        // The exec root's own directory, with the workspace name, is where paths start.
+        fs::create_dir_all(&inner)?;
+        let network = action.requirements.iter().any(|r| r == "requires-network");
+        let plan = self.plan(
+            &root,
+            &action.inputs,
+            &action.outputs,
+            &action.directory_outputs,
+            network,
+        );
+        let plan = match plan {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&root);
+                return Err(e);
+            }
+        };
+        // Inside, TMPDIR is the private /tmp.
+        let mut env = spawn.env.clone();
+        env.insert("TMPDIR".to_owned(), "/tmp".to_owned());
+        let (writer, mut reader) = pipe_pair()?;
+        let cmd = self.command(&plan, &root, program, spawn.argv, &env, writer, false)?;
+        let started = namespaces::spawn(&cmd);
+        drop(cmd);
+        let pid = match started {
+            Ok(pid) => pid,
+            Err(e) => {
+                self.clean(root);
+                return Err(e);
+            }
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = reader.read_to_end(&mut buf);
+            let _ = tx.send(buf);
+        });
+        if !cancel.register(pid) {
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        while let Err(nix::errno::Errno::EINTR) = waitid(
+            Id::Pid(Pid::from_raw(pid)),
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT,
+        ) {}
+        // The command was pid 1 of its namespace: the kernel has killed everything it left.
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        cancel.unregister(pid);
+        let status = reap(pid)?;
+        let mut output = rx.recv_timeout(Duration::from_secs(2)).unwrap_or_default();
+
+        let mut status = status;
+        if status.success() {
+            if let Err(violation) = self.collect(&inner, action, spawn.cwd) {
+                output.extend_from_slice(violation.as_bytes());
+                status = SpawnStatus::Exited(1);
+            }
+        } else if !cancel.is_cancelled() {
+            output.extend_from_slice(
+                b"(The command ran in forge's sandbox, which holds only the action's declared \
+                  inputs; see above for what it could not find.)\n",
+            );
+        }
+        if self.config.debug {
+            eprintln!(
+                "INFO: sandbox of {} kept at {} (--sandbox_debug)",
+                action.owner,
+                root.display()
+            );
+        } else {
+            self.clean(root);
+        }
+        self.counts.sandboxed.fetch_add(1, Ordering::Relaxed);
+        Ok(SpawnOutcome { status, output })
+    }
+
+    /// Copies the declared outputs from the sandbox into the exec root. A missing output is
+    /// left for the executor to report; a symlink out of the exec root is a violation.
+    fn collect(
+        &self,
+        inner: &Path,
+        action: &crate::analysis::Action,
+        exec_root: &Path,
+    ) -> Result<(), String> {
+        for out in &action.outputs {
+            let from = inner.join(out);
+            let Ok(meta) = fs::symlink_metadata(&from) else {
+                continue;
+            };
+            let to = exec_root.join(out);
+            if meta.file_type().is_symlink() {
+                let target = fs::read_link(&from).unwrap_or_default();
+                let resolved = from.parent().unwrap_or(inner).join(&target);
+                if target.is_absolute() || !normalize(&resolved).starts_with(inner) {
+                    return Err(format!(
+                        "declared output '{out}' is a symlink to '{}', outside the exec root; \
+                         outputs must be files or directories the action made\n",
+                        target.display()
+                    ));
+                }
+            }
+            let copied = if meta.is_dir() {
+                copy_tree(&from, &to)
+            } else {
+                fs::copy(&from, &to).map(drop)
+            };
+            copied.map_err(|e| format!("cannot copy output '{out}' out of the sandbox: {e}\n"))?;
+        }
+        Ok(())
+    }
+
+    /// Empties a root's exec root and returns the root to the pool.
+    fn clean(&self, root: PathBuf) {
+        let inner = root.join(&INNER_EXEC_ROOT[1..]);
+        match fs::remove_dir_all(&inner).and_then(|()| fs::create_dir(&inner)) {
+            Ok(()) => self.give_back_root(root),
+            Err(_) => {
+                let _ = fs::remove_dir_all(&root);
+            }
+        }
+    }
+
+    /// Removes this process's sandbox roots (at the end of the build).
+    pub fn cleanup(&self) {
+        if self.config.debug {
+            return;
+        }
+        for root in self
+            .roots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            let _ = fs::remove_dir_all(root);
+        }
+    }
+}
+
+impl Runner for SandboxRunner {
+    fn run(&self, spawn: &Spawn, cancel: &Cancel) -> io::Result<SpawnOutcome> {
+        if self.sandboxed(spawn) {
+            let unavailable = self.unavailable.get_or_init(|| {
+                let why = self.probe();
+                if let Some(why) = &why {
+                    // Said once, plainly; every sandboxed command then fails.
+                    eprintln!(
+                        "ERROR: the sandbox cannot run here ({why}). Forge does not fall back \
+                         to running commands unsandboxed on its own: pass \
+                         --spawn_strategy=local to build without the sandbox."
+                    );
+                }
+                why
+            });
+            if unavailable.is_some() {
+                return Err(io::Error::other(
+                    "the sandbox is not available (see above); --spawn_strategy=local runs without it",
+                ));
+            }
+            self.run_sandboxed(spawn, cancel)
+        } else {
+            self.counts.local.fetch_add(1, Ordering::Relaxed);
+            self.local.run(spawn, cancel)
+        }
+    }
+}
+
+struct Plan {
+    /// `(host path, mount point, flags a read-only remount must keep)`.
+    binds: Vec<(PathBuf, PathBuf, libc::c_ulong)>,
+    /// Directories of declared outputs: bound onto themselves to stay writable.
+    writable: Vec<PathBuf>,
+    network: bool,
+}
+
+fn pipe_pair() -> io::Result<(std::os::fd::OwnedFd, io::PipeReader)> {
+    let (reader, writer) = io::pipe()?;
+    Ok((writer.into(), reader))
+}
+
+/// Waits for and reaps `pid`.
+fn reap(pid: i32) -> io::Result<SpawnStatus> {
+    let mut status = 0;
+    loop {
+        // SAFETY: waitpid on our own child.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            break;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    let status = std::process::ExitStatus::from_raw(status);
+    Ok(match (status.code(), status.signal()) {
+        (Some(code), _) => SpawnStatus::Exited(code),
+        (None, Some(sig)) => SpawnStatus::Signaled(sig),
+        (None, None) => SpawnStatus::Exited(-1),
+    })
+}
+
+fn find_in_path(program: &str, env: &BTreeMap<String, String>) -> Option<String> {
+    let path = env.get("PATH")?;
+    path.split(':')
+        .map(|dir| Path::new(dir).join(program))
+        .find(|p| p.is_file())
+        .map(|p| p.display().to_string())
+}
+
+/// `a/b/../c` → `a/c`, without touching the file system.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    fs::create_dir_all(to)?;
+    for entry in walkdir::WalkDir::new(from).min_depth(1) {
+        let entry = entry.map_err(io::Error::other)?;
+        let rel = entry.path().strip_prefix(from).map_err(io::Error::other)?;
+        let dest = to.join(rel);
+        if entry.file_type().is_dir() {
+            fs::create_dir_all(&dest)?;
+        } else if entry.file_type().is_symlink() {
+            return Err(io::Error::other(format!(
+                "'{}' in a directory output is a symlink",
+                rel.display()
+            )));
+        } else {
+            fs::copy(entry.path(), &dest)?;
+        }
+    }
+    Ok(())
+}

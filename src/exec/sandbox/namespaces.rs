@@ -1,0 +1,245 @@
+//! Starting a command in fresh Linux namespaces: a prepared list of mounts and an argv in, a
+//! running process (pid 1 of its own pid namespace) out.
+//!
+//! The child is made with `clone(CLONE_VM | CLONE_VFORK | CLONE_NEW*)`: it shares forge's
+//! memory until it calls `execve`, like `posix_spawn` does, so starting it costs no copy of
+//! forge's address space. The price is that the child may only make raw system calls on data
+//! prepared beforehand: no allocation, no locks (another thread of forge may hold them). So
+//! everything — paths, mount flags, the uid map — is turned into C strings here first, and
+//! the child walks a flat list of steps.
+
+use std::ffi::{CString, c_char, c_int, c_ulong, c_void};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+
+use nix::libc;
+
+/// One thing the child does before `execve`.
+#[derive(Debug)]
+pub enum Step {
+    /// `mount(source, target, fstype, flags, data)`; `None` is a null pointer.
+    Mount {
+        source: Option<CString>,
+        target: CString,
+        fstype: Option<CString>,
+        flags: c_ulong,
+        data: Option<CString>,
+    },
+    /// Writes `data` to the file at `path` (the uid and gid maps).
+    Write {
+        path: CString,
+        data: CString,
+    },
+    /// Brings the loopback interface of the new network namespace up.
+    LoopbackUp,
+    /// `sethostname`.
+    Hostname(CString),
+    /// `chdir(dir)`, `pivot_root(".", ".")`, then detaches the old root: only the new root's
+    /// mounts stay visible.
+    PivotRoot(CString),
+    Chdir(CString),
+}
+
+/// What to start and how.
+pub struct Command {
+    pub clone_flags: c_int,
+    pub steps: Vec<Step>,
+    /// Resolved program path as seen inside the sandbox.
+    pub program: CString,
+    pub argv: Vec<CString>,
+    pub env: Vec<CString>,
+    /// Becomes the child's stdout and stderr.
+    pub output: OwnedFd,
+    /// Becomes the child's stdin.
+    pub input: OwnedFd,
+}
+
+/// Set by the child when a step fails: which step (`steps.len()` for `execve`) and errno.
+struct Report {
+    step: AtomicUsize,
+    errno: AtomicI32,
+}
+
+struct Args<'a> {
+    command: &'a Command,
+    argv: Vec<*const c_char>,
+    env: Vec<*const c_char>,
+    report: Report,
+}
+
+const STACK_SIZE: usize = 256 * 1024;
+
+/// Starts `command`; returns the child's pid (in forge's pid namespace). The child is a
+/// session and process-group leader and pid 1 of its pid namespace: killing it kills
+/// everything it started.
+pub fn spawn(command: &Command) -> io::Result<i32> {
+    let null_terminated = |v: &[CString]| {
+        v.iter()
+            .map(|s| s.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect::<Vec<_>>()
+    };
+    let args = Args {
+        command,
+        argv: null_terminated(&command.argv),
+        env: null_terminated(&command.env),
+        report: Report {
+            step: AtomicUsize::new(usize::MAX),
+            errno: AtomicI32::new(0),
+        },
+    };
+    let mut stack = vec![0u8; STACK_SIZE];
+    // The stack grows down on every architecture Linux runs forge on; keep it 16-aligned.
+    let top = (stack.as_mut_ptr() as usize + STACK_SIZE) & !15;
+    // SAFETY: `child` only makes async-signal-safe system calls on data in `args`, which
+    // outlives it: CLONE_VFORK suspends this thread until the child has exec'd or exited.
+    let pid = unsafe {
+        libc::clone(
+            child,
+            top as *mut c_void,
+            command.clone_flags | libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            &args as *const Args as *mut c_void,
+        )
+    };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let step = args.report.step.load(Ordering::SeqCst);
+    if step != usize::MAX {
+        // The child failed before exec and has exited; reap it.
+        let mut status = 0;
+        // SAFETY: plain waitpid on our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        let errno = io::Error::from_raw_os_error(args.report.errno.load(Ordering::SeqCst));
+        let what = match command.steps.get(step) {
+            Some(s) => describe(s),
+            None if step == command.steps.len() => {
+                format!("cannot run {}", command.program.to_string_lossy())
+            }
+            None => "cannot set up the sandbox".to_owned(),
+        };
+        return Err(io::Error::new(errno.kind(), format!("{what}: {errno}")));
+    }
+    Ok(pid)
+}
+
+fn describe(step: &Step) -> String {
+    match step {
+        Step::Mount { source, target, .. } => format!(
+            "sandbox: cannot mount {} on {}",
+            source
+                .as_ref()
+                .map_or("(none)".into(), |s| s.to_string_lossy()),
+            target.to_string_lossy()
+        ),
+        Step::Write { path, .. } => format!("sandbox: cannot write {}", path.to_string_lossy()),
+        Step::LoopbackUp => "sandbox: cannot bring up the loopback interface".to_owned(),
+        Step::Hostname(_) => "sandbox: cannot set the hostname".to_owned(),
+        Step::PivotRoot(dir) => format!("sandbox: cannot pivot into {}", dir.to_string_lossy()),
+        Step::Chdir(dir) => format!("sandbox: cannot enter {}", dir.to_string_lossy()),
+    }
+}
+
+/// Runs in the child, in forge's memory: raw system calls only.
+extern "C" fn child(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the `Args` that `spawn` keeps alive until we exec or exit.
+    let args = unsafe { &*(arg as *const Args) };
+    let fail = |step: usize| -> c_int {
+        // SAFETY: errno location is per-thread and valid; _exit never returns.
+        unsafe {
+            args.report
+                .errno
+                .store(*libc::__errno_location(), Ordering::SeqCst);
+            args.report.step.store(step, Ordering::SeqCst);
+            libc::_exit(127)
+        }
+    };
+    let cmd = args.command;
+    // SAFETY (whole block): raw system calls on prepared, NUL-terminated strings.
+    unsafe {
+        // A fresh session: the child leads its own process group.
+        libc::setsid();
+        for (i, step) in cmd.steps.iter().enumerate() {
+            let ok = match step {
+                Step::Mount {
+                    source,
+                    target,
+                    fstype,
+                    flags,
+                    data,
+                } => {
+                    let ptr =
+                        |s: &Option<CString>| s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
+                    libc::mount(
+                        ptr(source),
+                        target.as_ptr(),
+                        ptr(fstype),
+                        *flags,
+                        ptr(data) as *const c_void,
+                    ) == 0
+                }
+                Step::Write { path, data } => {
+                    let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                    let bytes = data.as_bytes();
+                    let ok = fd >= 0
+                        && libc::write(fd, bytes.as_ptr() as *const c_void, bytes.len())
+                            == bytes.len() as isize;
+                    if fd >= 0 {
+                        libc::close(fd);
+                    }
+                    ok
+                }
+                Step::LoopbackUp => loopback_up(),
+                Step::Hostname(name) => {
+                    libc::sethostname(name.as_ptr(), name.as_bytes().len()) == 0
+                }
+                Step::PivotRoot(dir) => {
+                    let dot = c".".as_ptr();
+                    libc::chdir(dir.as_ptr()) == 0
+                        && libc::syscall(libc::SYS_pivot_root, dot, dot) == 0
+                        && libc::umount2(dot, libc::MNT_DETACH) == 0
+                }
+                Step::Chdir(dir) => libc::chdir(dir.as_ptr()) == 0,
+            };
+            if !ok {
+                return fail(i);
+            }
+        }
+        if libc::dup2(cmd.input.as_raw_fd(), 0) < 0
+            || libc::dup2(cmd.output.as_raw_fd(), 1) < 0
+            || libc::dup2(cmd.output.as_raw_fd(), 2) < 0
+        {
+            return fail(cmd.steps.len());
+        }
+        // Forge ignores SIGPIPE and may block signals in this thread; the command starts
+        // with the defaults, as it would from a shell.
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        libc::execve(cmd.program.as_ptr(), args.argv.as_ptr(), args.env.as_ptr());
+        fail(cmd.steps.len())
+    }
+}
+
+/// `ip link set lo up`, with two ioctls.
+unsafe fn loopback_up() -> bool {
+    // SAFETY: a zeroed ifreq is valid; the name fits.
+    unsafe {
+        let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if sock < 0 {
+            return false;
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo\0".iter().enumerate() {
+            req.ifr_name[i] = *b as c_char;
+        }
+        let ok = libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req) == 0 && {
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            libc::ioctl(sock, libc::SIOCSIFFLAGS, &req) == 0
+        };
+        libc::close(sock);
+        ok
+    }
+}
