@@ -598,7 +598,7 @@ fn requirements_from_tags(rule: &RuleTarget) -> Vec<String> {
     match rule.attrs.get("tags") {
         Some(AttrValue::StringList(tags)) => tags
             .iter()
-            .filter(|t| KNOWN.contains(&t.as_str()))
+            .filter(|t| KNOWN.contains(&t.as_str()) || t.starts_with("timeout:"))
             .cloned()
             .collect(),
         _ => Vec::new(),

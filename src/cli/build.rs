@@ -269,6 +269,7 @@ pub fn build(
         })?;
     }
     let exec_config = ExecConfig {
+        workspace_root: Some(workspace.root.clone()),
         exec_root: exec_root.clone(),
         cache_dir: workspace.output_base.join("cache"),
         disk_cache: options.disk_cache.clone(),

@@ -8,6 +8,7 @@
 
 pub mod action_cache;
 pub mod cas;
+mod explain;
 pub mod interrupt;
 pub mod key;
 pub mod lock;
@@ -52,6 +53,8 @@ pub struct ExecConfig {
     pub keep_going: bool,
     /// `--action_env` entries, added to the fixed environment of commands.
     pub action_env: BTreeMap<String, String>,
+    /// The workspace, to recognise absolute paths into it in error messages.
+    pub workspace_root: Option<PathBuf>,
 }
 
 /// What a build did.

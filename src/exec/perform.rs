@@ -496,11 +496,19 @@ impl<'a> Ctx<'a> {
             "TMPDIR".to_owned(),
             tmp.path().to_string_lossy().into_owned(),
         );
+        // A `timeout:SECONDS` tag limits how long the command may run.
+        let timeout = action
+            .requirements
+            .iter()
+            .find_map(|r| r.strip_prefix("timeout:")?.parse::<f64>().ok())
+            .filter(|s| *s > 0.0)
+            .map(std::time::Duration::from_secs_f64);
         let spawn = Spawn {
             action,
             argv,
             env: &env,
             cwd: self.exec_root,
+            timeout,
         };
         let result = self.runner.run(&spawn, &self.cancel);
         self.give_back_tmp(tmp);

@@ -29,6 +29,8 @@ pub struct Spawn<'a> {
     /// The complete environment; nothing else is inherited.
     pub env: &'a BTreeMap<String, String>,
     pub cwd: &'a Path,
+    /// Killed (with everything it started) when it runs longer.
+    pub timeout: Option<Duration>,
 }
 
 /// How a command ended.
@@ -36,6 +38,8 @@ pub struct Spawn<'a> {
 pub enum SpawnStatus {
     Exited(i32),
     Signaled(i32),
+    /// Killed after running longer than its timeout.
+    TimedOut(Duration),
 }
 
 impl SpawnStatus {
@@ -49,6 +53,7 @@ impl std::fmt::Display for SpawnStatus {
         match self {
             SpawnStatus::Exited(code) => write!(f, "exit {code}"),
             SpawnStatus::Signaled(sig) => write!(f, "killed by signal {sig}"),
+            SpawnStatus::TimedOut(t) => write!(f, "timed out after {} s", t.as_secs_f64()),
         }
     }
 }
@@ -185,6 +190,35 @@ fn kill_stray_groups(journal: &Path) {
     }
 }
 
+/// Waits for `pid` to exit without reaping it: while the leader is a zombie its pid and
+/// process group id cannot be reused, so killing the group afterwards is safe. With a
+/// timeout, kills the group when it passes and returns how long that was.
+pub(crate) fn wait_for_exit(pid: i32, timeout: Option<Duration>) -> Option<Duration> {
+    let id = || Id::Pid(Pid::from_raw(pid));
+    let Some(limit) = timeout else {
+        while let Err(Errno::EINTR) = waitid(id(), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {}
+        return None;
+    };
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        match waitid(
+            id(),
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT | WaitPidFlag::WNOHANG,
+        ) {
+            Ok(nix::sys::wait::WaitStatus::StillAlive) | Err(Errno::EINTR) => {}
+            _ => return None,
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            while let Err(Errno::EINTR) = waitid(id(), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT)
+            {
+            }
+            return Some(limit);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Runs commands as local processes.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LocalRunner;
@@ -234,22 +268,18 @@ impl Runner for LocalRunner {
         if !cancel.register(pid) {
             let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
         }
-        // Wait for exit without reaping: while the leader is a zombie its pid and process
-        // group id cannot be reused, so killing the group below or in `cancel` is safe.
-        while let Err(Errno::EINTR) = waitid(
-            Id::Pid(Pid::from_raw(pid)),
-            WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT,
-        ) {}
+        let timed_out = wait_for_exit(pid, spawn.timeout);
         // Anything the command left running in its group would outlive the action and could
         // hold the output pipe open; Bazel kills these too.
         let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
         cancel.unregister(pid);
         let status = child.wait()?;
         let output = rx.recv_timeout(PIPE_DRAIN_TIMEOUT).unwrap_or_default();
-        let status = match (status.code(), status.signal()) {
-            (Some(code), _) => SpawnStatus::Exited(code),
-            (None, Some(sig)) => SpawnStatus::Signaled(sig),
-            (None, None) => SpawnStatus::Exited(-1),
+        let status = match (timed_out, status.code(), status.signal()) {
+            (Some(t), _, _) => SpawnStatus::TimedOut(t),
+            (None, Some(code), _) => SpawnStatus::Exited(code),
+            (None, None, Some(sig)) => SpawnStatus::Signaled(sig),
+            (None, None, None) => SpawnStatus::Exited(-1),
         };
         Ok(SpawnOutcome { status, output })
     }
@@ -293,6 +323,7 @@ mod tests {
                 argv: &argv,
                 env,
                 cwd: &cwd,
+                timeout: None,
             },
             cancel,
         )
@@ -333,6 +364,7 @@ mod tests {
             argv: &argv,
             env: &env,
             cwd: &cwd,
+            timeout: None,
         };
         assert!(LocalRunner.run(&spawn, &Cancel::new()).is_err());
         Ok(())

@@ -33,6 +33,8 @@ pub(crate) struct Graph<'a> {
     pub waiting_for: Vec<usize>,
     /// Needed action indices, ascending.
     pub needed: Vec<usize>,
+    /// Output exec path → (producing action, output index).
+    pub producers: HashMap<&'a str, (usize, usize)>,
 }
 
 pub(crate) fn build_graph<'a>(
@@ -136,6 +138,7 @@ pub(crate) fn build_graph<'a>(
         dependents,
         waiting_for,
         needed,
+        producers,
     })
 }
 
@@ -150,6 +153,7 @@ struct State {
 
 struct Shared<'a> {
     actions: &'a [Action],
+    config: &'a ExecConfig,
     graph: Graph<'a>,
     ctx: Ctx<'a>,
     progress: &'a dyn Progress,
@@ -199,6 +203,7 @@ pub(crate) fn run(
     let total = graph.needed.len();
     let shared = Shared {
         actions,
+        config,
         state: Mutex::new(State {
             ready,
             waiting_for: graph.waiting_for.clone(),
@@ -357,9 +362,20 @@ fn perform_one(sh: &Shared, i: usize) -> Performed {
             let _ = sh.results[i].set(digests);
             Performed::Done
         }
-        Err(Fail::Failed { failure, ran }) => {
+        Err(Fail::Failed { mut failure, ran }) => {
             if ran {
                 sh.executed.fetch_add(1, Ordering::Relaxed);
+            }
+            let cx = crate::exec::explain::Context {
+                actions: sh.actions,
+                producers: &sh.graph.producers,
+                exec_root: &sh.config.exec_root,
+                workspace_root: sh.config.workspace_root.as_deref(),
+            };
+            if let Some(hint) =
+                crate::exec::explain::undeclared_inputs(&failure.output, action, &cx)
+            {
+                failure.output.push_str(&hint);
             }
             sh.progress
                 .finished(action, &ActionOutcome::Failed(&failure));

@@ -164,6 +164,7 @@ impl Fixture {
     fn new() -> std::io::Result<Fixture> {
         let dir = tempfile::tempdir()?;
         let config = ExecConfig {
+            workspace_root: None,
             exec_root: dir.path().join("exec"),
             cache_dir: dir.path().join("base/cache"),
             disk_cache: None,

@@ -25,7 +25,6 @@ use std::time::Duration;
 
 use nix::libc;
 use nix::sys::signal::{Signal, killpg};
-use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::Pid;
 
 use self::namespaces::Step;
@@ -68,6 +67,8 @@ pub struct SandboxRunner {
     mount_flags: Mutex<HashMap<u64, libc::c_ulong>>,
     /// Whether namespaces work here, found out when the first command needs them.
     unavailable: std::sync::OnceLock<Option<String>>,
+    /// The process holding the build's user and network namespaces.
+    holder: std::sync::OnceLock<io::Result<Holder>>,
     pub counts: Counts,
 }
 
@@ -116,6 +117,7 @@ impl SandboxRunner {
             next_root: AtomicUsize::new(0),
             mount_flags: Mutex::new(HashMap::new()),
             unavailable: std::sync::OnceLock::new(),
+            holder: std::sync::OnceLock::new(),
             counts: Counts::default(),
         }
     }
@@ -123,6 +125,9 @@ impl SandboxRunner {
     /// Whether namespaces work here: `None` if they do, else why not. Starts `/bin/true`
     /// in a sandbox, so it checks everything a real command needs.
     pub fn probe(&self) -> Option<String> {
+        if let Err(e) = self.holder() {
+            return Some(e.to_string());
+        }
         let outcome = (|| -> io::Result<SpawnStatus> {
             let root = self.take_root()?;
             let plan = self.plan(&root, &[], &[], &[], false)?;
@@ -146,6 +151,13 @@ impl SandboxRunner {
             Ok(s) => Some(format!("a test command in the sandbox ended with {s}")),
             Err(e) => Some(e.to_string()),
         }
+    }
+
+    fn holder(&self) -> io::Result<&Holder> {
+        self.holder
+            .get_or_init(Holder::start)
+            .as_ref()
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot create namespaces: {e}")))
     }
 
     fn sandboxed(&self, spawn: &Spawn) -> bool {
@@ -368,21 +380,8 @@ impl SandboxRunner {
             })
         };
         // SAFETY: plain getters.
-        let uid = unsafe { libc::geteuid() };
-        let gid = unsafe { libc::getegid() };
+        let holder = self.holder()?;
         let mut steps = vec![
-            Step::Write {
-                path: cs("/proc/self/setgroups")?,
-                data: cs("deny")?,
-            },
-            Step::Write {
-                path: cs("/proc/self/uid_map")?,
-                data: cs(&format!("{uid} {uid} 1\n"))?,
-            },
-            Step::Write {
-                path: cs("/proc/self/gid_map")?,
-                data: cs(&format!("{gid} {gid} 1\n"))?,
-            },
             // Nothing done here may propagate back to the host.
             Step::Mount {
                 source: None,
@@ -416,14 +415,25 @@ impl SandboxRunner {
             steps.push(bind(host, target, 0)?);
             steps.push(read_only(target, *locked)?);
         }
-        for (host, inside) in &self.config.mount_pairs {
+        // The probe checks what namespaces need, not the user's extra mounts: a mistake there
+        // is reported by the commands, as what it is.
+        let (mount_pairs, writable_paths, tmpfs_paths) = if probe {
+            (&[][..], &[][..], &[][..])
+        } else {
+            (
+                &self.config.mount_pairs[..],
+                &self.config.writable_paths[..],
+                &self.config.tmpfs_paths[..],
+            )
+        };
+        for (host, inside) in mount_pairs {
             let target = root.join(inside.strip_prefix("/").unwrap_or(inside));
             fs::create_dir_all(&target)?;
             let meta = fs::metadata(host)?;
             steps.push(bind(host, &target, 0)?);
             steps.push(read_only(&target, self.locked_flags(host, meta.dev()))?);
         }
-        for host in &self.config.writable_paths {
+        for host in writable_paths {
             let target = root.join(host.strip_prefix("/").unwrap_or(host));
             fs::create_dir_all(&target)?;
             steps.push(bind(host, &target, 0)?);
@@ -445,7 +455,7 @@ impl SandboxRunner {
         };
         steps.push(tmpfs(&root.join("tmp"))?);
         steps.push(tmpfs(&root.join("dev/shm"))?);
-        for path in &self.config.tmpfs_paths {
+        for path in tmpfs_paths {
             let target = root.join(path.strip_prefix("/").unwrap_or(path));
             fs::create_dir_all(&target)?;
             steps.push(tmpfs(&target)?);
@@ -457,15 +467,13 @@ impl SandboxRunner {
             flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
             data: None,
         });
-        let mut clone_flags = libc::CLONE_NEWUSER
-            | libc::CLONE_NEWNS
-            | libc::CLONE_NEWPID
-            | libc::CLONE_NEWIPC
-            | libc::CLONE_NEWUTS;
-        if !plan.network {
-            clone_flags |= libc::CLONE_NEWNET;
-            steps.push(Step::LoopbackUp);
-        }
+        use std::os::fd::AsRawFd;
+        let clone_flags =
+            libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+        // The network namespace is the build's (loopback only), unless the action needs the
+        // host's network.
+        let net = (!plan.network).then(|| holder.net.as_raw_fd());
+        let join = Some((holder.user.as_raw_fd(), net));
         steps.push(Step::Hostname(cs("forge")?));
         steps.push(Step::PivotRoot(c(root)?));
         let cwd = if probe {
@@ -485,6 +493,7 @@ impl SandboxRunner {
         };
         let null = fs::File::open("/dev/null")?;
         Ok(namespaces::Command {
+            join,
             clone_flags,
             steps,
             program: cs(&program)?,
@@ -547,14 +556,14 @@ impl SandboxRunner {
         if !cancel.register(pid) {
             let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
         }
-        while let Err(nix::errno::Errno::EINTR) = waitid(
-            Id::Pid(Pid::from_raw(pid)),
-            WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT,
-        ) {}
+        let timed_out = super::runner::wait_for_exit(pid, spawn.timeout);
         // The command was pid 1 of its namespace: the kernel has killed everything it left.
         let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
         cancel.unregister(pid);
-        let status = reap(pid)?;
+        let status = match (timed_out, reap(pid)?) {
+            (Some(t), _) => SpawnStatus::TimedOut(t),
+            (None, status) => status,
+        };
         let mut output = rx.recv_timeout(Duration::from_secs(2)).unwrap_or_default();
 
         let mut status = status;
@@ -564,10 +573,21 @@ impl SandboxRunner {
                 status = SpawnStatus::Exited(1);
             }
         } else if !cancel.is_cancelled() {
-            output.extend_from_slice(
-                b"(The command ran in forge's sandbox, which holds only the action's declared \
-                  inputs; see above for what it could not find.)\n",
-            );
+            let text = String::from_utf8_lossy(&output);
+            let isolation_errors = [
+                "No such file or directory",
+                "Read-only file system",
+                "Permission denied",
+                "Connection refused",
+                "Network is unreachable",
+            ];
+            if isolation_errors.iter().any(|e| text.contains(e)) {
+                output.extend_from_slice(
+                    b"(In forge's sandbox only the declared inputs are visible, only the \
+                      declared outputs' directories are writable, and the network is loopback \
+                      only unless the target is tagged requires-network.)\n",
+                );
+            }
         }
         if self.config.debug {
             eprintln!(
@@ -630,6 +650,9 @@ impl SandboxRunner {
 
     /// Removes this process's sandbox roots (at the end of the build).
     pub fn cleanup(&self) {
+        if let Some(Ok(holder)) = self.holder.get() {
+            holder.stop();
+        }
         if self.config.debug {
             return;
         }
@@ -669,6 +692,75 @@ impl Runner for SandboxRunner {
             self.counts.local.fetch_add(1, Ordering::Relaxed);
             self.local.run(spawn, cancel)
         }
+    }
+}
+
+/// A process (`cat`, reading a pipe only forge writes to) that keeps one user namespace
+/// and one network namespace (loopback only) alive for the whole build; every command joins
+/// them instead of creating its own. When forge ends, even killed, the pipe closes and the
+/// holder exits.
+struct Holder {
+    pid: i32,
+    user: std::os::fd::OwnedFd,
+    net: std::os::fd::OwnedFd,
+    keepalive: Mutex<Option<io::PipeWriter>>,
+}
+
+impl Holder {
+    fn start() -> io::Result<Holder> {
+        let cs = |s: &str| CString::new(s).map_err(io::Error::other);
+        // SAFETY: plain getters.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let (reader, writer) = io::pipe()?;
+        let null = fs::File::options().write(true).open("/dev/null")?;
+        let program = ["/usr/bin/cat", "/bin/cat"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .ok_or_else(|| io::Error::other("no cat(1) to hold the namespaces"))?;
+        let cmd = namespaces::Command {
+            join: None,
+            clone_flags: libc::CLONE_NEWUSER | libc::CLONE_NEWNET,
+            steps: vec![
+                Step::Write {
+                    path: cs("/proc/self/setgroups")?,
+                    data: cs("deny")?,
+                },
+                Step::Write {
+                    path: cs("/proc/self/uid_map")?,
+                    data: cs(&format!("{uid} {uid} 1\n"))?,
+                },
+                Step::Write {
+                    path: cs("/proc/self/gid_map")?,
+                    data: cs(&format!("{gid} {gid} 1\n"))?,
+                },
+                Step::LoopbackUp,
+            ],
+            program: cs(program)?,
+            argv: vec![cs("cat")?],
+            env: Vec::new(),
+            output: null.into(),
+            input: reader.into(),
+        };
+        let pid = namespaces::spawn(&cmd)?;
+        let open = |ns: &str| -> io::Result<std::os::fd::OwnedFd> {
+            Ok(fs::File::open(format!("/proc/{pid}/ns/{ns}"))?.into())
+        };
+        Ok(Holder {
+            pid,
+            user: open("user")?,
+            net: open("net")?,
+            keepalive: Mutex::new(Some(writer)),
+        })
+    }
+
+    fn stop(&self) {
+        drop(
+            self.keepalive
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
+        let _ = reap(self.pid);
     }
 }
 

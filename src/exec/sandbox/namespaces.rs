@@ -10,7 +10,7 @@
 
 use std::ffi::{CString, c_char, c_int, c_ulong, c_void};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
 use nix::libc;
@@ -43,6 +43,11 @@ pub enum Step {
 
 /// What to start and how.
 pub struct Command {
+    /// Namespaces to enter first (user, then network), as open `/proc/<pid>/ns/*` files of
+    /// a process that holds them. Creating a network namespace costs more than everything
+    /// else a sandbox needs, so one is made per build and joined by every command.
+    pub join: Option<(RawFd, Option<RawFd>)>,
+    /// The namespaces to create.
     pub clone_flags: c_int,
     pub steps: Vec<Step>,
     /// Resolved program path as seen inside the sandbox.
@@ -59,6 +64,8 @@ pub struct Command {
 struct Report {
     step: AtomicUsize,
     errno: AtomicI32,
+    /// With `join`: the pid of the command, started by the intermediate child.
+    pid: AtomicI32,
 }
 
 struct Args<'a> {
@@ -66,6 +73,8 @@ struct Args<'a> {
     argv: Vec<*const c_char>,
     env: Vec<*const c_char>,
     report: Report,
+    /// The second stack, for the command when an intermediate child joins namespaces.
+    stack: Vec<u8>,
 }
 
 const STACK_SIZE: usize = 256 * 1024;
@@ -87,32 +96,53 @@ pub fn spawn(command: &Command) -> io::Result<i32> {
         report: Report {
             step: AtomicUsize::new(usize::MAX),
             errno: AtomicI32::new(0),
+            pid: AtomicI32::new(0),
         },
+        stack: vec![0u8; STACK_SIZE],
     };
     let mut stack = vec![0u8; STACK_SIZE];
     // The stack grows down on every architecture Linux runs forge on; keep it 16-aligned.
     let top = (stack.as_mut_ptr() as usize + STACK_SIZE) & !15;
-    // SAFETY: `child` only makes async-signal-safe system calls on data in `args`, which
-    // outlives it: CLONE_VFORK suspends this thread until the child has exec'd or exited.
-    let pid = unsafe {
+    let (entry, flags): (extern "C" fn(*mut c_void) -> c_int, c_int) = match command.join {
+        // The intermediate child joins the namespaces, then starts the command with the
+        // namespaces to create; it exits as soon as the command has exec'd.
+        Some(_) => (join_then_spawn, 0),
+        None => (child, command.clone_flags),
+    };
+    // SAFETY: the children only make async-signal-safe system calls on data in `args`,
+    // which outlives them: CLONE_VFORK suspends this thread until the child has exec'd or
+    // exited (and the intermediate child waits the same way for the command).
+    let first = unsafe {
         libc::clone(
-            child,
+            entry,
             top as *mut c_void,
-            command.clone_flags | libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            flags | libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
             &args as *const Args as *mut c_void,
         )
     };
-    if pid < 0 {
+    if first < 0 {
         return Err(io::Error::last_os_error());
     }
+    let pid = if command.join.is_some() {
+        // The intermediate child has exited; the command is our child (CLONE_PARENT).
+        let mut status = 0;
+        // SAFETY: plain waitpid on our own child.
+        unsafe { libc::waitpid(first, &mut status, 0) };
+        args.report.pid.load(Ordering::SeqCst)
+    } else {
+        first
+    };
     let step = args.report.step.load(Ordering::SeqCst);
     if step != usize::MAX {
         // The child failed before exec and has exited; reap it.
-        let mut status = 0;
-        // SAFETY: plain waitpid on our own child.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
+        if pid > 0 {
+            let mut status = 0;
+            // SAFETY: plain waitpid on our own child.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+        }
         let errno = io::Error::from_raw_os_error(args.report.errno.load(Ordering::SeqCst));
         let what = match command.steps.get(step) {
+            _ if step == JOIN_STEP => "sandbox: cannot join the build's namespaces".to_owned(),
             Some(s) => describe(s),
             None if step == command.steps.len() => {
                 format!("cannot run {}", command.program.to_string_lossy())
@@ -138,6 +168,55 @@ fn describe(step: &Step) -> String {
         Step::Hostname(_) => "sandbox: cannot set the hostname".to_owned(),
         Step::PivotRoot(dir) => format!("sandbox: cannot pivot into {}", dir.to_string_lossy()),
         Step::Chdir(dir) => format!("sandbox: cannot enter {}", dir.to_string_lossy()),
+    }
+}
+
+/// The `step` reported when joining the namespaces failed.
+const JOIN_STEP: usize = usize::MAX - 1;
+
+/// The intermediate child: enters the build's user and network namespaces, then starts the
+/// command as a sibling (CLONE_PARENT), so forge waits for it directly.
+extern "C" fn join_then_spawn(arg: *mut c_void) -> c_int {
+    // SAFETY: as for `child`.
+    let args = unsafe { &*(arg as *const Args) };
+    let cmd = args.command;
+    // SAFETY: raw system calls on open descriptors and the prepared second stack.
+    unsafe {
+        let fail = || -> c_int {
+            args.report
+                .errno
+                .store(*libc::__errno_location(), Ordering::SeqCst);
+            args.report.step.store(JOIN_STEP, Ordering::SeqCst);
+            libc::_exit(127)
+        };
+        let Some((user, net)) = &cmd.join else {
+            return fail();
+        };
+        if libc::setns(*user, libc::CLONE_NEWUSER) != 0 {
+            return fail();
+        }
+        if let Some(net) = net
+            && libc::setns(*net, libc::CLONE_NEWNET) != 0
+        {
+            return fail();
+        }
+        let base = args.stack.as_ptr() as usize;
+        let top = (base + args.stack.len()) & !15;
+        let pid = libc::clone(
+            child,
+            top as *mut c_void,
+            cmd.clone_flags
+                | libc::CLONE_VM
+                | libc::CLONE_VFORK
+                | libc::CLONE_PARENT
+                | libc::SIGCHLD,
+            arg,
+        );
+        if pid < 0 {
+            return fail();
+        }
+        args.report.pid.store(pid, Ordering::SeqCst);
+        libc::_exit(0)
     }
 }
 
