@@ -38,6 +38,7 @@ NOOP_LIMIT_S = 0.25  # no-op build of 5,000 targets
 CLEAN_RATIO = 1.5  # clean build, forge / ninja
 INCREMENTAL_RATIO = 2.0  # rebuild after one leaf source changes, forge / ninja
 MEMORY_LIMIT_MB = 150  # peak RSS of the 5,000-target clean build
+SANDBOXED_RATIO = 2.0  # clean build with every command sandboxed, forge / ninja
 
 
 def deps_of(i, n):
@@ -110,8 +111,9 @@ class Forge:
         self.binary, self.ws, self.jobs, self.env = binary, ws, jobs, env
         self.output_base = None
 
-    def build(self, measure_memory=False):
-        cmd = [self.binary, "--output_base", self.output_base, "build", "-j", str(self.jobs), "//..."]
+    def build(self, measure_memory=False, strategy="local"):
+        cmd = [self.binary, "--output_base", self.output_base, "build", "-j", str(self.jobs),
+               "--spawn_strategy=" + strategy, "//..."]
         if measure_memory:
             cmd = ["/usr/bin/time", "-v"] + cmd
         secs, out = run(cmd, self.ws, self.env)
@@ -194,6 +196,14 @@ def bench(root, n, forge_bin, jobs, runs):
     results["clean"] = (f, k)
     print(fmt_row("clean build", f, k, "target <= %.1fx ninja" % CLEAN_RATIO), flush=True)
 
+    # The same, every command in the sandbox (the other rows run commands locally, as ninja).
+    forge.clean(d, "sandboxed")
+    f = forge.build(strategy="sandboxed")
+    results["sandboxed"] = (f, k)
+    print(fmt_row("clean, sandboxed", f, k, "target <= %.1fx ninja" % SANDBOXED_RATIO), flush=True)
+    forge.clean(d, "main-again")
+    forge.output_base = os.path.join(d, "output_base-main")
+
     # No-op build: nothing changed, median of `runs`.
     fs = [forge.build() for _ in range(runs)]
     ks = [ninja.build() for _ in range(runs)]
@@ -271,6 +281,9 @@ def main():
               fc[0] / kc[0] <= CLEAN_RATIO)
         check("one leaf changed, %d targets, forge/ninja" % n, fi[0] / ki[0], "%.1fx" % INCREMENTAL_RATIO, "x",
               fi[0] / ki[0] <= INCREMENTAL_RATIO)
+        fs, ks = r["sandboxed"]
+        check("clean sandboxed, %d targets, forge/ninja" % n, fs[0] / ks[0], "%.1fx" % SANDBOXED_RATIO, "x",
+              fs[0] / ks[0] <= SANDBOXED_RATIO)
         if n == 5000:
             noop = r["noop"][0][0]
             check("no-op build, 5000 targets (median)", noop, "%.2f s" % NOOP_LIMIT_S, "s", noop < NOOP_LIMIT_S)

@@ -412,3 +412,19 @@ fn without_namespaces_forge_says_so_once_and_does_not_fall_back() {
     let (code, stderr) = run(&["--spawn_strategy=local"]);
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+#[test]
+fn whole_directories_of_inputs_and_the_undeclared_file_among_them() {
+    both_users(|sb| {
+        succeeds(&sb.build("//many:lots", &[]));
+        let listing = sb.read("forge-bin/many/lots.out");
+        let mut expected: Vec<String> = Vec::new();
+        for d in ["d0", "d1", "d2/sub"] {
+            for i in 0..10 {
+                expected.push(format!("./{d}/f{i}.txt"));
+            }
+        }
+        expected.sort();
+        assert_eq!(listing.lines().collect::<Vec<_>>(), expected);
+    });
+}

@@ -320,7 +320,13 @@ impl SandboxRunner {
             binds.push((host, target, flags));
             Ok(())
         };
-        for input in inputs {
+        // Source directories whose every file is an input are mounted whole: one mount for
+        // a thousand files, so setup does not grow with the number of inputs.
+        let (whole_dirs, single) = self.collapse(inputs);
+        for dir in &whole_dirs {
+            add_input(dir, &mut made)?;
+        }
+        for input in single {
             add_input(input, &mut made)?;
             // A tool's runfiles tree travels with it (its files are inputs already).
             if input.starts_with(crate::core::layout::OUT_DIR) {
@@ -346,6 +352,69 @@ impl SandboxRunner {
             writable: writable.into_iter().collect(),
             network,
         })
+    }
+
+    /// Splits `inputs` into source directories that can be mounted whole (every entry in
+    /// them, recursively, is an input) and the inputs outside those.
+    fn collapse<'i>(&self, inputs: &'i [String]) -> (Vec<String>, Vec<&'i String>) {
+        // Directory → how many of its entries are inputs (files, or whole subdirectories).
+        let sources: BTreeSet<&str> = inputs
+            .iter()
+            .map(String::as_str)
+            .filter(|i| !i.starts_with(crate::core::layout::OUT_DIR) && !i.starts_with("external/"))
+            .collect();
+        let mut by_dir: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        for input in &sources {
+            if let Some((dir, name)) = input.rsplit_once('/') {
+                by_dir.entry(dir).or_default().insert(name.to_owned());
+            }
+        }
+        if by_dir.values().all(|names| names.len() < 8) {
+            return (Vec::new(), inputs.iter().collect());
+        }
+        // Deepest first, so a parent sees which subdirectories are whole.
+        let mut dirs: Vec<&str> = by_dir.keys().copied().collect();
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
+        let mut whole: BTreeSet<String> = BTreeSet::new();
+        let mut i = 0;
+        while i < dirs.len() {
+            let dir = dirs[i];
+            i += 1;
+            let Ok(entries) = fs::read_dir(self.config.exec_root.join(dir)) else {
+                continue;
+            };
+            let declared = &by_dir[dir];
+            let complete = entries.flatten().all(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                match e.file_type() {
+                    Ok(t) if t.is_dir() => whole.contains(&format!("{dir}/{name}")),
+                    _ => declared.contains(&name),
+                }
+            });
+            if complete {
+                whole.insert(dir.to_owned());
+                if let Some((parent, name)) = dir.rsplit_once('/') {
+                    let entry = by_dir.entry(parent).or_default();
+                    if entry.insert(name.to_owned()) && entry.len() == 1 {
+                        dirs.push(parent);
+                        dirs[i..].sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
+                    }
+                }
+            }
+        }
+        let covered = |path: &str| {
+            let mut p = path;
+            while let Some((parent, _)) = p.rsplit_once('/') {
+                if whole.contains(parent) {
+                    return true;
+                }
+                p = parent;
+            }
+            false
+        };
+        let top: Vec<String> = whole.iter().filter(|d| !covered(d)).cloned().collect();
+        let single = inputs.iter().filter(|i| !covered(i)).collect();
+        (top, single)
     }
 
     #[allow(clippy::too_many_arguments)]
