@@ -428,3 +428,36 @@ fn whole_directories_of_inputs_and_the_undeclared_file_among_them() {
         assert_eq!(listing.lines().collect::<Vec<_>>(), expected);
     });
 }
+
+#[test]
+fn tools_bring_their_runfiles_and_no_cache_always_runs() {
+    let sb = Sandbox::new(false);
+    succeeds(&sb.build("//tools:greeted", &[]));
+    assert_eq!(
+        sb.read("forge-bin/tools/greeted.out"),
+        "hello from runfiles\n"
+    );
+    let first = sb.build("//tools:uncached", &[]);
+    succeeds(&first);
+    let second = sb.build("//tools:uncached", &[]);
+    assert!(
+        second.stderr.contains("INFO: 1 action executed"),
+        "{}",
+        second.stderr
+    );
+}
+
+#[test]
+fn a_writable_path_is_writable_and_nothing_else_outside() {
+    let sb = Sandbox::new(false);
+    let allowed = tempfile::tempdir().unwrap();
+    let env = format!("--action_env=ALLOWED={}", allowed.path().display());
+    let run = sb.build("//tools:writes_allowed_path", &[&env]);
+    fails_with(&run, &["No such file or directory"]);
+    let writable = format!("--sandbox_writable_path={}", allowed.path().display());
+    succeeds(&sb.build("//tools:writes_allowed_path", &[&env, &writable]));
+    assert_eq!(
+        fs::read_to_string(allowed.path().join("written.txt")).unwrap(),
+        "from-sandbox\n"
+    );
+}

@@ -495,24 +495,7 @@ impl SandboxRunner {
                 &self.config.tmpfs_paths[..],
             )
         };
-        for (host, inside) in mount_pairs {
-            let target = root.join(inside.strip_prefix("/").unwrap_or(inside));
-            fs::create_dir_all(&target)?;
-            let meta = fs::metadata(host)?;
-            steps.push(bind(host, &target, 0)?);
-            steps.push(read_only(&target, self.locked_flags(host, meta.dev()))?);
-        }
-        for host in writable_paths {
-            let target = root.join(host.strip_prefix("/").unwrap_or(host));
-            fs::create_dir_all(&target)?;
-            steps.push(bind(host, &target, 0)?);
-        }
-        for dir in &plan.writable {
-            steps.push(bind(dir, dir, 0)?);
-        }
-        // Everything else in the root is read-only: writes outside the declared outputs fail.
-        let root_locked = self.locked_flags(root, fs::metadata(root)?.dev());
-        steps.push(read_only(root, root_locked)?);
+        // Private tmpfs first, so that paths the user adds below /tmp land inside it.
         let tmpfs = |target: &Path| -> io::Result<Step> {
             Ok(Step::Mount {
                 source: Some(cs("tmpfs")?),
@@ -522,13 +505,37 @@ impl SandboxRunner {
                 data: None,
             })
         };
+        // `mkdir -p` inside the sandbox, for mount points of the user's paths.
+        let make_dirs = |inside: &Path, steps: &mut Vec<Step>| -> io::Result<PathBuf> {
+            let mut target = root.to_path_buf();
+            for part in inside.strip_prefix("/").unwrap_or(inside).components() {
+                target.push(part);
+                steps.push(Step::Mkdir(c(&target)?));
+            }
+            Ok(target)
+        };
         steps.push(tmpfs(&root.join("tmp"))?);
         steps.push(tmpfs(&root.join("dev/shm"))?);
         for path in tmpfs_paths {
-            let target = root.join(path.strip_prefix("/").unwrap_or(path));
-            fs::create_dir_all(&target)?;
+            let target = make_dirs(path, &mut steps)?;
             steps.push(tmpfs(&target)?);
         }
+        for (host, inside) in mount_pairs {
+            let meta = fs::metadata(host)?;
+            let target = make_dirs(inside, &mut steps)?;
+            steps.push(bind(host, &target, 0)?);
+            steps.push(read_only(&target, self.locked_flags(host, meta.dev()))?);
+        }
+        for host in writable_paths {
+            let target = make_dirs(host, &mut steps)?;
+            steps.push(bind(host, &target, 0)?);
+        }
+        for dir in &plan.writable {
+            steps.push(bind(dir, dir, 0)?);
+        }
+        // Everything else in the root is read-only: writes outside the declared outputs fail.
+        let root_locked = self.locked_flags(root, fs::metadata(root)?.dev());
+        steps.push(read_only(root, root_locked)?);
         steps.push(Step::Mount {
             source: Some(cs("proc")?),
             target: c(&root.join("proc"))?,

@@ -39,6 +39,8 @@ pub enum Step {
     /// mounts stay visible.
     PivotRoot(CString),
     Chdir(CString),
+    /// `mkdir`, where it already existing is fine (for mount points inside a fresh tmpfs).
+    Mkdir(CString),
 }
 
 /// What to start and how.
@@ -168,6 +170,7 @@ fn describe(step: &Step) -> String {
         Step::Hostname(_) => "sandbox: cannot set the hostname".to_owned(),
         Step::PivotRoot(dir) => format!("sandbox: cannot pivot into {}", dir.to_string_lossy()),
         Step::Chdir(dir) => format!("sandbox: cannot enter {}", dir.to_string_lossy()),
+        Step::Mkdir(dir) => format!("sandbox: cannot create {}", dir.to_string_lossy()),
     }
 }
 
@@ -280,6 +283,10 @@ extern "C" fn child(arg: *mut c_void) -> c_int {
                         && libc::umount2(dot, libc::MNT_DETACH) == 0
                 }
                 Step::Chdir(dir) => libc::chdir(dir.as_ptr()) == 0,
+                Step::Mkdir(dir) => {
+                    libc::mkdir(dir.as_ptr(), 0o755) == 0
+                        || *libc::__errno_location() == libc::EEXIST
+                }
             };
             if !ok {
                 return fail(i);
