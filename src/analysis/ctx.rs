@@ -288,6 +288,23 @@ fn files_of_or_targets<'v>(
     Ok(out)
 }
 
+/// `declare_file` and `declare_directory`.
+fn declare<'v>(
+    this: &ValueTyped<'v, ActionsValue>,
+    filename: &str,
+    sibling: Option<Value<'v>>,
+    is_directory: bool,
+) -> anyhow::Result<FileValue> {
+    let sibling = match sibling.filter(|s| !s.is_none()) {
+        Some(s) => Some(file_of(s, "sibling")?),
+        None => None,
+    };
+    this.as_ref()
+        .state
+        .borrow_mut()
+        .declare(filename, sibling, is_directory)
+}
+
 #[starlark_module]
 fn actions_methods(builder: &mut MethodsBuilder) {
     /// Declares a file this rule will create, in the rule's package.
@@ -296,14 +313,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
         filename: &str,
         #[starlark(require = named)] sibling: Option<Value<'v>>,
     ) -> anyhow::Result<FileValue> {
-        let sibling = match sibling.filter(|s| !s.is_none()) {
-            Some(s) => Some(file_of(s, "sibling")?),
-            None => None,
-        };
-        this.as_ref()
-            .state
-            .borrow_mut()
-            .declare(filename, sibling, false)
+        declare(&this, filename, sibling, false)
     }
 
     /// Declares a directory this rule will create.
@@ -312,14 +322,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
         filename: &str,
         #[starlark(require = named)] sibling: Option<Value<'v>>,
     ) -> anyhow::Result<FileValue> {
-        let sibling = match sibling.filter(|s| !s.is_none()) {
-            Some(s) => Some(file_of(s, "sibling")?),
-            None => None,
-        };
-        this.as_ref()
-            .state
-            .borrow_mut()
-            .declare(filename, sibling, true)
+        declare(&this, filename, sibling, true)
     }
 
     /// Writes `content` (a string or an Args object) to `output`.

@@ -239,7 +239,7 @@ impl Runner for LocalRunner {
         } else {
             PathBuf::from(program)
         };
-        let (mut reader, writer) = io::pipe()?;
+        let (reader, writer) = io::pipe()?;
         let writer2 = writer.try_clone()?;
         let mut cmd = Command::new(&resolved);
         cmd.arg0(program)
@@ -257,31 +257,49 @@ impl Runner for LocalRunner {
         // `cmd` owns our copies of the pipe's write end; they must be closed for EOF.
         drop(cmd);
         let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
-
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = reader.read_to_end(&mut buf);
-            let _ = tx.send(buf);
-        });
-
-        if !cancel.register(pid) {
-            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-        let timed_out = wait_for_exit(pid, spawn.timeout);
-        // Anything the command left running in its group would outlive the action and could
-        // hold the output pipe open; Bazel kills these too.
-        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-        cancel.unregister(pid);
-        let status = child.wait()?;
-        let output = rx.recv_timeout(PIPE_DRAIN_TIMEOUT).unwrap_or_default();
-        let status = match (timed_out, status.code(), status.signal()) {
-            (Some(t), _, _) => SpawnStatus::TimedOut(t),
-            (None, Some(code), _) => SpawnStatus::Exited(code),
-            (None, None, Some(sig)) => SpawnStatus::Signaled(sig),
-            (None, None, None) => SpawnStatus::Exited(-1),
-        };
+        let (timed_out, output) = supervise(pid, reader, cancel, spawn.timeout);
+        let status = status_of(child.wait()?, timed_out);
         Ok(SpawnOutcome { status, output })
+    }
+}
+
+/// Watches a started command, the leader of its own process group: collects its output,
+/// lets `cancel` reach its group, waits for it to exit (killing it at `timeout`), then kills
+/// whatever it left running in its group — that would outlive the action and could hold the
+/// output pipe open; Bazel kills these too. Returns how long it ran if it timed out, and its
+/// output. The caller reaps it.
+pub(crate) fn supervise(
+    pid: i32,
+    mut reader: io::PipeReader,
+    cancel: &Cancel,
+    timeout: Option<Duration>,
+) -> (Option<Duration>, Vec<u8>) {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = reader.read_to_end(&mut buf);
+        let _ = tx.send(buf);
+    });
+    if !cancel.register(pid) {
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    let timed_out = wait_for_exit(pid, timeout);
+    let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    cancel.unregister(pid);
+    let output = rx.recv_timeout(PIPE_DRAIN_TIMEOUT).unwrap_or_default();
+    (timed_out, output)
+}
+
+/// How a reaped command ended.
+pub(crate) fn status_of(
+    status: std::process::ExitStatus,
+    timed_out: Option<Duration>,
+) -> SpawnStatus {
+    match (timed_out, status.code(), status.signal()) {
+        (Some(t), _, _) => SpawnStatus::TimedOut(t),
+        (None, Some(code), _) => SpawnStatus::Exited(code),
+        (None, None, Some(sig)) => SpawnStatus::Signaled(sig),
+        (None, None, None) => SpawnStatus::Exited(-1),
     }
 }
 

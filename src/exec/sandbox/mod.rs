@@ -15,20 +15,19 @@ mod namespaces;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::CString;
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use nix::libc;
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
 
 use self::namespaces::Step;
-use super::runner::{Cancel, LocalRunner, Runner, Spawn, SpawnOutcome, SpawnStatus};
+use super::runner::{
+    Cancel, LocalRunner, Runner, Spawn, SpawnOutcome, SpawnStatus, status_of, supervise,
+};
 
 /// Where and how to run sandboxed.
 #[derive(Clone, Debug, Default)]
@@ -142,7 +141,7 @@ impl SandboxRunner {
                 true,
             )?;
             let pid = namespaces::spawn(&cmd)?;
-            let status = reap(pid)?;
+            let status = status_of(reap(pid)?, None);
             self.give_back_root(root);
             Ok(status)
         })();
@@ -612,7 +611,7 @@ impl SandboxRunner {
         // Inside, TMPDIR is the private /tmp.
         let mut env = spawn.env.clone();
         env.insert("TMPDIR".to_owned(), "/tmp".to_owned());
-        let (writer, mut reader) = pipe_pair()?;
+        let (writer, reader) = pipe_pair()?;
         let cmd = self.command(&plan, &root, program, spawn.argv, &env, writer, false)?;
         let started = namespaces::spawn(&cmd);
         drop(cmd);
@@ -623,25 +622,10 @@ impl SandboxRunner {
                 return Err(e);
             }
         };
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = reader.read_to_end(&mut buf);
-            let _ = tx.send(buf);
-        });
-        if !cancel.register(pid) {
-            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-        let timed_out = super::runner::wait_for_exit(pid, spawn.timeout);
-        // The command was pid 1 of its namespace: the kernel has killed everything it left.
-        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-        cancel.unregister(pid);
-        let status = match (timed_out, reap(pid)?) {
-            (Some(t), _) => SpawnStatus::TimedOut(t),
-            (None, status) => status,
-        };
-        let mut output = rx.recv_timeout(Duration::from_secs(2)).unwrap_or_default();
-
+        // The command is pid 1 of its namespace: when it ends, the kernel kills everything
+        // it left.
+        let (timed_out, mut output) = supervise(pid, reader, cancel, spawn.timeout);
+        let status = status_of(reap(pid)?, timed_out);
         let mut status = status;
         if status.success() {
             if let Err(violation) = self.collect(&inner, action, spawn.cwd) {
@@ -854,7 +838,7 @@ fn pipe_pair() -> io::Result<(std::os::fd::OwnedFd, io::PipeReader)> {
 }
 
 /// Waits for and reaps `pid`.
-fn reap(pid: i32) -> io::Result<SpawnStatus> {
+fn reap(pid: i32) -> io::Result<std::process::ExitStatus> {
     let mut status = 0;
     loop {
         // SAFETY: waitpid on our own child.
@@ -867,12 +851,7 @@ fn reap(pid: i32) -> io::Result<SpawnStatus> {
             return Err(e);
         }
     }
-    let status = std::process::ExitStatus::from_raw(status);
-    Ok(match (status.code(), status.signal()) {
-        (Some(code), _) => SpawnStatus::Exited(code),
-        (None, Some(sig)) => SpawnStatus::Signaled(sig),
-        (None, None) => SpawnStatus::Exited(-1),
-    })
+    Ok(std::process::ExitStatus::from_raw(status))
 }
 
 fn find_in_path(program: &str, env: &BTreeMap<String, String>) -> Option<String> {
