@@ -23,4 +23,5 @@ pub mod graph;
 pub mod loading;
 pub mod outputs;
 pub mod query;
+pub mod testing;
 pub mod workspace;

@@ -47,6 +47,8 @@ pub struct Analyzed {
     pub is_test: bool,
     /// The rule's `args`, for `forge run` and tests.
     pub args: Vec<String>,
+    /// How to run it, for test rules.
+    pub test: Option<plan::TestSpec>,
 }
 
 /// Settings that change what analysis produces.
@@ -541,6 +543,7 @@ fn analyze_target(
                 Some(AttrValue::StringList(a)) => a.clone(),
                 _ => Vec::new(),
             },
+            test: rule.is_test.then(|| plan::TestSpec::of(&rule.attrs)),
         })
     })
 }

@@ -30,6 +30,8 @@ pub struct BuildPlan {
     pub runfiles: Vec<RunfilesTree>,
     pub packages_loaded: usize,
     pub targets_configured: usize,
+    /// For `forge test`: the test targets the patterns name, test suites expanded.
+    pub tests: Vec<Label>,
 }
 
 /// A requested target, as the commands report or run it.
@@ -42,6 +44,53 @@ pub struct PlannedTarget {
     /// The rule's `args`.
     pub args: Vec<String>,
     pub is_test: bool,
+    /// For test rules: how to run them.
+    pub test: Option<TestSpec>,
+}
+
+/// What `forge test` needs to know about a test target.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct TestSpec {
+    /// `small`, `medium` (the default), `large` or `enormous`.
+    pub size: String,
+    /// `short`, `moderate`, `long` or `eternal`, when given.
+    pub timeout: Option<String>,
+    pub flaky: bool,
+    pub shard_count: u32,
+    pub tags: Vec<String>,
+    /// The rule's `env`.
+    pub env: BTreeMap<String, String>,
+    /// The runfiles tree: `(runfiles path, exec path)`.
+    pub runfiles: Vec<(String, String)>,
+}
+
+impl TestSpec {
+    /// From a (configured) test rule's attributes; the runfiles are filled in later.
+    pub fn of(attrs: &BTreeMap<String, crate::loading::AttrValue>) -> TestSpec {
+        use crate::loading::AttrValue;
+        let string = |name: &str| match attrs.get(name) {
+            Some(AttrValue::String(s)) if !s.is_empty() => Some(s.clone()),
+            _ => None,
+        };
+        TestSpec {
+            size: string("size").unwrap_or_else(|| "medium".to_owned()),
+            timeout: string("timeout"),
+            flaky: matches!(attrs.get("flaky"), Some(AttrValue::Bool(true))),
+            shard_count: match attrs.get("shard_count") {
+                Some(AttrValue::Int(n)) if *n > 0 => *n as u32,
+                _ => 0,
+            },
+            tags: match attrs.get("tags") {
+                Some(AttrValue::StringList(t)) => t.clone(),
+                _ => Vec::new(),
+            },
+            env: match attrs.get("env") {
+                Some(AttrValue::StringDict(d)) => d.iter().cloned().collect(),
+                _ => BTreeMap::new(),
+            },
+            runfiles: Vec::new(),
+        }
+    }
 }
 
 #[derive(Deserialize)]

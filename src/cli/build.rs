@@ -152,9 +152,11 @@ pub struct Built {
     pub plan: BuildPlan,
     /// Keeps the output base locked until the command is done with it.
     pub lock: exec::Lock,
+    /// The runner, for commands that run more (tests); call `cleanup` when done.
+    pub runner: SandboxRunner,
 }
 
-fn key_values(
+pub(crate) fn key_values(
     items: &[String],
     what: &str,
     from_env: bool,
@@ -190,6 +192,7 @@ pub fn build(
     options: &BuildOptions,
     startup: &OutputBaseOptions,
     print_outputs: bool,
+    for_tests: bool,
 ) -> Result<Built, Failure> {
     let started = Instant::now();
     // From the start: a Ctrl-C during loading or analysis stops the build before any action
@@ -225,6 +228,9 @@ pub fn build(
     ];
     identity.extend(patterns.iter().cloned());
     identity.extend(defines.iter().map(|(k, v)| format!("--define={k}={v}")));
+    if for_tests {
+        identity.push("(tests)".to_owned());
+    }
     let identity: Vec<&str> = identity.iter().map(String::as_str).collect();
     let key = PlanCache::key(&identity);
     let plans = PlanCache::new(workspace.output_base.join("cache").join("plans"));
@@ -232,8 +238,14 @@ pub fn build(
     let (plan, reused) = match plans.load(&key) {
         Some(plan) => (plan, true),
         None => {
-            let (plan, plan_errors) =
-                plan_build(&workspace, &cwd_package, patterns, defines, keep_going)?;
+            let (plan, plan_errors) = plan_build(
+                &workspace,
+                &cwd_package,
+                patterns,
+                defines,
+                keep_going,
+                for_tests,
+            )?;
             let deps = fs_deps::take_recording();
             if plan_errors.is_empty() {
                 // A plan that cannot be stored only costs the next command its speed.
@@ -287,7 +299,9 @@ pub fn build(
         &progress,
     )
     .map_err(|e| Failure::failed(e.to_string()))?;
-    runner.cleanup();
+    if !for_tests {
+        runner.cleanup();
+    }
     outputs::link_convenience_symlinks(&workspace)
         .map_err(|e| Failure::failed(format!("cannot create the forge-* links: {e}")))?;
 
@@ -363,6 +377,7 @@ pub fn build(
         exec_root,
         plan,
         lock,
+        runner,
     })
 }
 
@@ -375,6 +390,7 @@ fn plan_build(
     patterns: &[String],
     defines: BTreeMap<String, String>,
     keep_going: bool,
+    for_tests: bool,
 ) -> Result<(BuildPlan, Vec<Diagnostic>), Failure> {
     fs_deps::start_recording();
     // The WORKSPACE file was read before recording started; note it too.
@@ -387,7 +403,28 @@ fn plan_build(
         .map(|p| TargetPatternArg::parse(p, cwd_package))
         .collect::<Result<Vec<_>, Diagnostic>>()
         .map_err(|d| Failure::usage(d.message))?;
-    let (targets, mut errors) = graph.expand_patterns(&args);
+    let (mut targets, mut errors) = graph.expand_patterns(&args);
+    let mut tests = BTreeSet::new();
+    if for_tests {
+        // The tests the patterns name, with test suites replaced by their tests — the query
+        // language's tests(); they are built too, runfiles and all.
+        graph.load_closure(&targets);
+        let set = targets
+            .iter()
+            .map(|l| l.to_string())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let expr = crate::query::parse(&format!("tests(set({set}))"))
+            .map_err(|d| Failure::failed(d.message))?;
+        let mut env = super::query::GraphEnv {
+            graph: &mut graph,
+            cwd: cwd_package.clone(),
+        };
+        let evaluation = crate::query::evaluate(&expr, &mut env, keep_going);
+        errors.extend(evaluation.errors);
+        tests = evaluation.labels;
+        targets.extend(tests.iter().cloned());
+    }
     let closure = graph.load_closure(&targets);
     errors.extend(graph.errors().iter().cloned());
     let closure_list: Vec<Label> = closure.iter().cloned().collect();
@@ -438,9 +475,19 @@ fn plan_build(
                 executable: analyzed.and_then(|a| a.executable.clone()),
                 args: analyzed.map(|a| a.args.clone()).unwrap_or_default(),
                 is_test: analyzed.is_some_and(|a| a.is_test),
+                test: analyzed.and_then(|a| {
+                    let mut spec = a.test.clone()?;
+                    spec.runfiles = a
+                        .runfiles
+                        .as_ref()
+                        .map(|t| t.entries.clone())
+                        .unwrap_or_default();
+                    Some(spec)
+                }),
             },
         );
     }
+    plan.tests = tests.into_iter().collect();
     plan.wanted.retain(|p| p.starts_with(layout::OUT_DIR));
     plan.wanted.sort();
     plan.wanted.dedup();
@@ -467,5 +514,5 @@ fn default_jobs() -> usize {
 }
 
 pub fn run(args: BuildArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Failure> {
-    build(&args.patterns, &args.options, startup, true).map(|_| ExitCode::Success)
+    build(&args.patterns, &args.options, startup, true, false).map(|_| ExitCode::Success)
 }

@@ -6,6 +6,7 @@ mod clean;
 mod info;
 mod query;
 mod run;
+mod test;
 
 use std::path::PathBuf;
 
@@ -50,6 +51,8 @@ enum Command {
     Build(build::BuildArgs),
     /// Builds and runs one executable target: `forge run //pkg:bin -- args`.
     Run(run::RunArgs),
+    /// Builds and runs tests: `forge test //...`.
+    Test(test::TestArgs),
     /// Removes outputs and the local cache (`--expunge`: the whole output base).
     Clean(clean::CleanArgs),
     /// Answers questions about the target graph: `forge query 'deps(//pkg:target)'`.
@@ -125,6 +128,7 @@ pub fn run(args: Vec<String>) -> ExitCode {
     let result = match cli.command {
         Command::Build(args) => build::run(args, &options),
         Command::Run(args) => run::run(args, &options),
+        Command::Test(args) => test::run(args, &options),
         Command::Clean(args) => clean::run(args, &options),
         Command::Query(args) => query::run(args, &options),
         Command::Info(args) => info::run(args, &options),

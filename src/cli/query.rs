@@ -31,9 +31,9 @@ pub struct QueryArgs {
 }
 
 /// The graph seen through the query language's small interface.
-struct GraphEnv<'g, 'l> {
-    graph: &'g mut TargetGraph<'l>,
-    cwd: PackageId,
+pub(crate) struct GraphEnv<'g, 'l> {
+    pub graph: &'g mut TargetGraph<'l>,
+    pub cwd: PackageId,
 }
 
 impl QueryEnv for GraphEnv<'_, '_> {

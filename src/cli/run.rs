@@ -30,6 +30,7 @@ pub fn run(args: RunArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Failu
         &args.options,
         startup,
         true,
+        false,
     )?;
     if built.plan.targets.len() != 1 {
         return Err(Failure::usage(format!(

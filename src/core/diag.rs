@@ -30,6 +30,8 @@ pub enum ExitCode {
     BadCommandLine = 2,
     /// `--keep_going` delivered a partial result.
     PartialSuccess = 3,
+    /// `forge test` found no test to run.
+    NoTestsFound = 4,
     /// Ctrl-C stopped the command.
     Interrupted = 8,
 }

@@ -508,6 +508,7 @@ impl<'a> Ctx<'a> {
             argv,
             env: &env,
             cwd: self.exec_root,
+            workdir: None,
             timeout,
         };
         let result = self.runner.run(&spawn, &self.cancel);

@@ -29,8 +29,25 @@ pub struct Spawn<'a> {
     /// The complete environment; nothing else is inherited.
     pub env: &'a BTreeMap<String, String>,
     pub cwd: &'a Path,
+    /// Where the command starts, relative to the exec root (default: the exec root itself).
+    pub workdir: Option<&'a str>,
     /// Killed (with everything it started) when it runs longer.
     pub timeout: Option<Duration>,
+}
+
+/// In an environment value, stands for the exec root as the command sees it (the real one,
+/// or the sandbox's): absolute paths for commands that need them, such as tests.
+pub const EXEC_ROOT_VAR: &str = "%{exec_root}";
+
+/// `env` with `EXEC_ROOT_VAR` replaced by `exec_root`.
+pub fn expand_exec_root(
+    env: &BTreeMap<String, String>,
+    exec_root: &Path,
+) -> BTreeMap<String, String> {
+    let root = exec_root.display().to_string();
+    env.iter()
+        .map(|(k, v)| (k.clone(), v.replace(EXEC_ROOT_VAR, &root)))
+        .collect()
 }
 
 /// How a command ended.
@@ -245,8 +262,11 @@ impl Runner for LocalRunner {
         cmd.arg0(program)
             .args(&spawn.argv[1..])
             .env_clear()
-            .envs(spawn.env)
-            .current_dir(spawn.cwd)
+            .envs(expand_exec_root(spawn.env, spawn.cwd))
+            .current_dir(match spawn.workdir {
+                Some(dir) => spawn.cwd.join(dir),
+                None => spawn.cwd.to_path_buf(),
+            })
             .stdin(Stdio::null())
             .stdout(writer)
             .stderr(writer2)
@@ -341,6 +361,7 @@ mod tests {
                 argv: &argv,
                 env,
                 cwd: &cwd,
+                workdir: None,
                 timeout: None,
             },
             cancel,
@@ -382,6 +403,7 @@ mod tests {
             argv: &argv,
             env: &env,
             cwd: &cwd,
+            workdir: None,
             timeout: None,
         };
         assert!(LocalRunner.run(&spawn, &Cancel::new()).is_err());

@@ -139,6 +139,7 @@ impl SandboxRunner {
                 &BTreeMap::new(),
                 output,
                 true,
+                None,
             )?;
             let pid = namespaces::spawn(&cmd)?;
             let status = status_of(reap(pid)?, None);
@@ -426,6 +427,7 @@ impl SandboxRunner {
         env: &BTreeMap<String, String>,
         output: std::os::fd::OwnedFd,
         probe: bool,
+        workdir: Option<&str>,
     ) -> io::Result<namespaces::Command> {
         let c = |p: &Path| CString::new(p.as_os_str().as_encoded_bytes()).map_err(io::Error::other);
         let cs = |s: &str| CString::new(s).map_err(io::Error::other);
@@ -556,7 +558,10 @@ impl SandboxRunner {
         } else {
             format!("{INNER_EXEC_ROOT}/{}", self.config.workspace_name)
         };
-        steps.push(Step::Chdir(cs(&cwd)?));
+        match workdir {
+            Some(dir) => steps.push(Step::Chdir(cs(&format!("{cwd}/{dir}"))?)),
+            None => steps.push(Step::Chdir(cs(&cwd)?)),
+        }
 
         // A program with a slash but not absolute is an exec path, relative to the cwd.
         let program = if program.contains('/') && !program.starts_with('/') {
@@ -612,7 +617,18 @@ impl SandboxRunner {
         let mut env = spawn.env.clone();
         env.insert("TMPDIR".to_owned(), "/tmp".to_owned());
         let (writer, reader) = pipe_pair()?;
-        let cmd = self.command(&plan, &root, program, spawn.argv, &env, writer, false)?;
+        let inner_root = format!("{INNER_EXEC_ROOT}/{}", self.config.workspace_name);
+        let env = super::runner::expand_exec_root(&env, Path::new(&inner_root));
+        let cmd = self.command(
+            &plan,
+            &root,
+            program,
+            spawn.argv,
+            &env,
+            writer,
+            false,
+            spawn.workdir,
+        )?;
         let started = namespaces::spawn(&cmd);
         drop(cmd);
         let pid = match started {
@@ -627,8 +643,11 @@ impl SandboxRunner {
         let (timed_out, mut output) = supervise(pid, reader, cancel, spawn.timeout);
         let status = status_of(reap(pid)?, timed_out);
         let mut status = status;
+        // Outputs are copied even from a failed command: a failed test's XML and undeclared
+        // outputs are what its author needs.
+        let collected = self.collect(&inner, action, spawn.cwd);
         if status.success() {
-            if let Err(violation) = self.collect(&inner, action, spawn.cwd) {
+            if let Err(violation) = collected {
                 output.extend_from_slice(violation.as_bytes());
                 status = SpawnStatus::Exited(1);
             }

@@ -1,0 +1,649 @@
+//! Running tests: the test targets of a built plan in; each test run — sharded, repeated,
+//! retried when flaky — in the sandbox with Bazel's test environment, its passing result
+//! cached by everything it depends on, its `test.log` and `test.xml` under
+//! `forge-testlogs/<pkg>/<name>/`; the results out, for the summary.
+
+mod xml;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::analysis::plan::TestSpec;
+use crate::analysis::{Action, ActionKind};
+use crate::core::{Digest, Label, layout};
+use crate::exec::action_cache::{AcEntry, ActionCache, CachedOutput};
+use crate::exec::cas::{Cas, Fetch};
+use crate::exec::runner::{Cancel, EXEC_ROOT_VAR, Runner, Spawn, SpawnStatus};
+use crate::exec::stat_cache::StatCache;
+
+/// How `forge test` was asked to run tests.
+#[derive(Clone, Debug)]
+pub struct TestOptions {
+    /// `--local_test_jobs`.
+    pub jobs: usize,
+    /// `--cache_test_results` (default yes).
+    pub cache_results: bool,
+    /// `--test_timeout`: one value for all, or four for short, moderate, long, eternal.
+    pub timeouts: Option<Vec<u64>>,
+    /// `--flaky_test_attempts`.
+    pub flaky_attempts: Option<u32>,
+    /// `--runs_per_test`.
+    pub runs_per_test: u32,
+    /// `--test_env`.
+    pub env: BTreeMap<String, String>,
+    /// `--test_arg`.
+    pub args: Vec<String>,
+    /// `--test_filter`, passed on as `TESTBRIDGE_TEST_ONLY`.
+    pub filter: Option<String>,
+    /// `--disk_cache`: passing results are kept there too.
+    pub disk_cache: Option<PathBuf>,
+    /// `--test_output=streamed`: tests run one at a time, their output shown as each ends.
+    pub streamed: bool,
+}
+
+/// How one test target ended, as the summary reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Status {
+    Passed,
+    CachedPassed,
+    Flaky,
+    Failed,
+    Timeout,
+    NoStatus,
+}
+
+impl Status {
+    pub fn text(self) -> &'static str {
+        match self {
+            Status::Passed => "PASSED",
+            Status::CachedPassed => "(cached) PASSED",
+            Status::Flaky => "FLAKY",
+            Status::Failed => "FAILED",
+            Status::Timeout => "TIMEOUT",
+            Status::NoStatus => "NO STATUS",
+        }
+    }
+
+    pub fn passed(self) -> bool {
+        matches!(self, Status::Passed | Status::CachedPassed | Status::Flaky)
+    }
+}
+
+/// One run of a test (one shard, one of `--runs_per_test`).
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    pub status: Status,
+    pub duration: Duration,
+    /// Absolute path of its `test.log`.
+    pub log: PathBuf,
+    /// What the test printed (with forge's header), for `--test_output`.
+    pub output: String,
+}
+
+/// One test target's result.
+#[derive(Clone, Debug)]
+pub struct TestResult {
+    pub label: Label,
+    pub status: Status,
+    pub runs: Vec<RunResult>,
+}
+
+impl TestResult {
+    /// Whether any run of it was executed (not from the cache).
+    pub fn executed(&self) -> bool {
+        self.runs.iter().any(|r| r.status != Status::CachedPassed)
+    }
+}
+
+/// Seconds a test may run: `timeout` if given, else from `size`; `--test_timeout` overrides.
+pub fn timeout_of(spec: &TestSpec, overrides: Option<&[u64]>) -> Duration {
+    let class = spec.timeout.as_deref().unwrap_or(match spec.size.as_str() {
+        "small" => "short",
+        "large" => "long",
+        "enormous" => "eternal",
+        _ => "moderate",
+    });
+    let index = match class {
+        "short" => 0,
+        "long" => 2,
+        "eternal" => 3,
+        _ => 1,
+    };
+    let defaults = [60, 300, 900, 3600];
+    let secs = match overrides {
+        Some([one]) => *one,
+        Some(four) if four.len() == 4 => four[index],
+        _ => defaults[index],
+    };
+    Duration::from_secs(secs)
+}
+
+/// The tests to run, and what they share.
+pub struct Tests<'a> {
+    pub exec_root: &'a Path,
+    pub cache_dir: &'a Path,
+    pub workspace_name: &'a str,
+    pub runner: &'a dyn Runner,
+    pub interrupt: &'a AtomicBool,
+    pub options: &'a TestOptions,
+}
+
+/// One unit of work: a shard of a run of a test, with everything needed to run it.
+struct Unit<'a> {
+    label: &'a Label,
+    executable: &'a str,
+    args: &'a [String],
+    spec: &'a TestSpec,
+    shard: Option<(u32, u32)>,
+    run: Option<(u32, u32)>,
+    /// Its testlogs directory, as an exec path.
+    dir: String,
+}
+
+impl Tests<'_> {
+    /// Runs (or finds cached) every test; `targets` are `(label, executable, args, spec)`.
+    pub fn run(
+        &self,
+        targets: &[(Label, String, Vec<String>, TestSpec)],
+        on_done: &(dyn Fn(&TestResult) + Sync),
+    ) -> Vec<TestResult> {
+        let stat = StatCache::load(
+            self.cache_dir.join("stat_cache"),
+            self.exec_root.to_path_buf(),
+        );
+        let mut units_of: Vec<Vec<Unit>> = Vec::new();
+        for (label, exe, args, spec) in targets {
+            let shards = spec.shard_count.max(1);
+            let runs = self.options.runs_per_test.max(1);
+            let mut units = Vec::new();
+            for r in 0..runs {
+                for s in 0..shards {
+                    let shard = (spec.shard_count > 1).then_some((s, shards));
+                    let run = (runs > 1).then_some((r + 1, runs));
+                    let mut dir = format!("{}/{}", layout::testlogs_dir(), label_dir(label));
+                    let sub: Vec<String> = [
+                        shard.map(|(s, n)| format!("shard_{}_of_{n}", s + 1)),
+                        run.map(|(r, n)| format!("run_{r}_of_{n}")),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                    if !sub.is_empty() {
+                        dir = format!("{dir}/{}", sub.join("_"));
+                    }
+                    units.push(Unit {
+                        label,
+                        executable: exe,
+                        args,
+                        spec,
+                        shard,
+                        run,
+                        dir,
+                    });
+                }
+            }
+            units_of.push(units);
+        }
+        // Work through the units on `jobs` threads; each target's result when all are done.
+        let queue: Mutex<Vec<(usize, usize)>> = Mutex::new(
+            units_of
+                .iter()
+                .enumerate()
+                .flat_map(|(t, units)| (0..units.len()).map(move |u| (t, u)))
+                .rev()
+                .collect(),
+        );
+        let results: Mutex<Vec<Vec<Option<RunResult>>>> = Mutex::new(
+            units_of
+                .iter()
+                .map(|units| vec![None; units.len()])
+                .collect(),
+        );
+        let finished: Mutex<Vec<Option<TestResult>>> = Mutex::new(vec![None; units_of.len()]);
+        let cancel = Cancel::new();
+        let done = AtomicBool::new(false);
+        let jobs = if self.options.streamed {
+            1
+        } else {
+            self.options.jobs.max(1)
+        };
+        std::thread::scope(|scope| {
+            // Ctrl-C: stop what runs, start nothing new.
+            scope.spawn(|| {
+                while !done.load(Ordering::SeqCst) {
+                    if self.interrupt.load(Ordering::SeqCst) {
+                        cancel.cancel();
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            });
+            let workers: Vec<_> = (0..jobs)
+                .map(|_| {
+                    scope.spawn(|| {
+                        loop {
+                            let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                            let Some((t, u)) = next else { break };
+                            let result = if cancel.is_cancelled() {
+                                None
+                            } else {
+                                Some(self.run_unit(&units_of[t][u], &stat, &cancel))
+                            };
+                            let mut all = results.lock().unwrap_or_else(|e| e.into_inner());
+                            all[t][u] = Some(result.unwrap_or_else(|| RunResult {
+                                status: Status::NoStatus,
+                                duration: Duration::ZERO,
+                                log: PathBuf::new(),
+                                output: String::new(),
+                            }));
+                            if all[t].iter().all(Option::is_some) {
+                                let runs: Vec<RunResult> =
+                                    all[t].iter().flatten().cloned().collect();
+                                drop(all);
+                                let target = TestResult {
+                                    label: units_of[t][0].label.clone(),
+                                    status: overall(&runs),
+                                    runs,
+                                };
+                                on_done(&target);
+                                finished.lock().unwrap_or_else(|e| e.into_inner())[t] =
+                                    Some(target);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for w in workers {
+                let _ = w.join();
+            }
+            done.store(true, Ordering::SeqCst);
+        });
+        let _ = stat.save();
+        let mut out: Vec<TestResult> = finished
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .into_iter()
+            .flatten()
+            .collect();
+        out.sort_by(|a, b| a.label.cmp(&b.label));
+        out
+    }
+
+    fn run_unit(&self, unit: &Unit, stat: &StatCache, cancel: &Cancel) -> RunResult {
+        let log = self.exec_root.join(&unit.dir).join("test.log");
+        let env = self.environment(unit);
+        let mut argv = vec![unit.executable.to_owned()];
+        argv.extend(
+            unit.args
+                .iter()
+                .flat_map(|a| shlex::split(a).unwrap_or_else(|| vec![a.clone()])),
+        );
+        argv.extend(self.options.args.iter().cloned());
+        let timeout = timeout_of(unit.spec, self.options.timeouts.as_deref());
+        let key = self.key(unit, &argv, &env, timeout, stat);
+        let external = unit.spec.tags.iter().any(|t| t == "external");
+        let cacheable = self.options.cache_results && !external;
+        if cacheable
+            && let Some(key) = &key
+            && let Some(cached) = self.lookup(unit, key)
+        {
+            return RunResult {
+                status: Status::CachedPassed,
+                duration: cached,
+                log,
+                output: String::new(),
+            };
+        }
+
+        let attempts = match (unit.spec.flaky, self.options.flaky_attempts) {
+            (_, Some(n)) => n.max(1),
+            (true, None) => 3,
+            (false, None) => 1,
+        };
+        let mut failed_before = false;
+        let mut last = None;
+        for _ in 0..attempts {
+            let result = self.execute(unit, &argv, &env, timeout, cancel);
+            let passed = result.status == Status::Passed;
+            last = Some(result);
+            if passed || cancel.is_cancelled() {
+                break;
+            }
+            failed_before = true;
+        }
+        let mut result = last.expect("at least one attempt");
+        if result.status == Status::Passed {
+            if failed_before {
+                // A pass after a failure is not a pass: never cached, reported FLAKY.
+                result.status = Status::Flaky;
+            } else if cacheable && let Some(key) = &key {
+                let _ = self.store(unit, key, result.duration);
+            }
+        }
+        result
+    }
+
+    /// Bazel's test environment. Paths use `EXEC_ROOT_VAR`, which the runner replaces with
+    /// the exec root as the test sees it.
+    fn environment(&self, unit: &Unit) -> BTreeMap<String, String> {
+        let root = EXEC_ROOT_VAR;
+        let dir = format!("{root}/{}", unit.dir);
+        let runfiles = format!("{root}/{}.runfiles", unit.executable);
+        let mut env = BTreeMap::new();
+        let mut set = |k: &str, v: String| {
+            env.insert(k.to_owned(), v);
+        };
+        set("PATH", crate::exec::FIXED_PATH.to_owned());
+        set("LANG", "C".to_owned());
+        set("TZ", "UTC".to_owned());
+        set("TEST_SRCDIR", runfiles.clone());
+        set("RUNFILES_DIR", runfiles.clone());
+        set("PYTHON_RUNFILES", runfiles);
+        set("TEST_WORKSPACE", self.workspace_name.to_owned());
+        set("TEST_TARGET", unit.label.to_string());
+        set("TEST_BINARY", short_path(unit.executable));
+        set("TEST_TMPDIR", format!("{dir}/_tmp"));
+        set("TMPDIR", format!("{dir}/_tmp"));
+        set("XML_OUTPUT_FILE", format!("{dir}/test.xml"));
+        set("TEST_UNDECLARED_OUTPUTS_DIR", format!("{dir}/test.outputs"));
+        set("TEST_SIZE", unit.spec.size.clone());
+        set(
+            "TEST_TIMEOUT",
+            timeout_of(unit.spec, self.options.timeouts.as_deref())
+                .as_secs()
+                .to_string(),
+        );
+        if let Some((index, total)) = unit.shard {
+            set("TEST_TOTAL_SHARDS", total.to_string());
+            set("TEST_SHARD_INDEX", index.to_string());
+            set("TEST_SHARD_STATUS_FILE", format!("{dir}/test.shard_status"));
+        }
+        if let Some((number, _)) = unit.run {
+            set("TEST_RUN_NUMBER", number.to_string());
+        }
+        if let Some(filter) = &self.options.filter {
+            set("TESTBRIDGE_TEST_ONLY", filter.clone());
+        }
+        for (k, v) in unit.spec.env.iter().chain(&self.options.env) {
+            set(k, v.clone());
+        }
+        env
+    }
+
+    /// What a cached result must match: the test's program and every runfile by content, its
+    /// command line, environment and time limit. `None` if an input cannot be read.
+    fn key(
+        &self,
+        unit: &Unit,
+        argv: &[String],
+        env: &BTreeMap<String, String>,
+        timeout: Duration,
+        stat: &StatCache,
+    ) -> Option<Digest> {
+        let mut text = format!("forge-test-1\0{}\0{}\0", unit.label, timeout.as_secs());
+        for a in argv {
+            text.push_str(a);
+            text.push('\0');
+        }
+        for (k, v) in env {
+            text.push_str(&format!("{k}={v}\0"));
+        }
+        text.push_str(&format!(
+            "{}\0{}\0",
+            unit.executable,
+            stat.digest(unit.executable).ok()?.to_hex()
+        ));
+        for (rf, exec) in &unit.spec.runfiles {
+            let digest = match stat.digest(exec) {
+                Ok(d) => d.to_hex(),
+                // A directory (a tree output) is keyed by its path alone: its files are
+                // outputs of actions whose keys already changed if they did.
+                Err(_) if self.exec_root.join(exec).is_dir() => "dir".to_owned(),
+                Err(_) => return None,
+            };
+            text.push_str(&format!("{rf}\0{digest}\0"));
+        }
+        Some(Digest::of_bytes(text.as_bytes()))
+    }
+
+    fn stores(&self) -> Vec<(Cas, ActionCache)> {
+        std::iter::once(self.cache_dir)
+            .chain(self.options.disk_cache.as_deref())
+            .map(|d| (Cas::new(d.join("cas")), ActionCache::new(d.join("tests"))))
+            .collect()
+    }
+
+    /// Restores a cached pass into the testlogs; its duration.
+    fn lookup(&self, unit: &Unit, key: &Digest) -> Option<Duration> {
+        for (cas, ac) in self.stores() {
+            let Some(entry) = ac.get(key) else {
+                continue;
+            };
+            let dir = self.exec_root.join(&unit.dir);
+            if clear_dir(&dir).is_err() {
+                return None;
+            }
+            let mut duration = None;
+            let mut complete = true;
+            for out in &entry.outputs {
+                let dest = self.exec_root.join(&out.path);
+                match cas.materialize(&out.digest, &dest, 0o644) {
+                    Ok(Fetch::Done) => {}
+                    _ => complete = false,
+                }
+                if out.path.ends_with("test.cache_status") {
+                    duration = fs::read_to_string(&dest)
+                        .ok()
+                        .and_then(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok());
+                }
+            }
+            if complete {
+                return Some(Duration::from_secs_f64(duration.unwrap_or(0.0)));
+            }
+        }
+        None
+    }
+
+    fn store(&self, unit: &Unit, key: &Digest, duration: Duration) -> io::Result<()> {
+        let dir = self.exec_root.join(&unit.dir);
+        fs::write(
+            dir.join("test.cache_status"),
+            format!("PASSED {:.3}\n", duration.as_secs_f64()),
+        )?;
+        let mut outputs = Vec::new();
+        for name in ["test.cache_status", "test.log", "test.xml"] {
+            let path = dir.join(name);
+            let digest = Digest::of_file(&path)?;
+            outputs.push((
+                path,
+                CachedOutput {
+                    path: format!("{}/{name}", unit.dir),
+                    digest,
+                    executable: false,
+                    tree: false,
+                },
+            ));
+        }
+        for (cas, ac) in self.stores() {
+            for (path, out) in &outputs {
+                // A copy, not a link: the testlogs are the user's to move and edit.
+                let data = fs::read(path)?;
+                cas.put_bytes(&data)?;
+                debug_assert_eq!(Digest::of_bytes(&data), out.digest);
+            }
+            ac.put(
+                key,
+                &AcEntry {
+                    outputs: outputs.iter().map(|(_, o)| o.clone()).collect(),
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Runs the test once; writes `test.log` and `test.xml`.
+    fn execute(
+        &self,
+        unit: &Unit,
+        argv: &[String],
+        env: &BTreeMap<String, String>,
+        timeout: Duration,
+        cancel: &Cancel,
+    ) -> RunResult {
+        let dir = self.exec_root.join(&unit.dir);
+        let log = dir.join("test.log");
+        let mut inputs: Vec<String> = std::iter::once(unit.executable.to_owned())
+            .chain(unit.spec.runfiles.iter().map(|(_, e)| e.clone()))
+            .collect();
+        inputs.sort();
+        inputs.dedup();
+        let out = |name: &str| format!("{}/{name}", unit.dir);
+        let mut outputs = vec![
+            out("test.xml"),
+            out("test.outputs"),
+            out("_tmp"),
+            out("test.shard_status"),
+        ];
+        outputs.sort();
+        let action = Action {
+            owner: unit.label.clone(),
+            mnemonic: "TestRunner".to_owned(),
+            progress_message: format!("Testing {}", unit.label),
+            kind: ActionKind::Run {
+                argv: argv.to_vec(),
+            },
+            inputs,
+            outputs,
+            directory_outputs: vec![out("test.outputs"), out("_tmp")],
+            env: BTreeMap::new(),
+            requirements: unit
+                .spec
+                .tags
+                .iter()
+                .filter(|t| ["no-sandbox", "local", "requires-network"].contains(&t.as_str()))
+                .cloned()
+                .collect(),
+        };
+        let prepared = clear_dir(&dir)
+            .and_then(|()| fs::create_dir_all(dir.join("_tmp")))
+            .and_then(|()| fs::create_dir_all(dir.join("test.outputs")));
+        let workdir = format!("{}.runfiles/{}", unit.executable, self.workspace_name);
+        let started = Instant::now();
+        let outcome = prepared.and_then(|()| {
+            self.runner.run(
+                &Spawn {
+                    action: &action,
+                    argv,
+                    env,
+                    cwd: self.exec_root,
+                    workdir: Some(&workdir),
+                    timeout: Some(timeout),
+                },
+                cancel,
+            )
+        });
+        let duration = started.elapsed();
+        let _ = fs::remove_dir_all(dir.join("_tmp"));
+        let (status, output, message) = match outcome {
+            Ok(o) => {
+                let status = match o.status {
+                    SpawnStatus::Exited(0) => Status::Passed,
+                    SpawnStatus::TimedOut(_) => Status::Timeout,
+                    _ => Status::Failed,
+                };
+                let message = match o.status {
+                    SpawnStatus::Exited(code) => format!("exited with error code {code}"),
+                    other => other.to_string(),
+                };
+                (
+                    status,
+                    String::from_utf8_lossy(&o.output).into_owned(),
+                    message,
+                )
+            }
+            Err(e) => (
+                Status::Failed,
+                format!("forge could not run the test: {e}\n"),
+                e.to_string(),
+            ),
+        };
+        let status = if cancel.is_cancelled() {
+            Status::NoStatus
+        } else {
+            status
+        };
+        let text = format!(
+            "exec ${{PAGER:-/usr/bin/less}} \"$0\" || exit 1\nExecuting tests from {}\n{}\n{output}",
+            unit.label,
+            "-".repeat(77)
+        );
+        let _ = fs::create_dir_all(&dir).and_then(|()| fs::write(&log, &text));
+        let xml_path = dir.join("test.xml");
+        let own_xml = fs::metadata(&xml_path).is_ok_and(|m| m.len() > 0);
+        if !own_xml {
+            let name = label_dir(unit.label);
+            let error = (status != Status::Passed).then_some(message.as_str());
+            let _ = fs::write(&xml_path, xml::generated(&name, duration, error, &text));
+        }
+        RunResult {
+            status,
+            duration,
+            log,
+            output: text,
+        }
+    }
+}
+
+/// `pkg/name` of a label, as testlogs and XML name it.
+fn label_dir(label: &Label) -> String {
+    if label.package.is_empty() {
+        label.name.clone()
+    } else {
+        format!("{}/{}", label.package, label.name)
+    }
+}
+
+/// `pkg/name` from `forge-out/<config>/bin/pkg/name`.
+fn short_path(exec_path: &str) -> String {
+    let bin = format!("{}/", layout::bin_dir());
+    exec_path.strip_prefix(&bin).unwrap_or(exec_path).to_owned()
+}
+
+/// Removes what an earlier run left in a testlogs directory (outputs are read-only there
+/// only if a sandbox copied them so; make them removable first) and makes it anew.
+fn clear_dir(dir: &Path) -> io::Result<()> {
+    if dir.exists() {
+        for entry in walkdir::WalkDir::new(dir).into_iter().flatten() {
+            if entry.file_type().is_dir() {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = fs::set_permissions(entry.path(), fs::Permissions::from_mode(0o755));
+            }
+        }
+        fs::remove_dir_all(dir)?;
+    }
+    fs::create_dir_all(dir)
+}
+
+/// A target's status from its runs: any timeout or failure wins, then flakiness; all cached
+/// is a cached pass.
+fn overall(runs: &[RunResult]) -> Status {
+    let worst = |s: Status| runs.iter().any(|r| r.status == s);
+    if worst(Status::NoStatus) {
+        Status::NoStatus
+    } else if worst(Status::Timeout) {
+        Status::Timeout
+    } else if worst(Status::Failed) {
+        Status::Failed
+    } else if worst(Status::Flaky) {
+        Status::Flaky
+    } else if runs.iter().all(|r| r.status == Status::CachedPassed) {
+        Status::CachedPassed
+    } else {
+        Status::Passed
+    }
+}
