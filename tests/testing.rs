@@ -365,3 +365,33 @@ fn a_shared_disk_cache_makes_a_fresh_checkout_report_every_test_cached() {
     );
     assert!(Path::new(&ci.root().join("forge-testlogs/hello_test/test.log")).exists());
 }
+
+#[test]
+fn test_output_all_and_streamed() {
+    let ws = Workspace::fixture("testing");
+    let run = ws.forge(&["test", "--test_output=all", "//pkg:pass_test"]);
+    assert_eq!(run.code, 0, "{}", run.both());
+    assert!(
+        run.stderr
+            .contains("==================== Test output for //pkg:pass_test:\nexec ${PAGER"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("all good\n"), "{}", run.stderr);
+    let run = ws.forge(&[
+        "test",
+        "--test_output=streamed",
+        "--nocache_test_results",
+        "//pkg:pass_test",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.both());
+    assert_eq!(
+        run.stderr.matches("all good\n").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    // Without --test_output, a passing test's output stays in its log.
+    let run = ws.forge(&["test", "--nocache_test_results", "//pkg:pass_test"]);
+    assert!(!run.stderr.contains("all good"), "{}", run.stderr);
+}

@@ -509,6 +509,7 @@ impl<'a> Ctx<'a> {
             env: &env,
             cwd: self.exec_root,
             workdir: None,
+            stream: false,
             timeout,
         };
         let result = self.runner.run(&spawn, &self.cancel);

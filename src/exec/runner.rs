@@ -33,6 +33,8 @@ pub struct Spawn<'a> {
     pub workdir: Option<&'a str>,
     /// Killed (with everything it started) when it runs longer.
     pub timeout: Option<Duration>,
+    /// Also copy the output to stderr as it comes (`--test_output=streamed`).
+    pub stream: bool,
 }
 
 /// In an environment value, stands for the exec root as the command sees it (the real one,
@@ -277,7 +279,7 @@ impl Runner for LocalRunner {
         // `cmd` owns our copies of the pipe's write end; they must be closed for EOF.
         drop(cmd);
         let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
-        let (timed_out, output) = supervise(pid, reader, cancel, spawn.timeout);
+        let (timed_out, output) = supervise(pid, reader, cancel, spawn);
         let status = status_of(child.wait()?, timed_out);
         Ok(SpawnOutcome { status, output })
     }
@@ -292,14 +294,28 @@ pub(crate) fn supervise(
     pid: i32,
     mut reader: io::PipeReader,
     cancel: &Cancel,
-    timeout: Option<Duration>,
+    spawn: &Spawn,
 ) -> (Option<Duration>, Vec<u8>) {
     let (tx, rx) = mpsc::channel();
+    let stream = spawn.stream;
     std::thread::spawn(move || {
         let mut buf = Vec::new();
-        let _ = reader.read_to_end(&mut buf);
+        if stream {
+            let mut chunk = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                use std::io::Write;
+                let _ = io::stderr().write_all(&chunk[..n]);
+                buf.extend_from_slice(&chunk[..n]);
+            }
+        } else {
+            let _ = reader.read_to_end(&mut buf);
+        }
         let _ = tx.send(buf);
     });
+    let timeout = spawn.timeout;
     if !cancel.register(pid) {
         let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
     }
@@ -362,6 +378,7 @@ mod tests {
                 env,
                 cwd: &cwd,
                 workdir: None,
+                stream: false,
                 timeout: None,
             },
             cancel,
@@ -404,6 +421,7 @@ mod tests {
             env: &env,
             cwd: &cwd,
             workdir: None,
+            stream: false,
             timeout: None,
         };
         assert!(LocalRunner.run(&spawn, &Cancel::new()).is_err());

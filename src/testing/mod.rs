@@ -542,6 +542,7 @@ impl Tests<'_> {
                     env,
                     cwd: self.exec_root,
                     workdir: Some(&workdir),
+                    stream: self.options.streamed,
                     timeout: Some(timeout),
                 },
                 cancel,

@@ -640,7 +640,7 @@ impl SandboxRunner {
         };
         // The command is pid 1 of its namespace: when it ends, the kernel kills everything
         // it left.
-        let (timed_out, mut output) = supervise(pid, reader, cancel, spawn.timeout);
+        let (timed_out, mut output) = supervise(pid, reader, cancel, spawn);
         let status = status_of(reap(pid)?, timed_out);
         let mut status = status;
         // Outputs are copied even from a failed command: a failed test's XML and undeclared
