@@ -206,4 +206,11 @@ fn the_readme_main_command_builds_and_runs_the_example() {
         "{}",
         again.stderr
     );
+    // The README's test commands: a pass, then a cached pass.
+    let test = ws.forge(&["test", "//..."]);
+    assert_eq!(test.code, 0, "{}", test.both());
+    assert!(test.stderr.contains("//app:hello_test "), "{}", test.stderr);
+    assert!(test.stderr.contains(" PASSED in "), "{}", test.stderr);
+    let cached = ws.forge(&["test", "//..."]);
+    assert!(cached.stderr.contains("(cached) PASSED"), "{}", cached.stderr);
 }
