@@ -11,6 +11,7 @@
 //! analysis   rule implementations run over the graph        -> Actions, providers, runfiles
 //! exec       actions run in parallel, cached by content     -> outputs on disk
 //! outputs    exec root, runfiles trees, convenience links   -> the tree users see
+//! remote     the shared cache (Bazel HTTP cache, REAPI gRPC) -> results from other machines
 //! ```
 //!
 //! `core` holds the vocabulary every phase shares (labels, patterns, diagnostics).
@@ -19,9 +20,11 @@ pub mod analysis;
 pub mod cli;
 pub mod core;
 pub mod exec;
+pub mod fetch;
 pub mod graph;
 pub mod loading;
 pub mod outputs;
 pub mod query;
+pub mod remote;
 pub mod testing;
 pub mod workspace;

@@ -212,5 +212,9 @@ fn the_readme_main_command_builds_and_runs_the_example() {
     assert!(test.stderr.contains("//app:hello_test "), "{}", test.stderr);
     assert!(test.stderr.contains(" PASSED in "), "{}", test.stderr);
     let cached = ws.forge(&["test", "//..."]);
-    assert!(cached.stderr.contains("(cached) PASSED"), "{}", cached.stderr);
+    assert!(
+        cached.stderr.contains("(cached) PASSED"),
+        "{}",
+        cached.stderr
+    );
 }

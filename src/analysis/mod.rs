@@ -516,6 +516,14 @@ fn analyze_target(
                 for f in files.to_list() {
                     if let Some(f) = f.downcast_ref::<FileValue>() {
                         entries.insert(f.runfiles_path(&workspace_name), f.path.clone());
+                        // External files also appear under `<ws>/external/<repo>/`, as with
+                        // Bazel's --legacy_external_runfiles (on by default).
+                        if let Some(external) = f.short_path.strip_prefix("../") {
+                            entries.insert(
+                                format!("{workspace_name}/external/{external}"),
+                                f.path.clone(),
+                            );
+                        }
                     }
                 }
             }

@@ -25,9 +25,25 @@ pub struct BuildOptions {
     #[command(flatten)]
     pub common: CommonOptions,
 
+    #[command(flatten)]
+    pub remote: super::remote::RemoteOptions,
+
     /// A directory holding an action cache and content store shared between workspaces.
     #[arg(long = "disk_cache", alias = "disk-cache", value_name = "DIR")]
     pub disk_cache: Option<PathBuf>,
+
+    /// Where downloads of external repositories are kept, by sha256 (default: shared by
+    /// all workspaces of the user).
+    #[arg(
+        long = "repository_cache",
+        alias = "repository-cache",
+        value_name = "DIR"
+    )]
+    pub repository_cache: Option<PathBuf>,
+
+    /// A directory searched for archives (by file name) before downloading them.
+    #[arg(long = "distdir", value_name = "DIR")]
+    pub distdir: Vec<PathBuf>,
 
     /// Pass an environment variable to actions: `NAME=VALUE`, or `NAME` to pass its value.
     #[arg(long = "action_env", alias = "action-env", value_name = "NAME[=VALUE]")]
@@ -82,6 +98,15 @@ pub struct BuildOptions {
         value_name = "SOURCE[:TARGET]"
     )]
     pub sandbox_add_mount_pair: Vec<String>,
+}
+
+impl BuildOptions {
+    pub fn fetch_options(&self) -> crate::fetch::FetchOptions {
+        crate::fetch::FetchOptions {
+            repository_cache: self.repository_cache.clone(),
+            distdirs: self.distdir.clone(),
+        }
+    }
 }
 
 /// `sandboxed`/`local` and their Bazel spellings: true for sandboxed.
@@ -202,6 +227,7 @@ pub fn build(
     let keep_going = options.common.keep_going && !options.common.no_keep_going;
     let action_env = key_values(&options.action_env, "action_env", true)?;
     let defines = key_values(&options.define, "define", false)?;
+    let remote = options.remote.client()?;
     if patterns.is_empty() {
         return Err(Failure::usage(
             "no targets given: name at least one, e.g. `forge build //...`",
@@ -231,6 +257,8 @@ pub fn build(
     if for_tests {
         identity.push("(tests)".to_owned());
     }
+    // The repositories WORKSPACE declares (also through the .bzl files it loads).
+    identity.push(serde_json::to_string(&workspace.repositories).unwrap_or_default());
     let identity: Vec<&str> = identity.iter().map(String::as_str).collect();
     let key = PlanCache::key(&identity);
     let plans = PlanCache::new(workspace.output_base.join("cache").join("plans"));
@@ -245,6 +273,7 @@ pub fn build(
                 defines,
                 keep_going,
                 for_tests,
+                &options.fetch_options(),
             )?;
             let deps = fs_deps::take_recording();
             if plan_errors.is_empty() {
@@ -288,6 +317,7 @@ pub fn build(
         jobs: options.common.jobs.unwrap_or_else(default_jobs),
         keep_going,
         action_env,
+        remote,
     };
     let runner = sandbox_runner(options, &workspace, &exec_root)?;
     let progress = ConsoleProgress::stderr();
@@ -351,8 +381,12 @@ pub fn build(
     } else {
         String::new()
     };
+    let remote = match &exec_config.remote {
+        Some(_) => format!(" {} from the remote cache.", result.remote_hits),
+        None => String::new(),
+    };
     eprintln!(
-        "INFO: {} executed, {} from the cache, {} already up to date.{strategies}",
+        "INFO: {} executed, {} from the cache, {} already up to date.{remote}{strategies}",
         plural(result.executed, "action", "actions"),
         result.cache_hits,
         result.up_to_date
@@ -391,11 +425,12 @@ fn plan_build(
     defines: BTreeMap<String, String>,
     keep_going: bool,
     for_tests: bool,
+    fetch: &crate::fetch::FetchOptions,
 ) -> Result<(BuildPlan, Vec<Diagnostic>), Failure> {
     fs_deps::start_recording();
     // The WORKSPACE file was read before recording started; note it too.
     let _ = fs_deps::read_to_string(&workspace.workspace_file);
-    let loader = Loader::new(workspace.clone()).map_err(Failure::from)?;
+    let loader = Loader::with_fetch_options(workspace.clone(), fetch).map_err(Failure::from)?;
     let mut graph = TargetGraph::new(&loader);
 
     let args = patterns

@@ -3,8 +3,10 @@
 
 mod build;
 mod clean;
+mod fetch;
 mod info;
 mod query;
+mod remote;
 mod run;
 mod test;
 
@@ -51,6 +53,8 @@ enum Command {
     Build(build::BuildArgs),
     /// Builds and runs one executable target: `forge run //pkg:bin -- args`.
     Run(run::RunArgs),
+    /// Fetches the external repositories that targets need: `forge fetch //...`.
+    Fetch(fetch::FetchArgs),
     /// Builds and runs tests: `forge test //...`.
     Test(test::TestArgs),
     /// Removes outputs and the local cache (`--expunge`: the whole output base).
@@ -129,6 +133,7 @@ pub fn run(args: Vec<String>) -> ExitCode {
         Command::Build(args) => build::run(args, &options),
         Command::Run(args) => run::run(args, &options),
         Command::Test(args) => test::run(args, &options),
+        Command::Fetch(args) => fetch::run(args, &options),
         Command::Clean(args) => clean::run(args, &options),
         Command::Query(args) => query::run(args, &options),
         Command::Info(args) => info::run(args, &options),

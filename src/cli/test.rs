@@ -248,6 +248,7 @@ pub fn run(args: TestArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Fail
             }
         }
     };
+    let remote = args.options.remote.client()?;
     let tests = Tests {
         exec_root: &built.exec_root,
         cache_dir: &built.workspace.output_base.join("cache"),
@@ -255,6 +256,7 @@ pub fn run(args: TestArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Fail
         runner: &built.runner,
         interrupt: crate::exec::interrupt_flag(),
         options: &options,
+        remote: remote.as_deref(),
     };
     let results = tests.run(&targets, &show);
     built.runner.cleanup();

@@ -4,7 +4,8 @@
 //!
 //! Layout under `ExecConfig::cache_dir`: `cas/` (blobs by BLAKE3), `ac/` (action key → outputs),
 //! `stat_cache` (path → stat → digest, plus what we last wrote at each output path) and
-//! `tmp/` (per-action `TMPDIR`s). A `--disk_cache` directory has its own `cas/` and `ac/`.
+//! `tmp/` (per-action `TMPDIR`s). A `--disk_cache` directory has its own `cas/` and `ac/`; a
+//! `--remote_cache` server is the third tier (see `crate::remote`).
 
 pub mod action_cache;
 pub mod cas;
@@ -25,10 +26,12 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use crate::analysis::Action;
 use crate::core::Label;
+use crate::remote::RemoteCache;
 
 pub use interrupt::{clear_interrupt, install_interrupt_handler, interrupt_flag};
 pub use lock::{Lock, lock_output_base, lock_output_base_with};
@@ -55,6 +58,9 @@ pub struct ExecConfig {
     pub action_env: BTreeMap<String, String>,
     /// The workspace, to recognise absolute paths into it in error messages.
     pub workspace_root: Option<PathBuf>,
+    /// `--remote_cache`: consulted after the local and disk caches miss, filled after local
+    /// executions.
+    pub remote: Option<Arc<RemoteCache>>,
 }
 
 /// What a build did.
@@ -62,8 +68,10 @@ pub struct ExecConfig {
 pub struct ExecResult {
     /// Actions that were executed (run or performed in-process), including ones that failed.
     pub executed: usize,
-    /// Actions whose outputs came from the local or disk action cache.
+    /// Actions whose outputs came from a cache: local, disk or remote.
     pub cache_hits: usize,
+    /// Of `cache_hits`, those that came from the remote cache.
+    pub remote_hits: usize,
     /// Actions skipped because their outputs on disk were already right.
     pub up_to_date: usize,
     /// In the order of the `actions` slice, whatever the number of jobs.

@@ -2,6 +2,10 @@
 //! their digests out — by finding them already right, by restoring them from the action cache,
 //! or by executing the action (a command through the `Runner`, or in-process for writes,
 //! template expansions and symlinks) and recording the results in the caches.
+//!
+//! Cache tiers, in order: the local store, the `--disk_cache`, the `--remote_cache`. A remote
+//! hit is written into the local store and restored from there; a local execution is
+//! uploaded. Actions with directory outputs are not cached remotely (they run).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -22,6 +26,7 @@ use crate::exec::scheduler::Producer;
 use crate::exec::stat_cache::{FileStat, OutputRecord, StatCache};
 use crate::exec::tree;
 use crate::exec::{ActionFailure, ExecConfig, ExecError, FIXED_PATH};
+use crate::remote::{KeyKind, LocalFile, RemoteCache};
 
 /// A CAS with its action cache: the local one under `cache_dir`, or the `--disk_cache`.
 struct Store {
@@ -43,6 +48,8 @@ pub(crate) enum How {
     /// Executed; what it printed.
     Executed(Vec<u8>),
     CacheHit,
+    /// Restored from the remote cache.
+    RemoteHit,
     UpToDate,
 }
 
@@ -68,6 +75,7 @@ pub(crate) struct Ctx<'a> {
     pub stat: StatCache,
     local: Store,
     disk: Option<Store>,
+    remote: Option<&'a RemoteCache>,
     runner: &'a dyn Runner,
     pub cancel: Cancel,
     progress: &'a dyn Progress,
@@ -116,6 +124,7 @@ impl<'a> Ctx<'a> {
             ),
             local: Store::at(&config.cache_dir),
             disk: config.disk_cache.as_deref().map(Store::at),
+            remote: config.remote.as_deref(),
             runner,
             cancel: Cancel::with_journal(&config.cache_dir.join("running")).map_err(|e| {
                 ExecError::Setup(format!("cannot write the journal of running commands: {e}"))
@@ -201,6 +210,12 @@ impl<'a> Ctx<'a> {
                     how: How::CacheHit,
                 });
             }
+            if let Some(digests) = self.lookup_remote(action, &key) {
+                return Ok(Done {
+                    digests,
+                    how: How::RemoteHit,
+                });
+            }
         }
         self.execute(action, &key, &env, cacheable)
     }
@@ -258,19 +273,71 @@ impl<'a> Ctx<'a> {
                     let _ = self.local.ac.put(key, &entry);
                 }
             }
-            for o in &entry.outputs {
-                self.stat.set_output(
-                    &o.path,
-                    OutputRecord {
-                        action_key: *key,
-                        digest: o.digest,
-                        executable: o.executable,
-                    },
-                );
-            }
+            self.record_outputs(key, &entry);
             return Some(entry.outputs.iter().map(|o| o.digest).collect());
         }
         None
+    }
+
+    /// Notes that the outputs of `entry` are now on disk as this action key produced them.
+    fn record_outputs(&self, key: &Digest, entry: &AcEntry) {
+        for o in &entry.outputs {
+            self.stat.set_output(
+                &o.path,
+                OutputRecord {
+                    action_key: *key,
+                    digest: o.digest,
+                    executable: o.executable,
+                },
+            );
+        }
+    }
+
+    /// Restores the outputs from the remote cache: the blobs (verified by the remote client)
+    /// go into the local store first, so the next build finds them locally.
+    fn lookup_remote(&self, action: &Action, key: &Digest) -> Option<Vec<Digest>> {
+        let remote = self.remote?;
+        if !action.directory_outputs.is_empty() {
+            return None;
+        }
+        let files = remote.fetch(KeyKind::Action, key, &action.outputs)?;
+        let mut outputs = Vec::with_capacity(files.len());
+        for f in files {
+            let digest = self.local.cas.put_bytes(&f.data).ok()?;
+            outputs.push(CachedOutput {
+                path: f.path,
+                digest,
+                executable: f.executable,
+                tree: false,
+            });
+        }
+        let entry = AcEntry { outputs };
+        if !matches!(self.restore(&entry, &self.local.cas), Ok(true)) {
+            return None;
+        }
+        let _ = self.local.ac.put(key, &entry);
+        self.record_outputs(key, &entry);
+        Some(entry.outputs.iter().map(|o| o.digest).collect())
+    }
+
+    /// Shares a local execution's outputs through the remote cache.
+    fn upload_remote(&self, action: &Action, key: &Digest, entry: &AcEntry) {
+        let Some(remote) = self.remote else {
+            return;
+        };
+        if !action.directory_outputs.is_empty() || !remote.uploads() {
+            return;
+        }
+        let files: Vec<LocalFile> = entry
+            .outputs
+            .iter()
+            .map(|o| LocalFile {
+                path: o.path.clone(),
+                executable: o.executable,
+                source: self.exec_root.join(&o.path),
+            })
+            .collect();
+        remote.store(KeyKind::Action, key, &files);
     }
 
     /// Puts each output of `entry` in place from `cas`. `Ok(false)` if a blob is missing or
@@ -400,16 +467,8 @@ impl<'a> Ctx<'a> {
                     let _ = disk.ac.put(key, &entry);
                 }
             }
-            for c in &entry.outputs {
-                self.stat.set_output(
-                    &c.path,
-                    OutputRecord {
-                        action_key: *key,
-                        digest: c.digest,
-                        executable: c.executable,
-                    },
-                );
-            }
+            self.record_outputs(key, &entry);
+            self.upload_remote(action, key, &entry);
         }
         Ok(Done {
             digests,

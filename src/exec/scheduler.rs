@@ -169,6 +169,7 @@ struct Shared<'a> {
     failures: Mutex<Vec<(usize, ActionFailure)>>,
     executed: AtomicUsize,
     cache_hits: AtomicUsize,
+    remote_hits: AtomicUsize,
     up_to_date: AtomicUsize,
 }
 
@@ -223,6 +224,7 @@ pub(crate) fn run(
         failures: Mutex::new(Vec::new()),
         executed: AtomicUsize::new(0),
         cache_hits: AtomicUsize::new(0),
+        remote_hits: AtomicUsize::new(0),
         up_to_date: AtomicUsize::new(0),
     };
 
@@ -250,6 +252,7 @@ pub(crate) fn run(
     Ok(ExecResult {
         executed: shared.executed.into_inner(),
         cache_hits: shared.cache_hits.into_inner(),
+        remote_hits: shared.remote_hits.into_inner(),
         up_to_date: shared.up_to_date.into_inner(),
         failures: failures.into_iter().map(|(_, f)| f).collect(),
         interrupted,
@@ -349,13 +352,16 @@ fn perform_one(sh: &Shared, i: usize) -> Performed {
         Ok(Done { digests, how }) => {
             let counter = match &how {
                 How::Executed(_) => &sh.executed,
-                How::CacheHit => &sh.cache_hits,
+                How::CacheHit | How::RemoteHit => &sh.cache_hits,
                 How::UpToDate => &sh.up_to_date,
             };
             counter.fetch_add(1, Ordering::Relaxed);
+            if matches!(how, How::RemoteHit) {
+                sh.remote_hits.fetch_add(1, Ordering::Relaxed);
+            }
             let outcome = match &how {
                 How::Executed(output) => ActionOutcome::Executed { output },
-                How::CacheHit => ActionOutcome::CacheHit,
+                How::CacheHit | How::RemoteHit => ActionOutcome::CacheHit,
                 How::UpToDate => ActionOutcome::UpToDate,
             };
             sh.progress.finished(action, &outcome);

@@ -171,6 +171,7 @@ impl Fixture {
             jobs: 1,
             keep_going: false,
             action_env: BTreeMap::new(),
+            remote: None,
         };
         fs::create_dir_all(&config.exec_root)?;
         Ok(Fixture { _dir: dir, config })

@@ -83,6 +83,10 @@ type Dependencies = (HashMap<String, FrozenModule>, Vec<Label>);
 /// Loads packages of one workspace. Shared across threads for the length of one command.
 pub struct Loader {
     workspace: Arc<Workspace>,
+    /// External repositories, fetched when a package of theirs is first needed.
+    fetcher: crate::fetch::Fetcher,
+    /// Why a repository could not be fetched, for the messages about its packages.
+    fetch_errors: Mutex<HashMap<String, String>>,
     globals: Globals,
     prelude: Vec<FrozenModule>,
     /// .bzl label -> its evaluation, computed once.
@@ -126,10 +130,20 @@ fn globals() -> Globals {
 
 impl Loader {
     pub fn new(workspace: Arc<Workspace>) -> Result<Loader, Diagnostic> {
+        Loader::with_fetch_options(workspace, &crate::fetch::FetchOptions::default())
+    }
+
+    /// A loader that fetches external repositories with `options`.
+    pub fn with_fetch_options(
+        workspace: Arc<Workspace>,
+        options: &crate::fetch::FetchOptions,
+    ) -> Result<Loader, Diagnostic> {
         let globals = globals();
         let prelude = prelude::load(&globals)
             .map_err(|e| Diagnostic::new(format!("internal error in forge's prelude:\n{e}")))?;
         Ok(Loader {
+            fetcher: crate::fetch::Fetcher::new(workspace.clone(), options),
+            fetch_errors: Mutex::new(HashMap::new()),
             workspace,
             globals,
             prelude,
@@ -165,10 +179,26 @@ impl Loader {
     /// The directory holding a repository's files.
     fn repo_root(&self, repo: &str) -> Option<PathBuf> {
         if repo.is_empty() || repo == self.workspace.name {
-            Some(self.workspace.root.clone())
-        } else {
-            None
+            return Some(self.workspace.root.clone());
         }
+        match self.fetcher.repo_root(repo)? {
+            Ok(dir) => Some(dir),
+            Err(e) => {
+                self.fetch_errors
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(repo.to_owned(), e);
+                None
+            }
+        }
+    }
+
+    /// Fetches the repositories `repos` (for `forge fetch`); the errors.
+    pub fn fetch(&self, repos: &[String]) -> Vec<String> {
+        repos
+            .iter()
+            .filter_map(|r| self.fetcher.repo_root(r)?.err())
+            .collect()
     }
 
     /// The BUILD text of a package of a repository forge provides itself (`@platforms`),
@@ -209,6 +239,17 @@ impl Loader {
                 "forge's built-in repository '@{}' (its packages: {})",
                 id.repo,
                 prelude::builtin_packages(&id.repo).join(", ")
+            );
+        }
+        if let Some(error) = self
+            .fetch_errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id.repo)
+        {
+            return format!(
+                "repository '@{}', which could not be fetched: {error}",
+                id.repo
             );
         }
         match self.package_dir(id) {

@@ -2,6 +2,10 @@
 //! retried when flaky — in the sandbox with Bazel's test environment, its passing result
 //! cached by everything it depends on, its `test.log` and `test.xml` under
 //! `forge-testlogs/<pkg>/<name>/`; the results out, for the summary.
+//!
+//! A passing result is kept in the local store, the `--disk_cache` and the `--remote_cache`
+//! (as an `ActionResult` whose output files are `test.cache_status`, `test.log` and
+//! `test.xml`), so a fresh clone elsewhere reports it `(cached) PASSED`.
 
 mod xml;
 
@@ -20,6 +24,7 @@ use crate::exec::action_cache::{AcEntry, ActionCache, CachedOutput};
 use crate::exec::cas::{Cas, Fetch};
 use crate::exec::runner::{Cancel, EXEC_ROOT_VAR, Runner, Spawn, SpawnStatus};
 use crate::exec::stat_cache::StatCache;
+use crate::remote::{KeyKind, LocalFile, RemoteCache};
 
 /// How `forge test` was asked to run tests.
 #[derive(Clone, Debug)]
@@ -131,6 +136,8 @@ pub struct Tests<'a> {
     pub runner: &'a dyn Runner,
     pub interrupt: &'a AtomicBool,
     pub options: &'a TestOptions,
+    /// `--remote_cache`, consulted after the local stores and filled with passes.
+    pub remote: Option<&'a RemoteCache>,
 }
 
 /// One unit of work: a shard of a run of a test, with everything needed to run it.
@@ -414,8 +421,15 @@ impl Tests<'_> {
     fn stores(&self) -> Vec<(Cas, ActionCache)> {
         std::iter::once(self.cache_dir)
             .chain(self.options.disk_cache.as_deref())
-            .map(|d| (Cas::new(d.join("cas")), ActionCache::new(d.join("tests"))))
+            .map(Self::store_at)
             .collect()
+    }
+
+    fn store_at(dir: &Path) -> (Cas, ActionCache) {
+        (
+            Cas::new(dir.join("cas")),
+            ActionCache::new(dir.join("tests")),
+        )
     }
 
     /// Restores a cached pass into the testlogs; its duration.
@@ -446,7 +460,41 @@ impl Tests<'_> {
                 return Some(Duration::from_secs_f64(duration.unwrap_or(0.0)));
             }
         }
-        None
+        self.lookup_remote(unit, key)
+    }
+
+    /// A pass from the remote cache: its files into the testlogs and the local store.
+    fn lookup_remote(&self, unit: &Unit, key: &Digest) -> Option<Duration> {
+        let remote = self.remote?;
+        let paths: Vec<String> = RESULT_FILES
+            .iter()
+            .map(|name| format!("{}/{name}", unit.dir))
+            .collect();
+        let files = remote.fetch(KeyKind::Test, key, &paths)?;
+        let dir = self.exec_root.join(&unit.dir);
+        clear_dir(&dir).ok()?;
+        let mut outputs = Vec::new();
+        let mut duration = None;
+        for f in &files {
+            fs::write(self.exec_root.join(&f.path), &f.data).ok()?;
+            if f.path.ends_with("test.cache_status") {
+                duration = std::str::from_utf8(&f.data)
+                    .ok()
+                    .and_then(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok());
+            }
+            outputs.push(CachedOutput {
+                path: f.path.clone(),
+                digest: Digest::of_bytes(&f.data),
+                executable: false,
+                tree: false,
+            });
+        }
+        // Kept locally too, so the next run needs no server; a failure only costs that.
+        let (cas, ac) = Self::store_at(self.cache_dir);
+        if files.iter().all(|f| cas.put_bytes(&f.data).is_ok()) {
+            let _ = ac.put(key, &AcEntry { outputs });
+        }
+        Some(Duration::from_secs_f64(duration.unwrap_or(0.0)))
     }
 
     fn store(&self, unit: &Unit, key: &Digest, duration: Duration) -> io::Result<()> {
@@ -456,7 +504,7 @@ impl Tests<'_> {
             format!("PASSED {:.3}\n", duration.as_secs_f64()),
         )?;
         let mut outputs = Vec::new();
-        for name in ["test.cache_status", "test.log", "test.xml"] {
+        for name in RESULT_FILES {
             let path = dir.join(name);
             let digest = Digest::of_file(&path)?;
             outputs.push((
@@ -482,6 +530,17 @@ impl Tests<'_> {
                     outputs: outputs.iter().map(|(_, o)| o.clone()).collect(),
                 },
             )?;
+        }
+        if let Some(remote) = self.remote {
+            let files: Vec<LocalFile> = outputs
+                .iter()
+                .map(|(path, o)| LocalFile {
+                    path: o.path.clone(),
+                    executable: false,
+                    source: path.clone(),
+                })
+                .collect();
+            remote.store(KeyKind::Test, key, &files);
         }
         Ok(())
     }
@@ -599,6 +658,9 @@ impl Tests<'_> {
         }
     }
 }
+
+/// The files of a passing result that the caches keep.
+const RESULT_FILES: [&str; 3] = ["test.cache_status", "test.log", "test.xml"];
 
 /// `pkg/name` of a label, as testlogs and XML name it.
 fn label_dir(label: &Label) -> String {

@@ -2,10 +2,12 @@
 //! and the output base out.
 //!
 //! The root is the nearest directory upward holding `WORKSPACE` or `WORKSPACE.bazel`. The
-//! WORKSPACE file is evaluated with Starlark for `workspace(name = ...)`; external
-//! repositories join here later.
+//! WORKSPACE file is evaluated with Starlark for `workspace(name = ...)` and the repository
+//! rules that declare external repositories (`repos`); `load()` works there too, including
+//! `@bazel_tools//tools/build_defs/repo:http.bzl`.
 
 pub mod fs_deps;
+pub mod repos;
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -34,6 +36,8 @@ pub struct Workspace {
     pub name: String,
     /// Where outputs, caches and external repositories of this workspace live.
     pub output_base: PathBuf,
+    /// The external repositories the WORKSPACE file declares, by name.
+    pub repositories: repos::Repos,
 }
 
 /// Where the output base goes, from the startup options.
@@ -54,7 +58,7 @@ impl Workspace {
                 cwd.display()
             ))
         })?;
-        let name = evaluate_workspace_file(&workspace_file, &root)?;
+        let (name, repositories) = evaluate_workspace_file(&workspace_file, &root)?;
         let output_base = match &options.output_base {
             Some(p) => absolute(cwd, p),
             None => {
@@ -72,6 +76,7 @@ impl Workspace {
             workspace_file,
             name,
             output_base,
+            repositories,
         })
     }
 
@@ -138,6 +143,7 @@ fn find_root(cwd: &Path) -> Option<(PathBuf, PathBuf)> {
 #[derive(Debug, ProvidesStaticType, Default)]
 struct WorkspaceContext {
     name: RefCell<Option<String>>,
+    repos: RefCell<repos::Repos>,
 }
 
 #[starlark_module]
@@ -163,8 +169,72 @@ fn workspace_globals(builder: &mut GlobalsBuilder) {
     }
 }
 
-/// Runs the WORKSPACE file and returns the workspace name.
-fn evaluate_workspace_file(file: &Path, root: &Path) -> Result<String, Failure> {
+/// The module Bazel workspaces load the HTTP repository rules from.
+const HTTP_BZL: &str = "@bazel_tools//tools/build_defs/repo:http.bzl";
+
+/// Loads for the WORKSPACE file: Bazel's `http.bzl`, and `.bzl` files of the main
+/// repository (macros that declare repositories), evaluated with the same globals.
+struct WorkspaceLoader<'a> {
+    root: &'a Path,
+    globals: &'a starlark::environment::Globals,
+    ctx: &'a WorkspaceContext,
+    /// Labels being loaded, to report a cycle instead of recursing forever.
+    active: RefCell<Vec<String>>,
+}
+
+impl starlark::eval::FileLoader for WorkspaceLoader<'_> {
+    fn load(&self, path: &str) -> starlark::Result<starlark::environment::FrozenModule> {
+        let error = |m: String| starlark::Error::new_native(anyhow::anyhow!(m));
+        if path == HTTP_BZL || path == "@bazel_tools//tools/build_defs/repo:local.bzl" {
+            return Module::with_temp_heap(|module| {
+                for (name, value) in self.globals.iter() {
+                    if [
+                        "http_archive",
+                        "http_file",
+                        "local_repository",
+                        "new_local_repository",
+                    ]
+                    .contains(&name)
+                    {
+                        module.set(name, value.to_value());
+                    }
+                }
+                Ok(module.freeze()?)
+            });
+        }
+        let rel = match path.strip_prefix("//").or_else(|| path.strip_prefix("@//")) {
+            Some(rel) => rel.replacen(':', "/", 1),
+            None => {
+                return Err(error(format!(
+                    "WORKSPACE can load only main-repository .bzl files and {HTTP_BZL}, not '{path}'"
+                )));
+            }
+        };
+        let rel = rel.trim_start_matches('/').to_owned();
+        if self.active.borrow().contains(&rel) {
+            return Err(error(format!("load cycle through '{path}'")));
+        }
+        let file = self.root.join(&rel);
+        let source = std::fs::read_to_string(&file)
+            .map_err(|e| error(format!("cannot load '{path}': {e}")))?;
+        let ast = AstModule::parse(&rel, source, &Dialect::Standard)?;
+        self.active.borrow_mut().push(rel);
+        let result = Module::with_temp_heap(|module| -> starlark::Result<_> {
+            {
+                let mut eval = Evaluator::new(&module);
+                eval.extra = Some(self.ctx);
+                eval.set_loader(self);
+                eval.eval_module(ast, self.globals)?;
+            }
+            Ok(module.freeze()?)
+        });
+        self.active.borrow_mut().pop();
+        result
+    }
+}
+
+/// Runs the WORKSPACE file; returns the workspace name and the repositories it declares.
+fn evaluate_workspace_file(file: &Path, root: &Path) -> Result<(String, repos::Repos), Failure> {
     let display = file
         .strip_prefix(root)
         .unwrap_or(file)
@@ -184,17 +254,26 @@ fn evaluate_workspace_file(file: &Path, root: &Path) -> Result<String, Failure> 
     let globals =
         GlobalsBuilder::extended_by(&[LibraryExtension::StructType, LibraryExtension::Print])
             .with(workspace_globals)
+            .with(repos::repository_rules)
             .build();
     let ctx = WorkspaceContext::default();
+    let loader = WorkspaceLoader {
+        root,
+        globals: &globals,
+        ctx: &ctx,
+        active: RefCell::new(Vec::new()),
+    };
     Module::with_temp_heap(|module| -> starlark::Result<()> {
         let mut eval = Evaluator::new(&module);
         eval.extra = Some(&ctx);
+        eval.set_loader(&loader);
         eval.eval_module(ast, &globals)?;
         Ok(())
     })
     .map_err(|e| Failure::from(Diagnostic::new(e.to_string())))?;
-    Ok(ctx
+    let name = ctx
         .name
         .into_inner()
-        .unwrap_or_else(|| DEFAULT_NAME.to_owned()))
+        .unwrap_or_else(|| DEFAULT_NAME.to_owned());
+    Ok((name, ctx.repos.into_inner()))
 }

@@ -1,0 +1,126 @@
+//! The remote cache flags (`--remote_cache`, `--remote_header`, `--remote_instance_name`,
+//! `--remote_timeout`, `--[no]remote_upload_local_results`, `--[no]remote_accept_cached`) in,
+//! the one `RemoteCache` client of this command (or none) out.
+
+use std::sync::{Arc, Mutex};
+
+use clap::Args;
+
+use crate::core::Failure;
+use crate::remote::{RemoteCache, RemoteSpec, parse_timeout};
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct RemoteOptions {
+    /// A shared cache: `http(s)://[user:password@]host[:port][/prefix]` (Bazel's HTTP cache
+    /// protocol) or `grpc(s)://host:port` (the Remote Execution API's cache services).
+    #[arg(long = "remote_cache", alias = "remote-cache", value_name = "URL")]
+    pub remote_cache: Option<String>,
+
+    /// A header sent with every remote cache request: `NAME=VALUE`.
+    #[arg(
+        long = "remote_header",
+        aliases = ["remote-header", "remote_cache_header", "remote-cache-header"],
+        value_name = "NAME=VALUE"
+    )]
+    pub remote_header: Vec<String>,
+
+    /// The instance name sent to a gRPC remote cache.
+    #[arg(
+        long = "remote_instance_name",
+        alias = "remote-instance-name",
+        value_name = "NAME"
+    )]
+    pub remote_instance_name: Option<String>,
+
+    /// How long to wait for the remote cache (connecting, and each request): seconds, or
+    /// `500ms`, `10s`, `1m`. Default 60.
+    #[arg(
+        long = "remote_timeout",
+        alias = "remote-timeout",
+        value_name = "SECONDS"
+    )]
+    pub remote_timeout: Option<String>,
+
+    /// Upload the results of locally run actions and tests (default true).
+    #[arg(
+        long = "remote_upload_local_results",
+        alias = "remote-upload-local-results",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub remote_upload_local_results: Option<bool>,
+
+    /// Do not upload local results.
+    #[arg(
+        long = "noremote_upload_local_results",
+        alias = "noremote-upload-local-results"
+    )]
+    pub noremote_upload_local_results: bool,
+
+    /// Use results found in the remote cache (default true).
+    #[arg(
+        long = "remote_accept_cached",
+        alias = "remote-accept-cached",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub remote_accept_cached: Option<bool>,
+
+    /// Do not use results found in the remote cache (still upload).
+    #[arg(long = "noremote_accept_cached", alias = "noremote-accept-cached")]
+    pub noremote_accept_cached: bool,
+}
+
+/// The client of this process: `forge test` builds and then tests with one client, so a
+/// server that failed during the build is reported once and not asked again for tests.
+static CLIENT: Mutex<Option<Arc<RemoteCache>>> = Mutex::new(None);
+
+impl RemoteOptions {
+    /// The remote cache these flags ask for, if any; a bad flag is a usage error.
+    pub fn client(&self) -> Result<Option<Arc<RemoteCache>>, Failure> {
+        let Some(url) = self.remote_cache.as_deref().filter(|u| !u.is_empty()) else {
+            return Ok(None);
+        };
+        let mut headers = Vec::new();
+        for item in &self.remote_header {
+            match item.split_once('=') {
+                Some((name, value)) if !name.is_empty() => {
+                    headers.push((name.to_owned(), value.to_owned()));
+                }
+                _ => {
+                    return Err(Failure::usage(format!(
+                        "--remote_header expects NAME=VALUE, got '{item}'"
+                    )));
+                }
+            }
+        }
+        let timeout = match &self.remote_timeout {
+            None => std::time::Duration::from_secs(60),
+            Some(text) => parse_timeout(text).ok_or_else(|| {
+                Failure::usage(format!(
+                    "--remote_timeout expects a positive number of seconds (or 500ms, 10s, 1m), not '{text}'"
+                ))
+            })?,
+        };
+        let spec = RemoteSpec {
+            url: url.to_owned(),
+            headers,
+            instance_name: self.remote_instance_name.clone().unwrap_or_default(),
+            timeout,
+            upload: !self.noremote_upload_local_results
+                && self.remote_upload_local_results.unwrap_or(true),
+            accept: !self.noremote_accept_cached && self.remote_accept_cached.unwrap_or(true),
+        };
+        let mut client = CLIENT.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = client.as_ref() {
+            return Ok(Some(c.clone()));
+        }
+        let made = Arc::new(RemoteCache::new(spec).map_err(Failure::usage)?);
+        *client = Some(made.clone());
+        Ok(Some(made))
+    }
+}

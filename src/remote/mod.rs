@@ -1,0 +1,425 @@
+//! The remote cache: forge's action and test keys (BLAKE3) and the files they produced in,
+//! shared with other machines through a server that already exists — Bazel's HTTP cache
+//! protocol (`/ac/`, `/cas/`) or the REAPI v2 cache services over gRPC — and verified files
+//! back out.
+//!
+//! A remote cache is an optimisation: every failure to reach it, every timeout and every error
+//! it answers is reported once ("WARNING: remote cache ... unavailable") and the rest of the
+//! command runs without it. A blob whose content does not match its digest is never used: the
+//! result it belongs to is a miss, so the action runs.
+//!
+//! On the server, an entry is an REAPI `ActionResult` under the SHA-256 (or BLAKE3, when a
+//! gRPC server offers it) of a fixed prefix plus forge's own key; its `output_files` name the
+//! outputs by exec path and their blobs live in the CAS. `docs/remote-cache.md` shows the
+//! layout.
+
+mod grpc;
+mod http;
+pub mod proto;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sha2::Digest as _;
+
+use crate::core::Digest;
+
+/// How the user configured the remote cache.
+#[derive(Clone, Debug)]
+pub struct RemoteSpec {
+    /// `http://`, `https://`, `grpc://` or `grpcs://` URL (user:password@ allowed).
+    pub url: String,
+    /// `--remote_header` pairs, sent with every request.
+    pub headers: Vec<(String, String)>,
+    /// `--remote_instance_name` (gRPC only).
+    pub instance_name: String,
+    /// `--remote_timeout`: for connecting and for each request.
+    pub timeout: Duration,
+    /// `--remote_upload_local_results`.
+    pub upload: bool,
+    /// `--remote_accept_cached`.
+    pub accept: bool,
+}
+
+/// What a remote entry is the result of; each kind hashes its keys with its own prefix so a
+/// test key can never be read as an action key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyKind {
+    Action,
+    Test,
+}
+
+/// One output file of a cached result: where it goes and what it holds (verified).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteFile {
+    pub path: String,
+    pub executable: bool,
+    pub data: Vec<u8>,
+}
+
+/// A file to upload: its exec path, whether it is executable and where to read it.
+pub struct LocalFile {
+    pub path: String,
+    pub executable: bool,
+    pub source: PathBuf,
+}
+
+/// The hash the server's CAS is addressed by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HashFn {
+    Sha256,
+    Blake3,
+}
+
+impl HashFn {
+    pub fn digest(self, data: &[u8]) -> proto::Digest {
+        let hash = match self {
+            HashFn::Sha256 => Digest(sha2::Sha256::digest(data).into()).to_hex(),
+            HashFn::Blake3 => Digest::of_bytes(data).to_hex(),
+        };
+        proto::Digest {
+            hash,
+            size_bytes: i64::try_from(data.len()).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// `DigestFunction.Value` for requests: 0 (let the server infer it) for SHA-256, which
+    /// every server speaks, so servers older than the field understand us too.
+    pub fn proto_value(self) -> i32 {
+        match self {
+            HashFn::Sha256 => 0,
+            HashFn::Blake3 => proto::DIGEST_BLAKE3,
+        }
+    }
+}
+
+/// An error talking to the server (connection, timeout, unexpected status, bad message).
+#[derive(Debug)]
+pub struct RemoteError(pub String);
+
+impl fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+type Result<T> = std::result::Result<T, RemoteError>;
+
+/// One protocol.
+trait Backend: Send + Sync {
+    fn hash_fn(&self) -> HashFn;
+    /// `Ok(None)` when the server has no entry.
+    fn get_action_result(&self, key: &proto::Digest) -> Result<Option<proto::ActionResult>>;
+    fn update_action_result(&self, key: &proto::Digest, result: &proto::ActionResult)
+    -> Result<()>;
+    /// Stores the blobs the server does not have yet (each `data` hashes to its digest).
+    fn upload_blobs(&self, blobs: Vec<(proto::Digest, Vec<u8>)>) -> Result<()>;
+    /// The blobs the server has, by hash, unverified; missing ones are left out.
+    fn read_blobs(&self, digests: &[proto::Digest]) -> Result<HashMap<String, Vec<u8>>>;
+}
+
+/// A connection to one remote cache, shared by the threads of one command.
+pub struct RemoteCache {
+    spec: RemoteSpec,
+    /// The URL without credentials, for messages.
+    shown: String,
+    /// Connected on first use (a gRPC connection asks the server's capabilities first).
+    backend: OnceLock<Option<Box<dyn Backend>>>,
+    /// Set after the first failure: the rest of the command runs without the remote.
+    disabled: AtomicBool,
+}
+
+impl fmt::Debug for RemoteCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RemoteCache({})", self.shown)
+    }
+}
+
+impl RemoteCache {
+    /// Checks the URL (a bad one is the caller's usage error); connects on first use.
+    pub fn new(spec: RemoteSpec) -> std::result::Result<RemoteCache, String> {
+        let scheme = spec.url.split("://").next().unwrap_or("");
+        if !spec.url.contains("://") || !matches!(scheme, "http" | "https" | "grpc" | "grpcs") {
+            return Err(format!(
+                "--remote_cache expects an http://, https://, grpc:// or grpcs:// URL, not '{}'",
+                spec.url
+            ));
+        }
+        let parsed = reqwest::Url::parse(&spec.url)
+            .map_err(|e| format!("--remote_cache: bad URL '{}': {e}", spec.url))?;
+        if parsed.host_str().is_none_or(str::is_empty) {
+            return Err(format!("--remote_cache: no host in '{}'", spec.url));
+        }
+        for (name, value) in &spec.headers {
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || reqwest::header::HeaderValue::from_str(value).is_err()
+            {
+                return Err(format!("--remote_header: invalid header '{name}={value}'"));
+            }
+        }
+        let mut shown = parsed.clone();
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
+        Ok(RemoteCache {
+            shown: shown.to_string().trim_end_matches('/').to_owned(),
+            spec,
+            backend: OnceLock::new(),
+            disabled: AtomicBool::new(false),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.shown
+    }
+
+    /// Whether lookups may use the remote (`--remote_accept_cached`).
+    pub fn accepts(&self) -> bool {
+        self.spec.accept && !self.disabled.load(Ordering::Relaxed)
+    }
+
+    /// Whether local results are uploaded (`--remote_upload_local_results`).
+    pub fn uploads(&self) -> bool {
+        self.spec.upload && !self.disabled.load(Ordering::Relaxed)
+    }
+
+    fn backend(&self) -> Option<&dyn Backend> {
+        if self.disabled.load(Ordering::Relaxed) {
+            return None;
+        }
+        let backend = self.backend.get_or_init(|| {
+            let connected: Result<Box<dyn Backend>> = if self.spec.url.starts_with("grpc") {
+                grpc::GrpcBackend::connect(&self.spec).map(|b| Box::new(b) as Box<dyn Backend>)
+            } else {
+                http::HttpBackend::new(&self.spec).map(|b| Box::new(b) as Box<dyn Backend>)
+            };
+            match connected {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    self.give_up(&e);
+                    None
+                }
+            }
+        });
+        backend.as_deref()
+    }
+
+    /// Reports the first failure and turns the remote off for the rest of the command.
+    fn give_up(&self, error: &RemoteError) {
+        if !self.disabled.swap(true, Ordering::SeqCst) {
+            eprintln!(
+                "WARNING: remote cache {} is unavailable ({error}); continuing without it",
+                self.shown
+            );
+        }
+    }
+
+    fn key(&self, hash: HashFn, kind: KeyKind, key: &Digest) -> proto::Digest {
+        let prefix: &[u8] = match kind {
+            KeyKind::Action => b"forge-remote-action-v1\0",
+            KeyKind::Test => b"forge-remote-test-v1\0",
+        };
+        let mut bytes = prefix.to_vec();
+        bytes.extend_from_slice(&key.0);
+        hash.digest(&bytes)
+    }
+
+    /// The files of the result cached under `key`, verified, in the order of `paths` — which
+    /// must be exactly the entry's output files. `None` on a miss, on any error (reported
+    /// once) and when a blob does not match its digest (reported each time).
+    pub fn fetch(&self, kind: KeyKind, key: &Digest, paths: &[String]) -> Option<Vec<RemoteFile>> {
+        if !self.accepts() {
+            return None;
+        }
+        let backend = self.backend()?;
+        let hash = backend.hash_fn();
+        let result = match backend.get_action_result(&self.key(hash, kind, key)) {
+            Ok(Some(r)) => r,
+            Ok(None) => return None,
+            Err(e) => {
+                self.give_up(&e);
+                return None;
+            }
+        };
+        if result.exit_code != 0
+            || !result.output_directories.is_empty()
+            || result.output_files.len() != paths.len()
+        {
+            return None;
+        }
+        let mut by_path: HashMap<&str, &proto::OutputFile> = HashMap::new();
+        for f in &result.output_files {
+            by_path.insert(f.path.as_str(), f);
+        }
+        let mut wanted = Vec::with_capacity(paths.len());
+        for p in paths {
+            let f = by_path.get(p.as_str())?;
+            wanted.push((*f, f.digest.clone()?));
+        }
+        // Inlined contents and the empty blob need no download.
+        let to_read: Vec<proto::Digest> = wanted
+            .iter()
+            .filter(|(f, d)| d.size_bytes > 0 && f.contents.is_empty())
+            .map(|(_, d)| d.clone())
+            .collect();
+        let mut blobs = match to_read.is_empty() {
+            true => HashMap::new(),
+            false => match backend.read_blobs(&to_read) {
+                Ok(b) => b,
+                Err(e) => {
+                    self.give_up(&e);
+                    return None;
+                }
+            },
+        };
+        let mut files = Vec::with_capacity(wanted.len());
+        for (f, digest) in wanted {
+            let data = if digest.size_bytes == 0 {
+                Vec::new()
+            } else if !f.contents.is_empty() {
+                f.contents.clone()
+            } else {
+                blobs.remove(&digest.hash)?
+            };
+            if hash.digest(&data) != digest {
+                eprintln!(
+                    "WARNING: remote cache {}: the blob {}/{} for '{}' does not match its digest; ignoring the cached result",
+                    self.shown, digest.hash, digest.size_bytes, f.path
+                );
+                return None;
+            }
+            files.push(RemoteFile {
+                path: f.path.clone(),
+                executable: f.is_executable,
+                data,
+            });
+        }
+        Some(files)
+    }
+
+    /// Uploads `files` (blobs first) and then the entry for `key`. Errors are reported once.
+    pub fn store(&self, kind: KeyKind, key: &Digest, files: &[LocalFile]) {
+        if !self.uploads() {
+            return;
+        }
+        let Some(backend) = self.backend() else {
+            return;
+        };
+        let hash = backend.hash_fn();
+        let mut blobs = Vec::new();
+        let mut result = proto::ActionResult::default();
+        for f in files {
+            let data = match std::fs::read(&f.source) {
+                Ok(d) => d,
+                // The output vanished (the user deleted it); nothing to share.
+                Err(_) => return,
+            };
+            let digest = hash.digest(&data);
+            result.output_files.push(proto::OutputFile {
+                path: f.path.clone(),
+                digest: Some(digest.clone()),
+                is_executable: f.executable,
+                contents: Vec::new(),
+            });
+            if !data.is_empty() {
+                blobs.push((digest, data));
+            }
+        }
+        blobs.sort_by(|a, b| a.0.cmp(&b.0));
+        blobs.dedup_by(|a, b| a.0 == b.0);
+        let outcome = backend
+            .upload_blobs(blobs)
+            .and_then(|()| backend.update_action_result(&self.key(hash, kind, key), &result));
+        if let Err(e) = outcome {
+            self.give_up(&e);
+        }
+    }
+}
+
+/// `--remote_timeout`: `60`, `60s`, `500ms`, `2m`.
+pub fn parse_timeout(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: f64 = number.parse().ok()?;
+    let secs = match unit {
+        "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        _ => return None,
+    };
+    (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(parse_timeout("60"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_timeout("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_timeout("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_timeout("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_timeout("0"), None);
+        assert_eq!(parse_timeout("x"), None);
+        assert_eq!(parse_timeout("5h"), None);
+    }
+
+    #[test]
+    fn digests_and_keys() {
+        let d = HashFn::Sha256.digest(b"");
+        assert_eq!(
+            d.hash,
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(d.size_bytes, 0);
+        let b = HashFn::Blake3.digest(b"abc");
+        assert_eq!(b.hash, Digest::of_bytes(b"abc").to_hex());
+        let spec = RemoteSpec {
+            url: "http://u:p@127.0.0.1:1/x".into(),
+            headers: vec![],
+            instance_name: String::new(),
+            timeout: Duration::from_secs(1),
+            upload: true,
+            accept: true,
+        };
+        let cache = RemoteCache::new(spec.clone()).unwrap();
+        assert_eq!(cache.url(), "http://127.0.0.1:1/x");
+        let k = Digest::of_bytes(b"k");
+        assert_ne!(
+            cache.key(HashFn::Sha256, KeyKind::Action, &k),
+            cache.key(HashFn::Sha256, KeyKind::Test, &k)
+        );
+        let bad = |url: &str| {
+            RemoteCache::new(RemoteSpec {
+                url: url.into(),
+                ..spec.clone()
+            })
+            .unwrap_err()
+        };
+        assert!(bad("ftp://x").contains("expects an http://"));
+        assert!(bad("localhost:8080").contains("expects an http://"));
+    }
+
+    #[test]
+    fn action_results_round_trip_in_protobuf() {
+        use prost::Message;
+        let r = proto::ActionResult {
+            output_files: vec![proto::OutputFile {
+                path: "forge-out/bin/a".into(),
+                digest: Some(HashFn::Sha256.digest(b"a")),
+                is_executable: true,
+                contents: vec![],
+            }],
+            ..Default::default()
+        };
+        let bytes = r.encode_to_vec();
+        assert_eq!(proto::ActionResult::decode(bytes.as_slice()).unwrap(), r);
+    }
+}

@@ -1,0 +1,300 @@
+//! Repository rules in the WORKSPACE file: `http_archive` (and `new_http_archive`, the same
+//! rule), `http_file`, `local_repository`, `new_local_repository` calls in; one plain
+//! `RepoRule` per external repository out, with where it was declared. Nothing is fetched
+//! here (see `fetch`): only repositories a command needs are.
+
+// The Starlark signatures mirror Bazel's repository rules, with all their keyword arguments.
+#![allow(clippy::too_many_arguments)]
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use starlark::environment::GlobalsBuilder;
+use starlark::eval::Evaluator;
+use starlark::starlark_module;
+use starlark::values::list_or_tuple::UnpackListOrTuple;
+use starlark::values::none::NoneType;
+
+use super::WorkspaceContext;
+
+/// What kind of repository, with the attributes that kind has.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum RepoKind {
+    /// `http_archive` / `new_http_archive`.
+    Archive {
+        urls: Vec<String>,
+        sha256: Option<String>,
+        strip_prefix: String,
+        add_prefix: String,
+        /// `tar.gz`, `zip`, ... when the URL does not say.
+        archive_type: Option<String>,
+        patches: Vec<String>,
+        patch_args: Vec<String>,
+    },
+    /// `http_file`: one downloaded file, as `@name//file`.
+    File {
+        urls: Vec<String>,
+        sha256: Option<String>,
+        downloaded_file_path: String,
+        executable: bool,
+    },
+    /// `local_repository` / `new_local_repository`: a directory on this machine.
+    Local { path: String },
+}
+
+/// One external repository as the WORKSPACE file declares it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RepoRule {
+    pub name: String,
+    /// `http_archive`, `new_local_repository`, ... for messages.
+    pub rule: String,
+    pub kind: RepoKind,
+    /// `build_file`: a label (`//:BUILD.x`) or, as `new_http_archive` allowed, a path relative
+    /// to the workspace.
+    pub build_file: Option<String>,
+    pub build_file_content: Option<String>,
+    /// `WORKSPACE:3:1`, where the rule was called.
+    pub location: String,
+}
+
+fn urls_of(url: Option<String>, urls: Option<UnpackListOrTuple<String>>) -> Vec<String> {
+    let mut all: Vec<String> = urls.map(|u| u.items).unwrap_or_default();
+    if let Some(u) = url {
+        all.insert(0, u);
+    }
+    all
+}
+
+fn record(eval: &mut Evaluator, rule: RepoRule) -> anyhow::Result<NoneType> {
+    let ctx = eval
+        .extra
+        .and_then(|e| e.downcast_ref::<WorkspaceContext>())
+        .ok_or_else(|| anyhow::anyhow!("internal error: no workspace context"))?;
+    crate::core::label::validate_repo(&rule.name).map_err(anyhow::Error::msg)?;
+    let mut repos = ctx.repos.borrow_mut();
+    if let Some(earlier) = repos.get(&rule.name) {
+        anyhow::bail!(
+            "repository '{}' is defined twice: first at {}, again here",
+            rule.name,
+            earlier.location
+        );
+    }
+    repos.insert(rule.name.clone(), rule);
+    Ok(NoneType)
+}
+
+fn location(eval: &Evaluator) -> String {
+    eval.call_stack_top_location()
+        .map(|l| {
+            let span = l.resolve_span();
+            format!(
+                "{}:{}:{}",
+                l.filename(),
+                span.begin.line + 1,
+                span.begin.column + 1
+            )
+        })
+        .unwrap_or_else(|| "WORKSPACE".to_owned())
+}
+
+/// The repository rules, as WORKSPACE globals and as the members of
+/// `@bazel_tools//tools/build_defs/repo:http.bzl`.
+#[starlark_module]
+pub fn repository_rules(builder: &mut GlobalsBuilder) {
+    /// An archive fetched from `url`/`urls`, pinned by `sha256`, extracted as `@name`.
+    fn http_archive<'v>(
+        #[starlark(require = named)] name: String,
+        #[starlark(require = named)] url: Option<String>,
+        #[starlark(require = named)] urls: Option<UnpackListOrTuple<String>>,
+        #[starlark(require = named)] sha256: Option<String>,
+        #[starlark(require = named, default = String::new())] strip_prefix: String,
+        #[starlark(require = named, default = String::new())] add_prefix: String,
+        #[starlark(require = named)] build_file: Option<String>,
+        #[starlark(require = named)] build_file_content: Option<String>,
+        #[starlark(require = named)] r#type: Option<String>,
+        #[starlark(require = named)] patches: Option<UnpackListOrTuple<String>>,
+        #[starlark(require = named)] patch_args: Option<UnpackListOrTuple<String>>,
+        #[starlark(require = named)] workspace_file_content: Option<String>,
+        #[starlark(require = named)] integrity: Option<String>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let _ = (workspace_file_content, integrity);
+        archive(
+            eval,
+            "http_archive",
+            name,
+            urls_of(url, urls),
+            sha256,
+            strip_prefix,
+            add_prefix,
+            build_file,
+            build_file_content,
+            r#type,
+            patches,
+            patch_args,
+        )
+    }
+
+    /// `http_archive` under its old name (Bazel dropped it; forge keeps it).
+    fn new_http_archive<'v>(
+        #[starlark(require = named)] name: String,
+        #[starlark(require = named)] url: Option<String>,
+        #[starlark(require = named)] urls: Option<UnpackListOrTuple<String>>,
+        #[starlark(require = named)] sha256: Option<String>,
+        #[starlark(require = named, default = String::new())] strip_prefix: String,
+        #[starlark(require = named, default = String::new())] add_prefix: String,
+        #[starlark(require = named)] build_file: Option<String>,
+        #[starlark(require = named)] build_file_content: Option<String>,
+        #[starlark(require = named)] r#type: Option<String>,
+        #[starlark(require = named)] patches: Option<UnpackListOrTuple<String>>,
+        #[starlark(require = named)] patch_args: Option<UnpackListOrTuple<String>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        archive(
+            eval,
+            "new_http_archive",
+            name,
+            urls_of(url, urls),
+            sha256,
+            strip_prefix,
+            add_prefix,
+            build_file,
+            build_file_content,
+            r#type,
+            patches,
+            patch_args,
+        )
+    }
+
+    /// One file fetched from `url`/`urls`, pinned by `sha256`, as `@name//file`.
+    fn http_file<'v>(
+        #[starlark(require = named)] name: String,
+        #[starlark(require = named)] url: Option<String>,
+        #[starlark(require = named)] urls: Option<UnpackListOrTuple<String>>,
+        #[starlark(require = named)] sha256: Option<String>,
+        #[starlark(require = named)] downloaded_file_path: Option<String>,
+        #[starlark(require = named, default = false)] executable: bool,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let urls = urls_of(url, urls);
+        if urls.is_empty() {
+            anyhow::bail!("http_file(name = '{name}') needs url or urls");
+        }
+        let downloaded_file_path = downloaded_file_path.unwrap_or_else(|| {
+            urls[0]
+                .rsplit('/')
+                .next()
+                .filter(|b| !b.is_empty())
+                .unwrap_or("downloaded")
+                .to_owned()
+        });
+        let location = location(eval);
+        record(
+            eval,
+            RepoRule {
+                name,
+                rule: "http_file".to_owned(),
+                kind: RepoKind::File {
+                    urls,
+                    sha256,
+                    downloaded_file_path,
+                    executable,
+                },
+                build_file: None,
+                build_file_content: None,
+                location,
+            },
+        )
+    }
+
+    /// A directory on this machine that is a workspace of its own, as `@name`.
+    fn local_repository<'v>(
+        #[starlark(require = named)] name: String,
+        #[starlark(require = named)] path: String,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let location = location(eval);
+        record(
+            eval,
+            RepoRule {
+                name,
+                rule: "local_repository".to_owned(),
+                kind: RepoKind::Local { path },
+                build_file: None,
+                build_file_content: None,
+                location,
+            },
+        )
+    }
+
+    /// A directory on this machine given a BUILD file, as `@name`.
+    fn new_local_repository<'v>(
+        #[starlark(require = named)] name: String,
+        #[starlark(require = named)] path: String,
+        #[starlark(require = named)] build_file: Option<String>,
+        #[starlark(require = named)] build_file_content: Option<String>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        if build_file.is_none() && build_file_content.is_none() {
+            anyhow::bail!(
+                "new_local_repository(name = '{name}') needs build_file or build_file_content"
+            );
+        }
+        let location = location(eval);
+        record(
+            eval,
+            RepoRule {
+                name,
+                rule: "new_local_repository".to_owned(),
+                kind: RepoKind::Local { path },
+                build_file,
+                build_file_content,
+                location,
+            },
+        )
+    }
+}
+
+fn archive(
+    eval: &mut Evaluator,
+    rule: &str,
+    name: String,
+    urls: Vec<String>,
+    sha256: Option<String>,
+    strip_prefix: String,
+    add_prefix: String,
+    build_file: Option<String>,
+    build_file_content: Option<String>,
+    archive_type: Option<String>,
+    patches: Option<UnpackListOrTuple<String>>,
+    patch_args: Option<UnpackListOrTuple<String>>,
+) -> anyhow::Result<NoneType> {
+    if urls.is_empty() {
+        anyhow::bail!("{rule}(name = '{name}') needs url or urls");
+    }
+    let location = location(eval);
+    record(
+        eval,
+        RepoRule {
+            name,
+            rule: rule.to_owned(),
+            kind: RepoKind::Archive {
+                urls,
+                sha256: sha256.filter(|s| !s.is_empty()),
+                strip_prefix,
+                add_prefix,
+                archive_type,
+                patches: patches.map(|p| p.items).unwrap_or_default(),
+                patch_args: patch_args
+                    .map(|p| p.items)
+                    .unwrap_or_else(|| vec!["-p0".to_owned()]),
+            },
+            build_file,
+            build_file_content,
+            location,
+        },
+    )
+}
+
+/// The repositories declared, by name.
+pub type Repos = BTreeMap<String, RepoRule>;

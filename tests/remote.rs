@@ -1,0 +1,619 @@
+//! The remote cache against real servers started on 127.0.0.1 by each test: nginx with WebDAV
+//! for Bazel's HTTP cache protocol, BuildGrid (cache-only, in-memory) for the REAPI gRPC
+//! cache. A build and test on one output base fill the cache; a fresh copy of the workspace on
+//! another output base then runs nothing and reports every test `(cached) PASSED`. Also: a
+//! server stopped mid-build or never answering, a corrupted blob, the upload/accept switches,
+//! headers and basic auth, and bad flags.
+//!
+//! A test whose server cannot be found fails when `CI` is set and otherwise says that it
+//! skipped. `.ci/run` installs both servers (nginx-full; BuildGrid in a virtualenv whose
+//! `bgd` it names in `FORGE_TEST_BGD`).
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Run, Workspace};
+
+const BIN: &str = "forge-bin";
+
+/// `(executed, from cache, up to date)` from the summary line.
+fn counts(run: &Run) -> (usize, usize, usize) {
+    let line = summary(run);
+    let numbers: Vec<usize> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    (numbers[0], numbers[1], numbers[2])
+}
+
+fn summary(run: &Run) -> String {
+    run.stderr
+        .lines()
+        .find(|l| l.contains(" executed, "))
+        .unwrap_or_else(|| panic!("no summary line in:\n{}", run.stderr))
+        .to_owned()
+}
+
+fn warnings(run: &Run) -> Vec<&str> {
+    run.stderr
+        .lines()
+        .filter(|l| l.starts_with("WARNING: remote cache"))
+        .collect()
+}
+
+fn ok(run: &Run) {
+    assert_eq!(run.code, 0, "forge failed:\n{}", run.both());
+}
+
+/// Says plainly that a test skipped — past the test harness's capture — or, under CI, fails.
+fn unavailable(what: &str, why: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("{what} is not available ({why}); CI must install it (see .ci/run)");
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: {what} is not available ({why})"
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A server process in its own process group, killed (all of it) on drop.
+struct Server {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+    log: PathBuf,
+}
+
+impl Server {
+    fn spawn(mut command: Command, port: u16, dir: tempfile::TempDir) -> Result<Server, String> {
+        let log = dir.path().join("server.log");
+        let out = fs::File::create(&log).map_err(|e| e.to_string())?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().map_err(|e| e.to_string())?)
+            .stderr(out)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start {:?}: {e}", command.get_program()))?;
+        let mut server = Server {
+            child,
+            port,
+            dir,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(server);
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!(
+                    "the server exited ({status}):\n{}",
+                    fs::read_to_string(&server.log).unwrap_or_default()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!(
+            "the server did not listen on port {port} within 60 s:\n{}",
+            fs::read_to_string(&server.log).unwrap_or_default()
+        ))
+    }
+
+    fn stop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn find_nginx() -> Option<PathBuf> {
+    ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+}
+
+/// nginx serving a WebDAV directory (`root()`), as teams use it for Bazel's HTTP cache. With
+/// `auth`, it wants basic auth `forge:secret` and the header `X-Forge-Test: yes`.
+fn nginx(auth: bool) -> Option<Server> {
+    let Some(binary) = find_nginx() else {
+        unavailable("nginx", "apt-get install nginx-full");
+        return None;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::create_dir_all(d.join("root")).unwrap();
+    fs::create_dir_all(d.join("tmp")).unwrap();
+    fs::create_dir_all(d.join("logs")).unwrap();
+    fs::write(d.join("htpasswd"), "forge:{PLAIN}secret\n").unwrap();
+    let port = free_port();
+    // As root, nginx's workers would run as nobody, who cannot enter the temp directory.
+    let root =
+        fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
+    let user = if root { "user root root;" } else { "" };
+    let guard = if auth {
+        r#"auth_basic "cache";
+            auth_basic_user_file htpasswd;
+            if ($http_x_forge_test != "yes") { return 403; }"#
+    } else {
+        ""
+    };
+    let conf = format!(
+        r#"{user}
+daemon off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/logs/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log {d}/logs/access.log;
+    client_body_temp_path {d}/tmp;
+    proxy_temp_path {d}/tmp;
+    fastcgi_temp_path {d}/tmp;
+    uwsgi_temp_path {d}/tmp;
+    scgi_temp_path {d}/tmp;
+    client_max_body_size 0;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            root {d}/root;
+            dav_methods PUT;
+            create_full_put_path on;
+            dav_access user:rw group:r all:r;
+            {guard}
+        }}
+    }}
+}}
+"#,
+        d = d.display()
+    );
+    fs::write(d.join("nginx.conf"), conf).unwrap();
+    let mut command = Command::new(binary);
+    command.arg("-c").arg(d.join("nginx.conf")).arg("-p").arg(d);
+    match Server::spawn(command, port, dir) {
+        Ok(s) => Some(s),
+        Err(e) => panic!("nginx: {e}"),
+    }
+}
+
+fn find_bgd() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("FORGE_TEST_BGD") {
+        return Some(PathBuf::from(p)).filter(|p| p.is_file());
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from)?;
+    let venv = home.join(".cache/forge-ci/buildgrid-venv/bin/bgd");
+    if venv.is_file() {
+        return Some(venv);
+    }
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join("bgd"))
+            .find(|p| p.is_file())
+    })
+}
+
+/// BuildGrid in its cache-only configuration: ActionCache, CAS and ByteStream over an
+/// in-memory LRU store.
+fn buildgrid() -> Option<Server> {
+    let Some(bgd) = find_bgd() else {
+        unavailable(
+            "BuildGrid",
+            "a virtualenv with `pip install buildgrid` (Python >= 3.13); set FORGE_TEST_BGD to its bin/bgd",
+        );
+        return None;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf = format!(
+        r#"server:
+  - !channel
+    address: "127.0.0.1:{port}"
+    insecure-mode: true
+authorization:
+  method: none
+monitoring:
+  enabled: false
+instances:
+  - name: ''
+    description: forge test cache
+    storages:
+      - !lru-storage &cas
+        size: 256MB
+    caches:
+      - !lru-action-cache &ac
+        storage: *cas
+        max-cached-refs: 100000
+        allow-updates: true
+        cache-failed-actions: false
+    services:
+      - !action-cache
+        cache: *ac
+      - !cas
+        storage: *cas
+      - !bytestream
+        storage: *cas
+thread-pool-size: 8
+"#
+    );
+    let path = dir.path().join("buildgrid.yml");
+    fs::write(&path, conf).unwrap();
+    let mut command = Command::new(bgd);
+    command.args(["server", "start"]).arg(&path);
+    match Server::spawn(command, port, dir) {
+        Ok(s) => Some(s),
+        Err(e) => panic!("BuildGrid: {e}"),
+    }
+}
+
+fn http_url(server: &Server) -> String {
+    format!("http://127.0.0.1:{}/cache", server.port)
+}
+
+fn grpc_url(server: &Server) -> String {
+    format!("grpc://127.0.0.1:{}", server.port)
+}
+
+const OUTPUTS: [&str; 4] = [
+    "gen/words.upper",
+    "gen/counted.txt",
+    "gen/big.bin",
+    "app/tool",
+];
+
+/// Build and test on one output base, then on a fresh copy with a new output base: nothing
+/// runs, every test is `(cached) PASSED`, outputs are byte-identical.
+fn shares_between_machines(url: &str) -> (Workspace, Workspace) {
+    let flag = format!("--remote_cache={url}");
+    let a = Workspace::fixture("remote");
+    let run = a.forge(&["test", "//gen/...", "//app/...", &flag]);
+    ok(&run);
+    assert!(warnings(&run).is_empty(), "{}", run.stderr);
+    let (executed, _, _) = counts(&run);
+    assert!(executed > 0, "{}", run.stderr);
+    assert!(
+        summary(&run).contains(" 0 from the remote cache."),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("Executed 2 out of 2 tests"),
+        "{}",
+        run.stderr
+    );
+
+    let b = Workspace::fixture("remote");
+    assert_ne!(a.cache_dir(), b.cache_dir());
+    let run = b.forge(&["test", "//gen/...", "//app/...", &flag]);
+    ok(&run);
+    assert!(warnings(&run).is_empty(), "{}", run.stderr);
+    let (executed, cached, up_to_date) = counts(&run);
+    assert_eq!(executed, 0, "no action runs:\n{}", run.stderr);
+    assert_eq!(up_to_date, 0, "{}", run.stderr);
+    assert!(
+        summary(&run).contains(&format!(" {cached} from the remote cache.")),
+        "every cache hit is a remote one:\n{}",
+        run.stderr
+    );
+    for test in ["//app:tool_test", "//app:words_test"] {
+        let line = run
+            .stderr
+            .lines()
+            .find(|l| l.starts_with(test))
+            .unwrap_or_else(|| panic!("no line for {test}:\n{}", run.stderr));
+        assert!(line.contains("(cached) PASSED"), "{line}");
+    }
+    assert!(
+        run.stderr
+            .contains("Executed 0 out of 2 tests: 2 tests pass."),
+        "{}",
+        run.stderr
+    );
+    for out in OUTPUTS {
+        let (pa, pb) = (a.root().join(BIN).join(out), b.root().join(BIN).join(out));
+        assert_eq!(fs::read(&pa).unwrap(), fs::read(&pb).unwrap(), "{out}");
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&pa), mode(&pb), "{out}");
+    }
+    assert_eq!(
+        fs::metadata(b.root().join(BIN).join("gen/big.bin"))
+            .unwrap()
+            .len(),
+        5 * 1024 * 1024
+    );
+    // The test logs came along too.
+    let log = fs::read_to_string(b.root().join("forge-testlogs/app/tool_test/test.log")).unwrap();
+    assert!(log.contains("tool test ok"), "{log}");
+    // And the next build there is a plain local no-op.
+    let run = b.forge(&["build", "//gen/...", "//app/...", &flag]);
+    ok(&run);
+    assert_eq!(counts(&run).0, 0, "{}", run.stderr);
+    (a, b)
+}
+
+#[test]
+fn http_cache_is_shared_between_output_bases() {
+    let Some(server) = nginx(false) else { return };
+    let (a, _b) = shares_between_machines(&http_url(&server));
+
+    // Bazel's layout: /cas/<sha256 of the content>, /ac/<sha256> holding an ActionResult.
+    let root = server.dir.path().join("root/cache");
+    let words = fs::read(a.root().join(BIN).join("gen/words.upper")).unwrap();
+    let hash = sha256_hex(&words);
+    assert_eq!(fs::read(root.join("cas").join(&hash)).unwrap(), words);
+    let mut found = false;
+    for entry in fs::read_dir(root.join("ac")).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        assert_eq!(name.len(), 64, "{name}");
+        let bytes = fs::read(entry.path()).unwrap();
+        let result =
+            <forge::remote::proto::ActionResult as prost::Message>::decode(bytes.as_slice())
+                .unwrap();
+        for f in &result.output_files {
+            if f.path.ends_with("/gen/words.upper") {
+                assert_eq!(f.digest.as_ref().unwrap().hash, hash);
+                assert_eq!(f.digest.as_ref().unwrap().size_bytes, words.len() as i64);
+                found = true;
+            }
+        }
+    }
+    assert!(found, "no ActionResult names gen/words.upper");
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn grpc_cache_is_shared_between_output_bases() {
+    let Some(server) = buildgrid() else { return };
+    shares_between_machines(&grpc_url(&server));
+}
+
+#[test]
+fn http_cache_sends_basic_auth_and_headers() {
+    let Some(server) = nginx(true) else { return };
+    let port = server.port;
+    let url = format!("--remote_cache=http://forge:secret@127.0.0.1:{port}/cache");
+    let a = Workspace::fixture("remote");
+    let run = a.forge(&[
+        "build",
+        "//gen:words",
+        &url,
+        "--remote_header=X-Forge-Test=yes",
+    ]);
+    ok(&run);
+    assert!(warnings(&run).is_empty(), "{}", run.stderr);
+    assert!(server.dir.path().join("root/cache/ac").is_dir());
+
+    let b = Workspace::fixture("remote");
+    let run = b.forge(&[
+        "build",
+        "//gen:words",
+        &url,
+        "--remote-header=X-Forge-Test=yes",
+    ]);
+    ok(&run);
+    assert_eq!(counts(&run).0, 0, "{}", run.stderr);
+
+    // Without the header the server answers 403: one warning, the build goes on locally.
+    let c = Workspace::fixture("remote");
+    let run = c.forge(&["build", "//gen/...", &url]);
+    ok(&run);
+    let w = warnings(&run);
+    assert_eq!(w.len(), 1, "{}", run.stderr);
+    assert!(w[0].contains("403"), "{}", w[0]);
+    // The password is not shown.
+    assert!(!run.stderr.contains("secret"), "{}", run.stderr);
+}
+
+/// The server dies while the build runs: the build finishes locally, with one warning.
+fn server_stopped_midway(mut server: Server, url: &str) {
+    let ws = Workspace::fixture("remote");
+    let child = ws
+        .command(&["build", "//slow:all", &format!("--remote_cache={url}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `slow` sleeps 3 s; its lookup has happened by now, its upload has not.
+    std::thread::sleep(Duration::from_millis(1500));
+    server.stop();
+    let out = child.wait_with_output().unwrap();
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    ok(&run);
+    assert_eq!(counts(&run), (3, 0, 0), "{}", run.stderr);
+    assert_eq!(warnings(&run).len(), 1, "{}", run.stderr);
+    assert!(
+        warnings(&run)[0].contains("continuing without it"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        fs::read_to_string(ws.root().join(BIN).join("slow/last.txt")).unwrap(),
+        "first\nlast\n"
+    );
+}
+
+#[test]
+fn http_server_stopped_midway() {
+    let Some(server) = nginx(false) else { return };
+    let url = http_url(&server);
+    server_stopped_midway(server, &url);
+}
+
+#[test]
+fn grpc_server_stopped_midway() {
+    let Some(server) = buildgrid() else { return };
+    let url = grpc_url(&server);
+    server_stopped_midway(server, &url);
+}
+
+/// A server that accepts connections and never answers: `--remote_timeout` bounds the wait,
+/// one warning, the build and tests succeed.
+#[test]
+fn silent_server_times_out_once() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    for url in [
+        format!("http://127.0.0.1:{port}"),
+        format!("grpc://127.0.0.1:{port}"),
+    ] {
+        let ws = Workspace::fixture("remote");
+        let started = Instant::now();
+        let run = ws.forge(&[
+            "test",
+            "//app:words_test",
+            &format!("--remote_cache={url}"),
+            "--remote_timeout=1",
+        ]);
+        ok(&run);
+        assert_eq!(warnings(&run).len(), 1, "{}", run.stderr);
+        assert!(run.stderr.contains("PASSED"), "{}", run.stderr);
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    drop(listener);
+}
+
+#[test]
+fn corrupt_blob_on_the_server_is_rebuilt() {
+    let Some(server) = nginx(false) else { return };
+    let flag = format!("--remote_cache={}", http_url(&server));
+    let a = Workspace::fixture("remote");
+    ok(&a.forge(&["build", "//gen/...", &flag]));
+    let words = fs::read(a.root().join(BIN).join("gen/words.upper")).unwrap();
+    let blob = server
+        .dir
+        .path()
+        .join("root/cache/cas")
+        .join(sha256_hex(&words));
+    fs::write(&blob, "ALPHA\nBETA\nDAMAGED\n").unwrap();
+
+    let b = Workspace::fixture("remote");
+    let run = b.forge(&["build", "//gen/...", &flag]);
+    ok(&run);
+    let w = warnings(&run);
+    assert_eq!(w.len(), 1, "{}", run.stderr);
+    assert!(w[0].contains("does not match its digest"), "{}", w[0]);
+    assert!(w[0].contains("gen/words.upper"), "{}", w[0]);
+    assert_eq!(
+        counts(&run).0,
+        1,
+        "only the damaged action reruns:\n{}",
+        run.stderr
+    );
+    assert_eq!(
+        fs::read(b.root().join(BIN).join("gen/words.upper")).unwrap(),
+        words
+    );
+    // Its upload repaired the server.
+    assert_eq!(fs::read(&blob).unwrap(), words);
+    let c = Workspace::fixture("remote");
+    let run = c.forge(&["build", "//gen/...", &flag]);
+    ok(&run);
+    assert_eq!(counts(&run).0, 0, "{}", run.stderr);
+    assert!(warnings(&run).is_empty(), "{}", run.stderr);
+}
+
+#[test]
+fn upload_and_accept_switches() {
+    let Some(server) = nginx(false) else { return };
+    let flag = format!("--remote_cache={}", http_url(&server));
+    let a = Workspace::fixture("remote");
+    let run = a.forge(&[
+        "build",
+        "//gen:words",
+        &flag,
+        "--noremote_upload_local_results",
+    ]);
+    ok(&run);
+    assert!(!server.dir.path().join("root/cache/ac").exists());
+
+    let b = Workspace::fixture("remote");
+    ok(&b.forge(&[
+        "build",
+        "//gen:words",
+        &flag,
+        "--remote_upload_local_results=true",
+    ]));
+    assert!(server.dir.path().join("root/cache/ac").is_dir());
+
+    // Not accepting cached results: the action runs (and is uploaded again).
+    let c = Workspace::fixture("remote");
+    let run = c.forge(&["build", "//gen:words", &flag, "--noremote_accept_cached"]);
+    ok(&run);
+    assert_eq!(counts(&run).0, 1, "{}", run.stderr);
+    let d = Workspace::fixture("remote");
+    let run = d.forge(&[
+        "build",
+        "//gen:words",
+        &flag,
+        "--remote_accept_cached=false",
+    ]);
+    assert_eq!(counts(&run).0, 1, "{}", run.stderr);
+    let e = Workspace::fixture("remote");
+    let run = e.forge(&["build", "//gen:words", &flag]);
+    assert_eq!(counts(&run), (0, 1, 0), "{}", run.stderr);
+}
+
+#[test]
+fn bad_remote_flags_are_usage_errors() {
+    let ws = Workspace::fixture("remote");
+    for (flag, message) in [
+        (
+            "--remote_cache=ftp://example",
+            "ERROR: --remote_cache expects an http://, https://, grpc:// or grpcs:// URL, not 'ftp://example'",
+        ),
+        (
+            "--remote_timeout=soon",
+            "ERROR: --remote_timeout expects a positive number of seconds (or 500ms, 10s, 1m), not 'soon'",
+        ),
+        (
+            "--remote_header=novalue",
+            "ERROR: --remote_header expects NAME=VALUE, got 'novalue'",
+        ),
+    ] {
+        let mut args = vec!["build", "//gen:words", flag];
+        if !flag.starts_with("--remote_cache") {
+            args.push("--remote_cache=http://127.0.0.1:1");
+        }
+        let run = ws.forge(&args);
+        assert_eq!(run.code, 2, "{}", run.both());
+        assert_eq!(run.stderr.trim_end(), message, "{}", run.both());
+    }
+}
