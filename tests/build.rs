@@ -584,3 +584,20 @@ fn the_plan_is_reused_only_while_what_loading_read_is_unchanged() {
     let run = ok(ws.forge(&["build", "--define=x=1", "//chain:all"]));
     assert_ne!(loaded(&run), "(0 packages loaded, 0 targets configured).");
 }
+
+#[test]
+fn wildcards_leave_out_manual_targets() {
+    let ws = Workspace::fixture("build");
+    let all = ok(ws.forge(&["build", "//chain:all"]));
+    assert_eq!(counts(&all), (4, 0, 0));
+    assert!(!ws.root().join("forge-bin/chain/manual_only.out").exists());
+    ok(ws.forge(&["build", "//chain:manual_only"]));
+    assert_eq!(read(&ws, "forge-bin/chain/manual_only.out"), "manual\n");
+    // Query still sees it.
+    let query = ws.forge(&["query", "//chain:all"]);
+    assert!(
+        query.stdout.contains("//chain:manual_only\n"),
+        "{}",
+        query.stdout
+    );
+}

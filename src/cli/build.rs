@@ -415,6 +415,47 @@ pub fn build(
     })
 }
 
+/// The targets the patterns name, as `expand_patterns` gives them, except that wildcards
+/// (`//pkg:all`, `//...`) leave out rules tagged `manual`, as Bazel's build and test do;
+/// naming such a target on its own still builds it.
+fn expand_skipping_manual(
+    graph: &mut TargetGraph,
+    args: &[TargetPatternArg],
+) -> (BTreeSet<Label>, Vec<Diagnostic>) {
+    let mut result = BTreeSet::new();
+    let mut errors = Vec::new();
+    for arg in args {
+        let labels = match graph.expand(&arg.pattern) {
+            Ok(labels) => labels,
+            Err(d) => {
+                errors.push(d);
+                continue;
+            }
+        };
+        if arg.negative {
+            result.retain(|l| !labels.contains(l));
+            continue;
+        }
+        let wildcard = !matches!(arg.pattern, crate::core::TargetPattern::Single(_));
+        for label in labels {
+            let manual = wildcard
+                && graph
+                    .target(&label)
+                    .and_then(|t| t.rule())
+                    .is_some_and(|r| match r.attrs.get("tags") {
+                        Some(crate::loading::AttrValue::StringList(tags)) => {
+                            tags.iter().any(|t| t == "manual")
+                        }
+                        _ => false,
+                    });
+            if !manual {
+                result.insert(label);
+            }
+        }
+    }
+    (result, errors)
+}
+
 /// Loads the packages `patterns` need and analyses the targets: the plan, and the problems
 /// found (only with `--keep_going`; otherwise the first problems end the command).
 /// File-system reads are recorded (`fs_deps`) so the plan can be reused.
@@ -438,7 +479,7 @@ fn plan_build(
         .map(|p| TargetPatternArg::parse(p, cwd_package))
         .collect::<Result<Vec<_>, Diagnostic>>()
         .map_err(|d| Failure::usage(d.message))?;
-    let (mut targets, mut errors) = graph.expand_patterns(&args);
+    let (mut targets, mut errors) = expand_skipping_manual(&mut graph, &args);
     let mut tests = BTreeSet::new();
     if for_tests {
         // The tests the patterns name, with test suites replaced by their tests — the query
