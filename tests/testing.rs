@@ -395,3 +395,68 @@ fn test_output_all_and_streamed() {
     let run = ws.forge(&["test", "--nocache_test_results", "//pkg:pass_test"]);
     assert!(!run.stderr.contains("all good"), "{}", run.stderr);
 }
+
+#[test]
+fn ctrl_c_during_tests_reports_no_status_and_exits_8() {
+    let ws = Workspace::fixture("testing");
+    let child = ws
+        .command(&["test", "//pkg:sleep_test"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the test is running (its log directory appears), then interrupt.
+    let started = std::time::Instant::now();
+    let forge = child.id();
+    let parent_of = |pid: &str| -> Option<u32> {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    // A `sleep 600` that descends from our forge (other tests run the same test).
+    let running = |_: &Workspace| {
+        fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            let pid = e.file_name().to_string_lossy().into_owned();
+            let is_sleep = fs::read(e.path().join("cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim() == "sleep 600")
+                .unwrap_or(false);
+            let mut p = pid.clone();
+            let mut ours = false;
+            while is_sleep && let Some(parent) = parent_of(&p) {
+                if parent == forge {
+                    ours = true;
+                    break;
+                }
+                if parent <= 1 {
+                    break;
+                }
+                p = parent.to_string();
+            }
+            ours
+        })
+    };
+    while !running(&ws) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the test never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{stderr}");
+    assert!(
+        stderr.contains("//pkg:sleep_test") && stderr.contains("NO STATUS"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 was skipped"), "{stderr}");
+}
