@@ -311,8 +311,11 @@ file path=forge-out/k8-fastbuild/bin/rules/transformed.args short_path=rules/tra
     }
     let run = ws.forge(&["run", "//rules:greet"]);
     assert_eq!(run.stdout, "hello there\nthe data\n", "{}", run.both());
-    // The build half of a test rule.
+    // The build half of a test rule, and forge test runs it like any test.
     assert!(ws.root().join("forge-bin/rules/check_test").is_file());
+    let test = ws.forge(&["test", "//rules:check_test"]);
+    assert_eq!(test.code, 0, "{}", test.both());
+    assert!(test.stderr.contains(" PASSED in "), "{}", test.stderr);
 }
 
 #[test]

@@ -186,7 +186,8 @@ impl SandboxRunner {
         if root.exists() {
             fs::remove_dir_all(&root)?;
         }
-        fs::create_dir_all(&root)?;
+        secure_dir(&self.config.roots_dir)?;
+        fs::create_dir(&root)?;
         for dir in SYSTEM_DIRS {
             let host = Path::new(dir);
             let inside = root.join(&dir[1..]);
@@ -849,6 +850,33 @@ struct Plan {
     /// Directories of declared outputs: bound onto themselves to stay writable.
     writable: Vec<PathBuf>,
     network: bool,
+}
+
+/// Makes the roots directory, private to this user: it lives in a world-writable place
+/// (`/dev/shm`), where another user could have made it first to watch or tamper.
+fn secure_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let meta = fs::symlink_metadata(dir)?;
+    // SAFETY: a plain getter.
+    let uid = unsafe { libc::geteuid() };
+    if !meta.is_dir() || meta.uid() != uid {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is not a directory owned by this user; remove it or run elsewhere",
+                dir.display()
+            ),
+        ));
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }
 
 fn pipe_pair() -> io::Result<(std::os::fd::OwnedFd, io::PipeReader)> {
