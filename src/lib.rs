@@ -4,13 +4,15 @@
 //!
 //! ```text
 //! cli        flags and commands (clap)                      -> one command run
-//! workspace  WORKSPACE root, name, output base              -> Workspace
+//! workspace  WORKSPACE root, name, repositories, output base -> Workspace
+//! fetch      external repositories, on demand               -> directories under external/
 //! loading    BUILD / .bzl evaluated with Starlark           -> Packages of plain Targets
 //! graph      patterns, label resolution, visibility, cycles -> TargetGraph
 //! query      the Bazel query language over the graph        -> sets of labels, printed
 //! analysis   rule implementations run over the graph        -> Actions, providers, runfiles
 //! exec       actions run in parallel, cached by content     -> outputs on disk
 //! outputs    exec root, runfiles trees, convenience links   -> the tree users see
+//! testing    tests run with Bazel's contract, results cached -> logs, XML, the summary
 //! remote     the shared cache (Bazel HTTP cache, REAPI gRPC) -> results from other machines
 //! ```
 //!
