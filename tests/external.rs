@@ -505,3 +505,43 @@ fn distdir_and_an_explicit_repository_cache_need_no_server() {
     let run = other.forge(&["build", &cache_flag, "//:list"]);
     assert_eq!(run.code, 0, "{}", run.both());
 }
+
+#[test]
+fn patches_apply_and_python_code_of_an_external_repository_imports() {
+    let server = Server::start();
+    let archive = gzip(&tar_of(&[
+        (
+            "greeter-2.1/greeter/__init__.py",
+            "def greet():\n    return 'hello from the archive'\n",
+        ),
+        ("greeter-2.1/NOTICE", "original notice\n"),
+    ]));
+    let url = server.serve("/greeter-2.1.tar.gz", archive.clone());
+    let ws = Workspace::empty();
+    ws.write(
+        "WORKSPACE",
+        &format!(
+            "workspace(name = \"app\")\n\nhttp_archive(\n    name = \"greeter\",\n    url = \"{url}\",\n    sha256 = \"{}\",\n    strip_prefix = \"greeter-2.1\",\n    build_file_content = \"py_library(name = 'greeter', srcs = glob(['greeter/*.py']), visibility = ['//visibility:public'])\\nexports_files(['NOTICE'])\",\n    patches = [\"//:notice.patch\"],\n    patch_args = [\"-p1\"],\n)\n",
+            sha256(&archive)
+        ),
+    );
+    ws.write(
+        "notice.patch",
+        "--- a/NOTICE\n+++ b/NOTICE\n@@ -1 +1 @@\n-original notice\n+patched notice\n",
+    );
+    ws.write(
+        "BUILD",
+        "py_binary(name = 'main', srcs = ['main.py'], deps = ['@greeter//:greeter'])\n\
+         genrule(name = 'notice', srcs = ['@greeter//:NOTICE'], outs = ['NOTICE'], cmd = 'cp $< $@')\n",
+    );
+    ws.write("main.py", "from greeter import greet\n\nprint(greet())\n");
+    let run = ws.forge(&["run", "//:main"]);
+    assert_eq!(run.code, 0, "{}", run.both());
+    assert_eq!(run.stdout, "hello from the archive\n");
+    let build = ws.forge(&["build", "//:notice"]);
+    assert_eq!(build.code, 0, "{}", build.both());
+    assert_eq!(
+        std::fs::read_to_string(ws.root().join("forge-bin/NOTICE")).unwrap(),
+        "patched notice\n"
+    );
+}
