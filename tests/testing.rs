@@ -460,3 +460,34 @@ fn ctrl_c_during_tests_reports_no_status_and_exits_8() {
     );
     assert!(stderr.contains("1 was skipped"), "{stderr}");
 }
+
+#[test]
+fn keep_going_runs_the_tests_that_built_and_reports_the_rest() {
+    let ws = Workspace::fixture("testing");
+    ws.write(
+        "pkg2/BUILD",
+        "genrule(name = 'gen', outs = ['gen.sh'], cmd = 'exit 1')\n\
+         sh_test(name = 'needs_gen_test', srcs = [':gen'])\n\
+         sh_test(name = 'ok_test', srcs = ['ok.sh'])\n",
+    );
+    ws.write("pkg2/ok.sh", "#!/bin/sh\necho ok\n");
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(
+        ws.root().join("pkg2/ok.sh"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let run = ws.forge(&["test", "--keep_going", "//pkg2:all", "//broken:broken_test"]);
+    assert_eq!(run.code, 1, "{}", run.both());
+    assert_eq!(status_of(&run, "//pkg2:ok_test"), "PASSED");
+    assert_eq!(status_of(&run, "//pkg2:needs_gen_test"), "FAILED TO BUILD");
+    assert_eq!(status_of(&run, "//broken:broken_test"), "FAILED TO BUILD");
+    assert_eq!(
+        executed_line(&run),
+        "Executed 1 out of 3 tests: 1 test passes and 2 fail to build."
+    );
+    // Without --keep_going the build failure ends the command before any test runs.
+    let run = ws.forge(&["test", "//pkg2:all"]);
+    assert_eq!(run.code, 1, "{}", run.both());
+    assert!(!run.stderr.contains("Executed "), "{}", run.stderr);
+}

@@ -179,6 +179,8 @@ pub struct Built {
     pub lock: exec::Lock,
     /// The runner, for commands that run more (tests); call `cleanup` when done.
     pub runner: SandboxRunner,
+    /// Only with `forge test --keep_going`: some of the build failed.
+    pub build_failed: bool,
 }
 
 pub(crate) fn key_values(
@@ -398,20 +400,31 @@ pub fn build(
             errors,
         });
     }
-    if !errors.is_empty() || !result.failures.is_empty() {
+    let failed = !errors.is_empty() || !result.failures.is_empty();
+    if failed && !(for_tests && keep_going) {
         errors.push(Diagnostic::new("Build did NOT complete successfully"));
         return Err(Failure::from_diagnostics(errors));
     }
-    eprintln!(
-        "INFO: Build completed successfully, {}",
-        plural(total, "total action", "total actions")
-    );
+    if failed {
+        // forge test --keep_going: the tests that did build still run; the errors were
+        // printed as they happened.
+        for e in &errors {
+            eprintln!("ERROR: {e}");
+        }
+        eprintln!("ERROR: Build did NOT complete successfully; running the tests that built");
+    } else {
+        eprintln!(
+            "INFO: Build completed successfully, {}",
+            plural(total, "total action", "total actions")
+        );
+    }
     Ok(Built {
         workspace,
         exec_root,
         plan,
         lock,
         runner,
+        build_failed: failed,
     })
 }
 

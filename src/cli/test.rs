@@ -185,7 +185,7 @@ fn summary_line(result: &TestResult) -> String {
         .iter()
         .map(|r| r.duration.as_secs_f64())
         .fold(0.0, f64::max);
-    if result.status == Status::NoStatus {
+    if matches!(result.status, Status::NoStatus | Status::FailedToBuild) {
         return format!("{label:<width$} {status}");
     }
     format!("{label:<width$} {status} in {secs:.1}s")
@@ -200,20 +200,40 @@ pub fn run(args: TestArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Fail
     let built = build(&args.patterns, &args.options, startup, false, true)?;
     let tags = split_filter(&args.test_tag_filters);
     let sizes = split_filter(&args.test_size_filters);
-    let targets: Vec<(Label, String, Vec<String>, TestSpec)> = built
-        .plan
-        .tests
-        .iter()
-        .filter_map(|label| {
-            let planned = built.plan.targets.get(label)?;
-            let spec = planned.test.clone()?;
-            let exe = planned.executable.clone()?;
-            let keep =
-                accepts(&tags, &spec.tags) && accepts(&sizes, std::slice::from_ref(&spec.size));
-            keep.then(|| (label.clone(), exe, planned.args.clone(), spec))
-        })
-        .collect();
-    if targets.is_empty() {
+    let mut targets: Vec<(Label, String, Vec<String>, TestSpec)> = Vec::new();
+    // With --keep_going after a failed build: tests whose program or runfiles are missing.
+    let mut unbuilt: Vec<TestResult> = Vec::new();
+    for label in &built.plan.tests {
+        let planned = built.plan.targets.get(label);
+        let spec = planned.and_then(|p| p.test.clone());
+        let exe = planned.and_then(|p| p.executable.clone());
+        let (Some(planned), Some(spec), Some(exe)) = (planned, spec, exe) else {
+            if built.build_failed {
+                unbuilt.push(TestResult {
+                    label: label.clone(),
+                    status: Status::FailedToBuild,
+                    runs: Vec::new(),
+                });
+            }
+            continue;
+        };
+        if !(accepts(&tags, &spec.tags) && accepts(&sizes, std::slice::from_ref(&spec.size))) {
+            continue;
+        }
+        let built_ok = std::iter::once(&exe)
+            .chain(spec.runfiles.iter().map(|(_, e)| e))
+            .all(|p| built.exec_root.join(p).exists());
+        if !built_ok {
+            unbuilt.push(TestResult {
+                label: label.clone(),
+                status: Status::FailedToBuild,
+                runs: Vec::new(),
+            });
+            continue;
+        }
+        targets.push((label.clone(), exe, planned.args.clone(), spec));
+    }
+    if targets.is_empty() && unbuilt.is_empty() {
         built.runner.cleanup();
         return Err(Failure {
             code: ExitCode::NoTestsFound,
@@ -258,8 +278,10 @@ pub fn run(args: TestArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Fail
         options: &options,
         remote: remote.as_deref(),
     };
-    let results = tests.run(&targets, &show);
+    let mut results = tests.run(&targets, &show);
     built.runner.cleanup();
+    results.extend(unbuilt);
+    results.sort_by(|a, b| a.label.cmp(&b.label));
 
     // The summary, sorted by label.
     for result in &results {
@@ -294,9 +316,13 @@ pub fn run(args: TestArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Fail
     let passed = by(&|s| s.passed());
     let failed = by(&|s| matches!(s, Status::Failed | Status::Timeout));
     let skipped = by(&|s| s == Status::NoStatus);
+    let unbuilt = by(&|s| s == Status::FailedToBuild);
     let mut parts = Vec::new();
     if passed > 0 {
         parts.push(count(passed, "test passes", "tests pass"));
+    }
+    if unbuilt > 0 {
+        parts.push(count(unbuilt, "fails to build", "fail to build"));
     }
     if failed > 0 {
         parts.push(count(failed, "fails locally", "fail locally"));
@@ -314,6 +340,11 @@ pub fn run(args: TestArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Fail
             code: ExitCode::Interrupted,
             errors: vec![Diagnostic::new("Testing interrupted (Ctrl-C)")],
         });
+    }
+    if built.build_failed {
+        return Err(Failure::from_diagnostics(vec![Diagnostic::new(
+            "Build did NOT complete successfully: some tests could not be built",
+        )]));
     }
     if failed > 0 {
         eprintln!(

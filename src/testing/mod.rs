@@ -60,6 +60,8 @@ pub enum Status {
     Failed,
     Timeout,
     NoStatus,
+    /// With `--keep_going`, a test whose program or runfiles could not be built.
+    FailedToBuild,
 }
 
 impl Status {
@@ -71,6 +73,7 @@ impl Status {
             Status::Failed => "FAILED",
             Status::Timeout => "TIMEOUT",
             Status::NoStatus => "NO STATUS",
+            Status::FailedToBuild => "FAILED TO BUILD",
         }
     }
 
