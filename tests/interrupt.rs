@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Workspace;
+use common::{Workspace, descends_from, processes_with};
 
 fn signal(child: &Child, name: &str) {
     let status = std::process::Command::new("kill")
@@ -27,53 +27,6 @@ impl Drop for Forge {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn parent_of(pid: u32) -> Option<u32> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // `pid (comm) state ppid ...`; comm may contain spaces, so split after the last ')'.
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-fn descends_from(mut pid: u32, ancestor: u32) -> bool {
-    while let Some(parent) = parent_of(pid) {
-        if parent == ancestor {
-            return true;
-        }
-        if parent <= 1 {
-            return false;
-        }
-        pid = parent;
-    }
-    false
-}
-
-/// Pids of processes whose command line (arguments joined by spaces) is `wanted`, or starts
-/// with it when it ends in `*`.
-fn processes_with(wanted: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if let Ok(cmdline) = fs::read(entry.path().join("cmdline")) {
-            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            let text = text.trim_end();
-            let matches = match wanted.strip_suffix('*') {
-                Some(prefix) => text.starts_with(prefix),
-                None => text == wanted,
-            };
-            if matches {
-                pids.push(pid);
-            }
-        }
-    }
-    pids
 }
 
 fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {

@@ -232,16 +232,7 @@ fn writes_outside_the_declared_outputs_fail_and_change_nothing() {
 }
 
 fn processes_named(cmdline: &str) -> usize {
-    fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
-        .filter(|e| {
-            fs::read(e.path().join("cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim() == cmdline)
-                .unwrap_or(false)
-        })
-        .count()
+    common::processes_with(cmdline).len()
 }
 
 #[test]

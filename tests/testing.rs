@@ -408,36 +408,11 @@ fn ctrl_c_during_tests_reports_no_status_and_exits_8() {
     // Wait until the test is running (its log directory appears), then interrupt.
     let started = std::time::Instant::now();
     let forge = child.id();
-    let parent_of = |pid: &str| -> Option<u32> {
-        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        stat.rsplit_once(')')?
-            .1
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
-    };
     // A `sleep 600` that descends from our forge (other tests run the same test).
     let running = |_: &Workspace| {
-        fs::read_dir("/proc").unwrap().flatten().any(|e| {
-            let pid = e.file_name().to_string_lossy().into_owned();
-            let is_sleep = fs::read(e.path().join("cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim() == "sleep 600")
-                .unwrap_or(false);
-            let mut p = pid.clone();
-            let mut ours = false;
-            while is_sleep && let Some(parent) = parent_of(&p) {
-                if parent == forge {
-                    ours = true;
-                    break;
-                }
-                if parent <= 1 {
-                    break;
-                }
-                p = parent.to_string();
-            }
-            ours
-        })
+        common::processes_with("sleep 600")
+            .into_iter()
+            .any(|p| common::descends_from(p, forge))
     };
     while !running(&ws) {
         assert!(

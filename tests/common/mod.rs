@@ -119,3 +119,52 @@ fn copy_tree(src: &Path, dst: &Path) {
         }
     }
 }
+
+/// The parent of process `pid`, from /proc.
+pub fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid ...`; comm may contain spaces, so split after the last ')'.
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Whether `pid` is a (grand)child of `ancestor`.
+pub fn descends_from(mut pid: u32, ancestor: u32) -> bool {
+    while let Some(parent) = parent_of(pid) {
+        if parent == ancestor {
+            return true;
+        }
+        if parent <= 1 {
+            return false;
+        }
+        pid = parent;
+    }
+    false
+}
+
+/// Pids of processes whose command line (arguments joined by spaces) is `wanted`, or starts
+/// with it when it ends in `*`.
+pub fn processes_with(wanted: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let text = text.trim_end();
+            let matches = match wanted.strip_suffix('*') {
+                Some(prefix) => text.starts_with(prefix),
+                None => text == wanted,
+            };
+            if matches {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
