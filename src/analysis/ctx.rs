@@ -200,7 +200,7 @@ fn string_dict(value: Option<Value>, what: &str) -> anyhow::Result<BTreeMap<Stri
 }
 
 /// Command-line arguments: strings, Files, or `Args` objects, flattened to strings.
-fn arguments<'v>(value: Option<Value<'v>>, heap: Heap<'v>) -> anyhow::Result<Vec<String>> {
+fn command_line<'v>(value: Option<Value<'v>>, heap: Heap<'v>) -> anyhow::Result<Vec<String>> {
     let Some(value) = value.filter(|v| !v.is_none()) else {
         return Ok(Vec::new());
     };
@@ -228,6 +228,8 @@ struct RunOptions<'v> {
     mnemonic: Option<String>,
     progress_message: Option<String>,
     env: Option<Value<'v>>,
+    /// The program, when it is a file: an input too.
+    program: Option<String>,
 }
 
 fn register_run<'v>(
@@ -240,6 +242,7 @@ fn register_run<'v>(
     let outputs = files_of(Some(o.outputs), "outputs", heap)?;
     let mut inputs = paths(&files_of(o.inputs, "inputs", heap)?);
     inputs.extend(paths(&files_of_or_targets(o.tools, heap)?));
+    inputs.extend(o.program);
     let mut state = this.state.borrow_mut();
     let owner = state.owner.clone();
     let mnemonic = o.mnemonic.unwrap_or_else(|| default_mnemonic.to_owned());
@@ -406,31 +409,17 @@ fn actions_methods(builder: &mut MethodsBuilder) {
             (s.to_owned(), None)
         };
         let mut argv = vec![program];
-        argv.extend(arguments_of(arguments, heap)?);
-        let mut tools_list = Vec::new();
-        if let Some(t) = tools {
-            tools_list.push(t);
-        }
-        let inputs_value = inputs;
+        argv.extend(command_line(arguments, heap)?);
         let o = RunOptions {
             outputs,
-            inputs: inputs_value,
+            inputs,
             tools,
             mnemonic,
             progress_message,
             env,
+            program: program_file,
         };
-        register_run(this.as_ref(), argv, o, "Action", heap)?;
-        if let Some(p) = program_file {
-            // The program itself is an input.
-            let mut state = this.as_ref().state.borrow_mut();
-            if let Some(last) = state.actions.last_mut() {
-                last.inputs.push(p);
-                last.inputs.sort();
-                last.inputs.dedup();
-            }
-        }
-        Ok(NoneType)
+        register_run(this.as_ref(), argv, o, "Action", heap)
     }
 
     /// Runs a bash command: `/bin/bash -c command "" arguments...`.
@@ -458,7 +447,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
         );
         let command = match command.unpack_str() {
             Some(s) => s.to_owned(),
-            None => arguments_of(Some(command), heap)?.join(" "),
+            None => command_line(Some(command), heap)?.join(" "),
         };
         let mut argv = vec![
             "/bin/bash".to_owned(),
@@ -466,7 +455,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
             command,
             String::new(),
         ];
-        argv.extend(arguments_of(arguments, heap)?);
+        argv.extend(command_line(arguments, heap)?);
         let o = RunOptions {
             outputs,
             inputs,
@@ -474,6 +463,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
             mnemonic,
             progress_message,
             env,
+            program: None,
         };
         register_run(this.as_ref(), argv, o, "Action", heap)
     }
@@ -558,10 +548,6 @@ fn actions_methods(builder: &mut MethodsBuilder) {
         let _ = this;
         Ok(heap.alloc_complex_no_freeze(ArgsValue::default()))
     }
-}
-
-fn arguments_of<'v>(value: Option<Value<'v>>, heap: Heap<'v>) -> anyhow::Result<Vec<String>> {
-    arguments(value, heap)
 }
 
 /// `ctx.actions.args()`: a command line built up with `add`, `add_all`, `add_joined`.

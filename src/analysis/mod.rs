@@ -568,7 +568,8 @@ fn render(e: &starlark::Error) -> String {
         .to_owned()
 }
 
-fn short_from_exec(path: &str) -> String {
+/// A file's short path (`pkg/gen.txt`, `../repo/x`) from its exec path.
+pub fn short_from_exec(path: &str) -> String {
     let bin = format!("{}/", layout::bin_dir());
     let rel = path.strip_prefix(&bin).unwrap_or(path);
     match rel.strip_prefix("external/") {

@@ -238,14 +238,14 @@ pub fn build(
 
     let cwd = super::current_dir()?;
     let workspace = Arc::new(Workspace::discover(&cwd, startup)?);
-    std::fs::create_dir_all(&workspace.output_base).map_err(|e| {
+    // Locking makes the output base if needed.
+    let lock = exec::lock_output_base_with(&workspace.output_base, &mut |msg| eprintln!("{msg}"))
+        .map_err(|e| {
         Failure::failed(format!(
-            "cannot create the output base {}: {e}",
+            "cannot lock the output base {}: {e}",
             workspace.output_base.display()
         ))
     })?;
-    let lock = exec::lock_output_base_with(&workspace.output_base, &mut |msg| eprintln!("{msg}"))
-        .map_err(|e| Failure::failed(format!("cannot lock the output base: {e}")))?;
     let cwd_package = workspace.package_of(&cwd);
 
     // The plan of an earlier identical command is reused when nothing loading read changed:

@@ -5,7 +5,7 @@
 //! `flock` belongs to the open file description and is released by the kernel when the holder
 //! exits or closes the file, so a crashed forge never leaves a stale lock behind.
 
-use std::fs::{self, File, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
@@ -24,7 +24,7 @@ pub fn lock_output_base(dir: &Path) -> io::Result<Lock> {
 
 /// `lock_output_base` with the waiting message handed to `notify` instead of stderr.
 pub fn lock_output_base_with(dir: &Path, notify: &mut dyn FnMut(&str)) -> io::Result<Lock> {
-    fs::create_dir_all(dir)?;
+    super::perform::ensure_dir(dir)?;
     let mut file = File::options()
         .read(true)
         .write(true)
@@ -67,7 +67,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let first = lock_output_base_with(dir.path(), &mut |_| {})?;
         assert_eq!(
-            fs::read_to_string(dir.path().join("lock"))?,
+            std::fs::read_to_string(dir.path().join("lock"))?,
             std::process::id().to_string()
         );
         let (tx, rx) = mpsc::channel::<String>();

@@ -106,7 +106,7 @@ impl<'a> Ctx<'a> {
         progress: &'a dyn Progress,
     ) -> Result<Ctx<'a>, ExecError> {
         let tmp_root = config.cache_dir.join("tmp");
-        fs::create_dir_all(&tmp_root).map_err(|e| {
+        ensure_dir(&tmp_root).map_err(|e| {
             ExecError::Setup(format!("cannot create '{}': {e}", tmp_root.display()))
         })?;
         let mut base_env = BTreeMap::new();

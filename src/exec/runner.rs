@@ -106,8 +106,9 @@ pub struct Cancel {
     // The flag is also checked under this lock in `register`, so a group registered
     // concurrently with `cancel` is either seen by `cancel` or sees the flag.
     groups: Mutex<HashSet<i32>>,
-    journal: Option<Mutex<std::fs::File>>,
     journal_path: Option<PathBuf>,
+    /// Created with the first group: a build that runs nothing writes nothing.
+    journal: Mutex<Option<std::fs::File>>,
 }
 
 impl Cancel {
@@ -118,10 +119,10 @@ impl Cancel {
     /// A `Cancel` journaling its groups at `path`, after killing the groups an earlier,
     /// killed forge left there.
     pub fn with_journal(path: &Path) -> io::Result<Cancel> {
-        kill_stray_groups(path);
-        let file = std::fs::File::create(path)?;
+        if kill_stray_groups(path) {
+            std::fs::remove_file(path)?;
+        }
         Ok(Cancel {
-            journal: Some(Mutex::new(file)),
             journal_path: Some(path.to_owned()),
             ..Cancel::default()
         })
@@ -129,7 +130,12 @@ impl Cancel {
 
     /// The build is over and every command has been waited for: forget the journal.
     pub fn finish(&self) {
-        if let Some(path) = &self.journal_path {
+        let opened = self
+            .journal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let (Some(_), Some(path)) = (opened, &self.journal_path) {
             let _ = std::fs::remove_file(path);
         }
     }
@@ -156,13 +162,17 @@ impl Cancel {
         }
         groups.insert(pgid);
         drop(groups);
-        if let Some(journal) = &self.journal
+        if let Some(path) = &self.journal_path
             && let Some(start) = start_time(pgid)
         {
             use std::io::Write;
-            let mut file = journal.lock().unwrap_or_else(|e| e.into_inner());
-            // One write per line with O_APPEND semantics not needed: one writer, one lock.
-            let _ = file.write_all(format!("{pgid} {start}\n").as_bytes());
+            let mut journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+            if journal.is_none() {
+                *journal = std::fs::File::create(path).ok();
+            }
+            if let Some(file) = journal.as_mut() {
+                let _ = file.write_all(format!("{pgid} {start}\n").as_bytes());
+            }
         }
         true
     }
@@ -192,9 +202,10 @@ fn start_time(pid: i32) -> Option<u64> {
 
 /// Kills the process groups listed in a journal left by a forge that did not finish, if
 /// their leaders are still the same processes.
-fn kill_stray_groups(journal: &Path) {
+/// Returns whether there was a journal.
+fn kill_stray_groups(journal: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string(journal) else {
-        return;
+        return false;
     };
     for line in text.lines() {
         let Some((pgid, start)) = line.split_once(' ') else {
@@ -207,6 +218,7 @@ fn kill_stray_groups(journal: &Path) {
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
         }
     }
+    true
 }
 
 /// Waits for `pid` to exit without reaping it: while the leader is a zombie its pid and

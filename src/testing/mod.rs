@@ -162,6 +162,8 @@ impl Tests<'_> {
         targets: &[(Label, String, Vec<String>, TestSpec)],
         on_done: &(dyn Fn(&TestResult) + Sync),
     ) -> Vec<TestResult> {
+        // Opened once: each store reads its whole log on first use.
+        let stores = self.stores();
         let stat = StatCache::load(
             self.cache_dir.join("stat_cache"),
             self.exec_root.to_path_buf(),
@@ -242,7 +244,7 @@ impl Tests<'_> {
                             let result = if cancel.is_cancelled() {
                                 None
                             } else {
-                                Some(self.run_unit(&units_of[t][u], &stat, &cancel))
+                                Some(self.run_unit(&units_of[t][u], &stat, &stores, &cancel))
                             };
                             let mut all = results.lock().unwrap_or_else(|e| e.into_inner());
                             all[t][u] = Some(result.unwrap_or_else(|| RunResult {
@@ -284,7 +286,13 @@ impl Tests<'_> {
         out
     }
 
-    fn run_unit(&self, unit: &Unit, stat: &StatCache, cancel: &Cancel) -> RunResult {
+    fn run_unit(
+        &self,
+        unit: &Unit,
+        stat: &StatCache,
+        stores: &[(Cas, ActionCache)],
+        cancel: &Cancel,
+    ) -> RunResult {
         let log = self.exec_root.join(&unit.dir).join("test.log");
         let env = self.environment(unit);
         let mut argv = vec![unit.executable.to_owned()];
@@ -300,7 +308,7 @@ impl Tests<'_> {
         let cacheable = self.options.cache_results && !external;
         if cacheable
             && let Some(key) = &key
-            && let Some(cached) = self.lookup(unit, key)
+            && let Some(cached) = self.lookup(unit, key, stores)
         {
             return RunResult {
                 status: Status::CachedPassed,
@@ -332,7 +340,7 @@ impl Tests<'_> {
                 // A pass after a failure is not a pass: never cached, reported FLAKY.
                 result.status = Status::Flaky;
             } else if cacheable && let Some(key) = &key {
-                let _ = self.store(unit, key, result.duration);
+                let _ = self.store(unit, key, result.duration, stores);
             }
         }
         result
@@ -356,7 +364,10 @@ impl Tests<'_> {
         set("PYTHON_RUNFILES", runfiles);
         set("TEST_WORKSPACE", self.workspace_name.to_owned());
         set("TEST_TARGET", unit.label.to_string());
-        set("TEST_BINARY", short_path(unit.executable));
+        set(
+            "TEST_BINARY",
+            crate::analysis::short_from_exec(unit.executable),
+        );
         set("TEST_TMPDIR", format!("{dir}/_tmp"));
         set("TMPDIR", format!("{dir}/_tmp"));
         set("XML_OUTPUT_FILE", format!("{dir}/test.xml"));
@@ -436,8 +447,8 @@ impl Tests<'_> {
     }
 
     /// Restores a cached pass into the testlogs; its duration.
-    fn lookup(&self, unit: &Unit, key: &Digest) -> Option<Duration> {
-        for (cas, ac) in self.stores() {
+    fn lookup(&self, unit: &Unit, key: &Digest, stores: &[(Cas, ActionCache)]) -> Option<Duration> {
+        for (cas, ac) in stores {
             let Some(entry) = ac.get(key) else {
                 continue;
             };
@@ -500,7 +511,13 @@ impl Tests<'_> {
         Some(Duration::from_secs_f64(duration.unwrap_or(0.0)))
     }
 
-    fn store(&self, unit: &Unit, key: &Digest, duration: Duration) -> io::Result<()> {
+    fn store(
+        &self,
+        unit: &Unit,
+        key: &Digest,
+        duration: Duration,
+        stores: &[(Cas, ActionCache)],
+    ) -> io::Result<()> {
         let dir = self.exec_root.join(&unit.dir);
         fs::write(
             dir.join("test.cache_status"),
@@ -520,7 +537,7 @@ impl Tests<'_> {
                 },
             ));
         }
-        for (cas, ac) in self.stores() {
+        for (cas, ac) in stores {
             for (path, out) in &outputs {
                 // A copy, not a link: the testlogs are the user's to move and edit.
                 let data = fs::read(path)?;
@@ -674,24 +691,10 @@ fn label_dir(label: &Label) -> String {
     }
 }
 
-/// `pkg/name` from `forge-out/<config>/bin/pkg/name`.
-fn short_path(exec_path: &str) -> String {
-    let bin = format!("{}/", layout::bin_dir());
-    exec_path.strip_prefix(&bin).unwrap_or(exec_path).to_owned()
-}
-
 /// Removes what an earlier run left in a testlogs directory (outputs are read-only there
 /// only if a sandbox copied them so; make them removable first) and makes it anew.
 fn clear_dir(dir: &Path) -> io::Result<()> {
-    if dir.exists() {
-        for entry in walkdir::WalkDir::new(dir).into_iter().flatten() {
-            if entry.file_type().is_dir() {
-                use std::os::unix::fs::PermissionsExt;
-                let _ = fs::set_permissions(entry.path(), fs::Permissions::from_mode(0o755));
-            }
-        }
-        fs::remove_dir_all(dir)?;
-    }
+    crate::outputs::remove_tree(dir)?;
     fs::create_dir_all(dir)
 }
 
