@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::path::PathBuf;
+
 use common::Workspace;
 
 #[test]
@@ -144,20 +146,35 @@ fn output_base_is_per_workspace_under_the_cache_dir_and_overridable() {
             .contains(&format!("execution_root: {base}/execroot/graph_example\n"))
     );
 
-    // A second workspace gets a different output base.
+    // Another workspace under the same cache dir gets another output base beside it.
     let other = Workspace::fixture("graph");
-    let other_base = other.forge(&["info", "output_base"]).stdout;
-    assert_ne!(other_base.trim_end(), base.replace("[TMP]", "x"));
+    let shared_cache = ws.cache_dir().display().to_string();
+    let env = [("XDG_CACHE_HOME", shared_cache.as_str())];
+    let other_base = other.forge_with("", &["info", "output_base"], &env).stdout;
+    let other_base = PathBuf::from(other_base.trim_end());
+    let base =
+        PathBuf::from(base.replace("[TMP]", &ws.root().parent().unwrap().display().to_string()));
+    assert_eq!(
+        other_base.parent(),
+        base.parent(),
+        "{other_base:?} vs {base:?}"
+    );
+    assert_ne!(other_base, base);
 
-    let overridden = ws.forge(&["--output_base=/tmp/forge-ob-test", "info", "output_base"]);
-    assert_eq!(overridden.stdout, "/tmp/forge-ob-test\n");
+    let flagged = ws.root().parent().unwrap().join("ob");
+    let overridden = ws.forge(&[
+        &format!("--output_base={}", flagged.display()),
+        "info",
+        "output_base",
+    ]);
+    assert_eq!(overridden.stdout, "[TMP]/ob\n");
     let kebab = ws.forge(&[
         "--output-base",
-        "/tmp/forge-ob-test2",
+        &format!("{}2", flagged.display()),
         "info",
         "execution_root",
     ]);
-    assert_eq!(kebab.stdout, "/tmp/forge-ob-test2/execroot/graph_example\n");
+    assert_eq!(kebab.stdout, "[TMP]/ob2/execroot/graph_example\n");
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! The REAPI v2 cache services over gRPC: action results and blobs in, `ActionCache`,
 //! `ContentAddressableStorage` (`FindMissingBlobs`, `BatchUpdateBlobs`, `BatchReadBlobs`) and
-//! `ByteStream` (for blobs over the server's batch limit) calls out. The digest function is
-//! the server's: BLAKE3 when its capabilities offer it, else SHA-256.
+//! `ByteStream` (for blobs over the server's batch limit) calls out, through the typed clients
+//! generated from the API's `.proto` files. The digest function is the server's: BLAKE3 when
+//! its capabilities offer it, else SHA-256.
 //!
 //! Forge's executor is threads, not async: this backend owns a small tokio runtime and
 //! blocks on each call, bounded by `--remote_timeout`.
@@ -10,24 +11,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tonic::codegen::http::uri::PathAndQuery;
 use tonic::metadata::{MetadataKey, MetadataValue};
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use super::{Backend, HashFn, RemoteError, RemoteSpec, Result, proto};
-
-const CAPABILITIES: &str = "/build.bazel.remote.execution.v2.Capabilities/GetCapabilities";
-const GET_ACTION_RESULT: &str = "/build.bazel.remote.execution.v2.ActionCache/GetActionResult";
-const UPDATE_ACTION_RESULT: &str =
-    "/build.bazel.remote.execution.v2.ActionCache/UpdateActionResult";
-const FIND_MISSING: &str =
-    "/build.bazel.remote.execution.v2.ContentAddressableStorage/FindMissingBlobs";
-const BATCH_UPDATE: &str =
-    "/build.bazel.remote.execution.v2.ContentAddressableStorage/BatchUpdateBlobs";
-const BATCH_READ: &str =
-    "/build.bazel.remote.execution.v2.ContentAddressableStorage/BatchReadBlobs";
-const BYTESTREAM_READ: &str = "/google.bytestream.ByteStream/Read";
-const BYTESTREAM_WRITE: &str = "/google.bytestream.ByteStream/Write";
 
 /// gRPC's default message limit, used when the server names no batch limit.
 const DEFAULT_BATCH_LIMIT: i64 = 4 * 1024 * 1024;
@@ -162,12 +149,14 @@ impl GrpcBackend {
             batch_limit: DEFAULT_BATCH_LIMIT,
             update_enabled: true,
         };
-        let caps: proto::ServerCapabilities = backend.unary(
-            CAPABILITIES,
-            proto::GetCapabilitiesRequest {
-                instance_name: backend.instance.clone(),
-            },
-        )?;
+        let request = backend.request(proto::GetCapabilitiesRequest {
+            instance_name: backend.instance.clone(),
+        });
+        let caps = backend.call("GetCapabilities", async {
+            proto::CapabilitiesClient::new(backend.channel.clone())
+                .get_capabilities(request)
+                .await
+        })?;
         let cache = caps.cache_capabilities.ok_or_else(|| {
             RemoteError("the server offers no cache (no cache capabilities)".to_owned())
         })?;
@@ -201,13 +190,12 @@ impl GrpcBackend {
     /// Runs `future` on the runtime, bounded by the timeout.
     fn block<T>(
         &self,
-        call: &str,
+        name: &str,
         future: impl Future<Output = std::result::Result<T, tonic::Status>>,
     ) -> std::result::Result<T, tonic::Status> {
-        let name = call.rsplit('/').next().unwrap_or(call).to_owned();
         self.runtime.block_on(async {
             match tokio::time::timeout(self.timeout, future).await {
-                Ok(r) => r,
+                Ok(r) => r.map_err(with_transport_causes),
                 Err(_) => Err(tonic::Status::deadline_exceeded(format!(
                     "{name} took longer than {:?}",
                     self.timeout
@@ -216,36 +204,18 @@ impl GrpcBackend {
         })
     }
 
-    fn try_unary<Req, Resp>(
+    /// One unary call: its response, or any failing status as the error.
+    fn call<T>(
         &self,
-        path: &'static str,
-        message: Req,
-    ) -> std::result::Result<Resp, tonic::Status>
-    where
-        Req: prost::Message + Send + Sync + 'static,
-        Resp: prost::Message + Default + Send + Sync + 'static,
-    {
-        let request = self.request(message);
-        self.block(path, async {
-            let mut grpc = tonic::client::Grpc::new(self.channel.clone());
-            grpc.ready()
-                .await
-                .map_err(|e| tonic::Status::unavailable(transport_error(&e)))?;
-            let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
-            let response = grpc
-                .unary(request, PathAndQuery::from_static(path), codec)
-                .await?;
-            Ok(response.into_inner())
-        })
+        name: &str,
+        future: impl Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T> {
+        self.block(name, async { Ok(future.await?.into_inner()) })
+            .map_err(|s| status_error(name, &s))
     }
 
-    fn unary<Req, Resp>(&self, path: &'static str, message: Req) -> Result<Resp>
-    where
-        Req: prost::Message + Send + Sync + 'static,
-        Resp: prost::Message + Default + Send + Sync + 'static,
-    {
-        self.try_unary(path, message)
-            .map_err(|s| status_error(path.rsplit('/').next().unwrap_or(path), &s))
+    fn cas(&self) -> proto::ContentAddressableStorageClient<Channel> {
+        proto::ContentAddressableStorageClient::new(self.channel.clone())
     }
 
     fn resource(&self, digest: &proto::Digest, upload: bool) -> String {
@@ -270,15 +240,9 @@ impl GrpcBackend {
             read_offset: 0,
             read_limit: 0,
         });
-        let result = self.block(BYTESTREAM_READ, async {
-            let mut grpc = tonic::client::Grpc::new(self.channel.clone());
-            grpc.ready()
-                .await
-                .map_err(|e| tonic::Status::unavailable(transport_error(&e)))?;
-            let codec =
-                tonic_prost::ProstCodec::<proto::ReadRequest, proto::ReadResponse>::default();
-            let mut stream = grpc
-                .server_streaming(request, PathAndQuery::from_static(BYTESTREAM_READ), codec)
+        let result = self.block("ByteStream.Read", async {
+            let mut stream = proto::ByteStreamClient::new(self.channel.clone())
+                .read(request)
                 .await?
                 .into_inner();
             let mut data = Vec::new();
@@ -317,17 +281,11 @@ impl GrpcBackend {
             }
         }
         let request = self.request(tokio_stream::iter(chunks));
-        let result = self.block(BYTESTREAM_WRITE, async {
-            let mut grpc = tonic::client::Grpc::new(self.channel.clone());
-            grpc.ready()
+        let result = self.block("ByteStream.Write", async {
+            proto::ByteStreamClient::new(self.channel.clone())
+                .write(request)
                 .await
-                .map_err(|e| tonic::Status::unavailable(transport_error(&e)))?;
-            let codec =
-                tonic_prost::ProstCodec::<proto::WriteRequest, proto::WriteResponse>::default();
-            let response = grpc
-                .client_streaming(request, PathAndQuery::from_static(BYTESTREAM_WRITE), codec)
-                .await?;
-            Ok(response.into_inner())
+                .map(tonic::Response::into_inner)
         });
         match result {
             Ok(_) => Ok(()),
@@ -362,15 +320,23 @@ impl GrpcBackend {
     }
 }
 
-/// A transport error with its causes (tonic's own text is just "transport error").
-fn transport_error(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text = format!("{text}: {s}");
-        source = s.source();
+/// `status` with the causes of a transport error added to its message (tonic's own text
+/// for them is just "transport error").
+fn with_transport_causes(status: tonic::Status) -> tonic::Status {
+    let mut text = status.message().to_owned();
+    let mut source = std::error::Error::source(&status);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
     }
-    text
+    if text == status.message() {
+        status
+    } else {
+        tonic::Status::new(status.code(), text)
+    }
 }
 
 fn rpc_ok(status: &Option<proto::Status>) -> bool {
@@ -383,14 +349,18 @@ impl Backend for GrpcBackend {
     }
 
     fn get_action_result(&self, key: &proto::Digest) -> Result<Option<proto::ActionResult>> {
-        let result = self.try_unary(
-            GET_ACTION_RESULT,
-            proto::GetActionResultRequest {
-                instance_name: self.instance.clone(),
-                action_digest: Some(key.clone()),
-                digest_function: self.hash.proto_value(),
-            },
-        );
+        let request = self.request(proto::GetActionResultRequest {
+            instance_name: self.instance.clone(),
+            action_digest: Some(key.clone()),
+            digest_function: self.hash.proto_value(),
+            ..Default::default()
+        });
+        let result = self.block("GetActionResult", async {
+            proto::ActionCacheClient::new(self.channel.clone())
+                .get_action_result(request)
+                .await
+                .map(tonic::Response::into_inner)
+        });
         match result {
             Ok(r) => Ok(Some(r)),
             Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
@@ -406,15 +376,18 @@ impl Backend for GrpcBackend {
         if !self.update_enabled {
             return Ok(());
         }
-        let _: proto::ActionResult = self.unary(
-            UPDATE_ACTION_RESULT,
-            proto::UpdateActionResultRequest {
-                instance_name: self.instance.clone(),
-                action_digest: Some(key.clone()),
-                action_result: Some(result.clone()),
-                digest_function: self.hash.proto_value(),
-            },
-        )?;
+        let request = self.request(proto::UpdateActionResultRequest {
+            instance_name: self.instance.clone(),
+            action_digest: Some(key.clone()),
+            action_result: Some(result.clone()),
+            digest_function: self.hash.proto_value(),
+            ..Default::default()
+        });
+        self.call("UpdateActionResult", async {
+            proto::ActionCacheClient::new(self.channel.clone())
+                .update_action_result(request)
+                .await
+        })?;
         Ok(())
     }
 
@@ -422,14 +395,14 @@ impl Backend for GrpcBackend {
         if blobs.is_empty() {
             return Ok(());
         }
-        let missing: proto::FindMissingBlobsResponse = self.unary(
-            FIND_MISSING,
-            proto::FindMissingBlobsRequest {
-                instance_name: self.instance.clone(),
-                blob_digests: blobs.iter().map(|(d, _)| d.clone()).collect(),
-                digest_function: self.hash.proto_value(),
-            },
-        )?;
+        let request = self.request(proto::FindMissingBlobsRequest {
+            instance_name: self.instance.clone(),
+            blob_digests: blobs.iter().map(|(d, _)| d.clone()).collect(),
+            digest_function: self.hash.proto_value(),
+        });
+        let missing = self.call("FindMissingBlobs", async {
+            self.cas().find_missing_blobs(request).await
+        })?;
         let missing: std::collections::HashSet<String> = missing
             .missing_blob_digests
             .into_iter()
@@ -443,20 +416,21 @@ impl Backend for GrpcBackend {
             self.bytestream_write(&digest, data)?;
         }
         for batch in self.batches(small, |(d, _)| d.size_bytes) {
-            let response: proto::BatchUpdateBlobsResponse = self.unary(
-                BATCH_UPDATE,
-                proto::BatchUpdateBlobsRequest {
-                    instance_name: self.instance.clone(),
-                    requests: batch
-                        .into_iter()
-                        .map(|(digest, data)| proto::UpdateBlob {
-                            digest: Some(digest),
-                            data,
-                        })
-                        .collect(),
-                    digest_function: self.hash.proto_value(),
-                },
-            )?;
+            let request = self.request(proto::BatchUpdateBlobsRequest {
+                instance_name: self.instance.clone(),
+                requests: batch
+                    .into_iter()
+                    .map(|(digest, data)| proto::UpdateBlob {
+                        digest: Some(digest),
+                        data,
+                        ..Default::default()
+                    })
+                    .collect(),
+                digest_function: self.hash.proto_value(),
+            });
+            let response = self.call("BatchUpdateBlobs", async {
+                self.cas().batch_update_blobs(request).await
+            })?;
             if let Some(bad) = response.responses.iter().find(|r| !rpc_ok(&r.status)) {
                 let status = bad.status.clone().unwrap_or_default();
                 return Err(RemoteError(format!(
@@ -482,14 +456,15 @@ impl Backend for GrpcBackend {
             }
         }
         for batch in self.batches(small, |d| d.size_bytes) {
-            let response: proto::BatchReadBlobsResponse = self.unary(
-                BATCH_READ,
-                proto::BatchReadBlobsRequest {
-                    instance_name: self.instance.clone(),
-                    digests: batch,
-                    digest_function: self.hash.proto_value(),
-                },
-            )?;
+            let request = self.request(proto::BatchReadBlobsRequest {
+                instance_name: self.instance.clone(),
+                digests: batch,
+                digest_function: self.hash.proto_value(),
+                ..Default::default()
+            });
+            let response = self.call("BatchReadBlobs", async {
+                self.cas().batch_read_blobs(request).await
+            })?;
             for r in response.responses {
                 // NOT_FOUND and other per-blob errors: that blob is missing.
                 if let (true, Some(d)) = (rpc_ok(&r.status), r.digest) {

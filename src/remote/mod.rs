@@ -322,13 +322,13 @@ impl RemoteCache {
                 path: f.path.clone(),
                 digest: Some(digest.clone()),
                 is_executable: f.executable,
-                contents: Vec::new(),
+                ..Default::default()
             });
             if !data.is_empty() {
                 blobs.push((digest, data));
             }
         }
-        blobs.sort_by(|a, b| a.0.cmp(&b.0));
+        blobs.sort_by(|a, b| (&a.0.hash, a.0.size_bytes).cmp(&(&b.0.hash, b.0.size_bytes)));
         blobs.dedup_by(|a, b| a.0 == b.0);
         let outcome = backend
             .upload_blobs(blobs)
@@ -415,7 +415,7 @@ mod tests {
                 path: "forge-out/bin/a".into(),
                 digest: Some(HashFn::Sha256.digest(b"a")),
                 is_executable: true,
-                contents: vec![],
+                ..Default::default()
             }],
             ..Default::default()
         };
