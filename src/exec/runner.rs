@@ -494,4 +494,30 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(3));
         Ok(())
     }
+    #[test]
+    fn a_journal_kills_only_the_groups_of_its_intact_lines() -> io::Result<()> {
+        use std::os::unix::process::CommandExt;
+        let spawn = || Command::new("sleep").arg("100").process_group(0).spawn();
+        let (mut kept, mut killed) = (spawn()?, spawn()?);
+        let pid = |c: &std::process::Child| i32::try_from(c.id()).unwrap_or(i32::MAX);
+        let start = |c: &std::process::Child| start_time(pid(c)).ok_or(io::ErrorKind::NotFound);
+        let dir = tempfile::tempdir()?;
+        let journal = dir.path().join("running");
+        // The first line's checksum is damaged (one byte flipped): it names nothing to kill.
+        let mut damaged = journal_line(pid(&kept), start(&kept)?).into_bytes();
+        let last = damaged.len() - 2;
+        damaged[last] ^= 1;
+        damaged.extend(journal_line(pid(&killed), start(&killed)?).into_bytes());
+        std::fs::write(&journal, damaged)?;
+        assert!(kill_stray_groups(&journal));
+        let status = killed.wait()?;
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9)
+        );
+        assert_eq!(kept.try_wait()?, None, "a damaged line killed a process");
+        kept.kill()?;
+        kept.wait()?;
+        Ok(())
+    }
 }
