@@ -44,11 +44,11 @@ fn output(ws: &Workspace, name: &str) -> String {
         .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
+/// Damages a store's bytes.
+type Damage = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+
 /// The ways a store is damaged on disk: each takes the file's bytes and returns them damaged.
-fn damages(
-    good: &'static str,
-    evil: &'static str,
-) -> Vec<(&'static str, Box<dyn Fn(&[u8]) -> Vec<u8>>)> {
+fn damages(good: &'static str, evil: &'static str) -> Vec<(&'static str, Damage)> {
     vec![
         (
             "good replaced by evil",
@@ -162,7 +162,7 @@ fn a_damaged_action_cache_record_is_skipped_the_others_kept_and_the_log_rewritte
     let good = digest_hex(b"good\n");
     let evil = digest_hex(b"evil\n");
     // The record of //pkg:good naming the blob of //pkg:evil: same length, a wrong output.
-    let swapped: Box<dyn Fn(&[u8]) -> Vec<u8>> = Box::new({
+    let swapped: Damage = Box::new({
         let (good, evil) = (good.clone(), evil.clone());
         move |b: &[u8]| {
             String::from_utf8_lossy(b)
