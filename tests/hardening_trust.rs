@@ -399,6 +399,14 @@ fn a_test_left_running_by_a_killed_forge_test_is_killed_by_the_next_command() {
         !sleepers.is_empty()
     });
     let _reap = Reap(sleepers.clone());
+    // Killed once forge noted the test in its journal of running commands (a forge killed
+    // between starting a command and noting it cannot be helped).
+    wait_until("forge to note the test", Duration::from_secs(30), || {
+        walkdir::WalkDir::new(ws.cache_dir())
+            .into_iter()
+            .flatten()
+            .any(|e| e.path().ends_with("cache/running") && e.metadata().is_ok_and(|m| m.len() > 0))
+    });
     forge.kill().unwrap();
     forge.wait().unwrap();
     assert!(
