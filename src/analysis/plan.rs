@@ -105,6 +105,10 @@ struct StoredRef<'a> {
     plan: &'a BuildPlan,
 }
 
+/// The first line of a stored plan, before the digest of the rest: a damaged plan (its
+/// content no longer matches) is not trusted, the command plans afresh and stores it anew.
+const HEADER: &str = "forge-plan 1 ";
+
 /// Where plans are kept, one file per command identity.
 pub struct PlanCache {
     dir: PathBuf,
@@ -142,22 +146,29 @@ impl PlanCache {
         self.dir.join(key.to_hex())
     }
 
-    /// The plan stored under `key`, if what it depended on is unchanged.
+    /// The plan stored under `key`, if it is intact (its content matches the digest it was
+    /// stored with) and what it depended on is unchanged.
     pub fn load(&self, key: &Digest) -> Option<BuildPlan> {
         let bytes = fs::read(self.path(key)).ok()?;
-        let stored: Stored = serde_json::from_slice(&bytes).ok()?;
+        let newline = bytes.iter().position(|b| *b == b'\n')?;
+        let header = std::str::from_utf8(&bytes[..newline]).ok()?;
+        let sum = Digest::from_hex(header.strip_prefix(HEADER)?)?;
+        let body = &bytes[newline + 1..];
+        if Digest::of_bytes(body) != sum {
+            return None;
+        }
+        let stored: Stored = serde_json::from_slice(body).ok()?;
         stored.deps.unchanged().then_some(stored.plan)
     }
 
     /// Keeps `plan` for the next command (atomically: a reader sees the old plan or the new).
     pub fn store(&self, key: &Digest, deps: &FsDeps, plan: &BuildPlan) -> io::Result<()> {
         fs::create_dir_all(&self.dir)?;
-        let stored = StoredRef { deps, plan };
+        let body = serde_json::to_vec(&StoredRef { deps, plan })?;
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
-        let mut writer = io::BufWriter::new(tmp.as_file_mut());
-        serde_json::to_writer(&mut writer, &stored)?;
-        writer.flush()?;
-        drop(writer);
+        let header = format!("{HEADER}{}\n", Digest::of_bytes(&body));
+        tmp.write_all(header.as_bytes())?;
+        tmp.write_all(&body)?;
         tmp.persist(self.path(key)).map_err(|e| e.error)?;
         Ok(())
     }

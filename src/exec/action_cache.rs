@@ -1,14 +1,17 @@
 //! The action cache: an action key in, the outputs that action produced (exec path, digest,
-//! executable bit) out.
+//! executable bit) out — or the word that a key's earlier result must not be reused.
 //!
-//! Entries are lines appended to one log file, `<key hex> <entry as JSON>`; the latest line
-//! for a key wins. One file instead of one per entry: creating an inode per action was the
-//! largest cost forge added to a clean build. The log is read once, when the first lookup
-//! needs it (a no-op build needs none).
+//! Entries are records appended to one log file, one line each:
+//! `<checksum> <key hex> <entry as JSON>`, where the checksum is the BLAKE3 digest of the rest
+//! of the line; `-` instead of the JSON forgets the key (a test that failed with those inputs
+//! takes back its cached pass). The latest record for a key wins. One file instead of one per
+//! entry: creating an inode per action was the largest cost forge added to a clean build. The
+//! log is read once, when the first lookup needs it (a no-op build needs none).
 //!
 //! An entry is appended only after all its outputs are in the CAS, so a reader that finds an
-//! entry can expect the blobs. A line that does not parse (a forge killed mid-write leaves at
-//! most a partial last line) is ignored: a damaged entry is a miss.
+//! entry can expect the blobs. A record whose checksum does not match (damage on disk) or that
+//! has no newline (a forge killed mid-write) is skipped, the good ones are kept, and the log is
+//! rewritten with only the good records so the damage is gone for the next reader.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -35,10 +38,13 @@ pub struct AcEntry {
     pub outputs: Vec<CachedOutput>,
 }
 
+/// A key's latest record: its entry, or `None` when it was forgotten.
+type Records = HashMap<Digest, Option<AcEntry>>;
+
 pub struct ActionCache {
     /// `<root>/log`.
     log: PathBuf,
-    entries: OnceLock<Mutex<HashMap<Digest, AcEntry>>>,
+    entries: OnceLock<Mutex<Records>>,
     writer: Mutex<Option<File>>,
 }
 
@@ -51,30 +57,71 @@ impl ActionCache {
         }
     }
 
-    fn entries(&self) -> &Mutex<HashMap<Digest, AcEntry>> {
+    fn entries(&self) -> &Mutex<Records> {
         self.entries.get_or_init(|| {
+            // Under the writer lock: a rewrite below replaces the file our writer appends to.
+            let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
             let text = fs::read(&self.log).unwrap_or_default();
             let mut map = HashMap::new();
-            for line in text.split(|b| *b == b'\n') {
-                if let Some((key, entry)) = parse_line(line) {
-                    map.insert(key, entry);
+            let mut damaged = false;
+            let mut lines = text.split_inclusive(|b| *b == b'\n');
+            for line in lines.by_ref() {
+                let Some(line) = line.strip_suffix(b"\n") else {
+                    // A torn tail: the record was never finished.
+                    damaged = true;
+                    continue;
+                };
+                match parse_line(line) {
+                    Some((key, entry)) => {
+                        map.insert(key, entry);
+                    }
+                    None => damaged |= !line.is_empty(),
                 }
+            }
+            if damaged && self.rewrite(&map).is_ok() {
+                // Appends must go to the new file.
+                *writer = None;
             }
             Mutex::new(map)
         })
     }
 
-    /// The entry for `key`; `None` when absent or damaged.
+    /// Replaces the log by the good records, atomically.
+    fn rewrite(&self, map: &Records) -> io::Result<()> {
+        let dir = self.log.parent().unwrap_or(std::path::Path::new("."));
+        let mut text = Vec::new();
+        for (key, entry) in map {
+            text.extend(record(key, entry.as_ref())?);
+        }
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        tmp.write_all(&text)?;
+        tmp.persist(&self.log).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// The entry for `key`; `None` when absent, damaged or forgotten.
     pub fn get(&self, key: &Digest) -> Option<AcEntry> {
         let entries = self.entries().lock().unwrap_or_else(|e| e.into_inner());
-        entries.get(key).cloned()
+        entries.get(key).cloned().flatten()
+    }
+
+    /// Whether the latest record for `key` forgets it (see `forget`).
+    pub fn forgotten(&self, key: &Digest) -> bool {
+        let entries = self.entries().lock().unwrap_or_else(|e| e.into_inner());
+        matches!(entries.get(key), Some(None))
     }
 
     pub fn put(&self, key: &Digest, entry: &AcEntry) -> io::Result<()> {
-        let mut line = key.to_hex().into_bytes();
-        line.push(b' ');
-        serde_json::to_writer(&mut line, entry).map_err(io::Error::other)?;
-        line.push(b'\n');
+        self.append(key, Some(entry))
+    }
+
+    /// Takes back the entry for `key`: later lookups miss, and `forgotten` says so.
+    pub fn forget(&self, key: &Digest) -> io::Result<()> {
+        self.append(key, None)
+    }
+
+    fn append(&self, key: &Digest, entry: Option<&AcEntry>) -> io::Result<()> {
+        let line = record(key, entry)?;
         {
             let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
             if writer.is_none() {
@@ -108,16 +155,42 @@ impl ActionCache {
             entries
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(*key, entry.clone());
+                .insert(*key, entry.cloned());
         }
         Ok(())
     }
 }
 
-fn parse_line(line: &[u8]) -> Option<(Digest, AcEntry)> {
+/// One record of the log, with its checksum and newline.
+fn record(key: &Digest, entry: Option<&AcEntry>) -> io::Result<Vec<u8>> {
+    let mut body = key.to_hex().into_bytes();
+    body.push(b' ');
+    match entry {
+        Some(entry) => serde_json::to_writer(&mut body, entry).map_err(io::Error::other)?,
+        None => body.push(b'-'),
+    }
+    let mut line = Digest::of_bytes(&body).to_hex().into_bytes();
+    line.push(b' ');
+    line.extend(body);
+    line.push(b'\n');
+    Ok(line)
+}
+
+/// A record without its newline; `None` if its checksum does not match or it does not parse.
+fn parse_line(line: &[u8]) -> Option<(Digest, Option<AcEntry>)> {
     let space = line.iter().position(|b| *b == b' ')?;
-    let key = Digest::from_hex(std::str::from_utf8(&line[..space]).ok()?)?;
-    let entry = serde_json::from_slice(&line[space + 1..]).ok()?;
+    let sum = Digest::from_hex(std::str::from_utf8(&line[..space]).ok()?)?;
+    let body = &line[space + 1..];
+    if Digest::of_bytes(body) != sum {
+        return None;
+    }
+    let space = body.iter().position(|b| *b == b' ')?;
+    let key = Digest::from_hex(std::str::from_utf8(&body[..space]).ok()?)?;
+    let rest = &body[space + 1..];
+    let entry = match rest {
+        b"-" => None,
+        json => Some(serde_json::from_slice(json).ok()?),
+    };
     Some((key, entry))
 }
 
@@ -159,6 +232,52 @@ mod tests {
         // Writing after the damage starts a fresh line.
         again.put(&k2, &entry("two again"))?;
         assert_eq!(ActionCache::new(root).get(&k2), Some(entry("two again")));
+        Ok(())
+    }
+
+    #[test]
+    fn a_damaged_record_is_skipped_the_others_kept_and_the_log_rewritten() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let root = dir.path().join("ac");
+        let ac = ActionCache::new(root.clone());
+        let keys: Vec<Digest> = (0..3).map(|i| Digest::of_bytes(&[i])).collect();
+        for (i, k) in keys.iter().enumerate() {
+            ac.put(k, &entry(&format!("good{i}")))?;
+        }
+        // The same length, another output path: only the checksum can tell.
+        let log = root.join("log");
+        let text = fs::read_to_string(&log)?.replace("good1", "evil1");
+        fs::write(&log, &text)?;
+        let again = ActionCache::new(root.clone());
+        assert_eq!(again.get(&keys[0]), Some(entry("good0")));
+        assert_eq!(again.get(&keys[1]), None);
+        assert_eq!(again.get(&keys[2]), Some(entry("good2")));
+        // Rewritten without the damage; appends after the rewrite are kept.
+        assert!(!fs::read_to_string(&log)?.contains("evil"));
+        again.put(&keys[1], &entry("good1"))?;
+        let healthy = ActionCache::new(root);
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(healthy.get(k), Some(entry(&format!("good{i}"))));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_forgotten_key_misses_until_put_again() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let root = dir.path().join("ac");
+        let ac = ActionCache::new(root.clone());
+        let k = Digest::of_bytes(b"k");
+        assert!(!ac.forgotten(&k));
+        ac.put(&k, &entry("pass"))?;
+        ac.forget(&k)?;
+        assert_eq!(ac.get(&k), None);
+        assert!(ac.forgotten(&k));
+        let again = ActionCache::new(root.clone());
+        assert_eq!(again.get(&k), None);
+        assert!(again.forgotten(&k));
+        again.put(&k, &entry("pass again"))?;
+        assert_eq!(ActionCache::new(root).get(&k), Some(entry("pass again")));
         Ok(())
     }
 }

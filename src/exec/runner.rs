@@ -94,9 +94,9 @@ pub trait Runner: Sync {
 /// A cancellation signal shared by every running command of one build; it remembers the
 /// process groups of running commands so that cancelling kills them all at once.
 ///
-/// With a journal, each group is also appended to a file (`pgid start-time` per line) that
-/// the build truncates when it ends. If forge is killed (SIGKILL leaves it no chance to kill
-/// its commands), the next build finds the groups there and kills those still alive before
+/// With a journal, each group is also appended to a file (`pgid start-time checksum` per
+/// line) that the build (and `forge test`, for its tests) removes when it ends. If forge is
+/// killed (SIGKILL leaves it no chance to kill its commands), the next build finds the groups there and kills those still alive before
 /// anything runs, so no stray command keeps writing into an output path. This replaces
 /// `PR_SET_PDEATHSIG`, which needs a `pre_exec` hook — and that would turn every spawn into a
 /// full `fork()` of forge instead of `posix_spawn`, costing milliseconds per action.
@@ -171,7 +171,7 @@ impl Cancel {
                 *journal = std::fs::File::create(path).ok();
             }
             if let Some(file) = journal.as_mut() {
-                let _ = file.write_all(format!("{pgid} {start}\n").as_bytes());
+                let _ = file.write_all(journal_line(pgid, start).as_bytes());
             }
         }
         true
@@ -200,6 +200,14 @@ fn start_time(pid: i32) -> Option<u64> {
         .ok()
 }
 
+/// A journal line: `pgid start-time checksum`, the checksum being the start of the BLAKE3
+/// digest of the first two fields.
+fn journal_line(pgid: i32, start: u64) -> String {
+    let fields = format!("{pgid} {start}");
+    let sum = crate::core::Digest::of_bytes(fields.as_bytes()).to_hex();
+    format!("{fields} {}\n", &sum[..16])
+}
+
 /// Kills the process groups listed in a journal left by a forge that did not finish, if
 /// their leaders are still the same processes.
 /// Returns whether there was a journal.
@@ -207,13 +215,18 @@ fn kill_stray_groups(journal: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string(journal) else {
         return false;
     };
-    for line in text.lines() {
-        let Some((pgid, start)) = line.split_once(' ') else {
+    // Only whole lines with their checksum: a damaged line names no process to kill.
+    for line in text.split_inclusive('\n') {
+        let mut fields = line.split(' ');
+        let (Some(pgid), Some(start)) = (fields.next(), fields.next()) else {
             continue;
         };
         let (Ok(pgid), Ok(start)) = (pgid.parse::<i32>(), start.parse::<u64>()) else {
             continue;
         };
+        if line != journal_line(pgid, start) {
+            continue;
+        }
         if pgid > 1 && start_time(pgid) == Some(start) {
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
         }
@@ -479,6 +492,32 @@ mod tests {
         assert_eq!(out.status, SpawnStatus::Exited(0));
         assert_eq!(out.output, b"done\n");
         assert!(started.elapsed() < Duration::from_secs(3));
+        Ok(())
+    }
+    #[test]
+    fn a_journal_kills_only_the_groups_of_its_intact_lines() -> io::Result<()> {
+        use std::os::unix::process::CommandExt;
+        let spawn = || Command::new("sleep").arg("100").process_group(0).spawn();
+        let (mut kept, mut killed) = (spawn()?, spawn()?);
+        let pid = |c: &std::process::Child| i32::try_from(c.id()).unwrap_or(i32::MAX);
+        let start = |c: &std::process::Child| start_time(pid(c)).ok_or(io::ErrorKind::NotFound);
+        let dir = tempfile::tempdir()?;
+        let journal = dir.path().join("running");
+        // The first line's checksum is damaged (one byte flipped): it names nothing to kill.
+        let mut damaged = journal_line(pid(&kept), start(&kept)?).into_bytes();
+        let last = damaged.len() - 2;
+        damaged[last] ^= 1;
+        damaged.extend(journal_line(pid(&killed), start(&killed)?).into_bytes());
+        std::fs::write(&journal, damaged)?;
+        assert!(kill_stray_groups(&journal));
+        let status = killed.wait()?;
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9)
+        );
+        assert_eq!(kept.try_wait()?, None, "a damaged line killed a process");
+        kept.kill()?;
+        kept.wait()?;
         Ok(())
     }
 }

@@ -217,7 +217,10 @@ impl Tests<'_> {
                 .collect(),
         );
         let finished: Mutex<Vec<Option<TestResult>>> = Mutex::new(vec![None; units_of.len()]);
-        let cancel = Cancel::new();
+        // Journaled like build actions: if forge is killed, the next command kills the tests
+        // it left running (the build that starts every command reads this journal).
+        let cancel =
+            Cancel::with_journal(&self.cache_dir.join("running")).unwrap_or_else(|_| Cancel::new());
         let done = AtomicBool::new(false);
         let jobs = if self.options.streamed {
             1
@@ -275,6 +278,7 @@ impl Tests<'_> {
             }
             done.store(true, Ordering::SeqCst);
         });
+        cancel.finish();
         let _ = stat.save();
         let mut out: Vec<TestResult> = finished
             .into_inner()
@@ -335,12 +339,23 @@ impl Tests<'_> {
             failed_before = true;
         }
         let mut result = last.expect("at least one attempt");
-        if result.status == Status::Passed {
-            if failed_before {
-                // A pass after a failure is not a pass: never cached, reported FLAKY.
-                result.status = Status::Flaky;
-            } else if cacheable && let Some(key) = &key {
-                let _ = self.store(unit, key, result.duration, stores);
+        if result.status == Status::Passed && failed_before {
+            // A pass after a failure is not a pass: never cached, reported FLAKY.
+            result.status = Status::Flaky;
+        }
+        if let Some(key) = &key {
+            if result.status == Status::Passed {
+                if cacheable {
+                    let _ = self.store(unit, key, result.duration, stores);
+                }
+            } else if result.status != Status::NoStatus {
+                // The latest verdict for these inputs is not a pass (even when it was not
+                // asked to be cached): an older pass must not be reported again. The local
+                // store forgets it, which also keeps `lookup` from taking a pass from the
+                // disk or remote cache, as Bazel re-runs a test whose last local run failed.
+                if let Some((_, local)) = stores.first() {
+                    let _ = local.forget(key);
+                }
             }
         }
         result
@@ -447,8 +462,13 @@ impl Tests<'_> {
     }
 
     /// Restores a cached pass into the testlogs; its duration.
+    /// A pass is not taken from any store when the local one forgot it: the last local run
+    /// with these inputs did not pass.
     fn lookup(&self, unit: &Unit, key: &Digest, stores: &[(Cas, ActionCache)]) -> Option<Duration> {
         for (cas, ac) in stores {
+            if ac.forgotten(key) {
+                return None;
+            }
             let Some(entry) = ac.get(key) else {
                 continue;
             };
