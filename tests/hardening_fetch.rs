@@ -626,7 +626,12 @@ fn a_server_that_stalls_after_its_headers_fails_the_download_naming_the_url() {
 
 #[test]
 fn ctrl_c_stops_a_stalled_download_and_exits_8() {
-    let server = Server::start(Behaviour::Silent);
+    ctrl_c_during(Behaviour::Silent);
+    ctrl_c_during(Behaviour::StallAfterHeaders);
+}
+
+fn ctrl_c_during(behaviour: Behaviour) {
+    let server = Server::start(behaviour);
     let url = server.url("/never.tar.gz");
     let ws = workspace_for(&url, b"whatever", "");
     // The default stall timeout is far longer than this test waits.

@@ -1,6 +1,8 @@
-//! Unpacking a downloaded archive: the file, its type, `strip_prefix` and `add_prefix` in; its
-//! entries written below a directory out — refusing any entry that would land outside it
-//! (absolute paths, `..`, links pointing out) or that is a device node.
+//! Unpacking a downloaded archive: the file, its type, `strip_prefix`, `add_prefix` and the
+//! limits in; its entries written below a directory out — never through a symlink, refusing
+//! any entry that would land outside it (absolute paths, `..`, links that point out once
+//! stripped and once the links already extracted are followed, hard links through links) or
+//! that is a device node, and stopping at the size limit or at Ctrl-C.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};

@@ -5,8 +5,9 @@
 //!
 //! An archive is found in the repository cache (or a `--distdir`) or downloaded, checked
 //! against its pinned sha256 before anything is extracted, extracted into a temporary
-//! directory next to its destination and renamed into place: an interrupted fetch leaves
-//! nothing a later command would trust.
+//! directory next to its destination and renamed into place: an interrupted or refused fetch
+//! leaves nothing a later command would trust. Forge's own files in a repository (WORKSPACE,
+//! BUILD.bazel, the patched files) are written without following symlinks too.
 
 pub mod beneath;
 pub mod download;
