@@ -45,6 +45,26 @@ pub struct BuildOptions {
     #[arg(long = "distdir", value_name = "DIR")]
     pub distdir: Vec<PathBuf>,
 
+    /// The most one external repository's archive may unpack to (bytes, or with a unit:
+    /// 512M, 16G); beyond it the fetch fails. Default 16G.
+    #[arg(
+        long = "experimental_repository_extract_limit",
+        alias = "experimental-repository-extract-limit",
+        value_name = "SIZE",
+        value_parser = super::fetch::parse_size
+    )]
+    pub extract_limit: Option<u64>,
+
+    /// A download that receives nothing for this long fails (seconds, or 500ms, 2m).
+    /// Default 60s.
+    #[arg(
+        long = "http_stall_timeout",
+        alias = "http-stall-timeout",
+        value_name = "SECONDS",
+        value_parser = super::fetch::parse_duration
+    )]
+    pub http_stall_timeout: Option<std::time::Duration>,
+
     /// Pass an environment variable to actions: `NAME=VALUE`, or `NAME` to pass its value.
     #[arg(long = "action_env", alias = "action-env", value_name = "NAME[=VALUE]")]
     pub action_env: Vec<String>,
@@ -105,6 +125,9 @@ impl BuildOptions {
         crate::fetch::FetchOptions {
             repository_cache: self.repository_cache.clone(),
             distdirs: self.distdir.clone(),
+            extract_limit: self.extract_limit,
+            stall_timeout: self.http_stall_timeout,
+            interrupt: Some(exec::interrupt_flag()),
         }
     }
 }
@@ -268,7 +291,7 @@ pub fn build(
     let (plan, reused) = match plans.load(&key) {
         Some(plan) => (plan, true),
         None => {
-            let (plan, plan_errors) = plan_build(
+            let planned = plan_build(
                 &workspace,
                 &cwd_package,
                 patterns,
@@ -276,7 +299,10 @@ pub fn build(
                 keep_going,
                 for_tests,
                 &options.fetch_options(),
-            )?;
+            );
+            // Ctrl-C during loading (a download, an extraction) ends the command as one.
+            super::fetch::interrupted_check()?;
+            let (plan, plan_errors) = planned?;
             let deps = fs_deps::take_recording();
             if plan_errors.is_empty() {
                 // A plan that cannot be stored only costs the next command its speed.

@@ -27,6 +27,8 @@ pub fn run(args: FetchArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Fai
             "no targets given: name at least one, e.g. `forge fetch //...`",
         ));
     }
+    // Ctrl-C stops a download at once and exits 8.
+    let _ = crate::exec::install_interrupt_handler();
     let cwd = super::current_dir()?;
     let workspace = Arc::new(Workspace::discover(&cwd, startup)?);
     let cwd_package = workspace.package_of(&cwd);
@@ -42,9 +44,70 @@ pub fn run(args: FetchArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Fai
     let (targets, mut errors) = graph.expand_patterns(&patterns);
     graph.load_closure(&targets);
     errors.extend(graph.errors().iter().cloned());
+    interrupted_check()?;
     if !errors.is_empty() {
         return Err(Failure::from_diagnostics(errors));
     }
     eprintln!("INFO: All external dependencies fetched successfully.");
     Ok(ExitCode::Success)
+}
+
+/// Exit 8 when Ctrl-C came while loading (and fetching).
+pub fn interrupted_check() -> Result<(), Failure> {
+    if crate::exec::interrupt_flag().load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(Failure {
+            code: ExitCode::Interrupted,
+            errors: vec![Diagnostic::new(
+                "Interrupted (Ctrl-C) while loading and fetching external repositories",
+            )],
+        });
+    }
+    Ok(())
+}
+
+/// `16G`, `512M`, `1.5GiB`, `1000` (bytes) as bytes: `--experimental_repository_extract_limit`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size: use bytes or a unit, e.g. 512M or 16G"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        other => {
+            return Err(format!(
+                "unknown unit '{other}' in '{text}': use K, M, G or T"
+            ));
+        }
+    };
+    Ok((number * scale as f64) as u64)
+}
+
+/// `60`, `2.5`, `500ms`, `30s`, `2m` as a duration: `--http_stall_timeout`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let (number, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (t, 1.0)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration: use seconds, e.g. 60, 2.5 or 500ms"))?;
+    if !(value > 0.0 && value.is_finite()) {
+        return Err(format!("'{text}' must be more than zero"));
+    }
+    Ok(std::time::Duration::from_secs_f64(value * scale))
 }

@@ -1,10 +1,15 @@
-//! Unpacking a downloaded archive: the file, its type, `strip_prefix` and `add_prefix` in; its
-//! entries written below a directory out — refusing any entry that would land outside it
-//! (absolute paths, `..`, links pointing out) or that is a device node.
+//! Unpacking a downloaded archive: the file, its type, `strip_prefix`, `add_prefix` and the
+//! limits in; its entries written below a directory out — never through a symlink, refusing
+//! any entry that would land outside it (absolute paths, `..`, links that point out once
+//! stripped and once the links already extracted are followed, hard links through links) or
+//! that is a device node, and stopping at the size limit or at Ctrl-C.
 
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::beneath::{Beneath, WalkError};
 
 /// The archive formats forge unpacks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,8 +66,50 @@ pub enum ExtractError {
         "strip_prefix '{prefix}' matches nothing in the archive; its top-level entries are: {found}"
     )]
     NoSuchPrefix { prefix: String, found: String },
-    #[error("cannot write '{path}': {source}")]
+    #[error(
+        "the archive unpacks to more than {} (at entry '{entry}'), the limit for one repository; \
+         if you trust it, raise the limit with --experimental_repository_extract_limit=SIZE (e.g. 64G)",
+        size(*.limit)
+    )]
+    TooLarge { entry: String, limit: u64 },
+    #[error("extraction interrupted (Ctrl-C)")]
+    Interrupted,
+    #[error("cannot write '{path}': {source}{}", disk_full_hint(.source))]
     Io { path: String, source: io::Error },
+}
+
+/// A word on what to do when the disk is full.
+pub fn disk_full_hint(e: &io::Error) -> &'static str {
+    if e.kind() == io::ErrorKind::StorageFull || e.kind() == io::ErrorKind::QuotaExceeded {
+        " — the disk is full: free some space (or use --output_base on a larger disk) and try again"
+    } else {
+        ""
+    }
+}
+
+/// `1536` as `1.5 KiB`, for messages.
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// How much one extraction may write, and what stops it.
+#[derive(Clone, Copy)]
+pub struct Limits<'a> {
+    /// Bytes of file content, in all.
+    pub max_bytes: u64,
+    /// Set by Ctrl-C.
+    pub interrupt: &'a AtomicBool,
 }
 
 /// Rejects paths that are absolute or climb with `..`; returns the normalised relative path.
@@ -95,32 +142,159 @@ fn relocate(entry: &Path, strip: &Path, add: &Path) -> Option<PathBuf> {
     Some(add.join(rest))
 }
 
-/// Whether a link at `link` (relative to the root) pointing at `target` stays inside.
-fn link_stays_inside(link: &Path, target: &Path) -> bool {
-    if target.is_absolute() {
-        return false;
-    }
-    let mut depth: i64 = link.components().count() as i64 - 1;
-    for c in target.components() {
-        match c {
-            Component::ParentDir => depth -= 1,
-            Component::Normal(_) => depth += 1,
-            _ => {}
-        }
-        if depth < 0 {
-            return false;
-        }
-    }
-    true
+/// Writes the entries below the destination, never through a symlink, within the limits.
+struct Writer<'a> {
+    dest: Beneath,
+    root: &'a Path,
+    limits: Limits<'a>,
+    written: u64,
+    /// The symlinks made (where, from which entry), checked again once all are in place.
+    links: Vec<(PathBuf, String)>,
 }
 
-/// Unpacks `archive` into `dest` (which must exist and be empty).
+impl Writer<'_> {
+    fn walk_error(&self, entry: &str, out: &Path, e: WalkError) -> ExtractError {
+        match e {
+            WalkError::Symlink(link) => ExtractError::Unsafe {
+                entry: entry.to_owned(),
+                why: format!(
+                    "would be written through '{}', a symlink (forge never writes through symlinks)",
+                    link.display()
+                ),
+            },
+            WalkError::Io(source) => ExtractError::Io {
+                path: self.root.join(out).display().to_string(),
+                source,
+            },
+        }
+    }
+
+    fn check_interrupt(&self) -> Result<(), ExtractError> {
+        if self.limits.interrupt.load(Ordering::SeqCst) {
+            return Err(ExtractError::Interrupted);
+        }
+        Ok(())
+    }
+
+    fn dir(&mut self, entry: &str, out: &Path) -> Result<(), ExtractError> {
+        self.check_interrupt()?;
+        self.dest
+            .dir(out, true)
+            .map(drop)
+            .map_err(|e| self.walk_error(entry, out, e))
+    }
+
+    fn file(
+        &mut self,
+        entry: &str,
+        out: &Path,
+        mode: u32,
+        content: &mut dyn Read,
+        corrupt: &dyn Fn(String) -> ExtractError,
+    ) -> Result<(), ExtractError> {
+        self.check_interrupt()?;
+        let mut file = self
+            .dest
+            .create_file(out, 0o644)
+            .map_err(|e| self.walk_error(entry, out, e))?;
+        let io_err = |source| ExtractError::Io {
+            path: self.root.join(out).display().to_string(),
+            source,
+        };
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match content.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(corrupt(e.to_string())),
+            };
+            self.written += n as u64;
+            if self.written > self.limits.max_bytes {
+                return Err(ExtractError::TooLarge {
+                    entry: entry.to_owned(),
+                    limit: self.limits.max_bytes,
+                });
+            }
+            file.write_all(&buf[..n]).map_err(io_err)?;
+            self.check_interrupt()?;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(io_err)?;
+        Ok(())
+    }
+
+    fn symlink(&mut self, entry: &str, out: &Path, target: &Path) -> Result<(), ExtractError> {
+        self.check_interrupt()?;
+        if let Some(why) = self.dest.link_lands_outside(out, target) {
+            return Err(ExtractError::Unsafe {
+                entry: entry.to_owned(),
+                why: format!(
+                    "is a symlink to '{}', outside the repository ({why})",
+                    target.display()
+                ),
+            });
+        }
+        self.dest
+            .symlink(out, target)
+            .map_err(|e| self.walk_error(entry, out, e))?;
+        self.links.push((out.to_owned(), entry.to_owned()));
+        Ok(())
+    }
+
+    fn hard_link(
+        &mut self,
+        entry: &str,
+        out: &Path,
+        target: &Path,
+        original: &Path,
+    ) -> Result<(), ExtractError> {
+        self.check_interrupt()?;
+        self.dest
+            .hard_link(out, original)
+            .map_err(|e| match e {
+                WalkError::Symlink(link) => ExtractError::Unsafe {
+                    entry: entry.to_owned(),
+                    why: format!(
+                        "is a hard link to '{}', which goes through '{}', a symlink (forge never follows symlinks when extracting)",
+                        target.display(),
+                        link.display()
+                    ),
+                },
+                other => self.walk_error(entry, out, other),
+            })
+    }
+
+    /// Every link once all are in place: a later link may change where an earlier one lands.
+    fn finish(&self) -> Result<(), ExtractError> {
+        for (out, entry) in &self.links {
+            let Some(target) = self.dest.read_link(out) else {
+                continue;
+            };
+            if let Some(why) = self.dest.link_lands_outside(out, &target) {
+                return Err(ExtractError::Unsafe {
+                    entry: entry.clone(),
+                    why: format!(
+                        "is a symlink to '{}', outside the repository once the archive's other links are in place ({why})",
+                        target.display()
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Unpacks `archive` into `dest` (which must exist and be empty). On an error `dest` holds
+/// what was written so far: the caller removes it.
 pub fn extract(
     archive: &Path,
     format: Format,
     strip_prefix: &str,
     add_prefix: &str,
     dest: &Path,
+    limits: Limits,
 ) -> Result<(), ExtractError> {
     let strip = safe_relative(strip_prefix)?;
     let add = safe_relative(add_prefix)?;
@@ -133,6 +307,13 @@ pub fn extract(
         detail,
     };
     let file = File::open(archive).map_err(|e| io_err(archive, e))?;
+    let mut w = Writer {
+        dest: Beneath::open(dest).map_err(|e| io_err(dest, e))?,
+        root: dest,
+        limits,
+        written: 0,
+        links: Vec::new(),
+    };
     let mut top_level = std::collections::BTreeSet::new();
     let mut wrote_any = false;
     match format {
@@ -149,34 +330,19 @@ pub fn extract(
                 let Some(out) = relocate(&rel, &strip, &add) else {
                     continue;
                 };
-                let path = dest.join(&out);
                 if entry.is_dir() {
-                    fs::create_dir_all(&path).map_err(|e| io_err(&path, e))?;
+                    w.dir(&name, &out)?;
                     continue;
-                }
-                if let Some(parent) = path.parent() {
-                    fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
                 }
                 if is_symlink {
                     let mut target = String::new();
                     entry
                         .read_to_string(&mut target)
                         .map_err(|e| corrupt(e.to_string()))?;
-                    if !link_stays_inside(&out, Path::new(&target)) {
-                        return Err(ExtractError::Unsafe {
-                            entry: name,
-                            why: format!("is a symlink to '{target}', outside the repository"),
-                        });
-                    }
-                    std::os::unix::fs::symlink(&target, &path).map_err(|e| io_err(&path, e))?;
+                    w.symlink(&name, &out, Path::new(&target))?;
                 } else {
-                    let mut f = File::create(&path).map_err(|e| io_err(&path, e))?;
-                    io::copy(&mut entry, &mut f).map_err(|e| corrupt(e.to_string()))?;
-                    if let Some(mode) = entry.unix_mode() {
-                        use std::os::unix::fs::PermissionsExt;
-                        let _ =
-                            fs::set_permissions(&path, fs::Permissions::from_mode(mode & 0o755));
-                    }
+                    let mode = entry.unix_mode().map_or(0o644, |m| m & 0o755 | 0o644);
+                    w.file(&name, &out, mode, &mut entry, &corrupt)?;
                 }
                 wrote_any = true;
             }
@@ -218,62 +384,47 @@ pub fn extract(
                         .map_err(|e| corrupt(e.to_string()))?
                         .map(|t| t.into_owned())
                         .unwrap_or_default();
-                    let inside = if kind.is_symlink() {
-                        link_stays_inside(&rel, &target)
-                    } else {
-                        // A hard link names another entry of the archive, from its root.
-                        safe_relative(&target.to_string_lossy()).is_ok()
+                    let unsafe_link = |why: &str| ExtractError::Unsafe {
+                        entry: name.clone(),
+                        why: format!(
+                            "is a {} to '{}', {why}",
+                            if kind.is_symlink() {
+                                "symlink"
+                            } else {
+                                "hard link"
+                            },
+                            target.display()
+                        ),
                     };
-                    if !inside {
-                        return Err(ExtractError::Unsafe {
-                            entry: name,
-                            why: format!(
-                                "is a {} to '{}', outside the repository",
-                                if kind.is_symlink() {
-                                    "symlink"
-                                } else {
-                                    "hard link"
-                                },
-                                target.display()
-                            ),
-                        });
+                    if target.is_absolute() {
+                        return Err(unsafe_link("outside the repository"));
                     }
+                    // A hard link names another entry of the archive, from its root.
+                    let original = match kind.is_hard_link() {
+                        true => Some(
+                            safe_relative(&target.to_string_lossy())
+                                .map_err(|_| unsafe_link("outside the repository"))?,
+                        ),
+                        false => None,
+                    };
                     let Some(out) = out else { continue };
-                    let path = dest.join(&out);
-                    if let Some(parent) = path.parent() {
-                        fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
-                    }
-                    if kind.is_symlink() {
-                        std::os::unix::fs::symlink(&target, &path).map_err(|e| io_err(&path, e))?;
-                    } else {
-                        let original =
-                            relocate(&safe_relative(&target.to_string_lossy())?, &strip, &add)
-                                .map(|t| dest.join(t));
-                        match original {
-                            Some(original) => fs::hard_link(&original, &path)
-                                .or_else(|_| fs::copy(&original, &path).map(drop))
-                                .map_err(|e| io_err(&path, e))?,
+                    match original {
+                        None => w.symlink(&name, &out, &target)?,
+                        Some(original) => match relocate(&original, &strip, &add) {
+                            Some(original) => w.hard_link(&name, &out, &target, &original)?,
                             None => continue,
-                        }
+                        },
                     }
                     wrote_any = true;
                     continue;
                 }
                 let Some(out) = out else { continue };
-                let path = dest.join(&out);
                 if kind.is_dir() {
-                    fs::create_dir_all(&path).map_err(|e| io_err(&path, e))?;
+                    w.dir(&name, &out)?;
                     continue;
                 }
-                if let Some(parent) = path.parent() {
-                    fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
-                }
-                let mode = entry.header().mode().unwrap_or(0o644);
-                let mut f = File::create(&path).map_err(|e| io_err(&path, e))?;
-                io::copy(&mut entry, &mut f).map_err(|e| corrupt(e.to_string()))?;
-                use std::os::unix::fs::PermissionsExt;
-                let _ =
-                    fs::set_permissions(&path, fs::Permissions::from_mode(mode & 0o755 | 0o644));
+                let mode = entry.header().mode().unwrap_or(0o644) & 0o755 | 0o644;
+                w.file(&name, &out, mode, &mut entry, &corrupt)?;
                 wrote_any = true;
             }
         }
@@ -288,7 +439,7 @@ pub fn extract(
             },
         });
     }
-    Ok(())
+    w.finish()
 }
 
 #[cfg(test)]
@@ -307,11 +458,27 @@ mod tests {
     }
 
     #[test]
-    fn links_must_stay_inside() {
-        assert!(link_stays_inside(Path::new("a/b"), Path::new("c")));
-        assert!(link_stays_inside(Path::new("a/b"), Path::new("../c")));
-        assert!(!link_stays_inside(Path::new("a/b"), Path::new("../../c")));
-        assert!(!link_stays_inside(Path::new("a"), Path::new("/etc/passwd")));
+    fn links_must_stay_inside_after_following_the_links_already_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = Beneath::open(dir.path()).unwrap();
+        let outside = |link: &str, target: &str| {
+            b.link_lands_outside(Path::new(link), Path::new(target))
+                .is_some()
+        };
+        assert!(!outside("a/b", "c"));
+        assert!(!outside("a/b", "../c"));
+        assert!(outside("a/b", "../../c"));
+        assert!(outside("a", "/etc/passwd"));
+        b.symlink(Path::new("a/b/up"), Path::new("../..")).unwrap();
+        // Lexically a/b/x, really the root's parent.
+        assert!(outside("a/b/esc", "up/../x"));
+        assert!(!outside("a/b/ok", "up/a/x"));
+        b.symlink(Path::new("loop"), Path::new("loop")).unwrap();
+        assert!(outside("l", "loop/x"));
+        assert!(matches!(
+            b.create_file(Path::new("a/b/up/file"), 0o644),
+            Err(WalkError::Symlink(p)) if p == Path::new("a/b/up")
+        ));
         assert!(safe_relative("../x").is_err());
         assert!(safe_relative("/x").is_err());
     }

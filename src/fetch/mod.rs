@@ -5,9 +5,11 @@
 //!
 //! An archive is found in the repository cache (or a `--distdir`) or downloaded, checked
 //! against its pinned sha256 before anything is extracted, extracted into a temporary
-//! directory next to its destination and renamed into place: an interrupted fetch leaves
-//! nothing a later command would trust.
+//! directory next to its destination and renamed into place: an interrupted or refused fetch
+//! leaves nothing a later command would trust. Forge's own files in a repository (WORKSPACE,
+//! BUILD.bazel, the patched files) are written without following symlinks too.
 
+pub mod beneath;
 pub mod download;
 pub mod extract;
 
@@ -15,19 +17,35 @@ use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use crate::workspace::Workspace;
 use crate::workspace::repos::{RepoKind, RepoRule};
+use beneath::Beneath;
 use download::{DownloadError, RepositoryCache};
 use extract::Format;
 
-/// `--repository_cache` and `--distdir`.
+/// How much one repository's archive may unpack to, unless a flag says otherwise.
+pub const DEFAULT_EXTRACT_LIMIT: u64 = 16 << 30;
+/// How long a download may go without receiving a byte, unless a flag says otherwise.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `--repository_cache`, `--distdir`, the limits, and what Ctrl-C sets.
 #[derive(Clone, Debug, Default)]
 pub struct FetchOptions {
     pub repository_cache: Option<PathBuf>,
     pub distdirs: Vec<PathBuf>,
+    /// Bytes one archive may unpack to (`None`: `DEFAULT_EXTRACT_LIMIT`).
+    pub extract_limit: Option<u64>,
+    /// No byte for this long fails a download (`None`: `DEFAULT_STALL_TIMEOUT`).
+    pub stall_timeout: Option<Duration>,
+    /// Set when the user presses Ctrl-C: downloads and extractions stop at once.
+    pub interrupt: Option<&'static AtomicBool>,
 }
+
+static NEVER: AtomicBool = AtomicBool::new(false);
 
 /// The default repository cache: next to the output bases, shared by every workspace.
 pub fn default_repository_cache(workspace: &Workspace) -> PathBuf {
@@ -45,6 +63,8 @@ pub struct Fetcher {
     workspace: Arc<Workspace>,
     cache: RepositoryCache,
     fetched: Mutex<HashMap<String, Fetched>>,
+    extract_limit: u64,
+    interrupt: &'static AtomicBool,
 }
 
 impl Fetcher {
@@ -57,9 +77,13 @@ impl Fetcher {
             cache: RepositoryCache {
                 dir,
                 distdirs: options.distdirs.clone(),
+                stall_timeout: options.stall_timeout.unwrap_or(DEFAULT_STALL_TIMEOUT),
+                interrupt: options.interrupt.unwrap_or(&NEVER),
             },
             workspace,
             fetched: Mutex::new(HashMap::new()),
+            extract_limit: options.extract_limit.unwrap_or(DEFAULT_EXTRACT_LIMIT),
+            interrupt: options.interrupt.unwrap_or(&NEVER),
         }
     }
 
@@ -175,18 +199,33 @@ impl Fetcher {
             .prefix(&format!(".tmp-{}-", rule.name))
             .tempdir_in(&external)
             .map_err(|e| e.to_string())?;
+        // On an error `tmp` goes, with whatever was written into it.
         self.populate(rule, tmp.path())?;
+        // Forge's own files replace what is there, never writing through a symlink.
+        let repo = Beneath::open(tmp.path()).map_err(|e| e.to_string())?;
+        let write = |name: &str, content: &[u8]| {
+            repo.write(Path::new(name), content).map_err(|e| {
+                format!(
+                    "cannot write its {name}: {e}{}",
+                    match &e {
+                        beneath::WalkError::Io(e) => extract::disk_full_hint(e),
+                        _ => "",
+                    }
+                )
+            })
+        };
         if let Some(content) = &rule.build_file_content {
-            fs::write(tmp.path().join("BUILD.bazel"), content).map_err(|e| e.to_string())?;
+            write("BUILD.bazel", content.as_bytes())?;
         } else if let Some(build_file) = &rule.build_file {
             let path = self.build_file_path(rule, build_file)?;
-            fs::copy(&path, tmp.path().join("BUILD.bazel")).map_err(|e| e.to_string())?;
+            let content = fs::read(&path)
+                .map_err(|e| format!("cannot read build_file '{}': {e}", path.display()))?;
+            write("BUILD.bazel", &content)?;
         }
-        fs::write(
-            tmp.path().join("WORKSPACE"),
-            format!("workspace(name = \"{}\")\n", rule.name),
-        )
-        .map_err(|e| e.to_string())?;
+        write(
+            "WORKSPACE",
+            format!("workspace(name = \"{}\")\n", rule.name).as_bytes(),
+        )?;
         if let RepoKind::Archive {
             patches,
             patch_args,
@@ -194,9 +233,15 @@ impl Fetcher {
         } = &rule.kind
         {
             for p in patches {
-                apply_patch(&self.label_path(p), patch_args, tmp.path())
+                let patch = self.label_path(p);
+                check_patch_targets(&patch, patch_args, &repo)
+                    .map_err(|e| format!("patch '{p}' refused: {e}"))?;
+                apply_patch(&patch, patch_args, tmp.path())
                     .map_err(|e| format!("patch '{p}' failed: {e}"))?;
             }
+        }
+        if self.interrupt.load(Ordering::SeqCst) {
+            return Err("interrupted (Ctrl-C)".to_owned());
         }
         remove_any(&dir).map_err(|e| e.to_string())?;
         fs::rename(tmp.keep(), &dir).map_err(|e| e.to_string())?;
@@ -247,7 +292,11 @@ impl Fetcher {
                             urls[0]
                         )
                     })?;
-                extract::extract(&archive, format, strip_prefix, add_prefix, dir)
+                let limits = extract::Limits {
+                    max_bytes: self.extract_limit,
+                    interrupt: self.interrupt,
+                };
+                extract::extract(&archive, format, strip_prefix, add_prefix, dir, limits)
                     .map_err(|e| e.to_string())
             }
             RepoKind::File {
@@ -256,23 +305,32 @@ impl Fetcher {
                 downloaded_file_path,
                 executable,
             } => {
+                // Checked when WORKSPACE was read; checked again before anything is written.
+                crate::workspace::repos::check_downloaded_file_path(downloaded_file_path)?;
                 let file = pinned(urls, sha256)?;
-                let dest = dir.join("file").join(downloaded_file_path);
-                fs::create_dir_all(dest.parent().expect("inside dir"))
-                    .map_err(|e| e.to_string())?;
-                fs::copy(&file, &dest).map_err(|e| e.to_string())?;
-                use std::os::unix::fs::PermissionsExt;
+                let repo = Beneath::open(dir).map_err(|e| e.to_string())?;
+                let dest = Path::new("file").join(downloaded_file_path);
+                let failed = |e: &dyn std::fmt::Display| {
+                    format!("cannot write {}: {e}", dir.join(&dest).display())
+                };
                 let mode = if *executable { 0o755 } else { 0o644 };
-                fs::set_permissions(&dest, fs::Permissions::from_mode(mode))
-                    .map_err(|e| e.to_string())?;
-                fs::write(
-                    dir.join("file/BUILD.bazel"),
+                let mut out = repo.create_file(&dest, mode).map_err(|e| failed(&e))?;
+                let mut src = fs::File::open(&file).map_err(|e| failed(&e))?;
+                io::copy(&mut src, &mut out)
+                    .map_err(|e| failed(&format!("{e}{}", extract::disk_full_hint(&e))))?;
+                use std::os::unix::fs::PermissionsExt;
+                out.set_permissions(fs::Permissions::from_mode(mode))
+                    .map_err(|e| failed(&e))?;
+                repo.write(
+                    Path::new("file/BUILD.bazel"),
                     format!(
                         "filegroup(\n    name = \"file\",\n    srcs = [\"{downloaded_file_path}\"],\n    visibility = [\"//visibility:public\"],\n)\n"
-                    ),
+                    )
+                    .as_bytes(),
                 )
-                .map_err(|e| e.to_string())?;
-                fs::write(dir.join("BUILD.bazel"), "").map_err(|e| e.to_string())
+                .map_err(|e| failed(&e))?;
+                repo.write(Path::new("BUILD.bazel"), b"")
+                    .map_err(|e| failed(&e))
             }
             RepoKind::Local { path } => {
                 // new_local_repository: the directory's entries, linked, plus a BUILD file.
@@ -299,6 +357,67 @@ fn remove_any(path: &Path) -> io::Result<()> {
         Ok(_) => fs::remove_file(path),
         Err(_) => Ok(()),
     }
+}
+
+/// The `-pN` of `patch_args` (patch(1)'s default strips nothing).
+fn patch_strip(args: &[String]) -> usize {
+    let mut strip = 0;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let value = if a == "-p" {
+            it.next().map(String::as_str)
+        } else {
+            a.strip_prefix("--strip=").or_else(|| a.strip_prefix("-p"))
+        };
+        if let Some(n) = value.and_then(|v| v.parse().ok()) {
+            strip = n;
+        }
+    }
+    strip
+}
+
+/// Refuses a patch that would write through a symlink of the repository: every file it
+/// names (`---`/`+++` lines, less `-pN` components) must be reached without one.
+fn check_patch_targets(patch: &Path, args: &[String], repo: &Beneath) -> Result<(), String> {
+    let text = fs::read(patch).map_err(|e| format!("cannot read {}: {e}", patch.display()))?;
+    let strip = patch_strip(args);
+    for line in String::from_utf8_lossy(&text).lines() {
+        let Some(name) = line
+            .strip_prefix("+++ ")
+            .or_else(|| line.strip_prefix("--- "))
+        else {
+            continue;
+        };
+        let name = name.split('\t').next().unwrap_or("").trim();
+        let name = name.trim_matches('"');
+        if name == "/dev/null" || name.is_empty() {
+            continue;
+        }
+        let parts: Vec<&str> = name.split('/').filter(|c| !c.is_empty()).collect();
+        if parts.len() <= strip {
+            continue;
+        }
+        let rel: PathBuf = parts[strip..].iter().collect();
+        if rel
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(format!(
+                "it names '{name}', which is outside the repository"
+            ));
+        }
+        let mut walked = PathBuf::new();
+        for c in rel.components() {
+            walked.push(c);
+            if repo.read_link(&walked).is_some() {
+                return Err(format!(
+                    "it changes '{name}', but '{}' is a symlink and forge never writes through symlinks",
+                    walked.display()
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn apply_patch(patch: &Path, args: &[String], dir: &Path) -> Result<(), String> {

@@ -188,6 +188,8 @@ pub fn repository_rules(builder: &mut GlobalsBuilder) {
                 .unwrap_or("downloaded")
                 .to_owned()
         });
+        check_downloaded_file_path(&downloaded_file_path)
+            .map_err(|e| anyhow::anyhow!("http_file(name = '{name}'): {e}"))?;
         let location = location(eval);
         record(
             eval,
@@ -294,6 +296,30 @@ fn archive(
             location,
         },
     )
+}
+
+/// Refuses a `downloaded_file_path` that would put the file outside its repository.
+pub fn check_downloaded_file_path(path: &str) -> Result<(), String> {
+    use std::path::{Component, Path};
+    let bad = |why: &str| {
+        Err(format!(
+            "downloaded_file_path '{path}' {why}: give a relative path inside the repository, e.g. \"tool.sh\" or \"bin/tool\""
+        ))
+    };
+    if path.is_empty() {
+        return bad("is empty");
+    }
+    for c in Path::new(path).components() {
+        match c {
+            Component::Normal(_) | Component::CurDir => {}
+            Component::ParentDir => return bad("has a '..' component"),
+            Component::RootDir | Component::Prefix(_) => return bad("is an absolute path"),
+        }
+    }
+    if Path::new(path).components().all(|c| c == Component::CurDir) {
+        return bad("names no file");
+    }
+    Ok(())
 }
 
 /// The repositories declared, by name.
