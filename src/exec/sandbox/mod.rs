@@ -117,6 +117,17 @@ impl SandboxRunner {
         // The caller holds the output base's lock: whatever is in this workspace's roots
         // directory was kept or left by an earlier command.
         remove_entries(&config.roots_dir, |_| true);
+        // Roots of forge versions that kept them all in the user's directory, named
+        // `<pid>-<n>`, whose forge is gone.
+        if let Some(shared) = shared_dir(&config.roots_dir) {
+            remove_entries(shared, |name| {
+                name.split_once('-').is_some_and(|(pid, n)| {
+                    n.parse::<u32>().is_ok()
+                        && pid.parse::<u32>().is_ok()
+                        && !Path::new("/proc").join(pid).exists()
+                })
+            });
+        }
         SandboxRunner {
             config,
             strategies,
@@ -195,10 +206,7 @@ impl SandboxRunner {
         }
         let dir = &self.config.roots_dir;
         // The user's directory right in /dev/shm, then this workspace's inside it.
-        if let Some(shared) = dir
-            .parent()
-            .filter(|p| p.parent() == Some(Path::new("/dev/shm")))
-        {
+        if let Some(shared) = shared_dir(dir) {
             secure_dir(shared)?;
         }
         secure_dir(dir)?;
@@ -874,6 +882,13 @@ struct Plan {
     /// Directories of declared outputs: bound onto themselves to stay writable.
     writable: Vec<PathBuf>,
     network: bool,
+}
+
+/// The user's directory in `/dev/shm` that holds `roots_dir`, if that is where it is.
+fn shared_dir(roots_dir: &Path) -> Option<&Path> {
+    roots_dir
+        .parent()
+        .filter(|p| p.parent() == Some(Path::new("/dev/shm")))
 }
 
 /// Removes the entries of `dir` whose names `wanted` accepts.
