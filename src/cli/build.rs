@@ -198,10 +198,11 @@ pub struct Built {
     pub exec_root: PathBuf,
     /// What was built, per requested target.
     pub plan: BuildPlan,
+    /// The runner, for commands that run more (tests); cleans up when dropped, before the
+    /// lock below is released (fields drop in this order).
+    pub runner: SandboxRunner,
     /// Keeps the output base locked until the command is done with it.
     pub lock: exec::Lock,
-    /// The runner, for commands that run more (tests); call `cleanup` when done.
-    pub runner: SandboxRunner,
     /// Only with `forge test --keep_going`: some of the build failed.
     pub build_failed: bool,
 }

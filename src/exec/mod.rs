@@ -9,6 +9,7 @@
 
 pub mod action_cache;
 pub mod cas;
+mod confine;
 mod explain;
 pub mod interrupt;
 pub mod key;

@@ -19,6 +19,7 @@ use crate::analysis::{Action, ActionKind};
 use crate::core::Digest;
 use crate::exec::action_cache::{AcEntry, ActionCache, CachedOutput};
 use crate::exec::cas::{Cas, Fetch};
+use crate::exec::confine::{ExecRoot, Found, Refused, Want};
 use crate::exec::key::action_key;
 use crate::exec::progress::Progress;
 use crate::exec::runner::{Cancel, Runner, Spawn};
@@ -435,8 +436,16 @@ impl<'a> Ctx<'a> {
 
         let mut digests = Vec::with_capacity(action.outputs.len());
         let mut cached = Vec::with_capacity(action.outputs.len());
+        let root = ExecRoot::new(
+            self.exec_root,
+            self.exec_root,
+            self.exec_root,
+            &action.inputs,
+            &action.outputs,
+        )
+        .map_err(|e| io_fail("cannot read the exec root", e))?;
         for out in &action.outputs {
-            let (digest, executable) = self.collect_output(action, out)?;
+            let (digest, executable) = self.collect_output(action, &root, out)?;
             digests.push(digest);
             cached.push(CachedOutput {
                 path: out.clone(),
@@ -594,16 +603,27 @@ impl<'a> Ctx<'a> {
     }
 
     /// Checks one output after execution, makes it read-only, records its stat and digest.
-    fn collect_output(&self, action: &Action, out: &str) -> Result<(Digest, bool), Fail> {
+    /// Nothing is followed on the host: a symlink is resolved hop by hop inside the exec root
+    /// (to another output or a declared input) and replaced by a copy; one leading out of the
+    /// exec root, a FIFO, socket or device is an error naming the output.
+    fn collect_output(
+        &self,
+        action: &Action,
+        root: &ExecRoot,
+        out: &str,
+    ) -> Result<(Digest, bool), Fail> {
         let full = self.exec_root.join(out);
-        let missing = || {
-            self.fail(
-                action,
-                format!("declared output '{out}' was not created"),
-                String::new(),
-                true,
-            )
+        // A refused output is removed: nothing reads through it later.
+        let refused_at = |entry: Option<String>, e: Refused| {
+            let _ = remove_output(&full);
+            let what = match entry {
+                None => format!("declared output '{out}'"),
+                Some(entry) => format!("'{entry}' in declared directory output '{out}'"),
+            };
+            self.fail(action, e.describe(&what), String::new(), true)
         };
+        let refused = |e: Refused| refused_at(None, e);
+        let missing = || refused(Refused::Missing);
         let io_fail = |e: io::Error| {
             self.fail(
                 action,
@@ -622,26 +642,31 @@ impl<'a> Ctx<'a> {
                     true,
                 ));
             }
+            root.tree(out, None)
+                .map_err(|(entry, e)| refused_at(entry, e))?;
             let files = tree::seal(&full)
                 .and_then(|()| tree::scan(&self.stat, out))
                 .map_err(io_fail)?;
             return Ok((Digest::of_bytes(&tree::manifest(&files)), false));
         }
+        let (mut file, mode) = match root.open(out, Want::File) {
+            Ok(Found::File(file, mode)) => (file, mode),
+            Ok(Found::Dir(_)) => {
+                return Err(refused(Refused::WrongKind("a directory", Vec::new())));
+            }
+            Err(e) => return Err(refused(e)),
+        };
         if meta.file_type().is_symlink() {
-            // Replace a symlink by a copy of what it points to: outputs are self-contained
+            // Replace a symlink by a copy of what it leads to: outputs are self-contained
             // files, and chmod below must not reach the target (maybe a source file).
             let dir = full.parent().unwrap_or(self.exec_root);
-            let tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_fail)?;
-            fs::copy(&full, tmp.path()).map_err(|_| missing())?;
+            let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_fail)?;
+            io::copy(&mut file, tmp.as_file_mut()).map_err(io_fail)?;
+            fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode & 0o777))
+                .map_err(io_fail)?;
             tmp.persist(&full).map_err(|e| io_fail(e.error))?;
-        } else if meta.is_dir() {
-            return Err(self.fail(
-                action,
-                format!("declared output '{out}' is a directory"),
-                String::new(),
-                true,
-            ));
         }
+        drop(file);
         let executable = match &action.kind {
             ActionKind::Run { .. } => FileStat::of(&full).map_err(io_fail)?.is_executable(),
             ActionKind::Write { executable, .. }

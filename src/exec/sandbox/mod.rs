@@ -80,15 +80,22 @@ const DEV_NODES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"
 /// Where the exec root is inside the sandbox.
 const INNER_EXEC_ROOT: &str = "/execroot";
 
-/// Where sandbox roots go: a tmpfs (`/dev/shm`) when there is a writable one, else the
-/// output base.
+/// Where the sandbox roots of the workspace with `output_base` go: a tmpfs (`/dev/shm`) when
+/// there is a writable one, else the output base.
 pub fn roots_dir(output_base: &Path) -> PathBuf {
     // SAFETY: a plain getter.
-    let uid = unsafe { libc::geteuid() };
+    roots_dir_of(output_base, unsafe { libc::geteuid() })
+}
+
+/// `roots_dir` for user `uid`. On the shared tmpfs each output base has its own directory,
+/// named by a hash of its path, so that a command removes what the last command of its own
+/// workspace kept (`--sandbox_debug`) or left (killed), and nothing of other workspaces.
+pub fn roots_dir_of(output_base: &Path, uid: u32) -> PathBuf {
     let shm = Path::new("/dev/shm");
     let writable = nix::unistd::access(shm, nix::unistd::AccessFlags::W_OK).is_ok();
     if shm.is_dir() && writable {
-        shm.join(format!("forge-sandbox-{uid}"))
+        let hash = blake3::hash(output_base.as_os_str().as_encoded_bytes()).to_hex();
+        shm.join(format!("forge-sandbox-{uid}")).join(&hash[..16])
     } else {
         output_base.join("sandbox")
     }
@@ -107,6 +114,20 @@ impl SandboxRunner {
         strategies: BTreeMap<String, bool>,
         default_sandboxed: bool,
     ) -> SandboxRunner {
+        // The caller holds the output base's lock: whatever is in this workspace's roots
+        // directory was kept or left by an earlier command.
+        remove_entries(&config.roots_dir, |_| true);
+        // Roots of forge versions that kept them all in the user's directory, named
+        // `<pid>-<n>`, whose forge is gone.
+        if let Some(shared) = shared_dir(&config.roots_dir) {
+            remove_entries(shared, |name| {
+                name.split_once('-').is_some_and(|(pid, n)| {
+                    n.parse::<u32>().is_ok()
+                        && pid.parse::<u32>().is_ok()
+                        && !Path::new("/proc").join(pid).exists()
+                })
+            });
+        }
         SandboxRunner {
             config,
             strategies,
@@ -176,9 +197,6 @@ impl SandboxRunner {
             return Ok(root);
         }
         let n = self.next_root.fetch_add(1, Ordering::SeqCst);
-        if n == 0 {
-            self.remove_stale_roots();
-        }
         let root = self
             .config
             .roots_dir
@@ -186,7 +204,12 @@ impl SandboxRunner {
         if root.exists() {
             fs::remove_dir_all(&root)?;
         }
-        secure_dir(&self.config.roots_dir)?;
+        let dir = &self.config.roots_dir;
+        // The user's directory right in /dev/shm, then this workspace's inside it.
+        if let Some(shared) = shared_dir(dir) {
+            secure_dir(shared)?;
+        }
+        secure_dir(dir)?;
         fs::create_dir(&root)?;
         for dir in SYSTEM_DIRS {
             let host = Path::new(dir);
@@ -208,23 +231,6 @@ impl SandboxRunner {
             }
         }
         Ok(root)
-    }
-
-    /// Roots left behind by forge processes that were killed (named `<pid>-<n>`).
-    fn remove_stale_roots(&self) {
-        let Ok(entries) = fs::read_dir(&self.config.roots_dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let pid = name.split('-').next().and_then(|p| p.parse::<u32>().ok());
-            if let Some(pid) = pid
-                && pid != std::process::id()
-                && !Path::new(&format!("/proc/{pid}")).exists()
-            {
-                let _ = fs::remove_dir_all(entry.path());
-            }
-        }
     }
 
     fn give_back_root(&self, root: PathBuf) {
@@ -683,36 +689,53 @@ impl SandboxRunner {
     }
 
     /// Copies the declared outputs from the sandbox into the exec root. A missing output is
-    /// left for the executor to report; a symlink out of the exec root is a violation.
+    /// left for the executor to report. Nothing is followed on the host: a symlink among the
+    /// outputs is resolved hop by hop inside the sandbox's exec root (to another output or a
+    /// declared input, copied), and one that leads out of it, a FIFO, socket or device is a
+    /// violation naming the output.
     fn collect(
         &self,
         inner: &Path,
         action: &crate::analysis::Action,
         exec_root: &Path,
     ) -> Result<(), String> {
+        use crate::exec::confine::{ExecRoot, Found, Refused, Want, write_copy};
+        let seen = PathBuf::from(format!("{INNER_EXEC_ROOT}/{}", self.config.workspace_name));
+        let root = ExecRoot::new(inner, exec_root, &seen, &action.inputs, &action.outputs)
+            .map_err(|e| format!("cannot read the outputs in the sandbox: {e}\n"))?;
         for out in &action.outputs {
-            let from = inner.join(out);
-            let Ok(meta) = fs::symlink_metadata(&from) else {
-                continue;
-            };
             let to = exec_root.join(out);
-            if meta.file_type().is_symlink() {
-                let target = fs::read_link(&from).unwrap_or_default();
-                let resolved = from.parent().unwrap_or(inner).join(&target);
-                if target.is_absolute() || !normalize(&resolved).starts_with(inner) {
+            if action.directory_outputs.contains(out) {
+                match root.tree(out, Some(&to)) {
+                    Ok(()) | Err((None, Refused::Missing)) => {}
+                    Err((None, e)) => {
+                        let _ = fs::remove_dir_all(&to);
+                        return Err(format!(
+                            "{}\n",
+                            e.describe(&format!("declared output '{out}'"))
+                        ));
+                    }
+                    Err((Some(entry), e)) => {
+                        // Not half a tree: nothing of it is kept.
+                        let _ = fs::remove_dir_all(&to);
+                        let what = format!("'{entry}' in declared directory output '{out}'");
+                        return Err(format!("{}\n", e.describe(&what)));
+                    }
+                }
+                continue;
+            }
+            match root.open(out, Want::File) {
+                Ok(Found::File(mut file, mode)) => write_copy(&mut file, mode, &to)
+                    .map_err(|e| format!("cannot copy output '{out}' out of the sandbox: {e}\n"))?,
+                Ok(Found::Dir(_)) => {}
+                Err(Refused::Missing) => {}
+                Err(e) => {
                     return Err(format!(
-                        "declared output '{out}' is a symlink to '{}', outside the exec root; \
-                         outputs must be files or directories the action made\n",
-                        target.display()
+                        "{}\n",
+                        e.describe(&format!("declared output '{out}'"))
                     ));
                 }
             }
-            let copied = if meta.is_dir() {
-                copy_tree(&from, &to)
-            } else {
-                fs::copy(&from, &to).map(drop)
-            };
-            copied.map_err(|e| format!("cannot copy output '{out}' out of the sandbox: {e}\n"))?;
         }
         Ok(())
     }
@@ -728,7 +751,9 @@ impl SandboxRunner {
         }
     }
 
-    /// Removes this process's sandbox roots (at the end of the build).
+    /// Stops the namespace holder and removes this process's sandbox roots, whichever way
+    /// the build ended (also when the runner is dropped); with `--sandbox_debug` the roots
+    /// stay until the next command in this workspace. Safe to call more than once.
     pub fn cleanup(&self) {
         if let Some(Ok(holder)) = self.holder.get() {
             holder.stop();
@@ -736,14 +761,18 @@ impl SandboxRunner {
         if self.config.debug {
             return;
         }
-        for root in self
-            .roots
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
-            let _ = fs::remove_dir_all(root);
-        }
+        self.roots.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        // Also roots an early return never gave back to the pool.
+        let mine = format!("{}-", std::process::id());
+        remove_entries(&self.config.roots_dir, |name| name.starts_with(&mine));
+        // Empty now unless another command of this workspace has started since.
+        let _ = fs::remove_dir(&self.config.roots_dir);
+    }
+}
+
+impl Drop for SandboxRunner {
+    fn drop(&mut self) {
+        self.cleanup();
     }
 }
 
@@ -833,14 +862,17 @@ impl Holder {
         })
     }
 
+    /// Closes the pipe and waits for the holder to exit; once only.
     fn stop(&self) {
-        drop(
-            self.keepalive
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take(),
-        );
-        let _ = reap(self.pid);
+        let writer = self
+            .keepalive
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(writer) = writer {
+            drop(writer);
+            let _ = reap(self.pid);
+        }
     }
 }
 
@@ -850,6 +882,25 @@ struct Plan {
     /// Directories of declared outputs: bound onto themselves to stay writable.
     writable: Vec<PathBuf>,
     network: bool,
+}
+
+/// The user's directory in `/dev/shm` that holds `roots_dir`, if that is where it is.
+fn shared_dir(roots_dir: &Path) -> Option<&Path> {
+    roots_dir
+        .parent()
+        .filter(|p| p.parent() == Some(Path::new("/dev/shm")))
+}
+
+/// Removes the entries of `dir` whose names `wanted` accepts.
+fn remove_entries(dir: &Path, wanted: impl Fn(&str) -> bool) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if wanted(&entry.file_name().to_string_lossy()) {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Makes the roots directory, private to this user: it lives in a world-writable place
@@ -907,39 +958,4 @@ fn find_in_path(program: &str, env: &BTreeMap<String, String>) -> Option<String>
         .map(|dir| Path::new(dir).join(program))
         .find(|p| p.is_file())
         .map(|p| p.display().to_string())
-}
-
-/// `a/b/../c` → `a/c`, without touching the file system.
-fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
-    fs::create_dir_all(to)?;
-    for entry in walkdir::WalkDir::new(from).min_depth(1) {
-        let entry = entry.map_err(io::Error::other)?;
-        let rel = entry.path().strip_prefix(from).map_err(io::Error::other)?;
-        let dest = to.join(rel);
-        if entry.file_type().is_dir() {
-            fs::create_dir_all(&dest)?;
-        } else if entry.file_type().is_symlink() {
-            return Err(io::Error::other(format!(
-                "'{}' in a directory output is a symlink",
-                rel.display()
-            )));
-        } else {
-            fs::copy(entry.path(), &dest)?;
-        }
-    }
-    Ok(())
 }
