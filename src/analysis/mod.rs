@@ -121,7 +121,7 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
     let mut analysis = Analysis::default();
     let mut failed: BTreeSet<Label> = BTreeSet::new();
     for level in levels {
-        let results: Vec<(Label, Result<Analyzed, Diagnostic>)> = level
+        let results: Vec<(Label, Result<Analyzed, Vec<Diagnostic>>)> = level
             .par_iter()
             .filter(|l| {
                 // A target whose dependency failed is not analysed; the dependency's error
@@ -132,10 +132,14 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
                 let target = graph
                     .target(label)
                     .expect("levels hold loaded rule targets");
-                (
-                    label.clone(),
-                    analyze_target(graph, target, &analysis.targets, config, &settings),
-                )
+                let missing = missing_inputs(graph, target, &settings);
+                let result = if missing.is_empty() {
+                    analyze_target(graph, target, &analysis.targets, config, &settings)
+                        .map_err(|d| vec![d])
+                } else {
+                    Err(missing)
+                };
+                (label.clone(), result)
             })
             .collect();
         for l in &level {
@@ -148,14 +152,94 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
                 Ok(a) => {
                     analysis.targets.insert(label, a);
                 }
-                Err(d) => {
+                Err(ds) => {
                     failed.insert(label);
-                    analysis.errors.push(d);
+                    analysis.errors.extend(ds);
                 }
             }
         }
     }
     analysis
+}
+
+/// The source files `target` depends on (in this configuration) that do not exist: a label
+/// that names no rule and no file, as Bazel reports it (`missing input file`), with a close
+/// rule name as a hint for a typo. Each check notes the file's directory, so that a reused
+/// plan notices when the file goes away.
+fn missing_inputs(
+    graph: &TargetGraph,
+    target: &Target,
+    settings: &configured::Settings,
+) -> Vec<Diagnostic> {
+    let Some(rule) = target.rule() else {
+        return Vec::new();
+    };
+    // An unresolvable select() is reported by the analysis itself.
+    let Ok(configured) = settings.resolve(graph, target, rule) else {
+        return Vec::new();
+    };
+    let mut missing = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (name, value) in &configured.attrs {
+        if name == "visibility" {
+            continue;
+        }
+        for dep in value.dep_labels() {
+            if !seen.insert(dep) {
+                continue;
+            }
+            let Some(package) = graph.package(&dep.package_id()) else {
+                continue;
+            };
+            if !graph
+                .target(dep)
+                .is_some_and(|t| matches!(t.kind, TargetKind::SourceFile))
+            {
+                continue;
+            }
+            let path = package.dir.join(&dep.name);
+            if let Some(parent) = path.parent() {
+                crate::workspace::fs_deps::listed(parent);
+            }
+            if std::fs::metadata(&path).is_ok() {
+                continue;
+            }
+            let rules: Vec<&str> = package
+                .targets
+                .values()
+                .filter(|t| t.rule().is_some())
+                .map(|t| t.label.name.as_str())
+                .collect();
+            let hint = crate::core::diag::did_you_mean(&dep.name, rules.iter().copied())
+                .or_else(|| swapped_neighbours(&dep.name, &rules))
+                .map(|close| format!(" (did you mean '{}'?)", dep.package_id().label(&close)))
+                .unwrap_or_default();
+            missing.push(Diagnostic::at(
+                &target.location,
+                format!("{}: missing input file '{dep}'{hint}", target.label),
+            ));
+        }
+    }
+    missing
+}
+
+/// A candidate that is `wanted` with two neighbouring characters swapped (`alpah` for
+/// `alpha`), the commonest typo, which a plain edit distance counts as two edits.
+fn swapped_neighbours(wanted: &str, candidates: &[&str]) -> Option<String> {
+    let w: Vec<char> = wanted.chars().collect();
+    candidates
+        .iter()
+        .find(|c| {
+            let c: Vec<char> = c.chars().collect();
+            c.len() == w.len()
+                && (1..w.len()).any(|i| {
+                    w[i - 1] == c[i]
+                        && w[i] == c[i - 1]
+                        && w[i] != w[i - 1]
+                        && (0..w.len()).all(|j| j == i || j == i - 1 || w[j] == c[j])
+                })
+        })
+        .map(|c| (*c).to_owned())
 }
 
 /// Rule targets reachable from `roots`, grouped so that every target comes in a later
