@@ -65,3 +65,52 @@ fn globbed_subdirectory_exported_and_external_files_are_found() {
         run.stderr
     );
 }
+
+fn build_with_ws(ws: &Workspace, target: &str) -> Run {
+    let env = format!("--action_env=WS={}", ws.root().display());
+    ws.forge(&["build", &env, target])
+}
+
+#[test]
+fn execution_requirements_are_merged_like_tags() {
+    let ws = ws();
+    // The sandbox hides the workspace's absolute path...
+    let run = build_with_ws(&ws, "//reqs:sandboxed");
+    assert_eq!(run.code, 1, "{}", run.both());
+    assert!(
+        run.stderr.contains("No such file or directory"),
+        "{}",
+        run.stderr
+    );
+    // ...which an action with no-sandbox (or local) in execution_requirements sees.
+    ok(build_with_ws(&ws, "//reqs:unsandboxed"));
+    let out = std::fs::read_to_string(ws.root().join("forge-bin/reqs/unsandboxed.out")).unwrap();
+    assert_eq!(out, "from the host\n");
+    let run = ok(build_with_ws(&ws, "//reqs:unsandboxed_run"));
+    assert!(
+        run.stderr.contains("0 sandboxed, 1 local"),
+        "{}",
+        run.stderr
+    );
+    // no-cache: run again on every build; without it, once.
+    for target in ["//reqs:uncached", "//reqs:cached"] {
+        ok(ws.forge(&["build", target]));
+    }
+    let again = ok(ws.forge(&["build", "//reqs:uncached"]));
+    assert!(
+        again.stderr.contains("INFO: 1 action executed"),
+        "{}",
+        again.stderr
+    );
+    let cached = ok(ws.forge(&["build", "//reqs:cached"]));
+    assert!(
+        cached.stderr.contains("INFO: 0 actions executed"),
+        "{}",
+        cached.stderr
+    );
+    // A key forge does not act on is refused, named.
+    insta::assert_snapshot!(
+        "unknown_execution_requirement",
+        ws.forge(&["build", "//reqs:unknown"]).both()
+    );
+}

@@ -167,7 +167,14 @@ impl ActionsState {
         action.inputs.dedup();
         action.outputs.sort();
         action.directory_outputs.sort();
+        // The target's tags, then the action's own execution_requirements.
+        let own = std::mem::take(&mut action.requirements);
         action.requirements = self.requirements.clone();
+        for r in own {
+            if !action.requirements.contains(&r) {
+                action.requirements.push(r);
+            }
+        }
         self.actions.push(action);
         Ok(())
     }
@@ -228,6 +235,8 @@ struct RunOptions<'v> {
     mnemonic: Option<String>,
     progress_message: Option<String>,
     env: Option<Value<'v>>,
+    /// `execution_requirements`, on top of the target's tags.
+    requirements: Vec<String>,
     /// The program, when it is a file: an input too.
     program: Option<String>,
 }
@@ -258,7 +267,7 @@ fn register_run<'v>(
         inputs,
         outputs: paths(&outputs),
         env: string_dict(o.env, "env")?,
-        requirements: Vec::new(),
+        requirements: o.requirements,
         directory_outputs: outputs
             .iter()
             .filter(|f| f.is_directory)
@@ -266,6 +275,64 @@ fn register_run<'v>(
             .collect(),
     })?;
     Ok(NoneType)
+}
+
+/// The execution requirements forge understands, as tags or `execution_requirements` keys.
+pub const KNOWN_REQUIREMENTS: [&str; 6] = [
+    "no-sandbox",
+    "no-cache",
+    "no-remote",
+    "local",
+    "requires-network",
+    "external",
+];
+
+/// Whether `r` is an execution requirement forge acts on (`timeout:SECONDS` included).
+pub fn is_known_requirement(r: &str) -> bool {
+    KNOWN_REQUIREMENTS.contains(&r) || r.starts_with("timeout:")
+}
+
+/// `execution_requirements = {"no-sandbox": "1", ...}` as requirement names, merged like tags.
+/// A key forge does not act on is refused rather than dropped.
+fn execution_requirements_of(value: Option<Value>) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for (key, _) in string_dict(value, "execution_requirements")? {
+        if !is_known_requirement(&key) {
+            anyhow::bail!(
+                "execution_requirements: forge does not support '{key}'; the supported keys are {} \
+                 and 'timeout:SECONDS'",
+                KNOWN_REQUIREMENTS
+                    .iter()
+                    .map(|k| format!("'{k}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        out.push(key);
+    }
+    Ok(out)
+}
+
+/// `input_manifests` and `toolchain` of `run`/`run_shell`, which forge has no use for: a
+/// tool's runfiles are inputs already, and there is no toolchain resolution.
+fn refuse_unsupported(
+    input_manifests: Option<Value>,
+    toolchain: Option<Value>,
+) -> anyhow::Result<()> {
+    if input_manifests.is_some_and(|v| !v.is_none() && v.length().is_ok_and(|n| n > 0)) {
+        anyhow::bail!(
+            "input_manifests is not supported by forge: a tool's runfiles are inputs of every \
+             action that runs it; pass the tool in 'tools' (or as the executable) instead"
+        );
+    }
+    if let Some(t) = toolchain.filter(|t| !t.is_none()) {
+        anyhow::bail!(
+            "toolchain = {} is not supported by forge, which has no toolchain resolution; \
+             leave it out or pass None",
+            t.to_repr()
+        );
+    }
+    Ok(())
 }
 
 /// `tools` may hold Files, depsets of Files, or targets (their executable or files).
@@ -388,12 +455,11 @@ fn actions_methods(builder: &mut MethodsBuilder) {
         #[starlark(require = named)] toolchain: Option<Value<'v>>,
         heap: Heap<'v>,
     ) -> anyhow::Result<NoneType> {
-        let _ = (
-            use_default_shell_env,
-            execution_requirements,
-            input_manifests,
-            toolchain,
-        );
+        // Every forge action has the default shell environment (the fixed PATH, LANG, TZ and
+        // --action_env), and `env` is merged into it: both values of this flag mean that.
+        let _: Option<bool> = use_default_shell_env;
+        let requirements = execution_requirements_of(execution_requirements)?;
+        refuse_unsupported(input_manifests, toolchain)?;
         let (program, program_file) = if let Some(t) = TargetInfo::from_value(executable) {
             let exe = t
                 .default_info("executable")
@@ -417,6 +483,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
             mnemonic,
             progress_message,
             env,
+            requirements,
             program: program_file,
         };
         register_run(this.as_ref(), argv, o, "Action", heap)
@@ -439,12 +506,11 @@ fn actions_methods(builder: &mut MethodsBuilder) {
         #[starlark(require = named)] toolchain: Option<Value<'v>>,
         heap: Heap<'v>,
     ) -> anyhow::Result<NoneType> {
-        let _ = (
-            use_default_shell_env,
-            execution_requirements,
-            input_manifests,
-            toolchain,
-        );
+        // Every forge action has the default shell environment (the fixed PATH, LANG, TZ and
+        // --action_env), and `env` is merged into it: both values of this flag mean that.
+        let _: Option<bool> = use_default_shell_env;
+        let requirements = execution_requirements_of(execution_requirements)?;
+        refuse_unsupported(input_manifests, toolchain)?;
         let command = match command.unpack_str() {
             Some(s) => s.to_owned(),
             None => command_line(Some(command), heap)?.join(" "),
@@ -463,6 +529,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
             mnemonic,
             progress_message,
             env,
+            requirements,
             program: None,
         };
         register_run(this.as_ref(), argv, o, "Action", heap)

@@ -683,18 +683,10 @@ fn predeclared_or_executable(
 }
 
 fn requirements_from_tags(rule: &RuleTarget) -> Vec<String> {
-    const KNOWN: [&str; 6] = [
-        "no-sandbox",
-        "no-cache",
-        "no-remote",
-        "local",
-        "requires-network",
-        "external",
-    ];
     match rule.attrs.get("tags") {
         Some(AttrValue::StringList(tags)) => tags
             .iter()
-            .filter(|t| KNOWN.contains(&t.as_str()) || t.starts_with("timeout:"))
+            .filter(|t| ctx::is_known_requirement(t))
             .cloned()
             .collect(),
         _ => Vec::new(),
