@@ -114,3 +114,27 @@ fn execution_requirements_are_merged_like_tags() {
         ws.forge(&["build", "//reqs:unknown"]).both()
     );
 }
+
+/// The first `error:` line of a run: the message of a Starlark error without its snippet.
+fn error_line(run: &Run) -> String {
+    assert_eq!(run.code, 1, "{}", run.both());
+    run.stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line in:\n{}", run.stderr))
+        .to_owned()
+}
+
+#[test]
+fn parameters_forge_cannot_honour_are_refused_by_name() {
+    let ws = ws();
+    insta::assert_snapshot!(
+        "aspects_refused",
+        ws.forge(&["build", "//aspects:x"]).both()
+    );
+    let refused: Vec<String> = ["computed", "manifests", "toolchain"]
+        .iter()
+        .map(|t| error_line(&ws.forge(&["build", &format!("//refuse:{t}")])))
+        .collect();
+    insta::assert_snapshot!("refused_parameters", refused.join("\n"));
+}

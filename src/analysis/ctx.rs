@@ -579,7 +579,12 @@ fn actions_methods(builder: &mut MethodsBuilder) {
         #[starlark(require = named, default = false)] is_executable: bool,
         #[starlark(require = named)] computed_substitutions: Option<Value<'v>>,
     ) -> anyhow::Result<NoneType> {
-        let _ = computed_substitutions;
+        if computed_substitutions.is_some_and(|c| !c.is_none()) {
+            anyhow::bail!(
+                "expand_template: 'computed_substitutions' is not supported by forge; compute \
+                 the values in the implementation and pass them in 'substitutions'"
+            );
+        }
         let template = file_of(template, "template")?;
         let output = file_of(output, "output")?;
         let mut subs = Vec::new();

@@ -328,6 +328,19 @@ fn make<'v>(
     Ok(Attribute { spec })
 }
 
+/// `aspects = [...]` on a label attribute: forge has no aspects yet, so a non-empty list is
+/// refused rather than ignored (an empty one means nothing either way).
+fn refuse_aspects(aspects: Option<Value>) -> anyhow::Result<()> {
+    match aspects {
+        Some(a) if !a.is_none() && !a.length().is_ok_and(|n| n == 0) => anyhow::bail!(
+            "attribute parameter 'aspects' is not supported by forge (aspects are not \
+             implemented yet); remove 'aspects = {}' from the attribute",
+            a.to_repr()
+        ),
+        _ => Ok(()),
+    }
+}
+
 fn allow_files(value: Option<Value>) -> anyhow::Result<AllowFiles> {
     let Some(value) = value else {
         return Ok(AllowFiles::No);
@@ -464,7 +477,7 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
         #[starlark(require = named, default = String::new())] doc: String,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Attribute> {
-        let _ = aspects;
+        refuse_aspects(aspects)?;
         let opts = Options {
             kind: AttrKind::Label,
             default,
@@ -495,7 +508,7 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
         #[starlark(require = named, default = String::new())] doc: String,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Attribute> {
-        let _ = aspects;
+        refuse_aspects(aspects)?;
         let opts = Options {
             kind: AttrKind::LabelList,
             default,
@@ -519,7 +532,7 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
         #[starlark(require = named, default = String::new())] doc: String,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Attribute> {
-        let _ = aspects;
+        refuse_aspects(aspects)?;
         let opts = Options {
             kind: AttrKind::LabelKeyedStringDict,
             default,
