@@ -138,3 +138,91 @@ fn parameters_forge_cannot_honour_are_refused_by_name() {
         .collect();
     insta::assert_snapshot!("refused_parameters", refused.join("\n"));
 }
+
+/// A .tar.gz holding `lib-1/BUILD` and `lib-1/value.txt`.
+fn lib_archive() -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, content) in [
+        ("lib-1/BUILD", "exports_files(['value.txt'])\n"),
+        ("lib-1/value.txt", "forty-two\n"),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, path, content.as_bytes())
+            .unwrap();
+    }
+    let data = tar.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &data).unwrap();
+    gz.finish().unwrap()
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n =
+            chunk.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A workspace whose `@lib` is the archive above, pinned by `pin` (e.g. `integrity = "..."`).
+fn archive_workspace(pin: &str) -> Workspace {
+    let ws = Workspace::empty();
+    let archive = ws.root().parent().unwrap().join("lib-1.tar.gz");
+    std::fs::write(&archive, lib_archive()).unwrap();
+    ws.write(
+        "WORKSPACE",
+        &format!(
+            "http_archive(name = \"lib\", url = \"file://{}\", {pin}, strip_prefix = \"lib-1\")\n",
+            archive.display()
+        ),
+    );
+    ws.write(
+        "BUILD",
+        "genrule(name = 'v', srcs = ['@lib//:value.txt'], outs = ['v.txt'], cmd = 'cp $< $@')\n",
+    );
+    ws
+}
+
+#[test]
+fn http_archive_integrity_is_verified_like_sha256() {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(lib_archive());
+    let ws = archive_workspace(&format!("integrity = \"sha256-{}\"", base64(&digest)));
+    ok(ws.forge(&["build", "//:v"]));
+    let out = std::fs::read_to_string(ws.root().join("forge-bin/v.txt")).unwrap();
+    assert_eq!(out, "forty-two\n");
+
+    // A wrong digest fails the fetch.
+    let wrong = sha2::Sha256::digest(b"something else");
+    let ws = archive_workspace(&format!("integrity = \"sha256-{}\"", base64(&wrong)));
+    let run = ws.forge(&["build", "//:v"]);
+    assert_eq!(run.code, 1, "{}", run.both());
+    assert!(run.stderr.contains("sha256 mismatch"), "{}", run.stderr);
+
+    // Other algorithms are refused, named.
+    let ws = archive_workspace("integrity = \"sha384-AAAA\"");
+    let run = ws.forge(&["build", "//:v"]);
+    insta::assert_snapshot!("integrity_sha384", error_line(&run));
+    let ws = archive_workspace(&format!(
+        "integrity = \"sha256-{}\", workspace_file_content = \"\"",
+        base64(&digest)
+    ));
+    let run = ws.forge(&["build", "//:v"]);
+    assert!(
+        error_line(&run).contains("'workspace_file_content' is not supported"),
+        "{}",
+        run.stderr
+    );
+}
