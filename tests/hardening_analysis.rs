@@ -226,3 +226,18 @@ fn http_archive_integrity_is_verified_like_sha256() {
         run.stderr
     );
 }
+
+#[test]
+fn provider_init_computes_the_fields_and_the_raw_constructor_skips_it() {
+    let ws = ws();
+    ok(ws.forge(&["build", "//init:show"]));
+    let out = std::fs::read_to_string(ws.root().join("forge-bin/init/show.txt")).unwrap();
+    assert_eq!(out, "True one 1 2 3\nTrue raw 7 8 None\n");
+    // init can refuse its arguments.
+    let run = ws.forge(&["build", "//init:negative"]);
+    assert!(
+        error_line(&run).contains("x must not be negative"),
+        "{}",
+        run.stderr
+    );
+}

@@ -192,7 +192,7 @@ impl<'v, V: ValueLike<'v>> TargetInfoGen<V> {
 pub const DEFAULT_INFO_ID: &str = "<builtin>%DefaultInfo";
 
 fn provider_of<'v>(index: Value<'v>) -> starlark::Result<&'v ProviderCallable> {
-    index.downcast_ref::<ProviderCallable>().ok_or_else(|| {
+    crate::loading::provider_callable(index).ok_or_else(|| {
         starlark::Error::new_native(anyhow::anyhow!(
             "a target can only be indexed by a provider, got {}",
             index.get_type()

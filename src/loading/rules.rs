@@ -632,18 +632,32 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
         #[starlark(require = named)] fields: Option<Value<'v>>,
         #[starlark(require = named)] init: Option<Value<'v>>,
         eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<ProviderCallable> {
-        let _ = init;
+    ) -> anyhow::Result<Value<'v>> {
         let ctx = EvalContext::from_eval(eval)?;
+        let heap = eval.heap();
         let fields = match fields {
-            Some(f) if !f.is_none() => field_names(f, eval.heap())?,
+            Some(f) if !f.is_none() => field_names(f, heap)?,
             _ => Vec::new(),
         };
-        Ok(ProviderCallable::new(
+        let provider = heap.alloc(ProviderCallable::new(
             ctx.file.to_string(),
             fields,
             doc.or(doc_pos).unwrap_or_default(),
-        ))
+        ));
+        match init.filter(|i| !i.is_none()) {
+            None => Ok(provider),
+            // As in Bazel: the provider, whose calls go through `init`, and the raw constructor.
+            Some(init) => {
+                if !init.get_type().contains("function") {
+                    anyhow::bail!(
+                        "provider(): 'init' must be a function, got {}",
+                        init.get_type()
+                    );
+                }
+                let with_init = heap.alloc(super::values::ProviderWithInitGen { provider, init });
+                Ok(heap.alloc((with_init, provider)))
+            }
+        }
     }
 }
 
