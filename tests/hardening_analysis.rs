@@ -241,3 +241,26 @@ fn provider_init_computes_the_fields_and_the_raw_constructor_skips_it() {
         run.stderr
     );
 }
+
+#[test]
+fn runfiles_symlinks_go_under_the_workspace_and_root_symlinks_under_the_root() {
+    let ws = ws();
+    let run = ok(ws.forge(&["run", "//links:show"]));
+    assert_eq!(run.stdout, "linked data\nlinked data\nlinked data\n");
+    let manifest =
+        std::fs::read_to_string(ws.root().join("forge-bin/links/show.runfiles_manifest")).unwrap();
+    let paths: Vec<&str> = manifest
+        .lines()
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "again/renamed/data.txt",
+            "hard/links/show",
+            "hard/links/show.sh",
+            "hard/renamed/data.txt",
+            "top/root.txt",
+        ]
+    );
+}

@@ -20,7 +20,7 @@ use starlark::values::{
 };
 
 use super::action::{Action, ActionKind};
-use super::values::{FileValue, RunfilesGen, TargetInfo, runfiles_files};
+use super::values::{FileValue, Runfiles, RunfilesGen, TargetInfo, symlink_entries};
 use crate::core::{Label, LabelError, PackageId, layout};
 use crate::loading::{Depset, LabelValue, iterate_files, make_depset};
 
@@ -982,7 +982,6 @@ fn ctx_methods(builder: &mut MethodsBuilder) {
         #[starlark(require = named)] root_symlinks: Option<Value<'v>>,
         heap: Heap<'v>,
     ) -> anyhow::Result<Value<'v>> {
-        let _ = (symlinks, root_symlinks);
         let direct = match files.filter(|v| !v.is_none()) {
             Some(f) => iterate_files(f, heap)?,
             None => Vec::new(),
@@ -991,6 +990,8 @@ fn ctx_methods(builder: &mut MethodsBuilder) {
             .filter(|v| !v.is_none())
             .into_iter()
             .collect();
+        let mut symlinks = vec![symlink_entries("symlinks", symlinks, heap)?];
+        let mut root_symlinks = vec![symlink_entries("root_symlinks", root_symlinks, heap)?];
         if collect_data || collect_default {
             let ctx = this.as_ref();
             let deps = if collect_default {
@@ -1006,14 +1007,19 @@ fn ctx_methods(builder: &mut MethodsBuilder) {
                         .and_then(|d| t.default_info(d))
                         .or_else(|| t.default_info("default_runfiles"))
                         .or_else(|| t.default_info("runfiles"))
-                    && let Some(files) = runfiles_files(rf)
+                    && let Some(r) = Runfiles::from_value(rf)
                 {
-                    transitive.push(files);
+                    transitive.push(r.files);
+                    symlinks.push(r.symlinks);
+                    root_symlinks.push(r.root_symlinks);
                 }
             }
         }
-        let files = make_depset(direct, transitive, "default", heap)?;
-        Ok(heap.alloc(RunfilesGen { files }))
+        Ok(heap.alloc(RunfilesGen {
+            files: make_depset(direct, transitive, "default", heap)?,
+            symlinks: make_depset(Vec::new(), symlinks, "default", heap)?,
+            root_symlinks: make_depset(Vec::new(), root_symlinks, "default", heap)?,
+        }))
     }
 
     /// Expands `$(location ...)` and friends for direct dependencies and `targets`.

@@ -26,7 +26,7 @@ use starlark::values::{Heap, Value, ValueLike};
 
 pub use action::*;
 use ctx::{ActionsState, ActionsValue, CtxValue};
-use values::{DEFAULT_INFO_ID, FileValue, RunfilesGen, TargetInfo, TargetInfoGen, runfiles_files};
+use values::{DEFAULT_INFO_ID, FileValue, TargetInfo, TargetInfoGen, runfiles_files};
 
 use crate::core::{Diagnostic, Label, PackageId, layout};
 use crate::graph::TargetGraph;
@@ -324,7 +324,7 @@ fn dep_value<'v>(
         TargetKind::PackageGroup(_) => return None,
     };
     let files = make_depset(vec![heap.alloc(file)], Vec::new(), "default", heap).ok()?;
-    let runfiles = heap.alloc(RunfilesGen { files });
+    let runfiles = values::new_runfiles(files, heap).ok()?;
     let info = default_info(
         heap,
         vec![
@@ -564,7 +564,7 @@ fn analyze_target(
             None => {
                 let empty = make_depset(Vec::new(), Vec::new(), "default", heap)
                     .map_err(|e| fail(e.to_string()))?;
-                heap.alloc(RunfilesGen { files: empty })
+                values::new_runfiles(empty, heap).map_err(|e| fail(e.to_string()))?
             }
         };
         let mut info_fields = vec![
@@ -610,6 +610,14 @@ fn analyze_target(
                         }
                     }
                 }
+            }
+            // Then the extra links, which win over a file at the same path, as in Bazel.
+            let (symlinks, root_symlinks) = values::runfiles_symlinks(runfiles);
+            for (path, target) in symlinks {
+                entries.insert(format!("{workspace_name}/{path}"), target);
+            }
+            for (path, target) in root_symlinks {
+                entries.insert(path, target);
             }
             RunfilesTree {
                 executable: exe.path.clone(),
