@@ -660,10 +660,23 @@ fn expand_values<'v>(
     map_each: Option<Value<'v>>,
     format_each: &Option<String>,
     uniquify: bool,
+    expand_directories: bool,
     eval: &mut Evaluator<'v, '_, '_>,
 ) -> anyhow::Result<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
     for item in iterate_files(values, eval.heap())? {
+        // Bazel replaces a directory by the files in it when the action runs; forge builds
+        // command lines during analysis, when those files are not known.
+        if expand_directories
+            && let Some(dir) = item.downcast_ref::<FileValue>().filter(|f| f.is_directory)
+        {
+            anyhow::bail!(
+                "expand_directories: forge cannot expand the directory '{}' into its files on \
+                 a command line; pass expand_directories = False to get the directory's path \
+                 (and list it in the action), or pass the files themselves",
+                dir.short_path
+            );
+        }
         let mapped: Vec<Value> = match map_each {
             Some(f) => {
                 let r = eval
@@ -725,15 +738,21 @@ fn args_methods(builder: &mut MethodsBuilder) {
         #[starlark(require = named, default = true)] omit_if_empty: bool,
         #[starlark(require = named, default = false)] uniquify: bool,
         #[starlark(require = named)] terminate_with: Option<String>,
-        #[starlark(require = named)] expand_directories: Option<bool>,
+        #[starlark(require = named, default = true)] expand_directories: bool,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
-        let _ = expand_directories;
         let (flag, values) = match values {
             Some(v) => (Some(arg_string(arg_name_or_values)), v),
             None => (None, arg_name_or_values),
         };
-        let items = expand_values(values, map_each, &format_each, uniquify, eval)?;
+        let items = expand_values(
+            values,
+            map_each,
+            &format_each,
+            uniquify,
+            expand_directories,
+            eval,
+        )?;
         if items.is_empty() && omit_if_empty {
             return Ok(NoneType);
         }
@@ -760,15 +779,21 @@ fn args_methods(builder: &mut MethodsBuilder) {
         #[starlark(require = named)] format_joined: Option<String>,
         #[starlark(require = named, default = true)] omit_if_empty: bool,
         #[starlark(require = named, default = false)] uniquify: bool,
-        #[starlark(require = named)] expand_directories: Option<bool>,
+        #[starlark(require = named, default = true)] expand_directories: bool,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
-        let _ = expand_directories;
         let (flag, values) = match values {
             Some(v) => (Some(arg_string(arg_name_or_values)), v),
             None => (None, arg_name_or_values),
         };
-        let items = expand_values(values, map_each, &format_each, uniquify, eval)?;
+        let items = expand_values(
+            values,
+            map_each,
+            &format_each,
+            uniquify,
+            expand_directories,
+            eval,
+        )?;
         if items.is_empty() && omit_if_empty {
             return Ok(NoneType);
         }
