@@ -132,6 +132,7 @@ fn parameters_forge_cannot_honour_are_refused_by_name() {
         "aspects_refused",
         ws.forge(&["build", "//aspects:x"]).both()
     );
+    insta::assert_snapshot!("cfg_refused", error_line(&ws.forge(&["build", "//cfg:x"])));
     let refused: Vec<String> = ["computed", "manifests", "toolchain"]
         .iter()
         .map(|t| error_line(&ws.forge(&["build", &format!("//refuse:{t}")])))
@@ -274,4 +275,11 @@ fn expand_directories_false_passes_the_path_and_true_is_refused() {
     assert_eq!(out, format!("{dir} --dirs {dir}\nx\n"));
     let run = ws.forge(&["build", "//dirs:expanded"]);
     insta::assert_snapshot!("expand_directories", error_line(&run));
+}
+
+#[test]
+fn attribute_providers_are_required_of_rule_dependencies() {
+    let ws = ws();
+    let run = ws.forge(&["build", "//init:bad"]);
+    insta::assert_snapshot!("missing_providers", errors(&run));
 }

@@ -805,6 +805,7 @@ fn attr_values<'v>(
                 }
                 let files = files_of_dep(d);
                 if let Some(spec) = spec {
+                    check_providers(name, &spec.providers, d, l, graph)?;
                     if spec.allow_single_file {
                         if files.len() != 1 {
                             return Err(format!(
@@ -840,6 +841,7 @@ fn attr_values<'v>(
                     let fs = files_of_dep(d);
                     if let Some(spec) = spec {
                         check_extensions(name, &spec.allow_files, &fs, l)?;
+                        check_providers(name, &spec.providers, d, l, graph)?;
                     }
                     if let Some(exe) =
                         TargetInfo::from_value(d).and_then(|t| t.default_info("executable"))
@@ -860,6 +862,9 @@ fn attr_values<'v>(
                 let mut entries = Vec::new();
                 for (l, s) in kv {
                     let d = dep(l)?;
+                    if let Some(spec) = spec {
+                        check_providers(name, &spec.providers, d, l, graph)?;
+                    }
                     v.direct_deps.push(d);
                     entries.push((d, heap.alloc(s.as_str())));
                 }
@@ -910,6 +915,53 @@ fn attr_values<'v>(
         .push(("name".into(), heap.alloc(label.name.as_str())));
     let _ = target;
     Ok(v)
+}
+
+/// `providers = [...]` of a label attribute: a dependency that is a rule must return every
+/// provider of at least one group (files are not checked, as in Bazel).
+fn check_providers(
+    attr: &str,
+    groups: &[Vec<String>],
+    dep: Value,
+    label: &Label,
+    graph: &TargetGraph,
+) -> Result<(), String> {
+    if groups.is_empty() || !graph.target(label).is_some_and(|t| t.rule().is_some()) {
+        return Ok(());
+    }
+    let Some(target) = TargetInfo::from_value(dep) else {
+        return Ok(());
+    };
+    let has = |wanted: &String| {
+        target.providers.iter().any(|p| {
+            ProviderInstance::from_value(p.to_value())
+                .is_some_and(|i| i.id == *wanted || i.name == *wanted)
+        })
+    };
+    if groups.iter().any(|group| group.iter().all(has)) {
+        return Ok(());
+    }
+    let name = |id: &String| id.rsplit('%').next().unwrap_or(id).to_owned();
+    let missing: Vec<String> = groups
+        .iter()
+        .map(|g| {
+            g.iter()
+                .filter(|p| !has(p))
+                .map(|p| format!("'{}'", name(p)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .collect();
+    Err(format!(
+        "in attribute '{attr}': '{label}' does not have mandatory providers: {}; the rule of \
+         '{label}' must return {}",
+        missing.join(" or "),
+        if missing.len() == 1 {
+            "it"
+        } else {
+            "one of these sets"
+        }
+    ))
 }
 
 /// Remembers a dependency's executable and runfiles, so that actions running it also get
