@@ -283,3 +283,17 @@ fn attribute_providers_are_required_of_rule_dependencies() {
     let run = ws.forge(&["build", "//init:bad"]);
     insta::assert_snapshot!("missing_providers", errors(&run));
 }
+
+#[test]
+fn rule_provides_is_checked_and_toolchains_are_refused() {
+    let ws = ws();
+    ok(ws.forge(&["build", "//provides:keeps"]));
+    insta::assert_snapshot!(
+        "provides_broken",
+        errors(&ws.forge(&["build", "//provides:breaks"]))
+    );
+    insta::assert_snapshot!(
+        "toolchains_refused",
+        error_line(&ws.forge(&["build", "//toolchains:x"]))
+    );
+}

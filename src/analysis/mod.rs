@@ -503,6 +503,19 @@ fn analyze_target(
         };
 
         let mut providers = providers_of(returned).map_err(fail)?;
+        // `rule(provides = [...])` is a promise the implementation must keep.
+        for id in &decl.provides {
+            if !providers
+                .iter()
+                .any(|p| ProviderInstance::from_value(*p).is_some_and(|i| i.id == *id))
+            {
+                let name = id.rsplit('%').next().unwrap_or(id);
+                return Err(fail(format!(
+                    "the rule advertises the '{name}' provider (rule(provides = ...)), but the \
+                     implementation did not return it"
+                )));
+            }
+        }
         let actions_value = actions
             .downcast_ref::<ActionsValue>()
             .expect("allocated above");
