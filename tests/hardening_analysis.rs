@@ -297,3 +297,18 @@ fn rule_provides_is_checked_and_toolchains_are_refused() {
         error_line(&ws.forge(&["build", "//toolchains:x"]))
     );
 }
+
+#[test]
+fn package_default_testonly_and_deprecation_apply_to_its_rules() {
+    let ws = ws();
+    let run = ok(ws.forge(&["query", "attr(testonly, 1, //pkgdefaults:all)"]));
+    assert_eq!(run.stdout, "//pkgdefaults:inherits\n");
+    let run = ok(ws.forge(&[
+        "query",
+        "attr(deprecation, 'use //other', //pkgdefaults:all)",
+    ]));
+    assert_eq!(
+        run.stdout,
+        "//pkgdefaults:inherits\n//pkgdefaults:overrides\n"
+    );
+}

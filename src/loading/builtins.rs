@@ -87,13 +87,13 @@ pub fn build_globals(builder: &mut GlobalsBuilder) {
         #[starlark(require = named)] default_package_metadata: Option<Value<'v>>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
-        let _ = (
-            default_testonly,
-            default_deprecation,
+        // License metadata has no effect on a build (in Bazel neither, unless licenses are
+        // checked, which forge does not do); it is accepted so that BUILD files load.
+        let _: [Option<Value>; 3] = [
             licenses,
             default_applicable_licenses,
             default_package_metadata,
-        );
+        ];
         let ctx = EvalContext::from_eval(eval)?;
         let mut package = ctx.package("package()")?.borrow_mut();
         if package.package_called {
@@ -112,6 +112,16 @@ pub fn build_globals(builder: &mut GlobalsBuilder) {
         }
         if let Some(f) = features {
             package.features = string_list("features", f, &ctx.base)?;
+        }
+        if let Some(t) = default_testonly {
+            package
+                .attr_defaults
+                .push(("testonly".to_owned(), AttrValue::Bool(t)));
+        }
+        if let Some(d) = default_deprecation {
+            package
+                .attr_defaults
+                .push(("deprecation".to_owned(), AttrValue::String(d)));
         }
         Ok(NoneType)
     }

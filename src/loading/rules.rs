@@ -381,6 +381,12 @@ impl FrozenRuleCallable {
         }
 
         let mut package = package.borrow_mut();
+        for (attr, value) in &package.attr_defaults {
+            // A test is always testonly.
+            if !explicit.contains(attr) && !(self.decl.test && attr == "testonly") {
+                attrs.insert(attr.clone(), value.clone());
+            }
+        }
         let visibility = match attrs.get("visibility") {
             Some(AttrValue::LabelList(v)) if !v.is_empty() => v.clone(),
             _ => {
