@@ -312,3 +312,20 @@ fn package_default_testonly_and_deprecation_apply_to_its_rules() {
         "//pkgdefaults:inherits\n//pkgdefaults:overrides\n"
     );
 }
+
+#[test]
+fn filegroup_output_group_and_genrule_local_are_honoured() {
+    let ws = ws();
+    let run = ok(ws.forge(&["build", "//prelude_attrs:extras"]));
+    assert!(
+        run.stderr.contains("forge-bin/prelude_attrs/g.extra") && !run.stderr.contains("g.main"),
+        "{}",
+        run.stderr
+    );
+    let run = ok(build_with_ws(&ws, "//prelude_attrs:local"));
+    assert!(
+        run.stderr.contains("0 sandboxed, 1 local"),
+        "{}",
+        run.stderr
+    );
+}

@@ -134,7 +134,8 @@ pub fn build_globals(builder: &mut GlobalsBuilder) {
         #[starlark(require = named)] licenses: Option<Value<'v>>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
-        let _ = licenses;
+        // License metadata, which no build reads (Bazel's neither unless it checks licenses).
+        let _: Option<Value> = licenses;
         let location = here(eval);
         let ctx = EvalContext::from_eval(eval)?;
         let mut package = ctx.package("exports_files()")?.borrow_mut();
