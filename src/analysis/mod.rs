@@ -939,7 +939,7 @@ fn check_providers(
     label: &Label,
     graph: &TargetGraph,
 ) -> Result<(), String> {
-    if groups.is_empty() || !graph.target(label).is_some_and(|t| t.rule().is_some()) {
+    if groups.is_empty() || graph.target(label).is_none_or(|t| t.rule().is_none()) {
         return Ok(());
     }
     let Some(target) = TargetInfo::from_value(dep) else {

@@ -272,9 +272,12 @@ pub fn runfiles_files(value: Value) -> Option<Value> {
     Runfiles::from_value(value).map(|r| r.files)
 }
 
-/// `(symlinks, root_symlinks)` of a `runfiles` value, flattened: `(path, exec path)`.
-pub fn runfiles_symlinks(value: Value) -> (Vec<(String, String)>, Vec<(String, String)>) {
-    let flatten = |set: Value| -> Vec<(String, String)> {
+/// Links of a runfiles tree: `(path in the tree, exec path)`.
+pub type Links = Vec<(String, String)>;
+
+/// `(symlinks, root_symlinks)` of a `runfiles` value, flattened.
+pub fn runfiles_symlinks(value: Value) -> (Links, Links) {
+    let flatten = |set: Value| -> Links {
         Depset::from_value(set)
             .map(|d| {
                 d.to_list()

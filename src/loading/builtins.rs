@@ -113,16 +113,14 @@ pub fn build_globals(builder: &mut GlobalsBuilder) {
         if let Some(f) = features {
             package.features = string_list("features", f, &ctx.base)?;
         }
+        let mut defaults = Vec::new();
         if let Some(t) = default_testonly {
-            package
-                .attr_defaults
-                .push(("testonly".to_owned(), AttrValue::Bool(t)));
+            defaults.push(("testonly".to_owned(), AttrValue::Bool(t)));
         }
         if let Some(d) = default_deprecation {
-            package
-                .attr_defaults
-                .push(("deprecation".to_owned(), AttrValue::String(d)));
+            defaults.push(("deprecation".to_owned(), AttrValue::String(d)));
         }
+        package.attr_defaults = defaults.into_boxed_slice();
         Ok(NoneType)
     }
 

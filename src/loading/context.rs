@@ -65,7 +65,7 @@ pub struct PackageBuilder {
     pub referenced: Vec<(Label, Location)>,
     /// `package(default_testonly = ..., default_deprecation = ...)`: attribute values for
     /// the package's rules that do not set them.
-    pub attr_defaults: Vec<(String, AttrValue)>,
+    pub attr_defaults: Box<[(String, AttrValue)]>,
 }
 
 impl PackageBuilder {

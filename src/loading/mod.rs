@@ -405,7 +405,7 @@ impl Loader {
                     features: Vec::new(),
                     package_called: false,
                     referenced: Vec::new(),
-                    attr_defaults: Vec::new(),
+                    attr_defaults: Box::default(),
                 })),
             };
             {

@@ -381,9 +381,9 @@ impl FrozenRuleCallable {
         }
 
         let mut package = package.borrow_mut();
-        for (attr, value) in &package.attr_defaults {
+        for (attr, value) in package.attr_defaults.iter() {
             // A test is always testonly.
-            if !explicit.contains(attr) && !(self.decl.test && attr == "testonly") {
+            if !(explicit.contains(attr) || self.decl.test && attr == "testonly") {
                 attrs.insert(attr.clone(), value.clone());
             }
         }
