@@ -41,8 +41,16 @@ fn a_label_that_names_no_rule_and_no_file_is_a_missing_input() {
         "//missing:lib",
         "//missing:ext_missing",
         "//missing:good",
+        "//missing:builds",
     ]);
     insta::assert_snapshot!("missing_input_keep_going", errors(&run));
+    let copy = std::fs::read_to_string(ws.root().join("forge-bin/missing/copy.txt")).unwrap();
+    assert_eq!(copy, "a\n");
+    // A missing file named on the command line is reported too.
+    insta::assert_snapshot!(
+        "missing_input_top_level",
+        errors(&ws.forge(&["build", "//missing:alsonot"]))
+    );
     // Query does not look at files, as in Bazel.
     let run = ok(ws.forge(&["query", "deps(//missing:fg)"]));
     assert_eq!(run.stdout, "//missing:alsonot\n//missing:fg\n");

@@ -119,6 +119,7 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
     // Which select() conditions hold, decided once for the build.
     let settings = configured::Settings::new(graph, config);
     let mut analysis = Analysis::default();
+    analysis.errors.extend(missing_roots(graph, roots));
     let mut failed: BTreeSet<Label> = BTreeSet::new();
     for level in levels {
         let results: Vec<(Label, Result<Analyzed, Vec<Diagnostic>>)> = level
@@ -221,6 +222,28 @@ fn missing_inputs(
         }
     }
     missing
+}
+
+/// Requested source files that do not exist (`forge build //pkg:typo.txt` where a rule
+/// refers to `typo.txt`).
+fn missing_roots(graph: &TargetGraph, roots: &BTreeSet<Label>) -> Vec<Diagnostic> {
+    roots
+        .iter()
+        .filter_map(|l| {
+            let target = graph
+                .target(l)
+                .filter(|t| matches!(t.kind, TargetKind::SourceFile))?;
+            let package = graph.package(&l.package_id())?;
+            let path = package.dir.join(&l.name);
+            if let Some(parent) = path.parent() {
+                crate::workspace::fs_deps::listed(parent);
+            }
+            std::fs::metadata(&path)
+                .is_err()
+                // The location is the BUILD line that first refers to the file.
+                .then(|| Diagnostic::at(&target.location, format!("missing input file '{l}'")))
+        })
+        .collect()
 }
 
 /// A candidate that is `wanted` with two neighbouring characters swapped (`alpah` for
