@@ -30,6 +30,8 @@ def _genrule_impl(ctx):
         command = cmd,
         mnemonic = "Genrule",
         progress_message = ctx.attr.message or "Executing genrule %{label}",
+        # local = True runs the command outside the sandbox, like the tag.
+        execution_requirements = {"local": "1"} if ctx.attr.local else {},
     )
     return [DefaultInfo(files = depset(outs), runfiles = ctx.runfiles(files = outs))]
 
@@ -54,6 +56,14 @@ genrule = rule(
 
 def _filegroup_impl(ctx):
     files = depset(ctx.files.srcs)
+    if ctx.attr.output_group:
+        # The named output group of each src instead of its default outputs.
+        groups = []
+        for src in ctx.attr.srcs:
+            group = getattr(src[OutputGroupInfo], ctx.attr.output_group, None) if OutputGroupInfo in src else None
+            if group != None:
+                groups.append(group)
+        files = depset(transitive = groups)
     return [DefaultInfo(
         files = files,
         runfiles = ctx.runfiles(files = ctx.files.srcs + ctx.files.data),

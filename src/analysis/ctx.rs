@@ -20,7 +20,7 @@ use starlark::values::{
 };
 
 use super::action::{Action, ActionKind};
-use super::values::{FileValue, RunfilesGen, TargetInfo, runfiles_files};
+use super::values::{FileValue, Runfiles, RunfilesGen, TargetInfo, symlink_entries};
 use crate::core::{Label, LabelError, PackageId, layout};
 use crate::loading::{Depset, LabelValue, iterate_files, make_depset};
 
@@ -167,7 +167,14 @@ impl ActionsState {
         action.inputs.dedup();
         action.outputs.sort();
         action.directory_outputs.sort();
+        // The target's tags, then the action's own execution_requirements.
+        let own = std::mem::take(&mut action.requirements);
         action.requirements = self.requirements.clone();
+        for r in own {
+            if !action.requirements.contains(&r) {
+                action.requirements.push(r);
+            }
+        }
         self.actions.push(action);
         Ok(())
     }
@@ -228,6 +235,8 @@ struct RunOptions<'v> {
     mnemonic: Option<String>,
     progress_message: Option<String>,
     env: Option<Value<'v>>,
+    /// `execution_requirements`, on top of the target's tags.
+    requirements: Vec<String>,
     /// The program, when it is a file: an input too.
     program: Option<String>,
 }
@@ -258,7 +267,7 @@ fn register_run<'v>(
         inputs,
         outputs: paths(&outputs),
         env: string_dict(o.env, "env")?,
-        requirements: Vec::new(),
+        requirements: o.requirements,
         directory_outputs: outputs
             .iter()
             .filter(|f| f.is_directory)
@@ -266,6 +275,64 @@ fn register_run<'v>(
             .collect(),
     })?;
     Ok(NoneType)
+}
+
+/// The execution requirements forge understands, as tags or `execution_requirements` keys.
+pub const KNOWN_REQUIREMENTS: [&str; 6] = [
+    "no-sandbox",
+    "no-cache",
+    "no-remote",
+    "local",
+    "requires-network",
+    "external",
+];
+
+/// Whether `r` is an execution requirement forge acts on (`timeout:SECONDS` included).
+pub fn is_known_requirement(r: &str) -> bool {
+    KNOWN_REQUIREMENTS.contains(&r) || r.starts_with("timeout:")
+}
+
+/// `execution_requirements = {"no-sandbox": "1", ...}` as requirement names, merged like tags.
+/// A key forge does not act on is refused rather than dropped.
+fn execution_requirements_of(value: Option<Value>) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for (key, _) in string_dict(value, "execution_requirements")? {
+        if !is_known_requirement(&key) {
+            anyhow::bail!(
+                "execution_requirements: forge does not support '{key}'; the supported keys are {} \
+                 and 'timeout:SECONDS'",
+                KNOWN_REQUIREMENTS
+                    .iter()
+                    .map(|k| format!("'{k}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        out.push(key);
+    }
+    Ok(out)
+}
+
+/// `input_manifests` and `toolchain` of `run`/`run_shell`, which forge has no use for: a
+/// tool's runfiles are inputs already, and there is no toolchain resolution.
+fn refuse_unsupported(
+    input_manifests: Option<Value>,
+    toolchain: Option<Value>,
+) -> anyhow::Result<()> {
+    if input_manifests.is_some_and(|v| !v.is_none() && v.length().is_ok_and(|n| n > 0)) {
+        anyhow::bail!(
+            "input_manifests is not supported by forge: a tool's runfiles are inputs of every \
+             action that runs it; pass the tool in 'tools' (or as the executable) instead"
+        );
+    }
+    if let Some(t) = toolchain.filter(|t| !t.is_none()) {
+        anyhow::bail!(
+            "toolchain = {} is not supported by forge, which has no toolchain resolution; \
+             leave it out or pass None",
+            t.to_repr()
+        );
+    }
+    Ok(())
 }
 
 /// `tools` may hold Files, depsets of Files, or targets (their executable or files).
@@ -388,12 +455,11 @@ fn actions_methods(builder: &mut MethodsBuilder) {
         #[starlark(require = named)] toolchain: Option<Value<'v>>,
         heap: Heap<'v>,
     ) -> anyhow::Result<NoneType> {
-        let _ = (
-            use_default_shell_env,
-            execution_requirements,
-            input_manifests,
-            toolchain,
-        );
+        // Every forge action has the default shell environment (the fixed PATH, LANG, TZ and
+        // --action_env), and `env` is merged into it: both values of this flag mean that.
+        let _: Option<bool> = use_default_shell_env;
+        let requirements = execution_requirements_of(execution_requirements)?;
+        refuse_unsupported(input_manifests, toolchain)?;
         let (program, program_file) = if let Some(t) = TargetInfo::from_value(executable) {
             let exe = t
                 .default_info("executable")
@@ -417,6 +483,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
             mnemonic,
             progress_message,
             env,
+            requirements,
             program: program_file,
         };
         register_run(this.as_ref(), argv, o, "Action", heap)
@@ -439,12 +506,11 @@ fn actions_methods(builder: &mut MethodsBuilder) {
         #[starlark(require = named)] toolchain: Option<Value<'v>>,
         heap: Heap<'v>,
     ) -> anyhow::Result<NoneType> {
-        let _ = (
-            use_default_shell_env,
-            execution_requirements,
-            input_manifests,
-            toolchain,
-        );
+        // Every forge action has the default shell environment (the fixed PATH, LANG, TZ and
+        // --action_env), and `env` is merged into it: both values of this flag mean that.
+        let _: Option<bool> = use_default_shell_env;
+        let requirements = execution_requirements_of(execution_requirements)?;
+        refuse_unsupported(input_manifests, toolchain)?;
         let command = match command.unpack_str() {
             Some(s) => s.to_owned(),
             None => command_line(Some(command), heap)?.join(" "),
@@ -463,6 +529,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
             mnemonic,
             progress_message,
             env,
+            requirements,
             program: None,
         };
         register_run(this.as_ref(), argv, o, "Action", heap)
@@ -512,7 +579,12 @@ fn actions_methods(builder: &mut MethodsBuilder) {
         #[starlark(require = named, default = false)] is_executable: bool,
         #[starlark(require = named)] computed_substitutions: Option<Value<'v>>,
     ) -> anyhow::Result<NoneType> {
-        let _ = computed_substitutions;
+        if computed_substitutions.is_some_and(|c| !c.is_none()) {
+            anyhow::bail!(
+                "expand_template: 'computed_substitutions' is not supported by forge; compute \
+                 the values in the implementation and pass them in 'substitutions'"
+            );
+        }
         let template = file_of(template, "template")?;
         let output = file_of(output, "output")?;
         let mut subs = Vec::new();
@@ -588,10 +660,23 @@ fn expand_values<'v>(
     map_each: Option<Value<'v>>,
     format_each: &Option<String>,
     uniquify: bool,
+    expand_directories: bool,
     eval: &mut Evaluator<'v, '_, '_>,
 ) -> anyhow::Result<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
     for item in iterate_files(values, eval.heap())? {
+        // Bazel replaces a directory by the files in it when the action runs; forge builds
+        // command lines during analysis, when those files are not known.
+        if expand_directories
+            && let Some(dir) = item.downcast_ref::<FileValue>().filter(|f| f.is_directory)
+        {
+            anyhow::bail!(
+                "expand_directories: forge cannot expand the directory '{}' into its files on \
+                 a command line; pass expand_directories = False to get the directory's path \
+                 (and list it in the action), or pass the files themselves",
+                dir.short_path
+            );
+        }
         let mapped: Vec<Value> = match map_each {
             Some(f) => {
                 let r = eval
@@ -653,15 +738,21 @@ fn args_methods(builder: &mut MethodsBuilder) {
         #[starlark(require = named, default = true)] omit_if_empty: bool,
         #[starlark(require = named, default = false)] uniquify: bool,
         #[starlark(require = named)] terminate_with: Option<String>,
-        #[starlark(require = named)] expand_directories: Option<bool>,
+        #[starlark(require = named, default = true)] expand_directories: bool,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
-        let _ = expand_directories;
         let (flag, values) = match values {
             Some(v) => (Some(arg_string(arg_name_or_values)), v),
             None => (None, arg_name_or_values),
         };
-        let items = expand_values(values, map_each, &format_each, uniquify, eval)?;
+        let items = expand_values(
+            values,
+            map_each,
+            &format_each,
+            uniquify,
+            expand_directories,
+            eval,
+        )?;
         if items.is_empty() && omit_if_empty {
             return Ok(NoneType);
         }
@@ -688,15 +779,21 @@ fn args_methods(builder: &mut MethodsBuilder) {
         #[starlark(require = named)] format_joined: Option<String>,
         #[starlark(require = named, default = true)] omit_if_empty: bool,
         #[starlark(require = named, default = false)] uniquify: bool,
-        #[starlark(require = named)] expand_directories: Option<bool>,
+        #[starlark(require = named, default = true)] expand_directories: bool,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
-        let _ = expand_directories;
         let (flag, values) = match values {
             Some(v) => (Some(arg_string(arg_name_or_values)), v),
             None => (None, arg_name_or_values),
         };
-        let items = expand_values(values, map_each, &format_each, uniquify, eval)?;
+        let items = expand_values(
+            values,
+            map_each,
+            &format_each,
+            uniquify,
+            expand_directories,
+            eval,
+        )?;
         if items.is_empty() && omit_if_empty {
             return Ok(NoneType);
         }
@@ -910,7 +1007,6 @@ fn ctx_methods(builder: &mut MethodsBuilder) {
         #[starlark(require = named)] root_symlinks: Option<Value<'v>>,
         heap: Heap<'v>,
     ) -> anyhow::Result<Value<'v>> {
-        let _ = (symlinks, root_symlinks);
         let direct = match files.filter(|v| !v.is_none()) {
             Some(f) => iterate_files(f, heap)?,
             None => Vec::new(),
@@ -919,6 +1015,8 @@ fn ctx_methods(builder: &mut MethodsBuilder) {
             .filter(|v| !v.is_none())
             .into_iter()
             .collect();
+        let mut symlinks = vec![symlink_entries("symlinks", symlinks, heap)?];
+        let mut root_symlinks = vec![symlink_entries("root_symlinks", root_symlinks, heap)?];
         if collect_data || collect_default {
             let ctx = this.as_ref();
             let deps = if collect_default {
@@ -934,14 +1032,19 @@ fn ctx_methods(builder: &mut MethodsBuilder) {
                         .and_then(|d| t.default_info(d))
                         .or_else(|| t.default_info("default_runfiles"))
                         .or_else(|| t.default_info("runfiles"))
-                    && let Some(files) = runfiles_files(rf)
+                    && let Some(r) = Runfiles::from_value(rf)
                 {
-                    transitive.push(files);
+                    transitive.push(r.files);
+                    symlinks.push(r.symlinks);
+                    root_symlinks.push(r.root_symlinks);
                 }
             }
         }
-        let files = make_depset(direct, transitive, "default", heap)?;
-        Ok(heap.alloc(RunfilesGen { files }))
+        Ok(heap.alloc(RunfilesGen {
+            files: make_depset(direct, transitive, "default", heap)?,
+            symlinks: make_depset(Vec::new(), symlinks, "default", heap)?,
+            root_symlinks: make_depset(Vec::new(), root_symlinks, "default", heap)?,
+        }))
     }
 
     /// Expands `$(location ...)` and friends for direct dependencies and `targets`.

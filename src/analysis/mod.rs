@@ -26,7 +26,7 @@ use starlark::values::{Heap, Value, ValueLike};
 
 pub use action::*;
 use ctx::{ActionsState, ActionsValue, CtxValue};
-use values::{DEFAULT_INFO_ID, FileValue, RunfilesGen, TargetInfo, TargetInfoGen, runfiles_files};
+use values::{DEFAULT_INFO_ID, FileValue, TargetInfo, TargetInfoGen, runfiles_files};
 
 use crate::core::{Diagnostic, Label, PackageId, layout};
 use crate::graph::TargetGraph;
@@ -119,9 +119,10 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
     // Which select() conditions hold, decided once for the build.
     let settings = configured::Settings::new(graph, config);
     let mut analysis = Analysis::default();
+    analysis.errors.extend(missing_roots(graph, roots));
     let mut failed: BTreeSet<Label> = BTreeSet::new();
     for level in levels {
-        let results: Vec<(Label, Result<Analyzed, Diagnostic>)> = level
+        let results: Vec<(Label, Result<Analyzed, Vec<Diagnostic>>)> = level
             .par_iter()
             .filter(|l| {
                 // A target whose dependency failed is not analysed; the dependency's error
@@ -132,10 +133,14 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
                 let target = graph
                     .target(label)
                     .expect("levels hold loaded rule targets");
-                (
-                    label.clone(),
-                    analyze_target(graph, target, &analysis.targets, config, &settings),
-                )
+                let missing = missing_inputs(graph, target, &settings);
+                let result = if missing.is_empty() {
+                    analyze_target(graph, target, &analysis.targets, config, &settings)
+                        .map_err(|d| vec![d])
+                } else {
+                    Err(missing)
+                };
+                (label.clone(), result)
             })
             .collect();
         for l in &level {
@@ -148,14 +153,116 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
                 Ok(a) => {
                     analysis.targets.insert(label, a);
                 }
-                Err(d) => {
+                Err(ds) => {
                     failed.insert(label);
-                    analysis.errors.push(d);
+                    analysis.errors.extend(ds);
                 }
             }
         }
     }
     analysis
+}
+
+/// The source files `target` depends on (in this configuration) that do not exist: a label
+/// that names no rule and no file, as Bazel reports it (`missing input file`), with a close
+/// rule name as a hint for a typo. Each check notes the file's directory, so that a reused
+/// plan notices when the file goes away.
+fn missing_inputs(
+    graph: &TargetGraph,
+    target: &Target,
+    settings: &configured::Settings,
+) -> Vec<Diagnostic> {
+    let Some(rule) = target.rule() else {
+        return Vec::new();
+    };
+    // An unresolvable select() is reported by the analysis itself.
+    let Ok(configured) = settings.resolve(graph, target, rule) else {
+        return Vec::new();
+    };
+    let mut missing = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (name, value) in &configured.attrs {
+        if name == "visibility" {
+            continue;
+        }
+        for dep in value.dep_labels() {
+            if !seen.insert(dep) {
+                continue;
+            }
+            let Some(package) = graph.package(&dep.package_id()) else {
+                continue;
+            };
+            if !graph
+                .target(dep)
+                .is_some_and(|t| matches!(t.kind, TargetKind::SourceFile))
+            {
+                continue;
+            }
+            let path = package.dir.join(&dep.name);
+            if let Some(parent) = path.parent() {
+                crate::workspace::fs_deps::listed(parent);
+            }
+            if std::fs::metadata(&path).is_ok() {
+                continue;
+            }
+            let rules: Vec<&str> = package
+                .targets
+                .values()
+                .filter(|t| t.rule().is_some())
+                .map(|t| t.label.name.as_str())
+                .collect();
+            let hint = crate::core::diag::did_you_mean(&dep.name, rules.iter().copied())
+                .or_else(|| swapped_neighbours(&dep.name, &rules))
+                .map(|close| format!(" (did you mean '{}'?)", dep.package_id().label(&close)))
+                .unwrap_or_default();
+            missing.push(Diagnostic::at(
+                &target.location,
+                format!("{}: missing input file '{dep}'{hint}", target.label),
+            ));
+        }
+    }
+    missing
+}
+
+/// Requested source files that do not exist (`forge build //pkg:typo.txt` where a rule
+/// refers to `typo.txt`).
+fn missing_roots(graph: &TargetGraph, roots: &BTreeSet<Label>) -> Vec<Diagnostic> {
+    roots
+        .iter()
+        .filter_map(|l| {
+            let target = graph
+                .target(l)
+                .filter(|t| matches!(t.kind, TargetKind::SourceFile))?;
+            let package = graph.package(&l.package_id())?;
+            let path = package.dir.join(&l.name);
+            if let Some(parent) = path.parent() {
+                crate::workspace::fs_deps::listed(parent);
+            }
+            std::fs::metadata(&path)
+                .is_err()
+                // The location is the BUILD line that first refers to the file.
+                .then(|| Diagnostic::at(&target.location, format!("missing input file '{l}'")))
+        })
+        .collect()
+}
+
+/// A candidate that is `wanted` with two neighbouring characters swapped (`alpah` for
+/// `alpha`), the commonest typo, which a plain edit distance counts as two edits.
+fn swapped_neighbours(wanted: &str, candidates: &[&str]) -> Option<String> {
+    let w: Vec<char> = wanted.chars().collect();
+    candidates
+        .iter()
+        .find(|c| {
+            let c: Vec<char> = c.chars().collect();
+            c.len() == w.len()
+                && (1..w.len()).any(|i| {
+                    w[i - 1] == c[i]
+                        && w[i] == c[i - 1]
+                        && w[i] != w[i - 1]
+                        && (0..w.len()).all(|j| j == i || j == i - 1 || w[j] == c[j])
+                })
+        })
+        .map(|c| (*c).to_owned())
 }
 
 /// Rule targets reachable from `roots`, grouped so that every target comes in a later
@@ -240,7 +347,7 @@ fn dep_value<'v>(
         TargetKind::PackageGroup(_) => return None,
     };
     let files = make_depset(vec![heap.alloc(file)], Vec::new(), "default", heap).ok()?;
-    let runfiles = heap.alloc(RunfilesGen { files });
+    let runfiles = values::new_runfiles(files, heap).ok()?;
     let info = default_info(
         heap,
         vec![
@@ -419,6 +526,19 @@ fn analyze_target(
         };
 
         let mut providers = providers_of(returned).map_err(fail)?;
+        // `rule(provides = [...])` is a promise the implementation must keep.
+        for id in &decl.provides {
+            if !providers
+                .iter()
+                .any(|p| ProviderInstance::from_value(*p).is_some_and(|i| i.id == *id))
+            {
+                let name = id.rsplit('%').next().unwrap_or(id);
+                return Err(fail(format!(
+                    "the rule advertises the '{name}' provider (rule(provides = ...)), but the \
+                     implementation did not return it"
+                )));
+            }
+        }
         let actions_value = actions
             .downcast_ref::<ActionsValue>()
             .expect("allocated above");
@@ -480,7 +600,7 @@ fn analyze_target(
             None => {
                 let empty = make_depset(Vec::new(), Vec::new(), "default", heap)
                     .map_err(|e| fail(e.to_string()))?;
-                heap.alloc(RunfilesGen { files: empty })
+                values::new_runfiles(empty, heap).map_err(|e| fail(e.to_string()))?
             }
         };
         let mut info_fields = vec![
@@ -526,6 +646,14 @@ fn analyze_target(
                         }
                     }
                 }
+            }
+            // Then the extra links, which win over a file at the same path, as in Bazel.
+            let (symlinks, root_symlinks) = values::runfiles_symlinks(runfiles);
+            for (path, target) in symlinks {
+                entries.insert(format!("{workspace_name}/{path}"), target);
+            }
+            for (path, target) in root_symlinks {
+                entries.insert(path, target);
             }
             RunfilesTree {
                 executable: exe.path.clone(),
@@ -599,18 +727,10 @@ fn predeclared_or_executable(
 }
 
 fn requirements_from_tags(rule: &RuleTarget) -> Vec<String> {
-    const KNOWN: [&str; 6] = [
-        "no-sandbox",
-        "no-cache",
-        "no-remote",
-        "local",
-        "requires-network",
-        "external",
-    ];
     match rule.attrs.get("tags") {
         Some(AttrValue::StringList(tags)) => tags
             .iter()
-            .filter(|t| KNOWN.contains(&t.as_str()) || t.starts_with("timeout:"))
+            .filter(|t| ctx::is_known_requirement(t))
             .cloned()
             .collect(),
         _ => Vec::new(),
@@ -721,6 +841,7 @@ fn attr_values<'v>(
                 }
                 let files = files_of_dep(d);
                 if let Some(spec) = spec {
+                    check_providers(name, &spec.providers, d, l, graph)?;
                     if spec.allow_single_file {
                         if files.len() != 1 {
                             return Err(format!(
@@ -756,6 +877,7 @@ fn attr_values<'v>(
                     let fs = files_of_dep(d);
                     if let Some(spec) = spec {
                         check_extensions(name, &spec.allow_files, &fs, l)?;
+                        check_providers(name, &spec.providers, d, l, graph)?;
                     }
                     if let Some(exe) =
                         TargetInfo::from_value(d).and_then(|t| t.default_info("executable"))
@@ -776,6 +898,9 @@ fn attr_values<'v>(
                 let mut entries = Vec::new();
                 for (l, s) in kv {
                     let d = dep(l)?;
+                    if let Some(spec) = spec {
+                        check_providers(name, &spec.providers, d, l, graph)?;
+                    }
                     v.direct_deps.push(d);
                     entries.push((d, heap.alloc(s.as_str())));
                 }
@@ -826,6 +951,53 @@ fn attr_values<'v>(
         .push(("name".into(), heap.alloc(label.name.as_str())));
     let _ = target;
     Ok(v)
+}
+
+/// `providers = [...]` of a label attribute: a dependency that is a rule must return every
+/// provider of at least one group (files are not checked, as in Bazel).
+fn check_providers(
+    attr: &str,
+    groups: &[Vec<String>],
+    dep: Value,
+    label: &Label,
+    graph: &TargetGraph,
+) -> Result<(), String> {
+    if groups.is_empty() || graph.target(label).is_none_or(|t| t.rule().is_none()) {
+        return Ok(());
+    }
+    let Some(target) = TargetInfo::from_value(dep) else {
+        return Ok(());
+    };
+    let has = |wanted: &String| {
+        target.providers.iter().any(|p| {
+            ProviderInstance::from_value(p.to_value())
+                .is_some_and(|i| i.id == *wanted || i.name == *wanted)
+        })
+    };
+    if groups.iter().any(|group| group.iter().all(has)) {
+        return Ok(());
+    }
+    let name = |id: &String| id.rsplit('%').next().unwrap_or(id).to_owned();
+    let missing: Vec<String> = groups
+        .iter()
+        .map(|g| {
+            g.iter()
+                .filter(|p| !has(p))
+                .map(|p| format!("'{}'", name(p)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .collect();
+    Err(format!(
+        "in attribute '{attr}': '{label}' does not have mandatory providers: {}; the rule of \
+         '{label}' must return {}",
+        missing.join(" or "),
+        if missing.len() == 1 {
+            "it"
+        } else {
+            "one of these sets"
+        }
+    ))
 }
 
 /// Remembers a dependency's executable and runfiles, so that actions running it also get

@@ -89,7 +89,9 @@ pub struct AttrSpec {
     pub allow_single_file: bool,
     pub executable: bool,
     pub cfg: Option<String>,
-    pub providers: Vec<String>,
+    /// `providers = [...]`: groups of provider ids (or legacy names); a dependency that is a rule must
+    /// return every provider of at least one group.
+    pub providers: Vec<Vec<String>>,
     /// Allowed values of a string or int attribute (rendered), empty = any.
     pub values: Vec<AttrValue>,
     pub doc: String,
@@ -328,6 +330,19 @@ fn make<'v>(
     Ok(Attribute { spec })
 }
 
+/// `aspects = [...]` on a label attribute: forge has no aspects yet, so a non-empty list is
+/// refused rather than ignored (an empty one means nothing either way).
+fn refuse_aspects(aspects: Option<Value>) -> anyhow::Result<()> {
+    match aspects {
+        Some(a) if !a.is_none() && !a.length().is_ok_and(|n| n == 0) => anyhow::bail!(
+            "attribute parameter 'aspects' is not supported by forge (aspects are not \
+             implemented yet); remove 'aspects = {}' from the attribute",
+            a.to_repr()
+        ),
+        _ => Ok(()),
+    }
+}
+
 fn allow_files(value: Option<Value>) -> anyhow::Result<AllowFiles> {
     let Some(value) = value else {
         return Ok(AllowFiles::No);
@@ -346,24 +361,54 @@ fn allow_files(value: Option<Value>) -> anyhow::Result<AllowFiles> {
     Ok(AllowFiles::Extensions(exts))
 }
 
-/// Provider requirements are recorded by name; the next phase checks them.
-fn providers(value: Option<Value>) -> anyhow::Result<Vec<String>> {
-    let Some(value) = value else {
+/// Provider requirements are recorded by name, as groups (a flat list is one group); analysis
+/// checks them.
+fn providers(value: Option<Value>) -> anyhow::Result<Vec<Vec<String>>> {
+    let Some(value) = value.filter(|v| !v.is_none()) else {
         return Ok(Vec::new());
     };
     let items = sequence(value).ok_or_else(|| type_error("providers", "a list", value))?;
-    let mut names = Vec::new();
+    let name = |p: &Value| -> anyhow::Result<String> {
+        match super::values::provider_callable(*p) {
+            Some(provider) => Ok(provider.id()),
+            // Legacy providers are named by string.
+            None => p
+                .unpack_str()
+                .map(str::to_owned)
+                .ok_or_else(|| type_error("providers", "a list of providers", *p)),
+        }
+    };
+    let mut flat = Vec::new();
+    let mut groups = Vec::new();
     for item in items {
         match sequence(item) {
-            Some(group) => names.extend(group.iter().map(|p| p.to_str())),
-            None => names.push(item.to_str()),
+            Some(group) => groups.push(group.iter().map(name).collect::<anyhow::Result<_>>()?),
+            None => flat.push(name(&item)?),
         }
     }
-    Ok(names)
+    if !flat.is_empty() {
+        if !groups.is_empty() {
+            anyhow::bail!("providers must be a list of providers or a list of lists, not both");
+        }
+        groups.push(flat);
+    }
+    Ok(groups)
 }
 
-fn cfg(value: Option<Value>) -> Option<String> {
-    value.filter(|v| !v.is_none()).map(|v| v.to_str())
+/// `cfg`: forge builds tools and targets in one configuration, for this machine, so the
+/// strings Bazel knows all mean that; anything else (a transition) is refused.
+fn cfg(value: Option<Value>) -> anyhow::Result<Option<String>> {
+    let Some(value) = value.filter(|v| !v.is_none()) else {
+        return Ok(None);
+    };
+    match value.unpack_str() {
+        Some(c @ ("exec" | "host" | "target")) => Ok(Some(c.to_owned())),
+        _ => anyhow::bail!(
+            "cfg = {} is not supported by forge, which builds everything in one configuration; \
+             use cfg = \"exec\" or \"target\"",
+            value.to_repr()
+        ),
+    }
 }
 
 fn label_options(
@@ -384,7 +429,7 @@ fn label_options(
     }
     spec.executable = executable;
     spec.providers = providers(provider_list)?;
-    spec.cfg = cfg(cfg_value);
+    spec.cfg = cfg(cfg_value)?;
     if executable && spec.cfg.is_none() {
         anyhow::bail!(
             "cfg parameter is mandatory when executable=True is provided; use cfg = \"exec\" for tools"
@@ -464,7 +509,7 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
         #[starlark(require = named, default = String::new())] doc: String,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Attribute> {
-        let _ = aspects;
+        refuse_aspects(aspects)?;
         let opts = Options {
             kind: AttrKind::Label,
             default,
@@ -495,7 +540,7 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
         #[starlark(require = named, default = String::new())] doc: String,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Attribute> {
-        let _ = aspects;
+        refuse_aspects(aspects)?;
         let opts = Options {
             kind: AttrKind::LabelList,
             default,
@@ -519,7 +564,7 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
         #[starlark(require = named, default = String::new())] doc: String,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Attribute> {
-        let _ = aspects;
+        refuse_aspects(aspects)?;
         let opts = Options {
             kind: AttrKind::LabelKeyedStringDict,
             default,

@@ -87,13 +87,13 @@ pub fn build_globals(builder: &mut GlobalsBuilder) {
         #[starlark(require = named)] default_package_metadata: Option<Value<'v>>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
-        let _ = (
-            default_testonly,
-            default_deprecation,
+        // License metadata has no effect on a build (in Bazel neither, unless licenses are
+        // checked, which forge does not do); it is accepted so that BUILD files load.
+        let _: [Option<Value>; 3] = [
             licenses,
             default_applicable_licenses,
             default_package_metadata,
-        );
+        ];
         let ctx = EvalContext::from_eval(eval)?;
         let mut package = ctx.package("package()")?.borrow_mut();
         if package.package_called {
@@ -113,6 +113,14 @@ pub fn build_globals(builder: &mut GlobalsBuilder) {
         if let Some(f) = features {
             package.features = string_list("features", f, &ctx.base)?;
         }
+        let mut defaults = Vec::new();
+        if let Some(t) = default_testonly {
+            defaults.push(("testonly".to_owned(), AttrValue::Bool(t)));
+        }
+        if let Some(d) = default_deprecation {
+            defaults.push(("deprecation".to_owned(), AttrValue::String(d)));
+        }
+        package.attr_defaults = defaults.into_boxed_slice();
         Ok(NoneType)
     }
 
@@ -124,7 +132,8 @@ pub fn build_globals(builder: &mut GlobalsBuilder) {
         #[starlark(require = named)] licenses: Option<Value<'v>>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
-        let _ = licenses;
+        // License metadata, which no build reads (Bazel's neither unless it checks licenses).
+        let _: Option<Value> = licenses;
         let location = here(eval);
         let ctx = EvalContext::from_eval(eval)?;
         let mut package = ctx.package("exports_files()")?.borrow_mut();

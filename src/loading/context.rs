@@ -10,7 +10,7 @@ use starlark::any::ProvidesStaticType;
 use starlark::eval::Evaluator;
 
 use crate::core::{Label, Location, PackageId};
-use crate::loading::target::{Target, Visibility};
+use crate::loading::target::{AttrValue, Target, Visibility};
 
 /// What kind of file is being evaluated.
 #[derive(Debug)]
@@ -63,6 +63,9 @@ pub struct PackageBuilder {
     /// Same-package labels referenced by rules, which become source-file targets if no
     /// rule declares them.
     pub referenced: Vec<(Label, Location)>,
+    /// `package(default_testonly = ..., default_deprecation = ...)`: attribute values for
+    /// the package's rules that do not set them.
+    pub attr_defaults: Box<[(String, AttrValue)]>,
 }
 
 impl PackageBuilder {

@@ -34,7 +34,7 @@ pub use rules::{FrozenRuleCallable, RuleDecl};
 pub use target::*;
 pub use values::{
     Depset, LabelValue, ProviderCallable, ProviderInstance, ProviderInstanceGen, iterate_files,
-    make_depset,
+    make_depset, provider_callable,
 };
 
 use crate::core::diag::did_you_mean;
@@ -405,6 +405,7 @@ impl Loader {
                     features: Vec::new(),
                     package_called: false,
                     referenced: Vec::new(),
+                    attr_defaults: Box::default(),
                 })),
             };
             {

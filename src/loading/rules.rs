@@ -40,6 +40,8 @@ pub struct RuleDecl {
     /// Predeclared outputs: attribute-like name -> template such as `%{name}.txt`.
     pub outputs: Vec<(String, String)>,
     pub doc: String,
+    /// `provides = [...]`: the ids of providers the implementation must return.
+    pub provides: Vec<String>,
 }
 
 /// `rule(...)` before its module is frozen: it learns its name from `x = rule(...)`.
@@ -379,6 +381,12 @@ impl FrozenRuleCallable {
         }
 
         let mut package = package.borrow_mut();
+        for (attr, value) in package.attr_defaults.iter() {
+            // A test is always testonly.
+            if !(explicit.contains(attr) || self.decl.test && attr == "testonly") {
+                attrs.insert(attr.clone(), value.clone());
+            }
+        }
         let visibility = match attrs.get("visibility") {
             Some(AttrValue::LabelList(v)) if !v.is_empty() => v.clone(),
             _ => {
@@ -522,6 +530,28 @@ fn field_names<'v>(value: Value<'v>, heap: Heap<'v>) -> anyhow::Result<Vec<Strin
         .collect()
 }
 
+/// `rule(provides = [...])` as provider ids.
+fn provided<'v>(value: Value<'v>, heap: Heap<'v>) -> anyhow::Result<Vec<String>> {
+    if value.is_none() {
+        return Ok(Vec::new());
+    }
+    let items = value
+        .iterate(heap)
+        .map_err(|_| anyhow::anyhow!("rule(): 'provides' must be a list of providers"))?;
+    items
+        .map(|p| {
+            super::values::provider_callable(p)
+                .map(|c| c.id())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "rule(): 'provides' must be a list of providers, got {}",
+                        p.get_type()
+                    )
+                })
+        })
+        .collect()
+}
+
 /// `rule()`, `provider()`: what .bzl files use to declare things.
 #[starlark_module]
 pub fn declaration_globals(builder: &mut GlobalsBuilder) {
@@ -539,29 +569,53 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
         if matches!(ctx.kind, super::context::FileKind::Build(_)) {
             anyhow::bail!("rule() can only be called in a .bzl file, not in a BUILD file");
         }
-        // Options Bazel accepts that only matter to toolchain resolution and configuration.
-        const ACCEPTED: &[&str] = &[
-            "toolchains",
+        // Options Bazel accepts that change nothing in forge's single configuration: config
+        // fragment permissions, the genfiles directory (forge's is the bin directory), the
+        // toolchain-transition migration flag, a testing hook, and exec platform
+        // constraints (the one exec platform is this machine).
+        const NO_EFFECT: &[&str] = &[
             "fragments",
             "host_fragments",
-            "provides",
-            "exec_compatible_with",
-            "cfg",
-            "build_setting",
-            "incompatible_use_toolchain_transition",
-            "exec_groups",
             "output_to_genfiles",
+            "incompatible_use_toolchain_transition",
             "_skylark_testable",
-            "analysis_test",
-            "initializer",
-            "dependency_resolution_rule",
-            "subrules",
-            "parent",
+            "exec_compatible_with",
         ];
-        for (k, _) in kwargs.iter() {
+        // Options forge cannot honour: refused when given a value that means something.
+        const REFUSED: &[(&str, &str)] = &[
+            ("toolchains", "forge has no toolchain resolution"),
+            ("exec_groups", "forge has no execution groups"),
+            ("cfg", "forge has no configuration transitions"),
+            ("build_setting", "forge has no user-defined build settings"),
+            ("analysis_test", "forge has no analysis tests"),
+            ("initializer", "forge does not run rule initializers"),
+            ("subrules", "forge has no subrules"),
+            ("parent", "forge does not extend rules"),
+            (
+                "dependency_resolution_rule",
+                "forge has no dependency resolution rules",
+            ),
+        ];
+        let mut provides = Vec::new();
+        for (k, v) in kwargs.iter() {
             let k = k.unpack_str().unwrap_or_default();
-            if !ACCEPTED.contains(&k) {
+            if k == "provides" {
+                provides = provided(v, eval.heap())?;
+                continue;
+            }
+            if NO_EFFECT.contains(&k) {
+                continue;
+            }
+            let Some((_, why)) = REFUSED.iter().find(|(name, _)| *name == k) else {
                 anyhow::bail!("rule() got an unexpected keyword argument '{k}'");
+            };
+            let meaningless =
+                v.is_none() || v.unpack_bool() == Some(false) || v.length().is_ok_and(|n| n == 0);
+            if !meaningless {
+                anyhow::bail!(
+                    "rule(): '{k} = {}' is not supported: {why}; remove it",
+                    v.to_repr()
+                );
             }
         }
         if !implementation.get_type().contains("function") {
@@ -621,6 +675,7 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
                 test,
                 outputs: predeclared,
                 doc,
+                provides,
             }),
             name: RefCell::new(None),
         })
@@ -632,18 +687,32 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
         #[starlark(require = named)] fields: Option<Value<'v>>,
         #[starlark(require = named)] init: Option<Value<'v>>,
         eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<ProviderCallable> {
-        let _ = init;
+    ) -> anyhow::Result<Value<'v>> {
         let ctx = EvalContext::from_eval(eval)?;
+        let heap = eval.heap();
         let fields = match fields {
-            Some(f) if !f.is_none() => field_names(f, eval.heap())?,
+            Some(f) if !f.is_none() => field_names(f, heap)?,
             _ => Vec::new(),
         };
-        Ok(ProviderCallable::new(
+        let provider = heap.alloc(ProviderCallable::new(
             ctx.file.to_string(),
             fields,
             doc.or(doc_pos).unwrap_or_default(),
-        ))
+        ));
+        match init.filter(|i| !i.is_none()) {
+            None => Ok(provider),
+            // As in Bazel: the provider, whose calls go through `init`, and the raw constructor.
+            Some(init) => {
+                if !init.get_type().contains("function") {
+                    anyhow::bail!(
+                        "provider(): 'init' must be a function, got {}",
+                        init.get_type()
+                    );
+                }
+                let with_init = heap.alloc(super::values::ProviderWithInitGen { provider, init });
+                Ok(heap.alloc((with_init, provider)))
+            }
+        }
     }
 }
 

@@ -386,9 +386,19 @@ impl<'v> StarlarkValue<'v> for ProviderCallable {
     ) -> starlark::Result<Value<'v>> {
         args.no_positional_args(eval.heap())?;
         let named = args.names_map()?;
+        self.instance(named.iter().map(|(k, v)| (k.as_str(), *v)), eval.heap())
+    }
+}
+
+impl ProviderCallable {
+    /// An instance with these fields, checked against the declared ones.
+    fn instance<'v, 'a>(
+        &self,
+        given: impl IntoIterator<Item = (&'a str, Value<'v>)>,
+        heap: Heap<'v>,
+    ) -> starlark::Result<Value<'v>> {
         let mut fields = SmallMap::new();
-        for (k, v) in named.iter() {
-            let k = k.as_str();
+        for (k, v) in given {
             if !self.fields.is_empty() && !self.fields.iter().any(|f| f == k) {
                 return Err(starlark::Error::new_native(anyhow::anyhow!(
                     "{} got an unexpected field '{k}'; its fields are: {}",
@@ -396,13 +406,96 @@ impl<'v> StarlarkValue<'v> for ProviderCallable {
                     self.fields.join(", ")
                 )));
             }
-            fields.insert(k.to_owned(), *v);
+            fields.insert(k.to_owned(), v);
         }
-        Ok(eval.heap().alloc(ProviderInstanceGen {
+        Ok(heap.alloc(ProviderInstanceGen {
             id: self.id(),
             name: self.name().to_owned(),
             fields,
         }))
+    }
+}
+
+/// A provider declared with `provider(init = f)`: calling it calls `f` with the same
+/// arguments, and the dict `f` returns becomes the instance's fields. `provider` is the plain
+/// `ProviderCallable`, which is also the raw constructor `provider()` returns beside it.
+#[derive(Debug, Trace, Coerce, Freeze, ProvidesStaticType, NoSerialize, Allocative)]
+#[repr(C)]
+pub struct ProviderWithInitGen<V> {
+    pub provider: V,
+    pub init: V,
+}
+
+starlark_complex_value!(pub ProviderWithInit);
+
+impl<V> fmt::Display for ProviderWithInitGen<V>
+where
+    V: fmt::Display,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.provider.fmt(f)
+    }
+}
+
+/// The provider a value stands for: a plain provider, or one declared with `init`.
+pub fn provider_callable<'v>(value: Value<'v>) -> Option<&'v ProviderCallable> {
+    value.downcast_ref::<ProviderCallable>().or_else(|| {
+        ProviderWithInit::from_value(value)?
+            .provider
+            .to_value()
+            .downcast_ref::<ProviderCallable>()
+    })
+}
+
+#[starlark_value(type = "provider")]
+impl<'v, V: ValueLike<'v>> StarlarkValue<'v> for ProviderWithInitGen<V>
+where
+    Self: ProvidesStaticType<'v>,
+{
+    fn export_as(
+        &self,
+        variable_name: &str,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> starlark::Result<()> {
+        self.provider.to_value().export_as(variable_name, eval)
+    }
+
+    fn invoke(
+        &self,
+        _me: Value<'v>,
+        args: &Arguments<'v, '_>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> starlark::Result<Value<'v>> {
+        let heap = eval.heap();
+        let positional: Vec<Value> = args.positions(heap)?.collect();
+        let named = args.names_map()?;
+        let named: Vec<(&str, Value)> = named.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let provider = self
+            .provider
+            .to_value()
+            .downcast_ref::<ProviderCallable>()
+            .expect("made by provider()");
+        let returned = eval.eval_function(self.init.to_value(), &positional, &named)?;
+        let dict = starlark::values::dict::DictRef::from_value(returned).ok_or_else(|| {
+            starlark::Error::new_native(anyhow::anyhow!(
+                "the init function of {} must return a dict of field values, but returned {} ({})",
+                provider.name(),
+                returned.to_repr(),
+                returned.get_type()
+            ))
+        })?;
+        let mut fields = Vec::new();
+        for (k, v) in dict.iter() {
+            let k = k.unpack_str().ok_or_else(|| {
+                starlark::Error::new_native(anyhow::anyhow!(
+                    "the init function of {} returned a dict with the non-string key {}",
+                    provider.name(),
+                    k.to_repr()
+                ))
+            })?;
+            fields.push((k, v));
+        }
+        provider.instance(fields, eval.heap())
     }
 }
 

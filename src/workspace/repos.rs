@@ -118,7 +118,13 @@ pub fn repository_rules(builder: &mut GlobalsBuilder) {
         #[starlark(require = named)] integrity: Option<String>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
-        let _ = (workspace_file_content, integrity);
+        if workspace_file_content.is_some() {
+            anyhow::bail!(
+                "http_archive(name = '{name}'): 'workspace_file_content' is not supported by \
+                 forge, which does not read an external repository's WORKSPACE file; remove it"
+            );
+        }
+        let sha256 = pin(&name, sha256, integrity)?;
         archive(
             eval,
             "http_archive",
@@ -257,6 +263,69 @@ pub fn repository_rules(builder: &mut GlobalsBuilder) {
     }
 }
 
+/// The sha256 an archive is pinned by: `sha256`, or the digest in an `integrity` string
+/// (Subresource Integrity, `sha256-<base64>`); both given must agree.
+fn pin(
+    name: &str,
+    sha256: Option<String>,
+    integrity: Option<String>,
+) -> anyhow::Result<Option<String>> {
+    let Some(integrity) = integrity.filter(|i| !i.is_empty()) else {
+        return Ok(sha256);
+    };
+    let from_integrity = sri_sha256(&integrity).map_err(|e| {
+        anyhow::anyhow!("http_archive(name = '{name}'): integrity '{integrity}' {e}")
+    })?;
+    match sha256.filter(|s| !s.is_empty()) {
+        Some(s) if !s.eq_ignore_ascii_case(&from_integrity) => anyhow::bail!(
+            "http_archive(name = '{name}'): sha256 '{s}' and integrity '{integrity}' \
+             (sha256 {from_integrity}) pin different files; keep one of them"
+        ),
+        _ => Ok(Some(from_integrity)),
+    }
+}
+
+/// The hex sha256 of an SRI string `sha256-<base64>`.
+fn sri_sha256(integrity: &str) -> Result<String, String> {
+    let (algorithm, encoded) = integrity
+        .split_once('-')
+        .ok_or("is not of the form 'sha256-<base64 digest>'")?;
+    if algorithm != "sha256" {
+        return Err(format!(
+            "uses '{algorithm}', which forge does not support: forge verifies downloads by \
+             sha256; give integrity = \"sha256-...\" or sha256 = \"<hex>\""
+        ));
+    }
+    let bytes = base64_decode(encoded)
+        .filter(|b| b.len() == 32)
+        .ok_or("does not hold a base64 sha256 digest (32 bytes)")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Standard base64 (with or without `=` padding); `None` if not valid.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.trim_end_matches('=').bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
 fn archive(
     eval: &mut Evaluator,
     rule: &str,
@@ -324,3 +393,20 @@ pub fn check_downloaded_file_path(path: &str) -> Result<(), String> {
 
 /// The repositories declared, by name.
 pub type Repos = BTreeMap<String, RepoRule>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sri_sha256_is_decoded_and_other_algorithms_refused() {
+        // sha256 of the empty string.
+        assert_eq!(
+            sri_sha256("sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=").unwrap(),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert!(sri_sha256("sha512-abc").unwrap_err().contains("'sha512'"));
+        assert!(sri_sha256("sha256-abc").is_err());
+        assert!(sri_sha256("nodash").is_err());
+    }
+}
