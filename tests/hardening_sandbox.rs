@@ -107,7 +107,7 @@ fn a_command_cannot_remount_mount_or_change_kernel_settings() {
             .lines()
             .filter(|l| !l.starts_with("Cap") && !l.starts_with('('))
             .collect();
-        assert_eq!(attempts.len(), 15, "{report}");
+        assert_eq!(attempts.len(), 16, "{report}");
         for line in &attempts {
             assert!(
                 line.ends_with(": failed"),

@@ -513,8 +513,13 @@ impl SandboxRunner {
         for node in DEV_NODES {
             let host = Path::new("/dev").join(node);
             let inside = root.join("dev").join(node);
-            if host.exists() && inside.exists() {
+            if let Ok(m) = fs::metadata(&host)
+                && inside.exists()
+            {
+                // Read-only: the node still reads and writes, but a command running as its
+                // owner (root) cannot chmod or chown the host's device.
                 steps.push(bind(&host, &inside, 0)?);
+                steps.push(read_only(&inside, self.locked_flags(&host, m.dev()))?);
             }
         }
         for (host, target, locked) in &plan.binds {
