@@ -8,7 +8,10 @@
 //! read-only bind mount per declared input at its exec path and, writable, the directories of
 //! the declared outputs. The workspace, the output base, the caches and the home directory
 //! are simply not there. The root becomes `/` with `pivot_root`, so the real file system is
-//! unreachable, whether by relative or absolute paths.
+//! unreachable, whether by relative or absolute paths. The command runs with no capability
+//! at all (even when forge runs as root), with the parts of `/proc` that change the host
+//! read-only, in a network namespace of its own (loopback only), and with size-limited
+//! tmpfs for `/tmp` and `/dev/shm`.
 
 mod namespaces;
 
