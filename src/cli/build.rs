@@ -111,6 +111,16 @@ pub struct BuildOptions {
     )]
     pub sandbox_tmpfs_path: Vec<PathBuf>,
 
+    /// The most each sandboxed command's /tmp, /dev/shm and --sandbox_tmpfs_path may hold:
+    /// bytes with an optional k, m or g suffix, or a share of the RAM like `10%`.
+    /// Default: 25% of the RAM.
+    #[arg(
+        long = "sandbox_tmpfs_size",
+        alias = "sandbox-tmpfs-size",
+        value_name = "SIZE"
+    )]
+    pub sandbox_tmpfs_size: Option<String>,
+
     /// Bind a host path read-only into the sandbox: `SOURCE[:TARGET]`.
     #[arg(
         long = "sandbox_add_mount_pair",
@@ -141,6 +151,27 @@ fn parse_strategy(value: &str) -> Result<bool, Failure> {
             "unknown strategy '{other}': use 'sandboxed' or 'local'"
         ))),
     }
+}
+
+/// `--sandbox_tmpfs_size`: `<digits>[k|m|g]` or `<1-100>%`, as tmpfs's `size=` takes it.
+fn parse_tmpfs_size(value: &str) -> Result<String, Failure> {
+    let bad = || {
+        Failure::usage(format!(
+            "--sandbox_tmpfs_size='{value}': expected a size like 512m, 2g, 100000k or 10%"
+        ))
+    };
+    let lower = value.trim().to_ascii_lowercase();
+    if let Some(percent) = lower.strip_suffix('%') {
+        return match percent.parse::<u32>() {
+            Ok(p) if (1..=100).contains(&p) => Ok(lower),
+            _ => Err(bad()),
+        };
+    }
+    let digits = lower.trim_end_matches(['k', 'm', 'g']);
+    if lower.len() - digits.len() > 1 || digits.parse::<u64>().map_or(true, |n| n == 0) {
+        return Err(bad());
+    }
+    Ok(lower)
 }
 
 /// The runner the options ask for.
@@ -177,6 +208,11 @@ fn sandbox_runner(
         debug: options.sandbox_debug,
         writable_paths: options.sandbox_writable_path.clone(),
         tmpfs_paths: options.sandbox_tmpfs_path.clone(),
+        tmpfs_size: options
+            .sandbox_tmpfs_size
+            .as_deref()
+            .map(parse_tmpfs_size)
+            .transpose()?,
         mount_pairs,
     };
     Ok(SandboxRunner::new(config, strategies, default_sandboxed))

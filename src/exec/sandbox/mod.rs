@@ -8,7 +8,10 @@
 //! read-only bind mount per declared input at its exec path and, writable, the directories of
 //! the declared outputs. The workspace, the output base, the caches and the home directory
 //! are simply not there. The root becomes `/` with `pivot_root`, so the real file system is
-//! unreachable, whether by relative or absolute paths.
+//! unreachable, whether by relative or absolute paths. The command runs with no capability
+//! at all (even when forge runs as root), with the parts of `/proc` that change the host
+//! read-only, in a network namespace of its own (loopback only), and with size-limited
+//! tmpfs for `/tmp` and `/dev/shm`.
 
 mod namespaces;
 
@@ -45,7 +48,15 @@ pub struct SandboxConfig {
     pub tmpfs_paths: Vec<PathBuf>,
     /// `--sandbox_add_mount_pair`: host path bound (read-only) at a sandbox path.
     pub mount_pairs: Vec<(PathBuf, PathBuf)>,
+    /// `--sandbox_tmpfs_size`: the size limit of each tmpfs a command gets (`/tmp`,
+    /// `/dev/shm`, `--sandbox_tmpfs_path`), in tmpfs's `size=` syntax (`512m`, `2g`, `10%`
+    /// of the RAM). `None`: [`DEFAULT_TMPFS_SIZE`].
+    pub tmpfs_size: Option<String>,
 }
+
+/// A command's `/tmp` may hold at most this share of the machine's RAM (tmpfs alone allows
+/// half of it, per mount).
+pub const DEFAULT_TMPFS_SIZE: &str = "25%";
 
 /// How a command was run, for the summary.
 #[derive(Debug, Default)]
@@ -66,8 +77,11 @@ pub struct SandboxRunner {
     mount_flags: Mutex<HashMap<u64, libc::c_ulong>>,
     /// Whether namespaces work here, found out when the first command needs them.
     unavailable: std::sync::OnceLock<Option<String>>,
-    /// The process holding the build's user and network namespaces.
+    /// The process holding the build's user namespace.
     holder: std::sync::OnceLock<io::Result<Holder>>,
+    /// Network namespaces (loopback only) not in use: each command gets one of its own,
+    /// which goes back here when the command and everything it started have ended.
+    nets: Mutex<Vec<std::os::fd::OwnedFd>>,
     pub counts: Counts,
 }
 
@@ -77,6 +91,8 @@ const SYSTEM_DIRS: [&str; 10] = [
 ];
 /// The `/dev` nodes a command gets.
 const DEV_NODES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+/// Entries of `/proc` bound read-only over the command's own proc.
+const PROC_READ_ONLY: [&str; 5] = ["sys", "sysrq-trigger", "irq", "bus", "fs"];
 /// Where the exec root is inside the sandbox.
 const INNER_EXEC_ROOT: &str = "/execroot";
 
@@ -138,6 +154,7 @@ impl SandboxRunner {
             mount_flags: Mutex::new(HashMap::new()),
             unavailable: std::sync::OnceLock::new(),
             holder: std::sync::OnceLock::new(),
+            nets: Mutex::new(Vec::new()),
             counts: Counts::default(),
         }
     }
@@ -164,6 +181,7 @@ impl SandboxRunner {
             )?;
             let pid = namespaces::spawn(&cmd)?;
             let status = status_of(reap(pid)?, None);
+            self.give_back_net(cmd.net);
             self.give_back_root(root);
             Ok(status)
         })();
@@ -171,6 +189,26 @@ impl SandboxRunner {
             Ok(s) if s.success() => None,
             Ok(s) => Some(format!("a test command in the sandbox ended with {s}")),
             Err(e) => Some(e.to_string()),
+        }
+    }
+
+    /// A network namespace of the build's user namespace, loopback up, that no running
+    /// command uses: from the pool, or new.
+    fn take_net(&self) -> io::Result<std::os::fd::OwnedFd> {
+        if let Some(net) = self.nets.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return Ok(net);
+        }
+        self.holder()?.new_net()
+    }
+
+    /// Returns a command's network namespace to the pool. Only once the command has been
+    /// reaped: as pid 1 of its pid namespace, it ends last, so no process is left in it.
+    fn give_back_net(&self, net: Option<std::os::fd::OwnedFd>) {
+        if let Some(net) = net {
+            self.nets
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(net);
         }
     }
 
@@ -484,8 +522,13 @@ impl SandboxRunner {
         for node in DEV_NODES {
             let host = Path::new("/dev").join(node);
             let inside = root.join("dev").join(node);
-            if host.exists() && inside.exists() {
+            if let Ok(m) = fs::metadata(&host)
+                && inside.exists()
+            {
+                // Read-only: the node still reads and writes, but a command running as its
+                // owner (root) cannot chmod or chown the host's device.
                 steps.push(bind(&host, &inside, 0)?);
+                steps.push(read_only(&inside, self.locked_flags(&host, m.dev()))?);
             }
         }
         for (host, target, locked) in &plan.binds {
@@ -504,13 +547,18 @@ impl SandboxRunner {
             )
         };
         // Private tmpfs first, so that paths the user adds below /tmp land inside it.
+        let size = self
+            .config
+            .tmpfs_size
+            .as_deref()
+            .unwrap_or(DEFAULT_TMPFS_SIZE);
         let tmpfs = |target: &Path| -> io::Result<Step> {
             Ok(Step::Mount {
                 source: Some(cs("tmpfs")?),
                 target: c(target)?,
                 fstype: Some(cs("tmpfs")?),
                 flags: libc::MS_NOSUID | libc::MS_NODEV,
-                data: None,
+                data: Some(cs(&format!("size={size}"))?),
             })
         };
         // `mkdir -p` inside the sandbox, for mount points of the user's paths.
@@ -544,20 +592,37 @@ impl SandboxRunner {
         // Everything else in the root is read-only: writes outside the declared outputs fail.
         let root_locked = self.locked_flags(root, fs::metadata(root)?.dev());
         steps.push(read_only(root, root_locked)?);
+        let proc_flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
         steps.push(Step::Mount {
             source: Some(cs("proc")?),
             target: c(&root.join("proc"))?,
             fstype: Some(cs("proc")?),
-            flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            flags: proc_flags,
             data: None,
         });
+        // The files of /proc that change the host (kernel settings, sysrq, irq affinity,
+        // devices) check only uid and mode, not capabilities: a command running as host
+        // root could write them. Read-only, as container runtimes do. Covering them also
+        // keeps a command from mounting a proc of its own (the kernel allows that only where
+        // a proc is fully visible).
+        for entry in PROC_READ_ONLY {
+            let inside = root.join("proc").join(entry);
+            if Path::new("/proc").join(entry).exists() {
+                steps.push(bind(&inside, &inside, 0)?);
+                steps.push(read_only(&inside, proc_flags)?);
+            }
+        }
         use std::os::fd::AsRawFd;
         let clone_flags =
             libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
-        // The network namespace is the build's (loopback only), unless the action needs the
-        // host's network.
-        let net = (!plan.network).then(|| holder.net.as_raw_fd());
-        let join = Some((holder.user.as_raw_fd(), net));
+        // A network namespace of its own (loopback only), unless the action needs the host's
+        // network.
+        let net = if plan.network {
+            None
+        } else {
+            Some(self.take_net()?)
+        };
+        let join = Some(holder.user.as_raw_fd());
         steps.push(Step::Hostname(cs("forge")?));
         steps.push(Step::PivotRoot(c(root)?));
         let cwd = if probe {
@@ -569,6 +634,8 @@ impl SandboxRunner {
             Some(dir) => steps.push(Step::Chdir(cs(&format!("{cwd}/{dir}"))?)),
             None => steps.push(Step::Chdir(cs(&cwd)?)),
         }
+        // Last: the command, even as root, can change no mount and no kernel setting.
+        steps.push(Step::DropPrivileges);
 
         // A program with a slash but not absolute is an exec path, relative to the cwd.
         let program = if program.contains('/') && !program.starts_with('/') {
@@ -581,6 +648,7 @@ impl SandboxRunner {
         let null = fs::File::open("/dev/null")?;
         Ok(namespaces::Command {
             join,
+            net,
             clone_flags,
             steps,
             program: cs(&program)?,
@@ -626,7 +694,7 @@ impl SandboxRunner {
         let (writer, reader) = pipe_pair()?;
         let inner_root = format!("{INNER_EXEC_ROOT}/{}", self.config.workspace_name);
         let env = super::runner::expand_exec_root(&env, Path::new(&inner_root));
-        let cmd = self.command(
+        let mut cmd = self.command(
             &plan,
             &root,
             program,
@@ -637,10 +705,12 @@ impl SandboxRunner {
             spawn.workdir,
         )?;
         let started = namespaces::spawn(&cmd);
+        let net = cmd.net.take();
         drop(cmd);
         let pid = match started {
             Ok(pid) => pid,
             Err(e) => {
+                self.give_back_net(net);
                 self.clean(root);
                 return Err(e);
             }
@@ -649,6 +719,7 @@ impl SandboxRunner {
         // it left.
         let (timed_out, mut output) = supervise(pid, reader, cancel, spawn);
         let status = status_of(reap(pid)?, timed_out);
+        self.give_back_net(net);
         let mut status = status;
         // Outputs are copied even from a failed command: a failed test's XML and undeclared
         // outputs are what its author needs.
@@ -805,14 +876,20 @@ impl Runner for SandboxRunner {
 }
 
 /// A process (`cat`, reading a pipe only forge writes to) that keeps one user namespace
-/// and one network namespace (loopback only) alive for the whole build; every command joins
-/// them instead of creating its own. When forge ends, even killed, the pipe closes and the
-/// holder exits.
+/// alive for the whole build; every command joins it instead of creating its own. When
+/// forge ends, even killed, the pipe closes and the holder exits.
 struct Holder {
     pid: i32,
     user: std::os::fd::OwnedFd,
-    net: std::os::fd::OwnedFd,
     keepalive: Mutex<Option<io::PipeWriter>>,
+}
+
+/// `cat`, the program the namespace holders run.
+fn cat() -> io::Result<&'static str> {
+    ["/usr/bin/cat", "/bin/cat"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .ok_or_else(|| io::Error::other("no cat(1) to hold the namespaces"))
 }
 
 impl Holder {
@@ -822,13 +899,10 @@ impl Holder {
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
         let (reader, writer) = io::pipe()?;
         let null = fs::File::options().write(true).open("/dev/null")?;
-        let program = ["/usr/bin/cat", "/bin/cat"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .ok_or_else(|| io::Error::other("no cat(1) to hold the namespaces"))?;
         let cmd = namespaces::Command {
             join: None,
-            clone_flags: libc::CLONE_NEWUSER | libc::CLONE_NEWNET,
+            net: None,
+            clone_flags: libc::CLONE_NEWUSER,
             steps: vec![
                 Step::Write {
                     path: cs("/proc/self/setgroups")?,
@@ -842,24 +916,45 @@ impl Holder {
                     path: cs("/proc/self/gid_map")?,
                     data: cs(&format!("{gid} {gid} 1\n"))?,
                 },
-                Step::LoopbackUp,
             ],
-            program: cs(program)?,
+            program: cs(cat()?)?,
             argv: vec![cs("cat")?],
             env: Vec::new(),
             output: null.into(),
             input: reader.into(),
         };
         let pid = namespaces::spawn(&cmd)?;
-        let open = |ns: &str| -> io::Result<std::os::fd::OwnedFd> {
-            Ok(fs::File::open(format!("/proc/{pid}/ns/{ns}"))?.into())
-        };
         Ok(Holder {
             pid,
-            user: open("user")?,
-            net: open("net")?,
+            user: fs::File::open(format!("/proc/{pid}/ns/user"))?.into(),
             keepalive: Mutex::new(Some(writer)),
         })
+    }
+
+    /// A new network namespace, owned by the build's user namespace, with loopback up:
+    /// made by a short-lived `cat` that joins the user namespace and ends once the
+    /// namespace is open here.
+    fn new_net(&self) -> io::Result<std::os::fd::OwnedFd> {
+        use std::os::fd::AsRawFd;
+        let cs = |s: &str| CString::new(s).map_err(io::Error::other);
+        let (reader, writer) = io::pipe()?;
+        let null = fs::File::options().write(true).open("/dev/null")?;
+        let cmd = namespaces::Command {
+            join: Some(self.user.as_raw_fd()),
+            net: None,
+            clone_flags: libc::CLONE_NEWNET,
+            steps: vec![Step::LoopbackUp],
+            program: cs(cat()?)?,
+            argv: vec![cs("cat")?],
+            env: Vec::new(),
+            output: null.into(),
+            input: reader.into(),
+        };
+        let pid = namespaces::spawn(&cmd)?;
+        let net = fs::File::open(format!("/proc/{pid}/ns/net"));
+        drop(writer);
+        reap(pid)?;
+        Ok(net?.into())
     }
 
     /// Closes the pipe and waits for the holder to exit; once only.

@@ -41,14 +41,22 @@ pub enum Step {
     Chdir(CString),
     /// `mkdir`, where it already existing is fine (for mount points inside a fresh tmpfs).
     Mkdir(CString),
+    /// The last step: gives up every capability for good (bounding, ambient, effective,
+    /// permitted, inheritable), locks the secure bits so that uid 0 regains none at
+    /// `execve`, and sets no_new_privs. A command that runs as (host) root then cannot
+    /// mount, remount, or do anything else a capability would allow.
+    DropPrivileges,
 }
 
 /// What to start and how.
 pub struct Command {
-    /// Namespaces to enter first (user, then network), as open `/proc/<pid>/ns/*` files of
-    /// a process that holds them. Creating a network namespace costs more than everything
-    /// else a sandbox needs, so one is made per build and joined by every command.
-    pub join: Option<(RawFd, Option<RawFd>)>,
+    /// The user namespace to enter first, as an open `/proc/<pid>/ns/user` of a process
+    /// that holds it (one per build, joined by every command).
+    pub join: Option<RawFd>,
+    /// With `join`: the network namespace to enter then. Creating one costs more than
+    /// everything else a sandbox needs, so the runner keeps a pool of them, each used by one
+    /// command at a time; it gets this one back after the command ended.
+    pub net: Option<OwnedFd>,
     /// The namespaces to create.
     pub clone_flags: c_int,
     pub steps: Vec<Step>,
@@ -171,14 +179,15 @@ fn describe(step: &Step) -> String {
         Step::PivotRoot(dir) => format!("sandbox: cannot pivot into {}", dir.to_string_lossy()),
         Step::Chdir(dir) => format!("sandbox: cannot enter {}", dir.to_string_lossy()),
         Step::Mkdir(dir) => format!("sandbox: cannot create {}", dir.to_string_lossy()),
+        Step::DropPrivileges => "sandbox: cannot drop the command's privileges".to_owned(),
     }
 }
 
 /// The `step` reported when joining the namespaces failed.
 const JOIN_STEP: usize = usize::MAX - 1;
 
-/// The intermediate child: enters the build's user and network namespaces, then starts the
-/// command as a sibling (CLONE_PARENT), so forge waits for it directly.
+/// The intermediate child: enters the build's user namespace and the command's network
+/// namespace, then starts the command as a sibling (CLONE_PARENT), so forge waits for it directly.
 extern "C" fn join_then_spawn(arg: *mut c_void) -> c_int {
     // SAFETY: as for `child`.
     let args = unsafe { &*(arg as *const Args) };
@@ -192,14 +201,14 @@ extern "C" fn join_then_spawn(arg: *mut c_void) -> c_int {
             args.report.step.store(JOIN_STEP, Ordering::SeqCst);
             libc::_exit(127)
         };
-        let Some((user, net)) = &cmd.join else {
+        let Some(user) = cmd.join else {
             return fail();
         };
-        if libc::setns(*user, libc::CLONE_NEWUSER) != 0 {
+        if libc::setns(user, libc::CLONE_NEWUSER) != 0 {
             return fail();
         }
-        if let Some(net) = net
-            && libc::setns(*net, libc::CLONE_NEWNET) != 0
+        if let Some(net) = &cmd.net
+            && libc::setns(net.as_raw_fd(), libc::CLONE_NEWNET) != 0
         {
             return fail();
         }
@@ -287,6 +296,7 @@ extern "C" fn child(arg: *mut c_void) -> c_int {
                     libc::mkdir(dir.as_ptr(), 0o755) == 0
                         || *libc::__errno_location() == libc::EEXIST
                 }
+                Step::DropPrivileges => drop_privileges(),
             };
             if !ok {
                 return fail(i);
@@ -306,6 +316,69 @@ extern "C" fn child(arg: *mut c_void) -> c_int {
         libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
         libc::execve(cmd.program.as_ptr(), args.argv.as_ptr(), args.env.as_ptr());
         fail(cmd.steps.len())
+    }
+}
+
+/// Drops every capability, locked: see [`Step::DropPrivileges`].
+unsafe fn drop_privileges() -> bool {
+    // <linux/securebits.h>: uid 0 gets no capabilities at execve (NOROOT), changing uids
+    // does not touch them (NO_SETUID_FIXUP), none can be kept or raised as ambient, and
+    // each of these is locked so the command cannot clear it.
+    const SECURE_BITS: c_ulong = (1 << 0) // SECBIT_NOROOT
+        | (1 << 1) // SECBIT_NOROOT_LOCKED
+        | (1 << 2) // SECBIT_NO_SETUID_FIXUP
+        | (1 << 3) // SECBIT_NO_SETUID_FIXUP_LOCKED
+        | (1 << 5) // SECBIT_KEEP_CAPS_LOCKED
+        | (1 << 6) // SECBIT_NO_CAP_AMBIENT_RAISE
+        | (1 << 7); // SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: c_int,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    // SAFETY: prctl and capset on stack data; no allocation.
+    unsafe {
+        if libc::prctl(libc::PR_SET_SECUREBITS, SECURE_BITS, 0, 0, 0) != 0 {
+            return false;
+        }
+        // Every capability the kernel knows: PR_CAPBSET_DROP fails with EINVAL past the last.
+        for cap in 0..64 {
+            if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 {
+                if *libc::__errno_location() == libc::EINVAL {
+                    break;
+                }
+                return false;
+            }
+        }
+        if libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        ) != 0
+        {
+            return false;
+        }
+        let header = Header {
+            version: LINUX_CAPABILITY_VERSION_3,
+            pid: 0,
+        };
+        let none = [Data {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        }; 2];
+        libc::syscall(libc::SYS_capset, &header, none.as_ptr()) == 0
+            && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
     }
 }
 

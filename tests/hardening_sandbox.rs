@@ -1,0 +1,196 @@
+//! Hardening of the sandbox: the `hardening_sandbox` fixture's genrules try to undo its
+//! isolation — remount read-only inputs, `/usr` or their root writable, mount, change a
+//! kernel setting, fill `/tmp`, reach another action over loopback — and the tests check
+//! that each attempt fails and that nothing it aimed at (sources, generated files, the CAS,
+//! the next action) changed. Run as the user running the tests and, when that is root (where
+//! most of these attacks worked), as the unprivileged user `nobody` too.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+
+use common::{Run, Workspace};
+
+const NOBODY: u32 = 65534;
+
+fn is_root() -> bool {
+    // SAFETY: a plain getter.
+    unsafe { nix::libc::geteuid() == 0 }
+}
+
+/// The fixture, with forge run by the current user or by `nobody`.
+struct Fixture {
+    ws: Workspace,
+    user: Option<u32>,
+    /// A copy of forge that `user` can execute.
+    forge: PathBuf,
+}
+
+impl Fixture {
+    fn new(as_nobody: bool) -> Fixture {
+        let ws = Workspace::fixture("hardening_sandbox");
+        let top = ws.root().parent().unwrap().to_path_buf();
+        let forge = top.join("forge");
+        fs::copy(env!("CARGO_BIN_EXE_forge"), &forge).unwrap();
+        fs::set_permissions(&forge, fs::Permissions::from_mode(0o755)).unwrap();
+        let user = as_nobody.then_some(NOBODY);
+        fs::create_dir_all(ws.cache_dir()).unwrap();
+        if let Some(uid) = user {
+            fs::set_permissions(&top, fs::Permissions::from_mode(0o755)).unwrap();
+            for entry in walkdir::WalkDir::new(&top) {
+                let entry = entry.unwrap();
+                std::os::unix::fs::lchown(entry.path(), Some(uid), Some(uid)).unwrap();
+            }
+        }
+        Fixture { ws, user, forge }
+    }
+
+    fn forge(&self, args: &[&str]) -> Run {
+        let mut cmd = std::process::Command::new(&self.forge);
+        cmd.current_dir(self.ws.root())
+            .env("XDG_CACHE_HOME", self.ws.cache_dir())
+            .env_remove("RUST_BACKTRACE")
+            .args(args);
+        if let Some(uid) = self.user {
+            cmd.uid(uid).gid(uid).env("HOME", self.ws.root());
+        }
+        let out = cmd.output().expect("forge runs");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn read(&self, path: &str) -> String {
+        fs::read_to_string(self.ws.root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+}
+
+fn succeeds(run: &Run) {
+    assert_eq!(run.code, 0, "expected success:\n{}", run.stderr);
+}
+
+/// Runs `check` as the current user and, when that is root, as `nobody` too.
+fn both_users(check: impl Fn(&Fixture)) {
+    check(&Fixture::new(false));
+    if is_root() {
+        check(&Fixture::new(true));
+    }
+}
+
+/// Files under `dir` (not following symlinks) whose content mentions `needle`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| {
+            fs::read(e.path())
+                .map(|data| String::from_utf8_lossy(&data).contains(needle))
+                .unwrap_or(false)
+        })
+        .map(|e| e.path().to_path_buf())
+        .collect()
+}
+
+#[test]
+fn a_command_cannot_remount_mount_or_change_kernel_settings() {
+    both_users(|fx| {
+        // One worker: the sandbox root the attack ran in is the one the next action gets.
+        succeeds(&fx.forge(&["build", "--jobs=1", "//pkg:after"]));
+        let report = fx.read("forge-bin/pkg/attack.out");
+        let attempts: Vec<&str> = report
+            .lines()
+            .filter(|l| !l.starts_with("Cap") && !l.starts_with('('))
+            .collect();
+        assert_eq!(attempts.len(), 16, "{report}");
+        for line in &attempts {
+            assert!(
+                line.ends_with(": failed"),
+                "an attack worked: {line}\n{report}"
+            );
+        }
+        // No capability is left, not even in the bounding set.
+        for cap in ["CapEff", "CapPrm", "CapBnd", "CapAmb"] {
+            assert!(
+                report.contains(&format!("{cap}:\t0000000000000000")),
+                "{cap} is not empty:\n{report}"
+            );
+        }
+        assert_eq!(fx.read("pkg/src.txt"), "good\n");
+        assert_eq!(fx.read("forge-bin/pkg/gen.txt"), "generated\n");
+        // The next action read the right bytes and found nothing left in its root.
+        assert_eq!(fx.read("forge-bin/pkg/after.out"), "good\ngenerated\n");
+        // Nothing anywhere — exec root, CAS, action cache, workspace — holds the poison.
+        let mut poisoned = files_containing(&fx.ws.cache_dir(), "POISON");
+        poisoned.extend(files_containing(&fx.ws.root(), "POISON"));
+        let poisoned: Vec<PathBuf> = poisoned
+            .into_iter()
+            .filter(|p| !p.ends_with("pkg/attack.sh") && !p.ends_with("pkg/nested.py"))
+            .collect();
+        assert!(poisoned.is_empty(), "poisoned: {poisoned:?}");
+        // A clean build from the cache still gets the right bytes.
+        succeeds(&fx.forge(&["clean"]));
+        succeeds(&fx.forge(&["build", "//pkg:after"]));
+        assert_eq!(fx.read("forge-bin/pkg/gen.txt"), "generated\n");
+        assert_eq!(fx.read("forge-bin/pkg/after.out"), "good\ngenerated\n");
+    });
+}
+
+#[test]
+fn tmp_is_a_tmpfs_of_limited_size() {
+    let fx = Fixture::new(false);
+    // 3 MiB do not fit in 1 MiB, in either spelling of the flag ...
+    for flag in ["--sandbox_tmpfs_size=1m", "--sandbox-tmpfs-size=1024k"] {
+        let run = fx.forge(&["build", flag, "//pkg:fill_tmp"]);
+        assert_eq!(
+            run.code, 1,
+            "{flag}: expected a build failure:\n{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("No space left on device"),
+            "{flag}:\n{}",
+            run.stderr
+        );
+    }
+    // ... but in the default limit (a share of the machine's RAM).
+    succeeds(&fx.forge(&["build", "//pkg:fill_tmp"]));
+    assert_eq!(fx.read("forge-bin/pkg/fill_tmp.out"), "filled\n");
+    // A size tmpfs would not take is a usage error, named.
+    let run = fx.forge(&["build", "--sandbox_tmpfs_size=lots", "//pkg:fill_tmp"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--sandbox_tmpfs_size='lots'"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn concurrent_actions_do_not_share_loopback() {
+    let fx = Fixture::new(false);
+    let shared = tempfile::tempdir().unwrap();
+    let writable = format!("--sandbox_writable_path={}", shared.path().display());
+    let env = format!("--action_env=SHARED={}", shared.path().display());
+    let run = fx.forge(&[
+        "build",
+        "--jobs=2",
+        &writable,
+        &env,
+        "--action_env=PORT=47811",
+        "//net:listen",
+        "//net:connect",
+    ]);
+    succeeds(&run);
+    // They met (the listener was listening when the other connected) ...
+    assert!(shared.path().join("ready").exists() && shared.path().join("done").exists());
+    // ... but on two separate loopbacks.
+    let connect = fx.read("forge-bin/net/connect.out");
+    assert!(connect.starts_with("cannot connect"), "connect: {connect}");
+    assert_eq!(fx.read("forge-bin/net/listen.out"), "none\n");
+}
