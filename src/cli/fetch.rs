@@ -27,6 +27,7 @@ pub fn run(args: FetchArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Fai
             "no targets given: name at least one, e.g. `forge fetch //...`",
         ));
     }
+    args.options.common.apply();
     let cwd = super::current_dir()?;
     let workspace = Arc::new(Workspace::discover(&cwd, startup)?);
     let cwd_package = workspace.package_of(&cwd);

@@ -96,6 +96,8 @@ pub fn parse(text: &str) -> Result<Expr, Diagnostic> {
         source: text.chars().collect(),
         pos: 0,
         scopes: Vec::new(),
+        nesting: 0,
+        depth: 0,
     };
     let expr = parser.expression()?;
     if parser.peek() != &TokenKind::Eof {
@@ -113,7 +115,17 @@ struct Parser {
     pos: usize,
     /// Variables bound by the enclosing `let`s, innermost last.
     scopes: Vec<String>,
+    /// Open parentheses, function calls and `let`s around the current token.
+    nesting: usize,
+    /// `nesting` plus the set operators chained before the current token: how deeply the
+    /// tree nests here, which bounds the recursion of evaluation.
+    depth: usize,
 }
+
+/// Parentheses, function calls and `let`s, nested.
+pub const MAX_NESTING: usize = 1000;
+/// Nesting plus chained set operators (`a + b + ...` nests one level per operator).
+pub const MAX_DEPTH: usize = 10_000;
 
 impl Parser {
     fn token(&self, index: usize) -> &Token {
@@ -176,9 +188,34 @@ impl Parser {
         }
     }
 
+    /// One expression, one level deeper than the caller.
     fn expression(&mut self) -> Result<Expr, Diagnostic> {
+        let (nesting, depth) = (self.nesting, self.depth);
+        self.nesting += 1;
+        self.depth += 1;
+        let result = self.chain();
+        self.nesting = nesting;
+        self.depth = depth;
+        result
+    }
+
+    fn chain(&mut self) -> Result<Expr, Diagnostic> {
+        // The whole query is the first level; only what it nests counts.
+        if self.nesting > MAX_NESTING + 1 {
+            return Err(self.error(format!(
+                "query nested too deeply: more than {MAX_NESTING} levels of parentheses, \
+                 functions and lets"
+            )));
+        }
         let mut left = self.primary()?;
         while let Some(op) = self.set_operator() {
+            self.depth += 1;
+            if self.depth > MAX_DEPTH {
+                return Err(self.error(format!(
+                    "query nested too deeply: more than {MAX_DEPTH} chained operators and \
+                     levels; list many targets in one set(...) instead of joining them with '+'"
+                )));
+            }
             self.advance();
             let right = self.primary()?;
             left = Expr::Binary {
