@@ -11,6 +11,8 @@ use crate::workspace::fs_deps;
 mod builtins;
 mod context;
 mod dialect;
+#[cfg(test)]
+mod fuzz;
 mod glob;
 mod prelude;
 mod rules;

@@ -806,3 +806,94 @@ mod tests {
         );
     }
 }
+
+/// Properties over generated queries: parsing never panics; what parses prints in a form
+/// that parses back to the same tree; well-formed queries always parse.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Well-formed query text.
+    fn query() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            prop::sample::select(vec!["//a:b", "//pkg/...", ":all", "//x", "@r//y:z", "-//n"])
+                .prop_map(str::to_owned),
+            Just("set(//a //b:c)".to_owned()),
+        ];
+        leaf.prop_recursive(6, 48, 3, |inner| {
+            prop_oneof![
+                inner.clone().prop_map(|e| format!("deps({e})")),
+                (inner.clone(), 0u32..5).prop_map(|(e, n)| format!("deps({e}, {n})")),
+                (inner.clone(), inner.clone()).prop_map(|(u, e)| format!("rdeps({u}, {e})")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("somepath({a}, {b})")),
+                inner.clone().prop_map(|e| format!("kind(\"rule\", {e})")),
+                inner
+                    .clone()
+                    .prop_map(|e| format!("attr(name, 'x.*', {e})")),
+                inner.clone().prop_map(|e| format!("tests({e})")),
+                inner.clone().prop_map(|e| format!("({e})")),
+                (
+                    inner.clone(),
+                    prop::sample::select(vec!["+", "-", "^", "union", "except", "intersect"]),
+                    inner.clone()
+                )
+                    .prop_map(|(a, op, b)| format!("{a} {op} {b}")),
+                (inner.clone(), inner).prop_map(|(v, b)| format!("let v = {v} in {b} + $v")),
+            ]
+        })
+    }
+
+    /// Text made of query tokens in any order, mostly malformed.
+    fn query_like() -> impl Strategy<Value = String> {
+        let piece = prop::sample::select(vec![
+            "deps(",
+            "rdeps(",
+            "allpaths(",
+            ")",
+            "(",
+            ",",
+            "+",
+            "-",
+            "^",
+            "//a:b",
+            "//...",
+            "set(",
+            "let ",
+            "x",
+            " = ",
+            " in ",
+            "$x",
+            "kind(",
+            "2",
+            " ",
+            "\"q",
+            "'",
+            "union",
+            "except",
+            "é",
+            "\\",
+        ]);
+        prop::collection::vec(piece, 0..16).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn well_formed_queries_parse_and_round_trip(text in query()) {
+            let expr = parse(&text).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+            prop_assert_eq!(parse(&expr.to_string()), Ok(expr));
+        }
+
+        #[test]
+        fn any_query_text_parses_or_is_one_syntax_error(
+            text in prop_oneof![query_like(), any::<String>()]
+        ) {
+            match parse(&text) {
+                Ok(expr) => prop_assert_eq!(parse(&expr.to_string()), Ok(expr)),
+                Err(e) => prop_assert!(!e.message.is_empty() && !e.message.contains('\n'), "{}", e.message),
+            }
+        }
+    }
+}
