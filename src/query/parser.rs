@@ -590,6 +590,25 @@ mod tests {
     }
 
     #[test]
+    fn nesting_and_chains_are_limited() {
+        // Forge parses queries on a thread with this stack (see cli::run); at the limits the
+        // parser recurses deeper than a test thread's 2 MiB allow.
+        std::thread::Builder::new()
+            .stack_size(crate::core::nesting::STARLARK_STACK_BYTES)
+            .spawn(|| {
+                let nested = |n: usize| format!("{}//a{}", "deps(".repeat(n), ")".repeat(n));
+                assert!(parse(&nested(MAX_NESTING)).is_ok());
+                assert!(error(&nested(MAX_NESTING + 1)).contains("query nested too deeply"));
+                let chain = |n: usize| vec!["//a"; n].join(" + ");
+                assert!(parse(&chain(MAX_DEPTH - 1)).is_ok());
+                assert!(error(&chain(MAX_DEPTH + 1)).contains("in one set(...)"));
+            })
+            .expect("thread")
+            .join()
+            .expect("limits hold");
+    }
+
+    #[test]
     fn set_operators_share_one_precedence_and_associate_left() {
         assert_eq!(
             shape("//a + //b - //c ^ //d"),
