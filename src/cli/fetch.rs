@@ -27,6 +27,7 @@ pub fn run(args: FetchArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Fai
             "no targets given: name at least one, e.g. `forge fetch //...`",
         ));
     }
+    args.options.common.apply();
     // Ctrl-C stops a download at once and exits 8.
     let _ = crate::exec::install_interrupt_handler();
     let cwd = super::current_dir()?;

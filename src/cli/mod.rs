@@ -108,19 +108,38 @@ fn parse_jobs(text: &str) -> Result<usize, String> {
 }
 
 impl CommonOptions {
-    /// Sizes the thread pool that loads packages.
+    /// Sizes the thread pool that loads packages and analyses targets, with stacks deep
+    /// enough for the Starlark nesting forge accepts.
     fn apply(&self) {
+        // Only the first call configures the global pool; one command runs per process.
+        let mut pool =
+            rayon::ThreadPoolBuilder::new().stack_size(crate::core::nesting::STARLARK_STACK_BYTES);
         if let Some(jobs) = self.jobs {
-            // Only the first call configures the global pool; one command runs per process.
-            let _ = rayon::ThreadPoolBuilder::new()
-                .num_threads(jobs)
-                .build_global();
+            pool = pool.num_threads(jobs);
         }
+        let _ = pool.build_global();
     }
 }
 
-/// Parses the arguments and runs the command. Errors are printed here.
+/// Parses the arguments and runs the command. Errors are printed here. The command runs on a
+/// thread whose stack is as deep as the Starlark and query nesting forge accepts (the main
+/// thread's is fixed by the system, often 8 MiB).
 pub fn run(args: Vec<String>) -> ExitCode {
+    let fallback = args.clone();
+    let command = std::thread::Builder::new()
+        .name("forge".into())
+        .stack_size(crate::core::nesting::STARLARK_STACK_BYTES)
+        .spawn(move || run_on_this_thread(args));
+    match command {
+        Ok(thread) => thread
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+        // No room for a large stack: run here, within the system's limits.
+        Err(_) => run_on_this_thread(fallback),
+    }
+}
+
+fn run_on_this_thread(args: Vec<String>) -> ExitCode {
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => return command_line_error(e),

@@ -489,3 +489,54 @@ mod tests {
         assert!(!package_is_within("ab", "a"));
     }
 }
+
+/// Properties over generated text: parsing never panics, and what parses prints canonically
+/// and parses back to the same value.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Text made of the pieces labels and patterns are built from, and some that break them.
+    fn label_like() -> impl Strategy<Value = String> {
+        let piece = prop::sample::select(vec![
+            "@", "@@", "//", ":", "/", "...", "a", "b_c", "x.y", "-", "+", " ", "..", ".", "*",
+            "all", "é", "$", "~", "\\", "\n", "pkg", "A1", "=",
+        ]);
+        prop::collection::vec(piece, 0..10).prop_map(|pieces| pieces.concat())
+    }
+
+    fn base() -> impl Strategy<Value = PackageId> {
+        prop::sample::select(vec![
+            PackageId::default(),
+            PackageId::new("", "pkg/sub"),
+            PackageId::new("ext", "a"),
+        ])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn labels_round_trip(text in prop_oneof![label_like(), any::<String>()], base in base()) {
+            if let Ok(label) = Label::parse(&text, &base) {
+                let printed = label.to_string();
+                prop_assert_eq!(Label::parse(&printed, &PackageId::default()), Ok(label.clone()));
+                prop_assert_eq!(Label::parse(&printed, &base).map(|l| l.to_string()), Ok(printed));
+            }
+        }
+
+        #[test]
+        fn patterns_round_trip(text in prop_oneof![label_like(), any::<String>()], cwd in base()) {
+            if let Ok(pattern) = TargetPattern::parse(&text, &cwd) {
+                // A single target whose name is a wildcard word prints as that wildcard
+                // (`//p:all`), as Bazel gives the wildcard precedence.
+                let wildcard_name = matches!(&pattern, TargetPattern::Single(l)
+                    if ["all", "*", "all-targets"].contains(&l.name.as_str()));
+                prop_assume!(!wildcard_name);
+                let printed = pattern.to_string();
+                prop_assert_eq!(TargetPattern::parse(&printed, &cwd), Ok(pattern));
+            }
+        }
+    }
+}

@@ -5,6 +5,7 @@ pub mod diag;
 pub mod digest;
 pub mod label;
 pub mod layout;
+pub mod nesting;
 
 pub use diag::{Diagnostic, ExitCode, Failure, Location};
 pub use digest::Digest;

@@ -11,6 +11,8 @@ use crate::workspace::fs_deps;
 mod builtins;
 mod context;
 mod dialect;
+#[cfg(test)]
+mod fuzz;
 mod glob;
 mod prelude;
 mod rules;
@@ -376,6 +378,7 @@ impl Loader {
             }
         };
         let display = self.display_path(&build_label);
+        crate::core::nesting::check(&display, &source).map_err(|d| failed(vec![d]))?;
         let ast = AstModule::parse(&display, source, &dialect::build())
             .map_err(|e| failed(vec![starlark_error(&e)]))?;
         if let Some((span, kind)) = dialect::find_star_argument(&ast) {
@@ -527,6 +530,7 @@ impl Loader {
             })?;
         let source = fs_deps::read_to_string(&path)
             .map_err(|e| Diagnostic::new(format!("cannot read {}: {e}", path.display())))?;
+        crate::core::nesting::check(&display, &source)?;
         let ast =
             AstModule::parse(&display, source, &dialect::bzl()).map_err(|e| starlark_error(&e))?;
         Ok((ast, display))

@@ -80,6 +80,11 @@ impl Order {
     }
 }
 
+/// How deeply depsets may nest, as Bazel's default `--nested_set_depth_limit`. Freezing and
+/// garbage collection walk a depset recursively, so an unbounded chain would overflow the
+/// stack.
+pub const MAX_DEPSET_DEPTH: u32 = 3500;
+
 /// A depset: direct elements plus child depsets, shared rather than copied, so that large
 /// transitive sets cost what they add, not what they contain.
 #[derive(Debug, Trace, Coerce, Freeze, ProvidesStaticType, NoSerialize, Allocative)]
@@ -88,6 +93,8 @@ pub struct DepsetGen<V> {
     order: String,
     direct: Vec<V>,
     transitive: Vec<V>,
+    /// 1 for a depset without children, else one more than its deepest child.
+    depth: u32,
 }
 
 starlark_complex_value!(pub Depset);
@@ -103,6 +110,70 @@ impl<V> fmt::Display for DepsetGen<V> {
     }
 }
 
+/// A depset's direct elements and children, in the middle of a walk.
+struct Frame<'a, 'v> {
+    direct: &'a [Value<'v>],
+    transitive: &'a [Value<'v>],
+    next: usize,
+}
+
+/// Flattens a depset (given as its direct elements and children) into `out` without
+/// recursion: children first, each depset once (by identity); `direct_first` puts a
+/// depset's own elements before its children's, `reversed` walks everything right to left.
+fn walk<'v>(
+    direct: &[Value<'v>],
+    transitive: &[Value<'v>],
+    out: &mut Elements<'v>,
+    direct_first: bool,
+    reversed: bool,
+) {
+    let emit = |out: &mut Elements<'v>, direct: &[Value<'v>]| {
+        if reversed {
+            direct.iter().rev().for_each(|v| out.push(*v));
+        } else {
+            direct.iter().for_each(|v| out.push(*v));
+        }
+    };
+    let mut visited: HashSet<ValueIdentity<'v>> = HashSet::new();
+    if direct_first {
+        emit(out, direct);
+    }
+    let mut stack = vec![Frame {
+        direct,
+        transitive,
+        next: 0,
+    }];
+    while let Some(top) = stack.last_mut() {
+        if top.next == top.transitive.len() {
+            if !direct_first {
+                emit(out, top.direct);
+            }
+            stack.pop();
+            continue;
+        }
+        let index = if reversed {
+            top.transitive.len() - 1 - top.next
+        } else {
+            top.next
+        };
+        let child = top.transitive[index];
+        top.next += 1;
+        if !visited.insert(child.identity()) {
+            continue;
+        }
+        if let Some(d) = Depset::from_value(child) {
+            if direct_first {
+                emit(out, &d.direct);
+            }
+            stack.push(Frame {
+                direct: &d.direct,
+                transitive: &d.transitive,
+                next: 0,
+            });
+        }
+    }
+}
+
 impl<'v, V: ValueLike<'v>> DepsetGen<V> {
     fn order(&self) -> Order {
         Order::parse(&self.order).unwrap_or(Order::Default)
@@ -110,66 +181,26 @@ impl<'v, V: ValueLike<'v>> DepsetGen<V> {
 
     /// The elements in the depset's order, each once.
     pub fn to_list(&self) -> Vec<Value<'v>> {
+        let direct: Vec<Value<'v>> = self.direct.iter().map(|v| v.to_value()).collect();
+        let transitive: Vec<Value<'v>> = self.transitive.iter().map(|v| v.to_value()).collect();
         let mut out = Elements::default();
-        let mut visited: HashSet<ValueIdentity<'v>> = HashSet::new();
         match self.order() {
-            Order::Preorder => self.walk(&mut out, &mut visited, true),
-            Order::Default | Order::Postorder => self.walk(&mut out, &mut visited, false),
+            Order::Preorder => walk(&direct, &transitive, &mut out, true, false),
+            Order::Default | Order::Postorder => walk(&direct, &transitive, &mut out, false, false),
             Order::Topological => {
                 // Reverse of a right-to-left postorder: every depset's elements come before
                 // those of the depsets it contains.
-                self.walk_reversed(&mut out, &mut visited);
+                walk(&direct, &transitive, &mut out, false, true);
                 out.list.reverse();
             }
         }
         out.list
     }
 
-    fn walk(
-        &self,
-        out: &mut Elements<'v>,
-        visited: &mut HashSet<ValueIdentity<'v>>,
-        direct_first: bool,
-    ) {
-        if direct_first {
-            self.direct.iter().for_each(|v| out.push(v.to_value()));
-        }
-        for child in &self.transitive {
-            let child = child.to_value();
-            if !visited.insert(child.identity()) {
-                continue;
-            }
-            if let Some(d) = Depset::from_value(child) {
-                d.walk(out, visited, direct_first);
-            }
-        }
-        if !direct_first {
-            self.direct.iter().for_each(|v| out.push(v.to_value()));
-        }
-    }
-
-    fn walk_reversed(&self, out: &mut Elements<'v>, visited: &mut HashSet<ValueIdentity<'v>>) {
-        for child in self.transitive.iter().rev() {
-            let child = child.to_value();
-            if !visited.insert(child.identity()) {
-                continue;
-            }
-            if let Some(d) = Depset::from_value(child) {
-                d.walk_reversed(out, visited);
-            }
-        }
-        self.direct
-            .iter()
-            .rev()
-            .for_each(|v| out.push(v.to_value()));
-    }
-
+    /// Empty children are dropped when a depset is made, so only a depset without direct
+    /// elements and without children is empty.
     pub fn is_empty(&self) -> bool {
-        self.direct.is_empty()
-            && self
-                .transitive
-                .iter()
-                .all(|t| Depset::from_value(t.to_value()).is_none_or(|d| d.is_empty()))
+        self.direct.is_empty() && self.transitive.is_empty()
     }
 }
 
@@ -240,10 +271,23 @@ pub fn make_depset<'v>(
         .into_iter()
         .filter(|t| Depset::from_value(*t).is_some_and(|d| !d.is_empty()))
         .collect();
+    let depth = 1 + transitive
+        .iter()
+        .filter_map(|t| Depset::from_value(*t).map(|d| d.depth))
+        .max()
+        .unwrap_or(0);
+    if depth > MAX_DEPSET_DEPTH {
+        anyhow::bail!(
+            "depset nested too deeply: depth {depth} exceeds the limit of {MAX_DEPSET_DEPTH} \
+             (as Bazel's --nested_set_depth_limit); merge several transitive depsets into one \
+             level instead of wrapping each in the next"
+        );
+    }
     Ok(heap.alloc(DepsetGen {
         order: o.name().to_owned(),
         direct,
         transitive,
+        depth,
     }))
 }
 

@@ -96,6 +96,8 @@ pub fn parse(text: &str) -> Result<Expr, Diagnostic> {
         source: text.chars().collect(),
         pos: 0,
         scopes: Vec::new(),
+        nesting: 0,
+        depth: 0,
     };
     let expr = parser.expression()?;
     if parser.peek() != &TokenKind::Eof {
@@ -113,7 +115,17 @@ struct Parser {
     pos: usize,
     /// Variables bound by the enclosing `let`s, innermost last.
     scopes: Vec<String>,
+    /// Open parentheses, function calls and `let`s around the current token.
+    nesting: usize,
+    /// `nesting` plus the set operators chained before the current token: how deeply the
+    /// tree nests here, which bounds the recursion of evaluation.
+    depth: usize,
 }
+
+/// Parentheses, function calls and `let`s, nested.
+pub const MAX_NESTING: usize = 1000;
+/// Nesting plus chained set operators (`a + b + ...` nests one level per operator).
+pub const MAX_DEPTH: usize = 10_000;
 
 impl Parser {
     fn token(&self, index: usize) -> &Token {
@@ -176,9 +188,34 @@ impl Parser {
         }
     }
 
+    /// One expression, one level deeper than the caller.
     fn expression(&mut self) -> Result<Expr, Diagnostic> {
+        let (nesting, depth) = (self.nesting, self.depth);
+        self.nesting += 1;
+        self.depth += 1;
+        let result = self.chain();
+        self.nesting = nesting;
+        self.depth = depth;
+        result
+    }
+
+    fn chain(&mut self) -> Result<Expr, Diagnostic> {
+        // The whole query is the first level; only what it nests counts.
+        if self.nesting > MAX_NESTING + 1 {
+            return Err(self.error(format!(
+                "query nested too deeply: more than {MAX_NESTING} levels of parentheses, \
+                 functions and lets"
+            )));
+        }
         let mut left = self.primary()?;
         while let Some(op) = self.set_operator() {
+            self.depth += 1;
+            if self.depth > MAX_DEPTH {
+                return Err(self.error(format!(
+                    "query nested too deeply: more than {MAX_DEPTH} chained operators and \
+                     levels; list many targets in one set(...) instead of joining them with '+'"
+                )));
+            }
             self.advance();
             let right = self.primary()?;
             left = Expr::Binary {
@@ -553,6 +590,25 @@ mod tests {
     }
 
     #[test]
+    fn nesting_and_chains_are_limited() {
+        // Forge parses queries on a thread with this stack (see cli::run); at the limits the
+        // parser recurses deeper than a test thread's 2 MiB allow.
+        std::thread::Builder::new()
+            .stack_size(crate::core::nesting::STARLARK_STACK_BYTES)
+            .spawn(|| {
+                let nested = |n: usize| format!("{}//a{}", "deps(".repeat(n), ")".repeat(n));
+                assert!(parse(&nested(MAX_NESTING)).is_ok());
+                assert!(error(&nested(MAX_NESTING + 1)).contains("query nested too deeply"));
+                let chain = |n: usize| vec!["//a"; n].join(" + ");
+                assert!(parse(&chain(MAX_DEPTH - 1)).is_ok());
+                assert!(error(&chain(MAX_DEPTH + 1)).contains("in one set(...)"));
+            })
+            .expect("thread")
+            .join()
+            .expect("limits hold");
+    }
+
+    #[test]
     fn set_operators_share_one_precedence_and_associate_left() {
         assert_eq!(
             shape("//a + //b - //c ^ //d"),
@@ -767,5 +823,96 @@ mod tests {
             "syntax error at '(rule)' (character 5): \
              expected a regular expression (a word) as argument 1 of kind()"
         );
+    }
+}
+
+/// Properties over generated queries: parsing never panics; what parses prints in a form
+/// that parses back to the same tree; well-formed queries always parse.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Well-formed query text.
+    fn query() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            prop::sample::select(vec!["//a:b", "//pkg/...", ":all", "//x", "@r//y:z", "-//n"])
+                .prop_map(str::to_owned),
+            Just("set(//a //b:c)".to_owned()),
+        ];
+        leaf.prop_recursive(6, 48, 3, |inner| {
+            prop_oneof![
+                inner.clone().prop_map(|e| format!("deps({e})")),
+                (inner.clone(), 0u32..5).prop_map(|(e, n)| format!("deps({e}, {n})")),
+                (inner.clone(), inner.clone()).prop_map(|(u, e)| format!("rdeps({u}, {e})")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("somepath({a}, {b})")),
+                inner.clone().prop_map(|e| format!("kind(\"rule\", {e})")),
+                inner
+                    .clone()
+                    .prop_map(|e| format!("attr(name, 'x.*', {e})")),
+                inner.clone().prop_map(|e| format!("tests({e})")),
+                inner.clone().prop_map(|e| format!("({e})")),
+                (
+                    inner.clone(),
+                    prop::sample::select(vec!["+", "-", "^", "union", "except", "intersect"]),
+                    inner.clone()
+                )
+                    .prop_map(|(a, op, b)| format!("{a} {op} {b}")),
+                (inner.clone(), inner).prop_map(|(v, b)| format!("let v = {v} in {b} + $v")),
+            ]
+        })
+    }
+
+    /// Text made of query tokens in any order, mostly malformed.
+    fn query_like() -> impl Strategy<Value = String> {
+        let piece = prop::sample::select(vec![
+            "deps(",
+            "rdeps(",
+            "allpaths(",
+            ")",
+            "(",
+            ",",
+            "+",
+            "-",
+            "^",
+            "//a:b",
+            "//...",
+            "set(",
+            "let ",
+            "x",
+            " = ",
+            " in ",
+            "$x",
+            "kind(",
+            "2",
+            " ",
+            "\"q",
+            "'",
+            "union",
+            "except",
+            "é",
+            "\\",
+        ]);
+        prop::collection::vec(piece, 0..16).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn well_formed_queries_parse_and_round_trip(text in query()) {
+            let expr = parse(&text).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+            prop_assert_eq!(parse(&expr.to_string()), Ok(expr));
+        }
+
+        #[test]
+        fn any_query_text_parses_or_is_one_syntax_error(
+            text in prop_oneof![query_like(), any::<String>()]
+        ) {
+            match parse(&text) {
+                Ok(expr) => prop_assert_eq!(parse(&expr.to_string()), Ok(expr)),
+                Err(e) => prop_assert!(!e.message.is_empty() && !e.message.contains('\n'), "{}", e.message),
+            }
+        }
     }
 }

@@ -217,6 +217,7 @@ impl starlark::eval::FileLoader for WorkspaceLoader<'_> {
         let file = self.root.join(&rel);
         let source = std::fs::read_to_string(&file)
             .map_err(|e| error(format!("cannot load '{path}': {e}")))?;
+        crate::core::nesting::check(&rel, &source).map_err(|d| error(d.message))?;
         let ast = AstModule::parse(&rel, source, &Dialect::Standard)?;
         self.active.borrow_mut().push(rel);
         let result = Module::with_temp_heap(|module| -> starlark::Result<_> {
@@ -242,6 +243,7 @@ fn evaluate_workspace_file(file: &Path, root: &Path) -> Result<(String, repos::R
         .into_owned();
     let source = std::fs::read_to_string(file)
         .map_err(|e| Failure::failed(format!("cannot read {}: {e}", file.display())))?;
+    crate::core::nesting::check(&display, &source).map_err(Failure::from)?;
     let ast = AstModule::parse(
         &display,
         source,
