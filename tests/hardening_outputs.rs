@@ -566,3 +566,23 @@ fn sandbox_debug_keeps_the_sandbox_until_the_next_command_in_that_workspace() {
     assert!(!kept.exists(), "{} survived", kept.display());
     nothing_left(&a, None, "after the command following --sandbox_debug");
 }
+
+/// TEST_TMPDIR is scratch space, not an output: a FIFO or socket a test leaves there is no
+/// declared output that is a special file, and is not copied anywhere.
+#[test]
+fn special_files_a_test_leaves_in_its_tmpdir_are_not_outputs() {
+    everywhere(|fx, strategy| {
+        let run = fx.run("test", "//pkg:special_files_in_tmp_test", strategy);
+        succeeds(fx, strategy, &run);
+        assert!(
+            run.stdout.contains("PASSED") || run.stderr.contains("PASSED"),
+            "{}",
+            run.stderr
+        );
+        let logs = fx
+            .ws
+            .root()
+            .join("forge-testlogs/pkg/special_files_in_tmp_test");
+        assert!(!logs.join("_tmp").exists(), "{}", logs.display());
+    });
+}

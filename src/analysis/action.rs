@@ -47,6 +47,10 @@ pub struct Action {
     /// The outputs that are directories (`declare_directory`): created empty before the
     /// action runs, and cached as a whole tree.
     pub directory_outputs: Vec<String>,
+    /// Directories the command may write that are not outputs (a test's `TEST_TMPDIR`): made
+    /// empty and writable in the sandbox, never collected, never cached.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scratch_dirs: Vec<String>,
     /// Environment variables set by the rule (`env = {...}`), on top of the fixed ones.
     pub env: BTreeMap<String, String>,
     /// Execution requirements from tags (`no-sandbox`, `no-cache`, `local`, `requires-network`).

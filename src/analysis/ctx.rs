@@ -273,6 +273,7 @@ fn register_run<'v>(
             .filter(|f| f.is_directory)
             .map(|f| f.path.clone())
             .collect(),
+        scratch_dirs: vec![],
     })?;
     Ok(NoneType)
 }
@@ -434,6 +435,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
             env: BTreeMap::new(),
             requirements: Vec::new(),
             directory_outputs: vec![],
+            scratch_dirs: vec![],
         })?;
         Ok(NoneType)
     }
@@ -566,6 +568,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
             env: BTreeMap::new(),
             requirements: Vec::new(),
             directory_outputs: vec![],
+            scratch_dirs: vec![],
         })?;
         Ok(NoneType)
     }
@@ -611,6 +614,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
             env: BTreeMap::new(),
             requirements: Vec::new(),
             directory_outputs: vec![],
+            scratch_dirs: vec![],
         })?;
         Ok(NoneType)
     }

@@ -416,6 +416,7 @@ mod tests {
             env: BTreeMap::new(),
             requirements: vec![],
             directory_outputs: vec![],
+            scratch_dirs: vec![],
         }
     }
 

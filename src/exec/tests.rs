@@ -145,6 +145,7 @@ fn run_action(name: &str, argv: &[&str], inputs: &[&str], outputs: &[&str]) -> A
         env: BTreeMap::new(),
         requirements: vec![],
         directory_outputs: vec![],
+        scratch_dirs: vec![],
     }
 }
 

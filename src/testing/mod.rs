@@ -605,7 +605,6 @@ impl Tests<'_> {
         let mut outputs = vec![
             out("test.xml"),
             out("test.outputs"),
-            out("_tmp"),
             out("test.shard_status"),
         ];
         outputs.sort();
@@ -618,7 +617,10 @@ impl Tests<'_> {
             },
             inputs,
             outputs,
-            directory_outputs: vec![out("test.outputs"), out("_tmp")],
+            directory_outputs: vec![out("test.outputs")],
+            // TEST_TMPDIR is the test's scratch space, not an output: whatever it leaves
+            // there (sockets, FIFOs) is thrown away.
+            scratch_dirs: vec![out("_tmp")],
             env: BTreeMap::new(),
             requirements: unit
                 .spec

@@ -167,7 +167,7 @@ impl SandboxRunner {
         }
         let outcome = (|| -> io::Result<SpawnStatus> {
             let root = self.take_root()?;
-            let plan = self.plan(&root, &[], &[], &[], false)?;
+            let plan = self.plan(&root, &[], &[], &[], &[], false)?;
             let (output, _reader) = pipe_pair()?;
             let cmd = self.command(
                 &plan,
@@ -323,6 +323,7 @@ impl SandboxRunner {
         inputs: &[String],
         outputs: &[String],
         directory_outputs: &[String],
+        scratch_dirs: &[String],
         network: bool,
     ) -> io::Result<Plan> {
         let inner = root
@@ -391,6 +392,11 @@ impl SandboxRunner {
             if directory_outputs.contains(out) {
                 fs::create_dir_all(&target)?;
             }
+        }
+        for dir in scratch_dirs {
+            let target = inner.join(dir);
+            mkdirs(&target, &mut made)?;
+            writable.insert(target);
         }
         Ok(Plan {
             binds,
@@ -679,6 +685,7 @@ impl SandboxRunner {
             &action.inputs,
             &action.outputs,
             &action.directory_outputs,
+            &action.scratch_dirs,
             network,
         );
         let plan = match plan {
