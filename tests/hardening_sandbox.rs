@@ -194,3 +194,28 @@ fn concurrent_actions_do_not_share_loopback() {
     assert!(connect.starts_with("cannot connect"), "connect: {connect}");
     assert_eq!(fx.read("forge-bin/net/listen.out"), "none\n");
 }
+
+/// Nothing a command can read inside tells it where the workspace, the output base or the
+/// home directory is: its inputs are bound from overlays whose layers are named by
+/// descriptors, not from their host paths.
+#[test]
+fn a_command_cannot_learn_the_workspace_output_base_or_home_path() {
+    both_users(|fx| {
+        succeeds(&fx.forge(&["build", "//leak:where"]));
+        let seen = fx.read("forge-bin/leak/where.txt");
+        assert!(seen.contains("source\ngenerated\n"), "{seen}");
+        assert!(seen.contains(" - overlay overlay "), "{seen}");
+        // The workspace, its output base (under the test's cache dir) and nobody's home all
+        // lie under the test's temporary directory.
+        let top = fx.ws.root().parent().unwrap().display().to_string();
+        assert!(!seen.contains(&top), "{top} is visible:\n{seen}");
+        let output_base = fx.forge(&["info", "output_base"]).stdout;
+        assert!(!seen.contains(output_base.trim()), "{seen}");
+        if fx.user.is_none()
+            && let Some(home) = std::env::var_os("HOME").filter(|h| h.len() > 1)
+        {
+            let home = format!("{}/", home.to_string_lossy());
+            assert!(!seen.contains(&home), "{home} is visible:\n{seen}");
+        }
+    });
+}

@@ -13,6 +13,7 @@
 //! read-only, in a network namespace of its own (loopback only), and with size-limited
 //! tmpfs for `/tmp` and `/dev/shm`.
 
+mod layers;
 mod namespaces;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -77,6 +78,9 @@ pub struct SandboxRunner {
     mount_flags: Mutex<HashMap<u64, libc::c_ulong>>,
     /// Whether namespaces work here, found out when the first command needs them.
     unavailable: std::sync::OnceLock<Option<String>>,
+    /// Where inputs are bound from, so that no host path shows (see `layers`); `None` when
+    /// that cannot be set up here, said once.
+    layers: std::sync::OnceLock<Option<layers::Layers>>,
     /// The process holding the build's user namespace.
     holder: std::sync::OnceLock<io::Result<Holder>>,
     /// Network namespaces (loopback only) not in use: each command gets one of its own,
@@ -93,11 +97,15 @@ const SYSTEM_DIRS: [&str; 10] = [
 const DEV_NODES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 /// Entries of `/proc` bound read-only over the command's own proc.
 const PROC_READ_ONLY: [&str; 5] = ["sys", "sysrq-trigger", "irq", "bus", "fs"];
+/// Where, in a sandbox root, the overlays that inputs are bound from are mounted.
+const LAYERS_DIR: &str = ".forge-layers";
+/// The empty directory every overlay needs as its second lower layer, in the roots directory.
+const LAYERS_EMPTY: &str = "empty-layer";
 /// Where the exec root is inside the sandbox.
 const INNER_EXEC_ROOT: &str = "/execroot";
 
 /// Where the sandbox roots of the workspace with `output_base` go: a tmpfs (`/dev/shm`) when
-/// there is a writable one, else the output base.
+/// there is a writable one, else the temporary directory, else the output base.
 pub fn roots_dir(output_base: &Path) -> PathBuf {
     // SAFETY: a plain getter.
     roots_dir_of(output_base, unsafe { libc::geteuid() })
@@ -106,14 +114,21 @@ pub fn roots_dir(output_base: &Path) -> PathBuf {
 /// `roots_dir` for user `uid`. On the shared tmpfs each output base has its own directory,
 /// named by a hash of its path, so that a command removes what the last command of its own
 /// workspace kept (`--sandbox_debug`) or left (killed), and nothing of other workspaces.
+///
+/// The shared tmpfs first, for speed; else the temporary directory: a sandbox root shows its
+/// own path to the command (in mountinfo), which must not be the output base's.
 pub fn roots_dir_of(output_base: &Path, uid: u32) -> PathBuf {
-    let shm = Path::new("/dev/shm");
-    let writable = nix::unistd::access(shm, nix::unistd::AccessFlags::W_OK).is_ok();
-    if shm.is_dir() && writable {
-        let hash = blake3::hash(output_base.as_os_str().as_encoded_bytes()).to_hex();
-        shm.join(format!("forge-sandbox-{uid}")).join(&hash[..16])
-    } else {
-        output_base.join("sandbox")
+    let writable = |dir: &Path| {
+        dir.is_dir() && nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_ok()
+    };
+    let hash = blake3::hash(output_base.as_os_str().as_encoded_bytes()).to_hex();
+    let tmp = std::env::temp_dir();
+    match [Path::new("/dev/shm"), tmp.as_path()]
+        .into_iter()
+        .find(|d| writable(d))
+    {
+        Some(dir) => dir.join(format!("forge-sandbox-{uid}")).join(&hash[..16]),
+        None => output_base.join("sandbox"),
     }
 }
 
@@ -153,6 +168,7 @@ impl SandboxRunner {
             next_root: AtomicUsize::new(0),
             mount_flags: Mutex::new(HashMap::new()),
             unavailable: std::sync::OnceLock::new(),
+            layers: std::sync::OnceLock::new(),
             holder: std::sync::OnceLock::new(),
             nets: Mutex::new(Vec::new()),
             counts: Counts::default(),
@@ -210,6 +226,27 @@ impl SandboxRunner {
                 .unwrap_or_else(|e| e.into_inner())
                 .push(net);
         }
+    }
+
+    /// The layers inputs are bound from, set up on first use (after `take_root` has made the
+    /// roots directory). Where they cannot be, forge says so once and binds host paths.
+    fn layers(&self) -> Option<&layers::Layers> {
+        self.layers
+            .get_or_init(|| {
+                // Named like the roots, so that it goes with them.
+                let empty = format!("{}-{LAYERS_EMPTY}", std::process::id());
+                match layers::Layers::new(&self.config.roots_dir.join(empty)) {
+                    Ok(l) => Some(l),
+                    Err(e) => {
+                        eprintln!(
+                            "WARNING: sandbox: cannot hide host paths from commands ({e}): \
+                             /proc/self/mountinfo shows where their inputs are"
+                        );
+                        None
+                    }
+                }
+            })
+            .as_ref()
     }
 
     fn holder(&self) -> io::Result<&Holder> {
@@ -344,6 +381,7 @@ impl SandboxRunner {
             Ok(())
         };
         let mut binds = Vec::new();
+        let mut layers = BTreeMap::new();
         let mut add_input = |exec_path: &str, made: &mut BTreeSet<PathBuf>| -> io::Result<()> {
             let host = self.config.exec_root.join(exec_path);
             let Ok(meta) = fs::metadata(&host) else {
@@ -363,7 +401,22 @@ impl SandboxRunner {
                 fs::File::create(&target)?;
             }
             let flags = self.locked_flags(&host, meta.dev());
-            binds.push((host, target, flags));
+            let Some(all) = self.layers() else {
+                binds.push((host, target, flags));
+                return Ok(());
+            };
+            // Bound from the layer's overlay: mountinfo shows the path within it.
+            let (layer, within) = all.locate(&self.config.exec_root, exec_path)?;
+            let mount_point = root.join(LAYERS_DIR).join(layer.to_string());
+            if let std::collections::btree_map::Entry::Vacant(e) = layers.entry(layer) {
+                fs::create_dir_all(&mount_point)?;
+                e.insert((all.dir(layer)?, mount_point.clone()));
+            }
+            binds.push((
+                mount_point.join(within),
+                target,
+                flags | libc::MS_NOSUID | libc::MS_NODEV,
+            ));
             Ok(())
         };
         // Source directories whose every file is an input are mounted whole: one mount for
@@ -400,6 +453,7 @@ impl SandboxRunner {
         }
         Ok(Plan {
             binds,
+            layers: layers.into_values().collect(),
             writable: writable.into_iter().collect(),
             network,
         })
@@ -500,6 +554,7 @@ impl SandboxRunner {
                 data: None,
             })
         };
+        let null_in = fs::File::open("/dev/null")?;
         // SAFETY: plain getters.
         let holder = self.holder()?;
         let mut steps = vec![
@@ -537,9 +592,40 @@ impl SandboxRunner {
                 steps.push(read_only(&inside, self.locked_flags(&host, m.dev()))?);
             }
         }
-        for (host, target, locked) in &plan.binds {
-            steps.push(bind(host, target, 0)?);
+        if !plan.layers.is_empty() {
+            // The layers are opened in the child's mount namespace, at descriptor numbers
+            // fixed here, so the overlay's options can name them.
+            let mut fds = layer_fds(&[output.as_raw_fd(), null_in.as_raw_fd()]);
+            let empty_fd = fds.next().ok_or_else(too_many_layers)?;
+            let empty = &self
+                .layers()
+                .ok_or_else(|| io::Error::other("sandbox layers vanished"))?
+                .empty;
+            steps.push(Step::OpenDir {
+                path: c(empty)?,
+                fd: empty_fd,
+            });
+            for (dir, mount_point) in &plan.layers {
+                let fd = fds.next().ok_or_else(too_many_layers)?;
+                steps.push(Step::OpenDir { path: c(dir)?, fd });
+                steps.push(Step::Mount {
+                    source: Some(cs("overlay")?),
+                    target: c(mount_point)?,
+                    fstype: Some(cs("overlay")?),
+                    flags: libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
+                    data: Some(cs(&format!(
+                        "lowerdir=/proc/self/fd/{fd}:/proc/self/fd/{empty_fd}"
+                    ))?),
+                });
+            }
+        }
+        for (source, target, locked) in &plan.binds {
+            steps.push(bind(source, target, 0)?);
             steps.push(read_only(target, *locked)?);
+        }
+        // The binds keep what they need; the command sees none of the layers.
+        for (_, mount_point) in &plan.layers {
+            steps.push(Step::Unmount(c(mount_point)?));
         }
         // The probe checks what namespaces need, not the user's extra mounts: a mistake there
         // is reported by the commands, as what it is.
@@ -651,7 +737,6 @@ impl SandboxRunner {
         } else {
             find_in_path(program, env).unwrap_or_else(|| program.to_owned())
         };
-        let null = fs::File::open("/dev/null")?;
         Ok(namespaces::Command {
             join,
             net,
@@ -664,7 +749,7 @@ impl SandboxRunner {
                 .map(|(k, v)| cs(&format!("{k}={v}")))
                 .collect::<io::Result<_>>()?,
             output,
-            input: null.into(),
+            input: null_in.into(),
         })
     }
 
@@ -979,18 +1064,48 @@ impl Holder {
 }
 
 struct Plan {
-    /// `(host path, mount point, flags a read-only remount must keep)`.
+    /// `(source, mount point, flags a read-only remount must keep)`; the source is a path
+    /// in one of `layers`, or a host path when there are none.
     binds: Vec<(PathBuf, PathBuf, libc::c_ulong)>,
+    /// The overlays the binds come from: `(host directory, mount point in the root)`,
+    /// mounted before the binds and unmounted after them.
+    layers: Vec<(PathBuf, PathBuf)>,
     /// Directories of declared outputs: bound onto themselves to stay writable.
     writable: Vec<PathBuf>,
     network: bool,
 }
 
-/// The user's directory in `/dev/shm` that holds `roots_dir`, if that is where it is.
+/// Descriptor numbers for the sandbox's child to open layers at: the highest the open-files
+/// limit allows, skipping `taken` (its standard streams before they are moved to 0-2).
+fn layer_fds(taken: &[i32]) -> impl Iterator<Item = i32> + use<> {
+    let mut rlimit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given.
+    let limit = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rlimit) } == 0 {
+        rlimit.rlim_cur.min(1 << 20) as i32
+    } else {
+        1024
+    };
+    let taken = taken.to_vec();
+    (3..limit)
+        .rev()
+        .filter(move |fd| !taken.contains(fd))
+        .take(64)
+}
+
+fn too_many_layers() -> io::Error {
+    io::Error::other("sandbox: inputs come from more than 63 directories")
+}
+
+/// The user's directory (in `/dev/shm` or the temporary directory) that holds `roots_dir`,
+/// if that is where it is.
 fn shared_dir(roots_dir: &Path) -> Option<&Path> {
-    roots_dir
-        .parent()
-        .filter(|p| p.parent() == Some(Path::new("/dev/shm")))
+    roots_dir.parent().filter(|p| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("forge-sandbox-"))
+    })
 }
 
 /// Removes the entries of `dir` whose names `wanted` accepts.

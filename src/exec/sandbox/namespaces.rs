@@ -41,6 +41,13 @@ pub enum Step {
     Chdir(CString),
     /// `mkdir`, where it already existing is fine (for mount points inside a fresh tmpfs).
     Mkdir(CString),
+    /// `umount2(path, MNT_DETACH)`.
+    Unmount(CString),
+    /// Opens the directory `path` (close-on-exec) as descriptor `fd`.
+    OpenDir {
+        path: CString,
+        fd: c_int,
+    },
     /// The last step: gives up every capability for good (bounding, ambient, effective,
     /// permitted, inheritable), locks the secure bits so that uid 0 regains none at
     /// `execve`, and sets no_new_privs. A command that runs as (host) root then cannot
@@ -179,6 +186,8 @@ fn describe(step: &Step) -> String {
         Step::PivotRoot(dir) => format!("sandbox: cannot pivot into {}", dir.to_string_lossy()),
         Step::Chdir(dir) => format!("sandbox: cannot enter {}", dir.to_string_lossy()),
         Step::Mkdir(dir) => format!("sandbox: cannot create {}", dir.to_string_lossy()),
+        Step::Unmount(dir) => format!("sandbox: cannot unmount {}", dir.to_string_lossy()),
+        Step::OpenDir { path, .. } => format!("sandbox: cannot open {}", path.to_string_lossy()),
         Step::DropPrivileges => "sandbox: cannot drop the command's privileges".to_owned(),
     }
 }
@@ -295,6 +304,17 @@ extern "C" fn child(arg: *mut c_void) -> c_int {
                 Step::Mkdir(dir) => {
                     libc::mkdir(dir.as_ptr(), 0o755) == 0
                         || *libc::__errno_location() == libc::EEXIST
+                }
+                Step::Unmount(dir) => libc::umount2(dir.as_ptr(), libc::MNT_DETACH) == 0,
+                Step::OpenDir { path, fd } => {
+                    let opened = libc::open(
+                        path.as_ptr(),
+                        libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                    );
+                    opened == *fd
+                        || (opened >= 0
+                            && libc::dup3(opened, *fd, libc::O_CLOEXEC) == *fd
+                            && libc::close(opened) == 0)
                 }
                 Step::DropPrivileges => drop_privileges(),
             };
