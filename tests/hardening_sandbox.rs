@@ -219,3 +219,17 @@ fn a_command_cannot_learn_the_workspace_output_base_or_home_path() {
         }
     });
 }
+
+/// A test's TEST_TMPDIR is a private tmpfs of the same limited size as /tmp, so a test
+/// cannot fill the host's shared memory through it either.
+#[test]
+fn a_tests_tmpdir_is_limited_like_tmp() {
+    let fx = Fixture::new(false);
+    let target = "//pkg:fill_test_tmpdir_test";
+    let run = fx.forge(&["test", "--sandbox_tmpfs_size=1m", target]);
+    assert_eq!(run.code, 3, "expected the test to fail:\n{}", run.stderr);
+    let log = fx.read("forge-testlogs/pkg/fill_test_tmpdir_test/test.log");
+    assert!(log.contains("No space left on device"), "{log}");
+    let run = fx.forge(&["test", target]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}

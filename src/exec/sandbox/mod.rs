@@ -446,15 +446,17 @@ impl SandboxRunner {
                 fs::create_dir_all(&target)?;
             }
         }
+        let mut scratch = Vec::new();
         for dir in scratch_dirs {
             let target = inner.join(dir);
             mkdirs(&target, &mut made)?;
-            writable.insert(target);
+            scratch.push(target);
         }
         Ok(Plan {
             binds,
             layers: layers.into_values().collect(),
             writable: writable.into_iter().collect(),
+            scratch,
             network,
         })
     }
@@ -680,6 +682,9 @@ impl SandboxRunner {
         }
         for dir in &plan.writable {
             steps.push(bind(dir, dir, 0)?);
+        }
+        for dir in &plan.scratch {
+            steps.push(tmpfs(dir)?);
         }
         // Everything else in the root is read-only: writes outside the declared outputs fail.
         let root_locked = self.locked_flags(root, fs::metadata(root)?.dev());
@@ -1072,6 +1077,8 @@ struct Plan {
     layers: Vec<(PathBuf, PathBuf)>,
     /// Directories of declared outputs: bound onto themselves to stay writable.
     writable: Vec<PathBuf>,
+    /// Scratch directories (`TEST_TMPDIR`): private tmpfs, bounded like `/tmp`.
+    scratch: Vec<PathBuf>,
     network: bool,
 }
 
