@@ -337,3 +337,13 @@ fn filegroup_output_group_and_genrule_local_are_honoured() {
         run.stderr
     );
 }
+
+/// A test rule that writes `ctx.outputs.executable` without `is_executable` (as
+/// bazelbuild/examples' `test_rule` does) gets an executable, as in Bazel.
+#[test]
+fn the_rules_executable_is_executable_even_written_without_is_executable() {
+    let ws = ws();
+    let run = ws.forge(&["test", "//exe:written_test"]);
+    assert_eq!(run.code, 0, "{}", run.both());
+    assert!(run.stderr.contains("PASSED"), "{}", run.stderr);
+}

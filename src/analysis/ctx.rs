@@ -422,6 +422,10 @@ fn actions_methods(builder: &mut MethodsBuilder) {
         };
         let mut state = this.as_ref().state.borrow_mut();
         let owner = state.owner.clone();
+        // The rule's own executable runs whatever `is_executable` said, as in Bazel (whose
+        // outputs are all executable).
+        let is_executable =
+            is_executable || state.implicit_executable.as_deref() == Some(output.path.as_str());
         state.register(Action {
             progress_message: format!("Writing file {}", output.short_path),
             owner,
