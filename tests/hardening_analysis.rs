@@ -339,11 +339,14 @@ fn filegroup_output_group_and_genrule_local_are_honoured() {
 }
 
 /// A test rule that writes `ctx.outputs.executable` without `is_executable` (as
-/// bazelbuild/examples' `test_rule` does) gets an executable, as in Bazel.
+/// bazelbuild/examples' `test_rule` does) gets an executable, as in Bazel; one without a
+/// `#!` line runs under bash, as Bazel's test runner runs it.
 #[test]
 fn the_rules_executable_is_executable_even_written_without_is_executable() {
     let ws = ws();
-    let run = ws.forge(&["test", "//exe:written_test"]);
-    assert_eq!(run.code, 0, "{}", run.both());
-    assert!(run.stderr.contains("PASSED"), "{}", run.stderr);
+    for target in ["//exe:written_test", "//exe:bare_script_test"] {
+        let run = ws.forge(&["test", target]);
+        assert_eq!(run.code, 0, "{target}: {}", run.both());
+        assert!(run.stderr.contains("PASSED"), "{}", run.stderr);
+    }
 }

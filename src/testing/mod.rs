@@ -299,7 +299,17 @@ impl Tests<'_> {
     ) -> RunResult {
         let log = self.exec_root.join(&unit.dir).join("test.log");
         let env = self.environment(unit);
-        let mut argv = vec![unit.executable.to_owned()];
+        // Bazel starts tests from a bash script, and bash runs a file the kernel cannot
+        // execute (no `#!`) as a bash script: so do tests here. Bash is given the program's
+        // path in its runfiles tree, relative to the test's working directory.
+        let mut argv = if is_bare_script(&self.exec_root.join(unit.executable)) {
+            vec![
+                "/bin/bash".to_owned(),
+                crate::analysis::short_from_exec(unit.executable),
+            ]
+        } else {
+            vec![unit.executable.to_owned()]
+        };
         argv.extend(
             unit.args
                 .iter()
@@ -737,4 +747,23 @@ fn overall(runs: &[RunResult]) -> Status {
     } else {
         Status::Passed
     }
+}
+
+/// Whether `path` is a file the kernel would refuse to execute as it is: neither a `#!`
+/// script nor an ELF binary.
+fn is_bare_script(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 4];
+    let Ok(mut file) = fs::File::open(path) else {
+        return false;
+    };
+    let mut read = 0;
+    while read < head.len() {
+        match file.read(&mut head[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(_) => return false,
+        }
+    }
+    !(head[..read].starts_with(b"#!") || head[..read].starts_with(b"\x7fELF"))
 }
