@@ -234,6 +234,7 @@ fn a_build_killed_at_any_moment_leaves_nothing_trusted_wrongly() {
         Moment::ActionEnded,
     ];
     let mut commands = Vec::new();
+    let mut killed = Vec::new();
     // Kill forge at different moments of the action that writes its output line by line.
     for moment in moments {
         let mut forge = Forge(
@@ -271,6 +272,7 @@ fn a_build_killed_at_any_moment_leaves_nothing_trusted_wrongly() {
         });
         if forge.0.try_wait().unwrap().is_none() {
             signal(&forge.0, "KILL");
+            killed.push(pid);
         }
         forge.0.wait().unwrap();
         commands.extend(seen);
@@ -295,4 +297,35 @@ fn a_build_killed_at_any_moment_leaves_nothing_trusted_wrongly() {
         fs::read_to_string(ws.root().join("forge-bin/slow/trickle.out")).unwrap(),
         expected
     );
+    // A killed forge leaves its sandbox roots behind; the next forge to sandbox a command
+    // removes them, so the test leaves nothing outside its temp dir.
+    ws.write(
+        "fresh/BUILD",
+        "genrule(name = \"fresh\", outs = [\"fresh.out\"], cmd = \"echo > $@\")\n",
+    );
+    let run = ws.forge(&["build", "//fresh:fresh"]);
+    assert_eq!(run.code, 0, "{}", run.both());
+    let places = fs::read_dir("/dev/shm")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("forge-sandbox-")
+        })
+        .chain(lock_file(&ws).map(|l| l.with_file_name("sandbox")));
+    let left: Vec<PathBuf> = places
+        .flat_map(|dir| fs::read_dir(dir).into_iter().flatten().flatten())
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            killed
+                .iter()
+                .any(|pid| name.starts_with(&format!("{pid}-")))
+        })
+        .collect();
+    assert!(left.is_empty(), "sandbox roots of killed forges: {left:?}");
 }
