@@ -114,6 +114,16 @@ impl FakeRunner {
     }
 }
 
+/// Lets every held action go when dropped, so that a failing assertion ends the build under
+/// test instead of leaving it (and the test) waiting.
+struct LetGoOnDrop<'a>(&'a FakeRunner);
+
+impl Drop for LetGoOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.update(|e| e.release_all = true);
+    }
+}
+
 impl Runner for FakeRunner {
     fn run(&self, spawn: &Spawn, cancel: &Cancel) -> std::io::Result<SpawnOutcome> {
         let name = spawn.action.owner.name.clone();
@@ -332,6 +342,7 @@ fn runs_up_to_jobs_actions_at_once() -> TestResult {
     let runner = FakeRunner::default();
     let r = std::thread::scope(|s| {
         let build = s.spawn(|| f.build(&actions, &wanted, &runner));
+        let _let_go = LetGoOnDrop(&runner);
         // Three actions run at once: all three have started while none has been let go.
         runner.wait_for("three actions running at once", |e| e.started.len() == 3);
         assert!(runner.events().ended.is_empty());
@@ -371,6 +382,8 @@ fn without_keep_going_nothing_new_starts_after_a_failure() -> TestResult {
     ];
     let wanted = ["out/bad", "out/slow", "out/later"];
     let runner = FakeRunner::default();
+    // Nothing should run after `bad`; if `slow` did, it must not wait for the test.
+    runner.update(|e| e.release_all = true);
     let r = f.build(&actions, &wanted, &runner)?;
     assert_eq!(runner.runs(), vec!["bad"]);
     assert_eq!(r.executed, 1);
@@ -391,6 +404,7 @@ fn without_keep_going_nothing_new_starts_after_a_failure() -> TestResult {
     let runner = FakeRunner::default();
     let r = std::thread::scope(|s| {
         let build = s.spawn(|| f.build(&actions, &wanted, &runner));
+        let _let_go = LetGoOnDrop(&runner);
         runner.wait_for("bad to fail", |e| e.ended.iter().any(|n| n == "bad"));
         let bad_worker = runner.events().threads["bad"].clone();
         // Asleep twice in a row: parked on the scheduler's condition variable, not passing
