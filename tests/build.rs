@@ -194,7 +194,7 @@ fn a_disk_cache_is_shared_between_workspaces() {
 fn genrule_make_variables_and_tools() {
     let ws = Workspace::fixture("build");
     ok(ws.forge(&["build", "//makevars:all"]));
-    let bin = "forge-out/k8-fastbuild/bin/makevars";
+    let bin = format!("{}/makevars", common::bin_dir());
     assert_eq!(
         read(&ws, "forge-bin/makevars/vars.out"),
         format!(
@@ -260,9 +260,10 @@ fn custom_rules_written_as_the_bazel_documentation_teaches() {
         "{}",
         run.stderr
     );
+    let bin = common::bin_dir();
     assert_eq!(
         read(&ws, "forge-bin/rules/facts.report"),
-        "count=5
+        format!("count=5
 files=leaf1.txt leaf2.txt mid.txt top.txt
 default=a d c b
 preorder=own l1 l2 r1
@@ -272,8 +273,8 @@ features=own_feature pkg_feature
 label=//rules:x name=facts package=rules
 struct=two
 file path=rules/data.txt short_path=rules/data.txt basename=data.txt dirname=rules extension=txt is_source=True owner=//rules:data.txt root=
-file path=forge-out/k8-fastbuild/bin/rules/transformed.args short_path=rules/transformed.args basename=transformed.args dirname=forge-out/k8-fastbuild/bin/rules extension=args is_source=False owner=//rules:transformed root=forge-out/k8-fastbuild/bin
-"
+file path={bin}/rules/transformed.args short_path=rules/transformed.args basename=transformed.args dirname={bin}/rules extension=args is_source=False owner=//rules:transformed root={bin}
+")
     );
     // A tool built from another target, driven by Args.
     assert_eq!(
@@ -363,9 +364,10 @@ fn a_failing_action_shows_its_command_and_output_and_keep_going_builds_the_rest(
     let run = ws.forge(&["build", "//fail:no_output"]);
     assert_eq!(run.code, 1);
     assert!(
-        run.stderr.contains(
-            "declared output 'forge-out/k8-fastbuild/bin/fail/promised.out' was not created"
-        ),
+        run.stderr.contains(&format!(
+            "declared output '{}/fail/promised.out' was not created",
+            common::bin_dir()
+        )),
         "{}",
         run.stderr
     );

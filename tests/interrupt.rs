@@ -65,11 +65,18 @@ fn ctrl_c_kills_running_actions_and_their_children_and_exits_8() {
             .collect();
         sleepers.len() == 2
     });
-    let interrupted = Instant::now();
     signal(&forge.0, "INT");
-    let status = forge.0.wait().unwrap();
-    assert_eq!(status.code(), Some(8));
-    assert!(interrupted.elapsed() < Duration::from_secs(5));
+    // Forge does not wait for its actions (they would sleep for days): it ends on its own.
+    let mut status = None;
+    wait_until(
+        "forge to exit after Ctrl-C",
+        Duration::from_secs(60),
+        || {
+            status = forge.0.try_wait().unwrap();
+            status.is_some()
+        },
+    );
+    assert_eq!(status.and_then(|s| s.code()), Some(8));
     // Both the command and the process it left in the background are gone (a killed process
     // may linger as a zombie until reaped, so a zombie counts as gone).
     wait_until(
@@ -92,8 +99,25 @@ fn ctrl_c_kills_running_actions_and_their_children_and_exits_8() {
 #[test]
 fn two_commands_on_one_output_base_take_turns() {
     let ws = Workspace::fixture("build");
+    // The first command's action runs until the test opens its gate, so the first command
+    // surely holds the output base while the second starts, however slow the machine.
+    ws.write(
+        "gate/BUILD",
+        "genrule(\n    name = \"gate\",\n    outs = [\"gate.out\"],\n    \
+         cmd = \"while [ ! -e \\\"$$GATE\\\" ]; do sleep 0.01; done; echo ok > $@\",\n)\n",
+    );
+    let gate = ws.cache_dir().with_file_name("gate-open");
+    let flags = [
+        "--spawn_strategy=local".to_owned(),
+        format!("--action_env=GATE={}", gate.display()),
+    ];
+    let command = |target: &str| {
+        let mut args = vec!["build", target];
+        args.extend(flags.iter().map(String::as_str));
+        ws.command(&args)
+    };
     let mut first = Forge(
-        ws.command(&["build", "//slow:two_seconds"])
+        command("//gate:gate")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -102,41 +126,156 @@ fn two_commands_on_one_output_base_take_turns() {
     let pid = first.0.id().to_string();
     wait_until(
         "the first command to hold the lock",
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         || lock_file(&ws).is_some_and(|f| fs::read_to_string(f).unwrap_or_default() == pid),
     );
-    let second = ws.forge(&["build", "//chain:a"]);
-    assert_eq!(second.code, 0, "{}", second.both());
-    assert!(
-        second.stderr.contains(&format!(
-            "Another forge command (pid {pid}) is running in this output base. Waiting for it to finish..."
-        )),
-        "{}",
-        second.stderr
+    let mut second = Forge(
+        command("//chain:a")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
     );
+    let (lines, stderr) = std::sync::mpsc::channel();
+    let reader = std::io::BufReader::new(second.0.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(reader).map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let waiting = format!(
+        "Another forge command (pid {pid}) is running in this output base. Waiting for it to finish..."
+    );
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.contains(&waiting)) {
+        match stderr.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => seen.push(line),
+            Err(e) => panic!("the second command never waited ({e}): {seen:#?}"),
+        }
+    }
+    // Still waiting: the first has not built yet.
+    assert!(!ws.root().join("forge-bin/chain/a.out").exists());
+    fs::write(&gate, "").unwrap();
+    assert_eq!(second.0.wait().unwrap().code(), Some(0), "{seen:#?}");
+    seen.extend(stderr.iter());
     // The second could only start once the first had built: its output is already there.
     assert_eq!(
-        fs::read_to_string(ws.root().join("forge-bin/slow/two_seconds.out")).unwrap(),
+        fs::read_to_string(ws.root().join("forge-bin/gate/gate.out")).unwrap(),
         "ok\n"
     );
     assert_eq!(first.0.wait().unwrap().code(), Some(0));
+    assert_eq!(
+        fs::read_to_string(ws.root().join("forge-bin/chain/a.out")).unwrap(),
+        "one\ntwo\n"
+    );
+}
+
+/// Pids of `trickle`'s command (the shell writing line after line) run by forge `forge`.
+fn trickle_commands(forge: u32) -> Vec<u32> {
+    processes_with("*")
+        .into_iter()
+        .filter(|p| {
+            fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("$(seq 1 40)"))
+                && descends_from(*p, forge)
+        })
+        .collect()
+}
+
+/// How many lines the command `pid` has written to its output so far (read through its
+/// working directory, the action's exec root), or `None` once it is gone.
+fn lines_written(pid: u32) -> Option<usize> {
+    let out = format!("/proc/{pid}/cwd/{}/slow/trickle.out", common::bin_dir());
+    match fs::read_to_string(out) {
+        Ok(text) => Some(text.lines().count()),
+        Err(_) => std::path::Path::new(&format!("/proc/{pid}"))
+            .exists()
+            .then_some(0),
+    }
+}
+
+/// Whether `pid` has ended (a zombie has ended too), or is now another program.
+fn ended(pid: u32) -> bool {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let zombie = stat
+        .rsplit_once(')')
+        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+    let ours = fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| String::from_utf8_lossy(&c).contains("$(seq 1 40)"));
+    stat.is_empty() || zombie || !ours
+}
+
+/// The moments at which the test kills forge, each an event of the build, not a time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Moment {
+    /// Right after it was started.
+    AtOnce,
+    /// Once it holds the output base's lock.
+    Locked,
+    /// Once `trickle`'s command runs.
+    ActionStarted,
+    /// Once the command has written this many of its 40 lines.
+    Lines(usize),
+    /// Once the command has ended (forge is storing its output, or further on).
+    ActionEnded,
 }
 
 #[test]
 fn a_build_killed_at_any_moment_leaves_nothing_trusted_wrongly() {
     let ws = Workspace::fixture("build");
     let expected: String = (1..=40).map(|i| format!("line {i}\n")).collect();
+    let moments = [
+        Moment::AtOnce,
+        Moment::Locked,
+        Moment::ActionStarted,
+        Moment::Lines(1),
+        Moment::Lines(20),
+        Moment::Lines(39),
+        Moment::ActionEnded,
+    ];
+    let mut commands = Vec::new();
+    let mut killed = Vec::new();
     // Kill forge at different moments of the action that writes its output line by line.
-    for delay_ms in [30, 120, 250, 400, 600, 750] {
-        let mut forge = ws
-            .command(&["build", "//slow:trickle", "//chain:all"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        signal(&forge, "KILL");
-        forge.wait().unwrap();
+    for moment in moments {
+        let mut forge = Forge(
+            ws.command(&["build", "//slow:trickle", "//chain:all"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let pid = forge.0.id();
+        let mut seen: Vec<u32> = Vec::new();
+        let mut reached = |forge: &mut Forge| -> bool {
+            for p in trickle_commands(pid) {
+                if !seen.contains(&p) {
+                    seen.push(p);
+                }
+            }
+            let here = match moment {
+                Moment::AtOnce => true,
+                Moment::Locked => lock_file(&ws)
+                    .is_some_and(|f| fs::read_to_string(f).unwrap_or_default() == pid.to_string()),
+                Moment::ActionStarted => !seen.is_empty(),
+                // A command gone before we saw k lines has written them all.
+                Moment::Lines(k) => seen
+                    .iter()
+                    .any(|p| lines_written(*p).is_none_or(|n| n >= k)),
+                Moment::ActionEnded => !seen.is_empty() && seen.iter().all(|p| ended(*p)),
+            };
+            // Up to the last line, the command is still running, so forge cannot be done;
+            // after it, forge may be done before we look.
+            here || (moment == Moment::ActionEnded && forge.0.try_wait().unwrap().is_some())
+        };
+        wait_until(&format!("{moment:?}"), Duration::from_secs(60), || {
+            reached(&mut forge)
+        });
+        if forge.0.try_wait().unwrap().is_none() {
+            signal(&forge.0, "KILL");
+            killed.push(pid);
+        }
+        forge.0.wait().unwrap();
+        commands.extend(seen);
     }
     let run = ws.forge(&["build", "//slow:trickle", "//chain:all"]);
     assert_eq!(run.code, 0, "{}", run.both());
@@ -149,9 +288,44 @@ fn a_build_killed_at_any_moment_leaves_nothing_trusted_wrongly() {
         "c\none\n"
     );
     // Nothing of a killed build's commands is still writing.
-    std::thread::sleep(Duration::from_millis(100));
+    wait_until(
+        "the killed builds' commands to end",
+        Duration::from_secs(30),
+        || commands.iter().all(|p| ended(*p)),
+    );
     assert_eq!(
         fs::read_to_string(ws.root().join("forge-bin/slow/trickle.out")).unwrap(),
         expected
     );
+    // A killed forge leaves its sandbox roots behind; the next forge to sandbox a command
+    // removes them, so the test leaves nothing outside its temp dir.
+    ws.write(
+        "fresh/BUILD",
+        "genrule(name = \"fresh\", outs = [\"fresh.out\"], cmd = \"echo > $@\")\n",
+    );
+    let run = ws.forge(&["build", "//fresh:fresh"]);
+    assert_eq!(run.code, 0, "{}", run.both());
+    let places = fs::read_dir("/dev/shm")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("forge-sandbox-")
+        })
+        .chain(lock_file(&ws).map(|l| l.with_file_name("sandbox")));
+    let left: Vec<PathBuf> = places
+        .flat_map(|dir| fs::read_dir(dir).into_iter().flatten().flatten())
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            killed
+                .iter()
+                .any(|pid| name.starts_with(&format!("{pid}-")))
+        })
+        .collect();
+    assert!(left.is_empty(), "sandbox roots of killed forges: {left:?}");
 }

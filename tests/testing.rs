@@ -229,8 +229,8 @@ fn the_test_environment_contract() {
     assert!(text.starts_with(
         "exec ${PAGER:-/usr/bin/less} \"$0\" || exit 1\nExecuting tests from //pkg:env_test\n-----------------------------------------------------------------------------\n"
     ), "{text}");
-    let tl = "forge-out/k8-fastbuild/testlogs/pkg/env_test";
-    let rf = "forge-out/k8-fastbuild/bin/pkg/env_test.runfiles";
+    let tl = format!("{}/pkg/env_test", common::testlogs_dir());
+    let rf = format!("{}/pkg/env_test.runfiles", common::bin_dir());
     for expected in [
         "args: 3 [arg1] [arg two] [--extra]".to_owned(),
         format!("pwd: /execroot/testws/{rf}/testws"),

@@ -168,3 +168,23 @@ pub fn processes_with(wanted: &str) -> Vec<u32> {
     }
     pids
 }
+
+/// The configuration's directory name, as forge names it (`core::layout::config_name`):
+/// `<cpu>-fastbuild`, where the CPU is Bazel's name for it (`k8` for x86_64).
+pub fn config_dir() -> String {
+    let cpu = match std::env::consts::ARCH {
+        "x86_64" => "k8",
+        other => other,
+    };
+    format!("{cpu}-fastbuild")
+}
+
+/// `forge-out/<config>/bin`, the exec path of rules' outputs.
+pub fn bin_dir() -> String {
+    format!("forge-out/{}/bin", config_dir())
+}
+
+/// `forge-out/<config>/testlogs`, the exec path of test results.
+pub fn testlogs_dir() -> String {
+    format!("forge-out/{}/testlogs", config_dir())
+}
