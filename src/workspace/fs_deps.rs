@@ -118,8 +118,12 @@ pub fn read_to_string(path: &Path) -> io::Result<String> {
 
 /// Notes that loading looked at the entries of `dir` (call before listing it).
 pub fn listed(dir: &Path) {
-    if RECORDER.lock().unwrap_or_else(|e| e.into_inner()).is_none() {
-        return;
+    // Once per directory: analysis asks for the directory of every source file it checks,
+    // and listing a directory again per file made that quadratic.
+    match RECORDER.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        None => return,
+        Some(deps) if deps.dirs.contains_key(dir) => return,
+        Some(_) => {}
     }
     let before = Stat::of(dir);
     note(dir, true, before, listing_digest(dir));
