@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::CString;
 use std::fs;
 use std::io;
+use std::os::fd::RawFd;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -97,8 +98,6 @@ const SYSTEM_DIRS: [&str; 10] = [
 const DEV_NODES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 /// Entries of `/proc` bound read-only over the command's own proc.
 const PROC_READ_ONLY: [&str; 5] = ["sys", "sysrq-trigger", "irq", "bus", "fs"];
-/// Where, in a sandbox root, the overlays that inputs are bound from are mounted.
-const LAYERS_DIR: &str = ".forge-layers";
 /// The empty directory every overlay needs as its second lower layer, in the roots directory.
 const LAYERS_EMPTY: &str = "empty-layer";
 /// Where the exec root is inside the sandbox.
@@ -249,6 +248,17 @@ impl SandboxRunner {
             .as_ref()
     }
 
+    /// Where layer `layer`'s overlay is mounted in the layers' namespace (mounting it first).
+    fn layer_mount_point(&self, all: &layers::Layers, layer: usize) -> io::Result<PathBuf> {
+        let mount_point = self
+            .config
+            .roots_dir
+            .join(format!("{}-layers", std::process::id()))
+            .join(layer.to_string());
+        self.holder()?
+            .mount_layer(layer, &all.dir(layer)?, &all.empty, &mount_point)
+    }
+
     fn holder(&self) -> io::Result<&Holder> {
         self.holder
             .get_or_init(Holder::start)
@@ -381,7 +391,6 @@ impl SandboxRunner {
             Ok(())
         };
         let mut binds = Vec::new();
-        let mut layers = BTreeMap::new();
         let mut add_input = |exec_path: &str, made: &mut BTreeSet<PathBuf>| -> io::Result<()> {
             let host = self.config.exec_root.join(exec_path);
             let Ok(meta) = fs::metadata(&host) else {
@@ -407,11 +416,7 @@ impl SandboxRunner {
             };
             // Bound from the layer's overlay: mountinfo shows the path within it.
             let (layer, within) = all.locate(&self.config.exec_root, exec_path)?;
-            let mount_point = root.join(LAYERS_DIR).join(layer.to_string());
-            if let std::collections::btree_map::Entry::Vacant(e) = layers.entry(layer) {
-                fs::create_dir_all(&mount_point)?;
-                e.insert((all.dir(layer)?, mount_point.clone()));
-            }
+            let mount_point = self.layer_mount_point(all, layer)?;
             binds.push((
                 mount_point.join(within),
                 target,
@@ -454,7 +459,6 @@ impl SandboxRunner {
         }
         Ok(Plan {
             binds,
-            layers: layers.into_values().collect(),
             writable: writable.into_iter().collect(),
             scratch,
             network,
@@ -594,40 +598,9 @@ impl SandboxRunner {
                 steps.push(read_only(&inside, self.locked_flags(&host, m.dev()))?);
             }
         }
-        if !plan.layers.is_empty() {
-            // The layers are opened in the child's mount namespace, at descriptor numbers
-            // fixed here, so the overlay's options can name them.
-            let mut fds = layer_fds(&[output.as_raw_fd(), null_in.as_raw_fd()]);
-            let empty_fd = fds.next().ok_or_else(too_many_layers)?;
-            let empty = &self
-                .layers()
-                .ok_or_else(|| io::Error::other("sandbox layers vanished"))?
-                .empty;
-            steps.push(Step::OpenDir {
-                path: c(empty)?,
-                fd: empty_fd,
-            });
-            for (dir, mount_point) in &plan.layers {
-                let fd = fds.next().ok_or_else(too_many_layers)?;
-                steps.push(Step::OpenDir { path: c(dir)?, fd });
-                steps.push(Step::Mount {
-                    source: Some(cs("overlay")?),
-                    target: c(mount_point)?,
-                    fstype: Some(cs("overlay")?),
-                    flags: libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
-                    data: Some(cs(&format!(
-                        "lowerdir=/proc/self/fd/{fd}:/proc/self/fd/{empty_fd}"
-                    ))?),
-                });
-            }
-        }
         for (source, target, locked) in &plan.binds {
             steps.push(bind(source, target, 0)?);
             steps.push(read_only(target, *locked)?);
-        }
-        // The binds keep what they need; the command sees none of the layers.
-        for (_, mount_point) in &plan.layers {
-            steps.push(Step::Unmount(c(mount_point)?));
         }
         // The probe checks what namespaces need, not the user's extra mounts: a mistake there
         // is reported by the commands, as what it is.
@@ -745,6 +718,7 @@ impl SandboxRunner {
         Ok(namespaces::Command {
             join,
             net,
+            mnt: holder.layers_fd(),
             clone_flags,
             steps,
             program: cs(&program)?,
@@ -979,6 +953,29 @@ struct Holder {
     pid: i32,
     user: std::os::fd::OwnedFd,
     keepalive: Mutex<Option<io::PipeWriter>>,
+    /// The mount namespace the layers are mounted in, made on first use.
+    layers: Mutex<LayerNamespace>,
+    /// Its descriptor, once it exists, for the commands to enter.
+    layers_fd: std::sync::OnceLock<RawFd>,
+}
+
+/// A `cat` in the build's user namespace holding a mount namespace of its own: a copy of
+/// forge's mounts, plus one read-only overlay per layer, mounted once per build. Every
+/// command's mount namespace starts as a copy of it, so its binds can come from the layers
+/// without each command making (and tearing down) overlays of its own.
+#[derive(Default)]
+struct LayerNamespace {
+    holder: Option<(i32, std::os::fd::OwnedFd, io::PipeWriter)>,
+    /// Layer → where its overlay is mounted (a directory of the roots directory).
+    mounted: HashMap<usize, PathBuf>,
+}
+
+/// `true`, run where a namespace needs a process only for its steps.
+fn true_program() -> io::Result<&'static str> {
+    ["/usr/bin/true", "/bin/true"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .ok_or_else(|| io::Error::other("no true(1) to mount the sandbox's layers"))
 }
 
 /// `cat`, the program the namespace holders run.
@@ -999,6 +996,7 @@ impl Holder {
         let cmd = namespaces::Command {
             join: None,
             net: None,
+            mnt: None,
             clone_flags: libc::CLONE_NEWUSER,
             steps: vec![
                 Step::Write {
@@ -1025,7 +1023,118 @@ impl Holder {
             pid,
             user: fs::File::open(format!("/proc/{pid}/ns/user"))?.into(),
             keepalive: Mutex::new(Some(writer)),
+            layers: Mutex::new(LayerNamespace::default()),
+            layers_fd: std::sync::OnceLock::new(),
         })
+    }
+
+    fn layers_fd(&self) -> Option<RawFd> {
+        self.layers_fd.get().copied()
+    }
+
+    /// Mounts `dir` as a read-only overlay at `mount_point` in the layers' mount namespace
+    /// (made first if need be), unless layer `layer` is mounted already; returns where it is.
+    fn mount_layer(
+        &self,
+        layer: usize,
+        dir: &Path,
+        empty: &Path,
+        mount_point: &Path,
+    ) -> io::Result<PathBuf> {
+        use std::os::fd::AsRawFd;
+        let cs = |s: &str| CString::new(s).map_err(io::Error::other);
+        let c = |p: &Path| CString::new(p.as_os_str().as_encoded_bytes()).map_err(io::Error::other);
+        let mut state = self.layers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = state.mounted.get(&layer) {
+            return Ok(found.clone());
+        }
+        if state.holder.is_none() {
+            let (reader, writer) = io::pipe()?;
+            let null = fs::File::options().write(true).open("/dev/null")?;
+            let cmd = namespaces::Command {
+                join: Some(self.user.as_raw_fd()),
+                net: None,
+                mnt: None,
+                clone_flags: libc::CLONE_NEWNS,
+                steps: vec![Step::Mount {
+                    source: None,
+                    target: cs("/")?,
+                    fstype: None,
+                    flags: libc::MS_REC | libc::MS_PRIVATE,
+                    data: None,
+                }],
+                program: cs(cat()?)?,
+                argv: vec![cs("cat")?],
+                env: Vec::new(),
+                output: null.into(),
+                input: reader.into(),
+            };
+            let pid = namespaces::spawn(&cmd)?;
+            let mnt: std::os::fd::OwnedFd = fs::File::open(format!("/proc/{pid}/ns/mnt"))?.into();
+            let _ = self.layers_fd.set(mnt.as_raw_fd());
+            state.holder = Some((pid, mnt, writer));
+        }
+        let Some((_, mnt, _)) = &state.holder else {
+            return Err(io::Error::other("the sandbox layers' namespace is gone"));
+        };
+        fs::create_dir_all(mount_point)?;
+        // A short-lived `true` in that namespace opens the layer there (an overlay's layers
+        // must be mounts of the namespace that mounts it) at descriptors fixed here, so the
+        // overlay's options can name them, then mounts it.
+        let null = fs::File::options()
+            .read(true)
+            .write(true)
+            .open("/dev/null")?;
+        let null_out = null.try_clone()?;
+        let mut fds = layer_fds(&[null.as_raw_fd(), null_out.as_raw_fd()]);
+        let (layer_fd, empty_fd) = match (fds.next(), fds.next()) {
+            (Some(a), Some(b)) => (a, b),
+            _ => {
+                return Err(io::Error::other(
+                    "sandbox: no descriptor free to open a layer",
+                ));
+            }
+        };
+        let cmd = namespaces::Command {
+            join: Some(self.user.as_raw_fd()),
+            net: None,
+            mnt: Some(mnt.as_raw_fd()),
+            clone_flags: 0,
+            steps: vec![
+                Step::OpenDir {
+                    path: c(dir)?,
+                    fd: layer_fd,
+                },
+                Step::OpenDir {
+                    path: c(empty)?,
+                    fd: empty_fd,
+                },
+                Step::Mount {
+                    source: Some(cs("overlay")?),
+                    target: c(mount_point)?,
+                    fstype: Some(cs("overlay")?),
+                    flags: libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
+                    data: Some(cs(&format!(
+                        "lowerdir=/proc/self/fd/{layer_fd}:/proc/self/fd/{empty_fd}"
+                    ))?),
+                },
+            ],
+            program: cs(true_program()?)?,
+            argv: vec![cs("true")?],
+            env: Vec::new(),
+            output: null_out.into(),
+            input: null.into(),
+        };
+        let pid = namespaces::spawn(&cmd)?;
+        let status = reap(pid)?;
+        if !status.success() {
+            return Err(io::Error::other(format!(
+                "sandbox: mounting the layer of {} ended with {status}",
+                dir.display()
+            )));
+        }
+        state.mounted.insert(layer, mount_point.to_path_buf());
+        Ok(mount_point.to_path_buf())
     }
 
     /// A new network namespace, owned by the build's user namespace, with loopback up:
@@ -1039,6 +1148,7 @@ impl Holder {
         let cmd = namespaces::Command {
             join: Some(self.user.as_raw_fd()),
             net: None,
+            mnt: None,
             clone_flags: libc::CLONE_NEWNET,
             steps: vec![Step::LoopbackUp],
             program: cs(cat()?)?,
@@ -1054,8 +1164,19 @@ impl Holder {
         Ok(net?.into())
     }
 
-    /// Closes the pipe and waits for the holder to exit; once only.
+    /// Closes the pipes and waits for the holders to exit; once only.
     fn stop(&self) {
+        let layers = self
+            .layers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .holder
+            .take();
+        if let Some((pid, mnt, writer)) = layers {
+            drop(writer);
+            drop(mnt);
+            let _ = reap(pid);
+        }
         let writer = self
             .keepalive
             .lock()
@@ -1072,9 +1193,6 @@ struct Plan {
     /// `(source, mount point, flags a read-only remount must keep)`; the source is a path
     /// in one of `layers`, or a host path when there are none.
     binds: Vec<(PathBuf, PathBuf, libc::c_ulong)>,
-    /// The overlays the binds come from: `(host directory, mount point in the root)`,
-    /// mounted before the binds and unmounted after them.
-    layers: Vec<(PathBuf, PathBuf)>,
     /// Directories of declared outputs: bound onto themselves to stay writable.
     writable: Vec<PathBuf>,
     /// Scratch directories (`TEST_TMPDIR`): private tmpfs, bounded like `/tmp`.
@@ -1100,10 +1218,6 @@ fn layer_fds(taken: &[i32]) -> impl Iterator<Item = i32> + use<> {
         .rev()
         .filter(move |fd| !taken.contains(fd))
         .take(64)
-}
-
-fn too_many_layers() -> io::Error {
-    io::Error::other("sandbox: inputs come from more than 63 directories")
 }
 
 /// The user's directory (in `/dev/shm` or the temporary directory) that holds `roots_dir`,

@@ -41,8 +41,6 @@ pub enum Step {
     Chdir(CString),
     /// `mkdir`, where it already existing is fine (for mount points inside a fresh tmpfs).
     Mkdir(CString),
-    /// `umount2(path, MNT_DETACH)`.
-    Unmount(CString),
     /// Opens the directory `path` (close-on-exec) as descriptor `fd`.
     OpenDir {
         path: CString,
@@ -64,6 +62,9 @@ pub struct Command {
     /// everything else a sandbox needs, so the runner keeps a pool of them, each used by one
     /// command at a time; it gets this one back after the command ended.
     pub net: Option<OwnedFd>,
+    /// With `join`: the mount namespace to enter before creating the command's own (which
+    /// starts as a copy of it): the one holding the sandbox's layers.
+    pub mnt: Option<RawFd>,
     /// The namespaces to create.
     pub clone_flags: c_int,
     pub steps: Vec<Step>,
@@ -186,7 +187,6 @@ fn describe(step: &Step) -> String {
         Step::PivotRoot(dir) => format!("sandbox: cannot pivot into {}", dir.to_string_lossy()),
         Step::Chdir(dir) => format!("sandbox: cannot enter {}", dir.to_string_lossy()),
         Step::Mkdir(dir) => format!("sandbox: cannot create {}", dir.to_string_lossy()),
-        Step::Unmount(dir) => format!("sandbox: cannot unmount {}", dir.to_string_lossy()),
         Step::OpenDir { path, .. } => format!("sandbox: cannot open {}", path.to_string_lossy()),
         Step::DropPrivileges => "sandbox: cannot drop the command's privileges".to_owned(),
     }
@@ -214,6 +214,11 @@ extern "C" fn join_then_spawn(arg: *mut c_void) -> c_int {
             return fail();
         };
         if libc::setns(user, libc::CLONE_NEWUSER) != 0 {
+            return fail();
+        }
+        if let Some(mnt) = cmd.mnt
+            && libc::setns(mnt, libc::CLONE_NEWNS) != 0
+        {
             return fail();
         }
         if let Some(net) = &cmd.net
@@ -305,7 +310,6 @@ extern "C" fn child(arg: *mut c_void) -> c_int {
                     libc::mkdir(dir.as_ptr(), 0o755) == 0
                         || *libc::__errno_location() == libc::EEXIST
                 }
-                Step::Unmount(dir) => libc::umount2(dir.as_ptr(), libc::MNT_DETACH) == 0,
                 Step::OpenDir { path, fd } => {
                     let opened = libc::open(
                         path.as_ptr(),
