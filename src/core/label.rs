@@ -222,7 +222,8 @@ pub fn validate_package(package: &str) -> Result<(), String> {
         return Err("package names may not contain '//'".into());
     }
     for segment in package.split('/') {
-        if segment == "." || segment == ".." {
+        // Bazel refuses any component of only dots: `...` is a pattern, never a package.
+        if !segment.is_empty() && segment.chars().all(|c| c == '.') {
             return Err(format!(
                 "package names may not contain '{segment}' as a path segment"
             ));
@@ -515,14 +516,18 @@ mod props {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed), ..ProptestConfig::default() })]
 
         #[test]
         fn labels_round_trip(text in prop_oneof![label_like(), any::<String>()], base in base()) {
             if let Ok(label) = Label::parse(&text, &base) {
                 let printed = label.to_string();
                 prop_assert_eq!(Label::parse(&printed, &PackageId::default()), Ok(label.clone()));
-                prop_assert_eq!(Label::parse(&printed, &base).map(|l| l.to_string()), Ok(printed));
+                // A label prints as the main repository sees it (`//a:b` for its own
+                // labels), so only there does the printed form read the same everywhere.
+                if base.repo.is_empty() {
+                    prop_assert_eq!(Label::parse(&printed, &base).map(|l| l.to_string()), Ok(printed));
+                }
             }
         }
 

@@ -116,6 +116,8 @@ fn loading_generated_build_files_gives_a_package_or_located_errors() {
                 let config = ProptestConfig {
                     cases: 200,
                     failure_persistence: None,
+                    // The same cases every run: CI must not pass or fail by chance.
+                    rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed),
                     ..ProptestConfig::default()
                 };
                 proptest!(config, |(statements in prop::collection::vec(statement(), 0..6))| {
