@@ -279,7 +279,7 @@ fn expand_directories_false_passes_the_path_and_true_is_refused() {
     let ws = ws();
     ok(ws.forge(&["build", "//dirs:path"]));
     let out = std::fs::read_to_string(ws.root().join("forge-bin/dirs/path.txt")).unwrap();
-    let dir = "forge-out/k8-fastbuild/bin/dirs/path_dir";
+    let dir = format!("{}/dirs/path_dir", common::bin_dir());
     assert_eq!(out, format!("{dir} --dirs {dir}\nx\n"));
     let run = ws.forge(&["build", "//dirs:expanded"]);
     insta::assert_snapshot!("expand_directories", error_line(&run));

@@ -71,22 +71,7 @@ impl Server {
                     }
                     Behaviour::Files => {}
                 }
-                let mut buf = [0u8; 4096];
-                let n = stream.read(&mut buf).unwrap_or(0);
-                let request = String::from_utf8_lossy(&buf[..n]);
-                let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
-                let body = f.lock().unwrap().get(&path).cloned();
-                let _ = match body {
-                    Some(body) => stream
-                        .write_all(
-                            format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n", body.len())
-                                .as_bytes(),
-                        )
-                        .and_then(|()| stream.write_all(&body)),
-                    None => {
-                        stream.write_all(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n")
-                    }
-                };
+                common::answer_from(&mut stream, &f);
             }
         });
         Server {

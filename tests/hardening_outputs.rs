@@ -17,18 +17,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Run, Workspace};
+use common::{NOBODY, Run, Workspace, is_root};
 
-const NOBODY: u32 = 65534;
-const OUT: &str = "forge-out/k8-fastbuild/bin/pkg";
 /// Only a guard against a forge that hangs (what a FIFO output used to do); never reached
 /// by a forge that works.
 const HANG_GUARD: Duration = Duration::from_secs(180);
-
-fn is_root() -> bool {
-    // SAFETY: a plain getter.
-    unsafe { nix::libc::geteuid() == 0 }
-}
 
 /// The fixture, run by the current user or by `nobody`, with a secret file outside it.
 struct Fixture {
@@ -85,12 +78,9 @@ impl Fixture {
 
     /// Runs forge to its end (killing it, and failing, if it hangs).
     fn forge(&self, args: &[&str]) -> Run {
-        let child = self
-            .command(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("forge runs");
+        let mut cmd = self.command(args);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let child = common::retrying_busy(&mut cmd, Command::spawn);
         finish(child, &format!("forge {}", args.join(" ")))
     }
 
@@ -236,6 +226,7 @@ fn no_secret_in(fx: &Fixture, name: &str) {
 
 #[test]
 fn a_fifo_as_a_declared_output_is_an_error_at_once() {
+    let out = pkg_out();
     everywhere(|fx, strategy| {
         let run = fx.build("//pkg:fifo", strategy);
         fails_with(
@@ -243,7 +234,7 @@ fn a_fifo_as_a_declared_output_is_an_error_at_once() {
             strategy,
             &run,
             &[&format!(
-                "declared output '{OUT}/fifo.out' is a FIFO, not a regular file"
+                "declared output '{out}/fifo.out' is a FIFO, not a regular file"
             )],
         );
     });
@@ -251,6 +242,7 @@ fn a_fifo_as_a_declared_output_is_an_error_at_once() {
 
 #[test]
 fn a_fifo_inside_a_declared_directory_is_an_error_at_once() {
+    let out = pkg_out();
     everywhere(|fx, strategy| {
         let run = fx.build("//pkg:fifo_in_dir", strategy);
         fails_with(
@@ -258,7 +250,7 @@ fn a_fifo_inside_a_declared_directory_is_an_error_at_once() {
             strategy,
             &run,
             &[&format!(
-                "'pipe' in declared directory output '{OUT}/fifo_in_dir_dir' is a FIFO, not a regular file"
+                "'pipe' in declared directory output '{out}/fifo_in_dir_dir' is a FIFO, not a regular file"
             )],
         );
     });
@@ -266,6 +258,7 @@ fn a_fifo_inside_a_declared_directory_is_an_error_at_once() {
 
 #[test]
 fn a_symlink_chain_out_of_the_exec_root_is_refused_naming_each_hop() {
+    let out = pkg_out();
     everywhere(|fx, strategy| {
         let run = fx.build("//pkg:chain", strategy);
         fails_with(
@@ -273,7 +266,7 @@ fn a_symlink_chain_out_of_the_exec_root_is_refused_naming_each_hop() {
             strategy,
             &run,
             &[&format!(
-                "declared output '{OUT}/chain.out' is a symlink to 'hop' -> '{}', outside the exec root",
+                "declared output '{out}/chain.out' is a symlink to 'hop' -> '{}', outside the exec root",
                 fx.secret.display()
             )],
         );
@@ -283,6 +276,7 @@ fn a_symlink_chain_out_of_the_exec_root_is_refused_naming_each_hop() {
 
 #[test]
 fn a_hop_through_a_directory_symlink_is_refused() {
+    let out = pkg_out();
     everywhere(|fx, strategy| {
         let run = fx.build("//pkg:dir_hop", strategy);
         fails_with(
@@ -290,7 +284,7 @@ fn a_hop_through_a_directory_symlink_is_refused() {
             strategy,
             &run,
             &[&format!(
-                "declared output '{OUT}/dir_hop.out' is a symlink to 'd/secret' -> '{}', outside the exec root",
+                "declared output '{out}/dir_hop.out' is a symlink to 'd/secret' -> '{}', outside the exec root",
                 fx.home.display()
             )],
         );
@@ -300,6 +294,7 @@ fn a_hop_through_a_directory_symlink_is_refused() {
 
 #[test]
 fn two_hops_to_a_workspace_path_from_mountinfo_are_refused() {
+    let out = pkg_out();
     everywhere(|fx, strategy| {
         let run = fx.build("//pkg:mountinfo", strategy);
         fails_with(
@@ -307,7 +302,7 @@ fn two_hops_to_a_workspace_path_from_mountinfo_are_refused() {
             strategy,
             &run,
             &[
-                &format!("declared output '{OUT}/mountinfo.out' is a symlink to 'hop' -> '"),
+                &format!("declared output '{out}/mountinfo.out' is a symlink to 'hop' -> '"),
                 "/pkg/undeclared.txt', outside the exec root",
             ],
         );
@@ -322,6 +317,7 @@ fn two_hops_to_a_workspace_path_from_mountinfo_are_refused() {
 
 #[test]
 fn symlinks_out_of_the_exec_root_inside_a_declared_directory_are_refused() {
+    let out = pkg_out();
     everywhere(|fx, strategy| {
         let run = fx.build("//pkg:dir_escape", strategy);
         fails_with(
@@ -329,7 +325,7 @@ fn symlinks_out_of_the_exec_root_inside_a_declared_directory_are_refused() {
             strategy,
             &run,
             &[&format!(
-                "'leak.txt' in declared directory output '{OUT}/dir_escape_dir' is a symlink to '{}', outside the exec root",
+                "'leak.txt' in declared directory output '{out}/dir_escape_dir' is a symlink to '{}', outside the exec root",
                 fx.secret.display()
             )],
         );
@@ -340,7 +336,7 @@ fn symlinks_out_of_the_exec_root_inside_a_declared_directory_are_refused() {
             strategy,
             &run,
             &[&format!(
-                "'leak.txt' in declared directory output '{OUT}/dir_escape_hop_dir' is a symlink to '../hop' -> '{}', outside the exec root",
+                "'leak.txt' in declared directory output '{out}/dir_escape_hop_dir' is a symlink to '../hop' -> '{}', outside the exec root",
                 fx.secret.display()
             )],
         );
@@ -458,12 +454,9 @@ fn a_failing_build_leaves_no_sandbox_and_no_holder() {
                 "--action_env=PORT={}",
                 listener.local_addr().unwrap().port()
             );
-            let mut child = fx
-                .command(&[verb, &port, target])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
+            let mut cmd = fx.command(&[verb, &port, target]);
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+            let mut child = common::retrying_busy(&mut cmd, Command::spawn);
             let mut conn = None;
             wait_until("the action to connect", &mut child, || {
                 conn = listener.accept().ok().map(|(c, _)| c);
@@ -491,12 +484,9 @@ fn a_failing_build_leaves_no_sandbox_and_no_holder() {
 fn an_interrupted_build_leaves_no_sandbox_and_no_holder() {
     let fx = Fixture::new(false);
     for (verb, target) in [("build", "//pkg:slow"), ("test", "//pkg:test_needing_slow")] {
-        let mut child = fx
-            .command(&[verb, target])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut cmd = fx.command(&[verb, target]);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = common::retrying_busy(&mut cmd, Command::spawn);
         let pid = child.id();
         wait_until("the action to start", &mut child, || {
             common::processes_with("sleep 16180")
@@ -585,4 +575,9 @@ fn special_files_a_test_leaves_in_its_tmpdir_are_not_outputs() {
             .join("forge-testlogs/pkg/special_files_in_tmp_test");
         assert!(!logs.join("_tmp").exists(), "{}", logs.display());
     });
+}
+
+/// Where the fixture's `//pkg` outputs are, as exec paths.
+fn pkg_out() -> String {
+    format!("{}/pkg", common::bin_dir())
 }

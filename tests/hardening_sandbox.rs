@@ -12,14 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
-use common::{Run, Workspace};
-
-const NOBODY: u32 = 65534;
-
-fn is_root() -> bool {
-    // SAFETY: a plain getter.
-    unsafe { nix::libc::geteuid() == 0 }
-}
+use common::{NOBODY, Run, Workspace, is_root};
 
 /// The fixture, with forge run by the current user or by `nobody`.
 struct Fixture {
@@ -57,7 +50,7 @@ impl Fixture {
         if let Some(uid) = self.user {
             cmd.uid(uid).gid(uid).env("HOME", self.ws.root());
         }
-        let out = cmd.output().expect("forge runs");
+        let out = common::retrying_busy(&mut cmd, std::process::Command::output);
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

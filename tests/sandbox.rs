@@ -16,9 +16,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Run, Workspace};
-
-const NOBODY: u32 = 65534;
+use common::{NOBODY, Run, Workspace, is_root};
 
 /// A sandbox fixture, run by the current user or by `nobody`.
 struct Sandbox {
@@ -29,11 +27,6 @@ struct Sandbox {
     forge: PathBuf,
     /// A file only the home directory holds.
     home_secret: PathBuf,
-}
-
-fn is_root() -> bool {
-    // SAFETY: a plain getter.
-    unsafe { nix::libc::geteuid() == 0 }
 }
 
 impl Sandbox {
@@ -88,18 +81,7 @@ impl Sandbox {
         }
         // Another test's process forked while our copy of forge was open for writing holds
         // it open until it execs: the copy is "busy" until then, so wait for that.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let out = loop {
-            match cmd.output() {
-                Err(e)
-                    if e.raw_os_error() == Some(nix::libc::ETXTBSY)
-                        && Instant::now() < deadline =>
-                {
-                    std::thread::sleep(Duration::from_millis(10))
-                }
-                other => break other.expect("forge runs"),
-            }
-        };
+        let out = common::retrying_busy(&mut cmd, std::process::Command::output);
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

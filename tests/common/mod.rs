@@ -188,3 +188,53 @@ pub fn bin_dir() -> String {
 pub fn testlogs_dir() -> String {
     format!("forge-out/{}/testlogs", config_dir())
 }
+
+/// The unprivileged user tests run forge as, besides the current one.
+pub const NOBODY: u32 = 65534;
+
+pub fn is_root() -> bool {
+    // SAFETY: a plain getter.
+    unsafe { nix::libc::geteuid() == 0 }
+}
+
+/// Answers one HTTP/1.0 request on `stream` from `files` (path → body), or with 404: the
+/// archive servers the fetch tests start on 127.0.0.1.
+pub fn answer_from(
+    stream: &mut std::net::TcpStream,
+    files: &std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>,
+) {
+    use std::io::{Read, Write};
+    let mut buf = [0u8; 4096];
+    let n = stream.read(&mut buf).unwrap_or(0);
+    let request = String::from_utf8_lossy(&buf[..n]);
+    let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
+    let body = files.lock().unwrap().get(&path).cloned();
+    let _ = match body {
+        Some(body) => stream
+            .write_all(
+                format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes(),
+            )
+            .and_then(|()| stream.write_all(&body)),
+        None => stream.write_all(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n"),
+    };
+}
+
+/// Runs `start` on `cmd` until it starts: a test's private copy of forge is "busy" (ETXTBSY)
+/// while another test's process, forked while the copy was open for writing, has not exec'd.
+pub fn retrying_busy<T>(
+    cmd: &mut Command,
+    start: impl Fn(&mut Command) -> std::io::Result<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match start(cmd) {
+            Err(e)
+                if e.raw_os_error() == Some(nix::libc::ETXTBSY)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            other => break other.expect("forge runs"),
+        }
+    }
+}
