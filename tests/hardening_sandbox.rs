@@ -226,3 +226,23 @@ fn a_tests_tmpdir_is_limited_like_tmp() {
     let run = fx.forge(&["test", target]);
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
+
+/// Even a command outside the sandbox that edits an input in place does not change the
+/// blob the CAS keeps for it: outputs are stored as copies, not as links to the file a later
+/// command may write.
+#[test]
+fn a_command_editing_its_input_in_place_leaves_the_cas_blob_intact() {
+    let fx = Fixture::new(false);
+    succeeds(&fx.forge(&["build", "//unsandboxed:careless"]));
+    let cas = fx.ws.cache_dir();
+    assert_eq!(
+        files_containing(&cas, "TAINT")
+            .iter()
+            .filter(|p| p.to_string_lossy().contains("/cas/"))
+            .count(),
+        0
+    );
+    // The edited input is restored from the intact blob.
+    succeeds(&fx.forge(&["build", "//unsandboxed:good"]));
+    assert_eq!(fx.read("forge-bin/unsandboxed/good.txt"), "good\n");
+}

@@ -41,10 +41,10 @@ impl Cas {
         self.blob_path(digest).is_file()
     }
 
-    /// Stores `src`, whose content the caller has already hashed to `digest` and which
-    /// nobody writes to any more (a read-only output): as a hard link where possible — no
-    /// copy, no new inode — else as a copy. A link shares the inode with the output, so an
-    /// output edited in place damages the blob too; reads verify blobs, so that is caught.
+    /// Stores `src`, whose content the caller has already hashed to `digest`, as a copy.
+    /// Never as a hard link: the output would share its inode with the blob, and a later
+    /// command that edits its input in place (one run outside the sandbox can) would change
+    /// the bytes stored under the digest.
     pub fn put_file(&self, src: &Path, digest: &Digest) -> io::Result<()> {
         let dest = self.blob_path(digest);
         if dest.is_file() {
@@ -52,12 +52,6 @@ impl Cas {
         }
         let dir = dest.parent().unwrap_or(&self.root);
         crate::exec::perform::ensure_dir(dir)?;
-        // link() creates the name atomically, complete, or fails.
-        match fs::hard_link(src, &dest) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
-            Err(_) => {}
-        }
         let tmp = tempfile::NamedTempFile::new_in(dir)?;
         // `fs::copy` uses copy_file_range/reflinks where available.
         fs::copy(src, tmp.path())?;
