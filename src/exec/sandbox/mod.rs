@@ -978,6 +978,32 @@ fn true_program() -> io::Result<&'static str> {
         .ok_or_else(|| io::Error::other("no true(1) to mount the sandbox's layers"))
 }
 
+/// Starts `cat` reading a pipe only forge writes to (so it ends with forge, or when the
+/// returned end is dropped), in the user namespace `join` if given, with new namespaces
+/// `clone_flags` set up by `steps`: how forge holds a namespace open.
+fn start_cat(
+    join: Option<RawFd>,
+    clone_flags: libc::c_int,
+    steps: Vec<Step>,
+) -> io::Result<(i32, io::PipeWriter)> {
+    let cs = |s: &str| CString::new(s).map_err(io::Error::other);
+    let (reader, writer) = io::pipe()?;
+    let null = fs::File::options().write(true).open("/dev/null")?;
+    let cmd = namespaces::Command {
+        join,
+        net: None,
+        mnt: None,
+        clone_flags,
+        steps,
+        program: cs(cat()?)?,
+        argv: vec![cs("cat")?],
+        env: Vec::new(),
+        output: null.into(),
+        input: reader.into(),
+    };
+    Ok((namespaces::spawn(&cmd)?, writer))
+}
+
 /// `cat`, the program the namespace holders run.
 fn cat() -> io::Result<&'static str> {
     ["/usr/bin/cat", "/bin/cat"]
@@ -991,14 +1017,10 @@ impl Holder {
         let cs = |s: &str| CString::new(s).map_err(io::Error::other);
         // SAFETY: plain getters.
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-        let (reader, writer) = io::pipe()?;
-        let null = fs::File::options().write(true).open("/dev/null")?;
-        let cmd = namespaces::Command {
-            join: None,
-            net: None,
-            mnt: None,
-            clone_flags: libc::CLONE_NEWUSER,
-            steps: vec![
+        let (pid, writer) = start_cat(
+            None,
+            libc::CLONE_NEWUSER,
+            vec![
                 Step::Write {
                     path: cs("/proc/self/setgroups")?,
                     data: cs("deny")?,
@@ -1012,13 +1034,7 @@ impl Holder {
                     data: cs(&format!("{gid} {gid} 1\n"))?,
                 },
             ],
-            program: cs(cat()?)?,
-            argv: vec![cs("cat")?],
-            env: Vec::new(),
-            output: null.into(),
-            input: reader.into(),
-        };
-        let pid = namespaces::spawn(&cmd)?;
+        )?;
         Ok(Holder {
             pid,
             user: fs::File::open(format!("/proc/{pid}/ns/user"))?.into(),
@@ -1049,27 +1065,17 @@ impl Holder {
             return Ok(found.clone());
         }
         if state.holder.is_none() {
-            let (reader, writer) = io::pipe()?;
-            let null = fs::File::options().write(true).open("/dev/null")?;
-            let cmd = namespaces::Command {
-                join: Some(self.user.as_raw_fd()),
-                net: None,
-                mnt: None,
-                clone_flags: libc::CLONE_NEWNS,
-                steps: vec![Step::Mount {
+            let (pid, writer) = start_cat(
+                Some(self.user.as_raw_fd()),
+                libc::CLONE_NEWNS,
+                vec![Step::Mount {
                     source: None,
                     target: cs("/")?,
                     fstype: None,
                     flags: libc::MS_REC | libc::MS_PRIVATE,
                     data: None,
                 }],
-                program: cs(cat()?)?,
-                argv: vec![cs("cat")?],
-                env: Vec::new(),
-                output: null.into(),
-                input: reader.into(),
-            };
-            let pid = namespaces::spawn(&cmd)?;
+            )?;
             let mnt: std::os::fd::OwnedFd = fs::File::open(format!("/proc/{pid}/ns/mnt"))?.into();
             let _ = self.layers_fd.set(mnt.as_raw_fd());
             state.holder = Some((pid, mnt, writer));
@@ -1142,22 +1148,11 @@ impl Holder {
     /// namespace is open here.
     fn new_net(&self) -> io::Result<std::os::fd::OwnedFd> {
         use std::os::fd::AsRawFd;
-        let cs = |s: &str| CString::new(s).map_err(io::Error::other);
-        let (reader, writer) = io::pipe()?;
-        let null = fs::File::options().write(true).open("/dev/null")?;
-        let cmd = namespaces::Command {
-            join: Some(self.user.as_raw_fd()),
-            net: None,
-            mnt: None,
-            clone_flags: libc::CLONE_NEWNET,
-            steps: vec![Step::LoopbackUp],
-            program: cs(cat()?)?,
-            argv: vec![cs("cat")?],
-            env: Vec::new(),
-            output: null.into(),
-            input: reader.into(),
-        };
-        let pid = namespaces::spawn(&cmd)?;
+        let (pid, writer) = start_cat(
+            Some(self.user.as_raw_fd()),
+            libc::CLONE_NEWNET,
+            vec![Step::LoopbackUp],
+        )?;
         let net = fs::File::open(format!("/proc/{pid}/ns/net"));
         drop(writer);
         reap(pid)?;
