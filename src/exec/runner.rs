@@ -454,47 +454,85 @@ mod tests {
         Ok(())
     }
 
-    #[test]
-    fn cancel_kills_the_whole_process_group_quickly() -> io::Result<()> {
-        let cancel = Cancel::new();
-        let started = Instant::now();
-        let result = std::thread::scope(|s| {
-            let h = s.spawn(|| {
-                // A child of the shell that also sleeps: killing only the shell would leave it
-                // holding the output pipe and the test would hang for 100 s.
-                sh(
-                    "sleep 100 & sleep 100; echo never",
-                    &BTreeMap::new(),
-                    &cancel,
-                )
-            });
-            std::thread::sleep(Duration::from_millis(200));
-            cancel.cancel();
-            h.join()
+    /// Runs `script` on another thread; its outcome, or an error if it has not ended within
+    /// a minute (a guard against a runner that waits for leftover processes, never reached
+    /// by one that works).
+    fn sh_guarded(script: &str, cancel: &std::sync::Arc<Cancel>) -> io::Result<SpawnOutcome> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (text, cancel) = (script.to_owned(), cancel.clone());
+        std::thread::spawn(move || {
+            let _ = tx.send(sh(&text, &BTreeMap::new(), &cancel));
         });
-        let outcome = result.map_err(|_| io::Error::other("runner panicked"))??;
-        assert_eq!(outcome.status, SpawnStatus::Signaled(9));
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "{:?}",
-            started.elapsed()
+        rx.recv_timeout(Duration::from_secs(60))
+            .map_err(|_| io::Error::other(format!("`{script}` did not end")))?
+    }
+
+    #[test]
+    fn cancel_kills_the_whole_process_group() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let mark = dir.path().join("background");
+        let cancel = std::sync::Arc::new(Cancel::new());
+        // A child of the shell that also sleeps: killing only the shell would leave it
+        // holding the output pipe, and the runner would wait for it.
+        let script = format!(
+            "sleep 100 & echo $! > {}.tmp && mv {0}.tmp {0}; sleep 100; echo never",
+            mark.display()
         );
+        let (tx, rx) = std::sync::mpsc::channel();
+        let running = cancel.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(sh_guarded(&script, &running));
+        });
+        // Cancel once the background sleep exists.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let background: i32 = loop {
+            if let Some(pid) = std::fs::read_to_string(&mark)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+            {
+                break pid;
+            }
+            assert!(Instant::now() < deadline, "the script never started");
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        cancel.cancel();
+        let outcome = rx
+            .recv()
+            .map_err(|_| io::Error::other("runner thread panicked"))??;
+        assert_eq!(outcome.status, SpawnStatus::Signaled(9));
+        assert!(!String::from_utf8_lossy(&outcome.output).contains("never"));
+        // The background sleep died with its group: it is gone, or dying (it closed the pipe
+        // on its way out, before the kernel marks it a zombie).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let stat = std::fs::read_to_string(format!("/proc/{background}/stat"));
+            let stat = stat.unwrap_or_default();
+            let state = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .next();
+            if matches!(state, None | Some("Z" | "X")) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{background} is still {state:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
         // Already cancelled: a new command is killed at once.
-        let again = sh("sleep 100", &BTreeMap::new(), &cancel)?;
+        let again = sh_guarded("sleep 100", &cancel)?;
         assert_eq!(again.status, SpawnStatus::Signaled(9));
-        assert!(started.elapsed() < Duration::from_secs(3));
         Ok(())
     }
 
     #[test]
     fn leftover_background_processes_do_not_hang_the_action() -> io::Result<()> {
-        let started = Instant::now();
-        let out = sh("sleep 100 & echo done", &BTreeMap::new(), &Cancel::new())?;
+        let out = sh_guarded("sleep 100 & echo done", &std::sync::Arc::new(Cancel::new()))?;
         assert_eq!(out.status, SpawnStatus::Exited(0));
         assert_eq!(out.output, b"done\n");
-        assert!(started.elapsed() < Duration::from_secs(3));
         Ok(())
     }
+
     #[test]
     fn a_journal_kills_only_the_groups_of_its_intact_lines() -> io::Result<()> {
         use std::os::unix::process::CommandExt;
