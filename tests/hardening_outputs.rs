@@ -37,21 +37,14 @@ impl Fixture {
     fn new(as_nobody: bool) -> Fixture {
         let ws = Workspace::fixture("hardening_outputs");
         let top = ws.root().parent().unwrap().to_path_buf();
-        let forge = top.join("forge");
-        fs::copy(env!("CARGO_BIN_EXE_forge"), &forge).unwrap();
-        fs::set_permissions(&forge, fs::Permissions::from_mode(0o755)).unwrap();
+        let forge = common::private_forge(&ws);
         let home = top.join("home");
         fs::create_dir_all(&home).unwrap();
         let secret = home.join("secret");
         fs::write(&secret, "the secret\n").unwrap();
         let user = as_nobody.then_some(NOBODY);
         if let Some(uid) = user {
-            fs::set_permissions(&top, fs::Permissions::from_mode(0o755)).unwrap();
-            fs::create_dir_all(ws.cache_dir()).unwrap();
-            for entry in walkdir::WalkDir::new(&top) {
-                let entry = entry.unwrap();
-                std::os::unix::fs::lchown(entry.path(), Some(uid), Some(uid)).unwrap();
-            }
+            common::hand_over(&ws, uid);
         }
         Fixture {
             ws,

@@ -8,7 +8,6 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
@@ -25,18 +24,11 @@ struct Fixture {
 impl Fixture {
     fn new(as_nobody: bool) -> Fixture {
         let ws = Workspace::fixture("hardening_sandbox");
-        let top = ws.root().parent().unwrap().to_path_buf();
-        let forge = top.join("forge");
-        fs::copy(env!("CARGO_BIN_EXE_forge"), &forge).unwrap();
-        fs::set_permissions(&forge, fs::Permissions::from_mode(0o755)).unwrap();
+        let forge = common::private_forge(&ws);
         let user = as_nobody.then_some(NOBODY);
         fs::create_dir_all(ws.cache_dir()).unwrap();
         if let Some(uid) = user {
-            fs::set_permissions(&top, fs::Permissions::from_mode(0o755)).unwrap();
-            for entry in walkdir::WalkDir::new(&top) {
-                let entry = entry.unwrap();
-                std::os::unix::fs::lchown(entry.path(), Some(uid), Some(uid)).unwrap();
-            }
+            common::hand_over(&ws, uid);
         }
         Fixture { ws, user, forge }
     }

@@ -11,7 +11,6 @@ mod common;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -33,9 +32,7 @@ impl Sandbox {
     fn new(as_nobody: bool) -> Sandbox {
         let ws = Workspace::fixture("sandbox");
         let top = ws.root().parent().unwrap().to_path_buf();
-        let forge = top.join("forge");
-        fs::copy(env!("CARGO_BIN_EXE_forge"), &forge).unwrap();
-        fs::set_permissions(&forge, fs::Permissions::from_mode(0o755)).unwrap();
+        let forge = common::private_forge(&ws);
         let user = as_nobody.then_some(NOBODY);
         // forge's home directory (`HOME` of its runs), under the test's temp dir.
         let home = top.join("home");
@@ -47,12 +44,7 @@ impl Sandbox {
         ));
         fs::write(&home_secret, "from home\n").unwrap();
         if let Some(uid) = user {
-            fs::set_permissions(&top, fs::Permissions::from_mode(0o755)).unwrap();
-            fs::create_dir_all(ws.cache_dir()).unwrap();
-            for entry in walkdir::WalkDir::new(&top) {
-                let entry = entry.unwrap();
-                std::os::unix::fs::lchown(entry.path(), Some(uid), Some(uid)).unwrap();
-            }
+            common::hand_over(&ws, uid);
         }
         Sandbox {
             ws,

@@ -238,3 +238,26 @@ pub fn retrying_busy<T>(
         }
     }
 }
+
+/// A copy of forge in the workspace's temporary directory, which `hand_over` can give to
+/// another user (the build's own binary may sit where that user cannot reach).
+pub fn private_forge(ws: &Workspace) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let forge = ws.root().parent().unwrap().join("forge");
+    std::fs::copy(env!("CARGO_BIN_EXE_forge"), &forge).unwrap();
+    std::fs::set_permissions(&forge, std::fs::Permissions::from_mode(0o755)).unwrap();
+    forge
+}
+
+/// Gives the workspace's whole temporary directory (workspace, cache, forge's copy, anything
+/// written there so far) to user `uid`, for running forge as that user.
+pub fn hand_over(ws: &Workspace, uid: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let top = ws.root().parent().unwrap().to_path_buf();
+    std::fs::set_permissions(&top, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(ws.cache_dir()).unwrap();
+    for entry in walkdir::WalkDir::new(&top) {
+        let entry = entry.unwrap();
+        std::os::unix::fs::lchown(entry.path(), Some(uid), Some(uid)).unwrap();
+    }
+}
