@@ -1,6 +1,7 @@
 //! Forge: a hermetic, content-addressed build tool with a Bazel-like command line.
 //!
-//! The modules follow the pipeline one command flows through; data only flows down:
+//! The modules follow the pipeline one command flows through; a module uses only the modules
+//! above it in this list, and `core`:
 //!
 //! ```text
 //! cli        flags and commands (clap)                      -> one command run
@@ -10,13 +11,15 @@
 //! graph      patterns, label resolution, visibility, cycles -> TargetGraph
 //! query      the Bazel query language over the graph        -> sets of labels, printed
 //! analysis   rule implementations run over the graph        -> Actions, providers, runfiles
+//! remote     the shared cache (Bazel HTTP cache, REAPI gRPC) -> results from other machines
 //! exec       actions run in parallel, cached by content     -> outputs on disk
 //! outputs    exec root, runfiles trees, convenience links   -> the tree users see
 //! testing    tests run with Bazel's contract, results cached -> logs, XML, the summary
-//! remote     the shared cache (Bazel HTTP cache, REAPI gRPC) -> results from other machines
 //! ```
 //!
-//! `core` holds the vocabulary every phase shares (labels, patterns, diagnostics).
+//! `core` holds the vocabulary every phase shares (labels, patterns, diagnostics), the plain
+//! data that crosses phases (`Action`, `RunfilesTree`, `ExecPath`, `TestSpec`) and the
+//! filesystem helpers (`core::fs`).
 
 pub mod analysis;
 pub mod cli;

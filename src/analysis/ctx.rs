@@ -19,8 +19,8 @@ use starlark::values::{
     Heap, NoSerialize, StarlarkValue, Trace, Value, ValueLike, ValueTyped, starlark_value,
 };
 
-use super::action::{Action, ActionKind};
 use super::values::{FileValue, Runfiles, RunfilesGen, TargetInfo, symlink_entries};
+use crate::core::{Action, ActionKind, ExecPath};
 use crate::core::{Label, LabelError, PackageId, layout};
 use crate::loading::{Depset, LabelValue, iterate_files, make_depset};
 
@@ -33,7 +33,7 @@ pub struct ActionsState {
     pub declared: BTreeMap<String, bool>,
     /// Executables of dependencies -> the exec paths of their runfiles, so that an action
     /// using a tool also depends on what the tool needs at run time.
-    pub tool_runfiles: HashMap<String, Vec<String>>,
+    pub tool_runfiles: HashMap<String, Vec<ExecPath>>,
     /// Execution requirements from the target's tags.
     pub requirements: Vec<String>,
     /// `ctx.outputs.executable` of an executable rule: declared up front, but needed only if
@@ -143,7 +143,7 @@ impl ActionsState {
             anyhow::bail!("an action must have at least one output");
         }
         for out in &action.outputs {
-            match self.declared.get_mut(out) {
+            match self.declared.get_mut(out.as_str()) {
                 None => anyhow::bail!(
                     "'{out}' is not a file declared by {} (declare it with ctx.actions.declare_file)",
                     self.owner
@@ -157,7 +157,12 @@ impl ActionsState {
         }
         // A tool's runfiles are inputs of every action that runs it.
         let mut extra = Vec::new();
-        for input in action.inputs.iter().chain(action_program(&action)) {
+        for input in action
+            .inputs
+            .iter()
+            .map(ExecPath::as_str)
+            .chain(action_program(&action))
+        {
             if let Some(rf) = self.tool_runfiles.get(input) {
                 extra.extend(rf.iter().cloned());
             }
@@ -180,9 +185,9 @@ impl ActionsState {
     }
 }
 
-fn action_program(action: &Action) -> Option<&String> {
+fn action_program(action: &Action) -> Option<&str> {
     match &action.kind {
-        ActionKind::Run { argv } => argv.first(),
+        ActionKind::Run { argv } => argv.first().map(String::as_str),
         _ => None,
     }
 }
@@ -224,8 +229,11 @@ fn command_line<'v>(value: Option<Value<'v>>, heap: Heap<'v>) -> anyhow::Result<
     Ok(out)
 }
 
-fn paths(files: &[&FileValue]) -> Vec<String> {
-    files.iter().map(|f| f.path.clone()).collect()
+fn paths(files: &[&FileValue]) -> Vec<ExecPath> {
+    files
+        .iter()
+        .map(|f| ExecPath::new(f.path.clone()))
+        .collect()
 }
 
 struct RunOptions<'v> {
@@ -251,7 +259,7 @@ fn register_run<'v>(
     let outputs = files_of(Some(o.outputs), "outputs", heap)?;
     let mut inputs = paths(&files_of(o.inputs, "inputs", heap)?);
     inputs.extend(paths(&files_of_or_targets(o.tools, heap)?));
-    inputs.extend(o.program);
+    inputs.extend(o.program.map(ExecPath::new));
     let mut state = this.state.borrow_mut();
     let owner = state.owner.clone();
     let mnemonic = o.mnemonic.unwrap_or_else(|| default_mnemonic.to_owned());
@@ -271,7 +279,7 @@ fn register_run<'v>(
         directory_outputs: outputs
             .iter()
             .filter(|f| f.is_directory)
-            .map(|f| f.path.clone())
+            .map(|f| ExecPath::new(f.path.clone()))
             .collect(),
         scratch_dirs: vec![],
     })?;
@@ -435,7 +443,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
                 executable: is_executable,
             },
             inputs: Vec::new(),
-            outputs: vec![output.path.clone()],
+            outputs: vec![ExecPath::new(output.path.clone())],
             env: BTreeMap::new(),
             requirements: Vec::new(),
             directory_outputs: vec![],
@@ -567,8 +575,8 @@ fn actions_methods(builder: &mut MethodsBuilder) {
                 target: target.clone(),
                 executable: is_executable,
             },
-            inputs: vec![target],
-            outputs: vec![output.path.clone()],
+            inputs: vec![ExecPath::new(target)],
+            outputs: vec![ExecPath::new(output.path.clone())],
             env: BTreeMap::new(),
             requirements: Vec::new(),
             directory_outputs: vec![],
@@ -613,8 +621,8 @@ fn actions_methods(builder: &mut MethodsBuilder) {
                 substitutions: subs,
                 executable: is_executable,
             },
-            inputs: vec![template.path.clone()],
-            outputs: vec![output.path.clone()],
+            inputs: vec![ExecPath::new(template.path.clone())],
+            outputs: vec![ExecPath::new(output.path.clone())],
             env: BTreeMap::new(),
             requirements: Vec::new(),
             directory_outputs: vec![],

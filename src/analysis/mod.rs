@@ -5,7 +5,6 @@
 //! `Analyzed` module so that dependents can read them (`dep[MyInfo]`); the actions it
 //! registered come out as plain `Action`s for `exec`.
 
-pub mod action;
 mod configured;
 mod ctx;
 pub mod plan;
@@ -24,11 +23,11 @@ use starlark::values::list::{AllocList, ListRef};
 use starlark::values::structs::AllocStruct;
 use starlark::values::{Heap, Value, ValueLike};
 
-pub use action::*;
+pub use crate::core::layout::short_from_exec;
 use ctx::{ActionsState, ActionsValue, CtxValue};
 use values::{DEFAULT_INFO_ID, FileValue, TargetInfo, TargetInfoGen, runfiles_files};
 
-use crate::core::{Diagnostic, Label, PackageId, layout};
+use crate::core::{Action, Diagnostic, ExecPath, Label, PackageId, RunfilesTree, layout};
 use crate::graph::TargetGraph;
 use crate::loading::{
     AllowFiles, AttrKind, AttrValue, Depset, EvalContext, FileKind, FrozenRuleCallable, LabelValue,
@@ -48,7 +47,7 @@ pub struct Analyzed {
     /// The rule's `args`, for `forge run` and tests.
     pub args: Vec<String>,
     /// How to run it, for test rules.
-    pub test: Option<plan::TestSpec>,
+    pub test: Option<crate::core::TestSpec>,
 }
 
 /// Settings that change what analysis produces.
@@ -416,7 +415,7 @@ fn analyze_target(
     let rule: &RuleTarget = &configured;
     let callable = loader
         .rule_callable(&rule.defined_in, &rule.class)
-        .map_err(|d| fail(d.message))?;
+        .map_err(|d| fail(d.to_string()))?;
     let package = graph.package(&label.package_id());
     let package_features = package.map(|p| p.features.clone()).unwrap_or_default();
     let build_file = package.map(|p| p.build_file.clone()).unwrap_or_default();
@@ -656,8 +655,11 @@ fn analyze_target(
                 entries.insert(path, target);
             }
             RunfilesTree {
-                executable: exe.path.clone(),
-                entries: entries.into_iter().collect(),
+                executable: ExecPath::new(exe.path.clone()),
+                entries: entries
+                    .into_iter()
+                    .map(|(rf, path)| (rf, ExecPath::new(path)))
+                    .collect(),
             }
         });
 
@@ -679,7 +681,7 @@ fn analyze_target(
                 Some(AttrValue::StringList(a)) => a.clone(),
                 _ => Vec::new(),
             },
-            test: rule.is_test.then(|| plan::TestSpec::of(&rule.attrs)),
+            test: rule.is_test.then(|| plan::test_spec(&rule.attrs)),
         })
     })
 }
@@ -694,16 +696,6 @@ fn render(e: &starlark::Error) -> String {
         .join("\n")
         .trim_end()
         .to_owned()
-}
-
-/// A file's short path (`pkg/gen.txt`, `../repo/x`) from its exec path.
-pub fn short_from_exec(path: &str) -> String {
-    let bin = format!("{}/", layout::bin_dir());
-    let rel = path.strip_prefix(&bin).unwrap_or(path);
-    match rel.strip_prefix("external/") {
-        Some(ext) => format!("../{ext}"),
-        None => rel.to_owned(),
-    }
 }
 
 /// Whether a declared file is one of the rule's own outputs by declaration (an `attr.output`,

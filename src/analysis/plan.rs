@@ -13,8 +13,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::action::{Action, RunfilesTree};
-use crate::core::{Digest, Label};
+use crate::core::{Action, Digest, ExecPath, Label, RunfilesTree, TestSpec};
 use crate::workspace::fs_deps::FsDeps;
 
 /// What a command builds, independent of how it was found out.
@@ -23,7 +22,7 @@ pub struct BuildPlan {
     /// Every action of every analysed target.
     pub actions: Vec<Action>,
     /// The output paths to build: the requested targets' default outputs and their runfiles.
-    pub wanted: Vec<String>,
+    pub wanted: Vec<ExecPath>,
     /// The requested targets.
     pub targets: BTreeMap<Label, PlannedTarget>,
     /// The runfiles trees of every analysed executable.
@@ -37,10 +36,10 @@ pub struct BuildPlan {
 /// A requested target, as the commands report or run it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct PlannedTarget {
-    /// Its default outputs, as exec paths.
-    pub outputs: Vec<String>,
+    /// Its default outputs.
+    pub outputs: Vec<ExecPath>,
     /// The executable's exec path, for executable rules.
-    pub executable: Option<String>,
+    pub executable: Option<ExecPath>,
     /// The rule's `args`.
     pub args: Vec<String>,
     pub is_test: bool,
@@ -48,48 +47,31 @@ pub struct PlannedTarget {
     pub test: Option<TestSpec>,
 }
 
-/// What `forge test` needs to know about a test target.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct TestSpec {
-    /// `small`, `medium` (the default), `large` or `enormous`.
-    pub size: String,
-    /// `short`, `moderate`, `long` or `eternal`, when given.
-    pub timeout: Option<String>,
-    pub flaky: bool,
-    pub shard_count: u32,
-    pub tags: Vec<String>,
-    /// The rule's `env`.
-    pub env: BTreeMap<String, String>,
-    /// The runfiles tree: `(runfiles path, exec path)`.
-    pub runfiles: Vec<(String, String)>,
-}
-
-impl TestSpec {
-    /// From a (configured) test rule's attributes; the runfiles are filled in later.
-    pub fn of(attrs: &BTreeMap<String, crate::loading::AttrValue>) -> TestSpec {
-        use crate::loading::AttrValue;
-        let string = |name: &str| match attrs.get(name) {
-            Some(AttrValue::String(s)) if !s.is_empty() => Some(s.clone()),
-            _ => None,
-        };
-        TestSpec {
-            size: string("size").unwrap_or_else(|| "medium".to_owned()),
-            timeout: string("timeout"),
-            flaky: matches!(attrs.get("flaky"), Some(AttrValue::Bool(true))),
-            shard_count: match attrs.get("shard_count") {
-                Some(AttrValue::Int(n)) if *n > 0 => *n as u32,
-                _ => 0,
-            },
-            tags: match attrs.get("tags") {
-                Some(AttrValue::StringList(t)) => t.clone(),
-                _ => Vec::new(),
-            },
-            env: match attrs.get("env") {
-                Some(AttrValue::StringDict(d)) => d.iter().cloned().collect(),
-                _ => BTreeMap::new(),
-            },
-            runfiles: Vec::new(),
-        }
+/// A test target's `TestSpec`, from its (configured) rule's attributes; the runfiles are
+/// filled in later.
+pub fn test_spec(attrs: &BTreeMap<String, crate::loading::AttrValue>) -> TestSpec {
+    use crate::loading::AttrValue;
+    let string = |name: &str| match attrs.get(name) {
+        Some(AttrValue::String(s)) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    };
+    TestSpec {
+        size: string("size").unwrap_or_else(|| "medium".to_owned()),
+        timeout: string("timeout"),
+        flaky: matches!(attrs.get("flaky"), Some(AttrValue::Bool(true))),
+        shard_count: match attrs.get("shard_count") {
+            Some(AttrValue::Int(n)) if *n > 0 => *n as u32,
+            _ => 0,
+        },
+        tags: match attrs.get("tags") {
+            Some(AttrValue::StringList(t)) => t.clone(),
+            _ => Vec::new(),
+        },
+        env: match attrs.get("env") {
+            Some(AttrValue::StringDict(d)) => d.iter().cloned().collect(),
+            _ => BTreeMap::new(),
+        },
+        runfiles: Vec::new(),
     }
 }
 

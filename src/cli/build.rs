@@ -11,7 +11,7 @@ use clap::Args;
 use super::CommonOptions;
 use crate::analysis::plan::{BuildPlan, PlanCache, PlannedTarget};
 use crate::analysis::{self, AnalysisConfig};
-use crate::core::{Diagnostic, ExitCode, Failure, Label, PackageId, layout};
+use crate::core::{Diagnostic, ExecPath, ExitCode, Failure, Label, PackageId, layout};
 use crate::exec::sandbox::{self, SandboxConfig, SandboxRunner};
 use crate::exec::{self, ConsoleProgress, ExecConfig};
 use crate::graph::{TargetGraph, TargetPatternArg};
@@ -554,7 +554,7 @@ fn plan_build(
         .iter()
         .map(|p| TargetPatternArg::parse(p, cwd_package))
         .collect::<Result<Vec<_>, Diagnostic>>()
-        .map_err(|d| Failure::usage(d.message))?;
+        .map_err(|d| Failure::usage(d.to_string()))?;
     let (mut targets, mut errors) = expand_skipping_manual(&mut graph, &args);
     let mut tests = BTreeSet::new();
     if for_tests {
@@ -567,7 +567,7 @@ fn plan_build(
             .collect::<Vec<_>>()
             .join(" ");
         let expr = crate::query::parse(&format!("tests(set({set}))"))
-            .map_err(|d| Failure::failed(d.message))?;
+            .map_err(|d| Failure::failed(d.to_string()))?;
         let mut env = super::query::GraphEnv {
             graph: &mut graph,
             cwd: cwd_package.clone(),
@@ -614,7 +614,8 @@ fn plan_build(
     };
     for label in &targets {
         let outputs = analysis.default_outputs(&graph, label);
-        plan.wanted.extend(outputs.iter().cloned());
+        plan.wanted
+            .extend(outputs.iter().cloned().map(ExecPath::new));
         let analyzed = analysis.targets.get(label);
         if let Some(tree) = analyzed.and_then(|a| a.runfiles.as_ref()) {
             plan.wanted
@@ -623,8 +624,8 @@ fn plan_build(
         plan.targets.insert(
             label.clone(),
             PlannedTarget {
-                outputs,
-                executable: analyzed.and_then(|a| a.executable.clone()),
+                outputs: outputs.into_iter().map(ExecPath::new).collect(),
+                executable: analyzed.and_then(|a| a.executable.clone().map(ExecPath::new)),
                 args: analyzed.map(|a| a.args.clone()).unwrap_or_default(),
                 is_test: analyzed.is_some_and(|a| a.is_test),
                 test: analyzed.and_then(|a| {

@@ -32,7 +32,7 @@ pub fn run(args: CleanArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Fai
         ]
     };
     for dir in doomed {
-        outputs::remove_tree(&dir)
+        crate::core::fs::remove_tree(&dir)
             .map_err(|e| Failure::failed(format!("cannot remove {}: {e}", dir.display())))?;
     }
     drop(lock);

@@ -41,7 +41,7 @@ pub fn run(args: FetchArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Fai
         .iter()
         .map(|p| TargetPatternArg::parse(p, &cwd_package))
         .collect::<Result<Vec<_>, Diagnostic>>()
-        .map_err(|d| Failure::usage(d.message))?;
+        .map_err(|d| Failure::usage(d.to_string()))?;
     let (targets, mut errors) = graph.expand_patterns(&patterns);
     graph.load_closure(&targets);
     errors.extend(graph.errors().iter().cloned());

@@ -91,9 +91,9 @@ pub fn run(args: QueryArgs, options: &OutputBaseOptions) -> Result<ExitCode, Fai
     let format: OutputFormat = args
         .output
         .parse()
-        .map_err(|d: Diagnostic| Failure::usage(d.message))?;
+        .map_err(|d: Diagnostic| Failure::usage(d.to_string()))?;
     let text = expression_text(&args.expression);
-    let expr = query::parse(&text).map_err(|d| Failure::usage(d.message))?;
+    let expr = query::parse(&text).map_err(|d| Failure::usage(d.to_string()))?;
 
     let cwd = super::current_dir()?;
     let workspace = Arc::new(Workspace::discover(&cwd, options)?);

@@ -5,7 +5,7 @@
 use clap::Args;
 
 use super::build::{BuildOptions, build, key_values};
-use crate::analysis::plan::TestSpec;
+use crate::core::TestSpec;
 use crate::core::{Diagnostic, ExitCode, Failure, Label};
 use crate::testing::{Status, TestOptions, TestResult, Tests};
 use crate::workspace::OutputBaseOptions;
@@ -231,7 +231,7 @@ pub fn run(args: TestArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Fail
             });
             continue;
         }
-        targets.push((label.clone(), exe, planned.args.clone(), spec));
+        targets.push((label.clone(), exe.into_string(), planned.args.clone(), spec));
     }
     if targets.is_empty() && unbuilt.is_empty() {
         built.runner.cleanup();

@@ -36,28 +36,85 @@ pub enum ExitCode {
     Interrupted = 8,
 }
 
-/// One message for the user. `message` may span several lines (a Starlark snippet, a cycle).
+/// Whose problem a diagnostic describes, so a front end can tell the user what to fix.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
+pub enum DiagnosticKind {
+    /// The user's input is wrong: a BUILD file, a flag, a label, a pinned sha256.
+    #[default]
+    UserInput,
+    /// The machine or the network let forge down: a full disk, a refused connection, a
+    /// missing tool.
+    Environment,
+    /// Forge itself is wrong: a state it should never reach.
+    Internal,
+}
+
+/// One message for the user: what went wrong (`message`, which may span several lines: a
+/// Starlark snippet, a cycle), where (`location`, when there is one), and what else helps
+/// (`notes`, one line each).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct Diagnostic {
+    pub kind: DiagnosticKind,
+    pub location: Option<Location>,
     pub message: String,
+    pub notes: Vec<String>,
 }
 
 impl Diagnostic {
+    /// A problem with the user's input, with no single place to point at.
     pub fn new(message: impl Into<String>) -> Self {
         Diagnostic {
+            kind: DiagnosticKind::UserInput,
+            location: None,
             message: message.into(),
+            notes: Vec::new(),
         }
     }
 
-    /// A message about the code at `location`, Bazel's `file:line:col: message` form.
+    /// A message about the code at `location`, printed in Bazel's `file:line:col: message` form.
     pub fn at(location: &Location, message: impl fmt::Display) -> Self {
-        Diagnostic::new(format!("{location}: {message}"))
+        Diagnostic {
+            location: Some(location.clone()),
+            ..Diagnostic::new(message.to_string())
+        }
+    }
+
+    /// A problem of the machine or the network rather than of the input.
+    pub fn environment(message: impl Into<String>) -> Self {
+        Diagnostic {
+            kind: DiagnosticKind::Environment,
+            ..Diagnostic::new(message)
+        }
+    }
+
+    /// A bug in forge.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Diagnostic {
+            kind: DiagnosticKind::Internal,
+            ..Diagnostic::new(message)
+        }
+    }
+
+    /// The same diagnostic with one more note.
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.notes.push(note.into());
+        self
     }
 }
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        if let Some(location) = &self.location {
+            write!(f, "{location}: ")?;
+        }
+        f.write_str(&self.message)?;
+        for note in &self.notes {
+            write!(f, "\n  note: {note}")?;
+        }
+        if self.kind == DiagnosticKind::Internal {
+            f.write_str("\n  note: this is a bug in forge; please report it with the command that showed it")?;
+        }
+        Ok(())
     }
 }
 
@@ -128,6 +185,30 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_diagnostic_prints_its_location_message_and_notes() {
+        let location = Location {
+            file: "pkg/BUILD".into(),
+            line: 3,
+            column: 7,
+        };
+        let d =
+            Diagnostic::at(&location, "no such attribute 'srcz'").with_note("did you mean 'srcs'?");
+        assert_eq!(d.kind, DiagnosticKind::UserInput);
+        assert_eq!(d.message, "no such attribute 'srcz'");
+        assert_eq!(
+            d.to_string(),
+            "pkg/BUILD:3:7: no such attribute 'srcz'\n  note: did you mean 'srcs'?"
+        );
+        assert_eq!(
+            Diagnostic::environment("disk full").to_string(),
+            "disk full"
+        );
+        let bug = Diagnostic::internal("an action without outputs");
+        assert_eq!(bug.kind, DiagnosticKind::Internal);
+        assert!(bug.to_string().contains("this is a bug in forge"));
+    }
 
     #[test]
     fn suggestions_are_close_names_only() {

@@ -55,3 +55,14 @@ pub fn short_path(repo: &str, package: &str, name: &str) -> String {
         format!("../{repo}/{rel}")
     }
 }
+
+/// The `File.short_path` of a file at an exec path: outputs lose `forge-out/<config>/bin/`,
+/// other repositories' files become `../<repo>/...`.
+pub fn short_from_exec(path: &str) -> String {
+    let bin = format!("{}/", bin_dir());
+    let rel = path.strip_prefix(&bin).unwrap_or(path);
+    match rel.strip_prefix("external/") {
+        Some(ext) => format!("../{ext}"),
+        None => rel.to_owned(),
+    }
+}

@@ -1,12 +1,20 @@
-//! Vocabulary shared by every phase: labels and patterns, locations and diagnostics.
-//! No I/O and no Starlark here.
+//! Vocabulary shared by every phase: labels and patterns, locations and diagnostics, and the
+//! plain data that crosses phases (actions, runfiles trees, exec paths, test specs). No
+//! Starlark here; the only I/O is `fs`, the filesystem helpers every phase uses.
 
+pub mod action;
 pub mod diag;
 pub mod digest;
+pub mod exec_path;
+pub mod fs;
 pub mod label;
 pub mod layout;
 pub mod nesting;
+pub mod test_spec;
 
-pub use diag::{Diagnostic, ExitCode, Failure, Location};
+pub use action::{Action, ActionKind, RunfilesTree};
+pub use diag::{Diagnostic, DiagnosticKind, ExitCode, Failure, Location};
 pub use digest::Digest;
+pub use exec_path::ExecPath;
 pub use label::{Label, LabelError, PackageId, TargetPattern};
+pub use test_spec::TestSpec;

@@ -330,7 +330,7 @@ mod tests {
     use super::*;
 
     fn err(source: &str) -> String {
-        check("f.bzl", source).unwrap_err().message
+        check("f.bzl", source).unwrap_err().to_string()
     }
 
     #[test]

@@ -21,11 +21,11 @@ use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::Digest;
+use crate::core::{Digest, ExecPath};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CachedOutput {
-    pub path: String,
+    pub path: ExecPath,
     pub digest: Digest,
     pub executable: bool,
     /// A directory output: `digest` is that of its manifest (see `tree`).

@@ -9,6 +9,7 @@
 //! is a bind mount, gone once the command ended); so, when the exec root is the real one, are
 //! the directories that lead to inputs (forge's own links into the workspace).
 
+use crate::core::ExecPath;
 use std::collections::{HashSet, VecDeque};
 use std::ffi::{CStr, OsStr, OsString};
 use std::fs;
@@ -157,8 +158,8 @@ impl<'a> ExecRoot<'a> {
         work: &Path,
         real: &'a Path,
         seen: &'a Path,
-        inputs: &'a [String],
-        outputs: &'a [String],
+        inputs: &'a [ExecPath],
+        outputs: &'a [ExecPath],
     ) -> io::Result<ExecRoot<'a>> {
         let root = fs::File::open(work)?.into();
         let mut input_dirs = HashSet::new();
@@ -174,7 +175,7 @@ impl<'a> ExecRoot<'a> {
             root,
             real,
             seen,
-            inputs: inputs.iter().map(String::as_str).collect(),
+            inputs: inputs.iter().map(ExecPath::as_str).collect(),
             input_dirs,
         })
     }
@@ -511,8 +512,8 @@ mod tests {
     fn links_resolve_inside_the_root_hop_by_hop() {
         let dir = setup();
         let root = dir.path().join("root");
-        let inputs = vec!["src/in.txt".to_owned()];
-        let outputs = vec!["out/pkg/a".to_owned(), "out/pkg/b".to_owned()];
+        let inputs = vec![ExecPath::new("src/in.txt")];
+        let outputs = vec![ExecPath::new("out/pkg/a"), ExecPath::new("out/pkg/b")];
         let er = ExecRoot::new(&root, &root, &root, &inputs, &outputs).unwrap();
         let pkg = root.join("out/pkg");
         symlink("b", pkg.join("a")).unwrap();
@@ -548,7 +549,7 @@ mod tests {
         let root = dir.path().join("root");
         let fifo = root.join("out/pkg/fifo");
         nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o644)).unwrap();
-        let outputs = vec!["out/pkg/fifo".to_owned()];
+        let outputs = vec![ExecPath::new("out/pkg/fifo")];
         let er = ExecRoot::new(&root, &root, &root, &[], &outputs).unwrap();
         let e = read(er.open("out/pkg/fifo", Want::File));
         assert!(e.starts_with("it is a FIFO, not a regular file"), "{e}");

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::analysis::Action;
+use crate::core::Action;
 use crate::core::Label;
 
 /// What `explain` needs to know about the build.
@@ -34,7 +34,7 @@ pub fn undeclared_inputs(output: &str, action: &Action, cx: &Context) -> Option<
             (true, None) => continue,
             (false, _) => word.to_owned(),
         };
-        if action.inputs.contains(&relative) || !seen.insert(relative.clone()) {
+        if action.inputs.iter().any(|i| *i == relative) || !seen.insert(relative.clone()) {
             continue;
         }
         if let Some(&(i, _)) = cx.producers.get(relative.as_str()) {

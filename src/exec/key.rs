@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::analysis::{Action, ActionKind};
 use crate::core::Digest;
+use crate::core::{Action, ActionKind};
 
 /// Bump when the encoding or the meaning of a cached result changes (e.g. a new fixed
 /// environment variable), so old cache entries are never reused.

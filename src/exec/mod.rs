@@ -30,8 +30,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use crate::analysis::Action;
 use crate::core::Label;
+use crate::core::{Action, ExecPath};
 use crate::remote::RemoteCache;
 
 pub use interrupt::{clear_interrupt, install_interrupt_handler, interrupt_flag};
@@ -114,7 +114,7 @@ pub enum ExecError {
 /// they need. Ctrl-C (after `install_interrupt_handler`) cancels the build.
 pub fn execute(
     actions: &[Action],
-    wanted: &[String],
+    wanted: &[ExecPath],
     config: &ExecConfig,
     runner: &dyn Runner,
     progress: &dyn Progress,
@@ -125,7 +125,7 @@ pub fn execute(
 /// `execute` watching `interrupt` instead of the process-wide SIGINT flag.
 pub fn execute_interruptible(
     actions: &[Action],
-    wanted: &[String],
+    wanted: &[ExecPath],
     config: &ExecConfig,
     runner: &dyn Runner,
     progress: &dyn Progress,

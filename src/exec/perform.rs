@@ -15,8 +15,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::analysis::{Action, ActionKind};
 use crate::core::Digest;
+use crate::core::{Action, ActionKind};
 use crate::exec::action_cache::{AcEntry, ActionCache, CachedOutput};
 use crate::exec::cas::{Cas, Fetch};
 use crate::exec::confine::{ExecRoot, Found, Refused, Want};
@@ -260,7 +260,7 @@ impl<'a> Ctx<'a> {
                     .outputs
                     .iter()
                     .zip(&action.outputs)
-                    .all(|(e, o)| e.path == *o);
+                    .all(|(e, o)| *o == e.path);
             if !same_outputs || !matches!(self.restore(&entry, &store.cas), Ok(true)) {
                 continue;
             }

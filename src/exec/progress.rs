@@ -10,7 +10,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::analysis::Action;
+use crate::core::Action;
 use crate::exec::ActionFailure;
 
 /// How one action ended, as far as progress reporting cares.
@@ -261,7 +261,7 @@ pub fn shell_words(argv: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::ActionKind;
+    use crate::core::ActionKind;
     use crate::core::Label;
     use std::sync::Arc;
 

@@ -18,7 +18,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::Pid;
 
-use crate::analysis::Action;
+use crate::core::Action;
 
 /// One command to run.
 #[derive(Debug)]
@@ -379,7 +379,7 @@ mod tests {
             },
             mnemonic: "Genrule".into(),
             progress_message: "Executing genrule //pkg:x".into(),
-            kind: crate::analysis::ActionKind::Run { argv: vec![] },
+            kind: crate::core::ActionKind::Run { argv: vec![] },
             inputs: vec![],
             outputs: vec![],
             env: BTreeMap::new(),

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use crate::analysis::{Action, ActionKind};
-use crate::core::Digest;
+use crate::core::{Action, ActionKind};
+use crate::core::{Digest, ExecPath};
 use crate::exec::perform::{Ctx, Done, Fail, How};
 use crate::exec::progress::{ActionOutcome, Progress};
 use crate::exec::runner::Runner;
@@ -39,14 +39,14 @@ pub(crate) struct Graph<'a> {
 
 pub(crate) fn build_graph<'a>(
     actions: &'a [Action],
-    wanted: &[String],
+    wanted: &[ExecPath],
 ) -> Result<Graph<'a>, ExecError> {
     let mut producers: HashMap<&str, (usize, usize)> = HashMap::new();
     for (i, a) in actions.iter().enumerate() {
         for (k, out) in a.outputs.iter().enumerate() {
             if let Some(&(first, _)) = producers.get(out.as_str()) {
                 return Err(ExecError::DuplicateOutput {
-                    path: out.clone(),
+                    path: out.to_string(),
                     first: Box::new(actions[first].owner.clone()),
                     second: Box::new(a.owner.clone()),
                 });
@@ -56,7 +56,7 @@ pub(crate) fn build_graph<'a>(
     }
 
     let effective_inputs = |a: &'a Action| -> Vec<(&'a str, Producer)> {
-        let mut v: Vec<&'a str> = a.inputs.iter().map(String::as_str).collect();
+        let mut v: Vec<&'a str> = a.inputs.iter().map(ExecPath::as_str).collect();
         match &a.kind {
             ActionKind::ExpandTemplate { template, .. } => v.push(template),
             ActionKind::Symlink { target, .. } => v.push(target),
@@ -186,7 +186,7 @@ const POLL: Duration = Duration::from_millis(50);
 
 pub(crate) fn run(
     actions: &[Action],
-    wanted: &[String],
+    wanted: &[ExecPath],
     config: &ExecConfig,
     runner: &dyn Runner,
     progress: &dyn Progress,
@@ -411,8 +411,8 @@ mod tests {
             mnemonic: "Genrule".into(),
             progress_message: String::new(),
             kind: ActionKind::Run { argv: vec![] },
-            inputs: inputs.iter().map(|s| s.to_string()).collect(),
-            outputs: outputs.iter().map(|s| s.to_string()).collect(),
+            inputs: inputs.iter().map(|s| ExecPath::new(*s)).collect(),
+            outputs: outputs.iter().map(|s| ExecPath::new(*s)).collect(),
             env: BTreeMap::new(),
             requirements: vec![],
             directory_outputs: vec![],
@@ -428,7 +428,7 @@ mod tests {
             act("unused", &[], &["o/u"]),
             act("c", &["o/a", "o/b"], &["o/c1", "o/c2"]),
         ];
-        let g = build_graph(&actions, &["o/c2".to_owned(), "not/an/output".to_owned()])?;
+        let g = build_graph(&actions, &["o/c2".into(), "not/an/output".into()])?;
         assert_eq!(g.needed, vec![0, 1, 3]);
         assert_eq!(g.waiting_for[3], 2);
         assert_eq!(g.dependents[0], vec![1, 3]);
@@ -446,12 +446,12 @@ mod tests {
         ));
         let cycle = vec![act("a", &["o/b"], &["o/a"]), act("b", &["o/a"], &["o/b"])];
         assert!(matches!(
-            build_graph(&cycle, &["o/a".to_owned()]),
+            build_graph(&cycle, &["o/a".into()]),
             Err(ExecError::Cycle { .. })
         ));
         let selfloop = vec![act("a", &["o/a"], &["o/a"])];
         assert!(matches!(
-            build_graph(&selfloop, &["o/a".to_owned()]),
+            build_graph(&selfloop, &["o/a".into()]),
             Err(ExecError::Cycle { .. })
         ));
     }

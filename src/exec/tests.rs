@@ -10,8 +10,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::*;
-use crate::analysis::ActionKind;
-use crate::core::Digest;
+use crate::core::{ActionKind, Digest, ExecPath};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -218,7 +217,7 @@ fn label(name: &str) -> crate::core::Label {
 }
 
 fn run_action(name: &str, argv: &[&str], inputs: &[&str], outputs: &[&str]) -> Action {
-    let mut inputs: Vec<String> = inputs.iter().map(|s| s.to_string()).collect();
+    let mut inputs: Vec<ExecPath> = inputs.iter().map(|s| ExecPath::new(*s)).collect();
     inputs.sort();
     Action {
         owner: label(name),
@@ -228,7 +227,7 @@ fn run_action(name: &str, argv: &[&str], inputs: &[&str], outputs: &[&str]) -> A
             argv: argv.iter().map(|s| s.to_string()).collect(),
         },
         inputs,
-        outputs: outputs.iter().map(|s| s.to_string()).collect(),
+        outputs: outputs.iter().map(|s| ExecPath::new(*s)).collect(),
         env: BTreeMap::new(),
         requirements: vec![],
         directory_outputs: vec![],
@@ -294,7 +293,7 @@ impl Fixture {
         wanted: &[&str],
         runner: &dyn Runner,
     ) -> Result<ExecResult, ExecError> {
-        let wanted: Vec<String> = wanted.iter().map(|s| s.to_string()).collect();
+        let wanted: Vec<ExecPath> = wanted.iter().map(|s| ExecPath::new(*s)).collect();
         let never = AtomicBool::new(false);
         execute_interruptible(actions, &wanted, &self.config, runner, &NoProgress, &never)
     }
@@ -338,8 +337,8 @@ fn runs_up_to_jobs_actions_at_once() -> TestResult {
             run_action(&format!("s{i}"), &["hold", &out], &[], &[&out])
         })
         .collect();
-    let wanted: Vec<String> = actions.iter().map(|a| a.outputs[0].clone()).collect();
-    let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    let wanted: Vec<ExecPath> = actions.iter().map(|a| a.outputs[0].clone()).collect();
+    let wanted: Vec<&str> = wanted.iter().map(ExecPath::as_str).collect();
     let runner = FakeRunner::default();
     let r = std::thread::scope(|s| {
         let build = s.spawn(|| f.build(&actions, &wanted, &runner));
@@ -646,8 +645,8 @@ fn every_command_gets_an_empty_tmpdir() -> TestResult {
             run_action(&format!("t{i}"), &argv, &[], &[&out])
         })
         .collect();
-    let wanted: Vec<String> = actions.iter().map(|a| a.outputs[0].clone()).collect();
-    let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    let wanted: Vec<ExecPath> = actions.iter().map(|a| a.outputs[0].clone()).collect();
+    let wanted: Vec<&str> = wanted.iter().map(ExecPath::as_str).collect();
     f.build(&actions, &wanted, &FakeRunner::default())?;
     let mut dirs = std::collections::BTreeSet::new();
     for i in 0..4 {
@@ -991,7 +990,7 @@ fn interruption_kills_running_commands_and_starts_nothing_new() -> TestResult {
             )
         })
         .collect();
-    let wanted: Vec<String> = actions.iter().map(|a| a.outputs[0].clone()).collect();
+    let wanted: Vec<ExecPath> = actions.iter().map(|a| a.outputs[0].clone()).collect();
     let interrupt = AtomicBool::new(false);
     let sleeper = |i: usize| -> Option<u32> {
         fs::read_to_string(marks.join(format!("s{i}")))
@@ -1068,7 +1067,7 @@ fn progress_sees_starts_only_for_executions_and_every_finish() -> TestResult {
     let f = Fixture::new()?;
     f.write("pkg/a.txt", "A")?;
     f.write("pkg/b.txt", "B")?;
-    let wanted = vec!["out/b".to_owned()];
+    let wanted = vec![ExecPath::new("out/b")];
     let never = AtomicBool::new(false);
     let runner = FakeRunner::default();
     let rec = Recorder::default();

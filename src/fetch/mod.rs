@@ -191,7 +191,7 @@ impl Fetcher {
                 return Err(format!("path '{}' is not a directory", target.display()));
             }
             remove_any(&dir).map_err(|e| e.to_string())?;
-            crate::outputs::replace_symlink(&target, &dir).map_err(|e| e.to_string())?;
+            crate::core::fs::replace_symlink(&target, &dir).map_err(|e| e.to_string())?;
             return Ok(dir);
         }
 
@@ -245,7 +245,8 @@ impl Fetcher {
         }
         remove_any(&dir).map_err(|e| e.to_string())?;
         fs::rename(tmp.keep(), &dir).map_err(|e| e.to_string())?;
-        crate::outputs::write_atomic(&marker_path, marker.as_bytes()).map_err(|e| e.to_string())?;
+        crate::core::fs::write_atomic(&marker_path, marker.as_bytes())
+            .map_err(|e| e.to_string())?;
         Ok(dir)
     }
 

@@ -126,10 +126,10 @@ fn loading_generated_build_files_gives_a_package_or_located_errors() {
                     match loader.load_package(&PackageId::new("", "p")) {
                         Ok(package) => prop_assert_eq!(package.id, PackageId::new("", "p")),
                         Err(PackageError::NoSuchPackage(d)) => {
-                            prop_assert!(false, "the package exists: {}", d.message)
+                            prop_assert!(false, "the package exists: {}", d)
                         }
                         Err(PackageError::Failed(errors)) => prop_assert!(
-                            errors.iter().any(|e| e.message.contains("p/BUILD:")),
+                            errors.iter().any(|e| e.to_string().contains("p/BUILD:")),
                             "no location in {errors:?} for:\n{text}"
                         ),
                     }

@@ -591,7 +591,7 @@ impl Loader {
             .map_err(|ds| {
                 Diagnostic::new(
                     ds.into_iter()
-                        .map(|d| d.message)
+                        .map(|d| d.to_string())
                         .collect::<Vec<_>>()
                         .join("\n"),
                 )

@@ -5,8 +5,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::analysis::RunfilesTree;
-use crate::core::layout;
+use crate::core::fs::{make_writable, replace_symlink, write_atomic};
+use crate::core::{RunfilesTree, layout};
 use crate::workspace::Workspace;
 
 /// Makes `<output_base>/execroot/<name>` hold a link to every top-level entry of the
@@ -40,35 +40,6 @@ pub fn prepare_exec_root(ws: &Workspace) -> io::Result<PathBuf> {
         replace_symlink(&target, &link)?;
     }
     Ok(exec_root)
-}
-
-/// Points `link` at `target`, replacing whatever was there, atomically.
-pub fn replace_symlink(target: &Path, link: &Path) -> io::Result<()> {
-    if std::fs::read_link(link).is_ok_and(|t| t == target) {
-        return Ok(());
-    }
-    let parent = link.parent().unwrap_or(Path::new("."));
-    let tmp = parent.join(format!(
-        ".{}.tmp.{}",
-        link.file_name().and_then(|n| n.to_str()).unwrap_or("link"),
-        std::process::id()
-    ));
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(target, &tmp)?;
-    if link.is_dir() && !link.is_symlink() {
-        std::fs::remove_dir_all(link)?;
-    }
-    std::fs::rename(&tmp, link)
-}
-
-/// Writes `path` with `content` through a temporary file and a rename.
-pub fn write_atomic(path: &Path, content: &[u8]) -> io::Result<()> {
-    let parent = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(parent)?;
-    io::Write::write_all(&mut tmp, content)?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 /// The manifest of a runfiles tree: `<runfiles path> <absolute target>` per line, sorted.
@@ -142,21 +113,7 @@ pub fn write_runfiles_tree(
     }
     // The manifests are written last: their presence says the tree is complete.
     write_atomic(&dir.join("MANIFEST"), text.as_bytes())?;
-    write_atomic(&outer_manifest, text.as_bytes())
-}
-
-/// Outputs are read-only; directories holding them must become writable to be removed.
-fn make_writable(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    for entry in walkdir::WalkDir::new(dir)
-        .follow_links(false)
-        .into_iter()
-        .flatten()
-    {
-        if entry.file_type().is_dir() {
-            let _ = std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o755));
-        }
-    }
+    Ok(write_atomic(&outer_manifest, text.as_bytes())?)
 }
 
 /// `forge-bin`, `forge-out`, `forge-testlogs` and `forge-<workspace dir>` in the workspace.
@@ -198,15 +155,6 @@ pub fn remove_convenience_symlinks(ws: &Workspace) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
-}
-
-/// Deletes a directory tree that may contain read-only outputs.
-pub fn remove_tree(dir: &Path) -> io::Result<()> {
-    if !dir.exists() {
-        return Ok(());
-    }
-    make_writable(dir);
-    std::fs::remove_dir_all(dir)
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use sha2::Digest as _;
 
-use crate::core::Digest;
+use crate::core::{Digest, ExecPath};
 
 /// How the user configured the remote cache.
 #[derive(Clone, Debug)]
@@ -56,14 +56,14 @@ pub enum KeyKind {
 /// One output file of a cached result: where it goes and what it holds (verified).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoteFile {
-    pub path: String,
+    pub path: ExecPath,
     pub executable: bool,
     pub data: Vec<u8>,
 }
 
 /// A file to upload: its exec path, whether it is executable and where to read it.
 pub struct LocalFile {
-    pub path: String,
+    pub path: ExecPath,
     pub executable: bool,
     pub source: PathBuf,
 }
@@ -230,7 +230,12 @@ impl RemoteCache {
     /// The files of the result cached under `key`, verified, in the order of `paths` — which
     /// must be exactly the entry's output files. `None` on a miss, on any error (reported
     /// once) and when a blob does not match its digest (reported each time).
-    pub fn fetch(&self, kind: KeyKind, key: &Digest, paths: &[String]) -> Option<Vec<RemoteFile>> {
+    pub fn fetch(
+        &self,
+        kind: KeyKind,
+        key: &Digest,
+        paths: &[ExecPath],
+    ) -> Option<Vec<RemoteFile>> {
         if !self.accepts() {
             return None;
         }
@@ -292,7 +297,7 @@ impl RemoteCache {
                 return None;
             }
             files.push(RemoteFile {
-                path: f.path.clone(),
+                path: ExecPath::new(f.path.clone()),
                 executable: f.is_executable,
                 data,
             });
@@ -319,7 +324,7 @@ impl RemoteCache {
             };
             let digest = hash.digest(&data);
             result.output_files.push(proto::OutputFile {
-                path: f.path.clone(),
+                path: f.path.to_string(),
                 digest: Some(digest.clone()),
                 is_executable: f.executable,
                 ..Default::default()

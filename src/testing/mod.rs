@@ -17,8 +17,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::analysis::plan::TestSpec;
-use crate::analysis::{Action, ActionKind};
+use crate::core::{Action, ActionKind, ExecPath, TestSpec};
 use crate::core::{Digest, Label, layout};
 use crate::exec::action_cache::{AcEntry, ActionCache, CachedOutput};
 use crate::exec::cas::{Cas, Fetch};
@@ -305,7 +304,7 @@ impl Tests<'_> {
         let mut argv = if is_bare_script(&self.exec_root.join(unit.executable)) {
             vec![
                 "/bin/bash".to_owned(),
-                crate::analysis::short_from_exec(unit.executable),
+                crate::core::layout::short_from_exec(unit.executable),
             ]
         } else {
             vec![unit.executable.to_owned()]
@@ -391,7 +390,7 @@ impl Tests<'_> {
         set("TEST_TARGET", unit.label.to_string());
         set(
             "TEST_BINARY",
-            crate::analysis::short_from_exec(unit.executable),
+            crate::core::layout::short_from_exec(unit.executable),
         );
         set("TEST_TMPDIR", format!("{dir}/_tmp"));
         set("TMPDIR", format!("{dir}/_tmp"));
@@ -510,9 +509,9 @@ impl Tests<'_> {
     /// A pass from the remote cache: its files into the testlogs and the local store.
     fn lookup_remote(&self, unit: &Unit, key: &Digest) -> Option<Duration> {
         let remote = self.remote?;
-        let paths: Vec<String> = RESULT_FILES
+        let paths: Vec<ExecPath> = RESULT_FILES
             .iter()
-            .map(|name| format!("{}/{name}", unit.dir))
+            .map(|name| ExecPath::new(format!("{}/{name}", unit.dir)))
             .collect();
         let files = remote.fetch(KeyKind::Test, key, &paths)?;
         let dir = self.exec_root.join(&unit.dir);
@@ -560,7 +559,7 @@ impl Tests<'_> {
             outputs.push((
                 path,
                 CachedOutput {
-                    path: format!("{}/{name}", unit.dir),
+                    path: ExecPath::new(format!("{}/{name}", unit.dir)),
                     digest,
                     executable: false,
                     tree: false,
@@ -606,12 +605,12 @@ impl Tests<'_> {
     ) -> RunResult {
         let dir = self.exec_root.join(&unit.dir);
         let log = dir.join("test.log");
-        let mut inputs: Vec<String> = std::iter::once(unit.executable.to_owned())
+        let mut inputs: Vec<ExecPath> = std::iter::once(ExecPath::new(unit.executable))
             .chain(unit.spec.runfiles.iter().map(|(_, e)| e.clone()))
             .collect();
         inputs.sort();
         inputs.dedup();
-        let out = |name: &str| format!("{}/{name}", unit.dir);
+        let out = |name: &str| ExecPath::new(format!("{}/{name}", unit.dir));
         let mut outputs = vec![
             out("test.xml"),
             out("test.outputs"),
@@ -726,7 +725,7 @@ fn label_dir(label: &Label) -> String {
 /// Removes what an earlier run left in a testlogs directory (outputs are read-only there
 /// only if a sandbox copied them so; make them removable first) and makes it anew.
 fn clear_dir(dir: &Path) -> io::Result<()> {
-    crate::outputs::remove_tree(dir)?;
+    crate::core::fs::remove_tree(dir)?;
     fs::create_dir_all(dir)
 }
 

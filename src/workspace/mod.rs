@@ -217,7 +217,7 @@ impl starlark::eval::FileLoader for WorkspaceLoader<'_> {
         let file = self.root.join(&rel);
         let source = std::fs::read_to_string(&file)
             .map_err(|e| error(format!("cannot load '{path}': {e}")))?;
-        crate::core::nesting::check(&rel, &source).map_err(|d| error(d.message))?;
+        crate::core::nesting::check(&rel, &source).map_err(|d| error(d.to_string()))?;
         let ast = AstModule::parse(&rel, source, &Dialect::Standard)?;
         self.active.borrow_mut().push(rel);
         let result = Module::with_temp_heap(|module| -> starlark::Result<_> {

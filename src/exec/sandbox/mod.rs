@@ -33,6 +33,7 @@ use self::namespaces::Step;
 use super::runner::{
     Cancel, LocalRunner, Runner, Spawn, SpawnOutcome, SpawnStatus, status_of, supervise,
 };
+use crate::core::ExecPath;
 
 /// Where and how to run sandboxed.
 #[derive(Clone, Debug, Default)]
@@ -367,10 +368,10 @@ impl SandboxRunner {
     fn plan(
         &self,
         root: &Path,
-        inputs: &[String],
-        outputs: &[String],
-        directory_outputs: &[String],
-        scratch_dirs: &[String],
+        inputs: &[ExecPath],
+        outputs: &[ExecPath],
+        directory_outputs: &[ExecPath],
+        scratch_dirs: &[ExecPath],
         network: bool,
     ) -> io::Result<Plan> {
         let inner = root
@@ -467,11 +468,11 @@ impl SandboxRunner {
 
     /// Splits `inputs` into source directories that can be mounted whole (every entry in
     /// them, recursively, is an input) and the inputs outside those.
-    fn collapse<'i>(&self, inputs: &'i [String]) -> (Vec<String>, Vec<&'i String>) {
+    fn collapse<'i>(&self, inputs: &'i [ExecPath]) -> (Vec<String>, Vec<&'i ExecPath>) {
         // Directory → how many of its entries are inputs (files, or whole subdirectories).
         let sources: BTreeSet<&str> = inputs
             .iter()
-            .map(String::as_str)
+            .map(ExecPath::as_str)
             .filter(|i| !i.starts_with(crate::core::layout::OUT_DIR) && !i.starts_with("external/"))
             .collect();
         let mut by_dir: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
@@ -838,7 +839,7 @@ impl SandboxRunner {
     fn collect(
         &self,
         inner: &Path,
-        action: &crate::analysis::Action,
+        action: &crate::core::Action,
         exec_root: &Path,
     ) -> Result<(), String> {
         use crate::exec::confine::{ExecRoot, Found, Refused, Want, write_copy};

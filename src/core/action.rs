@@ -1,12 +1,12 @@
-//! Actions: the plain-Rust result of analysis and the input of execution. An action reads
+//! Actions: the plain-data result of analysis and the input of execution. An action reads
 //! files at exec paths (relative to the exec root) and writes files at exec paths; nothing
-//! here refers to Starlark.
+//! here refers to Starlark, so the plan cache, the executor and the output tree share it.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::Label;
+use super::{ExecPath, Label};
 
 /// What an action does.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -41,16 +41,16 @@ pub struct Action {
     /// Every file the action reads, as exec paths, sorted and unique: sources
     /// (`pkg/a.txt`, `external/repo/x`) and outputs of other actions
     /// (`forge-out/k8-fastbuild/bin/pkg/gen.txt`).
-    pub inputs: Vec<String>,
+    pub inputs: Vec<ExecPath>,
     /// The files the action must create, as exec paths, sorted.
-    pub outputs: Vec<String>,
+    pub outputs: Vec<ExecPath>,
     /// The outputs that are directories (`declare_directory`): created empty before the
     /// action runs, and cached as a whole tree.
-    pub directory_outputs: Vec<String>,
+    pub directory_outputs: Vec<ExecPath>,
     /// Directories the command may write that are not outputs (a test's `TEST_TMPDIR`): made
     /// empty and writable in the sandbox, never collected, never cached.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub scratch_dirs: Vec<String>,
+    pub scratch_dirs: Vec<ExecPath>,
     /// Environment variables set by the rule (`env = {...}`), on top of the fixed ones.
     pub env: BTreeMap<String, String>,
     /// Execution requirements from tags (`no-sandbox`, `no-cache`, `local`, `requires-network`).
@@ -62,8 +62,8 @@ pub struct Action {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunfilesTree {
     /// The executable's exec path; the tree is `<executable>.runfiles`.
-    pub executable: String,
+    pub executable: ExecPath,
     /// `(runfiles path, exec path)`, sorted by runfiles path, e.g.
     /// `("my_ws/pkg/data.txt", "pkg/data.txt")`.
-    pub entries: Vec<(String, String)>,
+    pub entries: Vec<(String, ExecPath)>,
 }
