@@ -1,0 +1,649 @@
+//! `ctx.actions`: the calls of a rule implementation in, plain `Action`s out. Each call is
+//! checked against what the target declared (`ActionsState`) and recorded; nothing runs here.
+
+// The Starlark signatures mirror Bazel's, with all their keyword arguments.
+#![allow(clippy::too_many_arguments)]
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use allocative::Allocative;
+use starlark::any::ProvidesStaticType;
+use starlark::environment::{Methods, MethodsBuilder};
+use starlark::starlark_module;
+use starlark::values::dict::DictRef;
+use starlark::values::none::NoneType;
+use starlark::values::{
+    Heap, NoSerialize, StarlarkValue, Trace, Value, ValueLike, ValueTyped, starlark_value,
+};
+
+use super::args::{ArgsValue, arg_string};
+use super::values::{FileValue, TargetInfo};
+use crate::core::{Action, ActionKind, ExecPath, Label};
+use crate::loading::iterate_files;
+
+/// What one target's analysis accumulates.
+#[derive(Debug, Default)]
+pub struct ActionsState {
+    pub owner: Label,
+    pub actions: Vec<Action>,
+    /// Files declared by this target: exec path -> whether an action generates it yet.
+    pub declared: BTreeMap<String, bool>,
+    /// Executables of dependencies -> the exec paths of their runfiles, so that an action
+    /// using a tool also depends on what the tool needs at run time.
+    pub tool_runfiles: HashMap<String, Vec<ExecPath>>,
+    /// Execution requirements from the target's tags.
+    pub requirements: Vec<String>,
+    /// `ctx.outputs.executable` of an executable rule: declared up front, but needed only if
+    /// the implementation uses it; declaring it again by name returns the same file.
+    pub implicit_executable: Option<String>,
+}
+
+/// `ctx.actions`.
+#[derive(Debug, ProvidesStaticType, NoSerialize, Allocative, Trace)]
+pub struct ActionsValue {
+    #[allocative(skip)]
+    #[trace(static)]
+    pub state: RefCell<ActionsState>,
+}
+
+impl fmt::Display for ActionsValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "actions for {}", self.state.borrow().owner)
+    }
+}
+
+#[starlark_value(type = "actions")]
+impl<'v> StarlarkValue<'v> for ActionsValue {
+    fn get_methods() -> Option<&'static Methods> {
+        Some(ACTIONS_METHODS.methods())
+    }
+}
+
+starlark::methods_static!(ACTIONS_METHODS = actions_methods);
+
+fn file_of<'v>(value: Value<'v>, what: &str) -> anyhow::Result<&'v FileValue> {
+    value
+        .downcast_ref::<FileValue>()
+        .ok_or_else(|| anyhow::anyhow!("{what} must be a File, got {}", value.get_type()))
+}
+
+fn files_of<'v>(
+    value: Option<Value<'v>>,
+    what: &str,
+    heap: Heap<'v>,
+) -> anyhow::Result<Vec<&'v FileValue>> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    iterate_files(value, heap)?
+        .into_iter()
+        .map(|v| file_of(v, what))
+        .collect()
+}
+
+/// Why a file cannot be declared.
+#[derive(Debug, thiserror::Error)]
+pub enum DeclareError {
+    #[error("cannot declare '{0}': file names must be relative paths inside the package")]
+    OutsidePackage(String),
+    #[error("'{short_path}' is declared twice in {owner}")]
+    Twice { short_path: String, owner: Label },
+}
+
+impl ActionsState {
+    fn declare(
+        &mut self,
+        name: &str,
+        sibling: Option<&FileValue>,
+        is_directory: bool,
+    ) -> Result<FileValue, DeclareError> {
+        if name.is_empty()
+            || name.starts_with('/')
+            || name.split('/').any(|s| s == ".." || s == ".")
+        {
+            return Err(DeclareError::OutsidePackage(name.to_owned()));
+        }
+        let relative = match sibling {
+            Some(s) => {
+                let prefix = format!("{}/", s.dirname());
+                let package_dir = FileValue::generated(&self.owner, "x", false);
+                let pkg_prefix = format!("{}/", package_dir.dirname());
+                format!("{}{name}", prefix.strip_prefix(&pkg_prefix).unwrap_or(""))
+            }
+            None => name.to_owned(),
+        };
+        let file = FileValue::generated(&self.owner, &relative, is_directory);
+        if self.implicit_executable.as_deref() == Some(file.path.as_str()) {
+            self.implicit_executable = None;
+            return Ok(file);
+        }
+        if self.declared.contains_key(&file.path) {
+            return Err(DeclareError::Twice {
+                short_path: file.short_path,
+                owner: self.owner.clone(),
+            });
+        }
+        self.declared.insert(file.path.clone(), false);
+        Ok(file)
+    }
+
+    /// Declares an output named by an `attr.output` or a predeclared output template.
+    pub fn declare_output(&mut self, name: &str) -> Result<FileValue, DeclareError> {
+        self.declare(name, None, false)
+    }
+
+    /// The first declared file no action generates, if any.
+    pub fn first_not_generated(&self) -> Option<&str> {
+        self.declared
+            .iter()
+            .find(|(_, generated)| !**generated)
+            .map(|(path, _)| path.as_str())
+    }
+
+    /// Registers an action after checking that it creates only this target's declared,
+    /// not-yet-generated files.
+    fn register(&mut self, mut action: Action) -> anyhow::Result<()> {
+        if action.outputs.is_empty() {
+            anyhow::bail!("an action must have at least one output");
+        }
+        for out in &action.outputs {
+            match self.declared.get_mut(out.as_str()) {
+                None => anyhow::bail!(
+                    "'{out}' is not a file declared by {} (declare it with ctx.actions.declare_file)",
+                    self.owner
+                ),
+                Some(true) => anyhow::bail!(
+                    "'{out}' is already generated by another action of {}",
+                    self.owner
+                ),
+                Some(generated) => *generated = true,
+            }
+        }
+        // A tool's runfiles are inputs of every action that runs it.
+        let mut extra = Vec::new();
+        for input in action
+            .inputs
+            .iter()
+            .map(ExecPath::as_str)
+            .chain(action_program(&action))
+        {
+            if let Some(rf) = self.tool_runfiles.get(input) {
+                extra.extend(rf.iter().cloned());
+            }
+        }
+        action.inputs.extend(extra);
+        action.inputs.sort();
+        action.inputs.dedup();
+        action.outputs.sort();
+        action.directory_outputs.sort();
+        // The target's tags, then the action's own execution_requirements.
+        let own = std::mem::take(&mut action.requirements);
+        action.requirements = self.requirements.clone();
+        for r in own {
+            if !action.requirements.contains(&r) {
+                action.requirements.push(r);
+            }
+        }
+        self.actions.push(action);
+        Ok(())
+    }
+}
+
+fn action_program(action: &Action) -> Option<&str> {
+    match &action.kind {
+        ActionKind::Run { argv } => argv.first().map(String::as_str),
+        _ => None,
+    }
+}
+
+pub(super) fn string_dict(
+    value: Option<Value>,
+    what: &str,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let Some(value) = value.filter(|v| !v.is_none()) else {
+        return Ok(BTreeMap::new());
+    };
+    let dict =
+        DictRef::from_value(value).ok_or_else(|| anyhow::anyhow!("{what} must be a dict"))?;
+    dict.iter()
+        .map(|(k, v)| {
+            let k = k
+                .unpack_str()
+                .ok_or_else(|| anyhow::anyhow!("{what} keys must be strings"))?;
+            let v = v
+                .unpack_str()
+                .ok_or_else(|| anyhow::anyhow!("{what} values must be strings"))?;
+            Ok((k.to_owned(), v.to_owned()))
+        })
+        .collect()
+}
+
+/// Command-line arguments: strings, Files, or `Args` objects, flattened to strings.
+fn command_line<'v>(value: Option<Value<'v>>, heap: Heap<'v>) -> anyhow::Result<Vec<String>> {
+    let Some(value) = value.filter(|v| !v.is_none()) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for item in value
+        .iterate(heap)
+        .map_err(|_| anyhow::anyhow!("arguments must be a list"))?
+    {
+        match item.downcast_ref::<ArgsValue>() {
+            Some(args) => out.extend(args.items().iter().cloned()),
+            None => out.push(arg_string(item)),
+        }
+    }
+    Ok(out)
+}
+
+fn paths(files: &[&FileValue]) -> Vec<ExecPath> {
+    files
+        .iter()
+        .map(|f| ExecPath::new(f.path.clone()))
+        .collect()
+}
+
+struct RunOptions<'v> {
+    outputs: Value<'v>,
+    inputs: Option<Value<'v>>,
+    tools: Option<Value<'v>>,
+    mnemonic: Option<String>,
+    progress_message: Option<String>,
+    env: Option<Value<'v>>,
+    /// `execution_requirements`, on top of the target's tags.
+    requirements: Vec<String>,
+    /// The program, when it is a file: an input too.
+    program: Option<String>,
+}
+
+fn register_run<'v>(
+    this: &ActionsValue,
+    argv: Vec<String>,
+    o: RunOptions<'v>,
+    default_mnemonic: &str,
+    heap: Heap<'v>,
+) -> anyhow::Result<NoneType> {
+    let outputs = files_of(Some(o.outputs), "outputs", heap)?;
+    let mut inputs = paths(&files_of(o.inputs, "inputs", heap)?);
+    inputs.extend(paths(&files_of_or_targets(o.tools, heap)?));
+    inputs.extend(o.program.map(ExecPath::new));
+    let mut state = this.state.borrow_mut();
+    let owner = state.owner.clone();
+    let mnemonic = o.mnemonic.unwrap_or_else(|| default_mnemonic.to_owned());
+    let progress_message = o
+        .progress_message
+        .map(|m| m.replace("%{label}", &owner.to_string()))
+        .unwrap_or_else(|| format!("{mnemonic} {owner}"));
+    state.register(Action {
+        owner,
+        mnemonic,
+        progress_message,
+        kind: ActionKind::Run { argv },
+        inputs,
+        outputs: paths(&outputs),
+        env: string_dict(o.env, "env")?,
+        requirements: o.requirements,
+        directory_outputs: outputs
+            .iter()
+            .filter(|f| f.is_directory)
+            .map(|f| ExecPath::new(f.path.clone()))
+            .collect(),
+        scratch_dirs: vec![],
+    })?;
+    Ok(NoneType)
+}
+
+/// The execution requirements forge understands, as tags or `execution_requirements` keys.
+pub const KNOWN_REQUIREMENTS: [&str; 6] = [
+    "no-sandbox",
+    "no-cache",
+    "no-remote",
+    "local",
+    "requires-network",
+    "external",
+];
+
+/// Whether `r` is an execution requirement forge acts on (`timeout:SECONDS` included).
+pub fn is_known_requirement(r: &str) -> bool {
+    KNOWN_REQUIREMENTS.contains(&r) || r.starts_with("timeout:")
+}
+
+/// `execution_requirements = {"no-sandbox": "1", ...}` as requirement names, merged like tags.
+/// A key forge does not act on is refused rather than dropped.
+fn execution_requirements_of(value: Option<Value>) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for (key, _) in string_dict(value, "execution_requirements")? {
+        if !is_known_requirement(&key) {
+            anyhow::bail!(
+                "execution_requirements: forge does not support '{key}'; the supported keys are {} \
+                 and 'timeout:SECONDS'",
+                KNOWN_REQUIREMENTS
+                    .iter()
+                    .map(|k| format!("'{k}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        out.push(key);
+    }
+    Ok(out)
+}
+
+/// `input_manifests` and `toolchain` of `run`/`run_shell`, which forge has no use for: a
+/// tool's runfiles are inputs already, and there is no toolchain resolution.
+fn refuse_unsupported(
+    input_manifests: Option<Value>,
+    toolchain: Option<Value>,
+) -> anyhow::Result<()> {
+    if input_manifests.is_some_and(|v| !v.is_none() && v.length().is_ok_and(|n| n > 0)) {
+        anyhow::bail!(
+            "input_manifests is not supported by forge: a tool's runfiles are inputs of every \
+             action that runs it; pass the tool in 'tools' (or as the executable) instead"
+        );
+    }
+    if let Some(t) = toolchain.filter(|t| !t.is_none()) {
+        anyhow::bail!(
+            "toolchain = {} is not supported by forge, which has no toolchain resolution; \
+             leave it out or pass None",
+            t.to_repr()
+        );
+    }
+    Ok(())
+}
+
+/// `tools` may hold Files, depsets of Files, or targets (their executable or files).
+fn files_of_or_targets<'v>(
+    value: Option<Value<'v>>,
+    heap: Heap<'v>,
+) -> anyhow::Result<Vec<&'v FileValue>> {
+    let Some(value) = value.filter(|v| !v.is_none()) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for item in iterate_files(value, heap)? {
+        if let Some(t) = TargetInfo::from_value(item) {
+            if let Some(exe) = t.default_info("executable") {
+                out.push(file_of(exe, "tools")?);
+            } else if let Some(files) = t.default_info("files") {
+                out.extend(files_of(Some(files), "tools", heap)?);
+            }
+        } else {
+            out.push(file_of(item, "tools")?);
+        }
+    }
+    Ok(out)
+}
+
+/// `declare_file` and `declare_directory`.
+fn declare<'v>(
+    this: &ValueTyped<'v, ActionsValue>,
+    filename: &str,
+    sibling: Option<Value<'v>>,
+    is_directory: bool,
+) -> anyhow::Result<FileValue> {
+    let sibling = match sibling.filter(|s| !s.is_none()) {
+        Some(s) => Some(file_of(s, "sibling")?),
+        None => None,
+    };
+    Ok(this
+        .as_ref()
+        .state
+        .borrow_mut()
+        .declare(filename, sibling, is_directory)?)
+}
+
+#[starlark_module]
+fn actions_methods(builder: &mut MethodsBuilder) {
+    /// Declares a file this rule will create, in the rule's package.
+    fn declare_file<'v>(
+        this: ValueTyped<'v, ActionsValue>,
+        filename: &str,
+        #[starlark(require = named)] sibling: Option<Value<'v>>,
+    ) -> anyhow::Result<FileValue> {
+        declare(&this, filename, sibling, false)
+    }
+
+    /// Declares a directory this rule will create.
+    fn declare_directory<'v>(
+        this: ValueTyped<'v, ActionsValue>,
+        filename: &str,
+        #[starlark(require = named)] sibling: Option<Value<'v>>,
+    ) -> anyhow::Result<FileValue> {
+        declare(&this, filename, sibling, true)
+    }
+
+    /// Writes `content` (a string or an Args object) to `output`.
+    fn write<'v>(
+        this: ValueTyped<'v, ActionsValue>,
+        output: Value<'v>,
+        content: Value<'v>,
+        #[starlark(require = named, default = false)] is_executable: bool,
+    ) -> anyhow::Result<NoneType> {
+        let output = file_of(output, "output")?;
+        let content = match content.downcast_ref::<ArgsValue>() {
+            Some(args) => {
+                let mut s = args.items().join("\n");
+                s.push('\n');
+                s
+            }
+            None => content
+                .unpack_str()
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "content must be a string or Args, got {}",
+                        content.get_type()
+                    )
+                })?
+                .to_owned(),
+        };
+        let mut state = this.as_ref().state.borrow_mut();
+        let owner = state.owner.clone();
+        // The rule's own executable runs whatever `is_executable` said, as in Bazel (whose
+        // outputs are all executable).
+        let is_executable =
+            is_executable || state.implicit_executable.as_deref() == Some(output.path.as_str());
+        state.register(Action {
+            progress_message: format!("Writing file {}", output.short_path),
+            owner,
+            mnemonic: "FileWrite".into(),
+            kind: ActionKind::Write {
+                content: content.into_bytes(),
+                executable: is_executable,
+            },
+            inputs: Vec::new(),
+            outputs: vec![ExecPath::new(output.path.clone())],
+            env: BTreeMap::new(),
+            requirements: Vec::new(),
+            directory_outputs: vec![],
+            scratch_dirs: vec![],
+        })?;
+        Ok(NoneType)
+    }
+
+    /// Runs `executable` (a File or a program name) with `arguments`.
+    fn run<'v>(
+        this: ValueTyped<'v, ActionsValue>,
+        #[starlark(require = named)] outputs: Value<'v>,
+        #[starlark(require = named)] inputs: Option<Value<'v>>,
+        #[starlark(require = named)] executable: Value<'v>,
+        #[starlark(require = named)] tools: Option<Value<'v>>,
+        #[starlark(require = named)] arguments: Option<Value<'v>>,
+        #[starlark(require = named)] mnemonic: Option<String>,
+        #[starlark(require = named)] progress_message: Option<String>,
+        #[starlark(require = named)] env: Option<Value<'v>>,
+        #[starlark(require = named)] use_default_shell_env: Option<bool>,
+        #[starlark(require = named)] execution_requirements: Option<Value<'v>>,
+        #[starlark(require = named)] input_manifests: Option<Value<'v>>,
+        #[starlark(require = named)] toolchain: Option<Value<'v>>,
+        heap: Heap<'v>,
+    ) -> anyhow::Result<NoneType> {
+        // Every forge action has the default shell environment (the fixed PATH, LANG, TZ and
+        // --action_env), and `env` is merged into it: both values of this flag mean that.
+        let _: Option<bool> = use_default_shell_env;
+        let requirements = execution_requirements_of(execution_requirements)?;
+        refuse_unsupported(input_manifests, toolchain)?;
+        let (program, program_file) = if let Some(t) = TargetInfo::from_value(executable) {
+            let exe = t
+                .default_info("executable")
+                .ok_or_else(|| anyhow::anyhow!("executable: {} is not executable", t.label))?;
+            let f = file_of(exe, "executable")?;
+            (f.path.clone(), Some(f.path.clone()))
+        } else if let Some(f) = executable.downcast_ref::<FileValue>() {
+            (f.path.clone(), Some(f.path.clone()))
+        } else {
+            let s = executable
+                .unpack_str()
+                .ok_or_else(|| anyhow::anyhow!("executable must be a File or a string"))?;
+            (s.to_owned(), None)
+        };
+        let mut argv = vec![program];
+        argv.extend(command_line(arguments, heap)?);
+        let o = RunOptions {
+            outputs,
+            inputs,
+            tools,
+            mnemonic,
+            progress_message,
+            env,
+            requirements,
+            program: program_file,
+        };
+        register_run(this.as_ref(), argv, o, "Action", heap)
+    }
+
+    /// Runs a bash command: `/bin/bash -c command "" arguments...`.
+    fn run_shell<'v>(
+        this: ValueTyped<'v, ActionsValue>,
+        #[starlark(require = named)] outputs: Value<'v>,
+        #[starlark(require = named)] command: Value<'v>,
+        #[starlark(require = named)] inputs: Option<Value<'v>>,
+        #[starlark(require = named)] tools: Option<Value<'v>>,
+        #[starlark(require = named)] arguments: Option<Value<'v>>,
+        #[starlark(require = named)] mnemonic: Option<String>,
+        #[starlark(require = named)] progress_message: Option<String>,
+        #[starlark(require = named)] env: Option<Value<'v>>,
+        #[starlark(require = named)] use_default_shell_env: Option<bool>,
+        #[starlark(require = named)] execution_requirements: Option<Value<'v>>,
+        #[starlark(require = named)] input_manifests: Option<Value<'v>>,
+        #[starlark(require = named)] toolchain: Option<Value<'v>>,
+        heap: Heap<'v>,
+    ) -> anyhow::Result<NoneType> {
+        // Every forge action has the default shell environment (the fixed PATH, LANG, TZ and
+        // --action_env), and `env` is merged into it: both values of this flag mean that.
+        let _: Option<bool> = use_default_shell_env;
+        let requirements = execution_requirements_of(execution_requirements)?;
+        refuse_unsupported(input_manifests, toolchain)?;
+        let command = match command.unpack_str() {
+            Some(s) => s.to_owned(),
+            None => command_line(Some(command), heap)?.join(" "),
+        };
+        let mut argv = vec![
+            "/bin/bash".to_owned(),
+            "-c".to_owned(),
+            command,
+            String::new(),
+        ];
+        argv.extend(command_line(arguments, heap)?);
+        let o = RunOptions {
+            outputs,
+            inputs,
+            tools,
+            mnemonic,
+            progress_message,
+            env,
+            requirements,
+            program: None,
+        };
+        register_run(this.as_ref(), argv, o, "Action", heap)
+    }
+
+    /// Makes `output` a copy of `target_file` (forge stores outputs by content).
+    fn symlink<'v>(
+        this: ValueTyped<'v, ActionsValue>,
+        #[starlark(require = named)] output: Value<'v>,
+        #[starlark(require = named)] target_file: Option<Value<'v>>,
+        #[starlark(require = named)] target_path: Option<String>,
+        #[starlark(require = named, default = false)] is_executable: bool,
+        #[starlark(require = named)] progress_message: Option<String>,
+    ) -> anyhow::Result<NoneType> {
+        let output = file_of(output, "output")?;
+        let target = match (target_file.filter(|v| !v.is_none()), target_path) {
+            (Some(t), None) => file_of(t, "target_file")?.path.clone(),
+            (None, Some(p)) => p,
+            _ => anyhow::bail!("symlink: give exactly one of target_file and target_path"),
+        };
+        let mut state = this.as_ref().state.borrow_mut();
+        let owner = state.owner.clone();
+        state.register(Action {
+            progress_message: progress_message
+                .unwrap_or_else(|| format!("Symlinking {}", output.short_path)),
+            owner,
+            mnemonic: "Symlink".into(),
+            kind: ActionKind::Symlink {
+                target: target.clone(),
+                executable: is_executable,
+            },
+            inputs: vec![ExecPath::new(target)],
+            outputs: vec![ExecPath::new(output.path.clone())],
+            env: BTreeMap::new(),
+            requirements: Vec::new(),
+            directory_outputs: vec![],
+            scratch_dirs: vec![],
+        })?;
+        Ok(NoneType)
+    }
+
+    /// Writes `template` to `output` with each substitution key replaced by its value.
+    fn expand_template<'v>(
+        this: ValueTyped<'v, ActionsValue>,
+        #[starlark(require = named)] template: Value<'v>,
+        #[starlark(require = named)] output: Value<'v>,
+        #[starlark(require = named)] substitutions: Option<Value<'v>>,
+        #[starlark(require = named, default = false)] is_executable: bool,
+        #[starlark(require = named)] computed_substitutions: Option<Value<'v>>,
+    ) -> anyhow::Result<NoneType> {
+        if computed_substitutions.is_some_and(|c| !c.is_none()) {
+            anyhow::bail!(
+                "expand_template: 'computed_substitutions' is not supported by forge; compute \
+                 the values in the implementation and pass them in 'substitutions'"
+            );
+        }
+        let template = file_of(template, "template")?;
+        let output = file_of(output, "output")?;
+        let mut subs = Vec::new();
+        if let Some(d) = substitutions.filter(|v| !v.is_none()) {
+            let dict = DictRef::from_value(d)
+                .ok_or_else(|| anyhow::anyhow!("substitutions must be a dict"))?;
+            for (k, v) in dict.iter() {
+                subs.push((arg_string(k), arg_string(v)));
+            }
+        }
+        let mut state = this.as_ref().state.borrow_mut();
+        let owner = state.owner.clone();
+        state.register(Action {
+            progress_message: format!("Expanding template {}", output.short_path),
+            owner,
+            mnemonic: "TemplateExpand".into(),
+            kind: ActionKind::ExpandTemplate {
+                template: template.path.clone(),
+                substitutions: subs,
+                executable: is_executable,
+            },
+            inputs: vec![ExecPath::new(template.path.clone())],
+            outputs: vec![ExecPath::new(output.path.clone())],
+            env: BTreeMap::new(),
+            requirements: Vec::new(),
+            directory_outputs: vec![],
+            scratch_dirs: vec![],
+        })?;
+        Ok(NoneType)
+    }
+
+    /// A new, empty command line builder.
+    fn args<'v>(this: ValueTyped<'v, ActionsValue>, heap: Heap<'v>) -> anyhow::Result<Value<'v>> {
+        let _ = this;
+        Ok(heap.alloc_complex_no_freeze(ArgsValue::default()))
+    }
+}

@@ -1,0 +1,371 @@
+//! `ctx.attr`, `ctx.files`, `ctx.file`, `ctx.executable` and `ctx.outputs`: a target's
+//! configured attributes and its analysed dependencies in, their Starlark values out, each
+//! dependency checked against its attribute's declaration (providers, file types, single
+//! file, executable).
+
+use std::collections::HashMap;
+
+use starlark::values::dict::AllocDict;
+use starlark::values::list::AllocList;
+use starlark::values::{Heap, Value, ValueLike};
+use thiserror::Error;
+
+use super::Analyzed;
+use super::actions::{ActionsState, DeclareError};
+use super::providers::default_info;
+use super::runfiles::new_runfiles;
+use super::values::{FileValue, TargetInfo, TargetInfoGen};
+use crate::core::Label;
+use crate::graph::TargetGraph;
+use crate::loading::{
+    AllowFiles, AttrKind, AttrValue, Depset, LabelValue, ProviderInstance, RuleDecl, RuleTarget,
+    TargetKind, make_depset,
+};
+
+/// A dependency that does not fit the attribute it is given in.
+#[derive(Debug, Error)]
+pub(super) enum AttrError {
+    /// The dependency has no analysis result: it is no rule and no file (a package_group).
+    #[error("dependency '{0}' has not been analysed")]
+    NotAnalysed(Label),
+    #[error("attribute '{attr}' must be a single file, but '{label}' has {count} files")]
+    NotSingleFile {
+        attr: String,
+        label: Label,
+        count: usize,
+    },
+    #[error("attribute '{attr}': '{label}' is not executable")]
+    NotExecutable { attr: String, label: Label },
+    /// `missing` holds, for each group of `providers = [...]`, the ones the dependency lacks.
+    #[error(
+        "in attribute '{attr}': '{label}' does not have mandatory providers: {}; the rule of \
+         '{label}' must return {}",
+        missing.join(" or "),
+        if missing.len() == 1 { "it" } else { "one of these sets" }
+    )]
+    MissingProviders {
+        attr: String,
+        label: Label,
+        missing: Vec<String>,
+    },
+    #[error(
+        "in attribute '{attr}': '{label}' provides '{short_path}', but only{} files are allowed",
+        allowed.iter().map(|e| format!(" '{e}'")).collect::<String>()
+    )]
+    FileTypeNotAllowed {
+        attr: String,
+        label: Label,
+        short_path: String,
+        allowed: Vec<String>,
+    },
+    #[error(transparent)]
+    Declare(#[from] DeclareError),
+}
+
+/// The dependency object for `label` in the current heap.
+fn dep_value<'v>(
+    heap: Heap<'v>,
+    graph: &TargetGraph,
+    done: &HashMap<Label, Analyzed>,
+    label: &Label,
+) -> Option<Value<'v>> {
+    let target = graph.target(label)?;
+    let file = match &target.kind {
+        TargetKind::Rule(_) => {
+            let analyzed = done.get(label)?;
+            return Some(heap.access_owned_frozen_value(&analyzed.module.owned_extra_value()?));
+        }
+        TargetKind::SourceFile => FileValue::source(label),
+        TargetKind::GeneratedFile { generating_rule } => {
+            FileValue::generated(generating_rule, &label.name, false)
+        }
+        TargetKind::PackageGroup(_) => return None,
+    };
+    let files = make_depset(vec![heap.alloc(file)], Vec::new(), "default", heap).ok()?;
+    let runfiles = new_runfiles(files, heap).ok()?;
+    let info = default_info(
+        heap,
+        vec![
+            ("files", files),
+            ("default_runfiles", runfiles),
+            ("runfiles", runfiles),
+        ],
+    );
+    Some(heap.alloc(TargetInfoGen {
+        label: label.to_string(),
+        providers: vec![info],
+    }))
+}
+
+fn files_of_dep<'v>(dep: Value<'v>) -> Vec<Value<'v>> {
+    TargetInfo::from_value(dep)
+        .and_then(|t| t.default_info("files"))
+        .and_then(Depset::from_value)
+        .map(|d| d.to_list())
+        .unwrap_or_default()
+}
+
+fn plain_value<'v>(heap: Heap<'v>, value: &AttrValue) -> Value<'v> {
+    match value {
+        AttrValue::None => Value::new_none(),
+        AttrValue::Bool(b) => Value::new_bool(*b),
+        AttrValue::Int(i) => heap.alloc(*i),
+        AttrValue::String(s) => heap.alloc(s.as_str()),
+        AttrValue::StringList(v) => heap.alloc(AllocList(v.iter().map(|s| s.as_str()))),
+        AttrValue::StringDict(kv) => {
+            heap.alloc(AllocDict(kv.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
+        }
+        _ => Value::new_none(),
+    }
+}
+
+/// The Starlark values of a target's attributes, by the `ctx` field that shows them.
+pub(super) struct AttrValues<'v> {
+    pub attr: Vec<(String, Value<'v>)>,
+    pub files: Vec<(String, Value<'v>)>,
+    pub file: Vec<(String, Value<'v>)>,
+    pub executable: Vec<(String, Value<'v>)>,
+    pub outputs: Vec<(String, Value<'v>)>,
+    pub direct_deps: Vec<Value<'v>>,
+    pub data_deps: Vec<Value<'v>>,
+}
+
+/// The values of `rule`'s attributes. Declares the outputs in `state`, and notes there the
+/// executables of dependencies, whose runfiles the actions running them need.
+pub(super) fn attr_values<'v>(
+    heap: Heap<'v>,
+    graph: &TargetGraph,
+    done: &HashMap<Label, Analyzed>,
+    label: &Label,
+    rule: &RuleTarget,
+    decl: &RuleDecl,
+    state: &mut ActionsState,
+) -> Result<AttrValues<'v>, AttrError> {
+    let mut v = AttrValues {
+        attr: Vec::new(),
+        files: Vec::new(),
+        file: Vec::new(),
+        executable: Vec::new(),
+        outputs: Vec::new(),
+        direct_deps: Vec::new(),
+        data_deps: Vec::new(),
+    };
+    let dep = |l: &Label| -> Result<Value<'v>, AttrError> {
+        dep_value(heap, graph, done, l).ok_or_else(|| AttrError::NotAnalysed(l.clone()))
+    };
+    for (name, value) in &rule.attrs {
+        if name == "visibility" {
+            continue;
+        }
+        let spec = decl.attrs.iter().find(|(n, _)| n == name).map(|(_, s)| s);
+        match value {
+            AttrValue::Label(l) => {
+                let d = dep(l)?;
+                v.attr.push((name.clone(), d));
+                v.direct_deps.push(d);
+                if name == "data" {
+                    v.data_deps.push(d);
+                }
+                let files = files_of_dep(d);
+                if let Some(spec) = spec {
+                    check_providers(name, &spec.providers, d, l, graph)?;
+                    if spec.allow_single_file {
+                        if files.len() != 1 {
+                            return Err(AttrError::NotSingleFile {
+                                attr: name.clone(),
+                                label: l.clone(),
+                                count: files.len(),
+                            });
+                        }
+                        v.file.push((name.clone(), files[0]));
+                    }
+                    check_extensions(name, &spec.allow_files, &files, l)?;
+                    if spec.executable {
+                        let exe =
+                            TargetInfo::from_value(d).and_then(|t| t.default_info("executable"));
+                        let exe = match exe {
+                            Some(e) => e,
+                            // A single source file can be executable too (a script).
+                            None if files.len() == 1 => files[0],
+                            None => {
+                                return Err(AttrError::NotExecutable {
+                                    attr: name.clone(),
+                                    label: l.clone(),
+                                });
+                            }
+                        };
+                        register_tool(state, done, l, exe);
+                        v.executable.push((name.clone(), exe));
+                    }
+                }
+                v.files.push((name.clone(), heap.alloc(AllocList(files))));
+            }
+            AttrValue::LabelList(ls) => {
+                let mut deps = Vec::with_capacity(ls.len());
+                let mut files = Vec::new();
+                for l in ls {
+                    let d = dep(l)?;
+                    let fs = files_of_dep(d);
+                    if let Some(spec) = spec {
+                        check_extensions(name, &spec.allow_files, &fs, l)?;
+                        check_providers(name, &spec.providers, d, l, graph)?;
+                    }
+                    if let Some(exe) =
+                        TargetInfo::from_value(d).and_then(|t| t.default_info("executable"))
+                    {
+                        register_tool(state, done, l, exe);
+                    }
+                    files.extend(fs);
+                    deps.push(d);
+                }
+                v.direct_deps.extend(deps.iter().copied());
+                if name == "data" || name == "deps" || name == "srcs" {
+                    v.data_deps.extend(deps.iter().copied());
+                }
+                v.attr.push((name.clone(), heap.alloc(AllocList(deps))));
+                v.files.push((name.clone(), heap.alloc(AllocList(files))));
+            }
+            AttrValue::LabelKeyedStringDict(kv) => {
+                let mut entries = Vec::new();
+                for (l, s) in kv {
+                    let d = dep(l)?;
+                    if let Some(spec) = spec {
+                        check_providers(name, &spec.providers, d, l, graph)?;
+                    }
+                    v.direct_deps.push(d);
+                    entries.push((d, heap.alloc(s.as_str())));
+                }
+                v.attr.push((name.clone(), heap.alloc(AllocDict(entries))));
+            }
+            AttrValue::Output(l) => {
+                let f = state.declare_output(&l.name)?;
+                let f = heap.alloc(f);
+                v.attr
+                    .push((name.clone(), heap.alloc(LabelValue { label: l.clone() })));
+                v.outputs.push((name.clone(), f));
+            }
+            AttrValue::OutputList(ls) => {
+                let mut files = Vec::new();
+                for l in ls {
+                    files.push(heap.alloc(state.declare_output(&l.name)?));
+                }
+                v.attr.push((
+                    name.clone(),
+                    heap.alloc(AllocList(
+                        ls.iter()
+                            .map(|l| heap.alloc(LabelValue { label: l.clone() })),
+                    )),
+                ));
+                v.outputs.push((name.clone(), heap.alloc(AllocList(files))));
+            }
+            AttrValue::None => {
+                v.attr.push((name.clone(), Value::new_none()));
+                if spec.is_some_and(|s| s.kind == AttrKind::Label) {
+                    v.files
+                        .push((name.clone(), heap.alloc(AllocList(Vec::<Value>::new()))));
+                    if spec.is_some_and(|s| s.allow_single_file) {
+                        v.file.push((name.clone(), Value::new_none()));
+                    }
+                    if spec.is_some_and(|s| s.executable) {
+                        v.executable.push((name.clone(), Value::new_none()));
+                    }
+                } else if spec.is_some_and(|s| s.kind == AttrKind::Output) {
+                    v.outputs.push((name.clone(), Value::new_none()));
+                }
+            }
+            plain => v.attr.push((name.clone(), plain_value(heap, plain))),
+        }
+    }
+    v.attr
+        .push(("name".into(), heap.alloc(label.name.as_str())));
+    Ok(v)
+}
+
+/// `providers = [...]` of a label attribute: a dependency that is a rule must return every
+/// provider of at least one group (files are not checked, as in Bazel).
+fn check_providers(
+    attr: &str,
+    groups: &[Vec<String>],
+    dep: Value,
+    label: &Label,
+    graph: &TargetGraph,
+) -> Result<(), AttrError> {
+    if groups.is_empty() || graph.target(label).is_none_or(|t| t.rule().is_none()) {
+        return Ok(());
+    }
+    let Some(target) = TargetInfo::from_value(dep) else {
+        return Ok(());
+    };
+    let has = |wanted: &String| {
+        target.providers.iter().any(|p| {
+            ProviderInstance::from_value(p.to_value())
+                .is_some_and(|i| i.id == *wanted || i.name == *wanted)
+        })
+    };
+    if groups.iter().any(|group| group.iter().all(has)) {
+        return Ok(());
+    }
+    let name = |id: &String| id.rsplit('%').next().unwrap_or(id).to_owned();
+    let missing: Vec<String> = groups
+        .iter()
+        .map(|g| {
+            g.iter()
+                .filter(|p| !has(p))
+                .map(|p| format!("'{}'", name(p)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .collect();
+    Err(AttrError::MissingProviders {
+        attr: attr.to_owned(),
+        label: label.clone(),
+        missing,
+    })
+}
+
+/// Remembers a dependency's executable and runfiles, so that actions running it also get
+/// its runfiles as inputs.
+fn register_tool(
+    state: &mut ActionsState,
+    done: &HashMap<Label, Analyzed>,
+    label: &Label,
+    exe: Value,
+) {
+    let Some(exe) = exe.downcast_ref::<FileValue>() else {
+        return;
+    };
+    let runfiles = done
+        .get(label)
+        .and_then(|a| a.runfiles.as_ref())
+        .map(|r| r.entries.iter().map(|(_, p)| p.clone()).collect())
+        .unwrap_or_default();
+    state.tool_runfiles.insert(exe.path.clone(), runfiles);
+}
+
+fn check_extensions(
+    attr: &str,
+    allow: &AllowFiles,
+    files: &[Value],
+    label: &Label,
+) -> Result<(), AttrError> {
+    let AllowFiles::Extensions(exts) = allow else {
+        return Ok(());
+    };
+    for f in files {
+        if let Some(f) = f.downcast_ref::<FileValue>() {
+            let name = f.basename();
+            if !exts
+                .iter()
+                .any(|e| e.is_empty() || name.ends_with(e.as_str()))
+            {
+                return Err(AttrError::FileTypeNotAllowed {
+                    attr: attr.to_owned(),
+                    label: label.clone(),
+                    short_path: f.short_path.clone(),
+                    allowed: exts.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,269 @@
+//! Conditions: a `config_setting` or `constraint_value` target and the build configuration
+//! in, whether the configuration matches it and what it requires of the configuration out
+//! (the requirements decide Bazel's "most specialised condition wins" rule).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use thiserror::Error;
+
+use super::AnalysisConfig;
+use crate::core::Label;
+use crate::graph::TargetGraph;
+use crate::loading::{AttrValue, RuleTarget, Target, TargetKind};
+
+/// An `alias` chain that does not lead to a target.
+#[derive(Clone, Debug, Error)]
+pub(super) enum AliasError {
+    #[error("'{0}' is not loaded")]
+    NotLoaded(Label),
+    #[error("alias '{0}' has no label in 'actual'")]
+    NoActual(Label),
+    #[error("'{0}' is an alias chain that does not end")]
+    Endless(Label),
+}
+
+/// Why a condition target cannot be decided. Kept per condition and reported for each
+/// select() that uses it, hence `Clone`.
+#[derive(Clone, Debug, Error)]
+pub(super) enum ConditionError {
+    #[error(transparent)]
+    Alias(#[from] AliasError),
+    #[error("attribute '{0}' is not configurable")]
+    NotConfigurable(&'static str),
+    #[error("values: 'define' must be given as NAME=VALUE, got '{0}'")]
+    DefineWithoutValue(String),
+    #[error(
+        "values: '{0}' is not a build option forge knows; use 'define', \
+         'compilation_mode' or 'cpu'"
+    )]
+    UnknownOption(String),
+    #[error("flag_values is not supported by forge yet")]
+    FlagValues,
+    #[error(
+        "config_setting '{0}' tests nothing: give at least one of values, define_values or \
+         constraint_values"
+    )]
+    TestsNothing(Label),
+    #[error("'{0}' is not loaded")]
+    ConstraintNotLoaded(Label),
+    #[error("constraint_value '{0}' has no constraint_setting")]
+    NoConstraintSetting(Label),
+    #[error("'{label}' in constraint_values is a {kind}, not a constraint_value")]
+    NotAConstraintValue { label: Label, kind: String },
+}
+
+/// One thing a condition requires of the configuration. A condition whose requirements are
+/// a superset of another's is more specialised, and wins when both match.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub(super) enum Requirement {
+    /// `--define NAME=VALUE` (from `values = {"define": ...}` or `define_values`).
+    Define(String, String),
+    /// A build option in `values`: `compilation_mode`, `cpu`.
+    Option(String, String),
+    /// The platform has this constraint value.
+    Constraint(Label),
+}
+
+/// What a condition target means in this configuration.
+#[derive(Clone, Debug)]
+pub(super) struct Condition {
+    pub matches: bool,
+    pub requirements: BTreeSet<Requirement>,
+}
+
+/// The build options `config_setting(values = ...)` can test, with this build's values.
+#[derive(Clone, Debug)]
+pub struct Configuration {
+    pub defines: BTreeMap<String, String>,
+    pub compilation_mode: String,
+    /// Bazel's `--cpu` value for the host: `k8`, `aarch64`, `darwin_arm64`, ...
+    pub cpu: String,
+    /// The host platform's constraint values, one per setting: `(setting, value)`.
+    pub constraints: Vec<(Label, Label)>,
+}
+
+fn platforms(package: &str, name: &str) -> Label {
+    Label {
+        repo: "platforms".into(),
+        package: package.into(),
+        name: name.into(),
+    }
+}
+
+impl Configuration {
+    /// The configuration of a build on this machine, for this machine.
+    pub fn host(config: &AnalysisConfig) -> Configuration {
+        let (os, arch) = (std::env::consts::OS, std::env::consts::ARCH);
+        let cpu_value = match arch {
+            "x86" => "x86_32",
+            "powerpc64" => "ppc",
+            other => other,
+        };
+        let cpu = match (os, arch) {
+            ("macos", "aarch64") => "darwin_arm64".to_owned(),
+            ("macos", a) => format!("darwin_{a}"),
+            ("windows", "x86_64") => "x64_windows".to_owned(),
+            (_, "x86_64") => "k8".to_owned(),
+            (_, a) => a.to_owned(),
+        };
+        Configuration {
+            defines: config.defines.clone(),
+            compilation_mode: "fastbuild".into(),
+            cpu,
+            constraints: vec![
+                (platforms("os", "os"), platforms("os", os)),
+                (platforms("cpu", "cpu"), platforms("cpu", cpu_value)),
+            ],
+        }
+    }
+
+    fn option(&self, key: &str) -> Option<&str> {
+        match key {
+            "compilation_mode" => Some(&self.compilation_mode),
+            "cpu" | "host_cpu" => Some(&self.cpu),
+            _ => None,
+        }
+    }
+}
+
+pub(super) fn is_builtin(rule: &RuleTarget, class: &str) -> bool {
+    rule.class == class && rule.defined_in.starts_with("@prelude//")
+}
+
+/// Follows `alias` targets to what they stand for.
+pub(super) fn unalias<'g>(
+    graph: &'g TargetGraph,
+    label: &Label,
+) -> Result<(Label, &'g Target), AliasError> {
+    let mut current = label.clone();
+    for _ in 0..32 {
+        let Some(target) = graph.target(&current) else {
+            return Err(AliasError::NotLoaded(current));
+        };
+        match target.rule() {
+            Some(r) if is_builtin(r, "alias") => match r.attrs.get("actual") {
+                Some(AttrValue::Label(next)) => current = next.clone(),
+                _ => return Err(AliasError::NoActual(current)),
+            },
+            _ => return Ok((current, target)),
+        }
+    }
+    Err(AliasError::Endless(label.clone()))
+}
+
+fn string_dict<'r>(
+    rule: &'r RuleTarget,
+    attr: &'static str,
+) -> Result<&'r [(String, String)], ConditionError> {
+    match rule.attrs.get(attr) {
+        Some(AttrValue::StringDict(kv)) => Ok(kv),
+        None => Ok(&[]),
+        Some(_) => Err(ConditionError::NotConfigurable(attr)),
+    }
+}
+
+/// Decides one `config_setting` or `constraint_value` target.
+pub(super) fn evaluate(
+    graph: &TargetGraph,
+    configuration: &Configuration,
+    target: &Target,
+) -> Result<Condition, ConditionError> {
+    let TargetKind::Rule(rule) = &target.kind else {
+        unreachable!("only rules are conditions")
+    };
+    if is_builtin(rule, "constraint_value") {
+        return Ok(Condition {
+            matches: has_constraint(graph, configuration, &target.label)?,
+            requirements: BTreeSet::from([Requirement::Constraint(target.label.clone())]),
+        });
+    }
+    let mut requirements = BTreeSet::new();
+    let mut matches = true;
+    for (key, value) in string_dict(rule, "values")? {
+        let requirement = if key == "define" {
+            let (name, v) = value
+                .split_once('=')
+                .ok_or_else(|| ConditionError::DefineWithoutValue(value.clone()))?;
+            Requirement::Define(name.to_owned(), v.to_owned())
+        } else {
+            match configuration.option(key) {
+                Some(actual) => {
+                    matches &= actual == value;
+                    Requirement::Option(key.clone(), value.clone())
+                }
+                None => return Err(ConditionError::UnknownOption(key.clone())),
+            }
+        };
+        requirements.insert(requirement);
+    }
+    for (name, value) in string_dict(rule, "define_values")? {
+        requirements.insert(Requirement::Define(name.clone(), value.clone()));
+    }
+    for r in &requirements {
+        if let Requirement::Define(name, value) = r {
+            matches &= configuration.defines.get(name) == Some(value);
+        }
+    }
+    match rule.attrs.get("constraint_values") {
+        Some(AttrValue::LabelList(labels)) => {
+            for l in labels {
+                let (resolved, _) = unalias(graph, l)?;
+                matches &= has_constraint(graph, configuration, &resolved)?;
+                requirements.insert(Requirement::Constraint(resolved));
+            }
+        }
+        None => {}
+        Some(_) => return Err(ConditionError::NotConfigurable("constraint_values")),
+    }
+    if !string_dict(rule, "flag_values")?.is_empty() {
+        return Err(ConditionError::FlagValues);
+    }
+    if requirements.is_empty() {
+        return Err(ConditionError::TestsNothing(target.label.clone()));
+    }
+    Ok(Condition {
+        matches,
+        requirements,
+    })
+}
+
+/// Whether the host platform has the constraint value `value` (an unaliased label).
+fn has_constraint(
+    graph: &TargetGraph,
+    configuration: &Configuration,
+    value: &Label,
+) -> Result<bool, ConditionError> {
+    let target = graph
+        .target(value)
+        .ok_or_else(|| ConditionError::ConstraintNotLoaded(value.clone()))?;
+    let setting = match target.rule() {
+        Some(r) if is_builtin(r, "constraint_value") => match r.attrs.get("constraint_setting") {
+            Some(AttrValue::Label(s)) => unalias(graph, s)?.0,
+            _ => return Err(ConditionError::NoConstraintSetting(value.clone())),
+        },
+        _ => {
+            return Err(ConditionError::NotAConstraintValue {
+                label: value.clone(),
+                kind: target.kind_name(),
+            });
+        }
+    };
+    if let Some((_, host)) = configuration
+        .constraints
+        .iter()
+        .find(|(s, _)| *s == setting)
+    {
+        return Ok(host == value);
+    }
+    // A setting the host platform does not name takes its default value, if it has one.
+    let default = graph.target(&setting).and_then(Target::rule).and_then(|r| {
+        match r.attrs.get("default_constraint_value") {
+            Some(AttrValue::Label(d)) => Some(d.clone()),
+            _ => None,
+        }
+    });
+    Ok(match default {
+        Some(d) => unalias(graph, &d)?.0 == *value,
+        None => false,
+    })
+}
