@@ -23,8 +23,21 @@ use crate::loading::{
 };
 
 /// A dependency that does not fit the attribute it is given in.
+///
+/// Boxed: it is rare, and a `Result` that may hold it stays small on the path that succeeds.
 #[derive(Debug, Error)]
-pub(super) enum AttrError {
+#[error(transparent)]
+pub(super) struct AttrError(Box<AttrErrorKind>);
+
+impl<K: Into<AttrErrorKind>> From<K> for AttrError {
+    fn from(kind: K) -> Self {
+        AttrError(Box::new(kind.into()))
+    }
+}
+
+/// What went wrong, inside an `AttrError`.
+#[derive(Debug, Error)]
+pub(super) enum AttrErrorKind {
     /// The dependency has no analysis result: it is no rule and no file (a package_group).
     #[error("dependency '{0}' has not been analysed")]
     NotAnalysed(Label),
@@ -151,7 +164,7 @@ pub(super) fn attr_values<'v>(
         data_deps: Vec::new(),
     };
     let dep = |l: &Label| -> Result<Value<'v>, AttrError> {
-        dep_value(heap, graph, done, l).ok_or_else(|| AttrError::NotAnalysed(l.clone()))
+        dep_value(heap, graph, done, l).ok_or_else(|| AttrErrorKind::NotAnalysed(l.clone()).into())
     };
     for (name, value) in &rule.attrs {
         if name == "visibility" {
@@ -171,11 +184,12 @@ pub(super) fn attr_values<'v>(
                     check_providers(name, &spec.providers, d, l, graph)?;
                     if spec.allow_single_file {
                         if files.len() != 1 {
-                            return Err(AttrError::NotSingleFile {
+                            return Err(AttrErrorKind::NotSingleFile {
                                 attr: name.clone(),
                                 label: l.clone(),
                                 count: files.len(),
-                            });
+                            }
+                            .into());
                         }
                         v.file.push((name.clone(), files[0]));
                     }
@@ -188,10 +202,11 @@ pub(super) fn attr_values<'v>(
                             // A single source file can be executable too (a script).
                             None if files.len() == 1 => files[0],
                             None => {
-                                return Err(AttrError::NotExecutable {
+                                return Err(AttrErrorKind::NotExecutable {
                                     attr: name.clone(),
                                     label: l.clone(),
-                                });
+                                }
+                                .into());
                             }
                         };
                         register_tool(state, done, l, exe);
@@ -316,11 +331,12 @@ fn check_providers(
                 .join(", ")
         })
         .collect();
-    Err(AttrError::MissingProviders {
+    Err(AttrErrorKind::MissingProviders {
         attr: attr.to_owned(),
         label: label.clone(),
         missing,
-    })
+    }
+    .into())
 }
 
 /// Remembers a dependency's executable and runfiles, so that actions running it also get
@@ -358,12 +374,13 @@ fn check_extensions(
                 .iter()
                 .any(|e| e.is_empty() || name.ends_with(e.as_str()))
             {
-                return Err(AttrError::FileTypeNotAllowed {
+                return Err(AttrErrorKind::FileTypeNotAllowed {
                     attr: attr.to_owned(),
                     label: label.clone(),
                     short_path: f.short_path.clone(),
                     allowed: exts.clone(),
-                });
+                }
+                .into());
             }
         }
     }

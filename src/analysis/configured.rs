@@ -22,8 +22,21 @@ use crate::loading::{
 };
 
 /// Why a target's `select()`s cannot be resolved in this configuration.
+///
+/// Boxed: it is rare, and a `Result` that may hold it stays small on the path that succeeds.
 #[derive(Debug, Error)]
-pub enum SelectError {
+#[error(transparent)]
+pub struct SelectError(Box<SelectErrorKind>);
+
+impl<K: Into<SelectErrorKind>> From<K> for SelectError {
+    fn from(kind: K) -> Self {
+        SelectError(Box::new(kind.into()))
+    }
+}
+
+/// What went wrong, inside a `SelectError`.
+#[derive(Debug, Error)]
+pub enum SelectErrorKind {
     #[error(transparent)]
     Alias(#[from] AliasError),
     #[error("in select() condition '{label}': {error}")]
@@ -106,14 +119,16 @@ impl Settings {
         let (resolved, target) = unalias(graph, label)?;
         match self.conditions.get(&resolved) {
             Some(Ok(c)) => Ok(c),
-            Some(Err(error)) => Err(SelectError::Condition {
+            Some(Err(error)) => Err(SelectErrorKind::Condition {
                 label: label.clone(),
                 error: error.clone(),
-            }),
-            None => Err(SelectError::NotACondition {
+            }
+            .into()),
+            None => Err(SelectErrorKind::NotACondition {
                 label: label.clone(),
                 kind: target.kind_name(),
-            }),
+            }
+            .into()),
         }
     }
 
@@ -190,25 +205,27 @@ impl Settings {
         match winners.as_slice() {
             [] => default.ok_or_else(|| {
                 let (attr, target) = (attr.to_owned(), target.label.clone());
-                match &selector.no_match_error {
-                    Some(message) => SelectError::NoMatchWithMessage {
+                let kind = match &selector.no_match_error {
+                    Some(message) => SelectErrorKind::NoMatchWithMessage {
                         attr,
                         target,
                         message: message.clone(),
                     },
-                    None => SelectError::NoMatch {
+                    None => SelectErrorKind::NoMatch {
                         attr,
                         target,
                         checked: selector.conditions.iter().map(|(l, _)| l.clone()).collect(),
                     },
-                }
+                };
+                kind.into()
             }),
             [(_, _, first), rest @ ..] if rest.iter().all(|(_, _, v)| v == first) => Ok(first),
-            _ => Err(SelectError::Ambiguous {
+            _ => Err(SelectErrorKind::Ambiguous {
                 attr: attr.to_owned(),
                 target: target.label.clone(),
                 matches: winners.iter().map(|(l, _, _)| (*l).clone()).collect(),
-            }),
+            }
+            .into()),
         }
     }
 }
@@ -230,10 +247,11 @@ fn concat(attr: &str, values: Vec<AttrValue>) -> Result<AttrValue, SelectError> 
             (AttrValue::LabelList(mut a), AttrValue::LabelList(b)) => {
                 for l in b {
                     if a.contains(&l) {
-                        return Err(SelectError::DuplicateLabel {
+                        return Err(SelectErrorKind::DuplicateLabel {
                             label: l,
                             attr: attr.to_owned(),
-                        });
+                        }
+                        .into());
                     }
                     a.push(l);
                 }
@@ -254,11 +272,12 @@ fn concat(attr: &str, values: Vec<AttrValue>) -> Result<AttrValue, SelectError> 
                 AttrValue::LabelKeyedStringDict(a)
             }
             (a, b) => {
-                return Err(SelectError::CannotConcatenate {
+                return Err(SelectErrorKind::CannotConcatenate {
                     attr: attr.to_owned(),
                     left: a.display(),
                     right: b.display(),
-                });
+                }
+                .into());
             }
         };
     }

@@ -2,6 +2,9 @@
 //! the object a rule implementation reads out, with its methods `ctx.runfiles`,
 //! `ctx.expand_location` and `ctx.expand_make_variables`.
 
+// The Starlark signatures mirror Bazel's, with all their keyword arguments.
+#![allow(clippy::too_many_arguments)]
+
 use std::collections::HashMap;
 use std::fmt;
 

@@ -33,7 +33,7 @@ pub(super) enum TargetError {
     Select(#[from] SelectError),
     /// The loader could not find the rule's callable; its own message, location included.
     #[error("{0}")]
-    RuleNotFound(Diagnostic),
+    RuleNotFound(Box<Diagnostic>),
     #[error("'{0}' is not a rule")]
     NotARule(String),
     #[error(transparent)]
@@ -97,7 +97,7 @@ fn analyze_rule(
     let rule: &RuleTarget = &configured;
     let callable = loader
         .rule_callable(&rule.defined_in, &rule.class)
-        .map_err(TargetError::RuleNotFound)?;
+        .map_err(|d| TargetError::RuleNotFound(Box::new(d)))?;
     let package = graph.package(&label.package_id());
     let env = CtxEnv {
         label,
