@@ -82,6 +82,7 @@ pub(super) fn analyze_target(
     analyze_rule(graph, target, done, config, settings).map_err(|e| e.into_diagnostic(target))
 }
 
+/// `analyze_target`'s steps, with the error of each step kept typed until it is reported.
 fn analyze_rule(
     graph: &TargetGraph,
     target: &Target,
