@@ -14,8 +14,9 @@ use starlark::values::none::NoneType;
 
 use super::attrs::{AttrKind, AttrSpec};
 use super::context::EvalContext;
+use super::diagnostics::location_of;
 use super::glob::{self, Pattern};
-use super::rules::{location_of, visibility};
+use super::rule_call::visibility;
 use super::target::{AttrValue, PackageGroup, PackageSpec, Target, TargetKind};
 use crate::core::{Label, Location, PackageId};
 
@@ -140,7 +141,7 @@ pub fn build_globals(builder: &mut GlobalsBuilder) {
         let names = string_list("exports_files", srcs, &ctx.base)?;
         let vis = match visibility.or(visibility_pos) {
             Some(v) if !v.is_none() => {
-                match super::rules::visibility(&v, &ctx.base, "exports_files visibility")? {
+                match super::rule_call::visibility(&v, &ctx.base, "exports_files visibility")? {
                     AttrValue::LabelList(l) => l,
                     _ => unreachable!(),
                 }

@@ -1,0 +1,226 @@
+//! `rule()` and `provider()`: their keyword arguments in a .bzl file in, a `RuleCallable`
+//! (a `RuleDecl` of checked attributes and outputs) or a `ProviderCallable` out.
+
+// Starlark functions take Bazel's keyword parameters one Rust argument each.
+#![allow(clippy::too_many_arguments)]
+
+use starlark::environment::GlobalsBuilder;
+use starlark::eval::Evaluator;
+use starlark::starlark_module;
+use starlark::values::dict::DictRef;
+use starlark::values::{Heap, Value, ValueLike};
+
+use super::attrs::Attribute;
+use super::context::EvalContext;
+use super::rule_call::implicit_attrs;
+use super::rule_value::{RuleCallable, RuleDecl};
+use super::values::ProviderCallable;
+
+fn field_names<'v>(value: Value<'v>, heap: Heap<'v>) -> anyhow::Result<Vec<String>> {
+    if let Some(dict) = DictRef::from_value(value) {
+        return dict
+            .keys()
+            .map(|k| {
+                k.unpack_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| anyhow::anyhow!("provider field names must be strings"))
+            })
+            .collect();
+    }
+    value
+        .iterate(heap)
+        .map_err(|_| {
+            anyhow::anyhow!("provider fields must be a list of names or a dict of name to doc")
+        })?
+        .map(|k| {
+            k.unpack_str()
+                .map(str::to_owned)
+                .ok_or_else(|| anyhow::anyhow!("provider field names must be strings"))
+        })
+        .collect()
+}
+
+/// `rule(provides = [...])` as provider ids.
+fn provided<'v>(value: Value<'v>, heap: Heap<'v>) -> anyhow::Result<Vec<String>> {
+    if value.is_none() {
+        return Ok(Vec::new());
+    }
+    let items = value
+        .iterate(heap)
+        .map_err(|_| anyhow::anyhow!("rule(): 'provides' must be a list of providers"))?;
+    items
+        .map(|p| {
+            super::values::provider_callable(p)
+                .map(|c| c.id())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "rule(): 'provides' must be a list of providers, got {}",
+                        p.get_type()
+                    )
+                })
+        })
+        .collect()
+}
+
+/// `rule()`, `provider()`: what .bzl files use to declare things.
+#[starlark_module]
+pub fn declaration_globals(builder: &mut GlobalsBuilder) {
+    fn rule<'v>(
+        #[starlark(require = named)] implementation: Value<'v>,
+        #[starlark(require = named)] attrs: Option<Value<'v>>,
+        #[starlark(require = named, default = false)] executable: bool,
+        #[starlark(require = named, default = false)] test: bool,
+        #[starlark(require = named)] outputs: Option<Value<'v>>,
+        #[starlark(require = named, default = String::new())] doc: String,
+        #[starlark(kwargs)] kwargs: starlark::values::dict::DictRef<'v>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<RuleCallable<'v>> {
+        let ctx = EvalContext::from_eval(eval)?;
+        if matches!(ctx.kind, super::context::FileKind::Build(_)) {
+            anyhow::bail!("rule() can only be called in a .bzl file, not in a BUILD file");
+        }
+        // Options Bazel accepts that change nothing in forge's single configuration: config
+        // fragment permissions, the genfiles directory (forge's is the bin directory), the
+        // toolchain-transition migration flag, a testing hook, and exec platform
+        // constraints (the one exec platform is this machine).
+        const NO_EFFECT: &[&str] = &[
+            "fragments",
+            "host_fragments",
+            "output_to_genfiles",
+            "incompatible_use_toolchain_transition",
+            "_skylark_testable",
+            "exec_compatible_with",
+        ];
+        // Options forge cannot honour: refused when given a value that means something.
+        const REFUSED: &[(&str, &str)] = &[
+            ("toolchains", "forge has no toolchain resolution"),
+            ("exec_groups", "forge has no execution groups"),
+            ("cfg", "forge has no configuration transitions"),
+            ("build_setting", "forge has no user-defined build settings"),
+            ("analysis_test", "forge has no analysis tests"),
+            ("initializer", "forge does not run rule initializers"),
+            ("subrules", "forge has no subrules"),
+            ("parent", "forge does not extend rules"),
+            (
+                "dependency_resolution_rule",
+                "forge has no dependency resolution rules",
+            ),
+        ];
+        let mut provides = Vec::new();
+        for (k, v) in kwargs.iter() {
+            let k = k.unpack_str().unwrap_or_default();
+            if k == "provides" {
+                provides = provided(v, eval.heap())?;
+                continue;
+            }
+            if NO_EFFECT.contains(&k) {
+                continue;
+            }
+            let Some((_, why)) = REFUSED.iter().find(|(name, _)| *name == k) else {
+                anyhow::bail!("rule() got an unexpected keyword argument '{k}'");
+            };
+            let meaningless =
+                v.is_none() || v.unpack_bool() == Some(false) || v.length().is_ok_and(|n| n == 0);
+            if !meaningless {
+                anyhow::bail!(
+                    "rule(): '{k} = {}' is not supported: {why}; remove it",
+                    v.to_repr()
+                );
+            }
+        }
+        if !implementation.get_type().contains("function") {
+            anyhow::bail!(
+                "rule(): 'implementation' must be a function, got {}",
+                implementation.get_type()
+            );
+        }
+        let implicit: Vec<&str> = implicit_attrs(executable, test)
+            .iter()
+            .map(|(n, _)| *n)
+            .collect();
+        let mut declared = Vec::new();
+        if let Some(attrs) = attrs.filter(|a| !a.is_none()) {
+            let dict = DictRef::from_value(attrs).ok_or_else(|| {
+                anyhow::anyhow!("rule(): 'attrs' must be a dict of name to attr.*()")
+            })?;
+            for (k, v) in dict.iter() {
+                let name = k
+                    .unpack_str()
+                    .ok_or_else(|| anyhow::anyhow!("rule(): attribute names must be strings"))?;
+                let attr = v.downcast_ref::<Attribute>().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "rule(): attribute '{name}' must be made with attr.*(), got {}",
+                        v.get_type()
+                    )
+                })?;
+                if name == "name" || implicit.contains(&name) {
+                    anyhow::bail!(
+                        "rule(): there is already a built-in attribute '{name}' which cannot be overridden"
+                    );
+                }
+                declared.push((name.to_owned(), attr.spec.clone()));
+            }
+        }
+        let mut predeclared = Vec::new();
+        if let Some(outputs) = outputs.filter(|o| !o.is_none()) {
+            let dict = DictRef::from_value(outputs).ok_or_else(|| {
+                anyhow::anyhow!("rule(): 'outputs' must be a dict of name to file name template")
+            })?;
+            for (k, v) in dict.iter() {
+                let (Some(k), Some(v)) = (k.unpack_str(), v.unpack_str()) else {
+                    anyhow::bail!("rule(): 'outputs' must map strings to strings");
+                };
+                if declared.iter().any(|(n, _)| n == k) {
+                    anyhow::bail!("rule(): output '{k}' has the same name as an attribute");
+                }
+                predeclared.push((k.to_owned(), v.to_owned()));
+            }
+        }
+        Ok(RuleCallable::new(
+            implementation,
+            RuleDecl {
+                defined_in: ctx.file.to_string(),
+                attrs: declared,
+                executable,
+                test,
+                outputs: predeclared,
+                doc,
+                provides,
+            },
+        ))
+    }
+
+    fn provider<'v>(
+        #[starlark(require = pos)] doc_pos: Option<String>,
+        #[starlark(require = named)] doc: Option<String>,
+        #[starlark(require = named)] fields: Option<Value<'v>>,
+        #[starlark(require = named)] init: Option<Value<'v>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Value<'v>> {
+        let ctx = EvalContext::from_eval(eval)?;
+        let heap = eval.heap();
+        let fields = match fields {
+            Some(f) if !f.is_none() => field_names(f, heap)?,
+            _ => Vec::new(),
+        };
+        let provider = heap.alloc(ProviderCallable::new(
+            ctx.file.to_string(),
+            fields,
+            doc.or(doc_pos).unwrap_or_default(),
+        ));
+        match init.filter(|i| !i.is_none()) {
+            None => Ok(provider),
+            // As in Bazel: the provider, whose calls go through `init`, and the raw constructor.
+            Some(init) => {
+                if !init.get_type().contains("function") {
+                    anyhow::bail!(
+                        "provider(): 'init' must be a function, got {}",
+                        init.get_type()
+                    );
+                }
+                let with_init = heap.alloc(super::values::ProviderWithInitGen { provider, init });
+                Ok(heap.alloc((with_init, provider)))
+            }
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! One package: a BUILD file in, a plain `Package` of `Target`s out (or the complete
+//! diagnostics of why it did not load).
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use starlark::environment::Module;
+use starlark::eval::Evaluator;
+use starlark::syntax::AstModule;
+
+use super::bzl::MapLoader;
+use super::context::{EvalContext, FileKind, PackageBuilder};
+use super::diagnostics::{location_of, starlark_error};
+use super::target::{Package, Target, TargetKind};
+use super::{BUILD_FILE_NAMES, Loader, PackageError, dialect};
+use crate::core::{Diagnostic, Label, Location, PackageId};
+use crate::workspace::fs_deps;
+
+impl Loader {
+    /// Loads one package. The errors are complete messages, ready to print.
+    pub fn load_package(&self, id: &PackageId) -> Result<Package, PackageError> {
+        let failed = |mut errors: Vec<Diagnostic>| {
+            errors.push(Diagnostic::new(format!(
+                "error loading package '{id}': the BUILD file has errors (see above)"
+            )));
+            PackageError::Failed(errors)
+        };
+        let (build_label, source, dir) = match self.builtin_build_file(id) {
+            Some(source) => (
+                id.label(BUILD_FILE_NAMES[0]),
+                source.to_owned(),
+                // Built-in repositories have no files; globs there find nothing.
+                self.workspace
+                    .output_base
+                    .join("external")
+                    .join(&id.repo)
+                    .join(&id.package),
+            ),
+            None => {
+                let Some((build_label, path)) = self.build_file(id) else {
+                    let hint = if self.is_builtin_repo(&id.repo) {
+                        ""
+                    } else {
+                        ". Add a BUILD file to a directory to mark it as a package"
+                    };
+                    return Err(PackageError::NoSuchPackage(Diagnostic::new(format!(
+                        "no such package '{id}': BUILD file not found in {}{hint}",
+                        self.display_dir(id)
+                    ))));
+                };
+                let source = fs_deps::read_to_string(&path).map_err(|e| {
+                    failed(vec![Diagnostic::new(format!(
+                        "cannot read {}: {e}",
+                        path.display()
+                    ))])
+                })?;
+                let dir = self
+                    .package_dir(id)
+                    .expect("a package with a BUILD file has a directory");
+                (build_label, source, dir)
+            }
+        };
+        let display = self.display_path(&build_label);
+        crate::core::nesting::check(&display, &source).map_err(|d| failed(vec![d]))?;
+        let ast = AstModule::parse(&display, source, &dialect::build())
+            .map_err(|e| failed(vec![starlark_error(&e)]))?;
+        if let Some((span, kind)) = dialect::find_star_argument(&ast) {
+            let loc = location_of(&span);
+            return Err(failed(vec![Diagnostic::at(
+                &loc,
+                format!(
+                    "{kind} is not allowed in BUILD files: list the arguments explicitly, or move this call into a macro in a .bzl file"
+                ),
+            )]));
+        }
+        let (modules, bzl_files) = self.load_dependencies(&ast, id, &[]).map_err(failed)?;
+
+        let builder = Module::with_temp_heap(|module| -> Result<PackageBuilder, starlark::Error> {
+            for p in &self.prelude {
+                module.import_public_symbols(p);
+            }
+            let loader = MapLoader(&modules);
+            let ctx = EvalContext {
+                base: id.clone(),
+                file: build_label.clone(),
+                kind: FileKind::Build(RefCell::new(PackageBuilder {
+                    id: id.clone(),
+                    dir: dir.clone(),
+                    targets: BTreeMap::new(),
+                    default_visibility: None,
+                    features: Vec::new(),
+                    package_called: false,
+                    referenced: Vec::new(),
+                    attr_defaults: Box::default(),
+                })),
+            };
+            {
+                let mut eval = Evaluator::new(&module);
+                eval.set_loader(&loader);
+                eval.extra = Some(&ctx);
+                eval.eval_module(ast, &self.globals)?;
+            }
+            match ctx.kind {
+                FileKind::Build(b) => Ok(b.into_inner()),
+                FileKind::Bzl => unreachable!("a BUILD file evaluates with a package"),
+            }
+        })
+        .map_err(|e| failed(vec![starlark_error(&e)]))?;
+        Ok(finish_package(builder, build_label, bzl_files))
+    }
+}
+
+/// Adds source-file targets for same-package labels no rule declared (Bazel does the same).
+fn finish_package(mut b: PackageBuilder, build_file: Label, bzl_files: Vec<Label>) -> Package {
+    b.referenced.push((
+        build_file.clone(),
+        Location {
+            file: String::new(),
+            line: 0,
+            column: 0,
+        },
+    ));
+    for (label, location) in std::mem::take(&mut b.referenced) {
+        b.targets
+            .entry(label.name.clone())
+            .or_insert_with(|| Target {
+                label: label.clone(),
+                kind: TargetKind::SourceFile,
+                location,
+                // Files nobody exported keep Bazel 4's legacy default: visible to all.
+                visibility: vec![Label {
+                    repo: String::new(),
+                    package: "visibility".into(),
+                    name: "public".into(),
+                }],
+            });
+    }
+    Package {
+        id: b.id,
+        dir: b.dir,
+        build_file,
+        bzl_files,
+        targets: b.targets,
+        default_visibility: b.default_visibility.unwrap_or_default(),
+        features: b.features,
+    }
+}

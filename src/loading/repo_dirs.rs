@@ -1,0 +1,168 @@
+//! Where a package's files are: package ids and repository names in, directories, BUILD
+//! files and the names messages give them out — fetching an external repository the first
+//! time one of its packages is asked for, and finding every package below a directory.
+
+use std::path::{Path, PathBuf};
+
+use super::{BUILD_FILE_NAMES, Loader, prelude};
+use crate::core::diag::did_you_mean;
+use crate::core::{Diagnostic, Label, PackageId};
+use crate::workspace::fs_deps;
+
+impl Loader {
+    /// The directory holding a repository's files.
+    pub(super) fn repo_root(&self, repo: &str) -> Option<PathBuf> {
+        if repo.is_empty() || repo == self.workspace.name {
+            return Some(self.workspace.root.clone());
+        }
+        match self.fetcher.repo_root(repo)? {
+            Ok(dir) => Some(dir),
+            Err(e) => {
+                self.fetch_errors
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(repo.to_owned(), e);
+                None
+            }
+        }
+    }
+
+    /// Fetches the repositories `repos` (for `forge fetch`); the errors.
+    pub fn fetch(&self, repos: &[String]) -> Vec<String> {
+        repos
+            .iter()
+            .filter_map(|r| self.fetcher.repo_root(r)?.err())
+            .collect()
+    }
+
+    /// The BUILD text of a package of a repository forge provides itself (`@platforms`),
+    /// unless the workspace itself has that name.
+    pub(super) fn builtin_build_file(&self, id: &PackageId) -> Option<&'static str> {
+        if self.repo_root(&id.repo).is_some() {
+            return None;
+        }
+        prelude::builtin_build_file(id)
+    }
+
+    pub(super) fn is_builtin_repo(&self, repo: &str) -> bool {
+        self.repo_root(repo).is_none() && prelude::is_builtin_repo(repo)
+    }
+
+    pub(super) fn package_dir(&self, id: &PackageId) -> Option<PathBuf> {
+        self.repo_root(&id.repo).map(|r| r.join(&id.package))
+    }
+
+    /// How a file is named in messages: workspace-relative for the main repository.
+    pub fn display_path(&self, file: &Label) -> String {
+        let rel = if file.package.is_empty() {
+            file.name.clone()
+        } else {
+            format!("{}/{}", file.package, file.name)
+        };
+        if file.repo.is_empty() {
+            rel
+        } else {
+            format!("external/{}/{rel}", file.repo)
+        }
+    }
+
+    /// How a package directory is named in messages.
+    pub fn display_dir(&self, id: &PackageId) -> String {
+        if self.is_builtin_repo(&id.repo) {
+            return format!(
+                "forge's built-in repository '@{}' (its packages: {})",
+                id.repo,
+                prelude::builtin_packages(&id.repo).join(", ")
+            );
+        }
+        if let Some(error) = self
+            .fetch_errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id.repo)
+        {
+            return format!(
+                "repository '@{}', which could not be fetched: {error}",
+                id.repo
+            );
+        }
+        match self.package_dir(id) {
+            Some(dir) => format!("'{}'", dir.display()),
+            None => format!(
+                "repository '@{}', which is not defined in the WORKSPACE file",
+                id.repo
+            ),
+        }
+    }
+
+    pub(super) fn build_file(&self, id: &PackageId) -> Option<(Label, PathBuf)> {
+        let dir = self.package_dir(id)?;
+        fs_deps::listed(&dir);
+        BUILD_FILE_NAMES.iter().find_map(|name| {
+            let path = dir.join(name);
+            path.is_file().then(|| (id.label(name), path))
+        })
+    }
+
+    /// A package near `id` that exists, for "did you mean" hints.
+    pub fn close_package(&self, id: &PackageId) -> Option<String> {
+        let parent = Path::new(&id.package).parent()?;
+        let dir = self.package_dir(&PackageId::new(&id.repo, parent.to_str()?))?;
+        let siblings: Vec<String> = std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .filter(|e| BUILD_FILE_NAMES.iter().any(|b| e.path().join(b).is_file()))
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .collect();
+        let last = Path::new(&id.package).file_name()?.to_str()?;
+        let close = did_you_mean(last, siblings.iter().map(String::as_str))?;
+        let pkg = parent.join(close);
+        Some(PackageId::new(&id.repo, pkg.to_str()?).to_string())
+    }
+
+    /// Every package at or below `prefix`, sorted. Directories named `forge-*` that are
+    /// symlinks (the output links) and dot-directories are skipped, as are `.bazelignore`d ones.
+    pub fn packages_under(&self, prefix: &PackageId) -> Result<Vec<PackageId>, Diagnostic> {
+        if self.is_builtin_repo(&prefix.repo) {
+            return Ok(prelude::builtin_packages(&prefix.repo)
+                .into_iter()
+                .filter(|p| crate::core::label::package_is_within(p, &prefix.package))
+                .map(|p| PackageId::new(&prefix.repo, p))
+                .collect());
+        }
+        let Some(root) = self.repo_root(&prefix.repo) else {
+            return Err(Diagnostic::new(format!(
+                "no such repository '@{}': it is not defined in the WORKSPACE file",
+                prefix.repo
+            )));
+        };
+        let ignored = self.workspace.ignored_dirs();
+        let start = root.join(&prefix.package);
+        let mut found = Vec::new();
+        let walker = walkdir::WalkDir::new(&start)
+            .follow_links(false)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| {
+                if e.depth() == 0 {
+                    return true;
+                }
+                let name = e.file_name().to_string_lossy();
+                e.file_type().is_dir()
+                    && !name.starts_with('.')
+                    && !ignored.iter().any(|i| e.path() == root.join(i))
+            });
+        for entry in walker.flatten() {
+            let dir = entry.path();
+            fs_deps::listed(dir);
+            if BUILD_FILE_NAMES.iter().any(|b| dir.join(b).is_file()) {
+                let rel = dir.strip_prefix(&root).unwrap_or(dir);
+                let package = rel
+                    .to_string_lossy()
+                    .replace(std::path::MAIN_SEPARATOR, "/");
+                found.push(PackageId::new(&prefix.repo, &package));
+            }
+        }
+        Ok(found)
+    }
+}

@@ -1,0 +1,167 @@
+//! The rule value: what `my_rule = rule(...)` binds in a .bzl file — a `RuleCallable` that
+//! learns its name on assignment, frozen into the `FrozenRuleCallable` BUILD files call (the
+//! call itself is checked in `rule_call`).
+
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::Arc;
+
+use allocative::Allocative;
+use starlark::eval::{Arguments, Evaluator};
+use starlark::values::{
+    Freeze, FreezeResult, Freezer, FrozenValue, Heap, NoSerialize, ProvidesStaticType,
+    StarlarkValue, Trace, Value, starlark_value,
+};
+
+use super::attrs::AttrSpec;
+
+/// Everything `rule()` declared, shared by the unfrozen and frozen callables.
+#[derive(Debug)]
+pub struct RuleDecl {
+    /// `<bzl label>` the rule was defined in.
+    pub defined_in: String,
+    pub attrs: Vec<(String, AttrSpec)>,
+    pub executable: bool,
+    pub test: bool,
+    /// Predeclared outputs: attribute-like name -> template such as `%{name}.txt`.
+    pub outputs: Vec<(String, String)>,
+    pub doc: String,
+    /// `provides = [...]`: the ids of providers the implementation must return.
+    pub provides: Vec<String>,
+}
+
+/// `rule(...)` before its module is frozen: it learns its name from `x = rule(...)`.
+#[derive(Debug, ProvidesStaticType, NoSerialize, Allocative, Trace)]
+pub struct RuleCallable<'v> {
+    implementation: Value<'v>,
+    #[allocative(skip)]
+    #[trace(static)]
+    decl: Arc<RuleDecl>,
+    #[allocative(skip)]
+    #[trace(static)]
+    name: RefCell<Option<String>>,
+}
+
+impl<'v> RuleCallable<'v> {
+    /// A rule without a name yet: `export_as` gives it the one it is assigned to.
+    pub fn new(implementation: Value<'v>, decl: RuleDecl) -> Self {
+        RuleCallable {
+            implementation,
+            decl: Arc::new(decl),
+            name: RefCell::new(None),
+        }
+    }
+}
+
+impl fmt::Display for RuleCallable<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &*self.name.borrow() {
+            Some(n) => write!(f, "<rule {n}>"),
+            None => write!(f, "<rule>"),
+        }
+    }
+}
+
+impl<'v> starlark::values::AllocValue<'v> for RuleCallable<'v> {
+    fn alloc_value(self, heap: Heap<'v>) -> Value<'v> {
+        heap.alloc_complex(self)
+    }
+}
+
+#[starlark_value(type = "rule")]
+impl<'v> StarlarkValue<'v> for RuleCallable<'v> {
+    fn export_as(
+        &self,
+        variable_name: &str,
+        _eval: &mut Evaluator<'v, '_, '_>,
+    ) -> starlark::Result<()> {
+        let mut name = self.name.borrow_mut();
+        if name.is_none() {
+            check_rule_name(variable_name, self.decl.test).map_err(starlark::Error::new_native)?;
+            *name = Some(variable_name.to_owned());
+        }
+        Ok(())
+    }
+
+    fn invoke(
+        &self,
+        _me: Value<'v>,
+        _args: &Arguments<'v, '_>,
+        _eval: &mut Evaluator<'v, '_, '_>,
+    ) -> starlark::Result<Value<'v>> {
+        Err(starlark::Error::new_native(anyhow::anyhow!(
+            "a rule can only be called after the .bzl file that defines it has finished loading; \
+             call it from a BUILD file or a macro"
+        )))
+    }
+}
+
+impl<'v> Freeze for RuleCallable<'v> {
+    type Frozen = FrozenRuleCallable;
+
+    fn freeze(self, freezer: &Freezer) -> FreezeResult<FrozenRuleCallable> {
+        let name = self.name.into_inner().ok_or_else(|| {
+            starlark::values::FreezeError::new(format!(
+                "a rule defined in {} must be assigned to a global variable (`my_rule = rule(...)`)",
+                self.decl.defined_in
+            ))
+        })?;
+        Ok(FrozenRuleCallable {
+            implementation: self.implementation.freeze(freezer)?,
+            decl: self.decl,
+            name,
+        })
+    }
+}
+
+/// A rule kind ready to be called from BUILD files.
+#[derive(Debug, ProvidesStaticType, NoSerialize, Allocative)]
+pub struct FrozenRuleCallable {
+    pub implementation: FrozenValue,
+    #[allocative(skip)]
+    pub decl: Arc<RuleDecl>,
+    pub name: String,
+}
+
+impl fmt::Display for FrozenRuleCallable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<rule {}>", self.name)
+    }
+}
+
+starlark::starlark_simple_value!(FrozenRuleCallable);
+
+#[starlark_value(type = "rule")]
+impl<'v> StarlarkValue<'v> for FrozenRuleCallable {
+    type Canonical = RuleCallable<'v>;
+
+    fn invoke(
+        &self,
+        _me: Value<'v>,
+        args: &Arguments<'v, '_>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> starlark::Result<Value<'v>> {
+        args.no_positional_args(eval.heap())?;
+        let named = args.names_map()?;
+        let kwargs: Vec<(String, Value<'v>)> = named
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), *v))
+            .collect();
+        self.instantiate(&kwargs, eval)
+            .map_err(starlark::Error::new_native)?;
+        Ok(Value::new_none())
+    }
+}
+
+/// Bazel's naming rule: test rules end in `_test`, other rules do not.
+fn check_rule_name(name: &str, test: bool) -> anyhow::Result<()> {
+    match (test, name.ends_with("_test")) {
+        (true, false) => anyhow::bail!(
+            "invalid rule name '{name}': test rules (test = True) must have names ending in '_test'"
+        ),
+        (false, true) => anyhow::bail!(
+            "invalid rule name '{name}': only test rules (test = True) may have names ending in '_test'"
+        ),
+        _ => Ok(()),
+    }
+}
