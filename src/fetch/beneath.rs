@@ -16,24 +16,33 @@ use nix::sys::stat::{Mode, SFlag, fstatat, mkdirat};
 use nix::unistd::{UnlinkatFlags, linkat, symlinkat, unlinkat};
 
 /// Why a path below the root could not be used.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum WalkError {
     /// `prefix` (relative to the root) is a symlink, and forge does not go through symlinks.
+    #[error("'{}' is a symlink, and forge does not write through symlinks", .0.display())]
     Symlink(PathBuf),
+    #[error("{0}")]
     Io(io::Error),
 }
 
-impl std::fmt::Display for WalkError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            WalkError::Symlink(p) => write!(
-                f,
-                "'{}' is a symlink, and forge does not write through symlinks",
-                p.display()
-            ),
-            WalkError::Io(e) => e.fmt(f),
-        }
-    }
+/// Why a symlink would land outside the root; the message follows "outside the repository (".
+#[derive(Debug, thiserror::Error)]
+pub enum LinkEscape {
+    #[error("its path is not plain")]
+    NotPlain,
+    #[error("'{}' is an absolute path", .0.display())]
+    Absolute(PathBuf),
+    #[error("it climbs out with '..'")]
+    ClimbsOut,
+    #[error("its links form a loop")]
+    Loop,
+    /// Following the link already in the tree at `link` leads out.
+    #[error("it goes through '{}' -> '{}', and {why}", .link.display(), .target.display())]
+    Through {
+        link: PathBuf,
+        target: PathBuf,
+        why: Box<LinkEscape>,
+    },
 }
 
 impl From<Errno> for WalkError {
@@ -237,10 +246,10 @@ impl Beneath {
     /// Whether a symlink at `link` pointing at `target` lands below the root once every link
     /// it meets in the tree is followed (`None`: it does; `Some(why)`: it does not). A
     /// component that does not exist (yet) is taken as a directory.
-    pub fn link_lands_outside(&self, link: &Path, target: &Path) -> Option<String> {
+    pub fn link_lands_outside(&self, link: &Path, target: &Path) -> Option<LinkEscape> {
         let mut at: Vec<OsString> = match parts(link) {
             Ok(p) => p.iter().map(|s| s.to_os_string()).collect(),
-            Err(_) => return Some("its path is not plain".to_owned()),
+            Err(_) => return Some(LinkEscape::NotPlain),
         };
         at.pop();
         let mut hops = 0;
@@ -252,16 +261,16 @@ impl Beneath {
         at: &mut Vec<OsString>,
         target: &Path,
         hops: &mut usize,
-    ) -> Result<(), String> {
+    ) -> Result<(), LinkEscape> {
         if target.is_absolute() {
-            return Err(format!("'{}' is an absolute path", target.display()));
+            return Err(LinkEscape::Absolute(target.to_owned()));
         }
         for c in target.components() {
             match c {
                 Component::CurDir => {}
                 Component::ParentDir => {
                     if at.pop().is_none() {
-                        return Err("it climbs out with '..'".to_owned());
+                        return Err(LinkEscape::ClimbsOut);
                     }
                 }
                 Component::Normal(p) => {
@@ -270,19 +279,18 @@ impl Beneath {
                     if let Some(next) = self.read_link(&here) {
                         *hops += 1;
                         if *hops > 40 {
-                            return Err("its links form a loop".to_owned());
+                            return Err(LinkEscape::Loop);
                         }
                         at.pop();
-                        self.resolve(at, &next, hops).map_err(|why| {
-                            format!(
-                                "it goes through '{}' -> '{}', and {why}",
-                                here.display(),
-                                next.display()
-                            )
-                        })?;
+                        self.resolve(at, &next, hops)
+                            .map_err(|why| LinkEscape::Through {
+                                link: here,
+                                target: next,
+                                why: Box::new(why),
+                            })?;
                     }
                 }
-                _ => return Err(format!("'{}' is an absolute path", target.display())),
+                _ => return Err(LinkEscape::Absolute(target.to_owned())),
             }
         }
         Ok(())

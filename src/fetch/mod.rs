@@ -11,7 +11,9 @@
 
 pub mod beneath;
 pub mod download;
+mod error;
 pub mod extract;
+mod patch;
 
 use std::collections::HashMap;
 use std::fs;
@@ -21,11 +23,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::core::fs::IoContext;
 use crate::workspace::Workspace;
 use crate::workspace::repos::{RepoKind, RepoRule};
 use beneath::Beneath;
-use download::{DownloadError, RepositoryCache};
+use download::RepositoryCache;
+pub use error::{FetchError, RepoFetchError};
 use extract::Format;
+pub use patch::PatchError;
 
 /// How much one repository's archive may unpack to, unless a flag says otherwise.
 pub const DEFAULT_EXTRACT_LIMIT: u64 = 16 << 30;
@@ -56,7 +61,8 @@ pub fn default_repository_cache(workspace: &Workspace) -> PathBuf {
         .unwrap_or_else(|| workspace.output_base.join("repository_cache"))
 }
 
-type Fetched = Arc<OnceLock<Result<PathBuf, String>>>;
+/// A repository's directory, or why it could not be made; shared by every package of it.
+type Fetched = Arc<OnceLock<Result<PathBuf, Arc<RepoFetchError>>>>;
 
 /// Fetches repositories on demand, each at most once per command.
 pub struct Fetcher {
@@ -89,7 +95,7 @@ impl Fetcher {
 
     /// The directory of repository `name`, fetching it if needed; `None` if the WORKSPACE
     /// file declares no such repository.
-    pub fn repo_root(&self, name: &str) -> Option<Result<PathBuf, String>> {
+    pub fn repo_root(&self, name: &str) -> Option<Result<PathBuf, Arc<RepoFetchError>>> {
         let rule = self.workspace.repositories.get(name)?;
         let once = self
             .fetched
@@ -100,11 +106,13 @@ impl Fetcher {
             .clone();
         Some(
             once.get_or_init(|| {
-                self.fetch(rule).map_err(|e| {
-                    format!(
-                        "error fetching repository '@{}' ({} at {}): {e}",
-                        rule.name, rule.rule, rule.location
-                    )
+                self.fetch(rule).map_err(|cause| {
+                    Arc::new(RepoFetchError {
+                        name: rule.name.clone(),
+                        rule: rule.rule.clone(),
+                        location: rule.location.clone(),
+                        cause,
+                    })
                 })
             })
             .clone(),
@@ -116,25 +124,26 @@ impl Fetcher {
     }
 
     /// What the repository's directory is made from; equal markers mean an equal directory.
-    fn marker(&self, rule: &RepoRule) -> Result<String, String> {
-        let mut text = serde_json::to_string(&(&rule.name, &rule.rule, &rule.kind))
-            .map_err(|e| e.to_string())?;
+    fn marker(&self, rule: &RepoRule) -> Result<String, FetchError> {
+        let mut text = serde_json::to_string(&(&rule.name, &rule.rule, &rule.kind))?;
         text.push_str(&rule.build_file_content.clone().unwrap_or_default());
         if let Some(build_file) = &rule.build_file {
             let path = self.build_file_path(rule, build_file)?;
             // Noted for the build plan: an edited build_file must reach the next build.
-            text.push_str(
-                &crate::workspace::fs_deps::read_to_string(&path).map_err(|e| e.to_string())?,
-            );
+            let content = crate::workspace::fs_deps::read_to_string(&path)
+                .map_err(|source| FetchError::UnreadableBuildFile { path, source })?;
+            text.push_str(&content);
         }
         if let RepoKind::Archive { patches, .. } = &rule.kind {
             for p in patches {
                 let path = self.label_path(p);
-                text.push_str(
-                    &crate::workspace::fs_deps::read_to_string(&path).map_err(|e| {
-                        format!("cannot read patch '{p}' ({}): {e}", path.display())
-                    })?,
-                );
+                text.push_str(&crate::workspace::fs_deps::read_to_string(&path).map_err(
+                    |source| FetchError::UnreadablePatch {
+                        patch: p.clone(),
+                        path: path.clone(),
+                        source,
+                    },
+                )?);
             }
         }
         Ok(blake3::hash(text.as_bytes()).to_hex().to_string())
@@ -152,21 +161,21 @@ impl Fetcher {
         self.workspace.root.join(rel.trim_start_matches('/'))
     }
 
-    fn build_file_path(&self, rule: &RepoRule, build_file: &str) -> Result<PathBuf, String> {
+    fn build_file_path(&self, rule: &RepoRule, build_file: &str) -> Result<PathBuf, FetchError> {
         let path = self.label_path(build_file);
         if !path.is_file() {
-            return Err(format!(
-                "its build_file '{build_file}' does not exist (looked for {}); point build_file at a file of this workspace, e.g. \"//:BUILD.{}\"",
-                path.display(),
-                rule.name
-            ));
+            return Err(FetchError::MissingBuildFile {
+                build_file: build_file.to_owned(),
+                path,
+                repo: rule.name.clone(),
+            });
         }
         Ok(path)
     }
 
-    fn fetch(&self, rule: &RepoRule) -> Result<PathBuf, String> {
+    fn fetch(&self, rule: &RepoRule) -> Result<PathBuf, FetchError> {
         let external = self.external();
-        fs::create_dir_all(&external).map_err(|e| e.to_string())?;
+        fs::create_dir_all(&external).at("create directory", &external)?;
         let dir = external.join(&rule.name);
         let marker_path = external.join(format!("@{}.marker", rule.name));
         let marker = self.marker(rule)?;
@@ -188,38 +197,31 @@ impl Fetcher {
         {
             let target = self.workspace.root.join(path);
             if !target.is_dir() {
-                return Err(format!("path '{}' is not a directory", target.display()));
+                return Err(FetchError::NotADirectory(target));
             }
-            remove_any(&dir).map_err(|e| e.to_string())?;
-            crate::core::fs::replace_symlink(&target, &dir).map_err(|e| e.to_string())?;
+            remove_any(&dir).at("remove", &dir)?;
+            crate::core::fs::replace_symlink(&target, &dir)?;
             return Ok(dir);
         }
 
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".tmp-{}-", rule.name))
             .tempdir_in(&external)
-            .map_err(|e| e.to_string())?;
+            .at("create a temporary directory in", &external)?;
         // On an error `tmp` goes, with whatever was written into it.
         self.populate(rule, tmp.path())?;
         // Forge's own files replace what is there, never writing through a symlink.
-        let repo = Beneath::open(tmp.path()).map_err(|e| e.to_string())?;
-        let write = |name: &str, content: &[u8]| {
-            repo.write(Path::new(name), content).map_err(|e| {
-                format!(
-                    "cannot write its {name}: {e}{}",
-                    match &e {
-                        beneath::WalkError::Io(e) => extract::disk_full_hint(e),
-                        _ => "",
-                    }
-                )
-            })
+        let repo = Beneath::open(tmp.path()).at("open", tmp.path())?;
+        let write = |name: &'static str, content: &[u8]| {
+            repo.write(Path::new(name), content)
+                .map_err(|source| FetchError::OwnFile { name, source })
         };
         if let Some(content) = &rule.build_file_content {
             write("BUILD.bazel", content.as_bytes())?;
         } else if let Some(build_file) = &rule.build_file {
             let path = self.build_file_path(rule, build_file)?;
             let content = fs::read(&path)
-                .map_err(|e| format!("cannot read build_file '{}': {e}", path.display()))?;
+                .map_err(|source| FetchError::UnreadableBuildFile { path, source })?;
             write("BUILD.bazel", &content)?;
         }
         write(
@@ -234,44 +236,44 @@ impl Fetcher {
         {
             for p in patches {
                 let patch = self.label_path(p);
-                check_patch_targets(&patch, patch_args, &repo)
-                    .map_err(|e| format!("patch '{p}' refused: {e}"))?;
-                apply_patch(&patch, patch_args, tmp.path())
-                    .map_err(|e| format!("patch '{p}' failed: {e}"))?;
+                patch::check_patch_targets(&patch, patch_args, &repo).map_err(|cause| {
+                    FetchError::PatchRefused {
+                        patch: p.clone(),
+                        cause,
+                    }
+                })?;
+                patch::apply_patch(&patch, patch_args, tmp.path()).map_err(|cause| {
+                    FetchError::PatchFailed {
+                        patch: p.clone(),
+                        cause,
+                    }
+                })?;
             }
         }
         if self.interrupt.load(Ordering::SeqCst) {
-            return Err("interrupted (Ctrl-C)".to_owned());
+            return Err(FetchError::Interrupted);
         }
-        remove_any(&dir).map_err(|e| e.to_string())?;
-        fs::rename(tmp.keep(), &dir).map_err(|e| e.to_string())?;
-        crate::core::fs::write_atomic(&marker_path, marker.as_bytes())
-            .map_err(|e| e.to_string())?;
+        remove_any(&dir).at("remove", &dir)?;
+        let made = tmp.keep();
+        fs::rename(&made, &dir).at("rename into place", &made)?;
+        crate::core::fs::write_atomic(&marker_path, marker.as_bytes())?;
         Ok(dir)
     }
 
     /// Fills `dir` with the repository's files.
-    fn populate(&self, rule: &RepoRule, dir: &Path) -> Result<(), String> {
+    fn populate(&self, rule: &RepoRule, dir: &Path) -> Result<(), FetchError> {
         let what = format!("@{}", rule.name);
-        let pinned = |urls: &[String], sha256: &Option<String>| -> Result<PathBuf, String> {
+        let pinned = |urls: &[String], sha256: &Option<String>| -> Result<PathBuf, FetchError> {
             let Some(sha256) = sha256 else {
-                let (digest, url) = self
-                    .cache
-                    .digest_of(urls, &what)
-                    .map_err(|e| e.to_string())?;
-                return Err(format!(
-                    "it has no sha256, and forge only uses downloads pinned by their digest. \
-                     {url} has sha256 {digest}: add\n    sha256 = \"{digest}\",\nto {}(name = \"{}\") in WORKSPACE",
-                    rule.rule, rule.name
-                ));
+                let (digest, url) = self.cache.digest_of(urls, &what)?;
+                return Err(FetchError::Unpinned {
+                    url,
+                    digest,
+                    rule: rule.rule.clone(),
+                    name: rule.name.clone(),
+                });
             };
-            self.cache.get(urls, sha256, &what).map_err(|e| match e {
-                DownloadError::Mismatch { .. } => format!(
-                    "{e}. If the new file is the one you want, update sha256 in WORKSPACE; \
-                     otherwise the server changed what it serves"
-                ),
-                other => other.to_string(),
-            })
+            Ok(self.cache.get(urls, sha256, &what)?)
         };
         match &rule.kind {
             RepoKind::Archive {
@@ -287,18 +289,21 @@ impl Fetcher {
                     .as_deref()
                     .and_then(Format::of)
                     .or_else(|| urls.iter().find_map(|u| Format::of(u.split('?').next()?)))
-                    .ok_or_else(|| {
-                        format!(
-                            "cannot tell the archive type of {}: set type = \"tar.gz\" (or tar, tar.xz, tar.bz2, zip)",
-                            urls[0]
-                        )
+                    .ok_or_else(|| FetchError::UnknownArchiveType {
+                        url: urls[0].clone(),
                     })?;
                 let limits = extract::Limits {
                     max_bytes: self.extract_limit,
                     interrupt: self.interrupt,
                 };
-                extract::extract(&archive, format, strip_prefix, add_prefix, dir, limits)
-                    .map_err(|e| e.to_string())
+                Ok(extract::extract(
+                    &archive,
+                    format,
+                    strip_prefix,
+                    add_prefix,
+                    dir,
+                    limits,
+                )?)
             }
             RepoKind::File {
                 urls,
@@ -309,19 +314,20 @@ impl Fetcher {
                 // Checked when WORKSPACE was read; checked again before anything is written.
                 crate::workspace::repos::check_downloaded_file_path(downloaded_file_path)?;
                 let file = pinned(urls, sha256)?;
-                let repo = Beneath::open(dir).map_err(|e| e.to_string())?;
+                let repo = Beneath::open(dir).at("open", dir)?;
                 let dest = Path::new("file").join(downloaded_file_path);
-                let failed = |e: &dyn std::fmt::Display| {
-                    format!("cannot write {}: {e}", dir.join(&dest).display())
+                let failed = |source: beneath::WalkError| FetchError::HttpFile {
+                    path: dir.join(&dest),
+                    source,
                 };
+                let io_failed = |e: io::Error| failed(e.into());
                 let mode = if *executable { 0o755 } else { 0o644 };
-                let mut out = repo.create_file(&dest, mode).map_err(|e| failed(&e))?;
-                let mut src = fs::File::open(&file).map_err(|e| failed(&e))?;
-                io::copy(&mut src, &mut out)
-                    .map_err(|e| failed(&format!("{e}{}", extract::disk_full_hint(&e))))?;
+                let mut out = repo.create_file(&dest, mode).map_err(failed)?;
+                let mut src = fs::File::open(&file).map_err(io_failed)?;
+                io::copy(&mut src, &mut out).map_err(io_failed)?;
                 use std::os::unix::fs::PermissionsExt;
                 out.set_permissions(fs::Permissions::from_mode(mode))
-                    .map_err(|e| failed(&e))?;
+                    .map_err(io_failed)?;
                 repo.write(
                     Path::new("file/BUILD.bazel"),
                     format!(
@@ -329,22 +335,24 @@ impl Fetcher {
                     )
                     .as_bytes(),
                 )
-                .map_err(|e| failed(&e))?;
-                repo.write(Path::new("BUILD.bazel"), b"")
-                    .map_err(|e| failed(&e))
+                .map_err(failed)?;
+                repo.write(Path::new("BUILD.bazel"), b"").map_err(failed)
             }
             RepoKind::Local { path } => {
                 // new_local_repository: the directory's entries, linked, plus a BUILD file.
                 let source = self.workspace.root.join(path);
-                let entries = fs::read_dir(&source)
-                    .map_err(|e| format!("cannot read '{}': {e}", source.display()))?;
+                let entries =
+                    fs::read_dir(&source).map_err(|e| FetchError::UnreadableLocalDirectory {
+                        path: source.clone(),
+                        source: e,
+                    })?;
                 for e in entries.flatten() {
                     let name = e.file_name();
                     if name == "BUILD" || name == "BUILD.bazel" || name == "WORKSPACE" {
                         continue;
                     }
-                    std::os::unix::fs::symlink(e.path(), dir.join(&name))
-                        .map_err(|e| e.to_string())?;
+                    let link = dir.join(&name);
+                    std::os::unix::fs::symlink(e.path(), &link).at("link", &link)?;
                 }
                 Ok(())
             }
@@ -357,85 +365,5 @@ fn remove_any(path: &Path) -> io::Result<()> {
         Ok(m) if m.is_dir() => fs::remove_dir_all(path),
         Ok(_) => fs::remove_file(path),
         Err(_) => Ok(()),
-    }
-}
-
-/// The `-pN` of `patch_args` (patch(1)'s default strips nothing).
-fn patch_strip(args: &[String]) -> usize {
-    let mut strip = 0;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let value = if a == "-p" {
-            it.next().map(String::as_str)
-        } else {
-            a.strip_prefix("--strip=").or_else(|| a.strip_prefix("-p"))
-        };
-        if let Some(n) = value.and_then(|v| v.parse().ok()) {
-            strip = n;
-        }
-    }
-    strip
-}
-
-/// Refuses a patch that would write through a symlink of the repository: every file it
-/// names (`---`/`+++` lines, less `-pN` components) must be reached without one.
-fn check_patch_targets(patch: &Path, args: &[String], repo: &Beneath) -> Result<(), String> {
-    let text = fs::read(patch).map_err(|e| format!("cannot read {}: {e}", patch.display()))?;
-    let strip = patch_strip(args);
-    for line in String::from_utf8_lossy(&text).lines() {
-        let Some(name) = line
-            .strip_prefix("+++ ")
-            .or_else(|| line.strip_prefix("--- "))
-        else {
-            continue;
-        };
-        let name = name.split('\t').next().unwrap_or("").trim();
-        let name = name.trim_matches('"');
-        if name == "/dev/null" || name.is_empty() {
-            continue;
-        }
-        let parts: Vec<&str> = name.split('/').filter(|c| !c.is_empty()).collect();
-        if parts.len() <= strip {
-            continue;
-        }
-        let rel: PathBuf = parts[strip..].iter().collect();
-        if rel
-            .components()
-            .any(|c| !matches!(c, std::path::Component::Normal(_)))
-        {
-            return Err(format!(
-                "it names '{name}', which is outside the repository"
-            ));
-        }
-        let mut walked = PathBuf::new();
-        for c in rel.components() {
-            walked.push(c);
-            if repo.read_link(&walked).is_some() {
-                return Err(format!(
-                    "it changes '{name}', but '{}' is a symlink and forge never writes through symlinks",
-                    walked.display()
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn apply_patch(patch: &Path, args: &[String], dir: &Path) -> Result<(), String> {
-    let out = std::process::Command::new("patch")
-        .args(args)
-        .arg("-i")
-        .arg(patch)
-        .current_dir(dir)
-        .output()
-        .map_err(|e| format!("cannot run patch(1): {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
     }
 }

@@ -8,8 +8,9 @@ use starlark::eval::{Evaluator, FileLoader};
 use starlark::syntax::AstModule;
 
 use super::context::{EvalContext, FileKind};
-use super::diagnostics::starlark_error;
+use super::diagnostics::{starlark_error, unreadable};
 use super::{Loader, dialect};
+use crate::core::fs::IoContext;
 use crate::core::{Diagnostic, Label};
 use crate::workspace::fs_deps;
 
@@ -37,7 +38,8 @@ impl Loader {
                 ))
             })?;
         let source = fs_deps::read_to_string(&path)
-            .map_err(|e| Diagnostic::new(format!("cannot read {}: {e}", path.display())))?;
+            .at("read", &path)
+            .map_err(unreadable)?;
         crate::core::nesting::check(&display, &source)?;
         let ast =
             AstModule::parse(&display, source, &dialect::bzl()).map_err(|e| starlark_error(&e))?;

@@ -68,7 +68,7 @@ pub struct Loader {
     /// External repositories, fetched when a package of theirs is first needed.
     fetcher: crate::fetch::Fetcher,
     /// Why a repository could not be fetched, for the messages about its packages.
-    fetch_errors: Mutex<HashMap<String, String>>,
+    fetch_errors: Mutex<HashMap<String, Arc<crate::fetch::RepoFetchError>>>,
     globals: Globals,
     prelude: Vec<FrozenModule>,
     /// .bzl label -> its evaluation, computed once.

@@ -10,9 +10,10 @@ use starlark::syntax::AstModule;
 
 use super::bzl::MapLoader;
 use super::context::{EvalContext, FileKind, PackageBuilder};
-use super::diagnostics::{location_of, starlark_error};
+use super::diagnostics::{fetch_failed, location_of, starlark_error, unreadable};
 use super::target::{Package, Target, TargetKind};
 use super::{BUILD_FILE_NAMES, Loader, PackageError, dialect};
+use crate::core::fs::IoContext;
 use crate::core::{Diagnostic, Label, Location, PackageId};
 use crate::workspace::fs_deps;
 
@@ -43,17 +44,20 @@ impl Loader {
                     } else {
                         ". Add a BUILD file to a directory to mark it as a package"
                     };
-                    return Err(PackageError::NoSuchPackage(Diagnostic::new(format!(
+                    let message = format!(
                         "no such package '{id}': BUILD file not found in {}{hint}",
                         self.display_dir(id)
-                    ))));
+                    );
+                    return Err(PackageError::NoSuchPackage(
+                        match self.fetch_error(&id.repo) {
+                            Some(fetch_error) => fetch_failed(&fetch_error, message),
+                            None => Diagnostic::new(message),
+                        },
+                    ));
                 };
-                let source = fs_deps::read_to_string(&path).map_err(|e| {
-                    failed(vec![Diagnostic::new(format!(
-                        "cannot read {}: {e}",
-                        path.display()
-                    ))])
-                })?;
+                let source = fs_deps::read_to_string(&path)
+                    .at("read", &path)
+                    .map_err(|e| failed(vec![unreadable(e)]))?;
                 let dir = self
                     .package_dir(id)
                     .expect("a package with a BUILD file has a directory");

@@ -3,10 +3,13 @@
 //! time one of its packages is asked for, and finding every package below a directory.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use super::diagnostics::fetch_failed;
 use super::{BUILD_FILE_NAMES, Loader, prelude};
 use crate::core::diag::did_you_mean;
 use crate::core::{Diagnostic, Label, PackageId};
+use crate::fetch::RepoFetchError;
 use crate::workspace::fs_deps;
 
 impl Loader {
@@ -28,11 +31,21 @@ impl Loader {
     }
 
     /// Fetches the repositories `repos` (for `forge fetch`); the errors.
-    pub fn fetch(&self, repos: &[String]) -> Vec<String> {
+    pub fn fetch(&self, repos: &[String]) -> Vec<Diagnostic> {
         repos
             .iter()
             .filter_map(|r| self.fetcher.repo_root(r)?.err())
+            .map(|e| fetch_failed(&e, e.to_string()))
             .collect()
+    }
+
+    /// Why repository `repo` could not be fetched, if it was asked for and could not be.
+    pub(super) fn fetch_error(&self, repo: &str) -> Option<Arc<RepoFetchError>> {
+        self.fetch_errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(repo)
+            .cloned()
     }
 
     /// The BUILD text of a package of a repository forge provides itself (`@platforms`),
@@ -75,12 +88,7 @@ impl Loader {
                 prelude::builtin_packages(&id.repo).join(", ")
             );
         }
-        if let Some(error) = self
-            .fetch_errors
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id.repo)
-        {
+        if let Some(error) = self.fetch_error(&id.repo) {
             return format!(
                 "repository '@{}', which could not be fetched: {error}",
                 id.repo

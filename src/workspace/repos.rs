@@ -285,20 +285,29 @@ fn pin(
     }
 }
 
+/// Why an `integrity` string pins no sha256; the message follows "integrity '...' ".
+#[derive(Debug, thiserror::Error)]
+enum IntegrityError {
+    #[error("is not of the form 'sha256-<base64 digest>'")]
+    Malformed,
+    #[error(
+        "uses '{0}', which forge does not support: forge verifies downloads by \
+         sha256; give integrity = \"sha256-...\" or sha256 = \"<hex>\""
+    )]
+    UnsupportedAlgorithm(String),
+    #[error("does not hold a base64 sha256 digest (32 bytes)")]
+    NotADigest,
+}
+
 /// The hex sha256 of an SRI string `sha256-<base64>`.
-fn sri_sha256(integrity: &str) -> Result<String, String> {
-    let (algorithm, encoded) = integrity
-        .split_once('-')
-        .ok_or("is not of the form 'sha256-<base64 digest>'")?;
+fn sri_sha256(integrity: &str) -> Result<String, IntegrityError> {
+    let (algorithm, encoded) = integrity.split_once('-').ok_or(IntegrityError::Malformed)?;
     if algorithm != "sha256" {
-        return Err(format!(
-            "uses '{algorithm}', which forge does not support: forge verifies downloads by \
-             sha256; give integrity = \"sha256-...\" or sha256 = \"<hex>\""
-        ));
+        return Err(IntegrityError::UnsupportedAlgorithm(algorithm.to_owned()));
     }
     let bytes = base64_decode(encoded)
         .filter(|b| b.len() == 32)
-        .ok_or("does not hold a base64 sha256 digest (32 bytes)")?;
+        .ok_or(IntegrityError::NotADigest)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -367,13 +376,24 @@ fn archive(
     )
 }
 
+/// A `downloaded_file_path` that would put the file outside its repository, and why.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "downloaded_file_path '{path}' {why}: give a relative path inside the repository, e.g. \"tool.sh\" or \"bin/tool\""
+)]
+pub struct DownloadedFilePathError {
+    pub path: String,
+    pub why: &'static str,
+}
+
 /// Refuses a `downloaded_file_path` that would put the file outside its repository.
-pub fn check_downloaded_file_path(path: &str) -> Result<(), String> {
+pub fn check_downloaded_file_path(path: &str) -> Result<(), DownloadedFilePathError> {
     use std::path::{Component, Path};
-    let bad = |why: &str| {
-        Err(format!(
-            "downloaded_file_path '{path}' {why}: give a relative path inside the repository, e.g. \"tool.sh\" or \"bin/tool\""
-        ))
+    let bad = |why: &'static str| {
+        Err(DownloadedFilePathError {
+            path: path.to_owned(),
+            why,
+        })
     };
     if path.is_empty() {
         return bad("is empty");
@@ -405,7 +425,12 @@ mod tests {
             sri_sha256("sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=").unwrap(),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
-        assert!(sri_sha256("sha512-abc").unwrap_err().contains("'sha512'"));
+        assert!(
+            sri_sha256("sha512-abc")
+                .unwrap_err()
+                .to_string()
+                .contains("'sha512'")
+        );
         assert!(sri_sha256("sha256-abc").is_err());
         assert!(sri_sha256("nodash").is_err());
     }
