@@ -82,12 +82,21 @@ impl fmt::Display for Label {
     }
 }
 
-/// Why a label or pattern could not be read; the message says what to change.
+/// Why a label or pattern (`text`) could not be read; the message says what to change. The
+/// checks of one part of a label (`validate_repo`, `_package`, `_name`) give that part as
+/// `text`, and a `reason` that reads on its own, for messages that say where the part came from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid label '{text}': {reason}")]
 pub struct LabelError {
     pub text: String,
     pub reason: String,
+}
+
+impl LabelError {
+    /// The same reason, about the whole label `text` a bad part of which was checked.
+    fn within(self, text: &str) -> LabelError {
+        bad(text, self.reason)
+    }
 }
 
 fn bad(text: &str, reason: impl Into<String>) -> LabelError {
@@ -148,8 +157,8 @@ impl Label {
         } else {
             (base.package.clone(), rest.to_owned())
         };
-        validate_package(&package).map_err(|r| bad(text, r))?;
-        validate_name(&name).map_err(|r| bad(text, r))?;
+        validate_package(&package).map_err(|e| e.within(text))?;
+        validate_name(&name).map_err(|e| e.within(text))?;
         Ok(Label {
             repo,
             package,
@@ -176,7 +185,7 @@ fn split_repo<'a>(text: &'a str, base: &PackageId) -> Result<(String, &'a str), 
             "a repository name must be followed by '//', as in '@repo//pkg:name'",
         ));
     }
-    validate_repo(repo).map_err(|r| bad(text, r))?;
+    validate_repo(repo).map_err(|e| e.within(text))?;
     let rest = &after_at[end..];
     if rest.is_empty() {
         // `@repo` alone is `@repo//:repo`, as in Bazel.
@@ -188,44 +197,49 @@ fn split_repo<'a>(text: &'a str, base: &PackageId) -> Result<(String, &'a str), 
     Ok((repo.to_owned(), rest))
 }
 
-pub fn validate_repo(repo: &str) -> Result<(), String> {
+pub fn validate_repo(repo: &str) -> Result<(), LabelError> {
     if repo.is_empty() {
         return Ok(());
     }
     if !repo.starts_with(|c: char| c.is_ascii_alphabetic()) {
-        return Err(format!(
-            "invalid repository name '@{repo}': it must start with a letter"
+        return Err(bad(
+            repo,
+            format!("invalid repository name '@{repo}': it must start with a letter"),
         ));
     }
     if let Some(c) = repo
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '~' | '+')))
     {
-        return Err(format!(
-            "invalid repository name '@{repo}': '{c}' is not allowed (use letters, digits, '_', '-', '.')"
+        return Err(bad(
+            repo,
+            format!(
+                "invalid repository name '@{repo}': '{c}' is not allowed (use letters, digits, '_', '-', '.')"
+            ),
         ));
     }
     Ok(())
 }
 
-pub fn validate_package(package: &str) -> Result<(), String> {
+pub fn validate_package(package: &str) -> Result<(), LabelError> {
     if package.is_empty() {
         return Ok(());
     }
     if package.starts_with('/') {
-        return Err("package names may not start with '/'".into());
+        return Err(bad(package, "package names may not start with '/'"));
     }
     if package.ends_with('/') {
-        return Err("package names may not end with '/'".into());
+        return Err(bad(package, "package names may not end with '/'"));
     }
     if package.contains("//") {
-        return Err("package names may not contain '//'".into());
+        return Err(bad(package, "package names may not contain '//'"));
     }
     for segment in package.split('/') {
         // Bazel refuses any component of only dots: `...` is a pattern, never a package.
         if !segment.is_empty() && segment.chars().all(|c| c == '.') {
-            return Err(format!(
-                "package names may not contain '{segment}' as a path segment"
+            return Err(bad(
+                package,
+                format!("package names may not contain '{segment}' as a path segment"),
             ));
         }
     }
@@ -233,49 +247,59 @@ pub fn validate_package(package: &str) -> Result<(), String> {
         .chars()
         .find(|c| c.is_control() || matches!(c, ':' | '\\' | '"' | '\''))
     {
-        return Err(format!(
-            "package names may not contain '{}'",
-            c.escape_debug()
+        return Err(bad(
+            package,
+            format!("package names may not contain '{}'", c.escape_debug()),
         ));
     }
     Ok(())
 }
 
-pub fn validate_name(name: &str) -> Result<(), String> {
+pub fn validate_name(name: &str) -> Result<(), LabelError> {
     if name.is_empty() {
-        return Err("empty target name".into());
+        return Err(bad(name, "empty target name"));
     }
     if name.contains(':') {
-        return Err(format!(
-            "invalid target name '{name}': target names may not contain ':'"
+        return Err(bad(
+            name,
+            format!("invalid target name '{name}': target names may not contain ':'"),
         ));
     }
     if name.starts_with('/') {
-        return Err(format!(
-            "invalid target name '{name}': target names may not start with '/'"
+        return Err(bad(
+            name,
+            format!("invalid target name '{name}': target names may not start with '/'"),
         ));
     }
     if name.ends_with('/') {
-        return Err(format!(
-            "invalid target name '{name}': target names may not end with '/'"
+        return Err(bad(
+            name,
+            format!("invalid target name '{name}': target names may not end with '/'"),
         ));
     }
     if name.contains("//") {
-        return Err(format!(
-            "invalid target name '{name}': target names may not contain '//'"
+        return Err(bad(
+            name,
+            format!("invalid target name '{name}': target names may not contain '//'"),
         ));
     }
     for segment in name.split('/') {
         if segment == "." || segment == ".." {
-            return Err(format!(
-                "invalid target name '{name}': target names may not contain '{segment}' as a path segment"
+            return Err(bad(
+                name,
+                format!(
+                    "invalid target name '{name}': target names may not contain '{segment}' as a path segment"
+                ),
             ));
         }
     }
     if let Some(c) = name.chars().find(|c| c.is_control()) {
-        return Err(format!(
-            "invalid target name '{name}': target names may not contain '{}'",
-            c.escape_debug()
+        return Err(bad(
+            name,
+            format!(
+                "invalid target name '{name}': target names may not contain '{}'",
+                c.escape_debug()
+            ),
         ));
     }
     Ok(())
@@ -341,7 +365,7 @@ impl TargetPattern {
             } else {
                 join_package(&cwd.package, pkg)
             };
-            validate_package(&package).map_err(|r| bad(text, r))?;
+            validate_package(&package).map_err(|e| e.within(text))?;
             Ok(PackageId {
                 repo: repo.clone(),
                 package,

@@ -22,7 +22,7 @@ use crate::core::{Label, Location, PackageId};
 
 fn patterns(list: &[String]) -> anyhow::Result<Vec<Pattern>> {
     list.iter()
-        .map(|p| Pattern::new(p).map_err(anyhow::Error::msg))
+        .map(|p| Pattern::new(p).map_err(anyhow::Error::from))
         .collect()
 }
 
@@ -195,7 +195,7 @@ pub fn build_globals(builder: &mut GlobalsBuilder) {
             .iter()
             .map(|l| Label::parse(l, &ctx.base).map_err(anyhow::Error::from))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        crate::core::label::validate_name(&name).map_err(anyhow::Error::msg)?;
+        crate::core::label::validate_name(&name).map_err(|e| anyhow::Error::msg(e.reason))?;
         package.add(Target {
             label: ctx.base.label(&name),
             kind: TargetKind::PackageGroup(PackageGroup {
@@ -274,7 +274,7 @@ fn package_spec(text: &str, base: &PackageId) -> anyhow::Result<Option<PackageSp
         None => (false, body),
     };
     crate::core::label::validate_package(pkg)
-        .map_err(|e| anyhow::anyhow!("invalid package_group entry '{text}': {e}"))?;
+        .map_err(|e| anyhow::anyhow!("invalid package_group entry '{text}': {}", e.reason))?;
     let id = PackageId::new(&base.repo, pkg);
     Ok(Some(if recursive {
         PackageSpec::Recursive(id)

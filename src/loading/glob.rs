@@ -10,6 +10,21 @@ use crate::workspace::fs_deps;
 
 use super::is_build_file_name;
 
+/// Why a glob pattern is refused, as Bazel refuses it.
+#[derive(Debug, thiserror::Error)]
+pub enum GlobError {
+    #[error("glob pattern cannot be empty")]
+    Empty,
+    #[error("glob pattern '{0}' is absolute; patterns are relative to the package")]
+    Absolute(String),
+    #[error("glob pattern '{0}' has an empty path segment")]
+    EmptySegment(String),
+    #[error("glob pattern '{pattern}' may not contain '{segment}' segments")]
+    DotSegment { pattern: String, segment: String },
+    #[error("glob pattern '{0}': '**' must be a whole path segment, as in 'a/**/b'")]
+    PartialRecursion(String),
+}
+
 /// A glob pattern split into path segments.
 #[derive(Debug)]
 pub struct Pattern {
@@ -18,29 +33,26 @@ pub struct Pattern {
 
 impl Pattern {
     /// Checks the pattern as Bazel does and splits it into segments.
-    pub fn new(text: &str) -> Result<Pattern, String> {
+    pub fn new(text: &str) -> Result<Pattern, GlobError> {
         if text.is_empty() {
-            return Err("glob pattern cannot be empty".into());
+            return Err(GlobError::Empty);
         }
         if text.starts_with('/') {
-            return Err(format!(
-                "glob pattern '{text}' is absolute; patterns are relative to the package"
-            ));
+            return Err(GlobError::Absolute(text.to_owned()));
         }
         if text.contains("//") || text.ends_with('/') {
-            return Err(format!("glob pattern '{text}' has an empty path segment"));
+            return Err(GlobError::EmptySegment(text.to_owned()));
         }
         let segments: Vec<String> = text.split('/').map(str::to_owned).collect();
         for s in &segments {
             if s == "." || s == ".." {
-                return Err(format!(
-                    "glob pattern '{text}' may not contain '{s}' segments"
-                ));
+                return Err(GlobError::DotSegment {
+                    pattern: text.to_owned(),
+                    segment: s.clone(),
+                });
             }
             if s.contains("**") && s != "**" {
-                return Err(format!(
-                    "glob pattern '{text}': '**' must be a whole path segment, as in 'a/**/b'"
-                ));
+                return Err(GlobError::PartialRecursion(text.to_owned()));
             }
         }
         Ok(Pattern { segments })

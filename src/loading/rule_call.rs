@@ -129,7 +129,7 @@ impl FrozenRuleCallable {
                 name_value.get_type()
             )
         })?;
-        validate_name(name).map_err(|e| anyhow::anyhow!("{rule} rule: {e}"))?;
+        validate_name(name).map_err(|e| anyhow::anyhow!("{rule} rule: {}", e.reason))?;
         let label = base.label(name);
 
         let implicit = implicit_attrs(self.decl.executable, self.decl.test);

@@ -157,7 +157,7 @@ fn workspace_globals(builder: &mut GlobalsBuilder) {
             .extra
             .and_then(|e| e.downcast_ref::<WorkspaceContext>())
             .ok_or_else(|| anyhow::anyhow!("internal error: no workspace context"))?;
-        crate::core::label::validate_repo(&name).map_err(anyhow::Error::msg)?;
+        crate::core::label::validate_repo(&name).map_err(|e| anyhow::Error::msg(e.reason))?;
         if name.is_empty() {
             anyhow::bail!("workspace(): name must not be empty");
         }

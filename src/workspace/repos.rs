@@ -70,7 +70,7 @@ fn record(eval: &mut Evaluator, rule: RepoRule) -> anyhow::Result<NoneType> {
         .extra
         .and_then(|e| e.downcast_ref::<WorkspaceContext>())
         .ok_or_else(|| anyhow::anyhow!("internal error: no workspace context"))?;
-    crate::core::label::validate_repo(&rule.name).map_err(anyhow::Error::msg)?;
+    crate::core::label::validate_repo(&rule.name).map_err(|e| anyhow::Error::msg(e.reason))?;
     let mut repos = ctx.repos.borrow_mut();
     if let Some(earlier) = repos.get(&rule.name) {
         anyhow::bail!(
