@@ -10,11 +10,11 @@ use starlark::starlark_module;
 use starlark::values::dict::DictRef;
 use starlark::values::{Heap, Value, ValueLike};
 
-use super::attrs::Attribute;
+use super::attr_module::Attribute;
 use super::context::EvalContext;
+use super::providers::{ProviderCallable, ProviderWithInitGen, provider_callable};
 use super::rule_call::implicit_attrs;
 use super::rule_value::{RuleCallable, RuleDecl};
-use super::values::ProviderCallable;
 
 fn field_names<'v>(value: Value<'v>, heap: Heap<'v>) -> anyhow::Result<Vec<String>> {
     if let Some(dict) = DictRef::from_value(value) {
@@ -50,14 +50,12 @@ fn provided<'v>(value: Value<'v>, heap: Heap<'v>) -> anyhow::Result<Vec<String>>
         .map_err(|_| anyhow::anyhow!("rule(): 'provides' must be a list of providers"))?;
     items
         .map(|p| {
-            super::values::provider_callable(p)
-                .map(|c| c.id())
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "rule(): 'provides' must be a list of providers, got {}",
-                        p.get_type()
-                    )
-                })
+            provider_callable(p).map(|c| c.id()).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "rule(): 'provides' must be a list of providers, got {}",
+                    p.get_type()
+                )
+            })
         })
         .collect()
 }
@@ -218,7 +216,7 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
                         init.get_type()
                     );
                 }
-                let with_init = heap.alloc(super::values::ProviderWithInitGen { provider, init });
+                let with_init = heap.alloc(ProviderWithInitGen { provider, init });
                 Ok(heap.alloc((with_init, provider)))
             }
         }

@@ -6,25 +6,28 @@
 //! targets as plain data; no Starlark value leaves this module. `Loader` is `Sync`, so
 //! packages load in parallel.
 
+mod attr_module;
 mod attrs;
 mod builtins;
 mod bzl;
 mod context;
 mod declarations;
+mod depset;
 mod diagnostics;
 mod dialect;
 #[cfg(test)]
 mod fuzz;
 mod glob;
+mod label_value;
 mod load_graph;
 mod package;
 mod prelude;
+mod providers;
 mod repo_dirs;
 mod rule_call;
 mod rule_value;
 mod select;
 mod target;
-mod values;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -34,12 +37,11 @@ use starlark::values::OwnedFrozenValue;
 
 pub use attrs::{AllowFiles, AttrKind, AttrSpec};
 pub use context::{EvalContext, FileKind};
+pub use depset::{Depset, iterate_files, make_depset};
+pub use label_value::LabelValue;
+pub use providers::{ProviderCallable, ProviderInstance, ProviderInstanceGen, provider_callable};
 pub use rule_value::{FrozenRuleCallable, RuleDecl};
 pub use target::*;
-pub use values::{
-    Depset, LabelValue, ProviderCallable, ProviderInstance, ProviderInstanceGen, iterate_files,
-    make_depset, provider_callable,
-};
 
 use crate::core::{Diagnostic, Label, PackageId};
 use crate::workspace::Workspace;
@@ -85,13 +87,14 @@ fn globals() -> Globals {
     ])
     .with(builtins::build_globals)
     .with(select::select_globals)
-    .with(values::value_globals)
+    .with(depset::depset_globals)
+    .with(label_value::label_globals)
     .with(declarations::declaration_globals)
-    .with_namespace("attr", attrs::attr_module)
+    .with_namespace("attr", attr_module::attr_module)
     .with(|b| {
         b.set(
             "DefaultInfo",
-            values::ProviderCallable::builtin(
+            ProviderCallable::builtin(
                 "DefaultInfo",
                 &[
                     "files",
@@ -104,7 +107,7 @@ fn globals() -> Globals {
         );
         b.set(
             "OutputGroupInfo",
-            values::ProviderCallable::builtin("OutputGroupInfo", &[]),
+            ProviderCallable::builtin("OutputGroupInfo", &[]),
         );
     })
     .build()

@@ -126,7 +126,9 @@ pub fn select_globals(builder: &mut GlobalsBuilder) {
         }
         for key in dict.keys() {
             if key.unpack_str().is_none()
-                && key.downcast_ref::<super::values::LabelValue>().is_none()
+                && key
+                    .downcast_ref::<super::label_value::LabelValue>()
+                    .is_none()
             {
                 anyhow::bail!(
                     "select(): the keys must be label strings, got {} of type '{}'",

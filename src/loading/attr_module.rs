@@ -1,0 +1,388 @@
+//! `attr.*()` in .bzl files: an attribute's keyword options (default, mandatory, allowed
+//! files, providers, values …) in, an `Attribute` value wrapping the checked `AttrSpec` out.
+
+// Starlark functions take Bazel's keyword parameters one Rust argument each.
+#![allow(clippy::too_many_arguments)]
+
+use std::fmt;
+
+use allocative::Allocative;
+use starlark::environment::GlobalsBuilder;
+use starlark::eval::Evaluator;
+use starlark::starlark_module;
+use starlark::starlark_simple_value;
+use starlark::values::{NoSerialize, ProvidesStaticType, StarlarkValue, Value, starlark_value};
+
+use super::attrs::{AllowFiles, AttrKind, AttrSpec, coerce, sequence, string, type_error};
+use super::context::EvalContext;
+use super::target::AttrValue;
+use crate::core::PackageId;
+
+/// An `attr.*()` result: a Starlark value wrapping an `AttrSpec`.
+#[derive(Debug, ProvidesStaticType, NoSerialize, Allocative)]
+pub struct Attribute {
+    #[allocative(skip)]
+    pub spec: AttrSpec,
+}
+
+starlark_simple_value!(Attribute);
+
+impl fmt::Display for Attribute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<attr.{}>", self.spec.kind.name())
+    }
+}
+
+#[starlark_value(type = "Attribute")]
+impl<'v> StarlarkValue<'v> for Attribute {}
+
+/// Builds an `AttrSpec` from the options every `attr.*` function shares.
+struct Options<'v> {
+    kind: AttrKind,
+    default: Option<Value<'v>>,
+    mandatory: bool,
+    allow_empty: bool,
+    doc: String,
+}
+
+fn make<'v>(
+    opts: Options<'v>,
+    eval: &Evaluator<'v, '_, '_>,
+    extra: impl FnOnce(&mut AttrSpec) -> anyhow::Result<()>,
+) -> anyhow::Result<Attribute> {
+    let mut spec = AttrSpec::new(opts.kind);
+    spec.mandatory = opts.mandatory;
+    spec.allow_empty = opts.allow_empty;
+    spec.doc = opts.doc;
+    extra(&mut spec)?;
+    if let Some(default) = opts.default {
+        let base = &EvalContext::from_eval(eval)?.base;
+        spec.default = Some(coerce(opts.kind, "the default value", default, base)?);
+    }
+    Ok(Attribute { spec })
+}
+
+/// `aspects = [...]` on a label attribute: forge has no aspects yet, so a non-empty list is
+/// refused rather than ignored (an empty one means nothing either way).
+fn refuse_aspects(aspects: Option<Value>) -> anyhow::Result<()> {
+    match aspects {
+        Some(a) if !a.is_none() && !a.length().is_ok_and(|n| n == 0) => anyhow::bail!(
+            "attribute parameter 'aspects' is not supported by forge (aspects are not \
+             implemented yet); remove 'aspects = {}' from the attribute",
+            a.to_repr()
+        ),
+        _ => Ok(()),
+    }
+}
+
+fn allow_files(value: Option<Value>) -> anyhow::Result<AllowFiles> {
+    let Some(value) = value else {
+        return Ok(AllowFiles::No);
+    };
+    if value.is_none() {
+        return Ok(AllowFiles::No);
+    }
+    if let Some(b) = value.unpack_bool() {
+        return Ok(if b { AllowFiles::Any } else { AllowFiles::No });
+    }
+    let exts = sequence(value)
+        .ok_or_else(|| type_error("allow_files", "a bool or a list of extensions", value))?
+        .into_iter()
+        .map(|v| string("allow_files", v).map(str::to_owned))
+        .collect::<anyhow::Result<_>>()?;
+    Ok(AllowFiles::Extensions(exts))
+}
+
+/// Provider requirements are recorded by name, as groups (a flat list is one group); analysis
+/// checks them.
+fn providers(value: Option<Value>) -> anyhow::Result<Vec<Vec<String>>> {
+    let Some(value) = value.filter(|v| !v.is_none()) else {
+        return Ok(Vec::new());
+    };
+    let items = sequence(value).ok_or_else(|| type_error("providers", "a list", value))?;
+    let name = |p: &Value| -> anyhow::Result<String> {
+        match super::providers::provider_callable(*p) {
+            Some(provider) => Ok(provider.id()),
+            // Legacy providers are named by string.
+            None => p
+                .unpack_str()
+                .map(str::to_owned)
+                .ok_or_else(|| type_error("providers", "a list of providers", *p)),
+        }
+    };
+    let mut flat = Vec::new();
+    let mut groups = Vec::new();
+    for item in items {
+        match sequence(item) {
+            Some(group) => groups.push(group.iter().map(name).collect::<anyhow::Result<_>>()?),
+            None => flat.push(name(&item)?),
+        }
+    }
+    if !flat.is_empty() {
+        if !groups.is_empty() {
+            anyhow::bail!("providers must be a list of providers or a list of lists, not both");
+        }
+        groups.push(flat);
+    }
+    Ok(groups)
+}
+
+/// `cfg`: forge builds tools and targets in one configuration, for this machine, so the
+/// strings Bazel knows all mean that; anything else (a transition) is refused.
+fn cfg(value: Option<Value>) -> anyhow::Result<Option<String>> {
+    let Some(value) = value.filter(|v| !v.is_none()) else {
+        return Ok(None);
+    };
+    match value.unpack_str() {
+        Some(c @ ("exec" | "host" | "target")) => Ok(Some(c.to_owned())),
+        _ => anyhow::bail!(
+            "cfg = {} is not supported by forge, which builds everything in one configuration; \
+             use cfg = \"exec\" or \"target\"",
+            value.to_repr()
+        ),
+    }
+}
+
+fn label_options(
+    spec: &mut AttrSpec,
+    files: Option<Value>,
+    single_file: Option<Value>,
+    executable: bool,
+    provider_list: Option<Value>,
+    cfg_value: Option<Value>,
+) -> anyhow::Result<()> {
+    spec.allow_files = allow_files(files)?;
+    if let Some(single) = single_file.filter(|v| !v.is_none()) {
+        if spec.allow_files != AllowFiles::No {
+            anyhow::bail!("allow_files and allow_single_file cannot both be given");
+        }
+        spec.allow_files = allow_files(Some(single))?;
+        spec.allow_single_file = spec.allow_files != AllowFiles::No;
+    }
+    spec.executable = executable;
+    spec.providers = providers(provider_list)?;
+    spec.cfg = cfg(cfg_value)?;
+    if executable && spec.cfg.is_none() {
+        anyhow::bail!(
+            "cfg parameter is mandatory when executable=True is provided; use cfg = \"exec\" for tools"
+        );
+    }
+    Ok(())
+}
+
+/// The `attr` namespace: attribute constructors for `rule(attrs = {...})`.
+#[starlark_module]
+pub fn attr_module(builder: &mut GlobalsBuilder) {
+    fn string<'v>(
+        #[starlark(require = named)] default: Option<Value<'v>>,
+        #[starlark(require = named, default = false)] mandatory: bool,
+        #[starlark(require = named)] values: Option<Value<'v>>,
+        #[starlark(require = named, default = String::new())] doc: String,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Attribute> {
+        let opts = Options {
+            kind: AttrKind::String,
+            default,
+            mandatory,
+            allow_empty: true,
+            doc,
+        };
+        make(opts, eval, |spec| {
+            spec.values = allowed_values(AttrKind::String, values)?;
+            Ok(())
+        })
+    }
+
+    fn int<'v>(
+        #[starlark(require = named)] default: Option<Value<'v>>,
+        #[starlark(require = named, default = false)] mandatory: bool,
+        #[starlark(require = named)] values: Option<Value<'v>>,
+        #[starlark(require = named, default = String::new())] doc: String,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Attribute> {
+        let opts = Options {
+            kind: AttrKind::Int,
+            default,
+            mandatory,
+            allow_empty: true,
+            doc,
+        };
+        make(opts, eval, |spec| {
+            spec.values = allowed_values(AttrKind::Int, values)?;
+            Ok(())
+        })
+    }
+
+    fn bool<'v>(
+        #[starlark(require = named)] default: Option<Value<'v>>,
+        #[starlark(require = named, default = false)] mandatory: bool,
+        #[starlark(require = named, default = String::new())] doc: String,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Attribute> {
+        let opts = Options {
+            kind: AttrKind::Bool,
+            default,
+            mandatory,
+            allow_empty: true,
+            doc,
+        };
+        make(opts, eval, |_| Ok(()))
+    }
+
+    fn label<'v>(
+        #[starlark(require = named)] default: Option<Value<'v>>,
+        #[starlark(require = named, default = false)] mandatory: bool,
+        #[starlark(require = named, default = false)] executable: bool,
+        #[starlark(require = named)] allow_files: Option<Value<'v>>,
+        #[starlark(require = named)] allow_single_file: Option<Value<'v>>,
+        #[starlark(require = named)] providers: Option<Value<'v>>,
+        #[starlark(require = named)] cfg: Option<Value<'v>>,
+        #[starlark(require = named)] aspects: Option<Value<'v>>,
+        #[starlark(require = named, default = String::new())] doc: String,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Attribute> {
+        refuse_aspects(aspects)?;
+        let opts = Options {
+            kind: AttrKind::Label,
+            default,
+            mandatory,
+            allow_empty: true,
+            doc,
+        };
+        make(opts, eval, |spec| {
+            label_options(
+                spec,
+                allow_files,
+                allow_single_file,
+                executable,
+                providers,
+                cfg,
+            )
+        })
+    }
+
+    fn label_list<'v>(
+        #[starlark(require = named)] default: Option<Value<'v>>,
+        #[starlark(require = named, default = false)] mandatory: bool,
+        #[starlark(require = named, default = true)] allow_empty: bool,
+        #[starlark(require = named)] allow_files: Option<Value<'v>>,
+        #[starlark(require = named)] providers: Option<Value<'v>>,
+        #[starlark(require = named)] cfg: Option<Value<'v>>,
+        #[starlark(require = named)] aspects: Option<Value<'v>>,
+        #[starlark(require = named, default = String::new())] doc: String,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Attribute> {
+        refuse_aspects(aspects)?;
+        let opts = Options {
+            kind: AttrKind::LabelList,
+            default,
+            mandatory,
+            allow_empty,
+            doc,
+        };
+        make(opts, eval, |spec| {
+            label_options(spec, allow_files, None, false, providers, cfg)
+        })
+    }
+
+    fn label_keyed_string_dict<'v>(
+        #[starlark(require = named)] default: Option<Value<'v>>,
+        #[starlark(require = named, default = false)] mandatory: bool,
+        #[starlark(require = named, default = true)] allow_empty: bool,
+        #[starlark(require = named)] allow_files: Option<Value<'v>>,
+        #[starlark(require = named)] providers: Option<Value<'v>>,
+        #[starlark(require = named)] cfg: Option<Value<'v>>,
+        #[starlark(require = named)] aspects: Option<Value<'v>>,
+        #[starlark(require = named, default = String::new())] doc: String,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Attribute> {
+        refuse_aspects(aspects)?;
+        let opts = Options {
+            kind: AttrKind::LabelKeyedStringDict,
+            default,
+            mandatory,
+            allow_empty,
+            doc,
+        };
+        make(opts, eval, |spec| {
+            label_options(spec, allow_files, None, false, providers, cfg)
+        })
+    }
+
+    fn string_list<'v>(
+        #[starlark(require = named)] default: Option<Value<'v>>,
+        #[starlark(require = named, default = false)] mandatory: bool,
+        #[starlark(require = named, default = true)] allow_empty: bool,
+        #[starlark(require = named, default = String::new())] doc: String,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Attribute> {
+        let opts = Options {
+            kind: AttrKind::StringList,
+            default,
+            mandatory,
+            allow_empty,
+            doc,
+        };
+        make(opts, eval, |_| Ok(()))
+    }
+
+    fn string_dict<'v>(
+        #[starlark(require = named)] default: Option<Value<'v>>,
+        #[starlark(require = named, default = false)] mandatory: bool,
+        #[starlark(require = named, default = true)] allow_empty: bool,
+        #[starlark(require = named, default = String::new())] doc: String,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Attribute> {
+        let opts = Options {
+            kind: AttrKind::StringDict,
+            default,
+            mandatory,
+            allow_empty,
+            doc,
+        };
+        make(opts, eval, |_| Ok(()))
+    }
+
+    fn output<'v>(
+        #[starlark(require = named, default = false)] mandatory: bool,
+        #[starlark(require = named, default = String::new())] doc: String,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Attribute> {
+        let opts = Options {
+            kind: AttrKind::Output,
+            default: None,
+            mandatory,
+            allow_empty: true,
+            doc,
+        };
+        make(opts, eval, |_| Ok(()))
+    }
+
+    fn output_list<'v>(
+        #[starlark(require = named, default = false)] mandatory: bool,
+        #[starlark(require = named, default = true)] allow_empty: bool,
+        #[starlark(require = named, default = String::new())] doc: String,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Attribute> {
+        let opts = Options {
+            kind: AttrKind::OutputList,
+            default: None,
+            mandatory,
+            allow_empty,
+            doc,
+        };
+        make(opts, eval, |_| Ok(()))
+    }
+}
+
+fn allowed_values(kind: AttrKind, values: Option<Value>) -> anyhow::Result<Vec<AttrValue>> {
+    let Some(values) = values else {
+        return Ok(Vec::new());
+    };
+    let base = PackageId::default();
+    sequence(values)
+        .ok_or_else(|| type_error("values", "a list", values))?
+        .into_iter()
+        .map(|v| coerce(kind, "values", v, &base))
+        .collect()
+}

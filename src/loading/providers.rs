@@ -1,0 +1,245 @@
+//! Providers: `provider()` declarations (and built-ins such as `DefaultInfo`) as callables,
+//! their keyword arguments in, `ProviderInstance`s out — identified by `<bzl>%<Name>`, since
+//! instances cross heaps.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use allocative::Allocative;
+use starlark::collections::SmallMap;
+use starlark::eval::{Arguments, Evaluator};
+use starlark::values::{
+    Coerce, Freeze, Heap, NoSerialize, ProvidesStaticType, StarlarkValue, Trace, Value, ValueLike,
+    starlark_value,
+};
+use starlark::{starlark_complex_value, starlark_simple_value};
+
+/// A provider declared with `provider()`, or a built-in one such as `DefaultInfo`.
+#[derive(Debug, ProvidesStaticType, NoSerialize, Allocative)]
+pub struct ProviderCallable {
+    /// Set by `export_as`: the first global name it is assigned to.
+    #[allocative(skip)]
+    name: OnceLock<String>,
+    pub defined_in: String,
+    pub fields: Vec<String>,
+    pub doc: String,
+}
+
+starlark_simple_value!(ProviderCallable);
+
+impl ProviderCallable {
+    pub fn new(defined_in: String, fields: Vec<String>, doc: String) -> Self {
+        ProviderCallable {
+            name: OnceLock::new(),
+            defined_in,
+            fields,
+            doc,
+        }
+    }
+
+    pub fn builtin(name: &str, fields: &[&str]) -> Self {
+        let p = ProviderCallable::new(
+            "<builtin>".into(),
+            fields.iter().map(|f| (*f).to_owned()).collect(),
+            String::new(),
+        );
+        let _ = p.name.set(name.to_owned());
+        p
+    }
+
+    pub fn name(&self) -> &str {
+        self.name
+            .get()
+            .map(String::as_str)
+            .unwrap_or("<unnamed provider>")
+    }
+
+    /// What instances carry to be matched by `dep[P]`: the defining file and the name.
+    pub fn id(&self) -> String {
+        format!("{}%{}", self.defined_in, self.name())
+    }
+}
+
+impl fmt::Display for ProviderCallable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[starlark_value(type = "provider")]
+impl<'v> StarlarkValue<'v> for ProviderCallable {
+    fn export_as(
+        &self,
+        variable_name: &str,
+        _eval: &mut Evaluator<'v, '_, '_>,
+    ) -> starlark::Result<()> {
+        let _ = self.name.set(variable_name.to_owned());
+        Ok(())
+    }
+
+    fn invoke(
+        &self,
+        _me: Value<'v>,
+        args: &Arguments<'v, '_>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> starlark::Result<Value<'v>> {
+        args.no_positional_args(eval.heap())?;
+        let named = args.names_map()?;
+        self.instance(named.iter().map(|(k, v)| (k.as_str(), *v)), eval.heap())
+    }
+}
+
+impl ProviderCallable {
+    /// An instance with these fields, checked against the declared ones.
+    fn instance<'v, 'a>(
+        &self,
+        given: impl IntoIterator<Item = (&'a str, Value<'v>)>,
+        heap: Heap<'v>,
+    ) -> starlark::Result<Value<'v>> {
+        let mut fields = SmallMap::new();
+        for (k, v) in given {
+            if !self.fields.is_empty() && !self.fields.iter().any(|f| f == k) {
+                return Err(starlark::Error::new_native(anyhow::anyhow!(
+                    "{} got an unexpected field '{k}'; its fields are: {}",
+                    self.name(),
+                    self.fields.join(", ")
+                )));
+            }
+            fields.insert(k.to_owned(), v);
+        }
+        Ok(heap.alloc(ProviderInstanceGen {
+            id: self.id(),
+            name: self.name().to_owned(),
+            fields,
+        }))
+    }
+}
+
+/// A provider declared with `provider(init = f)`: calling it calls `f` with the same
+/// arguments, and the dict `f` returns becomes the instance's fields. `provider` is the plain
+/// `ProviderCallable`, which is also the raw constructor `provider()` returns beside it.
+#[derive(Debug, Trace, Coerce, Freeze, ProvidesStaticType, NoSerialize, Allocative)]
+#[repr(C)]
+pub struct ProviderWithInitGen<V> {
+    pub provider: V,
+    pub init: V,
+}
+
+starlark_complex_value!(pub ProviderWithInit);
+
+impl<V> fmt::Display for ProviderWithInitGen<V>
+where
+    V: fmt::Display,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.provider.fmt(f)
+    }
+}
+
+/// The provider a value stands for: a plain provider, or one declared with `init`.
+pub fn provider_callable<'v>(value: Value<'v>) -> Option<&'v ProviderCallable> {
+    value.downcast_ref::<ProviderCallable>().or_else(|| {
+        ProviderWithInit::from_value(value)?
+            .provider
+            .to_value()
+            .downcast_ref::<ProviderCallable>()
+    })
+}
+
+#[starlark_value(type = "provider")]
+impl<'v, V: ValueLike<'v>> StarlarkValue<'v> for ProviderWithInitGen<V>
+where
+    Self: ProvidesStaticType<'v>,
+{
+    fn export_as(
+        &self,
+        variable_name: &str,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> starlark::Result<()> {
+        self.provider.to_value().export_as(variable_name, eval)
+    }
+
+    fn invoke(
+        &self,
+        _me: Value<'v>,
+        args: &Arguments<'v, '_>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> starlark::Result<Value<'v>> {
+        let heap = eval.heap();
+        let positional: Vec<Value> = args.positions(heap)?.collect();
+        let named = args.names_map()?;
+        let named: Vec<(&str, Value)> = named.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let provider = self
+            .provider
+            .to_value()
+            .downcast_ref::<ProviderCallable>()
+            .expect("made by provider()");
+        let returned = eval.eval_function(self.init.to_value(), &positional, &named)?;
+        let dict = starlark::values::dict::DictRef::from_value(returned).ok_or_else(|| {
+            starlark::Error::new_native(anyhow::anyhow!(
+                "the init function of {} must return a dict of field values, but returned {} ({})",
+                provider.name(),
+                returned.to_repr(),
+                returned.get_type()
+            ))
+        })?;
+        let mut fields = Vec::new();
+        for (k, v) in dict.iter() {
+            let k = k.unpack_str().ok_or_else(|| {
+                starlark::Error::new_native(anyhow::anyhow!(
+                    "the init function of {} returned a dict with the non-string key {}",
+                    provider.name(),
+                    k.to_repr()
+                ))
+            })?;
+            fields.push((k, v));
+        }
+        provider.instance(fields, eval.heap())
+    }
+}
+
+/// An instance of a provider: `MyInfo(x = 1)`, `DefaultInfo(files = ...)`.
+#[derive(Debug, Trace, Coerce, Freeze, ProvidesStaticType, NoSerialize, Allocative)]
+#[repr(C)]
+pub struct ProviderInstanceGen<V> {
+    pub id: String,
+    pub name: String,
+    pub fields: SmallMap<String, V>,
+}
+
+starlark_complex_value!(pub ProviderInstance);
+
+impl<V> fmt::Display for ProviderInstanceGen<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}(", self.name)?;
+        for (i, k) in self.fields.keys().enumerate() {
+            if i > 0 {
+                write!(f, ", ")?;
+            }
+            write!(f, "{k} = ...")?;
+        }
+        write!(f, ")")
+    }
+}
+
+impl<'v, V: ValueLike<'v>> ProviderInstanceGen<V> {
+    pub fn field(&self, name: &str) -> Option<Value<'v>> {
+        self.fields.get(name).map(|v| v.to_value())
+    }
+}
+
+#[starlark_value(type = "struct")]
+impl<'v, V: ValueLike<'v>> StarlarkValue<'v> for ProviderInstanceGen<V>
+where
+    Self: ProvidesStaticType<'v>,
+{
+    fn get_attr(&self, attribute: &str, _heap: Heap<'v>) -> Option<Value<'v>> {
+        // A declared but unset field reads as None, as in Bazel.
+        self.field(attribute)
+            .or_else(|| (self.id.starts_with("<builtin>")).then(Value::new_none))
+    }
+
+    fn dir_attr(&self) -> Vec<String> {
+        self.fields.keys().cloned().collect()
+    }
+}
