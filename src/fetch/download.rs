@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest as _, Sha256};
 
 use super::extract::disk_full_hint;
+use crate::core::fs::{IoContext, PathError};
 
 /// Where downloads are kept: `<dir>/content_addressable/sha256/<hex>/file`, shared by every
 /// workspace of the user.
@@ -262,14 +263,21 @@ impl RepositoryCache {
     ) -> Result<(PathBuf, String), Attempt> {
         if let Some(path) = url.strip_prefix("file://") {
             let fatal = |e: String| Attempt::fatal(e);
-            let mut tmp =
-                tempfile::NamedTempFile::new_in(tmp_dir).map_err(|e| fatal(e.to_string()))?;
+            let failed = |e: PathError| Attempt::fatal(e.to_string());
+            let mut tmp = tempfile::NamedTempFile::new_in(tmp_dir)
+                .at("create a temporary file in", tmp_dir)
+                .map_err(failed)?;
             let mut src =
                 File::open(path).map_err(|e| fatal(format!("cannot read {path}: {e}")))?;
             io::copy(&mut src, &mut tmp)
                 .map_err(|e| fatal(format!("{e}{}", disk_full_hint(&e))))?;
-            let (_, kept) = tmp.keep().map_err(|e| fatal(e.to_string()))?;
-            let digest = sha256_hex(&kept).map_err(|e| fatal(e.to_string()))?;
+            let tmp_path = tmp.path().to_owned();
+            let (_, kept) = tmp
+                .keep()
+                .map_err(|e| e.error)
+                .at("keep", &tmp_path)
+                .map_err(failed)?;
+            let digest = sha256_hex(&kept).at("read", &kept).map_err(failed)?;
             return Ok((kept, digest));
         }
         let runtime = tokio::runtime::Builder::new_current_thread()
