@@ -144,3 +144,39 @@ fn walk_hint(e: &WalkError) -> &'static str {
         WalkError::Symlink(_) => "",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mismatch() -> DownloadError {
+        DownloadError::Mismatch {
+            url: "https://example.com/a.tar.gz".into(),
+            expected: "aa".into(),
+            actual: "bb".into(),
+        }
+    }
+
+    #[test]
+    fn a_wrong_sha256_is_the_users_to_fix_and_says_how() {
+        let e = FetchError::from(mismatch());
+        assert!(!e.is_environment());
+        assert!(e.to_string().ends_with(
+            "WORKSPACE pins aa. If the new file is the one you want, update sha256 in WORKSPACE; \
+             otherwise the server changed what it serves"
+        ));
+    }
+
+    #[test]
+    fn a_failed_download_or_write_is_the_environments() {
+        assert!(FetchError::from(DownloadError::Failed("refused".into())).is_environment());
+        let io = PathError {
+            action: "write",
+            path: "/x/y".into(),
+            source: io::Error::from(io::ErrorKind::PermissionDenied),
+        };
+        let e = FetchError::from(io);
+        assert!(e.is_environment());
+        assert!(e.to_string().starts_with("cannot write /x/y: "));
+    }
+}

@@ -5,6 +5,15 @@
 //! their chain), then the BUILD file runs with the prelude's rules in scope. Rule calls record
 //! targets as plain data; no Starlark value leaves this module. `Loader` is `Sync`, so
 //! packages load in parallel.
+//!
+//! Where each step lives: `package` (a BUILD file into a `Package`), `load_graph` (a file's
+//! `load()`s, checked for cycles at parse level, then evaluated), `bzl` (one .bzl file,
+//! evaluated once), `repo_dirs` (which directory a package is in, fetching external
+//! repositories on demand), `diagnostics` (Starlark and fetch errors as `Diagnostic`s).
+//! The Starlark API BUILD and .bzl files see: `declarations` (`rule()`, `provider()`),
+//! `rule_value` and `rule_call` (a rule, and a call of it checked into a `Target`),
+//! `attr_module` and `attrs` (`attr.*()` and attribute coercion), `builtins` and `glob`,
+//! `select`, `depset`, `label_value`, `providers`.
 
 mod attr_module;
 mod attrs;
