@@ -568,7 +568,7 @@ fn plan_build(
             .join(" ");
         let expr = crate::query::parse(&format!("tests(set({set}))"))
             .map_err(|d| Failure::failed(d.to_string()))?;
-        let mut env = super::query::GraphEnv {
+        let mut env = crate::query::GraphEnv {
             graph: &mut graph,
             cwd: cwd_package.clone(),
         };

@@ -2,7 +2,6 @@
 //! the chosen `--output` format. Dependency cycles and visibility violations among the loaded
 //! targets are printed as warnings: they will fail a build, but query still answers.
 
-use std::collections::BTreeSet;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -10,9 +9,9 @@ use clap::Args;
 
 use super::CommonOptions;
 use crate::core::{Diagnostic, ExitCode, Failure, Label, PackageId};
-use crate::graph::{TargetGraph, TargetPatternArg};
-use crate::loading::{Loader, Target};
-use crate::query::{self, OutputFormat, QueryEnv};
+use crate::graph::TargetGraph;
+use crate::loading::Loader;
+use crate::query::{self, GraphEnv, OutputFormat};
 use crate::workspace::{OutputBaseOptions, Workspace};
 
 #[derive(Args, Debug)]
@@ -28,44 +27,6 @@ pub struct QueryArgs {
     /// are read as `forge build` reads them: `-- //... -//app/...` subtracts `//app/...`.
     #[arg(required = true, value_name = "EXPR")]
     expression: Vec<String>,
-}
-
-/// The graph seen through the query language's small interface.
-pub(crate) struct GraphEnv<'g, 'l> {
-    pub graph: &'g mut TargetGraph<'l>,
-    pub cwd: PackageId,
-}
-
-impl QueryEnv for GraphEnv<'_, '_> {
-    fn expand_pattern(&mut self, pattern: &str) -> Result<BTreeSet<Label>, Diagnostic> {
-        let arg = TargetPatternArg::parse(pattern, &self.cwd)?;
-        self.graph.expand(&arg.pattern)
-    }
-
-    fn load_closure(&mut self, roots: &BTreeSet<Label>) -> BTreeSet<Label> {
-        self.graph.load_closure(roots)
-    }
-
-    fn target(&self, label: &Label) -> Option<&Target> {
-        self.graph.target(label)
-    }
-
-    fn deps(&self, label: &Label) -> Vec<(String, Label)> {
-        self.graph
-            .deps(label)
-            .into_iter()
-            .map(|(a, l)| (a.to_owned(), l.clone()))
-            .collect()
-    }
-
-    fn build_files(&self, label: &Label) -> Vec<Label> {
-        match self.graph.package(&label.package_id()) {
-            Some(pkg) => std::iter::once(pkg.build_file.clone())
-                .chain(pkg.bzl_files.iter().cloned())
-                .collect(),
-            None => Vec::new(),
-        }
-    }
 }
 
 /// One argument is an expression. Several are a target pattern list, where a leading `-`

@@ -2,7 +2,8 @@
 //! one of Bazel's `--output` formats (`print`).
 //!
 //! The evaluator reaches loaded packages only through the small `QueryEnv` trait, so it can be
-//! tested against an in-memory graph and driven by the real loader in `forge query`.
+//! tested against an in-memory graph and driven by the real loader (`GraphEnv`, over a
+//! `TargetGraph`) in `forge query` and `forge test`.
 
 use std::collections::BTreeSet;
 
@@ -10,6 +11,7 @@ use crate::core::{Diagnostic, Label};
 use crate::loading::Target;
 
 mod eval;
+mod graph_env;
 mod lexer;
 mod output;
 mod parser;
@@ -18,6 +20,7 @@ mod parser;
 mod fake;
 
 pub use eval::{Evaluation, evaluate};
+pub use graph_env::GraphEnv;
 pub use output::{OutputFormat, print};
 pub use parser::{Expr, SetOp, parse};
 
