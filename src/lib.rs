@@ -28,6 +28,7 @@ pub mod exec;
 pub mod fetch;
 pub mod graph;
 pub mod loading;
+pub mod ops;
 pub mod outputs;
 pub mod query;
 pub mod remote;

@@ -1,7 +1,6 @@
-//! `forge build PATTERNS...`: load, analyse, execute, and report what was built. `forge run`
-//! and (later) `forge test` share the pipeline through `build`.
+//! `forge build PATTERNS...`: plans (`ops::plan`), executes (`ops::build`) and reports what
+//! was built. `forge run` and `forge test` share it through `build`.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,15 +8,13 @@ use std::time::Instant;
 use clap::Args;
 
 use super::CommonOptions;
-use crate::analysis::plan::{BuildPlan, PlanCache, PlannedTarget};
-use crate::analysis::{self, AnalysisConfig};
-use crate::core::{Diagnostic, ExecPath, ExitCode, Failure, Label, PackageId, layout};
-use crate::exec::sandbox::{self, SandboxConfig, SandboxRunner};
+use crate::analysis::plan::BuildPlan;
+use crate::core::{Diagnostic, ExitCode, Failure, layout};
+use crate::exec::sandbox::SandboxRunner;
 use crate::exec::{self, ConsoleProgress, ExecConfig};
-use crate::graph::{TargetGraph, TargetPatternArg};
-use crate::loading::Loader;
-use crate::outputs;
-use crate::workspace::{OutputBaseOptions, Workspace, fs_deps};
+use crate::ops::plan::{PlanRequest, Planned};
+use crate::ops::{self, key_values, plural};
+use crate::workspace::{OutputBaseOptions, Workspace};
 
 /// Flags of the commands that build.
 #[derive(Args, Debug, Clone)]
@@ -131,6 +128,19 @@ pub struct BuildOptions {
 }
 
 impl BuildOptions {
+    /// The `--spawn_strategy`, `--strategy` and `--sandbox_*` flags as plain data.
+    pub fn sandbox_options(&self) -> ops::build::SandboxOptions {
+        ops::build::SandboxOptions {
+            spawn_strategy: self.spawn_strategy.clone(),
+            strategy: self.strategy.clone(),
+            debug: self.sandbox_debug,
+            writable_paths: self.sandbox_writable_path.clone(),
+            tmpfs_paths: self.sandbox_tmpfs_path.clone(),
+            tmpfs_size: self.sandbox_tmpfs_size.clone(),
+            mount_pairs: self.sandbox_add_mount_pair.clone(),
+        }
+    }
+
     pub fn fetch_options(&self) -> crate::fetch::FetchOptions {
         crate::fetch::FetchOptions {
             repository_cache: self.repository_cache.clone(),
@@ -140,82 +150,6 @@ impl BuildOptions {
             interrupt: Some(exec::interrupt_flag()),
         }
     }
-}
-
-/// `sandboxed`/`local` and their Bazel spellings: true for sandboxed.
-fn parse_strategy(value: &str) -> Result<bool, Failure> {
-    match value {
-        "sandboxed" | "linux-sandbox" | "processwrapper-sandbox" => Ok(true),
-        "local" | "standalone" => Ok(false),
-        other => Err(Failure::usage(format!(
-            "unknown strategy '{other}': use 'sandboxed' or 'local'"
-        ))),
-    }
-}
-
-/// `--sandbox_tmpfs_size`: `<digits>[k|m|g]` or `<1-100>%`, as tmpfs's `size=` takes it.
-fn parse_tmpfs_size(value: &str) -> Result<String, Failure> {
-    let bad = || {
-        Failure::usage(format!(
-            "--sandbox_tmpfs_size='{value}': expected a size like 512m, 2g, 100000k or 10%"
-        ))
-    };
-    let lower = value.trim().to_ascii_lowercase();
-    if let Some(percent) = lower.strip_suffix('%') {
-        return match percent.parse::<u32>() {
-            Ok(p) if (1..=100).contains(&p) => Ok(lower),
-            _ => Err(bad()),
-        };
-    }
-    let digits = lower.trim_end_matches(['k', 'm', 'g']);
-    if lower.len() - digits.len() > 1 || digits.parse::<u64>().map_or(true, |n| n == 0) {
-        return Err(bad());
-    }
-    Ok(lower)
-}
-
-/// The runner the options ask for.
-fn sandbox_runner(
-    options: &BuildOptions,
-    workspace: &Workspace,
-    exec_root: &std::path::Path,
-) -> Result<SandboxRunner, Failure> {
-    let default_sandboxed = match &options.spawn_strategy {
-        Some(s) => parse_strategy(s)?,
-        None => true,
-    };
-    let mut strategies = BTreeMap::new();
-    for item in &options.strategy {
-        let Some((mnemonic, value)) = item.split_once('=') else {
-            return Err(Failure::usage(format!(
-                "--strategy expects MNEMONIC=STRATEGY, got '{item}'"
-            )));
-        };
-        strategies.insert(mnemonic.to_owned(), parse_strategy(value)?);
-    }
-    let mount_pairs = options
-        .sandbox_add_mount_pair
-        .iter()
-        .map(|p| match p.split_once(':') {
-            Some((a, b)) => (PathBuf::from(a), PathBuf::from(b)),
-            None => (PathBuf::from(p), PathBuf::from(p)),
-        })
-        .collect();
-    let config = SandboxConfig {
-        exec_root: exec_root.to_path_buf(),
-        workspace_name: workspace.name.clone(),
-        roots_dir: sandbox::roots_dir(&workspace.output_base),
-        debug: options.sandbox_debug,
-        writable_paths: options.sandbox_writable_path.clone(),
-        tmpfs_paths: options.sandbox_tmpfs_path.clone(),
-        tmpfs_size: options
-            .sandbox_tmpfs_size
-            .as_deref()
-            .map(parse_tmpfs_size)
-            .transpose()?,
-        mount_pairs,
-    };
-    Ok(SandboxRunner::new(config, strategies, default_sandboxed))
 }
 
 #[derive(Args, Debug)]
@@ -241,36 +175,6 @@ pub struct Built {
     pub lock: exec::Lock,
     /// Only with `forge test --keep_going`: some of the build failed.
     pub build_failed: bool,
-}
-
-pub(crate) fn key_values(
-    items: &[String],
-    what: &str,
-    from_env: bool,
-) -> Result<BTreeMap<String, String>, Failure> {
-    let mut map = BTreeMap::new();
-    for item in items {
-        match item.split_once('=') {
-            Some((k, v)) if !k.is_empty() => {
-                map.insert(k.to_owned(), v.to_owned());
-            }
-            None if from_env && !item.is_empty() => {
-                if let Ok(v) = std::env::var(item) {
-                    map.insert(item.clone(), v);
-                }
-            }
-            _ => {
-                return Err(Failure::usage(format!(
-                    "--{what} expects NAME=VALUE, got '{item}'"
-                )));
-            }
-        }
-    }
-    Ok(map)
-}
-
-fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Loads, analyses and executes `patterns`; prints Bazel's summary lines.
@@ -310,73 +214,26 @@ pub fn build(
 
     // The plan of an earlier identical command is reused when nothing loading read changed:
     // no BUILD file is evaluated and no rule implementation runs.
-    let mut identity: Vec<String> = vec![
-        workspace.root.display().to_string(),
-        cwd_package.to_string(),
-    ];
-    identity.extend(patterns.iter().cloned());
-    identity.extend(defines.iter().map(|(k, v)| format!("--define={k}={v}")));
-    if for_tests {
-        identity.push("(tests)".to_owned());
-    }
-    // The repositories WORKSPACE declares (also through the .bzl files it loads).
-    identity.push(serde_json::to_string(&workspace.repositories).unwrap_or_default());
-    let identity: Vec<&str> = identity.iter().map(String::as_str).collect();
-    let key = PlanCache::key(&identity);
-    let plans = PlanCache::new(workspace.output_base.join("cache").join("plans"));
-    let mut errors = Vec::new();
-    let (plan, reused) = match plans.load(&key) {
-        Some(plan) => (plan, true),
-        None => {
-            let planned = plan_build(
-                &workspace,
-                &cwd_package,
-                patterns,
-                defines,
-                keep_going,
-                for_tests,
-                &options.fetch_options(),
-            );
-            // Ctrl-C during loading (a download, an extraction) ends the command as one.
-            super::fetch::interrupted_check()?;
-            let (plan, plan_errors) = planned?;
-            let deps = fs_deps::take_recording();
-            if plan_errors.is_empty() {
-                // A plan that cannot be stored only costs the next command its speed.
-                let _ = plans.store(&key, &deps, &plan);
-            }
-            errors = plan_errors;
-            (plan, false)
-        }
-    };
-    let what = if plan.targets.len() == 1 {
-        format!("target {}", plan.targets.keys().next().expect("one"))
-    } else {
-        plural(plan.targets.len(), "target", "targets")
-    };
-    let (packages, configured) = match reused {
-        true => (0, 0),
-        false => (plan.packages_loaded, plan.targets_configured),
-    };
-    eprintln!(
-        "INFO: Analyzed {what} ({} loaded, {} configured).",
-        plural(packages, "package", "packages"),
-        plural(configured, "target", "targets")
-    );
+    let fetch = options.fetch_options();
+    let planned = ops::plan::plan(
+        &workspace,
+        &PlanRequest {
+            patterns,
+            cwd_package: &cwd_package,
+            defines,
+            keep_going,
+            for_tests,
+            fetch: &fetch,
+        },
+    )?;
+    eprintln!("INFO: Analyzed {}.", planned.analyzed_summary());
+    let Planned {
+        plan, mut errors, ..
+    } = planned;
 
-    let exec_root = outputs::prepare_exec_root(&workspace)
-        .map_err(|e| Failure::failed(format!("cannot prepare the exec root: {e}")))?;
-    for tree in &plan.runfiles {
-        outputs::write_runfiles_tree(tree, &workspace, &exec_root).map_err(|e| {
-            Failure::failed(format!(
-                "cannot write the runfiles of {}: {e}",
-                tree.executable
-            ))
-        })?;
-    }
     let exec_config = ExecConfig {
         workspace_root: Some(workspace.root.clone()),
-        exec_root: exec_root.clone(),
+        exec_root: PathBuf::new(),
         cache_dir: workspace.output_base.join("cache"),
         disk_cache: options.disk_cache.clone(),
         jobs: options.common.jobs.unwrap_or_else(default_jobs),
@@ -384,24 +241,17 @@ pub fn build(
         action_env,
         remote,
     };
-    let runner = sandbox_runner(options, &workspace, &exec_root)?;
     let progress = ConsoleProgress::stderr();
-    let result = exec::execute(
-        &plan.actions,
-        &plan.wanted,
-        &exec_config,
-        &runner,
+    let executed = ops::build::execute(
+        &plan,
+        &workspace,
+        exec_config,
+        &options.sandbox_options(),
         &progress,
-    )
-    .map_err(|e| Failure::failed(e.to_string()))?;
-    if !for_tests {
-        runner.cleanup();
-    }
-    outputs::link_convenience_symlinks(&workspace)
-        .map_err(|e| Failure::failed(format!("cannot create the forge-* links: {e}")))?;
-
+        for_tests,
+    )?;
     // Failed actions were reported by the progress as they happened.
-    let failed_owners: BTreeSet<&Label> = result.failures.iter().map(|f| &f.owner).collect();
+    let failed_owners = executed.failed_owners();
 
     if print_outputs {
         let bin = format!("{}/", layout::bin_dir());
@@ -432,30 +282,13 @@ pub fn build(
         started.elapsed().as_secs_f64()
     );
     let total = plan.actions.len();
-    // Which strategy ran the commands, so a silently unsandboxed build cannot go unnoticed.
-    let sandboxed = runner
-        .counts
-        .sandboxed
-        .load(std::sync::atomic::Ordering::Relaxed);
-    let local = runner
-        .counts
-        .local
-        .load(std::sync::atomic::Ordering::Relaxed);
-    let strategies = if sandboxed + local > 0 {
-        format!(" Commands: {sandboxed} sandboxed, {local} local.")
-    } else {
-        String::new()
-    };
-    let remote = match &exec_config.remote {
-        Some(_) => format!(" {} from the remote cache.", result.remote_hits),
-        None => String::new(),
-    };
-    eprintln!(
-        "INFO: {} executed, {} from the cache, {} already up to date.{remote}{strategies}",
-        plural(result.executed, "action", "actions"),
-        result.cache_hits,
-        result.up_to_date
-    );
+    eprintln!("INFO: {}", executed.summary());
+    let ops::build::Executed {
+        exec_root,
+        result,
+        runner,
+        ..
+    } = executed;
     if result.interrupted {
         errors.push(Diagnostic::new("Build interrupted (Ctrl-C)"));
         return Err(Failure {
@@ -489,175 +322,6 @@ pub fn build(
         runner,
         build_failed: failed,
     })
-}
-
-/// The targets the patterns name, as `expand_patterns` gives them, except that wildcards
-/// (`//pkg:all`, `//...`) leave out rules tagged `manual`, as Bazel's build and test do;
-/// naming such a target on its own still builds it.
-fn expand_skipping_manual(
-    graph: &mut TargetGraph,
-    args: &[TargetPatternArg],
-) -> (BTreeSet<Label>, Vec<Diagnostic>) {
-    let mut result = BTreeSet::new();
-    let mut errors = Vec::new();
-    for arg in args {
-        let labels = match graph.expand(&arg.pattern) {
-            Ok(labels) => labels,
-            Err(d) => {
-                errors.push(d);
-                continue;
-            }
-        };
-        if arg.negative {
-            result.retain(|l| !labels.contains(l));
-            continue;
-        }
-        let wildcard = !matches!(arg.pattern, crate::core::TargetPattern::Single(_));
-        for label in labels {
-            let manual = wildcard
-                && graph
-                    .target(&label)
-                    .and_then(|t| t.rule())
-                    .is_some_and(|r| match r.attrs.get("tags") {
-                        Some(crate::loading::AttrValue::StringList(tags)) => {
-                            tags.iter().any(|t| t == "manual")
-                        }
-                        _ => false,
-                    });
-            if !manual {
-                result.insert(label);
-            }
-        }
-    }
-    (result, errors)
-}
-
-/// Loads the packages `patterns` need and analyses the targets: the plan, and the problems
-/// found (only with `--keep_going`; otherwise the first problems end the command).
-/// File-system reads are recorded (`fs_deps`) so the plan can be reused.
-fn plan_build(
-    workspace: &Arc<Workspace>,
-    cwd_package: &PackageId,
-    patterns: &[String],
-    defines: BTreeMap<String, String>,
-    keep_going: bool,
-    for_tests: bool,
-    fetch: &crate::fetch::FetchOptions,
-) -> Result<(BuildPlan, Vec<Diagnostic>), Failure> {
-    fs_deps::start_recording();
-    // The WORKSPACE file was read before recording started; note it too.
-    let _ = fs_deps::read_to_string(&workspace.workspace_file);
-    let loader = Loader::with_fetch_options(workspace.clone(), fetch).map_err(Failure::from)?;
-    let mut graph = TargetGraph::new(&loader);
-
-    let args = patterns
-        .iter()
-        .map(|p| TargetPatternArg::parse(p, cwd_package))
-        .collect::<Result<Vec<_>, Diagnostic>>()
-        .map_err(|d| Failure::usage(d.to_string()))?;
-    let (mut targets, mut errors) = expand_skipping_manual(&mut graph, &args);
-    let mut tests = BTreeSet::new();
-    if for_tests {
-        // The tests the patterns name, with test suites replaced by their tests — the query
-        // language's tests(); they are built too, runfiles and all.
-        graph.load_closure(&targets);
-        let set = targets
-            .iter()
-            .map(|l| l.to_string())
-            .collect::<Vec<_>>()
-            .join(" ");
-        let expr = crate::query::parse(&format!("tests(set({set}))"))
-            .map_err(|d| Failure::failed(d.to_string()))?;
-        let mut env = crate::query::GraphEnv {
-            graph: &mut graph,
-            cwd: cwd_package.clone(),
-        };
-        let evaluation = crate::query::evaluate(&expr, &mut env, keep_going);
-        errors.extend(evaluation.errors);
-        tests = evaluation.labels;
-        targets.extend(tests.iter().cloned());
-    }
-    let closure = graph.load_closure(&targets);
-    errors.extend(graph.errors().iter().cloned());
-    let closure_list: Vec<Label> = closure.iter().cloned().collect();
-    for cycle in graph.cycles(&closure_list) {
-        errors.push(Diagnostic::new(cycle.to_string()));
-    }
-    errors.extend(graph.visibility_errors(&closure_list));
-    if !errors.is_empty() && !keep_going {
-        errors.push(Diagnostic::new(
-            "Build did NOT complete successfully (loading failed)",
-        ));
-        return Err(Failure::from_diagnostics(errors));
-    }
-
-    let config = AnalysisConfig { defines };
-    let analysis = analysis::analyze(&graph, &targets, &config);
-    errors.extend(analysis.errors.iter().cloned());
-    let configured = analysis.targets.len();
-    let packages = graph.packages().count();
-    if !errors.is_empty() && !keep_going {
-        errors.push(Diagnostic::new(format!(
-            "Build did NOT complete successfully ({} loaded, {} configured)",
-            plural(packages, "package", "packages"),
-            plural(configured, "target", "targets")
-        )));
-        return Err(Failure::from_diagnostics(errors));
-    }
-
-    // What the user asked for: each target's default outputs and, for executables, what
-    // their runfiles trees point at.
-    let mut plan = BuildPlan {
-        packages_loaded: packages,
-        targets_configured: configured,
-        ..BuildPlan::default()
-    };
-    for label in &targets {
-        let outputs = analysis.default_outputs(&graph, label);
-        plan.wanted
-            .extend(outputs.iter().cloned().map(ExecPath::new));
-        let analyzed = analysis.targets.get(label);
-        if let Some(tree) = analyzed.and_then(|a| a.runfiles.as_ref()) {
-            plan.wanted
-                .extend(tree.entries.iter().map(|(_, p)| p.clone()));
-        }
-        plan.targets.insert(
-            label.clone(),
-            PlannedTarget {
-                outputs: outputs.into_iter().map(ExecPath::new).collect(),
-                executable: analyzed.and_then(|a| a.executable.clone().map(ExecPath::new)),
-                args: analyzed.map(|a| a.args.clone()).unwrap_or_default(),
-                is_test: analyzed.is_some_and(|a| a.is_test),
-                test: analyzed.and_then(|a| {
-                    let mut spec = a.test.clone()?;
-                    spec.runfiles = a
-                        .runfiles
-                        .as_ref()
-                        .map(|t| t.entries.clone())
-                        .unwrap_or_default();
-                    Some(spec)
-                }),
-            },
-        );
-    }
-    plan.tests = tests.into_iter().collect();
-    plan.wanted.retain(|p| p.starts_with(layout::OUT_DIR));
-    plan.wanted.sort();
-    plan.wanted.dedup();
-    plan.actions = analysis.actions().cloned().collect();
-    plan.runfiles = analysis
-        .targets
-        .values()
-        .filter_map(|a| a.runfiles.clone())
-        .collect();
-    plan.runfiles
-        .sort_by(|a, b| a.executable.cmp(&b.executable));
-    // The graph and the analysis are big and about to be dropped, which takes a noticeable
-    // time (tens of ms for thousands of targets); the process ends soon and frees it all.
-    std::mem::forget(analysis);
-    std::mem::forget(graph);
-    std::mem::forget(loader);
-    Ok((plan, errors))
 }
 
 fn default_jobs() -> usize {

@@ -1,14 +1,12 @@
 //! `forge fetch PATTERNS...`: loads what the patterns need, which fetches the external
-//! repositories among it, so that a later build needs no network.
+//! repositories among it, so that a later build needs no network (`ops::fetch`).
 
 use std::sync::Arc;
 
 use clap::Args;
 
 use super::build::BuildOptions;
-use crate::core::{Diagnostic, ExitCode, Failure};
-use crate::graph::{TargetGraph, TargetPatternArg};
-use crate::loading::Loader;
+use crate::core::{ExitCode, Failure};
 use crate::workspace::{OutputBaseOptions, Workspace};
 
 #[derive(Args, Debug)]
@@ -33,37 +31,14 @@ pub fn run(args: FetchArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Fai
     let cwd = super::current_dir()?;
     let workspace = Arc::new(Workspace::discover(&cwd, startup)?);
     let cwd_package = workspace.package_of(&cwd);
-    let loader = Loader::with_fetch_options(workspace.clone(), &args.options.fetch_options())
-        .map_err(Failure::from)?;
-    let mut graph = TargetGraph::new(&loader);
-    let patterns = args
-        .patterns
-        .iter()
-        .map(|p| TargetPatternArg::parse(p, &cwd_package))
-        .collect::<Result<Vec<_>, Diagnostic>>()
-        .map_err(|d| Failure::usage(d.to_string()))?;
-    let (targets, mut errors) = graph.expand_patterns(&patterns);
-    graph.load_closure(&targets);
-    errors.extend(graph.errors().iter().cloned());
-    interrupted_check()?;
-    if !errors.is_empty() {
-        return Err(Failure::from_diagnostics(errors));
-    }
+    crate::ops::fetch::fetch(
+        &workspace,
+        &cwd_package,
+        &args.patterns,
+        &args.options.fetch_options(),
+    )?;
     eprintln!("INFO: All external dependencies fetched successfully.");
     Ok(ExitCode::Success)
-}
-
-/// Exit 8 when Ctrl-C came while loading (and fetching).
-pub fn interrupted_check() -> Result<(), Failure> {
-    if crate::exec::interrupt_flag().load(std::sync::atomic::Ordering::SeqCst) {
-        return Err(Failure {
-            code: ExitCode::Interrupted,
-            errors: vec![Diagnostic::new(
-                "Interrupted (Ctrl-C) while loading and fetching external repositories",
-            )],
-        });
-    }
-    Ok(())
 }
 
 /// `16G`, `512M`, `1.5GiB`, `1000` (bytes) as bytes: `--experimental_repository_extract_limit`.

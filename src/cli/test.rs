@@ -4,9 +4,10 @@
 
 use clap::Args;
 
-use super::build::{BuildOptions, build, key_values};
-use crate::core::TestSpec;
-use crate::core::{Diagnostic, ExitCode, Failure, Label};
+use super::build::{BuildOptions, build};
+use crate::core::{Diagnostic, ExitCode, Failure};
+use crate::ops::key_values;
+use crate::ops::test::{Filter, Totals, stats_line, summary_line};
 use crate::testing::{Status, TestOptions, TestResult, Tests};
 use crate::workspace::OutputBaseOptions;
 
@@ -99,26 +100,6 @@ pub struct TestArgs {
     patterns: Vec<String>,
 }
 
-/// `a,b,-c` as (wanted, unwanted); an empty wanted list wants everything.
-fn split_filter(text: &Option<String>) -> (Vec<String>, Vec<String>) {
-    let mut wanted = Vec::new();
-    let mut unwanted = Vec::new();
-    for item in text.iter().flat_map(|t| t.split(',')).map(str::trim) {
-        match item.strip_prefix('-') {
-            Some(rest) if !rest.is_empty() => unwanted.push(rest.to_owned()),
-            _ if !item.is_empty() => wanted.push(item.to_owned()),
-            _ => {}
-        }
-    }
-    (wanted, unwanted)
-}
-
-fn accepts(filter: &(Vec<String>, Vec<String>), values: &[String]) -> bool {
-    let (wanted, unwanted) = filter;
-    (wanted.is_empty() || values.iter().any(|v| wanted.contains(v)))
-        && !values.iter().any(|v| unwanted.contains(v))
-}
-
 fn test_options(args: &TestArgs) -> Result<TestOptions, Failure> {
     let cache_results = match args.cache_test_results.as_deref() {
         _ if args.nocache_test_results => false,
@@ -175,64 +156,19 @@ fn test_options(args: &TestArgs) -> Result<TestOptions, Failure> {
     })
 }
 
-/// `label.ljust(78 - len(status)) + " " + status + " in 0.2s"`, as Bazel lines them up.
-fn summary_line(result: &TestResult) -> String {
-    let status = result.status.text();
-    let label = result.label.to_string();
-    let width = 78usize.saturating_sub(status.len());
-    let secs: f64 = result
-        .runs
-        .iter()
-        .map(|r| r.duration.as_secs_f64())
-        .fold(0.0, f64::max);
-    if matches!(result.status, Status::NoStatus | Status::FailedToBuild) {
-        return format!("{label:<width$} {status}");
-    }
-    format!("{label:<width$} {status} in {secs:.1}s")
-}
-
-fn count(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
 pub fn run(args: TestArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Failure> {
     let options = test_options(&args)?;
     let built = build(&args.patterns, &args.options, startup, false, true)?;
-    let tags = split_filter(&args.test_tag_filters);
-    let sizes = split_filter(&args.test_size_filters);
-    let mut targets: Vec<(Label, String, Vec<String>, TestSpec)> = Vec::new();
+    let tags = Filter::parse(args.test_tag_filters.as_deref());
+    let sizes = Filter::parse(args.test_size_filters.as_deref());
     // With --keep_going after a failed build: tests whose program or runfiles are missing.
-    let mut unbuilt: Vec<TestResult> = Vec::new();
-    for label in &built.plan.tests {
-        let planned = built.plan.targets.get(label);
-        let spec = planned.and_then(|p| p.test.clone());
-        let exe = planned.and_then(|p| p.executable.clone());
-        let (Some(planned), Some(spec), Some(exe)) = (planned, spec, exe) else {
-            if built.build_failed {
-                unbuilt.push(TestResult {
-                    label: label.clone(),
-                    status: Status::FailedToBuild,
-                    runs: Vec::new(),
-                });
-            }
-            continue;
-        };
-        if !(accepts(&tags, &spec.tags) && accepts(&sizes, std::slice::from_ref(&spec.size))) {
-            continue;
-        }
-        let built_ok = std::iter::once(&exe)
-            .chain(spec.runfiles.iter().map(|(_, e)| e))
-            .all(|p| built.exec_root.join(p).exists());
-        if !built_ok {
-            unbuilt.push(TestResult {
-                label: label.clone(),
-                status: Status::FailedToBuild,
-                runs: Vec::new(),
-            });
-            continue;
-        }
-        targets.push((label.clone(), exe.into_string(), planned.args.clone(), spec));
-    }
+    let (targets, unbuilt) = crate::ops::test::select(
+        &built.plan,
+        &built.exec_root,
+        built.build_failed,
+        &tags,
+        &sizes,
+    );
     if targets.is_empty() && unbuilt.is_empty() {
         built.runner.cleanup();
         return Err(Failure {
@@ -293,48 +229,15 @@ pub fn run(args: TestArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Fail
                 }
             }
         }
-        if result.runs.len() > 1 {
-            let secs: Vec<f64> = result
-                .runs
-                .iter()
-                .map(|r| r.duration.as_secs_f64())
-                .collect();
-            let n = secs.len() as f64;
-            let avg = secs.iter().sum::<f64>() / n;
-            let dev = (secs.iter().map(|s| (s - avg).powi(2)).sum::<f64>() / n).sqrt();
-            let max = secs.iter().cloned().fold(0.0, f64::max);
-            let min = secs.iter().cloned().fold(f64::MAX, f64::min);
-            eprintln!(
-                "  Stats over {} runs: max = {max:.1}s, min = {min:.1}s, avg = {avg:.1}s, dev = {dev:.1}s",
-                secs.len()
-            );
+        if let Some(stats) = stats_line(result) {
+            eprintln!("  {stats}");
         }
     }
-    let total = results.len();
-    let executed = results.iter().filter(|r| r.executed()).count();
-    let by = |f: &dyn Fn(Status) -> bool| results.iter().filter(|r| f(r.status)).count();
-    let passed = by(&|s| s.passed());
-    let failed = by(&|s| matches!(s, Status::Failed | Status::Timeout));
-    let skipped = by(&|s| s == Status::NoStatus);
-    let unbuilt = by(&|s| s == Status::FailedToBuild);
-    let mut parts = Vec::new();
-    if passed > 0 {
-        parts.push(count(passed, "test passes", "tests pass"));
-    }
-    if unbuilt > 0 {
-        parts.push(count(unbuilt, "fails to build", "fail to build"));
-    }
-    if failed > 0 {
-        parts.push(count(failed, "fails locally", "fail locally"));
-    }
-    if skipped > 0 {
-        parts.push(count(skipped, "was skipped", "were skipped"));
-    }
-    eprintln!(
-        "\nExecuted {executed} out of {}: {}.",
-        count(total, "test", "tests"),
-        parts.join(" and ")
-    );
+    let totals = Totals::of(&results);
+    eprintln!("\n{}", totals.line());
+    let Totals {
+        failed, skipped, ..
+    } = totals;
     if skipped > 0 && crate::exec::interrupt_flag().load(std::sync::atomic::Ordering::SeqCst) {
         return Err(Failure {
             code: ExitCode::Interrupted,
@@ -349,7 +252,7 @@ pub fn run(args: TestArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Fail
     if failed > 0 {
         eprintln!(
             "INFO: Build completed, {} FAILED",
-            count(failed, "test", "tests")
+            crate::ops::plural(failed, "test", "tests")
         );
         return Ok(ExitCode::PartialSuccess);
     }

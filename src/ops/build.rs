@@ -1,0 +1,217 @@
+//! Running a plan: a `BuildPlan`, the workspace and the execution settings in; the exec root
+//! prepared (runfiles trees written), the actions run by the chosen sandbox runner, the
+//! `forge-*` links made, and what happened (`Executed`, with the summary line) out.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::plural;
+use crate::analysis::plan::BuildPlan;
+use crate::core::{Failure, Label};
+use crate::exec::sandbox::{self, SandboxConfig, SandboxRunner};
+use crate::exec::{self, ExecConfig, Progress};
+use crate::outputs;
+use crate::workspace::Workspace;
+
+/// How commands run, as the `--spawn_strategy`, `--strategy` and `--sandbox_*` flags say.
+#[derive(Clone, Debug, Default)]
+pub struct SandboxOptions {
+    pub spawn_strategy: Option<String>,
+    /// `MNEMONIC=STRATEGY` items.
+    pub strategy: Vec<String>,
+    pub debug: bool,
+    pub writable_paths: Vec<PathBuf>,
+    pub tmpfs_paths: Vec<PathBuf>,
+    pub tmpfs_size: Option<String>,
+    /// `SOURCE[:TARGET]` items.
+    pub mount_pairs: Vec<String>,
+}
+
+/// What a plan run did.
+pub struct Executed {
+    pub exec_root: PathBuf,
+    pub result: exec::ExecResult,
+    /// The runner, for commands that run more (tests).
+    pub runner: SandboxRunner,
+    /// Whether a remote cache took part.
+    pub remote: bool,
+}
+
+impl Executed {
+    /// The labels whose actions failed.
+    pub fn failed_owners(&self) -> BTreeSet<&Label> {
+        self.result.failures.iter().map(|f| &f.owner).collect()
+    }
+
+    /// `3 actions executed, 1 from the cache, 0 already up to date.` with the remote hits
+    /// (when a remote cache was used) and which strategy ran the commands, so a silently
+    /// unsandboxed build cannot go unnoticed.
+    pub fn summary(&self) -> String {
+        let result = &self.result;
+        let sandboxed = self
+            .runner
+            .counts
+            .sandboxed
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let local = self
+            .runner
+            .counts
+            .local
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let strategies = if sandboxed + local > 0 {
+            format!(" Commands: {sandboxed} sandboxed, {local} local.")
+        } else {
+            String::new()
+        };
+        let remote = match self.remote {
+            true => format!(" {} from the remote cache.", result.remote_hits),
+            false => String::new(),
+        };
+        format!(
+            "{} executed, {} from the cache, {} already up to date.{remote}{strategies}",
+            plural(result.executed, "action", "actions"),
+            result.cache_hits,
+            result.up_to_date
+        )
+    }
+}
+
+/// Prepares the exec root, writes the runfiles trees, runs the plan's actions (reporting to
+/// `progress`) and makes the convenience links. With `keep_runner` the runner's sandboxes
+/// stay for the tests; otherwise they are cleaned up here.
+pub fn execute(
+    plan: &BuildPlan,
+    workspace: &Arc<Workspace>,
+    mut config: ExecConfig,
+    sandbox: &SandboxOptions,
+    progress: &dyn Progress,
+    keep_runner: bool,
+) -> Result<Executed, Failure> {
+    let exec_root = outputs::prepare_exec_root(workspace)
+        .map_err(|e| Failure::failed(format!("cannot prepare the exec root: {e}")))?;
+    for tree in &plan.runfiles {
+        outputs::write_runfiles_tree(tree, workspace, &exec_root).map_err(|e| {
+            Failure::failed(format!(
+                "cannot write the runfiles of {}: {e}",
+                tree.executable
+            ))
+        })?;
+    }
+    config.exec_root = exec_root.clone();
+    let runner = sandbox_runner(sandbox, workspace, &exec_root)?;
+    let result = exec::execute(&plan.actions, &plan.wanted, &config, &runner, progress)
+        .map_err(|e| Failure::failed(e.to_string()))?;
+    if !keep_runner {
+        runner.cleanup();
+    }
+    outputs::link_convenience_symlinks(workspace)
+        .map_err(|e| Failure::failed(format!("cannot create the forge-* links: {e}")))?;
+    Ok(Executed {
+        exec_root,
+        result,
+        runner,
+        remote: config.remote.is_some(),
+    })
+}
+
+/// `sandboxed`/`local` and their Bazel spellings: true for sandboxed.
+fn parse_strategy(value: &str) -> Result<bool, Failure> {
+    match value {
+        "sandboxed" | "linux-sandbox" | "processwrapper-sandbox" => Ok(true),
+        "local" | "standalone" => Ok(false),
+        other => Err(Failure::usage(format!(
+            "unknown strategy '{other}': use 'sandboxed' or 'local'"
+        ))),
+    }
+}
+
+/// `--sandbox_tmpfs_size`: `<digits>[k|m|g]` or `<1-100>%`, as tmpfs's `size=` takes it.
+fn parse_tmpfs_size(value: &str) -> Result<String, Failure> {
+    let bad = || {
+        Failure::usage(format!(
+            "--sandbox_tmpfs_size='{value}': expected a size like 512m, 2g, 100000k or 10%"
+        ))
+    };
+    let lower = value.trim().to_ascii_lowercase();
+    if let Some(percent) = lower.strip_suffix('%') {
+        return match percent.parse::<u32>() {
+            Ok(p) if (1..=100).contains(&p) => Ok(lower),
+            _ => Err(bad()),
+        };
+    }
+    let digits = lower.trim_end_matches(['k', 'm', 'g']);
+    if lower.len() - digits.len() > 1 || digits.parse::<u64>().map_or(true, |n| n == 0) {
+        return Err(bad());
+    }
+    Ok(lower)
+}
+
+/// The runner the options ask for.
+pub fn sandbox_runner(
+    options: &SandboxOptions,
+    workspace: &Workspace,
+    exec_root: &Path,
+) -> Result<SandboxRunner, Failure> {
+    let default_sandboxed = match &options.spawn_strategy {
+        Some(s) => parse_strategy(s)?,
+        None => true,
+    };
+    let mut strategies = BTreeMap::new();
+    for item in &options.strategy {
+        let Some((mnemonic, value)) = item.split_once('=') else {
+            return Err(Failure::usage(format!(
+                "--strategy expects MNEMONIC=STRATEGY, got '{item}'"
+            )));
+        };
+        strategies.insert(mnemonic.to_owned(), parse_strategy(value)?);
+    }
+    let mount_pairs = options
+        .mount_pairs
+        .iter()
+        .map(|p| match p.split_once(':') {
+            Some((a, b)) => (PathBuf::from(a), PathBuf::from(b)),
+            None => (PathBuf::from(p), PathBuf::from(p)),
+        })
+        .collect();
+    let config = SandboxConfig {
+        exec_root: exec_root.to_path_buf(),
+        workspace_name: workspace.name.clone(),
+        roots_dir: sandbox::roots_dir(&workspace.output_base),
+        debug: options.debug,
+        writable_paths: options.writable_paths.clone(),
+        tmpfs_paths: options.tmpfs_paths.clone(),
+        tmpfs_size: options
+            .tmpfs_size
+            .as_deref()
+            .map(parse_tmpfs_size)
+            .transpose()?,
+        mount_pairs,
+    };
+    Ok(SandboxRunner::new(config, strategies, default_sandboxed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strategies_accept_bazel_spellings() {
+        assert!(parse_strategy("sandboxed").expect("known"));
+        assert!(parse_strategy("linux-sandbox").expect("known"));
+        assert!(!parse_strategy("local").expect("known"));
+        assert!(!parse_strategy("standalone").expect("known"));
+        let failure = parse_strategy("remote").expect_err("unknown");
+        assert_eq!(failure.code, crate::core::ExitCode::BadCommandLine);
+    }
+
+    #[test]
+    fn tmpfs_sizes_are_checked_and_lowercased() {
+        assert_eq!(parse_tmpfs_size("512M").expect("valid"), "512m");
+        assert_eq!(parse_tmpfs_size("10%").expect("valid"), "10%");
+        assert_eq!(parse_tmpfs_size("100000").expect("valid"), "100000");
+        for bad in ["0", "0%", "101%", "12kk", "m", "-5", "1.5g"] {
+            assert!(parse_tmpfs_size(bad).is_err(), "{bad} was accepted");
+        }
+    }
+}

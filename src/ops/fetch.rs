@@ -1,0 +1,47 @@
+//! Fetching ahead of a build: patterns and the workspace in, every external repository their
+//! packages need fetched (or the problems met) out. Also what a Ctrl-C during loading means.
+
+use std::sync::Arc;
+
+use crate::core::{Diagnostic, ExitCode, Failure, PackageId};
+use crate::graph::{TargetGraph, TargetPatternArg};
+use crate::loading::Loader;
+use crate::workspace::Workspace;
+
+/// Loads the packages `patterns` need (and what they depend on), which fetches the external
+/// repositories among them.
+pub fn fetch(
+    workspace: &Arc<Workspace>,
+    cwd_package: &PackageId,
+    patterns: &[String],
+    options: &crate::fetch::FetchOptions,
+) -> Result<(), Failure> {
+    let loader = Loader::with_fetch_options(workspace.clone(), options).map_err(Failure::from)?;
+    let mut graph = TargetGraph::new(&loader);
+    let patterns = patterns
+        .iter()
+        .map(|p| TargetPatternArg::parse(p, cwd_package))
+        .collect::<Result<Vec<_>, Diagnostic>>()
+        .map_err(|d| Failure::usage(d.to_string()))?;
+    let (targets, mut errors) = graph.expand_patterns(&patterns);
+    graph.load_closure(&targets);
+    errors.extend(graph.errors().iter().cloned());
+    interrupted_check()?;
+    if !errors.is_empty() {
+        return Err(Failure::from_diagnostics(errors));
+    }
+    Ok(())
+}
+
+/// Exit 8 when Ctrl-C came while loading (and fetching).
+pub fn interrupted_check() -> Result<(), Failure> {
+    if crate::exec::interrupt_flag().load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(Failure {
+            code: ExitCode::Interrupted,
+            errors: vec![Diagnostic::new(
+                "Interrupted (Ctrl-C) while loading and fetching external repositories",
+            )],
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,295 @@
+//! Planning a build: target patterns, the workspace and `--define`s in; a `BuildPlan` (the
+//! actions, the wanted outputs, the runfiles trees, the tests) and the problems found out.
+//! An earlier identical command's plan is reused from the plan cache when nothing loading
+//! read has changed; `identity` says what "identical" means.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::plural;
+use crate::analysis::plan::{BuildPlan, PlanCache, PlannedTarget};
+use crate::analysis::{self, AnalysisConfig};
+use crate::core::{Diagnostic, ExecPath, Failure, Label, PackageId, layout};
+use crate::graph::{TargetGraph, TargetPatternArg};
+use crate::loading::Loader;
+use crate::workspace::{Workspace, fs_deps};
+
+/// What a build is asked to plan.
+pub struct PlanRequest<'a> {
+    pub patterns: &'a [String],
+    /// The package of the directory the command runs in: relative patterns are read there.
+    pub cwd_package: &'a PackageId,
+    pub defines: BTreeMap<String, String>,
+    pub keep_going: bool,
+    /// `forge test`: test suites are expanded and the tests are planned too.
+    pub for_tests: bool,
+    pub fetch: &'a crate::fetch::FetchOptions,
+}
+
+/// A plan and how it came to be.
+pub struct Planned {
+    pub plan: BuildPlan,
+    /// True when the plan came from the plan cache: nothing was loaded or analysed.
+    pub reused: bool,
+    /// Problems found (only with `--keep_going`; otherwise they end planning).
+    pub errors: Vec<Diagnostic>,
+}
+
+impl Planned {
+    /// `target //a:b (3 packages loaded, 5 targets configured)`: what Bazel's "Analyzed"
+    /// line says after `Analyzed `.
+    pub fn analyzed_summary(&self) -> String {
+        let plan = &self.plan;
+        let what = if plan.targets.len() == 1 {
+            format!("target {}", plan.targets.keys().next().expect("one"))
+        } else {
+            plural(plan.targets.len(), "target", "targets")
+        };
+        let (packages, configured) = match self.reused {
+            true => (0, 0),
+            false => (plan.packages_loaded, plan.targets_configured),
+        };
+        format!(
+            "{what} ({} loaded, {} configured)",
+            plural(packages, "package", "packages"),
+            plural(configured, "target", "targets")
+        )
+    }
+}
+
+/// The parts of a command that decide its plan: the workspace, where it runs, the patterns,
+/// the `--define`s, whether tests are planned, and the repositories WORKSPACE declares (as
+/// JSON). Two commands with the same identity share a cached plan.
+pub fn identity(
+    workspace_root: &std::path::Path,
+    cwd_package: &PackageId,
+    patterns: &[String],
+    defines: &BTreeMap<String, String>,
+    for_tests: bool,
+    repositories_json: &str,
+) -> Vec<String> {
+    let mut identity: Vec<String> = vec![
+        workspace_root.display().to_string(),
+        cwd_package.to_string(),
+    ];
+    identity.extend(patterns.iter().cloned());
+    identity.extend(defines.iter().map(|(k, v)| format!("--define={k}={v}")));
+    if for_tests {
+        identity.push("(tests)".to_owned());
+    }
+    identity.push(repositories_json.to_owned());
+    identity
+}
+
+/// The plan `request` asks for: from the plan cache under the output base when an identical
+/// command planned it and nothing it read changed, otherwise loaded and analysed (and
+/// stored when it had no errors).
+pub fn plan(workspace: &Arc<Workspace>, request: &PlanRequest<'_>) -> Result<Planned, Failure> {
+    // The repositories WORKSPACE declares (also through the .bzl files it loads).
+    let repositories = serde_json::to_string(&workspace.repositories).unwrap_or_default();
+    let identity = identity(
+        &workspace.root,
+        request.cwd_package,
+        request.patterns,
+        &request.defines,
+        request.for_tests,
+        &repositories,
+    );
+    let identity: Vec<&str> = identity.iter().map(String::as_str).collect();
+    let key = PlanCache::key(&identity);
+    let plans = PlanCache::new(workspace.output_base.join("cache").join("plans"));
+    if let Some(plan) = plans.load(&key) {
+        return Ok(Planned {
+            plan,
+            reused: true,
+            errors: Vec::new(),
+        });
+    }
+    let planned = plan_build(workspace, request);
+    // Ctrl-C during loading (a download, an extraction) ends the command as one.
+    super::fetch::interrupted_check()?;
+    let (plan, errors) = planned?;
+    let deps = fs_deps::take_recording();
+    if errors.is_empty() {
+        // A plan that cannot be stored only costs the next command its speed.
+        let _ = plans.store(&key, &deps, &plan);
+    }
+    Ok(Planned {
+        plan,
+        reused: false,
+        errors,
+    })
+}
+
+/// The targets the patterns name, as `expand_patterns` gives them, except that wildcards
+/// (`//pkg:all`, `//...`) leave out rules tagged `manual`, as Bazel's build and test do;
+/// naming such a target on its own still builds it.
+pub fn expand_skipping_manual(
+    graph: &mut TargetGraph,
+    args: &[TargetPatternArg],
+) -> (BTreeSet<Label>, Vec<Diagnostic>) {
+    let mut result = BTreeSet::new();
+    let mut errors = Vec::new();
+    for arg in args {
+        let labels = match graph.expand(&arg.pattern) {
+            Ok(labels) => labels,
+            Err(d) => {
+                errors.push(d);
+                continue;
+            }
+        };
+        if arg.negative {
+            result.retain(|l| !labels.contains(l));
+            continue;
+        }
+        let wildcard = !matches!(arg.pattern, crate::core::TargetPattern::Single(_));
+        for label in labels {
+            let manual = wildcard
+                && graph
+                    .target(&label)
+                    .and_then(|t| t.rule())
+                    .is_some_and(|r| match r.attrs.get("tags") {
+                        Some(crate::loading::AttrValue::StringList(tags)) => {
+                            tags.iter().any(|t| t == "manual")
+                        }
+                        _ => false,
+                    });
+            if !manual {
+                result.insert(label);
+            }
+        }
+    }
+    (result, errors)
+}
+
+/// Loads the packages `patterns` need and analyses the targets: the plan, and the problems
+/// found (only with `--keep_going`; otherwise the first problems end the command).
+/// File-system reads are recorded (`fs_deps`) so the plan can be reused.
+fn plan_build(
+    workspace: &Arc<Workspace>,
+    request: &PlanRequest<'_>,
+) -> Result<(BuildPlan, Vec<Diagnostic>), Failure> {
+    let PlanRequest {
+        patterns,
+        cwd_package,
+        keep_going,
+        for_tests,
+        fetch,
+        ..
+    } = *request;
+    let defines = request.defines.clone();
+    fs_deps::start_recording();
+    // The WORKSPACE file was read before recording started; note it too.
+    let _ = fs_deps::read_to_string(&workspace.workspace_file);
+    let loader = Loader::with_fetch_options(workspace.clone(), fetch).map_err(Failure::from)?;
+    let mut graph = TargetGraph::new(&loader);
+
+    let args = patterns
+        .iter()
+        .map(|p| TargetPatternArg::parse(p, cwd_package))
+        .collect::<Result<Vec<_>, Diagnostic>>()
+        .map_err(|d| Failure::usage(d.to_string()))?;
+    let (mut targets, mut errors) = expand_skipping_manual(&mut graph, &args);
+    let mut tests = BTreeSet::new();
+    if for_tests {
+        // The tests the patterns name, with test suites replaced by their tests — the query
+        // language's tests(); they are built too, runfiles and all.
+        graph.load_closure(&targets);
+        let set = targets
+            .iter()
+            .map(|l| l.to_string())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let expr = crate::query::parse(&format!("tests(set({set}))"))
+            .map_err(|d| Failure::failed(d.to_string()))?;
+        let mut env = crate::query::GraphEnv {
+            graph: &mut graph,
+            cwd: cwd_package.clone(),
+        };
+        let evaluation = crate::query::evaluate(&expr, &mut env, keep_going);
+        errors.extend(evaluation.errors);
+        tests = evaluation.labels;
+        targets.extend(tests.iter().cloned());
+    }
+    let closure = graph.load_closure(&targets);
+    errors.extend(graph.errors().iter().cloned());
+    let closure_list: Vec<Label> = closure.iter().cloned().collect();
+    for cycle in graph.cycles(&closure_list) {
+        errors.push(Diagnostic::new(cycle.to_string()));
+    }
+    errors.extend(graph.visibility_errors(&closure_list));
+    if !errors.is_empty() && !keep_going {
+        errors.push(Diagnostic::new(
+            "Build did NOT complete successfully (loading failed)",
+        ));
+        return Err(Failure::from_diagnostics(errors));
+    }
+
+    let config = AnalysisConfig { defines };
+    let analysis = analysis::analyze(&graph, &targets, &config);
+    errors.extend(analysis.errors.iter().cloned());
+    let configured = analysis.targets.len();
+    let packages = graph.packages().count();
+    if !errors.is_empty() && !keep_going {
+        errors.push(Diagnostic::new(format!(
+            "Build did NOT complete successfully ({} loaded, {} configured)",
+            plural(packages, "package", "packages"),
+            plural(configured, "target", "targets")
+        )));
+        return Err(Failure::from_diagnostics(errors));
+    }
+
+    // What the user asked for: each target's default outputs and, for executables, what
+    // their runfiles trees point at.
+    let mut plan = BuildPlan {
+        packages_loaded: packages,
+        targets_configured: configured,
+        ..BuildPlan::default()
+    };
+    for label in &targets {
+        let outputs = analysis.default_outputs(&graph, label);
+        plan.wanted
+            .extend(outputs.iter().cloned().map(ExecPath::new));
+        let analyzed = analysis.targets.get(label);
+        if let Some(tree) = analyzed.and_then(|a| a.runfiles.as_ref()) {
+            plan.wanted
+                .extend(tree.entries.iter().map(|(_, p)| p.clone()));
+        }
+        plan.targets.insert(
+            label.clone(),
+            PlannedTarget {
+                outputs: outputs.into_iter().map(ExecPath::new).collect(),
+                executable: analyzed.and_then(|a| a.executable.clone().map(ExecPath::new)),
+                args: analyzed.map(|a| a.args.clone()).unwrap_or_default(),
+                is_test: analyzed.is_some_and(|a| a.is_test),
+                test: analyzed.and_then(|a| {
+                    let mut spec = a.test.clone()?;
+                    spec.runfiles = a
+                        .runfiles
+                        .as_ref()
+                        .map(|t| t.entries.clone())
+                        .unwrap_or_default();
+                    Some(spec)
+                }),
+            },
+        );
+    }
+    plan.tests = tests.into_iter().collect();
+    plan.wanted.retain(|p| p.starts_with(layout::OUT_DIR));
+    plan.wanted.sort();
+    plan.wanted.dedup();
+    plan.actions = analysis.actions().cloned().collect();
+    plan.runfiles = analysis
+        .targets
+        .values()
+        .filter_map(|a| a.runfiles.clone())
+        .collect();
+    plan.runfiles
+        .sort_by(|a, b| a.executable.cmp(&b.executable));
+    // The graph and the analysis are big and about to be dropped, which takes a noticeable
+    // time (tens of ms for thousands of targets); the process ends soon and frees it all.
+    std::mem::forget(analysis);
+    std::mem::forget(graph);
+    std::mem::forget(loader);
+    Ok((plan, errors))
+}
