@@ -293,3 +293,84 @@ fn plan_build(
     std::mem::forget(loader);
     Ok((plan, errors))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::workspace::OutputBaseOptions;
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn identity_differs_by_every_part_that_decides_the_plan() {
+        let root = Path::new("/ws");
+        let top = PackageId::default();
+        let patterns = strings(&["//..."]);
+        let defines = BTreeMap::new();
+        let base = identity(root, &top, &patterns, &defines, false, "{}");
+        assert_eq!(base, identity(root, &top, &patterns, &defines, false, "{}"));
+        let mut one = BTreeMap::new();
+        one.insert("MODE".to_owned(), "opt".to_owned());
+        let others = [
+            identity(Path::new("/other"), &top, &patterns, &defines, false, "{}"),
+            identity(root, &top, &strings(&["//a:b"]), &defines, false, "{}"),
+            identity(root, &top, &patterns, &one, false, "{}"),
+            identity(root, &top, &patterns, &defines, true, "{}"),
+            identity(root, &top, &patterns, &defines, false, "{\"r\":1}"),
+        ];
+        for other in &others {
+            assert_ne!(&base, other);
+            let base: Vec<&str> = base.iter().map(String::as_str).collect();
+            let other: Vec<&str> = other.iter().map(String::as_str).collect();
+            assert_ne!(PlanCache::key(&base), PlanCache::key(&other));
+        }
+    }
+
+    #[test]
+    fn wildcards_skip_manual_targets_but_naming_one_keeps_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().join("ws");
+        std::fs::create_dir_all(root.join("pkg")).unwrap();
+        std::fs::write(root.join("WORKSPACE"), "workspace(name = \"w\")\n").unwrap();
+        std::fs::write(
+            root.join("pkg/BUILD"),
+            "genrule(name = \"auto\", outs = [\"a\"], cmd = \"x\")\n\
+             genrule(name = \"hand\", outs = [\"h\"], cmd = \"x\", tags = [\"manual\"])\n",
+        )
+        .unwrap();
+        let options = OutputBaseOptions {
+            output_base: Some(dir.path().join("out")),
+            output_user_root: None,
+        };
+        let workspace = Arc::new(Workspace::discover(&root, &options).expect("workspace"));
+        let loader = Loader::new(workspace).expect("loader");
+        let mut graph = TargetGraph::new(&loader);
+        let top = PackageId::default();
+        let args = |patterns: &[&str]| -> Vec<TargetPatternArg> {
+            patterns
+                .iter()
+                .map(|p| TargetPatternArg::parse(p, &top).expect("pattern"))
+                .collect()
+        };
+        let names = |labels: &BTreeSet<Label>| -> Vec<String> {
+            labels.iter().map(Label::to_string).collect()
+        };
+
+        let (all, errors) = expand_skipping_manual(&mut graph, &args(&["//pkg:all"]));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(names(&all), ["//pkg:auto"]);
+
+        let (named, _) = expand_skipping_manual(&mut graph, &args(&["//pkg:hand"]));
+        assert_eq!(names(&named), ["//pkg:hand"]);
+
+        let (none, _) = expand_skipping_manual(&mut graph, &args(&["//...", "-//pkg:auto"]));
+        assert!(none.is_empty(), "{none:?}");
+
+        let (_, errors) = expand_skipping_manual(&mut graph, &args(&["//missing:x"]));
+        assert_eq!(errors.len(), 1);
+    }
+}
