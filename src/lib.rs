@@ -1,10 +1,13 @@
 //! Forge: a hermetic, content-addressed build tool with a Bazel-like command line.
 //!
-//! The modules follow the pipeline one command flows through; a module uses only the modules
-//! above it in this list, and `core`:
+//! The modules follow the pipeline one command flows through. `cli` and `ops` are the front
+//! end and sit on top: `cli` calls `ops`, and `ops` uses the phases below it. From `workspace`
+//! down, a module uses only the modules above it in this list (never `cli` or `ops`), and
+//! `core`:
 //!
 //! ```text
-//! cli        flags and commands (clap)                      -> one command run
+//! cli        flags and commands (clap), printing; calls ops -> one command run
+//! ops        what a command does, for any front end          -> plans, results, summaries
 //! workspace  WORKSPACE root, name, repositories, output base -> Workspace
 //! fetch      external repositories, on demand               -> directories under external/
 //! loading    BUILD / .bzl evaluated with Starlark           -> Packages of plain Targets
