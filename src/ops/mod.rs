@@ -6,13 +6,16 @@
 //! - `build`: a plan run: exec root, runfiles trees, sandbox runner, execution, links.
 //! - `test`: which planned tests run (tag and size filters), their options, the summary.
 //! - `fetch`: external repositories loaded ahead of a build; Ctrl-C during loading.
+//! - `clean`, `info`: the output base removed; the facts `forge info` prints.
 
 use std::collections::BTreeMap;
 
 use crate::core::Failure;
 
 pub mod build;
+pub mod clean;
 pub mod fetch;
+pub mod info;
 pub mod plan;
 pub mod test;
 
