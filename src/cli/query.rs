@@ -2,16 +2,14 @@
 //! the chosen `--output` format. Dependency cycles and visibility violations among the loaded
 //! targets are printed as warnings: they will fail a build, but query still answers.
 
-use std::io::Write;
 use std::sync::Arc;
 
 use clap::Args;
 
 use super::CommonOptions;
-use crate::core::{Diagnostic, ExitCode, Failure, Label, PackageId};
-use crate::graph::TargetGraph;
-use crate::loading::Loader;
-use crate::query::{self, GraphEnv, OutputFormat};
+use crate::core::{Diagnostic, ExitCode, Failure};
+use crate::ops;
+use crate::query::{self, OutputFormat};
 use crate::workspace::{OutputBaseOptions, Workspace};
 
 #[derive(Args, Debug)]
@@ -29,23 +27,6 @@ pub struct QueryArgs {
     expression: Vec<String>,
 }
 
-/// One argument is an expression. Several are a target pattern list, where a leading `-`
-/// subtracts: `a -b c` reads as `(a except b) + c`, the left-to-right meaning Bazel gives it.
-fn expression_text(words: &[String]) -> String {
-    if words.len() == 1 {
-        return words[0].clone();
-    }
-    let mut text = String::new();
-    for (i, word) in words.iter().enumerate() {
-        match (i, word.strip_prefix('-')) {
-            (0, _) => text.push_str(word),
-            (_, Some(negated)) => text.push_str(&format!(" except {negated}")),
-            (_, None) => text.push_str(&format!(" + {word}")),
-        }
-    }
-    text
-}
-
 pub fn run(args: QueryArgs, options: &OutputBaseOptions) -> Result<ExitCode, Failure> {
     args.common.apply();
     let keep_going = args.common.keep_going && !args.common.no_keep_going;
@@ -53,62 +34,23 @@ pub fn run(args: QueryArgs, options: &OutputBaseOptions) -> Result<ExitCode, Fai
         .output
         .parse()
         .map_err(|d: Diagnostic| Failure::usage(d.to_string()))?;
-    let text = expression_text(&args.expression);
+    let text = ops::query::expression_text(&args.expression);
     let expr = query::parse(&text).map_err(|d| Failure::usage(d.to_string()))?;
 
     let cwd = super::current_dir()?;
     let workspace = Arc::new(Workspace::discover(&cwd, options)?);
     let cwd_package = workspace.package_of(&cwd);
-    let loader = Loader::new(workspace).map_err(Failure::from)?;
-    let mut graph = TargetGraph::new(&loader);
-
-    let evaluation = {
-        let mut env = GraphEnv {
-            graph: &mut graph,
-            cwd: cwd_package,
-        };
-        query::evaluate(&expr, &mut env, keep_going)
-    };
-
-    let mut errors: Vec<Diagnostic> = graph.errors().to_vec();
-    for e in evaluation.errors {
-        if !errors.contains(&e) {
-            errors.push(e);
-        }
-    }
-    if !errors.is_empty() && !keep_going {
-        return Err(Failure::from_diagnostics(errors));
-    }
-
-    let mut loaded: Vec<Label> = graph.targets().map(|t| t.label.clone()).collect();
-    loaded.sort_unstable();
-    for cycle in graph.cycles(&loaded) {
-        eprintln!("WARNING: {cycle}\nthis cycle will fail any build of these targets");
-    }
-    for problem in graph.visibility_errors(&loaded) {
-        eprintln!("WARNING: {problem}");
-    }
-    for e in &errors {
-        eprintln!("ERROR: {e}");
-    }
-
-    let env = GraphEnv {
-        graph: &mut graph,
-        cwd: PackageId::default(),
-    };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    query::print(format, &evaluation.labels, &env, &mut out)
-        .and_then(|()| out.flush())
-        .or_else(|e| {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        })
-        .map_err(|e| Failure::failed(format!("cannot write the query result: {e}")))?;
-
+    let errors = ops::query::query(
+        workspace,
+        &cwd_package,
+        &expr,
+        format,
+        keep_going,
+        &mut |line| eprintln!("{line}"),
+        &mut out,
+    )?;
     if errors.is_empty() {
         Ok(ExitCode::Success)
     } else {

@@ -6,6 +6,7 @@
 //! - `build`: a plan run: exec root, runfiles trees, sandbox runner, execution, links.
 //! - `test`: which planned tests run (tag and size filters), their options, the summary.
 //! - `fetch`: external repositories loaded ahead of a build; Ctrl-C during loading.
+//! - `query`: an expression evaluated over the loaded graph, the result written out.
 //! - `clean`, `info`: the output base removed; the facts `forge info` prints.
 
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ pub mod clean;
 pub mod fetch;
 pub mod info;
 pub mod plan;
+pub mod query;
 pub mod test;
 
 /// `NAME=VALUE` items (`--action_env`, `--define`, `--test_env`) as a map; with `from_env`, a

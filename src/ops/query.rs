@@ -1,0 +1,113 @@
+//! Answering a query: the workspace, the parsed expression and an output format in; the
+//! result written to `out`, the warnings about the loaded targets (cycles, visibility) and the
+//! errors reported as lines, and the errors (with `--keep_going`) returned.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use crate::core::{Diagnostic, Failure, Label, PackageId};
+use crate::graph::TargetGraph;
+use crate::loading::Loader;
+use crate::query::{self, Expr, GraphEnv, OutputFormat};
+use crate::workspace::Workspace;
+
+/// One argument is an expression. Several are a target pattern list, where a leading `-`
+/// subtracts: `a -b c` reads as `(a except b) + c`, the left-to-right meaning Bazel gives it.
+pub fn expression_text(words: &[String]) -> String {
+    if words.len() == 1 {
+        return words[0].clone();
+    }
+    let mut text = String::new();
+    for (i, word) in words.iter().enumerate() {
+        match (i, word.strip_prefix('-')) {
+            (0, _) => text.push_str(word),
+            (_, Some(negated)) => text.push_str(&format!(" except {negated}")),
+            (_, None) => text.push_str(&format!(" + {word}")),
+        }
+    }
+    text
+}
+
+/// Loads what `expr` needs and evaluates it. Cycles and visibility violations among the loaded
+/// targets are warnings (they fail a build, but query still answers); they and the errors go
+/// to `report` as `WARNING:`/`ERROR:` lines before the result is written to `out`. Without
+/// `keep_going` an error ends the query; with it, the errors are returned.
+pub fn query(
+    workspace: Arc<Workspace>,
+    cwd_package: &PackageId,
+    expr: &Expr,
+    format: OutputFormat,
+    keep_going: bool,
+    report: &mut dyn FnMut(String),
+    out: &mut dyn Write,
+) -> Result<Vec<Diagnostic>, Failure> {
+    let loader = Loader::new(workspace).map_err(Failure::from)?;
+    let mut graph = TargetGraph::new(&loader);
+
+    let evaluation = {
+        let mut env = GraphEnv {
+            graph: &mut graph,
+            cwd: cwd_package.clone(),
+        };
+        query::evaluate(expr, &mut env, keep_going)
+    };
+
+    let mut errors: Vec<Diagnostic> = graph.errors().to_vec();
+    for e in evaluation.errors {
+        if !errors.contains(&e) {
+            errors.push(e);
+        }
+    }
+    if !errors.is_empty() && !keep_going {
+        return Err(Failure::from_diagnostics(errors));
+    }
+
+    let mut loaded: Vec<Label> = graph.targets().map(|t| t.label.clone()).collect();
+    loaded.sort_unstable();
+    for cycle in graph.cycles(&loaded) {
+        report(format!(
+            "WARNING: {cycle}\nthis cycle will fail any build of these targets"
+        ));
+    }
+    for problem in graph.visibility_errors(&loaded) {
+        report(format!("WARNING: {problem}"));
+    }
+    for e in &errors {
+        report(format!("ERROR: {e}"));
+    }
+
+    let env = GraphEnv {
+        graph: &mut graph,
+        cwd: PackageId::default(),
+    };
+    query::print(format, &evaluation.labels, &env, out)
+        .and_then(|()| out.flush())
+        .or_else(|e| {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+        .map_err(|e| Failure::failed(format!("cannot write the query result: {e}")))?;
+
+    Ok(errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn one_word_is_an_expression_and_several_are_a_pattern_list() {
+        assert_eq!(expression_text(&words(&["deps(//a)"])), "deps(//a)");
+        assert_eq!(
+            expression_text(&words(&["//...", "-//app/...", "//x"])),
+            "//... except //app/... + //x"
+        );
+    }
+}
