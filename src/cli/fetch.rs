@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use clap::Args;
 
+use super::ValueError;
 use super::build::BuildOptions;
 use crate::core::{ExitCode, Failure};
 use crate::workspace::{OutputBaseOptions, Workspace};
@@ -42,7 +43,7 @@ pub fn run(args: FetchArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Fai
 }
 
 /// `16G`, `512M`, `1.5GiB`, `1000` (bytes) as bytes: `--experimental_repository_extract_limit`.
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, ValueError> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -50,7 +51,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     let (number, unit) = t.split_at(split);
     let number: f64 = number
         .parse()
-        .map_err(|_| format!("'{text}' is not a size: use bytes or a unit, e.g. 512M or 16G"))?;
+        .map_err(|_| ValueError::NotSize(text.to_owned()))?;
     let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
@@ -58,16 +59,17 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "g" | "gb" | "gib" => 1 << 30,
         "t" | "tb" | "tib" => 1 << 40,
         other => {
-            return Err(format!(
-                "unknown unit '{other}' in '{text}': use K, M, G or T"
-            ));
+            return Err(ValueError::UnknownUnit {
+                unit: other.to_owned(),
+                text: text.to_owned(),
+            });
         }
     };
     Ok((number * scale as f64) as u64)
 }
 
 /// `60`, `2.5`, `500ms`, `30s`, `2m` as a duration: `--http_stall_timeout`.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, ValueError> {
     let t = text.trim();
     let (number, scale) = if let Some(n) = t.strip_suffix("ms") {
         (n, 0.001)
@@ -81,9 +83,9 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let value: f64 = number
         .trim()
         .parse()
-        .map_err(|_| format!("'{text}' is not a duration: use seconds, e.g. 60, 2.5 or 500ms"))?;
+        .map_err(|_| ValueError::NotDuration(text.to_owned()))?;
     if !(value > 0.0 && value.is_finite()) {
-        return Err(format!("'{text}' must be more than zero"));
+        return Err(ValueError::NotPositive(text.to_owned()));
     }
     Ok(std::time::Duration::from_secs_f64(value * scale))
 }

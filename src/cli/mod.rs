@@ -93,16 +93,33 @@ pub struct CommonOptions {
     pub jobs: Option<usize>,
 }
 
-fn parse_jobs(text: &str) -> Result<usize, String> {
+/// A flag value clap's value parsers reject; clap prints it after "invalid value ... for ...".
+#[derive(Debug, thiserror::Error)]
+pub enum ValueError {
+    #[error("must be at least 1")]
+    NoJobs,
+    #[error("'{0}' is not a number or 'auto'")]
+    NotJobs(String),
+    #[error("'{0}' is not a size: use bytes or a unit, e.g. 512M or 16G")]
+    NotSize(String),
+    #[error("unknown unit '{unit}' in '{text}': use K, M, G or T")]
+    UnknownUnit { unit: String, text: String },
+    #[error("'{0}' is not a duration: use seconds, e.g. 60, 2.5 or 500ms")]
+    NotDuration(String),
+    #[error("'{0}' must be more than zero")]
+    NotPositive(String),
+}
+
+fn parse_jobs(text: &str) -> Result<usize, ValueError> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
     match text {
         "auto" | "HOST_CPUS" => Ok(cores),
         _ => match text.parse::<usize>() {
-            Ok(0) => Err("must be at least 1".into()),
+            Ok(0) => Err(ValueError::NoJobs),
             Ok(n) => Ok(n),
-            Err(_) => Err(format!("'{text}' is not a number or 'auto'")),
+            Err(_) => Err(ValueError::NotJobs(text.to_owned())),
         },
     }
 }

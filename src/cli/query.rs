@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::CommonOptions;
-use crate::core::{Diagnostic, ExitCode, Failure};
+use crate::core::{ExitCode, Failure};
 use crate::ops;
 use crate::query::{self, OutputFormat};
 use crate::workspace::{OutputBaseOptions, Workspace};
@@ -30,12 +30,9 @@ pub struct QueryArgs {
 pub fn run(args: QueryArgs, options: &OutputBaseOptions) -> Result<ExitCode, Failure> {
     args.common.apply();
     let keep_going = args.common.keep_going && !args.common.no_keep_going;
-    let format: OutputFormat = args
-        .output
-        .parse()
-        .map_err(|d: Diagnostic| Failure::usage(d.to_string()))?;
+    let format: OutputFormat = args.output.parse().map_err(ops::usage)?;
     let text = ops::query::expression_text(&args.expression);
-    let expr = query::parse(&text).map_err(|d| Failure::usage(d.to_string()))?;
+    let expr = query::parse(&text).map_err(ops::usage)?;
 
     let cwd = super::current_dir()?;
     let workspace = Arc::new(Workspace::discover(&cwd, options)?);

@@ -22,7 +22,7 @@ pub fn fetch(
         .iter()
         .map(|p| TargetPatternArg::parse(p, cwd_package))
         .collect::<Result<Vec<_>, Diagnostic>>()
-        .map_err(|d| Failure::usage(d.to_string()))?;
+        .map_err(super::usage)?;
     let (targets, mut errors) = graph.expand_patterns(&patterns);
     graph.load_closure(&targets);
     errors.extend(graph.errors().iter().cloned());

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::core::Failure;
+use crate::core::{Diagnostic, ExitCode, Failure};
 
 pub mod build;
 pub mod clean;
@@ -20,6 +20,15 @@ pub mod info;
 pub mod plan;
 pub mod query;
 pub mod test;
+
+/// A diagnostic about the command line (a bad pattern, a bad expression) as the failure it
+/// causes, exit code 2, keeping its location and notes.
+pub fn usage(diagnostic: Diagnostic) -> Failure {
+    Failure {
+        code: ExitCode::BadCommandLine,
+        errors: vec![diagnostic],
+    }
+}
 
 /// `NAME=VALUE` items (`--action_env`, `--define`, `--test_env`) as a map; with `from_env`, a
 /// bare `NAME` takes the variable's value from forge's environment (and is left out when

@@ -188,7 +188,7 @@ fn plan_build(
         .iter()
         .map(|p| TargetPatternArg::parse(p, cwd_package))
         .collect::<Result<Vec<_>, Diagnostic>>()
-        .map_err(|d| Failure::usage(d.to_string()))?;
+        .map_err(super::usage)?;
     let (mut targets, mut errors) = expand_skipping_manual(&mut graph, &args);
     let mut tests = BTreeSet::new();
     if for_tests {
@@ -200,8 +200,7 @@ fn plan_build(
             .map(|l| l.to_string())
             .collect::<Vec<_>>()
             .join(" ");
-        let expr = crate::query::parse(&format!("tests(set({set}))"))
-            .map_err(|d| Failure::failed(d.to_string()))?;
+        let expr = crate::query::parse(&format!("tests(set({set}))")).map_err(Failure::from)?;
         let mut env = crate::query::GraphEnv {
             graph: &mut graph,
             cwd: cwd_package.clone(),
