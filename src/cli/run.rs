@@ -9,6 +9,7 @@ use clap::Args;
 use super::build::{BuildOptions, build};
 use crate::core::{ExitCode, Failure};
 use crate::exec::shell_words;
+use crate::ops;
 use crate::workspace::OutputBaseOptions;
 
 #[derive(Args, Debug)]
@@ -32,24 +33,18 @@ pub fn run(args: RunArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Failu
         true,
         false,
     )?;
-    if built.plan.targets.len() != 1 {
-        return Err(Failure::usage(format!(
-            "forge run needs exactly one target, but '{}' names {}",
-            args.target,
-            built.plan.targets.len()
-        )));
-    }
-    let (label, planned) = built.plan.targets.iter().next().expect("one target");
-    let Some(executable) = planned.executable.clone() else {
-        return Err(Failure::usage(format!(
-            "cannot run {label}: it is not executable (only *_binary, *_test and rules with executable = True are)"
-        )));
-    };
-    let program = built.exec_root.join(&executable);
-    let runfiles = format!("{}.runfiles", program.display());
-    let cwd = std::path::Path::new(&runfiles).join(&built.workspace.name);
-    let mut argv: Vec<String> = planned.args.clone();
-    argv.extend(args.args.iter().cloned());
+    let ops::run::Program {
+        program,
+        runfiles,
+        cwd,
+        args: argv,
+    } = ops::run::program(
+        &built.plan,
+        &built.exec_root,
+        &built.workspace.name,
+        &args.target,
+        &args.args,
+    )?;
     eprintln!(
         "INFO: Running command line: {}",
         shell_words(

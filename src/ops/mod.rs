@@ -7,6 +7,7 @@
 //! - `test`: which planned tests run (tag and size filters), their options, the summary.
 //! - `fetch`: external repositories loaded ahead of a build; Ctrl-C during loading.
 //! - `query`: an expression evaluated over the loaded graph, the result written out.
+//! - `run`: the one built executable, its runfiles and arguments.
 //! - `clean`, `info`: the output base removed; the facts `forge info` prints.
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ pub mod fetch;
 pub mod info;
 pub mod plan;
 pub mod query;
+pub mod run;
 pub mod test;
 
 /// A diagnostic about the command line (a bad pattern, a bad expression) as the failure it
