@@ -1,20 +1,20 @@
-//! `forge build PATTERNS...`: plans (`ops::plan`), executes (`ops::build`) and reports what
-//! was built. `forge run` and `forge test` share it through `build`.
+//! `forge build PATTERNS...`: the build flags parsed into an `ops::build::BuildRequest`, the
+//! build run by `ops::build::build`, and what it reports printed as Bazel prints it.
+//! `forge run` and `forge test` build through `build` here.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Instant;
 
 use clap::Args;
 
 use super::CommonOptions;
 use crate::analysis::plan::BuildPlan;
-use crate::core::{Diagnostic, ExitCode, Failure, layout};
-use crate::exec::sandbox::SandboxRunner;
-use crate::exec::{self, ConsoleProgress, ExecConfig};
-use crate::ops::plan::{PlanRequest, Planned};
+use crate::core::{ExitCode, Failure, layout};
+use crate::exec::{self, ConsoleProgress};
+use crate::ops::build::{BuildEvent, BuildRequest, Executed};
 use crate::ops::{self, key_values, plural};
-use crate::workspace::{OutputBaseOptions, Workspace};
+use crate::workspace::OutputBaseOptions;
+
+pub use crate::ops::build::Built;
 
 /// Flags of the commands that build.
 #[derive(Args, Debug, Clone)]
@@ -162,22 +162,7 @@ pub struct BuildArgs {
     pub patterns: Vec<String>,
 }
 
-/// What a build produced, for the commands built on it.
-pub struct Built {
-    pub workspace: Arc<Workspace>,
-    pub exec_root: PathBuf,
-    /// What was built, per requested target.
-    pub plan: BuildPlan,
-    /// The runner, for commands that run more (tests); cleans up when dropped, before the
-    /// lock below is released (fields drop in this order).
-    pub runner: SandboxRunner,
-    /// Keeps the output base locked until the command is done with it.
-    pub lock: exec::Lock,
-    /// Only with `forge test --keep_going`: some of the build failed.
-    pub build_failed: bool,
-}
-
-/// Loads, analyses and executes `patterns`; prints Bazel's summary lines.
+/// Builds `patterns` as the options say, printing Bazel's lines as the build reports.
 pub fn build(
     patterns: &[String],
     options: &BuildOptions,
@@ -185,143 +170,84 @@ pub fn build(
     print_outputs: bool,
     for_tests: bool,
 ) -> Result<Built, Failure> {
-    let started = Instant::now();
-    // From the start: a Ctrl-C during loading or analysis stops the build before any action
-    // runs, with exit code 8, instead of killing forge mid-write.
-    let _ = exec::install_interrupt_handler();
     options.common.apply();
-    let keep_going = options.common.keep_going && !options.common.no_keep_going;
-    let action_env = key_values(&options.action_env, "action_env", true)?;
-    let defines = key_values(&options.define, "define", false)?;
-    let remote = options.remote.client()?;
-    if patterns.is_empty() {
-        return Err(Failure::usage(
-            "no targets given: name at least one, e.g. `forge build //...`",
-        ));
-    }
-
-    let cwd = super::current_dir()?;
-    let workspace = Arc::new(Workspace::discover(&cwd, startup)?);
-    // Locking makes the output base if needed.
-    let lock = exec::lock_output_base_with(&workspace.output_base, &mut |msg| eprintln!("{msg}"))
-        .map_err(|e| {
-        Failure::failed(format!(
-            "cannot lock the output base {}: {e}",
-            workspace.output_base.display()
-        ))
-    })?;
-    let cwd_package = workspace.package_of(&cwd);
-
-    // The plan of an earlier identical command is reused when nothing loading read changed:
-    // no BUILD file is evaluated and no rule implementation runs.
-    let fetch = options.fetch_options();
-    let planned = ops::plan::plan(
-        &workspace,
-        &PlanRequest {
-            patterns,
-            cwd_package: &cwd_package,
-            defines,
-            keep_going,
-            for_tests,
-            fetch: &fetch,
-        },
-    )?;
-    eprintln!("INFO: Analyzed {}.", planned.analyzed_summary());
-    let Planned {
-        plan, mut errors, ..
-    } = planned;
-
-    let exec_config = ExecConfig {
-        workspace_root: Some(workspace.root.clone()),
-        exec_root: PathBuf::new(),
-        cache_dir: workspace.output_base.join("cache"),
-        disk_cache: options.disk_cache.clone(),
+    let request = BuildRequest {
+        action_env: key_values(&options.action_env, "action_env", true)?,
+        defines: key_values(&options.define, "define", false)?,
+        remote: options.remote.client()?,
+        patterns,
+        cwd: super::current_dir()?,
+        startup,
+        keep_going: options.common.keep_going && !options.common.no_keep_going,
+        for_tests,
         jobs: options.common.jobs.unwrap_or_else(default_jobs),
-        keep_going,
-        action_env,
-        remote,
+        disk_cache: options.disk_cache.clone(),
+        fetch: options.fetch_options(),
+        sandbox: options.sandbox_options(),
     };
     let progress = ConsoleProgress::stderr();
-    let executed = ops::build::execute(
-        &plan,
-        &workspace,
-        exec_config,
-        &options.sandbox_options(),
-        &progress,
-        for_tests,
-    )?;
-    // Failed actions were reported by the progress as they happened.
-    let failed_owners = executed.failed_owners();
-
-    if print_outputs {
-        let bin = format!("{}/", layout::bin_dir());
-        for (label, target) in &plan.targets {
-            let outs = &target.outputs;
-            if failed_owners.contains(label) {
-                eprintln!("Target {label} failed to build");
-                continue;
-            }
-            if plan.targets.len() > 1 {
-                continue;
-            }
-            if outs.is_empty() {
-                eprintln!("Target {label} up-to-date (nothing to build)");
-                continue;
-            }
-            eprintln!("Target {label} up-to-date:");
-            for o in outs {
-                match o.strip_prefix(&bin) {
-                    Some(rel) => eprintln!("  forge-bin/{rel}"),
-                    None => eprintln!("  {o}"),
-                }
-            }
-        }
-    }
-    eprintln!(
-        "INFO: Elapsed time: {:.3}s",
-        started.elapsed().as_secs_f64()
-    );
-    let total = plan.actions.len();
-    eprintln!("INFO: {}", executed.summary());
-    let ops::build::Executed {
-        exec_root,
-        result,
-        runner,
-        ..
-    } = executed;
-    if result.interrupted {
-        errors.push(Diagnostic::new("Build interrupted (Ctrl-C)"));
-        return Err(Failure {
-            code: ExitCode::Interrupted,
-            errors,
-        });
-    }
-    let failed = !errors.is_empty() || !result.failures.is_empty();
-    if failed && !(for_tests && keep_going) {
-        errors.push(Diagnostic::new("Build did NOT complete successfully"));
-        return Err(Failure::from_diagnostics(errors));
-    }
-    if failed {
-        // forge test --keep_going: the tests that did build still run; the errors were
-        // printed as they happened.
-        for e in &errors {
-            eprintln!("ERROR: {e}");
-        }
-        eprintln!("ERROR: Build did NOT complete successfully; running the tests that built");
-    } else {
-        eprintln!(
-            "INFO: Build completed successfully, {}",
-            plural(total, "total action", "total actions")
-        );
-    }
-    Ok(Built {
-        workspace,
-        exec_root,
-        plan,
-        lock,
-        runner,
-        build_failed: failed,
+    ops::build::build(request, &progress, &mut |event| {
+        report(&event, print_outputs)
     })
+}
+
+/// Prints one thing a build reports, as Bazel words it.
+fn report(event: &BuildEvent, print_outputs: bool) {
+    match event {
+        BuildEvent::Waiting(message) => eprintln!("{message}"),
+        BuildEvent::Analyzed(planned) => {
+            eprintln!("INFO: Analyzed {}.", planned.analyzed_summary())
+        }
+        BuildEvent::Executed {
+            plan,
+            executed,
+            elapsed,
+        } => {
+            if print_outputs {
+                print_outputs_of(plan, executed);
+            }
+            eprintln!("INFO: Elapsed time: {:.3}s", elapsed.as_secs_f64());
+            eprintln!("INFO: {}", executed.summary());
+        }
+        BuildEvent::ContinuingAfterFailure(errors) => {
+            for e in errors.iter() {
+                eprintln!("ERROR: {e}");
+            }
+            eprintln!("ERROR: Build did NOT complete successfully; running the tests that built");
+        }
+        BuildEvent::Completed { total_actions } => eprintln!(
+            "INFO: Build completed successfully, {}",
+            plural(*total_actions, "total action", "total actions")
+        ),
+    }
+}
+
+/// `Target //x up-to-date:` and its outputs for a build of one target, and the requested
+/// targets that failed. Failed actions were reported by the progress as they happened.
+fn print_outputs_of(plan: &BuildPlan, executed: &Executed) {
+    let failed_owners = executed.failed_owners();
+    let bin = format!("{}/", layout::bin_dir());
+    for (label, target) in &plan.targets {
+        let outs = &target.outputs;
+        if failed_owners.contains(label) {
+            eprintln!("Target {label} failed to build");
+            continue;
+        }
+        if plan.targets.len() > 1 {
+            continue;
+        }
+        if outs.is_empty() {
+            eprintln!("Target {label} up-to-date (nothing to build)");
+            continue;
+        }
+        eprintln!("Target {label} up-to-date:");
+        for o in outs {
+            match o.strip_prefix(&bin) {
+                Some(rel) => eprintln!("  forge-bin/{rel}"),
+                None => eprintln!("  {o}"),
+            }
+        }
+    }
 }
 
 fn default_jobs() -> usize {

@@ -5,10 +5,10 @@
 use clap::Args;
 
 use super::build::{BuildOptions, build};
-use crate::core::{Diagnostic, ExitCode, Failure};
+use crate::core::{ExitCode, Failure};
 use crate::ops::key_values;
-use crate::ops::test::{Filter, Totals, stats_line, summary_line};
-use crate::testing::{Status, TestOptions, TestResult, Tests};
+use crate::ops::test::{Filter, TestRequest, Totals, stats_line, summary_line, verdict};
+use crate::testing::{Status, TestOptions, TestResult};
 use crate::workspace::OutputBaseOptions;
 
 #[derive(Args, Debug)]
@@ -159,26 +159,6 @@ fn test_options(args: &TestArgs) -> Result<TestOptions, Failure> {
 pub fn run(args: TestArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Failure> {
     let options = test_options(&args)?;
     let built = build(&args.patterns, &args.options, startup, false, true)?;
-    let tags = Filter::parse(args.test_tag_filters.as_deref());
-    let sizes = Filter::parse(args.test_size_filters.as_deref());
-    // With --keep_going after a failed build: tests whose program or runfiles are missing.
-    let (targets, unbuilt) = crate::ops::test::select(
-        &built.plan,
-        &built.exec_root,
-        built.build_failed,
-        &tags,
-        &sizes,
-    );
-    if targets.is_empty() && unbuilt.is_empty() {
-        built.runner.cleanup();
-        return Err(Failure {
-            code: ExitCode::NoTestsFound,
-            errors: vec![Diagnostic::new(
-                "No test targets were found, yet testing was requested",
-            )],
-        });
-    }
-
     let mode = args.test_output.as_str();
     let show = |result: &TestResult| {
         for run in &result.runs {
@@ -204,20 +184,13 @@ pub fn run(args: TestArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Fail
             }
         }
     };
-    let remote = args.options.remote.client()?;
-    let tests = Tests {
-        exec_root: &built.exec_root,
-        cache_dir: &built.workspace.output_base.join("cache"),
-        workspace_name: &built.workspace.name,
-        runner: &built.runner,
-        interrupt: crate::exec::interrupt_flag(),
-        options: &options,
-        remote: remote.as_deref(),
+    let request = TestRequest {
+        options,
+        tags: Filter::parse(args.test_tag_filters.as_deref()),
+        sizes: Filter::parse(args.test_size_filters.as_deref()),
+        remote: args.options.remote.client()?,
     };
-    let mut results = tests.run(&targets, &show);
-    built.runner.cleanup();
-    results.extend(unbuilt);
-    results.sort_by(|a, b| a.label.cmp(&b.label));
+    let results = crate::ops::test::run_tests(&built, &request, &show)?;
 
     // The summary, sorted by label.
     for result in &results {
@@ -235,27 +208,14 @@ pub fn run(args: TestArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Fail
     }
     let totals = Totals::of(&results);
     eprintln!("\n{}", totals.line());
-    let Totals {
-        failed, skipped, ..
-    } = totals;
-    if skipped > 0 && crate::exec::interrupt_flag().load(std::sync::atomic::Ordering::SeqCst) {
-        return Err(Failure {
-            code: ExitCode::Interrupted,
-            errors: vec![Diagnostic::new("Testing interrupted (Ctrl-C)")],
-        });
-    }
-    if built.build_failed {
-        return Err(Failure::from_diagnostics(vec![Diagnostic::new(
-            "Build did NOT complete successfully: some tests could not be built",
-        )]));
-    }
-    if failed > 0 {
+    let code = verdict(&totals, built.build_failed)?;
+    if code == ExitCode::PartialSuccess {
         eprintln!(
             "INFO: Build completed, {} FAILED",
-            crate::ops::plural(failed, "test", "tests")
+            crate::ops::plural(totals.failed, "test", "tests")
         );
-        return Ok(ExitCode::PartialSuccess);
+    } else {
+        eprintln!("INFO: Build completed successfully");
     }
-    eprintln!("INFO: Build completed successfully");
-    Ok(ExitCode::Success)
+    Ok(code)
 }

@@ -1,18 +1,176 @@
-//! Running a plan: a `BuildPlan`, the workspace and the execution settings in; the exec root
-//! prepared (runfiles trees written), the actions run by the chosen sandbox runner, the
-//! `forge-*` links made, and what happened (`Executed`, with the summary line) out.
+//! Building: a `BuildRequest` (patterns and settings parsed from flags) in; the plan made
+//! (`ops::plan`) and run — the exec root prepared (runfiles trees written), the actions run by
+//! the chosen sandbox runner, the `forge-*` links made — out, as a `Built` for the commands
+//! that go on (test, run), with `BuildEvent`s for the front end to report along the way.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use super::plan::{PlanRequest, Planned, plan};
 use super::plural;
 use crate::analysis::plan::BuildPlan;
-use crate::core::{Failure, Label};
+use crate::core::{Diagnostic, ExitCode, Failure, Label};
 use crate::exec::sandbox::{self, SandboxConfig, SandboxRunner};
 use crate::exec::{self, ExecConfig, Progress};
+use crate::fetch::FetchOptions;
 use crate::outputs;
-use crate::workspace::Workspace;
+use crate::remote::RemoteCache;
+use crate::workspace::{OutputBaseOptions, Workspace};
+
+/// One build, as the front end asks for it.
+pub struct BuildRequest<'a> {
+    pub patterns: &'a [String],
+    /// The directory the command runs in: it finds the workspace and starts relative patterns.
+    pub cwd: PathBuf,
+    pub startup: &'a OutputBaseOptions,
+    pub keep_going: bool,
+    /// For `forge test`: the plan lists the tests, the runner stays for them, and a failed
+    /// build with `--keep_going` still returns what built.
+    pub for_tests: bool,
+    pub jobs: usize,
+    pub action_env: BTreeMap<String, String>,
+    pub defines: BTreeMap<String, String>,
+    pub disk_cache: Option<PathBuf>,
+    pub remote: Option<Arc<RemoteCache>>,
+    pub fetch: FetchOptions,
+    pub sandbox: SandboxOptions,
+}
+
+/// What the front end hears while a build runs, in this order.
+pub enum BuildEvent<'a> {
+    /// Another forge holds the output base; this one waits.
+    Waiting(&'a str),
+    /// Loading and analysis are done, or the plan was reused.
+    Analyzed(&'a Planned),
+    /// The actions ran.
+    Executed {
+        plan: &'a BuildPlan,
+        executed: &'a Executed,
+        elapsed: Duration,
+    },
+    /// `forge test --keep_going`: the build failed; the tests that built still run.
+    ContinuingAfterFailure(&'a [Diagnostic]),
+    /// Everything built.
+    Completed { total_actions: usize },
+}
+
+/// What a build produced, for the commands built on it.
+pub struct Built {
+    pub workspace: Arc<Workspace>,
+    pub exec_root: PathBuf,
+    /// What was built, per requested target.
+    pub plan: BuildPlan,
+    /// The runner, for commands that run more (tests); cleans up when dropped, before the
+    /// lock below is released (fields drop in this order).
+    pub runner: SandboxRunner,
+    /// Keeps the output base locked until the command is done with it.
+    pub lock: exec::Lock,
+    /// Only with `forge test --keep_going`: some of the build failed.
+    pub build_failed: bool,
+}
+
+/// Loads, analyses and executes the request's patterns, telling `events` how it goes.
+pub fn build(
+    request: BuildRequest,
+    progress: &dyn Progress,
+    events: &mut dyn FnMut(BuildEvent),
+) -> Result<Built, Failure> {
+    let started = Instant::now();
+    // From the start: a Ctrl-C during loading or analysis stops the build before any action
+    // runs, with exit code 8, instead of killing forge mid-write.
+    let _ = exec::install_interrupt_handler();
+    if request.patterns.is_empty() {
+        return Err(Failure::usage(
+            "no targets given: name at least one, e.g. `forge build //...`",
+        ));
+    }
+    let workspace = Arc::new(Workspace::discover(&request.cwd, request.startup)?);
+    // Locking makes the output base if needed.
+    let lock = exec::lock_output_base_with(&workspace.output_base, &mut |msg| {
+        events(BuildEvent::Waiting(msg))
+    })
+    .map_err(|e| {
+        Failure::failed(format!(
+            "cannot lock the output base {}: {e}",
+            workspace.output_base.display()
+        ))
+    })?;
+    let cwd_package = workspace.package_of(&request.cwd);
+    let planned = plan(
+        &workspace,
+        &PlanRequest {
+            patterns: request.patterns,
+            cwd_package: &cwd_package,
+            defines: request.defines,
+            keep_going: request.keep_going,
+            for_tests: request.for_tests,
+            fetch: &request.fetch,
+        },
+    )?;
+    events(BuildEvent::Analyzed(&planned));
+    let Planned {
+        plan, mut errors, ..
+    } = planned;
+    let config = ExecConfig {
+        workspace_root: Some(workspace.root.clone()),
+        exec_root: PathBuf::new(),
+        cache_dir: workspace.output_base.join("cache"),
+        disk_cache: request.disk_cache,
+        jobs: request.jobs,
+        keep_going: request.keep_going,
+        action_env: request.action_env,
+        remote: request.remote,
+    };
+    let executed = execute(
+        &plan,
+        &workspace,
+        config,
+        &request.sandbox,
+        progress,
+        request.for_tests,
+    )?;
+    events(BuildEvent::Executed {
+        plan: &plan,
+        executed: &executed,
+        elapsed: started.elapsed(),
+    });
+    let Executed {
+        exec_root,
+        result,
+        runner,
+        ..
+    } = executed;
+    if result.interrupted {
+        errors.push(Diagnostic::new("Build interrupted (Ctrl-C)"));
+        return Err(Failure {
+            code: ExitCode::Interrupted,
+            errors,
+        });
+    }
+    let build_failed = !errors.is_empty() || !result.failures.is_empty();
+    if build_failed && !(request.for_tests && request.keep_going) {
+        errors.push(Diagnostic::new("Build did NOT complete successfully"));
+        return Err(Failure::from_diagnostics(errors));
+    }
+    if build_failed {
+        // The errors were reported as they happened; the front end says testing goes on.
+        events(BuildEvent::ContinuingAfterFailure(&errors));
+    } else {
+        events(BuildEvent::Completed {
+            total_actions: plan.actions.len(),
+        });
+    }
+    Ok(Built {
+        workspace,
+        exec_root,
+        plan,
+        lock,
+        runner,
+        build_failed,
+    })
+}
 
 /// How commands run, as the `--spawn_strategy`, `--strategy` and `--sandbox_*` flags say.
 #[derive(Clone, Debug, Default)]

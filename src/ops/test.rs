@@ -1,13 +1,84 @@
-//! Tests of a build: the plan, the exec root and the `--test_*_filters` in; the tests to run
-//! (and those that failed to build), then the results' summary lines, statistics and totals
-//! out. Running them is `crate::testing`'s.
+//! Tests of a build: the `Built` plan, the test settings and the `--test_*_filters` in; the
+//! tests selected and run (or found passing in a cache) through `crate::testing`, then the
+//! results' summary lines, statistics, totals and the command's verdict out.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
+use super::build::Built;
 use super::plural as count;
 use crate::analysis::plan::BuildPlan;
-use crate::core::{Label, TestSpec};
-use crate::testing::{Status, TestResult};
+use crate::core::{Diagnostic, ExitCode, Failure, Label, TestSpec};
+use crate::remote::RemoteCache;
+use crate::testing::{Status, TestOptions, TestResult, Tests};
+
+/// How to test what was built.
+pub struct TestRequest {
+    pub options: TestOptions,
+    pub tags: Filter,
+    pub sizes: Filter,
+    pub remote: Option<Arc<RemoteCache>>,
+}
+
+/// Runs the tests of `built` that the filters select — `show` hears each result as it comes
+/// — and returns every result, those that could not be built included, sorted by label.
+pub fn run_tests(
+    built: &Built,
+    request: &TestRequest,
+    show: &(dyn Fn(&TestResult) + Sync),
+) -> Result<Vec<TestResult>, Failure> {
+    let (targets, unbuilt) = select(
+        &built.plan,
+        &built.exec_root,
+        built.build_failed,
+        &request.tags,
+        &request.sizes,
+    );
+    if targets.is_empty() && unbuilt.is_empty() {
+        built.runner.cleanup();
+        return Err(Failure {
+            code: ExitCode::NoTestsFound,
+            errors: vec![Diagnostic::new(
+                "No test targets were found, yet testing was requested",
+            )],
+        });
+    }
+    let tests = Tests {
+        exec_root: &built.exec_root,
+        cache_dir: &built.workspace.output_base.join("cache"),
+        workspace_name: &built.workspace.name,
+        runner: &built.runner,
+        interrupt: crate::exec::interrupt_flag(),
+        options: &request.options,
+        remote: request.remote.as_deref(),
+    };
+    let mut results = tests.run(&targets, show);
+    built.runner.cleanup();
+    results.extend(unbuilt);
+    results.sort_by(|a, b| a.label.cmp(&b.label));
+    Ok(results)
+}
+
+/// How `forge test` ends: interrupted (8) when Ctrl-C left tests unrun, a failed build (1),
+/// failed tests (3, Bazel's code for a build whose tests failed), or success.
+pub fn verdict(totals: &Totals, build_failed: bool) -> Result<ExitCode, Failure> {
+    if totals.skipped > 0 && crate::exec::interrupt_flag().load(Ordering::SeqCst) {
+        return Err(Failure {
+            code: ExitCode::Interrupted,
+            errors: vec![Diagnostic::new("Testing interrupted (Ctrl-C)")],
+        });
+    }
+    if build_failed {
+        return Err(Failure::from_diagnostics(vec![Diagnostic::new(
+            "Build did NOT complete successfully: some tests could not be built",
+        )]));
+    }
+    if totals.failed > 0 {
+        return Ok(ExitCode::PartialSuccess);
+    }
+    Ok(ExitCode::Success)
+}
 
 /// `a,b,-c` as a filter: tests with one of the wanted values (any, when none is named) and
 /// none of the unwanted ones.
@@ -174,6 +245,32 @@ impl Totals {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_verdict_follows_the_totals() {
+        let passed = Totals {
+            total: 2,
+            executed: 2,
+            passed: 2,
+            ..Totals::default()
+        };
+        assert_eq!(verdict(&passed, false).unwrap(), ExitCode::Success);
+        let failed = Totals {
+            failed: 1,
+            ..passed
+        };
+        assert_eq!(verdict(&failed, false).unwrap(), ExitCode::PartialSuccess);
+        assert_eq!(
+            verdict(&failed, true).unwrap_err().code,
+            ExitCode::BuildFailed
+        );
+        // Skipped tests without a Ctrl-C (none came in this test) are no interruption.
+        let skipped = Totals {
+            skipped: 1,
+            ..passed
+        };
+        assert_eq!(verdict(&skipped, false).unwrap(), ExitCode::Success);
+    }
     use crate::core::PackageId;
 
     fn strings(items: &[&str]) -> Vec<String> {
