@@ -316,7 +316,7 @@ impl SandboxRunner {
         let collected = self.collect(&inner, action, spawn.cwd);
         if status.success() {
             if let Err(violation) = collected {
-                output.extend_from_slice(violation.as_bytes());
+                output.extend_from_slice(format!("{violation}\n").as_bytes());
                 status = SpawnStatus::Exited(1);
             }
         } else if !cancel.is_cancelled() {
