@@ -354,6 +354,17 @@ fn a_shared_disk_cache_makes_a_fresh_checkout_report_every_test_cached() {
     );
     assert!(log(&ci, "pkg/xml_test/test.xml").contains("<testsuite name=\"own\""));
 
+    // The disk-cache hits were copied into the local store, as build actions' are: without
+    // the disk cache, every test is still a cached pass.
+    let local_only: Vec<&str> = std::iter::once("test").chain(patterns).collect();
+    let run = ci.forge(&local_only);
+    assert_eq!(
+        executed_line(&run),
+        "Executed 0 out of 4 tests: 4 tests pass.",
+        "{}",
+        run.stderr
+    );
+
     // And they survive forge clean.
     assert_eq!(ci.forge(&["clean"]).code, 0);
     let run = ci.forge(&args);

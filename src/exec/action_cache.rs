@@ -21,6 +21,7 @@ use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
+use crate::core::fs::write_atomic;
 use crate::core::{Digest, ExecPath};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +41,16 @@ pub struct AcEntry {
 
 /// A key's latest record: its entry, or `None` when it was forgotten.
 type Records = HashMap<Digest, Option<AcEntry>>;
+
+/// What the log says of a key.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// Never recorded (or only in damaged records).
+    Absent,
+    /// Its latest record takes the result back (see `ActionCache::forget`).
+    Forgotten,
+    Entry(AcEntry),
+}
 
 pub struct ActionCache {
     /// `<root>/log`.
@@ -88,27 +99,38 @@ impl ActionCache {
 
     /// Replaces the log by the good records, atomically.
     fn rewrite(&self, map: &Records) -> io::Result<()> {
-        let dir = self.log.parent().unwrap_or(std::path::Path::new("."));
         let mut text = Vec::new();
         for (key, entry) in map {
             text.extend(record(key, entry.as_ref())?);
         }
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        tmp.write_all(&text)?;
-        tmp.persist(&self.log).map_err(|e| e.error)?;
+        // Not fsynced, like the appends: a damaged log is detected and repaired on load.
+        write_atomic(&self.log, &text)?;
         Ok(())
     }
 
     /// The entry for `key`; `None` when absent, damaged or forgotten.
+    #[cfg(test)]
     pub fn get(&self, key: &Digest) -> Option<AcEntry> {
-        let entries = self.entries().lock().unwrap_or_else(|e| e.into_inner());
-        entries.get(key).cloned().flatten()
+        match self.lookup(key) {
+            Lookup::Entry(entry) => Some(entry),
+            Lookup::Absent | Lookup::Forgotten => None,
+        }
     }
 
     /// Whether the latest record for `key` forgets it (see `forget`).
+    #[cfg(test)]
     pub fn forgotten(&self, key: &Digest) -> bool {
+        matches!(self.lookup(key), Lookup::Forgotten)
+    }
+
+    /// The latest record for `key`, in one look at the table (a cache hit is the hot path).
+    pub fn lookup(&self, key: &Digest) -> Lookup {
         let entries = self.entries().lock().unwrap_or_else(|e| e.into_inner());
-        matches!(entries.get(key), Some(None))
+        match entries.get(key) {
+            None => Lookup::Absent,
+            Some(None) => Lookup::Forgotten,
+            Some(Some(entry)) => Lookup::Entry(entry.clone()),
+        }
     }
 
     pub fn put(&self, key: &Digest, entry: &AcEntry) -> io::Result<()> {

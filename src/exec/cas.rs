@@ -37,6 +37,7 @@ impl Cas {
         self.root.join(&hex[..2]).join(&hex[2..])
     }
 
+    #[cfg(test)]
     pub fn contains(&self, digest: &Digest) -> bool {
         self.blob_path(digest).is_file()
     }

@@ -5,10 +5,12 @@
 //! Layout under `ExecConfig::cache_dir`: `cas/` (blobs by BLAKE3), `ac/` (action key → outputs),
 //! `stat_cache` (path → stat → digest, plus what we last wrote at each output path) and
 //! `tmp/` (per-action `TMPDIR`s). A `--disk_cache` directory has its own `cas/` and `ac/`; a
-//! `--remote_cache` server is the third tier (see `crate::remote`).
+//! `--remote_cache` server is the third tier (see `crate::remote`). `CacheTiers` is the one
+//! chain through the three, for build actions and (with `tests/` beside `cas/`) test results;
+//! the CAS, action cache and stat cache behind it are private to this module.
 
-pub mod action_cache;
-pub mod cas;
+mod action_cache;
+mod cas;
 mod confine;
 mod explain;
 pub mod interrupt;
@@ -19,7 +21,8 @@ pub mod progress;
 pub mod runner;
 pub mod sandbox;
 mod scheduler;
-pub mod stat_cache;
+mod stat_cache;
+mod tiers;
 mod tree;
 
 #[cfg(test)]
@@ -34,10 +37,12 @@ use crate::core::Label;
 use crate::core::{Action, ExecPath};
 use crate::remote::RemoteCache;
 
+pub use action_cache::{AcEntry, CachedOutput};
 pub use interrupt::{clear_interrupt, install_interrupt_handler, interrupt_flag};
 pub use lock::{Lock, lock_output_base, lock_output_base_with};
 pub use progress::{ActionOutcome, ConsoleProgress, NoProgress, Progress, shell_words};
 pub use runner::{Cancel, LocalRunner, Runner, Spawn, SpawnOutcome, SpawnStatus};
+pub use tiers::{Blobs, CacheTiers, Hit, StoreError, Tier};
 
 /// The `PATH` every command gets, whatever the user's is.
 pub const FIXED_PATH: &str = "/usr/local/bin:/usr/bin:/bin";

@@ -3,9 +3,9 @@
 //! or by executing the action (a command through the `Runner`, or in-process for writes,
 //! template expansions and symlinks) and recording the results in the caches.
 //!
-//! Cache tiers, in order: the local store, the `--disk_cache`, the `--remote_cache`. A remote
-//! hit is written into the local store and restored from there; a local execution is
-//! uploaded. Actions with directory outputs are not cached remotely (they run).
+//! The cache tiers (local store, `--disk_cache`, `--remote_cache`) are `tiers::CacheTiers`;
+//! this file says how an action's outputs are put in place from a tier. Actions with directory
+//! outputs are not cached remotely (they run).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -17,32 +17,18 @@ use std::sync::Mutex;
 
 use crate::core::Digest;
 use crate::core::{Action, ActionKind};
-use crate::exec::action_cache::{AcEntry, ActionCache, CachedOutput};
-use crate::exec::cas::{Cas, Fetch};
+use crate::exec::action_cache::{AcEntry, CachedOutput};
+use crate::exec::cas::Fetch;
 use crate::exec::confine::{ExecRoot, Found, Refused, Want};
 use crate::exec::key::action_key;
 use crate::exec::progress::Progress;
 use crate::exec::runner::{Cancel, Runner, Spawn};
 use crate::exec::scheduler::Producer;
 use crate::exec::stat_cache::{FileStat, OutputRecord, StatCache};
+use crate::exec::tiers::{Blobs, CacheTiers, Tier};
 use crate::exec::tree;
 use crate::exec::{ActionFailure, ExecConfig, ExecError, FIXED_PATH};
-use crate::remote::{KeyKind, LocalFile, RemoteCache};
-
-/// A CAS with its action cache: the local one under `cache_dir`, or the `--disk_cache`.
-struct Store {
-    cas: Cas,
-    ac: ActionCache,
-}
-
-impl Store {
-    fn at(dir: &Path) -> Store {
-        Store {
-            cas: Cas::new(dir.join("cas")),
-            ac: ActionCache::new(dir.join("ac")),
-        }
-    }
-}
+use crate::remote::KeyKind;
 
 /// How an action's outputs came to be right.
 pub(crate) enum How {
@@ -73,10 +59,8 @@ pub(crate) enum Fail {
 /// Everything shared by all actions of one build.
 pub(crate) struct Ctx<'a> {
     exec_root: &'a Path,
-    pub stat: StatCache,
-    local: Store,
-    disk: Option<Store>,
-    remote: Option<&'a RemoteCache>,
+    /// Local store, disk and remote cache, with the stat cache of the exec root.
+    tiers: CacheTiers<'a>,
     runner: &'a dyn Runner,
     pub cancel: Cancel,
     progress: &'a dyn Progress,
@@ -119,13 +103,13 @@ impl<'a> Ctx<'a> {
         }
         Ok(Ctx {
             exec_root: &config.exec_root,
-            stat: StatCache::load(
-                config.cache_dir.join("stat_cache"),
-                config.exec_root.clone(),
+            tiers: CacheTiers::open(
+                KeyKind::Action,
+                &config.exec_root,
+                &config.cache_dir,
+                config.disk_cache.as_deref(),
+                config.remote.as_deref(),
             ),
-            local: Store::at(&config.cache_dir),
-            disk: config.disk_cache.as_deref().map(Store::at),
-            remote: config.remote.as_deref(),
             runner,
             cancel: Cancel::with_journal(&config.cache_dir.join("running")).map_err(|e| {
                 ExecError::Setup(format!("cannot write the journal of running commands: {e}"))
@@ -135,6 +119,10 @@ impl<'a> Ctx<'a> {
             tmp_root,
             tmp_pool: Mutex::new(Vec::new()),
         })
+    }
+
+    pub fn stat(&self) -> &StatCache {
+        self.tiers.stat()
     }
 
     fn fail(&self, action: &Action, exit: String, output: String, ran: bool) -> Fail {
@@ -184,7 +172,7 @@ impl<'a> Ctx<'a> {
                         false,
                     )
                 })?,
-                None => self.stat.digest(path).map_err(|e| {
+                None => self.stat().digest(path).map_err(|e| {
                     self.fail(
                         action,
                         format!("missing input file '{path}'"),
@@ -205,17 +193,8 @@ impl<'a> Ctx<'a> {
                     how: How::UpToDate,
                 });
             }
-            if let Some(digests) = self.lookup_cache(action, &key) {
-                return Ok(Done {
-                    digests,
-                    how: How::CacheHit,
-                });
-            }
-            if let Some(digests) = self.lookup_remote(action, &key) {
-                return Ok(Done {
-                    digests,
-                    how: How::RemoteHit,
-                });
+            if let Some(done) = self.lookup_cache(action, &key) {
+                return Ok(done);
             }
         }
         self.execute(action, &key, &env, cacheable)
@@ -226,12 +205,12 @@ impl<'a> Ctx<'a> {
     fn up_to_date(&self, action: &Action, key: &Digest) -> Option<Vec<Digest>> {
         let mut digests = Vec::with_capacity(action.outputs.len());
         for out in &action.outputs {
-            let record = self.stat.output(out)?;
+            let record = self.stat().output(out)?;
             if record.action_key != *key {
                 return None;
             }
             if is_directory(action, out) {
-                let files = tree::scan(&self.stat, out).ok()?;
+                let files = tree::scan(self.stat(), out).ok()?;
                 let digest = Digest::of_bytes(&tree::manifest(&files));
                 if digest != record.digest {
                     return None;
@@ -239,7 +218,7 @@ impl<'a> Ctx<'a> {
                 digests.push(digest);
                 continue;
             }
-            let (digest, stat) = self.stat.digest_and_stat(out).ok()?;
+            let (digest, stat) = self.stat().digest_and_stat(out).ok()?;
             if digest != record.digest || !mode_ok(&stat, record.executable) {
                 return None;
             }
@@ -248,42 +227,28 @@ impl<'a> Ctx<'a> {
         Some(digests)
     }
 
-    /// Restores the outputs from the local action cache, else from the disk cache.
-    fn lookup_cache(&self, action: &Action, key: &Digest) -> Option<Vec<Digest>> {
-        let stores = std::iter::once(&self.local).chain(self.disk.as_ref());
-        for (n, store) in stores.enumerate() {
-            let Some(entry) = store.ac.get(key) else {
-                continue;
-            };
-            let same_outputs = entry.outputs.len() == action.outputs.len()
-                && entry
-                    .outputs
-                    .iter()
-                    .zip(&action.outputs)
-                    .all(|(e, o)| *o == e.path);
-            if !same_outputs || !matches!(self.restore(&entry, &store.cas), Ok(true)) {
-                continue;
-            }
-            if n > 0 {
-                // A disk-cache hit: keep a local copy so the next build needs no disk cache.
-                let copied = entry
-                    .outputs
-                    .iter()
-                    .all(|o| self.store_output(&self.local.cas, o).is_ok());
-                if copied {
-                    let _ = self.local.ac.put(key, &entry);
-                }
-            }
-            self.record_outputs(key, &entry);
-            return Some(entry.outputs.iter().map(|o| o.digest).collect());
-        }
-        None
+    /// Restores the outputs from the first cache tier that has them.
+    fn lookup_cache(&self, action: &Action, key: &Digest) -> Option<Done> {
+        let with_remote = action.directory_outputs.is_empty();
+        let hit = self
+            .tiers
+            .lookup(key, &action.outputs, with_remote, &mut |entry, blobs| {
+                self.restore(entry, blobs)
+            })?;
+        self.record_outputs(key, &hit.entry);
+        Some(Done {
+            digests: hit.entry.outputs.iter().map(|o| o.digest).collect(),
+            how: match hit.tier {
+                Tier::Local | Tier::Disk => How::CacheHit,
+                Tier::Remote => How::RemoteHit,
+            },
+        })
     }
 
     /// Notes that the outputs of `entry` are now on disk as this action key produced them.
     fn record_outputs(&self, key: &Digest, entry: &AcEntry) {
         for o in &entry.outputs {
-            self.stat.set_output(
+            self.stat().set_output(
                 &o.path,
                 OutputRecord {
                     action_key: *key,
@@ -294,76 +259,30 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Restores the outputs from the remote cache: the blobs (verified by the remote client)
-    /// go into the local store first, so the next build finds them locally.
-    fn lookup_remote(&self, action: &Action, key: &Digest) -> Option<Vec<Digest>> {
-        let remote = self.remote?;
-        if !action.directory_outputs.is_empty() {
-            return None;
-        }
-        let files = remote.fetch(KeyKind::Action, key, &action.outputs)?;
-        let mut outputs = Vec::with_capacity(files.len());
-        for f in files {
-            let digest = self.local.cas.put_bytes(&f.data).ok()?;
-            outputs.push(CachedOutput {
-                path: f.path,
-                digest,
-                executable: f.executable,
-                tree: false,
-            });
-        }
-        let entry = AcEntry { outputs };
-        if !matches!(self.restore(&entry, &self.local.cas), Ok(true)) {
-            return None;
-        }
-        let _ = self.local.ac.put(key, &entry);
-        self.record_outputs(key, &entry);
-        Some(entry.outputs.iter().map(|o| o.digest).collect())
-    }
-
-    /// Shares a local execution's outputs through the remote cache.
-    fn upload_remote(&self, action: &Action, key: &Digest, entry: &AcEntry) {
-        let Some(remote) = self.remote else {
-            return;
-        };
-        if !action.directory_outputs.is_empty() || !remote.uploads() {
-            return;
-        }
-        let files: Vec<LocalFile> = entry
-            .outputs
-            .iter()
-            .map(|o| LocalFile {
-                path: o.path.clone(),
-                executable: o.executable,
-                source: self.exec_root.join(&o.path),
-            })
-            .collect();
-        remote.store(KeyKind::Action, key, &files);
-    }
-
     /// Puts each output of `entry` in place from `cas`. `Ok(false)` if a blob is missing or
     /// corrupt (corrupt ones are deleted by the CAS): the action must run.
-    fn restore(&self, entry: &AcEntry, cas: &Cas) -> io::Result<bool> {
+    fn restore(&self, entry: &AcEntry, blobs: Blobs) -> io::Result<bool> {
+        let cas = blobs.0;
         for o in &entry.outputs {
             if o.tree {
-                let on_disk = tree::scan(&self.stat, &o.path)
+                let on_disk = tree::scan(self.stat(), &o.path)
                     .map(|files| Digest::of_bytes(&tree::manifest(&files)));
                 if on_disk.ok() != Some(o.digest) {
-                    self.stat.forget_output(&o.path);
-                    if !tree::restore(cas, &self.stat, &o.path, &o.digest)? {
+                    self.stat().forget_output(&o.path);
+                    if !tree::restore(cas, self.stat(), &o.path, &o.digest)? {
                         return Ok(false);
                     }
                 }
                 continue;
             }
             // Already right on disk (judged by the stat cache): no need to read the blob.
-            if let Ok((digest, stat)) = self.stat.digest_and_stat(&o.path)
+            if let Ok((digest, stat)) = self.stat().digest_and_stat(&o.path)
                 && digest == o.digest
                 && mode_ok(&stat, o.executable)
             {
                 continue;
             }
-            self.stat.forget_output(&o.path);
+            self.stat().forget_output(&o.path);
             let full = self.exec_root.join(&o.path);
             prepare_output_dir(&full)?;
             if let Ok(m) = fs::symlink_metadata(&full)
@@ -374,7 +293,7 @@ impl<'a> Ctx<'a> {
             match cas.materialize(&o.digest, &full, output_mode(o.executable))? {
                 Fetch::Done => {
                     let stat = FileStat::of(&full)?;
-                    self.stat.record(&o.path, stat, o.digest);
+                    self.stat().record(&o.path, stat, o.digest);
                 }
                 Fetch::Missing | Fetch::Corrupt => return Ok(false),
             }
@@ -394,7 +313,7 @@ impl<'a> Ctx<'a> {
         self.progress.started(action);
         for out in &action.outputs {
             // Whatever is there now is not the result of this run.
-            self.stat.forget_output(out);
+            self.stat().forget_output(out);
             let full = self.exec_root.join(out);
             remove_output(&full)
                 .and_then(|()| prepare_output_dir(&full))
@@ -455,51 +374,17 @@ impl<'a> Ctx<'a> {
             });
         }
         if cacheable {
-            // Blobs first, then the entry: an entry never points at blobs not yet stored.
-            for c in &cached {
-                self.store_output(&self.local.cas, c)
-                    .map_err(|e| io_fail("cannot store output in the cache", e))?;
-            }
             let entry = AcEntry { outputs: cached };
-            self.local
-                .ac
-                .put(key, &entry)
-                .map_err(|e| io_fail("cannot write the action cache", e))?;
-            if let Some(disk) = &self.disk {
-                // The disk cache is an optimisation shared with others; failing to fill it
-                // must not fail the build.
-                let stored = entry
-                    .outputs
-                    .iter()
-                    .all(|c| self.store_output(&disk.cas, c).is_ok());
-                if stored {
-                    let _ = disk.ac.put(key, &entry);
-                }
-            }
+            let with_remote = action.directory_outputs.is_empty();
+            self.tiers
+                .store(key, &entry, with_remote)
+                .map_err(|e| self.fail(action, e.what().to_owned(), e.cause().to_string(), true))?;
             self.record_outputs(key, &entry);
-            self.upload_remote(action, key, &entry);
         }
         Ok(Done {
             digests,
             how: How::Executed(printed),
         })
-    }
-
-    /// Puts the output at `c.path` into `cas`: its content, or for a tree its files and
-    /// manifest.
-    fn store_output(&self, cas: &Cas, c: &CachedOutput) -> io::Result<()> {
-        if c.tree {
-            let files = tree::scan(&self.stat, &c.path)?;
-            let digest = tree::store(cas, self.exec_root, &c.path, &files)?;
-            if digest != c.digest {
-                return Err(io::Error::other(format!(
-                    "'{}' changed while stored",
-                    c.path
-                )));
-            }
-            return Ok(());
-        }
-        cas.put_file(&self.exec_root.join(&c.path), &c.digest)
     }
 
     fn single_output<'b>(&self, action: &'b Action) -> Result<&'b str, Fail> {
@@ -645,7 +530,7 @@ impl<'a> Ctx<'a> {
             root.tree(out, None)
                 .map_err(|(entry, e)| refused_at(entry, e))?;
             let files = tree::seal(&full)
-                .and_then(|()| tree::scan(&self.stat, out))
+                .and_then(|()| tree::scan(self.stat(), out))
                 .map_err(io_fail)?;
             return Ok((Digest::of_bytes(&tree::manifest(&files)), false));
         }
@@ -678,7 +563,7 @@ impl<'a> Ctx<'a> {
             .map_err(io_fail)?;
         // After chmod, which changes ctime.
         let stat = FileStat::of(&full).map_err(io_fail)?;
-        self.stat.record(out, stat, digest);
+        self.stat().record(out, stat, digest);
         Ok((digest, executable))
     }
 }

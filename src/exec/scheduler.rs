@@ -239,7 +239,7 @@ pub(crate) fn run(
 
     // Facts about files stay true whatever happened to the build; losing them only costs
     // re-hashing, so a failed save is not an error.
-    let _ = shared.ctx.stat.save();
+    let _ = shared.ctx.stat().save();
     // Every command has been waited for (or killed): nothing is left for a later build to kill.
     shared.ctx.cancel.finish();
 

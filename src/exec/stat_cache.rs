@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{self, Write as _};
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::core::Digest;
+use crate::core::fs::{PathError, write_atomic};
 
 const HEADER: &str = "forge-stat-cache 1";
 
@@ -171,23 +172,26 @@ impl StatCache {
     }
 
     /// Writes the cache if anything changed since it was loaded.
-    pub fn save(&self) -> io::Result<()> {
-        if !self.dirty.load(Ordering::Relaxed) {
-            return Ok(());
-        }
+    pub fn save(&self) -> Result<(), PathError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
             .unwrap_or(0);
+        self.save_as_of(now)
+    }
+
+    /// `save`, stamped as saved at `now_ns` (nanoseconds since the epoch): the stamp decides
+    /// which entries the next load trusts, and tests pass it instead of waiting for the clock.
+    fn save_as_of(&self, now_ns: i64) -> Result<(), PathError> {
+        if !self.dirty.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         let text = {
             let t = self.lock();
-            serialize(&t, &self.exec_root, now)
+            serialize(&t, &self.exec_root, now_ns)
         };
-        let dir = self.file.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        tmp.write_all(text.as_bytes())?;
-        tmp.persist(&self.file).map_err(|e| e.error)?;
+        // Not fsynced: a torn or damaged file fails its checksum and is ignored on load.
+        write_atomic(&self.file, text.as_bytes())?;
         self.dirty.store(false, Ordering::Relaxed);
         Ok(())
     }
@@ -279,11 +283,10 @@ fn parse(bytes: &[u8], exec_root: &Path) -> Option<Tables> {
 mod tests {
     use super::*;
 
-    fn backdate(path: &Path) -> io::Result<()> {
-        // Move mtime into the past so entries are not considered racy; ctime still is "now",
-        // so also wait out the margin where a test depends on persistence.
-        let f = fs::File::options().write(true).open(path)?;
-        f.set_modified(SystemTime::now() - std::time::Duration::from_secs(10))
+    /// The time a save must be stamped with for the next load to trust `stat`: just past its
+    /// racy window.
+    fn settled_after(stat: &FileStat) -> i64 {
+        stat.mtime_ns.max(stat.ctime_ns) + RACY_MARGIN_NS + 1
     }
 
     #[test]
@@ -310,10 +313,6 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let root = dir.path().to_path_buf();
         fs::write(root.join("a b"), b"x")?;
-        backdate(&root.join("a b"))?;
-        std::thread::sleep(std::time::Duration::from_nanos(
-            RACY_MARGIN_NS as u64 + 10_000_000,
-        ));
         let file = root.join("sc");
         let cache = StatCache::new(file.clone(), root.clone());
         let forged = Digest::of_bytes(b"forged");
@@ -325,7 +324,7 @@ mod tests {
             executable: true,
         };
         cache.set_output("out/x", rec);
-        cache.save()?;
+        cache.save_as_of(settled_after(&stat))?;
 
         let loaded = StatCache::load(file.clone(), root.clone());
         assert_eq!(
@@ -357,9 +356,10 @@ mod tests {
         let cache = StatCache::new(file.clone(), root.clone());
         let stat = FileStat::of(&root.join("a"))?;
         cache.record("a", stat, Digest::of_bytes(b"forged"));
-        cache.save()?;
-        // Saved right after the file changed: a same-size rewrite in the same clock tick
+        // Saved within the racy window of the file's change (the clock given, so a slow
+        // machine cannot push the save past it): a same-size rewrite in the same clock tick
         // would be invisible, so the loaded cache re-reads the file.
+        cache.save_as_of(settled_after(&stat) - 1)?;
         let loaded = StatCache::load(file, root);
         assert_eq!(loaded.digest("a")?, Digest::of_bytes(b"v1"));
         Ok(())

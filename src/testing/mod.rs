@@ -5,7 +5,9 @@
 //!
 //! A passing result is kept in the local store, the `--disk_cache` and the `--remote_cache`
 //! (as an `ActionResult` whose output files are `test.cache_status`, `test.log` and
-//! `test.xml`), so a fresh clone elsewhere reports it `(cached) PASSED`.
+//! `test.xml`), so a fresh clone elsewhere reports it `(cached) PASSED`; the tiers are
+//! `exec::CacheTiers`, the same chain build actions go through, so a disk or remote hit is
+//! copied into the local store.
 
 mod xml;
 
@@ -19,11 +21,9 @@ use std::time::{Duration, Instant};
 
 use crate::core::{Action, ActionKind, ExecPath, TestSpec};
 use crate::core::{Digest, Label, layout};
-use crate::exec::action_cache::{AcEntry, ActionCache, CachedOutput};
-use crate::exec::cas::{Cas, Fetch};
 use crate::exec::runner::{Cancel, EXEC_ROOT_VAR, Runner, Spawn, SpawnStatus};
-use crate::exec::stat_cache::StatCache;
-use crate::remote::{KeyKind, LocalFile, RemoteCache};
+use crate::exec::{AcEntry, CacheTiers, CachedOutput};
+use crate::remote::{KeyKind, RemoteCache};
 
 /// How `forge test` was asked to run tests.
 #[derive(Clone, Debug)]
@@ -162,10 +162,12 @@ impl Tests<'_> {
         on_done: &(dyn Fn(&TestResult) + Sync),
     ) -> Vec<TestResult> {
         // Opened once: each store reads its whole log on first use.
-        let stores = self.stores();
-        let stat = StatCache::load(
-            self.cache_dir.join("stat_cache"),
-            self.exec_root.to_path_buf(),
+        let tiers = CacheTiers::open(
+            KeyKind::Test,
+            self.exec_root,
+            self.cache_dir,
+            self.options.disk_cache.as_deref(),
+            self.remote,
         );
         let mut units_of: Vec<Vec<Unit>> = Vec::new();
         for (label, exe, args, spec) in targets {
@@ -246,7 +248,7 @@ impl Tests<'_> {
                             let result = if cancel.is_cancelled() {
                                 None
                             } else {
-                                Some(self.run_unit(&units_of[t][u], &stat, &stores, &cancel))
+                                Some(self.run_unit(&units_of[t][u], &tiers, &cancel))
                             };
                             let mut all = results.lock().unwrap_or_else(|e| e.into_inner());
                             all[t][u] = Some(result.unwrap_or_else(|| RunResult {
@@ -278,7 +280,7 @@ impl Tests<'_> {
             done.store(true, Ordering::SeqCst);
         });
         cancel.finish();
-        let _ = stat.save();
+        let _ = tiers.save_digests();
         let mut out: Vec<TestResult> = finished
             .into_inner()
             .unwrap_or_else(|e| e.into_inner())
@@ -289,13 +291,7 @@ impl Tests<'_> {
         out
     }
 
-    fn run_unit(
-        &self,
-        unit: &Unit,
-        stat: &StatCache,
-        stores: &[(Cas, ActionCache)],
-        cancel: &Cancel,
-    ) -> RunResult {
+    fn run_unit(&self, unit: &Unit, tiers: &CacheTiers, cancel: &Cancel) -> RunResult {
         let log = self.exec_root.join(&unit.dir).join("test.log");
         let env = self.environment(unit);
         // Bazel starts tests from a bash script, and bash runs a file the kernel cannot
@@ -316,12 +312,12 @@ impl Tests<'_> {
         );
         argv.extend(self.options.args.iter().cloned());
         let timeout = timeout_of(unit.spec, self.options.timeouts.as_deref());
-        let key = self.key(unit, &argv, &env, timeout, stat);
+        let key = self.key(unit, &argv, &env, timeout, tiers);
         let external = unit.spec.tags.iter().any(|t| t == "external");
         let cacheable = self.options.cache_results && !external;
         if cacheable
             && let Some(key) = &key
-            && let Some(cached) = self.lookup(unit, key, stores)
+            && let Some(cached) = self.lookup(unit, key, tiers)
         {
             return RunResult {
                 status: Status::CachedPassed,
@@ -355,16 +351,14 @@ impl Tests<'_> {
         if let Some(key) = &key {
             if result.status == Status::Passed {
                 if cacheable {
-                    let _ = self.store(unit, key, result.duration, stores);
+                    let _ = self.store(unit, key, result.duration, tiers);
                 }
             } else if result.status != Status::NoStatus {
                 // The latest verdict for these inputs is not a pass (even when it was not
                 // asked to be cached): an older pass must not be reported again. The local
                 // store forgets it, which also keeps `lookup` from taking a pass from the
                 // disk or remote cache, as Bazel re-runs a test whose last local run failed.
-                if let Some((_, local)) = stores.first() {
-                    let _ = local.forget(key);
-                }
+                let _ = tiers.forget(key);
             }
         }
         result
@@ -428,7 +422,7 @@ impl Tests<'_> {
         argv: &[String],
         env: &BTreeMap<String, String>,
         timeout: Duration,
-        stat: &StatCache,
+        digests: &CacheTiers,
     ) -> Option<Digest> {
         let mut text = format!("forge-test-1\0{}\0{}\0", unit.label, timeout.as_secs());
         for a in argv {
@@ -441,10 +435,10 @@ impl Tests<'_> {
         text.push_str(&format!(
             "{}\0{}\0",
             unit.executable,
-            stat.digest(unit.executable).ok()?.to_hex()
+            digests.digest(unit.executable).ok()?.to_hex()
         ));
         for (rf, exec) in &unit.spec.runfiles {
-            let digest = match stat.digest(exec) {
+            let digest = match digests.digest(exec) {
                 Ok(d) => d.to_hex(),
                 // A directory (a tree output) is keyed by its path alone: its files are
                 // outputs of actions whose keys already changed if they did.
@@ -456,42 +450,18 @@ impl Tests<'_> {
         Some(Digest::of_bytes(text.as_bytes()))
     }
 
-    fn stores(&self) -> Vec<(Cas, ActionCache)> {
-        std::iter::once(self.cache_dir)
-            .chain(self.options.disk_cache.as_deref())
-            .map(Self::store_at)
-            .collect()
-    }
-
-    fn store_at(dir: &Path) -> (Cas, ActionCache) {
-        (
-            Cas::new(dir.join("cas")),
-            ActionCache::new(dir.join("tests")),
-        )
-    }
-
-    /// Restores a cached pass into the testlogs; its duration.
-    /// A pass is not taken from any store when the local one forgot it: the last local run
-    /// with these inputs did not pass.
-    fn lookup(&self, unit: &Unit, key: &Digest, stores: &[(Cas, ActionCache)]) -> Option<Duration> {
-        for (cas, ac) in stores {
-            if ac.forgotten(key) {
-                return None;
-            }
-            let Some(entry) = ac.get(key) else {
-                continue;
-            };
-            let dir = self.exec_root.join(&unit.dir);
-            if clear_dir(&dir).is_err() {
-                return None;
-            }
-            let mut duration = None;
+    /// Restores a cached pass into the testlogs; its duration. A pass is not taken from any
+    /// tier when the local store forgot it: the last local run with these inputs did not pass.
+    fn lookup(&self, unit: &Unit, key: &Digest, tiers: &CacheTiers) -> Option<Duration> {
+        let dir = self.exec_root.join(&unit.dir);
+        let mut duration = None;
+        let mut place = |entry: &AcEntry, blobs: crate::exec::Blobs| {
+            clear_dir(&dir)?;
             let mut complete = true;
             for out in &entry.outputs {
                 let dest = self.exec_root.join(&out.path);
-                match cas.materialize(&out.digest, &dest, 0o644) {
-                    Ok(Fetch::Done) => {}
-                    _ => complete = false,
+                if !matches!(blobs.copy_out(&out.digest, &dest, 0o644), Ok(true)) {
+                    complete = false;
                 }
                 if out.path.ends_with("test.cache_status") {
                     duration = fs::read_to_string(&dest)
@@ -499,99 +469,39 @@ impl Tests<'_> {
                         .and_then(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok());
                 }
             }
-            if complete {
-                return Some(Duration::from_secs_f64(duration.unwrap_or(0.0)));
-            }
-        }
-        self.lookup_remote(unit, key)
-    }
-
-    /// A pass from the remote cache: its files into the testlogs and the local store.
-    fn lookup_remote(&self, unit: &Unit, key: &Digest) -> Option<Duration> {
-        let remote = self.remote?;
-        let paths: Vec<ExecPath> = RESULT_FILES
-            .iter()
-            .map(|name| ExecPath::new(format!("{}/{name}", unit.dir)))
-            .collect();
-        let files = remote.fetch(KeyKind::Test, key, &paths)?;
-        let dir = self.exec_root.join(&unit.dir);
-        clear_dir(&dir).ok()?;
-        let mut outputs = Vec::new();
-        let mut duration = None;
-        for f in &files {
-            fs::write(self.exec_root.join(&f.path), &f.data).ok()?;
-            if f.path.ends_with("test.cache_status") {
-                duration = std::str::from_utf8(&f.data)
-                    .ok()
-                    .and_then(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok());
-            }
-            outputs.push(CachedOutput {
-                path: f.path.clone(),
-                digest: Digest::of_bytes(&f.data),
-                executable: false,
-                tree: false,
-            });
-        }
-        // Kept locally too, so the next run needs no server; a failure only costs that.
-        let (cas, ac) = Self::store_at(self.cache_dir);
-        if files.iter().all(|f| cas.put_bytes(&f.data).is_ok()) {
-            let _ = ac.put(key, &AcEntry { outputs });
-        }
+            Ok(complete)
+        };
+        tiers.lookup(key, &result_paths(unit), true, &mut place)?;
         Some(Duration::from_secs_f64(duration.unwrap_or(0.0)))
     }
 
+    /// Keeps a pass in every tier.
     fn store(
         &self,
         unit: &Unit,
         key: &Digest,
         duration: Duration,
-        stores: &[(Cas, ActionCache)],
+        tiers: &CacheTiers,
     ) -> io::Result<()> {
         let dir = self.exec_root.join(&unit.dir);
         fs::write(
             dir.join("test.cache_status"),
             format!("PASSED {:.3}\n", duration.as_secs_f64()),
         )?;
-        let mut outputs = Vec::new();
-        for name in RESULT_FILES {
-            let path = dir.join(name);
-            let digest = Digest::of_file(&path)?;
-            outputs.push((
+        let mut outputs = Vec::with_capacity(RESULT_FILES.len());
+        for path in result_paths(unit) {
+            // Stored as copies, not links: the testlogs are the user's to move and edit.
+            let digest = Digest::of_file(&self.exec_root.join(&path))?;
+            outputs.push(CachedOutput {
                 path,
-                CachedOutput {
-                    path: ExecPath::new(format!("{}/{name}", unit.dir)),
-                    digest,
-                    executable: false,
-                    tree: false,
-                },
-            ));
+                digest,
+                executable: false,
+                tree: false,
+            });
         }
-        for (cas, ac) in stores {
-            for (path, out) in &outputs {
-                // A copy, not a link: the testlogs are the user's to move and edit.
-                let data = fs::read(path)?;
-                cas.put_bytes(&data)?;
-                debug_assert_eq!(Digest::of_bytes(&data), out.digest);
-            }
-            ac.put(
-                key,
-                &AcEntry {
-                    outputs: outputs.iter().map(|(_, o)| o.clone()).collect(),
-                },
-            )?;
-        }
-        if let Some(remote) = self.remote {
-            let files: Vec<LocalFile> = outputs
-                .iter()
-                .map(|(path, o)| LocalFile {
-                    path: o.path.clone(),
-                    executable: false,
-                    source: path.clone(),
-                })
-                .collect();
-            remote.store(KeyKind::Test, key, &files);
-        }
-        Ok(())
+        tiers
+            .store(key, &AcEntry { outputs }, true)
+            .map_err(|e| io::Error::other(e.to_string()))
     }
 
     /// Runs the test once; writes `test.log` and `test.xml`.
@@ -712,6 +622,14 @@ impl Tests<'_> {
 
 /// The files of a passing result that the caches keep.
 const RESULT_FILES: [&str; 3] = ["test.cache_status", "test.log", "test.xml"];
+
+/// The exec paths of a unit's `RESULT_FILES`, in that order.
+fn result_paths(unit: &Unit) -> Vec<ExecPath> {
+    RESULT_FILES
+        .iter()
+        .map(|name| ExecPath::new(format!("{}/{name}", unit.dir)))
+        .collect()
+}
 
 /// `pkg/name` of a label, as testlogs and XML name it.
 fn label_dir(label: &Label) -> String {
