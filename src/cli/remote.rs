@@ -119,7 +119,7 @@ impl RemoteOptions {
         if let Some(c) = client.as_ref() {
             return Ok(Some(c.clone()));
         }
-        let made = Arc::new(RemoteCache::new(spec).map_err(Failure::usage)?);
+        let made = Arc::new(RemoteCache::new(spec).map_err(|e| Failure::usage(e.to_string()))?);
         *client = Some(made.clone());
         Ok(Some(made))
     }

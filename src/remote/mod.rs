@@ -139,26 +139,42 @@ impl fmt::Debug for RemoteCache {
     }
 }
 
+/// Why a remote cache's settings are refused; each is the user's flag to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteSpecError {
+    #[error("--remote_cache expects an http://, https://, grpc:// or grpcs:// URL, not '{0}'")]
+    Scheme(String),
+    /// The URL parser's reason (reqwest does not export its error type).
+    #[error("--remote_cache: bad URL '{url}': {reason}")]
+    Url { url: String, reason: String },
+    #[error("--remote_cache: no host in '{0}'")]
+    NoHost(String),
+    #[error("--remote_header: invalid header '{name}={value}'")]
+    Header { name: String, value: String },
+}
+
 impl RemoteCache {
     /// Checks the URL (a bad one is the caller's usage error); connects on first use.
-    pub fn new(spec: RemoteSpec) -> std::result::Result<RemoteCache, String> {
+    pub fn new(spec: RemoteSpec) -> std::result::Result<RemoteCache, RemoteSpecError> {
         let scheme = spec.url.split("://").next().unwrap_or("");
         if !spec.url.contains("://") || !matches!(scheme, "http" | "https" | "grpc" | "grpcs") {
-            return Err(format!(
-                "--remote_cache expects an http://, https://, grpc:// or grpcs:// URL, not '{}'",
-                spec.url
-            ));
+            return Err(RemoteSpecError::Scheme(spec.url.clone()));
         }
-        let parsed = reqwest::Url::parse(&spec.url)
-            .map_err(|e| format!("--remote_cache: bad URL '{}': {e}", spec.url))?;
+        let parsed = reqwest::Url::parse(&spec.url).map_err(|e| RemoteSpecError::Url {
+            url: spec.url.clone(),
+            reason: e.to_string(),
+        })?;
         if parsed.host_str().is_none_or(str::is_empty) {
-            return Err(format!("--remote_cache: no host in '{}'", spec.url));
+            return Err(RemoteSpecError::NoHost(spec.url.clone()));
         }
         for (name, value) in &spec.headers {
             if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
                 || reqwest::header::HeaderValue::from_str(value).is_err()
             {
-                return Err(format!("--remote_header: invalid header '{name}={value}'"));
+                return Err(RemoteSpecError::Header {
+                    name: name.clone(),
+                    value: value.clone(),
+                });
             }
         }
         let mut shown = parsed.clone();
@@ -407,6 +423,7 @@ mod tests {
                 ..spec.clone()
             })
             .unwrap_err()
+            .to_string()
         };
         assert!(bad("ftp://x").contains("expects an http://"));
         assert!(bad("localhost:8080").contains("expects an http://"));
