@@ -17,8 +17,12 @@ pub fn clean(
         outputs::remove_convenience_symlinks(ws);
         return Ok(false);
     }
-    let lock = exec::lock_output_base_with(&ws.output_base, waiting)
-        .map_err(|e| Failure::failed(format!("cannot lock the output base: {e}")))?;
+    let lock = exec::lock_output_base_with(&ws.output_base, waiting).map_err(|e| {
+        Failure::failed(format!(
+            "cannot lock the output base {}: {e}",
+            ws.output_base.display()
+        ))
+    })?;
     let doomed = if expunge {
         vec![ws.output_base.clone()]
     } else {

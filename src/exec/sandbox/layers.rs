@@ -157,8 +157,9 @@ mod tests {
         let layers = Layers::new(&tmp.path().join("empty"))?;
         let (a, p) = layers.locate(&exec_root, "pkg/sub/a.txt")?;
         assert_eq!(p, Path::new("pkg/sub/a.txt"));
-        let (b, p) = layers.locate(&exec_root, "forge-out/k8-fastbuild/bin/x")?;
-        assert_eq!(p, Path::new("forge-out/k8-fastbuild/bin/x"));
+        let output = format!("{}/x", crate::core::layout::bin_dir());
+        let (b, p) = layers.locate(&exec_root, &output)?;
+        assert_eq!(p, Path::new(&output));
         let (c, p) = layers.locate(&exec_root, "external/http_repo/f")?;
         assert_eq!(p, Path::new("http_repo/f"));
         let (d, p) = layers.locate(&exec_root, "external/local/g")?;
