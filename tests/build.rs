@@ -606,3 +606,24 @@ fn wildcards_leave_out_manual_targets() {
         query.stdout
     );
 }
+
+#[test]
+fn a_private_rule_reached_through_a_public_macro_builds() {
+    // As bazelbuild/examples' mandatory_provider: `_sum = rule(...)` behind `def sum(...)`.
+    let ws = Workspace::empty();
+    ws.write("WORKSPACE", "");
+    ws.write(
+        "pkg/sum.bzl",
+        "def _impl(ctx):\n    out = ctx.actions.declare_file(ctx.label.name + '.txt')\n    \
+         ctx.actions.write(out, str(ctx.attr.number + 1))\n    \
+         return [DefaultInfo(files = depset([out]))]\n\n\
+         _sum = rule(implementation = _impl, attrs = {'number': attr.int()})\n\n\
+         def sum(**kwargs):\n    _sum(**kwargs)\n",
+    );
+    ws.write(
+        "pkg/BUILD",
+        "load(':sum.bzl', 'sum')\nsum(name = 'total', number = 41)\n",
+    );
+    ok(ws.forge(&["build", "//pkg:total"]));
+    assert_eq!(read(&ws, "forge-bin/pkg/total.txt"), "42");
+}

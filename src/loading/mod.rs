@@ -151,7 +151,8 @@ impl Loader {
     }
 
     /// The rule `class` defined in `defined_in` (a .bzl label, or a prelude file), as the
-    /// frozen value analysis calls.
+    /// frozen value analysis calls. Private names count: `_sum = rule(...)` reached through
+    /// a public macro is found as Bazel finds it.
     pub fn rule_callable(
         &self,
         defined_in: &str,
@@ -162,11 +163,14 @@ impl Loader {
             return self
                 .prelude
                 .iter()
-                .find_map(|m| m.get(class).ok())
+                .find_map(|m| m.get_any_visibility(class).ok().map(|(v, _)| v))
                 .ok_or_else(missing);
         }
         let label = Label::parse(defined_in, &PackageId::default())
             .map_err(|e| Diagnostic::new(e.to_string()))?;
-        self.load_bzl(&label)?.get(class).map_err(|_| missing())
+        self.load_bzl(&label)?
+            .get_any_visibility(class)
+            .map(|(rule, _)| rule)
+            .map_err(|_| missing())
     }
 }
