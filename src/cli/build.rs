@@ -180,7 +180,7 @@ pub fn build(
         startup,
         keep_going: options.common.keep_going && !options.common.no_keep_going,
         for_tests,
-        jobs: options.common.jobs.unwrap_or_else(default_jobs),
+        jobs: options.common.jobs.unwrap_or_else(super::host_cores),
         disk_cache: options.disk_cache.clone(),
         fetch: options.fetch_options(),
         sandbox: options.sandbox_options(),
@@ -248,12 +248,6 @@ fn print_outputs_of(plan: &BuildPlan, executed: &Executed) {
             }
         }
     }
-}
-
-fn default_jobs() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
 }
 
 pub fn run(args: BuildArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Failure> {

@@ -110,12 +110,16 @@ pub enum ValueError {
     NotPositive(String),
 }
 
-fn parse_jobs(text: &str) -> Result<usize, ValueError> {
-    let cores = std::thread::available_parallelism()
+/// How many cores the machine has: the default of `--jobs` and `--local_test_jobs`.
+fn host_cores() -> usize {
+    std::thread::available_parallelism()
         .map(|n| n.get())
-        .unwrap_or(1);
+        .unwrap_or(1)
+}
+
+fn parse_jobs(text: &str) -> Result<usize, ValueError> {
     match text {
-        "auto" | "HOST_CPUS" => Ok(cores),
+        "auto" | "HOST_CPUS" => Ok(host_cores()),
         _ => match text.parse::<usize>() {
             Ok(0) => Err(ValueError::NoJobs),
             Ok(n) => Ok(n),

@@ -137,11 +137,7 @@ fn test_options(args: &TestArgs) -> Result<TestOptions, Failure> {
     let jobs = args
         .local_test_jobs
         .or(args.options.common.jobs)
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        });
+        .unwrap_or_else(super::host_cores);
     Ok(TestOptions {
         jobs,
         cache_results,
