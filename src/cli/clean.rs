@@ -4,7 +4,7 @@
 use clap::Args;
 
 use crate::core::{ExitCode, Failure};
-use crate::workspace::{OutputBaseOptions, Workspace};
+use crate::workspace::OutputBaseOptions;
 
 #[derive(Args, Debug)]
 pub struct CleanArgs {
@@ -14,7 +14,11 @@ pub struct CleanArgs {
 }
 
 pub fn run(args: CleanArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Failure> {
-    let ws = Workspace::discover(&super::current_dir()?, startup)?;
+    let ws = crate::ops::fetch::discover_workspace(
+        &super::current_dir()?,
+        startup,
+        &crate::fetch::FetchOptions::default(),
+    )?;
     if !crate::ops::clean::clean(&ws, args.expunge, &mut |msg| eprintln!("{msg}"))? {
         return Ok(ExitCode::Success);
     }

@@ -8,7 +8,7 @@ use clap::Args;
 use super::ValueError;
 use super::build::BuildOptions;
 use crate::core::{ExitCode, Failure};
-use crate::workspace::{OutputBaseOptions, Workspace};
+use crate::workspace::OutputBaseOptions;
 
 #[derive(Args, Debug)]
 pub struct FetchArgs {
@@ -30,7 +30,11 @@ pub fn run(args: FetchArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Fai
     // Ctrl-C stops a download at once and exits 8.
     let _ = crate::exec::install_interrupt_handler();
     let cwd = super::current_dir()?;
-    let workspace = Arc::new(Workspace::discover(&cwd, startup)?);
+    let workspace = Arc::new(crate::ops::fetch::discover_workspace(
+        &cwd,
+        startup,
+        &args.options.fetch_options(),
+    )?);
     let cwd_package = workspace.package_of(&cwd);
     crate::ops::fetch::fetch(
         &workspace,

@@ -3,7 +3,7 @@
 use clap::Args;
 
 use crate::core::{ExitCode, Failure};
-use crate::workspace::{OutputBaseOptions, Workspace};
+use crate::workspace::OutputBaseOptions;
 
 #[derive(Args, Debug)]
 pub struct InfoArgs {
@@ -12,7 +12,11 @@ pub struct InfoArgs {
 }
 
 pub fn run(args: InfoArgs, options: &OutputBaseOptions) -> Result<ExitCode, Failure> {
-    let ws = Workspace::discover(&super::current_dir()?, options)?;
+    let ws = crate::ops::fetch::discover_workspace(
+        &super::current_dir()?,
+        options,
+        &crate::fetch::FetchOptions::default(),
+    )?;
     let entries = crate::ops::info::entries(&ws);
     match args.key {
         None => {

@@ -10,7 +10,7 @@ use super::CommonOptions;
 use crate::core::{ExitCode, Failure};
 use crate::ops;
 use crate::query::{self, OutputFormat};
-use crate::workspace::{OutputBaseOptions, Workspace};
+use crate::workspace::OutputBaseOptions;
 
 #[derive(Args, Debug)]
 pub struct QueryArgs {
@@ -35,7 +35,11 @@ pub fn run(args: QueryArgs, options: &OutputBaseOptions) -> Result<ExitCode, Fai
     let expr = query::parse(&text).map_err(ops::usage)?;
 
     let cwd = super::current_dir()?;
-    let workspace = Arc::new(Workspace::discover(&cwd, options)?);
+    let workspace = Arc::new(crate::ops::fetch::discover_workspace(
+        &cwd,
+        options,
+        &crate::fetch::FetchOptions::default(),
+    )?);
     let cwd_package = workspace.package_of(&cwd);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

@@ -104,6 +104,26 @@ pub enum FetchError {
     Io(#[from] PathError),
     #[error("interrupted (Ctrl-C)")]
     Interrupted,
+    /// `git_repository` / `new_git_repository`: forge reaches no network and runs no git.
+    #[error(
+        "forge cannot fetch git repositories (it reaches no network and does not run git); \
+         replace {rule}(name = \"{name}\", remote = \"{remote}\") with an http_archive of that \
+         commit's source archive pinned by sha256 (for GitHub: urls = \
+         [\"https://github.com/<owner>/<repo>/archive/<commit>.tar.gz\"], strip_prefix = \
+         \"<repo>-<commit>\"), or a local_repository of a checkout"
+    )]
+    GitUnsupported {
+        rule: String,
+        name: String,
+        remote: String,
+    },
+    /// `repo_mapping` is applied to the .bzl files WORKSPACE loads, not yet to packages.
+    #[error(
+        "forge does not support repo_mapping in the BUILD files and .bzl files of a repository \
+         yet (it applies it only to the .bzl files WORKSPACE loads); remove repo_mapping, or \
+         name the repository as its files expect"
+    )]
+    RepoMappingInBuildFiles,
 }
 
 impl FetchError {

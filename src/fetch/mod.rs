@@ -25,8 +25,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::core::fs::IoContext;
-use crate::workspace::Workspace;
-use crate::workspace::repos::{RepoKind, RepoRule};
+use crate::workspace::repos::{RepoKind, RepoRule, Repos};
+use crate::workspace::{RepositoryFetcher, Workspace, WorkspaceSite};
 use beneath::Beneath;
 use download::RepositoryCache;
 pub use error::{FetchError, RepoFetchError};
@@ -53,12 +53,11 @@ pub struct FetchOptions {
 static NEVER: AtomicBool = AtomicBool::new(false);
 
 /// The default repository cache: next to the output bases, shared by every workspace.
-pub fn default_repository_cache(workspace: &Workspace) -> PathBuf {
-    workspace
-        .output_base
+pub fn default_repository_cache(output_base: &Path) -> PathBuf {
+    output_base
         .parent()
         .map(|p| p.join("repository_cache"))
-        .unwrap_or_else(|| workspace.output_base.join("repository_cache"))
+        .unwrap_or_else(|| output_base.join("repository_cache"))
 }
 
 /// A repository's directory, or why it could not be made; shared by every package of it.
@@ -66,7 +65,12 @@ type Fetched = Arc<OnceLock<Result<PathBuf, Arc<RepoFetchError>>>>;
 
 /// Fetches repositories on demand, each at most once per command.
 pub struct Fetcher {
-    workspace: Arc<Workspace>,
+    /// The workspace root, against which local paths and `build_file`s are read.
+    root: PathBuf,
+    output_base: PathBuf,
+    /// The repositories `repo_root` knows by name (none while WORKSPACE is evaluated: there
+    /// the rule comes with each request).
+    repositories: Repos,
     cache: RepositoryCache,
     fetched: Mutex<HashMap<String, Fetched>>,
     extract_limit: u64,
@@ -75,10 +79,19 @@ pub struct Fetcher {
 
 impl Fetcher {
     pub fn new(workspace: Arc<Workspace>, options: &FetchOptions) -> Fetcher {
+        Fetcher::at(
+            &workspace.root,
+            &workspace.output_base,
+            workspace.repositories.clone(),
+            options,
+        )
+    }
+
+    fn at(root: &Path, output_base: &Path, repositories: Repos, options: &FetchOptions) -> Fetcher {
         let dir = options
             .repository_cache
             .clone()
-            .unwrap_or_else(|| default_repository_cache(&workspace));
+            .unwrap_or_else(|| default_repository_cache(output_base));
         Fetcher {
             cache: RepositoryCache {
                 dir,
@@ -86,7 +99,9 @@ impl Fetcher {
                 stall_timeout: options.stall_timeout.unwrap_or(DEFAULT_STALL_TIMEOUT),
                 interrupt: options.interrupt.unwrap_or(&NEVER),
             },
-            workspace,
+            root: root.to_owned(),
+            output_base: output_base.to_owned(),
+            repositories,
             fetched: Mutex::new(HashMap::new()),
             extract_limit: options.extract_limit.unwrap_or(DEFAULT_EXTRACT_LIMIT),
             interrupt: options.interrupt.unwrap_or(&NEVER),
@@ -96,7 +111,21 @@ impl Fetcher {
     /// The directory of repository `name`, fetching it if needed; `None` if the WORKSPACE
     /// file declares no such repository.
     pub fn repo_root(&self, name: &str) -> Option<Result<PathBuf, Arc<RepoFetchError>>> {
-        let rule = self.workspace.repositories.get(name)?;
+        let rule = self.repositories.get(name)?;
+        if !rule.repo_mapping.is_empty() {
+            return Some(Err(Arc::new(RepoFetchError {
+                name: rule.name.clone(),
+                rule: rule.rule.clone(),
+                location: rule.location.clone(),
+                cause: FetchError::RepoMappingInBuildFiles,
+            })));
+        }
+        Some(self.fetch_once(rule))
+    }
+
+    /// The directory of `rule`'s repository, fetched at most once by this fetcher.
+    fn fetch_once(&self, rule: &RepoRule) -> Result<PathBuf, Arc<RepoFetchError>> {
+        let name = &rule.name;
         let once = self
             .fetched
             .lock()
@@ -104,23 +133,21 @@ impl Fetcher {
             .entry(name.to_owned())
             .or_default()
             .clone();
-        Some(
-            once.get_or_init(|| {
-                self.fetch(rule).map_err(|cause| {
-                    Arc::new(RepoFetchError {
-                        name: rule.name.clone(),
-                        rule: rule.rule.clone(),
-                        location: rule.location.clone(),
-                        cause,
-                    })
+        once.get_or_init(|| {
+            self.fetch(rule).map_err(|cause| {
+                Arc::new(RepoFetchError {
+                    name: rule.name.clone(),
+                    rule: rule.rule.clone(),
+                    location: rule.location.clone(),
+                    cause,
                 })
             })
-            .clone(),
-        )
+        })
+        .clone()
     }
 
     fn external(&self) -> PathBuf {
-        self.workspace.output_base.join("external")
+        self.output_base.join("external")
     }
 
     /// What the repository's directory is made from; equal markers mean an equal directory.
@@ -158,7 +185,7 @@ impl Fetcher {
             .map(|l| l.replacen(':', "/", 1))
             .or_else(|| text.strip_prefix(':').map(str::to_owned))
             .unwrap_or_else(|| text.to_owned());
-        self.workspace.root.join(rel.trim_start_matches('/'))
+        self.root.join(rel.trim_start_matches('/'))
     }
 
     fn build_file_path(&self, rule: &RepoRule, build_file: &str) -> Result<PathBuf, FetchError> {
@@ -195,7 +222,7 @@ impl Fetcher {
         if let (RepoKind::Local { path }, None, None) =
             (&rule.kind, &rule.build_file, &rule.build_file_content)
         {
-            let target = self.workspace.root.join(path);
+            let target = self.root.join(path);
             if !target.is_dir() {
                 return Err(FetchError::NotADirectory(target));
             }
@@ -258,6 +285,32 @@ impl Fetcher {
         fs::rename(&made, &dir).at("rename into place", &made)?;
         crate::core::fs::write_atomic(&marker_path, marker.as_bytes())?;
         Ok(dir)
+    }
+}
+
+/// Fetches for the WORKSPACE file's `load()`s of external repositories' .bzl files: the
+/// fetch layer's side of `workspace::RepositoryFetcher`, injected by `ops`. A repository is
+/// fetched (or, with its marker matching, reused) the first time a load needs it.
+pub struct WorkspaceFileFetcher {
+    options: FetchOptions,
+    fetcher: OnceLock<Fetcher>,
+}
+
+impl WorkspaceFileFetcher {
+    pub fn new(options: &FetchOptions) -> WorkspaceFileFetcher {
+        WorkspaceFileFetcher {
+            options: options.clone(),
+            fetcher: OnceLock::new(),
+        }
+    }
+}
+
+impl RepositoryFetcher for WorkspaceFileFetcher {
+    fn repository_dir(&self, site: &WorkspaceSite, rule: &RepoRule) -> Result<PathBuf, String> {
+        let fetcher = self.fetcher.get_or_init(|| {
+            Fetcher::at(&site.root, &site.output_base, Repos::new(), &self.options)
+        });
+        fetcher.fetch_once(rule).map_err(|e| e.to_string())
     }
 }
 

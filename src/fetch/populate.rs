@@ -66,33 +66,40 @@ impl Fetcher {
                 // Checked when WORKSPACE was read; checked again before anything is written.
                 crate::workspace::repos::check_downloaded_file_path(downloaded_file_path)?;
                 let file = pinned(urls, sha256)?;
-                let repo = Beneath::open(dir).at("open", dir)?;
-                let dest = Path::new("file").join(downloaded_file_path);
-                let failed = |source: beneath::WalkError| FetchError::HttpFile {
-                    path: dir.join(&dest),
-                    source,
-                };
-                let io_failed = |e: io::Error| failed(e.into());
-                let mode = if *executable { 0o755 } else { 0o644 };
-                let mut out = repo.create_file(&dest, mode).map_err(failed)?;
-                let mut src = fs::File::open(&file).map_err(io_failed)?;
-                io::copy(&mut src, &mut out).map_err(io_failed)?;
-                use std::os::unix::fs::PermissionsExt;
-                out.set_permissions(fs::Permissions::from_mode(mode))
-                    .map_err(io_failed)?;
-                repo.write(
-                    Path::new("file/BUILD.bazel"),
-                    format!(
-                        "filegroup(\n    name = \"file\",\n    srcs = [\"{downloaded_file_path}\"],\n    visibility = [\"//visibility:public\"],\n)\n"
-                    )
-                    .as_bytes(),
+                let build = format!(
+                    "filegroup(\n    name = \"file\",\n    srcs = [\"{downloaded_file_path}\"],\n    visibility = [\"//visibility:public\"],\n)\n"
+                );
+                place_download(
+                    dir,
+                    &file,
+                    "file",
+                    downloaded_file_path,
+                    *executable,
+                    &build,
                 )
-                .map_err(failed)?;
-                repo.write(Path::new("BUILD.bazel"), b"").map_err(failed)
             }
+            RepoKind::Jar {
+                urls,
+                sha256,
+                downloaded_file_name,
+            } => {
+                crate::workspace::repos::check_downloaded_file_path(downloaded_file_name)?;
+                let file = pinned(urls, sha256)?;
+                // Bazel's `@name//jar` is a java_import, which forge does not have (no Java
+                // rules): the jar is `@name//jar:file`, as in Bazel.
+                let build = format!(
+                    "filegroup(\n    name = \"file\",\n    srcs = [\"{downloaded_file_name}\"],\n    visibility = [\"//visibility:public\"],\n)\n"
+                );
+                place_download(dir, &file, "jar", downloaded_file_name, false, &build)
+            }
+            RepoKind::Git { remote, .. } => Err(FetchError::GitUnsupported {
+                rule: rule.rule.clone(),
+                name: rule.name.clone(),
+                remote: remote.clone(),
+            }),
             RepoKind::Local { path } => {
                 // new_local_repository: the directory's entries, linked, plus a BUILD file.
-                let source = self.workspace.root.join(path);
+                let source = self.root.join(path);
                 let entries =
                     fs::read_dir(&source).map_err(|e| FetchError::UnreadableLocalDirectory {
                         path: source.clone(),
@@ -110,4 +117,33 @@ impl Fetcher {
             }
         }
     }
+}
+
+/// Copies the downloaded `file` to `<package>/<path>` in the new repository `dir`, with the
+/// package's BUILD file `build` and an empty root BUILD file.
+fn place_download(
+    dir: &Path,
+    file: &Path,
+    package: &str,
+    path: &str,
+    executable: bool,
+    build: &str,
+) -> Result<(), FetchError> {
+    let repo = Beneath::open(dir).at("open", dir)?;
+    let dest = Path::new(package).join(path);
+    let failed = |source: beneath::WalkError| FetchError::HttpFile {
+        path: dir.join(&dest),
+        source,
+    };
+    let io_failed = |e: io::Error| failed(e.into());
+    let mode = if executable { 0o755 } else { 0o644 };
+    let mut out = repo.create_file(&dest, mode).map_err(failed)?;
+    let mut src = fs::File::open(file).map_err(io_failed)?;
+    io::copy(&mut src, &mut out).map_err(io_failed)?;
+    use std::os::unix::fs::PermissionsExt;
+    out.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(io_failed)?;
+    repo.write(&Path::new(package).join("BUILD.bazel"), build.as_bytes())
+        .map_err(failed)?;
+    repo.write(Path::new("BUILD.bazel"), b"").map_err(failed)
 }

@@ -86,17 +86,19 @@ pub fn build(
             "no targets given: name at least one, e.g. `forge build //...`",
         ));
     }
-    let workspace = Arc::new(Workspace::discover(&request.cwd, request.startup)?);
+    let site = Workspace::locate(&request.cwd, request.startup)?;
     // Locking makes the output base if needed.
-    let lock = exec::lock_output_base_with(&workspace.output_base, &mut |msg| {
+    let lock = exec::lock_output_base_with(&site.output_base, &mut |msg| {
         events(BuildEvent::Waiting(msg))
     })
     .map_err(|e| {
         Failure::failed(format!(
             "cannot lock the output base {}: {e}",
-            workspace.output_base.display()
+            site.output_base.display()
         ))
     })?;
+    // Evaluated under the lock: WORKSPACE's loads may fetch into the output base.
+    let workspace = Arc::new(super::fetch::evaluate_workspace(site, &request.fetch)?);
     let cwd_package = workspace.package_of(&request.cwd);
     let planned = plan(
         &workspace,

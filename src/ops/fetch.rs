@@ -6,7 +6,25 @@ use std::sync::Arc;
 use crate::core::{Diagnostic, ExitCode, Failure, PackageId};
 use crate::graph::{TargetGraph, TargetPatternArg};
 use crate::loading::Loader;
-use crate::workspace::Workspace;
+use crate::workspace::{OutputBaseOptions, Workspace, WorkspaceSite};
+
+/// The workspace enclosing `cwd`, its WORKSPACE file evaluated: the repositories whose .bzl
+/// files it loads are fetched with `options` (reused while their markers match).
+pub fn discover_workspace(
+    cwd: &std::path::Path,
+    startup: &OutputBaseOptions,
+    options: &crate::fetch::FetchOptions,
+) -> Result<Workspace, Failure> {
+    evaluate_workspace(Workspace::locate(cwd, startup)?, options)
+}
+
+/// `site`'s WORKSPACE file evaluated, fetching with `options` what its loads need.
+pub fn evaluate_workspace(
+    site: WorkspaceSite,
+    options: &crate::fetch::FetchOptions,
+) -> Result<Workspace, Failure> {
+    Workspace::evaluate(site, &crate::fetch::WorkspaceFileFetcher::new(options))
+}
 
 /// Loads the packages `patterns` need (and what they depend on), which fetches the external
 /// repositories among them.

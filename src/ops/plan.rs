@@ -58,8 +58,8 @@ impl Planned {
 }
 
 /// The parts of a command that decide its plan: the workspace, where it runs, the patterns,
-/// the `--define`s, whether tests are planned, and the repositories WORKSPACE declares (as
-/// JSON). Two commands with the same identity share a cached plan.
+/// the `--define`s, whether tests are planned, and what WORKSPACE declares (repositories,
+/// registered toolchains and platforms, binds; as JSON). Two commands with the same identity share a cached plan.
 pub fn identity(
     workspace_root: &std::path::Path,
     cwd_package: &PackageId,
@@ -85,8 +85,9 @@ pub fn identity(
 /// command planned it and nothing it read changed, otherwise loaded and analysed (and
 /// stored when it had no errors).
 pub fn plan(workspace: &Arc<Workspace>, request: &PlanRequest<'_>) -> Result<Planned, Failure> {
-    // The repositories WORKSPACE declares (also through the .bzl files it loads).
-    let repositories = serde_json::to_string(&workspace.repositories).unwrap_or_default();
+    // What WORKSPACE declares (also through the .bzl files it loads, in this repository or
+    // in external ones): a changed deps.bzl changes the plan when it changes a declaration.
+    let repositories = workspace.declarations_json();
     let identity = identity(
         &workspace.root,
         request.cwd_package,

@@ -2,25 +2,31 @@
 //! and the output base out.
 //!
 //! The root is the nearest directory upward holding `WORKSPACE` or `WORKSPACE.bazel`. The
-//! WORKSPACE file is evaluated with Starlark for `workspace(name = ...)` and the repository
-//! rules that declare external repositories (`repos`); `load()` works there too, including
-//! `@bazel_tools//tools/build_defs/repo:http.bzl`.
+//! WORKSPACE file is evaluated with Starlark (`evaluate`) for `workspace(name = ...)`, the
+//! repository rules that declare external repositories (`repos`), the toolchains and
+//! platforms it registers and its `bind`s (`native`); its `load()`s reach the main
+//! repository's .bzl files, those of the external repositories declared above them (fetched
+//! through a `RepositoryFetcher`) and `@bazel_tools//tools/build_defs/repo:*.bzl`
+//! (`bazel_tools`).
 
+mod bazel_tools;
+mod declarations;
+mod evaluate;
 pub mod fs_deps;
+mod native;
 pub mod repos;
 
-use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use serde::Serialize;
 use sha2::{Digest, Sha256};
-use starlark::any::ProvidesStaticType;
-use starlark::environment::{GlobalsBuilder, LibraryExtension, Module};
+use starlark::environment::GlobalsBuilder;
 use starlark::eval::Evaluator;
 use starlark::starlark_module;
-use starlark::syntax::{AstModule, Dialect};
 use starlark::values::none::NoneType;
 
-use crate::core::{Diagnostic, Failure, PackageId};
+use crate::core::{Failure, PackageId};
 
 /// Bazel's name for the main repository when `workspace()` gives none.
 pub const DEFAULT_NAME: &str = "__main__";
@@ -38,6 +44,60 @@ pub struct Workspace {
     pub output_base: PathBuf,
     /// The external repositories the WORKSPACE file declares, by name.
     pub repositories: repos::Repos,
+    /// `register_toolchains(...)` patterns, in the order registered.
+    pub toolchains: Vec<String>,
+    /// `register_execution_platforms(...)` patterns, in the order registered.
+    pub execution_platforms: Vec<String>,
+    /// `bind(name, actual)`: `//external:<name>` -> `actual`.
+    pub binds: BTreeMap<String, String>,
+}
+
+/// Where a workspace is, before its WORKSPACE file is evaluated.
+#[derive(Debug, Clone)]
+pub struct WorkspaceSite {
+    /// Absolute path of the directory holding the WORKSPACE file.
+    pub root: PathBuf,
+    pub workspace_file: PathBuf,
+    pub output_base: PathBuf,
+}
+
+/// What evaluating WORKSPACE needs from the layer below that fetches (`fetch`, injected by
+/// `ops`): the directory of a declared repository whose .bzl file WORKSPACE loads.
+pub trait RepositoryFetcher {
+    /// The directory of `rule`'s repository, fetched if it is not there yet; the error is
+    /// the whole message.
+    fn repository_dir(
+        &self,
+        site: &WorkspaceSite,
+        rule: &repos::RepoRule,
+    ) -> Result<PathBuf, String>;
+}
+
+/// For commands (and tests) that must not fetch: a load from an external repository is
+/// refused.
+pub struct NoFetching;
+
+impl RepositoryFetcher for NoFetching {
+    fn repository_dir(
+        &self,
+        _site: &WorkspaceSite,
+        rule: &repos::RepoRule,
+    ) -> Result<PathBuf, String> {
+        Err(format!(
+            "WORKSPACE loads a .bzl file of '@{}', which this command does not fetch",
+            rule.name
+        ))
+    }
+}
+
+/// What WORKSPACE declares, as the plan cache's identity holds it.
+#[derive(Serialize)]
+struct DeclarationsView<'a> {
+    name: &'a str,
+    repositories: &'a repos::Repos,
+    toolchains: &'a [String],
+    execution_platforms: &'a [String],
+    binds: &'a BTreeMap<String, String>,
 }
 
 /// Where the output base goes, from the startup options.
@@ -48,8 +108,56 @@ pub struct OutputBaseOptions {
 }
 
 impl Workspace {
-    /// Finds the workspace enclosing `cwd` and evaluates its WORKSPACE file.
+    /// Finds the workspace enclosing `cwd` and evaluates its WORKSPACE file, refusing loads
+    /// of external repositories' .bzl files (see `discover_with`).
     pub fn discover(cwd: &Path, options: &OutputBaseOptions) -> Result<Workspace, Failure> {
+        Workspace::discover_with(cwd, options, &NoFetching)
+    }
+
+    /// Finds the workspace enclosing `cwd` and evaluates its WORKSPACE file, fetching the
+    /// repositories whose .bzl files it loads with `fetcher`.
+    pub fn discover_with(
+        cwd: &Path,
+        options: &OutputBaseOptions,
+        fetcher: &dyn RepositoryFetcher,
+    ) -> Result<Workspace, Failure> {
+        Workspace::evaluate(Workspace::locate(cwd, options)?, fetcher)
+    }
+
+    /// Evaluates the WORKSPACE file of `site`, fetching the repositories whose .bzl files it
+    /// loads with `fetcher`.
+    pub fn evaluate(
+        site: WorkspaceSite,
+        fetcher: &dyn RepositoryFetcher,
+    ) -> Result<Workspace, Failure> {
+        let declared = evaluate::evaluate_workspace_file(&site, fetcher)?;
+        Ok(Workspace {
+            root: site.root,
+            workspace_file: site.workspace_file,
+            name: declared.name.unwrap_or_else(|| DEFAULT_NAME.to_owned()),
+            output_base: site.output_base,
+            repositories: declared.repositories,
+            toolchains: declared.toolchains,
+            execution_platforms: declared.execution_platforms,
+            binds: declared.binds,
+        })
+    }
+
+    /// What WORKSPACE declares (name, repositories, registrations, binds) as JSON: equal
+    /// texts mean equal declarations.
+    pub fn declarations_json(&self) -> String {
+        serde_json::to_string(&DeclarationsView {
+            name: &self.name,
+            repositories: &self.repositories,
+            toolchains: &self.toolchains,
+            execution_platforms: &self.execution_platforms,
+            binds: &self.binds,
+        })
+        .unwrap_or_default()
+    }
+
+    /// Finds the workspace enclosing `cwd` and where its output base is.
+    pub fn locate(cwd: &Path, options: &OutputBaseOptions) -> Result<WorkspaceSite, Failure> {
         let (root, workspace_file) = find_root(cwd).ok_or_else(|| {
             Failure::usage(format!(
                 "the current directory '{}' is not inside a workspace: no WORKSPACE or \
@@ -58,7 +166,6 @@ impl Workspace {
                 cwd.display()
             ))
         })?;
-        let (name, repositories) = evaluate_workspace_file(&workspace_file, &root)?;
         let output_base = match &options.output_base {
             Some(p) => absolute(cwd, p),
             None => {
@@ -71,12 +178,10 @@ impl Workspace {
                 user_root.join(hex)
             }
         };
-        Ok(Workspace {
+        Ok(WorkspaceSite {
             root,
             workspace_file,
-            name,
             output_base,
-            repositories,
         })
     }
 
@@ -140,142 +245,23 @@ fn find_root(cwd: &Path) -> Option<(PathBuf, PathBuf)> {
     })
 }
 
-#[derive(Debug, ProvidesStaticType, Default)]
-struct WorkspaceContext {
-    name: RefCell<Option<String>>,
-    repos: RefCell<repos::Repos>,
-}
-
 #[starlark_module]
-fn workspace_globals(builder: &mut GlobalsBuilder) {
+pub(crate) fn workspace_globals(builder: &mut GlobalsBuilder) {
     /// Names the main repository, as `@name` and in runfiles paths.
     fn workspace<'v>(
         #[starlark(require = named)] name: String,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
-        let ctx = eval
-            .extra
-            .and_then(|e| e.downcast_ref::<WorkspaceContext>())
-            .ok_or_else(|| anyhow::anyhow!("internal error: no workspace context"))?;
+        let ctx = evaluate::WorkspaceContext::from_eval(eval)?;
         crate::core::label::validate_repo(&name).map_err(|e| anyhow::Error::msg(e.reason))?;
         if name.is_empty() {
             anyhow::bail!("workspace(): name must not be empty");
         }
-        if ctx.name.borrow().is_some() {
+        let mut declared = ctx.declared.borrow_mut();
+        if declared.name.is_some() {
             anyhow::bail!("workspace() can only be called once, at the top of the WORKSPACE file");
         }
-        *ctx.name.borrow_mut() = Some(name);
+        declared.name = Some(name);
         Ok(NoneType)
     }
-}
-
-/// The module Bazel workspaces load the HTTP repository rules from.
-const HTTP_BZL: &str = "@bazel_tools//tools/build_defs/repo:http.bzl";
-
-/// Loads for the WORKSPACE file: Bazel's `http.bzl`, and `.bzl` files of the main
-/// repository (macros that declare repositories), evaluated with the same globals.
-struct WorkspaceLoader<'a> {
-    root: &'a Path,
-    globals: &'a starlark::environment::Globals,
-    ctx: &'a WorkspaceContext,
-    /// Labels being loaded, to report a cycle instead of recursing forever.
-    active: RefCell<Vec<String>>,
-}
-
-impl starlark::eval::FileLoader for WorkspaceLoader<'_> {
-    fn load(&self, path: &str) -> starlark::Result<starlark::environment::FrozenModule> {
-        let error = |m: String| starlark::Error::new_native(anyhow::anyhow!(m));
-        if path == HTTP_BZL || path == "@bazel_tools//tools/build_defs/repo:local.bzl" {
-            return Module::with_temp_heap(|module| {
-                for (name, value) in self.globals.iter() {
-                    if [
-                        "http_archive",
-                        "http_file",
-                        "local_repository",
-                        "new_local_repository",
-                    ]
-                    .contains(&name)
-                    {
-                        module.set(name, value.to_value());
-                    }
-                }
-                Ok(module.freeze()?)
-            });
-        }
-        let rel = match path.strip_prefix("//").or_else(|| path.strip_prefix("@//")) {
-            Some(rel) => rel.replacen(':', "/", 1),
-            None => {
-                return Err(error(format!(
-                    "WORKSPACE can load only main-repository .bzl files and {HTTP_BZL}, not '{path}'"
-                )));
-            }
-        };
-        let rel = rel.trim_start_matches('/').to_owned();
-        if self.active.borrow().contains(&rel) {
-            return Err(error(format!("load cycle through '{path}'")));
-        }
-        let file = self.root.join(&rel);
-        let source = std::fs::read_to_string(&file)
-            .map_err(|e| error(format!("cannot load '{path}': {e}")))?;
-        crate::core::nesting::check(&rel, &source).map_err(|d| error(d.to_string()))?;
-        let ast = AstModule::parse(&rel, source, &Dialect::Standard)?;
-        self.active.borrow_mut().push(rel);
-        let result = Module::with_temp_heap(|module| -> starlark::Result<_> {
-            {
-                let mut eval = Evaluator::new(&module);
-                eval.extra = Some(self.ctx);
-                eval.set_loader(self);
-                eval.eval_module(ast, self.globals)?;
-            }
-            Ok(module.freeze()?)
-        });
-        self.active.borrow_mut().pop();
-        result
-    }
-}
-
-/// Runs the WORKSPACE file; returns the workspace name and the repositories it declares.
-fn evaluate_workspace_file(file: &Path, root: &Path) -> Result<(String, repos::Repos), Failure> {
-    let display = file
-        .strip_prefix(root)
-        .unwrap_or(file)
-        .to_string_lossy()
-        .into_owned();
-    let source = std::fs::read_to_string(file)
-        .map_err(|e| Failure::failed(format!("cannot read {}: {e}", file.display())))?;
-    crate::core::nesting::check(&display, &source).map_err(Failure::from)?;
-    let ast = AstModule::parse(
-        &display,
-        source,
-        &Dialect {
-            enable_def: false,
-            ..Dialect::Standard
-        },
-    )
-    .map_err(|e| Failure::from(Diagnostic::new(e.to_string())))?;
-    let globals =
-        GlobalsBuilder::extended_by(&[LibraryExtension::StructType, LibraryExtension::Print])
-            .with(workspace_globals)
-            .with(repos::repository_rules)
-            .build();
-    let ctx = WorkspaceContext::default();
-    let loader = WorkspaceLoader {
-        root,
-        globals: &globals,
-        ctx: &ctx,
-        active: RefCell::new(Vec::new()),
-    };
-    Module::with_temp_heap(|module| -> starlark::Result<()> {
-        let mut eval = Evaluator::new(&module);
-        eval.extra = Some(&ctx);
-        eval.set_loader(&loader);
-        eval.eval_module(ast, &globals)?;
-        Ok(())
-    })
-    .map_err(|e| Failure::from(Diagnostic::new(e.to_string())))?;
-    let name = ctx
-        .name
-        .into_inner()
-        .unwrap_or_else(|| DEFAULT_NAME.to_owned());
-    Ok((name, ctx.repos.into_inner()))
 }

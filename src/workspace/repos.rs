@@ -1,7 +1,9 @@
 //! Repository rules in the WORKSPACE file: `http_archive` (and `new_http_archive`, the same
-//! rule), `http_file`, `local_repository`, `new_local_repository` calls in; one plain
-//! `RepoRule` per external repository out, with where it was declared. Nothing is fetched
-//! here (see `fetch`): only repositories a command needs are.
+//! rule), `http_file`, `http_jar`, `local_repository`, `new_local_repository`,
+//! `git_repository` and `new_git_repository` calls in; one plain `RepoRule` per external
+//! repository out, with where it was declared. Nothing is fetched here (see `fetch`): only
+//! repositories a command needs are (a git repository is refused then: forge reaches no
+//! network).
 
 // The Starlark signatures mirror Bazel's repository rules, with all their keyword arguments.
 #![allow(clippy::too_many_arguments)]
@@ -12,10 +14,12 @@ use serde::Serialize;
 use starlark::environment::GlobalsBuilder;
 use starlark::eval::Evaluator;
 use starlark::starlark_module;
+use starlark::values::Value;
+use starlark::values::dict::DictRef;
 use starlark::values::list_or_tuple::UnpackListOrTuple;
 use starlark::values::none::NoneType;
 
-use super::WorkspaceContext;
+use super::evaluate::WorkspaceContext;
 
 /// What kind of repository, with the attributes that kind has.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -38,8 +42,21 @@ pub enum RepoKind {
         downloaded_file_path: String,
         executable: bool,
     },
+    /// `http_jar`: one downloaded jar, as `@name//jar:file`.
+    Jar {
+        urls: Vec<String>,
+        sha256: Option<String>,
+        downloaded_file_name: String,
+    },
     /// `local_repository` / `new_local_repository`: a directory on this machine.
     Local { path: String },
+    /// `git_repository` / `new_git_repository`: declared, refused when fetched.
+    Git {
+        remote: String,
+        commit: Option<String>,
+        tag: Option<String>,
+        branch: Option<String>,
+    },
 }
 
 /// One external repository as the WORKSPACE file declares it.
@@ -55,6 +72,35 @@ pub struct RepoRule {
     pub build_file_content: Option<String>,
     /// `WORKSPACE:3:1`, where the rule was called.
     pub location: String,
+    /// `repo_mapping`: `@x` in this repository's files means `@y` (`"@x": "@y"`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub repo_mapping: BTreeMap<String, String>,
+}
+
+/// A `repo_mapping` argument: a dict of `"@name"` to `"@name"`.
+fn repo_mapping_of(name: &str, value: Option<Value>) -> anyhow::Result<BTreeMap<String, String>> {
+    let Some(value) = value.filter(|v| !v.is_none()) else {
+        return Ok(BTreeMap::new());
+    };
+    let bad = || {
+        anyhow::anyhow!(
+            "repository '{name}': repo_mapping must be a dict of repository names, as in \
+             {{\"@other\": \"@mine\"}}"
+        )
+    };
+    let dict = DictRef::from_value(value).ok_or_else(bad)?;
+    dict.iter()
+        .map(|(k, v)| {
+            let (k, v) = (
+                k.unpack_str().ok_or_else(bad)?,
+                v.unpack_str().ok_or_else(bad)?,
+            );
+            if !k.starts_with('@') || !v.starts_with('@') {
+                return Err(bad());
+            }
+            Ok((k.to_owned(), v.to_owned()))
+        })
+        .collect()
 }
 
 fn urls_of(url: Option<String>, urls: Option<UnpackListOrTuple<String>>) -> Vec<String> {
@@ -71,15 +117,27 @@ fn record(eval: &mut Evaluator, rule: RepoRule) -> anyhow::Result<NoneType> {
         .and_then(|e| e.downcast_ref::<WorkspaceContext>())
         .ok_or_else(|| anyhow::anyhow!("internal error: no workspace context"))?;
     crate::core::label::validate_repo(&rule.name).map_err(|e| anyhow::Error::msg(e.reason))?;
-    let mut repos = ctx.repos.borrow_mut();
-    if let Some(earlier) = repos.get(&rule.name) {
+    if rule.name.is_empty() || rule.name == super::bazel_tools::REPO {
         anyhow::bail!(
-            "repository '{}' is defined twice: first at {}, again here",
+            "'{}' is not a name a repository can be declared with",
+            rule.name
+        );
+    }
+    let mut declared = ctx.declared.borrow_mut();
+    // As in Bazel: before the first load() a later declaration replaces an earlier one; after
+    // it (a load may already have used the repository) a second declaration is an error.
+    if ctx.after_load.get()
+        && let Some(earlier) = declared.repositories.get(&rule.name)
+    {
+        anyhow::bail!(
+            "cannot redefine repository '{}' after a load() in WORKSPACE: it is declared at {} \
+             already. Declare it once, or use maybe() from \
+             @bazel_tools//tools/build_defs/repo:utils.bzl in macros",
             rule.name,
             earlier.location
         );
     }
-    repos.insert(rule.name.clone(), rule);
+    declared.repositories.insert(rule.name.clone(), rule);
     Ok(NoneType)
 }
 
@@ -115,6 +173,7 @@ pub fn repository_rules(builder: &mut GlobalsBuilder) {
         #[starlark(require = named)] patches: Option<UnpackListOrTuple<String>>,
         #[starlark(require = named)] patch_args: Option<UnpackListOrTuple<String>>,
         #[starlark(require = named)] workspace_file_content: Option<String>,
+        #[starlark(require = named)] repo_mapping: Option<Value<'v>>,
         #[starlark(require = named)] integrity: Option<String>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
@@ -125,8 +184,10 @@ pub fn repository_rules(builder: &mut GlobalsBuilder) {
             );
         }
         let sha256 = pin(&name, sha256, integrity)?;
+        let repo_mapping = repo_mapping_of(&name, repo_mapping)?;
         archive(
             eval,
+            repo_mapping,
             "http_archive",
             name,
             urls_of(url, urls),
@@ -154,10 +215,13 @@ pub fn repository_rules(builder: &mut GlobalsBuilder) {
         #[starlark(require = named)] r#type: Option<String>,
         #[starlark(require = named)] patches: Option<UnpackListOrTuple<String>>,
         #[starlark(require = named)] patch_args: Option<UnpackListOrTuple<String>>,
+        #[starlark(require = named)] repo_mapping: Option<Value<'v>>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
+        let repo_mapping = repo_mapping_of(&name, repo_mapping)?;
         archive(
             eval,
+            repo_mapping,
             "new_http_archive",
             name,
             urls_of(url, urls),
@@ -180,8 +244,10 @@ pub fn repository_rules(builder: &mut GlobalsBuilder) {
         #[starlark(require = named)] sha256: Option<String>,
         #[starlark(require = named)] downloaded_file_path: Option<String>,
         #[starlark(require = named, default = false)] executable: bool,
+        #[starlark(require = named)] repo_mapping: Option<Value<'v>>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
+        let repo_mapping = repo_mapping_of(&name, repo_mapping)?;
         let urls = urls_of(url, urls);
         if urls.is_empty() {
             anyhow::bail!("http_file(name = '{name}') needs url or urls");
@@ -211,16 +277,110 @@ pub fn repository_rules(builder: &mut GlobalsBuilder) {
                 build_file: None,
                 build_file_content: None,
                 location,
+                repo_mapping,
             },
         )
     }
 
+    /// One jar fetched from `url`/`urls`, pinned by `sha256`, as `@name//jar:file`.
+    fn http_jar<'v>(
+        #[starlark(require = named)] name: String,
+        #[starlark(require = named)] url: Option<String>,
+        #[starlark(require = named)] urls: Option<UnpackListOrTuple<String>>,
+        #[starlark(require = named)] sha256: Option<String>,
+        #[starlark(require = named)] integrity: Option<String>,
+        #[starlark(require = named)] downloaded_file_name: Option<String>,
+        #[starlark(require = named)] repo_mapping: Option<Value<'v>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let repo_mapping = repo_mapping_of(&name, repo_mapping)?;
+        let urls = urls_of(url, urls);
+        if urls.is_empty() {
+            anyhow::bail!("http_jar(name = '{name}') needs url or urls");
+        }
+        let downloaded_file_name =
+            downloaded_file_name.unwrap_or_else(|| "downloaded.jar".to_owned());
+        check_downloaded_file_path(&downloaded_file_name)
+            .map_err(|e| anyhow::anyhow!("http_jar(name = '{name}'): {e}"))?;
+        let sha256 = pin(&name, sha256, integrity)?;
+        let location = location(eval);
+        record(
+            eval,
+            RepoRule {
+                name,
+                rule: "http_jar".to_owned(),
+                kind: RepoKind::Jar {
+                    urls,
+                    sha256: sha256.filter(|s| !s.is_empty()),
+                    downloaded_file_name,
+                },
+                build_file: None,
+                build_file_content: None,
+                location,
+                repo_mapping,
+            },
+        )
+    }
+
+    /// A git repository: declared here, refused when fetched (forge reaches no network).
+    fn git_repository<'v>(
+        #[starlark(require = named)] name: String,
+        #[starlark(require = named)] remote: String,
+        #[starlark(require = named)] commit: Option<String>,
+        #[starlark(require = named)] tag: Option<String>,
+        #[starlark(require = named)] branch: Option<String>,
+        #[starlark(require = named)] repo_mapping: Option<Value<'v>>,
+        #[starlark(kwargs)] _other: DictRef<'v>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        git(
+            eval,
+            "git_repository",
+            name,
+            remote,
+            commit,
+            tag,
+            branch,
+            repo_mapping,
+        )
+    }
+
+    /// `git_repository` with a BUILD file: declared here, refused when fetched.
+    fn new_git_repository<'v>(
+        #[starlark(require = named)] name: String,
+        #[starlark(require = named)] remote: String,
+        #[starlark(require = named)] commit: Option<String>,
+        #[starlark(require = named)] tag: Option<String>,
+        #[starlark(require = named)] branch: Option<String>,
+        #[starlark(require = named)] repo_mapping: Option<Value<'v>>,
+        #[starlark(kwargs)] _other: DictRef<'v>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        git(
+            eval,
+            "new_git_repository",
+            name,
+            remote,
+            commit,
+            tag,
+            branch,
+            repo_mapping,
+        )
+    }
+}
+
+/// `local_repository` and `new_local_repository`: WORKSPACE globals, `native.*` and the
+/// members of `@bazel_tools//tools/build_defs/repo:local.bzl`.
+#[starlark_module]
+pub fn local_rules(builder: &mut GlobalsBuilder) {
     /// A directory on this machine that is a workspace of its own, as `@name`.
     fn local_repository<'v>(
         #[starlark(require = named)] name: String,
         #[starlark(require = named)] path: String,
+        #[starlark(require = named)] repo_mapping: Option<Value<'v>>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
+        let repo_mapping = repo_mapping_of(&name, repo_mapping)?;
         let location = location(eval);
         record(
             eval,
@@ -231,6 +391,7 @@ pub fn repository_rules(builder: &mut GlobalsBuilder) {
                 build_file: None,
                 build_file_content: None,
                 location,
+                repo_mapping,
             },
         )
     }
@@ -241,8 +402,10 @@ pub fn repository_rules(builder: &mut GlobalsBuilder) {
         #[starlark(require = named)] path: String,
         #[starlark(require = named)] build_file: Option<String>,
         #[starlark(require = named)] build_file_content: Option<String>,
+        #[starlark(require = named)] repo_mapping: Option<Value<'v>>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
+        let repo_mapping = repo_mapping_of(&name, repo_mapping)?;
         if build_file.is_none() && build_file_content.is_none() {
             anyhow::bail!(
                 "new_local_repository(name = '{name}') needs build_file or build_file_content"
@@ -258,6 +421,7 @@ pub fn repository_rules(builder: &mut GlobalsBuilder) {
                 build_file,
                 build_file_content,
                 location,
+                repo_mapping,
             },
         )
     }
@@ -335,8 +499,40 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+fn git(
+    eval: &mut Evaluator,
+    rule: &str,
+    name: String,
+    remote: String,
+    commit: Option<String>,
+    tag: Option<String>,
+    branch: Option<String>,
+    repo_mapping: Option<Value>,
+) -> anyhow::Result<NoneType> {
+    let repo_mapping = repo_mapping_of(&name, repo_mapping)?;
+    let location = location(eval);
+    record(
+        eval,
+        RepoRule {
+            name,
+            rule: rule.to_owned(),
+            kind: RepoKind::Git {
+                remote,
+                commit,
+                tag,
+                branch,
+            },
+            build_file: None,
+            build_file_content: None,
+            location,
+            repo_mapping,
+        },
+    )
+}
+
 fn archive(
     eval: &mut Evaluator,
+    repo_mapping: BTreeMap<String, String>,
     rule: &str,
     name: String,
     urls: Vec<String>,
@@ -372,6 +568,7 @@ fn archive(
             build_file,
             build_file_content,
             location,
+            repo_mapping,
         },
     )
 }

@@ -1,0 +1,232 @@
+//! Evaluating the WORKSPACE file: its text in; the workspace name, the repositories it
+//! declares, the toolchains and execution platforms it registers and its `bind`s out.
+//!
+//! Bazel evaluates WORKSPACE in chunks, each `load()` seeing only the repositories declared
+//! above it. Forge gets the same from the evaluator, which runs top-level statements in
+//! order and resolves a `load()` when it reaches it: a load of `@repo//:deps.bzl` looks
+//! `@repo` up among what has been declared so far and has it fetched then (through the
+//! `RepositoryFetcher` that `ops` injects; `fetch` lies below this module). Loads of
+//! `@bazel_tools//tools/build_defs/repo:*.bzl` are served here (`bazel_tools`).
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use starlark::any::ProvidesStaticType;
+use starlark::environment::{FrozenModule, Globals, GlobalsBuilder, LibraryExtension, Module};
+use starlark::eval::{Evaluator, FileLoader};
+use starlark::syntax::{AstModule, Dialect};
+
+use super::{RepositoryFetcher, WorkspaceSite, bazel_tools, declarations, native, repos};
+use crate::core::{Diagnostic, Failure, Label, PackageId};
+
+/// What evaluating WORKSPACE declared.
+#[derive(Debug, Default)]
+pub(super) struct Declared {
+    pub name: Option<String>,
+    pub repositories: repos::Repos,
+    pub toolchains: Vec<String>,
+    pub execution_platforms: Vec<String>,
+    pub binds: BTreeMap<String, String>,
+}
+
+/// The state WORKSPACE functions add to, in `Evaluator::extra`.
+#[derive(Debug, ProvidesStaticType, Default)]
+pub(super) struct WorkspaceContext {
+    pub declared: RefCell<Declared>,
+    /// Set by the first `load()`: from then on a repository may not be declared again (before
+    /// it, a later declaration replaces an earlier one), as in Bazel.
+    pub after_load: Cell<bool>,
+}
+
+impl WorkspaceContext {
+    pub fn from_eval<'a>(eval: &'a Evaluator<'_, '_, '_>) -> anyhow::Result<&'a WorkspaceContext> {
+        eval.extra
+            .and_then(|e| e.downcast_ref::<WorkspaceContext>())
+            .ok_or_else(|| anyhow::anyhow!("internal error: no workspace context"))
+    }
+}
+
+/// The globals of WORKSPACE and of the .bzl files it loads.
+fn globals() -> Globals {
+    GlobalsBuilder::extended_by(&[
+        LibraryExtension::StructType,
+        LibraryExtension::Print,
+        LibraryExtension::Json,
+    ])
+    .with(super::workspace_globals)
+    .with(repos::repository_rules)
+    .with(repos::local_rules)
+    .with(native::registrations)
+    .with_namespace("native", |b| {
+        repos::local_rules(b);
+        native::registrations(b);
+        native::existing_rules(b);
+    })
+    .with(declarations::declaring_builtins)
+    .build()
+}
+
+/// Loads for WORKSPACE and its .bzl files; each file is evaluated once.
+struct Loads<'a> {
+    site: &'a WorkspaceSite,
+    globals: &'a Globals,
+    ctx: &'a WorkspaceContext,
+    fetcher: &'a dyn RepositoryFetcher,
+    modules: RefCell<HashMap<Label, FrozenModule>>,
+    /// Labels being loaded, to report a cycle instead of recursing forever.
+    active: RefCell<Vec<Label>>,
+}
+
+/// The loads of one file, whose relative labels are read against `base`.
+struct FileLoads<'a, 'b> {
+    loads: &'b Loads<'a>,
+    base: PackageId,
+}
+
+fn error(message: String) -> starlark::Error {
+    starlark::Error::new_native(anyhow::anyhow!(message))
+}
+
+impl FileLoader for FileLoads<'_, '_> {
+    fn load(&self, path: &str) -> starlark::Result<FrozenModule> {
+        let loads = self.loads;
+        loads.ctx.after_load.set(true);
+        let label = loads.resolve(path, &self.base).map_err(error)?;
+        if let Some(module) = loads.modules.borrow().get(&label) {
+            return Ok(module.clone());
+        }
+        if label.repo == bazel_tools::REPO {
+            let module = bazel_tools::module(&label, loads.globals, loads.ctx)?;
+            loads.modules.borrow_mut().insert(label, module.clone());
+            return Ok(module);
+        }
+        let file = loads.file_of(&label, path).map_err(error)?;
+        if loads.active.borrow().contains(&label) {
+            return Err(error(format!("load cycle through '{path}'")));
+        }
+        let source = std::fs::read_to_string(&file)
+            .map_err(|e| error(format!("cannot load '{path}' ({}): {e}", file.display())))?;
+        let display = if label.repo.is_empty() {
+            format!("{}", Path::new(&label.package).join(&label.name).display())
+        } else {
+            label.to_string()
+        };
+        crate::core::nesting::check(&display, &source).map_err(|d| error(d.to_string()))?;
+        let ast = AstModule::parse(&display, source, &Dialect::Standard)?;
+        loads.active.borrow_mut().push(label.clone());
+        let file_loads = FileLoads {
+            loads,
+            base: label.package_id(),
+        };
+        let result = Module::with_temp_heap(|module| -> starlark::Result<_> {
+            {
+                let mut eval = Evaluator::new(&module);
+                eval.extra = Some(loads.ctx);
+                eval.set_loader(&file_loads);
+                eval.eval_module(ast, loads.globals)?;
+            }
+            Ok(module.freeze()?)
+        });
+        loads.active.borrow_mut().pop();
+        let module = result?;
+        loads.modules.borrow_mut().insert(label, module.clone());
+        Ok(module)
+    }
+}
+
+impl Loads<'_> {
+    /// The label a `load()` in a file of package `base` names: relative labels read against
+    /// `base`, the repository's `repo_mapping` applied, the main repository's own name
+    /// (`@<workspace name>`) read as the main repository.
+    fn resolve(&self, text: &str, base: &PackageId) -> Result<Label, String> {
+        let mut label = Label::parse(text, base).map_err(|e| e.to_string())?;
+        let declared = self.ctx.declared.borrow();
+        if let Some(rule) = declared.repositories.get(&base.repo)
+            && let Some(to) = rule.repo_mapping.get(&format!("@{}", label.repo))
+        {
+            label.repo = to.trim_start_matches('@').to_owned();
+        }
+        if declared.name.as_deref() == Some(label.repo.as_str()) {
+            label.repo.clear();
+        }
+        Ok(label)
+    }
+
+    /// The file behind `label`, fetching its repository if it is an external one declared
+    /// above the load.
+    fn file_of(&self, label: &Label, text: &str) -> Result<std::path::PathBuf, String> {
+        let rel = Path::new(&label.package).join(&label.name);
+        if label.repo.is_empty() {
+            return Ok(self.site.root.join(rel));
+        }
+        let rule = self
+            .ctx
+            .declared
+            .borrow()
+            .repositories
+            .get(&label.repo)
+            .cloned()
+            .ok_or_else(|| {
+                format!(
+                    "cannot load '{text}': repository '@{}' is not declared above this load. \
+                     A load in WORKSPACE sees only the repositories declared before it: move \
+                     the declaration of '@{}' (http_archive, local_repository, ...) above the \
+                     load, or into a macro called before it",
+                    label.repo, label.repo
+                )
+            })?;
+        let dir = self.fetcher.repository_dir(self.site, &rule)?;
+        Ok(dir.join(rel))
+    }
+}
+
+/// Runs the WORKSPACE file of `site`, fetching (through `fetcher`) the repositories whose
+/// .bzl files it loads.
+pub(super) fn evaluate_workspace_file(
+    site: &WorkspaceSite,
+    fetcher: &dyn RepositoryFetcher,
+) -> Result<Declared, Failure> {
+    let file = &site.workspace_file;
+    let display = file
+        .strip_prefix(&site.root)
+        .unwrap_or(file)
+        .to_string_lossy()
+        .into_owned();
+    let source = std::fs::read_to_string(file)
+        .map_err(|e| Failure::failed(format!("cannot read {}: {e}", file.display())))?;
+    crate::core::nesting::check(&display, &source).map_err(Failure::from)?;
+    let ast = AstModule::parse(
+        &display,
+        source,
+        &Dialect {
+            enable_def: false,
+            ..Dialect::Standard
+        },
+    )
+    .map_err(|e| Failure::from(Diagnostic::new(e.to_string())))?;
+    let globals = globals();
+    let ctx = WorkspaceContext::default();
+    let loads = Loads {
+        site,
+        globals: &globals,
+        ctx: &ctx,
+        fetcher,
+        modules: RefCell::new(HashMap::new()),
+        active: RefCell::new(Vec::new()),
+    };
+    let file_loads = FileLoads {
+        loads: &loads,
+        base: PackageId::default(),
+    };
+    Module::with_temp_heap(|module| -> starlark::Result<()> {
+        let mut eval = Evaluator::new(&module);
+        eval.extra = Some(&ctx);
+        eval.set_loader(&file_loads);
+        eval.eval_module(ast, &globals)?;
+        Ok(())
+    })
+    .map_err(|e| Failure::from(Diagnostic::new(e.to_string())))?;
+    drop(loads);
+    Ok(ctx.declared.into_inner())
+}
