@@ -4,7 +4,7 @@
 use clap::Args;
 
 use crate::core::{ExitCode, Failure};
-use crate::workspace::OutputBaseOptions;
+use crate::workspace::{OutputBaseOptions, Workspace};
 
 #[derive(Args, Debug)]
 pub struct CleanArgs {
@@ -14,11 +14,7 @@ pub struct CleanArgs {
 }
 
 pub fn run(args: CleanArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Failure> {
-    let ws = crate::ops::fetch::discover_workspace(
-        &super::current_dir()?,
-        startup,
-        &crate::fetch::FetchOptions::default(),
-    )?;
+    let ws = Workspace::locate(&super::current_dir()?, startup)?;
     if !crate::ops::clean::clean(&ws, args.expunge, &mut |msg| eprintln!("{msg}"))? {
         return Ok(ExitCode::Success);
     }

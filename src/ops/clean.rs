@@ -1,20 +1,22 @@
-//! `clean`: a workspace in, its outputs and local cache (with `expunge`: its whole output
-//! base) removed, and the `forge-*` links with them. A `--disk_cache` is never touched.
+//! `clean`: a workspace's site in, its outputs and local cache (with `expunge`: its whole
+//! output base) removed, and the `forge-*` links with them. A `--disk_cache` is never
+//! touched. The WORKSPACE file is not evaluated: cleaning fetches nothing and works when
+//! WORKSPACE is broken.
 
 use crate::core::Failure;
 use crate::exec;
 use crate::outputs;
-use crate::workspace::Workspace;
+use crate::workspace::WorkspaceSite;
 
 /// Removes what `forge clean` removes; `waiting` hears why the output base lock is waited for.
 /// False when there was no output base, so nothing but stale links to remove.
 pub fn clean(
-    ws: &Workspace,
+    ws: &WorkspaceSite,
     expunge: bool,
     waiting: &mut dyn FnMut(&str),
 ) -> Result<bool, Failure> {
     if !ws.output_base.exists() {
-        outputs::remove_convenience_symlinks(ws);
+        outputs::remove_convenience_symlinks(&ws.root);
         return Ok(false);
     }
     let lock = exec::lock_output_base_with(&ws.output_base, waiting).map_err(|e| {
@@ -36,14 +38,14 @@ pub fn clean(
             .map_err(|e| Failure::failed(format!("cannot remove {}: {e}", dir.display())))?;
     }
     drop(lock);
-    outputs::remove_convenience_symlinks(ws);
+    outputs::remove_convenience_symlinks(&ws.root);
     Ok(true)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workspace::OutputBaseOptions;
+    use crate::workspace::{OutputBaseOptions, Workspace};
 
     #[test]
     fn clean_removes_outputs_and_cache_but_keeps_the_rest_of_the_output_base() {
@@ -55,9 +57,9 @@ mod tests {
             output_base: Some(dir.path().join("out")),
             output_user_root: None,
         };
-        let ws = Workspace::discover(&root, &options).expect("workspace");
+        let ws = Workspace::locate(&root, &options).expect("workspace");
         assert!(!clean(&ws, false, &mut |_| {}).expect("nothing to clean"));
-        for sub in ["execroot/w", "cache/ac", "external/r"] {
+        for sub in ["execroot/__main__", "cache/ac", "external/r"] {
             std::fs::create_dir_all(ws.output_base.join(sub)).unwrap();
         }
         assert!(clean(&ws, false, &mut |_| {}).expect("cleaned"));

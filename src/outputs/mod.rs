@@ -141,8 +141,8 @@ pub fn link_convenience_symlinks(ws: &Workspace) -> io::Result<()> {
 }
 
 /// Removes the links `link_convenience_symlinks` made.
-pub fn remove_convenience_symlinks(ws: &Workspace) {
-    let Ok(entries) = std::fs::read_dir(&ws.root) else {
+pub fn remove_convenience_symlinks(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
         return;
     };
     for entry in entries.flatten() {

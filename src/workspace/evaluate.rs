@@ -230,3 +230,102 @@ pub(super) fn evaluate_workspace_file(
     drop(loads);
     Ok(ctx.declared.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{OutputBaseOptions, Workspace};
+
+    fn workspace_of(files: &[(&str, &str)]) -> Result<Workspace, crate::core::Failure> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (path, text) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let options = OutputBaseOptions {
+            output_base: Some(dir.path().join("out")),
+            output_user_root: None,
+        };
+        Workspace::discover(dir.path(), &options)
+    }
+
+    #[test]
+    fn registrations_and_binds_are_recorded_in_order() {
+        let ws = workspace_of(&[
+            (
+                "WORKSPACE",
+                "register_toolchains('//tc:a', '@tools//tc:all')\n\
+                 load('//:m.bzl', 'm')\nm()\n\
+                 register_execution_platforms('//platforms:b')\n\
+                 bind(name = 'zlib', actual = '@net_zlib//:zlib')\n",
+            ),
+            (
+                "m.bzl",
+                "def m():\n    native.register_toolchains('//tc:...')\n    \
+                 native.register_execution_platforms('//platforms:a')\n",
+            ),
+        ])
+        .expect("workspace");
+        assert_eq!(ws.toolchains, ["//tc:a", "@tools//tc:all", "//tc:..."]);
+        assert_eq!(ws.execution_platforms, ["//platforms:a", "//platforms:b"]);
+        assert_eq!(
+            ws.binds.get("zlib").map(String::as_str),
+            Some("@net_zlib//:zlib")
+        );
+        // The plan cache's identity sees them.
+        let fewer = workspace_of(&[("WORKSPACE", "register_toolchains('//tc:a')\n")]).unwrap();
+        assert_ne!(ws.declarations_json(), fewer.declarations_json());
+        assert!(ws.declarations_json().contains("//platforms:b"));
+    }
+
+    #[test]
+    fn before_any_load_the_last_declaration_of_a_repository_counts() {
+        let ws = workspace_of(&[(
+            "WORKSPACE",
+            "local_repository(name = 'r', path = 'first')\n\
+             local_repository(name = 'r', path = 'second')\n",
+        )])
+        .expect("workspace");
+        assert_eq!(
+            ws.repositories["r"].kind,
+            super::repos::RepoKind::Local {
+                path: "second".to_owned()
+            }
+        );
+        assert_eq!(ws.repositories["r"].location, "WORKSPACE:2:1");
+    }
+
+    #[test]
+    fn maybe_declares_only_what_is_not_declared_yet() {
+        let ws = workspace_of(&[(
+            "WORKSPACE",
+            "load('@bazel_tools//tools/build_defs/repo:utils.bzl', 'maybe')\n\
+             load('@bazel_tools//tools/build_defs/repo:local.bzl', 'local_repository')\n\
+             local_repository(name = 'a', path = 'mine')\n\
+             maybe(local_repository, name = 'a', path = 'theirs')\n\
+             maybe(local_repository, name = 'b', path = 'theirs')\n",
+        )])
+        .expect("workspace");
+        let path = |name: &str| match &ws.repositories[name].kind {
+            super::repos::RepoKind::Local { path } => path.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(path("a"), "mine");
+        assert_eq!(path("b"), "theirs");
+    }
+
+    #[test]
+    fn an_external_load_without_a_fetcher_is_refused_by_name() {
+        let failure = workspace_of(&[(
+            "WORKSPACE",
+            "local_repository(name = 'dep', path = 'dep')\nload('@dep//:deps.bzl', 'x')\n",
+        )])
+        .expect_err("no fetching");
+        let message = failure.errors[0].message.clone();
+        assert!(
+            message.contains("'@dep', which this command does not fetch"),
+            "{message}"
+        );
+        assert!(message.contains("WORKSPACE:2:1"), "{message}");
+    }
+}
