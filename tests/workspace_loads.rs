@@ -316,6 +316,26 @@ fn a_load_sees_only_the_repositories_declared_above_it() {
         ],
     );
 
+    // Repository rules written in Starlark load (with utils.bzl's helpers for them) but are
+    // refused when called.
+    ws.write(
+        "repo_rules.bzl",
+        "load('@bazel_tools//tools/build_defs/repo:utils.bzl', 'patch', 'workspace_and_buildfile')\n\
+         def _impl(rctx):\n    workspace_and_buildfile(rctx)\n    patch(rctx)\n\
+         my_repo = repository_rule(implementation = _impl, attrs = {'x': attr.string()})\n",
+    );
+    ws.write(
+        "WORKSPACE",
+        "load('//:repo_rules.bzl', 'my_repo')\nmy_repo(name = 'r', x = 'y')\n",
+    );
+    fails_with(
+        &ws.forge(&["build", "//:all"]),
+        &[
+            "WORKSPACE:2:1",
+            "forge does not support `repository_rule` yet",
+        ],
+    );
+
     // Only the repository rules' files of @bazel_tools are served to WORKSPACE.
     ws.write(
         "WORKSPACE",
@@ -343,6 +363,8 @@ fn native_functions_and_existing_rules_in_a_workspace_macro() {
         fail("existing_rule('lib') = %s" % rule)
     if native.existing_rule("missing") != None:
         fail("existing_rule of an undeclared repository")
+    if native.bazel_version != "4.2.3":
+        fail("forge follows Bazel 4.2.3, not %s" % native.bazel_version)
     native.register_toolchains("//toolchains:all")
     native.register_execution_platforms("//platforms:local")
     native.bind(name = "lib_alias", actual = "@lib//:files")

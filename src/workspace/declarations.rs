@@ -121,6 +121,13 @@ impl<'v> StarlarkValue<'v> for BuildDeclaration {
         _args: &Arguments<'v, '_>,
         _eval: &mut Evaluator<'v, '_, '_>,
     ) -> starlark::Result<Value<'v>> {
+        if self.made_by == "repository_rule" {
+            return Err(starlark::Error::new_native(anyhow::anyhow!(
+                "forge does not support `repository_rule` yet: a repository rule written in \
+                 Starlark cannot be run; declare the repository with http_archive, http_file, \
+                 http_jar, local_repository or new_local_repository instead"
+            )));
+        }
         Err(starlark::Error::new_native(anyhow::anyhow!(
             "WORKSPACE cannot call what {}() declared: WORKSPACE (and the macros it calls) \
              declares repositories, with repository rules such as http_archive; rules are \

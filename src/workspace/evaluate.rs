@@ -62,6 +62,7 @@ fn globals() -> Globals {
         repos::local_rules(b);
         native::registrations(b);
         native::existing_rules(b);
+        b.set("bazel_version", native::BEHAVES_AS_BAZEL);
     })
     .with(declarations::declaring_builtins)
     .build()

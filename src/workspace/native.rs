@@ -1,7 +1,8 @@
 //! WORKSPACE's own functions besides repository rules, as globals and as `native.*` for the
 //! macros it calls: `register_toolchains` and `register_execution_platforms` (patterns
 //! recorded, in order, for toolchain resolution), `bind` (`//external:name` to a label), and
-//! `native.existing_rule(s)` (the repositories declared so far, as dicts of their attributes).
+//! `native.existing_rule(s)` (the repositories declared so far, as dicts of their attributes),
+//! `native.bazel_version`.
 
 use starlark::environment::GlobalsBuilder;
 use starlark::eval::Evaluator;
@@ -14,6 +15,11 @@ use starlark::values::{Heap, Value};
 use super::evaluate::WorkspaceContext;
 use super::repos::{RepoKind, RepoRule};
 use crate::core::{PackageId, TargetPattern};
+
+/// `native.bazel_version` in WORKSPACE: the Bazel release whose behaviour forge follows, so
+/// that version checks in WORKSPACE macros (skylib's `versions.check`) pass or fail as they
+/// would there.
+pub const BEHAVES_AS_BAZEL: &str = "4.2.3";
 
 /// Checks each pattern of `register_*`; the patterns as given.
 fn patterns(what: &str, given: UnpackTuple<String>) -> anyhow::Result<Vec<String>> {
