@@ -34,8 +34,8 @@ pub(super) struct Declared {
 #[derive(Debug, ProvidesStaticType, Default)]
 pub(super) struct WorkspaceContext {
     pub declared: RefCell<Declared>,
-    /// Set by the first `load()`: from then on a repository may not be declared again (before
-    /// it, a later declaration replaces an earlier one), as in Bazel.
+    /// Set by the first `load()`: from then on a repository may not be declared again with a
+    /// rule Bazel implements natively (`local_repository`), as in Bazel.
     pub after_load: Cell<bool>,
 }
 
@@ -294,6 +294,30 @@ mod tests {
             }
         );
         assert_eq!(ws.repositories["r"].location, "WORKSPACE:2:1");
+    }
+
+    #[test]
+    fn after_a_load_http_archive_may_be_redeclared_as_in_bazel_but_local_repository_not() {
+        let ws = workspace_of(&[(
+            "WORKSPACE",
+            "load('@bazel_tools//tools/build_defs/repo:http.bzl', 'http_archive')\n\
+             http_archive(name = 'h', url = 'https://example.com/1.tgz')\n\
+             http_archive(name = 'h', url = 'https://example.com/2.tgz')\n",
+        )])
+        .expect("workspace");
+        assert_eq!(ws.repositories["h"].location, "WORKSPACE:3:1");
+        let failure = workspace_of(&[(
+            "WORKSPACE",
+            "load('@bazel_tools//tools/build_defs/repo:http.bzl', 'http_archive')\n\
+             local_repository(name = 'l', path = 'a')\n\
+             local_repository(name = 'l', path = 'b')\n",
+        )])
+        .expect_err("redefined");
+        let message = &failure.errors[0].message;
+        assert!(
+            message.contains("cannot redefine repository 'l'"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -111,6 +111,14 @@ fn urls_of(url: Option<String>, urls: Option<UnpackListOrTuple<String>>) -> Vec<
     all
 }
 
+/// The repository rules Bazel 4 implements natively, which refuse a redeclaration after a
+/// load (`new_http_archive` is not in Bazel 4; it was native before).
+const NATIVE_IN_BAZEL: &[&str] = &[
+    "local_repository",
+    "new_local_repository",
+    "new_http_archive",
+];
+
 fn record(eval: &mut Evaluator, rule: RepoRule) -> anyhow::Result<NoneType> {
     let ctx = eval
         .extra
@@ -124,9 +132,11 @@ fn record(eval: &mut Evaluator, rule: RepoRule) -> anyhow::Result<NoneType> {
         );
     }
     let mut declared = ctx.declared.borrow_mut();
-    // As in Bazel: before the first load() a later declaration replaces an earlier one; after
-    // it (a load may already have used the repository) a second declaration is an error.
+    // As in Bazel 4: a later declaration replaces an earlier one, except that the rules
+    // built into Bazel (not its Starlark ones, such as http_archive) refuse to redeclare a
+    // repository after the first load(), which may already have used it.
     if ctx.after_load.get()
+        && NATIVE_IN_BAZEL.contains(&rule.rule.as_str())
         && let Some(earlier) = declared.repositories.get(&rule.name)
     {
         anyhow::bail!(
