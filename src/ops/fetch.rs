@@ -23,7 +23,12 @@ pub fn evaluate_workspace(
     site: WorkspaceSite,
     options: &crate::fetch::FetchOptions,
 ) -> Result<Workspace, Failure> {
-    Workspace::evaluate(site, &crate::fetch::WorkspaceFileFetcher::new(options))
+    let evaluated = Workspace::evaluate(site, &crate::fetch::WorkspaceFileFetcher::new(options));
+    // Ctrl-C during a fetch WORKSPACE's loads needed ends the command as one (exit 8).
+    if evaluated.is_err() {
+        interrupted_check()?;
+    }
+    evaluated
 }
 
 /// Loads the packages `patterns` need (and what they depend on), which fetches the external
