@@ -109,8 +109,8 @@ text_rule = rule(implementation = _impl, attrs = {"text": attr.string()})
 "#;
 
 /// A rules repository as real ones are made: `deps.bzl` declares its dependencies with
-/// `maybe`, loads from its own packages, and sits next to rule declarations (which WORKSPACE
-/// evaluates but cannot use).
+/// `maybe` (and a `build_file` of its own, as a `Label`), loads from its own packages, and
+/// sits next to rule declarations (which WORKSPACE evaluates but cannot use).
 fn rules_archive(data_url: &str, data_sha: &str) -> Vec<u8> {
     let deps = format!(
         r#"load("@bazel_tools//tools/build_defs/repo:http.bzl", "http_archive")
@@ -126,7 +126,7 @@ def rules_x_dependencies():
         urls = [data_url()],
         sha256 = DATA_SHA,
         strip_prefix = "data",
-        build_file_content = "{FILES_BUILD}",
+        build_file = Label("//third_party:BUILD.data"),
     )
     maybe(
         http_archive,
@@ -140,6 +140,8 @@ def rules_x_dependencies():
         ("rules_x/BUILD", ""),
         ("rules_x/deps.bzl", &deps),
         ("rules_x/defs.bzl", DEFS_BZL),
+        ("rules_x/third_party/BUILD", ""),
+        ("rules_x/third_party/BUILD.data", FILES_BUILD),
         (
             "rules_x/versions.bzl",
             &format!("DATA_SHA = \"{data_sha}\"\n"),
@@ -174,7 +176,7 @@ http_archive(
     urls = ["{users_url}"],
     sha256 = "{}",
     strip_prefix = "u",
-    build_file_content = "{FILES_BUILD}",
+    build_file = "@rules_x//third_party:BUILD.data",
 )
 
 http_archive(
@@ -335,6 +337,28 @@ fn a_load_sees_only_the_repositories_declared_above_it() {
             "forge does not support `repository_rule` yet",
         ],
     );
+
+    // A build_file label naming an undeclared repository (or the repository itself).
+    ws.write("plain/note.txt", "note\n");
+    ws.write(
+        "WORKSPACE",
+        "new_local_repository(name = 'n', path = 'plain', build_file = '@nope//:BUILD.n')\n\
+         new_local_repository(name = 's', path = 'plain', build_file = '@s//:BUILD.s')\n",
+    );
+    ws.write(
+        "BUILD",
+        "genrule(name = 'n', srcs = ['@n//:note.txt'], outs = ['n.txt'], cmd = 'cp $< $@')\n\
+         genrule(name = 's', srcs = ['@s//:note.txt'], outs = ['s.txt'], cmd = 'cp $< $@')\n",
+    );
+    fails_with(
+        &ws.forge(&["build", "//:n"]),
+        &["'@nope//:BUILD.n' names repository '@nope', which WORKSPACE does not declare"],
+    );
+    fails_with(
+        &ws.forge(&["build", "//:s"]),
+        &["'@s//:BUILD.s' names a repository whose fetch needs '@s' first"],
+    );
+    ws.write("BUILD", "");
 
     // Only the repository rules' files of @bazel_tools are served to WORKSPACE.
     ws.write(

@@ -117,6 +117,18 @@ pub enum FetchError {
         name: String,
         remote: String,
     },
+    /// A `build_file` or patch label names a repository WORKSPACE does not declare.
+    #[error(
+        "'{label}' names repository '@{repo}', which WORKSPACE does not declare (above this \
+         rule, when WORKSPACE loads from it)"
+    )]
+    UnknownLabelRepository { label: String, repo: String },
+    /// The repository a `build_file` or patch label names could not be fetched.
+    #[error("'{label}' needs its repository: {cause}")]
+    LabelRepository { label: String, cause: String },
+    /// A `build_file` or patch label names a repository that needs this one first.
+    #[error("'{label}' names a repository whose fetch needs '@{repo}' first: a cycle")]
+    LabelCycle { label: String, repo: String },
     /// `repo_mapping` is applied to the .bzl files WORKSPACE loads, not yet to packages.
     #[error(
         "forge does not support repo_mapping in the BUILD files and .bzl files of a repository \

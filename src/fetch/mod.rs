@@ -60,6 +60,10 @@ pub fn default_repository_cache(output_base: &Path) -> PathBuf {
         .unwrap_or_else(|| output_base.join("repository_cache"))
 }
 
+thread_local! {
+    static FETCHING: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// A repository's directory, or why it could not be made; shared by every package of it.
 type Fetched = Arc<OnceLock<Result<PathBuf, Arc<RepoFetchError>>>>;
 
@@ -134,7 +138,12 @@ impl Fetcher {
             .or_default()
             .clone();
         once.get_or_init(|| {
-            self.fetch(rule).map_err(|cause| {
+            // The repositories this thread is fetching: a label in one naming another being
+            // fetched is a cycle, reported instead of waiting on itself.
+            FETCHING.with(|f| f.borrow_mut().push(name.clone()));
+            let fetched = self.fetch(rule);
+            FETCHING.with(|f| f.borrow_mut().pop());
+            fetched.map_err(|cause| {
                 Arc::new(RepoFetchError {
                     name: rule.name.clone(),
                     rule: rule.rule.clone(),
@@ -163,7 +172,7 @@ impl Fetcher {
         }
         if let RepoKind::Archive { patches, .. } = &rule.kind {
             for p in patches {
-                let path = self.label_path(p);
+                let path = self.label_path(rule, p)?;
                 text.push_str(&crate::workspace::fs_deps::read_to_string(&path).map_err(
                     |source| FetchError::UnreadablePatch {
                         patch: p.clone(),
@@ -176,20 +185,45 @@ impl Fetcher {
         Ok(blake3::hash(text.as_bytes()).to_hex().to_string())
     }
 
-    /// A main-repository label (`//pkg:file`, `@//pkg:file`, `:file`) or a workspace-relative
-    /// path, as a path.
-    fn label_path(&self, text: &str) -> PathBuf {
+    /// A label (`//pkg:file`, `@//pkg:file`, `:file`, or `@repo//pkg:file` of another
+    /// repository, which is fetched for it) or a workspace-relative path, as a path.
+    fn label_path(&self, rule: &RepoRule, text: &str) -> Result<PathBuf, FetchError> {
+        if let Some(rest) = text.strip_prefix('@').filter(|r| !r.starts_with("//"))
+            && let Some((repo, target)) = rest.split_once("//")
+        {
+            let rel = target.replacen(':', "/", 1);
+            let other =
+                self.repositories
+                    .get(repo)
+                    .ok_or_else(|| FetchError::UnknownLabelRepository {
+                        label: text.to_owned(),
+                        repo: repo.to_owned(),
+                    })?;
+            if FETCHING.with(|f| f.borrow().iter().any(|r| r == repo)) {
+                return Err(FetchError::LabelCycle {
+                    label: text.to_owned(),
+                    repo: rule.name.clone(),
+                });
+            }
+            let dir = self
+                .fetch_once(other)
+                .map_err(|e| FetchError::LabelRepository {
+                    label: text.to_owned(),
+                    cause: e.to_string(),
+                })?;
+            return Ok(dir.join(rel.trim_start_matches('/')));
+        }
         let rel = text
             .strip_prefix("@//")
             .or_else(|| text.strip_prefix("//"))
             .map(|l| l.replacen(':', "/", 1))
             .or_else(|| text.strip_prefix(':').map(str::to_owned))
             .unwrap_or_else(|| text.to_owned());
-        self.root.join(rel.trim_start_matches('/'))
+        Ok(self.root.join(rel.trim_start_matches('/')))
     }
 
     fn build_file_path(&self, rule: &RepoRule, build_file: &str) -> Result<PathBuf, FetchError> {
-        let path = self.label_path(build_file);
+        let path = self.label_path(rule, build_file)?;
         if !path.is_file() {
             return Err(FetchError::MissingBuildFile {
                 build_file: build_file.to_owned(),
@@ -262,7 +296,7 @@ impl Fetcher {
         } = &rule.kind
         {
             for p in patches {
-                let patch = self.label_path(p);
+                let patch = self.label_path(rule, p)?;
                 patch::check_patch_targets(&patch, patch_args, &repo).map_err(|cause| {
                     FetchError::PatchRefused {
                         patch: p.clone(),
@@ -293,23 +327,32 @@ impl Fetcher {
 /// fetched (or, with its marker matching, reused) the first time a load needs it.
 pub struct WorkspaceFileFetcher {
     options: FetchOptions,
-    fetcher: OnceLock<Fetcher>,
+    /// Made on the first load that needs it; its repositories are those declared so far.
+    fetcher: Mutex<Option<Fetcher>>,
 }
 
 impl WorkspaceFileFetcher {
     pub fn new(options: &FetchOptions) -> WorkspaceFileFetcher {
         WorkspaceFileFetcher {
             options: options.clone(),
-            fetcher: OnceLock::new(),
+            fetcher: Mutex::new(None),
         }
     }
 }
 
 impl RepositoryFetcher for WorkspaceFileFetcher {
-    fn repository_dir(&self, site: &WorkspaceSite, rule: &RepoRule) -> Result<PathBuf, String> {
-        let fetcher = self.fetcher.get_or_init(|| {
+    fn repository_dir(
+        &self,
+        site: &WorkspaceSite,
+        rule: &RepoRule,
+        declared: &Repos,
+    ) -> Result<PathBuf, String> {
+        let mut fetcher = self.fetcher.lock().unwrap_or_else(|e| e.into_inner());
+        let fetcher = fetcher.get_or_insert_with(|| {
             Fetcher::at(&site.root, &site.output_base, Repos::new(), &self.options)
         });
+        // Labels in `rule` (its build_file, patches) may name repositories declared so far.
+        fetcher.repositories = declared.clone();
         fetcher.fetch_once(rule).map_err(|e| e.to_string())
     }
 }

@@ -36,6 +36,9 @@ pub fn module(
         return Err(error(unknown(label)));
     }
     if label.name == "utils.bzl" {
+        ctx.files
+            .borrow_mut()
+            .insert(label.to_string(), label.package_id());
         let ast = AstModule::parse(
             "@bazel_tools//tools/build_defs/repo:utils.bzl",
             UTILS_BZL.to_owned(),

@@ -32,7 +32,6 @@ const DECLARING_BUILTINS: &[&str] = &[
     "exec_group",
     "select",
     "depset",
-    "Label",
     "attr",
     "config",
     "config_common",

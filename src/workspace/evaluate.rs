@@ -17,7 +17,7 @@ use starlark::environment::{FrozenModule, Globals, GlobalsBuilder, LibraryExtens
 use starlark::eval::{Evaluator, FileLoader};
 use starlark::syntax::{AstModule, Dialect};
 
-use super::{RepositoryFetcher, WorkspaceSite, bazel_tools, declarations, native, repos};
+use super::{RepositoryFetcher, WorkspaceSite, bazel_tools, declarations, label, native, repos};
 use crate::core::{Diagnostic, Failure, Label, PackageId};
 
 /// What evaluating WORKSPACE declared.
@@ -37,9 +37,35 @@ pub(super) struct WorkspaceContext {
     /// Set by the first `load()`: from then on a repository may not be declared again with a
     /// rule Bazel implements natively (`local_repository`), as in Bazel.
     pub after_load: Cell<bool>,
+    /// The package of each file evaluated, by the name its locations carry, for `Label()`.
+    pub files: RefCell<HashMap<String, PackageId>>,
 }
 
 impl WorkspaceContext {
+    /// The label `text` names in a file of package `base` (a `load()`, `Label()`): relative
+    /// labels read against `base`, `base`'s repository's `repo_mapping` applied, the main
+    /// repository's own name (`@<workspace name>`) read as the main repository.
+    pub fn resolve(&self, text: &str, base: &PackageId) -> Result<Label, String> {
+        let mut label = Label::parse(text, base).map_err(|e| e.to_string())?;
+        let declared = self.declared.borrow();
+        if let Some(rule) = declared.repositories.get(&base.repo)
+            && let Some(to) = rule.repo_mapping.get(&format!("@{}", label.repo))
+        {
+            label.repo = to.trim_start_matches('@').to_owned();
+        }
+        if declared.name.as_deref() == Some(label.repo.as_str()) {
+            label.repo.clear();
+        }
+        Ok(label)
+    }
+
+    /// The package of the file being evaluated at the top of `eval`'s call stack.
+    pub fn caller_package(&self, eval: &Evaluator) -> PackageId {
+        eval.call_stack_top_location()
+            .and_then(|l| self.files.borrow().get(l.filename()).cloned())
+            .unwrap_or_default()
+    }
+
     pub fn from_eval<'a>(eval: &'a Evaluator<'_, '_, '_>) -> anyhow::Result<&'a WorkspaceContext> {
         eval.extra
             .and_then(|e| e.downcast_ref::<WorkspaceContext>())
@@ -65,6 +91,7 @@ fn globals() -> Globals {
         b.set("bazel_version", native::BEHAVES_AS_BAZEL);
     })
     .with(declarations::declaring_builtins)
+    .with(label::label_function)
     .build()
 }
 
@@ -93,7 +120,7 @@ impl FileLoader for FileLoads<'_, '_> {
     fn load(&self, path: &str) -> starlark::Result<FrozenModule> {
         let loads = self.loads;
         loads.ctx.after_load.set(true);
-        let label = loads.resolve(path, &self.base).map_err(error)?;
+        let label = loads.ctx.resolve(path, &self.base).map_err(error)?;
         if let Some(module) = loads.modules.borrow().get(&label) {
             return Ok(module.clone());
         }
@@ -115,6 +142,11 @@ impl FileLoader for FileLoads<'_, '_> {
         };
         crate::core::nesting::check(&display, &source).map_err(|d| error(d.to_string()))?;
         let ast = AstModule::parse(&display, source, &Dialect::Standard)?;
+        loads
+            .ctx
+            .files
+            .borrow_mut()
+            .insert(display, label.package_id());
         loads.active.borrow_mut().push(label.clone());
         let file_loads = FileLoads {
             loads,
@@ -137,23 +169,6 @@ impl FileLoader for FileLoads<'_, '_> {
 }
 
 impl Loads<'_> {
-    /// The label a `load()` in a file of package `base` names: relative labels read against
-    /// `base`, the repository's `repo_mapping` applied, the main repository's own name
-    /// (`@<workspace name>`) read as the main repository.
-    fn resolve(&self, text: &str, base: &PackageId) -> Result<Label, String> {
-        let mut label = Label::parse(text, base).map_err(|e| e.to_string())?;
-        let declared = self.ctx.declared.borrow();
-        if let Some(rule) = declared.repositories.get(&base.repo)
-            && let Some(to) = rule.repo_mapping.get(&format!("@{}", label.repo))
-        {
-            label.repo = to.trim_start_matches('@').to_owned();
-        }
-        if declared.name.as_deref() == Some(label.repo.as_str()) {
-            label.repo.clear();
-        }
-        Ok(label)
-    }
-
     /// The file behind `label`, fetching its repository if it is an external one declared
     /// above the load.
     fn file_of(&self, label: &Label, text: &str) -> Result<std::path::PathBuf, String> {
@@ -161,23 +176,19 @@ impl Loads<'_> {
         if label.repo.is_empty() {
             return Ok(self.site.root.join(rel));
         }
-        let rule = self
-            .ctx
-            .declared
-            .borrow()
-            .repositories
-            .get(&label.repo)
-            .cloned()
-            .ok_or_else(|| {
-                format!(
-                    "cannot load '{text}': repository '@{}' is not declared above this load. \
+        let declared = self.ctx.declared.borrow();
+        let rule = declared.repositories.get(&label.repo).ok_or_else(|| {
+            format!(
+                "cannot load '{text}': repository '@{}' is not declared above this load. \
                      A load in WORKSPACE sees only the repositories declared before it: move \
                      the declaration of '@{}' (http_archive, local_repository, ...) above the \
                      load, or into a macro called before it",
-                    label.repo, label.repo
-                )
-            })?;
-        let dir = self.fetcher.repository_dir(self.site, &rule)?;
+                label.repo, label.repo
+            )
+        })?;
+        let dir = self
+            .fetcher
+            .repository_dir(self.site, rule, &declared.repositories)?;
         Ok(dir.join(rel))
     }
 }
@@ -331,6 +342,8 @@ mod tests {
              maybe(local_repository, name = 'b', path = 'theirs')\n",
         )])
         .expect("workspace");
+        // Reported where maybe() was called, not inside utils.bzl.
+        assert_eq!(ws.repositories["b"].location, "WORKSPACE:5:1");
         let path = |name: &str| match &ws.repositories[name].kind {
             super::repos::RepoKind::Local { path } => path.clone(),
             other => panic!("{other:?}"),

@@ -13,6 +13,7 @@ mod bazel_tools;
 mod declarations;
 mod evaluate;
 pub mod fs_deps;
+mod label;
 mod native;
 pub mod repos;
 
@@ -65,11 +66,13 @@ pub struct WorkspaceSite {
 /// `ops`): the directory of a declared repository whose .bzl file WORKSPACE loads.
 pub trait RepositoryFetcher {
     /// The directory of `rule`'s repository, fetched if it is not there yet; the error is
-    /// the whole message.
+    /// the whole message. `declared` are the repositories declared so far, which labels in
+    /// `rule` (its `build_file`, `patches`) may name.
     fn repository_dir(
         &self,
         site: &WorkspaceSite,
         rule: &repos::RepoRule,
+        declared: &repos::Repos,
     ) -> Result<PathBuf, String>;
 }
 
@@ -82,6 +85,7 @@ impl RepositoryFetcher for NoFetching {
         &self,
         _site: &WorkspaceSite,
         rule: &repos::RepoRule,
+        _declared: &repos::Repos,
     ) -> Result<PathBuf, String> {
         Err(format!(
             "WORKSPACE loads a .bzl file of '@{}', which this command does not fetch",

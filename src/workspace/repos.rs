@@ -20,6 +20,7 @@ use starlark::values::list_or_tuple::UnpackListOrTuple;
 use starlark::values::none::NoneType;
 
 use super::evaluate::WorkspaceContext;
+use super::label::label_text;
 
 /// What kind of repository, with the attributes that kind has.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -75,6 +76,14 @@ pub struct RepoRule {
     /// `repo_mapping`: `@x` in this repository's files means `@y` (`"@x": "@y"`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub repo_mapping: BTreeMap<String, String>,
+}
+
+/// A `build_file` argument (a label string or a `Label`) as text.
+fn build_file_text(name: &str, value: Option<Value>) -> anyhow::Result<Option<String>> {
+    value
+        .filter(|v| !v.is_none())
+        .map(|v| label_text(v, &format!("repository '{name}': build_file")))
+        .transpose()
 }
 
 /// A `repo_mapping` argument: a dict of `"@name"` to `"@name"`.
@@ -151,8 +160,22 @@ fn record(eval: &mut Evaluator, rule: RepoRule) -> anyhow::Result<NoneType> {
     Ok(NoneType)
 }
 
+/// Where the rule was called: the innermost call outside forge's `@bazel_tools` files, so
+/// that a repository declared through `maybe()` is reported at the `maybe()` call.
 fn location(eval: &Evaluator) -> String {
-    eval.call_stack_top_location()
+    let served_by_forge = |l: &starlark::codemap::FileSpan| {
+        l.filename()
+            .starts_with(&format!("@{}//", super::bazel_tools::REPO))
+    };
+    let stack = eval.call_stack();
+    stack
+        .frames
+        .iter()
+        .rev()
+        .filter_map(|f| f.location.as_ref())
+        .find(|l| !served_by_forge(l))
+        .cloned()
+        .or_else(|| eval.call_stack_top_location())
         .map(|l| {
             let span = l.resolve_span();
             format!(
@@ -177,10 +200,10 @@ pub fn repository_rules(builder: &mut GlobalsBuilder) {
         #[starlark(require = named)] sha256: Option<String>,
         #[starlark(require = named, default = String::new())] strip_prefix: String,
         #[starlark(require = named, default = String::new())] add_prefix: String,
-        #[starlark(require = named)] build_file: Option<String>,
+        #[starlark(require = named)] build_file: Option<Value<'v>>,
         #[starlark(require = named)] build_file_content: Option<String>,
         #[starlark(require = named)] r#type: Option<String>,
-        #[starlark(require = named)] patches: Option<UnpackListOrTuple<String>>,
+        #[starlark(require = named)] patches: Option<UnpackListOrTuple<Value<'v>>>,
         #[starlark(require = named)] patch_args: Option<UnpackListOrTuple<String>>,
         #[starlark(require = named)] workspace_file_content: Option<String>,
         #[starlark(require = named)] repo_mapping: Option<Value<'v>>,
@@ -220,10 +243,10 @@ pub fn repository_rules(builder: &mut GlobalsBuilder) {
         #[starlark(require = named)] sha256: Option<String>,
         #[starlark(require = named, default = String::new())] strip_prefix: String,
         #[starlark(require = named, default = String::new())] add_prefix: String,
-        #[starlark(require = named)] build_file: Option<String>,
+        #[starlark(require = named)] build_file: Option<Value<'v>>,
         #[starlark(require = named)] build_file_content: Option<String>,
         #[starlark(require = named)] r#type: Option<String>,
-        #[starlark(require = named)] patches: Option<UnpackListOrTuple<String>>,
+        #[starlark(require = named)] patches: Option<UnpackListOrTuple<Value<'v>>>,
         #[starlark(require = named)] patch_args: Option<UnpackListOrTuple<String>>,
         #[starlark(require = named)] repo_mapping: Option<Value<'v>>,
         eval: &mut Evaluator<'v, '_, '_>,
@@ -410,12 +433,13 @@ pub fn local_rules(builder: &mut GlobalsBuilder) {
     fn new_local_repository<'v>(
         #[starlark(require = named)] name: String,
         #[starlark(require = named)] path: String,
-        #[starlark(require = named)] build_file: Option<String>,
+        #[starlark(require = named)] build_file: Option<Value<'v>>,
         #[starlark(require = named)] build_file_content: Option<String>,
         #[starlark(require = named)] repo_mapping: Option<Value<'v>>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
         let repo_mapping = repo_mapping_of(&name, repo_mapping)?;
+        let build_file = build_file_text(&name, build_file)?;
         if build_file.is_none() && build_file_content.is_none() {
             anyhow::bail!(
                 "new_local_repository(name = '{name}') needs build_file or build_file_content"
@@ -540,8 +564,8 @@ fn git(
     )
 }
 
-fn archive(
-    eval: &mut Evaluator,
+fn archive<'v>(
+    eval: &mut Evaluator<'v, '_, '_>,
     repo_mapping: BTreeMap<String, String>,
     rule: &str,
     name: String,
@@ -549,12 +573,19 @@ fn archive(
     sha256: Option<String>,
     strip_prefix: String,
     add_prefix: String,
-    build_file: Option<String>,
+    build_file: Option<Value<'v>>,
     build_file_content: Option<String>,
     archive_type: Option<String>,
-    patches: Option<UnpackListOrTuple<String>>,
+    patches: Option<UnpackListOrTuple<Value<'v>>>,
     patch_args: Option<UnpackListOrTuple<String>>,
 ) -> anyhow::Result<NoneType> {
+    let build_file = build_file_text(&name, build_file)?;
+    let patches = patches
+        .map(|p| p.items)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| label_text(p, &format!("{rule}(name = '{name}'): each of patches")))
+        .collect::<anyhow::Result<Vec<String>>>()?;
     if urls.is_empty() {
         anyhow::bail!("{rule}(name = '{name}') needs url or urls");
     }
@@ -570,7 +601,7 @@ fn archive(
                 strip_prefix,
                 add_prefix,
                 archive_type,
-                patches: patches.map(|p| p.items).unwrap_or_default(),
+                patches,
                 patch_args: patch_args
                     .map(|p| p.items)
                     .unwrap_or_else(|| vec!["-p0".to_owned()]),

@@ -1,0 +1,91 @@
+//! `Label()` in WORKSPACE and the .bzl files it loads: a label string in, resolved against
+//! the repository of the file that calls it (through its `repo_mapping`), a `Label` value out
+//! — which repository rules take for `build_file` and `patches`, as `@repo//pkg:file`.
+
+use std::fmt;
+
+use allocative::Allocative;
+use starlark::environment::GlobalsBuilder;
+use starlark::eval::Evaluator;
+use starlark::values::{
+    Heap, NoSerialize, ProvidesStaticType, StarlarkValue, Value, ValueLike, starlark_value,
+};
+use starlark::{starlark_module, starlark_simple_value};
+
+use super::evaluate::WorkspaceContext;
+use crate::core::Label;
+
+/// A label resolved while WORKSPACE is evaluated.
+#[derive(Debug, Clone, ProvidesStaticType, NoSerialize, Allocative, PartialEq, Eq)]
+pub struct WorkspaceLabel {
+    #[allocative(skip)]
+    label: Label,
+}
+
+starlark_simple_value!(WorkspaceLabel);
+
+impl fmt::Display for WorkspaceLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.label)
+    }
+}
+
+#[starlark_value(type = "Label")]
+impl<'v> StarlarkValue<'v> for WorkspaceLabel {
+    fn get_attr(&self, attribute: &str, heap: Heap<'v>) -> Option<Value<'v>> {
+        let l = &self.label;
+        Some(match attribute {
+            "name" => heap.alloc(l.name.as_str()),
+            "package" => heap.alloc(l.package.as_str()),
+            "workspace_name" | "repo_name" => heap.alloc(l.repo.as_str()),
+            "workspace_root" => heap.alloc(if l.repo.is_empty() {
+                String::new()
+            } else {
+                format!("external/{}", l.repo)
+            }),
+            _ => return None,
+        })
+    }
+
+    fn dir_attr(&self) -> Vec<String> {
+        ["name", "package", "workspace_name", "workspace_root"]
+            .map(str::to_owned)
+            .to_vec()
+    }
+
+    fn equals(&self, other: Value<'v>) -> starlark::Result<bool> {
+        Ok(other
+            .downcast_ref::<WorkspaceLabel>()
+            .is_some_and(|o| o.label == self.label))
+    }
+}
+
+/// A `build_file` or patch argument: a string as given, a `Label` as `@repo//pkg:file`
+/// (`//pkg:file` in the main repository).
+pub fn label_text(value: Value, what: &str) -> anyhow::Result<String> {
+    if let Some(text) = value.unpack_str() {
+        return Ok(text.to_owned());
+    }
+    if let Some(label) = value.downcast_ref::<WorkspaceLabel>() {
+        return Ok(label.label.to_string());
+    }
+    anyhow::bail!(
+        "{what} must be a label string or a Label, got {}",
+        value.get_type()
+    )
+}
+
+#[starlark_module]
+pub fn label_function(builder: &mut GlobalsBuilder) {
+    /// `Label("//pkg:name")`, read against the repository of the calling file.
+    #[starlark(as_type = WorkspaceLabel)]
+    fn Label<'v>(
+        #[starlark(require = pos)] text: &str,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<WorkspaceLabel> {
+        let ctx = WorkspaceContext::from_eval(eval)?;
+        let base = ctx.caller_package(eval);
+        let label = ctx.resolve(text, &base).map_err(anyhow::Error::msg)?;
+        Ok(WorkspaceLabel { label })
+    }
+}
