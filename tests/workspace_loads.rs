@@ -223,6 +223,22 @@ rules_x_dependencies()
         std::fs::metadata(&deps).unwrap().modified().unwrap(),
         before
     );
+
+    // Every command reads WORKSPACE so: query, fetch, info; clean does not need it.
+    let query = ws.forge(&["query", "@x_data//:all"]);
+    assert_eq!(query.code, 0, "{}", query.both());
+    assert!(query.stdout.contains("@x_data//:files"), "{}", query.stdout);
+    let fetch = ws.forge(&["fetch", "//:all"]);
+    assert_eq!(fetch.code, 0, "{}", fetch.both());
+    let clean = ws.forge(&["clean", "--expunge"]);
+    assert_eq!(clean.code, 0, "{}", clean.both());
+    let info = ws.forge(&["info", "workspace_name"]);
+    assert_eq!(
+        (info.code, info.stdout.as_str()),
+        (0, "app\n"),
+        "{}",
+        info.both()
+    );
 }
 
 #[test]
