@@ -113,19 +113,10 @@ pub struct OutputBaseOptions {
 
 impl Workspace {
     /// Finds the workspace enclosing `cwd` and evaluates its WORKSPACE file, refusing loads
-    /// of external repositories' .bzl files (see `discover_with`).
+    /// of external repositories' .bzl files (commands use `locate` and `evaluate` with a
+    /// fetcher: `ops::fetch::discover_workspace`).
     pub fn discover(cwd: &Path, options: &OutputBaseOptions) -> Result<Workspace, Failure> {
-        Workspace::discover_with(cwd, options, &NoFetching)
-    }
-
-    /// Finds the workspace enclosing `cwd` and evaluates its WORKSPACE file, fetching the
-    /// repositories whose .bzl files it loads with `fetcher`.
-    pub fn discover_with(
-        cwd: &Path,
-        options: &OutputBaseOptions,
-        fetcher: &dyn RepositoryFetcher,
-    ) -> Result<Workspace, Failure> {
-        Workspace::evaluate(Workspace::locate(cwd, options)?, fetcher)
+        Workspace::evaluate(Workspace::locate(cwd, options)?, &NoFetching)
     }
 
     /// Evaluates the WORKSPACE file of `site`, fetching the repositories whose .bzl files it
