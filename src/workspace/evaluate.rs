@@ -84,7 +84,9 @@ fn globals() -> Globals {
     .with(repos::repository_rules)
     .with(repos::local_rules)
     .with(native::registrations)
+    .with(native::refused)
     .with_namespace("native", |b| {
+        native::refused(b);
         repos::local_rules(b);
         native::registrations(b);
         native::existing_rules(b);
@@ -329,6 +331,28 @@ mod tests {
             message.contains("cannot redefine repository 'l'"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn workspace_functions_forge_lacks_are_refused_by_name() {
+        for text in [
+            "android_sdk_repository(name = 'androidsdk')\n",
+            "load('//:m.bzl', 'm')\nm()\n",
+        ] {
+            let failure = workspace_of(&[
+                ("WORKSPACE", text),
+                (
+                    "m.bzl",
+                    "def m():\n    native.android_ndk_repository(name = 'ndk')\n",
+                ),
+            ])
+            .expect_err("refused");
+            let message = &failure.errors[0].message;
+            assert!(
+                message.contains("forge does not support `android_"),
+                "{message}"
+            );
+        }
     }
 
     #[test]

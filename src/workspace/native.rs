@@ -2,15 +2,21 @@
 //! macros it calls: `register_toolchains` and `register_execution_platforms` (patterns
 //! recorded, in order, for toolchain resolution), `bind` (`//external:name` to a label), and
 //! `native.existing_rule(s)` (the repositories declared so far, as dicts of their attributes),
-//! `native.bazel_version`.
+//! `native.bazel_version`; Bazel's WORKSPACE functions forge lacks (`android_sdk_repository`)
+//! refused by name.
 
+use std::fmt;
+
+use allocative::Allocative;
 use starlark::environment::GlobalsBuilder;
-use starlark::eval::Evaluator;
-use starlark::starlark_module;
+use starlark::eval::{Arguments, Evaluator};
 use starlark::values::dict::AllocDict;
 use starlark::values::none::NoneType;
 use starlark::values::tuple::UnpackTuple;
-use starlark::values::{Heap, Value};
+use starlark::values::{
+    Heap, NoSerialize, ProvidesStaticType, StarlarkValue, Value, starlark_value,
+};
+use starlark::{starlark_module, starlark_simple_value};
 
 use super::evaluate::WorkspaceContext;
 use super::repos::{RepoKind, RepoRule};
@@ -178,5 +184,50 @@ pub fn existing_rules(builder: &mut GlobalsBuilder) {
             .map(|(name, rule)| (name.as_str(), attributes(rule, heap)))
             .collect();
         Ok(heap.alloc(AllocDict(all)))
+    }
+}
+
+/// The WORKSPACE functions of Bazel 4 forge does not have, refused by name when called.
+const REFUSED: &[(&str, &str)] = &[
+    ("android_sdk_repository", "forge has no Android rules"),
+    ("android_ndk_repository", "forge has no Android rules"),
+    ("local_config_platform", "forge's host platform is built in"),
+];
+
+/// A WORKSPACE function forge does not support: calling it is an error naming it.
+#[derive(Debug, Clone, ProvidesStaticType, NoSerialize, Allocative)]
+pub struct RefusedFunction {
+    name: &'static str,
+    why: &'static str,
+}
+
+starlark_simple_value!(RefusedFunction);
+
+impl fmt::Display for RefusedFunction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<built-in function {}>", self.name)
+    }
+}
+
+#[starlark_value(type = "builtin_function_or_method")]
+impl<'v> StarlarkValue<'v> for RefusedFunction {
+    fn invoke(
+        &self,
+        _me: Value<'v>,
+        _args: &Arguments<'v, '_>,
+        _eval: &mut Evaluator<'v, '_, '_>,
+    ) -> starlark::Result<Value<'v>> {
+        Err(starlark::Error::new_native(anyhow::anyhow!(
+            "forge does not support `{}` yet: {}",
+            self.name,
+            self.why
+        )))
+    }
+}
+
+/// The refused WORKSPACE functions, as globals and in `native`.
+pub fn refused(builder: &mut GlobalsBuilder) {
+    for (name, why) in REFUSED {
+        builder.set(name, RefusedFunction { name, why });
     }
 }
