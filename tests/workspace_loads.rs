@@ -484,16 +484,24 @@ git_repository(
 }
 
 #[test]
-fn repo_mapping_renames_repositories_in_the_bzl_files_workspace_loads() {
+fn repo_mapping_renames_repositories_in_the_files_of_a_repository() {
     let ws = Workspace::empty();
     ws.write("third_party/my_dep/WORKSPACE", "");
-    ws.write("third_party/my_dep/BUILD", "");
+    ws.write(
+        "third_party/my_dep/BUILD",
+        "exports_files(['version.bzl'])\n",
+    );
     ws.write(
         "third_party/my_dep/version.bzl",
         "VERSION_NOTE = 'note.txt'\n",
     );
     ws.write("third_party/rules_y/WORKSPACE", "");
-    ws.write("third_party/rules_y/BUILD", "");
+    // Its BUILD file names @dep too, in a load and in a label.
+    ws.write(
+        "third_party/rules_y/BUILD",
+        "load('@dep//:version.bzl', 'VERSION_NOTE')\n\
+         genrule(name = 'v', srcs = ['@dep//:version.bzl'], outs = ['v.txt'], cmd = 'cat $< > $@ && echo ' + VERSION_NOTE + ' >> $@', visibility = ['//visibility:public'])\n",
+    );
     // rules_y's deps.bzl knows its dependency as @dep; this workspace calls it @my_dep.
     ws.write(
         "third_party/rules_y/deps.bzl",
@@ -513,19 +521,14 @@ fn repo_mapping_renames_repositories_in_the_bzl_files_workspace_loads() {
     ws.write(
         "BUILD",
         "genrule(name = 'g', srcs = ['@y_data//:note.txt'], outs = ['g.txt'], cmd = 'cat $(SRCS) > $@')\n\
-         genrule(name = 'y', srcs = ['@rules_y//:deps.bzl'], outs = ['y.txt'], cmd = 'cat $(SRCS) > $@')\n",
+         genrule(name = 'y', srcs = ['@rules_y//:v'], outs = ['y.txt'], cmd = 'cat $(SRCS) > $@')\n",
     );
-    let run = ws.forge(&["build", "//:g"]);
+    let run = ws.forge(&["build", "//:g", "//:y"]);
     assert_eq!(run.code, 0, "{}", run.both());
     assert_eq!(read(&ws, "forge-bin/g.txt"), "mapped\n");
-
-    // Not yet in the repository's own packages: refused, not ignored.
-    fails_with(
-        &ws.forge(&["build", "//:y"]),
-        &[
-            "repository '@rules_y'",
-            "forge does not support repo_mapping in the BUILD files",
-        ],
+    assert_eq!(
+        read(&ws, "forge-bin/y.txt"),
+        "VERSION_NOTE = 'note.txt'\nnote.txt\n"
     );
 
     // Without the mapping, @dep is unknown to WORKSPACE.

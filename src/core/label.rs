@@ -1,9 +1,36 @@
 //! Labels and target patterns: text in, validated `Label` / `TargetPattern` out.
 //!
 //! Printing is canonical (`//pkg:name`, `@repo//pkg:name`), so the same target always prints
-//! the same way whatever spelling the user wrote. No I/O happens here.
+//! the same way whatever spelling the user wrote. No I/O happens here. A label written in
+//! an external repository goes through that repository's `repo_mapping` (`repo_mappings`).
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, RwLock};
+
+/// Repository -> its `repo_mapping` (`x` -> `y`: in that repository's files `@x//...` means
+/// `@y//...`), without the `@`s.
+pub type RepoMappings = HashMap<String, HashMap<String, String>>;
+
+/// The `repo_mapping`s WORKSPACE declared. One process-wide table, as forge runs one command
+/// per process and labels are parsed everywhere (loading, analysis); `ops` sets it once the
+/// WORKSPACE file is evaluated.
+static REPO_MAPPINGS: RwLock<Option<Arc<RepoMappings>>> = RwLock::new(None);
+
+/// Sets the `repo_mapping`s labels written in external repositories go through.
+pub fn set_repo_mappings(mappings: RepoMappings) {
+    let mappings = (!mappings.is_empty()).then(|| Arc::new(mappings));
+    *REPO_MAPPINGS.write().unwrap_or_else(|e| e.into_inner()) = mappings;
+}
+
+/// `repo` as a file of repository `from` means it.
+fn mapped(from: &str, repo: &str) -> Option<String> {
+    if from.is_empty() {
+        return None;
+    }
+    let mappings = REPO_MAPPINGS.read().unwrap_or_else(|e| e.into_inner());
+    mappings.as_ref()?.get(from)?.get(repo).cloned()
+}
 
 /// A name for one target: `@repo//package:name`. `repo` is empty for the main repository.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
@@ -186,6 +213,8 @@ fn split_repo<'a>(text: &'a str, base: &PackageId) -> Result<(String, &'a str), 
         ));
     }
     validate_repo(repo).map_err(|e| e.within(text))?;
+    let repo = mapped(&base.repo, repo).unwrap_or_else(|| repo.to_owned());
+    let repo = repo.as_str();
     let rest = &after_at[end..];
     if rest.is_empty() {
         // `@repo` alone is `@repo//:repo`, as in Bazel.
@@ -417,6 +446,23 @@ fn repo_prefix(repo: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_in_a_repository_with_a_repo_mapping_go_through_it() {
+        // Names no other test uses: the table is process-wide.
+        let mut mapping = HashMap::new();
+        mapping.insert("mapped_from_test".to_owned(), "mapped_to_test".to_owned());
+        set_repo_mappings(HashMap::from([("mapping_user_test".to_owned(), mapping)]));
+        let inside = PackageId::new("mapping_user_test", "pkg");
+        let l = Label::parse("@mapped_from_test//a:b", &inside).unwrap();
+        assert_eq!(l.to_string(), "@mapped_to_test//a:b");
+        // Elsewhere, and for other names, labels are as written.
+        let elsewhere = PackageId::new("other_repo_test", "pkg");
+        let l = Label::parse("@mapped_from_test//a:b", &elsewhere).unwrap();
+        assert_eq!(l.to_string(), "@mapped_from_test//a:b");
+        let l = Label::parse("//a:b", &inside).unwrap();
+        assert_eq!(l.to_string(), "@mapping_user_test//a:b");
+    }
 
     fn root() -> PackageId {
         PackageId::default()

@@ -129,13 +129,6 @@ pub enum FetchError {
     /// A `build_file` or patch label names a repository that needs this one first.
     #[error("'{label}' names a repository whose fetch needs '@{repo}' first: a cycle")]
     LabelCycle { label: String, repo: String },
-    /// `repo_mapping` is applied to the .bzl files WORKSPACE loads, not yet to packages.
-    #[error(
-        "forge does not support repo_mapping in the BUILD files and .bzl files of a repository \
-         yet (it applies it only to the .bzl files WORKSPACE loads); remove repo_mapping, or \
-         name the repository as its files expect"
-    )]
-    RepoMappingInBuildFiles,
 }
 
 impl FetchError {

@@ -116,14 +116,6 @@ impl Fetcher {
     /// file declares no such repository.
     pub fn repo_root(&self, name: &str) -> Option<Result<PathBuf, Arc<RepoFetchError>>> {
         let rule = self.repositories.get(name)?;
-        if !rule.repo_mapping.is_empty() {
-            return Some(Err(Arc::new(RepoFetchError {
-                name: rule.name.clone(),
-                rule: rule.rule.clone(),
-                location: rule.location.clone(),
-                cause: FetchError::RepoMappingInBuildFiles,
-            })));
-        }
         Some(self.fetch_once(rule))
     }
 

@@ -28,7 +28,10 @@ pub fn evaluate_workspace(
     if evaluated.is_err() {
         interrupted_check()?;
     }
-    evaluated
+    let workspace = evaluated?;
+    // Labels in the files of a repository with a repo_mapping are read through it.
+    crate::core::label::set_repo_mappings(workspace.repo_mappings());
+    Ok(workspace)
 }
 
 /// Loads the packages `patterns` need (and what they depend on), which fetches the external

@@ -151,6 +151,27 @@ impl Workspace {
         .unwrap_or_default()
     }
 
+    /// Each repository's `repo_mapping`, without the `@`s, for label parsing.
+    pub fn repo_mappings(&self) -> crate::core::label::RepoMappings {
+        self.repositories
+            .values()
+            .filter(|r| !r.repo_mapping.is_empty())
+            .map(|r| {
+                let mapping = r
+                    .repo_mapping
+                    .iter()
+                    .map(|(from, to)| {
+                        (
+                            from.trim_start_matches('@').to_owned(),
+                            to.trim_start_matches('@').to_owned(),
+                        )
+                    })
+                    .collect();
+                (r.name.clone(), mapping)
+            })
+            .collect()
+    }
+
     /// Finds the workspace enclosing `cwd` and where its output base is.
     pub fn locate(cwd: &Path, options: &OutputBaseOptions) -> Result<WorkspaceSite, Failure> {
         let (root, workspace_file) = find_root(cwd).ok_or_else(|| {
