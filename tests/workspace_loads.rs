@@ -426,11 +426,14 @@ fn native_functions_and_existing_rules_in_a_workspace_macro() {
     ws.write(".bazelignore", "third_party\n");
     ws.write(
         "BUILD",
-        "genrule(name = 'g', srcs = ['@lib//:files', '@seen_lib//:note.txt'], outs = ['g.txt'], cmd = 'cat $(SRCS) > $@')\n",
+        "genrule(name = 'g', srcs = ['//external:lib_alias', '@seen_lib//:note.txt'], outs = ['g.txt'], cmd = 'cat $(SRCS) > $@')\n",
     );
     let run = ws.forge(&["build", "//:g"]);
     assert_eq!(run.code, 0, "{}", run.both());
+    // //external:lib_alias is bind()'s alias of @lib//:files.
     assert_eq!(read(&ws, "forge-bin/g.txt"), "lib\nnote\n");
+    let query = ws.forge(&["query", "//external:all"]);
+    assert_eq!(query.stdout, "//external:lib_alias\n", "{}", query.both());
 
     // A pattern that is none is refused where it is registered.
     ws.write("WORKSPACE", "register_toolchains('//toolchains:a:b')\n");

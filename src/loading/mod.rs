@@ -17,6 +17,7 @@
 
 mod attr_module;
 mod attrs;
+mod bound;
 mod builtins;
 mod bzl;
 mod context;

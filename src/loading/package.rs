@@ -26,10 +26,13 @@ impl Loader {
             )));
             PackageError::Failed(errors)
         };
-        let (build_label, source, dir) = match self.builtin_build_file(id) {
+        let builtin = self
+            .bound_package_source(id)
+            .or_else(|| self.builtin_build_file(id).map(str::to_owned));
+        let (build_label, source, dir) = match builtin {
             Some(source) => (
                 id.label(BUILD_FILE_NAMES[0]),
-                source.to_owned(),
+                source,
                 // Built-in repositories have no files; globs there find nothing.
                 self.workspace
                     .output_base
