@@ -60,7 +60,15 @@ pub(super) enum TargetError {
 
 impl TargetError {
     fn into_diagnostic(self, target: &Target) -> Diagnostic {
-        let message = format!("in {} {}: {self}", target.kind_name(), target.label);
+        let message = match &self {
+            TargetError::Attr(e) if e.bazel_attribute().is_some() => format!(
+                "in {} attribute of {} {}: {self}",
+                e.bazel_attribute().unwrap_or_default(),
+                target.kind_name(),
+                target.label
+            ),
+            _ => format!("in {} {}: {self}", target.kind_name(), target.label),
+        };
         match self {
             TargetError::Internal(_) => Diagnostic {
                 location: Some(target.location.clone()),

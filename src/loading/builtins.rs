@@ -81,7 +81,7 @@ pub fn build_globals(builder: &mut GlobalsBuilder) {
     fn package<'v>(
         #[starlark(require = named)] default_visibility: Option<Value<'v>>,
         #[starlark(require = named)] features: Option<Value<'v>>,
-        #[starlark(require = named)] default_testonly: Option<bool>,
+        #[starlark(require = named)] default_testonly: Option<Value<'v>>,
         #[starlark(require = named)] default_deprecation: Option<String>,
         #[starlark(require = named)] licenses: Option<Value<'v>>,
         #[starlark(require = named)] default_applicable_licenses: Option<Value<'v>>,
@@ -116,7 +116,10 @@ pub fn build_globals(builder: &mut GlobalsBuilder) {
         }
         let mut defaults = Vec::new();
         if let Some(t) = default_testonly {
-            defaults.push(("testonly".to_owned(), AttrValue::Bool(t)));
+            // Coerced as the attribute it sets: Bazel takes 0 and 1 for a bool there.
+            let spec = super::attrs::AttrSpec::new(super::attrs::AttrKind::Bool);
+            let what = "package(): default_testonly";
+            defaults.push(("testonly".to_owned(), spec.coerce(what, t, &ctx.base)?));
         }
         if let Some(d) = default_deprecation {
             defaults.push(("deprecation".to_owned(), AttrValue::String(d)));

@@ -8,7 +8,7 @@ use starlark::environment::GlobalsBuilder;
 use starlark::eval::Evaluator;
 use starlark::starlark_module;
 use starlark::values::dict::DictRef;
-use starlark::values::{Heap, Value, ValueLike};
+use starlark::values::{Heap, Value};
 
 use super::attr_module::Attribute;
 use super::context::EvalContext;
@@ -137,6 +137,7 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
             .map(|(n, _)| *n)
             .collect();
         let mut declared = Vec::new();
+        let mut computed_defaults = Vec::new();
         if let Some(attrs) = attrs.filter(|a| !a.is_none()) {
             let dict = DictRef::from_value(attrs).ok_or_else(|| {
                 anyhow::anyhow!("rule(): 'attrs' must be a dict of name to attr.*()")
@@ -145,7 +146,7 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
                 let name = k
                     .unpack_str()
                     .ok_or_else(|| anyhow::anyhow!("rule(): attribute names must be strings"))?;
-                let attr = v.downcast_ref::<Attribute>().ok_or_else(|| {
+                let attr = Attribute::from_value(v).ok_or_else(|| {
                     anyhow::anyhow!(
                         "rule(): attribute '{name}' must be made with attr.*(), got {}",
                         v.get_type()
@@ -156,7 +157,16 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
                         "rule(): there is already a built-in attribute '{name}' which cannot be overridden"
                     );
                 }
-                declared.push((name.to_owned(), attr.spec.clone()));
+                if attr.spec.late_bound && !name.starts_with('_') {
+                    anyhow::bail!(
+                        "rule(): attribute '{name}' has a late-bound default \
+                         (configuration_field), so it must be private: name it '_{name}'"
+                    );
+                }
+                declared.push((name.to_owned(), (*attr.spec).clone()));
+                if let Some(function) = attr.computed_default() {
+                    computed_defaults.push((name.to_owned(), function));
+                }
             }
         }
         let mut predeclared = Vec::new();
@@ -176,6 +186,7 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
         }
         Ok(RuleCallable::new(
             implementation,
+            computed_defaults,
             RuleDecl {
                 defined_in: ctx.file.to_string(),
                 attrs: declared,
