@@ -383,3 +383,60 @@ fn zero_and_one_are_booleans_where_bazel_takes_them() {
     let run = ws.forge(&["build", "//pkg:fg"]);
     fails_with(&run, &["pkg/BUILD:1", "default_testonly", "bool"]);
 }
+
+#[test]
+fn bazel_globals_forge_lacks_load_and_refuse_to_be_used_by_name() {
+    let ws = Workspace::empty();
+    ws.write("WORKSPACE", "");
+    ws.write(
+        "pkg/defs.bzl",
+        "def _impl(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + '.txt')
+    has = [str(CcInfo in d) for d in ctx.attr.deps]
+    ctx.actions.write(out, ','.join(has))
+    if ctx.attr.compile:
+        cc_common.compile(actions = ctx.actions)
+    if ctx.attr.make_info:
+        return [CcInfo()]
+    return [DefaultInfo(files = depset([out]))]
+
+# Only reached when called: in Bazel this file loads, so it must in forge.
+def _unused_toolchain(ctx):
+    return platform_common.ToolchainInfo(compiler = 'cc')
+
+uses = rule(implementation = _impl, attrs = {
+    'deps': attr.label_list(),
+    'compile': attr.bool(),
+    'make_info': attr.bool(),
+})
+",
+    );
+    ws.write(
+        "pkg/BUILD",
+        "load(':defs.bzl', 'uses')
+filegroup(name = 'files', srcs = [])
+uses(name = 'asks', deps = [':files'])
+uses(name = 'compiles', compile = True)
+uses(name = 'creates', make_info = True)
+",
+    );
+    // Asking whether a target has a provider no forge rule returns: it has not.
+    ok(ws.forge(&["build", "//pkg:asks"]));
+    assert_eq!(read(&ws, "forge-bin/pkg/asks.txt"), "False");
+    let run = ws.forge(&["build", "//pkg:compiles"]);
+    fails_with(
+        &run,
+        &[
+            "pkg/defs.bzl:6",
+            "forge does not support `cc_common.compile` yet",
+        ],
+    );
+    let run = ws.forge(&["build", "//pkg:creates"]);
+    fails_with(
+        &run,
+        &[
+            "pkg/defs.bzl:8",
+            "forge does not support creating `CcInfo` yet",
+        ],
+    );
+}

@@ -40,6 +40,7 @@ mod rule_call;
 mod rule_value;
 mod select;
 mod target;
+mod unsupported;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -103,6 +104,7 @@ fn globals() -> Globals {
     .with(label_value::label_globals)
     .with(late_bound::late_bound_globals)
     .with(aspect_value::aspect_globals)
+    .with(unsupported::unsupported_globals)
     .with(declarations::declaration_globals)
     .with_namespace("attr", attr_module::attr_module)
     .with(|b| {

@@ -23,6 +23,8 @@ pub struct ProviderCallable {
     pub defined_in: String,
     pub fields: Vec<String>,
     pub doc: String,
+    /// False for a built-in provider of Bazel's that forge cannot create yet (`CcInfo`).
+    constructible: bool,
 }
 
 starlark_simple_value!(ProviderCallable);
@@ -34,6 +36,16 @@ impl ProviderCallable {
             defined_in,
             fields,
             doc,
+            constructible: true,
+        }
+    }
+
+    /// One of Bazel's built-in providers that no forge rule returns yet: it can be asked
+    /// for (a target never has it), not created.
+    pub fn builtin_unconstructible(name: &str) -> Self {
+        ProviderCallable {
+            constructible: false,
+            ..ProviderCallable::builtin(name, &[])
         }
     }
 
@@ -83,6 +95,12 @@ impl<'v> StarlarkValue<'v> for ProviderCallable {
         args: &Arguments<'v, '_>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> starlark::Result<Value<'v>> {
+        if !self.constructible {
+            return Err(starlark::Error::new_native(anyhow::anyhow!(
+                "forge does not support creating `{}` yet",
+                self.name()
+            )));
+        }
         args.no_positional_args(eval.heap())?;
         let named = args.names_map()?;
         self.instance(named.iter().map(|(k, v)| (k.as_str(), *v)), eval.heap())
