@@ -440,3 +440,38 @@ uses(name = 'creates', make_info = True)
         ],
     );
 }
+
+#[test]
+fn a_rule_with_options_forge_lacks_loads_and_is_refused_at_its_targets() {
+    // As rules_cc's cc_flags_supplier.bzl: a file whose rules need toolchain resolution,
+    // loaded by a file whose other rules do not.
+    let ws = Workspace::empty();
+    ws.write("WORKSPACE", "");
+    ws.write(
+        "pkg/defs.bzl",
+        &format!(
+            "{WRITER}
+written = make_rule()
+needs_toolchain = rule(implementation = _impl, toolchains = ['//tc:type'], fragments = ['cpp'])
+"
+        ),
+    );
+    ws.write(
+        "pkg/BUILD",
+        "load(':defs.bzl', 'needs_toolchain', 'written')
+written(name = 'fine', msg = 'built')
+needs_toolchain(name = 'tc')
+",
+    );
+    ok(ws.forge(&["build", "//pkg:fine"]));
+    assert_eq!(read(&ws, "forge-bin/pkg/fine.txt"), "built");
+    let run = ws.forge(&["build", "//pkg:tc"]);
+    fails_with(
+        &run,
+        &[
+            "pkg/BUILD:3:1: in needs_toolchain rule //pkg:tc: forge cannot analyse a target of \
+             rule 'needs_toolchain', declared with 'toolchains = [\"//tc:type\"]': forge has no \
+             toolchain resolution yet",
+        ],
+    );
+}

@@ -36,6 +36,11 @@ pub(super) enum TargetError {
     RuleNotFound(Box<Diagnostic>),
     #[error("'{0}' is not a rule")]
     NotARule(String),
+    #[error(
+        "forge cannot analyse a target of rule '{rule}', declared with {}",
+        options.join(", ")
+    )]
+    UnsupportedRule { rule: String, options: Vec<String> },
     #[error(transparent)]
     Attr(#[from] AttrError),
     /// The implementation failed: the Starlark error with its traceback, on its own lines.
@@ -124,6 +129,12 @@ fn analyze_rule(
         };
         let implementation = frozen_rule.implementation.to_value();
         let decl = frozen_rule.decl.clone();
+        if !decl.unsupported.is_empty() {
+            return Err(TargetError::UnsupportedRule {
+                rule: rule.class.clone(),
+                options: decl.unsupported.clone(),
+            });
+        }
 
         let executable_file =
             (rule.is_executable).then(|| FileValue::generated(label, &label.name, false));

@@ -89,13 +89,21 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
             "_skylark_testable",
             "exec_compatible_with",
         ];
-        // Options forge cannot honour: refused when given a value that means something.
+        // Options of Bazel 4 forge cannot honour yet: a rule given one with a value that
+        // means something is recorded, and refused when a target of it is analysed, so the
+        // .bzl file (and every other rule in it) loads as in Bazel.
+        const DEFERRED: &[(&str, &str)] = &[
+            ("toolchains", "forge has no toolchain resolution yet"),
+            ("exec_groups", "forge has no execution groups yet"),
+            ("cfg", "forge has no configuration transitions yet"),
+            (
+                "build_setting",
+                "forge has no user-defined build settings yet",
+            ),
+            ("analysis_test", "forge has no analysis tests yet"),
+        ];
+        // Options of later Bazels: refused at once when given a value that means something.
         const REFUSED: &[(&str, &str)] = &[
-            ("toolchains", "forge has no toolchain resolution"),
-            ("exec_groups", "forge has no execution groups"),
-            ("cfg", "forge has no configuration transitions"),
-            ("build_setting", "forge has no user-defined build settings"),
-            ("analysis_test", "forge has no analysis tests"),
             ("initializer", "forge does not run rule initializers"),
             ("subrules", "forge has no subrules"),
             ("parent", "forge does not extend rules"),
@@ -105,6 +113,7 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
             ),
         ];
         let mut provides = Vec::new();
+        let mut unsupported = Vec::new();
         for (k, v) in kwargs.iter() {
             let k = k.unpack_str().unwrap_or_default();
             if k == "provides" {
@@ -114,11 +123,17 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
             if NO_EFFECT.contains(&k) {
                 continue;
             }
+            let meaningless =
+                v.is_none() || v.unpack_bool() == Some(false) || v.length().is_ok_and(|n| n == 0);
+            if let Some((_, why)) = DEFERRED.iter().find(|(name, _)| *name == k) {
+                if !meaningless {
+                    unsupported.push(format!("'{k} = {}': {why}", v.to_repr()));
+                }
+                continue;
+            }
             let Some((_, why)) = REFUSED.iter().find(|(name, _)| *name == k) else {
                 anyhow::bail!("rule() got an unexpected keyword argument '{k}'");
             };
-            let meaningless =
-                v.is_none() || v.unpack_bool() == Some(false) || v.length().is_ok_and(|n| n == 0);
             if !meaningless {
                 anyhow::bail!(
                     "rule(): '{k} = {}' is not supported: {why}; remove it",
@@ -195,6 +210,7 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
                 outputs: predeclared,
                 doc,
                 provides,
+                unsupported,
             },
         ))
     }

@@ -28,6 +28,9 @@ pub struct RuleDecl {
     pub doc: String,
     /// `provides = [...]`: the ids of providers the implementation must return.
     pub provides: Vec<String>,
+    /// Options forge cannot honour yet (`toolchains = [...]`, `cfg = ...`), as
+    /// `'<option> = <value>': <why>`: a target of this rule is refused at analysis.
+    pub unsupported: Vec<String>,
 }
 
 /// `rule(...)` before its module is frozen: it learns its name from `x = rule(...)`.
