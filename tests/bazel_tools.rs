@@ -223,3 +223,30 @@ fn the_platforms_repository_is_written_the_same_way() {
     assert!(external.join("platforms/os/BUILD").is_file());
     assert!(!external.join("platforms").is_symlink());
 }
+
+#[test]
+fn a_tool_run_by_an_action_runs_another_tool_through_its_runfiles() {
+    let ws = Workspace::fixture("bazel_tools");
+    ok(ws.forge(&["build", "//app:from_tool"]));
+    // The inner tool, found by rlocation in the outer tool's runfiles (it is there only
+    // through the outer rule merging its default runfiles), read its own data file.
+    assert_eq!(
+        read(&ws, "forge-bin/app/from_tool.txt"),
+        "the data\nouter\n"
+    );
+    let manifest = read(&ws, "forge-bin/app/outer.runfiles_manifest");
+    let paths: Vec<&str> = manifest
+        .lines()
+        .map(|l| l.split_once(' ').expect("two fields").0)
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "bazel_tools/tools/bash/runfiles/runfiles.bash",
+            "tools_ws/app/data.txt",
+            "tools_ws/app/inner",
+            "tools_ws/app/outer",
+            "tools_ws/external/bazel_tools/tools/bash/runfiles/runfiles.bash",
+        ]
+    );
+}
