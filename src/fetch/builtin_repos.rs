@@ -208,6 +208,35 @@ mod tests {
     }
 
     #[test]
+    fn a_directory_that_cannot_be_made_is_an_error_naming_it() {
+        let base = tempfile::tempdir().unwrap();
+        // `external` is a file, so nothing can be created below it.
+        let external = base.path().join("external");
+        fs::write(&external, "not a directory").unwrap();
+        let error = builtin_repo("bazel_tools")
+            .unwrap()
+            .materialize(&external)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(&external.display().to_string()), "{error}");
+    }
+
+    #[test]
+    fn packages_are_the_directories_with_a_build_file() {
+        assert_eq!(
+            builtin_repo("bazel_tools").unwrap().packages(),
+            [
+                "platforms",
+                "src/conditions",
+                "tools/bash/runfiles",
+                "tools/cpp",
+                "tools/python",
+                "tools/sh"
+            ]
+        );
+    }
+
+    #[test]
     fn digests_differ_between_repositories() {
         let digests: BTreeSet<String> = BUILTIN_REPOS.iter().map(|r| r.digest()).collect();
         assert_eq!(digests.len(), BUILTIN_REPOS.len());
