@@ -16,11 +16,14 @@
 #
 # and then calls:
 #
-#   rlocation RUNFILES_PATH   prints the absolute path of a runfile, given as
-#                             "<repository>/<path>" (e.g. "my_ws/pkg/data.txt"); prints
-#                             nothing and fails when there is no such runfile.
-#   runfiles_export_envvars   exports RUNFILES_DIR, RUNFILES_MANIFEST_FILE and JAVA_RUNFILES so
-#                             that a program this script starts finds the same runfiles.
+#   rlocation RUNFILES_PATH   prints the path of a runfile, given as "<repository>/<path>"
+#                             (e.g. "my_ws/pkg/data.txt"); an absolute path is printed as
+#                             it is. When there is no such runfile it prints nothing, and
+#                             fails unless the lookup went through a manifest (Bazel's
+#                             library behaves so, and scripts written for it may rely on it).
+#   runfiles_export_envvars   exports RUNFILES_DIR and RUNFILES_MANIFEST_FILE (and
+#                             JAVA_RUNFILES when it found the directory from the manifest)
+#                             so that a program this script starts finds the same runfiles.
 #
 # Where the runfiles are: RUNFILES_DIR (a directory tree of the runfiles) or
 # RUNFILES_MANIFEST_FILE (a file of "<runfiles path> <absolute path>" lines), as the build
@@ -98,36 +101,36 @@ function rlocation() {
     echo "$path"
     return 0
   fi
+  # Mistakes and misses are reported on stderr only with RUNFILES_LIB_DEBUG=1, as by
+  # Bazel's library: scripts probe for optional runfiles and expect silence.
   if [[ -z "$path" || "$path" == ../* || "$path" == */.. || "$path" == ./* ||
         "$path" == */./* || "$path" == */. || "$path" == *//* || "$path" == */ ]]; then
-    echo >&2 "ERROR[runfiles.bash]: rlocation($path): path is not normalized"
+    __runfiles_debug "rlocation($path): path is not normalized"
     return 1
   fi
   if [[ "$path" == \\* ]]; then
-    echo >&2 "ERROR[runfiles.bash]: rlocation($path): absolute path without drive name"
+    __runfiles_debug "rlocation($path): absolute path without drive name"
     return 1
   fi
-  if [[ -d "${RUNFILES_DIR:-/dev/null}" ]]; then
-    if [[ -e "$RUNFILES_DIR/$path" ]]; then
-      __runfiles_debug "rlocation($path): found under RUNFILES_DIR ($RUNFILES_DIR)"
-      echo "$RUNFILES_DIR/$path"
-      return 0
-    fi
-    __runfiles_debug "rlocation($path): not under RUNFILES_DIR ($RUNFILES_DIR)"
+  if [[ -d "${RUNFILES_DIR:-/dev/null}" && -e "$RUNFILES_DIR/$path" ]]; then
+    __runfiles_debug "rlocation($path): found under RUNFILES_DIR ($RUNFILES_DIR)"
+    echo "$RUNFILES_DIR/$path"
+    return 0
   fi
   if [[ -f "${RUNFILES_MANIFEST_FILE:-/dev/null}" ]]; then
     local target
     if target="$(__runfiles_from_manifest "$path")" && [[ -e "$target" ]]; then
       __runfiles_debug "rlocation($path): found in the manifest ($RUNFILES_MANIFEST_FILE)"
       echo "$target"
-      return 0
+    else
+      # Bazel's library answers a miss in a manifest with an empty line and success
+      # (and a miss in a directory with failure); scripts written for it may rely on that.
+      __runfiles_debug "rlocation($path): not found in the manifest ($RUNFILES_MANIFEST_FILE)"
+      echo ""
     fi
-    __runfiles_debug "rlocation($path): not in the manifest ($RUNFILES_MANIFEST_FILE)"
-    return 1
+    return 0
   fi
-  if [[ ! -d "${RUNFILES_DIR:-/dev/null}" ]]; then
-    echo >&2 "ERROR[runfiles.bash]: cannot look up runfile \"$path\" (RUNFILES_DIR=\"${RUNFILES_DIR:-}\", RUNFILES_MANIFEST_FILE=\"${RUNFILES_MANIFEST_FILE:-}\")"
-  fi
+  __runfiles_debug "rlocation($path): not found (RUNFILES_DIR=\"${RUNFILES_DIR:-}\", RUNFILES_MANIFEST_FILE=\"${RUNFILES_MANIFEST_FILE:-}\")"
   return 1
 }
 export -f __runfiles_debug __runfiles_manifest_entry __runfiles_from_manifest rlocation
@@ -150,12 +153,13 @@ function runfiles_export_envvars() {
     # A manifest: the tree is the directory it is in, or the one its name is made from.
     if [[ "$RUNFILES_MANIFEST_FILE" == */MANIFEST && -d "${RUNFILES_MANIFEST_FILE%/MANIFEST}" ]]; then
       export RUNFILES_DIR="${RUNFILES_MANIFEST_FILE%/MANIFEST}"
+      export JAVA_RUNFILES="$RUNFILES_DIR"
     elif [[ "$RUNFILES_MANIFEST_FILE" == *_manifest && -d "${RUNFILES_MANIFEST_FILE%_manifest}" ]]; then
       export RUNFILES_DIR="${RUNFILES_MANIFEST_FILE%_manifest}"
+      export JAVA_RUNFILES="$RUNFILES_DIR"
     else
       export RUNFILES_DIR=
     fi
   fi
-  export JAVA_RUNFILES="$RUNFILES_DIR"
 }
 export -f runfiles_export_envvars
