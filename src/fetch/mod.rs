@@ -8,6 +8,9 @@
 //! directory next to its destination and renamed into place: an interrupted or refused fetch
 //! leaves nothing a later command would trust. Forge's own files in a repository (WORKSPACE,
 //! BUILD.bazel, the patched files) are written without following symlinks too.
+//!
+//! A name WORKSPACE does not declare may still be a repository forge provides itself
+//! (`@bazel_tools`, `@platforms`): `builtin_repos` writes those from files in the binary.
 
 pub mod beneath;
 pub mod builtin_repos;
