@@ -91,6 +91,11 @@ fn host_conditions_tell_linux_from_windows() {
         _ => "other\n",
     };
     assert_eq!(read(&ws, "forge-bin/app/host.txt"), expected);
+
+    ok(ws.forge(&["build", "//app:executor"]));
+    assert_eq!(read(&ws, "forge-bin/app/executor.txt"), "local\n");
+    ok(ws.forge(&["build", "--define=EXECUTOR=remote", "//app:executor"]));
+    assert_eq!(read(&ws, "forge-bin/app/executor.txt"), "remote\n");
 }
 
 #[test]
