@@ -20,4 +20,5 @@ native = struct(
     sh_library = sh_library,
     sh_test = sh_test,
     test_suite = test_suite,
+    toolchain_type = toolchain_type,
 )

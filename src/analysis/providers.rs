@@ -10,7 +10,7 @@ use starlark::values::{Heap, Value, ValueLike};
 use thiserror::Error;
 
 use super::actions::ActionsState;
-use super::runfiles::new_runfiles;
+use super::runfiles::{merge_runfiles, new_runfiles};
 use super::short_from_exec;
 use super::target::TargetError;
 use super::values::{DEFAULT_INFO_ID, FileValue};
@@ -161,12 +161,23 @@ pub(super) fn complete_default_info<'v>(
             make_depset(direct, Vec::new(), "default", heap).map_err(internal)?
         }
     };
-    let runfiles = match field("default_runfiles").or_else(|| field("runfiles")) {
+    let given_runfiles = match field("default_runfiles").or_else(|| field("runfiles")) {
         Some(r) => r,
         None => {
             let empty = make_depset(Vec::new(), Vec::new(), "default", heap).map_err(internal)?;
             new_runfiles(empty, heap).map_err(internal)?
         }
+    };
+    // As in Bazel, an executable is one of its own runfiles, also for the targets that
+    // merge these runfiles into theirs (a tool that runs another tool through runfiles).
+    let runfiles = match &executable {
+        Some(exe) => {
+            let own = make_depset(vec![heap.alloc(exe.clone())], Vec::new(), "default", heap)
+                .map_err(internal)?;
+            let own = new_runfiles(own, heap).map_err(internal)?;
+            merge_runfiles(vec![own, given_runfiles], heap).map_err(internal)?
+        }
+        None => given_runfiles,
     };
     let mut info_fields = vec![
         ("files", files),

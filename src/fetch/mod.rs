@@ -8,8 +8,12 @@
 //! directory next to its destination and renamed into place: an interrupted or refused fetch
 //! leaves nothing a later command would trust. Forge's own files in a repository (WORKSPACE,
 //! BUILD.bazel, the patched files) are written without following symlinks too.
+//!
+//! A name WORKSPACE does not declare may still be a repository forge provides itself
+//! (`@bazel_tools`, `@platforms`): `builtin_repos` writes those from files in the binary.
 
 pub mod beneath;
+pub mod builtin_repos;
 pub mod download;
 mod error;
 pub mod extract;
@@ -93,10 +97,13 @@ impl Fetcher {
         }
     }
 
-    /// The directory of repository `name`, fetching it if needed; `None` if the WORKSPACE
-    /// file declares no such repository.
+    /// The directory of repository `name`, fetching it if needed; `None` if neither the
+    /// WORKSPACE file declares such a repository nor forge provides one of that name.
     pub fn repo_root(&self, name: &str) -> Option<Result<PathBuf, Arc<RepoFetchError>>> {
-        let rule = self.workspace.repositories.get(name)?;
+        let source = match self.workspace.repositories.get(name) {
+            Some(rule) => RepoSource::Declared(rule),
+            None => RepoSource::Builtin(builtin_repos::builtin_repo(name)?),
+        };
         let once = self
             .fetched
             .lock()
@@ -105,15 +112,23 @@ impl Fetcher {
             .or_default()
             .clone();
         Some(
-            once.get_or_init(|| {
-                self.fetch(rule).map_err(|cause| {
+            once.get_or_init(|| match source {
+                RepoSource::Declared(rule) => self.fetch(rule).map_err(|cause| {
                     Arc::new(RepoFetchError {
                         name: rule.name.clone(),
                         rule: rule.rule.clone(),
                         location: rule.location.clone(),
                         cause,
                     })
-                })
+                }),
+                RepoSource::Builtin(repo) => repo.materialize(&self.external()).map_err(|cause| {
+                    Arc::new(RepoFetchError {
+                        name: repo.name.to_owned(),
+                        rule: "built into forge".to_owned(),
+                        location: self.external().join(repo.name).display().to_string(),
+                        cause,
+                    })
+                }),
             })
             .clone(),
         )
@@ -259,6 +274,13 @@ impl Fetcher {
         crate::core::fs::write_atomic(&marker_path, marker.as_bytes())?;
         Ok(dir)
     }
+}
+
+/// Where a repository comes from: the WORKSPACE file, or forge itself when WORKSPACE does
+/// not declare that name.
+enum RepoSource<'a> {
+    Declared(&'a RepoRule),
+    Builtin(&'static builtin_repos::BuiltinRepo),
 }
 
 fn remove_any(path: &Path) -> io::Result<()> {

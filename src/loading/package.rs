@@ -12,7 +12,7 @@ use super::bzl::MapLoader;
 use super::context::{EvalContext, FileKind, PackageBuilder};
 use super::diagnostics::{fetch_failed, location_of, starlark_error, unreadable};
 use super::target::{Package, Target, TargetKind};
-use super::{BUILD_FILE_NAMES, Loader, PackageError, dialect};
+use super::{Loader, PackageError, dialect};
 use crate::core::fs::IoContext;
 use crate::core::{Diagnostic, Label, Location, PackageId};
 use crate::workspace::fs_deps;
@@ -26,44 +26,29 @@ impl Loader {
             )));
             PackageError::Failed(errors)
         };
-        let (build_label, source, dir) = match self.builtin_build_file(id) {
-            Some(source) => (
-                id.label(BUILD_FILE_NAMES[0]),
-                source.to_owned(),
-                // Built-in repositories have no files; globs there find nothing.
-                self.workspace
-                    .output_base
-                    .join("external")
-                    .join(&id.repo)
-                    .join(&id.package),
-            ),
-            None => {
-                let Some((build_label, path)) = self.build_file(id) else {
-                    let hint = if self.is_builtin_repo(&id.repo) {
-                        ""
-                    } else {
-                        ". Add a BUILD file to a directory to mark it as a package"
-                    };
-                    let message = format!(
-                        "no such package '{id}': BUILD file not found in {}{hint}",
-                        self.display_dir(id)
-                    );
-                    return Err(PackageError::NoSuchPackage(
-                        match self.fetch_error(&id.repo) {
-                            Some(fetch_error) => fetch_failed(&fetch_error, message),
-                            None => Diagnostic::new(message),
-                        },
-                    ));
-                };
-                let source = fs_deps::read_to_string(&path)
-                    .at("read", &path)
-                    .map_err(|e| failed(vec![unreadable(e)]))?;
-                let dir = self
-                    .package_dir(id)
-                    .expect("a package with a BUILD file has a directory");
-                (build_label, source, dir)
-            }
+        let Some((build_label, path)) = self.build_file(id) else {
+            let hint = if self.is_builtin_repo(&id.repo) {
+                ""
+            } else {
+                ". Add a BUILD file to a directory to mark it as a package"
+            };
+            let message = format!(
+                "no such package '{id}': BUILD file not found in {}{hint}",
+                self.display_dir(id)
+            );
+            return Err(PackageError::NoSuchPackage(
+                match self.fetch_error(&id.repo) {
+                    Some(fetch_error) => fetch_failed(&fetch_error, message),
+                    None => Diagnostic::new(message),
+                },
+            ));
         };
+        let source = fs_deps::read_to_string(&path)
+            .at("read", &path)
+            .map_err(|e| failed(vec![unreadable(e)]))?;
+        let dir = self
+            .package_dir(id)
+            .expect("a package with a BUILD file has a directory");
         let display = self.display_path(&build_label);
         crate::core::nesting::check(&display, &source).map_err(|d| failed(vec![d]))?;
         let ast = AstModule::parse(&display, source, &dialect::build())
