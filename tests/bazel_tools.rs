@@ -124,7 +124,7 @@ fn the_python_bzl_files_load_and_what_forge_cannot_do_is_refused() {
     ok(ws.forge(&["build", "//app:aspect_name"]));
     assert_eq!(
         read(&ws, "forge-bin/app/aspect_name.txt"),
-        "find_requirements\n"
+        "<aspect @bazel_tools//tools/python:srcs_version.bzl%find_requirements>\n"
     );
     // A py_runtime_pair target loads, and building it says why it cannot be built.
     let run = ws.forge(&["build", "//app:py_pair"]);
@@ -143,12 +143,15 @@ fn the_python_bzl_files_load_and_what_forge_cannot_do_is_refused() {
     );
     ws.write(
         "aspects/BUILD",
-        "load(\":defs.bzl\", \"r\")\nr(name = \"x\")\n",
+        "load(\":defs.bzl\", \"r\")\nr(name = \"dep\")\nr(name = \"x\", dep = \":dep\")\n",
     );
     let run = ws.forge(&["build", "//aspects:x"]);
     assert_ne!(run.code, 0, "{}", run.both());
     assert!(
-        run.stderr.contains("'aspects' is not supported"),
+        run.stderr.contains(
+            "forge does not support aspects yet, so it cannot apply aspect \
+             '@bazel_tools//tools/python:srcs_version.bzl%find_requirements' to '//aspects:dep'"
+        ),
         "{}",
         run.both()
     );

@@ -4,13 +4,14 @@ Bazel defines `find_requirements` here: an aspect reporting which transitive dep
 a Python target make it Python 2 or Python 3 only. rules_python's `defs.bzl` loads and
 re-exports it, so it must exist for those rules to load.
 
-forge has no aspects yet: `attr.label(aspects = [...])` is refused, and there is no
-`--aspects` flag. `find_requirements` is therefore a plain value naming what it stands for;
-loading and re-exporting it works as in Bazel, and applying it is refused by forge's refusal
-of aspects, with that message.
+forge declares it as the aspect it is; forge does not apply aspects yet, so an attribute that
+asks for it is refused, naming it, where it would be applied.
 """
 
-find_requirements = struct(
-    aspect = "find_requirements",
-    defined_in = "@bazel_tools//tools/python:srcs_version.bzl",
+def _find_requirements_impl(target, ctx):
+    return []
+
+find_requirements = aspect(
+    implementation = _find_requirements_impl,
+    attr_aspects = ["deps"],
 )
