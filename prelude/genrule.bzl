@@ -104,7 +104,8 @@ filegroup = rule(
 )
 
 def _alias_impl(ctx):
-    return [ctx.attr.actual[DefaultInfo]]
+    # The actual target itself: forge forwards all of its providers, as Bazel does.
+    return ctx.attr.actual
 
 alias = rule(
     implementation = _alias_impl,
