@@ -306,3 +306,57 @@ fn has_constraint(
         None => false,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn configuration(stamp: bool) -> Configuration {
+        Configuration::host(&AnalysisConfig {
+            stamp,
+            ..AnalysisConfig::default()
+        })
+    }
+
+    #[test]
+    fn stamp_is_a_boolean_option_read_as_bazel_reads_it() {
+        for wanted in ["1", "true", "True", "yes", "t", "y"] {
+            assert_eq!(
+                configuration(true).option("stamp", wanted).unwrap(),
+                ("1".to_owned(), "1".to_owned()),
+                "{wanted}"
+            );
+        }
+        for wanted in ["0", "false", "FALSE", "no", "f", "n"] {
+            assert_eq!(
+                configuration(true).option("stamp", wanted).unwrap(),
+                ("1".to_owned(), "0".to_owned()),
+                "{wanted}"
+            );
+        }
+        assert_eq!(
+            configuration(false).option("stamp", "0").unwrap(),
+            ("0".to_owned(), "0".to_owned())
+        );
+        assert!(matches!(
+            configuration(false).option("stamp", "2"),
+            Err(ConditionError::NotABoolean { .. })
+        ));
+    }
+
+    #[test]
+    fn text_options_compare_as_written_and_unknown_ones_are_refused() {
+        let c = configuration(false);
+        assert_eq!(
+            c.option("compilation_mode", "opt").unwrap(),
+            ("fastbuild".to_owned(), "opt".to_owned())
+        );
+        assert_eq!(c.option("host_compilation_mode", "opt").unwrap().0, "opt");
+        assert_eq!(c.option("host_cpu", "x").unwrap().0, c.cpu);
+        let error = c.option("copt", "-O2").unwrap_err();
+        assert!(matches!(error, ConditionError::UnknownOption(ref o) if o == "copt"));
+        assert!(error.to_string().ends_with(
+            "use one of define, compilation_mode, cpu, host_compilation_mode, host_cpu, stamp"
+        ));
+    }
+}
