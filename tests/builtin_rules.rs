@@ -82,7 +82,11 @@ filegroup(
         "{}",
         run.stderr
     );
-    assert!(!run.stderr.contains("'//conf:fast' is not visible"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("'//conf:fast' is not visible"),
+        "{}",
+        run.stderr
+    );
 }
 
 // ---- config_setting(values = ...) and --stamp ----
@@ -361,10 +365,7 @@ describe(name = "described")
 "#,
         ),
         ("pkg/in.txt", "in\n"),
-        (
-            "other/BUILD",
-            "exports_files([\"file\"])\n",
-        ),
+        ("other/BUILD", "exports_files([\"file\"])\n"),
         ("other/file", ""),
     ]);
     ok(ws.forge(&["build", "//pkg:described"]));
@@ -400,15 +401,22 @@ fn existing_rules_outside_a_build_file_is_an_error() {
 // ---- licenses, exports_files visibility ----
 
 #[test]
-fn licenses_are_accepted_and_exports_files_visibility_is_honoured() {
+fn licenses_are_recorded_for_later_rules_and_exports_files_visibility_is_honoured() {
     let ws = workspace(&[
         (
             "lib/BUILD",
             r#"
+filegroup(name = "before")
 licenses(["notice"])
 exports_files(["shared.txt"], visibility = ["//friend:__pkg__"])
 exports_files(["public.txt"])
+filegroup(name = "after")
+filegroup(name = "own", licenses = ["restricted"])
 "#,
+        ),
+        (
+            "packaged/BUILD",
+            "package(licenses = [\"permissive\"])\nfilegroup(name = \"x\")\n",
         ),
         ("lib/shared.txt", "shared\n"),
         ("lib/public.txt", "public\n"),
@@ -423,6 +431,13 @@ exports_files(["public.txt"])
         ),
     ]);
     ok(ws.forge(&["build", "//friend:f", "//stranger:s"]));
+    // licenses() is the default of the rules declared after it, as in Bazel.
+    let query = ok(ws.forge(&["query", "attr(licenses, notice, //lib:all)"]));
+    assert_eq!(query.stdout, "//lib:after\n", "{}", query.both());
+    let query = ok(ws.forge(&["query", "attr(licenses, restricted, //lib:all)"]));
+    assert_eq!(query.stdout, "//lib:own\n", "{}", query.both());
+    let query = ok(ws.forge(&["query", "attr(licenses, permissive, //packaged:all)"]));
+    assert_eq!(query.stdout, "//packaged:x\n", "{}", query.both());
     let run = failed(ws.forge(&["build", "//stranger:no"]));
     assert!(
         run.stderr
@@ -486,7 +501,10 @@ local_repository(name = "rules_shell", path = "third_party/rules_shell")
 "#,
     );
     // As rules_python 0.1.0's python/defs.bzl: re-exports of the native rules, with a tag.
-    ws.write("third_party/rules_python/WORKSPACE", "workspace(name = \"rules_python\")\n");
+    ws.write(
+        "third_party/rules_python/WORKSPACE",
+        "workspace(name = \"rules_python\")\n",
+    );
     ws.write("third_party/rules_python/python/BUILD", "");
     ws.write(
         "third_party/rules_python/python/private/reexports.bzl",
@@ -517,7 +535,10 @@ def py_runtime(**attrs):
 "#,
     );
     // As rules_shell: one .bzl per rule, each the native one.
-    ws.write("third_party/rules_shell/WORKSPACE", "workspace(name = \"rules_shell\")\n");
+    ws.write(
+        "third_party/rules_shell/WORKSPACE",
+        "workspace(name = \"rules_shell\")\n",
+    );
     ws.write("third_party/rules_shell/shell/BUILD", "");
     ws.write(
         "third_party/rules_shell/shell/sh_binary.bzl",
@@ -549,7 +570,10 @@ needs_py_info = rule(implementation = _impl, attrs = {"dep": attr.label(provider
 "#,
     );
     ws.write("app/lib.py", "GREETING = 'hi from lib'\n");
-    ws.write("app/main.py", "from app.lib import GREETING\nprint(GREETING)\n");
+    ws.write(
+        "app/main.py",
+        "from app.lib import GREETING\nprint(GREETING)\n",
+    );
     ws.write("app/hello.sh", "#!/bin/sh\necho hello from sh\n");
     std::fs::set_permissions(
         ws.root().join("app/hello.sh"),

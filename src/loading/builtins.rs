@@ -96,12 +96,9 @@ pub fn build_globals(builder: &mut GlobalsBuilder) {
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
         // License metadata has no effect on a build (in Bazel neither, unless licenses are
-        // checked, which forge does not do); it is accepted so that BUILD files load.
-        let _: [Option<Value>; 3] = [
-            licenses,
-            default_applicable_licenses,
-            default_package_metadata,
-        ];
+        // checked, which forge does not do); `licenses` is recorded as `licenses()` does,
+        // the rest accepted so that BUILD files load.
+        let _: [Option<Value>; 2] = [default_applicable_licenses, default_package_metadata];
         let ctx = EvalContext::from_eval(eval)?;
         let mut package = ctx.package("package()")?.borrow_mut();
         if package.package_called {
@@ -121,7 +118,18 @@ pub fn build_globals(builder: &mut GlobalsBuilder) {
         if let Some(f) = features {
             package.features = string_list("features", f, &ctx.base)?;
         }
-        let mut defaults = Vec::new();
+        // A `licenses()` call before package() stays recorded.
+        let mut defaults: Vec<(String, AttrValue)> = package
+            .attr_defaults
+            .iter()
+            .filter(|(name, _)| name == "licenses")
+            .cloned()
+            .collect();
+        if let Some(l) = licenses {
+            let list = string_list("licenses", l, &ctx.base)?;
+            defaults.retain(|(name, _)| name != "licenses");
+            defaults.push(("licenses".to_owned(), AttrValue::StringList(list)));
+        }
         if let Some(t) = default_testonly {
             defaults.push(("testonly".to_owned(), AttrValue::Bool(t)));
         }
@@ -304,9 +312,23 @@ pub fn build_globals(builder: &mut GlobalsBuilder) {
         Ok(eval.heap().alloc(LabelValue { label }))
     }
 
-    /// Accepted for compatibility; licenses are not checked.
-    fn licenses<'v>(#[starlark(require = pos)] licenses: Value<'v>) -> anyhow::Result<NoneType> {
-        let _ = licenses;
+    /// The package's default license: the `licenses` of the rules declared after it, as
+    /// in Bazel. Recorded, not checked (Bazel 4 checks only with `--check_licenses`).
+    fn licenses<'v>(
+        #[starlark(require = pos)] licenses: Value<'v>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let ctx = EvalContext::from_eval(eval)?;
+        let list = string_list("licenses", licenses, &ctx.base)?;
+        let mut package = ctx.package("licenses()")?.borrow_mut();
+        let mut defaults: Vec<(String, AttrValue)> = package
+            .attr_defaults
+            .iter()
+            .filter(|(name, _)| name != "licenses")
+            .cloned()
+            .collect();
+        defaults.push(("licenses".to_owned(), AttrValue::StringList(list)));
+        package.attr_defaults = defaults.into_boxed_slice();
         Ok(NoneType)
     }
 }
