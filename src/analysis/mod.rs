@@ -55,6 +55,9 @@ pub struct Analyzed {
 pub struct AnalysisConfig {
     /// `--define NAME=VALUE`.
     pub defines: BTreeMap<String, String>,
+    /// `--stamp`: build information may be written into outputs (`config_setting(values =
+    /// {"stamp": "1"})` matches).
+    pub stamp: bool,
 }
 
 /// The analysed targets, by label, and what went wrong.

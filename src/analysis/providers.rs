@@ -13,7 +13,7 @@ use super::actions::ActionsState;
 use super::runfiles::{merge_runfiles, new_runfiles};
 use super::short_from_exec;
 use super::target::TargetError;
-use super::values::{DEFAULT_INFO_ID, FileValue};
+use super::values::{DEFAULT_INFO_ID, FileValue, TargetInfo};
 use crate::core::Label;
 use crate::loading::{
     AttrValue, ProviderInstance, ProviderInstanceGen, RuleDecl, RuleTarget, make_depset,
@@ -64,7 +64,7 @@ pub(super) fn providers_of<'v>(
     returned: Value<'v>,
     decl: &RuleDecl,
 ) -> Result<Vec<Value<'v>>, ProviderError> {
-    let items: Vec<Value> = if returned.is_none() {
+    let mut items: Vec<Value> = if returned.is_none() {
         Vec::new()
     } else {
         match ListRef::from_value(returned) {
@@ -72,6 +72,14 @@ pub(super) fn providers_of<'v>(
             None => vec![returned],
         }
     };
+    // The built-in `alias` returns its actual target: it forwards every provider of it, as
+    // Bazel's alias does. No user rule may return a target.
+    if decl.defined_in.starts_with("@prelude//")
+        && let [single] = items.as_slice()
+        && let Some(actual) = TargetInfo::from_value(*single)
+    {
+        items = actual.providers.iter().map(|p| p.to_value()).collect();
+    }
     let mut seen: BTreeSet<&str> = BTreeSet::new();
     for item in &items {
         let Some(p) = ProviderInstance::from_value(*item) else {

@@ -70,6 +70,15 @@ pub struct BuildOptions {
     #[arg(short = 'D', long = "define", value_name = "NAME=VALUE")]
     pub define: Vec<String>,
 
+    /// Let rules write build information into their outputs (`config_setting(values =
+    /// {"stamp": "1"})` matches, rules with `stamp = -1` stamp).
+    #[arg(long = "stamp", overrides_with = "nostamp")]
+    pub stamp: bool,
+
+    /// Do not stamp (the default).
+    #[arg(long = "nostamp", alias = "no-stamp", overrides_with = "stamp")]
+    pub nostamp: bool,
+
     /// Show the full command line of failed actions (they are always shown; accepted for
     /// Bazel compatibility).
     #[arg(long = "verbose_failures", alias = "verbose-failures")]
@@ -174,6 +183,7 @@ pub fn build(
     let request = BuildRequest {
         action_env: key_values(&options.action_env, "action_env", true)?,
         defines: key_values(&options.define, "define", false)?,
+        stamp: options.stamp && !options.nostamp,
         remote: options.remote.client()?,
         patterns,
         cwd: super::current_dir()?,

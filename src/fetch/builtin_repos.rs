@@ -44,6 +44,7 @@ pub const BUILTIN_REPOS: &[BuiltinRepo] = &[
             "tools/bash/runfiles/runfiles.bash",
             "tools/cpp/BUILD",
             "tools/python/BUILD",
+            "tools/python/private_prelude.bzl",
             "tools/python/srcs_version.bzl",
             "tools/python/toolchain.bzl",
             "tools/sh/BUILD",

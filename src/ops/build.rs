@@ -32,6 +32,8 @@ pub struct BuildRequest<'a> {
     pub jobs: usize,
     pub action_env: BTreeMap<String, String>,
     pub defines: BTreeMap<String, String>,
+    /// `--stamp`.
+    pub stamp: bool,
     pub disk_cache: Option<PathBuf>,
     pub remote: Option<Arc<RemoteCache>>,
     pub fetch: FetchOptions,
@@ -104,6 +106,7 @@ pub fn build(
             patterns: request.patterns,
             cwd_package: &cwd_package,
             defines: request.defines,
+            stamp: request.stamp,
             keep_going: request.keep_going,
             for_tests: request.for_tests,
             fetch: &request.fetch,

@@ -20,6 +20,8 @@ pub struct PlanRequest<'a> {
     /// The package of the directory the command runs in: relative patterns are read there.
     pub cwd_package: &'a PackageId,
     pub defines: BTreeMap<String, String>,
+    /// `--stamp`.
+    pub stamp: bool,
     pub keep_going: bool,
     /// `forge test`: test suites are expanded and the tests are planned too.
     pub for_tests: bool,
@@ -58,13 +60,14 @@ impl Planned {
 }
 
 /// The parts of a command that decide its plan: the workspace, where it runs, the patterns,
-/// the `--define`s, whether tests are planned, and the repositories WORKSPACE declares (as
+/// the `--define`s and `--stamp`, whether tests are planned, and the repositories WORKSPACE declares (as
 /// JSON). Two commands with the same identity share a cached plan.
 pub fn identity(
     workspace_root: &std::path::Path,
     cwd_package: &PackageId,
     patterns: &[String],
     defines: &BTreeMap<String, String>,
+    stamp: bool,
     for_tests: bool,
     repositories_json: &str,
 ) -> Vec<String> {
@@ -74,6 +77,9 @@ pub fn identity(
     ];
     identity.extend(patterns.iter().cloned());
     identity.extend(defines.iter().map(|(k, v)| format!("--define={k}={v}")));
+    if stamp {
+        identity.push("--stamp".to_owned());
+    }
     if for_tests {
         identity.push("(tests)".to_owned());
     }
@@ -92,6 +98,7 @@ pub fn plan(workspace: &Arc<Workspace>, request: &PlanRequest<'_>) -> Result<Pla
         request.cwd_package,
         request.patterns,
         &request.defines,
+        request.stamp,
         request.for_tests,
         &repositories,
     );
@@ -224,7 +231,10 @@ fn plan_build(
         return Err(Failure::from_diagnostics(errors));
     }
 
-    let config = AnalysisConfig { defines };
+    let config = AnalysisConfig {
+        defines,
+        stamp: request.stamp,
+    };
     let analysis = analysis::analyze(&graph, &targets, &config);
     errors.extend(analysis.errors.iter().cloned());
     let configured = analysis.targets.len();
@@ -310,16 +320,36 @@ mod tests {
         let top = PackageId::default();
         let patterns = strings(&["//..."]);
         let defines = BTreeMap::new();
-        let base = identity(root, &top, &patterns, &defines, false, "{}");
-        assert_eq!(base, identity(root, &top, &patterns, &defines, false, "{}"));
+        let base = identity(root, &top, &patterns, &defines, false, false, "{}");
+        assert_eq!(
+            base,
+            identity(root, &top, &patterns, &defines, false, false, "{}")
+        );
         let mut one = BTreeMap::new();
         one.insert("MODE".to_owned(), "opt".to_owned());
         let others = [
-            identity(Path::new("/other"), &top, &patterns, &defines, false, "{}"),
-            identity(root, &top, &strings(&["//a:b"]), &defines, false, "{}"),
-            identity(root, &top, &patterns, &one, false, "{}"),
-            identity(root, &top, &patterns, &defines, true, "{}"),
-            identity(root, &top, &patterns, &defines, false, "{\"r\":1}"),
+            identity(
+                Path::new("/other"),
+                &top,
+                &patterns,
+                &defines,
+                false,
+                false,
+                "{}",
+            ),
+            identity(
+                root,
+                &top,
+                &strings(&["//a:b"]),
+                &defines,
+                false,
+                false,
+                "{}",
+            ),
+            identity(root, &top, &patterns, &one, false, false, "{}"),
+            identity(root, &top, &patterns, &defines, true, false, "{}"),
+            identity(root, &top, &patterns, &defines, false, true, "{}"),
+            identity(root, &top, &patterns, &defines, false, false, "{\"r\":1}"),
         ];
         for other in &others {
             assert_ne!(&base, other);

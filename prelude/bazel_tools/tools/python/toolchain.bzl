@@ -2,19 +2,10 @@
 
 In Bazel a `py_runtime_pair` target is a Python toolchain: it pairs a Python 2 and a Python 3
 `py_runtime` and is handed to `toolchain(toolchain_type = "@bazel_tools//tools/python:toolchain_type")`.
-rules_python's `defs.bzl` loads and re-exports it, so declaring such targets works in forge.
-forge has no toolchain resolution and no `py_runtime` yet, so building one is refused.
+rules_python's `defs.bzl` loads and re-exports it. This is forge's built-in rule (see
+prelude/python.bzl); forge's `py_binary` runs `python3` from PATH and does not resolve it.
 """
 
-def _py_runtime_pair_impl(ctx):
-    fail("forge does not support `py_runtime_pair` yet: it has no Python toolchains " +
-         "(toolchain resolution and py_runtime are not implemented); %s cannot be built" % ctx.label)
+load(":private_prelude.bzl", "PRELUDE_PY_RUNTIME_PAIR")
 
-py_runtime_pair = rule(
-    implementation = _py_runtime_pair_impl,
-    doc = "A Python 2 and a Python 3 runtime, as one toolchain (refused when built in forge).",
-    attrs = {
-        "py2_runtime": attr.label(doc = "The Python 2 py_runtime."),
-        "py3_runtime": attr.label(doc = "The Python 3 py_runtime."),
-    },
-)
+py_runtime_pair = PRELUDE_PY_RUNTIME_PAIR
