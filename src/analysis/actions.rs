@@ -18,9 +18,9 @@ use starlark::values::{
     Heap, NoSerialize, StarlarkValue, Trace, Value, ValueLike, ValueTyped, starlark_value,
 };
 
-use super::args::{ArgsValue, arg_string};
+use super::args::{ArgsLine, ArgsValue, ParamFileFormat, arg_string};
 use super::values::{FileValue, TargetInfo};
-use crate::core::{Action, ActionKind, ExecPath, Label};
+use crate::core::{Action, ActionKind, ExecPath, Label, layout::short_from_exec};
 use crate::loading::iterate_files;
 
 /// What one target's analysis accumulates.
@@ -46,6 +46,37 @@ pub struct ActionsValue {
     #[allocative(skip)]
     #[trace(static)]
     pub state: RefCell<ActionsState>,
+}
+
+impl ActionsValue {
+    /// Declares `name` in the target's package and writes `content` to it: the script
+    /// `ctx.resolve_command` makes of a command too long for `bash -c`.
+    pub(super) fn write_generated(
+        &self,
+        name: &str,
+        content: String,
+        executable: bool,
+    ) -> anyhow::Result<FileValue> {
+        let mut state = self.state.borrow_mut();
+        let file = state.declare(name, None, false)?;
+        let owner = state.owner.clone();
+        state.register(Action {
+            progress_message: format!("Writing file {}", file.short_path),
+            owner,
+            mnemonic: "FileWrite".into(),
+            kind: ActionKind::Write {
+                content: content.into_bytes(),
+                executable,
+            },
+            inputs: Vec::new(),
+            outputs: vec![ExecPath::new(file.path.clone())],
+            env: BTreeMap::new(),
+            requirements: Vec::new(),
+            directory_outputs: vec![],
+            scratch_dirs: vec![],
+        })?;
+        Ok(file)
+    }
 }
 
 impl fmt::Display for ActionsValue {
@@ -142,6 +173,33 @@ impl ActionsState {
             .map(|(path, _)| path.as_str())
     }
 
+    /// Declares and writes a parameter file of one of this target's actions.
+    fn register_param_file(&mut self, path: &str, content: String) -> anyhow::Result<()> {
+        if self.declared.contains_key(path) {
+            anyhow::bail!(
+                "the parameter file '{path}' clashes with a file {} declared; Bazel names \
+                 parameter files after the action's first output",
+                self.owner
+            );
+        }
+        self.declared.insert(path.to_owned(), false);
+        self.register(Action {
+            owner: self.owner.clone(),
+            mnemonic: "FileWrite".into(),
+            progress_message: format!("Writing file {}", short_from_exec(path)),
+            kind: ActionKind::Write {
+                content: content.into_bytes(),
+                executable: false,
+            },
+            inputs: Vec::new(),
+            outputs: vec![ExecPath::new(path)],
+            env: BTreeMap::new(),
+            requirements: Vec::new(),
+            directory_outputs: vec![],
+            scratch_dirs: vec![],
+        })
+    }
+
     /// Registers an action after checking that it creates only this target's declared,
     /// not-yet-generated files.
     fn register(&mut self, mut action: Action) -> anyhow::Result<()> {
@@ -220,8 +278,9 @@ pub(super) fn string_dict(
         .collect()
 }
 
-/// Command-line arguments: strings, Files, or `Args` objects, flattened to strings.
-fn command_line<'v>(value: Option<Value<'v>>, heap: Heap<'v>) -> anyhow::Result<Vec<String>> {
+/// Command-line arguments: strings, Files, or `Args` objects, each `Args` kept apart with
+/// its parameter file settings (a plain string is a part without any).
+fn command_parts<'v>(value: Option<Value<'v>>, heap: Heap<'v>) -> anyhow::Result<Vec<ArgsLine>> {
     let Some(value) = value.filter(|v| !v.is_none()) else {
         return Ok(Vec::new());
     };
@@ -231,11 +290,68 @@ fn command_line<'v>(value: Option<Value<'v>>, heap: Heap<'v>) -> anyhow::Result<
         .map_err(|_| anyhow::anyhow!("arguments must be a list"))?
     {
         match item.downcast_ref::<ArgsValue>() {
-            Some(args) => out.extend(args.items().iter().cloned()),
-            None => out.push(arg_string(item)),
+            Some(args) => out.push(args.line()),
+            None => out.push(ArgsLine {
+                args: vec![arg_string(item)],
+                param_file: None,
+                format: ParamFileFormat::default(),
+            }),
         }
     }
     Ok(out)
+}
+
+/// Command-line arguments flattened to strings, parameter files ignored (for `run_shell`'s
+/// `command` given as a list).
+fn command_line<'v>(value: Option<Value<'v>>, heap: Heap<'v>) -> anyhow::Result<Vec<String>> {
+    Ok(command_parts(value, heap)?
+        .into_iter()
+        .flat_map(|p| p.args)
+        .collect())
+}
+
+/// When an `Args` with `use_param_file(use_always = False)` goes to a parameter file: when
+/// the command line would otherwise be longer than Bazel's `--min_param_file_size` default.
+const MAX_COMMAND_LINE: usize = 32768;
+
+/// A command line with the parameter files it refers to: `(exec path, content)`.
+struct SpilledCommandLine {
+    argv: Vec<String>,
+    param_files: Vec<(String, String)>,
+}
+
+/// Bazel's `CommandLines.expand`: the parts in order; an `Args` with a parameter file is
+/// written to `<primary output>-<N>.params` (N counting from 0) and replaced by its
+/// `param_file_arg` when it must always be, or when keeping it would make the command line
+/// (each argument plus a separator) longer than `MAX_COMMAND_LINE`.
+fn spill_param_files(
+    prefix: Vec<String>,
+    parts: Vec<ArgsLine>,
+    primary_output: &str,
+) -> SpilledCommandLine {
+    let length = |args: &[String]| args.iter().map(|a| a.len() + 1).sum::<usize>();
+    let mut length_so_far = length(&prefix);
+    let mut argv = prefix;
+    let mut param_files = Vec::new();
+    for part in parts {
+        let spill = match &part.param_file {
+            None => false,
+            Some(p) => p.use_always || length_so_far + length(&part.args) > MAX_COMMAND_LINE,
+        };
+        if !spill {
+            length_so_far += length(&part.args);
+            argv.extend(part.args);
+            continue;
+        }
+        let path = format!("{primary_output}-{}.params", param_files.len());
+        let arg = part
+            .param_file_arg(&path)
+            .expect("spilled parts have a param file");
+        length_so_far += arg.len() + 1;
+        argv.push(arg);
+        param_files.push((path, part.format.content(&part.args)));
+    }
+    SpilledCommandLine { argv, param_files }
 }
 
 fn paths(files: &[&FileValue]) -> Vec<ExecPath> {
@@ -258,9 +374,13 @@ struct RunOptions<'v> {
     program: Option<String>,
 }
 
+/// Registers a `run` or `run_shell` action: `prefix` (the program, or bash and its
+/// command) then `parts`, with the parameter files they spill into written by actions of
+/// their own and read by this one.
 fn register_run<'v>(
     this: &ActionsValue,
-    argv: Vec<String>,
+    prefix: Vec<String>,
+    parts: Vec<ArgsLine>,
     o: RunOptions<'v>,
     default_mnemonic: &str,
     heap: Heap<'v>,
@@ -269,8 +389,16 @@ fn register_run<'v>(
     let mut inputs = paths(&files_of(o.inputs, "inputs", heap)?);
     inputs.extend(paths(&files_of_or_targets(o.tools, heap)?));
     inputs.extend(o.program.map(ExecPath::new));
+    let primary = outputs
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("an action must have at least one output"))?;
+    let SpilledCommandLine { argv, param_files } = spill_param_files(prefix, parts, &primary.path);
     let mut state = this.state.borrow_mut();
     let owner = state.owner.clone();
+    for (path, content) in param_files {
+        state.register_param_file(&path, content)?;
+        inputs.push(ExecPath::new(path));
+    }
     let mnemonic = o.mnemonic.unwrap_or_else(|| default_mnemonic.to_owned());
     let progress_message = o
         .progress_message
@@ -423,10 +551,10 @@ fn actions_methods(builder: &mut MethodsBuilder) {
     ) -> anyhow::Result<NoneType> {
         let output = file_of(output, "output")?;
         let content = match content.downcast_ref::<ArgsValue>() {
+            // Bazel writes an Args object as its parameter file would hold it.
             Some(args) => {
-                let mut s = args.items().join("\n");
-                s.push('\n');
-                s
+                let line = args.line();
+                line.format.content(&line.args)
             }
             None => content
                 .unpack_str()
@@ -498,8 +626,8 @@ fn actions_methods(builder: &mut MethodsBuilder) {
                 .ok_or_else(|| anyhow::anyhow!("executable must be a File or a string"))?;
             (s.to_owned(), None)
         };
-        let mut argv = vec![program];
-        argv.extend(command_line(arguments, heap)?);
+        let prefix = vec![program];
+        let parts = command_parts(arguments, heap)?;
         let o = RunOptions {
             outputs,
             inputs,
@@ -510,7 +638,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
             requirements,
             program: program_file,
         };
-        register_run(this.as_ref(), argv, o, "Action", heap)
+        register_run(this.as_ref(), prefix, parts, o, "Action", heap)
     }
 
     /// Runs a bash command: `/bin/bash -c command "" arguments...`.
@@ -539,13 +667,13 @@ fn actions_methods(builder: &mut MethodsBuilder) {
             Some(s) => s.to_owned(),
             None => command_line(Some(command), heap)?.join(" "),
         };
-        let mut argv = vec![
+        let prefix = vec![
             "/bin/bash".to_owned(),
             "-c".to_owned(),
             command,
             String::new(),
         ];
-        argv.extend(command_line(arguments, heap)?);
+        let parts = command_parts(arguments, heap)?;
         let o = RunOptions {
             outputs,
             inputs,
@@ -556,7 +684,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
             requirements,
             program: None,
         };
-        register_run(this.as_ref(), argv, o, "Action", heap)
+        register_run(this.as_ref(), prefix, parts, o, "Action", heap)
     }
 
     /// Makes `output` a copy of `target_file` (forge stores outputs by content).
