@@ -6,11 +6,12 @@ use std::collections::BTreeSet;
 
 use starlark::collections::SmallMap;
 use starlark::values::list::ListRef;
+use starlark::values::structs::AllocStruct;
 use starlark::values::{Heap, Value, ValueLike};
 use thiserror::Error;
 
 use super::actions::ActionsState;
-use super::runfiles::new_runfiles;
+use super::runfiles::{merge_runfiles, new_runfiles};
 use super::short_from_exec;
 use super::target::TargetError;
 use super::values::{DEFAULT_INFO_ID, FileValue};
@@ -168,6 +169,17 @@ pub(super) fn complete_default_info<'v>(
             new_runfiles(empty, heap).map_err(internal)?
         }
     };
+    // As in Bazel, an executable's runfiles hold the executable itself, so that a target
+    // merging them (a tool running a sub-tool) gets it into its own tree.
+    let runfiles = match &executable {
+        Some(exe) => {
+            let own = make_depset(vec![heap.alloc(exe.clone())], Vec::new(), "default", heap)
+                .map_err(internal)?;
+            let own = new_runfiles(own, heap).map_err(internal)?;
+            merge_runfiles(vec![runfiles, own], heap).map_err(internal)?
+        }
+        None => runfiles,
+    };
     let mut info_fields = vec![
         ("files", files),
         ("default_runfiles", runfiles),
@@ -176,9 +188,22 @@ pub(super) fn complete_default_info<'v>(
     if let Some(d) = field("data_runfiles") {
         info_fields.push(("data_runfiles", d));
     }
-    if let Some(exe) = &executable {
-        info_fields.push(("executable", heap.alloc(exe.clone())));
+    let executable_value = match &executable {
+        Some(exe) => heap.alloc(exe.clone()),
+        None => Value::new_none(),
+    };
+    if executable.is_some() {
+        info_fields.push(("executable", executable_value));
     }
+    // Bazel's FilesToRunProvider. Forge writes `<exe>.runfiles_manifest` when it lays out
+    // the runfiles tree, after every action, so no action may read it: it is None here.
+    info_fields.push((
+        "files_to_run",
+        heap.alloc(AllocStruct([
+            ("executable", executable_value),
+            ("runfiles_manifest", Value::new_none()),
+        ])),
+    ));
     let info = default_info(heap, info_fields);
     match given {
         Some(i) => providers[i] = info,
