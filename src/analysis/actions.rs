@@ -189,7 +189,7 @@ impl ActionsState {
             progress_message: format!("Writing file {}", short_from_exec(path)),
             kind: ActionKind::Write {
                 content: content.into_bytes(),
-                executable: false,
+                executable: true,
             },
             inputs: Vec::new(),
             outputs: vec![ExecPath::new(path)],
@@ -568,10 +568,11 @@ fn actions_methods(builder: &mut MethodsBuilder) {
         };
         let mut state = this.as_ref().state.borrow_mut();
         let owner = state.owner.clone();
-        // The rule's own executable runs whatever `is_executable` said, as in Bazel (whose
-        // outputs are all executable).
-        let is_executable =
-            is_executable || state.implicit_executable.as_deref() == Some(output.path.as_str());
+        // Bazel leaves every output r-xr-xr-x whatever `is_executable` says, so a script
+        // written without it (and returned as an executable, or run by another action)
+        // runs; forge does the same.
+        let _: bool = is_executable;
+        let is_executable = true;
         state.register(Action {
             progress_message: format!("Writing file {}", output.short_path),
             owner,
@@ -748,6 +749,8 @@ fn actions_methods(builder: &mut MethodsBuilder) {
                 subs.push((arg_string(k), arg_string(v)));
             }
         }
+        // Every output is r-xr-xr-x in Bazel, as for `write`.
+        let _: bool = is_executable;
         let mut state = this.as_ref().state.borrow_mut();
         let owner = state.owner.clone();
         state.register(Action {
@@ -757,7 +760,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
             kind: ActionKind::ExpandTemplate {
                 template: template.path.clone(),
                 substitutions: subs,
-                executable: is_executable,
+                executable: true,
             },
             inputs: vec![ExecPath::new(template.path.clone())],
             outputs: vec![ExecPath::new(output.path.clone())],

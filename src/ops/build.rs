@@ -36,6 +36,8 @@ pub struct BuildRequest<'a> {
     pub remote: Option<Arc<RemoteCache>>,
     pub fetch: FetchOptions,
     pub sandbox: SandboxOptions,
+    /// `--output_groups`: `+x`/`-x` add to or take from the defaults, `x` replaces them.
+    pub output_groups: Vec<String>,
 }
 
 /// What the front end hears while a build runs, in this order.
@@ -107,6 +109,7 @@ pub fn build(
             keep_going: request.keep_going,
             for_tests: request.for_tests,
             fetch: &request.fetch,
+            output_groups: &request.output_groups,
         },
     )?;
     events(BuildEvent::Analyzed(&planned));
