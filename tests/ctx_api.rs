@@ -167,3 +167,29 @@ fn outputs_are_executable_as_bazel_leaves_them_and_tools_merge_sub_tools() {
     ok(ws.forge(&["build", "//modes:user"]));
     assert_eq!(bin(&ws, "modes/user.out"), "sub tool\n");
 }
+
+#[test]
+fn info_file_and_version_file_hold_the_workspace_status() {
+    let ws = Workspace::fixture("ctx_api");
+    ok(ws.forge(&["build", "//status:stamped"]));
+    let text = bin(&ws, "status/stamped.txt");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    assert_eq!(lines[0], "BUILD_EMBED_LABEL ");
+    let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(lines[1], format!("BUILD_HOST {}", host.trim()));
+    assert!(lines[2].len() > "BUILD_USER ".len(), "{text}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let stamp: u64 = lines[3]
+        .strip_prefix("BUILD_TIMESTAMP ")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(now.abs_diff(stamp) < 600, "{text}");
+    assert_eq!(
+        lines[4],
+        "forge-out/stable-status.txt forge-out/volatile-status.txt"
+    );
+}

@@ -1,7 +1,8 @@
 //! `ctx`: the values built for one target in (attributes, files, outputs, `ctx.actions`),
 //! the object a rule implementation reads out, with its methods `ctx.runfiles`,
 //! `ctx.expand_location`, `ctx.expand_make_variables`, `ctx.resolve_tools`,
-//! `ctx.resolve_command` and `ctx.coverage_instrumented`.
+//! `ctx.resolve_command` and `ctx.coverage_instrumented`; `ctx.info_file` and
+//! `ctx.version_file` name the workspace status files.
 
 // The Starlark signatures mirror Bazel's, with all their keyword arguments.
 #![allow(clippy::too_many_arguments)]
@@ -159,6 +160,14 @@ pub(super) fn alloc_ctx<'v>(
             heap.alloc(AllocList(Vec::<&str>::new())),
         ),
         ("var".into(), heap.alloc(AllocDict(vars.clone()))),
+        (
+            "info_file".into(),
+            heap.alloc(status_file(layout::STABLE_STATUS, label)),
+        ),
+        (
+            "version_file".into(),
+            heap.alloc(status_file(layout::VOLATILE_STATUS, label)),
+        ),
     ];
     heap.alloc_complex_no_freeze(CtxValue {
         fields,
@@ -170,6 +179,21 @@ pub(super) fn alloc_ctx<'v>(
         vars,
         actions,
     })
+}
+
+/// `ctx.info_file` / `ctx.version_file`: a workspace status file, which no action
+/// generates (forge writes both before the actions run), so it reads as an input.
+fn status_file(path: &str, label: &Label) -> FileValue {
+    FileValue {
+        path: path.to_owned(),
+        short_path: path
+            .strip_prefix(&format!("{}/", layout::OUT_DIR))
+            .unwrap_or(path)
+            .to_owned(),
+        is_source: false,
+        is_directory: false,
+        owner: label.clone(),
+    }
 }
 
 #[starlark_module]
