@@ -193,3 +193,19 @@ fn info_file_and_version_file_hold_the_workspace_status() {
         "forge-out/stable-status.txt forge-out/volatile-status.txt"
     );
 }
+
+#[test]
+fn what_forge_does_not_implement_is_refused_by_name() {
+    let ws = Workspace::fixture("ctx_api");
+    let run = ws.forge(&["build", "//refused:exec_group"]);
+    assert_eq!(run.code, 1, "{}", run.both());
+    assert!(
+        run.stderr
+            .contains("forge does not support the 'exec_group' parameter yet"),
+        "{}",
+        run.stderr
+    );
+    // do_nothing is accepted and creates nothing.
+    ok(ws.forge(&["build", "//refused:nothing"]));
+    assert_eq!(bin(&ws, "refused/nothing.out"), "written\n");
+}

@@ -459,6 +459,16 @@ fn execution_requirements_of(value: Option<Value>) -> anyhow::Result<Vec<String>
     Ok(out)
 }
 
+/// Parameters of Bazel's that forge does not implement: refused when given a value.
+fn refuse_given(params: &[(&str, Option<Value>)]) -> anyhow::Result<()> {
+    for (name, value) in params {
+        if value.is_some_and(|v| !v.is_none()) {
+            anyhow::bail!("forge does not support the '{name}' parameter yet; leave it out");
+        }
+    }
+    Ok(())
+}
+
 /// `input_manifests` and `toolchain` of `run`/`run_shell`, which forge has no use for: a
 /// tool's runfiles are inputs already, and there is no toolchain resolution.
 fn refuse_unsupported(
@@ -606,8 +616,16 @@ fn actions_methods(builder: &mut MethodsBuilder) {
         #[starlark(require = named)] execution_requirements: Option<Value<'v>>,
         #[starlark(require = named)] input_manifests: Option<Value<'v>>,
         #[starlark(require = named)] toolchain: Option<Value<'v>>,
+        #[starlark(require = named)] unused_inputs_list: Option<Value<'v>>,
+        #[starlark(require = named)] exec_group: Option<Value<'v>>,
+        #[starlark(require = named)] shadowed_action: Option<Value<'v>>,
         heap: Heap<'v>,
     ) -> anyhow::Result<NoneType> {
+        refuse_given(&[
+            ("unused_inputs_list", unused_inputs_list),
+            ("exec_group", exec_group),
+            ("shadowed_action", shadowed_action),
+        ])?;
         // Every forge action has the default shell environment (the fixed PATH, LANG, TZ and
         // --action_env), and `env` is merged into it: both values of this flag mean that.
         let _: Option<bool> = use_default_shell_env;
@@ -657,8 +675,14 @@ fn actions_methods(builder: &mut MethodsBuilder) {
         #[starlark(require = named)] execution_requirements: Option<Value<'v>>,
         #[starlark(require = named)] input_manifests: Option<Value<'v>>,
         #[starlark(require = named)] toolchain: Option<Value<'v>>,
+        #[starlark(require = named)] exec_group: Option<Value<'v>>,
+        #[starlark(require = named)] shadowed_action: Option<Value<'v>>,
         heap: Heap<'v>,
     ) -> anyhow::Result<NoneType> {
+        refuse_given(&[
+            ("exec_group", exec_group),
+            ("shadowed_action", shadowed_action),
+        ])?;
         // Every forge action has the default shell environment (the fixed PATH, LANG, TZ and
         // --action_env), and `env` is merged into it: both values of this flag mean that.
         let _: Option<bool> = use_default_shell_env;
@@ -769,6 +793,19 @@ fn actions_methods(builder: &mut MethodsBuilder) {
             directory_outputs: vec![],
             scratch_dirs: vec![],
         })?;
+        Ok(NoneType)
+    }
+
+    /// Bazel's placeholder action, which runs nothing and creates nothing: recorded as
+    /// nothing, its arguments checked.
+    fn do_nothing<'v>(
+        this: ValueTyped<'v, ActionsValue>,
+        #[starlark(require = named)] mnemonic: &str,
+        #[starlark(require = named)] inputs: Option<Value<'v>>,
+        heap: Heap<'v>,
+    ) -> anyhow::Result<NoneType> {
+        let _ = (this, mnemonic);
+        files_of(inputs, "inputs", heap)?;
         Ok(NoneType)
     }
 

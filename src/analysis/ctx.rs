@@ -289,6 +289,18 @@ fn ctx_methods(builder: &mut MethodsBuilder) {
         Ok(false)
     }
 
+    /// Refused: forge has no platforms to ask about.
+    fn target_platform_has_constraint<'v>(
+        this: ValueTyped<'v, CtxValue<'v>>,
+        #[starlark(require = pos)] constraint_value: Value<'v>,
+    ) -> anyhow::Result<bool> {
+        let _ = (this, constraint_value);
+        anyhow::bail!(
+            "forge does not support ctx.target_platform_has_constraint yet; select() on the \
+             constraint_value instead"
+        )
+    }
+
     /// `(inputs, input_manifests)` of running `tools`: each tool's executable and runfiles
     /// (or its files, for a tool that is not executable). The manifests are always empty:
     /// forge gives an action a tool's runfiles as inputs.
