@@ -32,7 +32,8 @@ fn expand_location_make_variables_and_what_ctx_tells() {
         "data at expand/d.txt and expand/d.txt\n\
          hello world fastbuild $x\n\
          coverage: False\n\
-         build file: expand/BUILD\n"
+         build file: expand/BUILD\n\
+         empty files: 0\n"
     );
     // A variable neither ctx.var nor the substitutions define is an error naming it.
     let run = ws.forge(&["build", "//expand:loc"]);
