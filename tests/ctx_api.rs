@@ -33,6 +33,7 @@ fn expand_location_make_variables_and_what_ctx_tells() {
          hello world fastbuild $x\n\
          coverage: False\n\
          build file: expand/BUILD\n\
+         configuration: False : {}\n\
          empty files: 0\n"
     );
     // A variable neither ctx.var nor the substitutions define is an error naming it.
@@ -120,7 +121,10 @@ fn resolve_command_and_resolve_tools_run_tools_with_their_runfiles() {
     );
     assert_eq!(bin(&ws, "resolve/long.out"), "tool data\n");
     assert!(bin(&ws, "resolve/long.script.sh").len() > 70000);
-    assert_eq!(bin(&ws, "resolve/tools.out"), "tool data\n");
+    assert_eq!(
+        bin(&ws, "resolve/tools.out"),
+        format!("tool data\nTOOL={BIN}/resolve/tool.sh\n")
+    );
 }
 
 #[test]

@@ -161,6 +161,20 @@ pub(super) fn alloc_ctx<'v>(
         ),
         ("var".into(), heap.alloc(AllocDict(vars.clone()))),
         (
+            "configuration".into(),
+            heap.alloc(AllocStruct([
+                // Forge gives every action its default environment (PATH, LANG, TZ and
+                // --action_env) and merges `env` on top, so there is nothing to add here.
+                (
+                    "default_shell_env",
+                    heap.alloc(AllocDict(Vec::<(&str, &str)>::new())),
+                ),
+                // Forge does not collect coverage.
+                ("coverage_enabled", Value::new_bool(false)),
+                ("host_path_separator", heap.alloc(":")),
+            ])),
+        ),
+        (
             "info_file".into(),
             heap.alloc(status_file(layout::STABLE_STATUS, label)),
         ),
