@@ -59,22 +59,8 @@ impl ActionsValue {
     ) -> anyhow::Result<FileValue> {
         let mut state = self.state.borrow_mut();
         let file = state.declare(name, None, false)?;
-        let owner = state.owner.clone();
-        state.register(Action {
-            progress_message: format!("Writing file {}", file.short_path),
-            owner,
-            mnemonic: "FileWrite".into(),
-            kind: ActionKind::Write {
-                content: content.into_bytes(),
-                executable,
-            },
-            inputs: Vec::new(),
-            outputs: vec![ExecPath::new(file.path.clone())],
-            env: BTreeMap::new(),
-            requirements: Vec::new(),
-            directory_outputs: vec![],
-            scratch_dirs: vec![],
-        })?;
+        let action = state.file_write(&file.path, content, executable);
+        state.register(action)?;
         Ok(file)
     }
 }
@@ -183,13 +169,19 @@ impl ActionsState {
             );
         }
         self.declared.insert(path.to_owned(), false);
-        self.register(Action {
+        let action = self.file_write(path, content, true);
+        self.register(action)
+    }
+
+    /// A `FileWrite` action of this target putting `content` at exec path `path`.
+    fn file_write(&self, path: &str, content: String, executable: bool) -> Action {
+        Action {
             owner: self.owner.clone(),
             mnemonic: "FileWrite".into(),
             progress_message: format!("Writing file {}", short_from_exec(path)),
             kind: ActionKind::Write {
                 content: content.into_bytes(),
-                executable: true,
+                executable,
             },
             inputs: Vec::new(),
             outputs: vec![ExecPath::new(path)],
@@ -197,7 +189,7 @@ impl ActionsState {
             requirements: Vec::new(),
             directory_outputs: vec![],
             scratch_dirs: vec![],
-        })
+        }
     }
 
     /// Registers an action after checking that it creates only this target's declared,
