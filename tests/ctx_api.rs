@@ -168,6 +168,8 @@ fn outputs_are_executable_as_bazel_leaves_them_and_tools_merge_sub_tools() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o555);
+    let run = ok(ws.forge(&["run", "//modes:templated"]));
+    assert_eq!(run.stdout, "template ran\n");
     // A tool that merges a sub-tool's runfiles finds the sub-tool in its own tree.
     ok(ws.forge(&["build", "//modes:user"]));
     assert_eq!(bin(&ws, "modes/user.out"), "sub tool\n");
