@@ -127,6 +127,16 @@ pub struct BuildOptions {
     )]
     pub sandbox_tmpfs_size: Option<String>,
 
+    /// Which output groups to build and report: `+NAME` / `-NAME` add to or take from the
+    /// defaults, a bare `NAME` replaces them (comma-separated or repeated).
+    #[arg(
+        long = "output_groups",
+        alias = "output-groups",
+        value_name = "GROUPS",
+        value_delimiter = ','
+    )]
+    pub output_groups: Vec<String>,
+
     /// Bind a host path read-only into the sandbox: `SOURCE[:TARGET]`.
     #[arg(
         long = "sandbox_add_mount_pair",
@@ -194,6 +204,7 @@ pub fn build(
         disk_cache: options.disk_cache.clone(),
         fetch: options.fetch_options(),
         sandbox: options.sandbox_options(),
+        output_groups: options.output_groups.clone(),
     };
     let progress = ConsoleProgress::stderr();
     ops::build::build(request, &progress, &mut |event| {

@@ -26,6 +26,8 @@ pub struct PlanRequest<'a> {
     /// `forge test`: test suites are expanded and the tests are planned too.
     pub for_tests: bool,
     pub fetch: &'a crate::fetch::FetchOptions,
+    /// `--output_groups`: which of the targets' outputs to build and report.
+    pub output_groups: &'a [String],
 }
 
 /// A plan and how it came to be.
@@ -101,6 +103,13 @@ pub fn plan(workspace: &Arc<Workspace>, request: &PlanRequest<'_>) -> Result<Pla
         request.stamp,
         request.for_tests,
         &repositories,
+    );
+    let mut identity = identity;
+    identity.extend(
+        request
+            .output_groups
+            .iter()
+            .map(|g| format!("--output_groups={g}")),
     );
     let identity: Vec<&str> = identity.iter().map(String::as_str).collect();
     let key = PlanCache::key(&identity);
@@ -248,19 +257,23 @@ fn plan_build(
         return Err(Failure::from_diagnostics(errors));
     }
 
-    // What the user asked for: each target's default outputs and, for executables, what
-    // their runfiles trees point at.
+    // What the user asked for: each target's default outputs (or the output groups named)
+    // and, for executables, what their runfiles trees point at.
+    let groups = analysis::OutputGroups::from_flags(request.output_groups);
     let mut plan = BuildPlan {
         packages_loaded: packages,
         targets_configured: configured,
         ..BuildPlan::default()
     };
     for label in &targets {
-        let outputs = analysis.default_outputs(&graph, label);
+        let outputs = analysis.requested_outputs(&graph, label, &groups);
         plan.wanted
             .extend(outputs.iter().cloned().map(ExecPath::new));
         let analyzed = analysis.targets.get(label);
-        if let Some(tree) = analyzed.and_then(|a| a.runfiles.as_ref()) {
+        if let Some(tree) = analyzed
+            .and_then(|a| a.runfiles.as_ref())
+            .filter(|_| groups.runfiles || for_tests)
+        {
             plan.wanted
                 .extend(tree.entries.iter().map(|(_, p)| p.clone()));
         }
