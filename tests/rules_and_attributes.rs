@@ -475,3 +475,68 @@ needs_toolchain(name = 'tc')
         ],
     );
 }
+
+#[test]
+fn output_group_info_is_a_mapping_and_ctx_fields_forge_lacks_are_named() {
+    let ws = Workspace::empty();
+    ws.write("WORKSPACE", "");
+    ws.write(
+        "pkg/defs.bzl",
+        "def _groups_impl(ctx):
+    a = ctx.actions.declare_file('a.txt')
+    ctx.actions.write(a, 'a')
+    return [OutputGroupInfo(first = depset([a]), second = depset())]
+
+def _reader_impl(ctx):
+    info = ctx.attr.dep[OutputGroupInfo]
+    out = ctx.actions.declare_file(ctx.label.name + '.txt')
+    names = sorted([g for g in info])
+    files = [f.basename for f in info['first'].to_list()]
+    ctx.actions.write(out, '%s %s %s %s' % (names, 'first' in info, 'third' in info, files))
+    if ctx.attr.missing:
+        info['third']
+    if ctx.attr.fragments:
+        ctx.fragments.cpp.copts()
+    return [DefaultInfo(files = depset([out]))]
+
+groups = rule(implementation = _groups_impl)
+reader = rule(implementation = _reader_impl, attrs = {
+    'dep': attr.label(),
+    'missing': attr.bool(),
+    'fragments': attr.bool(),
+})
+",
+    );
+    ws.write(
+        "pkg/BUILD",
+        "load(':defs.bzl', 'groups', 'reader')
+groups(name = 'g')
+reader(name = 'r', dep = ':g')
+reader(name = 'missing', dep = ':g', missing = True)
+reader(name = 'fragments', dep = ':g', fragments = True)
+genrule(name = 'script', outs = ['script.sh'], cmd = 'echo \"echo ran\" > $@')
+",
+    );
+    ok(ws.forge(&["build", "//pkg:r"]));
+    assert_eq!(
+        read(&ws, "forge-bin/pkg/r.txt"),
+        "[\"first\", \"second\"] True False [\"a.txt\"]"
+    );
+    fails_with(
+        &ws.forge(&["build", "//pkg:missing"]),
+        &["Output group third not present"],
+    );
+    fails_with(
+        &ws.forge(&["build", "//pkg:fragments"]),
+        &["forge does not support `ctx.fragments.cpp.copts` yet"],
+    );
+    // Every output of a command is r-xr-xr-x, as Bazel leaves it: a script a genrule
+    // writes without chmod runs.
+    ok(ws.forge(&["build", "//pkg:script"]));
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(ws.root().join("forge-bin/pkg/script.sh"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o555);
+}

@@ -29,7 +29,7 @@ use super::make_vars::{ctx_var, expand_make_variables};
 use super::runfiles::{Runfiles, RunfilesGen, runfiles_files, symlink_entries};
 use super::values::{FileValue, TargetInfo};
 use crate::core::{Label, layout};
-use crate::loading::{Depset, LabelValue, iterate_files, make_depset};
+use crate::loading::{Depset, LabelValue, Unsupported, iterate_files, make_depset};
 
 /// `ctx`: everything a rule implementation may read, plus `ctx.actions`.
 #[derive(Debug, ProvidesStaticType, NoSerialize, Allocative, Trace)]
@@ -67,17 +67,38 @@ impl<'v> StarlarkValue<'v> for CtxValue<'v> {
         Some(CTX_METHODS.methods())
     }
 
-    fn get_attr(&self, attribute: &str, _heap: Heap<'v>) -> Option<Value<'v>> {
-        self.fields
+    fn get_attr(&self, attribute: &str, heap: Heap<'v>) -> Option<Value<'v>> {
+        let field = self
+            .fields
             .iter()
             .find(|(k, _)| *k == attribute)
-            .map(|(_, v)| *v)
+            .map(|(_, v)| *v);
+        // Bazel's fields forge lacks refuse at their first use, naming themselves, rather
+        // than look like a typo ("ctx has no attribute fragments").
+        field.or_else(|| {
+            UNSUPPORTED_FIELDS
+                .contains(&attribute)
+                .then(|| heap.alloc(Unsupported::new(format!("ctx.{attribute}"))))
+        })
     }
 
     fn dir_attr(&self) -> Vec<String> {
         self.fields.iter().map(|(k, _)| k.clone()).collect()
     }
 }
+
+/// Fields of Bazel 4's `ctx` that forge does not have yet.
+const UNSUPPORTED_FIELDS: &[&str] = &[
+    "aspect_ids",
+    "build_setting_value",
+    "created_actions",
+    "exec_groups",
+    "fragments",
+    "host_configuration",
+    "host_fragments",
+    "split_attr",
+    "toolchains",
+];
 
 starlark::methods_static!(CTX_METHODS = ctx_methods);
 

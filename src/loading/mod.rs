@@ -41,6 +41,7 @@ mod rule_value;
 mod select;
 mod target;
 mod unsupported;
+pub use unsupported::Unsupported;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};

@@ -260,4 +260,47 @@ where
     fn dir_attr(&self) -> Vec<String> {
         self.fields.keys().cloned().collect()
     }
+
+    // `OutputGroupInfo` is also a mapping of group name to files in Bazel:
+    // `info["name"]`, `"name" in info` and iterating over its names.
+    fn at(&self, index: Value<'v>, _heap: Heap<'v>) -> starlark::Result<Value<'v>> {
+        let group = self.output_group_name(index)?;
+        self.field(group).ok_or_else(|| {
+            starlark::Error::new_native(anyhow::anyhow!("Output group {group} not present"))
+        })
+    }
+
+    fn is_in(&self, other: Value<'v>) -> starlark::Result<bool> {
+        let group = self.output_group_name(other)?;
+        Ok(self.fields.contains_key(group))
+    }
+
+    fn iterate_collect(&self, heap: Heap<'v>) -> starlark::Result<Vec<Value<'v>>> {
+        self.require_output_group_info()?;
+        Ok(self.fields.keys().map(|k| heap.alloc(k.as_str())).collect())
+    }
+}
+
+impl<'v, V: ValueLike<'v>> ProviderInstanceGen<V> {
+    /// Only `OutputGroupInfo` can be indexed or iterated.
+    fn require_output_group_info(&self) -> starlark::Result<()> {
+        if self.id == "<builtin>%OutputGroupInfo" {
+            return Ok(());
+        }
+        Err(starlark::Error::new_native(anyhow::anyhow!(
+            "a {} provider cannot be indexed or iterated; read its fields (`info.field`)",
+            self.name
+        )))
+    }
+
+    /// The group an `OutputGroupInfo` is indexed by.
+    fn output_group_name(&self, index: Value<'v>) -> starlark::Result<&'v str> {
+        self.require_output_group_info()?;
+        index.unpack_str().ok_or_else(|| {
+            starlark::Error::new_native(anyhow::anyhow!(
+                "OutputGroupInfo is indexed by group name (a string), got {}",
+                index.get_type()
+            ))
+        })
+    }
 }

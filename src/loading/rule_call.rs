@@ -241,6 +241,17 @@ impl FrozenRuleCallable {
 
         let ctx = EvalContext::from_eval(eval)?;
         let mut package = ctx.package(&format!("the rule '{rule}'"))?.borrow_mut();
+        // Bazel's native test_suite is testonly unless it says otherwise: it exists to
+        // name tests, which are testonly.
+        if rule == "test_suite"
+            && self
+                .decl
+                .defined_in
+                .starts_with(&format!("@{}//", super::prelude::REPO))
+            && !explicit.contains("testonly")
+        {
+            attrs.insert("testonly".into(), AttrValue::Bool(true));
+        }
         for (attr, value) in package.attr_defaults.iter() {
             // A test is always testonly.
             if !(explicit.contains(attr) || self.decl.test && attr == "testonly") {

@@ -57,6 +57,11 @@ pub struct Unsupported {
 starlark_simple_value!(Unsupported);
 
 impl Unsupported {
+    /// What refuses to be used as `path` (`ctx.fragments`).
+    pub fn new(path: String) -> Self {
+        Unsupported { path }
+    }
+
     fn refusal(&self) -> starlark::Error {
         starlark::Error::new_native(anyhow::anyhow!(
             "forge does not support `{}` yet; a rule set that needs it cannot build with forge \
