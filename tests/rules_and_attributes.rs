@@ -540,3 +540,38 @@ genrule(name = 'script', outs = ['script.sh'], cmd = 'echo \"echo ran\" > $@')
     );
     assert_eq!(mode & 0o777, 0o555);
 }
+
+#[test]
+fn an_action_reading_the_volatile_status_does_not_run_again_for_it_alone() {
+    let ws = Workspace::empty();
+    ws.write("WORKSPACE", "");
+    ws.write(
+        "pkg/defs.bzl",
+        "def _impl(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + '.txt')
+    ctx.actions.run_shell(inputs = [ctx.version_file], outputs = [out],
+                          command = 'grep -c BUILD_TIMESTAMP %s > %s' % (ctx.version_file.path, out.path))
+    return [DefaultInfo(files = depset([out]))]
+
+stamped = rule(implementation = _impl)
+",
+    );
+    ws.write(
+        "pkg/BUILD",
+        "load(':defs.bzl', 'stamped')\nstamped(name = 's')\n",
+    );
+    let first = ok(ws.forge(&["build", "//pkg:s"]));
+    assert!(
+        first.stderr.contains("1 action executed"),
+        "{}",
+        first.both()
+    );
+    assert_eq!(read(&ws, "forge-bin/pkg/s.txt"), "1\n");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = ok(ws.forge(&["build", "//pkg:s"]));
+    assert!(
+        second.stderr.contains("0 actions executed"),
+        "{}",
+        second.both()
+    );
+}
