@@ -35,6 +35,58 @@ const MODULES: &[&str] = &[
     "transition",
 ];
 
+/// Bazel 4's native rules forge has no rule for yet, in BUILD files and as `native.<name>`:
+/// a call fails naming the rule instead of ``Variable `cc_library` not found``.
+pub const NATIVE_RULES: &[&str] = &[
+    "aar_import",
+    "action_listener",
+    "android_binary",
+    "android_device",
+    "android_instrumentation_test",
+    "android_library",
+    "android_local_test",
+    "android_sdk",
+    "available_xcodes",
+    "cc_binary",
+    "cc_host_toolchain_alias",
+    "cc_import",
+    "cc_libc_top_alias",
+    "cc_library",
+    "cc_proto_library",
+    "cc_shared_library",
+    "cc_test",
+    "cc_toolchain",
+    "cc_toolchain_suite",
+    "config_feature_flag",
+    "environment",
+    "extra_action",
+    "fdo_prefetch_hints",
+    "fdo_profile",
+    "genquery",
+    "j2objc_library",
+    "java_binary",
+    "java_import",
+    "java_library",
+    "java_lite_proto_library",
+    "java_package_configuration",
+    "java_plugin",
+    "java_proto_library",
+    "java_runtime",
+    "java_test",
+    "java_toolchain",
+    "label_flag",
+    "label_setting",
+    "objc_import",
+    "objc_library",
+    "platform",
+    "propeller_optimize",
+    "proto_lang_toolchain",
+    "proto_library",
+    "toolchain",
+    "xcode_config",
+    "xcode_version",
+];
+
 /// Providers no forge rule returns yet. They are real providers — `P in dep` is false,
 /// `dep[P]` and `providers = [P]` fail as for any provider a target lacks, which is the
 /// truth — but creating one is refused.
@@ -64,8 +116,7 @@ impl Unsupported {
 
     fn refusal(&self) -> starlark::Error {
         starlark::Error::new_native(anyhow::anyhow!(
-            "forge does not support `{}` yet; a rule set that needs it cannot build with forge \
-             today",
+            "forge does not support `{}` yet",
             self.path
         ))
     }
@@ -114,6 +165,14 @@ pub fn unsupported_globals(builder: &mut GlobalsBuilder) {
             path,
             Unsupported {
                 path: (*path).to_owned(),
+            },
+        );
+    }
+    for name in NATIVE_RULES {
+        builder.set(
+            name,
+            Unsupported {
+                path: (*name).to_owned(),
             },
         );
     }
