@@ -4,9 +4,21 @@ def _genrule_impl(ctx):
     outs = ctx.outputs.outs
     srcs = ctx.files.srcs
     tools = ctx.attr.tools + ctx.attr.exec_tools
+
+    # As Bazel off Windows: cmd_bash, else cmd; cmd_bat and cmd_ps are for Windows only.
     cmd = ctx.attr.cmd_bash or ctx.attr.cmd
     if not cmd:
-        fail("genrule %s has no 'cmd'" % ctx.label)
+        fail("missing value for `cmd` attribute of genrule %s: you can also set `cmd_ps` or " % ctx.label +
+             "`cmd_bat` on Windows and `cmd_bash` on other platforms")
+    for toolchain in ctx.attr.toolchains:
+        # Bazel requires TemplateVariableInfo of each, and no forge rule can return it yet.
+        fail(("in toolchains attribute of genrule %s: '%s' does not have mandatory providers: " +
+              "'TemplateVariableInfo' (forge does not support make variables from toolchains yet)") %
+             (ctx.label, toolchain.label))
+    if ctx.attr.stamp:
+        fail("genrule %s: forge does not support `stamp` yet (it has no workspace status files)" % ctx.label)
+    if ctx.attr.executable and len(outs) != 1:
+        fail("genrule %s: executable = True needs exactly one file in `outs`, got %d" % (ctx.label, len(outs)))
 
     # $(location) and friends first, then Bazel's make variables.
     cmd = ctx.expand_location(cmd, targets = ctx.attr.srcs + tools)
@@ -23,6 +35,10 @@ def _genrule_impl(ctx):
     if len(srcs) == 1:
         subs["<"] = srcs[0].path
     cmd = ctx.expand_make_variables("cmd", cmd, subs)
+    if ctx.attr.executable:
+        # Bazel leaves every output executable; forge keeps the mode the command gave, so
+        # the program is made executable here, after the command succeeded.
+        cmd = "(\n%s\n) && chmod +x '%s'" % (cmd, outs[0].path)
     ctx.actions.run_shell(
         inputs = srcs,
         tools = tools,
@@ -33,7 +49,11 @@ def _genrule_impl(ctx):
         # local = True runs the command outside the sandbox, like the tag.
         execution_requirements = {"local": "1"} if ctx.attr.local else {},
     )
-    return [DefaultInfo(files = depset(outs), runfiles = ctx.runfiles(files = outs))]
+    # Only the outputs: srcs and tools are the build's, not the program's (as in Bazel).
+    runfiles = ctx.runfiles(files = outs)
+    if ctx.attr.executable:
+        return [DefaultInfo(files = depset(outs), runfiles = runfiles, executable = outs[0])]
+    return [DefaultInfo(files = depset(outs), runfiles = runfiles)]
 
 genrule = rule(
     implementation = _genrule_impl,
@@ -42,15 +62,19 @@ genrule = rule(
         "srcs": attr.label_list(allow_files = True, doc = "Inputs of the command."),
         "outs": attr.output_list(mandatory = True, allow_empty = False, doc = "Files the command creates."),
         "cmd": attr.string(doc = "The bash command; `$(SRCS)`, `$(OUTS)`, `$@`, `$<`, `$(location x)` are expanded."),
-        "cmd_bash": attr.string(),
+        "cmd_bash": attr.string(doc = "The command off Windows; preferred to `cmd` when both are given."),
+        "cmd_bat": attr.string(doc = "The command on Windows (cmd.exe); unused elsewhere, as in Bazel."),
+        "cmd_ps": attr.string(doc = "The command on Windows (PowerShell); unused elsewhere, as in Bazel."),
         "tools": attr.label_list(allow_files = True, cfg = "exec", doc = "Tools the command runs."),
         "exec_tools": attr.label_list(allow_files = True, cfg = "exec"),
-        "toolchains": attr.label_list(),
-        "output_to_bindir": attr.bool(),
+        "toolchains": attr.label_list(doc = "Targets providing TemplateVariableInfo; refused, forge has none yet."),
+        # Since Bazel 1.0 genfiles is the bin directory, so where the outputs go is the same
+        # either way.
+        "output_to_bindir": attr.bool(doc = "Accepted: outputs always go to the bin directory, as in Bazel 4."),
         "local": attr.bool(),
         "message": attr.string(),
-        "executable": attr.bool(),
-        "stamp": attr.int(),
+        "executable": attr.bool(doc = "The single output is a program `forge run` can run."),
+        "stamp": attr.int(doc = "Refused when set: forge has no workspace status files."),
     },
 )
 
@@ -80,7 +104,8 @@ filegroup = rule(
 )
 
 def _alias_impl(ctx):
-    return [ctx.attr.actual[DefaultInfo]]
+    # The actual target itself: forge forwards all of its providers, as Bazel does.
+    return ctx.attr.actual
 
 alias = rule(
     implementation = _alias_impl,

@@ -107,3 +107,75 @@ py_library = rule(implementation = _py_library_impl, attrs = _PY_ATTRS, doc = "P
 py_binary = rule(implementation = _py_executable_impl, attrs = _PY_EXEC_ATTRS, executable = True, doc = "A runnable Python program.")
 
 py_test = rule(implementation = _py_executable_impl, attrs = _PY_EXEC_ATTRS, test = True, doc = "A Python program run by `forge test`.")
+
+# What a py_runtime describes: an interpreter inside the build (`interpreter`, with the
+# `files` it needs) or one installed on the machine (`interpreter_path`), as Bazel's.
+PyRuntimeInfo = provider(
+    doc = "A Python runtime, as returned by py_runtime.",
+    fields = ["interpreter_path", "interpreter", "files", "python_version", "stub_shebang"],
+)
+
+def _py_runtime_impl(ctx):
+    interpreter = ctx.file.interpreter
+    path = ctx.attr.interpreter_path
+    if (interpreter == None) == (not path):
+        fail("py_runtime %s: exactly one of the 'interpreter' or 'interpreter_path' attributes must be specified" % ctx.label)
+    if path and not path.startswith("/"):
+        fail("py_runtime %s: interpreter_path must be an absolute path, got '%s'" % (ctx.label, path))
+    if path and ctx.files.files:
+        fail("py_runtime %s: if 'interpreter_path' is given then 'files' must be empty" % ctx.label)
+    files = depset(ctx.files.files + ([interpreter] if interpreter else []))
+    return [
+        DefaultInfo(files = files, runfiles = ctx.runfiles(transitive_files = files)),
+        PyRuntimeInfo(
+            interpreter_path = path or None,
+            interpreter = interpreter,
+            files = depset(ctx.files.files) if interpreter else None,
+            python_version = ctx.attr.python_version,
+            stub_shebang = ctx.attr.stub_shebang,
+        ),
+    ]
+
+py_runtime = rule(
+    implementation = _py_runtime_impl,
+    doc = "A Python runtime for Python toolchains (py_runtime_pair). Forge's py_binary runs `python3` from PATH and does not consult it.",
+    attrs = {
+        "files": attr.label_list(allow_files = True, doc = "The files of an in-build runtime."),
+        "interpreter": attr.label(allow_single_file = True, doc = "The interpreter of an in-build runtime."),
+        "interpreter_path": attr.string(doc = "The absolute path of an installed interpreter."),
+        "python_version": attr.string(values = ["PY2", "PY3"], default = "PY3"),
+        "stub_shebang": attr.string(default = "#!/usr/bin/env python3"),
+    },
+)
+
+# The toolchain a py_runtime_pair returns: Bazel's platform_common.ToolchainInfo, whose
+# fields consumers read (`.py2_runtime`, `.py3_runtime`).
+_PyToolchainInfo = provider(
+    doc = "The ToolchainInfo of a py_runtime_pair.",
+    fields = ["py2_runtime", "py3_runtime"],
+)
+
+def _runtime_of(ctx, attr, version):
+    target = getattr(ctx.attr, attr)
+    if target == None:
+        return None
+    runtime = target[PyRuntimeInfo]
+    if runtime.python_version != version:
+        fail("py_runtime_pair %s: the Python runtime in the '%s' attribute did not have version '%s'" % (ctx.label, attr, version))
+    return runtime
+
+def _py_runtime_pair_impl(ctx):
+    return [_PyToolchainInfo(
+        py2_runtime = _runtime_of(ctx, "py2_runtime", "PY2"),
+        py3_runtime = _runtime_of(ctx, "py3_runtime", "PY3"),
+    )]
+
+# Bazel defines it in @bazel_tools//tools/python:toolchain.bzl, which re-exports this one.
+py_runtime_pair = rule(
+    implementation = _py_runtime_pair_impl,
+    doc = "A Python toolchain: a PY2 and a PY3 py_runtime.",
+    attrs = {
+        "py2_runtime": attr.label(providers = [PyRuntimeInfo]),
+        "py3_runtime": attr.label(providers = [PyRuntimeInfo]),
+    },
+)

@@ -302,7 +302,7 @@ fn rule_provides_is_checked_and_toolchains_are_refused() {
     );
     insta::assert_snapshot!(
         "toolchains_refused",
-        error_line(&ws.forge(&["build", "//toolchains:x"]))
+        errors(&ws.forge(&["build", "//toolchains:x"]))
     );
 }
 

@@ -18,9 +18,9 @@ use starlark::values::{
     Heap, NoSerialize, StarlarkValue, Trace, Value, ValueLike, ValueTyped, starlark_value,
 };
 
-use super::args::{ArgsValue, arg_string};
+use super::args::{ArgsLine, ArgsValue, ParamFileFormat, arg_string};
 use super::values::{FileValue, TargetInfo};
-use crate::core::{Action, ActionKind, ExecPath, Label};
+use crate::core::{Action, ActionKind, ExecPath, Label, layout::short_from_exec};
 use crate::loading::iterate_files;
 
 /// What one target's analysis accumulates.
@@ -46,6 +46,23 @@ pub struct ActionsValue {
     #[allocative(skip)]
     #[trace(static)]
     pub state: RefCell<ActionsState>,
+}
+
+impl ActionsValue {
+    /// Declares `name` in the target's package and writes `content` to it: the script
+    /// `ctx.resolve_command` makes of a command too long for `bash -c`.
+    pub(super) fn write_generated(
+        &self,
+        name: &str,
+        content: String,
+        executable: bool,
+    ) -> anyhow::Result<FileValue> {
+        let mut state = self.state.borrow_mut();
+        let file = state.declare(name, None, false)?;
+        let action = state.file_write(&file.path, content, executable);
+        state.register(action)?;
+        Ok(file)
+    }
 }
 
 impl fmt::Display for ActionsValue {
@@ -142,6 +159,39 @@ impl ActionsState {
             .map(|(path, _)| path.as_str())
     }
 
+    /// Declares and writes a parameter file of one of this target's actions.
+    fn register_param_file(&mut self, path: &str, content: String) -> anyhow::Result<()> {
+        if self.declared.contains_key(path) {
+            anyhow::bail!(
+                "the parameter file '{path}' clashes with a file {} declared; Bazel names \
+                 parameter files after the action's first output",
+                self.owner
+            );
+        }
+        self.declared.insert(path.to_owned(), false);
+        let action = self.file_write(path, content, true);
+        self.register(action)
+    }
+
+    /// A `FileWrite` action of this target putting `content` at exec path `path`.
+    fn file_write(&self, path: &str, content: String, executable: bool) -> Action {
+        Action {
+            owner: self.owner.clone(),
+            mnemonic: "FileWrite".into(),
+            progress_message: format!("Writing file {}", short_from_exec(path)),
+            kind: ActionKind::Write {
+                content: content.into_bytes(),
+                executable,
+            },
+            inputs: Vec::new(),
+            outputs: vec![ExecPath::new(path)],
+            env: BTreeMap::new(),
+            requirements: Vec::new(),
+            directory_outputs: vec![],
+            scratch_dirs: vec![],
+        }
+    }
+
     /// Registers an action after checking that it creates only this target's declared,
     /// not-yet-generated files.
     fn register(&mut self, mut action: Action) -> anyhow::Result<()> {
@@ -220,8 +270,9 @@ pub(super) fn string_dict(
         .collect()
 }
 
-/// Command-line arguments: strings, Files, or `Args` objects, flattened to strings.
-fn command_line<'v>(value: Option<Value<'v>>, heap: Heap<'v>) -> anyhow::Result<Vec<String>> {
+/// Command-line arguments: strings, Files, or `Args` objects, each `Args` kept apart with
+/// its parameter file settings (a plain string is a part without any).
+fn command_parts<'v>(value: Option<Value<'v>>, heap: Heap<'v>) -> anyhow::Result<Vec<ArgsLine>> {
     let Some(value) = value.filter(|v| !v.is_none()) else {
         return Ok(Vec::new());
     };
@@ -231,11 +282,68 @@ fn command_line<'v>(value: Option<Value<'v>>, heap: Heap<'v>) -> anyhow::Result<
         .map_err(|_| anyhow::anyhow!("arguments must be a list"))?
     {
         match item.downcast_ref::<ArgsValue>() {
-            Some(args) => out.extend(args.items().iter().cloned()),
-            None => out.push(arg_string(item)),
+            Some(args) => out.push(args.line()),
+            None => out.push(ArgsLine {
+                args: vec![arg_string(item)],
+                param_file: None,
+                format: ParamFileFormat::default(),
+            }),
         }
     }
     Ok(out)
+}
+
+/// Command-line arguments flattened to strings, parameter files ignored (for `run_shell`'s
+/// `command` given as a list).
+fn command_line<'v>(value: Option<Value<'v>>, heap: Heap<'v>) -> anyhow::Result<Vec<String>> {
+    Ok(command_parts(value, heap)?
+        .into_iter()
+        .flat_map(|p| p.args)
+        .collect())
+}
+
+/// When an `Args` with `use_param_file(use_always = False)` goes to a parameter file: when
+/// the command line would otherwise be longer than Bazel's `--min_param_file_size` default.
+const MAX_COMMAND_LINE: usize = 32768;
+
+/// A command line with the parameter files it refers to: `(exec path, content)`.
+struct SpilledCommandLine {
+    argv: Vec<String>,
+    param_files: Vec<(String, String)>,
+}
+
+/// Bazel's `CommandLines.expand`: the parts in order; an `Args` with a parameter file is
+/// written to `<primary output>-<N>.params` (N counting from 0) and replaced by its
+/// `param_file_arg` when it must always be, or when keeping it would make the command line
+/// (each argument plus a separator) longer than `MAX_COMMAND_LINE`.
+fn spill_param_files(
+    prefix: Vec<String>,
+    parts: Vec<ArgsLine>,
+    primary_output: &str,
+) -> SpilledCommandLine {
+    let length = |args: &[String]| args.iter().map(|a| a.len() + 1).sum::<usize>();
+    let mut length_so_far = length(&prefix);
+    let mut argv = prefix;
+    let mut param_files = Vec::new();
+    for part in parts {
+        let spill = match &part.param_file {
+            None => false,
+            Some(p) => p.use_always || length_so_far + length(&part.args) > MAX_COMMAND_LINE,
+        };
+        if !spill {
+            length_so_far += length(&part.args);
+            argv.extend(part.args);
+            continue;
+        }
+        let path = format!("{primary_output}-{}.params", param_files.len());
+        let arg = part
+            .param_file_arg(&path)
+            .expect("spilled parts have a param file");
+        length_so_far += arg.len() + 1;
+        argv.push(arg);
+        param_files.push((path, part.format.content(&part.args)));
+    }
+    SpilledCommandLine { argv, param_files }
 }
 
 fn paths(files: &[&FileValue]) -> Vec<ExecPath> {
@@ -258,9 +366,13 @@ struct RunOptions<'v> {
     program: Option<String>,
 }
 
+/// Registers a `run` or `run_shell` action: `prefix` (the program, or bash and its
+/// command) then `parts`, with the parameter files they spill into written by actions of
+/// their own and read by this one.
 fn register_run<'v>(
     this: &ActionsValue,
-    argv: Vec<String>,
+    prefix: Vec<String>,
+    parts: Vec<ArgsLine>,
     o: RunOptions<'v>,
     default_mnemonic: &str,
     heap: Heap<'v>,
@@ -269,8 +381,16 @@ fn register_run<'v>(
     let mut inputs = paths(&files_of(o.inputs, "inputs", heap)?);
     inputs.extend(paths(&files_of_or_targets(o.tools, heap)?));
     inputs.extend(o.program.map(ExecPath::new));
+    let primary = outputs
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("an action must have at least one output"))?;
+    let SpilledCommandLine { argv, param_files } = spill_param_files(prefix, parts, &primary.path);
     let mut state = this.state.borrow_mut();
     let owner = state.owner.clone();
+    for (path, content) in param_files {
+        state.register_param_file(&path, content)?;
+        inputs.push(ExecPath::new(path));
+    }
     let mnemonic = o.mnemonic.unwrap_or_else(|| default_mnemonic.to_owned());
     let progress_message = o
         .progress_message
@@ -329,6 +449,16 @@ fn execution_requirements_of(value: Option<Value>) -> anyhow::Result<Vec<String>
         out.push(key);
     }
     Ok(out)
+}
+
+/// Parameters of Bazel's that forge does not implement: refused when given a value.
+fn refuse_given(params: &[(&str, Option<Value>)]) -> anyhow::Result<()> {
+    for (name, value) in params {
+        if value.is_some_and(|v| !v.is_none()) {
+            anyhow::bail!("forge does not support the '{name}' parameter yet; leave it out");
+        }
+    }
+    Ok(())
 }
 
 /// `input_manifests` and `toolchain` of `run`/`run_shell`, which forge has no use for: a
@@ -423,10 +553,10 @@ fn actions_methods(builder: &mut MethodsBuilder) {
     ) -> anyhow::Result<NoneType> {
         let output = file_of(output, "output")?;
         let content = match content.downcast_ref::<ArgsValue>() {
+            // Bazel writes an Args object as its parameter file would hold it.
             Some(args) => {
-                let mut s = args.items().join("\n");
-                s.push('\n');
-                s
+                let line = args.line();
+                line.format.content(&line.args)
             }
             None => content
                 .unpack_str()
@@ -440,10 +570,11 @@ fn actions_methods(builder: &mut MethodsBuilder) {
         };
         let mut state = this.as_ref().state.borrow_mut();
         let owner = state.owner.clone();
-        // The rule's own executable runs whatever `is_executable` said, as in Bazel (whose
-        // outputs are all executable).
-        let is_executable =
-            is_executable || state.implicit_executable.as_deref() == Some(output.path.as_str());
+        // Bazel leaves every output r-xr-xr-x whatever `is_executable` says, so a script
+        // written without it (and returned as an executable, or run by another action)
+        // runs; forge does the same.
+        let _: bool = is_executable;
+        let is_executable = true;
         state.register(Action {
             progress_message: format!("Writing file {}", output.short_path),
             owner,
@@ -477,8 +608,16 @@ fn actions_methods(builder: &mut MethodsBuilder) {
         #[starlark(require = named)] execution_requirements: Option<Value<'v>>,
         #[starlark(require = named)] input_manifests: Option<Value<'v>>,
         #[starlark(require = named)] toolchain: Option<Value<'v>>,
+        #[starlark(require = named)] unused_inputs_list: Option<Value<'v>>,
+        #[starlark(require = named)] exec_group: Option<Value<'v>>,
+        #[starlark(require = named)] shadowed_action: Option<Value<'v>>,
         heap: Heap<'v>,
     ) -> anyhow::Result<NoneType> {
+        refuse_given(&[
+            ("unused_inputs_list", unused_inputs_list),
+            ("exec_group", exec_group),
+            ("shadowed_action", shadowed_action),
+        ])?;
         // Every forge action has the default shell environment (the fixed PATH, LANG, TZ and
         // --action_env), and `env` is merged into it: both values of this flag mean that.
         let _: Option<bool> = use_default_shell_env;
@@ -498,8 +637,8 @@ fn actions_methods(builder: &mut MethodsBuilder) {
                 .ok_or_else(|| anyhow::anyhow!("executable must be a File or a string"))?;
             (s.to_owned(), None)
         };
-        let mut argv = vec![program];
-        argv.extend(command_line(arguments, heap)?);
+        let prefix = vec![program];
+        let parts = command_parts(arguments, heap)?;
         let o = RunOptions {
             outputs,
             inputs,
@@ -510,7 +649,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
             requirements,
             program: program_file,
         };
-        register_run(this.as_ref(), argv, o, "Action", heap)
+        register_run(this.as_ref(), prefix, parts, o, "Action", heap)
     }
 
     /// Runs a bash command: `/bin/bash -c command "" arguments...`.
@@ -528,8 +667,14 @@ fn actions_methods(builder: &mut MethodsBuilder) {
         #[starlark(require = named)] execution_requirements: Option<Value<'v>>,
         #[starlark(require = named)] input_manifests: Option<Value<'v>>,
         #[starlark(require = named)] toolchain: Option<Value<'v>>,
+        #[starlark(require = named)] exec_group: Option<Value<'v>>,
+        #[starlark(require = named)] shadowed_action: Option<Value<'v>>,
         heap: Heap<'v>,
     ) -> anyhow::Result<NoneType> {
+        refuse_given(&[
+            ("exec_group", exec_group),
+            ("shadowed_action", shadowed_action),
+        ])?;
         // Every forge action has the default shell environment (the fixed PATH, LANG, TZ and
         // --action_env), and `env` is merged into it: both values of this flag mean that.
         let _: Option<bool> = use_default_shell_env;
@@ -539,13 +684,13 @@ fn actions_methods(builder: &mut MethodsBuilder) {
             Some(s) => s.to_owned(),
             None => command_line(Some(command), heap)?.join(" "),
         };
-        let mut argv = vec![
+        let prefix = vec![
             "/bin/bash".to_owned(),
             "-c".to_owned(),
             command,
             String::new(),
         ];
-        argv.extend(command_line(arguments, heap)?);
+        let parts = command_parts(arguments, heap)?;
         let o = RunOptions {
             outputs,
             inputs,
@@ -556,7 +701,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
             requirements,
             program: None,
         };
-        register_run(this.as_ref(), argv, o, "Action", heap)
+        register_run(this.as_ref(), prefix, parts, o, "Action", heap)
     }
 
     /// Makes `output` a copy of `target_file` (forge stores outputs by content).
@@ -620,6 +765,8 @@ fn actions_methods(builder: &mut MethodsBuilder) {
                 subs.push((arg_string(k), arg_string(v)));
             }
         }
+        // Every output is r-xr-xr-x in Bazel, as for `write`.
+        let _: bool = is_executable;
         let mut state = this.as_ref().state.borrow_mut();
         let owner = state.owner.clone();
         state.register(Action {
@@ -629,7 +776,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
             kind: ActionKind::ExpandTemplate {
                 template: template.path.clone(),
                 substitutions: subs,
-                executable: is_executable,
+                executable: true,
             },
             inputs: vec![ExecPath::new(template.path.clone())],
             outputs: vec![ExecPath::new(output.path.clone())],
@@ -638,6 +785,19 @@ fn actions_methods(builder: &mut MethodsBuilder) {
             directory_outputs: vec![],
             scratch_dirs: vec![],
         })?;
+        Ok(NoneType)
+    }
+
+    /// Bazel's placeholder action, which runs nothing and creates nothing: recorded as
+    /// nothing, its arguments checked.
+    fn do_nothing<'v>(
+        this: ValueTyped<'v, ActionsValue>,
+        #[starlark(require = named)] mnemonic: &str,
+        #[starlark(require = named)] inputs: Option<Value<'v>>,
+        heap: Heap<'v>,
+    ) -> anyhow::Result<NoneType> {
+        let _ = (this, mnemonic);
+        files_of(inputs, "inputs", heap)?;
         Ok(NoneType)
     }
 

@@ -1,5 +1,7 @@
-//! `ctx.actions.args()`: `add`, `add_all` and `add_joined` calls in, the strings of a
-//! command line out (read by `ctx.actions.run`, `run_shell` and `write`).
+//! `ctx.actions.args()`: `add`, `add_all`, `add_joined`, `use_param_file` and
+//! `set_param_file_format` calls in; the strings of a command line out, and how they go
+//! into a parameter file when the action spills them there (read by `ctx.actions.run`,
+//! `run_shell` and `write`).
 
 // The Starlark signatures mirror Bazel's, with all their keyword arguments.
 #![allow(clippy::too_many_arguments)]
@@ -18,7 +20,7 @@ use starlark::values::{
 };
 
 use super::values::FileValue;
-use crate::loading::{LabelValue, iterate_files};
+use crate::loading::{Depset, LabelValue, iterate_files};
 
 /// How a value appears on a command line: a File as its path, anything else as `str()`.
 pub(super) fn arg_string(value: Value) -> String {
@@ -31,12 +33,103 @@ pub(super) fn arg_string(value: Value) -> String {
     value.to_str()
 }
 
+/// How a parameter file holds its arguments (`set_param_file_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ParamFileFormat {
+    /// One argument a line, quoted for the shell where needed (Bazel's default).
+    #[default]
+    Shell,
+    /// One argument a line, verbatim.
+    Multiline,
+    /// One argument a line, verbatim, except that a `--flag` followed by a value that is
+    /// not itself a `--flag` is written as `--flag=value` (Abseil's flag files).
+    FlagPerLine,
+}
+
+impl ParamFileFormat {
+    fn parse(name: &str) -> anyhow::Result<ParamFileFormat> {
+        match name {
+            "shell" => Ok(ParamFileFormat::Shell),
+            "multiline" => Ok(ParamFileFormat::Multiline),
+            "flag_per_line" => Ok(ParamFileFormat::FlagPerLine),
+            other => anyhow::bail!(
+                "set_param_file_format: invalid format '{other}'; expected 'shell', \
+                 'multiline' or 'flag_per_line'"
+            ),
+        }
+    }
+
+    /// The bytes of a parameter file holding `args`: each line ends with a newline.
+    pub fn content(self, args: &[String]) -> String {
+        let lines: Vec<String> = match self {
+            ParamFileFormat::Shell => args.iter().map(|a| shell_quote(a)).collect(),
+            ParamFileFormat::Multiline => args.to_vec(),
+            ParamFileFormat::FlagPerLine => {
+                let mut lines = Vec::new();
+                let mut iter = args.iter().peekable();
+                while let Some(arg) = iter.next() {
+                    match iter.peek() {
+                        Some(value) if arg.starts_with("--") && !value.starts_with("--") => {
+                            lines.push(format!("{arg}={value}"));
+                            iter.next();
+                        }
+                        _ => lines.push(arg.clone()),
+                    }
+                }
+                lines
+            }
+        };
+        lines.iter().map(|l| format!("{l}\n")).collect()
+    }
+}
+
+/// Bazel's `ShellEscaper`: a word of only safe characters stays as it is; anything else is
+/// single-quoted, a quote inside written `'\''`.
+pub fn shell_quote(arg: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "@%-_+:,./".contains(c);
+    if !arg.is_empty() && arg.chars().all(safe) {
+        return arg.to_owned();
+    }
+    format!("'{}'", arg.replace('\'', "'\\''"))
+}
+
+/// `use_param_file(param_file_arg, use_always)`: the argument that names the file
+/// (`@%s`), and whether the file is used even when the command line is short.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamFileUse {
+    pub arg_format: String,
+    pub use_always: bool,
+}
+
+/// One `Args` object's part of a command line, as the action that receives it needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgsLine {
+    pub args: Vec<String>,
+    pub param_file: Option<ParamFileUse>,
+    pub format: ParamFileFormat,
+}
+
+impl ArgsLine {
+    /// The argument naming the parameter file at `path`.
+    pub fn param_file_arg(&self, path: &str) -> Option<String> {
+        self.param_file
+            .as_ref()
+            .map(|p| format_with(&p.arg_format, path).expect("checked by use_param_file"))
+    }
+}
+
 /// `ctx.actions.args()`: a command line built up with `add`, `add_all`, `add_joined`.
 #[derive(Debug, Default, ProvidesStaticType, NoSerialize, Allocative, Trace)]
 pub struct ArgsValue {
     #[allocative(skip)]
     #[trace(static)]
     args: RefCell<Vec<String>>,
+    #[allocative(skip)]
+    #[trace(static)]
+    param_file: RefCell<Option<ParamFileUse>>,
+    #[allocative(skip)]
+    #[trace(static)]
+    format: RefCell<ParamFileFormat>,
 }
 
 impl fmt::Display for ArgsValue {
@@ -55,22 +148,56 @@ impl<'v> StarlarkValue<'v> for ArgsValue {
 starlark::methods_static!(ARGS_METHODS = args_methods);
 
 impl ArgsValue {
-    /// The command line built so far.
-    pub(super) fn items(&self) -> std::cell::Ref<'_, Vec<String>> {
-        self.args.borrow()
+    /// The command line built so far, with its parameter file settings.
+    pub(super) fn line(&self) -> ArgsLine {
+        ArgsLine {
+            args: self.args.borrow().clone(),
+            param_file: self.param_file.borrow().clone(),
+            format: *self.format.borrow(),
+        }
     }
 }
 
-fn format_with(format: &Option<String>, s: String) -> anyhow::Result<String> {
-    match format {
-        None => Ok(s),
-        Some(f) if f.contains("%s") => Ok(f.replacen("%s", &s, 1)),
-        Some(f) => anyhow::bail!("format string '{f}' must contain '%s'"),
+/// Bazel's format templates: exactly one `%s`, replaced by `value`; `%%` is a literal `%`.
+pub fn format_with(template: &str, value: &str) -> anyhow::Result<String> {
+    let invalid = || {
+        anyhow::anyhow!(
+            "invalid format string '{template}': it must contain exactly one '%s' (write %% \
+             for a literal %)"
+        )
+    };
+    let mut out = String::new();
+    let mut substituted = false;
+    let mut chars = template.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('%') => out.push('%'),
+            Some('s') if !substituted => {
+                out.push_str(value);
+                substituted = true;
+            }
+            _ => return Err(invalid()),
+        }
+    }
+    if !substituted {
+        return Err(invalid());
+    }
+    Ok(out)
+}
+
+fn format_opt(template: &Option<String>, value: String) -> anyhow::Result<String> {
+    match template {
+        None => Ok(value),
+        Some(t) => format_with(t, &value),
     }
 }
 
-/// The items of `values` as strings, after `map_each` and `format_each`, deduplicated when
-/// asked.
+/// The items of `values` as strings, after `map_each`, deduplicated when asked, then
+/// formatted with `format_each` (Bazel's order).
 fn expand_values<'v>(
     values: Value<'v>,
     map_each: Option<Value<'v>>,
@@ -79,7 +206,12 @@ fn expand_values<'v>(
     expand_directories: bool,
     eval: &mut Evaluator<'v, '_, '_>,
 ) -> anyhow::Result<Vec<String>> {
-    let mut out: Vec<String> = Vec::new();
+    if values.unpack_str().is_some() {
+        anyhow::bail!(
+            "expected a list or depset of values, got a string; wrap it in a list or use add()"
+        );
+    }
+    let mut strings: Vec<String> = Vec::new();
     for item in iterate_files(values, eval.heap())? {
         // Bazel replaces a directory by the files in it when the action runs; forge builds
         // command lines during analysis, when those files are not known.
@@ -87,59 +219,81 @@ fn expand_values<'v>(
             && let Some(dir) = item.downcast_ref::<FileValue>().filter(|f| f.is_directory)
         {
             anyhow::bail!(
-                "expand_directories: forge cannot expand the directory '{}' into its files on \
-                 a command line; pass expand_directories = False to get the directory's path \
-                 (and list it in the action), or pass the files themselves",
+                "expand_directories: forge does not support expanding the directory '{}' into \
+                 its files on a command line yet; pass expand_directories = False to get the \
+                 directory's path (and list it in the action), or pass the files themselves",
                 dir.short_path
             );
         }
-        let mapped: Vec<Value> = match map_each {
-            Some(f) => {
-                let r = eval
-                    .eval_function(f, &[item], &[])
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-                if r.is_none() {
-                    Vec::new()
-                } else if let Some(s) = r.unpack_str() {
-                    vec![eval.heap().alloc(s)]
-                } else {
-                    r.iterate(eval.heap())
-                        .map_err(|_| {
-                            anyhow::anyhow!("map_each must return a string, a list or None")
-                        })?
-                        .collect()
-                }
-            }
-            None => vec![item],
+        let Some(f) = map_each else {
+            strings.push(arg_string(item));
+            continue;
         };
-        for m in mapped {
-            out.push(format_with(format_each, arg_string(m))?);
+        let r = eval
+            .eval_function(f, &[item], &[])
+            .map_err(|e| anyhow::anyhow!("map_each: {e}"))?;
+        let bad = |found: Value| {
+            anyhow::anyhow!(
+                "map_each must return a string, a list of strings or None, but returned {} ({})",
+                found.to_repr(),
+                found.get_type()
+            )
+        };
+        if r.is_none() {
+            continue;
+        }
+        if let Some(s) = r.unpack_str() {
+            strings.push(s.to_owned());
+            continue;
+        }
+        let items: Vec<Value> = r.iterate(eval.heap()).map_err(|_| bad(r))?.collect();
+        for m in items {
+            strings.push(m.unpack_str().ok_or_else(|| bad(m))?.to_owned());
         }
     }
     if uniquify {
         let mut seen = std::collections::HashSet::new();
-        out.retain(|s| seen.insert(s.clone()));
+        strings.retain(|s| seen.insert(s.clone()));
     }
-    Ok(out)
+    strings
+        .into_iter()
+        .map(|s| format_opt(format_each, s))
+        .collect()
+}
+
+/// `add_all(values)` or `add_all(flag, values)`: the flag, if any, and the values.
+fn flag_and_values<'v>(first: Value<'v>, second: Option<Value<'v>>) -> (Option<String>, Value<'v>) {
+    match second {
+        Some(v) => (Some(arg_string(first)), v),
+        None => (None, first),
+    }
+}
+
+/// `add` takes one value; a list or depset belongs in `add_all` or `add_joined`.
+fn single_value(value: Value) -> anyhow::Result<String> {
+    if Depset::from_value(value).is_some() || value.get_type() == "list" {
+        anyhow::bail!(
+            "Args.add() does not accept a list or depset; use Args.add_all() or \
+             Args.add_joined() instead"
+        );
+    }
+    Ok(arg_string(value))
 }
 
 #[starlark_module]
 fn args_methods(builder: &mut MethodsBuilder) {
-    /// `add(value)` or `add(flag, value)`.
+    /// `add(value)` or `add(flag, value)`; `format` applies to the value.
     fn add<'v>(
         this: ValueTyped<'v, ArgsValue>,
         #[starlark(require = pos)] arg_name_or_value: Value<'v>,
         #[starlark(require = pos)] value: Option<Value<'v>>,
         #[starlark(require = named)] format: Option<String>,
     ) -> anyhow::Result<NoneType> {
+        let (flag, value) = flag_and_values(arg_name_or_value, value);
+        let formatted = format_opt(&format, single_value(value)?)?;
         let mut args = this.as_ref().args.borrow_mut();
-        match value {
-            Some(v) => {
-                args.push(arg_string(arg_name_or_value));
-                args.push(format_with(&format, arg_string(v))?);
-            }
-            None => args.push(format_with(&format, arg_string(arg_name_or_value))?),
-        }
+        args.extend(flag);
+        args.push(formatted);
         Ok(NoneType)
     }
 
@@ -153,17 +307,18 @@ fn args_methods(builder: &mut MethodsBuilder) {
         #[starlark(require = named)] before_each: Option<String>,
         #[starlark(require = named, default = true)] omit_if_empty: bool,
         #[starlark(require = named, default = false)] uniquify: bool,
-        #[starlark(require = named)] terminate_with: Option<String>,
         #[starlark(require = named, default = true)] expand_directories: bool,
+        #[starlark(require = named)] terminate_with: Option<String>,
+        #[starlark(require = named, default = false)] allow_closure: bool,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
-        let (flag, values) = match values {
-            Some(v) => (Some(arg_string(arg_name_or_values)), v),
-            None => (None, arg_name_or_values),
-        };
+        // Bazel refuses closures unless allowed, to keep analysis memory small; forge builds
+        // the strings at once, so a closure costs nothing and both values are accepted.
+        let _: bool = allow_closure;
+        let (flag, values) = flag_and_values(arg_name_or_values, values);
         let items = expand_values(
             values,
-            map_each,
+            map_each.filter(|v| !v.is_none()),
             &format_each,
             uniquify,
             expand_directories,
@@ -175,9 +330,7 @@ fn args_methods(builder: &mut MethodsBuilder) {
         let mut args = this.as_ref().args.borrow_mut();
         args.extend(flag);
         for item in items {
-            if let Some(b) = &before_each {
-                args.push(b.clone());
-            }
+            args.extend(before_each.clone());
             args.push(item);
         }
         args.extend(terminate_with);
@@ -196,15 +349,14 @@ fn args_methods(builder: &mut MethodsBuilder) {
         #[starlark(require = named, default = true)] omit_if_empty: bool,
         #[starlark(require = named, default = false)] uniquify: bool,
         #[starlark(require = named, default = true)] expand_directories: bool,
+        #[starlark(require = named, default = false)] allow_closure: bool,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
-        let (flag, values) = match values {
-            Some(v) => (Some(arg_string(arg_name_or_values)), v),
-            None => (None, arg_name_or_values),
-        };
+        let _: bool = allow_closure;
+        let (flag, values) = flag_and_values(arg_name_or_values, values);
         let items = expand_values(
             values,
-            map_each,
+            map_each.filter(|v| !v.is_none()),
             &format_each,
             uniquify,
             expand_directories,
@@ -213,9 +365,75 @@ fn args_methods(builder: &mut MethodsBuilder) {
         if items.is_empty() && omit_if_empty {
             return Ok(NoneType);
         }
+        let joined = format_opt(&format_joined, items.join(&join_with))?;
         let mut args = this.as_ref().args.borrow_mut();
         args.extend(flag);
-        args.push(format_with(&format_joined, items.join(&join_with))?);
+        args.push(joined);
         Ok(NoneType)
+    }
+
+    /// Spills these arguments into a parameter file named by `param_file_arg` (`"@%s"`):
+    /// always, or only when the command line would be too long.
+    fn use_param_file<'v>(
+        this: ValueTyped<'v, ArgsValue>,
+        #[starlark(require = pos)] param_file_arg: &str,
+        #[starlark(require = named, default = false)] use_always: bool,
+    ) -> anyhow::Result<NoneType> {
+        format_with(param_file_arg, "")
+            .map_err(|e| anyhow::anyhow!("use_param_file: param_file_arg: {e}"))?;
+        *this.as_ref().param_file.borrow_mut() = Some(ParamFileUse {
+            arg_format: param_file_arg.to_owned(),
+            use_always,
+        });
+        Ok(NoneType)
+    }
+
+    /// How the parameter file holds the arguments: "shell", "multiline" or "flag_per_line".
+    fn set_param_file_format<'v>(
+        this: ValueTyped<'v, ArgsValue>,
+        #[starlark(require = pos)] format: &str,
+    ) -> anyhow::Result<NoneType> {
+        *this.as_ref().format.borrow_mut() = ParamFileFormat::parse(format)?;
+        Ok(NoneType)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn format_templates_take_one_placeholder_and_escape_percent() {
+        assert_eq!(format_with("--x=%s", "a").unwrap(), "--x=a");
+        assert_eq!(format_with("100%% %s", "b").unwrap(), "100% b");
+        assert!(format_with("none", "a").is_err());
+        assert!(format_with("%s %s", "a").is_err());
+        assert!(format_with("%d", "a").is_err());
+    }
+
+    #[test]
+    fn parameter_files_in_each_format() {
+        let args = strings(&["--out", "a b", "--v", "--k", "it's", ""]);
+        assert_eq!(
+            ParamFileFormat::Shell.content(&args),
+            "--out\n'a b'\n--v\n--k\n'it'\\''s'\n''\n"
+        );
+        assert_eq!(
+            ParamFileFormat::Multiline.content(&args),
+            "--out\na b\n--v\n--k\nit's\n\n"
+        );
+        assert_eq!(
+            ParamFileFormat::FlagPerLine.content(&args),
+            "--out=a b\n--v\n--k=it's\n\n"
+        );
+        assert_eq!(
+            shell_quote("bazel-out/x_y.txt@1,2:3+%"),
+            "bazel-out/x_y.txt@1,2:3+%"
+        );
+        assert_eq!(shell_quote("a=b"), "'a=b'");
     }
 }

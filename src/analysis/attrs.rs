@@ -18,8 +18,8 @@ use super::values::{FileValue, TargetInfo, TargetInfoGen};
 use crate::core::Label;
 use crate::graph::TargetGraph;
 use crate::loading::{
-    AllowFiles, AttrKind, AttrValue, Depset, LabelValue, ProviderInstance, RuleDecl, RuleTarget,
-    TargetKind, make_depset,
+    AllowFiles, AttrKind, AttrSpec, AttrValue, Depset, LabelValue, ProviderInstance, RuleDecl,
+    RuleTarget, TargetKind, make_depset,
 };
 
 /// A dependency that does not fit the attribute it is given in.
@@ -28,6 +28,18 @@ use crate::loading::{
 #[derive(Debug, Error)]
 #[error(transparent)]
 pub(super) struct AttrError(Box<AttrErrorKind>);
+
+impl AttrError {
+    /// The attribute, for errors Bazel prefixes with `in <attr> attribute of <kind> <label>`.
+    pub(super) fn bazel_attribute(&self) -> Option<&str> {
+        match &*self.0 {
+            AttrErrorKind::MissingProviders { attr, .. }
+            | AttrErrorKind::MisplacedRule { attr, .. }
+            | AttrErrorKind::TestonlyDependency { attr, .. } => Some(attr),
+            _ => None,
+        }
+    }
+}
 
 impl<K: Into<AttrErrorKind>> From<K> for AttrError {
     fn from(kind: K) -> Self {
@@ -50,16 +62,26 @@ pub(super) enum AttrErrorKind {
     #[error("attribute '{attr}': '{label}' is not executable")]
     NotExecutable { attr: String, label: Label },
     /// `missing` holds, for each group of `providers = [...]`, the ones the dependency lacks.
+    /// Worded as Bazel words it, after `in <attr> attribute of <kind> <label>: `.
     #[error(
-        "in attribute '{attr}': '{label}' does not have mandatory providers: {}; the rule of \
-         '{label}' must return {}",
-        missing.join(" or "),
-        if missing.len() == 1 { "it" } else { "one of these sets" }
+        "'{label}' does not have mandatory providers: {}",
+        missing.join(" or ")
     )]
     MissingProviders {
         attr: String,
         label: Label,
         missing: Vec<String>,
+    },
+    /// `allow_rules = [...]`: the dependency is a rule of another kind. Worded as Bazel
+    /// words it, after `in <attr> attribute of <kind> <label>: `.
+    #[error(
+        "rule '{label}' is misplaced here (expected {})",
+        allowed.join(" or ")
+    )]
+    MisplacedRule {
+        attr: String,
+        label: Label,
+        allowed: Vec<String>,
     },
     #[error(
         "in attribute '{attr}': '{label}' provides '{short_path}', but only{} files are allowed",
@@ -70,6 +92,25 @@ pub(super) enum AttrErrorKind {
         label: Label,
         short_path: String,
         allowed: Vec<String>,
+    },
+    #[error(
+        "in attribute '{attr}': forge does not support aspects yet, so it cannot apply \
+         aspect '{aspect}' to '{label}'; build targets that do not depend through '{attr}'"
+    )]
+    AspectNotApplied {
+        attr: String,
+        label: Label,
+        aspect: String,
+    },
+    /// Worded as Bazel words it, after `in <attr> attribute of <kind> <label>: `.
+    #[error(
+        "non-test target '{label}' depends on testonly target '{dep}' and doesn't have \
+         testonly attribute set"
+    )]
+    TestonlyDependency {
+        attr: String,
+        label: Label,
+        dep: Label,
     },
     #[error(transparent)]
     Declare(#[from] DeclareError),
@@ -163,13 +204,23 @@ pub(super) fn attr_values<'v>(
         direct_deps: Vec::new(),
         data_deps: Vec::new(),
     };
-    let dep = |l: &Label| -> Result<Value<'v>, AttrError> {
-        dep_value(heap, graph, done, l).ok_or_else(|| AttrErrorKind::NotAnalysed(l.clone()).into())
-    };
+    let testonly = is_testonly(rule);
     for (name, value) in &rule.attrs {
         if name == "visibility" {
             continue;
         }
+        let dep = |l: &Label| -> Result<Value<'v>, AttrError> {
+            if !testonly && depends_on_testonly(graph, l) {
+                return Err(AttrErrorKind::TestonlyDependency {
+                    attr: name.clone(),
+                    label: label.clone(),
+                    dep: l.clone(),
+                }
+                .into());
+            }
+            dep_value(heap, graph, done, l)
+                .ok_or_else(|| AttrErrorKind::NotAnalysed(l.clone()).into())
+        };
         let spec = decl.attrs.iter().find(|(n, _)| n == name).map(|(_, s)| s);
         match value {
             AttrValue::Label(l) => {
@@ -181,7 +232,7 @@ pub(super) fn attr_values<'v>(
                 }
                 let files = files_of_dep(d);
                 if let Some(spec) = spec {
-                    check_providers(name, &spec.providers, d, l, graph)?;
+                    check_dependency(name, spec, d, l, graph)?;
                     if spec.allow_single_file {
                         if files.len() != 1 {
                             return Err(AttrErrorKind::NotSingleFile {
@@ -223,7 +274,7 @@ pub(super) fn attr_values<'v>(
                     let fs = files_of_dep(d);
                     if let Some(spec) = spec {
                         check_extensions(name, &spec.allow_files, &fs, l)?;
-                        check_providers(name, &spec.providers, d, l, graph)?;
+                        check_dependency(name, spec, d, l, graph)?;
                     }
                     if let Some(exe) =
                         TargetInfo::from_value(d).and_then(|t| t.default_info("executable"))
@@ -245,7 +296,7 @@ pub(super) fn attr_values<'v>(
                 for (l, s) in kv {
                     let d = dep(l)?;
                     if let Some(spec) = spec {
-                        check_providers(name, &spec.providers, d, l, graph)?;
+                        check_dependency(name, spec, d, l, graph)?;
                     }
                     v.direct_deps.push(d);
                     entries.push((d, heap.alloc(s.as_str())));
@@ -294,6 +345,62 @@ pub(super) fn attr_values<'v>(
     v.attr
         .push(("name".into(), heap.alloc(label.name.as_str())));
     Ok(v)
+}
+
+fn is_testonly(rule: &RuleTarget) -> bool {
+    rule.is_test || matches!(rule.attrs.get("testonly"), Some(AttrValue::Bool(true)))
+}
+
+/// Whether `label` is a testonly rule, or a file such a rule generates.
+fn depends_on_testonly(graph: &TargetGraph, label: &Label) -> bool {
+    let Some(target) = graph.target(label) else {
+        return false;
+    };
+    let rule = match &target.kind {
+        TargetKind::GeneratedFile { generating_rule } => {
+            graph.target(generating_rule).and_then(|t| t.rule())
+        }
+        _ => target.rule(),
+    };
+    rule.is_some_and(is_testonly)
+}
+
+/// Checks a dependency that is a rule against `allow_rules` and `providers`, as Bazel does:
+/// a rule of an allowed kind is fine, else it must have the mandatory providers; a rule
+/// neither allowed by kind nor by providers is "misplaced".
+fn check_dependency(
+    attr: &str,
+    spec: &AttrSpec,
+    dep: Value,
+    label: &Label,
+    graph: &TargetGraph,
+) -> Result<(), AttrError> {
+    let Some(rule) = graph.target(label).and_then(|t| t.rule()) else {
+        return Ok(());
+    };
+    if let Some(aspect) = spec.aspects.first() {
+        return Err(AttrErrorKind::AspectNotApplied {
+            attr: attr.to_owned(),
+            label: label.clone(),
+            aspect: aspect.clone(),
+        }
+        .into());
+    }
+    if spec.allow_rules.is_empty() {
+        return check_providers(attr, &spec.providers, dep, label, graph);
+    }
+    if spec.allow_rules.contains(&rule.class) {
+        return Ok(());
+    }
+    if !spec.providers.is_empty() {
+        return check_providers(attr, &spec.providers, dep, label, graph);
+    }
+    Err(AttrErrorKind::MisplacedRule {
+        attr: attr.to_owned(),
+        label: label.clone(),
+        allowed: spec.allow_rules.clone(),
+    }
+    .into())
 }
 
 /// `providers = [...]` of a label attribute: a dependency that is a rule must return every

@@ -33,10 +33,15 @@ pub(super) enum ConditionError {
     #[error("values: 'define' must be given as NAME=VALUE, got '{0}'")]
     DefineWithoutValue(String),
     #[error(
-        "values: '{0}' is not a build option forge knows; use 'define', \
-         'compilation_mode' or 'cpu'"
+        "values: '{0}' is not a build option forge knows; use one of {known}",
+        known = KNOWN_OPTIONS.join(", ")
     )]
     UnknownOption(String),
+    #[error(
+        "values: '{value}' is not a valid value for the boolean option '{option}'; use \
+         '1' or '0' (or true/false, yes/no)"
+    )]
+    NotABoolean { option: String, value: String },
     #[error("flag_values is not supported by forge yet")]
     FlagValues,
     #[error(
@@ -52,13 +57,24 @@ pub(super) enum ConditionError {
     NotAConstraintValue { label: Label, kind: String },
 }
 
+/// The build options `config_setting(values = ...)` can test (besides `define`).
+const KNOWN_OPTIONS: &[&str] = &[
+    "define",
+    "compilation_mode",
+    "cpu",
+    "host_compilation_mode",
+    "host_cpu",
+    "stamp",
+];
+
 /// One thing a condition requires of the configuration. A condition whose requirements are
 /// a superset of another's is more specialised, and wins when both match.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub(super) enum Requirement {
     /// `--define NAME=VALUE` (from `values = {"define": ...}` or `define_values`).
     Define(String, String),
-    /// A build option in `values`: `compilation_mode`, `cpu`.
+    /// A build option in `values` (`compilation_mode`, `cpu`, `stamp`, ...), with the value
+    /// as the option reads it (a boolean as `1` or `0`).
     Option(String, String),
     /// The platform has this constraint value.
     Constraint(Label),
@@ -78,6 +94,8 @@ pub struct Configuration {
     pub compilation_mode: String,
     /// Bazel's `--cpu` value for the host: `k8`, `aarch64`, `darwin_arm64`, ...
     pub cpu: String,
+    /// `--stamp`.
+    pub stamp: bool,
     /// The host platform's constraint values, one per setting: `(setting, value)`.
     pub constraints: Vec<(Label, Label)>,
 }
@@ -110,6 +128,7 @@ impl Configuration {
             defines: config.defines.clone(),
             compilation_mode: "fastbuild".into(),
             cpu,
+            stamp: config.stamp,
             constraints: vec![
                 (platforms("os", "os"), platforms("os", os)),
                 (platforms("cpu", "cpu"), platforms("cpu", cpu_value)),
@@ -117,12 +136,36 @@ impl Configuration {
         }
     }
 
-    fn option(&self, key: &str) -> Option<&str> {
+    /// The value of the build option `key` and the value `wanted` as that option reads it
+    /// (booleans as `1` or `0`), or why `key = wanted` cannot be tested.
+    fn option(&self, key: &str, wanted: &str) -> Result<(String, String), ConditionError> {
+        let boolean = |actual: bool| -> Result<(String, String), ConditionError> {
+            let wanted = parse_boolean(wanted).ok_or_else(|| ConditionError::NotABoolean {
+                option: key.to_owned(),
+                value: wanted.to_owned(),
+            })?;
+            let bit = |b: bool| if b { "1" } else { "0" }.to_owned();
+            Ok((bit(actual), bit(wanted)))
+        };
+        let text = |actual: &str| Ok((actual.to_owned(), wanted.to_owned()));
         match key {
-            "compilation_mode" => Some(&self.compilation_mode),
-            "cpu" | "host_cpu" => Some(&self.cpu),
-            _ => None,
+            "compilation_mode" => text(&self.compilation_mode),
+            // Bazel's default for `--host_compilation_mode`; forge has no flag to change it
+            // (nor `--compilation_mode`, always fastbuild).
+            "host_compilation_mode" => text("opt"),
+            "cpu" | "host_cpu" => text(&self.cpu),
+            "stamp" => boolean(self.stamp),
+            _ => Err(ConditionError::UnknownOption(key.to_owned())),
         }
+    }
+}
+
+/// A boolean option's value as Bazel's converter reads it.
+fn parse_boolean(text: &str) -> Option<bool> {
+    match text.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "t" | "y" => Some(true),
+        "0" | "false" | "no" | "f" | "n" => Some(false),
+        _ => None,
     }
 }
 
@@ -186,13 +229,9 @@ pub(super) fn evaluate(
                 .ok_or_else(|| ConditionError::DefineWithoutValue(value.clone()))?;
             Requirement::Define(name.to_owned(), v.to_owned())
         } else {
-            match configuration.option(key) {
-                Some(actual) => {
-                    matches &= actual == value;
-                    Requirement::Option(key.clone(), value.clone())
-                }
-                None => return Err(ConditionError::UnknownOption(key.clone())),
-            }
+            let (actual, wanted) = configuration.option(key, value)?;
+            matches &= actual == wanted;
+            Requirement::Option(key.clone(), wanted)
         };
         requirements.insert(requirement);
     }
@@ -266,4 +305,58 @@ fn has_constraint(
         Some(d) => unalias(graph, &d)?.0 == *value,
         None => false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn configuration(stamp: bool) -> Configuration {
+        Configuration::host(&AnalysisConfig {
+            stamp,
+            ..AnalysisConfig::default()
+        })
+    }
+
+    #[test]
+    fn stamp_is_a_boolean_option_read_as_bazel_reads_it() {
+        for wanted in ["1", "true", "True", "yes", "t", "y"] {
+            assert_eq!(
+                configuration(true).option("stamp", wanted).unwrap(),
+                ("1".to_owned(), "1".to_owned()),
+                "{wanted}"
+            );
+        }
+        for wanted in ["0", "false", "FALSE", "no", "f", "n"] {
+            assert_eq!(
+                configuration(true).option("stamp", wanted).unwrap(),
+                ("1".to_owned(), "0".to_owned()),
+                "{wanted}"
+            );
+        }
+        assert_eq!(
+            configuration(false).option("stamp", "0").unwrap(),
+            ("0".to_owned(), "0".to_owned())
+        );
+        assert!(matches!(
+            configuration(false).option("stamp", "2"),
+            Err(ConditionError::NotABoolean { .. })
+        ));
+    }
+
+    #[test]
+    fn text_options_compare_as_written_and_unknown_ones_are_refused() {
+        let c = configuration(false);
+        assert_eq!(
+            c.option("compilation_mode", "opt").unwrap(),
+            ("fastbuild".to_owned(), "opt".to_owned())
+        );
+        assert_eq!(c.option("host_compilation_mode", "opt").unwrap().0, "opt");
+        assert_eq!(c.option("host_cpu", "x").unwrap().0, c.cpu);
+        let error = c.option("copt", "-O2").unwrap_err();
+        assert!(matches!(error, ConditionError::UnknownOption(ref o) if o == "copt"));
+        assert!(error.to_string().ends_with(
+            "use one of define, compilation_mode, cpu, host_compilation_mode, host_cpu, stamp"
+        ));
+    }
 }

@@ -39,10 +39,14 @@ fn location_files<'v>(dep: Value<'v>, prefer_executable: bool) -> Vec<&'v FileVa
 
 impl<'v> CtxValue<'v> {
     /// Replaces `$(location L)`, `$(locations L)`, `$(execpath(s) L)`, `$(rootpath(s) L)`.
+    /// `extra` are more targets that may be named (`expand_location`'s `targets`,
+    /// `resolve_command`'s `tools`); `labelled` maps more labels to their files
+    /// (`resolve_command`'s `label_dict`).
     pub(super) fn expand_location(
         &self,
         input: &str,
         extra: &[Value<'v>],
+        labelled: &[(Label, Vec<&'v FileValue>)],
     ) -> anyhow::Result<String> {
         const FUNCTIONS: [&str; 6] = [
             "locations",
@@ -82,10 +86,12 @@ impl<'v> CtxValue<'v> {
                         .filter(|f| f.short_path == short_path)
                 })
             };
-            let files = match (dep, own_output()) {
-                (Some(dep), _) => location_files(*dep, true),
-                (None, Some(file)) => vec![file],
-                (None, None) => anyhow::bail!(
+            let in_dict = || labelled.iter().find(|(l, _)| *l == label).map(|(_, f)| f);
+            let files = match (dep, in_dict(), own_output()) {
+                (Some(dep), _, _) => location_files(*dep, true),
+                (None, Some(files), _) => files.clone(),
+                (None, None, Some(file)) => vec![file],
+                (None, None, None) => anyhow::bail!(
                     "$({function} {label_text}): '{label}' is not a dependency of {}; add it to srcs, deps, data or tools",
                     self.label
                 ),

@@ -27,6 +27,7 @@ use starlark::values::ValueLike;
 
 pub use crate::core::layout::short_from_exec;
 use inputs::{missing_inputs, missing_roots};
+pub use providers::OutputGroups;
 use target::analyze_target;
 use values::{FileValue, TargetInfo};
 
@@ -55,6 +56,9 @@ pub struct Analyzed {
 pub struct AnalysisConfig {
     /// `--define NAME=VALUE`.
     pub defines: BTreeMap<String, String>,
+    /// `--stamp`: build information may be written into outputs (`config_setting(values =
+    /// {"stamp": "1"})` matches).
+    pub stamp: bool,
 }
 
 /// The analysed targets, by label, and what went wrong.
@@ -109,6 +113,53 @@ impl Analysis {
                 })
             }
         }
+    }
+}
+
+impl Analysis {
+    /// The files of the output groups `groups` selects for a target, `default` being its
+    /// default outputs; each once, the default outputs first.
+    pub fn requested_outputs(
+        &self,
+        graph: &TargetGraph,
+        label: &Label,
+        groups: &OutputGroups,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        if groups.groups.contains("default") {
+            out = self.default_outputs(graph, label);
+        }
+        let Some(analyzed) = self.targets.get(label) else {
+            return out;
+        };
+        let named: Vec<&String> = groups.groups.iter().filter(|g| *g != "default").collect();
+        if named.is_empty() {
+            return out;
+        }
+        Module::with_temp_heap(|module| {
+            let heap = module.heap();
+            let Some(info) = analyzed.module.owned_extra_value() else {
+                return;
+            };
+            let info = heap.access_owned_frozen_value(&info);
+            let Some(groups_info) = TargetInfo::from_value(info)
+                .and_then(|t| t.provider(providers::OUTPUT_GROUP_INFO_ID))
+                .and_then(crate::loading::ProviderInstance::from_value)
+            else {
+                return;
+            };
+            for group in named {
+                let files = groups_info.field(group).and_then(Depset::from_value);
+                for f in files.map(|d| d.to_list()).unwrap_or_default() {
+                    if let Some(f) = f.downcast_ref::<FileValue>()
+                        && !out.contains(&f.path)
+                    {
+                        out.push(f.path.clone());
+                    }
+                }
+            }
+        });
+        out
     }
 }
 

@@ -6,14 +6,15 @@ use std::collections::BTreeSet;
 
 use starlark::collections::SmallMap;
 use starlark::values::list::ListRef;
+use starlark::values::structs::AllocStruct;
 use starlark::values::{Heap, Value, ValueLike};
 use thiserror::Error;
 
 use super::actions::ActionsState;
-use super::runfiles::new_runfiles;
+use super::runfiles::{merge_runfiles, new_runfiles};
 use super::short_from_exec;
 use super::target::TargetError;
-use super::values::{DEFAULT_INFO_ID, FileValue};
+use super::values::{DEFAULT_INFO_ID, FileValue, TargetInfo};
 use crate::core::Label;
 use crate::loading::{
     AttrValue, ProviderInstance, ProviderInstanceGen, RuleDecl, RuleTarget, make_depset,
@@ -64,7 +65,7 @@ pub(super) fn providers_of<'v>(
     returned: Value<'v>,
     decl: &RuleDecl,
 ) -> Result<Vec<Value<'v>>, ProviderError> {
-    let items: Vec<Value> = if returned.is_none() {
+    let mut items: Vec<Value> = if returned.is_none() {
         Vec::new()
     } else {
         match ListRef::from_value(returned) {
@@ -72,6 +73,14 @@ pub(super) fn providers_of<'v>(
             None => vec![returned],
         }
     };
+    // The built-in `alias` returns its actual target: it forwards every provider of it, as
+    // Bazel's alias does. No user rule may return a target.
+    if decl.defined_in.starts_with("@prelude//")
+        && let [single] = items.as_slice()
+        && let Some(actual) = TargetInfo::from_value(*single)
+    {
+        items = actual.providers.iter().map(|p| p.to_value()).collect();
+    }
     let mut seen: BTreeSet<&str> = BTreeSet::new();
     for item in &items {
         let Some(p) = ProviderInstance::from_value(*item) else {
@@ -161,12 +170,23 @@ pub(super) fn complete_default_info<'v>(
             make_depset(direct, Vec::new(), "default", heap).map_err(internal)?
         }
     };
-    let runfiles = match field("default_runfiles").or_else(|| field("runfiles")) {
+    let given_runfiles = match field("default_runfiles").or_else(|| field("runfiles")) {
         Some(r) => r,
         None => {
             let empty = make_depset(Vec::new(), Vec::new(), "default", heap).map_err(internal)?;
             new_runfiles(empty, heap).map_err(internal)?
         }
+    };
+    // As in Bazel, an executable is one of its own runfiles, also for the targets that
+    // merge these runfiles into theirs (a tool that runs another tool through runfiles).
+    let runfiles = match &executable {
+        Some(exe) => {
+            let own = make_depset(vec![heap.alloc(exe.clone())], Vec::new(), "default", heap)
+                .map_err(internal)?;
+            let own = new_runfiles(own, heap).map_err(internal)?;
+            merge_runfiles(vec![own, given_runfiles], heap).map_err(internal)?
+        }
+        None => given_runfiles,
     };
     let mut info_fields = vec![
         ("files", files),
@@ -176,9 +196,22 @@ pub(super) fn complete_default_info<'v>(
     if let Some(d) = field("data_runfiles") {
         info_fields.push(("data_runfiles", d));
     }
-    if let Some(exe) = &executable {
-        info_fields.push(("executable", heap.alloc(exe.clone())));
+    let executable_value = match &executable {
+        Some(exe) => heap.alloc(exe.clone()),
+        None => Value::new_none(),
+    };
+    if executable.is_some() {
+        info_fields.push(("executable", executable_value));
     }
+    // Bazel's FilesToRunProvider. Forge writes `<exe>.runfiles_manifest` when it lays out
+    // the runfiles tree, after every action, so no action may read it: it is None here.
+    info_fields.push((
+        "files_to_run",
+        heap.alloc(AllocStruct([
+            ("executable", executable_value),
+            ("runfiles_manifest", Value::new_none()),
+        ])),
+    ));
     let info = default_info(heap, info_fields);
     match given {
         Some(i) => providers[i] = info,
@@ -209,4 +242,72 @@ fn predeclared_or_executable(
             .any(|l| FileValue::generated(label, &l.name, false).path == path),
         _ => false,
     })
+}
+
+/// `OutputGroupInfo`'s id, as `DefaultInfo`'s.
+pub(super) const OUTPUT_GROUP_INFO_ID: &str = "<builtin>%OutputGroupInfo";
+
+/// The output groups a build asks for (`--output_groups`), decided as Bazel does: when
+/// every value starts with `+` or `-`, they add to or take from the default groups
+/// (`default`, and the hidden one that builds executables' runfiles trees); any other value
+/// makes the list replace the defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputGroups {
+    /// The named groups; `default` is `DefaultInfo.files`.
+    pub groups: BTreeSet<String>,
+    /// Whether the hidden default group is kept: the runfiles trees of executables.
+    pub runfiles: bool,
+}
+
+impl OutputGroups {
+    /// The groups the flag's values select (empty: the defaults).
+    pub fn from_flags(values: &[String]) -> OutputGroups {
+        let keep_defaults = values
+            .iter()
+            .all(|v| v.starts_with('+') || v.starts_with('-'));
+        let mut groups = BTreeSet::new();
+        if keep_defaults {
+            groups.insert("default".to_owned());
+        }
+        for v in values {
+            if let Some(removed) = v.strip_prefix('-') {
+                groups.remove(removed);
+            } else {
+                groups.insert(v.strip_prefix('+').unwrap_or(v).to_owned());
+            }
+        }
+        OutputGroups {
+            groups,
+            runfiles: keep_defaults,
+        }
+    }
+}
+
+impl Default for OutputGroups {
+    fn default() -> OutputGroups {
+        OutputGroups::from_flags(&[])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn groups(flags: &[&str]) -> (Vec<String>, bool) {
+        let flags: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
+        let g = OutputGroups::from_flags(&flags);
+        (g.groups.into_iter().collect(), g.runfiles)
+    }
+
+    #[test]
+    fn output_groups_add_remove_or_replace_the_defaults() {
+        assert_eq!(groups(&[]), (vec!["default".into()], true));
+        assert_eq!(
+            groups(&["+extra"]),
+            (vec!["default".into(), "extra".into()], true)
+        );
+        assert_eq!(groups(&["-default", "+x"]), (vec!["x".into()], true));
+        assert_eq!(groups(&["x", "+y"]), (vec!["x".into(), "y".into()], false));
+        assert_eq!(groups(&["x", "-x"]), (Vec::<String>::new(), false));
+    }
 }

@@ -187,17 +187,25 @@ where
         Some(RUNFILES_METHODS.methods())
     }
 
-    fn get_attr(&self, attribute: &str, _heap: Heap<'v>) -> Option<Value<'v>> {
+    fn get_attr(&self, attribute: &str, heap: Heap<'v>) -> Option<Value<'v>> {
         match attribute {
             "files" => Some(self.files.to_value()),
             "symlinks" => Some(self.symlinks.to_value()),
             "root_symlinks" => Some(self.root_symlinks.to_value()),
+            // Bazel's empty files (Python's `__init__.py`) come only from its native Python
+            // rules; runfiles made with ctx.runfiles() never have any.
+            "empty_filenames" => make_depset(Vec::new(), Vec::new(), "default", heap).ok(),
             _ => None,
         }
     }
 
     fn dir_attr(&self) -> Vec<String> {
-        vec!["files".into(), "root_symlinks".into(), "symlinks".into()]
+        vec![
+            "empty_filenames".into(),
+            "files".into(),
+            "root_symlinks".into(),
+            "symlinks".into(),
+        ]
     }
 }
 

@@ -36,6 +36,11 @@ pub(super) enum TargetError {
     RuleNotFound(Box<Diagnostic>),
     #[error("'{0}' is not a rule")]
     NotARule(String),
+    #[error(
+        "forge cannot analyse a target of rule '{rule}', declared with {}",
+        options.join(", ")
+    )]
+    UnsupportedRule { rule: String, options: Vec<String> },
     #[error(transparent)]
     Attr(#[from] AttrError),
     /// The implementation failed: the Starlark error with its traceback, on its own lines.
@@ -60,7 +65,15 @@ pub(super) enum TargetError {
 
 impl TargetError {
     fn into_diagnostic(self, target: &Target) -> Diagnostic {
-        let message = format!("in {} {}: {self}", target.kind_name(), target.label);
+        let message = match &self {
+            TargetError::Attr(e) if e.bazel_attribute().is_some() => format!(
+                "in {} attribute of {} {}: {self}",
+                e.bazel_attribute().unwrap_or_default(),
+                target.kind_name(),
+                target.label
+            ),
+            _ => format!("in {} {}: {self}", target.kind_name(), target.label),
+        };
         match self {
             TargetError::Internal(_) => Diagnostic {
                 location: Some(target.location.clone()),
@@ -116,6 +129,12 @@ fn analyze_rule(
         };
         let implementation = frozen_rule.implementation.to_value();
         let decl = frozen_rule.decl.clone();
+        if !decl.unsupported.is_empty() {
+            return Err(TargetError::UnsupportedRule {
+                rule: rule.class.clone(),
+                options: decl.unsupported.clone(),
+            });
+        }
 
         let executable_file =
             (rule.is_executable).then(|| FileValue::generated(label, &label.name, false));

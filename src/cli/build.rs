@@ -70,6 +70,15 @@ pub struct BuildOptions {
     #[arg(short = 'D', long = "define", value_name = "NAME=VALUE")]
     pub define: Vec<String>,
 
+    /// Let rules write build information into their outputs (`config_setting(values =
+    /// {"stamp": "1"})` matches, rules with `stamp = -1` stamp).
+    #[arg(long = "stamp", overrides_with = "nostamp")]
+    pub stamp: bool,
+
+    /// Do not stamp (the default).
+    #[arg(long = "nostamp", alias = "no-stamp", overrides_with = "stamp")]
+    pub nostamp: bool,
+
     /// Show the full command line of failed actions (they are always shown; accepted for
     /// Bazel compatibility).
     #[arg(long = "verbose_failures", alias = "verbose-failures")]
@@ -117,6 +126,16 @@ pub struct BuildOptions {
         value_name = "SIZE"
     )]
     pub sandbox_tmpfs_size: Option<String>,
+
+    /// Which output groups to build and report: `+NAME` / `-NAME` add to or take from the
+    /// defaults, a bare `NAME` replaces them (comma-separated or repeated).
+    #[arg(
+        long = "output_groups",
+        alias = "output-groups",
+        value_name = "GROUPS",
+        value_delimiter = ','
+    )]
+    pub output_groups: Vec<String>,
 
     /// Bind a host path read-only into the sandbox: `SOURCE[:TARGET]`.
     #[arg(
@@ -174,6 +193,7 @@ pub fn build(
     let request = BuildRequest {
         action_env: key_values(&options.action_env, "action_env", true)?,
         defines: key_values(&options.define, "define", false)?,
+        stamp: options.stamp && !options.nostamp,
         remote: options.remote.client()?,
         patterns,
         cwd: super::current_dir()?,
@@ -184,6 +204,7 @@ pub fn build(
         disk_cache: options.disk_cache.clone(),
         fetch: options.fetch_options(),
         sandbox: options.sandbox_options(),
+        output_groups: options.output_groups.clone(),
     };
     let progress = ConsoleProgress::stderr();
     ops::build::build(request, &progress, &mut |event| {

@@ -14,6 +14,11 @@ pub fn config_name() -> String {
     format!("{cpu}-fastbuild")
 }
 
+/// The workspace status files (`ctx.info_file`, `ctx.version_file`), written before each
+/// build's actions run, as Bazel's `bazel-out/stable-status.txt` and `volatile-status.txt`.
+pub const STABLE_STATUS: &str = "forge-out/stable-status.txt";
+pub const VOLATILE_STATUS: &str = "forge-out/volatile-status.txt";
+
 /// `forge-out/<config>/bin`: where rules' outputs go.
 pub fn bin_dir() -> String {
     format!("{OUT_DIR}/{}/bin", config_name())

@@ -94,6 +94,11 @@ pub fn action_key(
     e.len(inputs.len());
     for (path, digest) in inputs {
         e.str(path);
+        // The volatile workspace status (`ctx.version_file`) changes at every build (it
+        // holds the time); as in Bazel, it alone never makes an action run again.
+        if *path == crate::core::layout::VOLATILE_STATUS {
+            continue;
+        }
         e.0.update(&digest.0);
     }
     e.len(action.outputs.len());
@@ -179,5 +184,32 @@ mod tests {
         assert_ne!(w, action_key(&write(b"y", false), &env, &[]));
         // The environment does not affect in-process kinds.
         assert_eq!(w, action_key(&write(b"x", false), &env2, &[]));
+    }
+
+    #[test]
+    fn the_volatile_status_file_alone_never_changes_a_key() {
+        let action = run(&["stamp"]);
+        let env = BTreeMap::new();
+        let key = |volatile: &[u8], stable: &[u8]| {
+            action_key(
+                &action,
+                &env,
+                &[
+                    (crate::core::layout::STABLE_STATUS, Digest::of_bytes(stable)),
+                    (
+                        crate::core::layout::VOLATILE_STATUS,
+                        Digest::of_bytes(volatile),
+                    ),
+                ],
+            )
+        };
+        assert_eq!(
+            key(b"BUILD_TIMESTAMP 1", b"s"),
+            key(b"BUILD_TIMESTAMP 2", b"s")
+        );
+        assert_ne!(
+            key(b"BUILD_TIMESTAMP 1", b"s"),
+            key(b"BUILD_TIMESTAMP 1", b"t")
+        );
     }
 }

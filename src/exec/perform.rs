@@ -552,8 +552,10 @@ impl<'a> Ctx<'a> {
             tmp.persist(&full).map_err(|e| io_fail(e.error))?;
         }
         drop(file);
+        // Bazel leaves every output of a command r-xr-xr-x, whatever mode the command gave it,
+        // so a script a genrule writes without `chmod +x` runs as Bazel's does.
         let executable = match &action.kind {
-            ActionKind::Run { .. } => FileStat::of(&full).map_err(io_fail)?.is_executable(),
+            ActionKind::Run { .. } => true,
             ActionKind::Write { executable, .. }
             | ActionKind::ExpandTemplate { executable, .. }
             | ActionKind::Symlink { executable, .. } => *executable,

@@ -516,9 +516,9 @@ fn a_second_build_with_nothing_changed_runs_nothing() -> TestResult {
     assert_eq!(counts(&f.build(&chain(), &["out/b"], &runner)?), (2, 0, 0));
     assert_eq!(counts(&f.build(&chain(), &["out/b"], &runner)?), (0, 0, 2));
     assert_eq!(runner.runs().len(), 2);
-    // Outputs are read-only, like Bazel's.
+    // Outputs are read-only and executable, like Bazel's (r-xr-xr-x).
     let mode = fs::metadata(f.path("out/b"))?.permissions().mode() & 0o777;
-    assert_eq!(mode, 0o444);
+    assert_eq!(mode, 0o555);
     Ok(())
 }
 
@@ -611,7 +611,7 @@ fn deleted_or_modified_outputs_are_restored_from_the_cas() -> TestResult {
     assert_eq!(f.read("out/b")?, "AB");
     assert_eq!(
         fs::metadata(f.path("out/a"))?.permissions().mode() & 0o777,
-        0o444
+        0o555
     );
     assert_eq!(runner.runs().len(), 2);
     // Edited in place: a restored output is a copy of its blob, so the blob is intact.
@@ -625,7 +625,7 @@ fn deleted_or_modified_outputs_are_restored_from_the_cas() -> TestResult {
     assert_eq!(counts(&f.build(&chain(), &["out/b"], &runner)?), (0, 1, 1));
     assert_eq!(
         fs::metadata(f.path("out/a"))?.permissions().mode() & 0o777,
-        0o444
+        0o555
     );
     Ok(())
 }

@@ -8,8 +8,12 @@
 //! directory next to its destination and renamed into place: an interrupted or refused fetch
 //! leaves nothing a later command would trust. Forge's own files in a repository (WORKSPACE,
 //! BUILD.bazel, the patched files) are written without following symlinks too.
+//!
+//! A name WORKSPACE does not declare may still be a repository forge provides itself
+//! (`@bazel_tools`, `@platforms`): `builtin_repos` writes those from files in the binary.
 
 pub mod beneath;
+pub mod builtin_repos;
 pub mod download;
 mod error;
 pub mod extract;
@@ -112,39 +116,59 @@ impl Fetcher {
         }
     }
 
-    /// The directory of repository `name`, fetching it if needed; `None` if the WORKSPACE
-    /// file declares no such repository.
+    /// The directory of repository `name`, fetching it if needed; `None` if neither the
+    /// WORKSPACE file declares such a repository nor forge provides one of that name.
     pub fn repo_root(&self, name: &str) -> Option<Result<PathBuf, Arc<RepoFetchError>>> {
-        let rule = self.repositories.get(name)?;
-        Some(self.fetch_once(rule))
+        if let Some(rule) = self.repositories.get(name) {
+            return Some(self.fetch_once(rule));
+        }
+        let repo = builtin_repos::builtin_repo(name)?;
+        Some(
+            self.once(name)
+                .get_or_init(|| {
+                    repo.materialize(&self.external()).map_err(|cause| {
+                        Arc::new(RepoFetchError {
+                            name: repo.name.to_owned(),
+                            rule: "built into forge".to_owned(),
+                            location: self.external().join(repo.name).display().to_string(),
+                            cause,
+                        })
+                    })
+                })
+                .clone(),
+        )
+    }
+
+    /// The once-per-command result for repository `name`.
+    fn once(&self, name: &str) -> Fetched {
+        self.fetched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(name.to_owned())
+            .or_default()
+            .clone()
     }
 
     /// The directory of `rule`'s repository, fetched at most once by this fetcher.
     fn fetch_once(&self, rule: &RepoRule) -> Result<PathBuf, Arc<RepoFetchError>> {
         let name = &rule.name;
-        let once = self
-            .fetched
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(name.to_owned())
-            .or_default()
-            .clone();
-        once.get_or_init(|| {
-            // The repositories this thread is fetching: a label in one naming another being
-            // fetched is a cycle, reported instead of waiting on itself.
-            FETCHING.with(|f| f.borrow_mut().push(name.clone()));
-            let fetched = self.fetch(rule);
-            FETCHING.with(|f| f.borrow_mut().pop());
-            fetched.map_err(|cause| {
-                Arc::new(RepoFetchError {
-                    name: rule.name.clone(),
-                    rule: rule.rule.clone(),
-                    location: rule.location.clone(),
-                    cause,
+        self.once(name)
+            .get_or_init(|| {
+                // The repositories this thread is fetching: a label in one naming another
+                // being fetched is a cycle, reported instead of waiting on itself.
+                FETCHING.with(|f| f.borrow_mut().push(name.clone()));
+                let fetched = self.fetch(rule);
+                FETCHING.with(|f| f.borrow_mut().pop());
+                fetched.map_err(|cause| {
+                    Arc::new(RepoFetchError {
+                        name: rule.name.clone(),
+                        rule: rule.rule.clone(),
+                        location: rule.location.clone(),
+                        cause,
+                    })
                 })
             })
-        })
-        .clone()
+            .clone()
     }
 
     fn external(&self) -> PathBuf {

@@ -1,11 +1,12 @@
 //! Visibility: loaded targets in, one diagnostic per forbidden edge out, naming both targets
-//! and the fix.
+//! and the fix. As in Bazel 4, the conditions of a `select()` (its keys) are not checked:
+//! a target may select on any `config_setting`, visible or not.
 
 use std::collections::BTreeSet;
 
 use super::TargetGraph;
 use crate::core::{Diagnostic, Label, PackageId};
-use crate::loading::{PackageSpec, TargetKind};
+use crate::loading::{AttrValue, PackageSpec, SelectPart, Target, TargetKind};
 
 pub(super) fn check(graph: &TargetGraph, labels: &[Label]) -> Vec<Diagnostic> {
     let mut errors = Vec::new();
@@ -13,7 +14,11 @@ pub(super) fn check(graph: &TargetGraph, labels: &[Label]) -> Vec<Diagnostic> {
         let Some(from) = graph.target(label) else {
             continue;
         };
+        let conditions = select_conditions(from);
         for (_, dep) in graph.deps(label) {
+            if conditions.contains(dep) && !depends_on_outside_conditions(from, dep) {
+                continue;
+            }
             let Some(to) = graph.target(dep) else {
                 continue;
             };
@@ -37,6 +42,48 @@ pub(super) fn check(graph: &TargetGraph, labels: &[Label]) -> Vec<Diagnostic> {
         }
     }
     errors
+}
+
+/// The condition labels of every `select()` in the target's attributes.
+fn select_conditions(target: &Target) -> BTreeSet<&Label> {
+    let Some(rule) = target.rule() else {
+        return BTreeSet::new();
+    };
+    rule.attrs
+        .values()
+        .filter_map(|v| match v {
+            AttrValue::Select(select) => Some(select),
+            _ => None,
+        })
+        .flat_map(|select| &select.parts)
+        .filter_map(|part| match part {
+            SelectPart::Selector(selector) => Some(selector),
+            SelectPart::Plain(_) => None,
+        })
+        .flat_map(|selector| selector.conditions.iter().map(|(condition, _)| condition))
+        .collect()
+}
+
+/// Whether `dep`, a select() condition of `target`, is also one of its ordinary
+/// dependencies (a plain attribute value, or a value of a select branch): that edge is
+/// checked like any other.
+fn depends_on_outside_conditions(target: &Target, dep: &Label) -> bool {
+    let Some(rule) = target.rule() else {
+        return false;
+    };
+    rule.attrs.iter().any(|(name, value)| {
+        name != "visibility"
+            && match value {
+                AttrValue::Select(select) => select.parts.iter().any(|part| match part {
+                    SelectPart::Plain(v) => v.dep_labels().contains(&dep),
+                    SelectPart::Selector(s) => s
+                        .conditions
+                        .iter()
+                        .any(|(_, v)| v.dep_labels().contains(&dep)),
+                }),
+                other => other.dep_labels().contains(&dep),
+            }
+    })
 }
 
 fn visibility_entry(pkg: &PackageId) -> String {

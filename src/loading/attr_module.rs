@@ -5,36 +5,57 @@
 #![allow(clippy::too_many_arguments)]
 
 use std::fmt;
+use std::sync::Arc;
 
 use allocative::Allocative;
+use starlark::coerce::Coerce;
 use starlark::environment::GlobalsBuilder;
 use starlark::eval::Evaluator;
-use starlark::starlark_module;
-use starlark::starlark_simple_value;
-use starlark::values::{NoSerialize, ProvidesStaticType, StarlarkValue, Value, starlark_value};
+use starlark::values::{
+    Freeze, NoSerialize, ProvidesStaticType, StarlarkValue, Trace, Value, ValueLike, starlark_value,
+};
+use starlark::{starlark_complex_value, starlark_module};
 
+use super::aspect_value::Aspect;
 use super::attrs::{AllowFiles, AttrKind, AttrSpec, coerce, sequence, string, type_error};
 use super::context::EvalContext;
+use super::late_bound::LateBoundDefault;
 use super::target::AttrValue;
 use crate::core::PackageId;
 
-/// An `attr.*()` result: a Starlark value wrapping an `AttrSpec`.
-#[derive(Debug, ProvidesStaticType, NoSerialize, Allocative)]
-pub struct Attribute {
+/// An `attr.*()` result: a Starlark value wrapping an `AttrSpec`, and the function of a
+/// computed default (`attr.label(default = _fn)`), which is Starlark and so kept as a value.
+#[derive(Debug, Trace, Coerce, Freeze, ProvidesStaticType, NoSerialize, Allocative)]
+#[repr(C)]
+pub struct AttributeGen<V> {
     #[allocative(skip)]
-    pub spec: AttrSpec,
+    #[trace(static)]
+    #[freeze(identity)]
+    pub spec: Arc<AttrSpec>,
+    /// Called at each rule call that leaves the attribute out, with the values of the
+    /// attributes its parameters name; its result is the attribute's value. `None` when the
+    /// default is a plain value (kept in `spec`).
+    computed_default: V,
 }
 
-starlark_simple_value!(Attribute);
+starlark_complex_value!(pub Attribute);
 
-impl fmt::Display for Attribute {
+impl<V> fmt::Display for AttributeGen<V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "<attr.{}>", self.spec.kind.name())
     }
 }
 
 #[starlark_value(type = "Attribute")]
-impl<'v> StarlarkValue<'v> for Attribute {}
+impl<'v, V: ValueLike<'v>> StarlarkValue<'v> for AttributeGen<V> where Self: ProvidesStaticType<'v> {}
+
+impl<'v, V: ValueLike<'v>> AttributeGen<V> {
+    /// The computed default's function, on the current heap.
+    pub fn computed_default(&self) -> Option<Value<'v>> {
+        let f = self.computed_default.to_value();
+        (!f.is_none()).then_some(f)
+    }
+}
 
 /// Builds an `AttrSpec` from the options every `attr.*` function shares.
 struct Options<'v> {
@@ -49,30 +70,78 @@ fn make<'v>(
     opts: Options<'v>,
     eval: &Evaluator<'v, '_, '_>,
     extra: impl FnOnce(&mut AttrSpec) -> anyhow::Result<()>,
-) -> anyhow::Result<Attribute> {
+) -> anyhow::Result<Attribute<'v>> {
     let mut spec = AttrSpec::new(opts.kind);
     spec.mandatory = opts.mandatory;
     spec.allow_empty = opts.allow_empty;
     spec.doc = opts.doc;
     extra(&mut spec)?;
-    if let Some(default) = opts.default {
-        let base = &EvalContext::from_eval(eval)?.base;
-        spec.default = Some(coerce(opts.kind, "the default value", default, base)?);
+    let mut computed_default = None;
+    match opts.default {
+        Some(default) if is_function(default) => {
+            if !matches!(opts.kind, AttrKind::Label | AttrKind::LabelList) {
+                anyhow::bail!(
+                    "a function as the default (a computed default) is only allowed for \
+                     attr.label and attr.label_list, not attr.{}",
+                    opts.kind.name()
+                );
+            }
+            computed_default = Some(default);
+        }
+        Some(default) if default.downcast_ref::<LateBoundDefault>().is_some() => {
+            if opts.kind != AttrKind::Label {
+                anyhow::bail!(
+                    "configuration_field() is a default only for attr.label, not attr.{}",
+                    opts.kind.name()
+                );
+            }
+            // Every field forge accepts is unset in its one configuration: no label.
+            spec.late_bound = true;
+        }
+        Some(default) => {
+            let base = &EvalContext::from_eval(eval)?.base;
+            spec.default = Some(coerce(opts.kind, "the default value", default, base)?);
+        }
+        None => {}
     }
-    Ok(Attribute { spec })
+    Ok(Attribute {
+        spec: Arc::new(spec),
+        computed_default: computed_default.unwrap_or_else(Value::new_none),
+    })
 }
 
-/// `aspects = [...]` on a label attribute: forge has no aspects yet, so a non-empty list is
-/// refused rather than ignored (an empty one means nothing either way).
-fn refuse_aspects(aspects: Option<Value>) -> anyhow::Result<()> {
-    match aspects {
-        Some(a) if !a.is_none() && !a.length().is_ok_and(|n| n == 0) => anyhow::bail!(
-            "attribute parameter 'aspects' is not supported by forge (aspects are not \
-             implemented yet); remove 'aspects = {}' from the attribute",
-            a.to_repr()
-        ),
-        _ => Ok(()),
-    }
+/// A `def` (or lambda) given as a default: Bazel's computed default.
+fn is_function(value: Value) -> bool {
+    value.get_type() == "function"
+}
+
+/// `aspects = [...]` on a label attribute: the aspects' names. Forge does not apply aspects
+/// yet, so analysis refuses a dependency edge that asks for one, naming it.
+fn aspect_names(aspects: Option<Value>) -> anyhow::Result<Vec<String>> {
+    let Some(aspects) = aspects.filter(|a| !a.is_none()) else {
+        return Ok(Vec::new());
+    };
+    sequence(aspects)
+        .ok_or_else(|| type_error("aspects", "a list of aspects", aspects))?
+        .into_iter()
+        .map(|a| {
+            a.downcast_ref::<Aspect>()
+                .map(Aspect::id)
+                .ok_or_else(|| type_error("aspects", "a list of aspects", a))
+        })
+        .collect()
+}
+
+/// `allow_rules = [...]`: rule kind names.
+fn rule_names(value: Option<Value>) -> anyhow::Result<Vec<String>> {
+    let Some(value) = value.filter(|v| !v.is_none()) else {
+        return Ok(Vec::new());
+    };
+    sequence(value)
+        .ok_or_else(|| type_error("allow_rules", "a list of rule names", value))?
+        .into_iter()
+        .map(|v| string("allow_rules", v).map(str::to_owned))
+        .collect()
 }
 
 fn allow_files(value: Option<Value>) -> anyhow::Result<AllowFiles> {
@@ -179,7 +248,7 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
         #[starlark(require = named)] values: Option<Value<'v>>,
         #[starlark(require = named, default = String::new())] doc: String,
         eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Attribute> {
+    ) -> anyhow::Result<Attribute<'v>> {
         let opts = Options {
             kind: AttrKind::String,
             default,
@@ -199,7 +268,7 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
         #[starlark(require = named)] values: Option<Value<'v>>,
         #[starlark(require = named, default = String::new())] doc: String,
         eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Attribute> {
+    ) -> anyhow::Result<Attribute<'v>> {
         let opts = Options {
             kind: AttrKind::Int,
             default,
@@ -218,7 +287,7 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
         #[starlark(require = named, default = false)] mandatory: bool,
         #[starlark(require = named, default = String::new())] doc: String,
         eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Attribute> {
+    ) -> anyhow::Result<Attribute<'v>> {
         let opts = Options {
             kind: AttrKind::Bool,
             default,
@@ -238,10 +307,12 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
         #[starlark(require = named)] providers: Option<Value<'v>>,
         #[starlark(require = named)] cfg: Option<Value<'v>>,
         #[starlark(require = named)] aspects: Option<Value<'v>>,
+        #[starlark(require = named)] allow_rules: Option<Value<'v>>,
         #[starlark(require = named, default = String::new())] doc: String,
         eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Attribute> {
-        refuse_aspects(aspects)?;
+    ) -> anyhow::Result<Attribute<'v>> {
+        let aspects = aspect_names(aspects)?;
+        let allow_rules = rule_names(allow_rules)?;
         let opts = Options {
             kind: AttrKind::Label,
             default,
@@ -250,6 +321,8 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
             doc,
         };
         make(opts, eval, |spec| {
+            spec.aspects = aspects;
+            spec.allow_rules = allow_rules;
             label_options(
                 spec,
                 allow_files,
@@ -269,10 +342,12 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
         #[starlark(require = named)] providers: Option<Value<'v>>,
         #[starlark(require = named)] cfg: Option<Value<'v>>,
         #[starlark(require = named)] aspects: Option<Value<'v>>,
+        #[starlark(require = named)] allow_rules: Option<Value<'v>>,
         #[starlark(require = named, default = String::new())] doc: String,
         eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Attribute> {
-        refuse_aspects(aspects)?;
+    ) -> anyhow::Result<Attribute<'v>> {
+        let aspects = aspect_names(aspects)?;
+        let allow_rules = rule_names(allow_rules)?;
         let opts = Options {
             kind: AttrKind::LabelList,
             default,
@@ -281,6 +356,8 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
             doc,
         };
         make(opts, eval, |spec| {
+            spec.aspects = aspects;
+            spec.allow_rules = allow_rules;
             label_options(spec, allow_files, None, false, providers, cfg)
         })
     }
@@ -293,10 +370,12 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
         #[starlark(require = named)] providers: Option<Value<'v>>,
         #[starlark(require = named)] cfg: Option<Value<'v>>,
         #[starlark(require = named)] aspects: Option<Value<'v>>,
+        #[starlark(require = named)] allow_rules: Option<Value<'v>>,
         #[starlark(require = named, default = String::new())] doc: String,
         eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Attribute> {
-        refuse_aspects(aspects)?;
+    ) -> anyhow::Result<Attribute<'v>> {
+        let aspects = aspect_names(aspects)?;
+        let allow_rules = rule_names(allow_rules)?;
         let opts = Options {
             kind: AttrKind::LabelKeyedStringDict,
             default,
@@ -305,6 +384,8 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
             doc,
         };
         make(opts, eval, |spec| {
+            spec.aspects = aspects;
+            spec.allow_rules = allow_rules;
             label_options(spec, allow_files, None, false, providers, cfg)
         })
     }
@@ -315,7 +396,7 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
         #[starlark(require = named, default = true)] allow_empty: bool,
         #[starlark(require = named, default = String::new())] doc: String,
         eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Attribute> {
+    ) -> anyhow::Result<Attribute<'v>> {
         let opts = Options {
             kind: AttrKind::StringList,
             default,
@@ -332,7 +413,7 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
         #[starlark(require = named, default = true)] allow_empty: bool,
         #[starlark(require = named, default = String::new())] doc: String,
         eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Attribute> {
+    ) -> anyhow::Result<Attribute<'v>> {
         let opts = Options {
             kind: AttrKind::StringDict,
             default,
@@ -347,7 +428,7 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
         #[starlark(require = named, default = false)] mandatory: bool,
         #[starlark(require = named, default = String::new())] doc: String,
         eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Attribute> {
+    ) -> anyhow::Result<Attribute<'v>> {
         let opts = Options {
             kind: AttrKind::Output,
             default: None,
@@ -363,7 +444,7 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
         #[starlark(require = named, default = true)] allow_empty: bool,
         #[starlark(require = named, default = String::new())] doc: String,
         eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Attribute> {
+    ) -> anyhow::Result<Attribute<'v>> {
         let opts = Options {
             kind: AttrKind::OutputList,
             default: None,

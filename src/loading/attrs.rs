@@ -83,6 +83,14 @@ pub struct AttrSpec {
     /// Allowed values of a string or int attribute (rendered), empty = any.
     pub values: Vec<AttrValue>,
     pub doc: String,
+    /// `allow_rules = [...]`: the rule kinds a dependency that is a rule may be (empty = any,
+    /// subject to `providers`).
+    pub allow_rules: Vec<String>,
+    /// `aspects = [...]`: the aspects' ids (`<bzl>%<name>`), recorded; forge does not apply
+    /// aspects yet, so analysis refuses a dependency through this attribute.
+    pub aspects: Vec<String>,
+    /// The default is `configuration_field(...)`: Bazel allows that on private attributes only.
+    pub late_bound: bool,
 }
 
 impl AttrSpec {
@@ -99,6 +107,9 @@ impl AttrSpec {
             providers: Vec::new(),
             values: Vec::new(),
             doc: String::new(),
+            late_bound: false,
+            allow_rules: Vec::new(),
+            aspects: Vec::new(),
         }
     }
 

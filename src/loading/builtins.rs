@@ -1,6 +1,7 @@
 //! Functions BUILD files call besides rules: `glob`, `package`, `exports_files`,
-//! `package_group`, `package_name`, `repository_name`, `licenses`. Each reads or extends the
-//! package under construction in the evaluation context.
+//! `package_group`, `package_name`, `repository_name`, `licenses`, `existing_rule(s)`,
+//! `package_relative_label`. Each reads or extends the package under construction in the
+//! evaluation context.
 
 // Starlark functions take Bazel's keyword parameters one Rust argument each.
 #![allow(clippy::too_many_arguments)]
@@ -8,16 +9,22 @@
 use starlark::environment::GlobalsBuilder;
 use starlark::eval::Evaluator;
 use starlark::starlark_module;
-use starlark::values::Value;
+use starlark::values::dict::AllocDict;
 use starlark::values::list_or_tuple::UnpackListOrTuple;
 use starlark::values::none::NoneType;
+use starlark::values::tuple::AllocTuple;
+use starlark::values::{Heap, Value, ValueLike};
 
 use super::attrs::{AttrKind, AttrSpec};
 use super::context::EvalContext;
 use super::diagnostics::location_of;
 use super::glob::{self, Pattern};
+use super::label_value::LabelValue;
 use super::rule_call::visibility;
-use super::target::{AttrValue, PackageGroup, PackageSpec, Target, TargetKind};
+use super::select::alloc_select;
+use super::target::{
+    AttrValue, PackageGroup, PackageSpec, SelectPart, Target, TargetKind, is_default_condition,
+};
 use crate::core::{Label, Location, PackageId};
 
 fn patterns(list: &[String]) -> anyhow::Result<Vec<Pattern>> {
@@ -81,7 +88,7 @@ pub fn build_globals(builder: &mut GlobalsBuilder) {
     fn package<'v>(
         #[starlark(require = named)] default_visibility: Option<Value<'v>>,
         #[starlark(require = named)] features: Option<Value<'v>>,
-        #[starlark(require = named)] default_testonly: Option<bool>,
+        #[starlark(require = named)] default_testonly: Option<Value<'v>>,
         #[starlark(require = named)] default_deprecation: Option<String>,
         #[starlark(require = named)] licenses: Option<Value<'v>>,
         #[starlark(require = named)] default_applicable_licenses: Option<Value<'v>>,
@@ -89,12 +96,9 @@ pub fn build_globals(builder: &mut GlobalsBuilder) {
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
         // License metadata has no effect on a build (in Bazel neither, unless licenses are
-        // checked, which forge does not do); it is accepted so that BUILD files load.
-        let _: [Option<Value>; 3] = [
-            licenses,
-            default_applicable_licenses,
-            default_package_metadata,
-        ];
+        // checked, which forge does not do); `licenses` is recorded as `licenses()` does,
+        // the rest accepted so that BUILD files load.
+        let _: [Option<Value>; 2] = [default_applicable_licenses, default_package_metadata];
         let ctx = EvalContext::from_eval(eval)?;
         let mut package = ctx.package("package()")?.borrow_mut();
         if package.package_called {
@@ -114,9 +118,23 @@ pub fn build_globals(builder: &mut GlobalsBuilder) {
         if let Some(f) = features {
             package.features = string_list("features", f, &ctx.base)?;
         }
-        let mut defaults = Vec::new();
+        // A `licenses()` call before package() stays recorded.
+        let mut defaults: Vec<(String, AttrValue)> = package
+            .attr_defaults
+            .iter()
+            .filter(|(name, _)| name == "licenses")
+            .cloned()
+            .collect();
+        if let Some(l) = licenses {
+            let list = string_list("licenses", l, &ctx.base)?;
+            defaults.retain(|(name, _)| name != "licenses");
+            defaults.push(("licenses".to_owned(), AttrValue::StringList(list)));
+        }
         if let Some(t) = default_testonly {
-            defaults.push(("testonly".to_owned(), AttrValue::Bool(t)));
+            // Coerced as the attribute it sets: Bazel takes 0 and 1 for a bool there.
+            let spec = super::attrs::AttrSpec::new(super::attrs::AttrKind::Bool);
+            let what = "package(): default_testonly";
+            defaults.push(("testonly".to_owned(), spec.coerce(what, t, &ctx.base)?));
         }
         if let Some(d) = default_deprecation {
             defaults.push(("deprecation".to_owned(), AttrValue::String(d)));
@@ -241,10 +259,151 @@ pub fn build_globals(builder: &mut GlobalsBuilder) {
         Ok(NoneType)
     }
 
-    /// Accepted for compatibility; licenses are not checked.
-    fn licenses<'v>(#[starlark(require = pos)] licenses: Value<'v>) -> anyhow::Result<NoneType> {
-        let _ = licenses;
+    /// The attributes of the rule `name` declared so far in this package, as a dict (with
+    /// its `name` and `kind`), or None when there is no such rule.
+    fn existing_rule<'v>(
+        #[starlark(require = pos)] name: &str,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Value<'v>> {
+        let ctx = EvalContext::from_eval(eval)?;
+        let package = ctx.package("native.existing_rule()")?.borrow();
+        let heap = eval.heap();
+        Ok(match package.targets.get(name) {
+            Some(target) if target.rule().is_some() => rule_dict(target, &ctx.base, heap),
+            _ => Value::new_none(),
+        })
+    }
+
+    /// Every rule declared so far in this package: name -> what `existing_rule(name)` gives,
+    /// in the order they were declared.
+    fn existing_rules<'v>(eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Value<'v>> {
+        let ctx = EvalContext::from_eval(eval)?;
+        let package = ctx.package("native.existing_rules()")?.borrow();
+        let heap = eval.heap();
+        let mut rules: Vec<&Target> = package
+            .targets
+            .values()
+            .filter(|t| t.rule().is_some())
+            .collect();
+        // The package keeps its targets by name; declaration order is their BUILD location.
+        rules.sort_by_key(|t| (t.location.line, t.location.column));
+        Ok(heap.alloc(AllocDict(rules.into_iter().map(|t| {
+            (
+                heap.alloc_str(&t.label.name).to_value(),
+                rule_dict(t, &ctx.base, heap),
+            )
+        }))))
+    }
+
+    /// `input` as a label of the package being evaluated (a Label is returned unchanged).
+    fn package_relative_label<'v>(
+        #[starlark(require = pos)] input: Value<'v>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Value<'v>> {
+        if input.downcast_ref::<LabelValue>().is_some() {
+            return Ok(input);
+        }
+        let Some(text) = input.unpack_str() else {
+            anyhow::bail!(
+                "package_relative_label() expects a string or a Label, got {}",
+                input.get_type()
+            );
+        };
+        let ctx = EvalContext::from_eval(eval)?;
+        ctx.package("native.package_relative_label()")?;
+        let label = Label::parse(text, &ctx.base)?;
+        Ok(eval.heap().alloc(LabelValue { label }))
+    }
+
+    /// The package's default license: the `licenses` of the rules declared after it, as
+    /// in Bazel. Recorded, not checked (Bazel 4 checks only with `--check_licenses`).
+    fn licenses<'v>(
+        #[starlark(require = pos)] licenses: Value<'v>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let ctx = EvalContext::from_eval(eval)?;
+        let list = string_list("licenses", licenses, &ctx.base)?;
+        let mut package = ctx.package("licenses()")?.borrow_mut();
+        let mut defaults: Vec<(String, AttrValue)> = package
+            .attr_defaults
+            .iter()
+            .filter(|(name, _)| name != "licenses")
+            .cloned()
+            .collect();
+        defaults.push(("licenses".to_owned(), AttrValue::StringList(list)));
+        package.attr_defaults = defaults.into_boxed_slice();
         Ok(NoneType)
+    }
+}
+
+/// A rule as `native.existing_rule` describes it: its public attributes (private ones start
+/// with `_`), `name` and `kind`. Labels become strings (`:x` in the same package), lists
+/// tuples, dicts new dicts and selects selects, as in Bazel.
+fn rule_dict<'v>(target: &Target, base: &PackageId, heap: Heap<'v>) -> Value<'v> {
+    let rule = target.rule().expect("only rules are described");
+    let mut entries: Vec<(&str, Value<'v>)> = vec![
+        ("name", heap.alloc_str(&target.label.name).to_value()),
+        ("kind", heap.alloc_str(&rule.class).to_value()),
+    ];
+    for (name, value) in &rule.attrs {
+        if name.starts_with(|c: char| c.is_ascii_alphabetic()) && name != "name" {
+            entries.push((name.as_str(), attr_to_value(value, base, heap)));
+        }
+    }
+    heap.alloc(AllocDict(entries))
+}
+
+fn label_string(label: &Label, base: &PackageId) -> String {
+    if label.package_id() == *base {
+        format!(":{}", label.name)
+    } else {
+        label.to_string()
+    }
+}
+
+fn attr_to_value<'v>(value: &AttrValue, base: &PackageId, heap: Heap<'v>) -> Value<'v> {
+    let string = |s: &str| heap.alloc_str(s).to_value();
+    let label = |l: &Label| string(&label_string(l, base));
+    match value {
+        AttrValue::None => Value::new_none(),
+        AttrValue::Bool(b) => Value::new_bool(*b),
+        AttrValue::Int(i) => heap.alloc(*i),
+        AttrValue::String(s) => string(s),
+        AttrValue::StringList(v) => heap.alloc(AllocTuple(v.iter().map(|s| string(s)))),
+        AttrValue::StringDict(kv) => {
+            heap.alloc(AllocDict(kv.iter().map(|(k, v)| (string(k), string(v)))))
+        }
+        AttrValue::Label(l) | AttrValue::Output(l) => label(l),
+        AttrValue::LabelList(v) | AttrValue::OutputList(v) => {
+            heap.alloc(AllocTuple(v.iter().map(label)))
+        }
+        AttrValue::LabelKeyedStringDict(kv) => {
+            heap.alloc(AllocDict(kv.iter().map(|(k, v)| (label(k), string(v)))))
+        }
+        AttrValue::Select(select) => alloc_select(
+            heap,
+            select
+                .parts
+                .iter()
+                .map(|part| match part {
+                    SelectPart::Plain(v) => (attr_to_value(v, base, heap), None),
+                    SelectPart::Selector(selector) => {
+                        let branches = selector.conditions.iter().map(|(condition, v)| {
+                            let key = if is_default_condition(condition) {
+                                string("//conditions:default")
+                            } else {
+                                label(condition)
+                            };
+                            (key, attr_to_value(v, base, heap))
+                        });
+                        (
+                            heap.alloc(AllocDict(branches)),
+                            Some(selector.no_match_error.clone().unwrap_or_default()),
+                        )
+                    }
+                })
+                .collect(),
+        ),
     }
 }
 

@@ -8,7 +8,7 @@ use starlark::environment::GlobalsBuilder;
 use starlark::eval::Evaluator;
 use starlark::starlark_module;
 use starlark::values::dict::DictRef;
-use starlark::values::{Heap, Value, ValueLike};
+use starlark::values::{Heap, Value};
 
 use super::attr_module::Attribute;
 use super::context::EvalContext;
@@ -89,13 +89,21 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
             "_skylark_testable",
             "exec_compatible_with",
         ];
-        // Options forge cannot honour: refused when given a value that means something.
+        // Options of Bazel 4 forge cannot honour yet: a rule given one with a value that
+        // means something is recorded, and refused when a target of it is analysed, so the
+        // .bzl file (and every other rule in it) loads as in Bazel.
+        const DEFERRED: &[(&str, &str)] = &[
+            ("toolchains", "forge has no toolchain resolution yet"),
+            ("exec_groups", "forge has no execution groups yet"),
+            ("cfg", "forge has no configuration transitions yet"),
+            (
+                "build_setting",
+                "forge has no user-defined build settings yet",
+            ),
+            ("analysis_test", "forge has no analysis tests yet"),
+        ];
+        // Options of later Bazels: refused at once when given a value that means something.
         const REFUSED: &[(&str, &str)] = &[
-            ("toolchains", "forge has no toolchain resolution"),
-            ("exec_groups", "forge has no execution groups"),
-            ("cfg", "forge has no configuration transitions"),
-            ("build_setting", "forge has no user-defined build settings"),
-            ("analysis_test", "forge has no analysis tests"),
             ("initializer", "forge does not run rule initializers"),
             ("subrules", "forge has no subrules"),
             ("parent", "forge does not extend rules"),
@@ -105,6 +113,7 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
             ),
         ];
         let mut provides = Vec::new();
+        let mut unsupported = Vec::new();
         for (k, v) in kwargs.iter() {
             let k = k.unpack_str().unwrap_or_default();
             if k == "provides" {
@@ -114,11 +123,17 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
             if NO_EFFECT.contains(&k) {
                 continue;
             }
+            let meaningless =
+                v.is_none() || v.unpack_bool() == Some(false) || v.length().is_ok_and(|n| n == 0);
+            if let Some((_, why)) = DEFERRED.iter().find(|(name, _)| *name == k) {
+                if !meaningless {
+                    unsupported.push(format!("'{k} = {}': {why}", v.to_repr()));
+                }
+                continue;
+            }
             let Some((_, why)) = REFUSED.iter().find(|(name, _)| *name == k) else {
                 anyhow::bail!("rule() got an unexpected keyword argument '{k}'");
             };
-            let meaningless =
-                v.is_none() || v.unpack_bool() == Some(false) || v.length().is_ok_and(|n| n == 0);
             if !meaningless {
                 anyhow::bail!(
                     "rule(): '{k} = {}' is not supported: {why}; remove it",
@@ -137,6 +152,7 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
             .map(|(n, _)| *n)
             .collect();
         let mut declared = Vec::new();
+        let mut computed_defaults = Vec::new();
         if let Some(attrs) = attrs.filter(|a| !a.is_none()) {
             let dict = DictRef::from_value(attrs).ok_or_else(|| {
                 anyhow::anyhow!("rule(): 'attrs' must be a dict of name to attr.*()")
@@ -145,7 +161,7 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
                 let name = k
                     .unpack_str()
                     .ok_or_else(|| anyhow::anyhow!("rule(): attribute names must be strings"))?;
-                let attr = v.downcast_ref::<Attribute>().ok_or_else(|| {
+                let attr = Attribute::from_value(v).ok_or_else(|| {
                     anyhow::anyhow!(
                         "rule(): attribute '{name}' must be made with attr.*(), got {}",
                         v.get_type()
@@ -156,7 +172,16 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
                         "rule(): there is already a built-in attribute '{name}' which cannot be overridden"
                     );
                 }
-                declared.push((name.to_owned(), attr.spec.clone()));
+                if attr.spec.late_bound && !name.starts_with('_') {
+                    anyhow::bail!(
+                        "rule(): attribute '{name}' has a late-bound default \
+                         (configuration_field), so it must be private: name it '_{name}'"
+                    );
+                }
+                declared.push((name.to_owned(), (*attr.spec).clone()));
+                if let Some(function) = attr.computed_default() {
+                    computed_defaults.push((name.to_owned(), function));
+                }
             }
         }
         let mut predeclared = Vec::new();
@@ -176,6 +201,7 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
         }
         Ok(RuleCallable::new(
             implementation,
+            computed_defaults,
             RuleDecl {
                 defined_in: ctx.file.to_string(),
                 attrs: declared,
@@ -184,6 +210,7 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
                 outputs: predeclared,
                 doc,
                 provides,
+                unsupported,
             },
         ))
     }

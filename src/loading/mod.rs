@@ -15,11 +15,13 @@
 //! `attr_module` and `attrs` (`attr.*()` and attribute coercion), `builtins` and `glob`,
 //! `select`, `depset`, `label_value`, `providers`.
 
+mod aspect_value;
 mod attr_module;
 mod attrs;
 mod bound;
 mod builtins;
 mod bzl;
+mod computed_default;
 mod context;
 mod declarations;
 mod depset;
@@ -29,6 +31,7 @@ mod dialect;
 mod fuzz;
 mod glob;
 mod label_value;
+mod late_bound;
 mod load_graph;
 mod package;
 mod prelude;
@@ -38,6 +41,8 @@ mod rule_call;
 mod rule_value;
 mod select;
 mod target;
+mod unsupported;
+pub use unsupported::Unsupported;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -99,6 +104,9 @@ fn globals() -> Globals {
     .with(select::select_globals)
     .with(depset::depset_globals)
     .with(label_value::label_globals)
+    .with(late_bound::late_bound_globals)
+    .with(aspect_value::aspect_globals)
+    .with(unsupported::unsupported_globals)
     .with(declarations::declaration_globals)
     .with_namespace("attr", attr_module::attr_module)
     .with(|b| {

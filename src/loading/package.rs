@@ -26,19 +26,12 @@ impl Loader {
             )));
             PackageError::Failed(errors)
         };
-        let builtin = self
-            .bound_package_source(id)
-            .or_else(|| self.builtin_build_file(id).map(str::to_owned));
-        let (build_label, source, dir) = match builtin {
+        let (build_label, source, dir) = match self.bound_package_source(id) {
+            // bind()'s //external package: no files of its own.
             Some(source) => (
                 id.label(BUILD_FILE_NAMES[0]),
                 source,
-                // Built-in repositories have no files; globs there find nothing.
-                self.workspace
-                    .output_base
-                    .join("external")
-                    .join(&id.repo)
-                    .join(&id.package),
+                self.workspace.root.join("external"),
             ),
             None => {
                 let Some((build_label, path)) = self.build_file(id) else {

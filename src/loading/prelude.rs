@@ -1,7 +1,6 @@
 //! The built-in rules, written in Starlark (`prelude/*.bzl`) and compiled into the binary.
 //! Evaluated once per command, in order, each file seeing the public symbols of the ones
 //! before it; every module's public symbols are imported into each BUILD and .bzl module.
-//! Also embedded: the BUILD files of the built-in `@platforms` repository.
 
 use starlark::environment::{FrozenModule, Globals, Module};
 use starlark::eval::Evaluator;
@@ -21,6 +20,7 @@ const FILES: &[(&str, &str)] = &[
         "test_suite.bzl",
         include_str!("../../prelude/test_suite.bzl"),
     ),
+    ("toolchain.bzl", include_str!("../../prelude/toolchain.bzl")),
     ("native.bzl", include_str!("../../prelude/native.bzl")),
 ];
 
@@ -56,38 +56,4 @@ pub fn load(globals: &Globals) -> starlark::Result<Vec<FrozenModule>> {
         previous.push(frozen);
     }
     Ok(previous)
-}
-
-/// `@platforms`, served from text compiled into forge: the constraint settings and values
-/// that `select()` and `config_setting(constraint_values = ...)` name.
-pub const PLATFORMS_REPO: &str = "platforms";
-
-/// `(package, BUILD file source)` of each built-in repository package.
-const PLATFORMS_PACKAGES: &[(&str, &str)] = &[
-    ("cpu", include_str!("../../prelude/platforms/cpu.BUILD")),
-    ("os", include_str!("../../prelude/platforms/os.BUILD")),
-];
-
-/// Whether `repo` is one forge provides itself.
-pub fn is_builtin_repo(repo: &str) -> bool {
-    repo == PLATFORMS_REPO
-}
-
-/// The BUILD file text of a package of a built-in repository.
-pub fn builtin_build_file(id: &PackageId) -> Option<&'static str> {
-    if !is_builtin_repo(&id.repo) {
-        return None;
-    }
-    PLATFORMS_PACKAGES
-        .iter()
-        .find(|(p, _)| *p == id.package)
-        .map(|(_, source)| *source)
-}
-
-/// The packages of a built-in repository, sorted.
-pub fn builtin_packages(repo: &str) -> Vec<&'static str> {
-    if !is_builtin_repo(repo) {
-        return Vec::new();
-    }
-    PLATFORMS_PACKAGES.iter().map(|(p, _)| *p).collect()
 }

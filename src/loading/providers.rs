@@ -23,6 +23,8 @@ pub struct ProviderCallable {
     pub defined_in: String,
     pub fields: Vec<String>,
     pub doc: String,
+    /// False for a built-in provider of Bazel's that forge cannot create yet (`CcInfo`).
+    constructible: bool,
 }
 
 starlark_simple_value!(ProviderCallable);
@@ -34,6 +36,16 @@ impl ProviderCallable {
             defined_in,
             fields,
             doc,
+            constructible: true,
+        }
+    }
+
+    /// One of Bazel's built-in providers that no forge rule returns yet: it can be asked
+    /// for (a target never has it), not created.
+    pub fn builtin_unconstructible(name: &str) -> Self {
+        ProviderCallable {
+            constructible: false,
+            ..ProviderCallable::builtin(name, &[])
         }
     }
 
@@ -83,6 +95,12 @@ impl<'v> StarlarkValue<'v> for ProviderCallable {
         args: &Arguments<'v, '_>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> starlark::Result<Value<'v>> {
+        if !self.constructible {
+            return Err(starlark::Error::new_native(anyhow::anyhow!(
+                "forge does not support creating `{}` yet",
+                self.name()
+            )));
+        }
         args.no_positional_args(eval.heap())?;
         let named = args.names_map()?;
         self.instance(named.iter().map(|(k, v)| (k.as_str(), *v)), eval.heap())
@@ -241,5 +259,48 @@ where
 
     fn dir_attr(&self) -> Vec<String> {
         self.fields.keys().cloned().collect()
+    }
+
+    // `OutputGroupInfo` is also a mapping of group name to files in Bazel:
+    // `info["name"]`, `"name" in info` and iterating over its names.
+    fn at(&self, index: Value<'v>, _heap: Heap<'v>) -> starlark::Result<Value<'v>> {
+        let group = self.output_group_name(index)?;
+        self.field(group).ok_or_else(|| {
+            starlark::Error::new_native(anyhow::anyhow!("Output group {group} not present"))
+        })
+    }
+
+    fn is_in(&self, other: Value<'v>) -> starlark::Result<bool> {
+        let group = self.output_group_name(other)?;
+        Ok(self.fields.contains_key(group))
+    }
+
+    fn iterate_collect(&self, heap: Heap<'v>) -> starlark::Result<Vec<Value<'v>>> {
+        self.require_output_group_info()?;
+        Ok(self.fields.keys().map(|k| heap.alloc(k.as_str())).collect())
+    }
+}
+
+impl<'v, V: ValueLike<'v>> ProviderInstanceGen<V> {
+    /// Only `OutputGroupInfo` can be indexed or iterated.
+    fn require_output_group_info(&self) -> starlark::Result<()> {
+        if self.id == "<builtin>%OutputGroupInfo" {
+            return Ok(());
+        }
+        Err(starlark::Error::new_native(anyhow::anyhow!(
+            "a {} provider cannot be indexed or iterated; read its fields (`info.field`)",
+            self.name
+        )))
+    }
+
+    /// The group an `OutputGroupInfo` is indexed by.
+    fn output_group_name(&self, index: Value<'v>) -> starlark::Result<&'v str> {
+        self.require_output_group_info()?;
+        index.unpack_str().ok_or_else(|| {
+            starlark::Error::new_native(anyhow::anyhow!(
+                "OutputGroupInfo is indexed by group name (a string), got {}",
+                index.get_type()
+            ))
+        })
     }
 }

@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::diagnostics::fetch_failed;
-use super::{BUILD_FILE_NAMES, Loader, prelude};
+use super::{BUILD_FILE_NAMES, Loader};
 use crate::core::diag::did_you_mean;
 use crate::core::{Diagnostic, Label, PackageId};
 use crate::fetch::RepoFetchError;
+use crate::fetch::builtin_repos;
 use crate::workspace::fs_deps;
 
 impl Loader {
@@ -48,17 +49,12 @@ impl Loader {
             .cloned()
     }
 
-    /// The BUILD text of a package of a repository forge provides itself (`@platforms`),
-    /// unless the workspace itself has that name.
-    pub(super) fn builtin_build_file(&self, id: &PackageId) -> Option<&'static str> {
-        if self.repo_root(&id.repo).is_some() {
-            return None;
-        }
-        prelude::builtin_build_file(id)
-    }
-
+    /// Whether `repo` is one forge provides itself (`@bazel_tools`, `@platforms`): the
+    /// WORKSPACE file does not declare that name, and forge has a repository of it.
     pub(super) fn is_builtin_repo(&self, repo: &str) -> bool {
-        self.repo_root(repo).is_none() && prelude::is_builtin_repo(repo)
+        !self.workspace.repositories.contains_key(repo)
+            && repo != self.workspace.name
+            && builtin_repos::builtin_repo(repo).is_some()
     }
 
     pub(super) fn package_dir(&self, id: &PackageId) -> Option<PathBuf> {
@@ -81,11 +77,13 @@ impl Loader {
 
     /// How a package directory is named in messages.
     pub fn display_dir(&self, id: &PackageId) -> String {
-        if self.is_builtin_repo(&id.repo) {
+        if self.is_builtin_repo(&id.repo)
+            && let Some(repo) = builtin_repos::builtin_repo(&id.repo)
+        {
             return format!(
                 "forge's built-in repository '@{}' (its packages: {})",
                 id.repo,
-                prelude::builtin_packages(&id.repo).join(", ")
+                repo.packages().join(", ")
             );
         }
         if let Some(error) = self.fetch_error(&id.repo) {
@@ -131,13 +129,6 @@ impl Loader {
     /// Every package at or below `prefix`, sorted. Directories named `forge-*` that are
     /// symlinks (the output links) and dot-directories are skipped, as are `.bazelignore`d ones.
     pub fn packages_under(&self, prefix: &PackageId) -> Result<Vec<PackageId>, Diagnostic> {
-        if self.is_builtin_repo(&prefix.repo) {
-            return Ok(prelude::builtin_packages(&prefix.repo)
-                .into_iter()
-                .filter(|p| crate::core::label::package_is_within(p, &prefix.package))
-                .map(|p| PackageId::new(&prefix.repo, p))
-                .collect());
-        }
         let Some(root) = self.repo_root(&prefix.repo) else {
             return Err(Diagnostic::new(format!(
                 "no such repository '@{}': it is not defined in the WORKSPACE file",

@@ -102,14 +102,14 @@ impl FrozenRuleCallable {
     /// Checks a rule call and adds its target (and its output files) to the package.
     pub(super) fn instantiate<'v>(
         &self,
+        rule: &str,
         kwargs: &[(String, Value<'v>)],
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<()> {
         let ctx = EvalContext::from_eval(eval)?;
-        let package = ctx.package(&format!("the rule '{}'", self.name))?;
+        ctx.package(&format!("the rule '{rule}'"))?;
         let base = ctx.base.clone();
         let (location, macro_call) = call_site(eval);
-        let rule = &self.name;
 
         let name_value = kwargs
             .iter()
@@ -194,7 +194,28 @@ impl FrozenRuleCallable {
                     "{rule} rule '{label}': missing value for mandatory attribute '{attr_name}'"
                 );
             }
+            if self.computed_defaults.iter().any(|(a, _)| a == attr_name) {
+                continue;
+            }
             attrs.insert(attr_name.to_owned(), spec.default_value());
+        }
+        // Computed defaults see the other attributes' final values, so they come last.
+        for (attr_name, function) in &self.computed_defaults {
+            if attrs.contains_key(attr_name) {
+                continue;
+            }
+            let spec =
+                spec_of(attr_name).expect("a computed default belongs to a declared attribute");
+            let what =
+                format!("the computed default of attribute '{attr_name}' of {rule} rule '{label}'");
+            let value =
+                super::computed_default::evaluate(function.to_value(), &attrs, &what, eval)?;
+            let coerced = if value.is_none() {
+                spec.kind.empty()
+            } else {
+                spec.coerce(&what, value, &base)?
+            };
+            attrs.insert(attr_name.clone(), coerced);
         }
         if self.decl.test
             && matches!(attrs.get("timeout"), Some(AttrValue::String(t)) if t.is_empty())
@@ -218,7 +239,19 @@ impl FrozenRuleCallable {
             attrs.insert(key.clone(), AttrValue::Output(out));
         }
 
-        let mut package = package.borrow_mut();
+        let ctx = EvalContext::from_eval(eval)?;
+        let mut package = ctx.package(&format!("the rule '{rule}'"))?.borrow_mut();
+        // Bazel's native test_suite is testonly unless it says otherwise: it exists to
+        // name tests, which are testonly.
+        if rule == "test_suite"
+            && self
+                .decl
+                .defined_in
+                .starts_with(&format!("@{}//", super::prelude::REPO))
+            && !explicit.contains("testonly")
+        {
+            attrs.insert("testonly".into(), AttrValue::Bool(true));
+        }
         for (attr, value) in package.attr_defaults.iter() {
             // A test is always testonly.
             if !(explicit.contains(attr) || self.decl.test && attr == "testonly") {
@@ -254,7 +287,7 @@ impl FrozenRuleCallable {
         package.add(Target {
             label: label.clone(),
             kind: TargetKind::Rule(RuleTarget {
-                class: self.name.clone(),
+                class: rule.to_owned(),
                 defined_in: self.decl.defined_in.clone(),
                 attrs,
                 explicit,

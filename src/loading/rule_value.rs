@@ -28,12 +28,17 @@ pub struct RuleDecl {
     pub doc: String,
     /// `provides = [...]`: the ids of providers the implementation must return.
     pub provides: Vec<String>,
+    /// Options forge cannot honour yet (`toolchains = [...]`, `cfg = ...`), as
+    /// `'<option> = <value>': <why>`: a target of this rule is refused at analysis.
+    pub unsupported: Vec<String>,
 }
 
 /// `rule(...)` before its module is frozen: it learns its name from `x = rule(...)`.
 #[derive(Debug, ProvidesStaticType, NoSerialize, Allocative, Trace)]
 pub struct RuleCallable<'v> {
     implementation: Value<'v>,
+    /// The functions of computed defaults (`attr.label(default = _fn)`), by attribute.
+    computed_defaults: Vec<(String, Value<'v>)>,
     #[allocative(skip)]
     #[trace(static)]
     decl: Arc<RuleDecl>,
@@ -44,9 +49,14 @@ pub struct RuleCallable<'v> {
 
 impl<'v> RuleCallable<'v> {
     /// A rule without a name yet: `export_as` gives it the one it is assigned to.
-    pub fn new(implementation: Value<'v>, decl: RuleDecl) -> Self {
+    pub fn new(
+        implementation: Value<'v>,
+        computed_defaults: Vec<(String, Value<'v>)>,
+        decl: RuleDecl,
+    ) -> Self {
         RuleCallable {
             implementation,
+            computed_defaults,
             decl: Arc::new(decl),
             name: RefCell::new(None),
         }
@@ -100,16 +110,15 @@ impl<'v> Freeze for RuleCallable<'v> {
     type Frozen = FrozenRuleCallable;
 
     fn freeze(self, freezer: &Freezer) -> FreezeResult<FrozenRuleCallable> {
-        let name = self.name.into_inner().ok_or_else(|| {
-            starlark::values::FreezeError::new(format!(
-                "a rule defined in {} must be assigned to a global variable (`my_rule = rule(...)`)",
-                self.decl.defined_in
-            ))
-        })?;
         Ok(FrozenRuleCallable {
             implementation: self.implementation.freeze(freezer)?,
+            computed_defaults: self
+                .computed_defaults
+                .into_iter()
+                .map(|(attr, f)| Ok((attr, f.freeze(freezer)?)))
+                .collect::<FreezeResult<_>>()?,
             decl: self.decl,
-            name,
+            name: self.name.into_inner(),
         })
     }
 }
@@ -118,14 +127,21 @@ impl<'v> Freeze for RuleCallable<'v> {
 #[derive(Debug, ProvidesStaticType, NoSerialize, Allocative)]
 pub struct FrozenRuleCallable {
     pub implementation: FrozenValue,
+    pub computed_defaults: Vec<(String, FrozenValue)>,
     #[allocative(skip)]
     pub decl: Arc<RuleDecl>,
-    pub name: String,
+    /// The global it was first assigned to in its .bzl file, which is how analysis finds it
+    /// again; `None` for a rule never assigned to one (Bazel refuses to call such a rule,
+    /// but loading the file is fine).
+    pub name: Option<String>,
 }
 
 impl fmt::Display for FrozenRuleCallable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<rule {}>", self.name)
+        match &self.name {
+            Some(n) => write!(f, "<rule {n}>"),
+            None => write!(f, "<rule>"),
+        }
     }
 }
 
@@ -142,12 +158,20 @@ impl<'v> StarlarkValue<'v> for FrozenRuleCallable {
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> starlark::Result<Value<'v>> {
         args.no_positional_args(eval.heap())?;
+        let Some(name) = &self.name else {
+            return Err(starlark::Error::new_native(anyhow::anyhow!(
+                "this rule, defined in {}, was never assigned to a global variable there, so \
+                 it cannot be called (Bazel: 'Invalid rule class hasn't been exported by a bzl \
+                 file'); assign it in that file: `my_rule = rule(...)`",
+                self.decl.defined_in
+            )));
+        };
         let named = args.names_map()?;
         let kwargs: Vec<(String, Value<'v>)> = named
             .iter()
             .map(|(k, v)| (k.as_str().to_owned(), *v))
             .collect();
-        self.instantiate(&kwargs, eval)
+        self.instantiate(name, &kwargs, eval)
             .map_err(starlark::Error::new_native)?;
         Ok(Value::new_none())
     }

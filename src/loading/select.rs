@@ -102,6 +102,14 @@ where
     }
 }
 
+/// A select value from its parts: `(dict, Some(no_match_error))` for a selector (an empty
+/// message when none was given), `(value, None)` for a plain operand. For
+/// `native.existing_rule()`, which gives a rule's configurable attributes back as selects.
+pub fn alloc_select<'v>(heap: Heap<'v>, parts: Vec<(Value<'v>, Option<String>)>) -> Value<'v> {
+    let (parts, no_match) = parts.into_iter().unzip();
+    heap.alloc_complex(SelectorListGen { parts, no_match })
+}
+
 #[starlark_module]
 pub fn select_globals(builder: &mut GlobalsBuilder) {
     /// A configurable attribute value: `{condition label: value}`, where a condition is a

@@ -32,10 +32,14 @@ pub struct BuildRequest<'a> {
     pub jobs: usize,
     pub action_env: BTreeMap<String, String>,
     pub defines: BTreeMap<String, String>,
+    /// `--stamp`.
+    pub stamp: bool,
     pub disk_cache: Option<PathBuf>,
     pub remote: Option<Arc<RemoteCache>>,
     pub fetch: FetchOptions,
     pub sandbox: SandboxOptions,
+    /// `--output_groups`: `+x`/`-x` add to or take from the defaults, `x` replaces them.
+    pub output_groups: Vec<String>,
 }
 
 /// What the front end hears while a build runs, in this order.
@@ -106,9 +110,11 @@ pub fn build(
             patterns: request.patterns,
             cwd_package: &cwd_package,
             defines: request.defines,
+            stamp: request.stamp,
             keep_going: request.keep_going,
             for_tests: request.for_tests,
             fetch: &request.fetch,
+            output_groups: &request.output_groups,
         },
     )?;
     events(BuildEvent::Analyzed(&planned));
@@ -250,6 +256,7 @@ pub fn execute(
 ) -> Result<Executed, Failure> {
     let exec_root = outputs::prepare_exec_root(workspace)
         .map_err(|e| Failure::failed(format!("cannot prepare the exec root: {e}")))?;
+    write_workspace_status(&exec_root)?;
     for tree in &plan.runfiles {
         outputs::write_runfiles_tree(tree, workspace, &exec_root).map_err(|e| {
             Failure::failed(format!(
@@ -273,6 +280,56 @@ pub fn execute(
         runner,
         remote: config.remote.is_some(),
     })
+}
+
+/// Writes the workspace status files that `ctx.info_file` and `ctx.version_file` name, with
+/// the keys Bazel writes when there is no `--workspace_status_command`: the stable ones
+/// (label, host, user) and the build time in seconds. Each is rewritten only when its
+/// content changes, so an unchanged stable status is not a changed input.
+fn write_workspace_status(exec_root: &Path) -> Result<(), Failure> {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    let stable = format!(
+        "BUILD_EMBED_LABEL \nBUILD_HOST {host}\nBUILD_USER {}\n",
+        user_name()
+    );
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let volatile = format!("BUILD_TIMESTAMP {seconds}\n");
+    for (path, content) in [
+        (crate::core::layout::STABLE_STATUS, stable),
+        (crate::core::layout::VOLATILE_STATUS, volatile),
+    ] {
+        let full = exec_root.join(path);
+        if std::fs::read(&full).is_ok_and(|old| old == content.as_bytes()) {
+            continue;
+        }
+        crate::core::fs::write_atomic(&full, content.as_bytes())
+            .map_err(|e| Failure::failed(format!("cannot write the workspace status: {e}")))?;
+    }
+    Ok(())
+}
+
+/// The user's name as Bazel's `BUILD_USER` has it: `$USER`, else the password file's
+/// entry for this process's uid.
+fn user_name() -> String {
+    if let Ok(user) = std::env::var("USER")
+        && !user.is_empty()
+    {
+        return user;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[2].parse::<u32>().ok() == uid)
+        .map(|f| f[0].to_owned())
+        .unwrap_or_default()
 }
 
 /// `sandboxed`/`local` and their Bazel spellings: true for sandboxed.

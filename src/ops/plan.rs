@@ -20,10 +20,14 @@ pub struct PlanRequest<'a> {
     /// The package of the directory the command runs in: relative patterns are read there.
     pub cwd_package: &'a PackageId,
     pub defines: BTreeMap<String, String>,
+    /// `--stamp`.
+    pub stamp: bool,
     pub keep_going: bool,
     /// `forge test`: test suites are expanded and the tests are planned too.
     pub for_tests: bool,
     pub fetch: &'a crate::fetch::FetchOptions,
+    /// `--output_groups`: which of the targets' outputs to build and report.
+    pub output_groups: &'a [String],
 }
 
 /// A plan and how it came to be.
@@ -58,13 +62,15 @@ impl Planned {
 }
 
 /// The parts of a command that decide its plan: the workspace, where it runs, the patterns,
-/// the `--define`s, whether tests are planned, and what WORKSPACE declares (repositories,
-/// registered toolchains and platforms, binds; as JSON). Two commands with the same identity share a cached plan.
+/// the `--define`s and `--stamp`, whether tests are planned, and what WORKSPACE declares
+/// (repositories, registered toolchains and platforms, binds; as JSON). Two commands with the
+/// same identity share a cached plan.
 pub fn identity(
     workspace_root: &std::path::Path,
     cwd_package: &PackageId,
     patterns: &[String],
     defines: &BTreeMap<String, String>,
+    stamp: bool,
     for_tests: bool,
     repositories_json: &str,
 ) -> Vec<String> {
@@ -74,6 +80,9 @@ pub fn identity(
     ];
     identity.extend(patterns.iter().cloned());
     identity.extend(defines.iter().map(|(k, v)| format!("--define={k}={v}")));
+    if stamp {
+        identity.push("--stamp".to_owned());
+    }
     if for_tests {
         identity.push("(tests)".to_owned());
     }
@@ -93,8 +102,16 @@ pub fn plan(workspace: &Arc<Workspace>, request: &PlanRequest<'_>) -> Result<Pla
         request.cwd_package,
         request.patterns,
         &request.defines,
+        request.stamp,
         request.for_tests,
         &repositories,
+    );
+    let mut identity = identity;
+    identity.extend(
+        request
+            .output_groups
+            .iter()
+            .map(|g| format!("--output_groups={g}")),
     );
     let identity: Vec<&str> = identity.iter().map(String::as_str).collect();
     let key = PlanCache::key(&identity);
@@ -225,7 +242,10 @@ fn plan_build(
         return Err(Failure::from_diagnostics(errors));
     }
 
-    let config = AnalysisConfig { defines };
+    let config = AnalysisConfig {
+        defines,
+        stamp: request.stamp,
+    };
     let analysis = analysis::analyze(&graph, &targets, &config);
     errors.extend(analysis.errors.iter().cloned());
     let configured = analysis.targets.len();
@@ -239,19 +259,23 @@ fn plan_build(
         return Err(Failure::from_diagnostics(errors));
     }
 
-    // What the user asked for: each target's default outputs and, for executables, what
-    // their runfiles trees point at.
+    // What the user asked for: each target's default outputs (or the output groups named)
+    // and, for executables, what their runfiles trees point at.
+    let groups = analysis::OutputGroups::from_flags(request.output_groups);
     let mut plan = BuildPlan {
         packages_loaded: packages,
         targets_configured: configured,
         ..BuildPlan::default()
     };
     for label in &targets {
-        let outputs = analysis.default_outputs(&graph, label);
+        let outputs = analysis.requested_outputs(&graph, label, &groups);
         plan.wanted
             .extend(outputs.iter().cloned().map(ExecPath::new));
         let analyzed = analysis.targets.get(label);
-        if let Some(tree) = analyzed.and_then(|a| a.runfiles.as_ref()) {
+        if let Some(tree) = analyzed
+            .and_then(|a| a.runfiles.as_ref())
+            .filter(|_| groups.runfiles || for_tests)
+        {
             plan.wanted
                 .extend(tree.entries.iter().map(|(_, p)| p.clone()));
         }
@@ -311,16 +335,36 @@ mod tests {
         let top = PackageId::default();
         let patterns = strings(&["//..."]);
         let defines = BTreeMap::new();
-        let base = identity(root, &top, &patterns, &defines, false, "{}");
-        assert_eq!(base, identity(root, &top, &patterns, &defines, false, "{}"));
+        let base = identity(root, &top, &patterns, &defines, false, false, "{}");
+        assert_eq!(
+            base,
+            identity(root, &top, &patterns, &defines, false, false, "{}")
+        );
         let mut one = BTreeMap::new();
         one.insert("MODE".to_owned(), "opt".to_owned());
         let others = [
-            identity(Path::new("/other"), &top, &patterns, &defines, false, "{}"),
-            identity(root, &top, &strings(&["//a:b"]), &defines, false, "{}"),
-            identity(root, &top, &patterns, &one, false, "{}"),
-            identity(root, &top, &patterns, &defines, true, "{}"),
-            identity(root, &top, &patterns, &defines, false, "{\"r\":1}"),
+            identity(
+                Path::new("/other"),
+                &top,
+                &patterns,
+                &defines,
+                false,
+                false,
+                "{}",
+            ),
+            identity(
+                root,
+                &top,
+                &strings(&["//a:b"]),
+                &defines,
+                false,
+                false,
+                "{}",
+            ),
+            identity(root, &top, &patterns, &one, false, false, "{}"),
+            identity(root, &top, &patterns, &defines, true, false, "{}"),
+            identity(root, &top, &patterns, &defines, false, true, "{}"),
+            identity(root, &top, &patterns, &defines, false, false, "{\"r\":1}"),
         ];
         for other in &others {
             assert_ne!(&base, other);

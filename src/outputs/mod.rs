@@ -14,22 +14,18 @@ use crate::workspace::Workspace;
 pub fn prepare_exec_root(ws: &Workspace) -> io::Result<PathBuf> {
     let exec_root = ws.execution_root();
     std::fs::create_dir_all(exec_root.join(layout::OUT_DIR))?;
-    // External repositories are at `external/<name>` in the exec root, as in Bazel.
-    if !ws.repositories.is_empty() {
-        let external = ws.output_base.join("external");
-        std::fs::create_dir_all(&external)?;
-        replace_symlink(&external, &exec_root.join("external"))?;
-    }
+    // External repositories are at `external/<name>` in the exec root, as in Bazel; every
+    // workspace may use them, since forge provides @bazel_tools and @platforms itself.
+    let external = ws.output_base.join("external");
+    std::fs::create_dir_all(&external)?;
+    replace_symlink(&external, &exec_root.join("external"))?;
     for entry in std::fs::read_dir(&ws.root)? {
         let entry = entry?;
         let name = entry.file_name();
         let Some(name_str) = name.to_str() else {
             continue;
         };
-        if name_str.starts_with("forge-")
-            || name_str == layout::OUT_DIR
-            || (name_str == "external" && !ws.repositories.is_empty())
-        {
+        if name_str.starts_with("forge-") || name_str == layout::OUT_DIR || name_str == "external" {
             continue;
         }
         let link = exec_root.join(&name);

@@ -134,11 +134,8 @@ fn record(eval: &mut Evaluator, rule: RepoRule) -> anyhow::Result<NoneType> {
         .and_then(|e| e.downcast_ref::<WorkspaceContext>())
         .ok_or_else(|| anyhow::anyhow!("internal error: no workspace context"))?;
     crate::core::label::validate_repo(&rule.name).map_err(|e| anyhow::Error::msg(e.reason))?;
-    if rule.name.is_empty() || rule.name == super::bazel_tools::REPO {
-        anyhow::bail!(
-            "'{}' is not a name a repository can be declared with",
-            rule.name
-        );
+    if rule.name.is_empty() {
+        anyhow::bail!("a repository needs a name");
     }
     let mut declared = ctx.declared.borrow_mut();
     // As in Bazel 4: a later declaration replaces an earlier one, except that the rules

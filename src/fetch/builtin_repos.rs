@@ -1,0 +1,245 @@
+//! Repositories forge provides itself (`@bazel_tools`, `@platforms`): their files, compiled
+//! into the binary from `prelude/<name>/`, in; their directory
+//! `<output_base>/external/<name>/` out. The directory is written whole into a temporary
+//! directory and renamed into place, and rewritten only when forge's copy changes: a marker
+//! holds the digest of the files, so an up-to-date repository costs one small read.
+//!
+//! They are real directories, not text served to the loader, because their files are build
+//! inputs like any external repository's: `runfiles.bash` has the exec path
+//! `external/bazel_tools/tools/bash/runfiles/runfiles.bash` and its place in runfiles trees.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::{FetchError, remove_any};
+use crate::core::fs::IoContext;
+
+/// A repository whose files are compiled into forge.
+pub struct BuiltinRepo {
+    pub name: &'static str,
+    /// `(path inside the repository, content)`.
+    pub files: &'static [(&'static str, &'static [u8])],
+}
+
+/// `(path, content)` of each listed file of `prelude/<repo>/`.
+macro_rules! embedded {
+    ($repo:literal: $($path:literal),* $(,)?) => {
+        &[$((
+            $path,
+            include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/prelude/", $repo, "/", $path)),
+        )),*]
+    };
+}
+
+/// Every repository forge provides, by name. A WORKSPACE that declares a repository of the
+/// same name wins, as in Bazel, where these are declared before the user's WORKSPACE.
+pub const BUILTIN_REPOS: &[BuiltinRepo] = &[
+    BuiltinRepo {
+        name: "bazel_tools",
+        files: embedded!("bazel_tools":
+            "WORKSPACE",
+            "platforms/BUILD",
+            "src/conditions/BUILD",
+            "tools/bash/runfiles/BUILD",
+            "tools/bash/runfiles/runfiles.bash",
+            "tools/cpp/BUILD",
+            "tools/python/BUILD",
+            "tools/python/private_prelude.bzl",
+            "tools/python/srcs_version.bzl",
+            "tools/python/toolchain.bzl",
+            "tools/sh/BUILD",
+        ),
+    },
+    BuiltinRepo {
+        name: "platforms",
+        files: embedded!("platforms": "WORKSPACE", "cpu/BUILD", "os/BUILD"),
+    },
+];
+
+/// The repository forge provides under `name`, if any.
+pub fn builtin_repo(name: &str) -> Option<&'static BuiltinRepo> {
+    BUILTIN_REPOS.iter().find(|r| r.name == name)
+}
+
+impl BuiltinRepo {
+    /// Its packages (the directories holding a BUILD file), sorted, for messages.
+    pub fn packages(&self) -> Vec<&'static str> {
+        let mut packages: Vec<&'static str> = self
+            .files
+            .iter()
+            .filter_map(|(path, _)| match path.rsplit_once('/') {
+                Some((dir, "BUILD")) => Some(dir),
+                None if *path == "BUILD" => Some(""),
+                _ => None,
+            })
+            .collect();
+        packages.sort_unstable();
+        packages
+    }
+
+    /// What the directory is made of; equal digests mean equal directories.
+    pub fn digest(&self) -> String {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"forge builtin repository\0");
+        hasher.update(self.name.as_bytes());
+        for (path, content) in self.files {
+            // Lengths first, so no two listings hash the same text.
+            hasher.update(&(path.len() as u64).to_le_bytes());
+            hasher.update(path.as_bytes());
+            hasher.update(&(content.len() as u64).to_le_bytes());
+            hasher.update(content);
+        }
+        hasher.finalize().to_hex().to_string()
+    }
+
+    /// Makes `<external>/<name>/` hold exactly this repository's files, unless it already
+    /// does (the marker `<external>/@<name>.marker` says so); its path.
+    pub fn materialize(&self, external: &Path) -> Result<PathBuf, FetchError> {
+        let dir = external.join(self.name);
+        let marker_path = external.join(format!("@{}.marker", self.name));
+        let digest = self.digest();
+        // A link is never ours (a local_repository of the same name made it): rewrite.
+        let is_real_dir = fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir());
+        if is_real_dir && fs::read_to_string(&marker_path).is_ok_and(|m| m == digest) {
+            return Ok(dir);
+        }
+        fs::create_dir_all(external).at("create directory", external)?;
+        let prefix = format!(".tmp-{}-", self.name);
+        if let Ok(entries) = fs::read_dir(external) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    let _ = remove_any(&e.path());
+                }
+            }
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix(&prefix)
+            .tempdir_in(external)
+            .at("create a temporary directory in", external)?;
+        for (path, content) in self.files {
+            let file = tmp.path().join(path);
+            if let Some(parent) = file.parent() {
+                fs::create_dir_all(parent).at("create directory", parent)?;
+            }
+            fs::write(&file, content).at("write", &file)?;
+        }
+        remove_any(&dir).at("remove", &dir)?;
+        let made = tmp.keep();
+        fs::rename(&made, &dir).at("rename into place", &made)?;
+        crate::core::fs::write_atomic(&marker_path, digest.as_bytes())?;
+        Ok(dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// Every file under `prelude/<repo>/` is listed, so none is left out of the binary.
+    #[test]
+    fn every_file_of_each_directory_is_embedded() {
+        for repo in BUILTIN_REPOS {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("prelude")
+                .join(repo.name);
+            let on_disk: BTreeSet<String> = walkdir::WalkDir::new(&root)
+                .into_iter()
+                .flatten()
+                .filter(|e| e.file_type().is_file())
+                .map(|e| {
+                    let rel = e.path().strip_prefix(&root).expect("below the root");
+                    rel.to_string_lossy().into_owned()
+                })
+                .collect();
+            let listed: BTreeSet<String> = repo.files.iter().map(|(p, _)| p.to_string()).collect();
+            assert_eq!(
+                on_disk, listed,
+                "prelude/{} and its listing differ",
+                repo.name
+            );
+        }
+    }
+
+    #[test]
+    fn materializes_once_and_again_only_when_changed() {
+        let base = tempfile::tempdir().unwrap();
+        let external = base.path().join("external");
+        let repo = builtin_repo("bazel_tools").unwrap();
+        let dir = repo.materialize(&external).unwrap();
+        let runfiles = dir.join("tools/bash/runfiles/runfiles.bash");
+        assert!(
+            fs::read_to_string(&runfiles)
+                .unwrap()
+                .contains("function rlocation")
+        );
+
+        // Up to date: nothing is rewritten, not even a file that was tampered with.
+        fs::write(&runfiles, "edited").unwrap();
+        repo.materialize(&external).unwrap();
+        assert_eq!(fs::read_to_string(&runfiles).unwrap(), "edited");
+
+        // A different marker (another forge's files) makes a fresh copy, dropping extras.
+        fs::write(external.join("@bazel_tools.marker"), "older").unwrap();
+        fs::write(dir.join("stray"), "x").unwrap();
+        repo.materialize(&external).unwrap();
+        assert!(
+            fs::read_to_string(&runfiles)
+                .unwrap()
+                .contains("function rlocation")
+        );
+        assert!(!dir.join("stray").exists());
+    }
+
+    #[test]
+    fn a_link_left_by_a_local_repository_is_replaced() {
+        let base = tempfile::tempdir().unwrap();
+        let external = base.path().join("external");
+        let repo = builtin_repo("platforms").unwrap();
+        repo.materialize(&external).unwrap();
+        let elsewhere = base.path().join("elsewhere");
+        fs::create_dir_all(&elsewhere).unwrap();
+        let dir = external.join("platforms");
+        fs::remove_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &dir).unwrap();
+        repo.materialize(&external).unwrap();
+        assert!(!dir.is_symlink());
+        assert!(dir.join("os/BUILD").is_file());
+        assert!(elsewhere.read_dir().unwrap().next().is_none());
+    }
+
+    #[test]
+    fn a_directory_that_cannot_be_made_is_an_error_naming_it() {
+        let base = tempfile::tempdir().unwrap();
+        // `external` is a file, so nothing can be created below it.
+        let external = base.path().join("external");
+        fs::write(&external, "not a directory").unwrap();
+        let error = builtin_repo("bazel_tools")
+            .unwrap()
+            .materialize(&external)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(&external.display().to_string()), "{error}");
+    }
+
+    #[test]
+    fn packages_are_the_directories_with_a_build_file() {
+        assert_eq!(
+            builtin_repo("bazel_tools").unwrap().packages(),
+            [
+                "platforms",
+                "src/conditions",
+                "tools/bash/runfiles",
+                "tools/cpp",
+                "tools/python",
+                "tools/sh"
+            ]
+        );
+    }
+
+    #[test]
+    fn digests_differ_between_repositories() {
+        let digests: BTreeSet<String> = BUILTIN_REPOS.iter().map(|r| r.digest()).collect();
+        assert_eq!(digests.len(), BUILTIN_REPOS.len());
+    }
+}

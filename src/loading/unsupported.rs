@@ -1,0 +1,182 @@
+//! Bazel's .bzl globals that forge does not implement yet, as values that refuse to be used
+//! by name: a .bzl file that mentions `cc_common` or `CcInfo` loads as it does in Bazel, and
+//! the first call that needs one fails saying so — never a silent no-op, and never
+//! ``Variable `cc_common` not found`` for a whole file of which one function needed it.
+
+use std::fmt;
+
+use allocative::Allocative;
+use starlark::environment::GlobalsBuilder;
+use starlark::eval::{Arguments, Evaluator};
+use starlark::starlark_simple_value;
+use starlark::values::{
+    Heap, NoSerialize, ProvidesStaticType, StarlarkValue, Value, starlark_value,
+};
+
+use super::providers::ProviderCallable;
+
+/// Modules and functions: using any of them (calling it, or anything reached through it)
+/// is refused, naming the whole path (`cc_common.compile`).
+const MODULES: &[&str] = &[
+    "analysis_test_transition",
+    "android_common",
+    "apple_common",
+    "cc_common",
+    "config",
+    "config_common",
+    "coverage_common",
+    "java_common",
+    "java_proto_common",
+    "platform_common",
+    "proto",
+    "proto_common",
+    "repository_rule",
+    "testing",
+    "transition",
+];
+
+/// Bazel 4's native rules forge has no rule for yet, in BUILD files and as `native.<name>`:
+/// a call fails naming the rule instead of ``Variable `cc_library` not found``.
+pub const NATIVE_RULES: &[&str] = &[
+    "aar_import",
+    "action_listener",
+    "android_binary",
+    "android_device",
+    "android_instrumentation_test",
+    "android_library",
+    "android_local_test",
+    "android_sdk",
+    "available_xcodes",
+    "cc_binary",
+    "cc_host_toolchain_alias",
+    "cc_import",
+    "cc_libc_top_alias",
+    "cc_library",
+    "cc_proto_library",
+    "cc_shared_library",
+    "cc_test",
+    "cc_toolchain",
+    "cc_toolchain_suite",
+    "config_feature_flag",
+    "environment",
+    "extra_action",
+    "fdo_prefetch_hints",
+    "fdo_profile",
+    "genquery",
+    "j2objc_library",
+    "java_binary",
+    "java_import",
+    "java_library",
+    "java_lite_proto_library",
+    "java_package_configuration",
+    "java_plugin",
+    "java_proto_library",
+    "java_runtime",
+    "java_test",
+    "java_toolchain",
+    "label_flag",
+    "label_setting",
+    "objc_import",
+    "objc_library",
+    "platform",
+    "propeller_optimize",
+    "proto_lang_toolchain",
+    "proto_library",
+    "toolchain",
+    "xcode_config",
+    "xcode_version",
+];
+
+/// Providers no forge rule returns yet. They are real providers — `P in dep` is false,
+/// `dep[P]` and `providers = [P]` fail as for any provider a target lacks, which is the
+/// truth — but creating one is refused.
+const PROVIDERS: &[&str] = &[
+    "AnalysisTestResultInfo",
+    "CcInfo",
+    "CcToolchainConfigInfo",
+    "DebugPackageInfo",
+    "InstrumentedFilesInfo",
+    "JavaInfo",
+    "ProtoInfo",
+];
+
+/// A Bazel module or function forge does not support yet, by its path.
+#[derive(Debug, ProvidesStaticType, NoSerialize, Allocative)]
+pub struct Unsupported {
+    path: String,
+}
+
+starlark_simple_value!(Unsupported);
+
+impl Unsupported {
+    /// What refuses to be used as `path` (`ctx.fragments`).
+    pub fn new(path: String) -> Self {
+        Unsupported { path }
+    }
+
+    fn refusal(&self) -> starlark::Error {
+        starlark::Error::new_native(anyhow::anyhow!(
+            "forge does not support `{}` yet",
+            self.path
+        ))
+    }
+}
+
+impl fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} (not supported by forge)>", self.path)
+    }
+}
+
+#[starlark_value(type = "unsupported")]
+impl<'v> StarlarkValue<'v> for Unsupported {
+    fn invoke(
+        &self,
+        _me: Value<'v>,
+        _args: &Arguments<'v, '_>,
+        _eval: &mut Evaluator<'v, '_, '_>,
+    ) -> starlark::Result<Value<'v>> {
+        Err(self.refusal())
+    }
+
+    fn get_attr(&self, attribute: &str, heap: Heap<'v>) -> Option<Value<'v>> {
+        Some(heap.alloc(Unsupported {
+            path: format!("{}.{attribute}", self.path),
+        }))
+    }
+
+    fn at(&self, _index: Value<'v>, _heap: Heap<'v>) -> starlark::Result<Value<'v>> {
+        Err(self.refusal())
+    }
+
+    fn is_in(&self, _other: Value<'v>) -> starlark::Result<bool> {
+        Err(self.refusal())
+    }
+
+    fn iterate_collect(&self, _heap: Heap<'v>) -> starlark::Result<Vec<Value<'v>>> {
+        Err(self.refusal())
+    }
+}
+
+/// Adds every name above to the globals of .bzl files and BUILD files.
+pub fn unsupported_globals(builder: &mut GlobalsBuilder) {
+    for path in MODULES {
+        builder.set(
+            path,
+            Unsupported {
+                path: (*path).to_owned(),
+            },
+        );
+    }
+    for name in NATIVE_RULES {
+        builder.set(
+            name,
+            Unsupported {
+                path: (*name).to_owned(),
+            },
+        );
+    }
+    for name in PROVIDERS {
+        builder.set(name, ProviderCallable::builtin_unconstructible(name));
+    }
+}
