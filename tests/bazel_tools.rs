@@ -251,3 +251,43 @@ fn a_tool_run_by_an_action_runs_another_tool_through_its_runfiles() {
         ]
     );
 }
+
+#[test]
+fn python_programs_find_their_data_with_the_python_runfiles_library() {
+    let ws = Workspace::fixture("bazel_tools");
+    let run = ok(ws.forge(&["run", "//pyapp:reader"]));
+    assert_eq!(run.stdout, "read: python data\n", "{}", run.both());
+    let run = ws.forge(&["test", "--test_output=errors", "//pyapp:reader_test"]);
+    assert_eq!(run.code, 0, "{}", run.both());
+    assert!(
+        read(&ws, "forge-testlogs/pyapp/reader_test/test.log").contains("PASS"),
+        "the test ran to its end"
+    );
+}
+
+#[test]
+fn the_function_transition_allowlist_is_a_package_group_rules_may_name() {
+    let ws = Workspace::fixture("bazel_tools");
+    ws.write(
+        "allow/defs.bzl",
+        "def _impl(ctx):\n    return []\n\n\
+         with_allowlist = rule(implementation = _impl, attrs = {\n    \
+         '_allowlist_function_transition': attr.label(\n        \
+         default = '@bazel_tools//tools/allowlists/function_transition_allowlist'),\n})\n",
+    );
+    ws.write(
+        "allow/BUILD",
+        "load(':defs.bzl', 'with_allowlist')\nwith_allowlist(name = 'x')\n",
+    );
+    let run = ok(ws.forge(&[
+        "query",
+        "@bazel_tools//tools/allowlists/function_transition_allowlist",
+        "--output=label_kind",
+    ]));
+    assert_eq!(
+        run.stdout,
+        "package group @bazel_tools//tools/allowlists/function_transition_allowlist:\
+         function_transition_allowlist\n"
+    );
+    ok(ws.forge(&["build", "//allow:x"]));
+}
