@@ -159,7 +159,8 @@ fn a_missing_package_names_the_ones_there_are() {
         run.stderr.contains(
             "no such package '@bazel_tools//tools/nope': BUILD file not found in forge's \
              built-in repository '@bazel_tools' (its packages: platforms, src/conditions, \
-             tools/bash/runfiles, tools/cpp, tools/python, tools/sh)"
+             tools/allowlists/function_transition_allowlist, tools/bash/runfiles, tools/cpp, \
+             tools/python, tools/python/runfiles, tools/sh)"
         ),
         "{}",
         run.both()

@@ -129,13 +129,21 @@ fn dep_value<'v>(
             let analyzed = done.get(label)?;
             return Some(heap.access_owned_frozen_value(&analyzed.module.owned_extra_value()?));
         }
-        TargetKind::SourceFile => FileValue::source(label),
+        TargetKind::SourceFile => Some(FileValue::source(label)),
         TargetKind::GeneratedFile { generating_rule } => {
-            FileValue::generated(generating_rule, &label.name, false)
+            Some(FileValue::generated(generating_rule, &label.name, false))
         }
-        TargetKind::PackageGroup(_) => return None,
+        // A package group is a target without files (rules name one, such as Bazel's
+        // function transition allowlist).
+        TargetKind::PackageGroup(_) => None,
     };
-    let files = make_depset(vec![heap.alloc(file)], Vec::new(), "default", heap).ok()?;
+    let files = make_depset(
+        file.into_iter().map(|f| heap.alloc(f)).collect(),
+        Vec::new(),
+        "default",
+        heap,
+    )
+    .ok()?;
     let runfiles = new_runfiles(files, heap).ok()?;
     let info = default_info(
         heap,
