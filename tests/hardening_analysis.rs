@@ -275,14 +275,37 @@ fn runfiles_symlinks_go_under_the_workspace_and_root_symlinks_under_the_root() {
 }
 
 #[test]
-fn expand_directories_false_passes_the_path_and_true_is_refused() {
+fn expand_directories_false_passes_the_path_and_true_passes_the_files() {
     let ws = ws();
     ok(ws.forge(&["build", "//dirs:path"]));
     let out = std::fs::read_to_string(ws.root().join("forge-bin/dirs/path.txt")).unwrap();
     let dir = format!("{}/dirs/path_dir", common::bin_dir());
     assert_eq!(out, format!("{dir} --dirs {dir}\nx\n"));
-    let run = ws.forge(&["build", "//dirs:expanded"]);
-    insta::assert_snapshot!("expand_directories", error_line(&run));
+    // The directory's files, sorted, each formatted, as the action runs.
+    ok(ws.forge(&["build", "//dirs:expanded"]));
+    let out = std::fs::read_to_string(ws.root().join("forge-bin/dirs/expanded.txt")).unwrap();
+    let dir = format!("{}/dirs/expanded_dir", common::bin_dir());
+    assert_eq!(
+        out,
+        format!(
+            "-i --in={dir}/sub/y.txt -i --in={dir}/x.txt --all dirs/src.txt,{dir}/sub/y.txt,{dir}/x.txt\n"
+        )
+    );
+    // What forge cannot do at execution is refused by name.
+    let run = ws.forge(&["build", "//dirs:mapped"]);
+    assert!(
+        error_line(&run).contains("forge cannot call map_each on the files of directory"),
+        "{}",
+        run.both()
+    );
+    let run = ws.forge(&["build", "//dirs:spilled"]);
+    assert!(
+        error_line(&run).contains(
+            "forge does not support expanding a directory into its files inside a parameter file"
+        ),
+        "{}",
+        run.both()
+    );
 }
 
 #[test]

@@ -20,6 +20,7 @@ use starlark::values::{
 
 use super::args::{ArgsLine, ArgsValue, ParamFileFormat, arg_string};
 use super::values::{FileValue, TargetInfo};
+use crate::core::command_line;
 use crate::core::{Action, ActionKind, ExecPath, Label, layout::short_from_exec};
 use crate::loading::iterate_files;
 
@@ -320,7 +321,7 @@ fn spill_param_files(
     prefix: Vec<String>,
     parts: Vec<ArgsLine>,
     primary_output: &str,
-) -> SpilledCommandLine {
+) -> anyhow::Result<SpilledCommandLine> {
     let length = |args: &[String]| args.iter().map(|a| a.len() + 1).sum::<usize>();
     let mut length_so_far = length(&prefix);
     let mut argv = prefix;
@@ -335,6 +336,7 @@ fn spill_param_files(
             argv.extend(part.args);
             continue;
         }
+        refuse_directories_in_param_file(&part.args)?;
         let path = format!("{primary_output}-{}.params", param_files.len());
         let arg = part
             .param_file_arg(&path)
@@ -343,7 +345,23 @@ fn spill_param_files(
         argv.push(arg);
         param_files.push((path, part.format.content(&part.args)));
     }
-    SpilledCommandLine { argv, param_files }
+    Ok(SpilledCommandLine { argv, param_files })
+}
+
+/// A parameter file is written during analysis, before a directory's files are known.
+fn refuse_directories_in_param_file(args: &[String]) -> anyhow::Result<()> {
+    if let Some(arg) = args
+        .iter()
+        .find(|a| command_line::has_expansions(std::slice::from_ref(a)))
+    {
+        anyhow::bail!(
+            "forge does not support expanding a directory into its files inside a parameter \
+             file (or a file written from Args) yet: {}; pass expand_directories = False, or \
+             leave this Args on the command line",
+            command_line::printable(arg)
+        );
+    }
+    Ok(())
 }
 
 fn paths(files: &[&FileValue]) -> Vec<ExecPath> {
@@ -384,7 +402,7 @@ fn register_run<'v>(
     let primary = outputs
         .first()
         .ok_or_else(|| anyhow::anyhow!("an action must have at least one output"))?;
-    let SpilledCommandLine { argv, param_files } = spill_param_files(prefix, parts, &primary.path);
+    let SpilledCommandLine { argv, param_files } = spill_param_files(prefix, parts, &primary.path)?;
     let mut state = this.state.borrow_mut();
     let owner = state.owner.clone();
     for (path, content) in param_files {
@@ -556,6 +574,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
             // Bazel writes an Args object as its parameter file would hold it.
             Some(args) => {
                 let line = args.line();
+                refuse_directories_in_param_file(&line.args)?;
                 line.format.content(&line.args)
             }
             None => content

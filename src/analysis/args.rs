@@ -20,6 +20,7 @@ use starlark::values::{
 };
 
 use super::values::FileValue;
+use crate::core::command_line::{self, DirectoryExpansion};
 use crate::loading::{Depset, LabelValue, iterate_files};
 
 /// How a value appears on a command line: a File as its path, anything else as `str()`.
@@ -160,33 +161,7 @@ impl ArgsValue {
 
 /// Bazel's format templates: exactly one `%s`, replaced by `value`; `%%` is a literal `%`.
 pub fn format_with(template: &str, value: &str) -> anyhow::Result<String> {
-    let invalid = || {
-        anyhow::anyhow!(
-            "invalid format string '{template}': it must contain exactly one '%s' (write %% \
-             for a literal %)"
-        )
-    };
-    let mut out = String::new();
-    let mut substituted = false;
-    let mut chars = template.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('%') => out.push('%'),
-            Some('s') if !substituted => {
-                out.push_str(value);
-                substituted = true;
-            }
-            _ => return Err(invalid()),
-        }
-    }
-    if !substituted {
-        return Err(invalid());
-    }
-    Ok(out)
+    Ok(command_line::format_with(template, value)?)
 }
 
 fn format_opt(template: &Option<String>, value: String) -> anyhow::Result<String> {
@@ -196,34 +171,65 @@ fn format_opt(template: &Option<String>, value: String) -> anyhow::Result<String
     }
 }
 
-/// The items of `values` as strings, after `map_each`, deduplicated when asked, then
-/// formatted with `format_each` (Bazel's order).
-fn expand_values<'v>(
-    values: Value<'v>,
+/// How `add_all` or `add_joined` treats each item.
+struct EachItem<'a, 'v> {
     map_each: Option<Value<'v>>,
-    format_each: &Option<String>,
+    format_each: &'a Option<String>,
     uniquify: bool,
     expand_directories: bool,
+    /// `add_all`'s `before_each`, which a directory's files each get too.
+    before_each: Option<&'a String>,
+    /// `add_joined`'s `join_with`, between a directory's files too.
+    join_with: Option<&'a str>,
+}
+
+/// The items of `values` as strings, after `map_each`, deduplicated when asked, then
+/// formatted with `format_each` (Bazel's order). A directory to expand is a marker that
+/// exec replaces by its files, formatted the same way, when the action runs.
+fn expand_values<'v>(
+    values: Value<'v>,
+    each: EachItem<'_, 'v>,
     eval: &mut Evaluator<'v, '_, '_>,
 ) -> anyhow::Result<Vec<String>> {
+    let EachItem {
+        map_each,
+        format_each,
+        uniquify,
+        expand_directories,
+        before_each,
+        join_with,
+    } = each;
     if values.unpack_str().is_some() {
         anyhow::bail!(
             "expected a list or depset of values, got a string; wrap it in a list or use add()"
         );
     }
     let mut strings: Vec<String> = Vec::new();
+    let mut markers: Vec<String> = Vec::new();
     for item in iterate_files(values, eval.heap())? {
-        // Bazel replaces a directory by the files in it when the action runs; forge builds
-        // command lines during analysis, when those files are not known.
+        // Bazel replaces a directory by the files in it when the action runs: so does exec,
+        // from a marker, since they are not known during analysis.
         if expand_directories
             && let Some(dir) = item.downcast_ref::<FileValue>().filter(|f| f.is_directory)
         {
-            anyhow::bail!(
-                "expand_directories: forge does not support expanding the directory '{}' into \
-                 its files on a command line yet; pass expand_directories = False to get the \
-                 directory's path (and list it in the action), or pass the files themselves",
-                dir.short_path
-            );
+            if map_each.is_some() {
+                anyhow::bail!(
+                    "expand_directories: forge cannot call map_each on the files of directory \
+                     '{}', which are known only when the action runs; pass \
+                     expand_directories = False to map the directory itself",
+                    dir.short_path
+                );
+            }
+            let marker = DirectoryExpansion {
+                directory: dir.path.clone(),
+                format_each: format_each.clone(),
+                before_each: before_each.cloned(),
+                join_with: join_with.map(str::to_owned),
+            }
+            .marker();
+            markers.push(marker.clone());
+            strings.push(marker);
+            continue;
         }
         let Some(f) = map_each else {
             strings.push(arg_string(item));
@@ -257,7 +263,13 @@ fn expand_values<'v>(
     }
     strings
         .into_iter()
-        .map(|s| format_opt(format_each, s))
+        .map(|s| {
+            if markers.contains(&s) {
+                Ok(s) // formatted file by file when expanded
+            } else {
+                format_opt(format_each, s)
+            }
+        })
         .collect()
 }
 
@@ -316,21 +328,25 @@ fn args_methods(builder: &mut MethodsBuilder) {
         // the strings at once, so a closure costs nothing and both values are accepted.
         let _: bool = allow_closure;
         let (flag, values) = flag_and_values(arg_name_or_values, values);
-        let items = expand_values(
-            values,
-            map_each.filter(|v| !v.is_none()),
-            &format_each,
+        let each = EachItem {
+            map_each: map_each.filter(|v| !v.is_none()),
+            format_each: &format_each,
             uniquify,
             expand_directories,
-            eval,
-        )?;
+            before_each: before_each.as_ref(),
+            join_with: None,
+        };
+        let items = expand_values(values, each, eval)?;
         if items.is_empty() && omit_if_empty {
             return Ok(NoneType);
         }
         let mut args = this.as_ref().args.borrow_mut();
         args.extend(flag);
         for item in items {
-            args.extend(before_each.clone());
+            // A directory's marker carries before_each for each of its files.
+            if !command_line::has_expansions(std::slice::from_ref(&item)) {
+                args.extend(before_each.clone());
+            }
             args.push(item);
         }
         args.extend(terminate_with);
@@ -354,14 +370,15 @@ fn args_methods(builder: &mut MethodsBuilder) {
     ) -> anyhow::Result<NoneType> {
         let _: bool = allow_closure;
         let (flag, values) = flag_and_values(arg_name_or_values, values);
-        let items = expand_values(
-            values,
-            map_each.filter(|v| !v.is_none()),
-            &format_each,
+        let each = EachItem {
+            map_each: map_each.filter(|v| !v.is_none()),
+            format_each: &format_each,
             uniquify,
             expand_directories,
-            eval,
-        )?;
+            before_each: None,
+            join_with: Some(&join_with),
+        };
+        let items = expand_values(values, each, eval)?;
         if items.is_empty() && omit_if_empty {
             return Ok(NoneType);
         }
@@ -404,15 +421,6 @@ mod tests {
 
     fn strings(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn format_templates_take_one_placeholder_and_escape_percent() {
-        assert_eq!(format_with("--x=%s", "a").unwrap(), "--x=a");
-        assert_eq!(format_with("100%% %s", "b").unwrap(), "100% b");
-        assert!(format_with("none", "a").is_err());
-        assert!(format_with("%s %s", "a").is_err());
-        assert!(format_with("%d", "a").is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Starlark here; the only I/O is `fs`, the filesystem helpers every phase uses.
 
 pub mod action;
+pub mod command_line;
 pub mod diag;
 pub mod digest;
 pub mod exec_path;

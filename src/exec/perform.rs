@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::core::Digest;
+use crate::core::command_line;
 use crate::core::{Action, ActionKind};
 use crate::exec::action_cache::{AcEntry, CachedOutput};
 use crate::exec::cas::Fetch;
@@ -74,6 +75,28 @@ pub(crate) struct Ctx<'a> {
 
 const NO_CACHE: &str = "no-cache";
 
+/// The files below directory `dir` of the exec root, as sorted exec paths (links are listed,
+/// not followed).
+fn files_under(exec_root: &Path, dir: &str) -> io::Result<Vec<String>> {
+    let mut files = Vec::new();
+    for entry in walkdir::WalkDir::new(exec_root.join(dir))
+        .follow_links(false)
+        .sort_by_file_name()
+    {
+        let entry = entry.map_err(io::Error::other)?;
+        if entry.file_type().is_dir() {
+            continue;
+        }
+        let rel = entry
+            .path()
+            .strip_prefix(exec_root)
+            .map_err(io::Error::other)?;
+        files.push(rel.to_string_lossy().into_owned());
+    }
+    files.sort();
+    Ok(files)
+}
+
 fn output_mode(executable: bool) -> u32 {
     if executable { 0o555 } else { 0o444 }
 }
@@ -127,7 +150,7 @@ impl<'a> Ctx<'a> {
 
     fn fail(&self, action: &Action, exit: String, output: String, ran: bool) -> Fail {
         let command = match &action.kind {
-            ActionKind::Run { argv } => argv.clone(),
+            ActionKind::Run { argv } => argv.iter().map(|a| command_line::printable(a)).collect(),
             _ => Vec::new(),
         };
         Fail::Failed {
@@ -436,6 +459,23 @@ impl<'a> Ctx<'a> {
         argv: &[String],
         env: &BTreeMap<String, String>,
     ) -> Result<Vec<u8>, Fail> {
+        // Directories on the command line (`Args` with expand_directories) become their
+        // files now that the actions before this one have made them.
+        let expanded;
+        let argv = if command_line::has_expansions(argv) {
+            expanded = command_line::expand_argv(argv, &|dir| files_under(self.exec_root, dir))
+                .map_err(|e| {
+                    self.fail(
+                        action,
+                        "cannot expand a directory on the command line".to_owned(),
+                        e.to_string(),
+                        false,
+                    )
+                })?;
+            &expanded[..]
+        } else {
+            argv
+        };
         let tmp = self.take_tmp().map_err(|e| {
             self.fail(
                 action,

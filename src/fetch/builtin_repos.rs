@@ -232,9 +232,11 @@ mod tests {
             [
                 "platforms",
                 "src/conditions",
+                "tools/allowlists/function_transition_allowlist",
                 "tools/bash/runfiles",
                 "tools/cpp",
                 "tools/python",
+                "tools/python/runfiles",
                 "tools/sh"
             ]
         );

@@ -91,6 +91,7 @@ pub const NATIVE_RULES: &[&str] = &[
 /// `dep[P]` and `providers = [P]` fail as for any provider a target lacks, which is the
 /// truth — but creating one is refused.
 const PROVIDERS: &[&str] = &[
+    "AnalysisFailureInfo",
     "AnalysisTestResultInfo",
     "CcInfo",
     "CcToolchainConfigInfo",
