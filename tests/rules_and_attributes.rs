@@ -575,3 +575,45 @@ stamped = rule(implementation = _impl)
         second.both()
     );
 }
+
+#[test]
+fn transitions_are_declared_and_the_targets_needing_them_refused() {
+    // As skylib's unittest.bzl: every test file loads a file that declares transitions.
+    let ws = Workspace::empty();
+    ws.write("WORKSPACE", "");
+    ws.write(
+        "pkg/defs.bzl",
+        &format!(
+            "{WRITER}
+def _flip(settings, attr):
+    return {{'//command_line_option:compilation_mode': 'opt'}}
+
+flip = transition(implementation = _flip, inputs = [],
+                  outputs = ['//command_line_option:compilation_mode'])
+for_tests = analysis_test_transition(settings = {{'//command_line_option:cpu': 'arm'}})
+
+written = make_rule()
+incoming = rule(_impl, attrs = {{'msg': attr.string()}}, cfg = flip)
+outgoing = rule(_impl, attrs = {{'msg': attr.string(), 'dep': attr.label(cfg = for_tests)}})
+"
+        ),
+    );
+    ws.write(
+        "pkg/BUILD",
+        "load(':defs.bzl', 'incoming', 'outgoing', 'written')
+written(name = 'fine', msg = 'built')
+incoming(name = 'in')
+outgoing(name = 'out')
+",
+    );
+    ok(ws.forge(&["build", "//pkg:fine"]));
+    assert_eq!(read(&ws, "forge-bin/pkg/fine.txt"), "built");
+    fails_with(
+        &ws.forge(&["build", "//pkg:in"]),
+        &["'cfg = <transition>': forge has no configuration transitions yet"],
+    );
+    fails_with(
+        &ws.forge(&["build", "//pkg:out"]),
+        &["attribute 'dep' with a transition as cfg: forge has no configuration transitions yet"],
+    );
+}

@@ -61,7 +61,7 @@ impl<'v> StarlarkValue<'v> for Aspect {
 pub fn aspect_globals(builder: &mut GlobalsBuilder) {
     /// Declares an aspect. Forge records it; applying it is refused at analysis.
     fn aspect<'v>(
-        #[starlark(require = named)] implementation: Value<'v>,
+        implementation: Value<'v>,
         #[starlark(require = named)] attr_aspects: Option<Value<'v>>,
         #[starlark(require = named)] attrs: Option<Value<'v>>,
         #[starlark(require = named)] required_providers: Option<Value<'v>>,

@@ -21,6 +21,7 @@ use super::attrs::{AllowFiles, AttrKind, AttrSpec, coerce, sequence, string, typ
 use super::context::EvalContext;
 use super::late_bound::LateBoundDefault;
 use super::target::AttrValue;
+use super::transition_value::Transition;
 use crate::core::PackageId;
 
 /// An `attr.*()` result: a Starlark value wrapping an `AttrSpec`, and the function of a
@@ -115,6 +116,9 @@ fn is_function(value: Value) -> bool {
     value.get_type() == "function"
 }
 
+/// The `cfg` of an attribute whose dependencies need a transition forge cannot apply yet.
+pub const TRANSITION_CFG: &str = "transition";
+
 /// `aspects = [...]` on a label attribute: the aspects' names. Forge does not apply aspects
 /// yet, so analysis refuses a dependency edge that asks for one, naming it.
 fn aspect_names(aspects: Option<Value>) -> anyhow::Result<Vec<String>> {
@@ -197,11 +201,15 @@ fn providers(value: Option<Value>) -> anyhow::Result<Vec<Vec<String>>> {
 }
 
 /// `cfg`: forge builds tools and targets in one configuration, for this machine, so the
-/// strings Bazel knows all mean that; anything else (a transition) is refused.
+/// strings Bazel knows all mean that; a transition is recorded (`"transition"`), and its
+/// rule refused at analysis; anything else is refused.
 fn cfg(value: Option<Value>) -> anyhow::Result<Option<String>> {
     let Some(value) = value.filter(|v| !v.is_none()) else {
         return Ok(None);
     };
+    if value.downcast_ref::<Transition>().is_some() {
+        return Ok(Some(TRANSITION_CFG.to_owned()));
+    }
     match value.unpack_str() {
         Some(c @ ("exec" | "host" | "target")) => Ok(Some(c.to_owned())),
         _ => anyhow::bail!(

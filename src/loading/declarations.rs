@@ -64,7 +64,7 @@ fn provided<'v>(value: Value<'v>, heap: Heap<'v>) -> anyhow::Result<Vec<String>>
 #[starlark_module]
 pub fn declaration_globals(builder: &mut GlobalsBuilder) {
     fn rule<'v>(
-        #[starlark(require = named)] implementation: Value<'v>,
+        implementation: Value<'v>,
         #[starlark(require = named)] attrs: Option<Value<'v>>,
         #[starlark(require = named, default = false)] executable: bool,
         #[starlark(require = named, default = false)] test: bool,
@@ -177,6 +177,12 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
                         "rule(): attribute '{name}' has a late-bound default \
                          (configuration_field), so it must be private: name it '_{name}'"
                     );
+                }
+                if attr.spec.cfg.as_deref() == Some(super::attr_module::TRANSITION_CFG) {
+                    unsupported.push(format!(
+                        "attribute '{name}' with a transition as cfg: forge has no \
+                         configuration transitions yet"
+                    ));
                 }
                 declared.push((name.to_owned(), (*attr.spec).clone()));
                 if let Some(function) = attr.computed_default() {

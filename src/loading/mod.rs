@@ -41,6 +41,7 @@ mod rule_call;
 mod rule_value;
 mod select;
 mod target;
+mod transition_value;
 mod unsupported;
 pub use unsupported::Unsupported;
 
@@ -107,6 +108,7 @@ fn globals() -> Globals {
     .with(late_bound::late_bound_globals)
     .with(aspect_value::aspect_globals)
     .with(unsupported::unsupported_globals)
+    .with(transition_value::transition_globals)
     .with(declarations::declaration_globals)
     .with_namespace("attr", attr_module::attr_module)
     .with(|b| {

@@ -18,7 +18,6 @@ use super::providers::ProviderCallable;
 /// Modules and functions: using any of them (calling it, or anything reached through it)
 /// is refused, naming the whole path (`cc_common.compile`).
 const MODULES: &[&str] = &[
-    "analysis_test_transition",
     "android_common",
     "apple_common",
     "cc_common",
@@ -32,7 +31,6 @@ const MODULES: &[&str] = &[
     "proto_common",
     "repository_rule",
     "testing",
-    "transition",
 ];
 
 /// Bazel 4's native rules forge has no rule for yet, in BUILD files and as `native.<name>`:
