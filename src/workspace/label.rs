@@ -15,23 +15,26 @@ use starlark::{starlark_module, starlark_simple_value};
 use super::evaluate::WorkspaceContext;
 use crate::core::Label;
 
-/// A label resolved while WORKSPACE is evaluated.
-#[derive(Debug, Clone, ProvidesStaticType, NoSerialize, Allocative, PartialEq, Eq)]
-pub struct WorkspaceLabel {
+/// A `Label` value: `Label("//pkg:name")` in WORKSPACE, .bzl and BUILD files, `ctx.label`,
+/// `dep.label`. It lives here, in the first phase that evaluates Starlark; `loading` and
+/// `analysis` use the same value.
+#[derive(Debug, Clone, ProvidesStaticType, NoSerialize, Allocative, PartialEq, Eq, Hash)]
+pub struct LabelValue {
     #[allocative(skip)]
-    label: Label,
+    pub label: Label,
 }
 
-starlark_simple_value!(WorkspaceLabel);
+starlark_simple_value!(LabelValue);
 
-impl fmt::Display for WorkspaceLabel {
+impl fmt::Display for LabelValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // As Bazel 4 prints it: `//pkg:x` for the main repository, `@repo//pkg:x` otherwise.
         write!(f, "{}", self.label)
     }
 }
 
 #[starlark_value(type = "Label")]
-impl<'v> StarlarkValue<'v> for WorkspaceLabel {
+impl<'v> StarlarkValue<'v> for LabelValue {
     fn get_attr(&self, attribute: &str, heap: Heap<'v>) -> Option<Value<'v>> {
         let l = &self.label;
         Some(match attribute {
@@ -55,8 +58,24 @@ impl<'v> StarlarkValue<'v> for WorkspaceLabel {
 
     fn equals(&self, other: Value<'v>) -> starlark::Result<bool> {
         Ok(other
-            .downcast_ref::<WorkspaceLabel>()
+            .downcast_ref::<LabelValue>()
             .is_some_and(|o| o.label == self.label))
+    }
+
+    fn write_hash(
+        &self,
+        hasher: &mut starlark::collections::StarlarkHasher,
+    ) -> starlark::Result<()> {
+        use std::hash::Hash;
+        self.label.to_string().hash(hasher);
+        Ok(())
+    }
+
+    fn compare(&self, other: Value<'v>) -> starlark::Result<std::cmp::Ordering> {
+        match other.downcast_ref::<LabelValue>() {
+            Some(o) => Ok(self.label.cmp(&o.label)),
+            None => starlark::values::ValueError::unsupported_with(self, "compare", other),
+        }
     }
 }
 
@@ -66,7 +85,7 @@ pub fn label_text(value: Value, what: &str) -> anyhow::Result<String> {
     if let Some(text) = value.unpack_str() {
         return Ok(text.to_owned());
     }
-    if let Some(label) = value.downcast_ref::<WorkspaceLabel>() {
+    if let Some(label) = value.downcast_ref::<LabelValue>() {
         return Ok(label.label.to_string());
     }
     anyhow::bail!(
@@ -78,14 +97,14 @@ pub fn label_text(value: Value, what: &str) -> anyhow::Result<String> {
 #[starlark_module]
 pub fn label_function(builder: &mut GlobalsBuilder) {
     /// `Label("//pkg:name")`, read against the repository of the calling file.
-    #[starlark(as_type = WorkspaceLabel)]
+    #[starlark(as_type = LabelValue)]
     fn Label<'v>(
         #[starlark(require = pos)] text: &str,
         eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<WorkspaceLabel> {
+    ) -> anyhow::Result<LabelValue> {
         let ctx = WorkspaceContext::from_eval(eval)?;
         let base = ctx.caller_package(eval);
         let label = ctx.resolve(text, &base).map_err(anyhow::Error::msg)?;
-        Ok(WorkspaceLabel { label })
+        Ok(LabelValue { label })
     }
 }

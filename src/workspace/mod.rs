@@ -13,7 +13,7 @@ mod bazel_tools;
 mod declarations;
 mod evaluate;
 pub mod fs_deps;
-mod label;
+pub mod label;
 mod native;
 pub mod repos;
 
