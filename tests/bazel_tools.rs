@@ -113,7 +113,8 @@ fn toolchain_types_are_targets_rules_depend_on() {
         kind.stdout,
         "@bazel_tools//tools/cpp:toolchain_type\n\
          @bazel_tools//tools/python:toolchain_type\n\
-         @bazel_tools//tools/sh:toolchain_type\n"
+         @bazel_tools//tools/sh:toolchain_type\n\
+         @bazel_tools//tools/test:default_test_toolchain_type\n"
     );
 }
 
@@ -160,7 +161,7 @@ fn a_missing_package_names_the_ones_there_are() {
             "no such package '@bazel_tools//tools/nope': BUILD file not found in forge's \
              built-in repository '@bazel_tools' (its packages: platforms, src/conditions, \
              tools/allowlists/function_transition_allowlist, tools/bash/runfiles, tools/cpp, \
-             tools/python, tools/python/runfiles, tools/sh)"
+             tools/python, tools/python/runfiles, tools/sh, tools/test)"
         ),
         "{}",
         run.both()

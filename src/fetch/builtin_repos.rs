@@ -51,6 +51,7 @@ pub const BUILTIN_REPOS: &[BuiltinRepo] = &[
             "tools/python/srcs_version.bzl",
             "tools/python/toolchain.bzl",
             "tools/sh/BUILD",
+            "tools/test/BUILD",
         ),
     },
     BuiltinRepo {
@@ -237,7 +238,8 @@ mod tests {
                 "tools/cpp",
                 "tools/python",
                 "tools/python/runfiles",
-                "tools/sh"
+                "tools/sh",
+                "tools/test"
             ]
         );
     }
