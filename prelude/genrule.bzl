@@ -10,13 +10,16 @@ def _genrule_impl(ctx):
     if not cmd:
         fail("missing value for `cmd` attribute of genrule %s: you can also set `cmd_ps` or " % ctx.label +
              "`cmd_bat` on Windows and `cmd_bash` on other platforms")
+    # Make variables from `toolchains`: each must provide TemplateVariableInfo, as in Bazel.
+    toolchain_vars = {}
     for toolchain in ctx.attr.toolchains:
-        # Bazel requires TemplateVariableInfo of each, and no forge rule can return it yet.
-        fail(("in toolchains attribute of genrule %s: '%s' does not have mandatory providers: " +
-              "'TemplateVariableInfo' (forge does not support make variables from toolchains yet)") %
-             (ctx.label, toolchain.label))
-    if ctx.attr.stamp:
-        fail("genrule %s: forge does not support `stamp` yet (it has no workspace status files)" % ctx.label)
+        if platform_common.TemplateVariableInfo not in toolchain:
+            fail(("in toolchains attribute of genrule %s: '%s' does not have mandatory providers: " +
+                  "'TemplateVariableInfo'") % (ctx.label, toolchain.label))
+        toolchain_vars.update(toolchain[platform_common.TemplateVariableInfo].variables)
+
+    # stamp = 1: the command may read the workspace status files, so they are inputs.
+    stamp_inputs = [ctx.info_file, ctx.version_file] if ctx.attr.stamp else []
     if ctx.attr.executable and len(outs) != 1:
         fail("genrule %s: executable = True needs exactly one file in `outs`, got %d" % (ctx.label, len(outs)))
 
@@ -24,6 +27,7 @@ def _genrule_impl(ctx):
     cmd = ctx.expand_location(cmd, targets = ctx.attr.srcs + tools)
     ruledir = ctx.bin_dir.path + ("/" + ctx.label.package if ctx.label.package else "")
     subs = dict(ctx.var)
+    subs.update(toolchain_vars)
     subs.update({
         "SRCS": " ".join([f.path for f in srcs]),
         "OUTS": " ".join([f.path for f in outs]),
@@ -40,7 +44,7 @@ def _genrule_impl(ctx):
         # the program is made executable here, after the command succeeded.
         cmd = "(\n%s\n) && chmod +x '%s'" % (cmd, outs[0].path)
     ctx.actions.run_shell(
-        inputs = srcs,
+        inputs = srcs + stamp_inputs,
         tools = tools,
         outputs = outs,
         command = cmd,
@@ -67,14 +71,14 @@ genrule = rule(
         "cmd_ps": attr.string(doc = "The command on Windows (PowerShell); unused elsewhere, as in Bazel."),
         "tools": attr.label_list(allow_files = True, cfg = "exec", doc = "Tools the command runs."),
         "exec_tools": attr.label_list(allow_files = True, cfg = "exec"),
-        "toolchains": attr.label_list(doc = "Targets providing TemplateVariableInfo; refused, forge has none yet."),
+        "toolchains": attr.label_list(doc = "Targets providing TemplateVariableInfo: their make variables."),
         # Since Bazel 1.0 genfiles is the bin directory, so where the outputs go is the same
         # either way.
         "output_to_bindir": attr.bool(doc = "Accepted: outputs always go to the bin directory, as in Bazel 4."),
         "local": attr.bool(),
         "message": attr.string(),
         "executable": attr.bool(doc = "The single output is a program `forge run` can run."),
-        "stamp": attr.int(doc = "Refused when set: forge has no workspace status files."),
+        "stamp": attr.bool(doc = "The command may read the workspace status files (ctx.info_file, ctx.version_file)."),
     },
 )
 

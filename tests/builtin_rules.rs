@@ -595,3 +595,36 @@ needs_py_info = rule(implementation = _impl, attrs = {"dep": attr.label(provider
         query.both()
     );
 }
+
+#[test]
+fn genrule_toolchains_give_make_variables_and_stamp_reads_the_status_files() {
+    let ws = workspace(&[
+        (
+            "pkg/vars.bzl",
+            r#"
+def _impl(ctx):
+    return [platform_common.TemplateVariableInfo({"GREETING": ctx.attr.greeting})]
+
+template_vars = rule(implementation = _impl, attrs = {"greeting": attr.string()})
+"#,
+        ),
+        (
+            "pkg/BUILD",
+            r#"
+load(":vars.bzl", "template_vars")
+template_vars(name = "vars", greeting = "hi from a toolchain")
+genrule(name = "g", outs = ["g.txt"], cmd = "echo $(GREETING) > $@", toolchains = [":vars"])
+genrule(
+    name = "stamped",
+    outs = ["stamped.txt"],
+    cmd = "grep -c BUILD_TIMESTAMP forge-out/volatile-status.txt > $@",
+    stamp = 1,
+)
+"#,
+        ),
+    ]);
+    ok(ws.forge(&["build", "//pkg:g", "//pkg:stamped"]));
+    assert_eq!(read(&ws, "forge-bin/pkg/g.txt"), "hi from a toolchain\n");
+    // The status files are inputs of a stamped genrule (in its sandbox), as in Bazel.
+    assert_eq!(read(&ws, "forge-bin/pkg/stamped.txt"), "1\n");
+}

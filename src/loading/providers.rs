@@ -25,6 +25,9 @@ pub struct ProviderCallable {
     pub doc: String,
     /// False for a built-in provider of Bazel's that forge cannot create yet (`CcInfo`).
     constructible: bool,
+    /// The field a single positional argument sets, for built-ins Bazel calls that way
+    /// (`platform_common.TemplateVariableInfo(vars)` sets `variables`).
+    positional_field: Option<&'static str>,
 }
 
 starlark_simple_value!(ProviderCallable);
@@ -37,6 +40,15 @@ impl ProviderCallable {
             fields,
             doc,
             constructible: true,
+            positional_field: None,
+        }
+    }
+
+    /// A built-in provider whose one positional argument sets `field`.
+    pub fn builtin_with_positional(name: &str, fields: &[&str], field: &'static str) -> Self {
+        ProviderCallable {
+            positional_field: Some(field),
+            ..ProviderCallable::builtin(name, fields)
         }
     }
 
@@ -101,9 +113,18 @@ impl<'v> StarlarkValue<'v> for ProviderCallable {
                 self.name()
             )));
         }
-        args.no_positional_args(eval.heap())?;
         let named = args.names_map()?;
-        self.instance(named.iter().map(|(k, v)| (k.as_str(), *v)), eval.heap())
+        let named = named.iter().map(|(k, v)| (k.as_str(), *v));
+        match self.positional_field {
+            Some(field) => {
+                let [value] = args.positional::<1>(eval.heap())?;
+                self.instance(std::iter::once((field, value)).chain(named), eval.heap())
+            }
+            None => {
+                args.no_positional_args(eval.heap())?;
+                self.instance(named, eval.heap())
+            }
+        }
     }
 }
 

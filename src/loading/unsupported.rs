@@ -26,7 +26,6 @@ const MODULES: &[&str] = &[
     "coverage_common",
     "java_common",
     "java_proto_common",
-    "platform_common",
     "proto",
     "proto_common",
     "repository_rule",
@@ -157,8 +156,35 @@ impl<'v> StarlarkValue<'v> for Unsupported {
     }
 }
 
-/// Adds every name above to the globals of .bzl files and BUILD files.
+/// `platform_common`'s members forge does not have yet: platforms and constraints as
+/// providers (issue of configurations).
+const PLATFORM_COMMON_UNSUPPORTED: &[&str] = &[
+    "ConstraintSettingInfo",
+    "ConstraintValueInfo",
+    "PlatformInfo",
+];
+
+/// Adds every name above to the globals of .bzl files and BUILD files, and
+/// `platform_common` with the two providers rules use to hand values to others
+/// (`ToolchainInfo`, `TemplateVariableInfo`), which are plain providers in forge too.
 pub fn unsupported_globals(builder: &mut GlobalsBuilder) {
+    builder.namespace("platform_common", |b| {
+        b.set(
+            "ToolchainInfo",
+            ProviderCallable::builtin("ToolchainInfo", &[]),
+        );
+        b.set(
+            "TemplateVariableInfo",
+            ProviderCallable::builtin_with_positional(
+                "TemplateVariableInfo",
+                &["variables"],
+                "variables",
+            ),
+        );
+        for name in PLATFORM_COMMON_UNSUPPORTED {
+            b.set(name, Unsupported::new(format!("platform_common.{name}")));
+        }
+    });
     for path in MODULES {
         builder.set(
             path,
