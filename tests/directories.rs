@@ -130,6 +130,18 @@ fn a_sandboxed_action_sees_the_source_directory_read_only() {
 }
 
 #[test]
+fn a_source_directory_is_whole_in_the_sandbox_when_a_file_in_it_is_an_input_too() {
+    let ws = with_source_dir();
+    ws.write(
+        "pkg/BUILD",
+        "genrule(\n    name = 'both',\n    srcs = ['dir/a', 'dir'],\n    outs = ['both.txt'],\n    \
+         cmd = 'cat $(location dir/a) $(location dir)/sub/c > $@',\n)\n",
+    );
+    ok(ws.forge(&["build", "//pkg:both"]));
+    assert_eq!(read(&ws, "forge-bin/pkg/both.txt"), "alpha\ngamma\n");
+}
+
+#[test]
 fn a_source_directory_is_copied_as_skylibs_copy_directory_does() {
     let ws = with_source_dir();
     ws.write("pkg/copy.bzl", COPY_DIRECTORY_BZL);
