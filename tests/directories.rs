@@ -142,6 +142,25 @@ fn a_source_directory_is_whole_in_the_sandbox_when_a_file_in_it_is_an_input_too(
 }
 
 #[test]
+fn a_top_level_source_directory_is_an_input_too() {
+    // The exec root reaches a top-level entry of the workspace through a link of its own.
+    let ws = Workspace::empty();
+    ws.write("WORKSPACE", "");
+    ws.write("top/sub/c", "gamma\n");
+    ws.write(
+        "BUILD",
+        "genrule(name = 'top_listing', srcs = ['top'], outs = ['top.txt'], \
+         cmd = 'cat $(location top)/sub/c > $@')\n",
+    );
+    ok(ws.forge(&["build", "//:top_listing"]));
+    assert_eq!(read(&ws, "forge-bin/top.txt"), "gamma\n");
+    ws.write("top/sub/c", "changed\n");
+    let changed = ok(ws.forge(&["build", "//:top_listing"]));
+    assert_eq!(counts(&changed).0, 1, "{}", changed.stderr);
+    assert_eq!(read(&ws, "forge-bin/top.txt"), "changed\n");
+}
+
+#[test]
 fn a_source_directory_is_copied_as_skylibs_copy_directory_does() {
     let ws = with_source_dir();
     ws.write("pkg/copy.bzl", COPY_DIRECTORY_BZL);
