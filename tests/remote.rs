@@ -593,6 +593,62 @@ fn upload_and_accept_switches() {
     assert_eq!(counts(&run), (0, 1, 0), "{}", run.stderr);
 }
 
+/// A workspace whose `//pkg:listing` reads source directory `pkg/dir` and whose `//pkg:made`
+/// makes its declared output a directory.
+fn with_directories() -> Workspace {
+    let ws = Workspace::empty();
+    ws.write("WORKSPACE", "");
+    ws.write("pkg/dir/a", "alpha\n");
+    ws.write("pkg/dir/sub/c", "gamma\n");
+    ws.write(
+        "pkg/BUILD",
+        "genrule(name = 'listing', srcs = ['dir'], outs = ['listing.txt'], \
+         cmd = 'cat $(location dir)/a $(location dir)/sub/c > $@')\n\
+         genrule(name = 'made', outs = ['made_dir'], cmd = 'mkdir $@ && echo in > $@/f')\n",
+    );
+    ws
+}
+
+#[test]
+#[ignore = "needs nginx (nginx-full): .ci/run installs it and runs the ignored tests"]
+fn directories_and_the_remote_cache() {
+    let server = nginx(false);
+    let flag = format!("--remote_cache={}", http_url(&server));
+    let a = with_directories();
+    let run = a.forge(&["build", "//pkg:listing", "//pkg:made", &flag]);
+    ok(&run);
+    assert!(warnings(&run).is_empty(), "{}", run.stderr);
+    assert_eq!(counts(&run).0, 2, "{}", run.stderr);
+
+    // Elsewhere, the action reading the source directory is a remote hit; the output made a
+    // directory is not uploaded (no REAPI tree yet), so its action runs, without a warning.
+    let b = with_directories();
+    let run = b.forge(&["build", "//pkg:listing", "//pkg:made", &flag]);
+    ok(&run);
+    assert!(warnings(&run).is_empty(), "{}", run.stderr);
+    assert_eq!(counts(&run), (1, 1, 0), "{}", run.stderr);
+    assert!(
+        summary(&run).contains(" 1 from the remote cache."),
+        "{}",
+        run.stderr
+    );
+    let listing = fs::read_to_string(b.root().join(BIN).join("pkg/listing.txt")).unwrap();
+    assert_eq!(listing, "alpha\ngamma\n");
+    assert_eq!(
+        fs::read_to_string(b.root().join(BIN).join("pkg/made_dir/f")).unwrap(),
+        "in\n"
+    );
+
+    // A change inside the directory is another key: no stale hit.
+    let c = with_directories();
+    c.write("pkg/dir/sub/c", "changed\n");
+    let run = c.forge(&["build", "//pkg:listing", &flag]);
+    ok(&run);
+    assert_eq!(counts(&run).0, 1, "{}", run.stderr);
+    let listing = fs::read_to_string(c.root().join(BIN).join("pkg/listing.txt")).unwrap();
+    assert_eq!(listing, "alpha\nchanged\n");
+}
+
 #[test]
 fn bad_remote_flags_are_usage_errors() {
     let ws = Workspace::fixture("remote");

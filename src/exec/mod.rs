@@ -21,6 +21,7 @@ pub mod progress;
 pub mod runner;
 pub mod sandbox;
 mod scheduler;
+mod source_dir;
 mod stat_cache;
 mod tiers;
 mod tree;

@@ -5,7 +5,8 @@
 //!
 //! The cache tiers (local store, `--disk_cache`, `--remote_cache`) are `tiers::CacheTiers`;
 //! this file says how an action's outputs are put in place from a tier. Actions with directory
-//! outputs are not cached remotely (they run).
+//! outputs (declared, or made by the command where a file was declared) are not cached
+//! remotely (they run).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ use crate::exec::key::action_key;
 use crate::exec::progress::Progress;
 use crate::exec::runner::{Cancel, Runner, Spawn};
 use crate::exec::scheduler::Producer;
+use crate::exec::source_dir;
 use crate::exec::stat_cache::{FileStat, OutputRecord, StatCache};
 use crate::exec::tiers::{Blobs, CacheTiers, Tier};
 use crate::exec::tree;
@@ -195,14 +197,24 @@ impl<'a> Ctx<'a> {
                         false,
                     )
                 })?,
-                None => self.stat().digest(path).map_err(|e| {
-                    self.fail(
-                        action,
-                        format!("missing input file '{path}'"),
-                        e.to_string(),
-                        false,
-                    )
-                })?,
+                None => match self.stat().digest(path) {
+                    Ok(digest) => digest,
+                    // A label naming a source directory (Bazel allows it, with a warning that
+                    // its changes go unseen): here its whole content is in the key.
+                    Err(_) if source_dir::is_directory(self.stat(), path) => {
+                        source_dir::digest(self.stat(), path).map_err(|e| {
+                            self.fail(action, e.describe(path), String::new(), false)
+                        })?
+                    }
+                    Err(e) => {
+                        return Err(self.fail(
+                            action,
+                            format!("missing input file '{path}'"),
+                            e.to_string(),
+                            false,
+                        ));
+                    }
+                },
             };
             input_digests.push((path, digest));
         }
@@ -232,7 +244,7 @@ impl<'a> Ctx<'a> {
             if record.action_key != *key {
                 return None;
             }
-            if is_directory(action, out) {
+            if is_directory(action, out) || self.exec_root.join(out).is_dir() {
                 let files = tree::scan(self.stat(), out).ok()?;
                 let digest = Digest::of_bytes(&tree::manifest(&files));
                 if digest != record.digest {
@@ -387,18 +399,19 @@ impl<'a> Ctx<'a> {
         )
         .map_err(|e| io_fail("cannot read the exec root", e))?;
         for out in &action.outputs {
-            let (digest, executable) = self.collect_output(action, &root, out)?;
+            let (digest, executable, tree) = self.collect_output(action, &root, out)?;
             digests.push(digest);
             cached.push(CachedOutput {
                 path: out.clone(),
                 digest,
                 executable,
-                tree: is_directory(action, out),
+                tree,
             });
         }
         if cacheable {
+            // A tree is not uploaded to the remote cache (its protocol wants a Tree message).
+            let with_remote = cached.iter().all(|o| !o.tree);
             let entry = AcEntry { outputs: cached };
-            let with_remote = action.directory_outputs.is_empty();
             self.tiers
                 .store(key, &entry, with_remote)
                 .map_err(|e| self.fail(action, e.what().to_owned(), e.cause().to_string(), true))?;
@@ -527,16 +540,19 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Checks one output after execution, makes it read-only, records its stat and digest.
-    /// Nothing is followed on the host: a symlink is resolved hop by hop inside the exec root
-    /// (to another output or a declared input) and replaced by a copy; one leading out of the
-    /// exec root, a FIFO, socket or device is an error naming the output.
+    /// Checks one output after execution, makes it read-only, records its stat and digest;
+    /// returns the digest, whether it is executable and whether it is a tree. Nothing is
+    /// followed on the host: a symlink is resolved hop by hop inside the exec root (to another
+    /// output or a declared input) and replaced by a copy; one leading out of the exec root, a
+    /// FIFO, socket or device is an error naming the output. A declared file the command made
+    /// a directory (Bazel 4 accepts `genrule(outs = ["d"], cmd = "mkdir $@")`) is kept as a
+    /// tree, checked like a declared directory.
     fn collect_output(
         &self,
         action: &Action,
         root: &ExecRoot,
         out: &str,
-    ) -> Result<(Digest, bool), Fail> {
+    ) -> Result<(Digest, bool, bool), Fail> {
         let full = self.exec_root.join(out);
         // A refused output is removed: nothing reads through it later.
         let refused_at = |entry: Option<String>, e: Refused| {
@@ -558,7 +574,8 @@ impl<'a> Ctx<'a> {
             )
         };
         let meta = fs::symlink_metadata(&full).map_err(|_| missing())?;
-        if is_directory(action, out) {
+        let declared_directory = is_directory(action, out);
+        if declared_directory || meta.is_dir() {
             if !meta.is_dir() {
                 return Err(self.fail(
                     action,
@@ -567,12 +584,23 @@ impl<'a> Ctx<'a> {
                     true,
                 ));
             }
-            root.tree(out, None)
-                .map_err(|(entry, e)| refused_at(entry, e))?;
+            root.tree(out, None).map_err(|(entry, e)| match declared_directory {
+                true => refused_at(entry, e),
+                false => {
+                    let _ = remove_output(&full);
+                    let what = match entry {
+                        None => format!("declared output '{out}'"),
+                        Some(entry) => format!(
+                            "'{entry}' in declared output '{out}' (a directory the command made)"
+                        ),
+                    };
+                    self.fail(action, e.describe(&what), String::new(), true)
+                }
+            })?;
             let files = tree::seal(&full)
                 .and_then(|()| tree::scan(self.stat(), out))
                 .map_err(io_fail)?;
-            return Ok((Digest::of_bytes(&tree::manifest(&files)), false));
+            return Ok((Digest::of_bytes(&tree::manifest(&files)), false, true));
         }
         let (mut file, mode) = match root.open(out, Want::File) {
             Ok(Found::File(file, mode)) => (file, mode),
@@ -606,7 +634,7 @@ impl<'a> Ctx<'a> {
         // After chmod, which changes ctime.
         let stat = FileStat::of(&full).map_err(io_fail)?;
         self.stat().record(out, stat, digest);
-        Ok((digest, executable))
+        Ok((digest, executable, false))
     }
 }
 

@@ -41,7 +41,10 @@ impl SandboxRunner {
             .map_err(CollectError::ReadRoot)?;
         for out in &action.outputs {
             let to = exec_root.join(out);
-            if action.directory_outputs.contains(out) {
+            // A declared file the command made a directory (not a link to one) is taken out
+            // as a tree, like a declared directory; the executor keeps it as one.
+            let made_a_directory = fs::symlink_metadata(inner.join(out)).is_ok_and(|m| m.is_dir());
+            if action.directory_outputs.contains(out) || made_a_directory {
                 match root.tree(out, Some(&to)) {
                     Ok(()) | Err((None, Refused::Missing)) => {}
                     Err((None, e)) => {
@@ -53,7 +56,13 @@ impl SandboxRunner {
                     Err((Some(entry), e)) => {
                         // Not half a tree: nothing of it is kept.
                         let _ = fs::remove_dir_all(&to);
-                        let what = format!("'{entry}' in declared directory output '{out}'");
+                        let what = match made_a_directory && !action.directory_outputs.contains(out)
+                        {
+                            true => format!(
+                                "'{entry}' in declared output '{out}' (a directory the command made)"
+                            ),
+                            false => format!("'{entry}' in declared directory output '{out}'"),
+                        };
                         return Err(CollectError::Refused(e.describe(&what)));
                     }
                 }
