@@ -244,20 +244,30 @@ impl<'a> Ctx<'a> {
             if record.action_key != *key {
                 return None;
             }
-            if is_directory(action, out) || self.exec_root.join(out).is_dir() {
+            let tree_digest = || {
                 let files = tree::scan(self.stat(), out).ok()?;
-                let digest = Digest::of_bytes(&tree::manifest(&files));
-                if digest != record.digest {
-                    return None;
-                }
+                Some(Digest::of_bytes(&tree::manifest(&files)))
+            };
+            if is_directory(action, out) {
+                let digest = tree_digest().filter(|d| *d == record.digest)?;
                 digests.push(digest);
                 continue;
             }
-            let (digest, stat) = self.stat().digest_and_stat(out).ok()?;
-            if digest != record.digest || !mode_ok(&stat, record.executable) {
-                return None;
+            match self.stat().digest_and_stat(out) {
+                Ok((digest, stat)) => {
+                    if digest != record.digest || !mode_ok(&stat, record.executable) {
+                        return None;
+                    }
+                    digests.push(digest);
+                }
+                // A declared file the command made a directory: checked as a tree. Only
+                // looked for when the file check fails, so the no-op path stats once.
+                Err(_) if self.exec_root.join(out).is_dir() => {
+                    let digest = tree_digest().filter(|d| *d == record.digest)?;
+                    digests.push(digest);
+                }
+                Err(_) => return None,
             }
-            digests.push(digest);
         }
         Some(digests)
     }
