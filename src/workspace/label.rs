@@ -1,6 +1,7 @@
-//! `Label()` in WORKSPACE and the .bzl files it loads: a label string in, resolved against
-//! the repository of the file that calls it (through its `repo_mapping`), a `Label` value out
-//! — which repository rules take for `build_file` and `patches`, as `@repo//pkg:file`.
+//! The Starlark `Label` value (`LabelValue`, shared by every phase that evaluates Starlark),
+//! and `Label()` in WORKSPACE and the .bzl files it loads: a label string in, resolved
+//! against the repository of the file that calls it (through its `repo_mapping`), a `Label`
+//! value out — which repository rules take for `build_file` and `patches`.
 
 use std::fmt;
 
