@@ -4,15 +4,17 @@
 mod build;
 mod clean;
 mod fetch;
+mod flag_forms;
 mod info;
 mod query;
+mod rc;
 mod remote;
 mod run;
 mod test;
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::core::{ExitCode, Failure};
 use crate::workspace::OutputBaseOptions;
@@ -108,6 +110,8 @@ pub enum ValueError {
     NotDuration(String),
     #[error("'{0}' must be more than zero")]
     NotPositive(String),
+    #[error("'{0}' is not a boolean: use true, false, yes, no, 1 or 0")]
+    NotBool(String),
 }
 
 /// How many cores the machine has: the default of `--jobs` and `--local_test_jobs`.
@@ -161,7 +165,22 @@ pub fn run(args: Vec<String>) -> ExitCode {
 }
 
 fn run_on_this_thread(args: Vec<String>) -> ExitCode {
-    let cli = match Cli::try_parse_from(&args) {
+    // Bazel's flag forms, then the rc files' options before the command line's.
+    let command = flag_forms::uniform(Cli::command());
+    // Without a current directory there is no workspace rc file; the command says why.
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let flags = flag_forms::Flags::of(&command);
+    let args = match rc::expand(args, &cwd, &flags, &mut |note| eprintln!("{note}")) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("ERROR: {e}");
+            return ExitCode::BadCommandLine;
+        }
+    };
+    let parsed = command
+        .try_get_matches_from(&args)
+        .and_then(|mut matches| Cli::from_arg_matches_mut(&mut matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => return command_line_error(e),
     };

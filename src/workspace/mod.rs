@@ -251,7 +251,9 @@ fn default_user_root() -> PathBuf {
     cache.join("forge")
 }
 
-fn find_root(cwd: &Path) -> Option<(PathBuf, PathBuf)> {
+/// The workspace enclosing `cwd` (its root and WORKSPACE file), without evaluating anything:
+/// the command line needs it to read `%workspace%/.bazelrc`.
+pub fn find_root(cwd: &Path) -> Option<(PathBuf, PathBuf)> {
     cwd.ancestors().find_map(|dir| {
         WORKSPACE_FILE_NAMES
             .iter()
