@@ -77,12 +77,25 @@ impl Workspace {
         self.dir.path().join("cache")
     }
 
+    /// The home directory of this workspace's forge runs (`~/.bazelrc` is read there).
+    pub fn home_dir(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    /// Where this workspace's forge runs look for the system rc files instead of `/etc`,
+    /// so no test reads the machine's own `/etc/bazel.bazelrc`.
+    pub fn system_rc_dir(&self) -> PathBuf {
+        self.dir.path().join("etc")
+    }
+
     /// A forge command ready to run from the workspace root, for tests that need the
     /// process itself (to signal it, or to run two at once).
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_forge"));
         cmd.current_dir(self.root())
             .env("XDG_CACHE_HOME", self.cache_dir())
+            .env("HOME", self.home_dir())
+            .env("FORGE_SYSTEM_RC_DIR", self.system_rc_dir())
             .env_remove("RUST_BACKTRACE")
             .args(args);
         cmd
