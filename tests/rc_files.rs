@@ -174,7 +174,10 @@ fn system_workspace_home_and_explicit_rc_files_in_bazels_order() {
     assert_eq!(myvar(&ws, &["build"]), "MYVAR=home");
     ws.write("extra.rc", "build --action_env=MYVAR=extra\n");
     assert_eq!(myvar(&ws, &["--bazelrc=extra.rc", "build"]), "MYVAR=extra");
-    assert_eq!(myvar(&ws, &["--bazelrc", "extra.rc", "build"]), "MYVAR=extra");
+    assert_eq!(
+        myvar(&ws, &["--bazelrc", "extra.rc", "build"]),
+        "MYVAR=extra"
+    );
     assert_eq!(myvar(&ws, &["--nohome_rc", "build"]), "MYVAR=workspace");
     assert_eq!(
         myvar(&ws, &["--nohome_rc", "--noworkspace_rc", "build"]),
@@ -200,7 +203,9 @@ fn announce_rc_prints_what_was_applied_from_where() {
     let announced: Vec<&str> = run
         .stderr
         .lines()
-        .take_while(|l| l.starts_with("INFO: Reading") || l.starts_with("INFO: Found") || l.starts_with("  "))
+        .take_while(|l| {
+            l.starts_with("INFO: Reading") || l.starts_with("INFO: Found") || l.starts_with("  ")
+        })
         .collect();
     assert_eq!(
         announced,
@@ -303,10 +308,26 @@ fn every_boolean_takes_bazels_forms() {
     }
     let run = ws.forge(&["query", "--keep_going=maybe", "//pkg:ok"]);
     assert_eq!(run.code, 2, "{}", run.both());
-    assert!(run.stderr.contains("'maybe' is not a boolean"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("'maybe' is not a boolean"),
+        "{}",
+        run.stderr
+    );
     // Booleans that had no `no` form take one now, and `=BOOL`.
-    ok(ws.forge(&["build", "--noverbose_failures", "--nosandbox_debug", "//pkg:ok"]));
+    ok(ws.forge(&[
+        "build",
+        "--noverbose_failures",
+        "--nosandbox_debug",
+        "//pkg:ok",
+    ]));
     ok(ws.forge(&["build", "--verbose_failures=yes", "--stamp=0", "//pkg:ok"]));
+    // Bazel's tri-state --cache_test_results alone means yes.
+    ok(ws.forge(&[
+        "test",
+        "--cache_test_results",
+        "--action_env=MYVAR=fromrc",
+        "//pkg:env_test",
+    ]));
     // A switch never swallows the next word: the pattern stays a pattern.
     ok(ws.forge(&["build", "--keep_going", "//pkg:ok"]));
 }

@@ -40,7 +40,9 @@ pub fn uniform(command: Command) -> Command {
                 .default_missing_value("true")
                 .value_parser(ValueParser::from(parse_bool));
             if was_flag {
-                arg.default_value("false").hide_default_value(true)
+                arg.default_value("false")
+                    .hide_default_value(true)
+                    .value_name("BOOL")
             } else {
                 arg
             }
@@ -197,7 +199,12 @@ mod tests {
 
     fn sample() -> Command {
         Command::new("t")
-            .arg(Arg::new("keep_going").long("keep_going").short('k').action(ArgAction::SetTrue))
+            .arg(
+                Arg::new("keep_going")
+                    .long("keep_going")
+                    .short('k')
+                    .action(ArgAction::SetTrue),
+            )
             .arg(Arg::new("jobs").long("jobs").short('j'))
             .arg(Arg::new("env").long("env").action(ArgAction::Append))
             .arg(Arg::new("patterns").num_args(0..))
@@ -240,12 +247,24 @@ mod tests {
         let command = uniform(sample());
         let flags = Flags::of(&Command::new("top").subcommand(command.clone()));
         let options = flags.command("t").unwrap();
-        let args: Vec<String> = ["--nokeep_going", "--jobs", "--nokeep_going", "--", "--nokeep_going"]
-            .map(String::from)
-            .to_vec();
+        let args: Vec<String> = [
+            "--nokeep_going",
+            "--jobs",
+            "--nokeep_going",
+            "--",
+            "--nokeep_going",
+        ]
+        .map(String::from)
+        .to_vec();
         assert_eq!(
             normalize(args, options),
-            ["--keep_going=false", "--jobs", "--nokeep_going", "--", "--nokeep_going"]
+            [
+                "--keep_going=false",
+                "--jobs",
+                "--nokeep_going",
+                "--",
+                "--nokeep_going"
+            ]
         );
     }
 

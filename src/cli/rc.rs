@@ -50,7 +50,9 @@ pub enum RcError {
     },
     #[error("Config value '{0}' is not defined in any .rc file")]
     UndefinedConfig(String),
-    #[error("Config expansion has a cycle: config value {name} expands to itself, see inheritance chain {chain}")]
+    #[error(
+        "Config expansion has a cycle: config value {name} expands to itself, see inheritance chain {chain}"
+    )]
     ConfigCycle { name: String, chain: String },
     #[error("{0}")]
     Usage(String),
@@ -185,7 +187,9 @@ fn read_rc(
             };
             let target = match (target.contains("%workspace%"), workspace) {
                 (false, _) => PathBuf::from(target),
-                (true, Some(ws)) => PathBuf::from(target.replace("%workspace%", &ws.to_string_lossy())),
+                (true, Some(ws)) => {
+                    PathBuf::from(target.replace("%workspace%", &ws.to_string_lossy()))
+                }
                 (true, None) if optional => continue,
                 (true, None) => {
                     return Err(at(format!(
@@ -400,9 +404,11 @@ pub fn expand(
             });
         }
         let checked = expander.check(line, &flags.startup)?;
-        expander
-            .notes
-            .push(format!("INFO: Reading 'startup' options from {}: {}", line.file.display(), checked.join(" ")));
+        expander.notes.push(format!(
+            "INFO: Reading 'startup' options from {}: {}",
+            line.file.display(),
+            checked.join(" ")
+        ));
         rc_startup.extend(checked);
     }
     let mut command_args = Vec::new();
@@ -488,8 +494,9 @@ impl Expander<'_> {
             let own = is_config
                 || is_announce(word)
                 // Starlark build settings are read by their own step.
-                || word.starts_with("--//")
-                || word.starts_with("--@")
+                || ["--//", "--@", "--no//", "--no@"]
+                    .iter()
+                    .any(|p| word.starts_with(p))
                 || !word.starts_with('-');
             let kind = if is_config && !word.contains('=') {
                 Some(Kind::Value)
@@ -582,9 +589,11 @@ impl Expander<'_> {
             }
             active.push(name.clone());
             for section in sections(self.command) {
-                for line in self.lines.iter().filter(|l| {
-                    l.command == section && l.config.as_deref() == Some(name.as_str())
-                }) {
+                for line in self
+                    .lines
+                    .iter()
+                    .filter(|l| l.command == section && l.config.as_deref() == Some(name.as_str()))
+                {
                     let checked = self.check(line, self.options)?;
                     self.notes.push(format!(
                         "INFO: Found applicable config definition {section}:{name} in file {}: {}",
@@ -623,7 +632,15 @@ mod tests {
         assert_eq!(
             parsed,
             vec![
-                (2, vec!["build".into(), "--jobs=4".into(), "--action_env=A B".into(), "--define=x=y z".into()]),
+                (
+                    2,
+                    vec![
+                        "build".into(),
+                        "--jobs=4".into(),
+                        "--action_env=A B".into(),
+                        "--define=x=y z".into()
+                    ]
+                ),
                 (4, vec!["test:ci".into(), "--test_arg=a b".into()]),
             ]
         );
@@ -635,7 +652,10 @@ mod tests {
         assert_eq!(
             parsed,
             vec![
-                (1, vec!["build".into(), "--jobs=4".into(), "--keep_going".into()]),
+                (
+                    1,
+                    vec!["build".into(), "--jobs=4".into(), "--keep_going".into()]
+                ),
                 (3, vec!["query".into(), "--output=label".into()]),
             ]
         );
@@ -682,12 +702,22 @@ mod tests {
         let got = run_expand(dir.path(), &["forge", "build", "--jobs=9", "//x"]).unwrap();
         assert_eq!(
             got,
-            ["forge", "build", "--jobs=1", "--jobs=2", "--jobs=3", "--jobs=9", "//x"]
+            [
+                "forge", "build", "--jobs=1", "--jobs=2", "--jobs=3", "--jobs=9", "//x"
+            ]
         );
         let got = run_expand(dir.path(), &["forge", "test", "//x"]).unwrap();
         assert_eq!(
             got,
-            ["forge", "test", "--test_output=all", "--jobs=1", "--jobs=2", "--jobs=3", "//x"]
+            [
+                "forge",
+                "test",
+                "--test_output=all",
+                "--jobs=1",
+                "--jobs=2",
+                "--jobs=3",
+                "//x"
+            ]
         );
     }
 

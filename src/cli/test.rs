@@ -24,7 +24,10 @@ pub struct TestArgs {
     #[arg(
         long = "cache_test_results",
         alias = "cache-test-results",
-        value_name = "yes|no|auto"
+        value_name = "yes|no|auto",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "yes"
     )]
     cache_test_results: Option<String>,
 
