@@ -278,8 +278,12 @@ fn startup_options_from_an_rc_file() {
     let base = ws.root().parent().unwrap().join("rc_base");
     ws.write(
         ".bazelrc",
-        &format!("startup --output_base={}\n", base.display()),
+        &format!(
+            "startup --output_base={}\nbuild --jobs=2 --action_env=A=1\n",
+            base.display()
+        ),
     );
+    // `info` inherits `build` as in Bazel; the build options it does not take are skipped.
     let run = ok(ws.forge(&["info", "output_base"]));
     assert_eq!(run.stdout, "[TMP]/rc_base\n");
 }

@@ -179,7 +179,8 @@ pub fn normalize(args: Vec<String>, options: &Options) -> Vec<String> {
             break;
         }
         let takes_next = options.takes_next(&arg);
-        let declared = options.names.contains_key(&arg);
+        let name = arg.split_once('=').map_or(arg.as_str(), |(n, _)| n);
+        let declared = options.names.contains_key(name);
         match arg.strip_prefix("--no") {
             Some(name) if !declared && options.kind(&arg) == Some(Kind::Switch) => {
                 out.push(format!("--{name}=false"))
@@ -207,6 +208,11 @@ mod tests {
             )
             .arg(Arg::new("jobs").long("jobs").short('j'))
             .arg(Arg::new("env").long("env").action(ArgAction::Append))
+            .arg(
+                Arg::new("nostamp")
+                    .long("nostamp")
+                    .action(ArgAction::SetTrue),
+            )
             .arg(Arg::new("patterns").num_args(0..))
     }
 
@@ -249,6 +255,7 @@ mod tests {
         let options = flags.command("t").unwrap();
         let args: Vec<String> = [
             "--nokeep_going",
+            "--nostamp=1",
             "--jobs",
             "--nokeep_going",
             "--",
@@ -260,6 +267,7 @@ mod tests {
             normalize(args, options),
             [
                 "--keep_going=false",
+                "--nostamp=1",
                 "--jobs",
                 "--nokeep_going",
                 "--",
