@@ -178,6 +178,14 @@ fn system_workspace_home_and_explicit_rc_files_in_bazels_order() {
         myvar(&ws, &["--bazelrc", "extra.rc", "build"]),
         "MYVAR=extra"
     );
+    let run = ws.forge(&["--bazelrc=missing.rc", "build", "//pkg:ok"]);
+    assert_eq!(run.code, 2, "{}", run.both());
+    assert!(
+        run.stderr
+            .starts_with("ERROR: cannot read rc file [TMP]/ws/missing.rc: "),
+        "{}",
+        run.stderr
+    );
     assert_eq!(myvar(&ws, &["--nohome_rc", "build"]), "MYVAR=workspace");
     assert_eq!(
         myvar(&ws, &["--nohome_rc", "--noworkspace_rc", "build"]),
@@ -197,7 +205,7 @@ fn announce_rc_prints_what_was_applied_from_where() {
     let ws = workspace();
     ws.write(
         ".bazelrc",
-        "common --announce_rc\nbuild --action_env=MYVAR=fromrc\nbuild:ci --keep_going\ntest --test_output=errors\n",
+        "common --announce_rc\nbuild --action_env=MYVAR=fromrc\nbuild --jobs=2\nbuild:ci --keep_going\ntest --test_output=errors\n",
     );
     let run = ok(ws.forge(&["test", "--config=ci", "//pkg:env_test"]));
     let announced: Vec<&str> = run
@@ -213,7 +221,7 @@ fn announce_rc_prints_what_was_applied_from_where() {
             "INFO: Reading rc options for 'test' from [TMP]/ws/.bazelrc:",
             "  Inherited 'common' options: --announce_rc",
             "INFO: Reading rc options for 'test' from [TMP]/ws/.bazelrc:",
-            "  Inherited 'build' options: --action_env=MYVAR=fromrc",
+            "  Inherited 'build' options: --action_env=MYVAR=fromrc --jobs=2",
             "INFO: Reading rc options for 'test' from [TMP]/ws/.bazelrc:",
             "  'test' options: --test_output=errors",
             "INFO: Found applicable config definition build:ci in file [TMP]/ws/.bazelrc: --keep_going",

@@ -419,11 +419,19 @@ pub fn expand(
         {
             let checked = expander.check(line, options)?;
             let inherited = if section == command { "" } else { "Inherited " };
-            expander.notes.push(format!(
-                "INFO: Reading rc options for '{command}' from {}:\n  {inherited}'{section}' options: {}",
+            let heading = format!(
+                "INFO: Reading rc options for '{command}' from {}:\n  {inherited}'{section}' options:",
                 line.file.display(),
-                checked.join(" ")
-            ));
+            );
+            // Consecutive lines of one file and section are announced together, as Bazel does.
+            match expander.notes.last_mut() {
+                Some(last) if last.starts_with(&heading) => {
+                    last.extend(checked.iter().map(|w| format!(" {w}")))
+                }
+                _ => expander
+                    .notes
+                    .push(format!("{heading} {}", checked.join(" "))),
+            }
             expander.expand_configs(checked, &mut Vec::new(), &mut command_args)?;
         }
     }
@@ -516,7 +524,7 @@ impl Expander<'_> {
                     }
                 }
                 None => {
-                    let elsewhere = if std::ptr::eq(options, &self.flags.startup) {
+                    let elsewhere = if line.command == "startup" {
                         None
                     } else {
                         self.flags.kind_in_any(word)
@@ -718,6 +726,41 @@ mod tests {
                 "--jobs=3",
                 "//x"
             ]
+        );
+    }
+
+    #[test]
+    fn imports_read_in_place_with_the_workspace_path_and_a_loop_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path();
+        std::fs::write(
+            ws.join("a.rc"),
+            "build --jobs=1\nimport %workspace%/b.rc\nbuild --jobs=3\n",
+        )
+        .unwrap();
+        std::fs::write(
+            ws.join("b.rc"),
+            "try-import %workspace%/none.rc\nbuild --jobs=2\n",
+        )
+        .unwrap();
+        let mut lines = Vec::new();
+        read_rc(&ws.join("a.rc"), Some(ws), &mut Vec::new(), &mut lines).unwrap();
+        let jobs: Vec<(&str, usize)> = lines.iter().map(|l| (l.args[0].as_str(), l.line)).collect();
+        assert_eq!(jobs, [("--jobs=1", 1), ("--jobs=2", 2), ("--jobs=3", 3)]);
+        assert_eq!(lines[1].file, ws.join("b.rc"));
+
+        std::fs::write(ws.join("b.rc"), "import %workspace%/a.rc\n").unwrap();
+        let err =
+            read_rc(&ws.join("a.rc"), Some(ws), &mut Vec::new(), &mut Vec::new()).unwrap_err();
+        let a = ws.join("a.rc").display().to_string();
+        let b = ws.join("b.rc").display().to_string();
+        assert_eq!(
+            err,
+            RcError::ImportLoop {
+                file: b.clone(),
+                line: 1,
+                chain: format!("{a} -> {b} -> {a}"),
+            }
         );
     }
 
