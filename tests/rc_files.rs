@@ -198,6 +198,13 @@ fn system_workspace_home_and_explicit_rc_files_in_bazels_order() {
         ),
         "MYVAR="
     );
+    assert_eq!(
+        myvar(
+            &ws,
+            &["--ignore_all_rc_files", "--bazelrc=extra.rc", "build"]
+        ),
+        "MYVAR="
+    );
 }
 
 #[test]

@@ -70,8 +70,8 @@ pub fn parse_words(path: &Path, text: &str) -> Result<Vec<(usize, Vec<String>)>,
         }
         match raw.strip_suffix('\\') {
             Some(head) if !head.ends_with('\\') => {
+                // Bazel removes the backslash and the line break and nothing else.
                 pending.push_str(head);
-                pending.push(' ');
                 continue;
             }
             _ => pending.push_str(raw),
@@ -252,11 +252,16 @@ struct RcChoice {
     workspace: bool,
     home: bool,
     explicit: Vec<PathBuf>,
+    /// `--ignore_all_rc_files`: none at all, whatever else says.
+    ignore_all: bool,
 }
 
 /// The rc files to read, in Bazel's order, each `.bazelrc` followed by its `.forgerc`.
 fn rc_files(choice: &RcChoice, workspace: Option<&Path>) -> Vec<(PathBuf, bool)> {
     let mut files = Vec::new();
+    if choice.ignore_all {
+        return files;
+    }
     if choice.system {
         let dir = std::env::var_os("FORGE_SYSTEM_RC_DIR")
             .map(PathBuf::from)
@@ -310,6 +315,7 @@ pub fn expand(
         workspace: true,
         home: true,
         explicit: Vec::new(),
+        ignore_all: false,
     };
     let mut rest = args.into_iter().skip(1).peekable();
     while let Some(arg) = rest.next_if(|a| a.starts_with('-')) {
@@ -335,14 +341,7 @@ pub fn expand(
         } else if let Some(on) = switch("home_rc")? {
             choice.home = on;
         } else if let Some(on) = switch("ignore_all_rc_files")? {
-            if on {
-                choice = RcChoice {
-                    system: false,
-                    workspace: false,
-                    home: false,
-                    explicit: Vec::new(),
-                };
-            }
+            choice.ignore_all = on;
         } else if name == "--bazelrc" {
             let file = match value {
                 Some(v) => v,
@@ -656,15 +655,21 @@ mod tests {
 
     #[test]
     fn a_backslash_at_the_end_continues_the_line() {
-        let parsed = words("build --jobs=4 \\\n  --keep_going\nquery --output=label\n");
+        let parsed =
+            words("build --jobs=4 \\\n  --keep_going --define=a\\\nb\nquery --output=label\n");
         assert_eq!(
             parsed,
             vec![
                 (
                     1,
-                    vec!["build".into(), "--jobs=4".into(), "--keep_going".into()]
+                    vec![
+                        "build".into(),
+                        "--jobs=4".into(),
+                        "--keep_going".into(),
+                        "--define=ab".into()
+                    ]
                 ),
-                (3, vec!["query".into(), "--output=label".into()]),
+                (4, vec!["query".into(), "--output=label".into()]),
             ]
         );
     }
