@@ -6,7 +6,7 @@ mod common;
 
 use common::{Run, Workspace};
 
-/// A workspace whose `//pkg:env` genrule writes `$MYVAR` to `forge-bin/pkg/env.txt`, whose
+/// A workspace whose `//pkg:env` genrule writes `$MYVAR$OTHER` to `forge-bin/pkg/env.txt`, whose
 /// `//pkg:env_test` passes only when that genrule saw `MYVAR=fromrc`, and whose `//pkg:ok`
 /// builds. `forge query '//pkg:ok + //nope:x'` exits 3 with `--keep_going`, 1 without.
 fn workspace() -> Workspace {
@@ -14,7 +14,7 @@ fn workspace() -> Workspace {
     ws.write("WORKSPACE", "");
     ws.write(
         "pkg/BUILD",
-        "genrule(name = 'env', outs = ['env.txt'], cmd = 'echo \"MYVAR=$$MYVAR\" > $@')\n\
+        "genrule(name = 'env', outs = ['env.txt'], cmd = 'echo \"MYVAR=$$MYVAR$$OTHER\" > $@')\n\
          genrule(\n\
              name = 'check',\n\
              outs = ['check.sh'],\n\
@@ -366,9 +366,12 @@ fn flags_take_a_separate_value_and_a_repeated_flag_keeps_its_last_value() {
     ]));
     assert_eq!(run.stdout, "genrule rule //pkg:ok\n");
     // List flags accumulate, from the rc file and the command line.
-    ws.write(".bazelrc", "build --action_env=OTHER=1\n");
+    ws.write(
+        ".bazelrc",
+        "build --action_env OTHER=+other -j2\nbuild -j 3\n",
+    );
     assert_eq!(
         myvar(&ws, &["build", "--action_env", "MYVAR=spaced"]),
-        "MYVAR=spaced"
+        "MYVAR=spaced+other"
     );
 }

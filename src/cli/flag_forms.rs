@@ -123,6 +123,10 @@ impl Options {
         if let Some(kind) = self.names.get(name) {
             return Some(*kind);
         }
+        // `-j4`: a short option with its value attached.
+        if let Some(short) = attached_short(word) {
+            return self.names.get(short).copied().filter(|k| *k == Kind::Value);
+        }
         let positive = format!("--{}", name.strip_prefix("--no")?);
         match self.names.get(&positive) {
             Some(Kind::Switch) if !word.contains('=') => Some(Kind::Switch),
@@ -132,8 +136,21 @@ impl Options {
 
     /// Whether `word` separates its value into the next word (`--jobs 4`, `-j 4`).
     pub fn takes_next(&self, word: &str) -> bool {
-        !word.contains('=') && self.kind(word) == Some(Kind::Value)
+        takes_next(word, self.kind(word))
     }
+}
+
+/// Whether `word`, an option read as `kind`, has its value in the next word.
+pub fn takes_next(word: &str, kind: Option<Kind>) -> bool {
+    kind == Some(Kind::Value) && !word.contains('=') && attached_short(word).is_none()
+}
+
+/// `-j` of `-j4`.
+fn attached_short(word: &str) -> Option<&str> {
+    if word.starts_with("--") || !word.starts_with('-') {
+        return None;
+    }
+    word.get(..2).filter(|_| word.len() > 2)
 }
 
 /// Every command's options, and the startup options before the command.
@@ -256,6 +273,8 @@ mod tests {
         let args: Vec<String> = [
             "--nokeep_going",
             "--nostamp=1",
+            "-j4",
+            "--nokeep_going",
             "--jobs",
             "--nokeep_going",
             "--",
@@ -268,6 +287,8 @@ mod tests {
             [
                 "--keep_going=false",
                 "--nostamp=1",
+                "-j4",
+                "--keep_going=false",
                 "--jobs",
                 "--nokeep_going",
                 "--",

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::flag_forms::{Flags, Kind, Options, parse_bool};
+use super::flag_forms::{Flags, Kind, Options, parse_bool, takes_next};
 
 /// One line of an rc file: `command[:config] options...`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -515,8 +515,7 @@ impl Expander<'_> {
             match kind {
                 Some(kind) => {
                     kept.push(word.clone());
-                    if kind == Kind::Value
-                        && !word.contains('=')
+                    if takes_next(word, Some(kind))
                         && let Some(value) = words.next()
                     {
                         kept.push(value.clone());
@@ -530,7 +529,7 @@ impl Expander<'_> {
                     };
                     match elsewhere {
                         Some(kind) if lenient => {
-                            if kind == Kind::Value && !word.contains('=') {
+                            if takes_next(word, Some(kind)) {
                                 words.next();
                             }
                         }
