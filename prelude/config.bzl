@@ -9,12 +9,12 @@ def _no_actions_impl(ctx):
 
 config_setting = rule(
     implementation = _no_actions_impl,
-    doc = "A condition for select(): matches when every given build option, --define and constraint holds.",
+    doc = "A condition for select(): matches when every given build option, --define, build setting and constraint holds.",
     attrs = {
         "values": attr.string_dict(doc = "Build options and their values: `define`, `compilation_mode`, `cpu`."),
         "define_values": attr.string_dict(doc = "`--define NAME=VALUE` pairs that must all be given."),
         "constraint_values": attr.label_list(doc = "constraint_value targets the platform must have."),
-        "flag_values": attr.string_dict(doc = "Accepted, not supported yet: user-defined flags."),
+        "flag_values": attr.label_keyed_string_dict(doc = "Build settings and the values they must have in this build."),
     },
 )
 

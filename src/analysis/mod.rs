@@ -8,6 +8,7 @@
 mod actions;
 mod args;
 mod attrs;
+pub mod build_settings;
 mod conditions;
 mod configured;
 mod ctx;
@@ -59,6 +60,8 @@ pub struct AnalysisConfig {
     /// `--stamp`: build information may be written into outputs (`config_setting(values =
     /// {"stamp": "1"})` matches).
     pub stamp: bool,
+    /// Build settings the command line sets (`--//pkg:flag=value`), with typed values.
+    pub build_settings: BTreeMap<Label, crate::loading::AttrValue>,
 }
 
 /// The analysed targets, by label, and what went wrong.

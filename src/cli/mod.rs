@@ -8,6 +8,7 @@ mod info;
 mod query;
 mod remote;
 mod run;
+mod starlark_flags;
 mod test;
 
 use std::path::PathBuf;
@@ -161,6 +162,8 @@ pub fn run(args: Vec<String>) -> ExitCode {
 }
 
 fn run_on_this_thread(args: Vec<String>) -> ExitCode {
+    // `--//pkg:flag=value` is no option clap knows: build settings are taken out first.
+    let args = starlark_flags::extract(args);
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => return command_line_error(e),

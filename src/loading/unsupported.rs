@@ -21,7 +21,6 @@ const MODULES: &[&str] = &[
     "android_common",
     "apple_common",
     "cc_common",
-    "config",
     "config_common",
     "coverage_common",
     "java_common",
