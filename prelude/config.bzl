@@ -1,4 +1,6 @@
-"""config_setting, constraint_setting and constraint_value: the targets select() keys name.
+"""config_setting, constraint_setting, constraint_value, label_flag and label_setting.
+
+config_setting and constraint_value are the targets select() keys name.
 
 They carry no actions; analysis reads their attributes to decide which select() branch a
 configuration takes.
@@ -31,5 +33,25 @@ constraint_value = rule(
     doc = "One value of a constraint_setting; usable as a select() key.",
     attrs = {
         "constraint_setting": attr.label(mandatory = True),
+    },
+)
+
+def _label_setting_impl(ctx):
+    # The chosen target itself: forge forwards all of its providers, as alias does.
+    return ctx.attr.build_setting_default
+
+label_flag = rule(
+    implementation = _label_setting_impl,
+    doc = "A label the command line can change (`--//pkg:flag=//other:target`); forwards the providers of the target it names.",
+    attrs = {
+        "build_setting_default": attr.label(mandatory = True, doc = "The target when the command line names none."),
+    },
+)
+
+label_setting = rule(
+    implementation = _label_setting_impl,
+    doc = "A label setting (only transitions could change it); forwards the providers of `build_setting_default`.",
+    attrs = {
+        "build_setting_default": attr.label(mandatory = True, doc = "The target this setting names."),
     },
 )

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::conditions::is_builtin;
 use crate::core::{Diagnostic, Label, PackageId};
 use crate::graph::TargetGraph;
 use crate::loading::{AttrValue, RuleTarget, SettingKind};
@@ -67,14 +68,35 @@ pub fn resolve(
 ) -> Result<BTreeMap<Label, AttrValue>, Diagnostic> {
     let mut values: BTreeMap<Label, AttrValue> = BTreeMap::new();
     for arg in args {
-        let setting = graph
-            .target(&arg.label)
-            .and_then(|t| t.rule())
-            .and_then(|r| r.build_setting)
-            .filter(|s| s.flag);
+        let rule = graph.target(&arg.label).and_then(|t| t.rule());
+        if rule.is_some_and(|r| is_builtin(r, "label_flag")) {
+            let target = match (&arg.value, arg.negated) {
+                (Some(text), false) => Label::parse(text, &PackageId::default()).map_err(|e| {
+                    Diagnostic::new(format!("While parsing option {}: {e}", arg.text))
+                })?,
+                (_, true) => {
+                    return Err(Diagnostic::new(format!(
+                        "Illegal use of 'no' prefix on non-boolean option: {}",
+                        arg.text
+                    )));
+                }
+                (None, false) => {
+                    return Err(Diagnostic::new(format!(
+                        "Expected value after {}: write {}=//pkg:target",
+                        arg.text, arg.text
+                    )));
+                }
+            };
+            values.insert(arg.label.clone(), AttrValue::Label(target));
+            continue;
+        }
+        let setting = rule.and_then(|r| r.build_setting).filter(|s| s.flag);
         let Some(setting) = setting else {
             let what = match graph.target(&arg.label) {
-                Some(t) => match t.rule().and_then(|r| r.build_setting) {
+                Some(t) => match t
+                    .rule()
+                    .filter(|r| r.build_setting.is_some() || is_builtin(r, "label_setting"))
+                {
                     Some(_) => "a build setting that is not a flag (declare it with \
                                 config.<type>(flag = True) to set it on the command line)"
                         .to_owned(),
@@ -124,6 +146,29 @@ pub fn resolve(
         }
     }
     Ok(values)
+}
+
+/// The targets `label_flag`s are set to on the command line: loaded before analysis, and
+/// analysed in place of the flags' defaults.
+pub fn chosen_targets(values: &BTreeMap<Label, AttrValue>) -> BTreeSet<Label> {
+    values
+        .values()
+        .filter_map(|v| match v {
+            AttrValue::Label(l) => Some(l.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The target the command line chose for `label` when it is a `label_flag`.
+pub(super) fn chosen_target<'c>(
+    values: &'c BTreeMap<Label, AttrValue>,
+    label: &Label,
+) -> Option<&'c Label> {
+    match values.get(label) {
+        Some(AttrValue::Label(l)) => Some(l),
+        _ => None,
+    }
 }
 
 /// The value of the build setting `rule` (the target `label`) in this build, given the

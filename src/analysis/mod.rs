@@ -168,9 +168,9 @@ impl Analysis {
 
 /// Analyses `roots` and everything they depend on (already loaded in `graph`).
 pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisConfig) -> Analysis {
-    let levels = levels(graph, roots);
     // Which select() conditions hold, decided once for the build.
     let settings = configured::Settings::new(graph, config);
+    let levels = levels(graph, roots, &settings);
     let mut analysis = Analysis::default();
     analysis.errors.extend(missing_roots(graph, roots));
     let mut failed: BTreeSet<Label> = BTreeSet::new();
@@ -218,7 +218,11 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
 
 /// Rule targets reachable from `roots`, grouped so that every target comes in a later
 /// group than all rule targets it depends on.
-fn levels(graph: &TargetGraph, roots: &BTreeSet<Label>) -> Vec<Vec<Label>> {
+fn levels(
+    graph: &TargetGraph,
+    roots: &BTreeSet<Label>,
+    settings: &configured::Settings,
+) -> Vec<Vec<Label>> {
     let mut level_of: HashMap<Label, usize> = HashMap::new();
     for root in roots {
         // Iterative post-order: (label, children pushed?).
@@ -227,10 +231,12 @@ fn levels(graph: &TargetGraph, roots: &BTreeSet<Label>) -> Vec<Vec<Label>> {
             if level_of.contains_key(&label) {
                 continue;
             }
+            // A label_flag the command line set depends on the target it chose.
             let deps: Vec<Label> = graph
                 .deps(&label)
                 .into_iter()
                 .map(|(_, d)| d.clone())
+                .chain(settings.chosen_target(&label).cloned())
                 .collect();
             if !expanded {
                 stack.push((label.clone(), true));

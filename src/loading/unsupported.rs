@@ -70,8 +70,6 @@ pub const NATIVE_RULES: &[&str] = &[
     "java_runtime",
     "java_test",
     "java_toolchain",
-    "label_flag",
-    "label_setting",
     "objc_import",
     "objc_library",
     "platform",

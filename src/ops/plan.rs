@@ -254,6 +254,22 @@ fn plan_build(
     graph.load_closure(&analysis::build_settings::labels(&setting_args));
     let build_settings =
         analysis::build_settings::resolve(&graph, &setting_args).map_err(super::usage)?;
+    let chosen = analysis::build_settings::chosen_targets(&build_settings);
+    if !chosen.is_empty() {
+        graph.load_closure(&chosen);
+        let errors: Vec<Diagnostic> = chosen
+            .iter()
+            .filter(|l| graph.target(l).is_none())
+            .map(|l| {
+                Diagnostic::new(format!(
+                    "no such target '{l}', named by a label_flag on the command line"
+                ))
+            })
+            .collect();
+        if !errors.is_empty() {
+            return Err(Failure::from_diagnostics(errors));
+        }
+    }
     let config = AnalysisConfig {
         defines,
         stamp: request.stamp,
