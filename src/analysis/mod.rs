@@ -180,7 +180,7 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
             .filter(|l| {
                 // A target whose dependency failed is not analysed; the dependency's error
                 // has been reported.
-                !graph.deps(l).iter().any(|(_, d)| failed.contains(*d))
+                !depends_on_failed(graph, &settings, &failed, l)
             })
             .map(|label| {
                 let target = graph
@@ -197,7 +197,7 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
             })
             .collect();
         for l in &level {
-            if graph.deps(l).iter().any(|(_, d)| failed.contains(*d)) {
+            if depends_on_failed(graph, &settings, &failed, l) {
                 failed.insert(l.clone());
             }
         }
@@ -214,6 +214,20 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
         }
     }
     analysis
+}
+
+/// Whether a dependency of `label` (or the target a label_flag set on the command line
+/// chose) failed: its error has been reported, and `label` is not analysed.
+fn depends_on_failed(
+    graph: &TargetGraph,
+    settings: &configured::Settings,
+    failed: &BTreeSet<Label>,
+    label: &Label,
+) -> bool {
+    graph.deps(label).iter().any(|(_, d)| failed.contains(*d))
+        || settings
+            .chosen_target(label)
+            .is_some_and(|c| failed.contains(c))
 }
 
 /// Rule targets reachable from `roots`, grouped so that every target comes in a later

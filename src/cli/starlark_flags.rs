@@ -11,8 +11,9 @@ static GIVEN: OnceLock<Vec<String>> = OnceLock::new();
 /// Commands whose build reads build settings.
 const BUILDING: &[&str] = &["build", "test", "run"];
 
-/// Whether `arg` names a build setting: `--//x`, `--@r//x`, `--no//x`, `--no@r//x`.
-fn is_setting(arg: &str) -> bool {
+/// Whether `arg` names a build setting: `--//x`, `--@r//x`, `--no//x`, `--no@r//x` (rc files
+/// check their options with it too: such a word is no option clap knows).
+pub fn is_setting(arg: &str) -> bool {
     let Some(rest) = arg.strip_prefix("--") else {
         return false;
     };

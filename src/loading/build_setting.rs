@@ -158,3 +158,30 @@ pub fn config_unsupported(builder: &mut GlobalsBuilder) {
         builder.set(name, Unsupported::new(format!("config.{name}")));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_read_as_bazel_reads_the_command_line() {
+        assert_eq!(SettingKind::Bool.parse("TRUE"), Ok(AttrValue::Bool(true)));
+        assert_eq!(SettingKind::Bool.parse("0"), Ok(AttrValue::Bool(false)));
+        assert!(SettingKind::Bool.parse("2").is_err());
+        assert_eq!(SettingKind::Int.parse("-12"), Ok(AttrValue::Int(-12)));
+        // Starlark ints of build settings are 32-bit in Bazel.
+        assert!(SettingKind::Int.parse("4294967296").is_err());
+        assert_eq!(
+            SettingKind::StringList.parse("a,b"),
+            Ok(AttrValue::StringList(vec!["a".into(), "b".into()]))
+        );
+        assert_eq!(
+            SettingKind::StringList.parse(""),
+            Ok(AttrValue::StringList(Vec::new()))
+        );
+        assert_eq!(
+            SettingKind::String.parse("a,b"),
+            Ok(AttrValue::String("a,b".into()))
+        );
+    }
+}
