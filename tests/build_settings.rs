@@ -313,6 +313,14 @@ fn label_flag_and_label_setting_forward_the_providers_of_their_target() {
         1,
         &["no such target '//impls:missing'"],
     );
+    // A chosen target that fails is the one error: the flag waits for it.
+    ws.write(
+        "broken/BUILD",
+        "genrule(name = 'b', outs = ['b.txt'], cmd = 'true', srcs = [':absent'])\n",
+    );
+    let run = ws.forge(&["build", "//uses", "--//uses:impl=//broken:b"]);
+    fails_with(&run, 1, &["missing input file '//broken:absent'"]);
+    assert!(!run.stderr.contains("label_flag rule"), "{}", run.both());
 }
 
 /// The `(N packages loaded, M targets configured)` of the analysis line.
