@@ -283,10 +283,16 @@ fn label_flag_and_label_setting_forward_the_providers_of_their_target() {
          value(name = 'default_impl', value = 'default', visibility = ['//visibility:public'])\n\
          value(name = 'other_impl', value = 'other', visibility = ['//visibility:public'])\n",
     );
+    // Macros reach it as native.label_flag.
+    ws.write(
+        "uses/macros.bzl",
+        "def impl_flag(name, default):\n    \
+         native.label_flag(name = name, build_setting_default = default)\n",
+    );
     ws.write(
         "uses/BUILD",
-        "load('//flags:settings.bzl', 'show')\n\
-         label_flag(name = 'impl', build_setting_default = '//impls:default_impl')\n\
+        "load('//flags:settings.bzl', 'show')\nload(':macros.bzl', 'impl_flag')\n\
+         impl_flag(name = 'impl', default = '//impls:default_impl')\n\
          label_setting(name = 'fixed_impl', build_setting_default = '//impls:default_impl')\n\
          show(name = 'uses', deps = [':impl', ':fixed_impl'])\n",
     );
