@@ -396,16 +396,30 @@ fn flags_of_an_external_repository_are_set_with_its_name() {
     );
     ws.write(
         "BUILD",
-        "load('@flaglib//flags:settings.bzl', 'show')\n\
-         show(name = 'all', deps = ['@flaglib//flags:color'])\n\
+        "load('@flaglib//flags:settings.bzl', 'show', 'string_flag')\n\
+         string_flag(name = 'local', build_setting_default = 'here')\n\
+         show(name = 'all', deps = ['@flaglib//flags:color', ':local'])\n\
          config_setting(name = 'blue', flag_values = {'@flaglib//flags:color': 'blue'})\n\
          genrule(name = 'g', outs = ['g.txt'], \
          cmd = select({':blue': 'echo blue', '//conditions:default': 'echo red'}) + ' > $@')\n",
     );
     ok(ws.forge(&["build", "//:all", "//:g"]));
-    assert_eq!(read(&ws, "forge-bin/all.txt"), "color=\"red\"\n");
+    assert_eq!(
+        read(&ws, "forge-bin/all.txt"),
+        "color=\"red\"\nlocal=\"here\"\n"
+    );
     assert_eq!(read(&ws, "forge-bin/g.txt"), "red\n");
-    ok(ws.forge(&["build", "//:all", "//:g", "--@flaglib//flags:color=blue"]));
-    assert_eq!(read(&ws, "forge-bin/all.txt"), "color=\"blue\"\n");
+    // The main repository by its own name is the main repository.
+    ok(ws.forge(&[
+        "build",
+        "//:all",
+        "//:g",
+        "--@flaglib//flags:color=blue",
+        "--@main//:local=there",
+    ]));
+    assert_eq!(
+        read(&ws, "forge-bin/all.txt"),
+        "color=\"blue\"\nlocal=\"there\"\n"
+    );
     assert_eq!(read(&ws, "forge-bin/g.txt"), "blue\n");
 }

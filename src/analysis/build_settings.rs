@@ -24,8 +24,9 @@ pub struct SettingArg {
     pub negated: bool,
 }
 
-/// Reads the arguments' labels (absolute: `//pkg:flag` or `@repo//pkg:flag`).
-pub fn parse_args(given: &[String]) -> Result<Vec<SettingArg>, Diagnostic> {
+/// Reads the arguments' labels (absolute: `//pkg:flag` or `@repo//pkg:flag`; the main
+/// repository's own name, `workspace_name`, means the main repository).
+pub fn parse_args(given: &[String], workspace_name: &str) -> Result<Vec<SettingArg>, Diagnostic> {
     given
         .iter()
         .map(|text| {
@@ -40,6 +41,7 @@ pub fn parse_args(given: &[String]) -> Result<Vec<SettingArg>, Diagnostic> {
             };
             let label = Label::parse(label, &PackageId::default())
                 .map_err(|e| Diagnostic::new(format!("Unrecognized option: {text}: {e}")))?;
+            let label = main_repo_as_empty(label, workspace_name);
             if negated && value.is_some() {
                 return Err(Diagnostic::new(format!(
                     "Unexpected value after boolean option: {text}"
@@ -55,6 +57,15 @@ pub fn parse_args(given: &[String]) -> Result<Vec<SettingArg>, Diagnostic> {
         .collect()
 }
 
+/// `label` with the main repository's own name (`@<workspace name>//`) read as the main
+/// repository, whose labels the BUILD files' targets carry.
+fn main_repo_as_empty(mut label: Label, workspace_name: &str) -> Label {
+    if label.repo == workspace_name {
+        label.repo.clear();
+    }
+    label
+}
+
 /// The labels the arguments name, to load before `resolve`.
 pub fn labels(args: &[SettingArg]) -> BTreeSet<Label> {
     args.iter().map(|a| a.label.clone()).collect()
@@ -65,15 +76,19 @@ pub fn labels(args: &[SettingArg]) -> BTreeSet<Label> {
 pub fn resolve(
     graph: &TargetGraph,
     args: &[SettingArg],
+    workspace_name: &str,
 ) -> Result<BTreeMap<Label, AttrValue>, Diagnostic> {
     let mut values: BTreeMap<Label, AttrValue> = BTreeMap::new();
     for arg in args {
         let rule = graph.target(&arg.label).and_then(|t| t.rule());
         if rule.is_some_and(|r| is_builtin(r, "label_flag")) {
             let target = match (&arg.value, arg.negated) {
-                (Some(text), false) => Label::parse(text, &PackageId::default()).map_err(|e| {
-                    Diagnostic::new(format!("While parsing option {}: {e}", arg.text))
-                })?,
+                (Some(text), false) => main_repo_as_empty(
+                    Label::parse(text, &PackageId::default()).map_err(|e| {
+                        Diagnostic::new(format!("While parsing option {}: {e}", arg.text))
+                    })?,
+                    workspace_name,
+                ),
                 (_, true) => {
                     return Err(Diagnostic::new(format!(
                         "Illegal use of 'no' prefix on non-boolean option: {}",

@@ -202,7 +202,8 @@ fn plan_build(
     } = *request;
     let defines = request.defines.clone();
     let setting_args =
-        analysis::build_settings::parse_args(request.build_settings).map_err(super::usage)?;
+        analysis::build_settings::parse_args(request.build_settings, &workspace.name)
+            .map_err(super::usage)?;
     fs_deps::start_recording();
     // The WORKSPACE file was read before recording started; note it too.
     let _ = fs_deps::read_to_string(&workspace.workspace_file);
@@ -252,8 +253,8 @@ fn plan_build(
     // The settings the command line names are loaded (and checked) after the targets', so
     // an unknown one is named as an option rather than as a missing dependency.
     graph.load_closure(&analysis::build_settings::labels(&setting_args));
-    let build_settings =
-        analysis::build_settings::resolve(&graph, &setting_args).map_err(super::usage)?;
+    let build_settings = analysis::build_settings::resolve(&graph, &setting_args, &workspace.name)
+        .map_err(super::usage)?;
     let chosen = analysis::build_settings::chosen_targets(&build_settings);
     if !chosen.is_empty() {
         graph.load_closure(&chosen);
