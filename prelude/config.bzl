@@ -1,4 +1,6 @@
-"""config_setting, constraint_setting and constraint_value: the targets select() keys name.
+"""config_setting, constraint_setting, constraint_value, label_flag and label_setting.
+
+config_setting and constraint_value are the targets select() keys name.
 
 They carry no actions; analysis reads their attributes to decide which select() branch a
 configuration takes.
@@ -9,12 +11,12 @@ def _no_actions_impl(ctx):
 
 config_setting = rule(
     implementation = _no_actions_impl,
-    doc = "A condition for select(): matches when every given build option, --define and constraint holds.",
+    doc = "A condition for select(): matches when every given build option, --define, build setting and constraint holds.",
     attrs = {
         "values": attr.string_dict(doc = "Build options and their values: `define`, `compilation_mode`, `cpu`."),
         "define_values": attr.string_dict(doc = "`--define NAME=VALUE` pairs that must all be given."),
         "constraint_values": attr.label_list(doc = "constraint_value targets the platform must have."),
-        "flag_values": attr.string_dict(doc = "Accepted, not supported yet: user-defined flags."),
+        "flag_values": attr.label_keyed_string_dict(doc = "Build settings and the values they must have in this build."),
     },
 )
 
@@ -31,5 +33,25 @@ constraint_value = rule(
     doc = "One value of a constraint_setting; usable as a select() key.",
     attrs = {
         "constraint_setting": attr.label(mandatory = True),
+    },
+)
+
+def _label_setting_impl(ctx):
+    # The chosen target itself: forge forwards all of its providers, as alias does.
+    return ctx.attr.build_setting_default
+
+label_flag = rule(
+    implementation = _label_setting_impl,
+    doc = "A label the command line can change (`--//pkg:flag=//other:target`); forwards the providers of the target it names.",
+    attrs = {
+        "build_setting_default": attr.label(mandatory = True, doc = "The target when the command line names none."),
+    },
+)
+
+label_setting = rule(
+    implementation = _label_setting_impl,
+    doc = "A label setting (only transitions could change it); forwards the providers of `build_setting_default`.",
+    attrs = {
+        "build_setting_default": attr.label(mandatory = True, doc = "The target this setting names."),
     },
 )

@@ -167,7 +167,7 @@ fn files_of_dep<'v>(dep: Value<'v>) -> Vec<Value<'v>> {
         .unwrap_or_default()
 }
 
-fn plain_value<'v>(heap: Heap<'v>, value: &AttrValue) -> Value<'v> {
+pub(super) fn plain_value<'v>(heap: Heap<'v>, value: &AttrValue) -> Value<'v> {
     match value {
         AttrValue::None => Value::new_none(),
         AttrValue::Bool(b) => Value::new_bool(*b),

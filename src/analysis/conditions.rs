@@ -42,11 +42,17 @@ pub(super) enum ConditionError {
          '1' or '0' (or true/false, yes/no)"
     )]
     NotABoolean { option: String, value: String },
-    #[error("flag_values is not supported by forge yet")]
-    FlagValues,
+    #[error("flag_values: '{label}' is a {kind}, not a build setting")]
+    NotABuildSetting { label: Label, kind: String },
+    #[error("flag_values: '{value}' is not a value of '{label}': {why}")]
+    NotASettingValue {
+        label: Label,
+        value: String,
+        why: String,
+    },
     #[error(
-        "config_setting '{0}' tests nothing: give at least one of values, define_values or \
-         constraint_values"
+        "config_setting '{0}' tests nothing: give at least one of values, define_values, \
+         flag_values or constraint_values"
     )]
     TestsNothing(Label),
     #[error("'{0}' is not loaded")]
@@ -78,6 +84,8 @@ pub(super) enum Requirement {
     Option(String, String),
     /// The platform has this constraint value.
     Constraint(Label),
+    /// A build setting has this value (`flag_values`).
+    Flag(Label, String),
 }
 
 /// What a condition target means in this configuration.
@@ -98,6 +106,8 @@ pub struct Configuration {
     pub stamp: bool,
     /// The host platform's constraint values, one per setting: `(setting, value)`.
     pub constraints: Vec<(Label, Label)>,
+    /// The build settings the command line sets (the others have their defaults).
+    pub build_settings: BTreeMap<Label, AttrValue>,
 }
 
 fn platforms(package: &str, name: &str) -> Label {
@@ -129,6 +139,7 @@ impl Configuration {
             compilation_mode: "fastbuild".into(),
             cpu,
             stamp: config.stamp,
+            build_settings: config.build_settings.clone(),
             constraints: vec![
                 (platforms("os", "os"), platforms("os", os)),
                 (platforms("cpu", "cpu"), platforms("cpu", cpu_value)),
@@ -254,8 +265,33 @@ pub(super) fn evaluate(
         None => {}
         Some(_) => return Err(ConditionError::NotConfigurable("constraint_values")),
     }
-    if !string_dict(rule, "flag_values")?.is_empty() {
-        return Err(ConditionError::FlagValues);
+    match rule.attrs.get("flag_values") {
+        Some(AttrValue::LabelKeyedStringDict(entries)) => {
+            for (l, wanted) in entries {
+                let (resolved, setting) = unalias(graph, l)?;
+                let rule = setting.rule().filter(|r| r.build_setting.is_some());
+                let value = rule.and_then(|r| {
+                    super::build_settings::value_of(&configuration.build_settings, &resolved, r)
+                });
+                let (Some(rule), Some(value)) = (rule, value) else {
+                    return Err(ConditionError::NotABuildSetting {
+                        label: resolved,
+                        kind: setting.kind_name(),
+                    });
+                };
+                matches &=
+                    super::build_settings::has_value(rule, &value, wanted).map_err(|why| {
+                        ConditionError::NotASettingValue {
+                            label: resolved.clone(),
+                            value: wanted.clone(),
+                            why,
+                        }
+                    })?;
+                requirements.insert(Requirement::Flag(resolved, wanted.clone()));
+            }
+        }
+        None => {}
+        Some(_) => return Err(ConditionError::NotConfigurable("flag_values")),
     }
     if requirements.is_empty() {
         return Err(ConditionError::TestsNothing(target.label.clone()));

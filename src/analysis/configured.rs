@@ -96,6 +96,8 @@ fn indented_lines(labels: &[Label]) -> String {
 /// Every condition of the build, decided once.
 pub struct Settings {
     conditions: HashMap<Label, Result<Condition, ConditionError>>,
+    /// The command line's build settings: a `label_flag` set there names another target.
+    build_settings: std::collections::BTreeMap<Label, AttrValue>,
 }
 
 impl Settings {
@@ -111,7 +113,10 @@ impl Settings {
             })
             .map(|t| (t.label.clone(), evaluate(graph, &configuration, t)))
             .collect();
-        Settings { conditions }
+        Settings {
+            conditions,
+            build_settings: config.build_settings.clone(),
+        }
     }
 
     fn condition(&self, graph: &TargetGraph, label: &Label) -> Result<&Condition, SelectError> {
@@ -139,6 +144,14 @@ impl Settings {
         target: &Target,
         rule: &'r RuleTarget,
     ) -> Result<Cow<'r, RuleTarget>, SelectError> {
+        if let Some(chosen) = self.chosen_target(&target.label) {
+            let mut chosen_rule = rule.clone();
+            chosen_rule.attrs.insert(
+                "build_setting_default".into(),
+                AttrValue::Label(chosen.clone()),
+            );
+            return Ok(Cow::Owned(chosen_rule));
+        }
         if !rule
             .attrs
             .values()
@@ -153,6 +166,11 @@ impl Settings {
             }
         }
         Ok(Cow::Owned(resolved))
+    }
+
+    /// The target the command line chose for the `label_flag` `label`, if it chose one.
+    pub fn chosen_target(&self, label: &Label) -> Option<&Label> {
+        super::build_settings::chosen_target(&self.build_settings, label)
     }
 
     fn resolve_select(

@@ -90,7 +90,6 @@ impl<'v> StarlarkValue<'v> for CtxValue<'v> {
 /// Fields of Bazel 4's `ctx` that forge does not have yet.
 const UNSUPPORTED_FIELDS: &[&str] = &[
     "aspect_ids",
-    "build_setting_value",
     "created_actions",
     "exec_groups",
     "fragments",
@@ -111,6 +110,8 @@ pub(super) struct CtxEnv<'a> {
     /// The package's features, then the target's (`ctx.features`).
     pub features: Vec<String>,
     pub config: &'a AnalysisConfig,
+    /// For a build setting's target: its value in this build (`ctx.build_setting_value`).
+    pub build_setting_value: Option<crate::loading::AttrValue>,
 }
 
 /// Allocates the `ctx` of one target: its attribute values, `ctx.actions`, and what it shows
@@ -139,7 +140,7 @@ pub(super) fn alloc_ctx<'v>(
     }
     let build_file = &env.build_file;
     let vars = ctx_var(env.config);
-    let fields: Vec<(String, Value)> = vec![
+    let mut fields: Vec<(String, Value)> = vec![
         (
             "label".into(),
             heap.alloc(LabelValue {
@@ -204,6 +205,13 @@ pub(super) fn alloc_ctx<'v>(
             heap.alloc(status_file(layout::VOLATILE_STATUS, label)),
         ),
     ];
+    // Only a build setting's ctx has the field, as in Bazel.
+    if let Some(value) = &env.build_setting_value {
+        fields.push((
+            "build_setting_value".into(),
+            super::attrs::plain_value(heap, value),
+        ));
+    }
     heap.alloc_complex_no_freeze(CtxValue {
         fields,
         direct_deps: attrs.direct_deps,

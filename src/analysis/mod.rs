@@ -8,6 +8,7 @@
 mod actions;
 mod args;
 mod attrs;
+pub mod build_settings;
 mod conditions;
 mod configured;
 mod ctx;
@@ -59,6 +60,8 @@ pub struct AnalysisConfig {
     /// `--stamp`: build information may be written into outputs (`config_setting(values =
     /// {"stamp": "1"})` matches).
     pub stamp: bool,
+    /// Build settings the command line sets (`--//pkg:flag=value`), with typed values.
+    pub build_settings: BTreeMap<Label, crate::loading::AttrValue>,
 }
 
 /// The analysed targets, by label, and what went wrong.
@@ -165,9 +168,9 @@ impl Analysis {
 
 /// Analyses `roots` and everything they depend on (already loaded in `graph`).
 pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisConfig) -> Analysis {
-    let levels = levels(graph, roots);
     // Which select() conditions hold, decided once for the build.
     let settings = configured::Settings::new(graph, config);
+    let levels = levels(graph, roots, &settings);
     let mut analysis = Analysis::default();
     analysis.errors.extend(missing_roots(graph, roots));
     let mut failed: BTreeSet<Label> = BTreeSet::new();
@@ -177,7 +180,7 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
             .filter(|l| {
                 // A target whose dependency failed is not analysed; the dependency's error
                 // has been reported.
-                !graph.deps(l).iter().any(|(_, d)| failed.contains(*d))
+                !depends_on_failed(graph, &settings, &failed, l)
             })
             .map(|label| {
                 let target = graph
@@ -194,7 +197,7 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
             })
             .collect();
         for l in &level {
-            if graph.deps(l).iter().any(|(_, d)| failed.contains(*d)) {
+            if depends_on_failed(graph, &settings, &failed, l) {
                 failed.insert(l.clone());
             }
         }
@@ -213,9 +216,27 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
     analysis
 }
 
+/// Whether a dependency of `label` (or the target a label_flag set on the command line
+/// chose) failed: its error has been reported, and `label` is not analysed.
+fn depends_on_failed(
+    graph: &TargetGraph,
+    settings: &configured::Settings,
+    failed: &BTreeSet<Label>,
+    label: &Label,
+) -> bool {
+    graph.deps(label).iter().any(|(_, d)| failed.contains(*d))
+        || settings
+            .chosen_target(label)
+            .is_some_and(|c| failed.contains(c))
+}
+
 /// Rule targets reachable from `roots`, grouped so that every target comes in a later
 /// group than all rule targets it depends on.
-fn levels(graph: &TargetGraph, roots: &BTreeSet<Label>) -> Vec<Vec<Label>> {
+fn levels(
+    graph: &TargetGraph,
+    roots: &BTreeSet<Label>,
+    settings: &configured::Settings,
+) -> Vec<Vec<Label>> {
     let mut level_of: HashMap<Label, usize> = HashMap::new();
     for root in roots {
         // Iterative post-order: (label, children pushed?).
@@ -224,10 +245,12 @@ fn levels(graph: &TargetGraph, roots: &BTreeSet<Label>) -> Vec<Vec<Label>> {
             if level_of.contains_key(&label) {
                 continue;
             }
+            // A label_flag the command line set depends on the target it chose.
             let deps: Vec<Label> = graph
                 .deps(&label)
                 .into_iter()
                 .map(|(_, d)| d.clone())
+                .chain(settings.chosen_target(&label).cloned())
                 .collect();
             if !expanded {
                 stack.push((label.clone(), true));

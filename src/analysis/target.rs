@@ -119,6 +119,7 @@ fn analyze_rule(
         build_file: package.map(|p| p.build_file.clone()).unwrap_or_default(),
         features: features(package.map_or(&[], |p| &p.features), rule),
         config,
+        build_setting_value: super::build_settings::value_of(&config.build_settings, label, rule),
     };
 
     Module::with_temp_heap(|module| -> Result<Analyzed, TargetError> {

@@ -235,4 +235,19 @@ where
     fn dir_attr(&self) -> Vec<String> {
         vec!["files".into(), "label".into()]
     }
+
+    // A target is hashable (by its label), as in Bazel: a label_keyed_string_dict attribute
+    // is a dict with targets as keys.
+    fn equals(&self, other: Value<'v>) -> starlark::Result<bool> {
+        Ok(TargetInfo::from_value(other).is_some_and(|o| o.label == self.label))
+    }
+
+    fn write_hash(
+        &self,
+        hasher: &mut starlark::collections::StarlarkHasher,
+    ) -> starlark::Result<()> {
+        use std::hash::Hash;
+        self.label.hash(hasher);
+        Ok(())
+    }
 }

@@ -194,6 +194,7 @@ pub fn build(
         action_env: key_values(&options.action_env, "action_env", true)?,
         defines: key_values(&options.define, "define", false)?,
         stamp: options.stamp && !options.nostamp,
+        build_settings: super::starlark_flags::given(),
         remote: options.remote.client()?,
         patterns,
         cwd: super::current_dir()?,

@@ -10,6 +10,7 @@ mod query;
 mod rc;
 mod remote;
 mod run;
+mod starlark_flags;
 mod test;
 
 use std::path::PathBuf;
@@ -177,6 +178,9 @@ fn run_on_this_thread(args: Vec<String>) -> ExitCode {
             return ExitCode::BadCommandLine;
         }
     };
+    // `--//pkg:flag=value` is no option clap knows: build settings are taken out first,
+    // from the rc files' options too.
+    let args = starlark_flags::extract(args);
     let parsed = command
         .try_get_matches_from(&args)
         .and_then(|mut matches| Cli::from_arg_matches_mut(&mut matches));

@@ -11,6 +11,7 @@ use starlark::values::dict::DictRef;
 use starlark::values::{Heap, Value};
 
 use super::attr_module::Attribute;
+use super::build_setting::BuildSettingValue;
 use super::context::EvalContext;
 use super::providers::{ProviderCallable, ProviderWithInitGen, provider_callable};
 use super::rule_call::implicit_attrs;
@@ -96,10 +97,6 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
             ("toolchains", "forge has no toolchain resolution yet"),
             ("exec_groups", "forge has no execution groups yet"),
             ("cfg", "forge has no configuration transitions yet"),
-            (
-                "build_setting",
-                "forge has no user-defined build settings yet",
-            ),
             ("analysis_test", "forge has no analysis tests yet"),
         ];
         // Options of later Bazels: refused at once when given a value that means something.
@@ -114,10 +111,23 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
         ];
         let mut provides = Vec::new();
         let mut unsupported = Vec::new();
+        let mut build_setting = None;
         for (k, v) in kwargs.iter() {
             let k = k.unpack_str().unwrap_or_default();
             if k == "provides" {
                 provides = provided(v, eval.heap())?;
+                continue;
+            }
+            if k == "build_setting" {
+                if !v.is_none() {
+                    build_setting = Some(BuildSettingValue::setting_of(v).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "rule(): 'build_setting' must be made with config.bool, config.int, \
+                             config.string or config.string_list, got {}",
+                            v.get_type()
+                        )
+                    })?);
+                }
                 continue;
             }
             if NO_EFFECT.contains(&k) {
@@ -190,6 +200,20 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
                 }
             }
         }
+        if let Some(setting) = build_setting {
+            if declared.iter().any(|(n, _)| n == "build_setting_default") {
+                anyhow::bail!(
+                    "rule(): there is already a built-in attribute 'build_setting_default' \
+                     which cannot be overridden"
+                );
+            }
+            // As in Bazel: a build setting's rule has its default as a mandatory attribute
+            // of the setting's type.
+            let mut default = super::attrs::AttrSpec::new(setting.kind.attr_kind());
+            default.mandatory = true;
+            default.doc = "The value of this setting when the command line sets none.".into();
+            declared.push(("build_setting_default".to_owned(), default));
+        }
         let mut predeclared = Vec::new();
         if let Some(outputs) = outputs.filter(|o| !o.is_none()) {
             let dict = DictRef::from_value(outputs).ok_or_else(|| {
@@ -217,6 +241,7 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
                 doc,
                 provides,
                 unsupported,
+                build_setting,
             },
         ))
     }

@@ -19,6 +19,7 @@ mod aspect_value;
 mod attr_module;
 mod attrs;
 mod bound;
+mod build_setting;
 mod builtins;
 mod bzl;
 mod computed_default;
@@ -52,6 +53,7 @@ use starlark::environment::{FrozenModule, Globals, GlobalsBuilder, LibraryExtens
 use starlark::values::OwnedFrozenValue;
 
 pub use attrs::{AllowFiles, AttrKind, AttrSpec};
+pub use build_setting::{BuildSetting, SettingKind};
 pub use context::{EvalContext, FileKind};
 pub use depset::{Depset, iterate_files, make_depset};
 pub use label_value::LabelValue;
@@ -111,6 +113,10 @@ fn globals() -> Globals {
     .with(transition_value::transition_globals)
     .with(declarations::declaration_globals)
     .with_namespace("attr", attr_module::attr_module)
+    .with_namespace("config", |b| {
+        build_setting::config_module(b);
+        build_setting::config_unsupported(b);
+    })
     .with(|b| {
         b.set(
             "DefaultInfo",

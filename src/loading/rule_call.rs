@@ -294,6 +294,7 @@ impl FrozenRuleCallable {
                 is_test: self.decl.test,
                 is_executable: self.decl.executable || self.decl.test,
                 macro_call,
+                build_setting: self.decl.build_setting,
             }),
             location: location.clone(),
             visibility: visibility.clone(),

@@ -31,6 +31,8 @@ pub struct RuleDecl {
     /// Options forge cannot honour yet (`toolchains = [...]`, `cfg = ...`), as
     /// `'<option> = <value>': <why>`: a target of this rule is refused at analysis.
     pub unsupported: Vec<String>,
+    /// `build_setting = config.<type>(...)`: targets of this rule are build settings.
+    pub build_setting: Option<super::build_setting::BuildSetting>,
 }
 
 /// `rule(...)` before its module is frozen: it learns its name from `x = rule(...)`.

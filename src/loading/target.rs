@@ -195,6 +195,8 @@ pub struct RuleTarget {
     pub is_executable: bool,
     /// When a macro made this target: the line inside the macro and the macro's name.
     pub macro_call: Option<MacroCall>,
+    /// When the rule declared `build_setting = config.<type>(...)`: what the setting is.
+    pub build_setting: Option<super::build_setting::BuildSetting>,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]

@@ -34,6 +34,8 @@ pub struct BuildRequest<'a> {
     pub defines: BTreeMap<String, String>,
     /// `--stamp`.
     pub stamp: bool,
+    /// Build settings as given on the command line: `--//pkg:flag=value`, `--no//pkg:flag`.
+    pub build_settings: Vec<String>,
     pub disk_cache: Option<PathBuf>,
     pub remote: Option<Arc<RemoteCache>>,
     pub fetch: FetchOptions,
@@ -111,6 +113,7 @@ pub fn build(
             cwd_package: &cwd_package,
             defines: request.defines,
             stamp: request.stamp,
+            build_settings: &request.build_settings,
             keep_going: request.keep_going,
             for_tests: request.for_tests,
             fetch: &request.fetch,

@@ -22,6 +22,8 @@ pub struct PlanRequest<'a> {
     pub defines: BTreeMap<String, String>,
     /// `--stamp`.
     pub stamp: bool,
+    /// Build settings as given: `--//pkg:flag=value`, `--no//pkg:flag`.
+    pub build_settings: &'a [String],
     pub keep_going: bool,
     /// `forge test`: test suites are expanded and the tests are planned too.
     pub for_tests: bool,
@@ -107,6 +109,9 @@ pub fn plan(workspace: &Arc<Workspace>, request: &PlanRequest<'_>) -> Result<Pla
         &repositories,
     );
     let mut identity = identity;
+    // Build settings decide ctx.build_setting_value and select()s; in order, as a setting
+    // given twice takes the last value (or, with allow_multiple, all of them in order).
+    identity.extend(request.build_settings.iter().cloned());
     identity.extend(
         request
             .output_groups
@@ -196,6 +201,9 @@ fn plan_build(
         ..
     } = *request;
     let defines = request.defines.clone();
+    let setting_args =
+        analysis::build_settings::parse_args(request.build_settings, &workspace.name)
+            .map_err(super::usage)?;
     fs_deps::start_recording();
     // The WORKSPACE file was read before recording started; note it too.
     let _ = fs_deps::read_to_string(&workspace.workspace_file);
@@ -242,9 +250,31 @@ fn plan_build(
         return Err(Failure::from_diagnostics(errors));
     }
 
+    // The settings the command line names are loaded (and checked) after the targets', so
+    // an unknown one is named as an option rather than as a missing dependency.
+    graph.load_closure(&analysis::build_settings::labels(&setting_args));
+    let build_settings = analysis::build_settings::resolve(&graph, &setting_args, &workspace.name)
+        .map_err(super::usage)?;
+    let chosen = analysis::build_settings::chosen_targets(&build_settings);
+    if !chosen.is_empty() {
+        graph.load_closure(&chosen);
+        let errors: Vec<Diagnostic> = chosen
+            .iter()
+            .filter(|l| graph.target(l).is_none())
+            .map(|l| {
+                Diagnostic::new(format!(
+                    "no such target '{l}', named by a label_flag on the command line"
+                ))
+            })
+            .collect();
+        if !errors.is_empty() {
+            return Err(Failure::from_diagnostics(errors));
+        }
+    }
     let config = AnalysisConfig {
         defines,
         stamp: request.stamp,
+        build_settings,
     };
     let analysis = analysis::analyze(&graph, &targets, &config);
     errors.extend(analysis.errors.iter().cloned());

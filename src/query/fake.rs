@@ -265,6 +265,7 @@ impl FakeEnv {
             is_test: rule.is_test,
             is_executable: rule.is_test || rule.class.ends_with("_binary"),
             macro_call: rule.macro_call,
+            build_setting: None,
         });
         self.add(name, line, kind);
     }
