@@ -617,3 +617,53 @@ outgoing(name = 'out')
         &["attribute 'dep' with a transition as cfg: forge has no configuration transitions yet"],
     );
 }
+
+#[test]
+fn args_and_test_env_are_expanded_and_tokenized_as_bazel_does() {
+    let ws = Workspace::empty();
+    ws.write("WORKSPACE", "workspace(name = 'ws')\n");
+    ws.write("pkg/data.txt", "the data\n");
+    ws.write(
+        "pkg/check.sh",
+        "#!/bin/bash\nset -e\n\
+         [ \"$1\" = pkg/data.txt ] || { echo \"arg 1: $1\"; exit 1; }\n\
+         [ \"$2\" = 'two words' ] || { echo \"arg 2: $2\"; exit 1; }\n\
+         [ \"$3\" = fastbuild ] || { echo \"arg 3: $3\"; exit 1; }\n\
+         [ \"$DATA\" = pkg/data.txt ] || { echo \"DATA: $DATA\"; exit 1; }\n\
+         cat \"$1\"\n",
+    );
+    ws.write(
+        "pkg/BUILD",
+        "sh_test(
+    name = 'check_test',
+    srcs = ['check.sh'],
+    data = ['data.txt'],
+    args = [\"$(location :data.txt) 'two words'\", '$(COMPILATION_MODE)'],
+    env = {'DATA': '$(rootpath :data.txt)'},
+)
+sh_binary(
+    name = 'check',
+    srcs = ['check.sh'],
+    data = ['data.txt'],
+    args = [\"$(location :data.txt) 'two words'\", '$(COMPILATION_MODE)'],
+)
+",
+    );
+    let run = ws.forge(&["test", "--test_output=errors", "//pkg:check_test"]);
+    assert_eq!(run.code, 0, "{}", run.both());
+    let run = ws.forge_with("", &["run", "//pkg:check"], &[("DATA", "pkg/data.txt")]);
+    assert_eq!(run.code, 0, "{}", run.both());
+    assert_eq!(run.stdout, "the data\n");
+    // A label the target does not depend on is named.
+    ws.write(
+        "pkg/BUILD",
+        "sh_binary(name = 'bad', srcs = ['check.sh'], args = ['$(location :nope.txt)'])\n",
+    );
+    fails_with(
+        &ws.forge(&["build", "//pkg:bad"]),
+        &[
+            "in args attribute",
+            "'//pkg:nope.txt' is not a dependency of //pkg:bad",
+        ],
+    );
+}

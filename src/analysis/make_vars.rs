@@ -48,6 +48,44 @@ impl<'v> CtxValue<'v> {
         extra: &[Value<'v>],
         labelled: &[(Label, Vec<&'v FileValue>)],
     ) -> anyhow::Result<String> {
+        self.expand_location_as(input, extra, labelled, false)
+    }
+
+    /// An executable's `args` (and a test's `env`) as the program sees them: `$(location)`
+    /// names runfiles paths, as Bazel's "data locations" do, then make variables, then
+    /// Bourne-shell tokenization (one element may be several arguments).
+    pub(super) fn expand_runtime_args(
+        &self,
+        attribute: &str,
+        values: &[String],
+        tokenize: bool,
+    ) -> anyhow::Result<Vec<String>> {
+        let vars: HashMap<String, String> = self.vars.iter().cloned().collect();
+        let mut out = Vec::with_capacity(values.len());
+        for value in values {
+            let located = self
+                .expand_location_as(value, &[], &[], true)
+                .map_err(|e| anyhow::anyhow!("in {attribute} attribute: {e}"))?;
+            let expanded = expand_make_variables(attribute, &located, &vars)?;
+            if !tokenize {
+                out.push(expanded);
+                continue;
+            }
+            let words = shlex::split(&expanded).ok_or_else(|| {
+                anyhow::anyhow!("in {attribute} attribute: unterminated quote in '{value}'")
+            })?;
+            out.extend(words);
+        }
+        Ok(out)
+    }
+
+    fn expand_location_as(
+        &self,
+        input: &str,
+        extra: &[Value<'v>],
+        labelled: &[(Label, Vec<&'v FileValue>)],
+        runfiles_paths: bool,
+    ) -> anyhow::Result<String> {
         const FUNCTIONS: [&str; 6] = [
             "locations",
             "location",
@@ -106,7 +144,9 @@ impl<'v> CtxValue<'v> {
             let rendered: Vec<String> = files
                 .iter()
                 .map(|f| {
-                    if function.starts_with("root") {
+                    if function.starts_with("root")
+                        || runfiles_paths && function.starts_with("location")
+                    {
                         f.short_path.clone()
                     } else {
                         f.path.clone()

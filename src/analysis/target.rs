@@ -16,7 +16,7 @@ use thiserror::Error;
 use super::actions::{ActionsState, ActionsValue};
 use super::attrs::{AttrError, attr_values};
 use super::configured::{SelectError, Settings};
-use super::ctx::{CtxEnv, alloc_ctx};
+use super::ctx::{CtxEnv, CtxValue, alloc_ctx};
 use super::providers::{ProviderError, complete_default_info, providers_of};
 use super::runfiles::runfiles_tree;
 use super::values::{FileValue, TargetInfoGen};
@@ -36,6 +36,9 @@ pub(super) enum TargetError {
     RuleNotFound(Box<Diagnostic>),
     #[error("'{0}' is not a rule")]
     NotARule(String),
+    /// `args` or `env` could not be expanded.
+    #[error("{0}")]
+    Args(anyhow::Error),
     #[error(
         "forge cannot analyse a target of rule '{rule}', declared with {}",
         options.join(", ")
@@ -171,6 +174,28 @@ fn analyze_rule(
             .as_ref()
             .map(|exe| runfiles_tree(exe, completed.runfiles, env.workspace_name));
 
+        // An executable's `args` and a test's `env` are expanded as Bazel expands them.
+        let ctx_value = ctx.downcast_ref::<CtxValue>().expect("allocated above");
+        let args = match rule.attrs.get("args") {
+            Some(AttrValue::StringList(a)) => ctx_value
+                .expand_runtime_args("args", a, true)
+                .map_err(TargetError::Args)?,
+            _ => Vec::new(),
+        };
+        let test = match rule.is_test {
+            false => None,
+            true => {
+                let mut spec = plan::test_spec(&rule.attrs);
+                for value in spec.env.values_mut() {
+                    let expanded = ctx_value
+                        .expand_runtime_args("env", std::slice::from_ref(value), false)
+                        .map_err(TargetError::Args)?;
+                    *value = expanded.concat();
+                }
+                Some(spec)
+            }
+        };
+
         module.set_extra_value(heap.alloc(TargetInfoGen {
             label: label.to_string(),
             providers: completed.providers,
@@ -182,11 +207,8 @@ fn analyze_rule(
             executable: completed.executable.map(|e| e.path),
             runfiles,
             is_test: rule.is_test,
-            args: match rule.attrs.get("args") {
-                Some(AttrValue::StringList(a)) => a.clone(),
-                _ => Vec::new(),
-            },
-            test: rule.is_test.then(|| plan::test_spec(&rule.attrs)),
+            args,
+            test,
         })
     })
 }

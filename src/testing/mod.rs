@@ -305,11 +305,8 @@ impl Tests<'_> {
         } else {
             vec![unit.executable.to_owned()]
         };
-        argv.extend(
-            unit.args
-                .iter()
-                .flat_map(|a| shlex::split(a).unwrap_or_else(|| vec![a.clone()])),
-        );
+        // The rule's `args`, already expanded and tokenized by analysis.
+        argv.extend(unit.args.iter().cloned());
         argv.extend(self.options.args.iter().cloned());
         let timeout = timeout_of(unit.spec, self.options.timeouts.as_deref());
         let key = self.key(unit, &argv, &env, timeout, tiers);
