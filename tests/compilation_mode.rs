@@ -34,6 +34,7 @@ genrule(
     name = "vars",
     outs = ["vars.txt"],
     cmd = "echo $(COMPILATION_MODE) $(TARGET_CPU) > $@",
+    visibility = ["//visibility:public"],
 )
 
 config_setting(name = "opt", values = {"compilation_mode": "opt"})
@@ -188,10 +189,54 @@ fn an_rc_file_sets_the_compilation_mode() {
         format!("opt {}\n", host_cpu())
     );
     assert_eq!(read(&ws, "forge-bin/pkg/chosen.txt"), "optimized\n");
-    // `test` inherits `build`'s options and the command line wins over the rc file.
+    // The long form; the command line wins over the rc file.
     ws.write(".bazelrc", "build --compilation_mode=dbg\n");
     ok(ws.forge(&["build", "//pkg:chosen"]));
     assert_eq!(read(&ws, "forge-bin/pkg/chosen.txt"), "debugging\n");
     ok(ws.forge(&["build", "-c", "fastbuild", "//pkg:chosen"]));
     assert_eq!(read(&ws, "forge-bin/pkg/chosen.txt"), "default\n");
+}
+
+#[test]
+fn test_and_run_take_the_compilation_mode() {
+    let ws = workspace();
+    let cpu = host_cpu();
+    ws.write(
+        "app/check.sh",
+        "#!/bin/sh\nread mode cpu < \"$1\"\necho \"mode=$mode\"\n[ \"$mode\" = \"$2\" ]\n",
+    );
+    ws.write(
+        "app/BUILD",
+        r#"
+sh_test(
+    name = "t",
+    srcs = ["check.sh"],
+    data = ["//pkg:vars"],
+    args = ["pkg/vars.txt", "opt"],
+)
+
+sh_binary(
+    name = "r",
+    srcs = ["check.sh"],
+    data = ["//pkg:vars"],
+    args = ["pkg/vars.txt", "dbg"],
+)
+"#,
+    );
+    let failed = ws.forge(&["test", "//app:t"]);
+    assert_eq!(
+        failed.code,
+        3,
+        "a fastbuild test must fail: {}",
+        failed.both()
+    );
+    let fastbuild_log = format!("forge-out/{cpu}-fastbuild/testlogs/app/t/test.log");
+    let log = read(&ws, &fastbuild_log);
+    assert!(log.contains("mode=fastbuild"), "{log}");
+    ok(ws.forge(&["test", "-c", "opt", "//app:t"]));
+    let log = read(&ws, &format!("forge-out/{cpu}-opt/testlogs/app/t/test.log"));
+    assert!(log.contains("mode=opt"), "{log}");
+    assert_eq!(read(&ws, "forge-testlogs/app/t/test.log"), log);
+    let run = ok(ws.forge(&["run", "--compilation_mode=dbg", "//app:r"]));
+    assert!(run.stdout.contains("mode=dbg"), "{}", run.both());
 }
