@@ -80,6 +80,9 @@ fn opt_builds_into_its_own_directory_and_forge_bin_points_there() {
         "{}",
         run.both()
     );
+    // Bazel reads the mode without regard to case.
+    ok(ws.forge(&["build", "-c", "OPT", "//pkg:vars"]));
+    assert_eq!(read(&ws, "forge-bin/pkg/vars.txt"), expected);
     // The long form, with `=`, and dbg.
     ok(ws.forge(&["build", "--compilation_mode=dbg", "//pkg:vars"]));
     assert_eq!(
@@ -239,4 +242,33 @@ sh_binary(
     assert_eq!(read(&ws, "forge-testlogs/app/t/test.log"), log);
     let run = ok(ws.forge(&["run", "--compilation_mode=dbg", "//app:r"]));
     assert!(run.stdout.contains("mode=dbg"), "{}", run.both());
+}
+
+#[test]
+fn a_starlark_rule_reads_the_mode_in_ctx_var() {
+    let ws = workspace();
+    ws.write(
+        "rules/defs.bzl",
+        r#"
+def _impl(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + ".txt")
+    ctx.actions.write(out, "%s %s %s\n" % (
+        ctx.var["COMPILATION_MODE"],
+        ctx.var["TARGET_CPU"],
+        ctx.bin_dir.path,
+    ))
+    return [DefaultInfo(files = depset([out]))]
+
+mode_file = rule(implementation = _impl)
+"#,
+    );
+    ws.write(
+        "rules/BUILD",
+        "load(\":defs.bzl\", \"mode_file\")\nmode_file(name = \"m\")\n",
+    );
+    ok(ws.forge(&["build", "-c", "dbg", "--cpu=ppc", "//rules:m"]));
+    assert_eq!(
+        read(&ws, "forge-out/ppc-dbg/bin/rules/m.txt"),
+        "dbg ppc forge-out/ppc-dbg/bin\n"
+    );
 }

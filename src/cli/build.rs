@@ -201,16 +201,18 @@ impl BuildOptions {
                 )));
             }
         }
-        let compilation_mode = self
-            .compilation_mode
-            .clone()
-            .unwrap_or_else(|| "fastbuild".to_owned());
-        if !layout::COMPILATION_MODES.contains(&compilation_mode.as_str()) {
+        let given = self.compilation_mode.as_deref().unwrap_or("fastbuild");
+        // Bazel's enum options ignore case: `-c OPT` is opt.
+        let Some(compilation_mode) = layout::COMPILATION_MODES
+            .iter()
+            .find(|mode| mode.eq_ignore_ascii_case(given))
+            .map(|mode| mode.to_string())
+        else {
             return Err(Failure::usage(format!(
-                "While parsing option --compilation_mode={compilation_mode}: Not a valid \
-                 compilation mode: '{compilation_mode}' (should be fastbuild, dbg or opt)"
+                "While parsing option --compilation_mode={given}: Not a valid compilation \
+                 mode: '{given}' (should be fastbuild, dbg or opt)"
             )));
-        }
+        };
         let cpu = match &self.cpu {
             Some(cpu) if cpu.is_empty() || cpu.contains('/') => {
                 return Err(Failure::usage(format!(
