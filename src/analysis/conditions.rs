@@ -100,8 +100,10 @@ pub(super) struct Condition {
 pub struct Configuration {
     pub defines: BTreeMap<String, String>,
     pub compilation_mode: String,
-    /// Bazel's `--cpu` value for the host: `k8`, `aarch64`, `darwin_arm64`, ...
+    /// Bazel's `--cpu`: the host's (`k8`, `aarch64`, `darwin_arm64`, ...) unless given.
     pub cpu: String,
+    /// The host's `--cpu` name, whatever `--cpu` says.
+    pub host_cpu: String,
     /// `--stamp`.
     pub stamp: bool,
     /// The host platform's constraint values, one per setting: `(setting, value)`.
@@ -127,17 +129,12 @@ impl Configuration {
             "powerpc64" => "ppc",
             other => other,
         };
-        let cpu = match (os, arch) {
-            ("macos", "aarch64") => "darwin_arm64".to_owned(),
-            ("macos", a) => format!("darwin_{a}"),
-            ("windows", "x86_64") => "x64_windows".to_owned(),
-            (_, "x86_64") => "k8".to_owned(),
-            (_, a) => a.to_owned(),
-        };
+        let output = crate::core::layout::configuration();
         Configuration {
             defines: config.defines.clone(),
-            compilation_mode: "fastbuild".into(),
-            cpu,
+            compilation_mode: output.compilation_mode,
+            cpu: output.cpu,
+            host_cpu: crate::core::layout::host_cpu(),
             stamp: config.stamp,
             build_settings: config.build_settings.clone(),
             constraints: vec![
@@ -161,10 +158,10 @@ impl Configuration {
         let text = |actual: &str| Ok((actual.to_owned(), wanted.to_owned()));
         match key {
             "compilation_mode" => text(&self.compilation_mode),
-            // Bazel's default for `--host_compilation_mode`; forge has no flag to change it
-            // (nor `--compilation_mode`, always fastbuild).
+            // Bazel's default for `--host_compilation_mode`; forge has no flag to change it.
             "host_compilation_mode" => text("opt"),
-            "cpu" | "host_cpu" => text(&self.cpu),
+            "cpu" => text(&self.cpu),
+            "host_cpu" => text(&self.host_cpu),
             "stamp" => boolean(self.stamp),
             _ => Err(ConditionError::UnknownOption(key.to_owned())),
         }

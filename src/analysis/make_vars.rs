@@ -214,15 +214,9 @@ pub(super) fn ctx_var(config: &AnalysisConfig) -> Vec<(String, String)> {
     let mut vars: BTreeMap<String, String> = BTreeMap::new();
     vars.insert("BINDIR".into(), layout::bin_dir());
     vars.insert("GENDIR".into(), layout::bin_dir());
-    vars.insert("COMPILATION_MODE".into(), "fastbuild".into());
-    vars.insert(
-        "TARGET_CPU".into(),
-        layout::config_name()
-            .split('-')
-            .next()
-            .unwrap_or("")
-            .to_owned(),
-    );
+    let output = layout::configuration();
+    vars.insert("COMPILATION_MODE".into(), output.compilation_mode);
+    vars.insert("TARGET_CPU".into(), output.cpu);
     for (k, v) in &config.defines {
         vars.insert(k.clone(), v.clone());
     }

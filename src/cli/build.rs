@@ -70,6 +70,37 @@ pub struct BuildOptions {
     #[arg(short = 'D', long = "define", value_name = "NAME=VALUE")]
     pub define: Vec<String>,
 
+    /// `fastbuild` (the default), `opt` or `dbg`: the output directory (`forge-out/k8-opt`),
+    /// `$(COMPILATION_MODE)` and `config_setting(values = {"compilation_mode": ...})`.
+    #[arg(
+        short = 'c',
+        long = "compilation_mode",
+        alias = "compilation-mode",
+        value_name = "MODE"
+    )]
+    pub compilation_mode: Option<String>,
+
+    /// The target CPU (default: the host's, `k8` on x86_64): the output directory
+    /// (`forge-out/<cpu>-fastbuild`), `$(TARGET_CPU)` and `config_setting(values = {"cpu": ...})`.
+    #[arg(long = "cpu", value_name = "CPU")]
+    pub cpu: Option<String>,
+
+    /// The target platforms; forge has no platforms yet, so only the empty default is taken.
+    #[arg(long = "platforms", value_name = "LABELS")]
+    pub platforms: Vec<String>,
+
+    /// The host platform; forge has no platforms yet, so only the empty default is taken.
+    #[arg(long = "host_platform", alias = "host-platform", value_name = "LABEL")]
+    pub host_platform: Vec<String>,
+
+    /// Toolchains to register; forge has no toolchain resolution yet, so none is taken.
+    #[arg(
+        long = "extra_toolchains",
+        alias = "extra-toolchains",
+        value_name = "LABELS"
+    )]
+    pub extra_toolchains: Vec<String>,
+
     /// Let rules write build information into their outputs (`config_setting(values =
     /// {"stamp": "1"})` matches, rules with `stamp = -1` stamp).
     #[arg(long = "stamp", overrides_with = "nostamp")]
@@ -147,6 +178,57 @@ pub struct BuildOptions {
 }
 
 impl BuildOptions {
+    /// The configuration `-c` and `--cpu` ask for, or Bazel's error for a mode it does not
+    /// know; `--platforms`, `--host_platform` and `--extra_toolchains` with a value are
+    /// refused by name, as forge has no toolchain resolution to give them meaning.
+    pub fn output_configuration(&self) -> Result<layout::OutputConfiguration, Failure> {
+        for (flag, values) in [
+            ("platforms", &self.platforms),
+            ("host_platform", &self.host_platform),
+            ("extra_toolchains", &self.extra_toolchains),
+        ] {
+            // The last occurrence wins, as for Bazel's single-valued flags; an empty value
+            // is the default (no platform or toolchain given).
+            let given: Vec<&str> = values
+                .last()
+                .map(|v| v.split(',').filter(|l| !l.trim().is_empty()).collect())
+                .unwrap_or_default();
+            if !given.is_empty() {
+                return Err(Failure::usage(format!(
+                    "forge does not support --{flag} yet: {} (platforms and toolchain \
+                     resolution are not implemented; remove the flag)",
+                    given.join(",")
+                )));
+            }
+        }
+        let given = self.compilation_mode.as_deref().unwrap_or("fastbuild");
+        // Bazel's enum options ignore case: `-c OPT` is opt.
+        let Some(compilation_mode) = layout::COMPILATION_MODES
+            .iter()
+            .find(|mode| mode.eq_ignore_ascii_case(given))
+            .map(|mode| mode.to_string())
+        else {
+            return Err(Failure::usage(format!(
+                "While parsing option --compilation_mode={given}: Not a valid compilation \
+                 mode: '{given}' (should be fastbuild, dbg or opt)"
+            )));
+        };
+        let cpu = match &self.cpu {
+            Some(cpu) if cpu.is_empty() || cpu.contains('/') => {
+                return Err(Failure::usage(format!(
+                    "While parsing option --cpu={cpu}: forge names an output directory after \
+                     the cpu, so it must be a non-empty name without '/'"
+                )));
+            }
+            Some(cpu) => cpu.clone(),
+            None => layout::host_cpu(),
+        };
+        Ok(layout::OutputConfiguration {
+            cpu,
+            compilation_mode,
+        })
+    }
+
     /// The `--spawn_strategy`, `--strategy` and `--sandbox_*` flags as plain data.
     pub fn sandbox_options(&self) -> ops::build::SandboxOptions {
         ops::build::SandboxOptions {
@@ -190,6 +272,7 @@ pub fn build(
     for_tests: bool,
 ) -> Result<Built, Failure> {
     options.common.apply();
+    layout::select_configuration(options.output_configuration()?);
     let request = BuildRequest {
         action_env: key_values(&options.action_env, "action_env", true)?,
         defines: key_values(&options.define, "define", false)?,

@@ -5,13 +5,56 @@
 /// The directory under the exec root that holds every output.
 pub const OUT_DIR: &str = "forge-out";
 
-/// The configuration's directory name, as Bazel's `k8-fastbuild`.
+/// The build options that name the configuration's output directory: `--cpu` and
+/// `-c`/`--compilation_mode`. A command sets them once, before it plans (`select_configuration`);
+/// every output path, `ctx.var` and `config_setting` read them from here, so they agree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputConfiguration {
+    /// Bazel's `--cpu`: `k8` on x86_64 Linux by default.
+    pub cpu: String,
+    /// `fastbuild`, `opt` or `dbg`.
+    pub compilation_mode: String,
+}
+
+static CONFIGURATION: std::sync::RwLock<Option<OutputConfiguration>> = std::sync::RwLock::new(None);
+
+/// Bazel's `--cpu` name for this machine: `k8` for x86_64 Linux, `darwin_arm64`, ...
+pub fn host_cpu() -> String {
+    match (std::env::consts::OS, std::env::consts::ARCH) {
+        ("macos", "aarch64") => "darwin_arm64".to_owned(),
+        ("macos", a) => format!("darwin_{a}"),
+        ("windows", "x86_64") => "x64_windows".to_owned(),
+        (_, "x86_64") => "k8".to_owned(),
+        (_, a) => a.to_owned(),
+    }
+}
+
+/// The compilation modes `-c` accepts, in Bazel's order.
+pub const COMPILATION_MODES: [&str; 3] = ["fastbuild", "dbg", "opt"];
+
+/// Makes `configuration` the one this command builds in.
+pub fn select_configuration(configuration: OutputConfiguration) {
+    *CONFIGURATION.write().unwrap_or_else(|e| e.into_inner()) = Some(configuration);
+}
+
+/// The configuration this command builds in: the host's CPU in fastbuild unless the command
+/// line said otherwise.
+pub fn configuration() -> OutputConfiguration {
+    CONFIGURATION
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .unwrap_or_else(|| OutputConfiguration {
+            cpu: host_cpu(),
+            compilation_mode: "fastbuild".to_owned(),
+        })
+}
+
+/// The configuration's directory name, as Bazel's `<cpu>-<compilation mode>`: `k8-fastbuild`,
+/// `k8-opt`.
 pub fn config_name() -> String {
-    let cpu = match std::env::consts::ARCH {
-        "x86_64" => "k8",
-        other => other,
-    };
-    format!("{cpu}-fastbuild")
+    let c = configuration();
+    format!("{}-{}", c.cpu, c.compilation_mode)
 }
 
 /// The workspace status files (`ctx.info_file`, `ctx.version_file`), written before each

@@ -109,6 +109,8 @@ pub fn plan(workspace: &Arc<Workspace>, request: &PlanRequest<'_>) -> Result<Pla
         &repositories,
     );
     let mut identity = identity;
+    // The configuration (`-c`, `--cpu`) names every output path and decides select()s.
+    identity.push(format!("--configuration={}", layout::config_name()));
     // Build settings decide ctx.build_setting_value and select()s; in order, as a setting
     // given twice takes the last value (or, with allow_multiple, all of them in order).
     identity.extend(request.build_settings.iter().cloned());

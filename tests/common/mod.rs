@@ -182,8 +182,9 @@ pub fn processes_with(wanted: &str) -> Vec<u32> {
     pids
 }
 
-/// The configuration's directory name, as forge names it (`core::layout::config_name`):
-/// `<cpu>-fastbuild`, where the CPU is Bazel's name for it (`k8` for x86_64).
+/// The default configuration's directory name, as forge names it (`core::layout::config_name`
+/// without `-c` or `--cpu`): `<cpu>-fastbuild`, where the CPU is Bazel's name for it (`k8` for
+/// x86_64).
 pub fn config_dir() -> String {
     let cpu = match std::env::consts::ARCH {
         "x86_64" => "k8",
