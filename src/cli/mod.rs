@@ -10,6 +10,7 @@ mod query;
 mod rc;
 mod remote;
 mod run;
+mod shutdown;
 mod starlark_flags;
 mod test;
 
@@ -66,6 +67,8 @@ enum Command {
     Query(query::QueryArgs),
     /// Prints facts about the workspace: `forge info [KEY]`.
     Info(info::InfoArgs),
+    /// Does nothing and exits 0: forge runs no server (accepted as Bazel's command).
+    Shutdown(shutdown::ShutdownArgs),
     /// Prints the version of forge.
     Version,
 }
@@ -200,6 +203,7 @@ fn run_on_this_thread(args: Vec<String>) -> ExitCode {
         Command::Clean(args) => clean::run(args, &options),
         Command::Query(args) => query::run(args, &options),
         Command::Info(args) => info::run(args, &options),
+        Command::Shutdown(args) => shutdown::run(args),
         Command::Version => {
             println!("forge {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::Success)
