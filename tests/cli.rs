@@ -59,7 +59,7 @@ fn bad_command_lines_get_one_line_and_exit_2() {
         ),
         (
             &["info", "no_such_key"][..],
-            "ERROR: unknown info key 'no_such_key'; known keys: workspace, workspace_name, output_base, execution_root, output_path, forge-bin, forge-testlogs, release\n",
+            "ERROR: unknown key: 'no_such_key'\n",
         ),
     ] {
         let run = ws.forge(args);

@@ -24,3 +24,88 @@ fn shutdown_exits_0_and_takes_bazels_heap_flag() {
     let bad = ws.forge(&["shutdown", "--iff_heap_size_greater_than=big"]);
     assert_eq!(bad.code, 2, "{}", bad.stderr);
 }
+
+#[test]
+fn info_answers_bazels_keys_under_both_names_and_several_at_once() {
+    let ws = Workspace::fixture("graph");
+    let all = ws.forge(&["info"]);
+    assert_eq!(all.code, 0, "{}", all.stderr);
+    let value_of = |key: &str| {
+        all.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}: ")))
+            .unwrap_or_else(|| panic!("{key} in:\n{}", all.stdout))
+            .to_owned()
+    };
+    for key in [
+        "workspace",
+        "install_base",
+        "output_base",
+        "execution_root",
+        "output_path",
+        "forge-bin",
+        "forge-genfiles",
+        "forge-testlogs",
+        "repository_cache",
+        "package_path",
+        "release",
+    ] {
+        let one = ws.forge(&["info", key]);
+        assert_eq!(one.code, 0, "{key}: {}", one.stderr);
+        assert_eq!(one.stdout, format!("{}\n", value_of(key)), "{key}");
+    }
+    for (bazel, forge) in [
+        ("bazel-bin", "forge-bin"),
+        ("bazel-genfiles", "forge-genfiles"),
+        ("bazel-testlogs", "forge-testlogs"),
+    ] {
+        assert_eq!(
+            ws.forge(&["info", bazel]).stdout,
+            format!("{}\n", value_of(forge))
+        );
+    }
+    assert!(value_of("forge-bin").starts_with(&value_of("execution_root")));
+    assert!(value_of("execution_root").starts_with(&value_of("output_base")));
+    assert_eq!(value_of("package_path"), "%workspace%");
+
+    let several = ws.forge(&["info", "bazel-bin", "output_base", "workspace"]);
+    assert_eq!(several.code, 0, "{}", several.stderr);
+    assert_eq!(
+        several.stdout,
+        format!(
+            "bazel-bin: {}\noutput_base: {}\nworkspace: {}\n",
+            value_of("forge-bin"),
+            value_of("output_base"),
+            value_of("workspace")
+        )
+    );
+
+    let cache = ws.forge(&["info", "repository_cache", "--repository_cache=/tmp/repos"]);
+    assert_eq!(cache.stdout, "/tmp/repos\n", "{}", cache.stderr);
+}
+
+#[test]
+fn info_names_an_unknown_key_and_refuses_keys_of_bazels_server() {
+    let ws = Workspace::fixture("graph");
+    let unknown = ws.forge(&["info", "output_base", "no_such_key"]);
+    assert_eq!(
+        (
+            unknown.code,
+            unknown.stdout.as_str(),
+            unknown.stderr.as_str()
+        ),
+        (2, "", "ERROR: unknown key: 'no_such_key'\n")
+    );
+    for key in ["server_pid", "used-heap-size", "java-home", "command_log"] {
+        let run = ws.forge(&["info", key]);
+        assert_eq!((run.code, run.stdout.as_str()), (2, ""), "{key}");
+        assert!(
+            run.stderr
+                .starts_with(&format!("ERROR: forge has no value for info key '{key}': ")),
+            "{key}: {}",
+            run.stderr
+        );
+    }
+    let help = ws.forge(&["help", "info"]);
+    assert!(help.stdout.contains("server_pid"), "{}", help.stdout);
+}
