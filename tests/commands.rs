@@ -109,3 +109,32 @@ fn info_names_an_unknown_key_and_refuses_keys_of_bazels_server() {
     let help = ws.forge(&["help", "info"]);
     assert!(help.stdout.contains("server_pid"), "{}", help.stdout);
 }
+
+#[test]
+fn version_prints_the_build_label_and_the_commit_forge_was_built_from() {
+    let ws = Workspace::fixture("graph");
+    let run = ws.forge(&["version"]);
+    let commit = env!("FORGE_GIT_COMMIT");
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (
+            0,
+            format!("Build label: [VERSION]\nBuild target: forge\nBuild commit: {commit}\n")
+                .as_str()
+        ),
+        "{}",
+        run.stderr
+    );
+    // Built from this repository's checkout, the commit is a real one.
+    if std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".git")
+        .exists()
+    {
+        assert!(
+            commit.len() == 40 && commit.chars().all(|c| c.is_ascii_hexdigit()),
+            "{commit}"
+        );
+    }
+    let gnu = ws.forge(&["version", "--gnu_format"]);
+    assert_eq!((gnu.code, gnu.stdout.as_str()), (0, "forge [VERSION]\n"));
+}

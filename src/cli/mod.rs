@@ -13,6 +13,7 @@ mod run;
 mod shutdown;
 mod starlark_flags;
 mod test;
+mod version;
 
 use std::path::PathBuf;
 
@@ -69,8 +70,8 @@ enum Command {
     Info(info::InfoArgs),
     /// Does nothing and exits 0: forge runs no server (accepted as Bazel's command).
     Shutdown(shutdown::ShutdownArgs),
-    /// Prints the version of forge.
-    Version,
+    /// Prints the version of forge and the git commit it was built from.
+    Version(version::VersionArgs),
 }
 
 /// Flags shared by commands that load packages.
@@ -204,10 +205,7 @@ fn run_on_this_thread(args: Vec<String>) -> ExitCode {
         Command::Query(args) => query::run(args, &options),
         Command::Info(args) => info::run(args, &options),
         Command::Shutdown(args) => shutdown::run(args),
-        Command::Version => {
-            println!("forge {}", env!("CARGO_PKG_VERSION"));
-            Ok(ExitCode::Success)
-        }
+        Command::Version(args) => version::run(args),
     };
     match result {
         Ok(code) => code,
