@@ -138,3 +138,48 @@ fn version_prints_the_build_label_and_the_commit_forge_was_built_from() {
     let gnu = ws.forge(&["version", "--gnu_format"]);
     assert_eq!((gnu.code, gnu.stdout.as_str()), (0, "forge [VERSION]\n"));
 }
+
+#[test]
+fn help_prints_the_commands_one_command_and_the_target_syntax_topic() {
+    let ws = Workspace::fixture("graph");
+    let all = ws.forge(&["help"]);
+    assert_eq!(all.code, 0, "{}", all.stderr);
+    for command in ["build", "shutdown", "info", "help", "version"] {
+        assert!(all.stdout.contains(command), "{command}:\n{}", all.stdout);
+    }
+    let build = ws.forge(&["help", "build"]);
+    assert_eq!(build.code, 0, "{}", build.stderr);
+    assert!(
+        build.stdout.contains("forge build") && build.stdout.contains("--keep_going"),
+        "{}",
+        build.stdout
+    );
+    let syntax = ws.forge(&["help", "target-syntax"]);
+    assert_eq!(syntax.code, 0, "{}", syntax.stderr);
+    for pattern in [
+        "//foo/bar:wiz",
+        "//foo/bar:all",
+        "//foo/...:*",
+        "-//foo/bar/...",
+        "@repo//",
+    ] {
+        assert!(
+            syntax.stdout.contains(pattern),
+            "{pattern}:\n{}",
+            syntax.stdout
+        );
+    }
+    let unknown = ws.forge(&["help", "frobnicate"]);
+    assert_eq!(
+        (
+            unknown.code,
+            unknown.stdout.as_str(),
+            unknown.stderr.as_str()
+        ),
+        (
+            2,
+            "",
+            "ERROR: 'frobnicate' is neither a command nor a help topic\n"
+        )
+    );
+}

@@ -5,6 +5,7 @@ mod build;
 mod clean;
 mod fetch;
 mod flag_forms;
+mod help;
 mod info;
 mod query;
 mod rc;
@@ -27,7 +28,7 @@ use crate::workspace::OutputBaseOptions;
     name = "forge",
     version,
     about = "Forge: a hermetic, content-addressed build tool with a Bazel-like command line",
-    disable_help_subcommand = false,
+    disable_help_subcommand = true,
     propagate_version = true
 )]
 pub struct Cli {
@@ -66,10 +67,13 @@ enum Command {
     Clean(clean::CleanArgs),
     /// Answers questions about the target graph: `forge query 'deps(//pkg:target)'`.
     Query(query::QueryArgs),
-    /// Prints facts about the workspace: `forge info [KEY]`.
+    /// Prints facts about the workspace: `forge info [KEY...]`.
     Info(info::InfoArgs),
     /// Does nothing and exits 0: forge runs no server (accepted as Bazel's command).
     Shutdown(shutdown::ShutdownArgs),
+    /// Prints help: the commands, one command's flags (`forge help build`), or a topic
+    /// (`forge help target-syntax`).
+    Help(help::HelpArgs),
     /// Prints the version of forge and the git commit it was built from.
     Version(version::VersionArgs),
 }
@@ -205,6 +209,7 @@ fn run_on_this_thread(args: Vec<String>) -> ExitCode {
         Command::Query(args) => query::run(args, &options),
         Command::Info(args) => info::run(args, &options),
         Command::Shutdown(args) => shutdown::run(args),
+        Command::Help(args) => help::run(args),
         Command::Version(args) => version::run(args),
     };
     match result {
