@@ -183,3 +183,75 @@ fn help_prints_the_commands_one_command_and_the_target_syntax_topic() {
         )
     );
 }
+
+#[test]
+fn canonicalize_flags_prints_each_flag_once_in_its_canonical_form() {
+    let ws = Workspace::fixture("graph");
+    let run = ws.forge(&[
+        "canonicalize-flags",
+        "--",
+        "-k",
+        "--jobs",
+        "4",
+        "--define=a=1",
+        "--jobs=8",
+        "--define",
+        "b=2",
+        "--verbose-failures",
+        "--keep_going=no",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "--define=a=1\n--define=b=2\n--jobs=8\n--keep_going=0\n--verbose_failures=1\n"
+    );
+    let declared_no = ws.forge(&["canonicalize-flags", "--", "--nokeep_going"]);
+    assert_eq!(
+        declared_no.stdout, "--keep_going=0\n",
+        "{}",
+        declared_no.stderr
+    );
+    let test = ws.forge(&[
+        "canonicalize-flags",
+        "--for_command=test",
+        "--",
+        "--test_arg=x",
+        "--test_arg=y",
+    ]);
+    assert_eq!(
+        test.stdout, "--test_arg=x\n--test_arg=y\n",
+        "{}",
+        test.stderr
+    );
+
+    for (args, error) in [
+        (
+            &["canonicalize-flags", "--", "-k", "//app:app"][..],
+            "ERROR: canonicalize-flags takes flags only, not '//app:app'\n",
+        ),
+        (
+            &["canonicalize-flags", "--", "--no_such_flag"][..],
+            "ERROR: unexpected argument '--no_such_flag' found\n",
+        ),
+        (
+            &["canonicalize-flags", "--", "--config=opt"][..],
+            "ERROR: forge canonicalize-flags does not expand `--config` yet; pass the config's flags\n",
+        ),
+    ] {
+        let run = ws.forge(args);
+        assert_eq!(
+            (run.code, run.stdout.as_str(), run.stderr.as_str()),
+            (2, "", error),
+            "{args:?}"
+        );
+    }
+    let bad_command = ws.forge(&["canonicalize-flags", "--for_command=nope", "--", "-k"]);
+    assert_eq!(bad_command.code, 2);
+    assert!(
+        bad_command
+            .stderr
+            .starts_with("ERROR: Not a valid command: 'nope' (should be one of build, "),
+        "{}",
+        bad_command.stderr
+    );
+}

@@ -2,6 +2,7 @@
 //! command run, an exit code out. Each command is a thin wrapper over the pipeline phases.
 
 mod build;
+mod canonicalize;
 mod clean;
 mod fetch;
 mod flag_forms;
@@ -71,6 +72,9 @@ enum Command {
     Info(info::InfoArgs),
     /// Does nothing and exits 0: forge runs no server (accepted as Bazel's command).
     Shutdown(shutdown::ShutdownArgs),
+    /// Prints flags in their canonical forms: `forge canonicalize-flags -- -k --jobs 4`.
+    #[command(name = "canonicalize-flags")]
+    CanonicalizeFlags(canonicalize::CanonicalizeArgs),
     /// Prints help: the commands, one command's flags (`forge help build`), or a topic
     /// (`forge help target-syntax`).
     Help(help::HelpArgs),
@@ -210,6 +214,7 @@ fn run_on_this_thread(args: Vec<String>) -> ExitCode {
         Command::Info(args) => info::run(args, &options),
         Command::Shutdown(args) => shutdown::run(args),
         Command::Help(args) => help::run(args),
+        Command::CanonicalizeFlags(args) => canonicalize::run(args),
         Command::Version(args) => version::run(args),
     };
     match result {
