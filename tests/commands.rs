@@ -255,3 +255,55 @@ fn canonicalize_flags_prints_each_flag_once_in_its_canonical_form() {
         bad_command.stderr
     );
 }
+
+/// What bash's completion offers for `words` (the last one being completed) with `script`.
+fn bash_completes(script: &std::path::Path, words: &[&str]) -> String {
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let current = words.last().unwrap();
+    let previous = words[words.len() - 2];
+    let program = format!(
+        "source '{}'; COMP_WORDS=({}); COMP_CWORD={}; _forge forge '{current}' '{previous}'; \
+         printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        script.display(),
+        quoted.join(" "),
+        words.len() - 1
+    );
+    let out = std::process::Command::new("bash")
+        .args(["--norc", "-c", &program])
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn completion_scripts_complete_commands_and_flags_in_bash_and_zsh() {
+    let ws = Workspace::fixture("graph");
+    let bash = ws.forge(&["completion", "bash"]);
+    assert_eq!(bash.code, 0, "{}", bash.stderr);
+    let script = ws.root().join("forge.bash");
+    std::fs::write(&script, &bash.stdout).unwrap();
+    assert_eq!(bash_completes(&script, &["forge", "inf"]), "info\n");
+    assert_eq!(
+        bash_completes(&script, &["forge", "canon"]),
+        "canonicalize-flags\n"
+    );
+    assert_eq!(
+        bash_completes(&script, &["forge", "build", "--keep_g"]),
+        "--keep_going\n"
+    );
+
+    let zsh = ws.forge(&["completion", "zsh"]);
+    assert_eq!(zsh.code, 0, "{}", zsh.stderr);
+    assert!(zsh.stdout.starts_with("#compdef forge\n"), "{}", zsh.stdout);
+    for word in ["'shutdown:", "'canonicalize-flags:", "--keep_going"] {
+        assert!(zsh.stdout.contains(word), "{word}");
+    }
+
+    let unknown = ws.forge(&["completion", "tcsh"]);
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
+}

@@ -4,6 +4,7 @@
 mod build;
 mod canonicalize;
 mod clean;
+mod completion;
 mod fetch;
 mod flag_forms;
 mod help;
@@ -75,6 +76,8 @@ enum Command {
     /// Prints flags in their canonical forms: `forge canonicalize-flags -- -k --jobs 4`.
     #[command(name = "canonicalize-flags")]
     CanonicalizeFlags(canonicalize::CanonicalizeArgs),
+    /// Prints a shell completion script: `forge completion bash` or `forge completion zsh`.
+    Completion(completion::CompletionArgs),
     /// Prints help: the commands, one command's flags (`forge help build`), or a topic
     /// (`forge help target-syntax`).
     Help(help::HelpArgs),
@@ -214,6 +217,7 @@ fn run_on_this_thread(args: Vec<String>) -> ExitCode {
         Command::Info(args) => info::run(args, &options),
         Command::Shutdown(args) => shutdown::run(args),
         Command::Help(args) => help::run(args),
+        Command::Completion(args) => completion::run(args),
         Command::CanonicalizeFlags(args) => canonicalize::run(args),
         Command::Version(args) => version::run(args),
     };
