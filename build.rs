@@ -13,7 +13,15 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 fn main() {
-    let commit = git(&["rev-parse", "HEAD"])
+    // Only forge's own checkout counts: a source tree unpacked inside another repository
+    // must not report that repository's commit.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
+    let own_checkout = git(&["rev-parse", "--show-toplevel"]).is_some_and(|top| {
+        std::fs::canonicalize(top).ok() == std::fs::canonicalize(&manifest_dir).ok()
+    });
+    let commit = own_checkout
+        .then(|| git(&["rev-parse", "HEAD"]))
+        .flatten()
         .filter(|c| c.len() == 40 && c.chars().all(|ch| ch.is_ascii_hexdigit()))
         .unwrap_or_else(|| "unknown".to_owned());
     println!("cargo:rustc-env=FORGE_GIT_COMMIT={commit}");

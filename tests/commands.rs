@@ -307,3 +307,29 @@ fn completion_scripts_complete_commands_and_flags_in_bash_and_zsh() {
     let unknown = ws.forge(&["completion", "tcsh"]);
     assert_eq!(unknown.code, 2, "{}", unknown.stderr);
 }
+
+#[test]
+fn help_and_completion_end_quietly_when_the_reader_has_gone() {
+    let ws = Workspace::fixture("graph");
+    for args in [&["help", "target-syntax"][..], &["completion", "bash"][..]] {
+        // A pipe whose reading end is already closed, as `forge help | head -1` leaves it.
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = ws
+            .command(args)
+            .stdout(writer)
+            .output()
+            .expect("forge runs");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

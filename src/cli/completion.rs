@@ -21,9 +21,6 @@ pub fn run(args: CompletionArgs) -> Result<ExitCode, Failure> {
     let mut command = super::flag_forms::uniform(<super::Cli as clap::CommandFactory>::command());
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut command, "forge", &mut script);
-    use std::io::Write;
-    std::io::stdout()
-        .write_all(&script)
-        .map_err(|e| Failure::failed(format!("cannot write the completion script: {e}")))?;
+    super::print_out(&script)?;
     Ok(ExitCode::Success)
 }

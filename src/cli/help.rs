@@ -51,13 +51,13 @@ output links (forge-bin, forge-out, ...) are never entered.
 
 pub fn run(args: HelpArgs) -> Result<ExitCode, Failure> {
     let mut command = super::flag_forms::uniform(<super::Cli as clap::CommandFactory>::command());
-    match args.topic.as_deref() {
-        None => print!("{}", command.render_long_help()),
-        Some("target-syntax") => print!("{TARGET_SYNTAX}"),
+    let text = match args.topic.as_deref() {
+        None => command.render_long_help().to_string(),
+        Some("target-syntax") => TARGET_SYNTAX.to_owned(),
         Some(topic) => match command.find_subcommand_mut(topic) {
             Some(sub) => {
                 let mut sub = sub.clone().bin_name(format!("forge {topic}"));
-                print!("{}", sub.render_long_help());
+                sub.render_long_help().to_string()
             }
             None => {
                 // Bazel's words for a name that is neither.
@@ -66,6 +66,7 @@ pub fn run(args: HelpArgs) -> Result<ExitCode, Failure> {
                 )));
             }
         },
-    }
+    };
+    super::print_out(text.as_bytes())?;
     Ok(ExitCode::Success)
 }

@@ -262,3 +262,16 @@ fn current_dir() -> Result<PathBuf, Failure> {
     std::env::current_dir()
         .map_err(|e| Failure::failed(format!("cannot read the current directory: {e}")))
 }
+
+/// Writes a command's text to stdout. A reader that stops early (`forge help | head`) is no
+/// error: the rest of the text is simply not wanted.
+fn print_out(text: &[u8]) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::failed(format!(
+            "cannot write to standard output: {e}"
+        ))),
+        _ => Ok(()),
+    }
+}
