@@ -11,7 +11,12 @@ use common::Workspace;
 fn version_and_help() {
     let ws = Workspace::fixture("graph");
     let v = ws.forge(&["version"]);
-    assert_eq!((v.code, v.stdout.as_str()), (0, "forge [VERSION]\n"));
+    assert_eq!(v.code, 0);
+    assert!(
+        v.stdout.starts_with("Build label: [VERSION]\n"),
+        "{}",
+        v.stdout
+    );
     let h = ws.forge(&["help"]);
     assert_eq!(h.code, 0);
     for command in ["query", "info", "version"] {
@@ -59,7 +64,7 @@ fn bad_command_lines_get_one_line_and_exit_2() {
         ),
         (
             &["info", "no_such_key"][..],
-            "ERROR: unknown info key 'no_such_key'; known keys: workspace, workspace_name, output_base, execution_root, output_path, forge-bin, forge-testlogs, release\n",
+            "ERROR: unknown key: 'no_such_key'\n",
         ),
     ] {
         let run = ws.forge(args);

@@ -59,7 +59,7 @@ pub fn uniform(command: Command) -> Command {
 }
 
 /// A boolean option: a clap switch, or an optional value parsed as a bool.
-fn is_switch(arg: &Arg) -> bool {
+pub fn is_switch(arg: &Arg) -> bool {
     if arg.is_positional() {
         return false;
     }

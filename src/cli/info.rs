@@ -1,14 +1,35 @@
-//! `forge info [KEY]`: facts about the workspace and where forge keeps its files.
+//! `forge info [KEY...]`: facts about the workspace and where forge keeps its files, as
+//! Bazel prints them: every key as `key: value` lines, one key's bare value, several keys as
+//! `key: value` lines in the order asked.
+
+use std::path::PathBuf;
 
 use clap::Args;
 
 use crate::core::{ExitCode, Failure};
+use crate::ops::info::{InfoRequest, entries, lookup};
 use crate::workspace::OutputBaseOptions;
 
 #[derive(Args, Debug)]
+#[command(after_help = "\
+Keys: workspace, workspace_name, install_base (the directory of the forge executable: forge \
+unpacks nothing), output_base, execution_root, output_path, forge-bin, forge-genfiles (the same \
+directory as forge-bin, as in Bazel 4), forge-testlogs, repository_cache, package_path, \
+character-encoding, release. Bazel's names bazel-bin, bazel-genfiles and bazel-testlogs are \
+answered too.
+
+Keys that describe Bazel's server or its Java VM (server_pid, server_log, command_log, \
+used-heap-size, committed-heap-size, max-heap-size, gc-count, gc-time, java-home, java-runtime, \
+java-vm) have no true value in forge: there is no server and no JVM. Asking for one is an error \
+saying so (exit 2), so a script never acts on a made-up pid or path.")]
 pub struct InfoArgs {
-    /// Print only this key's value (e.g. `output_base`).
-    key: Option<String>,
+    /// Print only these keys' values (e.g. `output_base`): one key's bare value, several as
+    /// `key: value` lines.
+    keys: Vec<String>,
+
+    /// The repository cache to name (as `forge build --repository_cache`).
+    #[arg(long = "repository_cache", value_name = "PATH")]
+    repository_cache: Option<PathBuf>,
 }
 
 pub fn run(args: InfoArgs, options: &OutputBaseOptions) -> Result<ExitCode, Failure> {
@@ -17,26 +38,28 @@ pub fn run(args: InfoArgs, options: &OutputBaseOptions) -> Result<ExitCode, Fail
         options,
         &crate::fetch::FetchOptions::default(),
     )?;
-    let entries = crate::ops::info::entries(&ws);
-    match args.key {
-        None => {
-            for (k, v) in entries {
-                println!("{k}: {v}");
-            }
+    let entries = entries(&InfoRequest {
+        workspace: &ws,
+        repository_cache: args.repository_cache.as_deref(),
+    });
+    if args.keys.is_empty() {
+        for (k, v) in entries {
+            println!("{k}: {v}");
         }
-        Some(key) => {
-            let value = entries
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, v)| v)
-                .ok_or_else(|| {
-                    let known: Vec<&str> = entries.iter().map(|(k, _)| *k).collect();
-                    Failure::usage(format!(
-                        "unknown info key '{key}'; known keys: {}",
-                        known.join(", ")
-                    ))
-                })?;
-            println!("{value}");
+        return Ok(ExitCode::Success);
+    }
+    // Every key is checked before anything is printed, as Bazel does.
+    let values = args
+        .keys
+        .iter()
+        .map(|key| lookup(&entries, key).map_err(|e| Failure::usage(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    match values.as_slice() {
+        [only] => println!("{only}"),
+        _ => {
+            for (key, value) in args.keys.iter().zip(&values) {
+                println!("{key}: {value}");
+            }
         }
     }
     Ok(ExitCode::Success)

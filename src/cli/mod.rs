@@ -2,16 +2,21 @@
 //! command run, an exit code out. Each command is a thin wrapper over the pipeline phases.
 
 mod build;
+mod canonicalize;
 mod clean;
+mod completion;
 mod fetch;
 mod flag_forms;
+mod help;
 mod info;
 mod query;
 mod rc;
 mod remote;
 mod run;
+mod shutdown;
 mod starlark_flags;
 mod test;
+mod version;
 
 use std::path::PathBuf;
 
@@ -25,7 +30,7 @@ use crate::workspace::OutputBaseOptions;
     name = "forge",
     version,
     about = "Forge: a hermetic, content-addressed build tool with a Bazel-like command line",
-    disable_help_subcommand = false,
+    disable_help_subcommand = true,
     propagate_version = true
 )]
 pub struct Cli {
@@ -64,10 +69,20 @@ enum Command {
     Clean(clean::CleanArgs),
     /// Answers questions about the target graph: `forge query 'deps(//pkg:target)'`.
     Query(query::QueryArgs),
-    /// Prints facts about the workspace: `forge info [KEY]`.
+    /// Prints facts about the workspace: `forge info [KEY...]`.
     Info(info::InfoArgs),
-    /// Prints the version of forge.
-    Version,
+    /// Does nothing and exits 0: forge runs no server (accepted as Bazel's command).
+    Shutdown(shutdown::ShutdownArgs),
+    /// Prints flags in their canonical forms: `forge canonicalize-flags -- -k --jobs 4`.
+    #[command(name = "canonicalize-flags")]
+    CanonicalizeFlags(canonicalize::CanonicalizeArgs),
+    /// Prints a shell completion script: `forge completion bash` or `forge completion zsh`.
+    Completion(completion::CompletionArgs),
+    /// Prints help: the commands, one command's flags (`forge help build`), or a topic
+    /// (`forge help target-syntax`).
+    Help(help::HelpArgs),
+    /// Prints the version of forge and the git commit it was built from.
+    Version(version::VersionArgs),
 }
 
 /// Flags shared by commands that load packages.
@@ -200,10 +215,11 @@ fn run_on_this_thread(args: Vec<String>) -> ExitCode {
         Command::Clean(args) => clean::run(args, &options),
         Command::Query(args) => query::run(args, &options),
         Command::Info(args) => info::run(args, &options),
-        Command::Version => {
-            println!("forge {}", env!("CARGO_PKG_VERSION"));
-            Ok(ExitCode::Success)
-        }
+        Command::Shutdown(args) => shutdown::run(args),
+        Command::Help(args) => help::run(args),
+        Command::Completion(args) => completion::run(args),
+        Command::CanonicalizeFlags(args) => canonicalize::run(args),
+        Command::Version(args) => version::run(args),
     };
     match result {
         Ok(code) => code,
@@ -245,4 +261,17 @@ fn command_line_error(e: clap::Error) -> ExitCode {
 fn current_dir() -> Result<PathBuf, Failure> {
     std::env::current_dir()
         .map_err(|e| Failure::failed(format!("cannot read the current directory: {e}")))
+}
+
+/// Writes a command's text to stdout. A reader that stops early (`forge help | head`) is no
+/// error: the rest of the text is simply not wanted.
+fn print_out(text: &[u8]) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::failed(format!(
+            "cannot write to standard output: {e}"
+        ))),
+        _ => Ok(()),
+    }
 }
