@@ -272,3 +272,43 @@ mode_file = rule(implementation = _impl)
         "dbg ppc forge-out/ppc-dbg/bin\n"
     );
 }
+
+#[test]
+fn info_names_the_directories_of_the_mode_asked_for() {
+    let ws = workspace();
+    let cpu = host_cpu();
+    let fastbuild = ok(ws.forge(&["info", "forge-bin"]));
+    assert!(
+        fastbuild
+            .stdout
+            .trim_end()
+            .ends_with(&format!("/{cpu}-fastbuild/bin")),
+        "{}",
+        fastbuild.both()
+    );
+    let opt = ok(ws.forge(&["info", "-c", "opt", "bazel-bin"]));
+    assert!(
+        opt.stdout.trim_end().ends_with(&format!("/{cpu}-opt/bin")),
+        "{}",
+        opt.both()
+    );
+    let arm = ok(ws.forge(&[
+        "info",
+        "--cpu=armv7",
+        "--compilation_mode=dbg",
+        "forge-testlogs",
+    ]));
+    assert!(
+        arm.stdout.trim_end().ends_with("/armv7-dbg/testlogs"),
+        "{}",
+        arm.both()
+    );
+    // `info` inherits build's rc options, as in Bazel.
+    ws.write(".bazelrc", "build -c opt\n");
+    let rc = ok(ws.forge(&["info", "forge-bin"]));
+    assert!(
+        rc.stdout.trim_end().ends_with(&format!("/{cpu}-opt/bin")),
+        "{}",
+        rc.both()
+    );
+}

@@ -177,6 +177,40 @@ pub struct BuildOptions {
     pub sandbox_add_mount_pair: Vec<String>,
 }
 
+/// The configuration `-c` and `--cpu` ask for, or Bazel's error for a mode it does not know
+/// (shared by the commands that take them: build, test, run, info).
+pub fn configuration_of(
+    compilation_mode: Option<&str>,
+    cpu: Option<&str>,
+) -> Result<layout::OutputConfiguration, Failure> {
+    let given = compilation_mode.unwrap_or("fastbuild");
+    // Bazel's enum options ignore case: `-c OPT` is opt.
+    let Some(compilation_mode) = layout::COMPILATION_MODES
+        .iter()
+        .find(|mode| mode.eq_ignore_ascii_case(given))
+        .map(|mode| mode.to_string())
+    else {
+        return Err(Failure::usage(format!(
+            "While parsing option --compilation_mode={given}: Not a valid compilation \
+             mode: '{given}' (should be fastbuild, dbg or opt)"
+        )));
+    };
+    let cpu = match cpu {
+        Some(cpu) if cpu.is_empty() || cpu.contains('/') => {
+            return Err(Failure::usage(format!(
+                "While parsing option --cpu={cpu}: forge names an output directory after \
+                 the cpu, so it must be a non-empty name without '/'"
+            )));
+        }
+        Some(cpu) => cpu.to_owned(),
+        None => layout::host_cpu(),
+    };
+    Ok(layout::OutputConfiguration {
+        cpu,
+        compilation_mode,
+    })
+}
+
 impl BuildOptions {
     /// The configuration `-c` and `--cpu` ask for, or Bazel's error for a mode it does not
     /// know; `--platforms`, `--host_platform` and `--extra_toolchains` with a value are
@@ -201,32 +235,7 @@ impl BuildOptions {
                 )));
             }
         }
-        let given = self.compilation_mode.as_deref().unwrap_or("fastbuild");
-        // Bazel's enum options ignore case: `-c OPT` is opt.
-        let Some(compilation_mode) = layout::COMPILATION_MODES
-            .iter()
-            .find(|mode| mode.eq_ignore_ascii_case(given))
-            .map(|mode| mode.to_string())
-        else {
-            return Err(Failure::usage(format!(
-                "While parsing option --compilation_mode={given}: Not a valid compilation \
-                 mode: '{given}' (should be fastbuild, dbg or opt)"
-            )));
-        };
-        let cpu = match &self.cpu {
-            Some(cpu) if cpu.is_empty() || cpu.contains('/') => {
-                return Err(Failure::usage(format!(
-                    "While parsing option --cpu={cpu}: forge names an output directory after \
-                     the cpu, so it must be a non-empty name without '/'"
-                )));
-            }
-            Some(cpu) => cpu.clone(),
-            None => layout::host_cpu(),
-        };
-        Ok(layout::OutputConfiguration {
-            cpu,
-            compilation_mode,
-        })
+        configuration_of(self.compilation_mode.as_deref(), self.cpu.as_deref())
     }
 
     /// The `--spawn_strategy`, `--strategy` and `--sandbox_*` flags as plain data.

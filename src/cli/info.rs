@@ -30,9 +30,27 @@ pub struct InfoArgs {
     /// The repository cache to name (as `forge build --repository_cache`).
     #[arg(long = "repository_cache", value_name = "PATH")]
     repository_cache: Option<PathBuf>,
+
+    /// The compilation mode whose directories `forge-bin` and friends name (as `forge build
+    /// -c`): `bazel info -c opt bazel-bin` is `.../k8-opt/bin`.
+    #[arg(
+        short = 'c',
+        long = "compilation_mode",
+        alias = "compilation-mode",
+        value_name = "MODE"
+    )]
+    compilation_mode: Option<String>,
+
+    /// The target CPU whose directories `forge-bin` and friends name (as `forge build --cpu`).
+    #[arg(long = "cpu", value_name = "CPU")]
+    cpu: Option<String>,
 }
 
 pub fn run(args: InfoArgs, options: &OutputBaseOptions) -> Result<ExitCode, Failure> {
+    crate::core::layout::select_configuration(super::build::configuration_of(
+        args.compilation_mode.as_deref(),
+        args.cpu.as_deref(),
+    )?);
     let ws = crate::ops::fetch::discover_workspace(
         &super::current_dir()?,
         options,
