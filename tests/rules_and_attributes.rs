@@ -18,6 +18,13 @@ fn fails_with(run: &Run, expected: &[&str]) {
     }
 }
 
+/// An empty workspace with its WORKSPACE file, for a test to write packages into.
+fn new_workspace() -> Workspace {
+    let ws = Workspace::empty();
+    ws.write("WORKSPACE", "");
+    ws
+}
+
 fn read(ws: &Workspace, path: &str) -> String {
     std::fs::read_to_string(ws.root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
@@ -36,8 +43,7 @@ def make_rule():
 
 #[test]
 fn a_rule_is_found_however_it_is_reached() {
-    let ws = Workspace::empty();
-    ws.write("WORKSPACE", "");
+    let ws = new_workspace();
     ws.write(
         "pkg/defs.bzl",
         &format!(
@@ -80,8 +86,7 @@ member_kind(name = 'e', msg = 'member re-exported')
 
 #[test]
 fn a_rule_never_assigned_to_a_global_loads_but_cannot_be_called() {
-    let ws = Workspace::empty();
-    ws.write("WORKSPACE", "");
+    let ws = new_workspace();
     ws.write(
         "pkg/defs.bzl",
         &format!(
@@ -121,8 +126,7 @@ def call_unexported(name):
 fn computed_defaults_see_the_other_attributes() {
     // As bazelbuild/examples' computed_dependencies: a private label whose default is a
     // function of another attribute, choosing a tool or none.
-    let ws = Workspace::empty();
-    ws.write("WORKSPACE", "");
+    let ws = new_workspace();
     ws.write(
         "tools/BUILD",
         "genrule(name = 'upper', outs = ['upper.sh'], cmd = 'echo \"tr a-z A-Z\" > $@', \
@@ -195,8 +199,7 @@ filtered(name = 'plain', src = 'hello.txt')
 
 #[test]
 fn late_bound_defaults_have_no_label_without_their_flag() {
-    let ws = Workspace::empty();
-    ws.write("WORKSPACE", "");
+    let ws = new_workspace();
     ws.write(
         "pkg/defs.bzl",
         "def _impl(ctx):
@@ -241,8 +244,7 @@ covered = rule(implementation = _impl, attrs = {
 
 /// A rule `kind` with attribute `deps` declared by `attr_decl`, and two rules to depend on.
 fn deps_workspace(attr_decl: &str) -> Workspace {
-    let ws = Workspace::empty();
-    ws.write("WORKSPACE", "");
+    let ws = new_workspace();
     ws.write(
         "pkg/defs.bzl",
         &format!(
@@ -357,8 +359,7 @@ user(name = 'through', deps = [':p'])
 
 #[test]
 fn zero_and_one_are_booleans_where_bazel_takes_them() {
-    let ws = Workspace::empty();
-    ws.write("WORKSPACE", "");
+    let ws = new_workspace();
     ws.write(
         "pkg/BUILD",
         "package(default_testonly = 1, default_visibility = ['//visibility:public'])\n\
@@ -386,8 +387,7 @@ fn zero_and_one_are_booleans_where_bazel_takes_them() {
 
 #[test]
 fn bazel_globals_forge_lacks_load_and_refuse_to_be_used_by_name() {
-    let ws = Workspace::empty();
-    ws.write("WORKSPACE", "");
+    let ws = new_workspace();
     ws.write(
         "pkg/defs.bzl",
         "def _impl(ctx):
@@ -445,8 +445,7 @@ uses(name = 'creates', make_info = True)
 fn a_rule_with_options_forge_lacks_loads_and_is_refused_at_its_targets() {
     // As rules_cc's cc_flags_supplier.bzl: a file whose rules need toolchain resolution,
     // loaded by a file whose other rules do not.
-    let ws = Workspace::empty();
-    ws.write("WORKSPACE", "");
+    let ws = new_workspace();
     ws.write(
         "pkg/defs.bzl",
         &format!(
@@ -478,8 +477,7 @@ needs_toolchain(name = 'tc')
 
 #[test]
 fn output_group_info_is_a_mapping_and_ctx_fields_forge_lacks_are_named() {
-    let ws = Workspace::empty();
-    ws.write("WORKSPACE", "");
+    let ws = new_workspace();
     ws.write(
         "pkg/defs.bzl",
         "def _groups_impl(ctx):
@@ -543,8 +541,7 @@ genrule(name = 'script', outs = ['script.sh'], cmd = 'echo \"echo ran\" > $@')
 
 #[test]
 fn an_action_reading_the_volatile_status_does_not_run_again_for_it_alone() {
-    let ws = Workspace::empty();
-    ws.write("WORKSPACE", "");
+    let ws = new_workspace();
     ws.write(
         "pkg/defs.bzl",
         "def _impl(ctx):
@@ -579,8 +576,7 @@ stamped = rule(implementation = _impl)
 #[test]
 fn transitions_are_declared_and_the_targets_needing_them_refused() {
     // As skylib's unittest.bzl: every test file loads a file that declares transitions.
-    let ws = Workspace::empty();
-    ws.write("WORKSPACE", "");
+    let ws = new_workspace();
     ws.write(
         "pkg/defs.bzl",
         &format!(
@@ -670,8 +666,7 @@ sh_binary(
 
 #[test]
 fn targets_writing_one_file_conflict_and_keep_going_builds_the_rest() {
-    let ws = Workspace::empty();
-    ws.write("WORKSPACE", "");
+    let ws = new_workspace();
     ws.write(
         "pkg/defs.bzl",
         "def _impl(ctx):
