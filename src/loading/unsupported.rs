@@ -3,17 +3,10 @@
 //! the first call that needs one fails saying so — never a silent no-op, and never
 //! ``Variable `cc_common` not found`` for a whole file of which one function needed it.
 
-use std::fmt;
-
-use allocative::Allocative;
 use starlark::environment::GlobalsBuilder;
-use starlark::eval::{Arguments, Evaluator};
-use starlark::starlark_simple_value;
-use starlark::values::{
-    Heap, NoSerialize, ProvidesStaticType, StarlarkValue, Value, starlark_value,
-};
 
 use super::providers::ProviderCallable;
+pub use crate::workspace::unsupported::Unsupported;
 
 /// Modules and functions: using any of them (calling it, or anything reached through it)
 /// is refused, naming the whole path (`cc_common.compile`).
@@ -95,64 +88,6 @@ const PROVIDERS: &[&str] = &[
     "ProtoInfo",
 ];
 
-/// A Bazel module or function forge does not support yet, by its path.
-#[derive(Debug, ProvidesStaticType, NoSerialize, Allocative)]
-pub struct Unsupported {
-    path: String,
-}
-
-starlark_simple_value!(Unsupported);
-
-impl Unsupported {
-    /// What refuses to be used as `path` (`ctx.fragments`).
-    pub fn new(path: String) -> Self {
-        Unsupported { path }
-    }
-
-    fn refusal(&self) -> starlark::Error {
-        starlark::Error::new_native(anyhow::anyhow!(
-            "forge does not support `{}` yet",
-            self.path
-        ))
-    }
-}
-
-impl fmt::Display for Unsupported {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<{} (not supported by forge)>", self.path)
-    }
-}
-
-#[starlark_value(type = "unsupported")]
-impl<'v> StarlarkValue<'v> for Unsupported {
-    fn invoke(
-        &self,
-        _me: Value<'v>,
-        _args: &Arguments<'v, '_>,
-        _eval: &mut Evaluator<'v, '_, '_>,
-    ) -> starlark::Result<Value<'v>> {
-        Err(self.refusal())
-    }
-
-    fn get_attr(&self, attribute: &str, heap: Heap<'v>) -> Option<Value<'v>> {
-        Some(heap.alloc(Unsupported {
-            path: format!("{}.{attribute}", self.path),
-        }))
-    }
-
-    fn at(&self, _index: Value<'v>, _heap: Heap<'v>) -> starlark::Result<Value<'v>> {
-        Err(self.refusal())
-    }
-
-    fn is_in(&self, _other: Value<'v>) -> starlark::Result<bool> {
-        Err(self.refusal())
-    }
-
-    fn iterate_collect(&self, _heap: Heap<'v>) -> starlark::Result<Vec<Value<'v>>> {
-        Err(self.refusal())
-    }
-}
-
 /// `platform_common`'s members forge does not have yet: platforms and constraints as
 /// providers (issue of configurations).
 const PLATFORM_COMMON_UNSUPPORTED: &[&str] = &[
@@ -183,20 +118,10 @@ pub fn unsupported_globals(builder: &mut GlobalsBuilder) {
         }
     });
     for path in MODULES {
-        builder.set(
-            path,
-            Unsupported {
-                path: (*path).to_owned(),
-            },
-        );
+        builder.set(path, Unsupported::new((*path).to_owned()));
     }
     for name in NATIVE_RULES {
-        builder.set(
-            name,
-            Unsupported {
-                path: (*name).to_owned(),
-            },
-        );
+        builder.set(name, Unsupported::new((*name).to_owned()));
     }
     for name in PROVIDERS {
         builder.set(name, ProviderCallable::builtin_unconstructible(name));

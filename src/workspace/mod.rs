@@ -16,6 +16,7 @@ pub mod fs_deps;
 pub mod label;
 mod native;
 pub mod repos;
+pub mod unsupported;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

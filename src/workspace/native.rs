@@ -5,21 +5,17 @@
 //! `native.bazel_version`; Bazel's WORKSPACE functions forge lacks (`android_sdk_repository`)
 //! refused by name.
 
-use std::fmt;
-
-use allocative::Allocative;
 use starlark::environment::GlobalsBuilder;
-use starlark::eval::{Arguments, Evaluator};
+use starlark::eval::Evaluator;
+use starlark::starlark_module;
 use starlark::values::dict::AllocDict;
 use starlark::values::none::NoneType;
 use starlark::values::tuple::UnpackTuple;
-use starlark::values::{
-    Heap, NoSerialize, ProvidesStaticType, StarlarkValue, Value, starlark_value,
-};
-use starlark::{starlark_module, starlark_simple_value};
+use starlark::values::{Heap, Value};
 
 use super::evaluate::WorkspaceContext;
 use super::repos::{RepoKind, RepoRule};
+use super::unsupported::Unsupported;
 use crate::core::{PackageId, TargetPattern};
 
 /// `native.bazel_version` in WORKSPACE: the Bazel release whose behaviour forge follows, so
@@ -194,40 +190,9 @@ const REFUSED: &[(&str, &str)] = &[
     ("local_config_platform", "forge's host platform is built in"),
 ];
 
-/// A WORKSPACE function forge does not support: calling it is an error naming it.
-#[derive(Debug, Clone, ProvidesStaticType, NoSerialize, Allocative)]
-pub struct RefusedFunction {
-    name: &'static str,
-    why: &'static str,
-}
-
-starlark_simple_value!(RefusedFunction);
-
-impl fmt::Display for RefusedFunction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<built-in function {}>", self.name)
-    }
-}
-
-#[starlark_value(type = "builtin_function_or_method")]
-impl<'v> StarlarkValue<'v> for RefusedFunction {
-    fn invoke(
-        &self,
-        _me: Value<'v>,
-        _args: &Arguments<'v, '_>,
-        _eval: &mut Evaluator<'v, '_, '_>,
-    ) -> starlark::Result<Value<'v>> {
-        Err(starlark::Error::new_native(anyhow::anyhow!(
-            "forge does not support `{}` yet: {}",
-            self.name,
-            self.why
-        )))
-    }
-}
-
 /// The refused WORKSPACE functions, as globals and in `native`.
 pub fn refused(builder: &mut GlobalsBuilder) {
     for (name, why) in REFUSED {
-        builder.set(name, RefusedFunction { name, why });
+        builder.set(name, Unsupported::because((*name).to_owned(), why));
     }
 }
