@@ -197,24 +197,18 @@ impl<'a> Ctx<'a> {
                         false,
                     )
                 })?,
-                None => match self.stat().digest(path) {
-                    Ok(digest) => digest,
-                    // A label naming a source directory (Bazel allows it, with a warning that
-                    // its changes go unseen): here its whole content is in the key.
-                    Err(_) if source_dir::is_directory(self.stat(), path) => {
-                        source_dir::digest(self.stat(), path).map_err(|e| {
-                            self.fail(action, e.describe(path), String::new(), false)
-                        })?
+                // A source directory's whole content is in the key (Bazel's check is unsound).
+                None => source_dir::digest_input(self.stat(), path).map_err(|e| match e {
+                    source_dir::InputError::Directory(e) => {
+                        self.fail(action, e.describe(path), String::new(), false)
                     }
-                    Err(e) => {
-                        return Err(self.fail(
-                            action,
-                            format!("missing input file '{path}'"),
-                            e.to_string(),
-                            false,
-                        ));
-                    }
-                },
+                    source_dir::InputError::Missing(e) => self.fail(
+                        action,
+                        format!("missing input file '{path}'"),
+                        e.to_string(),
+                        false,
+                    ),
+                })?,
             };
             input_digests.push((path, digest));
         }

@@ -56,8 +56,27 @@ impl From<io::Error> for DirRefused {
 }
 
 /// Whether exec path `path` is a directory (following the exec root's own links).
-pub(crate) fn is_directory(stat: &StatCache, path: &str) -> bool {
+fn is_directory(stat: &StatCache, path: &str) -> bool {
     stat.exec_root().join(path).is_dir()
+}
+
+/// Why an input could not be digested.
+pub(crate) enum InputError {
+    /// Neither a readable file nor a directory.
+    Missing(io::Error),
+    /// A directory that may not be used as it is.
+    Directory(DirRefused),
+}
+
+/// The digest of the input at exec path `path`: a file's through the stat cache, else (a
+/// label naming a source directory, as Bazel allows) the directory's whole content. The
+/// directory is looked for only when the file check fails, so a file costs one `stat`.
+pub(crate) fn digest_input(stat: &StatCache, path: &str) -> Result<Digest, InputError> {
+    match stat.digest(path) {
+        Ok(digest) => Ok(digest),
+        Err(_) if is_directory(stat, path) => digest(stat, path).map_err(InputError::Directory),
+        Err(e) => Err(InputError::Missing(e)),
+    }
 }
 
 /// The digest of the directory at exec path `dir`; its files are hashed through the stat

@@ -130,13 +130,11 @@ impl<'a> CacheTiers<'a> {
     /// The digest of the file at exec path `path`, read only if its stat changed since it was
     /// last hashed; of a directory, its whole content (`source_dir::digest`).
     pub fn digest(&self, path: &str) -> io::Result<Digest> {
-        match self.stat.digest(path) {
-            Err(_) if crate::exec::source_dir::is_directory(&self.stat, path) => {
-                crate::exec::source_dir::digest(&self.stat, path)
-                    .map_err(|e| io::Error::other(e.describe(path)))
-            }
-            found => found,
-        }
+        use crate::exec::source_dir::{InputError, digest_input};
+        digest_input(&self.stat, path).map_err(|e| match e {
+            InputError::Missing(e) => e,
+            InputError::Directory(e) => io::Error::other(e.describe(path)),
+        })
     }
 
     /// Writes the stat cache, if anything changed, for the next command.
