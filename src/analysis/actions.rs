@@ -350,10 +350,7 @@ fn spill_param_files(
 
 /// A parameter file is written during analysis, before a directory's files are known.
 fn refuse_directories_in_param_file(args: &[String]) -> anyhow::Result<()> {
-    if let Some(arg) = args
-        .iter()
-        .find(|a| command_line::has_expansions(std::slice::from_ref(a)))
-    {
+    if let Some(arg) = args.iter().find(|a| command_line::holds_expansion(a)) {
         anyhow::bail!(
             "forge does not support expanding a directory into its files inside a parameter \
              file (or a file written from Args) yet: {}; pass expand_directories = False, or \

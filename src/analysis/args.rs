@@ -205,7 +205,6 @@ fn expand_values<'v>(
         );
     }
     let mut strings: Vec<String> = Vec::new();
-    let mut markers: Vec<String> = Vec::new();
     for item in iterate_files(values, eval.heap())? {
         // Bazel replaces a directory by the files in it when the action runs: so does exec,
         // from a marker, since they are not known during analysis.
@@ -227,7 +226,6 @@ fn expand_values<'v>(
                 join_with: join_with.map(str::to_owned),
             }
             .marker();
-            markers.push(marker.clone());
             strings.push(marker);
             continue;
         }
@@ -264,7 +262,7 @@ fn expand_values<'v>(
     strings
         .into_iter()
         .map(|s| {
-            if markers.contains(&s) {
+            if command_line::holds_expansion(&s) {
                 Ok(s) // formatted file by file when expanded
             } else {
                 format_opt(format_each, s)
@@ -344,7 +342,7 @@ fn args_methods(builder: &mut MethodsBuilder) {
         args.extend(flag);
         for item in items {
             // A directory's marker carries before_each for each of its files.
-            if !command_line::has_expansions(std::slice::from_ref(&item)) {
+            if !command_line::holds_expansion(&item) {
                 args.extend(before_each.clone());
             }
             args.push(item);

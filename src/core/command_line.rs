@@ -69,7 +69,12 @@ impl DirectoryExpansion {
 
 /// Whether a command line holds a directory to expand.
 pub fn has_expansions(argv: &[String]) -> bool {
-    argv.iter().any(|a| a.contains(OPEN))
+    argv.iter().any(|a| holds_expansion(a))
+}
+
+/// Whether one argument holds a directory to expand.
+pub fn holds_expansion(arg: &str) -> bool {
+    arg.contains(OPEN)
 }
 
 /// Why a command line could not be expanded.
