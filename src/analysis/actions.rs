@@ -28,6 +28,8 @@ use crate::loading::iterate_files;
 #[derive(Debug, Default)]
 pub struct ActionsState {
     pub owner: Label,
+    /// The configuration the owner is analysed in: its files go to its bin directory.
+    pub config: super::Config,
     pub actions: Vec<Action>,
     /// Files declared by this target: exec path -> whether an action generates it yet.
     pub declared: BTreeMap<String, bool>,
@@ -126,13 +128,13 @@ impl ActionsState {
         let relative = match sibling {
             Some(s) => {
                 let prefix = format!("{}/", s.dirname());
-                let package_dir = FileValue::generated(&self.owner, "x", false);
+                let package_dir = FileValue::generated(&self.owner, "x", false, &self.config);
                 let pkg_prefix = format!("{}/", package_dir.dirname());
                 format!("{}{name}", prefix.strip_prefix(&pkg_prefix).unwrap_or(""))
             }
             None => name.to_owned(),
         };
-        let file = FileValue::generated(&self.owner, &relative, is_directory);
+        let file = FileValue::generated(&self.owner, &relative, is_directory, &self.config);
         if self.implicit_executable.as_deref() == Some(file.path.as_str()) {
             self.implicit_executable = None;
             return Ok(file);

@@ -10,11 +10,12 @@ use starlark::values::list::AllocList;
 use starlark::values::{Heap, Value, ValueLike};
 use thiserror::Error;
 
-use super::Analyzed;
 use super::actions::{ActionsState, DeclareError};
 use super::providers::default_info;
 use super::runfiles::new_runfiles;
 use super::values::{FileValue, TargetInfo, TargetInfoGen};
+use super::{Analyzed, ConfiguredLabel};
+use super::configured_graph::{DepEdge, Node};
 use crate::core::Label;
 use crate::graph::TargetGraph;
 use crate::loading::{
@@ -116,23 +117,27 @@ pub(super) enum AttrErrorKind {
     Declare(#[from] DeclareError),
 }
 
-/// The dependency object for `label` in the current heap.
+/// The dependency object for the edge `edge` in the current heap.
 fn dep_value<'v>(
     heap: Heap<'v>,
     graph: &TargetGraph,
-    done: &HashMap<Label, Analyzed>,
-    label: &Label,
+    done: &HashMap<ConfiguredLabel, Analyzed>,
+    edge: &DepEdge,
 ) -> Option<Value<'v>> {
+    let label = &edge.label;
     let target = graph.target(label)?;
     let file = match &target.kind {
         TargetKind::Rule(_) => {
-            let analyzed = done.get(label)?;
+            let analyzed = done.get(edge.rule.as_ref()?)?;
             return Some(heap.access_owned_frozen_value(&analyzed.module.owned_extra_value()?));
         }
         TargetKind::SourceFile => Some(FileValue::source(label)),
-        TargetKind::GeneratedFile { generating_rule } => {
-            Some(FileValue::generated(generating_rule, &label.name, false))
-        }
+        TargetKind::GeneratedFile { generating_rule } => Some(FileValue::generated(
+            generating_rule,
+            &label.name,
+            false,
+            &edge.config,
+        )),
         // A package group is a target without files (rules name one, such as Bazel's
         // function transition allowlist).
         TargetKind::PackageGroup(_) => None,
@@ -190,16 +195,20 @@ pub(super) struct AttrValues<'v> {
     pub outputs: Vec<(String, Value<'v>)>,
     pub direct_deps: Vec<Value<'v>>,
     pub data_deps: Vec<Value<'v>>,
+    /// `ctx.split_attr`: attributes with a Starlark transition, by split key.
+    pub split_attr: Vec<(String, Value<'v>)>,
 }
 
 /// The values of `rule`'s attributes. Declares the outputs in `state`, and notes there the
 /// executables of dependencies, whose runfiles the actions running them need.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn attr_values<'v>(
     heap: Heap<'v>,
     graph: &TargetGraph,
-    done: &HashMap<Label, Analyzed>,
+    done: &HashMap<ConfiguredLabel, Analyzed>,
     label: &Label,
     rule: &RuleTarget,
+    node: &Node,
     decl: &RuleDecl,
     state: &mut ActionsState,
 ) -> Result<AttrValues<'v>, AttrError> {
@@ -211,13 +220,16 @@ pub(super) fn attr_values<'v>(
         outputs: Vec::new(),
         direct_deps: Vec::new(),
         data_deps: Vec::new(),
+        split_attr: Vec::new(),
     };
     let testonly = is_testonly(rule);
     for (name, value) in &rule.attrs {
         if name == "visibility" {
             continue;
         }
-        let dep = |l: &Label| -> Result<Value<'v>, AttrError> {
+        // Each dependency once per configuration its edge leads to (several for a split
+        // transition), with the split key.
+        let deps_of = |l: &Label| -> Result<Vec<(&str, Value<'v>)>, AttrError> {
             if !testonly && depends_on_testonly(graph, l) {
                 return Err(AttrErrorKind::TestonlyDependency {
                     attr: name.clone(),
@@ -226,10 +238,36 @@ pub(super) fn attr_values<'v>(
                 }
                 .into());
             }
-            dep_value(heap, graph, done, l)
+            node.deps
+                .iter()
+                .filter(|e| e.attr == *name && e.label == *l)
+                .map(|e| {
+                    dep_value(heap, graph, done, e)
+                        .map(|v| (e.split_key.as_str(), v))
+                        .ok_or_else(|| AttrErrorKind::NotAnalysed(l.clone()).into())
+                })
+                .collect()
+        };
+        let dep = |l: &Label| -> Result<Value<'v>, AttrError> {
+            deps_of(l)?
+                .first()
+                .map(|(_, v)| *v)
                 .ok_or_else(|| AttrErrorKind::NotAnalysed(l.clone()).into())
         };
+        let rule_of = |l: &Label| {
+            node.deps
+                .iter()
+                .find(|e| e.attr == *name && e.label == *l)
+                .and_then(|e| e.rule.as_ref())
+        };
         let spec = decl.attrs.iter().find(|(n, _)| n == name).map(|(_, s)| s);
+        if node.split_attrs.contains(name) {
+            let (attr, files, split) = split_values(heap, value, &deps_of)?;
+            v.attr.push((name.clone(), attr));
+            v.files.push((name.clone(), files));
+            v.split_attr.push((name.clone(), split));
+            continue;
+        }
         match value {
             AttrValue::Label(l) => {
                 let d = dep(l)?;
@@ -268,7 +306,7 @@ pub(super) fn attr_values<'v>(
                                 .into());
                             }
                         };
-                        register_tool(state, done, l, exe);
+                        register_tool(state, done, rule_of(l), exe);
                         v.executable.push((name.clone(), exe));
                     }
                 }
@@ -287,7 +325,7 @@ pub(super) fn attr_values<'v>(
                     if let Some(exe) =
                         TargetInfo::from_value(d).and_then(|t| t.default_info("executable"))
                     {
-                        register_tool(state, done, l, exe);
+                        register_tool(state, done, rule_of(l), exe);
                     }
                     files.extend(fs);
                     deps.push(d);
@@ -353,6 +391,45 @@ pub(super) fn attr_values<'v>(
     v.attr
         .push(("name".into(), heap.alloc(label.name.as_str())));
     Ok(v)
+}
+
+/// The values of an attribute whose transition split the configuration: `ctx.attr` (every
+/// dependency in every configuration, a list as in Bazel), `ctx.files` and `ctx.split_attr`
+/// (split key -> the dependency, or the list of them for a label list).
+#[allow(clippy::type_complexity)]
+fn split_values<'v, 'a>(
+    heap: Heap<'v>,
+    value: &AttrValue,
+    deps_of: &dyn Fn(&Label) -> Result<Vec<(&'a str, Value<'v>)>, AttrError>,
+) -> Result<(Value<'v>, Value<'v>, Value<'v>), AttrError> {
+    let labels = value.dep_labels();
+    let mut by_key: Vec<(&str, Vec<Value<'v>>)> = Vec::new();
+    for l in &labels {
+        for (key, dep) in deps_of(l)? {
+            match by_key.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, deps)) => deps.push(dep),
+                None => by_key.push((key, vec![dep])),
+            }
+        }
+    }
+    by_key.sort_by(|a, b| a.0.cmp(b.0));
+    let all: Vec<Value> = by_key.iter().flat_map(|(_, d)| d.iter().copied()).collect();
+    let files: Vec<Value> = all.iter().flat_map(|d| files_of_dep(*d)).collect();
+    let single = matches!(value, AttrValue::Label(_));
+    let split = heap.alloc(AllocDict(by_key.iter().map(|(k, deps)| {
+        let v = if single {
+            deps[0]
+        } else {
+            heap.alloc(AllocList(deps.iter().copied()))
+        };
+        (*k, v)
+    })));
+    let attr = if labels.is_empty() && single {
+        Value::new_none()
+    } else {
+        heap.alloc(AllocList(all))
+    };
+    Ok((attr, heap.alloc(AllocList(files)), split))
 }
 
 fn is_testonly(rule: &RuleTarget) -> bool {
@@ -458,15 +535,15 @@ fn check_providers(
 /// its runfiles as inputs.
 fn register_tool(
     state: &mut ActionsState,
-    done: &HashMap<Label, Analyzed>,
-    label: &Label,
+    done: &HashMap<ConfiguredLabel, Analyzed>,
+    rule: Option<&ConfiguredLabel>,
     exe: Value,
 ) {
     let Some(exe) = exe.downcast_ref::<FileValue>() else {
         return;
     };
-    let runfiles = done
-        .get(label)
+    let runfiles = rule
+        .and_then(|r| done.get(r))
         .and_then(|a| a.runfiles.as_ref())
         .map(|r| r.entries.iter().map(|(_, p)| p.clone()).collect())
         .unwrap_or_default();

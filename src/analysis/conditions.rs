@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use thiserror::Error;
 
-use super::AnalysisConfig;
+use super::configuration::BuildOptions;
 use crate::core::Label;
 use crate::graph::TargetGraph;
 use crate::loading::{AttrValue, RuleTarget, Target, TargetKind};
@@ -121,19 +121,18 @@ fn platforms(package: &str, name: &str) -> Label {
 }
 
 impl Configuration {
-    /// The configuration of a build on this machine, for this machine.
-    pub fn host(config: &AnalysisConfig) -> Configuration {
+    /// The conditions' view of a configuration's options, on this machine.
+    pub fn of(config: &BuildOptions) -> Configuration {
         let (os, arch) = (std::env::consts::OS, std::env::consts::ARCH);
         let cpu_value = match arch {
             "x86" => "x86_32",
             "powerpc64" => "ppc",
             other => other,
         };
-        let output = crate::core::layout::configuration();
         Configuration {
             defines: config.defines.clone(),
-            compilation_mode: output.compilation_mode,
-            cpu: output.cpu,
+            compilation_mode: config.compilation_mode.clone(),
+            cpu: config.cpu.clone(),
             host_cpu: crate::core::layout::host_cpu(),
             stamp: config.stamp,
             build_settings: config.build_settings.clone(),
@@ -345,10 +344,16 @@ mod tests {
     use super::*;
 
     fn configuration(stamp: bool) -> Configuration {
-        Configuration::host(&AnalysisConfig {
+        let output = crate::core::layout::OutputConfiguration {
+            cpu: crate::core::layout::host_cpu(),
+            compilation_mode: "fastbuild".into(),
+        };
+        Configuration::of(&BuildOptions::top_level(
+            &output,
+            BTreeMap::new(),
             stamp,
-            ..AnalysisConfig::default()
-        })
+            BTreeMap::new(),
+        ))
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! attributes in, the same attributes with every `select()` replaced by the branch the
 //! configuration takes out.
 //!
-//! `Settings` is computed once per build: it decides every `config_setting` and
+//! `Settings` is computed once per configuration: it decides every `config_setting` and
 //! `constraint_value` target in the graph (see `conditions`). Resolving a target's
 //! attributes is then a lookup per select key.
 
@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use thiserror::Error;
 
-use super::AnalysisConfig;
+use super::configuration::Config;
 use super::conditions::{
     AliasError, Condition, ConditionError, Configuration, evaluate, is_builtin, unalias,
 };
@@ -93,7 +93,7 @@ fn indented_lines(labels: &[Label]) -> String {
     labels.iter().map(|l| format!("\n  {l}")).collect()
 }
 
-/// Every condition of the build, decided once.
+/// Every condition of one configuration, decided once.
 pub struct Settings {
     conditions: HashMap<Label, Result<Condition, ConditionError>>,
     /// The command line's build settings: a `label_flag` set there names another target.
@@ -102,8 +102,8 @@ pub struct Settings {
 
 impl Settings {
     /// Decides every `config_setting` and `constraint_value` loaded in `graph`.
-    pub fn new(graph: &TargetGraph, config: &AnalysisConfig) -> Settings {
-        let configuration = Configuration::host(config);
+    pub fn new(graph: &TargetGraph, config: &Config) -> Settings {
+        let configuration = Configuration::of(config.options());
         let conditions = graph
             .targets()
             .filter(|t| {
@@ -115,7 +115,7 @@ impl Settings {
             .collect();
         Settings {
             conditions,
-            build_settings: config.build_settings.clone(),
+            build_settings: config.options().build_settings.clone(),
         }
     }
 

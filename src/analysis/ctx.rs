@@ -22,7 +22,6 @@ use starlark::values::{
     Heap, NoSerialize, StarlarkValue, Trace, Value, ValueLike, ValueTyped, starlark_value,
 };
 
-use super::AnalysisConfig;
 use super::actions::{ActionsValue, string_dict};
 use super::attrs::AttrValues;
 use super::make_vars::{ctx_var, expand_make_variables};
@@ -109,7 +108,8 @@ pub(super) struct CtxEnv<'a> {
     pub build_file: Label,
     /// The package's features, then the target's (`ctx.features`).
     pub features: Vec<String>,
-    pub config: &'a AnalysisConfig,
+    /// The configuration the target is analysed in.
+    pub configuration: &'a super::Config,
     /// For a build setting's target: its value in this build (`ctx.build_setting_value`).
     pub build_setting_value: Option<crate::loading::AttrValue>,
 }
@@ -139,7 +139,7 @@ pub(super) fn alloc_ctx<'v>(
         outputs.push(("executable".into(), heap.alloc(exe.clone())));
     }
     let build_file = &env.build_file;
-    let vars = ctx_var(env.config);
+    let vars = ctx_var(env.configuration);
     let mut fields: Vec<(String, Value)> = vec![
         (
             "label".into(),
@@ -159,11 +159,11 @@ pub(super) fn alloc_ctx<'v>(
         ("workspace_name".into(), heap.alloc(env.workspace_name)),
         (
             "bin_dir".into(),
-            heap.alloc(AllocStruct([("path", layout::bin_dir())])),
+            heap.alloc(AllocStruct([("path", env.configuration.bin_dir())])),
         ),
         (
             "genfiles_dir".into(),
-            heap.alloc(AllocStruct([("path", layout::bin_dir())])),
+            heap.alloc(AllocStruct([("path", env.configuration.bin_dir())])),
         ),
         (
             "build_file_path".into(),

@@ -3,10 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use super::configured::Settings;
 use crate::core::{Diagnostic, Label};
 use crate::graph::TargetGraph;
-use crate::loading::{Target, TargetKind};
+use crate::loading::{RuleTarget, Target, TargetKind};
 
 /// The source files `target` depends on (in this configuration) that do not exist: a label
 /// that names no rule and no file, as Bazel reports it (`missing input file`), with a close
@@ -15,15 +14,8 @@ use crate::loading::{Target, TargetKind};
 pub(super) fn missing_inputs(
     graph: &TargetGraph,
     target: &Target,
-    settings: &Settings,
+    configured: &RuleTarget,
 ) -> Vec<Diagnostic> {
-    let Some(rule) = target.rule() else {
-        return Vec::new();
-    };
-    // An unresolvable select() is reported by the analysis itself.
-    let Ok(configured) = settings.resolve(graph, target, rule) else {
-        return Vec::new();
-    };
     let mut missing = Vec::new();
     let mut seen = BTreeSet::new();
     for (name, value) in &configured.attrs {

@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, HashMap};
 
 use starlark::values::{Value, ValueLike};
 
-use super::AnalysisConfig;
 use super::ctx::CtxValue;
 use super::values::{FileValue, TargetInfo};
 use crate::core::{Label, LabelError, PackageId, layout};
@@ -210,14 +209,14 @@ pub fn expand_make_variables(
 }
 
 /// `ctx.var`: Bazel's predefined make variables, then `--define NAME=VALUE`, which wins.
-pub(super) fn ctx_var(config: &AnalysisConfig) -> Vec<(String, String)> {
+pub(super) fn ctx_var(config: &super::Config) -> Vec<(String, String)> {
     let mut vars: BTreeMap<String, String> = BTreeMap::new();
-    vars.insert("BINDIR".into(), layout::bin_dir());
-    vars.insert("GENDIR".into(), layout::bin_dir());
-    let output = layout::configuration();
-    vars.insert("COMPILATION_MODE".into(), output.compilation_mode);
-    vars.insert("TARGET_CPU".into(), output.cpu);
-    for (k, v) in &config.defines {
+    vars.insert("BINDIR".into(), config.bin_dir());
+    vars.insert("GENDIR".into(), config.bin_dir());
+    let options = config.options();
+    vars.insert("COMPILATION_MODE".into(), options.compilation_mode.clone());
+    vars.insert("TARGET_CPU".into(), options.cpu.clone());
+    for (k, v) in &options.defines {
         vars.insert(k.clone(), v.clone());
     }
     vars.into_iter().collect()

@@ -10,14 +10,18 @@ mod args;
 mod attrs;
 pub mod build_settings;
 mod conditions;
+pub mod configuration;
 mod configured;
+mod configured_graph;
 mod ctx;
+mod failure;
 mod inputs;
 mod make_vars;
 pub mod plan;
 mod providers;
 mod runfiles;
 mod target;
+mod transitions;
 mod values;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -32,7 +36,9 @@ pub use providers::OutputGroups;
 use target::analyze_target;
 use values::{FileValue, TargetInfo};
 
-use crate::core::{Action, Diagnostic, Label, RunfilesTree};
+use crate::core::{Action, Diagnostic, Label, RunfilesTree, layout};
+pub use configuration::{Config, ConfiguredLabel};
+use configured_graph::ConfiguredGraph;
 use crate::graph::TargetGraph;
 use crate::loading::{Depset, TargetKind};
 
@@ -52,6 +58,13 @@ pub struct Analyzed {
     pub test: Option<crate::core::TestSpec>,
 }
 
+impl Analyzed {
+    /// The frozen `TargetInfo` (label and providers) dependents see.
+    pub fn target_info(&self) -> Option<starlark::values::OwnedFrozenValue> {
+        self.module.owned_extra_value()
+    }
+}
+
 /// Settings that change what analysis produces.
 #[derive(Clone, Debug, Default)]
 pub struct AnalysisConfig {
@@ -62,16 +75,41 @@ pub struct AnalysisConfig {
     pub stamp: bool,
     /// Build settings the command line sets (`--//pkg:flag=value`), with typed values.
     pub build_settings: BTreeMap<Label, crate::loading::AttrValue>,
+    /// `-c` and `--cpu`.
+    pub output: layout::OutputConfiguration,
 }
 
-/// The analysed targets, by label, and what went wrong.
+impl AnalysisConfig {
+    /// The configuration the requested targets are built in.
+    pub fn top_level(&self) -> Config {
+        Config::new(configuration::BuildOptions::top_level(
+            &self.output,
+            self.defines.clone(),
+            self.stamp,
+            self.build_settings.clone(),
+        ))
+    }
+}
+
+/// The analysed targets, by configured label, and what went wrong.
 #[derive(Default)]
 pub struct Analysis {
-    pub targets: HashMap<Label, Analyzed>,
+    pub targets: HashMap<ConfiguredLabel, Analyzed>,
+    /// Each requested label and the configured target it is.
+    pub roots: HashMap<Label, ConfiguredLabel>,
+    /// The top-level configuration.
+    pub top: Config,
     pub errors: Vec<Diagnostic>,
+    /// The configured graph, for `cquery`.
+    pub configured: Option<ConfiguredGraph>,
 }
 
 impl Analysis {
+    /// The analysis of a requested label, in its configuration.
+    pub fn target(&self, label: &Label) -> Option<&Analyzed> {
+        self.targets.get(self.roots.get(label)?)
+    }
+
     /// Every action of every analysed target.
     pub fn actions(&self) -> impl Iterator<Item = &Action> {
         self.targets.values().flat_map(|a| a.actions.iter())
@@ -86,11 +124,12 @@ impl Analysis {
         match &target.kind {
             TargetKind::SourceFile => vec![FileValue::source(label).path],
             TargetKind::GeneratedFile { generating_rule } => {
-                vec![FileValue::generated(generating_rule, &label.name, false).path]
+                let config = self.roots.get(label).map_or(&self.top, |k| &k.config);
+                vec![FileValue::generated(generating_rule, &label.name, false, config).path]
             }
             TargetKind::PackageGroup(_) => Vec::new(),
             TargetKind::Rule(_) => {
-                let Some(analyzed) = self.targets.get(label) else {
+                let Some(analyzed) = self.target(label) else {
                     return Vec::new();
                 };
                 Module::with_temp_heap(|module| {
@@ -132,7 +171,7 @@ impl Analysis {
         if groups.groups.contains("default") {
             out = self.default_outputs(graph, label);
         }
-        let Some(analyzed) = self.targets.get(label) else {
+        let Some(analyzed) = self.target(label) else {
             return out;
         };
         let named: Vec<&String> = groups.groups.iter().filter(|g| *g != "default").collect();
@@ -166,118 +205,139 @@ impl Analysis {
     }
 }
 
-/// Analyses `roots` and everything they depend on (already loaded in `graph`).
+/// Analyses `roots` and everything they depend on (already loaded in `graph`), each
+/// configured target once.
 pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisConfig) -> Analysis {
-    // Which select() conditions hold, decided once for the build.
-    let settings = configured::Settings::new(graph, config);
-    let levels = levels(graph, roots, &settings);
-    let mut analysis = Analysis::default();
+    let top = config.top_level();
+    let configured = ConfiguredGraph::build(graph, roots, &top);
+    let levels = levels(&configured);
+    let mut analysis = Analysis {
+        top: top.clone(),
+        roots: configured.roots.iter().cloned().collect(),
+        ..Analysis::default()
+    };
     analysis.errors.extend(missing_roots(graph, roots));
-    let mut failed: BTreeSet<Label> = BTreeSet::new();
+    let mut failed: BTreeSet<ConfiguredLabel> = BTreeSet::new();
     for level in levels {
-        let results: Vec<(Label, Result<Analyzed, Vec<Diagnostic>>)> = level
+        let results: Vec<(ConfiguredLabel, Result<Analyzed, Vec<Diagnostic>>)> = level
             .par_iter()
-            .filter(|l| {
+            .filter(|key| {
                 // A target whose dependency failed is not analysed; the dependency's error
                 // has been reported.
-                !depends_on_failed(graph, &settings, &failed, l)
+                !depends_on_failed(&configured, &failed, key)
             })
-            .map(|label| {
+            .map(|key| {
                 let target = graph
-                    .target(label)
+                    .target(&key.label)
                     .expect("levels hold loaded rule targets");
-                let missing = missing_inputs(graph, target, &settings);
-                let result = if missing.is_empty() {
-                    analyze_target(graph, target, &analysis.targets, config, &settings)
-                        .map_err(|d| vec![d])
-                } else {
-                    Err(missing)
+                let node = &configured.nodes[key];
+                let allow_failures = key.config.options().allow_analysis_failures;
+                // Under an analysis test, a dependency's failure is this target's too.
+                let failed_deps: Vec<(Label, String)> = match allow_failures {
+                    false => Vec::new(),
+                    true => node
+                        .deps
+                        .iter()
+                        .filter_map(|d| analysis.targets.get(d.rule.as_ref()?))
+                        .flat_map(failure::causes_of)
+                        .collect(),
                 };
-                (label.clone(), result)
+                let result = match &node.rule {
+                    _ if !failed_deps.is_empty() => {
+                        Ok(failure::with_causes(&key.label, &failed_deps))
+                    }
+                    Err(d) => Err(vec![d.clone()]),
+                    Ok(rule) => {
+                        let missing = missing_inputs(graph, target, rule);
+                        if missing.is_empty() {
+                            analyze_target(graph, target, key, node, &analysis.targets)
+                                .map_err(|d| vec![d])
+                        } else {
+                            Err(missing)
+                        }
+                    }
+                };
+                let result = match result {
+                    // An analysis test asked for the failure as a provider.
+                    Err(ds) if allow_failures => {
+                        Ok(failure::failed(&key.label, &ds))
+                    }
+                    other => other,
+                };
+                (key.clone(), result)
             })
             .collect();
-        for l in &level {
-            if depends_on_failed(graph, &settings, &failed, l) {
-                failed.insert(l.clone());
+        for key in &level {
+            if depends_on_failed(&configured, &failed, key) {
+                failed.insert(key.clone());
             }
         }
-        for (label, result) in results {
+        for (key, result) in results {
             match result {
                 Ok(a) => {
-                    analysis.targets.insert(label, a);
+                    analysis.targets.insert(key, a);
                 }
                 Err(ds) => {
-                    failed.insert(label);
+                    failed.insert(key);
                     analysis.errors.extend(ds);
                 }
             }
         }
     }
+    analysis.configured = Some(configured);
     analysis
 }
 
-/// Whether a dependency of `label` (or the target a label_flag set on the command line
-/// chose) failed: its error has been reported, and `label` is not analysed.
+/// Whether a dependency of `key` failed: its error has been reported, and `key` is not
+/// analysed.
 fn depends_on_failed(
-    graph: &TargetGraph,
-    settings: &configured::Settings,
-    failed: &BTreeSet<Label>,
-    label: &Label,
+    configured: &ConfiguredGraph,
+    failed: &BTreeSet<ConfiguredLabel>,
+    key: &ConfiguredLabel,
 ) -> bool {
-    graph.deps(label).iter().any(|(_, d)| failed.contains(*d))
-        || settings
-            .chosen_target(label)
-            .is_some_and(|c| failed.contains(c))
+    configured.nodes[key]
+        .deps
+        .iter()
+        .any(|d| d.rule.as_ref().is_some_and(|r| failed.contains(r)))
 }
 
-/// Rule targets reachable from `roots`, grouped so that every target comes in a later
-/// group than all rule targets it depends on.
-fn levels(
-    graph: &TargetGraph,
-    roots: &BTreeSet<Label>,
-    settings: &configured::Settings,
-) -> Vec<Vec<Label>> {
-    let mut level_of: HashMap<Label, usize> = HashMap::new();
-    for root in roots {
-        // Iterative post-order: (label, children pushed?).
-        let mut stack = vec![(root.clone(), false)];
-        while let Some((label, expanded)) = stack.pop() {
-            if level_of.contains_key(&label) {
+/// Configured targets, grouped so that every one comes in a later group than all those it
+/// depends on.
+fn levels(configured: &ConfiguredGraph) -> Vec<Vec<ConfiguredLabel>> {
+    let mut level_of: HashMap<&ConfiguredLabel, usize> = HashMap::new();
+    let mut keys: Vec<&ConfiguredLabel> = configured.nodes.keys().collect();
+    keys.sort();
+    for root in keys {
+        // Iterative post-order: (key, children pushed?).
+        let mut stack = vec![(root, false)];
+        while let Some((key, expanded)) = stack.pop() {
+            if level_of.contains_key(key) {
                 continue;
             }
-            // A label_flag the command line set depends on the target it chose.
-            let deps: Vec<Label> = graph
-                .deps(&label)
-                .into_iter()
-                .map(|(_, d)| d.clone())
-                .chain(settings.chosen_target(&label).cloned())
-                .collect();
+            let deps = configured.nodes[key].deps.iter().filter_map(|d| d.rule.as_ref());
             if !expanded {
-                stack.push((label.clone(), true));
+                stack.push((key, true));
                 for d in deps {
-                    if !level_of.contains_key(&d) && !stack.iter().any(|(l, e)| *e && *l == d) {
+                    if !level_of.contains_key(d) && !stack.iter().any(|(l, e)| *e && *l == d) {
                         stack.push((d, false));
                     }
                 }
                 continue;
             }
             let level = deps
-                .iter()
                 .filter_map(|d| level_of.get(d))
                 .map(|l| l + 1)
                 .max()
                 .unwrap_or(0);
-            level_of.insert(label, level);
+            level_of.insert(key, level);
         }
     }
-    let mut levels: Vec<Vec<Label>> = Vec::new();
-    for (label, level) in level_of {
-        if graph.target(&label).is_some_and(|t| t.rule().is_some()) {
-            if levels.len() <= level {
-                levels.resize(level + 1, Vec::new());
-            }
-            levels[level].push(label);
+    let mut levels: Vec<Vec<ConfiguredLabel>> = Vec::new();
+    for (key, level) in level_of {
+        if levels.len() <= level {
+            levels.resize(level + 1, Vec::new());
         }
+        levels[level].push(key.clone());
     }
     for l in &mut levels {
         l.sort();

@@ -157,7 +157,7 @@ pub(super) fn complete_default_info<'v>(
         None => {
             let mut direct: Vec<Value> = Vec::new();
             for path in state.declared.keys() {
-                if predeclared_or_executable(path, rule, label, executable.as_ref()) {
+                if predeclared_or_executable(path, rule, label, executable.as_ref(), &state.config) {
                     direct.push(heap.alloc(FileValue {
                         path: path.clone(),
                         short_path: short_from_exec(path),
@@ -231,15 +231,16 @@ fn predeclared_or_executable(
     rule: &RuleTarget,
     label: &Label,
     executable: Option<&FileValue>,
+    config: &super::Config,
 ) -> bool {
     if executable.is_some_and(|e| e.path == path) {
         return true;
     }
     rule.attrs.values().any(|v| match v {
-        AttrValue::Output(l) => FileValue::generated(label, &l.name, false).path == path,
+        AttrValue::Output(l) => FileValue::generated(label, &l.name, false, config).path == path,
         AttrValue::OutputList(ls) => ls
             .iter()
-            .any(|l| FileValue::generated(label, &l.name, false).path == path),
+            .any(|l| FileValue::generated(label, &l.name, false, config).path == path),
         _ => false,
     })
 }

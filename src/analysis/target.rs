@@ -15,12 +15,13 @@ use thiserror::Error;
 
 use super::actions::{ActionsState, ActionsValue};
 use super::attrs::{AttrError, attr_values};
-use super::configured::{SelectError, Settings};
+use super::configured::SelectError;
+use super::configured_graph::Node;
 use super::ctx::{CtxEnv, CtxValue, alloc_ctx};
 use super::providers::{ProviderError, complete_default_info, providers_of};
 use super::runfiles::runfiles_tree;
 use super::values::{FileValue, TargetInfoGen};
-use super::{AnalysisConfig, Analyzed, plan, short_from_exec};
+use super::{Analyzed, ConfiguredLabel, plan, short_from_exec};
 use crate::core::{Diagnostic, Label, PackageId};
 use crate::graph::TargetGraph;
 use crate::loading::{AttrValue, EvalContext, FileKind, FrozenRuleCallable, RuleTarget, Target};
@@ -31,6 +32,10 @@ use crate::loading::{AttrValue, EvalContext, FileKind, FrozenRuleCallable, RuleT
 pub(super) enum TargetError {
     #[error(transparent)]
     Select(#[from] SelectError),
+    /// The configured graph could not resolve the target's attributes or transitions: its
+    /// own diagnostic, already worded for the target.
+    #[error("{}", .0.message)]
+    Configuration(Box<Diagnostic>),
     /// The loader could not find the rule's callable; its own message, location included.
     #[error("{0}")]
     RuleNotFound(Box<Diagnostic>),
@@ -68,6 +73,9 @@ pub(super) enum TargetError {
 
 impl TargetError {
     fn into_diagnostic(self, target: &Target) -> Diagnostic {
+        if let TargetError::Configuration(d) = self {
+            return *d;
+        }
         let message = match &self {
             TargetError::Attr(e) if e.bazel_attribute().is_some() => format!(
                 "in {} attribute of {} {}: {self}",
@@ -87,31 +95,35 @@ impl TargetError {
     }
 }
 
-/// Analyses one rule target whose dependencies are all in `done`.
+/// Analyses one configured rule target (`key`, its attributes and edges in `node`) whose
+/// dependencies are all in `done`.
 pub(super) fn analyze_target(
     graph: &TargetGraph,
     target: &Target,
-    done: &HashMap<Label, Analyzed>,
-    config: &AnalysisConfig,
-    settings: &Settings,
+    key: &ConfiguredLabel,
+    node: &Node,
+    done: &HashMap<ConfiguredLabel, Analyzed>,
 ) -> Result<Analyzed, Diagnostic> {
-    analyze_rule(graph, target, done, config, settings).map_err(|e| e.into_diagnostic(target))
+    analyze_rule(graph, target, key, node, done).map_err(|e| e.into_diagnostic(target))
 }
 
 /// `analyze_target`'s steps, with the error of each step kept typed until it is reported.
 fn analyze_rule(
     graph: &TargetGraph,
     target: &Target,
-    done: &HashMap<Label, Analyzed>,
-    config: &AnalysisConfig,
-    settings: &Settings,
+    key: &ConfiguredLabel,
+    node: &Node,
+    done: &HashMap<ConfiguredLabel, Analyzed>,
 ) -> Result<Analyzed, TargetError> {
-    let rule = target.rule().expect("only rules are analysed");
     let label = &target.label;
     let loader = graph.loader();
     // The attributes as this configuration sees them: each select() resolved.
-    let configured = settings.resolve(graph, target, rule)?;
+    let configured = match &node.rule {
+        Ok(r) => r.clone(),
+        Err(d) => return Err(TargetError::Configuration(Box::new(d.clone()))),
+    };
     let rule: &RuleTarget = &configured;
+    let configuration = &key.config;
     let callable = loader
         .rule_callable(&rule.defined_in, &rule.class)
         .map_err(|d| TargetError::RuleNotFound(Box::new(d)))?;
@@ -121,8 +133,12 @@ fn analyze_rule(
         workspace_name: &loader.workspace().name,
         build_file: package.map(|p| p.build_file.clone()).unwrap_or_default(),
         features: features(package.map_or(&[], |p| &p.features), rule),
-        config,
-        build_setting_value: super::build_settings::value_of(&config.build_settings, label, rule),
+        configuration,
+        build_setting_value: super::build_settings::value_of(
+            &configuration.options().build_settings,
+            label,
+            rule,
+        ),
     };
 
     Module::with_temp_heap(|module| -> Result<Analyzed, TargetError> {
@@ -140,10 +156,10 @@ fn analyze_rule(
             });
         }
 
-        let executable_file =
-            (rule.is_executable).then(|| FileValue::generated(label, &label.name, false));
-        let mut state = new_actions_state(label, rule, executable_file.as_ref());
-        let attrs = attr_values(heap, graph, done, label, rule, &decl, &mut state)?;
+        let executable_file = (rule.is_executable)
+            .then(|| FileValue::generated(label, &label.name, false, configuration));
+        let mut state = new_actions_state(label, configuration, rule, executable_file.as_ref());
+        let attrs = attr_values(heap, graph, done, label, rule, node, &decl, &mut state)?;
         let actions = heap.alloc_complex_no_freeze(ActionsValue {
             state: RefCell::new(state),
         });
@@ -217,11 +233,13 @@ fn analyze_rule(
 /// executable rule, `ctx.outputs.executable` declared up front.
 fn new_actions_state(
     label: &Label,
+    config: &super::Config,
     rule: &RuleTarget,
     executable_file: Option<&FileValue>,
 ) -> ActionsState {
     let mut state = ActionsState {
         owner: label.clone(),
+        config: config.clone(),
         requirements: requirements_from_tags(rule),
         ..Default::default()
     };

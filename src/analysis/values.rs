@@ -43,11 +43,17 @@ impl FileValue {
         }
     }
 
-    /// A file `name` (package-relative) that the rule `owner` generates.
-    pub fn generated(owner: &Label, name: &str, is_directory: bool) -> FileValue {
+    /// A file `name` (package-relative) that the rule `owner`, analysed in `config`,
+    /// generates.
+    pub fn generated(
+        owner: &Label,
+        name: &str,
+        is_directory: bool,
+        config: &super::Config,
+    ) -> FileValue {
         let within = layout::source_path(&owner.repo, &owner.package, name);
         FileValue {
-            path: format!("{}/{within}", layout::bin_dir()),
+            path: format!("{}/{within}", config.bin_dir()),
             short_path: layout::short_path(&owner.repo, &owner.package, name),
             is_source: false,
             is_directory,
@@ -63,12 +69,15 @@ impl FileValue {
         self.path.rsplit_once('/').map(|(d, _)| d).unwrap_or("")
     }
 
-    /// The root the exec path lies under: empty for sources, the bin directory otherwise.
+    /// The root the exec path lies under: empty for sources, the bin directory of the
+    /// file's configuration (`forge-out/<config>/bin`) otherwise.
     pub fn root(&self) -> String {
         if self.is_source {
-            String::new()
-        } else {
-            layout::bin_dir()
+            return String::new();
+        }
+        match layout::bin_root_of(&self.path) {
+            Some(root) => root.to_owned(),
+            None => layout::OUT_DIR.to_owned(),
         }
     }
 

@@ -16,6 +16,16 @@ pub struct OutputConfiguration {
     pub compilation_mode: String,
 }
 
+impl Default for OutputConfiguration {
+    /// The host's CPU in fastbuild: Bazel's configuration without flags.
+    fn default() -> OutputConfiguration {
+        OutputConfiguration {
+            cpu: host_cpu(),
+            compilation_mode: "fastbuild".to_owned(),
+        }
+    }
+}
+
 static CONFIGURATION: std::sync::RwLock<Option<OutputConfiguration>> = std::sync::RwLock::new(None);
 
 /// Bazel's `--cpu` name for this machine: `k8` for x86_64 Linux, `darwin_arm64`, ...
@@ -44,10 +54,7 @@ pub fn configuration() -> OutputConfiguration {
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .clone()
-        .unwrap_or_else(|| OutputConfiguration {
-            cpu: host_cpu(),
-            compilation_mode: "fastbuild".to_owned(),
-        })
+        .unwrap_or_default()
 }
 
 /// The configuration's directory name, as Bazel's `<cpu>-<compilation mode>`: `k8-fastbuild`,
@@ -104,11 +111,22 @@ pub fn short_path(repo: &str, package: &str, name: &str) -> String {
     }
 }
 
+/// The bin directory an output's exec path lies under (`forge-out/<config>/bin`), whichever
+/// configuration made it.
+pub fn bin_root_of(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix(OUT_DIR)?.strip_prefix('/')?;
+    let (config, rest) = rest.split_once('/')?;
+    rest.strip_prefix("bin/")?;
+    Some(&path[..OUT_DIR.len() + 1 + config.len() + "/bin".len()])
+}
+
 /// The `File.short_path` of a file at an exec path: outputs lose `forge-out/<config>/bin/`,
 /// other repositories' files become `../<repo>/...`.
 pub fn short_from_exec(path: &str) -> String {
-    let bin = format!("{}/", bin_dir());
-    let rel = path.strip_prefix(&bin).unwrap_or(path);
+    let rel = match bin_root_of(path) {
+        Some(root) => &path[root.len() + 1..],
+        None => path,
+    };
     match rel.strip_prefix("external/") {
         Some(ext) => format!("../{ext}"),
         None => rel.to_owned(),

@@ -37,6 +37,9 @@ pub struct AttributeGen<V> {
     /// attributes its parameters name; its result is the attribute's value. `None` when the
     /// default is a plain value (kept in `spec`).
     computed_default: V,
+    /// `cfg = transition(...)`: the transition analysis applies to the dependencies; `None`
+    /// otherwise (the `cfg` string is in `spec`).
+    transition: V,
 }
 
 starlark_complex_value!(pub Attribute);
@@ -56,6 +59,12 @@ impl<'v, V: ValueLike<'v>> AttributeGen<V> {
         let f = self.computed_default.to_value();
         (!f.is_none()).then_some(f)
     }
+
+    /// The transition of `cfg = transition(...)`, on the current heap.
+    pub fn transition(&self) -> Option<Value<'v>> {
+        let t = self.transition.to_value();
+        (!t.is_none()).then_some(t)
+    }
 }
 
 /// Builds an `AttrSpec` from the options every `attr.*` function shares.
@@ -70,13 +79,13 @@ struct Options<'v> {
 fn make<'v>(
     opts: Options<'v>,
     eval: &Evaluator<'v, '_, '_>,
-    extra: impl FnOnce(&mut AttrSpec) -> anyhow::Result<()>,
+    extra: impl FnOnce(&mut AttrSpec) -> anyhow::Result<Option<Value<'v>>>,
 ) -> anyhow::Result<Attribute<'v>> {
     let mut spec = AttrSpec::new(opts.kind);
     spec.mandatory = opts.mandatory;
     spec.allow_empty = opts.allow_empty;
     spec.doc = opts.doc;
-    extra(&mut spec)?;
+    let transition = extra(&mut spec)?;
     let mut computed_default = None;
     match opts.default {
         Some(default) if is_function(default) => {
@@ -108,6 +117,7 @@ fn make<'v>(
     Ok(Attribute {
         spec: Arc::new(spec),
         computed_default: computed_default.unwrap_or_else(Value::new_none),
+        transition: transition.unwrap_or_else(Value::new_none),
     })
 }
 
@@ -116,7 +126,8 @@ fn is_function(value: Value) -> bool {
     value.get_type() == "function"
 }
 
-/// The `cfg` of an attribute whose dependencies need a transition forge cannot apply yet.
+/// The `cfg` of an attribute whose dependencies go through a Starlark transition (kept as
+/// the attribute's `transition`).
 pub const TRANSITION_CFG: &str = "transition";
 
 /// `aspects = [...]` on a label attribute: the aspects' names. Forge does not apply aspects
@@ -200,34 +211,33 @@ fn providers(value: Option<Value>) -> anyhow::Result<Vec<Vec<String>>> {
     Ok(groups)
 }
 
-/// `cfg`: forge builds tools and targets in one configuration, for this machine, so the
-/// strings Bazel knows all mean that; a transition is recorded (`"transition"`), and its
-/// rule refused at analysis; anything else is refused.
-fn cfg(value: Option<Value>) -> anyhow::Result<Option<String>> {
+/// `cfg`: `"exec"`, `"host"` or `"target"` as written; a transition is recorded as
+/// `"transition"` and returned, for the attribute to keep; anything else is refused.
+fn cfg(value: Option<Value>) -> anyhow::Result<(Option<String>, Option<Value>)> {
     let Some(value) = value.filter(|v| !v.is_none()) else {
-        return Ok(None);
+        return Ok((None, None));
     };
-    if value.downcast_ref::<Transition>().is_some() {
-        return Ok(Some(TRANSITION_CFG.to_owned()));
+    if Transition::from_value(value).is_some() {
+        return Ok((Some(TRANSITION_CFG.to_owned()), Some(value)));
     }
     match value.unpack_str() {
-        Some(c @ ("exec" | "host" | "target")) => Ok(Some(c.to_owned())),
+        Some(c @ ("exec" | "host" | "target")) => Ok((Some(c.to_owned()), None)),
         _ => anyhow::bail!(
-            "cfg = {} is not supported by forge, which builds everything in one configuration; \
-             use cfg = \"exec\" or \"target\"",
+            "cfg = {} is not supported by forge; use cfg = \"exec\", \"host\", \"target\" or \
+             a transition()",
             value.to_repr()
         ),
     }
 }
 
-fn label_options(
+fn label_options<'v>(
     spec: &mut AttrSpec,
     files: Option<Value>,
     single_file: Option<Value>,
     executable: bool,
     provider_list: Option<Value>,
-    cfg_value: Option<Value>,
-) -> anyhow::Result<()> {
+    cfg_value: Option<Value<'v>>,
+) -> anyhow::Result<Option<Value<'v>>> {
     spec.allow_files = allow_files(files)?;
     if let Some(single) = single_file.filter(|v| !v.is_none()) {
         if spec.allow_files != AllowFiles::No {
@@ -238,13 +248,14 @@ fn label_options(
     }
     spec.executable = executable;
     spec.providers = providers(provider_list)?;
-    spec.cfg = cfg(cfg_value)?;
+    let (cfg, transition) = cfg(cfg_value)?;
+    spec.cfg = cfg;
     if executable && spec.cfg.is_none() {
         anyhow::bail!(
             "cfg parameter is mandatory when executable=True is provided; use cfg = \"exec\" for tools"
         );
     }
-    Ok(())
+    Ok(transition)
 }
 
 /// The `attr` namespace: attribute constructors for `rule(attrs = {...})`.
@@ -266,7 +277,7 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
         };
         make(opts, eval, |spec| {
             spec.values = allowed_values(AttrKind::String, values)?;
-            Ok(())
+            Ok(None)
         })
     }
 
@@ -286,7 +297,7 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
         };
         make(opts, eval, |spec| {
             spec.values = allowed_values(AttrKind::Int, values)?;
-            Ok(())
+            Ok(None)
         })
     }
 
@@ -303,7 +314,7 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
             allow_empty: true,
             doc,
         };
-        make(opts, eval, |_| Ok(()))
+        make(opts, eval, |_| Ok(None))
     }
 
     fn label<'v>(
@@ -412,7 +423,7 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
             allow_empty,
             doc,
         };
-        make(opts, eval, |_| Ok(()))
+        make(opts, eval, |_| Ok(None))
     }
 
     fn string_dict<'v>(
@@ -429,7 +440,7 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
             allow_empty,
             doc,
         };
-        make(opts, eval, |_| Ok(()))
+        make(opts, eval, |_| Ok(None))
     }
 
     fn output<'v>(
@@ -444,7 +455,7 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
             allow_empty: true,
             doc,
         };
-        make(opts, eval, |_| Ok(()))
+        make(opts, eval, |_| Ok(None))
     }
 
     fn output_list<'v>(
@@ -460,7 +471,7 @@ pub fn attr_module(builder: &mut GlobalsBuilder) {
             allow_empty,
             doc,
         };
-        make(opts, eval, |_| Ok(()))
+        make(opts, eval, |_| Ok(None))
     }
 }
 

@@ -96,7 +96,6 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
         const DEFERRED: &[(&str, &str)] = &[
             ("toolchains", "forge has no toolchain resolution yet"),
             ("exec_groups", "forge has no execution groups yet"),
-            ("cfg", "forge has no configuration transitions yet"),
             ("analysis_test", "forge has no analysis tests yet"),
         ];
         // Options of later Bazels: refused at once when given a value that means something.
@@ -112,8 +111,21 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
         let mut provides = Vec::new();
         let mut unsupported = Vec::new();
         let mut build_setting = None;
+        let mut incoming = None;
         for (k, v) in kwargs.iter() {
             let k = k.unpack_str().unwrap_or_default();
+            if k == "cfg" {
+                if !v.is_none() {
+                    if super::transition_value::Transition::from_value(v).is_none() {
+                        anyhow::bail!(
+                            "rule(): 'cfg' must be a transition made with transition(), got {}",
+                            v.get_type()
+                        );
+                    }
+                    incoming = Some(v);
+                }
+                continue;
+            }
             if k == "provides" {
                 provides = provided(v, eval.heap())?;
                 continue;
@@ -163,6 +175,7 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
             .collect();
         let mut declared = Vec::new();
         let mut computed_defaults = Vec::new();
+        let mut attr_transitions = Vec::new();
         if let Some(attrs) = attrs.filter(|a| !a.is_none()) {
             let dict = DictRef::from_value(attrs).ok_or_else(|| {
                 anyhow::anyhow!("rule(): 'attrs' must be a dict of name to attr.*()")
@@ -188,11 +201,8 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
                          (configuration_field), so it must be private: name it '_{name}'"
                     );
                 }
-                if attr.spec.cfg.as_deref() == Some(super::attr_module::TRANSITION_CFG) {
-                    unsupported.push(format!(
-                        "attribute '{name}' with a transition as cfg: forge has no \
-                         configuration transitions yet"
-                    ));
+                if let Some(t) = attr.transition() {
+                    attr_transitions.push((name.to_owned(), t));
                 }
                 declared.push((name.to_owned(), (*attr.spec).clone()));
                 if let Some(function) = attr.computed_default() {
@@ -229,9 +239,32 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
                 predeclared.push((k.to_owned(), v.to_owned()));
             }
         }
+        // As in Bazel 4: a rule that uses a Starlark transition names the allowlist.
+        let starlark_transition = attr_transitions
+            .iter()
+            .map(|(_, t)| *t)
+            .chain(incoming)
+            .any(|t| {
+                super::transition_value::Transition::from_value(t)
+                    .is_some_and(|t| t.needs_allowlist())
+            });
+        if starlark_transition
+            && !declared
+                .iter()
+                .any(|(n, _)| n == "_allowlist_function_transition")
+        {
+            anyhow::bail!(
+                "Use of Starlark transition without allowlist attribute \
+                 '_allowlist_function_transition'. See Starlark transitions documentation for \
+                 details and usage: add \"_allowlist_function_transition\": attr.label(default = \
+                 \"@bazel_tools//tools/allowlists/function_transition_allowlist\") to the rule's attrs"
+            );
+        }
         Ok(RuleCallable::new(
             implementation,
             computed_defaults,
+            attr_transitions,
+            incoming,
             RuleDecl {
                 defined_in: ctx.file.to_string(),
                 attrs: declared,

@@ -17,6 +17,7 @@
 
 mod aspect_value;
 mod attr_module;
+pub use attr_module::TRANSITION_CFG;
 mod attrs;
 mod bound;
 mod build_setting;
@@ -43,6 +44,7 @@ mod rule_value;
 mod select;
 mod target;
 mod transition_value;
+pub use transition_value::{Transition, TransitionDecl};
 mod unsupported;
 pub use unsupported::Unsupported;
 

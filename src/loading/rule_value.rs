@@ -41,6 +41,10 @@ pub struct RuleCallable<'v> {
     implementation: Value<'v>,
     /// The functions of computed defaults (`attr.label(default = _fn)`), by attribute.
     computed_defaults: Vec<(String, Value<'v>)>,
+    /// The transitions of attributes declared with `cfg = transition(...)`, by attribute.
+    attr_transitions: Vec<(String, Value<'v>)>,
+    /// `rule(cfg = transition(...))`: the incoming transition of the rule's targets.
+    incoming: Option<Value<'v>>,
     #[allocative(skip)]
     #[trace(static)]
     decl: Arc<RuleDecl>,
@@ -54,11 +58,15 @@ impl<'v> RuleCallable<'v> {
     pub fn new(
         implementation: Value<'v>,
         computed_defaults: Vec<(String, Value<'v>)>,
+        attr_transitions: Vec<(String, Value<'v>)>,
+        incoming: Option<Value<'v>>,
         decl: RuleDecl,
     ) -> Self {
         RuleCallable {
             implementation,
             computed_defaults,
+            attr_transitions,
+            incoming,
             decl: Arc::new(decl),
             name: RefCell::new(None),
         }
@@ -119,6 +127,12 @@ impl<'v> Freeze for RuleCallable<'v> {
                 .into_iter()
                 .map(|(attr, f)| Ok((attr, f.freeze(freezer)?)))
                 .collect::<FreezeResult<_>>()?,
+            attr_transitions: self
+                .attr_transitions
+                .into_iter()
+                .map(|(attr, t)| Ok((attr, t.freeze(freezer)?)))
+                .collect::<FreezeResult<_>>()?,
+            incoming: self.incoming.map(|t| t.freeze(freezer)).transpose()?,
             decl: self.decl,
             name: self.name.into_inner(),
         })
@@ -130,6 +144,10 @@ impl<'v> Freeze for RuleCallable<'v> {
 pub struct FrozenRuleCallable {
     pub implementation: FrozenValue,
     pub computed_defaults: Vec<(String, FrozenValue)>,
+    /// The transitions of attributes declared with `cfg = transition(...)`, by attribute.
+    pub attr_transitions: Vec<(String, FrozenValue)>,
+    /// `rule(cfg = transition(...))`.
+    pub incoming: Option<FrozenValue>,
     #[allocative(skip)]
     pub decl: Arc<RuleDecl>,
     /// The global it was first assigned to in its .bzl file, which is how analysis finds it

@@ -277,6 +277,7 @@ fn plan_build(
         defines,
         stamp: request.stamp,
         build_settings,
+        output: layout::configuration(),
     };
     let analysis = analysis::analyze(&graph, &targets, &config);
     errors.extend(analysis.errors.iter().cloned());
@@ -306,7 +307,7 @@ fn plan_build(
         let outputs = analysis.requested_outputs(&graph, label, &groups);
         plan.wanted
             .extend(outputs.iter().cloned().map(ExecPath::new));
-        let analyzed = analysis.targets.get(label);
+        let analyzed = analysis.target(label);
         if let Some(tree) = analyzed
             .and_then(|a| a.runfiles.as_ref())
             .filter(|_| groups.runfiles || for_tests)

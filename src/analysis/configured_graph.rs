@@ -1,0 +1,336 @@
+//! The configured target graph: the loaded graph, the requested labels and the top-level
+//! configuration in; every configured target they reach (a rule target in each configuration
+//! it is needed in) out, with its attributes resolved in that configuration and its
+//! dependency edges, each to the configuration the edge's transition gives: the same one,
+//! the exec or host configuration (`cfg = "exec"`, `"host"`), or what a Starlark transition
+//! returns (one configuration per split key); then the dependency's incoming transition
+//! (`rule(cfg = ...)`), as in Bazel.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use starlark::values::{OwnedFrozenValue, ValueLike};
+
+use super::configuration::{Config, ConfiguredLabel};
+use super::configured::Settings;
+use super::transitions;
+use crate::core::{Diagnostic, Label};
+use crate::graph::TargetGraph;
+use crate::loading::{AttrValue, FrozenRuleCallable, RuleTarget, TargetKind};
+
+/// One dependency edge of a configured target.
+#[derive(Clone, Debug)]
+pub struct DepEdge {
+    pub attr: String,
+    /// The label as the attribute names it (a rule, a source or generated file).
+    pub label: Label,
+    /// The split key of a split transition (`ctx.split_attr`); empty otherwise.
+    pub split_key: String,
+    /// The configuration the dependency is in.
+    pub config: Config,
+    /// The configured rule target the edge needs analysed: the rule itself, or the rule
+    /// generating a file; none for a source file or a package group.
+    pub rule: Option<ConfiguredLabel>,
+}
+
+/// A configured rule target before analysis.
+pub struct Node {
+    /// The attributes with every select() resolved in this configuration, or why they
+    /// cannot be.
+    pub rule: Result<Arc<RuleTarget>, Diagnostic>,
+    pub deps: Vec<DepEdge>,
+    /// Attributes whose Starlark transition split the configuration (`ctx.split_attr`).
+    pub split_attrs: BTreeSet<String>,
+}
+
+/// Every configured target reachable from the roots.
+pub struct ConfiguredGraph {
+    pub nodes: HashMap<ConfiguredLabel, Node>,
+    /// Each requested label and the configured target it is (its rule's incoming transition
+    /// applied to the top-level configuration).
+    pub roots: Vec<(Label, ConfiguredLabel)>,
+}
+
+/// The transitions a rule declares, found once per rule class.
+struct RuleTransitions {
+    callable: OwnedFrozenValue,
+}
+
+impl RuleTransitions {
+    fn frozen(&self) -> &FrozenRuleCallable {
+        self.callable
+            .value()
+            .downcast_ref::<FrozenRuleCallable>()
+            .expect("rule_callable returns rules")
+    }
+}
+
+struct Builder<'g> {
+    graph: &'g TargetGraph<'g>,
+    settings: HashMap<Config, Arc<Settings>>,
+    rules: HashMap<(String, String), Option<Arc<RuleTransitions>>>,
+    incoming: HashMap<(Label, Config), Result<Config, Diagnostic>>,
+}
+
+impl ConfiguredGraph {
+    pub fn build(graph: &TargetGraph, roots: &BTreeSet<Label>, top: &Config) -> ConfiguredGraph {
+        let mut b = Builder {
+            graph,
+            settings: HashMap::new(),
+            rules: HashMap::new(),
+            incoming: HashMap::new(),
+        };
+        let mut nodes: HashMap<ConfiguredLabel, Node> = HashMap::new();
+        let mut root_keys = Vec::new();
+        let mut stack: Vec<ConfiguredLabel> = Vec::new();
+        for label in roots {
+            let Some(target) = graph.target(label) else {
+                continue;
+            };
+            let rule_label = match &target.kind {
+                TargetKind::Rule(_) => label.clone(),
+                TargetKind::GeneratedFile { generating_rule } => generating_rule.clone(),
+                _ => {
+                    root_keys.push((
+                        label.clone(),
+                        ConfiguredLabel {
+                            label: label.clone(),
+                            config: top.clone(),
+                        },
+                    ));
+                    continue;
+                }
+            };
+            let config = match b.incoming(&rule_label, top) {
+                Ok(c) => c,
+                Err(_) => top.clone(),
+            };
+            let key = ConfiguredLabel {
+                label: rule_label,
+                config,
+            };
+            root_keys.push((label.clone(), key.clone()));
+            stack.push(key);
+        }
+        while let Some(key) = stack.pop() {
+            if nodes.contains_key(&key) {
+                continue;
+            }
+            let node = b.node(&key);
+            for dep in &node.deps {
+                if let Some(r) = &dep.rule
+                    && !nodes.contains_key(r)
+                {
+                    stack.push(r.clone());
+                }
+            }
+            nodes.insert(key, node);
+        }
+        ConfiguredGraph {
+            nodes,
+            roots: root_keys,
+        }
+    }
+}
+
+impl<'g> Builder<'g> {
+    fn settings(&mut self, config: &Config) -> Arc<Settings> {
+        let graph = self.graph;
+        self.settings
+            .entry(config.clone())
+            .or_insert_with(|| Arc::new(Settings::new(graph, config)))
+            .clone()
+    }
+
+    fn transitions(&mut self, rule: &RuleTarget) -> Option<Arc<RuleTransitions>> {
+        let loader = self.graph.loader();
+        self.rules
+            .entry((rule.defined_in.clone(), rule.class.clone()))
+            .or_insert_with(|| {
+                let callable = loader.rule_callable(&rule.defined_in, &rule.class).ok()?;
+                let frozen = callable.value().downcast_ref::<FrozenRuleCallable>()?;
+                (frozen.incoming.is_some() || !frozen.attr_transitions.is_empty())
+                    .then(|| Arc::new(RuleTransitions { callable }))
+            })
+            .clone()
+    }
+
+    /// `rule`'s attributes resolved in `config`.
+    fn resolve(&mut self, label: &Label, config: &Config) -> Result<Arc<RuleTarget>, Diagnostic> {
+        let target = self.graph.target(label).expect("configured targets are loaded");
+        let rule = target.rule().expect("configured targets are rules");
+        let settings = self.settings(config);
+        settings
+            .resolve(self.graph, target, rule)
+            .map(|r| Arc::new(r.into_owned()))
+            .map_err(|e| {
+                Diagnostic::at(
+                    &target.location,
+                    format!("in {} {}: {e}", target.kind_name(), target.label),
+                )
+            })
+    }
+
+    /// The configuration the rule target `label` is analysed in when an edge brings it in
+    /// `config`: its rule's incoming transition applied, if it has one.
+    fn incoming(&mut self, label: &Label, config: &Config) -> Result<Config, Diagnostic> {
+        let key = (label.clone(), config.clone());
+        if let Some(done) = self.incoming.get(&key) {
+            return done.clone();
+        }
+        let result = self.compute_incoming(label, config);
+        self.incoming.insert(key, result.clone());
+        result
+    }
+
+    fn compute_incoming(&mut self, label: &Label, config: &Config) -> Result<Config, Diagnostic> {
+        let Some(target) = self.graph.target(label) else {
+            return Ok(config.clone());
+        };
+        let Some(rule) = target.rule() else {
+            return Ok(config.clone());
+        };
+        let Some(rt) = self.transitions(rule) else {
+            return Ok(config.clone());
+        };
+        let Some(incoming) = rt.frozen().incoming else {
+            return Ok(config.clone());
+        };
+        let resolved = self.resolve(label, config)?;
+        let error = |message: String| {
+            Diagnostic::at(
+                &target.location,
+                format!("in {} {}: {message}", target.kind_name(), target.label),
+            )
+        };
+        let mut result = transitions::apply(self.graph, incoming, config, &resolved, label)
+            .map_err(|e| error(e.to_string()))?;
+        if result.len() != 1 {
+            return Err(error(
+                "a rule's incoming transition (rule(cfg = ...)) must not split the configuration"
+                    .to_owned(),
+            ));
+        }
+        Ok(result.remove(0).1)
+    }
+
+    fn node(&mut self, key: &ConfiguredLabel) -> Node {
+        let mut node = Node {
+            rule: self.resolve(&key.label, &key.config),
+            deps: Vec::new(),
+            split_attrs: BTreeSet::new(),
+        };
+        let Ok(rule) = node.rule.clone() else {
+            return node;
+        };
+        if let Err(e) = self.edges(key, &rule, &mut node) {
+            node.rule = Err(e);
+        }
+        node
+    }
+
+    fn edges(
+        &mut self,
+        key: &ConfiguredLabel,
+        rule: &RuleTarget,
+        node: &mut Node,
+    ) -> Result<(), Diagnostic> {
+        let graph = self.graph;
+        let target = graph.target(&key.label).expect("loaded");
+        let transitions = self.transitions(rule);
+        let decl = transitions.as_ref().map(|t| t.frozen().decl.clone());
+        let decl = match decl {
+            Some(d) => Some(d),
+            None => graph
+                .loader()
+                .rule_callable(&rule.defined_in, &rule.class)
+                .ok()
+                .and_then(|c| {
+                    c.value()
+                        .downcast_ref::<FrozenRuleCallable>()
+                        .map(|f| f.decl.clone())
+                }),
+        };
+        let error = |message: String| {
+            Diagnostic::at(
+                &target.location,
+                format!("in {} {}: {message}", target.kind_name(), target.label),
+            )
+        };
+        for (name, value) in &rule.attrs {
+            if name == "visibility" {
+                continue;
+            }
+            let labels = value.dep_labels();
+            if labels.is_empty() {
+                continue;
+            }
+            let cfg = decl
+                .as_ref()
+                .and_then(|d| d.attrs.iter().find(|(n, _)| n == name))
+                .and_then(|(_, s)| s.cfg.clone());
+            let configs: Vec<(String, Config)> = match cfg.as_deref() {
+                Some("exec") => vec![(String::new(), key.config.exec())],
+                Some("host") => vec![(String::new(), key.config.host())],
+                Some(crate::loading::TRANSITION_CFG) => {
+                    let t = transitions
+                        .as_ref()
+                        .and_then(|t| {
+                            t.frozen()
+                                .attr_transitions
+                                .iter()
+                                .find(|(n, _)| n == name)
+                                .map(|(_, v)| *v)
+                        })
+                        .expect("an attribute with a transition keeps it");
+                    let result =
+                        transitions::apply(graph, t, &key.config, rule, &key.label)
+                            .map_err(|e| error(format!("attribute '{name}': {e}")))?;
+                    if result.iter().any(|(key, _)| !key.is_empty()) {
+                        node.split_attrs.insert(name.clone());
+                    }
+                    result
+                }
+                _ => vec![(String::new(), key.config.clone())],
+            };
+            // Output attributes name the target's own files, not dependencies.
+            if matches!(value, AttrValue::Output(_) | AttrValue::OutputList(_)) {
+                continue;
+            }
+            for (split_key, config) in &configs {
+                for label in &labels {
+                    let rule_label = match graph.target(label).map(|t| &t.kind) {
+                        Some(TargetKind::Rule(_)) => Some((*label).clone()),
+                        Some(TargetKind::GeneratedFile { generating_rule }) => {
+                            Some(generating_rule.clone())
+                        }
+                        _ => None,
+                    };
+                    let (config, rule) = match rule_label {
+                        Some(r) => {
+                            let c = self.incoming(&r, config)?;
+                            (
+                                c.clone(),
+                                Some(ConfiguredLabel {
+                                    label: r,
+                                    config: c,
+                                }),
+                            )
+                        }
+                        None => (config.clone(), None),
+                    };
+                    node.deps.push(DepEdge {
+                        attr: name.clone(),
+                        label: (*label).clone(),
+                        split_key: split_key.clone(),
+                        config,
+                        rule,
+                    });
+                }
+            }
+        }
+        // A label_flag the configuration sets has the chosen target as its
+        // build_setting_default (`Settings::resolve`), so the loop above made its edge.
+        Ok(())
+    }
+}
