@@ -69,7 +69,7 @@ genrule = rule(
         "cmd_bash": attr.string(doc = "The command off Windows; preferred to `cmd` when both are given."),
         "cmd_bat": attr.string(doc = "The command on Windows (cmd.exe); unused elsewhere, as in Bazel."),
         "cmd_ps": attr.string(doc = "The command on Windows (PowerShell); unused elsewhere, as in Bazel."),
-        "tools": attr.label_list(allow_files = True, cfg = "exec", doc = "Tools the command runs."),
+        "tools": attr.label_list(allow_files = True, cfg = "host", doc = "Tools the command runs, built in the host configuration as in Bazel 4."),
         "exec_tools": attr.label_list(allow_files = True, cfg = "exec"),
         "toolchains": attr.label_list(doc = "Targets providing TemplateVariableInfo: their make variables."),
         # Since Bazel 1.0 genfiles is the bin directory, so where the outputs go is the same
