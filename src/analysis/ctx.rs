@@ -155,6 +155,10 @@ pub(super) fn alloc_ctx<'v>(
             heap.alloc(AllocStruct(attrs.executable)),
         ),
         ("outputs".into(), heap.alloc(AllocStruct(outputs))),
+        (
+            "split_attr".into(),
+            heap.alloc(AllocStruct(attrs.split_attr)),
+        ),
         ("actions".into(), actions),
         ("workspace_name".into(), heap.alloc(env.workspace_name)),
         (

@@ -33,6 +33,7 @@ use starlark::values::ValueLike;
 pub use crate::core::layout::short_from_exec;
 use inputs::{missing_inputs, missing_roots};
 pub use providers::OutputGroups;
+pub use transitions::settings_to_load as transition_settings;
 use target::analyze_target;
 use values::{FileValue, TargetInfo};
 

@@ -439,3 +439,42 @@ fn setting_from_starlark(rule: &RuleTarget, value: Value) -> Result<AttrValue, S
         SettingKind::StringList => AttrValue::StringList(strings(value)?),
     })
 }
+
+/// The build settings the transitions of the loaded rules read or set: they must be loaded
+/// before analysis, as Bazel loads them.
+pub fn settings_to_load(graph: &TargetGraph) -> std::collections::BTreeSet<Label> {
+    let mut rules = std::collections::BTreeSet::new();
+    for target in graph.targets() {
+        if let Some(r) = target.rule() {
+            rules.insert((r.defined_in.as_str(), r.class.as_str()));
+        }
+    }
+    let mut out = std::collections::BTreeSet::new();
+    for (defined_in, class) in rules {
+        let Ok(callable) = graph.loader().rule_callable(defined_in, class) else {
+            continue;
+        };
+        let Some(frozen) = callable
+            .value()
+            .downcast_ref::<crate::loading::FrozenRuleCallable>()
+        else {
+            continue;
+        };
+        let transitions = frozen
+            .attr_transitions
+            .iter()
+            .map(|(_, t)| *t)
+            .chain(frozen.incoming);
+        for t in transitions {
+            let Some(t) = Transition::from_value(t.to_value()) else {
+                continue;
+            };
+            for (text, label) in t.decl.inputs.iter().chain(&t.decl.outputs) {
+                if !text.starts_with(NATIVE) && graph.target(label).is_none() {
+                    out.insert(label.clone());
+                }
+            }
+        }
+    }
+    out
+}

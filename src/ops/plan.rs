@@ -273,6 +273,18 @@ fn plan_build(
             return Err(Failure::from_diagnostics(errors));
         }
     }
+    // The build settings transitions read and set are loaded like dependencies (their
+    // targets may use other rules with transitions of their own).
+    loop {
+        let settings = analysis::transition_settings(&graph);
+        if settings.is_empty() {
+            break;
+        }
+        graph.load_closure(&settings);
+        if settings.iter().all(|l| graph.target(l).is_none()) {
+            break;
+        }
+    }
     let config = AnalysisConfig {
         defines,
         stamp: request.stamp,
