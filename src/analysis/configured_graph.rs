@@ -28,6 +28,10 @@ pub struct DepEdge {
     pub split_key: String,
     /// The configuration the dependency is in.
     pub config: Config,
+    /// The transition the edge took, as `cquery --output=transitions` names it
+    /// (`NoTransition`, `ExecutionTransition`, `HostTransition`, `StarlarkTransition`,
+    /// `SplitTransition`, `AnalysisTestTransition`), then the dependency's incoming one.
+    pub transition: String,
     /// The configured rule target the edge needs analysed: the rule itself, or the rule
     /// generating a file; none for a source file or a package group.
     pub rule: Option<ConfiguredLabel>,
@@ -269,9 +273,16 @@ impl<'g> Builder<'g> {
                 .as_ref()
                 .and_then(|d| d.attrs.iter().find(|(n, _)| n == name))
                 .and_then(|(_, s)| s.cfg.clone());
+            let mut transition = "NoTransition";
             let configs: Vec<(String, Config)> = match cfg.as_deref() {
-                Some("exec") => vec![(String::new(), key.config.exec())],
-                Some("host") => vec![(String::new(), key.config.host())],
+                Some("exec") => {
+                    transition = "ExecutionTransition";
+                    vec![(String::new(), key.config.exec())]
+                }
+                Some("host") => {
+                    transition = "HostTransition";
+                    vec![(String::new(), key.config.host())]
+                }
                 Some(crate::loading::TRANSITION_CFG) => {
                     let t = transitions
                         .as_ref()
@@ -286,8 +297,13 @@ impl<'g> Builder<'g> {
                     let result =
                         transitions::apply(graph, t, &key.config, rule, &key.label)
                             .map_err(|e| error(format!("attribute '{name}': {e}")))?;
+                    transition = match crate::loading::Transition::from_value(t.to_value()) {
+                        Some(t) if t.decl.made_by != "transition" => "AnalysisTestTransition",
+                        _ => "StarlarkTransition",
+                    };
                     if result.iter().any(|(key, _)| !key.is_empty()) {
                         node.split_attrs.insert(name.clone());
+                        transition = "SplitTransition";
                     }
                     result
                 }
@@ -306,9 +322,13 @@ impl<'g> Builder<'g> {
                         }
                         _ => None,
                     };
+                    let mut edge_transition = transition.to_owned();
                     let (config, rule) = match rule_label {
                         Some(r) => {
                             let c = self.incoming(&r, config)?;
+                            if c != *config {
+                                edge_transition.push_str(" + incoming StarlarkTransition");
+                            }
                             (
                                 c.clone(),
                                 Some(ConfiguredLabel {
@@ -324,7 +344,39 @@ impl<'g> Builder<'g> {
                         label: (*label).clone(),
                         split_key: split_key.clone(),
                         config,
+                        transition: edge_transition,
                         rule,
+                    });
+                }
+            }
+        }
+        // The conditions of the target's select()s are dependencies in its configuration,
+        // as in Bazel (cquery lists them).
+        let unresolved = target.rule().expect("configured targets are rules");
+        for (name, value) in &unresolved.attrs {
+            let AttrValue::Select(select) = value else {
+                continue;
+            };
+            for part in &select.parts {
+                let crate::loading::SelectPart::Selector(selector) = part else {
+                    continue;
+                };
+                for (condition, _) in &selector.conditions {
+                    if crate::loading::is_default_condition(condition)
+                        || graph.target(condition).is_none_or(|t| t.rule().is_none())
+                    {
+                        continue;
+                    }
+                    node.deps.push(DepEdge {
+                        attr: name.clone(),
+                        label: condition.clone(),
+                        split_key: String::new(),
+                        config: key.config.clone(),
+                        transition: "NoTransition".to_owned(),
+                        rule: Some(ConfiguredLabel {
+                            label: condition.clone(),
+                            config: key.config.clone(),
+                        }),
                     });
                 }
             }

@@ -12,7 +12,8 @@ pub mod build_settings;
 mod conditions;
 pub mod configuration;
 mod configured;
-mod configured_graph;
+pub mod configured_graph;
+mod cquery_starlark;
 mod ctx;
 mod failure;
 mod inputs;
@@ -39,6 +40,7 @@ use values::{FileValue, TargetInfo};
 
 use crate::core::{Action, Diagnostic, Label, RunfilesTree, layout};
 pub use configuration::{Config, ConfiguredLabel};
+pub use cquery_starlark::format_target;
 use configured_graph::ConfiguredGraph;
 use crate::graph::TargetGraph;
 use crate::loading::{Depset, TargetKind};

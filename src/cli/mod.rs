@@ -9,6 +9,7 @@ mod fetch;
 mod flag_forms;
 mod help;
 mod info;
+mod cquery;
 mod query;
 mod rc;
 mod remote;
@@ -69,6 +70,8 @@ enum Command {
     Clean(clean::CleanArgs),
     /// Answers questions about the target graph: `forge query 'deps(//pkg:target)'`.
     Query(query::QueryArgs),
+    /// Queries the configured target graph: `forge cquery 'deps(//pkg:target)'`.
+    Cquery(cquery::CqueryArgs),
     /// Prints facts about the workspace: `forge info [KEY...]`.
     Info(info::InfoArgs),
     /// Does nothing and exits 0: forge runs no server (accepted as Bazel's command).
@@ -214,6 +217,7 @@ fn run_on_this_thread(args: Vec<String>) -> ExitCode {
         Command::Fetch(args) => fetch::run(args, &options),
         Command::Clean(args) => clean::run(args, &options),
         Command::Query(args) => query::run(args, &options),
+        Command::Cquery(args) => cquery::run(args, &options),
         Command::Info(args) => info::run(args, &options),
         Command::Shutdown(args) => shutdown::run(args),
         Command::Help(args) => help::run(args),

@@ -7,6 +7,7 @@
 //! - `test`: which planned tests run (tag and size filters), their options, the summary.
 //! - `fetch`: external repositories loaded ahead of a build; Ctrl-C during loading.
 //! - `query`: an expression evaluated over the loaded graph, the result written out.
+//! - `cquery`: an expression evaluated over the configured graph, the result written out.
 //! - `run`: the one built executable, its runfiles and arguments.
 //! - `clean`, `info`: the output base removed; the facts `forge info` prints.
 
@@ -16,6 +17,7 @@ use crate::core::{Diagnostic, ExitCode, Failure};
 
 pub mod build;
 pub mod clean;
+pub mod cquery;
 pub mod fetch;
 pub mod info;
 pub mod plan;

@@ -67,6 +67,47 @@ pub enum Expr {
     BuildFiles(Box<Expr>),
 }
 
+impl Expr {
+    /// Every target pattern word the expression names (`cquery`'s default universe).
+    pub fn patterns(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        self.collect_patterns(&mut out);
+        out
+    }
+
+    fn collect_patterns<'e>(&'e self, out: &mut Vec<&'e str>) {
+        match self {
+            Expr::Pattern(p) => out.push(p),
+            Expr::Set(words) => out.extend(words.iter().map(String::as_str)),
+            Expr::Var(_) => {}
+            Expr::Let { value, body, .. } => {
+                value.collect_patterns(out);
+                body.collect_patterns(out);
+            }
+            Expr::Binary { left, right, .. } => {
+                left.collect_patterns(out);
+                right.collect_patterns(out);
+            }
+            Expr::Rdeps { universe, of, .. } => {
+                universe.collect_patterns(out);
+                of.collect_patterns(out);
+            }
+            Expr::SomePath { from, to } | Expr::AllPaths { from, to } => {
+                from.collect_patterns(out);
+                to.collect_patterns(out);
+            }
+            Expr::Deps { of, .. }
+            | Expr::AllRdeps { of, .. }
+            | Expr::Kind { of, .. }
+            | Expr::Attr { of, .. }
+            | Expr::Filter { of, .. }
+            | Expr::Labels { of, .. }
+            | Expr::Tests(of)
+            | Expr::BuildFiles(of) => of.collect_patterns(out),
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum SetOp {
     Union,
