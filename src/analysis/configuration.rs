@@ -152,25 +152,27 @@ impl Config {
     }
 
     /// The exec configuration of tools built for this one: optimised, for the host CPU, in
-    /// a directory of its own; build settings and defines carry over, as in Bazel 4.
+    /// a directory of its own; build settings and defines carry over, as in Bazel 4. The
+    /// options the exec transition sets itself no longer count as transitioned, so the
+    /// configurations a transition of `-c` or `--cpu` made share their tools.
     pub fn exec(&self) -> Config {
-        self.with(|o| {
-            o.kind = ConfigKind::Exec;
-            o.compilation_mode = "opt".to_owned();
-            o.cpu = layout::host_cpu();
-            o.transitioned.clear();
-            o.allow_analysis_failures = false;
-        })
+        self.tool_configuration(ConfigKind::Exec)
     }
 
     /// The host configuration (`cfg = "host"`).
     pub fn host(&self) -> Config {
+        self.tool_configuration(ConfigKind::Host)
+    }
+
+    fn tool_configuration(&self, kind: ConfigKind) -> Config {
         self.with(|o| {
-            o.kind = ConfigKind::Host;
+            o.kind = kind;
             o.compilation_mode = "opt".to_owned();
             o.cpu = layout::host_cpu();
-            o.transitioned.clear();
             o.allow_analysis_failures = false;
+            for reset in ["compilation_mode", "cpu", "allow_analysis_failures"] {
+                o.transitioned.remove(reset);
+            }
         })
     }
 }
@@ -179,8 +181,7 @@ impl Config {
 const EXEC_PLATFORM: &str = "@local_config_platform//:host";
 
 fn directory_name(options: &BuildOptions) -> String {
-    let base = format!("{}-{}", options.cpu, options.compilation_mode);
-    match options.kind {
+    let base = match options.kind {
         ConfigKind::Host => "host".to_owned(),
         ConfigKind::Exec => {
             let digest = blake3::hash(EXEC_PLATFORM.as_bytes());
@@ -188,22 +189,23 @@ fn directory_name(options: &BuildOptions) -> String {
                 .iter()
                 .map(|b| format!("{b:02X}"))
                 .collect();
-            format!("{base}-exec-{hash}")
+            format!("{}-{}-exec-{hash}", options.cpu, options.compilation_mode)
         }
-        ConfigKind::Target if options.transitioned.is_empty() => base,
-        ConfigKind::Target => {
-            // As Bazel 4: a digest of `option=value` for each option a Starlark transition
-            // changed, so two paths to the same options share a directory.
-            let text = options
-                .transitioned
-                .iter()
-                .map(|o| format!("{o}={}", options.option_text(o)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let digest = blake3::hash(text.as_bytes()).to_hex();
-            format!("{base}-ST-{}", &digest[..12])
-        }
+        ConfigKind::Target => format!("{}-{}", options.cpu, options.compilation_mode),
+    };
+    if options.transitioned.is_empty() {
+        return base;
     }
+    // As Bazel 4: a digest of `option=value` for each option a Starlark transition changed,
+    // so two paths to the same options share a directory.
+    let text = options
+        .transitioned
+        .iter()
+        .map(|o| format!("{o}={}", options.option_text(o)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let digest = blake3::hash(text.as_bytes()).to_hex();
+    format!("{base}-ST-{}", &digest[..12])
 }
 
 impl Default for Config {
@@ -307,5 +309,23 @@ mod tests {
         assert_ne!(a, top());
         assert_eq!(top().with(|_| {}), top());
         assert_eq!(a.exec(), b.exec());
+    }
+
+    #[test]
+    fn tools_are_shared_unless_a_transition_changed_what_they_keep() {
+        let dbg = top().with(|o| {
+            o.compilation_mode = "dbg".into();
+            o.transitioned.insert("compilation_mode".into());
+        });
+        assert_ne!(dbg, top());
+        assert_eq!(dbg.exec(), top().exec());
+        let defined = top().with(|o| {
+            o.defines.insert("x".into(), "1".into());
+            o.transitioned.insert("define".into());
+        });
+        assert_ne!(defined.exec(), top().exec());
+        assert_ne!(defined.exec().dir_name(), top().exec().dir_name());
+        assert!(defined.exec().dir_name().contains("-exec-"));
+        assert!(defined.exec().dir_name().contains("-ST-"));
     }
 }

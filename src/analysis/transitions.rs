@@ -336,9 +336,9 @@ fn configure(
                 (old_value.as_ref() != Some(&new)).then(|| label.to_string())
             }
         };
-        if let Some(option) = changed
-            && decl.made_by == "transition"
-        {
+        // An analysis test's transition is a Starlark transition in Bazel too: what it
+        // changes names the directory, so its outputs never meet the build's.
+        if let Some(option) = changed {
             options.transitioned.insert(option);
         }
     }
