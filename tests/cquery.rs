@@ -88,7 +88,12 @@ fn lines(run: &Run) -> Vec<(String, String)> {
 #[test]
 fn labels_come_with_their_configuration_and_only_the_select_branch_taken() {
     let ws = workspace();
-    let run = ok(ws.forge(&["cquery", "deps(//tree:ash)", "--define", "species=excelsior"]));
+    let run = ok(ws.forge(&[
+        "cquery",
+        "deps(//tree:ash)",
+        "--define",
+        "species=excelsior",
+    ]));
     let got = lines(&run);
     let labels: Vec<&str> = got.iter().map(|(l, _)| l.as_str()).collect();
     assert_eq!(
@@ -105,7 +110,11 @@ fn labels_come_with_their_configuration_and_only_the_select_branch_taken() {
     // One configuration for the rules, a short hex id as Bazel prints; a source file has none.
     let config = &got[0].1;
     assert_eq!(config.len(), 7, "{}", run.stdout);
-    assert!(config.chars().all(|c| c.is_ascii_hexdigit()), "{}", run.stdout);
+    assert!(
+        config.chars().all(|c| c.is_ascii_hexdigit()),
+        "{}",
+        run.stdout
+    );
     assert!(got[..3].iter().all(|(_, c)| c == config), "{}", run.stdout);
     assert_eq!(got[3].1, "null");
     // Without the define, the other branch; plain `query` lists both.
@@ -128,7 +137,12 @@ fn a_transitioned_and_an_exec_dependency_are_in_other_configurations() {
     let top = config("//tree:h");
     let ash = config("//tree:ash");
     let tool = config("//tree:tool");
-    assert_eq!((top.len(), ash.len(), tool.len()), (1, 1, 1), "{}", run.stdout);
+    assert_eq!(
+        (top.len(), ash.len(), tool.len()),
+        (1, 1, 1),
+        "{}",
+        run.stdout
+    );
     assert_ne!(top, ash);
     assert_ne!(top, tool);
     assert_ne!(ash, tool);
@@ -140,17 +154,33 @@ fn transitions_output_names_each_edge_and_full_the_options_it_changed() {
     let run = ok(ws.forge(&["cquery", "--output=transitions", "//tree:h"]));
     let out = &run.stdout;
     assert!(out.starts_with("//tree:h ("), "{out}");
-    assert!(out.contains("\n  dep#//tree:ash#StarlarkTransition -> "), "{out}");
-    assert!(out.contains("\n  tool#//tree:tool#ExecutionTransition -> "), "{out}");
+    assert!(
+        out.contains("\n  dep#//tree:ash#StarlarkTransition -> "),
+        "{out}"
+    );
+    assert!(
+        out.contains("\n  tool#//tree:tool#ExecutionTransition -> "),
+        "{out}"
+    );
     assert!(!out.contains("compilation_mode:"), "{out}");
-    let run = ok(ws.forge(&["cquery", "--output=transitions", "--transitions=full", "//tree:h"]));
+    let run = ok(ws.forge(&[
+        "cquery",
+        "--output=transitions",
+        "--transitions=full",
+        "//tree:h",
+    ]));
     assert!(
         run.stdout
             .contains("      compilation_mode: fastbuild -> opt\n"),
         "{}",
         run.stdout
     );
-    let run = ws.forge(&["cquery", "--output=transitions", "--transitions=most", "//tree:h"]);
+    let run = ws.forge(&[
+        "cquery",
+        "--output=transitions",
+        "--transitions=most",
+        "//tree:h",
+    ]);
     assert_eq!(run.code, 2, "{}", run.both());
 }
 

@@ -281,7 +281,10 @@ fn an_exec_tool_shared_by_two_configurations_is_built_once() {
     let dbg = config_dirs(&ws, &format!("{}-dbg-ST-", cpu()));
     assert_eq!(dbg.len(), 1, "{dbg:?}");
     assert_eq!(
-        read(&ws, &format!("forge-out/{}/bin/pkg/transitioned.out", dbg[0])),
+        read(
+            &ws,
+            &format!("forge-out/{}/bin/pkg/transitioned.out", dbg[0])
+        ),
         "tool in dbg\n"
     );
     // ...and it was built once, in the one exec configuration.
@@ -497,10 +500,7 @@ expect_failure_test(name = "above_test", target_under_test = ":above")
     let run = ok(ws.forge(&["test", "//pkg:broken_test", "//pkg:above_test"]));
     assert!(run.both().contains("2 tests pass"), "{}", run.both());
     // A dependency's failure is the dependent's, with the dependency as the cause.
-    let log = read(
-        &ws,
-        "forge-testlogs/pkg/above_test/test.log",
-    );
+    let log = read(&ws, "forge-testlogs/pkg/above_test/test.log");
     assert!(log.contains("//pkg:broken 1"), "{log}");
     // Outside the analysis test, the failure fails the build.
     let run = ws.forge(&["build", "//pkg:broken"]);

@@ -11,11 +11,11 @@ use starlark::values::{Heap, Value, ValueLike};
 use thiserror::Error;
 
 use super::actions::{ActionsState, DeclareError};
+use super::configured_graph::{DepEdge, Node};
 use super::providers::default_info;
 use super::runfiles::new_runfiles;
 use super::values::{FileValue, TargetInfo, TargetInfoGen};
 use super::{Analyzed, ConfiguredLabel};
-use super::configured_graph::{DepEdge, Node};
 use crate::core::Label;
 use crate::graph::TargetGraph;
 use crate::loading::{

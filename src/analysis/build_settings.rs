@@ -3,7 +3,8 @@
 //! when it sets one, else the target's `build_setting_default` — for `ctx.build_setting_value`
 //! and `config_setting(flag_values = ...)`.
 //!
-//! As in Bazel, setting a flag changes no output directory: forge keeps its one.
+//! As in Bazel, setting a flag on the command line changes no output directory (a transition
+//! setting one does: `configuration`).
 
 use std::collections::{BTreeMap, BTreeSet};
 

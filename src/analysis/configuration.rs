@@ -77,13 +77,12 @@ impl BuildOptions {
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>()
                 .join(","),
-            setting => {
-                self.build_settings
-                    .iter()
-                    .find(|(l, _)| l.to_string() == setting)
-                    .map(|(_, v)| v.display())
-                    .unwrap_or_default()
-            }
+            setting => self
+                .build_settings
+                .iter()
+                .find(|(l, _)| l.to_string() == setting)
+                .map(|(_, v)| v.display())
+                .unwrap_or_default(),
         }
     }
 }
@@ -287,8 +286,14 @@ mod tests {
         assert_eq!(c.dir_name(), "k8-fastbuild");
         assert_eq!(c.host().dir_name(), "host");
         let exec = c.exec();
-        assert!(exec.dir_name().starts_with(&format!("{}-opt-exec-", layout::host_cpu())));
-        assert_eq!(exec.dir_name().len(), format!("{}-opt-exec-", layout::host_cpu()).len() + 8);
+        assert!(
+            exec.dir_name()
+                .starts_with(&format!("{}-opt-exec-", layout::host_cpu()))
+        );
+        assert_eq!(
+            exec.dir_name().len(),
+            format!("{}-opt-exec-", layout::host_cpu()).len() + 8
+        );
         let st = c.with(|o| {
             o.compilation_mode = "opt".into();
             o.transitioned.insert("compilation_mode".into());

@@ -11,10 +11,10 @@ use std::collections::HashMap;
 
 use thiserror::Error;
 
-use super::configuration::Config;
 use super::conditions::{
     AliasError, Condition, ConditionError, Configuration, evaluate, is_builtin, unalias,
 };
+use super::configuration::Config;
 use crate::core::Label;
 use crate::graph::TargetGraph;
 use crate::loading::{

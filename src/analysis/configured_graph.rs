@@ -161,7 +161,10 @@ impl<'g> Builder<'g> {
 
     /// `rule`'s attributes resolved in `config`.
     fn resolve(&mut self, label: &Label, config: &Config) -> Result<Arc<RuleTarget>, Diagnostic> {
-        let target = self.graph.target(label).expect("configured targets are loaded");
+        let target = self
+            .graph
+            .target(label)
+            .expect("configured targets are loaded");
         let rule = target.rule().expect("configured targets are rules");
         let settings = self.settings(config);
         settings
@@ -294,9 +297,8 @@ impl<'g> Builder<'g> {
                                 .map(|(_, v)| *v)
                         })
                         .expect("an attribute with a transition keeps it");
-                    let result =
-                        transitions::apply(graph, t, &key.config, rule, &key.label)
-                            .map_err(|e| error(format!("attribute '{name}': {e}")))?;
+                    let result = transitions::apply(graph, t, &key.config, rule, &key.label)
+                        .map_err(|e| error(format!("attribute '{name}': {e}")))?;
                     transition = match crate::loading::Transition::from_value(t.to_value()) {
                         Some(t) if t.decl.made_by != "transition" => "AnalysisTestTransition",
                         _ => "StarlarkTransition",

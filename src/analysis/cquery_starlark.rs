@@ -7,8 +7,8 @@ use starlark::environment::{GlobalsBuilder, Module};
 use starlark::eval::Evaluator;
 use starlark::starlark_module;
 use starlark::syntax::AstModule;
-use starlark::values::dict::AllocDict;
 use starlark::values::Value;
+use starlark::values::dict::AllocDict;
 
 use super::values::TargetInfo;
 use super::{Analysis, ConfiguredLabel};
@@ -18,7 +18,10 @@ use crate::loading::ProviderInstance;
 fn cquery_globals(builder: &mut GlobalsBuilder) {
     /// The providers of a configured target, by key: `DefaultInfo`, or
     /// `//pkg:defs.bzl%MyInfo` for a Starlark provider; None for a file.
-    fn providers<'v>(target: Value<'v>, heap: starlark::values::Heap<'v>) -> anyhow::Result<Value<'v>> {
+    fn providers<'v>(
+        target: Value<'v>,
+        heap: starlark::values::Heap<'v>,
+    ) -> anyhow::Result<Value<'v>> {
         let Some(info) = TargetInfo::from_value(target) else {
             return Ok(Value::new_none());
         };
@@ -41,10 +44,18 @@ fn cquery_globals(builder: &mut GlobalsBuilder) {
 }
 
 /// The text `expr` gives for the configured target `key` (None when it was not analysed).
-pub fn format_target(analysis: &Analysis, key: &ConfiguredLabel, expr: &str) -> Result<String, String> {
+pub fn format_target(
+    analysis: &Analysis,
+    key: &ConfiguredLabel,
+    expr: &str,
+) -> Result<String, String> {
     let code = format!("def cquery_format(target):\n    return ({expr})\n");
-    let ast = AstModule::parse("--starlark:expr", code, &starlark::syntax::Dialect::Extended)
-        .map_err(|e| format!("invalid --starlark:expr: {e}"))?;
+    let ast = AstModule::parse(
+        "--starlark:expr",
+        code,
+        &starlark::syntax::Dialect::Extended,
+    )
+    .map_err(|e| format!("invalid --starlark:expr: {e}"))?;
     let globals = GlobalsBuilder::standard().with(cquery_globals).build();
     let info = analysis.targets.get(key).and_then(|a| a.target_info());
     Module::with_temp_heap(|module| {

@@ -44,7 +44,11 @@ pub(super) fn causes_of(analyzed: &Analyzed) -> Vec<(Label, String)> {
             .iter()
             .filter_map(|c| {
                 let c = ProviderInstance::from_value(*c)?;
-                let label = c.field("label")?.downcast_ref::<LabelValue>()?.label.clone();
+                let label = c
+                    .field("label")?
+                    .downcast_ref::<LabelValue>()?
+                    .label
+                    .clone();
                 let message = c.field("message")?.unpack_str()?.to_owned();
                 Some((label, message))
             })

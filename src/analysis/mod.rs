@@ -34,16 +34,16 @@ use starlark::values::ValueLike;
 pub use crate::core::layout::short_from_exec;
 use inputs::{missing_inputs, missing_roots};
 pub use providers::OutputGroups;
-pub use transitions::settings_to_load as transition_settings;
 use target::analyze_target;
+pub use transitions::settings_to_load as transition_settings;
 use values::{FileValue, TargetInfo};
 
 use crate::core::{Action, Diagnostic, Label, RunfilesTree, layout};
-pub use configuration::{Config, ConfiguredLabel};
-pub use cquery_starlark::format_target;
-use configured_graph::ConfiguredGraph;
 use crate::graph::TargetGraph;
 use crate::loading::{Depset, TargetKind};
+pub use configuration::{Config, ConfiguredLabel};
+use configured_graph::ConfiguredGraph;
+pub use cquery_starlark::format_target;
 
 /// What analysing one rule target produced.
 pub struct Analyzed {
@@ -262,9 +262,7 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
                 };
                 let result = match result {
                     // An analysis test asked for the failure as a provider.
-                    Err(ds) if allow_failures => {
-                        Ok(failure::failed(&key.label, &ds))
-                    }
+                    Err(ds) if allow_failures => Ok(failure::failed(&key.label, &ds)),
                     other => other,
                 };
                 (key.clone(), result)
@@ -317,7 +315,10 @@ fn levels(configured: &ConfiguredGraph) -> Vec<Vec<ConfiguredLabel>> {
             if level_of.contains_key(key) {
                 continue;
             }
-            let deps = configured.nodes[key].deps.iter().filter_map(|d| d.rule.as_ref());
+            let deps = configured.nodes[key]
+                .deps
+                .iter()
+                .filter_map(|d| d.rule.as_ref());
             if !expanded {
                 stack.push((key, true));
                 for d in deps {

@@ -157,7 +157,8 @@ pub(super) fn complete_default_info<'v>(
         None => {
             let mut direct: Vec<Value> = Vec::new();
             for path in state.declared.keys() {
-                if predeclared_or_executable(path, rule, label, executable.as_ref(), &state.config) {
+                if predeclared_or_executable(path, rule, label, executable.as_ref(), &state.config)
+                {
                     direct.push(heap.alloc(FileValue {
                         path: path.clone(),
                         short_path: short_from_exec(path),

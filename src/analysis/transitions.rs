@@ -142,7 +142,12 @@ fn results<'v>(
             .content()
             .iter()
             .enumerate()
-            .map(|(i, d)| Ok((i.to_string(), entries(DictRef::from_value(*d).ok_or_else(wrong)?)?)))
+            .map(|(i, d)| {
+                Ok((
+                    i.to_string(),
+                    entries(DictRef::from_value(*d).ok_or_else(wrong)?)?,
+                ))
+            })
             .collect();
     }
     let dict = DictRef::from_value(result).ok_or_else(wrong)?;
@@ -225,9 +230,9 @@ fn input_dict<'v>(
                 Some("host_compilation_mode") => heap.alloc("opt"),
                 Some("stamp") => Value::new_bool(o.stamp),
                 Some("allow_analysis_failures") => Value::new_bool(o.allow_analysis_failures),
-                Some("define") => heap.alloc(AllocList(
-                    o.defines.iter().map(|(k, v)| format!("{k}={v}")),
-                )),
+                Some("define") => {
+                    heap.alloc(AllocList(o.defines.iter().map(|(k, v)| format!("{k}={v}"))))
+                }
                 _ => setting_value(heap, graph, from, label),
             };
             (text.as_str(), value)
@@ -237,7 +242,12 @@ fn input_dict<'v>(
 }
 
 /// A build setting's value in `from`, as Starlark.
-fn setting_value<'v>(heap: Heap<'v>, graph: &TargetGraph, from: &Config, label: &Label) -> Value<'v> {
+fn setting_value<'v>(
+    heap: Heap<'v>,
+    graph: &TargetGraph,
+    from: &Config,
+    label: &Label,
+) -> Value<'v> {
     let Some(rule) = graph.target(label).and_then(|t| t.rule()) else {
         return Value::new_none();
     };
@@ -270,7 +280,8 @@ fn attr_struct<'v>(heap: Heap<'v>, rule: &RuleTarget, label: &Label) -> Value<'v
                 heap.alloc(AllocList(ls.iter().map(label_value)))
             }
             AttrValue::LabelKeyedStringDict(kv) => heap.alloc(AllocDict(
-                kv.iter().map(|(l, s)| (label_value(l), heap.alloc(s.as_str()))),
+                kv.iter()
+                    .map(|(l, s)| (label_value(l), heap.alloc(s.as_str()))),
             )),
             plain => super::attrs::plain_value(heap, plain),
         };
@@ -418,7 +429,11 @@ fn setting_from_starlark(rule: &RuleTarget, value: Value) -> Result<AttrValue, S
         let list = ListRef::from_value(v).ok_or_else(|| wrong("list of strings"))?;
         list.content()
             .iter()
-            .map(|s| s.unpack_str().map(str::to_owned).ok_or_else(|| wrong("list of strings")))
+            .map(|s| {
+                s.unpack_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| wrong("list of strings"))
+            })
             .collect()
     };
     Ok(match setting.kind {
@@ -433,9 +448,12 @@ fn setting_from_starlark(rule: &RuleTarget, value: Value) -> Result<AttrValue, S
             Some(s) => AttrValue::StringList(vec![s.to_owned()]),
             None => AttrValue::StringList(strings(value)?),
         },
-        SettingKind::String => {
-            AttrValue::String(value.unpack_str().ok_or_else(|| wrong("string"))?.to_owned())
-        }
+        SettingKind::String => AttrValue::String(
+            value
+                .unpack_str()
+                .ok_or_else(|| wrong("string"))?
+                .to_owned(),
+        ),
         SettingKind::StringList => AttrValue::StringList(strings(value)?),
     })
 }

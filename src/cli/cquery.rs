@@ -8,8 +8,8 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::build::BuildOptions;
-use crate::ops::key_values;
 use crate::core::{ExitCode, Failure};
+use crate::ops::key_values;
 use crate::ops::{self, cquery::CqueryOutput};
 use crate::workspace::OutputBaseOptions;
 
@@ -28,7 +28,11 @@ pub struct CqueryArgs {
     transitions: Option<String>,
 
     /// With --output=starlark: the expression printed for each target, over `target`.
-    #[arg(long = "starlark:expr", value_name = "EXPR", default_value = "str(target.label)")]
+    #[arg(
+        long = "starlark:expr",
+        value_name = "EXPR",
+        default_value = "str(target.label)"
+    )]
     starlark_expr: String,
 
     /// The query expression, e.g. `deps(//app:main)`.
@@ -83,7 +87,12 @@ pub fn run(args: CqueryArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Fa
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let errors = ops::cquery::cquery(workspace, &request, &mut |line| eprintln!("{line}"), &mut out)?;
+    let errors = ops::cquery::cquery(
+        workspace,
+        &request,
+        &mut |line| eprintln!("{line}"),
+        &mut out,
+    )?;
     if errors.is_empty() {
         Ok(ExitCode::Success)
     } else {

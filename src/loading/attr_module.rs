@@ -105,7 +105,7 @@ fn make<'v>(
                     opts.kind.name()
                 );
             }
-            // Every field forge accepts is unset in its one configuration: no label.
+            // No option forge models sets a field it accepts: no label, in every configuration.
             spec.late_bound = true;
         }
         Some(default) => {

@@ -3,7 +3,7 @@
 //! every target of it; the value a setting has in a build is decided in analysis.
 //!
 //! Bazel's other `config` members (`config.exec`, `config.target`, `config.none`) are
-//! transitions, which forge does not have yet: they refuse by name.
+//! transitions forge does not support yet: they refuse by name.
 
 use std::fmt;
 

@@ -2,7 +2,7 @@
 //! that `attr.label(default = ...)` turns into the attribute's default for the build's
 //! configuration out.
 //!
-//! Forge builds in one configuration, and none of its command-line options sets one of
+//! No command-line option of forge sets one of
 //! these fields, so each known field has the value Bazel gives it without flags: no label.
 //! A field forge does not know is refused by name, never guessed.
 

@@ -10,8 +10,7 @@ use starlark::coerce::Coerce;
 use starlark::environment::GlobalsBuilder;
 use starlark::eval::Evaluator;
 use starlark::values::{
-    Freeze, NoSerialize, ProvidesStaticType, StarlarkValue, Trace, Value, ValueLike,
-    starlark_value,
+    Freeze, NoSerialize, ProvidesStaticType, StarlarkValue, Trace, Value, ValueLike, starlark_value,
 };
 use starlark::{starlark_complex_value, starlark_module};
 
@@ -73,11 +72,7 @@ impl<'v, V: ValueLike<'v>> TransitionGen<V> {
 }
 
 /// The strings of `value` (a list), each with the label it names, read against `base`.
-fn settings(
-    what: &str,
-    value: Value,
-    base: &PackageId,
-) -> anyhow::Result<Vec<(String, Label)>> {
+fn settings(what: &str, value: Value, base: &PackageId) -> anyhow::Result<Vec<(String, Label)>> {
     let items = super::attrs::sequence(value)
         .ok_or_else(|| super::attrs::type_error(what, "a list of strings", value))?;
     let mut out = Vec::new();

@@ -82,9 +82,8 @@ pub fn cquery(
         }
     }
     errors.extend(graph.errors().iter().cloned());
-    let build_settings =
-        analysis::build_settings::resolve(&graph, &setting_args, &workspace.name)
-            .map_err(super::usage)?;
+    let build_settings = analysis::build_settings::resolve(&graph, &setting_args, &workspace.name)
+        .map_err(super::usage)?;
     let config = AnalysisConfig {
         defines: request.defines.clone(),
         stamp: request.stamp,
@@ -257,14 +256,22 @@ fn changes(from: &analysis::Config, to: &analysis::Config) -> Vec<String> {
         b.compilation_mode.clone(),
     );
     change("cpu", a.cpu.clone(), b.cpu.clone());
-    change("define", format!("{:?}", a.defines), format!("{:?}", b.defines));
+    change(
+        "define",
+        format!("{:?}", a.defines),
+        format!("{:?}", b.defines),
+    );
     change("stamp", a.stamp.to_string(), b.stamp.to_string());
     change(
         "allow_analysis_failures",
         a.allow_analysis_failures.to_string(),
         b.allow_analysis_failures.to_string(),
     );
-    let settings: BTreeSet<&Label> = a.build_settings.keys().chain(b.build_settings.keys()).collect();
+    let settings: BTreeSet<&Label> = a
+        .build_settings
+        .keys()
+        .chain(b.build_settings.keys())
+        .collect();
     for s in settings {
         let show = |v: Option<&crate::loading::AttrValue>| {
             v.map_or_else(|| "(default)".to_owned(), |v| v.display())
