@@ -151,7 +151,7 @@ fn results<'v>(
             .collect();
     }
     let dict = DictRef::from_value(result).ok_or_else(wrong)?;
-    let split = dict.len() > 0 && dict.values().all(|v| DictRef::from_value(v).is_some());
+    let split = !dict.is_empty() && dict.values().all(|v| DictRef::from_value(v).is_some());
     if split {
         return dict
             .iter()

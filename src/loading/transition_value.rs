@@ -78,7 +78,7 @@ fn settings(what: &str, value: Value, base: &PackageId) -> anyhow::Result<Vec<(S
     let mut out = Vec::new();
     for item in items {
         let text = super::attrs::string(what, item)?;
-        let label = Label::parse(&text, base).map_err(|e| {
+        let label = Label::parse(text, base).map_err(|e| {
             anyhow::anyhow!("{what}: '{text}' is not a label of a build setting: {e}")
         })?;
         if out.iter().any(|(t, _)| *t == text) {
