@@ -39,12 +39,26 @@ pub struct DepEdge {
 
 /// A configured rule target before analysis.
 pub struct Node {
-    /// The attributes with every select() resolved in this configuration, or why they
-    /// cannot be.
-    pub rule: Result<Arc<RuleTarget>, Diagnostic>,
+    /// The attributes with every select() resolved in this configuration (none when they
+    /// are the loaded ones: no select, nothing copied), or why they cannot be.
+    pub rule: Result<Option<Arc<RuleTarget>>, Diagnostic>,
     pub deps: Vec<DepEdge>,
     /// Attributes whose Starlark transition split the configuration (`ctx.split_attr`).
     pub split_attrs: BTreeSet<String>,
+}
+
+impl Node {
+    /// The configured attributes: the resolved ones, or `loaded` when there was no select.
+    pub fn configured<'a>(
+        &'a self,
+        loaded: &'a RuleTarget,
+    ) -> Result<&'a RuleTarget, &'a Diagnostic> {
+        match &self.rule {
+            Ok(Some(resolved)) => Ok(resolved),
+            Ok(None) => Ok(loaded),
+            Err(d) => Err(d),
+        }
+    }
 }
 
 /// Every configured target reachable from the roots.
@@ -55,12 +69,17 @@ pub struct ConfiguredGraph {
     pub roots: Vec<(Label, ConfiguredLabel)>,
 }
 
-/// The transitions a rule declares, found once per rule class.
+/// A rule class's declaration and transitions, found once per rule class.
 struct RuleTransitions {
     callable: OwnedFrozenValue,
 }
 
 impl RuleTransitions {
+    fn has_transitions(&self) -> bool {
+        let frozen = self.frozen();
+        frozen.incoming.is_some() || !frozen.attr_transitions.is_empty()
+    }
+
     fn frozen(&self) -> &FrozenRuleCallable {
         self.callable
             .value()
@@ -152,15 +171,18 @@ impl<'g> Builder<'g> {
             .entry((rule.defined_in.clone(), rule.class.clone()))
             .or_insert_with(|| {
                 let callable = loader.rule_callable(&rule.defined_in, &rule.class).ok()?;
-                let frozen = callable.value().downcast_ref::<FrozenRuleCallable>()?;
-                (frozen.incoming.is_some() || !frozen.attr_transitions.is_empty())
-                    .then(|| Arc::new(RuleTransitions { callable }))
+                callable.value().downcast_ref::<FrozenRuleCallable>()?;
+                Some(Arc::new(RuleTransitions { callable }))
             })
             .clone()
     }
 
-    /// `rule`'s attributes resolved in `config`.
-    fn resolve(&mut self, label: &Label, config: &Config) -> Result<Arc<RuleTarget>, Diagnostic> {
+    /// `rule`'s attributes resolved in `config`; none when it has no select() to resolve.
+    fn resolve(
+        &mut self,
+        label: &Label,
+        config: &Config,
+    ) -> Result<Option<Arc<RuleTarget>>, Diagnostic> {
         let target = self
             .graph
             .target(label)
@@ -169,7 +191,10 @@ impl<'g> Builder<'g> {
         let settings = self.settings(config);
         settings
             .resolve(self.graph, target, rule)
-            .map(|r| Arc::new(r.into_owned()))
+            .map(|r| match r {
+                std::borrow::Cow::Borrowed(_) => None,
+                std::borrow::Cow::Owned(r) => Some(Arc::new(r)),
+            })
             .map_err(|e| {
                 Diagnostic::at(
                     &target.location,
@@ -197,13 +222,14 @@ impl<'g> Builder<'g> {
         let Some(rule) = target.rule() else {
             return Ok(config.clone());
         };
-        let Some(rt) = self.transitions(rule) else {
+        let Some(rt) = self.transitions(rule).filter(|t| t.has_transitions()) else {
             return Ok(config.clone());
         };
         let Some(incoming) = rt.frozen().incoming else {
             return Ok(config.clone());
         };
         let resolved = self.resolve(label, config)?;
+        let resolved = resolved.as_deref().unwrap_or(rule);
         let error = |message: String| {
             Diagnostic::at(
                 &target.location,
@@ -227,10 +253,16 @@ impl<'g> Builder<'g> {
             deps: Vec::new(),
             split_attrs: BTreeSet::new(),
         };
-        let Ok(rule) = node.rule.clone() else {
+        let Ok(resolved) = node.rule.clone() else {
             return node;
         };
-        if let Err(e) = self.edges(key, &rule, &mut node) {
+        let graph = self.graph;
+        let loaded = graph
+            .target(&key.label)
+            .and_then(|t| t.rule())
+            .expect("configured targets are rules");
+        let rule = resolved.as_deref().unwrap_or(loaded);
+        if let Err(e) = self.edges(key, rule, &mut node) {
             node.rule = Err(e);
         }
         node
@@ -246,18 +278,6 @@ impl<'g> Builder<'g> {
         let target = graph.target(&key.label).expect("loaded");
         let transitions = self.transitions(rule);
         let decl = transitions.as_ref().map(|t| t.frozen().decl.clone());
-        let decl = match decl {
-            Some(d) => Some(d),
-            None => graph
-                .loader()
-                .rule_callable(&rule.defined_in, &rule.class)
-                .ok()
-                .and_then(|c| {
-                    c.value()
-                        .downcast_ref::<FrozenRuleCallable>()
-                        .map(|f| f.decl.clone())
-                }),
-        };
         let error = |message: String| {
             Diagnostic::at(
                 &target.location,

@@ -245,7 +245,8 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
                         .flat_map(failure::causes_of)
                         .collect(),
                 };
-                let result = match &node.rule {
+                let loaded = target.rule().expect("levels hold rule targets");
+                let result = match node.configured(loaded) {
                     _ if !failed_deps.is_empty() => {
                         Ok(failure::with_causes(&key.label, &failed_deps))
                     }

@@ -118,11 +118,10 @@ fn analyze_rule(
     let label = &target.label;
     let loader = graph.loader();
     // The attributes as this configuration sees them: each select() resolved.
-    let configured = match &node.rule {
-        Ok(r) => r.clone(),
-        Err(d) => return Err(TargetError::Configuration(Box::new(d.clone()))),
-    };
-    let rule: &RuleTarget = &configured;
+    let loaded = target.rule().expect("only rules are analysed");
+    let rule: &RuleTarget = node
+        .configured(loaded)
+        .map_err(|d| TargetError::Configuration(Box::new(d.clone())))?;
     let configuration = &key.config;
     let callable = loader
         .rule_callable(&rule.defined_in, &rule.class)
