@@ -69,6 +69,9 @@ def _copy(ctx, srcs, out):
     )
 
 def _with_opt_impl(ctx):
+    # A 1:1 transition still makes ctx.attr a list, as in Bazel.
+    if type(ctx.attr.dep) != "list" or len(ctx.attr.dep) != 1:
+        fail("expected a list of one target, got %r" % ctx.attr.dep)
     out = ctx.actions.declare_file(ctx.label.name + ".txt")
     _copy(ctx, ctx.files.dep, out)
     return [DefaultInfo(files = depset([out]))]
@@ -459,7 +462,10 @@ def _failing_impl(ctx):
 failing = rule(implementation = _failing_impl, attrs = {"deps": attr.label_list()})
 
 def _expect_failure_impl(ctx):
-    target = ctx.attr.target_under_test
+    # Through a Starlark transition, ctx.attr is a list, as in Bazel (skylib takes [0]).
+    if type(ctx.attr.target_under_test) != "list":
+        fail("expected a list")
+    target = ctx.attr.target_under_test[0]
     script = ctx.actions.declare_file(ctx.label.name + ".sh")
     if AnalysisFailureInfo not in target:
         fail("expected an AnalysisFailureInfo")

@@ -195,7 +195,8 @@ pub(super) struct AttrValues<'v> {
     pub outputs: Vec<(String, Value<'v>)>,
     pub direct_deps: Vec<Value<'v>>,
     pub data_deps: Vec<Value<'v>>,
-    /// `ctx.split_attr`: attributes with a Starlark transition, by split key.
+    /// `ctx.split_attr`: attributes with a Starlark transition, by split key (`""` for a
+    /// 1:1 transition).
     pub split_attr: Vec<(String, Value<'v>)>,
 }
 
@@ -223,6 +224,8 @@ pub(super) fn attr_values<'v>(
         split_attr: Vec::new(),
     };
     let testonly = is_testonly(rule);
+    // Attributes with a Starlark transition: their `ctx.attr` list and `ctx.files`.
+    let mut split_lists: Vec<(String, Value<'v>, Value<'v>)> = Vec::new();
     for (name, value) in &rule.attrs {
         if name == "visibility" {
             continue;
@@ -261,12 +264,13 @@ pub(super) fn attr_values<'v>(
                 .and_then(|e| e.rule.as_ref())
         };
         let spec = decl.attrs.iter().find(|(n, _)| n == name).map(|(_, s)| s);
+        // Through a Starlark transition, `ctx.attr` is a list of the dependency in every
+        // configuration, as in Bazel (even for a 1:1 transition); `ctx.file` and
+        // `ctx.executable` show the first, checked as usual below.
         if node.split_attrs.contains(name) {
             let (attr, files, split) = split_values(heap, value, &deps_of)?;
-            v.attr.push((name.clone(), attr));
-            v.files.push((name.clone(), files));
             v.split_attr.push((name.clone(), split));
-            continue;
+            split_lists.push((name.clone(), attr, files));
         }
         match value {
             AttrValue::Label(l) => {
@@ -387,6 +391,12 @@ pub(super) fn attr_values<'v>(
             }
             plain => v.attr.push((name.clone(), plain_value(heap, plain))),
         }
+    }
+    for (name, attr, files) in split_lists {
+        v.attr.retain(|(n, _)| *n != name);
+        v.attr.push((name.clone(), attr));
+        v.files.retain(|(n, _)| *n != name);
+        v.files.push((name, files));
     }
     v.attr
         .push(("name".into(), heap.alloc(label.name.as_str())));

@@ -43,7 +43,7 @@ pub struct Node {
     /// are the loaded ones: no select, nothing copied), or why they cannot be.
     pub rule: Result<Option<Arc<RuleTarget>>, Diagnostic>,
     pub deps: Vec<DepEdge>,
-    /// Attributes whose Starlark transition split the configuration (`ctx.split_attr`).
+    /// Attributes with a Starlark transition (`ctx.split_attr`; `ctx.attr` a list).
     pub split_attrs: BTreeSet<String>,
 }
 
@@ -323,8 +323,8 @@ impl<'g> Builder<'g> {
                         Some(t) if t.decl.made_by != "transition" => "AnalysisTestTransition",
                         _ => "StarlarkTransition",
                     };
+                    node.split_attrs.insert(name.clone());
                     if result.iter().any(|(key, _)| !key.is_empty()) {
-                        node.split_attrs.insert(name.clone());
                         transition = "SplitTransition";
                     }
                     result
