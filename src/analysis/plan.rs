@@ -31,6 +31,10 @@ pub struct BuildPlan {
     pub targets_configured: usize,
     /// For `forge test`: the test targets the patterns name, test suites expanded.
     pub tests: Vec<Label>,
+    /// The top-level configuration's bin and testlogs directories, where `forge-bin` and
+    /// `forge-testlogs` point.
+    pub bin_dir: String,
+    pub testlogs_dir: String,
 }
 
 /// A requested target, as the commands report or run it.
@@ -72,6 +76,7 @@ pub fn test_spec(attrs: &BTreeMap<String, crate::loading::AttrValue>) -> TestSpe
             _ => BTreeMap::new(),
         },
         runfiles: Vec::new(),
+        testlogs_dir: String::new(),
     }
 }
 

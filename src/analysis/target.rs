@@ -201,6 +201,7 @@ fn analyze_rule(
             false => None,
             true => {
                 let mut spec = plan::test_spec(&rule.attrs);
+                spec.testlogs_dir = configuration.testlogs_dir();
                 for value in spec.env.values_mut() {
                     let expanded = ctx_value
                         .expand_runtime_args("env", std::slice::from_ref(value), false)

@@ -281,8 +281,8 @@ pub fn build(
     for_tests: bool,
 ) -> Result<Built, Failure> {
     options.common.apply();
-    layout::select_configuration(options.output_configuration()?);
     let request = BuildRequest {
+        configuration: options.output_configuration()?,
         action_env: key_values(&options.action_env, "action_env", true)?,
         defines: key_values(&options.define, "define", false)?,
         stamp: options.stamp && !options.nostamp,
@@ -340,7 +340,7 @@ fn report(event: &BuildEvent, print_outputs: bool) {
 /// targets that failed. Failed actions were reported by the progress as they happened.
 fn print_outputs_of(plan: &BuildPlan, executed: &Executed) {
     let failed_owners = executed.failed_owners();
-    let bin = format!("{}/", layout::bin_dir());
+    let bin = format!("{}/", plan.bin_dir);
     for (label, target) in &plan.targets {
         let outs = &target.outputs;
         if failed_owners.contains(label) {

@@ -47,10 +47,8 @@ pub struct InfoArgs {
 }
 
 pub fn run(args: InfoArgs, options: &OutputBaseOptions) -> Result<ExitCode, Failure> {
-    crate::core::layout::select_configuration(super::build::configuration_of(
-        args.compilation_mode.as_deref(),
-        args.cpu.as_deref(),
-    )?);
+    let configuration =
+        super::build::configuration_of(args.compilation_mode.as_deref(), args.cpu.as_deref())?;
     let ws = crate::ops::fetch::discover_workspace(
         &super::current_dir()?,
         options,
@@ -59,6 +57,7 @@ pub fn run(args: InfoArgs, options: &OutputBaseOptions) -> Result<ExitCode, Fail
     let entries = entries(&InfoRequest {
         workspace: &ws,
         repository_cache: args.repository_cache.as_deref(),
+        configuration: &configuration,
     });
     if args.keys.is_empty() {
         for (k, v) in entries {

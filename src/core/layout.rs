@@ -5,9 +5,10 @@
 /// The directory under the exec root that holds every output.
 pub const OUT_DIR: &str = "forge-out";
 
-/// The build options that name the configuration's output directory: `--cpu` and
-/// `-c`/`--compilation_mode`. A command sets them once, before it plans (`select_configuration`);
-/// every output path, `ctx.var` and `config_setting` read them from here, so they agree.
+/// The command line's options that name the top-level configuration's output directory:
+/// `--cpu` and `-c`/`--compilation_mode`. The front end passes them down as a value: to
+/// analysis (`analysis::Config` names every configuration's directory), to the plan, `forge
+/// info` and the `forge-bin` link.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutputConfiguration {
     /// Bazel's `--cpu`: `k8` on x86_64 Linux by default.
@@ -26,8 +27,6 @@ impl Default for OutputConfiguration {
     }
 }
 
-static CONFIGURATION: std::sync::RwLock<Option<OutputConfiguration>> = std::sync::RwLock::new(None);
-
 /// Bazel's `--cpu` name for this machine: `k8` for x86_64 Linux, `darwin_arm64`, ...
 pub fn host_cpu() -> String {
     match (std::env::consts::OS, std::env::consts::ARCH) {
@@ -42,42 +41,27 @@ pub fn host_cpu() -> String {
 /// The compilation modes `-c` accepts, in Bazel's order.
 pub const COMPILATION_MODES: [&str; 3] = ["fastbuild", "dbg", "opt"];
 
-/// Makes `configuration` the one this command builds in.
-pub fn select_configuration(configuration: OutputConfiguration) {
-    *CONFIGURATION.write().unwrap_or_else(|e| e.into_inner()) = Some(configuration);
-}
+impl OutputConfiguration {
+    /// The directory name, as Bazel's `<cpu>-<compilation mode>`: `k8-fastbuild`, `k8-opt`.
+    pub fn dir_name(&self) -> String {
+        format!("{}-{}", self.cpu, self.compilation_mode)
+    }
 
-/// The configuration this command builds in: the host's CPU in fastbuild unless the command
-/// line said otherwise.
-pub fn configuration() -> OutputConfiguration {
-    CONFIGURATION
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone()
-        .unwrap_or_default()
-}
+    /// `forge-out/<config>/bin`: where the top-level targets' outputs go.
+    pub fn bin_dir(&self) -> String {
+        format!("{OUT_DIR}/{}/bin", self.dir_name())
+    }
 
-/// The configuration's directory name, as Bazel's `<cpu>-<compilation mode>`: `k8-fastbuild`,
-/// `k8-opt`.
-pub fn config_name() -> String {
-    let c = configuration();
-    format!("{}-{}", c.cpu, c.compilation_mode)
+    /// `forge-out/<config>/testlogs`.
+    pub fn testlogs_dir(&self) -> String {
+        format!("{OUT_DIR}/{}/testlogs", self.dir_name())
+    }
 }
 
 /// The workspace status files (`ctx.info_file`, `ctx.version_file`), written before each
 /// build's actions run, as Bazel's `bazel-out/stable-status.txt` and `volatile-status.txt`.
 pub const STABLE_STATUS: &str = "forge-out/stable-status.txt";
 pub const VOLATILE_STATUS: &str = "forge-out/volatile-status.txt";
-
-/// `forge-out/<config>/bin`: where rules' outputs go.
-pub fn bin_dir() -> String {
-    format!("{OUT_DIR}/{}/bin", config_name())
-}
-
-/// `forge-out/<config>/testlogs`: where test results go.
-pub fn testlogs_dir() -> String {
-    format!("{OUT_DIR}/{}/testlogs", config_name())
-}
 
 /// The exec path of a package-relative file in a repository: `pkg/file` for the main
 /// repository, `external/<repo>/pkg/file` for others.

@@ -21,4 +21,6 @@ pub struct TestSpec {
     pub env: BTreeMap<String, String>,
     /// The runfiles tree: `(runfiles path, exec path)`.
     pub runfiles: Vec<(String, ExecPath)>,
+    /// The testlogs directory of the test's configuration (`forge-out/<config>/testlogs`).
+    pub testlogs_dir: String,
 }

@@ -42,6 +42,8 @@ pub struct BuildRequest<'a> {
     pub sandbox: SandboxOptions,
     /// `--output_groups`: `+x`/`-x` add to or take from the defaults, `x` replaces them.
     pub output_groups: Vec<String>,
+    /// `-c` and `--cpu`: the top-level configuration.
+    pub configuration: crate::core::layout::OutputConfiguration,
 }
 
 /// What the front end hears while a build runs, in this order.
@@ -118,6 +120,7 @@ pub fn build(
             for_tests: request.for_tests,
             fetch: &request.fetch,
             output_groups: &request.output_groups,
+            configuration: &request.configuration,
         },
     )?;
     events(BuildEvent::Analyzed(&planned));
@@ -275,7 +278,7 @@ pub fn execute(
     if !keep_runner {
         runner.cleanup();
     }
-    outputs::link_convenience_symlinks(workspace)
+    outputs::link_convenience_symlinks(workspace, &plan.bin_dir, &plan.testlogs_dir)
         .map_err(|e| Failure::failed(format!("cannot create the forge-* links: {e}")))?;
     Ok(Executed {
         exec_root,

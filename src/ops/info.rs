@@ -13,6 +13,8 @@ pub struct InfoRequest<'a> {
     pub workspace: &'a Workspace,
     /// `--repository_cache`, when given; otherwise the default one is named.
     pub repository_cache: Option<&'a Path>,
+    /// `-c` and `--cpu`: the configuration `forge-bin` and `forge-testlogs` name.
+    pub configuration: &'a layout::OutputConfiguration,
 }
 
 /// Why a key has no answer.
@@ -79,7 +81,7 @@ pub fn entries(request: &InfoRequest) -> Vec<(&'static str, String)> {
     let ws = request.workspace;
     let exec_root = ws.execution_root();
     let shown = |p: PathBuf| p.display().to_string();
-    let bin = shown(exec_root.join(layout::bin_dir()));
+    let bin = shown(exec_root.join(request.configuration.bin_dir()));
     let repository_cache = request
         .repository_cache
         .map(Path::to_path_buf)
@@ -98,7 +100,7 @@ pub fn entries(request: &InfoRequest) -> Vec<(&'static str, String)> {
         ("forge-genfiles", bin),
         (
             "forge-testlogs",
-            shown(exec_root.join(layout::testlogs_dir())),
+            shown(exec_root.join(request.configuration.testlogs_dir())),
         ),
         ("repository_cache", shown(repository_cache)),
         // Packages are read from the workspace only, as Bazel's default package path says.
@@ -160,6 +162,7 @@ mod tests {
         let entries = entries(&InfoRequest {
             workspace: &ws,
             repository_cache: None,
+            configuration: &layout::OutputConfiguration::default(),
         });
         let get = |key: &str| lookup(&entries, key).expect(key);
         assert_eq!(get("workspace_name"), "w");

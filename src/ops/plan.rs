@@ -30,6 +30,8 @@ pub struct PlanRequest<'a> {
     pub fetch: &'a crate::fetch::FetchOptions,
     /// `--output_groups`: which of the targets' outputs to build and report.
     pub output_groups: &'a [String],
+    /// `-c` and `--cpu`: the top-level configuration.
+    pub configuration: &'a layout::OutputConfiguration,
 }
 
 /// A plan and how it came to be.
@@ -110,7 +112,10 @@ pub fn plan(workspace: &Arc<Workspace>, request: &PlanRequest<'_>) -> Result<Pla
     );
     let mut identity = identity;
     // The configuration (`-c`, `--cpu`) names every output path and decides select()s.
-    identity.push(format!("--configuration={}", layout::config_name()));
+    identity.push(format!(
+        "--configuration={}",
+        request.configuration.dir_name()
+    ));
     // Build settings decide ctx.build_setting_value and select()s; in order, as a setting
     // given twice takes the last value (or, with allow_multiple, all of them in order).
     identity.extend(request.build_settings.iter().cloned());
@@ -289,7 +294,7 @@ fn plan_build(
         defines,
         stamp: request.stamp,
         build_settings,
-        output: layout::configuration(),
+        output: request.configuration.clone(),
     };
     let analysis = analysis::analyze(&graph, &targets, &config);
     errors.extend(analysis.errors.iter().cloned());
@@ -313,6 +318,8 @@ fn plan_build(
     let mut plan = BuildPlan {
         packages_loaded: packages,
         targets_configured: configured,
+        bin_dir: analysis.top.bin_dir(),
+        testlogs_dir: analysis.top.testlogs_dir(),
         ..BuildPlan::default()
     };
     for label in &targets {

@@ -112,8 +112,13 @@ pub fn write_runfiles_tree(
     Ok(write_atomic(&outer_manifest, text.as_bytes())?)
 }
 
-/// `forge-bin`, `forge-out`, `forge-testlogs` and `forge-<workspace dir>` in the workspace.
-pub fn link_convenience_symlinks(ws: &Workspace) -> io::Result<()> {
+/// `forge-bin`, `forge-out`, `forge-testlogs` and `forge-<workspace dir>` in the workspace;
+/// `bin_dir` and `testlogs_dir` are the top-level configuration's (exec paths).
+pub fn link_convenience_symlinks(
+    ws: &Workspace,
+    bin_dir: &str,
+    testlogs_dir: &str,
+) -> io::Result<()> {
     let exec_root = ws.execution_root();
     let dir_name = ws
         .root
@@ -122,12 +127,9 @@ pub fn link_convenience_symlinks(ws: &Workspace) -> io::Result<()> {
         .unwrap_or("workspace")
         .to_owned();
     for (name, target) in [
-        ("forge-bin".to_owned(), exec_root.join(layout::bin_dir())),
+        ("forge-bin".to_owned(), exec_root.join(bin_dir)),
         ("forge-out".to_owned(), exec_root.join(layout::OUT_DIR)),
-        (
-            "forge-testlogs".to_owned(),
-            exec_root.join(layout::testlogs_dir()),
-        ),
+        ("forge-testlogs".to_owned(), exec_root.join(testlogs_dir)),
         (format!("forge-{dir_name}"), exec_root.clone()),
     ] {
         std::fs::create_dir_all(&target)?;

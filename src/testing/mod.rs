@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::core::{Action, ActionKind, ExecPath, TestSpec};
-use crate::core::{Digest, Label, layout};
+use crate::core::{Digest, Label};
 use crate::exec::runner::{Cancel, EXEC_ROOT_VAR, Runner, Spawn, SpawnStatus};
 use crate::exec::{AcEntry, CacheTiers, CachedOutput};
 use crate::remote::{KeyKind, RemoteCache};
@@ -178,7 +178,7 @@ impl Tests<'_> {
                 for s in 0..shards {
                     let shard = (spec.shard_count > 1).then_some((s, shards));
                     let run = (runs > 1).then_some((r + 1, runs));
-                    let mut dir = format!("{}/{}", layout::testlogs_dir(), label_dir(label));
+                    let mut dir = format!("{}/{}", spec.testlogs_dir, label_dir(label));
                     let sub: Vec<String> = [
                         shard.map(|(s, n)| format!("shard_{}_of_{n}", s + 1)),
                         run.map(|(r, n)| format!("run_{r}_of_{n}")),

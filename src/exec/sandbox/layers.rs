@@ -157,7 +157,7 @@ mod tests {
         let layers = Layers::new(&tmp.path().join("empty"))?;
         let (a, p) = layers.locate(&exec_root, "pkg/sub/a.txt")?;
         assert_eq!(p, Path::new("pkg/sub/a.txt"));
-        let output = format!("{}/x", crate::core::layout::bin_dir());
+        let output = "forge-out/k8-fastbuild/bin/x".to_owned();
         let (b, p) = layers.locate(&exec_root, &output)?;
         assert_eq!(p, Path::new(&output));
         let (c, p) = layers.locate(&exec_root, "external/http_repo/f")?;
