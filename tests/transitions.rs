@@ -513,3 +513,61 @@ expect_failure_test(name = "above_test", target_under_test = ":above")
     assert_eq!(run.code, 1, "{}", run.both());
     assert!(run.stderr.contains("broken on purpose"), "{}", run.stderr);
 }
+
+#[test]
+fn a_transition_reading_a_target_that_is_no_build_setting_is_an_error() {
+    let defs = format!(
+        r#"
+def _t(settings, attr):
+    return {{"//command_line_option:compilation_mode": "opt"}}
+
+t = transition(implementation = _t, inputs = ["//pkg:y"], outputs = ["//command_line_option:compilation_mode"])
+{ERROR_RULE}"#
+    );
+    let ws = error_workspace(
+        &defs,
+        "load(':defs.bzl', 'r')\nr(name = 'x', dep = ':y')\nfilegroup(name = 'y')\n",
+    );
+    let run = ws.forge(&["build", "//pkg:x"]);
+    assert_eq!(run.code, 1, "{}", run.both());
+    assert!(
+        run.stderr
+            .contains("'//pkg:y' is a filegroup rule, not a build setting"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_transition_setting_a_build_setting_to_a_value_of_another_type_is_an_error() {
+    let ws = Workspace::empty();
+    ws.write("WORKSPACE", "");
+    ws.write(
+        "pkg/defs.bzl",
+        &format!(
+            r#"
+def _flag_impl(ctx):
+    return []
+
+int_flag = rule(implementation = _flag_impl, build_setting = config.int(flag = True))
+
+def _t(settings, attr):
+    return {{"//pkg:level": "high"}}
+
+t = transition(implementation = _t, inputs = [], outputs = ["//pkg:level"])
+{ERROR_RULE}"#
+        ),
+    );
+    ws.write(
+        "pkg/BUILD",
+        "load(':defs.bzl', 'int_flag', 'r')\nint_flag(name = 'level', build_setting_default = 1)\nr(name = 'x', dep = ':y')\nfilegroup(name = 'y')\n",
+    );
+    let run = ws.forge(&["build", "//pkg:x"]);
+    assert_eq!(run.code, 1, "{}", run.both());
+    assert!(
+        run.stderr.contains("invalid value for '//pkg:level' in transition")
+            && run.stderr.contains("expected a value of type int"),
+        "{}",
+        run.stderr
+    );
+}
