@@ -565,9 +565,79 @@ t = transition(implementation = _t, inputs = [], outputs = ["//pkg:level"])
     let run = ws.forge(&["build", "//pkg:x"]);
     assert_eq!(run.code, 1, "{}", run.both());
     assert!(
-        run.stderr.contains("invalid value for '//pkg:level' in transition")
+        run.stderr
+            .contains("invalid value for '//pkg:level' in transition")
             && run.stderr.contains("expected a value of type int"),
         "{}",
         run.stderr
+    );
+}
+
+#[test]
+fn a_transition_sets_a_build_setting_of_another_repository_and_flips_a_select_on_it() {
+    let ws = Workspace::empty();
+    ws.write(
+        "WORKSPACE",
+        "workspace(name = 'main')\nlocal_repository(name = 'flags', path = 'flags')\n",
+    );
+    ws.write("flags/WORKSPACE", "workspace(name = 'flags')\n");
+    ws.write(
+        "flags/defs.bzl",
+        r#"
+def _impl(ctx):
+    return []
+
+string_setting = rule(implementation = _impl, build_setting = config.string(flag = True))
+"#,
+    );
+    ws.write(
+        "flags/BUILD",
+        "load(':defs.bzl', 'string_setting')\n\
+         string_setting(name = 'mode', build_setting_default = 'plain', visibility = ['//visibility:public'])\n",
+    );
+    ws.write(
+        "pkg/defs.bzl",
+        r#"
+def _t(settings, attr):
+    return {"@flags//:mode": settings["@flags//:mode"] + "-fancy"}
+
+fancy = transition(implementation = _t, inputs = ["@flags//:mode"], outputs = ["@flags//:mode"])
+
+def _impl(ctx):
+    return [DefaultInfo(files = depset(ctx.files.dep))]
+
+with_fancy = rule(
+    implementation = _impl,
+    attrs = {
+        "dep": attr.label(cfg = fancy),
+        "_allowlist_function_transition": attr.label(
+            default = "@bazel_tools//tools/allowlists/function_transition_allowlist",
+        ),
+    },
+)
+"#,
+    );
+    ws.write(
+        "pkg/BUILD",
+        r#"
+load(":defs.bzl", "with_fancy")
+
+config_setting(name = "fancy", flag_values = {"@flags//:mode": "plain-fancy"})
+
+genrule(
+    name = "g",
+    outs = ["g.txt"],
+    cmd = select({":fancy": "echo fancy > $@", "//conditions:default": "echo plain > $@"}),
+)
+
+with_fancy(name = "w", dep = ":g")
+"#,
+    );
+    let run = ok(ws.forge(&["build", "//pkg:w"]));
+    let st = config_dirs(&ws, &format!("{}-fastbuild-ST-", cpu()));
+    assert_eq!(st.len(), 1, "{st:?}\n{}", run.both());
+    assert_eq!(
+        read(&ws, &format!("forge-out/{}/bin/pkg/g.txt", st[0])),
+        "fancy\n"
     );
 }
