@@ -641,3 +641,40 @@ with_fancy(name = "w", dep = ":g")
         "fancy\n"
     );
 }
+
+#[test]
+fn a_failing_incoming_transition_on_a_requested_target_is_reported() {
+    let ws = Workspace::empty();
+    ws.write("WORKSPACE", "");
+    ws.write(
+        "pkg/defs.bzl",
+        r#"
+def _t(settings, attr):
+    return {"//command_line_option:compilation_mode": "turbo"}
+
+t = transition(implementation = _t, inputs = [], outputs = ["//command_line_option:compilation_mode"])
+
+def _impl(ctx):
+    return []
+
+r = rule(
+    implementation = _impl,
+    cfg = t,
+    attrs = {
+        "_allowlist_function_transition": attr.label(
+            default = "@bazel_tools//tools/allowlists/function_transition_allowlist",
+        ),
+    },
+)
+"#,
+    );
+    ws.write("pkg/BUILD", "load(':defs.bzl', 'r')\nr(name = 'x')\n");
+    let run = ws.forge(&["build", "//pkg:x"]);
+    assert_eq!(run.code, 1, "{}", run.both());
+    assert!(
+        run.stderr.contains("in r rule //pkg:x")
+            && run.stderr.contains("'turbo' is not a compilation mode"),
+        "{}",
+        run.stderr
+    );
+}

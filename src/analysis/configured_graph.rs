@@ -67,6 +67,8 @@ pub struct ConfiguredGraph {
     /// Each requested label and the configured target it is (its rule's incoming transition
     /// applied to the top-level configuration).
     pub roots: Vec<(Label, ConfiguredLabel)>,
+    /// Requested targets whose rule's incoming transition failed (they are not analysed).
+    pub errors: Vec<Diagnostic>,
 }
 
 /// A rule class's declaration and transitions, found once per rule class.
@@ -105,6 +107,7 @@ impl ConfiguredGraph {
         };
         let mut nodes: HashMap<ConfiguredLabel, Node> = HashMap::new();
         let mut root_keys = Vec::new();
+        let mut errors = Vec::new();
         let mut stack: Vec<ConfiguredLabel> = Vec::new();
         for label in roots {
             let Some(target) = graph.target(label) else {
@@ -126,7 +129,10 @@ impl ConfiguredGraph {
             };
             let config = match b.incoming(&rule_label, top) {
                 Ok(c) => c,
-                Err(_) => top.clone(),
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
             };
             let key = ConfiguredLabel {
                 label: rule_label,
@@ -152,6 +158,7 @@ impl ConfiguredGraph {
         ConfiguredGraph {
             nodes,
             roots: root_keys,
+            errors,
         }
     }
 }

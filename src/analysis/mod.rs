@@ -220,6 +220,7 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
         ..Analysis::default()
     };
     analysis.errors.extend(missing_roots(graph, roots));
+    analysis.errors.extend(configured.errors.iter().cloned());
     let mut failed: BTreeSet<ConfiguredLabel> = BTreeSet::new();
     for level in levels {
         let results: Vec<(ConfiguredLabel, Result<Analyzed, Vec<Diagnostic>>)> = level
