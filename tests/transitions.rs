@@ -678,3 +678,76 @@ r = rule(
         run.stderr
     );
 }
+
+#[test]
+fn an_analysis_test_transition_sets_native_options_as_skylib_does_and_selects_follow() {
+    let ws = Workspace::empty();
+    ws.write("WORKSPACE", "");
+    ws.write(
+        "pkg/defs.bzl",
+        r##"
+BoolInfo = provider(fields = ["value", "features"])
+
+def _bool_impl(ctx):
+    return [BoolInfo(value = ctx.attr.value, features = ctx.features)]
+
+bool_rule = rule(implementation = _bool_impl, attrs = {"value": attr.bool()})
+
+def _check_impl(ctx):
+    info = ctx.attr.target_under_test[0][BoolInfo]
+    script = ctx.actions.declare_file(ctx.label.name + ".sh")
+    ctx.actions.write(
+        script,
+        "#!/bin/bash\necho '%s %s'\nexit %d\n" % (info.value, info.features, 0 if info.value else 1),
+        is_executable = True,
+    )
+    return [DefaultInfo(executable = script)]
+
+# As skylib's analysistest.make(config_settings = ...): strings for booleans, a list option.
+check_test = rule(
+    implementation = _check_impl,
+    test = True,
+    attrs = {
+        "target_under_test": attr.label(cfg = analysis_test_transition(settings = {
+            "//command_line_option:cpu": "ppc",
+            "//command_line_option:compilation_mode": "opt",
+            "//command_line_option:features": ["myfeature"],
+            "//command_line_option:allow_analysis_failures": "True",
+        })),
+    },
+)
+"##,
+    );
+    ws.write(
+        "pkg/BUILD",
+        r#"
+load(":defs.bzl", "bool_rule", "check_test")
+
+config_setting(name = "ppc", values = {"cpu": "ppc"})
+
+config_setting(name = "opt_with_feature", values = {"compilation_mode": "opt", "features": "myfeature"})
+
+bool_rule(
+    name = "chosen",
+    value = select({":ppc": True, "//conditions:default": False}),
+    tags = ["manual"],
+)
+
+bool_rule(
+    name = "chosen_too",
+    value = select({":opt_with_feature": True, "//conditions:default": False}),
+    tags = ["manual"],
+)
+
+check_test(name = "cpu_test", target_under_test = ":chosen")
+
+check_test(name = "features_test", target_under_test = ":chosen_too")
+"#,
+    );
+    let run = ok(ws.forge(&["test", "//pkg:all"]));
+    assert!(run.both().contains("2 tests pass"), "{}", run.both());
+    let log = read(&ws, "forge-testlogs/pkg/features_test/test.log");
+    assert!(log.contains("True [\"myfeature\"]"), "{log}");
+    // Without the transition the default branch is taken.
+    ok(ws.forge(&["build", "//pkg:chosen"]));
+}

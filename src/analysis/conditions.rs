@@ -71,6 +71,7 @@ const KNOWN_OPTIONS: &[&str] = &[
     "host_compilation_mode",
     "host_cpu",
     "stamp",
+    "features",
 ];
 
 /// One thing a condition requires of the configuration. A condition whose requirements are
@@ -106,6 +107,8 @@ pub struct Configuration {
     pub host_cpu: String,
     /// `--stamp`.
     pub stamp: bool,
+    /// `--features`.
+    pub features: Vec<String>,
     /// The host platform's constraint values, one per setting: `(setting, value)`.
     pub constraints: Vec<(Label, Label)>,
     /// The build settings the command line sets (the others have their defaults).
@@ -135,6 +138,7 @@ impl Configuration {
             cpu: config.cpu.clone(),
             host_cpu: crate::core::layout::host_cpu(),
             stamp: config.stamp,
+            features: config.features.clone(),
             build_settings: config.build_settings.clone(),
             constraints: vec![
                 (platforms("os", "os"), platforms("os", os)),
@@ -162,13 +166,18 @@ impl Configuration {
             "cpu" => text(&self.cpu),
             "host_cpu" => text(&self.host_cpu),
             "stamp" => boolean(self.stamp),
+            // A list option matches when it holds the value, as in Bazel.
+            "features" => Ok(match self.features.iter().any(|f| f == wanted) {
+                true => (wanted.to_owned(), wanted.to_owned()),
+                false => (String::new(), wanted.to_owned()),
+            }),
             _ => Err(ConditionError::UnknownOption(key.to_owned())),
         }
     }
 }
 
 /// A boolean option's value as Bazel's converter reads it.
-fn parse_boolean(text: &str) -> Option<bool> {
+pub(super) fn parse_boolean(text: &str) -> Option<bool> {
     match text.to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "t" | "y" => Some(true),
         "0" | "false" | "no" | "f" | "n" => Some(false),
@@ -394,7 +403,7 @@ mod tests {
         let error = c.option("copt", "-O2").unwrap_err();
         assert!(matches!(error, ConditionError::UnknownOption(ref o) if o == "copt"));
         assert!(error.to_string().ends_with(
-            "use one of define, compilation_mode, cpu, host_compilation_mode, host_cpu, stamp"
+            "use one of define, compilation_mode, cpu, host_compilation_mode, host_cpu, stamp, features"
         ));
     }
 }

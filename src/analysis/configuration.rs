@@ -32,6 +32,8 @@ pub struct BuildOptions {
     pub defines: BTreeMap<String, String>,
     /// `--stamp`.
     pub stamp: bool,
+    /// `--features` (only transitions set it in forge).
+    pub features: Vec<String>,
     /// Build settings whose value is not their default (`--//pkg:flag=value`, transitions).
     pub build_settings: BTreeMap<Label, AttrValue>,
     pub kind: ConfigKind,
@@ -57,6 +59,7 @@ impl BuildOptions {
             cpu: output.cpu.clone(),
             defines,
             stamp,
+            features: Vec::new(),
             build_settings,
             kind: ConfigKind::Target,
             transitioned: BTreeSet::new(),
@@ -70,6 +73,7 @@ impl BuildOptions {
             "compilation_mode" => self.compilation_mode.clone(),
             "cpu" => self.cpu.clone(),
             "stamp" => self.stamp.to_string(),
+            "features" => self.features.join(","),
             "allow_analysis_failures" => self.allow_analysis_failures.to_string(),
             "define" => self
                 .defines

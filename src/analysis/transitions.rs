@@ -27,17 +27,18 @@ use crate::loading::{
 /// The prefix of native options among a transition's inputs and outputs.
 const NATIVE: &str = "//command_line_option:";
 
-/// The native options a transition may read; the first five it may also set.
+/// The native options a transition may read; the first six it may also set.
 const READABLE: &[&str] = &[
     "compilation_mode",
     "cpu",
     "define",
     "stamp",
+    "features",
     "allow_analysis_failures",
     "host_cpu",
     "host_compilation_mode",
 ];
-const WRITABLE: usize = 5;
+const WRITABLE: usize = 6;
 
 /// Why a transition could not be applied. Reported at the target whose rule or attribute
 /// declares it.
@@ -233,6 +234,7 @@ fn input_dict<'v>(
                 Some("define") => {
                     heap.alloc(AllocList(o.defines.iter().map(|(k, v)| format!("{k}={v}"))))
                 }
+                Some("features") => heap.alloc(AllocList(o.features.iter().map(String::as_str))),
                 _ => setting_value(heap, graph, from, label),
             };
             (text.as_str(), value)
@@ -367,10 +369,33 @@ fn set_native(
             .map(str::to_owned)
             .ok_or_else(|| format!("expected a string, got {}", value.get_type()))
     };
+    // As Bazel's option converters: a boolean may be given as text ("True", "1", ...).
     let boolean = || {
         value
             .unpack_bool()
-            .ok_or_else(|| format!("expected a bool, got {}", value.get_type()))
+            .or_else(|| {
+                value
+                    .unpack_str()
+                    .and_then(super::conditions::parse_boolean)
+            })
+            .ok_or_else(|| format!("expected a bool, got {}", value.to_repr()))
+    };
+    // A list option takes a list of strings, or one string.
+    let strings = || -> Result<Vec<String>, String> {
+        if let Some(s) = value.unpack_str() {
+            return Ok(vec![s.to_owned()]);
+        }
+        let items = ListRef::from_value(value)
+            .ok_or_else(|| format!("expected a list of strings, got {}", value.get_type()))?;
+        items
+            .content()
+            .iter()
+            .map(|item| {
+                item.unpack_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("expected a string, got {}", item.get_type()))
+            })
+            .collect()
     };
     match option {
         "compilation_mode" => {
@@ -386,14 +411,10 @@ fn set_native(
         "cpu" => options.cpu = string()?,
         "stamp" => options.stamp = boolean()?,
         "allow_analysis_failures" => options.allow_analysis_failures = boolean()?,
+        "features" => options.features = strings()?,
         "define" => {
-            let items = ListRef::from_value(value)
-                .ok_or_else(|| format!("expected a list of strings, got {}", value.get_type()))?;
             let mut defines = std::collections::BTreeMap::new();
-            for item in items.content() {
-                let text = item
-                    .unpack_str()
-                    .ok_or_else(|| format!("expected a string, got {}", item.get_type()))?;
+            for text in strings()? {
                 let (k, v) = text
                     .split_once('=')
                     .ok_or_else(|| format!("'{text}' is not NAME=VALUE"))?;
