@@ -237,7 +237,17 @@ fn a_tool_run_by_an_action_runs_another_tool_through_its_runfiles() {
         read(&ws, "forge-bin/app/from_tool.txt"),
         "the data\nouter\n"
     );
-    let manifest = read(&ws, "forge-bin/app/outer.runfiles_manifest");
+    // The outer tool (cfg = "exec") is built in the exec configuration's directory.
+    let exec_dir = std::fs::read_dir(ws.root().join("forge-out"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.contains("-opt-exec-"))
+        .expect("an exec configuration directory");
+    let manifest = read(
+        &ws,
+        &format!("forge-out/{exec_dir}/bin/app/outer.runfiles_manifest"),
+    );
     let paths: Vec<&str> = manifest
         .lines()
         .map(|l| l.split_once(' ').expect("two fields").0)

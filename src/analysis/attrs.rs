@@ -224,6 +224,14 @@ pub(super) fn attr_values<'v>(
         split_attr: Vec::new(),
     };
     let testonly = is_testonly(rule);
+    // The edges by attribute and label, each in every configuration it leads to.
+    let mut edges: HashMap<(&str, &Label), Vec<&DepEdge>> = HashMap::new();
+    for e in &node.deps {
+        edges
+            .entry((e.attr.as_str(), &e.label))
+            .or_default()
+            .push(e);
+    }
     // Attributes with a Starlark transition: their `ctx.attr` list and `ctx.files`.
     let mut split_lists: Vec<(String, Value<'v>, Value<'v>)> = Vec::new();
     for (name, value) in &rule.attrs {
@@ -241,9 +249,10 @@ pub(super) fn attr_values<'v>(
                 }
                 .into());
             }
-            node.deps
-                .iter()
-                .filter(|e| e.attr == *name && e.label == *l)
+            edges
+                .get(&(name.as_str(), l))
+                .into_iter()
+                .flatten()
                 .map(|e| {
                     dep_value(heap, graph, done, e)
                         .map(|v| (e.split_key.as_str(), v))
@@ -258,9 +267,9 @@ pub(super) fn attr_values<'v>(
                 .ok_or_else(|| AttrErrorKind::NotAnalysed(l.clone()).into())
         };
         let rule_of = |l: &Label| {
-            node.deps
-                .iter()
-                .find(|e| e.attr == *name && e.label == *l)
+            edges
+                .get(&(name.as_str(), l))
+                .and_then(|es| es.first())
                 .and_then(|e| e.rule.as_ref())
         };
         let spec = decl.attrs.iter().find(|(n, _)| n == name).map(|(_, s)| s);
