@@ -574,7 +574,7 @@ stamped = rule(implementation = _impl)
 }
 
 #[test]
-fn transitions_are_declared_and_the_targets_needing_them_refused() {
+fn transitions_are_declared_and_applied_to_the_targets_needing_them() {
     // As skylib's unittest.bzl: every test file loads a file that declares transitions.
     let ws = new_workspace();
     ws.write(
@@ -589,7 +589,11 @@ flip = transition(implementation = _flip, inputs = [],
 for_tests = analysis_test_transition(settings = {{'//command_line_option:cpu': 'arm'}})
 
 written = make_rule()
-incoming = rule(_impl, attrs = {{'msg': attr.string()}}, cfg = flip)
+incoming = rule(_impl, cfg = flip, attrs = {{
+    'msg': attr.string(),
+    '_allowlist_function_transition': attr.label(
+        default = '@bazel_tools//tools/allowlists/function_transition_allowlist'),
+}})
 outgoing = rule(_impl, attrs = {{'msg': attr.string(), 'dep': attr.label(cfg = for_tests)}})
 "
         ),
@@ -598,19 +602,24 @@ outgoing = rule(_impl, attrs = {{'msg': attr.string(), 'dep': attr.label(cfg = f
         "pkg/BUILD",
         "load(':defs.bzl', 'incoming', 'outgoing', 'written')
 written(name = 'fine', msg = 'built')
-incoming(name = 'in')
-outgoing(name = 'out')
+incoming(name = 'in', msg = 'transitioned')
+outgoing(name = 'out', msg = 'tested', dep = ':fine')
 ",
     );
-    ok(ws.forge(&["build", "//pkg:fine"]));
+    ok(ws.forge(&["build", "//pkg:fine", "//pkg:in", "//pkg:out"]));
     assert_eq!(read(&ws, "forge-bin/pkg/fine.txt"), "built");
-    fails_with(
-        &ws.forge(&["build", "//pkg:in"]),
-        &["'cfg = <transition>': forge has no configuration transitions yet"],
-    );
-    fails_with(
-        &ws.forge(&["build", "//pkg:out"]),
-        &["attribute 'dep' with a transition as cfg: forge has no configuration transitions yet"],
+    assert_eq!(read(&ws, "forge-bin/pkg/out.txt"), "tested");
+    // The incoming transition builds its target with -c opt, in a directory of its own.
+    assert!(!ws.root().join("forge-bin/pkg/in.txt").exists());
+    let opt = std::fs::read_dir(ws.root().join("forge-out"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.contains("-opt-ST-"))
+        .expect("a transitioned directory");
+    assert_eq!(
+        read(&ws, &format!("forge-out/{opt}/bin/pkg/in.txt")),
+        "transitioned"
     );
 }
 
