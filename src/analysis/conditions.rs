@@ -106,29 +106,16 @@ pub struct Configuration {
     pub host_cpu: String,
     /// `--stamp`.
     pub stamp: bool,
-    /// The host platform's constraint values, one per setting: `(setting, value)`.
+    /// The target platform's constraint values, one per setting: `(setting, value)`.
     pub constraints: Vec<(Label, Label)>,
     /// The build settings the command line sets (the others have their defaults).
     pub build_settings: BTreeMap<Label, AttrValue>,
 }
 
-fn platforms(package: &str, name: &str) -> Label {
-    Label {
-        repo: "platforms".into(),
-        package: package.into(),
-        name: name.into(),
-    }
-}
-
 impl Configuration {
-    /// The configuration of a build on this machine, for this machine.
+    /// The configuration of a build on this machine, for the target platform `config`
+    /// names (this machine when it names none).
     pub fn host(config: &AnalysisConfig) -> Configuration {
-        let (os, arch) = (std::env::consts::OS, std::env::consts::ARCH);
-        let cpu_value = match arch {
-            "x86" => "x86_32",
-            "powerpc64" => "ppc",
-            other => other,
-        };
         let output = crate::core::layout::configuration();
         Configuration {
             defines: config.defines.clone(),
@@ -137,10 +124,12 @@ impl Configuration {
             host_cpu: crate::core::layout::host_cpu(),
             stamp: config.stamp,
             build_settings: config.build_settings.clone(),
-            constraints: vec![
-                (platforms("os", "os"), platforms("os", os)),
-                (platforms("cpu", "cpu"), platforms("cpu", cpu_value)),
-            ],
+            constraints: config
+                .platforms
+                .target_platform()
+                .constraints
+                .into_iter()
+                .collect(),
         }
     }
 
@@ -299,7 +288,7 @@ pub(super) fn evaluate(
     })
 }
 
-/// Whether the host platform has the constraint value `value` (an unaliased label).
+/// Whether the target platform has the constraint value `value` (an unaliased label).
 fn has_constraint(
     graph: &TargetGraph,
     configuration: &Configuration,

@@ -96,7 +96,6 @@ const UNSUPPORTED_FIELDS: &[&str] = &[
     "host_configuration",
     "host_fragments",
     "split_attr",
-    "toolchains",
 ];
 
 starlark::methods_static!(CTX_METHODS = ctx_methods);
@@ -121,6 +120,7 @@ pub(super) fn alloc_ctx<'v>(
     env: &CtxEnv,
     attrs: AttrValues<'v>,
     actions: Value<'v>,
+    toolchains: Value<'v>,
     executable_file: Option<&FileValue>,
 ) -> Value<'v> {
     let label = env.label;
@@ -156,6 +156,7 @@ pub(super) fn alloc_ctx<'v>(
         ),
         ("outputs".into(), heap.alloc(AllocStruct(outputs))),
         ("actions".into(), actions),
+        ("toolchains".into(), toolchains),
         ("workspace_name".into(), heap.alloc(env.workspace_name)),
         (
             "bin_dir".into(),

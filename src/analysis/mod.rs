@@ -15,9 +15,12 @@ mod ctx;
 mod inputs;
 mod make_vars;
 pub mod plan;
+pub mod platforms;
 mod providers;
 mod runfiles;
 mod target;
+mod toolchain_context;
+pub mod toolchains;
 mod values;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -62,6 +65,8 @@ pub struct AnalysisConfig {
     pub stamp: bool,
     /// Build settings the command line sets (`--//pkg:flag=value`), with typed values.
     pub build_settings: BTreeMap<Label, crate::loading::AttrValue>,
+    /// The target and execution platforms and the registered toolchains.
+    pub platforms: platforms::PlatformConfig,
 }
 
 /// The analysed targets, by label, and what went wrong.
@@ -170,7 +175,9 @@ impl Analysis {
 pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisConfig) -> Analysis {
     // Which select() conditions hold, decided once for the build.
     let settings = configured::Settings::new(graph, config);
-    let levels = levels(graph, roots, &settings);
+    // Each rule target's toolchains, resolved when `levels` first meets it.
+    let toolchains = toolchains::Contexts::new(&config.platforms);
+    let levels = levels(graph, roots, &settings, &toolchains);
     let mut analysis = Analysis::default();
     analysis.errors.extend(missing_roots(graph, roots));
     let mut failed: BTreeSet<Label> = BTreeSet::new();
@@ -180,7 +187,7 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
             .filter(|l| {
                 // A target whose dependency failed is not analysed; the dependency's error
                 // has been reported.
-                !depends_on_failed(graph, &settings, &failed, l)
+                !depends_on_failed(graph, &settings, &toolchains, &failed, l)
             })
             .map(|label| {
                 let target = graph
@@ -188,8 +195,16 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
                     .expect("levels hold loaded rule targets");
                 let missing = missing_inputs(graph, target, &settings);
                 let result = if missing.is_empty() {
-                    analyze_target(graph, target, &analysis.targets, config, &settings)
-                        .map_err(|d| vec![d])
+                    let resolved = toolchains.of(graph, &settings, label);
+                    analyze_target(
+                        graph,
+                        target,
+                        &analysis.targets,
+                        config,
+                        &settings,
+                        resolved.as_deref(),
+                    )
+                    .map_err(|d| vec![d])
                 } else {
                     Err(missing)
                 };
@@ -197,7 +212,7 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
             })
             .collect();
         for l in &level {
-            if depends_on_failed(graph, &settings, &failed, l) {
+            if depends_on_failed(graph, &settings, &toolchains, &failed, l) {
                 failed.insert(l.clone());
             }
         }
@@ -217,10 +232,12 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
 }
 
 /// Whether a dependency of `label` (or the target a label_flag set on the command line
-/// chose) failed: its error has been reported, and `label` is not analysed.
+/// chose, or a toolchain resolution chose) failed: its error has been reported, and
+/// `label` is not analysed.
 fn depends_on_failed(
     graph: &TargetGraph,
     settings: &configured::Settings,
+    toolchains: &toolchains::Contexts,
     failed: &BTreeSet<Label>,
     label: &Label,
 ) -> bool {
@@ -228,6 +245,10 @@ fn depends_on_failed(
         || settings
             .chosen_target(label)
             .is_some_and(|c| failed.contains(c))
+        || toolchains
+            .deps(graph, settings, label)
+            .iter()
+            .any(|d| failed.contains(d))
 }
 
 /// Rule targets reachable from `roots`, grouped so that every target comes in a later
@@ -236,6 +257,7 @@ fn levels(
     graph: &TargetGraph,
     roots: &BTreeSet<Label>,
     settings: &configured::Settings,
+    toolchains: &toolchains::Contexts,
 ) -> Vec<Vec<Label>> {
     let mut level_of: HashMap<Label, usize> = HashMap::new();
     for root in roots {
@@ -245,12 +267,14 @@ fn levels(
             if level_of.contains_key(&label) {
                 continue;
             }
-            // A label_flag the command line set depends on the target it chose.
+            // A label_flag the command line set depends on the target it chose; a target
+            // that asks for toolchains, on the implementations resolution chose.
             let deps: Vec<Label> = graph
                 .deps(&label)
                 .into_iter()
                 .map(|(_, d)| d.clone())
                 .chain(settings.chosen_target(&label).cloned())
+                .chain(toolchains.deps(graph, settings, &label))
                 .collect();
             if !expanded {
                 stack.push((label.clone(), true));

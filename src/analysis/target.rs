@@ -19,7 +19,9 @@ use super::configured::{SelectError, Settings};
 use super::ctx::{CtxEnv, CtxValue, alloc_ctx};
 use super::providers::{ProviderError, complete_default_info, providers_of};
 use super::runfiles::runfiles_tree;
-use super::values::{FileValue, TargetInfoGen};
+use super::toolchain_context::{TOOLCHAIN_INFO_ID, ToolchainContextValue};
+use super::toolchains::{ResolutionError, Resolved};
+use super::values::{FileValue, TargetInfo, TargetInfoGen};
 use super::{AnalysisConfig, Analyzed, plan, short_from_exec};
 use crate::core::{Diagnostic, Label, PackageId};
 use crate::graph::TargetGraph;
@@ -51,6 +53,16 @@ pub(super) enum TargetError {
     Implementation(starlark::Error),
     #[error(transparent)]
     Provider(#[from] ProviderError),
+    #[error("while resolving toolchains: {0}")]
+    Toolchains(#[from] super::toolchains::ResolutionError),
+    #[error(
+        "toolchain '{implementation}', chosen for type '{toolchain_type}', does not provide \
+         platform_common.ToolchainInfo"
+    )]
+    NotAToolchain {
+        implementation: Label,
+        toolchain_type: Label,
+    },
     #[error(
         "the file '{}' is declared but no action creates it; \
          create it with ctx.actions (write, run, run_shell, symlink, ...)",
@@ -94,8 +106,10 @@ pub(super) fn analyze_target(
     done: &HashMap<Label, Analyzed>,
     config: &AnalysisConfig,
     settings: &Settings,
+    toolchains: Option<&Result<Resolved, ResolutionError>>,
 ) -> Result<Analyzed, Diagnostic> {
-    analyze_rule(graph, target, done, config, settings).map_err(|e| e.into_diagnostic(target))
+    analyze_rule(graph, target, done, config, settings, toolchains)
+        .map_err(|e| e.into_diagnostic(target))
 }
 
 /// `analyze_target`'s steps, with the error of each step kept typed until it is reported.
@@ -105,8 +119,14 @@ fn analyze_rule(
     done: &HashMap<Label, Analyzed>,
     config: &AnalysisConfig,
     settings: &Settings,
+    toolchains: Option<&Result<Resolved, ResolutionError>>,
 ) -> Result<Analyzed, TargetError> {
     let rule = target.rule().expect("only rules are analysed");
+    let toolchains = match toolchains {
+        Some(Err(e)) => return Err(e.clone().into()),
+        Some(Ok(r)) => Some(r),
+        None => None,
+    };
     let label = &target.label;
     let loader = graph.loader();
     // The attributes as this configuration sees them: each select() resolved.
@@ -147,7 +167,15 @@ fn analyze_rule(
         let actions = heap.alloc_complex_no_freeze(ActionsValue {
             state: RefCell::new(state),
         });
-        let ctx = alloc_ctx(heap, &env, attrs, actions, executable_file.as_ref());
+        let toolchains = toolchain_context(heap, done, label, toolchains)?;
+        let ctx = alloc_ctx(
+            heap,
+            &env,
+            attrs,
+            actions,
+            toolchains,
+            executable_file.as_ref(),
+        );
 
         let returned = run_implementation(&module, implementation, ctx, label, &env.build_file)?;
         let providers = providers_of(returned, &decl)?;
@@ -211,6 +239,44 @@ fn analyze_rule(
             test,
         })
     })
+}
+
+/// `ctx.toolchains`: each requested type's ToolchainInfo, from the implementation
+/// resolution chose (analysed before this target), or None for an unmatched optional type.
+fn toolchain_context<'v>(
+    heap: starlark::values::Heap<'v>,
+    done: &HashMap<Label, Analyzed>,
+    label: &Label,
+    resolved: Option<&Resolved>,
+) -> Result<Value<'v>, TargetError> {
+    let mut types = Vec::new();
+    let mut infos = Vec::new();
+    for (toolchain_type, implementation) in resolved.iter().flat_map(|r| &r.toolchains) {
+        let info = match implementation {
+            None => Value::new_none(),
+            Some(implementation) => {
+                let not_a_toolchain = || TargetError::NotAToolchain {
+                    implementation: implementation.clone(),
+                    toolchain_type: toolchain_type.clone(),
+                };
+                let analyzed = done.get(implementation).ok_or_else(not_a_toolchain)?;
+                let info = analyzed
+                    .module
+                    .owned_extra_value()
+                    .map(|v| heap.access_owned_frozen_value(&v))
+                    .and_then(TargetInfo::from_value)
+                    .and_then(|t| t.provider(TOOLCHAIN_INFO_ID));
+                info.ok_or_else(not_a_toolchain)?
+            }
+        };
+        types.push(toolchain_type.clone());
+        infos.push(info);
+    }
+    Ok(heap.alloc_complex_no_freeze(ToolchainContextValue {
+        types,
+        infos,
+        base: label.package_id(),
+    }))
 }
 
 /// The empty action registry of `label`, with the tags' execution requirements and, for an

@@ -1,4 +1,4 @@
-//! Repositories forge provides itself (`@bazel_tools`, `@platforms`): their files, compiled
+//! Repositories forge provides itself (`@bazel_tools`, `@platforms`, `@local_config_platform`): their files, compiled
 //! into the binary from `prelude/<name>/`, in; their directory
 //! `<output_base>/external/<name>/` out. The directory is written whole into a temporary
 //! directory and renamed into place, and rewritten only when forge's copy changes: a marker
@@ -56,9 +56,118 @@ pub const BUILTIN_REPOS: &[BuiltinRepo] = &[
     },
     BuiltinRepo {
         name: "platforms",
-        files: embedded!("platforms": "WORKSPACE", "cpu/BUILD", "os/BUILD"),
+        files: embedded!("platforms": "WORKSPACE", "BUILD", "cpu/BUILD", "os/BUILD", "host/BUILD"),
+    },
+    BuiltinRepo {
+        name: "local_config_platform",
+        files: &[
+            (
+                "WORKSPACE",
+                b"workspace(name = \"local_config_platform\")\n",
+            ),
+            ("BUILD", HOST_PLATFORM_BUILD.as_bytes()),
+            ("constraints.bzl", HOST_CONSTRAINTS_BZL.as_bytes()),
+        ],
     },
 ];
+
+// The machine's OS and CPU as @platforms names them. forge runs on the machine it was built
+// for, so the compile-time target is the host Bazel's local_config_platform detects.
+#[cfg(target_os = "linux")]
+macro_rules! host_os {
+    () => {
+        "linux"
+    };
+}
+#[cfg(target_os = "macos")]
+macro_rules! host_os {
+    () => {
+        "macos"
+    };
+}
+#[cfg(target_os = "windows")]
+macro_rules! host_os {
+    () => {
+        "windows"
+    };
+}
+#[cfg(target_os = "freebsd")]
+macro_rules! host_os {
+    () => {
+        "freebsd"
+    };
+}
+#[cfg(target_arch = "x86_64")]
+macro_rules! host_cpu {
+    () => {
+        "x86_64"
+    };
+}
+#[cfg(target_arch = "aarch64")]
+macro_rules! host_cpu {
+    () => {
+        "aarch64"
+    };
+}
+#[cfg(target_arch = "x86")]
+macro_rules! host_cpu {
+    () => {
+        "x86_32"
+    };
+}
+#[cfg(target_arch = "arm")]
+macro_rules! host_cpu {
+    () => {
+        "arm"
+    };
+}
+#[cfg(target_arch = "powerpc64")]
+macro_rules! host_cpu {
+    () => {
+        "ppc"
+    };
+}
+#[cfg(target_arch = "s390x")]
+macro_rules! host_cpu {
+    () => {
+        "s390x"
+    };
+}
+#[cfg(target_arch = "riscv64")]
+macro_rules! host_cpu {
+    () => {
+        "riscv64"
+    };
+}
+
+/// `@local_config_platform//:host`, as Bazel 4 writes it.
+const HOST_PLATFORM_BUILD: &str = concat!(
+    "# @local_config_platform: written by forge for the machine it runs on.\n\n",
+    "package(default_visibility = [\"//visibility:public\"])\n\n",
+    "platform(\n",
+    "    name = \"host\",\n",
+    "    constraint_values = [\n",
+    "        \"@platforms//cpu:",
+    host_cpu!(),
+    "\",\n",
+    "        \"@platforms//os:",
+    host_os!(),
+    "\",\n",
+    "    ],\n",
+    ")\n",
+);
+
+/// `@local_config_platform//:constraints.bzl`: the host's constraint values as a list.
+const HOST_CONSTRAINTS_BZL: &str = concat!(
+    "HOST_CONSTRAINTS = [\n",
+    "    \"@platforms//cpu:",
+    host_cpu!(),
+    "\",\n",
+    "    \"@platforms//os:",
+    host_os!(),
+    "\",\n",
+    "]\n",
+);
 
 /// The repository forge provides under `name`, if any.
 pub fn builtin_repo(name: &str) -> Option<&'static BuiltinRepo> {

@@ -42,6 +42,7 @@ mod rule_call;
 mod rule_value;
 mod select;
 mod target;
+mod toolchain_type;
 mod transition_value;
 mod unsupported;
 pub use unsupported::Unsupported;
@@ -60,6 +61,9 @@ pub use label_value::LabelValue;
 pub use providers::{ProviderCallable, ProviderInstance, ProviderInstanceGen, provider_callable};
 pub use rule_value::{FrozenRuleCallable, RuleDecl};
 pub use target::*;
+pub use toolchain_type::{
+    ToolchainRequest, ToolchainTypeRequirement as ToolchainTypeRequirementValue,
+};
 
 use crate::core::{Diagnostic, Label, PackageId};
 use crate::workspace::Workspace;

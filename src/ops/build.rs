@@ -42,6 +42,8 @@ pub struct BuildRequest<'a> {
     pub sandbox: SandboxOptions,
     /// `--output_groups`: `+x`/`-x` add to or take from the defaults, `x` replaces them.
     pub output_groups: Vec<String>,
+    /// `--platforms`, `--host_platform`, `--extra_toolchains`.
+    pub platforms: super::platforms::PlatformFlags,
 }
 
 /// What the front end hears while a build runs, in this order.
@@ -118,6 +120,7 @@ pub fn build(
             for_tests: request.for_tests,
             fetch: &request.fetch,
             output_groups: &request.output_groups,
+            platforms: &request.platforms,
         },
     )?;
     events(BuildEvent::Analyzed(&planned));

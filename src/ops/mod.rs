@@ -19,6 +19,7 @@ pub mod clean;
 pub mod fetch;
 pub mod info;
 pub mod plan;
+pub mod platforms;
 pub mod query;
 pub mod run;
 pub mod test;

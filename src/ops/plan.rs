@@ -30,6 +30,8 @@ pub struct PlanRequest<'a> {
     pub fetch: &'a crate::fetch::FetchOptions,
     /// `--output_groups`: which of the targets' outputs to build and report.
     pub output_groups: &'a [String],
+    /// `--platforms`, `--host_platform`, `--extra_toolchains`.
+    pub platforms: &'a super::platforms::PlatformFlags,
 }
 
 /// A plan and how it came to be.
@@ -114,6 +116,7 @@ pub fn plan(workspace: &Arc<Workspace>, request: &PlanRequest<'_>) -> Result<Pla
     // Build settings decide ctx.build_setting_value and select()s; in order, as a setting
     // given twice takes the last value (or, with allow_multiple, all of them in order).
     identity.extend(request.build_settings.iter().cloned());
+    identity.extend(request.platforms.identity());
     identity.extend(
         request
             .output_groups
@@ -273,10 +276,13 @@ fn plan_build(
             return Err(Failure::from_diagnostics(errors));
         }
     }
+    let platforms = super::platforms::platform_config(&mut graph, workspace, request.platforms)
+        .map_err(Failure::from_diagnostics)?;
     let config = AnalysisConfig {
         defines,
         stamp: request.stamp,
         build_settings,
+        platforms,
     };
     let analysis = analysis::analyze(&graph, &targets, &config);
     errors.extend(analysis.errors.iter().cloned());

@@ -1,0 +1,177 @@
+//! The platforms and toolchains of a build: `--platforms`, `--host_platform`,
+//! `--extra_toolchains` and WORKSPACE's `register_toolchains` / `register_execution_platforms`
+//! in; their targets loaded into the graph and read as an `analysis::PlatformConfig` out.
+
+use crate::analysis::platforms::{self, Platform, PlatformConfig};
+use crate::analysis::toolchains;
+use crate::core::{Diagnostic, Label, PackageId, TargetPattern};
+use crate::graph::TargetGraph;
+use crate::workspace::Workspace;
+
+/// The platform and toolchain flags as given on the command line.
+#[derive(Clone, Debug, Default)]
+pub struct PlatformFlags {
+    /// `--platforms`: the last occurrence, split at commas.
+    pub platforms: Vec<String>,
+    /// `--host_platform`.
+    pub host_platform: Option<String>,
+    /// `--extra_toolchains`, every occurrence in order, split at commas.
+    pub extra_toolchains: Vec<String>,
+}
+
+impl PlatformFlags {
+    /// What the plan cache must tell apart.
+    pub fn identity(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .platforms
+            .iter()
+            .map(|p| format!("--platforms={p}"))
+            .collect();
+        out.extend(
+            self.host_platform
+                .iter()
+                .map(|h| format!("--host_platform={h}")),
+        );
+        out.extend(
+            self.extra_toolchains
+                .iter()
+                .map(|t| format!("--extra_toolchains={t}")),
+        );
+        out
+    }
+}
+
+/// A platform named by a flag, read against the main repository's root.
+fn flag_label(flag: &str, text: &str) -> Result<Label, Diagnostic> {
+    Label::parse(text, &PackageId::default()).map_err(|e| {
+        Diagnostic::new(format!(
+            "While parsing option --{flag}={text}: invalid label: {e}"
+        ))
+    })
+}
+
+/// The targets of `patterns` that are rules of class `class` (`toolchain`, `platform`): a
+/// wildcard keeps only those, a single label must be one, as in Bazel.
+fn expand_registrations(
+    graph: &mut TargetGraph,
+    patterns: &[(String, &str)],
+    class: &str,
+) -> Result<Vec<Label>, Vec<Diagnostic>> {
+    let mut out: Vec<Label> = Vec::new();
+    let mut errors = Vec::new();
+    for (text, origin) in patterns {
+        let pattern = match TargetPattern::parse(text, &PackageId::default()) {
+            Ok(p) => p,
+            Err(e) => {
+                errors.push(Diagnostic::new(format!(
+                    "invalid {class} pattern '{text}' ({origin}): {e}"
+                )));
+                continue;
+            }
+        };
+        let labels = match graph.expand(&pattern) {
+            Ok(l) => l,
+            Err(d) => {
+                errors.push(Diagnostic::new(format!(
+                    "invalid {class} pattern '{text}' ({origin}): {}",
+                    d.message
+                )));
+                continue;
+            }
+        };
+        let wildcard = !matches!(pattern, TargetPattern::Single(_));
+        for label in labels {
+            let is_class = graph
+                .target(&label)
+                .and_then(|t| t.rule())
+                .is_some_and(|r| r.class == class && r.defined_in.starts_with("@prelude//"));
+            if wildcard && !is_class {
+                continue;
+            }
+            if !out.contains(&label) {
+                out.push(label);
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Loads and reads the build's platforms and toolchains.
+pub fn platform_config(
+    graph: &mut TargetGraph,
+    workspace: &Workspace,
+    flags: &PlatformFlags,
+) -> Result<PlatformConfig, Vec<Diagnostic>> {
+    let host = match &flags.host_platform {
+        Some(h) => flag_label("host_platform", h).map_err(|d| vec![d])?,
+        None => platforms::host_platform_label(),
+    };
+    // Bazel 4 builds for the first of --platforms.
+    let target = match flags.platforms.first() {
+        Some(p) => flag_label("platforms", p).map_err(|d| vec![d])?,
+        None => host.clone(),
+    };
+    let toolchain_patterns: Vec<(String, &str)> = flags
+        .extra_toolchains
+        .iter()
+        .map(|t| (t.clone(), "--extra_toolchains"))
+        .chain(
+            workspace
+                .toolchains
+                .iter()
+                .map(|t| (t.clone(), "register_toolchains in WORKSPACE")),
+        )
+        .collect();
+    let toolchain_labels = expand_registrations(graph, &toolchain_patterns, "toolchain")?;
+    let exec_patterns: Vec<(String, &str)> = workspace
+        .execution_platforms
+        .iter()
+        .map(|p| (p.clone(), "register_execution_platforms in WORKSPACE"))
+        .collect();
+    let mut exec_labels = expand_registrations(graph, &exec_patterns, "platform")?;
+    // The host platform is the last execution platform tried, as in Bazel.
+    if !exec_labels.contains(&host) {
+        exec_labels.push(host.clone());
+    }
+    let mut wanted: std::collections::BTreeSet<Label> = toolchain_labels.iter().cloned().collect();
+    wanted.extend(exec_labels.iter().cloned());
+    wanted.insert(target.clone());
+    graph.load_closure(&wanted);
+
+    let mut errors = Vec::new();
+    let mut read_platform = |label: &Label, what: &str| -> Option<Platform> {
+        if graph.target(label).is_none() {
+            errors.push(Diagnostic::new(format!(
+                "no such target '{label}', named as {what}"
+            )));
+            return None;
+        }
+        platforms::platform(graph, label)
+            .map_err(|e| errors.push(Diagnostic::new(format!("{what} '{label}': {e}"))))
+            .ok()
+    };
+    let target_platform = read_platform(&target, "the target platform (--platforms)");
+    let exec: Vec<Platform> = exec_labels
+        .iter()
+        .filter_map(|l| read_platform(l, "an execution platform"))
+        .collect();
+    let mut registered = Vec::new();
+    for label in &toolchain_labels {
+        match toolchains::registered(graph, label) {
+            Ok(r) => registered.push(r),
+            Err(e) => errors.push(Diagnostic::new(e.to_string())),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(PlatformConfig {
+        target: target_platform,
+        exec,
+        toolchains: registered,
+    })
+}
