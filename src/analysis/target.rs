@@ -53,6 +53,13 @@ pub(super) enum TargetError {
     Implementation(starlark::Error),
     #[error(transparent)]
     Provider(#[from] ProviderError),
+    #[error(
+        "an analysis test (rule(analysis_test = True)) must return AnalysisTestResultInfo \
+         from its implementation"
+    )]
+    NoAnalysisTestResult,
+    #[error("AnalysisTestResultInfo: '{0}'")]
+    AnalysisTestResult(String),
     #[error("while resolving toolchains: {0}")]
     Toolchains(#[from] super::toolchains::ResolutionError),
     #[error(
@@ -185,6 +192,9 @@ fn analyze_rule(
             .expect("allocated above")
             .state
             .replace(ActionsState::default());
+        if decl.analysis_test {
+            write_analysis_test_script(&providers, executable_file.as_ref(), &mut state)?;
+        }
         let completed = complete_default_info(
             heap,
             providers,
@@ -220,6 +230,9 @@ fn analyze_rule(
                         .map_err(TargetError::Args)?;
                     *value = expanded.concat();
                 }
+                // The providers' values are taken as they are, after the attribute's
+                // were expanded.
+                apply_test_providers(&completed.providers, &mut spec)?;
                 Some(spec)
             }
         };
@@ -239,6 +252,110 @@ fn analyze_rule(
             test,
         })
     })
+}
+
+/// What a test rule's `testing.TestEnvironment` and `testing.ExecutionInfo` change about
+/// its test: variables set under the rule's `env` (the attribute is the
+/// user's word); execution requirements joined to the tags, which is where forge's
+/// test runner reads them (`local`, `no-sandbox`, `requires-network`, ...).
+fn apply_test_providers(
+    providers: &[Value],
+    spec: &mut crate::core::TestSpec,
+) -> Result<(), TargetError> {
+    let find = |id: &str| {
+        providers
+            .iter()
+            .filter_map(|p| crate::loading::ProviderInstance::from_value(*p))
+            .find(|p| p.id == id)
+    };
+    let dict = |value: Option<Value>, what: &str| -> Result<Vec<(String, String)>, TargetError> {
+        let Some(value) = value.filter(|v| !v.is_none()) else {
+            return Ok(Vec::new());
+        };
+        let dict = starlark::values::dict::DictRef::from_value(value)
+            .ok_or_else(|| TargetError::Args(anyhow::anyhow!("{what} must be a dict")))?;
+        dict.iter()
+            .map(|(k, v)| match (k.unpack_str(), v.unpack_str()) {
+                (Some(k), Some(v)) => Ok((k.to_owned(), v.to_owned())),
+                _ => Err(TargetError::Args(anyhow::anyhow!(
+                    "{what} must map strings to strings"
+                ))),
+            })
+            .collect()
+    };
+    if let Some(env) = find("<builtin>%TestEnvironment") {
+        let inherited = env.field("inherited_environment");
+        if inherited.is_some_and(|v| !v.is_none() && v.length().is_ok_and(|n| n > 0)) {
+            return Err(TargetError::Args(anyhow::anyhow!(
+                "forge does not support testing.TestEnvironment(inherited_environment) yet; \
+                 pass the variables with --test_env"
+            )));
+        }
+        for (k, v) in dict(
+            env.field("environment"),
+            "testing.TestEnvironment's environment",
+        )? {
+            spec.env.entry(k).or_insert(v);
+        }
+    }
+    if let Some(info) = find("<builtin>%ExecutionInfo") {
+        for (k, _) in dict(
+            info.field("requirements"),
+            "testing.ExecutionInfo's requirements",
+        )? {
+            if !spec.tags.contains(&k) {
+                spec.tags.push(k);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The id of the built-in `AnalysisTestResultInfo`.
+const ANALYSIS_TEST_RESULT_INFO_ID: &str = "<builtin>%AnalysisTestResultInfo";
+
+/// An analysis test's verdict, decided in analysis, becomes its test: as in Bazel, a script
+/// that prints the message and exits 0 when the test succeeded, 1 when it failed.
+fn write_analysis_test_script(
+    providers: &[Value],
+    executable_file: Option<&FileValue>,
+    state: &mut ActionsState,
+) -> Result<(), TargetError> {
+    let result = providers
+        .iter()
+        .filter_map(|p| crate::loading::ProviderInstance::from_value(*p))
+        .find(|p| p.id == ANALYSIS_TEST_RESULT_INFO_ID)
+        .ok_or(TargetError::NoAnalysisTestResult)?;
+    let success = match result.field("success").map(|v| v.unpack_bool()) {
+        Some(Some(b)) => b,
+        _ => {
+            return Err(TargetError::AnalysisTestResult(
+                "success must be a bool".into(),
+            ));
+        }
+    };
+    let message = match result.field("message") {
+        Some(v) if v.is_none() => String::new(),
+        Some(v) => v
+            .unpack_str()
+            .ok_or_else(|| TargetError::AnalysisTestResult("message must be a string".into()))?
+            .to_owned(),
+        None => String::new(),
+    };
+    let exe = executable_file.ok_or_else(|| {
+        TargetError::Internal("an analysis test has no executable declared".into())
+    })?;
+    let script = format!(
+        "#!/bin/bash
+echo {}
+exit {}
+",
+        super::args::shell_quote(&message),
+        if success { 0 } else { 1 }
+    );
+    state
+        .write_declared(&exe.path, script, true)
+        .map_err(|e| TargetError::Internal(e.to_string()))
 }
 
 /// `ctx.toolchains`: each requested type's ToolchainInfo, from the implementation
