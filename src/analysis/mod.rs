@@ -9,6 +9,7 @@ mod actions;
 mod args;
 mod attrs;
 pub mod build_settings;
+pub mod compatibility;
 mod conditions;
 mod configured;
 mod ctx;
@@ -74,6 +75,9 @@ pub struct AnalysisConfig {
 pub struct Analysis {
     pub targets: HashMap<Label, Analyzed>,
     pub errors: Vec<Diagnostic>,
+    /// The targets the target platform cannot build (`target_compatible_with`), which were
+    /// not analysed: skipped when a wildcard named them, an error when named themselves.
+    pub incompatible: BTreeMap<Label, compatibility::Incompatibility>,
 }
 
 impl Analysis {
@@ -178,7 +182,15 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
     // Each rule target's toolchains, resolved when `levels` first meets it.
     let toolchains = toolchains::Contexts::new(&config.platforms);
     let levels = levels(graph, roots, &settings, &toolchains);
-    let mut analysis = Analysis::default();
+    let mut analysis = Analysis {
+        incompatible: compatibility::incompatible_targets(
+            graph,
+            &settings,
+            &config.platforms.target_platform(),
+            &levels,
+        ),
+        ..Analysis::default()
+    };
     analysis.errors.extend(missing_roots(graph, roots));
     let mut failed: BTreeSet<Label> = BTreeSet::new();
     for level in levels {
@@ -186,8 +198,9 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
             .par_iter()
             .filter(|l| {
                 // A target whose dependency failed is not analysed; the dependency's error
-                // has been reported.
-                !depends_on_failed(graph, &settings, &toolchains, &failed, l)
+                // has been reported. Nor is one the target platform cannot build.
+                !analysis.incompatible.contains_key(*l)
+                    && !depends_on_failed(graph, &settings, &toolchains, &failed, l)
             })
             .map(|label| {
                 let target = graph

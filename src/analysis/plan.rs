@@ -31,6 +31,10 @@ pub struct BuildPlan {
     pub targets_configured: usize,
     /// For `forge test`: the test targets the patterns name, test suites expanded.
     pub tests: Vec<Label>,
+    /// For `forge test`: the tests a wildcard named that the target platform cannot build
+    /// (`target_compatible_with`), reported SKIPPED.
+    #[serde(default)]
+    pub skipped_tests: Vec<Label>,
 }
 
 /// A requested target, as the commands report or run it.

@@ -286,6 +286,30 @@ fn plan_build(
     };
     let analysis = analysis::analyze(&graph, &targets, &config);
     errors.extend(analysis.errors.iter().cloned());
+    // Targets the target platform cannot build: a wildcard skips them (Bazel says nothing
+    // of a skipped build target; a skipped test is reported SKIPPED), naming one is an error.
+    let named: BTreeSet<&Label> = args
+        .iter()
+        .filter(|a| !a.negative)
+        .filter_map(|a| match &a.pattern {
+            crate::core::TargetPattern::Single(l) => Some(l),
+            _ => None,
+        })
+        .collect();
+    for label in &targets {
+        if let Some(why) = analysis.incompatible.get(label)
+            && named.contains(label)
+        {
+            errors.push(Diagnostic::new(why.requested_message()));
+        }
+    }
+    let skipped_tests: Vec<Label> = tests
+        .iter()
+        .filter(|l| analysis.incompatible.contains_key(*l) && !named.contains(l))
+        .cloned()
+        .collect();
+    targets.retain(|l| !analysis.incompatible.contains_key(l));
+    tests.retain(|l| !analysis.incompatible.contains_key(l));
     // Two targets' actions writing one file: an analysis error, as in Bazel; with
     // --keep_going the targets involved are left out and the rest is built.
     let conflicting = conflicting_owners(analysis.actions(), &mut errors);
@@ -340,6 +364,7 @@ fn plan_build(
         );
     }
     plan.tests = tests.into_iter().collect();
+    plan.skipped_tests = skipped_tests;
     plan.wanted.retain(|p| p.starts_with(layout::OUT_DIR));
     plan.wanted.sort();
     plan.wanted.dedup();
