@@ -93,15 +93,9 @@ pub(super) enum AttrErrorKind {
         short_path: String,
         allowed: Vec<String>,
     },
-    #[error(
-        "in attribute '{attr}': forge does not support aspects yet, so it cannot apply \
-         aspect '{aspect}' to '{label}'; build targets that do not depend through '{attr}'"
-    )]
-    AspectNotApplied {
-        attr: String,
-        label: Label,
-        aspect: String,
-    },
+    /// An aspect the attribute asks for could not be applied (its error's text).
+    #[error("in attribute '{attr}': {error}")]
+    Aspect { attr: String, error: String },
     /// Worded as Bazel words it, after `in <attr> attribute of <kind> <label>: `.
     #[error(
         "non-test target '{label}' depends on testonly target '{dep}' and doesn't have \
@@ -202,6 +196,7 @@ pub(super) fn attr_values<'v>(
     rule: &RuleTarget,
     decl: &RuleDecl,
     state: &mut ActionsState,
+    apply_aspects: &dyn Fn(&[String], &Label, Value<'v>) -> Result<Value<'v>, String>,
 ) -> Result<AttrValues<'v>, AttrError> {
     let mut v = AttrValues {
         attr: Vec::new(),
@@ -217,6 +212,7 @@ pub(super) fn attr_values<'v>(
         if name == "visibility" {
             continue;
         }
+        let spec = decl.attrs.iter().find(|(n, _)| n == name).map(|(_, s)| s);
         let dep = |l: &Label| -> Result<Value<'v>, AttrError> {
             if !testonly && depends_on_testonly(graph, l) {
                 return Err(AttrErrorKind::TestonlyDependency {
@@ -226,10 +222,19 @@ pub(super) fn attr_values<'v>(
                 }
                 .into());
             }
-            dep_value(heap, graph, done, l)
-                .ok_or_else(|| AttrErrorKind::NotAnalysed(l.clone()).into())
+            let d = dep_value(heap, graph, done, l)
+                .ok_or_else(|| AttrError::from(AttrErrorKind::NotAnalysed(l.clone())))?;
+            match spec.map(|s| s.aspects.as_slice()) {
+                Some(ids) if !ids.is_empty() => apply_aspects(ids, l, d).map_err(|error| {
+                    AttrErrorKind::Aspect {
+                        attr: name.clone(),
+                        error,
+                    }
+                    .into()
+                }),
+                _ => Ok(d),
+            }
         };
-        let spec = decl.attrs.iter().find(|(n, _)| n == name).map(|(_, s)| s);
         match value {
             AttrValue::Label(l) => {
                 let d = dep(l)?;
@@ -386,14 +391,6 @@ fn check_dependency(
     let Some(rule) = graph.target(label).and_then(|t| t.rule()) else {
         return Ok(());
     };
-    if let Some(aspect) = spec.aspects.first() {
-        return Err(AttrErrorKind::AspectNotApplied {
-            attr: attr.to_owned(),
-            label: label.clone(),
-            aspect: aspect.clone(),
-        }
-        .into());
-    }
     if spec.allow_rules.is_empty() {
         return check_providers(attr, &spec.providers, dep, label, graph);
     }

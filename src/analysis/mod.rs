@@ -5,8 +5,10 @@
 //! `Analyzed` module so that dependents can read them (`dep[MyInfo]`); the actions it
 //! registered come out as plain `Action`s for `exec`.
 
+mod action_value;
 mod actions;
 mod args;
+mod aspects;
 mod attrs;
 pub mod build_settings;
 pub mod compatibility;

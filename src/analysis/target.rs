@@ -170,7 +170,16 @@ fn analyze_rule(
         let executable_file =
             (rule.is_executable).then(|| FileValue::generated(label, &label.name, false));
         let mut state = new_actions_state(label, rule, executable_file.as_ref());
-        let attrs = attr_values(heap, graph, done, label, rule, &decl, &mut state)?;
+        let attrs = attr_values(
+            heap,
+            graph,
+            done,
+            label,
+            rule,
+            &decl,
+            &mut state,
+            &aspect_applier(&module, graph, done),
+        )?;
         let actions = heap.alloc_complex_no_freeze(ActionsValue {
             state: RefCell::new(state),
         });
@@ -394,6 +403,17 @@ fn toolchain_context<'v>(
         infos,
         base: label.package_id(),
     }))
+}
+
+/// Applies the aspects an attribute lists to one of its dependencies, in `module`'s heap.
+fn aspect_applier<'a, 'v>(
+    module: &'a Module<'v>,
+    graph: &'a TargetGraph,
+    done: &'a HashMap<Label, Analyzed>,
+) -> impl Fn(&[String], &Label, Value<'v>) -> Result<Value<'v>, String> + 'a {
+    move |ids, dep_label, dep| {
+        super::aspects::apply(module, graph, done, ids, dep_label, dep).map_err(|e| e.to_string())
+    }
 }
 
 /// The empty action registry of `label`, with the tags' execution requirements and, for an
