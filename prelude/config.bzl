@@ -24,7 +24,9 @@ constraint_setting = rule(
     implementation = _no_actions_impl,
     doc = "A dimension of a platform, such as its OS or CPU.",
     attrs = {
-        "default_constraint_value": attr.label(doc = "The value a platform has when it says none."),
+        # A label read against this package; a string, as in Bazel it is no dependency (the
+        # value itself names this setting, which would make a cycle).
+        "default_constraint_value": attr.string(doc = "The value a platform has when it says none (a label)."),
     },
 )
 

@@ -317,12 +317,7 @@ fn has_constraint(
         return Ok(host == value);
     }
     // A setting the host platform does not name takes its default value, if it has one.
-    let default = graph.target(&setting).and_then(Target::rule).and_then(|r| {
-        match r.attrs.get("default_constraint_value") {
-            Some(AttrValue::Label(d)) => Some(d.clone()),
-            _ => None,
-        }
-    });
+    let default = super::platforms::default_value(graph, &setting);
     Ok(match default {
         Some(d) => unalias(graph, &d)?.0 == *value,
         None => false,

@@ -159,6 +159,16 @@ fn platform_within(
     Ok(inherited)
 }
 
+/// The `default_constraint_value` of the constraint_setting `setting`, read against the
+/// setting's package.
+pub fn default_value(graph: &TargetGraph, setting: &Label) -> Option<Label> {
+    let rule = graph.target(setting).and_then(Target::rule)?;
+    match rule.attrs.get("default_constraint_value") {
+        Some(AttrValue::String(d)) if !d.is_empty() => Label::parse(d, &setting.package_id()).ok(),
+        _ => None,
+    }
+}
+
 /// The platform of the machine forge runs on, from its OS and CPU, for when the graph has
 /// not loaded `@local_config_platform//:host` (unit tests of analysis).
 pub fn machine_platform() -> Platform {
@@ -189,12 +199,7 @@ impl Platform {
         if let Some(v) = self.constraints.get(setting) {
             return Some(v.clone());
         }
-        let default = graph.target(setting).and_then(Target::rule).and_then(|r| {
-            match r.attrs.get("default_constraint_value") {
-                Some(AttrValue::Label(d)) => Some(d.clone()),
-                _ => None,
-            }
-        })?;
+        let default = default_value(graph, setting)?;
         unalias(graph, &default).ok().map(|(l, _)| l)
     }
 
