@@ -106,13 +106,16 @@ pub fn platform_config(
     workspace: &Workspace,
     flags: &PlatformFlags,
 ) -> Result<PlatformConfig, Vec<Diagnostic>> {
+    // Without --host_platform the host is this machine, read without loading
+    // @local_config_platform (what its BUILD file says, from the same facts), so that a
+    // build that names no platform loads no platform package.
     let host = match &flags.host_platform {
-        Some(h) => flag_label("host_platform", h).map_err(|d| vec![d])?,
-        None => platforms::host_platform_label(),
+        Some(h) => Some(flag_label("host_platform", h).map_err(|d| vec![d])?),
+        None => None,
     };
-    // Bazel 4 builds for the first of --platforms.
+    // Bazel 4 builds for the first of --platforms; by default, for the host.
     let target = match flags.platforms.first() {
-        Some(p) => flag_label("platforms", p).map_err(|d| vec![d])?,
+        Some(p) => Some(flag_label("platforms", p).map_err(|d| vec![d])?),
         None => host.clone(),
     };
     let toolchain_patterns: Vec<(String, &str)> = flags
@@ -134,13 +137,17 @@ pub fn platform_config(
         .collect();
     let mut exec_labels = expand_registrations(graph, &exec_patterns, "platform")?;
     // The host platform is the last execution platform tried, as in Bazel.
-    if !exec_labels.contains(&host) {
+    if let Some(host) = &host
+        && !exec_labels.contains(host)
+    {
         exec_labels.push(host.clone());
     }
     let mut wanted: std::collections::BTreeSet<Label> = toolchain_labels.iter().cloned().collect();
     wanted.extend(exec_labels.iter().cloned());
-    wanted.insert(target.clone());
-    graph.load_closure(&wanted);
+    wanted.extend(target.iter().cloned());
+    if !wanted.is_empty() {
+        graph.load_closure(&wanted);
+    }
 
     let mut errors = Vec::new();
     let mut read_platform = |label: &Label, what: &str| -> Option<Platform> {
@@ -154,11 +161,16 @@ pub fn platform_config(
             .map_err(|e| errors.push(Diagnostic::new(format!("{what} '{label}': {e}"))))
             .ok()
     };
-    let target_platform = read_platform(&target, "the target platform (--platforms)");
-    let exec: Vec<Platform> = exec_labels
+    let target_platform = target
+        .as_ref()
+        .and_then(|t| read_platform(t, "the target platform (--platforms)"));
+    let mut exec: Vec<Platform> = exec_labels
         .iter()
         .filter_map(|l| read_platform(l, "an execution platform"))
         .collect();
+    if host.is_none() && !exec.iter().any(|p| p.label == platforms::host_platform_label()) {
+        exec.push(platforms::machine_platform());
+    }
     let mut registered = Vec::new();
     for label in &toolchain_labels {
         match toolchains::registered(graph, label) {
