@@ -17,12 +17,10 @@ fn read(ws: &Workspace, path: &str) -> String {
     std::fs::read_to_string(ws.root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-/// The machine's OS as @platforms names it.
+/// The machine's OS as @platforms names it (Rust and @platforms agree on linux, macos,
+/// windows, freebsd).
 fn host_os() -> &'static str {
-    match std::env::consts::OS {
-        "macos" => "macos",
-        other => other,
-    }
+    std::env::consts::OS
 }
 
 fn workspace() -> Workspace {

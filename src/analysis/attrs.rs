@@ -188,6 +188,13 @@ pub(super) struct AttrValues<'v> {
 
 /// The values of `rule`'s attributes. Declares the outputs in `state`, and notes there the
 /// executables of dependencies, whose runfiles the actions running them need.
+/// Applies the aspects an attribute lists (their ids) to one dependency: the dependency as
+/// the rule sees it, or the error's text.
+pub(super) type ApplyAspects<'a, 'v> =
+    dyn Fn(&[String], &Label, Value<'v>) -> Result<Value<'v>, String> + 'a;
+
+// The target, its rule and what analysis has done so far, each needed by some attribute.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn attr_values<'v>(
     heap: Heap<'v>,
     graph: &TargetGraph,
@@ -196,7 +203,7 @@ pub(super) fn attr_values<'v>(
     rule: &RuleTarget,
     decl: &RuleDecl,
     state: &mut ActionsState,
-    apply_aspects: &dyn Fn(&[String], &Label, Value<'v>) -> Result<Value<'v>, String>,
+    apply_aspects: &ApplyAspects<'_, 'v>,
 ) -> Result<AttrValues<'v>, AttrError> {
     let mut v = AttrValues {
         attr: Vec::new(),

@@ -33,16 +33,9 @@ pub enum PlatformError {
     NotAConstraintValue { label: Label, kind: String },
     #[error("constraint_value '{0}' has no constraint_setting")]
     NoConstraintSetting(Label),
-    #[error(
-        "platform '{platform}' has more than one value for the constraint_setting \
-         '{setting}': '{first}' and '{second}'"
-    )]
-    DuplicateSetting {
-        platform: Label,
-        setting: Label,
-        first: Label,
-        second: Label,
-    },
+    /// `values`: `'<setting>': '<first>' and '<second>'`.
+    #[error("platform '{platform}' has more than one value for the constraint_setting {values}")]
+    DuplicateSetting { platform: Label, values: String },
     #[error("platform '{0}' has more than one parent; Bazel 4 allows one")]
     TooManyParents(Label),
     #[error("platform '{0}' is its own ancestor")]
@@ -142,9 +135,7 @@ fn platform_within(
         if let Some(first) = own.get(&setting).filter(|first| **first != value) {
             return Err(PlatformError::DuplicateSetting {
                 platform: resolved,
-                setting,
-                first: first.clone(),
-                second: value,
+                values: format!("'{setting}': '{first}' and '{value}'"),
             });
         }
         own.insert(setting, value);

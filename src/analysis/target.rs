@@ -62,14 +62,12 @@ pub(super) enum TargetError {
     AnalysisTestResult(String),
     #[error("while resolving toolchains: {0}")]
     Toolchains(#[from] super::toolchains::ResolutionError),
+    /// `(implementation, toolchain type)`; boxed, as two labels make the error large.
     #[error(
-        "toolchain '{implementation}', chosen for type '{toolchain_type}', does not provide \
-         platform_common.ToolchainInfo"
+        "toolchain '{}', chosen for type '{}', does not provide platform_common.ToolchainInfo",
+        .0.0, .0.1
     )]
-    NotAToolchain {
-        implementation: Label,
-        toolchain_type: Label,
-    },
+    NotAToolchain(Box<(Label, Label)>),
     #[error(
         "the file '{}' is declared but no action creates it; \
          create it with ctx.actions (write, run, run_shell, symlink, ...)",
@@ -381,9 +379,11 @@ fn toolchain_context<'v>(
         let info = match implementation {
             None => Value::new_none(),
             Some(implementation) => {
-                let not_a_toolchain = || TargetError::NotAToolchain {
-                    implementation: implementation.clone(),
-                    toolchain_type: toolchain_type.clone(),
+                let not_a_toolchain = || {
+                    TargetError::NotAToolchain(Box::new((
+                        implementation.clone(),
+                        toolchain_type.clone(),
+                    )))
                 };
                 let analyzed = done.get(implementation).ok_or_else(not_a_toolchain)?;
                 let info = analyzed

@@ -45,15 +45,16 @@ pub enum RegistrationError {
         attr: &'static str,
         problem: &'static str,
     },
+    /// An alias chain to the toolchain that leads nowhere (its error's text).
     #[error("toolchain '{label}': {error}")]
-    Platform { label: Label, error: PlatformError },
+    Alias { label: Label, error: String },
 }
 
 /// Reads the `toolchain` target `label` (aliases followed).
 pub fn registered(graph: &TargetGraph, label: &Label) -> Result<Registered, RegistrationError> {
-    let (resolved, target) = unalias(graph, label).map_err(|e| RegistrationError::Platform {
+    let (resolved, target) = unalias(graph, label).map_err(|e| RegistrationError::Alias {
         label: label.clone(),
-        error: e.into(),
+        error: e.to_string(),
     })?;
     let rule = match target.rule() {
         Some(r) if is_builtin(r, "toolchain") => r,
@@ -256,15 +257,16 @@ pub fn resolve(
     )))
 }
 
+/// What resolution gave one target, shared by the passes that ask.
+type SharedResolution = std::sync::Arc<Result<Resolved, ResolutionError>>;
+
 /// Resolution for the targets of one analysis, each asked once: what a target's rule
 /// requests (`rule(toolchains = ...)`) and its execution constraints (`rule(exec_compatible_with
 /// = ...)` and the target's `exec_compatible_with`) come from the graph.
 pub(super) struct Contexts<'a> {
     platforms: &'a super::platforms::PlatformConfig,
     target: Platform,
-    cache: std::sync::Mutex<
-        std::collections::HashMap<Label, Option<std::sync::Arc<Result<Resolved, ResolutionError>>>>,
-    >,
+    cache: std::sync::Mutex<std::collections::HashMap<Label, Option<SharedResolution>>>,
 }
 
 impl<'a> Contexts<'a> {
@@ -282,7 +284,7 @@ impl<'a> Contexts<'a> {
         graph: &TargetGraph,
         settings: &super::configured::Settings,
         label: &Label,
-    ) -> Option<std::sync::Arc<Result<Resolved, ResolutionError>>> {
+    ) -> Option<SharedResolution> {
         if let Some(known) = self.cache.lock().expect("not poisoned").get(label) {
             return known.clone();
         }

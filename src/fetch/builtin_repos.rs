@@ -253,7 +253,10 @@ mod tests {
     #[test]
     fn every_file_of_each_directory_is_embedded() {
         // @local_config_platform is written from the machine, not from prelude/.
-        for repo in BUILTIN_REPOS.iter().filter(|r| r.name != "local_config_platform") {
+        for repo in BUILTIN_REPOS
+            .iter()
+            .filter(|r| r.name != "local_config_platform")
+        {
             let root = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("prelude")
                 .join(repo.name);
@@ -281,11 +284,11 @@ mod tests {
         let build = repo.files.iter().find(|(p, _)| *p == "BUILD").unwrap().1;
         let build = String::from_utf8_lossy(build);
         assert!(build.contains("name = \"host\""), "{build}");
-        let os = match std::env::consts::OS {
-            "macos" => "macos",
-            other => other,
-        };
-        assert!(build.contains(&format!("\"@platforms//os:{os}\"")), "{build}");
+        let os = std::env::consts::OS;
+        assert!(
+            build.contains(&format!("\"@platforms//os:{os}\"")),
+            "{build}"
+        );
     }
 
     #[test]

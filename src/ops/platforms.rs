@@ -168,7 +168,11 @@ pub fn platform_config(
         .iter()
         .filter_map(|l| read_platform(l, "an execution platform"))
         .collect();
-    if host.is_none() && !exec.iter().any(|p| p.label == platforms::host_platform_label()) {
+    if host.is_none()
+        && !exec
+            .iter()
+            .any(|p| p.label == platforms::host_platform_label())
+    {
         exec.push(platforms::machine_platform());
     }
     let mut registered = Vec::new();
