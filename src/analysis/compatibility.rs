@@ -64,12 +64,17 @@ pub(super) fn incompatible_targets(
         // it can be built (toolchain resolution reads it).
         if !is_builtin(rule, "toolchain") {
             // A select() that cannot be resolved is reported when the target is analysed.
-            let own = match settings.resolve(graph, target, rule) {
-                Ok(configured) => match configured.attrs.get("target_compatible_with") {
-                    Some(AttrValue::LabelList(l)) => l.clone(),
-                    _ => Vec::new(),
+            let own = match rule.attrs.get("target_compatible_with") {
+                Some(AttrValue::LabelList(l)) => l.clone(),
+                // Only a select() needs the target's attributes configured.
+                Some(AttrValue::Select(_)) => match settings.resolve(graph, target, rule) {
+                    Ok(configured) => match configured.attrs.get("target_compatible_with") {
+                        Some(AttrValue::LabelList(l)) => l.clone(),
+                        _ => Vec::new(),
+                    },
+                    Err(_) => Vec::new(),
                 },
-                Err(_) => Vec::new(),
+                _ => Vec::new(),
             };
             // An unreadable constraint is reported by analysis as well; it does not make the
             // target incompatible.

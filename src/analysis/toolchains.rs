@@ -328,10 +328,19 @@ impl<'a> Contexts<'a> {
             .downcast_ref::<crate::loading::FrozenRuleCallable>()?
             .decl
             .clone();
-        let configured = settings.resolve(graph, target, rule).ok()?;
         let mut exec_constraints = decl.exec_compatible_with.clone();
-        if let Some(AttrValue::LabelList(own)) = configured.attrs.get("exec_compatible_with") {
-            exec_constraints.extend(own.iter().cloned());
+        match rule.attrs.get("exec_compatible_with") {
+            Some(AttrValue::LabelList(own)) => exec_constraints.extend(own.iter().cloned()),
+            // Only a select() needs the target's attributes configured.
+            Some(AttrValue::Select(_)) => {
+                let configured = settings.resolve(graph, target, rule).ok()?;
+                if let Some(AttrValue::LabelList(own)) =
+                    configured.attrs.get("exec_compatible_with")
+                {
+                    exec_constraints.extend(own.iter().cloned());
+                }
+            }
+            _ => {}
         }
         if decl.toolchains.is_empty() && exec_constraints.is_empty() {
             return None;
