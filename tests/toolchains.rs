@@ -277,3 +277,19 @@ fn the_first_registered_toolchain_usable_on_an_execution_platform_wins() {
     ok(ws.forge(&["build", "--platforms=//p:linux", "//app:u"]));
     assert_eq!(read(&ws, "forge-bin/app/u.txt"), "gcc no-linter\n");
 }
+
+#[test]
+fn extra_execution_platforms_come_before_the_registered_ones() {
+    // The cross toolchain runs only on the arm builder; given on the command line, the
+    // builder is tried first and the cross toolchain (registered first) wins.
+    let ws = workspace("register_toolchains(\"//tc/cross:all\", \"//tc:all\")\n");
+    ok(ws.forge(&["build", "--platforms=//p:linux", "//app:u"]));
+    assert_eq!(read(&ws, "forge-bin/app/u.txt"), "gcc no-linter\n");
+    ok(ws.forge(&[
+        "build",
+        "--platforms=//p:linux",
+        "--extra_execution_platforms=//p:arm_builder",
+        "//app:u",
+    ]));
+    assert_eq!(read(&ws, "forge-bin/app/u.txt"), "cross-gcc no-linter\n");
+}

@@ -101,6 +101,15 @@ pub struct BuildOptions {
     )]
     pub extra_toolchains: Vec<String>,
 
+    /// Execution platforms tried ahead of WORKSPACE's register_execution_platforms
+    /// (patterns allowed).
+    #[arg(
+        long = "extra_execution_platforms",
+        alias = "extra-execution-platforms",
+        value_name = "LABELS"
+    )]
+    pub extra_execution_platforms: Vec<String>,
+
     /// Let rules write build information into their outputs (`config_setting(values =
     /// {"stamp": "1"})` matches, rules with `stamp = -1` stamp).
     #[arg(long = "stamp", overrides_with = "nostamp")]
@@ -219,7 +228,8 @@ impl BuildOptions {
     }
 
     /// `--platforms` and `--host_platform` (the last occurrence of each wins, as for Bazel's
-    /// single-valued flags; empty is the default) and every `--extra_toolchains`, in order.
+    /// single-valued flags; empty is the default) and every `--extra_toolchains` and
+    /// `--extra_execution_platforms`, in order.
     pub fn platform_flags(&self) -> ops::platforms::PlatformFlags {
         let split = |v: &String| -> Vec<String> {
             v.split(',')
@@ -236,6 +246,11 @@ impl BuildOptions {
                 .map(|h| h.trim().to_owned())
                 .filter(|h| !h.is_empty()),
             extra_toolchains: self.extra_toolchains.iter().flat_map(split).collect(),
+            extra_execution_platforms: self
+                .extra_execution_platforms
+                .iter()
+                .flat_map(split)
+                .collect(),
         }
     }
 

@@ -1,5 +1,5 @@
 //! The platforms and toolchains of a build: `--platforms`, `--host_platform`,
-//! `--extra_toolchains` and WORKSPACE's `register_toolchains` / `register_execution_platforms`
+//! `--extra_toolchains`, `--extra_execution_platforms` and WORKSPACE's `register_toolchains` / `register_execution_platforms`
 //! in; their targets loaded into the graph and read as an `analysis::PlatformConfig` out.
 
 use crate::analysis::platforms::{self, Platform, PlatformConfig};
@@ -17,6 +17,8 @@ pub struct PlatformFlags {
     pub host_platform: Option<String>,
     /// `--extra_toolchains`, every occurrence in order, split at commas.
     pub extra_toolchains: Vec<String>,
+    /// `--extra_execution_platforms`, likewise.
+    pub extra_execution_platforms: Vec<String>,
 }
 
 impl PlatformFlags {
@@ -36,6 +38,11 @@ impl PlatformFlags {
             self.extra_toolchains
                 .iter()
                 .map(|t| format!("--extra_toolchains={t}")),
+        );
+        out.extend(
+            self.extra_execution_platforms
+                .iter()
+                .map(|p| format!("--extra_execution_platforms={p}")),
         );
         out
     }
@@ -130,10 +137,16 @@ pub fn platform_config(
         )
         .collect();
     let toolchain_labels = expand_registrations(graph, &toolchain_patterns, "toolchain")?;
-    let exec_patterns: Vec<(String, &str)> = workspace
-        .execution_platforms
+    let exec_patterns: Vec<(String, &str)> = flags
+        .extra_execution_platforms
         .iter()
-        .map(|p| (p.clone(), "register_execution_platforms in WORKSPACE"))
+        .map(|p| (p.clone(), "--extra_execution_platforms"))
+        .chain(
+            workspace
+                .execution_platforms
+                .iter()
+                .map(|p| (p.clone(), "register_execution_platforms in WORKSPACE")),
+        )
         .collect();
     let mut exec_labels = expand_registrations(graph, &exec_patterns, "platform")?;
     // The host platform is the last execution platform tried, as in Bazel.
