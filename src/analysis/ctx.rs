@@ -333,7 +333,8 @@ fn ctx_methods(builder: &mut MethodsBuilder) {
         Ok(false)
     }
 
-    /// Refused: forge has no platforms to ask about.
+    /// Refused: it takes a `platform_common.ConstraintValueInfo`, a provider forge does not
+    /// give constraint_value targets yet.
     fn target_platform_has_constraint<'v>(
         this: ValueTyped<'v, CtxValue<'v>>,
         #[starlark(require = pos)] constraint_value: Value<'v>,
