@@ -145,7 +145,7 @@ def _env_impl(ctx):
     return [
         DefaultInfo(executable = script),
         testing.TestEnvironment({"GREETING": "hi"}),
-        testing.ExecutionInfo({"requires-network": ""}),
+        testing.ExecutionInfo(requirements = {"requires-network": ""}),
     ]
 
 env_test = rule(_env_impl, test = True)
