@@ -293,3 +293,38 @@ fn extra_execution_platforms_come_before_the_registered_ones() {
     ]));
     assert_eq!(read(&ws, "forge-bin/app/u.txt"), "cross-gcc no-linter\n");
 }
+
+#[test]
+fn the_default_shell_toolchain_is_registered_after_the_workspaces() {
+    let ws = workspace("");
+    ws.write(
+        "sh/defs.bzl",
+        r#"
+def _impl(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + ".txt")
+    ctx.actions.write(out, ctx.toolchains["@bazel_tools//tools/sh:toolchain_type"].path + "\n")
+    return [DefaultInfo(files = depset([out]))]
+
+shell_path = rule(_impl, toolchains = ["@bazel_tools//tools/sh:toolchain_type"])
+"#,
+    );
+    ws.write(
+        "sh/BUILD",
+        r#"
+load(":defs.bzl", "shell_path")
+load("@bazel_tools//tools/sh:sh_toolchain.bzl", "sh_toolchain")
+
+shell_path(name = "which")
+
+sh_toolchain(name = "zsh", path = "/bin/zsh")
+
+toolchain(name = "zsh_toolchain", toolchain = ":zsh", toolchain_type = "@bazel_tools//tools/sh:toolchain_type")
+"#,
+    );
+    ok(ws.forge(&["build", "//sh:which"]));
+    assert_eq!(read(&ws, "forge-bin/sh/which.txt"), "/bin/bash\n");
+    // A shell toolchain the workspace registers comes first.
+    ws.write("WORKSPACE", "register_toolchains(\"//sh:zsh_toolchain\")\n");
+    ok(ws.forge(&["build", "//sh:which"]));
+    assert_eq!(read(&ws, "forge-bin/sh/which.txt"), "/bin/zsh\n");
+}

@@ -1,4 +1,5 @@
-//! Repositories forge provides itself (`@bazel_tools`, `@platforms`, `@local_config_platform`): their files, compiled
+//! Repositories forge provides itself (`@bazel_tools`, `@platforms`, `@local_config_platform`,
+//! `@local_config_sh`): their files, compiled
 //! into the binary from `prelude/<name>/`, in; their directory
 //! `<output_base>/external/<name>/` out. The directory is written whole into a temporary
 //! directory and renamed into place, and rewritten only when forge's copy changes: a marker
@@ -51,6 +52,7 @@ pub const BUILTIN_REPOS: &[BuiltinRepo] = &[
             "tools/python/srcs_version.bzl",
             "tools/python/toolchain.bzl",
             "tools/sh/BUILD",
+            "tools/sh/sh_toolchain.bzl",
             "tools/test/BUILD",
         ),
     },
@@ -69,7 +71,35 @@ pub const BUILTIN_REPOS: &[BuiltinRepo] = &[
             ("constraints.bzl", HOST_CONSTRAINTS_BZL.as_bytes()),
         ],
     },
+    BuiltinRepo {
+        name: "local_config_sh",
+        files: &[
+            ("WORKSPACE", b"workspace(name = \"local_config_sh\")\n"),
+            ("BUILD", LOCAL_SH_BUILD.as_bytes()),
+        ],
+    },
 ];
+
+/// `@local_config_sh`, Bazel's default shell toolchain, which forge registers after the
+/// workspace's own toolchains.
+const LOCAL_SH_BUILD: &str = "\
+# @local_config_sh: written by forge, the shell forge's actions run.
+
+load(\"@bazel_tools//tools/sh:sh_toolchain.bzl\", \"sh_toolchain\")
+
+package(default_visibility = [\"//visibility:public\"])
+
+sh_toolchain(
+    name = \"local_sh\",
+    path = \"/bin/bash\",
+)
+
+toolchain(
+    name = \"local_sh_toolchain\",
+    toolchain = \":local_sh\",
+    toolchain_type = \"@bazel_tools//tools/sh:toolchain_type\",
+)
+";
 
 // The machine's OS and CPU as @platforms names them. forge runs on the machine it was built
 // for, so the compile-time target is the host Bazel's local_config_platform detects.
@@ -252,10 +282,10 @@ mod tests {
     /// Every file under `prelude/<repo>/` is listed, so none is left out of the binary.
     #[test]
     fn every_file_of_each_directory_is_embedded() {
-        // @local_config_platform is written from the machine, not from prelude/.
+        // @local_config_platform and @local_config_sh are written by forge, not from prelude/.
         for repo in BUILTIN_REPOS
             .iter()
-            .filter(|r| r.name != "local_config_platform")
+            .filter(|r| !r.name.starts_with("local_config_"))
         {
             let root = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("prelude")

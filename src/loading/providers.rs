@@ -121,10 +121,9 @@ impl<'v> StarlarkValue<'v> for ProviderCallable {
                 let positional: Vec<Value> = args.positions(eval.heap())?.collect();
                 match positional.as_slice() {
                     [] => self.instance(named, eval.heap()),
-                    [value] => self.instance(
-                        std::iter::once((field, *value)).chain(named),
-                        eval.heap(),
-                    ),
+                    [value] => {
+                        self.instance(std::iter::once((field, *value)).chain(named), eval.heap())
+                    }
                     _ => Err(starlark::Error::new_native(anyhow::anyhow!(
                         "{} takes at most one positional argument ('{field}')",
                         self.name()

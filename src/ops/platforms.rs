@@ -107,6 +107,41 @@ fn expand_registrations(
     }
 }
 
+/// The toolchains Bazel registers after the workspace's own: `(toolchain type, toolchain)`.
+const DEFAULT_TOOLCHAINS: &[(&str, &str)] = &[(
+    "@bazel_tools//tools/sh:toolchain_type",
+    "@local_config_sh//:local_sh_toolchain",
+)];
+
+/// The toolchain types the rules of the loaded targets request.
+fn requested_types(graph: &TargetGraph) -> std::collections::BTreeSet<Label> {
+    use starlark::values::ValueLike;
+    let mut rules: std::collections::BTreeSet<(&str, &str)> = std::collections::BTreeSet::new();
+    for target in graph.targets() {
+        if let Some(rule) = target.rule() {
+            rules.insert((&rule.defined_in, &rule.class));
+        }
+    }
+    let mut types = std::collections::BTreeSet::new();
+    for (defined_in, class) in rules {
+        let Ok(callable) = graph.loader().rule_callable(defined_in, class) else {
+            continue;
+        };
+        if let Some(rule) = callable
+            .value()
+            .downcast_ref::<crate::loading::FrozenRuleCallable>()
+        {
+            types.extend(
+                rule.decl
+                    .toolchains
+                    .iter()
+                    .map(|r| r.toolchain_type.clone()),
+            );
+        }
+    }
+    types
+}
+
 /// Loads and reads the build's platforms and toolchains.
 pub fn platform_config(
     graph: &mut TargetGraph,
@@ -136,7 +171,19 @@ pub fn platform_config(
                 .map(|t| (t.clone(), "register_toolchains in WORKSPACE")),
         )
         .collect();
-    let toolchain_labels = expand_registrations(graph, &toolchain_patterns, "toolchain")?;
+    let mut toolchain_labels = expand_registrations(graph, &toolchain_patterns, "toolchain")?;
+    // Bazel's default toolchains come after the workspace's; forge loads one only when a
+    // loaded rule asks for its type, so a build that needs none loads no package for them.
+    let requested = requested_types(graph);
+    for (toolchain_type, default) in DEFAULT_TOOLCHAINS {
+        let toolchain_type =
+            Label::parse(toolchain_type, &PackageId::default()).expect("forge's own labels parse");
+        let default =
+            Label::parse(default, &PackageId::default()).expect("forge's own labels parse");
+        if requested.contains(&toolchain_type) && !toolchain_labels.contains(&default) {
+            toolchain_labels.push(default);
+        }
+    }
     let exec_patterns: Vec<(String, &str)> = flags
         .extra_execution_platforms
         .iter()
