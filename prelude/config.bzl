@@ -1,4 +1,4 @@
-"""config_setting, constraint_setting, constraint_value, label_flag and label_setting.
+"""config_setting, constraint_setting, constraint_value, platform, label_flag and label_setting.
 
 config_setting and constraint_value are the targets select() keys name.
 
@@ -24,7 +24,9 @@ constraint_setting = rule(
     implementation = _no_actions_impl,
     doc = "A dimension of a platform, such as its OS or CPU.",
     attrs = {
-        "default_constraint_value": attr.label(doc = "The value a platform has when it says none."),
+        # A label read against this package; a string, as in Bazel it is no dependency (the
+        # value itself names this setting, which would make a cycle).
+        "default_constraint_value": attr.string(doc = "The value a platform has when it says none (a label)."),
     },
 )
 
@@ -33,6 +35,18 @@ constraint_value = rule(
     doc = "One value of a constraint_setting; usable as a select() key.",
     attrs = {
         "constraint_setting": attr.label(mandatory = True),
+    },
+)
+
+# `exec_properties` is the attribute every target has; on a platform, the parent's are
+# merged under its own.
+platform = rule(
+    implementation = _no_actions_impl,
+    doc = "A platform: a named set of constraint values, which --platforms and register_execution_platforms name.",
+    attrs = {
+        "constraint_values": attr.label_list(doc = "The constraint_value targets of this platform, at most one per constraint_setting."),
+        "parents": attr.label_list(doc = "At most one platform whose constraint values this one inherits (its own win)."),
+        "remote_execution_properties": attr.string(doc = "Bazel's older form of exec_properties; forge refuses it when given."),
     },
 )
 

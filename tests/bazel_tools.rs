@@ -129,7 +129,7 @@ fn the_python_bzl_files_load_and_what_forge_cannot_do_is_refused() {
     );
     // py_runtime_pair from toolchain.bzl is forge's built-in rule: a pair of runtimes builds.
     ok(ws.forge(&["build", "//app:py_pair"]));
-    // Applying find_requirements as an aspect is refused as every aspect is.
+    // Applying find_requirements as an aspect is refused: it propagates along `deps`.
     ws.write(
         "aspects/defs.bzl",
         "load(\"@bazel_tools//tools/python:srcs_version.bzl\", \"find_requirements\")\n\
@@ -143,8 +143,9 @@ fn the_python_bzl_files_load_and_what_forge_cannot_do_is_refused() {
     assert_ne!(run.code, 0, "{}", run.both());
     assert!(
         run.stderr.contains(
-            "forge does not support aspects yet, so it cannot apply aspect \
-             '@bazel_tools//tools/python:srcs_version.bzl%find_requirements' to '//aspects:dep'"
+            "forge does not support aspect \
+             '@bazel_tools//tools/python:srcs_version.bzl%find_requirements' yet: it is \
+             declared with 'attr_aspects = [\"deps\"]'"
         ),
         "{}",
         run.both()

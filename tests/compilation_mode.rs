@@ -1,4 +1,4 @@
-//! `-c`/`--compilation_mode`, `--cpu` and the platform flags forge refuses: each test builds a
+//! `-c`/`--compilation_mode`, `--cpu` and the platform flags' errors: each test builds a
 //! workspace written here with the real binary and checks the output directory, the
 //! `forge-bin` link, `$(COMPILATION_MODE)`/`$(TARGET_CPU)`, `config_setting` and the caches.
 
@@ -162,21 +162,22 @@ fn an_unknown_compilation_mode_is_named() {
 }
 
 #[test]
-fn platform_flags_with_a_value_are_refused_by_name() {
+fn platform_flags_name_targets_that_must_exist() {
     let ws = workspace();
-    for (flag, name) in [
-        ("--platforms=//x", "--platforms"),
-        ("--host_platform=//x", "--host_platform"),
-        ("--extra_toolchains=//x:t", "--extra_toolchains"),
+    for (flag, expected) in [
+        (
+            "--platforms=//x",
+            "no such target '//x:x', named as the target platform (--platforms)",
+        ),
+        ("--host_platform=//x", "no such target '//x:x'"),
+        (
+            "--extra_toolchains=//x:t",
+            "invalid toolchain pattern '//x:t' (--extra_toolchains)",
+        ),
     ] {
         let run = ws.forge(&["build", flag, "//pkg:vars"]);
-        assert_eq!(run.code, 2, "{}", run.both());
-        assert!(
-            run.stderr
-                .contains(&format!("forge does not support {name} yet")),
-            "{}",
-            run.both()
-        );
+        assert_eq!(run.code, 1, "{flag}: {}", run.both());
+        assert!(run.stderr.contains(expected), "{flag}: {}", run.both());
     }
     // The empty value is the default and is taken.
     ok(ws.forge(&["build", "--platforms=", "//pkg:vars"]));

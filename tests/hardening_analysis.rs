@@ -316,7 +316,7 @@ fn attribute_providers_are_required_of_rule_dependencies() {
 }
 
 #[test]
-fn rule_provides_is_checked_and_toolchains_are_refused() {
+fn rule_provides_is_checked_and_an_unresolved_toolchain_is_named() {
     let ws = ws();
     ok(ws.forge(&["build", "//provides:keeps"]));
     insta::assert_snapshot!(
@@ -324,7 +324,7 @@ fn rule_provides_is_checked_and_toolchains_are_refused() {
         errors(&ws.forge(&["build", "//provides:breaks"]))
     );
     insta::assert_snapshot!(
-        "toolchains_refused",
+        "toolchain_unresolved",
         errors(&ws.forge(&["build", "//toolchains:x"]))
     );
 }

@@ -321,7 +321,7 @@ user(name = 'both', deps = [':i', ':p'])
 }
 
 #[test]
-fn aspects_on_attributes_are_recorded_and_refused_where_they_would_apply() {
+fn propagating_aspects_are_recorded_and_refused_where_they_would_apply() {
     let ws = deps_workspace("attr.label_list(aspects = [collect])");
     // The aspect is declared before the rule that names it.
     let defs = read(&ws, "pkg/defs.bzl");
@@ -344,15 +344,14 @@ user(name = 'through', deps = [':p'])
     );
     // The .bzl loads and a target with nothing to apply the aspect to builds.
     ok(ws.forge(&["build", "//pkg:alone"]));
-    // Where the aspect would apply, forge says it cannot, naming it.
+    // Where the aspect would apply, forge says it cannot propagate it, naming it.
     let run = ws.forge(&["build", "//pkg:through"]);
     fails_with(
         &run,
         &[
             "pkg/BUILD:4:1",
-            "forge does not support aspects yet",
-            "aspect '//pkg:defs.bzl%collect'",
-            "'//pkg:p'",
+            "forge does not support aspect '//pkg:defs.bzl%collect' yet",
+            "'attr_aspects = [\"deps\"]'",
         ],
     );
 }
@@ -442,9 +441,9 @@ uses(name = 'creates', make_info = True)
 }
 
 #[test]
-fn a_rule_with_options_forge_lacks_loads_and_is_refused_at_its_targets() {
-    // As rules_cc's cc_flags_supplier.bzl: a file whose rules need toolchain resolution,
-    // loaded by a file whose other rules do not.
+fn a_rule_whose_toolchain_is_not_registered_fails_only_at_its_targets() {
+    // As rules_cc's cc_flags_supplier.bzl: a file whose rules need a toolchain the
+    // workspace does not register, loaded by a file whose other rules do not.
     let ws = new_workspace();
     ws.write(
         "pkg/defs.bzl",
@@ -468,9 +467,8 @@ needs_toolchain(name = 'tc')
     fails_with(
         &run,
         &[
-            "pkg/BUILD:3:1: in needs_toolchain rule //pkg:tc: forge cannot analyse a target of \
-             rule 'needs_toolchain', declared with 'toolchains = [\"//tc:type\"]': forge has no \
-             toolchain resolution yet",
+            "pkg/BUILD:3:1: in needs_toolchain rule //pkg:tc: while resolving toolchains: no \
+             matching toolchains found for types //tc:type",
         ],
     );
 }

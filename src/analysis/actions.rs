@@ -197,6 +197,18 @@ impl ActionsState {
 
     /// Registers an action after checking that it creates only this target's declared,
     /// not-yet-generated files.
+    /// Registers the action writing `content` to the already declared `path` (forge's own
+    /// actions, such as an analysis test's script).
+    pub(super) fn write_declared(
+        &mut self,
+        path: &str,
+        content: String,
+        executable: bool,
+    ) -> anyhow::Result<()> {
+        let action = self.file_write(path, content, executable);
+        self.register(action)
+    }
+
     fn register(&mut self, mut action: Action) -> anyhow::Result<()> {
         if action.outputs.is_empty() {
             anyhow::bail!("an action must have at least one output");

@@ -94,15 +94,9 @@ pub(super) enum AttrErrorKind {
         short_path: String,
         allowed: Vec<String>,
     },
-    #[error(
-        "in attribute '{attr}': forge does not support aspects yet, so it cannot apply \
-         aspect '{aspect}' to '{label}'; build targets that do not depend through '{attr}'"
-    )]
-    AspectNotApplied {
-        attr: String,
-        label: Label,
-        aspect: String,
-    },
+    /// An aspect the attribute asks for could not be applied (its error's text).
+    #[error("in attribute '{attr}': {error}")]
+    Aspect { attr: String, error: String },
     /// Worded as Bazel words it, after `in <attr> attribute of <kind> <label>: `.
     #[error(
         "non-test target '{label}' depends on testonly target '{dep}' and doesn't have \
@@ -200,6 +194,12 @@ pub(super) struct AttrValues<'v> {
     pub split_attr: Vec<(String, Value<'v>)>,
 }
 
+/// Applies the aspects an attribute lists (their ids) to one dependency (its label, and its
+/// configured rule target if it is a rule's): the dependency as the rule sees it, or the
+/// error's text.
+pub(super) type ApplyAspects<'a, 'v> = dyn Fn(&[String], &Label, Option<&ConfiguredLabel>, Value<'v>) -> Result<Value<'v>, String>
+    + 'a;
+
 /// The values of `rule`'s attributes. Declares the outputs in `state`, and notes there the
 /// executables of dependencies, whose runfiles the actions running them need.
 #[allow(clippy::too_many_arguments)]
@@ -212,6 +212,7 @@ pub(super) fn attr_values<'v>(
     node: &Node,
     decl: &RuleDecl,
     state: &mut ActionsState,
+    apply_aspects: &ApplyAspects<'_, 'v>,
 ) -> Result<AttrValues<'v>, AttrError> {
     let mut v = AttrValues {
         attr: Vec::new(),
@@ -238,8 +239,10 @@ pub(super) fn attr_values<'v>(
         if name == "visibility" {
             continue;
         }
+        let spec = decl.attrs.iter().find(|(n, _)| n == name).map(|(_, s)| s);
+        let aspects = spec.map(|s| s.aspects.as_slice()).unwrap_or_default();
         // Each dependency once per configuration its edge leads to (several for a split
-        // transition), with the split key.
+        // transition), with the split key, and the attribute's aspects applied.
         let deps_of = |l: &Label| -> Result<Vec<(&str, Value<'v>)>, AttrError> {
             if !testonly && depends_on_testonly(graph, l) {
                 return Err(AttrErrorKind::TestonlyDependency {
@@ -254,9 +257,18 @@ pub(super) fn attr_values<'v>(
                 .into_iter()
                 .flatten()
                 .map(|e| {
-                    dep_value(heap, graph, done, e)
-                        .map(|v| (e.split_key.as_str(), v))
-                        .ok_or_else(|| AttrErrorKind::NotAnalysed(l.clone()).into())
+                    let d = dep_value(heap, graph, done, e)
+                        .ok_or_else(|| AttrError::from(AttrErrorKind::NotAnalysed(l.clone())))?;
+                    let d = match aspects {
+                        [] => d,
+                        ids => apply_aspects(ids, l, e.rule.as_ref(), d).map_err(|error| {
+                            AttrError::from(AttrErrorKind::Aspect {
+                                attr: name.clone(),
+                                error,
+                            })
+                        })?,
+                    };
+                    Ok((e.split_key.as_str(), d))
                 })
                 .collect()
         };
@@ -272,7 +284,6 @@ pub(super) fn attr_values<'v>(
                 .and_then(|es| es.first())
                 .and_then(|e| e.rule.as_ref())
         };
-        let spec = decl.attrs.iter().find(|(n, _)| n == name).map(|(_, s)| s);
         // Through a Starlark transition, `ctx.attr` is a list of the dependency in every
         // configuration, as in Bazel (even for a 1:1 transition); `ctx.file` and
         // `ctx.executable` show the first, checked as usual below.
@@ -482,14 +493,6 @@ fn check_dependency(
     let Some(rule) = graph.target(label).and_then(|t| t.rule()) else {
         return Ok(());
     };
-    if let Some(aspect) = spec.aspects.first() {
-        return Err(AttrErrorKind::AspectNotApplied {
-            attr: attr.to_owned(),
-            label: label.clone(),
-            aspect: aspect.clone(),
-        }
-        .into());
-    }
     if spec.allow_rules.is_empty() {
         return check_providers(attr, &spec.providers, dep, label, graph);
     }

@@ -109,29 +109,15 @@ pub struct Configuration {
     pub stamp: bool,
     /// `--features`.
     pub features: Vec<String>,
-    /// The host platform's constraint values, one per setting: `(setting, value)`.
+    /// The target platform's constraint values, one per setting: `(setting, value)`.
     pub constraints: Vec<(Label, Label)>,
     /// The build settings the command line sets (the others have their defaults).
     pub build_settings: BTreeMap<Label, AttrValue>,
 }
 
-fn platforms(package: &str, name: &str) -> Label {
-    Label {
-        repo: "platforms".into(),
-        package: package.into(),
-        name: name.into(),
-    }
-}
-
 impl Configuration {
-    /// The conditions' view of a configuration's options, on this machine.
-    pub fn of(config: &BuildOptions) -> Configuration {
-        let (os, arch) = (std::env::consts::OS, std::env::consts::ARCH);
-        let cpu_value = match arch {
-            "x86" => "x86_32",
-            "powerpc64" => "ppc",
-            other => other,
-        };
+    /// The conditions' view of a configuration's options, building for `platform`.
+    pub fn of(config: &BuildOptions, platform: &super::platforms::Platform) -> Configuration {
         Configuration {
             defines: config.defines.clone(),
             compilation_mode: config.compilation_mode.clone(),
@@ -140,10 +126,7 @@ impl Configuration {
             stamp: config.stamp,
             features: config.features.clone(),
             build_settings: config.build_settings.clone(),
-            constraints: vec![
-                (platforms("os", "os"), platforms("os", os)),
-                (platforms("cpu", "cpu"), platforms("cpu", cpu_value)),
-            ],
+            constraints: platform.constraints.clone().into_iter().collect(),
         }
     }
 
@@ -307,7 +290,7 @@ pub(super) fn evaluate(
     })
 }
 
-/// Whether the host platform has the constraint value `value` (an unaliased label).
+/// Whether the target platform has the constraint value `value` (an unaliased label).
 fn has_constraint(
     graph: &TargetGraph,
     configuration: &Configuration,
@@ -335,13 +318,8 @@ fn has_constraint(
     {
         return Ok(host == value);
     }
-    // A setting the host platform does not name takes its default value, if it has one.
-    let default = graph.target(&setting).and_then(Target::rule).and_then(|r| {
-        match r.attrs.get("default_constraint_value") {
-            Some(AttrValue::Label(d)) => Some(d.clone()),
-            _ => None,
-        }
-    });
+    // A setting the target platform does not name takes its default value, if it has one.
+    let default = super::platforms::default_value(graph, &setting);
     Ok(match default {
         Some(d) => unalias(graph, &d)?.0 == *value,
         None => false,
@@ -362,7 +340,7 @@ mod tests {
             BTreeMap::new(),
             stamp,
             BTreeMap::new(),
-        ))
+        ), &crate::analysis::platforms::machine_platform())
     }
 
     #[test]

@@ -101,9 +101,14 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Decides every `config_setting` and `constraint_value` loaded in `graph`.
-    pub fn new(graph: &TargetGraph, config: &Config) -> Settings {
-        let configuration = Configuration::of(config.options());
+    /// Decides every `config_setting` and `constraint_value` loaded in `graph`, for a
+    /// configuration building for `platform`.
+    pub fn new(
+        graph: &TargetGraph,
+        config: &Config,
+        platform: &super::platforms::Platform,
+    ) -> Settings {
+        let configuration = Configuration::of(config.options(), platform);
         let conditions = graph
             .targets()
             .filter(|t| {
@@ -121,7 +126,7 @@ impl Settings {
 
     fn condition(&self, graph: &TargetGraph, label: &Label) -> Result<&Condition, SelectError> {
         // Aliases are followed, so `@platforms//cpu:arm64` works as a key.
-        let (resolved, target) = unalias(graph, label)?;
+        let (resolved, target) = self.configured_unalias(graph, label)?;
         match self.conditions.get(&resolved) {
             Some(Ok(c)) => Ok(c),
             Some(Err(error)) => Err(SelectErrorKind::Condition {
@@ -135,6 +140,36 @@ impl Settings {
             }
             .into()),
         }
+    }
+
+    /// Follows `alias` targets as `unalias` does, an alias whose `actual` is a select()
+    /// taking the branch this configuration chooses (skylib's `config_setting_group` is a
+    /// chain of such aliases).
+    fn configured_unalias<'g>(
+        &self,
+        graph: &'g TargetGraph,
+        label: &Label,
+    ) -> Result<(Label, &'g Target), SelectError> {
+        let mut current = label.clone();
+        for _ in 0..32 {
+            let (resolved, target) = match unalias(graph, &current) {
+                Ok(found) => return Ok(found),
+                Err(AliasError::NoActual(at)) => {
+                    let target = graph.target(&at).ok_or(AliasError::NotLoaded(at.clone()))?;
+                    (at, target)
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let select = match target.rule().and_then(|r| r.attrs.get("actual")) {
+                Some(AttrValue::Select(select)) => select,
+                _ => return Err(AliasError::NoActual(resolved).into()),
+            };
+            match self.resolve_select(graph, target, "actual", select)? {
+                AttrValue::Label(next) => current = next,
+                _ => return Err(AliasError::NoActual(resolved).into()),
+            }
+        }
+        Err(AliasError::Endless(label.clone()).into())
     }
 
     /// `rule`'s attributes with every select resolved. Borrowed when there is none.

@@ -13,6 +13,8 @@ use starlark::values::{OwnedFrozenValue, ValueLike};
 
 use super::configuration::{Config, ConfiguredLabel};
 use super::configured::Settings;
+use super::platforms::PlatformConfig;
+use super::toolchains::{self, ResolutionError, Resolved};
 use super::transitions;
 use crate::core::{Diagnostic, Label};
 use crate::graph::TargetGraph;
@@ -45,6 +47,9 @@ pub struct Node {
     pub deps: Vec<DepEdge>,
     /// Attributes with a Starlark transition (`ctx.split_attr`; `ctx.attr` a list).
     pub split_attrs: BTreeSet<String>,
+    /// What toolchain resolution gave the target (its implementations are edges of
+    /// `deps`, in the target's configuration, as in Bazel 4); none when it asks nothing.
+    pub toolchains: Option<Arc<Result<Resolved, ResolutionError>>>,
 }
 
 impl Node {
@@ -92,15 +97,22 @@ impl RuleTransitions {
 
 struct Builder<'g> {
     graph: &'g TargetGraph<'g>,
+    platforms: &'g PlatformConfig,
     settings: HashMap<Config, Arc<Settings>>,
     rules: HashMap<(String, String), Option<Arc<RuleTransitions>>>,
     incoming: HashMap<(Label, Config), Result<Config, Diagnostic>>,
 }
 
 impl ConfiguredGraph {
-    pub fn build(graph: &TargetGraph, roots: &BTreeSet<Label>, top: &Config) -> ConfiguredGraph {
+    pub fn build(
+        graph: &TargetGraph,
+        roots: &BTreeSet<Label>,
+        top: &Config,
+        platforms: &PlatformConfig,
+    ) -> ConfiguredGraph {
         let mut b = Builder {
             graph,
+            platforms,
             settings: HashMap::new(),
             rules: HashMap::new(),
             incoming: HashMap::new(),
@@ -164,11 +176,48 @@ impl ConfiguredGraph {
 }
 
 impl<'g> Builder<'g> {
+    /// Resolves the toolchains `key` asks for on its configuration's platform, and adds an
+    /// edge to each implementation chosen.
+    fn toolchains(&mut self, key: &ConfiguredLabel, rule: &RuleTarget, node: &mut Node) {
+        let Some(decl) = self.transitions(rule).map(|t| t.frozen().decl.clone()) else {
+            return;
+        };
+        let platform = self.platforms.platform_for(key.config.options().kind);
+        let Some(resolved) =
+            toolchains::resolve_for_target(self.graph, &decl, rule, &platform, self.platforms)
+        else {
+            return;
+        };
+        if let Ok(r) = &resolved {
+            for implementation in r.implementations() {
+                let rule_label = match self.graph.target(implementation).map(|t| &t.kind) {
+                    Some(TargetKind::Rule(_)) => implementation.clone(),
+                    _ => continue,
+                };
+                node.deps.push(DepEdge {
+                    attr: "$toolchains".to_owned(),
+                    label: implementation.clone(),
+                    split_key: String::new(),
+                    config: key.config.clone(),
+                    transition: "NoTransition".to_owned(),
+                    rule: Some(ConfiguredLabel {
+                        label: rule_label,
+                        config: key.config.clone(),
+                    }),
+                });
+            }
+        }
+        node.toolchains = Some(Arc::new(resolved));
+    }
+
     fn settings(&mut self, config: &Config) -> Arc<Settings> {
         let graph = self.graph;
         self.settings
             .entry(config.clone())
-            .or_insert_with(|| Arc::new(Settings::new(graph, config)))
+            .or_insert_with(|| {
+                let platform = self.platforms.platform_for(config.options().kind);
+                Arc::new(Settings::new(graph, config, &platform))
+            })
             .clone()
     }
 
@@ -259,6 +308,7 @@ impl<'g> Builder<'g> {
             rule: self.resolve(&key.label, &key.config),
             deps: Vec::new(),
             split_attrs: BTreeSet::new(),
+            toolchains: None,
         };
         let Ok(resolved) = node.rule.clone() else {
             return node;
@@ -272,6 +322,7 @@ impl<'g> Builder<'g> {
         if let Err(e) = self.edges(key, rule, &mut node) {
             node.rule = Err(e);
         }
+        self.toolchains(key, rule, &mut node);
         node
     }
 

@@ -95,7 +95,6 @@ const UNSUPPORTED_FIELDS: &[&str] = &[
     "host_configuration",
     "host_fragments",
     "split_attr",
-    "toolchains",
 ];
 
 starlark::methods_static!(CTX_METHODS = ctx_methods);
@@ -121,6 +120,7 @@ pub(super) fn alloc_ctx<'v>(
     env: &CtxEnv,
     attrs: AttrValues<'v>,
     actions: Value<'v>,
+    toolchains: Value<'v>,
     executable_file: Option<&FileValue>,
 ) -> Value<'v> {
     let label = env.label;
@@ -160,6 +160,7 @@ pub(super) fn alloc_ctx<'v>(
             heap.alloc(AllocStruct(attrs.split_attr)),
         ),
         ("actions".into(), actions),
+        ("toolchains".into(), toolchains),
         ("workspace_name".into(), heap.alloc(env.workspace_name)),
         (
             "bin_dir".into(),
@@ -336,7 +337,8 @@ fn ctx_methods(builder: &mut MethodsBuilder) {
         Ok(false)
     }
 
-    /// Refused: forge has no platforms to ask about.
+    /// Refused: it takes a `platform_common.ConstraintValueInfo`, a provider forge does not
+    /// give constraint_value targets yet.
     fn target_platform_has_constraint<'v>(
         this: ValueTyped<'v, CtxValue<'v>>,
         #[starlark(require = pos)] constraint_value: Value<'v>,

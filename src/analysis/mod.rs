@@ -5,10 +5,13 @@
 //! `Analyzed` module so that dependents can read them (`dep[MyInfo]`); the actions it
 //! registered come out as plain `Action`s for `exec`.
 
+mod action_value;
 mod actions;
 mod args;
+mod aspects;
 mod attrs;
 pub mod build_settings;
+pub mod compatibility;
 mod conditions;
 pub mod configuration;
 mod configured;
@@ -19,9 +22,12 @@ mod failure;
 mod inputs;
 mod make_vars;
 pub mod plan;
+pub mod platforms;
 mod providers;
 mod runfiles;
 mod target;
+mod toolchain_context;
+pub mod toolchains;
 mod transitions;
 mod values;
 
@@ -80,6 +86,8 @@ pub struct AnalysisConfig {
     pub build_settings: BTreeMap<Label, crate::loading::AttrValue>,
     /// `-c` and `--cpu`.
     pub output: layout::OutputConfiguration,
+    /// The target and execution platforms and the registered toolchains.
+    pub platforms: platforms::PlatformConfig,
 }
 
 impl AnalysisConfig {
@@ -105,6 +113,10 @@ pub struct Analysis {
     pub errors: Vec<Diagnostic>,
     /// The configured graph, for `cquery`.
     pub configured: Option<ConfiguredGraph>,
+    /// The requested targets their configuration's target platform cannot build
+    /// (`target_compatible_with`), which were not analysed: skipped when a wildcard named
+    /// them, an error when named themselves.
+    pub incompatible: BTreeMap<Label, compatibility::Incompatibility>,
 }
 
 impl Analysis {
@@ -212,11 +224,18 @@ impl Analysis {
 /// configured target once.
 pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisConfig) -> Analysis {
     let top = config.top_level();
-    let configured = ConfiguredGraph::build(graph, roots, &top);
+    let configured = ConfiguredGraph::build(graph, roots, &top, &config.platforms);
     let levels = levels(&configured);
+    let incompatible =
+        compatibility::incompatible_targets(graph, &configured, &config.platforms, &levels);
     let mut analysis = Analysis {
         top: top.clone(),
         roots: configured.roots.iter().cloned().collect(),
+        incompatible: configured
+            .roots
+            .iter()
+            .filter_map(|(label, key)| Some((label.clone(), incompatible.get(key)?.clone())))
+            .collect(),
         ..Analysis::default()
     };
     analysis.errors.extend(missing_roots(graph, roots));
@@ -227,8 +246,8 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
             .par_iter()
             .filter(|key| {
                 // A target whose dependency failed is not analysed; the dependency's error
-                // has been reported.
-                !depends_on_failed(&configured, &failed, key)
+                // has been reported. Nor is one its target platform cannot build.
+                !incompatible.contains_key(*key) && !depends_on_failed(&configured, &failed, key)
             })
             .map(|key| {
                 let target = graph

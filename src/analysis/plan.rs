@@ -35,6 +35,10 @@ pub struct BuildPlan {
     /// `forge-testlogs` point.
     pub bin_dir: String,
     pub testlogs_dir: String,
+    /// For `forge test`: the tests a wildcard named that the target platform cannot build
+    /// (`target_compatible_with`), reported SKIPPED.
+    #[serde(default)]
+    pub skipped_tests: Vec<Label>,
 }
 
 /// A requested target, as the commands report or run it.

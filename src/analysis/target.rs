@@ -20,7 +20,9 @@ use super::configured_graph::Node;
 use super::ctx::{CtxEnv, CtxValue, alloc_ctx};
 use super::providers::{ProviderError, complete_default_info, providers_of};
 use super::runfiles::runfiles_tree;
-use super::values::{FileValue, TargetInfoGen};
+use super::toolchain_context::{TOOLCHAIN_INFO_ID, ToolchainContextValue};
+use super::toolchains::Resolved;
+use super::values::{FileValue, TargetInfo, TargetInfoGen};
 use super::{Analyzed, ConfiguredLabel, plan, short_from_exec};
 use crate::core::{Diagnostic, Label, PackageId};
 use crate::graph::TargetGraph;
@@ -56,6 +58,21 @@ pub(super) enum TargetError {
     Implementation(starlark::Error),
     #[error(transparent)]
     Provider(#[from] ProviderError),
+    #[error(
+        "an analysis test (rule(analysis_test = True)) must return AnalysisTestResultInfo \
+         from its implementation"
+    )]
+    NoAnalysisTestResult,
+    #[error("AnalysisTestResultInfo: '{0}'")]
+    AnalysisTestResult(String),
+    #[error("while resolving toolchains: {0}")]
+    Toolchains(#[from] super::toolchains::ResolutionError),
+    /// `(implementation, toolchain type)`; boxed, as two labels make the error large.
+    #[error(
+        "toolchain '{}', chosen for type '{}', does not provide platform_common.ToolchainInfo",
+        .0.0, .0.1
+    )]
+    NotAToolchain(Box<(Label, Label)>),
     #[error(
         "the file '{}' is declared but no action creates it; \
          create it with ctx.actions (write, run, run_shell, symlink, ...)",
@@ -115,6 +132,11 @@ fn analyze_rule(
     node: &Node,
     done: &HashMap<ConfiguredLabel, Analyzed>,
 ) -> Result<Analyzed, TargetError> {
+    let toolchains = match node.toolchains.as_deref() {
+        Some(Err(e)) => return Err(e.clone().into()),
+        Some(Ok(r)) => Some(r),
+        None => None,
+    };
     let label = &target.label;
     let loader = graph.loader();
     // The attributes as this configuration sees them: each select() resolved.
@@ -162,11 +184,29 @@ fn analyze_rule(
         let executable_file = (rule.is_executable)
             .then(|| FileValue::generated(label, &label.name, false, configuration));
         let mut state = new_actions_state(label, configuration, rule, executable_file.as_ref());
-        let attrs = attr_values(heap, graph, done, label, rule, node, &decl, &mut state)?;
+        let attrs = attr_values(
+            heap,
+            graph,
+            done,
+            label,
+            rule,
+            node,
+            &decl,
+            &mut state,
+            &aspect_applier(&module, graph, done),
+        )?;
         let actions = heap.alloc_complex_no_freeze(ActionsValue {
             state: RefCell::new(state),
         });
-        let ctx = alloc_ctx(heap, &env, attrs, actions, executable_file.as_ref());
+        let toolchains = toolchain_context(heap, done, key, toolchains)?;
+        let ctx = alloc_ctx(
+            heap,
+            &env,
+            attrs,
+            actions,
+            toolchains,
+            executable_file.as_ref(),
+        );
 
         let returned = run_implementation(&module, implementation, ctx, label, &env.build_file)?;
         let providers = providers_of(returned, &decl)?;
@@ -176,6 +216,9 @@ fn analyze_rule(
             .expect("allocated above")
             .state
             .replace(ActionsState::default());
+        if decl.analysis_test {
+            write_analysis_test_script(&providers, executable_file.as_ref(), &mut state)?;
+        }
         let completed = complete_default_info(
             heap,
             providers,
@@ -212,6 +255,9 @@ fn analyze_rule(
                         .map_err(TargetError::Args)?;
                     *value = expanded.concat();
                 }
+                // The providers' values are taken as they are, after the attribute's
+                // were expanded.
+                apply_test_providers(&completed.providers, &mut spec)?;
                 Some(spec)
             }
         };
@@ -317,4 +363,166 @@ fn features(configuration: &[String], package: &[String], rule: &RuleTarget) -> 
         }
     }
     out
+}
+
+/// What a test rule's `testing.TestEnvironment` and `testing.ExecutionInfo` change about
+/// its test: variables set under the rule's `env` (the attribute is the
+/// user's word); execution requirements joined to the tags, which is where forge's
+/// test runner reads them (`local`, `no-sandbox`, `requires-network`, ...).
+fn apply_test_providers(
+    providers: &[Value],
+    spec: &mut crate::core::TestSpec,
+) -> Result<(), TargetError> {
+    let find = |id: &str| {
+        providers
+            .iter()
+            .filter_map(|p| crate::loading::ProviderInstance::from_value(*p))
+            .find(|p| p.id == id)
+    };
+    let dict = |value: Option<Value>, what: &str| -> Result<Vec<(String, String)>, TargetError> {
+        let Some(value) = value.filter(|v| !v.is_none()) else {
+            return Ok(Vec::new());
+        };
+        let dict = starlark::values::dict::DictRef::from_value(value)
+            .ok_or_else(|| TargetError::Args(anyhow::anyhow!("{what} must be a dict")))?;
+        dict.iter()
+            .map(|(k, v)| match (k.unpack_str(), v.unpack_str()) {
+                (Some(k), Some(v)) => Ok((k.to_owned(), v.to_owned())),
+                _ => Err(TargetError::Args(anyhow::anyhow!(
+                    "{what} must map strings to strings"
+                ))),
+            })
+            .collect()
+    };
+    if let Some(env) = find("<builtin>%TestEnvironment") {
+        let inherited = env.field("inherited_environment");
+        if inherited.is_some_and(|v| !v.is_none() && v.length().is_ok_and(|n| n > 0)) {
+            return Err(TargetError::Args(anyhow::anyhow!(
+                "forge does not support testing.TestEnvironment(inherited_environment) yet; \
+                 pass the variables with --test_env"
+            )));
+        }
+        for (k, v) in dict(
+            env.field("environment"),
+            "testing.TestEnvironment's environment",
+        )? {
+            spec.env.entry(k).or_insert(v);
+        }
+    }
+    if let Some(info) = find("<builtin>%ExecutionInfo") {
+        for (k, _) in dict(
+            info.field("requirements"),
+            "testing.ExecutionInfo's requirements",
+        )? {
+            if !spec.tags.contains(&k) {
+                spec.tags.push(k);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The id of the built-in `AnalysisTestResultInfo`.
+const ANALYSIS_TEST_RESULT_INFO_ID: &str = "<builtin>%AnalysisTestResultInfo";
+
+/// An analysis test's verdict, decided in analysis, becomes its test: as in Bazel, a script
+/// that prints the message and exits 0 when the test succeeded, 1 when it failed.
+fn write_analysis_test_script(
+    providers: &[Value],
+    executable_file: Option<&FileValue>,
+    state: &mut ActionsState,
+) -> Result<(), TargetError> {
+    let result = providers
+        .iter()
+        .filter_map(|p| crate::loading::ProviderInstance::from_value(*p))
+        .find(|p| p.id == ANALYSIS_TEST_RESULT_INFO_ID)
+        .ok_or(TargetError::NoAnalysisTestResult)?;
+    let success = match result.field("success").map(|v| v.unpack_bool()) {
+        Some(Some(b)) => b,
+        _ => {
+            return Err(TargetError::AnalysisTestResult(
+                "success must be a bool".into(),
+            ));
+        }
+    };
+    let message = match result.field("message") {
+        Some(v) if v.is_none() => String::new(),
+        Some(v) => v
+            .unpack_str()
+            .ok_or_else(|| TargetError::AnalysisTestResult("message must be a string".into()))?
+            .to_owned(),
+        None => String::new(),
+    };
+    let exe = executable_file.ok_or_else(|| {
+        TargetError::Internal("an analysis test has no executable declared".into())
+    })?;
+    let script = format!(
+        "#!/bin/bash
+echo {}
+exit {}
+",
+        super::args::shell_quote(&message),
+        if success { 0 } else { 1 }
+    );
+    state
+        .write_declared(&exe.path, script, true)
+        .map_err(|e| TargetError::Internal(e.to_string()))
+}
+
+/// `ctx.toolchains`: each requested type's ToolchainInfo, from the implementation
+/// resolution chose (analysed before this target), or None for an unmatched optional type.
+fn toolchain_context<'v>(
+    heap: starlark::values::Heap<'v>,
+    done: &HashMap<ConfiguredLabel, Analyzed>,
+    key: &ConfiguredLabel,
+    resolved: Option<&Resolved>,
+) -> Result<Value<'v>, TargetError> {
+    let mut types = Vec::new();
+    let mut infos = Vec::new();
+    for (toolchain_type, implementation) in resolved.iter().flat_map(|r| &r.toolchains) {
+        let info = match implementation {
+            None => Value::new_none(),
+            Some(implementation) => {
+                let not_a_toolchain = || {
+                    TargetError::NotAToolchain(Box::new((
+                        implementation.clone(),
+                        toolchain_type.clone(),
+                    )))
+                };
+                // Bazel 4 analyses toolchains in the configuration of the target using them.
+                let implementation_key = ConfiguredLabel {
+                    label: implementation.clone(),
+                    config: key.config.clone(),
+                };
+                let analyzed = done.get(&implementation_key).ok_or_else(not_a_toolchain)?;
+                let info = analyzed
+                    .module
+                    .owned_extra_value()
+                    .map(|v| heap.access_owned_frozen_value(&v))
+                    .and_then(TargetInfo::from_value)
+                    .and_then(|t| t.provider(TOOLCHAIN_INFO_ID));
+                info.ok_or_else(not_a_toolchain)?
+            }
+        };
+        types.push(toolchain_type.clone());
+        infos.push(info);
+    }
+    Ok(heap.alloc_complex_no_freeze(ToolchainContextValue {
+        types,
+        infos,
+        base: key.label.package_id(),
+    }))
+}
+
+/// Applies the aspects an attribute lists to one of its dependencies, in `module`'s heap.
+fn aspect_applier<'a, 'v>(
+    module: &'a Module<'v>,
+    graph: &'a TargetGraph,
+    done: &'a HashMap<ConfiguredLabel, Analyzed>,
+) -> impl Fn(&[String], &Label, Option<&ConfiguredLabel>, Value<'v>) -> Result<Value<'v>, String> + 'a
+{
+    move |ids, dep_label, dep_key, dep| {
+        super::aspects::apply(module, graph, done, ids, dep_label, dep_key, dep)
+            .map_err(|e| e.to_string())
+    }
 }

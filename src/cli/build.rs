@@ -85,21 +85,30 @@ pub struct BuildOptions {
     #[arg(long = "cpu", value_name = "CPU")]
     pub cpu: Option<String>,
 
-    /// The target platforms; forge has no platforms yet, so only the empty default is taken.
+    /// The target platform (the first label; Bazel 4 builds for one).
     #[arg(long = "platforms", value_name = "LABELS")]
     pub platforms: Vec<String>,
 
-    /// The host platform; forge has no platforms yet, so only the empty default is taken.
+    /// The host platform, the last execution platform toolchain resolution tries.
     #[arg(long = "host_platform", alias = "host-platform", value_name = "LABEL")]
     pub host_platform: Vec<String>,
 
-    /// Toolchains to register; forge has no toolchain resolution yet, so none is taken.
+    /// Toolchains to register ahead of WORKSPACE's register_toolchains (patterns allowed).
     #[arg(
         long = "extra_toolchains",
         alias = "extra-toolchains",
         value_name = "LABELS"
     )]
     pub extra_toolchains: Vec<String>,
+
+    /// Execution platforms tried ahead of WORKSPACE's register_execution_platforms
+    /// (patterns allowed).
+    #[arg(
+        long = "extra_execution_platforms",
+        alias = "extra-execution-platforms",
+        value_name = "LABELS"
+    )]
+    pub extra_execution_platforms: Vec<String>,
 
     /// Let rules write build information into their outputs (`config_setting(values =
     /// {"stamp": "1"})` matches, rules with `stamp = -1` stamp).
@@ -213,29 +222,36 @@ pub fn configuration_of(
 
 impl BuildOptions {
     /// The configuration `-c` and `--cpu` ask for, or Bazel's error for a mode it does not
-    /// know; `--platforms`, `--host_platform` and `--extra_toolchains` with a value are
-    /// refused by name, as forge has no toolchain resolution to give them meaning.
+    /// know.
     pub fn output_configuration(&self) -> Result<layout::OutputConfiguration, Failure> {
-        for (flag, values) in [
-            ("platforms", &self.platforms),
-            ("host_platform", &self.host_platform),
-            ("extra_toolchains", &self.extra_toolchains),
-        ] {
-            // The last occurrence wins, as for Bazel's single-valued flags; an empty value
-            // is the default (no platform or toolchain given).
-            let given: Vec<&str> = values
-                .last()
-                .map(|v| v.split(',').filter(|l| !l.trim().is_empty()).collect())
-                .unwrap_or_default();
-            if !given.is_empty() {
-                return Err(Failure::usage(format!(
-                    "forge does not support --{flag} yet: {} (platforms and toolchain \
-                     resolution are not implemented; remove the flag)",
-                    given.join(",")
-                )));
-            }
-        }
         configuration_of(self.compilation_mode.as_deref(), self.cpu.as_deref())
+    }
+
+    /// `--platforms` and `--host_platform` (the last occurrence of each wins, as for Bazel's
+    /// single-valued flags; empty is the default) and every `--extra_toolchains` and
+    /// `--extra_execution_platforms`, in order.
+    pub fn platform_flags(&self) -> ops::platforms::PlatformFlags {
+        let split = |v: &String| -> Vec<String> {
+            v.split(',')
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        ops::platforms::PlatformFlags {
+            platforms: self.platforms.last().map(split).unwrap_or_default(),
+            host_platform: self
+                .host_platform
+                .last()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty()),
+            extra_toolchains: self.extra_toolchains.iter().flat_map(split).collect(),
+            extra_execution_platforms: self
+                .extra_execution_platforms
+                .iter()
+                .flat_map(split)
+                .collect(),
+        }
     }
 
     /// The `--spawn_strategy`, `--strategy` and `--sandbox_*` flags as plain data.
@@ -298,6 +314,7 @@ pub fn build(
         fetch: options.fetch_options(),
         sandbox: options.sandbox_options(),
         output_groups: options.output_groups.clone(),
+        platforms: options.platform_flags(),
     };
     let progress = ConsoleProgress::stderr();
     ops::build::build(request, &progress, &mut |event| {

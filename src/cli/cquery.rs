@@ -81,6 +81,7 @@ pub fn run(args: CqueryArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Fa
         stamp: options.stamp && !options.nostamp,
         build_settings: &build_settings,
         output_configuration,
+        platforms: &options.platform_flags(),
         keep_going,
         output,
         fetch: &fetch,

@@ -1,4 +1,5 @@
-//! Repositories forge provides itself (`@bazel_tools`, `@platforms`): their files, compiled
+//! Repositories forge provides itself (`@bazel_tools`, `@platforms`, `@local_config_platform`,
+//! `@local_config_sh`): their files, compiled
 //! into the binary from `prelude/<name>/`, in; their directory
 //! `<output_base>/external/<name>/` out. The directory is written whole into a temporary
 //! directory and renamed into place, and rewritten only when forge's copy changes: a marker
@@ -51,14 +52,152 @@ pub const BUILTIN_REPOS: &[BuiltinRepo] = &[
             "tools/python/srcs_version.bzl",
             "tools/python/toolchain.bzl",
             "tools/sh/BUILD",
+            "tools/sh/sh_toolchain.bzl",
             "tools/test/BUILD",
         ),
     },
     BuiltinRepo {
         name: "platforms",
-        files: embedded!("platforms": "WORKSPACE", "cpu/BUILD", "os/BUILD"),
+        files: embedded!("platforms": "WORKSPACE", "BUILD", "cpu/BUILD", "os/BUILD", "host/BUILD"),
+    },
+    BuiltinRepo {
+        name: "local_config_platform",
+        files: &[
+            (
+                "WORKSPACE",
+                b"workspace(name = \"local_config_platform\")\n",
+            ),
+            ("BUILD", HOST_PLATFORM_BUILD.as_bytes()),
+            ("constraints.bzl", HOST_CONSTRAINTS_BZL.as_bytes()),
+        ],
+    },
+    BuiltinRepo {
+        name: "local_config_sh",
+        files: &[
+            ("WORKSPACE", b"workspace(name = \"local_config_sh\")\n"),
+            ("BUILD", LOCAL_SH_BUILD.as_bytes()),
+        ],
     },
 ];
+
+/// `@local_config_sh`, Bazel's default shell toolchain, which forge registers after the
+/// workspace's own toolchains.
+const LOCAL_SH_BUILD: &str = "\
+# @local_config_sh: written by forge, the shell forge's actions run.
+
+load(\"@bazel_tools//tools/sh:sh_toolchain.bzl\", \"sh_toolchain\")
+
+package(default_visibility = [\"//visibility:public\"])
+
+sh_toolchain(
+    name = \"local_sh\",
+    path = \"/bin/bash\",
+)
+
+toolchain(
+    name = \"local_sh_toolchain\",
+    toolchain = \":local_sh\",
+    toolchain_type = \"@bazel_tools//tools/sh:toolchain_type\",
+)
+";
+
+// The machine's OS and CPU as @platforms names them. forge runs on the machine it was built
+// for, so the compile-time target is the host Bazel's local_config_platform detects.
+#[cfg(target_os = "linux")]
+macro_rules! host_os {
+    () => {
+        "linux"
+    };
+}
+#[cfg(target_os = "macos")]
+macro_rules! host_os {
+    () => {
+        "macos"
+    };
+}
+#[cfg(target_os = "windows")]
+macro_rules! host_os {
+    () => {
+        "windows"
+    };
+}
+#[cfg(target_os = "freebsd")]
+macro_rules! host_os {
+    () => {
+        "freebsd"
+    };
+}
+#[cfg(target_arch = "x86_64")]
+macro_rules! host_cpu {
+    () => {
+        "x86_64"
+    };
+}
+#[cfg(target_arch = "aarch64")]
+macro_rules! host_cpu {
+    () => {
+        "aarch64"
+    };
+}
+#[cfg(target_arch = "x86")]
+macro_rules! host_cpu {
+    () => {
+        "x86_32"
+    };
+}
+#[cfg(target_arch = "arm")]
+macro_rules! host_cpu {
+    () => {
+        "arm"
+    };
+}
+#[cfg(target_arch = "powerpc64")]
+macro_rules! host_cpu {
+    () => {
+        "ppc"
+    };
+}
+#[cfg(target_arch = "s390x")]
+macro_rules! host_cpu {
+    () => {
+        "s390x"
+    };
+}
+#[cfg(target_arch = "riscv64")]
+macro_rules! host_cpu {
+    () => {
+        "riscv64"
+    };
+}
+
+/// `@local_config_platform//:host`, as Bazel 4 writes it.
+const HOST_PLATFORM_BUILD: &str = concat!(
+    "# @local_config_platform: written by forge for the machine it runs on.\n\n",
+    "package(default_visibility = [\"//visibility:public\"])\n\n",
+    "platform(\n",
+    "    name = \"host\",\n",
+    "    constraint_values = [\n",
+    "        \"@platforms//cpu:",
+    host_cpu!(),
+    "\",\n",
+    "        \"@platforms//os:",
+    host_os!(),
+    "\",\n",
+    "    ],\n",
+    ")\n",
+);
+
+/// `@local_config_platform//:constraints.bzl`: the host's constraint values as a list.
+const HOST_CONSTRAINTS_BZL: &str = concat!(
+    "HOST_CONSTRAINTS = [\n",
+    "    \"@platforms//cpu:",
+    host_cpu!(),
+    "\",\n",
+    "    \"@platforms//os:",
+    host_os!(),
+    "\",\n",
+    "]\n",
+);
 
 /// The repository forge provides under `name`, if any.
 pub fn builtin_repo(name: &str) -> Option<&'static BuiltinRepo> {
@@ -143,7 +282,11 @@ mod tests {
     /// Every file under `prelude/<repo>/` is listed, so none is left out of the binary.
     #[test]
     fn every_file_of_each_directory_is_embedded() {
-        for repo in BUILTIN_REPOS {
+        // @local_config_platform and @local_config_sh are written by forge, not from prelude/.
+        for repo in BUILTIN_REPOS
+            .iter()
+            .filter(|r| !r.name.starts_with("local_config_"))
+        {
             let root = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("prelude")
                 .join(repo.name);
@@ -163,6 +306,19 @@ mod tests {
                 repo.name
             );
         }
+    }
+
+    #[test]
+    fn the_host_platform_names_the_machine() {
+        let repo = builtin_repo("local_config_platform").unwrap();
+        let build = repo.files.iter().find(|(p, _)| *p == "BUILD").unwrap().1;
+        let build = String::from_utf8_lossy(build);
+        assert!(build.contains("name = \"host\""), "{build}");
+        let os = std::env::consts::OS;
+        assert!(
+            build.contains(&format!("\"@platforms//os:{os}\"")),
+            "{build}"
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use starlark::values::{
 };
 use starlark::{starlark_complex_value, starlark_module};
 
-use super::aspect_value::Aspect;
+use super::aspect_value::aspect_value_id;
 use super::attrs::{AllowFiles, AttrKind, AttrSpec, coerce, sequence, string, type_error};
 use super::context::EvalContext;
 use super::late_bound::LateBoundDefault;
@@ -130,8 +130,8 @@ fn is_function(value: Value) -> bool {
 /// the attribute's `transition`).
 pub const TRANSITION_CFG: &str = "transition";
 
-/// `aspects = [...]` on a label attribute: the aspects' names. Forge does not apply aspects
-/// yet, so analysis refuses a dependency edge that asks for one, naming it.
+/// `aspects = [...]` on a label attribute: the aspects' ids (`<bzl>%<name>`), by which
+/// analysis finds them again to apply them.
 fn aspect_names(aspects: Option<Value>) -> anyhow::Result<Vec<String>> {
     let Some(aspects) = aspects.filter(|a| !a.is_none()) else {
         return Ok(Vec::new());
@@ -139,11 +139,7 @@ fn aspect_names(aspects: Option<Value>) -> anyhow::Result<Vec<String>> {
     sequence(aspects)
         .ok_or_else(|| type_error("aspects", "a list of aspects", aspects))?
         .into_iter()
-        .map(|a| {
-            a.downcast_ref::<Aspect>()
-                .map(Aspect::id)
-                .ok_or_else(|| type_error("aspects", "a list of aspects", a))
-        })
+        .map(|a| aspect_value_id(a).ok_or_else(|| type_error("aspects", "a list of aspects", a)))
         .collect()
 }
 

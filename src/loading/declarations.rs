@@ -80,23 +80,19 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
         }
         // Options Bazel accepts that change nothing in forge's single configuration: config
         // fragment permissions, the genfiles directory (forge's is the bin directory), the
-        // toolchain-transition migration flag, a testing hook, and exec platform
-        // constraints (the one exec platform is this machine).
+        // toolchain-transition migration flag, and a testing hook.
         const NO_EFFECT: &[&str] = &[
             "fragments",
             "host_fragments",
             "output_to_genfiles",
             "incompatible_use_toolchain_transition",
             "_skylark_testable",
-            "exec_compatible_with",
         ];
         // Options of Bazel 4 forge cannot honour yet: a rule given one with a value that
         // means something is recorded, and refused when a target of it is analysed, so the
         // .bzl file (and every other rule in it) loads as in Bazel.
         const DEFERRED: &[(&str, &str)] = &[
-            ("toolchains", "forge has no toolchain resolution yet"),
             ("exec_groups", "forge has no execution groups yet"),
-            ("analysis_test", "forge has no analysis tests yet"),
         ];
         // Options of later Bazels: refused at once when given a value that means something.
         const REFUSED: &[(&str, &str)] = &[
@@ -112,8 +108,40 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
         let mut unsupported = Vec::new();
         let mut build_setting = None;
         let mut incoming = None;
+        let mut toolchains = Vec::new();
+        let mut exec_compatible_with = Vec::new();
+        let mut analysis_test = false;
         for (k, v) in kwargs.iter() {
             let k = k.unpack_str().unwrap_or_default();
+            // Labels in rule() read against the .bzl file's package, as Bazel reads them.
+            match k {
+                "toolchains" if !v.is_none() => {
+                    toolchains = super::toolchain_type::requests_of(v, &ctx.base, eval.heap())?;
+                    continue;
+                }
+                "exec_compatible_with" if !v.is_none() => {
+                    exec_compatible_with = super::toolchain_type::labels_of(
+                        v,
+                        &ctx.base,
+                        "rule(): 'exec_compatible_with'",
+                        eval.heap(),
+                    )?;
+                    continue;
+                }
+                "analysis_test" if !v.is_none() => {
+                    analysis_test = v
+                        .unpack_bool()
+                        .ok_or_else(|| anyhow::anyhow!("rule(): 'analysis_test' must be a bool"))?;
+                    if analysis_test && !test {
+                        anyhow::bail!(
+                            "rule(): 'analysis_test = True' needs 'test = True': an analysis \
+                             test is a test"
+                        );
+                    }
+                    continue;
+                }
+                _ => {}
+            }
             if k == "cfg" {
                 if !v.is_none() {
                     if super::transition_value::Transition::from_value(v).is_none() {
@@ -275,6 +303,9 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
                 provides,
                 unsupported,
                 build_setting,
+                toolchains,
+                exec_compatible_with,
+                analysis_test,
             },
         ))
     }

@@ -43,6 +43,7 @@ mod rule_call;
 mod rule_value;
 mod select;
 mod target;
+mod toolchain_type;
 mod transition_value;
 pub use transition_value::{Transition, TransitionDecl};
 mod unsupported;
@@ -54,6 +55,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use starlark::environment::{FrozenModule, Globals, GlobalsBuilder, LibraryExtension};
 use starlark::values::OwnedFrozenValue;
 
+pub use aspect_value::FrozenAspect;
 pub use attrs::{AllowFiles, AttrKind, AttrSpec};
 pub use build_setting::{BuildSetting, SettingKind};
 pub use context::{EvalContext, FileKind};
@@ -62,6 +64,9 @@ pub use label_value::LabelValue;
 pub use providers::{ProviderCallable, ProviderInstance, ProviderInstanceGen, provider_callable};
 pub use rule_value::{FrozenRuleCallable, RuleDecl};
 pub use target::*;
+pub use toolchain_type::{
+    ToolchainRequest, ToolchainTypeRequirement as ToolchainTypeRequirementValue,
+};
 
 use crate::core::{Diagnostic, Label, PackageId};
 use crate::workspace::Workspace;

@@ -116,9 +116,19 @@ impl<'v> StarlarkValue<'v> for ProviderCallable {
         let named = args.names_map()?;
         let named = named.iter().map(|(k, v)| (k.as_str(), *v));
         match self.positional_field {
+            // The field may be given by position or, as Bazel's signatures allow, by name.
             Some(field) => {
-                let [value] = args.positional::<1>(eval.heap())?;
-                self.instance(std::iter::once((field, value)).chain(named), eval.heap())
+                let positional: Vec<Value> = args.positions(eval.heap())?.collect();
+                match positional.as_slice() {
+                    [] => self.instance(named, eval.heap()),
+                    [value] => {
+                        self.instance(std::iter::once((field, *value)).chain(named), eval.heap())
+                    }
+                    _ => Err(starlark::Error::new_native(anyhow::anyhow!(
+                        "{} takes at most one positional argument ('{field}')",
+                        self.name()
+                    ))),
+                }
             }
             None => {
                 args.no_positional_args(eval.heap())?;

@@ -33,6 +33,13 @@ pub struct RuleDecl {
     pub unsupported: Vec<String>,
     /// `build_setting = config.<type>(...)`: targets of this rule are build settings.
     pub build_setting: Option<super::build_setting::BuildSetting>,
+    /// `toolchains = [...]`: the toolchain types resolution must find for each target.
+    pub toolchains: Vec<super::ToolchainRequest>,
+    /// `exec_compatible_with = [...]`: constraints every target's execution platform has.
+    pub exec_compatible_with: Vec<crate::core::Label>,
+    /// `analysis_test = True`: the implementation returns `AnalysisTestResultInfo`, and
+    /// forge writes the test's script from it.
+    pub analysis_test: bool,
 }
 
 /// `rule(...)` before its module is frozen: it learns its name from `x = rule(...)`.

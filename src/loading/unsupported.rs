@@ -14,14 +14,12 @@ const MODULES: &[&str] = &[
     "android_common",
     "apple_common",
     "cc_common",
-    "config_common",
     "coverage_common",
     "java_common",
     "java_proto_common",
     "proto",
     "proto_common",
     "repository_rule",
-    "testing",
 ];
 
 /// Bazel 4's native rules forge has no rule for yet, in BUILD files and as `native.<name>`:
@@ -65,11 +63,9 @@ pub const NATIVE_RULES: &[&str] = &[
     "java_toolchain",
     "objc_import",
     "objc_library",
-    "platform",
     "propeller_optimize",
     "proto_lang_toolchain",
     "proto_library",
-    "toolchain",
     "xcode_config",
     "xcode_version",
 ];
@@ -79,7 +75,6 @@ pub const NATIVE_RULES: &[&str] = &[
 /// truth — but creating one is refused.
 const PROVIDERS: &[&str] = &[
     "AnalysisFailureInfo",
-    "AnalysisTestResultInfo",
     "CcInfo",
     "CcToolchainConfigInfo",
     "DebugPackageInfo",
@@ -117,6 +112,31 @@ pub fn unsupported_globals(builder: &mut GlobalsBuilder) {
             b.set(name, Unsupported::new(format!("platform_common.{name}")));
         }
     });
+    // What an analysis test returns (its verdict), and what a test rule returns to change
+    // how its test runs.
+    builder.set(
+        "AnalysisTestResultInfo",
+        ProviderCallable::builtin("AnalysisTestResultInfo", &["success", "message"]),
+    );
+    builder.namespace("testing", |b| {
+        b.set(
+            "ExecutionInfo",
+            ProviderCallable::builtin_with_positional(
+                "ExecutionInfo",
+                &["requirements", "exec_group"],
+                "requirements",
+            ),
+        );
+        b.set(
+            "TestEnvironment",
+            ProviderCallable::builtin_with_positional(
+                "TestEnvironment",
+                &["environment", "inherited_environment"],
+                "environment",
+            ),
+        );
+    });
+    super::toolchain_type::config_common_globals(builder);
     for path in MODULES {
         builder.set(path, Unsupported::new((*path).to_owned()));
     }

@@ -44,6 +44,8 @@ pub struct BuildRequest<'a> {
     pub output_groups: Vec<String>,
     /// `-c` and `--cpu`: the top-level configuration.
     pub configuration: crate::core::layout::OutputConfiguration,
+    /// `--platforms`, `--host_platform`, `--extra_toolchains`.
+    pub platforms: super::platforms::PlatformFlags,
 }
 
 /// What the front end hears while a build runs, in this order.
@@ -121,6 +123,7 @@ pub fn build(
             fetch: &request.fetch,
             output_groups: &request.output_groups,
             configuration: &request.configuration,
+            platforms: &request.platforms,
         },
     )?;
     events(BuildEvent::Analyzed(&planned));

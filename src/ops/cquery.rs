@@ -43,6 +43,8 @@ pub struct CqueryRequest<'a> {
     pub build_settings: &'a [String],
     /// `-c`, `--cpu`.
     pub output_configuration: layout::OutputConfiguration,
+    /// `--platforms`, `--host_platform`, `--extra_toolchains`.
+    pub platforms: &'a super::platforms::PlatformFlags,
     pub keep_going: bool,
     pub output: CqueryOutput,
     pub fetch: &'a crate::fetch::FetchOptions,
@@ -84,11 +86,14 @@ pub fn cquery(
     errors.extend(graph.errors().iter().cloned());
     let build_settings = analysis::build_settings::resolve(&graph, &setting_args, &workspace.name)
         .map_err(super::usage)?;
+    let platforms = super::platforms::platform_config(&mut graph, &workspace, request.platforms)
+        .map_err(Failure::from_diagnostics)?;
     let config = AnalysisConfig {
         defines: request.defines.clone(),
         stamp: request.stamp,
         build_settings,
         output: request.output_configuration.clone(),
+        platforms,
     };
     let analysis = analysis::analyze(&graph, &universe, &config);
     errors.extend(analysis.errors.iter().cloned());

@@ -21,6 +21,7 @@ pub mod cquery;
 pub mod fetch;
 pub mod info;
 pub mod plan;
+pub mod platforms;
 pub mod query;
 pub mod run;
 pub mod test;

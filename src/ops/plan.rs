@@ -32,6 +32,8 @@ pub struct PlanRequest<'a> {
     pub output_groups: &'a [String],
     /// `-c` and `--cpu`: the top-level configuration.
     pub configuration: &'a layout::OutputConfiguration,
+    /// `--platforms`, `--host_platform`, `--extra_toolchains`.
+    pub platforms: &'a super::platforms::PlatformFlags,
 }
 
 /// A plan and how it came to be.
@@ -119,6 +121,7 @@ pub fn plan(workspace: &Arc<Workspace>, request: &PlanRequest<'_>) -> Result<Pla
     // Build settings decide ctx.build_setting_value and select()s; in order, as a setting
     // given twice takes the last value (or, with allow_multiple, all of them in order).
     identity.extend(request.build_settings.iter().cloned());
+    identity.extend(request.platforms.identity());
     identity.extend(
         request
             .output_groups
@@ -290,14 +293,41 @@ fn plan_build(
             break;
         }
     }
+    let platforms = super::platforms::platform_config(&mut graph, workspace, request.platforms)
+        .map_err(Failure::from_diagnostics)?;
     let config = AnalysisConfig {
         defines,
         stamp: request.stamp,
         build_settings,
         output: request.configuration.clone(),
+        platforms,
     };
     let analysis = analysis::analyze(&graph, &targets, &config);
     errors.extend(analysis.errors.iter().cloned());
+    // Targets the target platform cannot build: a wildcard skips them (Bazel says nothing
+    // of a skipped build target; a skipped test is reported SKIPPED), naming one is an error.
+    let named: BTreeSet<&Label> = args
+        .iter()
+        .filter(|a| !a.negative)
+        .filter_map(|a| match &a.pattern {
+            crate::core::TargetPattern::Single(l) => Some(l),
+            _ => None,
+        })
+        .collect();
+    for label in &targets {
+        if let Some(why) = analysis.incompatible.get(label)
+            && named.contains(label)
+        {
+            errors.push(Diagnostic::new(why.requested_message()));
+        }
+    }
+    let skipped_tests: Vec<Label> = tests
+        .iter()
+        .filter(|l| analysis.incompatible.contains_key(*l) && !named.contains(l))
+        .cloned()
+        .collect();
+    targets.retain(|l| !analysis.incompatible.contains_key(l));
+    tests.retain(|l| !analysis.incompatible.contains_key(l));
     // Two targets' actions writing one file: an analysis error, as in Bazel; with
     // --keep_going the targets involved are left out and the rest is built.
     let conflicting = conflicting_owners(analysis.actions(), &mut errors);
@@ -354,14 +384,29 @@ fn plan_build(
         );
     }
     plan.tests = tests.into_iter().collect();
+    plan.skipped_tests = skipped_tests;
     plan.wanted.retain(|p| p.starts_with(layout::OUT_DIR));
     plan.wanted.sort();
     plan.wanted.dedup();
-    plan.actions = analysis
-        .actions()
-        .filter(|a| !conflicting.contains(&a.owner))
-        .cloned()
-        .collect();
+    plan.actions = Vec::new();
+    // Of shareable actions (the same work registered by several targets), one runs.
+    let mut first_writer: std::collections::HashMap<&ExecPath, &crate::core::Action> =
+        std::collections::HashMap::new();
+    for action in analysis.actions() {
+        if conflicting.contains(&action.owner) {
+            continue;
+        }
+        if let Some(other) = action.outputs.first().and_then(|o| first_writer.get(o))
+            && other.owner != action.owner
+            && shareable(other, action)
+        {
+            continue;
+        }
+        for out in &action.outputs {
+            first_writer.insert(out, action);
+        }
+        plan.actions.push(action.clone());
+    }
     if !conflicting.is_empty() {
         // What only the left-out targets would have made is not asked for; what depends on
         // it fails for lack of its input, as in Bazel.
@@ -391,28 +436,45 @@ fn plan_build(
     Ok((plan, errors))
 }
 
-/// The owners of actions that write the same file as another target's action, each
-/// conflict reported once in `errors` with the targets involved.
+/// Whether two actions are the same work, differing at most in the target that registered
+/// them: Bazel's "shareable" actions, which may write the same file without a conflict (two
+/// targets running the same command into the same output).
+fn shareable(a: &crate::core::Action, b: &crate::core::Action) -> bool {
+    a.mnemonic == b.mnemonic
+        && a.kind == b.kind
+        && a.inputs == b.inputs
+        && a.outputs == b.outputs
+        && a.directory_outputs == b.directory_outputs
+        && a.scratch_dirs == b.scratch_dirs
+        && a.env == b.env
+        && a.requirements == b.requirements
+}
+
+/// The owners of actions that write the same file as another target's (not shareable)
+/// action, each conflict reported once in `errors` with the targets involved.
 fn conflicting_owners<'a>(
     actions: impl Iterator<Item = &'a crate::core::Action>,
     errors: &mut Vec<Diagnostic>,
 ) -> std::collections::BTreeSet<Label> {
-    let mut writers: BTreeMap<&'a ExecPath, Vec<&'a Label>> = BTreeMap::new();
+    let mut writers: BTreeMap<&'a ExecPath, Vec<&'a crate::core::Action>> = BTreeMap::new();
     for action in actions {
         for out in &action.outputs {
-            let owners = writers.entry(out).or_default();
-            if !owners.contains(&&action.owner) {
-                owners.push(&action.owner);
-            }
+            writers.entry(out).or_default().push(action);
         }
     }
     let mut conflicting = std::collections::BTreeSet::new();
-    for (path, owners) in writers {
-        if owners.len() < 2 {
+    for (path, writing) in writers {
+        let first = writing[0];
+        if writing
+            .iter()
+            .all(|a| a.owner == first.owner || shareable(a, first))
+        {
             continue;
         }
-        let mut names: Vec<String> = owners.iter().map(|l| l.to_string()).collect();
-        names.sort();
+        let mut owners: Vec<&Label> = writing.iter().map(|a| &a.owner).collect();
+        owners.sort();
+        owners.dedup();
+        let names: Vec<String> = owners.iter().map(|l| l.to_string()).collect();
         errors.push(Diagnostic::new(format!(
             "file '{path}' is generated by these conflicting actions of {}; give the outputs \
              different names",

@@ -112,8 +112,9 @@ impl Filter {
 /// One test to run: its label, program, arguments and spec.
 pub type TestTarget = (Label, String, Vec<String>, TestSpec);
 
-/// The planned tests that pass the filters: those to run, and those whose program or
-/// runfiles are missing (with `--keep_going` after a failed build) as `FailedToBuild`.
+/// The planned tests that pass the filters: those to run, and the results of those that
+/// will not run: a program or runfiles missing (with `--keep_going` after a failed build),
+/// `FailedToBuild`; a test the target platform cannot build, `Skipped`.
 pub fn select(
     plan: &BuildPlan,
     exec_root: &Path,
@@ -128,6 +129,13 @@ pub fn select(
         status: Status::FailedToBuild,
         runs: Vec::new(),
     };
+    for label in &plan.skipped_tests {
+        unbuilt.push(TestResult {
+            label: label.clone(),
+            status: Status::Skipped,
+            runs: Vec::new(),
+        });
+    }
     for label in &plan.tests {
         let planned = plan.targets.get(label);
         let spec = planned.and_then(|p| p.test.clone());
@@ -163,7 +171,10 @@ pub fn summary_line(result: &TestResult) -> String {
         .iter()
         .map(|r| r.duration.as_secs_f64())
         .fold(0.0, f64::max);
-    if matches!(result.status, Status::NoStatus | Status::FailedToBuild) {
+    if matches!(
+        result.status,
+        Status::NoStatus | Status::FailedToBuild | Status::Skipped
+    ) {
         return format!("{label:<width$} {status}");
     }
     format!("{label:<width$} {status} in {secs:.1}s")
@@ -213,7 +224,7 @@ impl Totals {
             executed: results.iter().filter(|r| r.executed()).count(),
             passed: by(&|s| s.passed()),
             failed: by(&|s| matches!(s, Status::Failed | Status::Timeout)),
-            skipped: by(&|s| s == Status::NoStatus),
+            skipped: by(&|s| matches!(s, Status::NoStatus | Status::Skipped)),
             unbuilt: by(&|s| s == Status::FailedToBuild),
         }
     }

@@ -61,6 +61,8 @@ pub enum Status {
     NoStatus,
     /// With `--keep_going`, a test whose program or runfiles could not be built.
     FailedToBuild,
+    /// Not built nor run: the target platform cannot build it (`target_compatible_with`).
+    Skipped,
 }
 
 impl Status {
@@ -73,6 +75,7 @@ impl Status {
             Status::Timeout => "TIMEOUT",
             Status::NoStatus => "NO STATUS",
             Status::FailedToBuild => "FAILED TO BUILD",
+            Status::Skipped => "SKIPPED",
         }
     }
 
