@@ -18,6 +18,7 @@ mod ctx;
 mod inputs;
 mod make_vars;
 pub mod plan;
+mod platform_providers;
 pub mod platforms;
 mod providers;
 mod runfiles;
