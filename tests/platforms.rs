@@ -29,6 +29,8 @@ fn workspace() -> Workspace {
     ws.write(
         "p/BUILD",
         r#"
+package(default_visibility = ["//visibility:public"])
+
 constraint_setting(name = "flavour", default_constraint_value = ":vanilla")
 constraint_value(name = "vanilla", constraint_setting = ":flavour")
 constraint_value(name = "chocolate", constraint_setting = ":flavour")
@@ -269,6 +271,65 @@ fn naming_an_incompatible_target_is_an_error_with_the_dependency_chain() {
             "//inc:never   <-- target platform (//p:win) didn't satisfy constraint \
              @platforms//:incompatible"
         ),
+        "{}",
+        run.both()
+    );
+}
+
+#[test]
+fn rules_read_platform_providers_and_ask_about_the_target_platform() {
+    let ws = workspace();
+    ws.write(
+        "ask/defs.bzl",
+        r#"
+def _impl(ctx):
+    windows = ctx.attr._windows[platform_common.ConstraintValueInfo]
+    vanilla = ctx.attr._vanilla[platform_common.ConstraintValueInfo]
+    platform = ctx.attr.platform[platform_common.PlatformInfo]
+    out = ctx.actions.declare_file(ctx.label.name + ".txt")
+    ctx.actions.write(out, "%s %s | %s of %s, default %s | %s\n" % (
+        ctx.target_platform_has_constraint(windows),
+        ctx.target_platform_has_constraint(vanilla),
+        vanilla.label,
+        vanilla.constraint.label,
+        vanilla.constraint.default_constraint_value,
+        platform.label,
+    ))
+    return [DefaultInfo(files = depset([out]))]
+
+ask = rule(_impl, attrs = {
+    "platform": attr.label(providers = [platform_common.PlatformInfo]),
+    "_windows": attr.label(default = "@platforms//os:windows"),
+    "_vanilla": attr.label(default = "//p:vanilla"),
+})
+
+def _make_impl(ctx):
+    return [platform_common.ConstraintValueInfo(label = ctx.label)]
+
+make = rule(_make_impl)
+"#,
+    );
+    ws.write(
+        "ask/BUILD",
+        "load(':defs.bzl', 'ask', 'make')\nask(name = 'q', platform = '//p:win_arm')\nmake(name = 'm')\n",
+    );
+    ok(ws.forge(&["build", "//ask:q"]));
+    assert_eq!(
+        read(&ws, "forge-bin/ask/q.txt"),
+        "False True | //p:vanilla of //p:flavour, default //p:vanilla | //p:win_arm\n"
+    );
+    ok(ws.forge(&["build", "--platforms=//p:win_arm", "//ask:q"]));
+    assert!(
+        read(&ws, "forge-bin/ask/q.txt").starts_with("True False | "),
+        "{}",
+        read(&ws, "forge-bin/ask/q.txt")
+    );
+    // As in Bazel, rules cannot make these providers.
+    let run = ws.forge(&["build", "//ask:m"]);
+    assert_eq!(run.code, 1, "{}", run.both());
+    assert!(
+        run.stderr
+            .contains("forge does not support creating `ConstraintValueInfo`"),
         "{}",
         run.both()
     );

@@ -52,6 +52,11 @@ pub struct CtxValue<'v> {
     pub vars: Vec<(String, String)>,
     /// `ctx.actions`, where `resolve_command` writes a long command's script.
     pub actions: Value<'v>,
+    /// The target platform's constraint values, `(setting, value)`, for
+    /// `target_platform_has_constraint`.
+    #[allocative(skip)]
+    #[trace(static)]
+    pub target_constraints: Vec<(Label, Label)>,
 }
 
 impl fmt::Display for CtxValue<'_> {
@@ -226,6 +231,13 @@ pub(super) fn alloc_ctx<'v>(
         own_outputs,
         vars,
         actions,
+        target_constraints: env
+            .config
+            .platforms
+            .target_platform()
+            .constraints
+            .into_iter()
+            .collect(),
     })
 }
 
@@ -337,17 +349,43 @@ fn ctx_methods(builder: &mut MethodsBuilder) {
         Ok(false)
     }
 
-    /// Refused: it takes a `platform_common.ConstraintValueInfo`, a provider forge does not
-    /// give constraint_value targets yet.
+    /// Whether the target platform has the constraint value whose
+    /// `platform_common.ConstraintValueInfo` is given (its setting's default counts when the
+    /// platform names no value for the setting).
     fn target_platform_has_constraint<'v>(
         this: ValueTyped<'v, CtxValue<'v>>,
         #[starlark(require = pos)] constraint_value: Value<'v>,
     ) -> anyhow::Result<bool> {
-        let _ = (this, constraint_value);
-        anyhow::bail!(
-            "forge does not support ctx.target_platform_has_constraint yet; select() on the \
-             constraint_value instead"
-        )
+        let wrong = || {
+            anyhow::anyhow!(
+                "target_platform_has_constraint takes a platform_common.ConstraintValueInfo \
+                 (`ctx.attr._x[platform_common.ConstraintValueInfo]`), got {}",
+                constraint_value.get_type()
+            )
+        };
+        let info = crate::loading::ProviderInstance::from_value(constraint_value)
+            .filter(|i| i.id == "<builtin>%ConstraintValueInfo")
+            .ok_or_else(wrong)?;
+        let label_of = |v: Option<Value<'v>>| {
+            v.and_then(|v| v.downcast_ref::<LabelValue>())
+                .map(|l| l.label.clone())
+        };
+        let value = label_of(info.field("label")).ok_or_else(wrong)?;
+        let setting = info
+            .field("constraint")
+            .and_then(crate::loading::ProviderInstance::from_value)
+            .ok_or_else(wrong)?;
+        let setting_label = label_of(setting.field("label")).ok_or_else(wrong)?;
+        let has = match this
+            .as_ref()
+            .target_constraints
+            .iter()
+            .find(|(s, _)| *s == setting_label)
+        {
+            Some((_, v)) => *v == value,
+            None => label_of(setting.field("default_constraint_value")) == Some(value),
+        };
+        Ok(has)
     }
 
     /// `(inputs, input_manifests)` of running `tools`: each tool's executable and runfiles

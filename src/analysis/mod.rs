@@ -22,6 +22,7 @@ mod failure;
 mod inputs;
 mod make_vars;
 pub mod plan;
+mod platform_providers;
 pub mod platforms;
 mod providers;
 mod runfiles;

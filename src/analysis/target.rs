@@ -209,7 +209,11 @@ fn analyze_rule(
         );
 
         let returned = run_implementation(&module, implementation, ctx, label, &env.build_file)?;
-        let providers = providers_of(returned, &decl)?;
+        let mut providers = providers_of(returned, &decl)?;
+        // Bazel's platform rules carry their platform_common provider.
+        providers.extend(super::platform_providers::platform_provider(
+            heap, graph, rule, label,
+        ));
 
         let mut state = actions
             .downcast_ref::<ActionsValue>()

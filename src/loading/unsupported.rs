@@ -83,9 +83,9 @@ const PROVIDERS: &[&str] = &[
     "ProtoInfo",
 ];
 
-/// `platform_common`'s members forge does not have yet: platforms and constraints as
-/// providers (issue of configurations).
-const PLATFORM_COMMON_UNSUPPORTED: &[&str] = &[
+/// `platform_common`'s providers of platforms and constraints: real providers (targets of
+/// the built-in platform rules carry them), which, as in Bazel, rules cannot create.
+const PLATFORM_COMMON_PROVIDERS: &[&str] = &[
     "ConstraintSettingInfo",
     "ConstraintValueInfo",
     "PlatformInfo",
@@ -108,8 +108,8 @@ pub fn unsupported_globals(builder: &mut GlobalsBuilder) {
                 "variables",
             ),
         );
-        for name in PLATFORM_COMMON_UNSUPPORTED {
-            b.set(name, Unsupported::new(format!("platform_common.{name}")));
+        for name in PLATFORM_COMMON_PROVIDERS {
+            b.set(name, ProviderCallable::builtin_unconstructible(name));
         }
     });
     // What an analysis test returns (its verdict), and what a test rule returns to change
