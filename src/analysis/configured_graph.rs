@@ -13,7 +13,8 @@ use starlark::values::{OwnedFrozenValue, ValueLike};
 
 use super::configuration::{Config, ConfiguredLabel};
 use super::configured::Settings;
-use super::platforms::PlatformConfig;
+use super::configuration::ConfigKind;
+use super::platforms::{Platform, PlatformConfig};
 use super::toolchains::{self, ResolutionError, Resolved};
 use super::transitions;
 use crate::core::{Diagnostic, Label};
@@ -50,6 +51,8 @@ pub struct Node {
     /// What toolchain resolution gave the target (its implementations are edges of
     /// `deps`, in the target's configuration, as in Bazel 4); none when it asks nothing.
     pub toolchains: Option<Arc<Result<Resolved, ResolutionError>>>,
+    /// The platform the target's configuration builds for (`ctx.target_platform_has_constraint`).
+    pub platform: Arc<Platform>,
 }
 
 impl Node {
@@ -98,6 +101,8 @@ impl RuleTransitions {
 struct Builder<'g> {
     graph: &'g TargetGraph<'g>,
     platforms: &'g PlatformConfig,
+    /// The platform each kind of configuration builds for, read once.
+    platform_of: HashMap<ConfigKind, Arc<Platform>>,
     settings: HashMap<Config, Arc<Settings>>,
     rules: HashMap<(String, String), Option<Arc<RuleTransitions>>>,
     incoming: HashMap<(Label, Config), Result<Config, Diagnostic>>,
@@ -113,6 +118,7 @@ impl ConfiguredGraph {
         let mut b = Builder {
             graph,
             platforms,
+            platform_of: HashMap::new(),
             settings: HashMap::new(),
             rules: HashMap::new(),
             incoming: HashMap::new(),
@@ -182,7 +188,7 @@ impl<'g> Builder<'g> {
         let Some(decl) = self.transitions(rule).map(|t| t.frozen().decl.clone()) else {
             return;
         };
-        let platform = self.platforms.platform_for(key.config.options().kind);
+        let platform = self.platform(&key.config);
         let Some(resolved) =
             toolchains::resolve_for_target(self.graph, &decl, rule, &platform, self.platforms)
         else {
@@ -208,6 +214,14 @@ impl<'g> Builder<'g> {
             }
         }
         node.toolchains = Some(Arc::new(resolved));
+    }
+
+    fn platform(&mut self, config: &Config) -> Arc<Platform> {
+        let platforms = self.platforms;
+        self.platform_of
+            .entry(config.options().kind)
+            .or_insert_with(|| Arc::new(platforms.platform_for(config.options().kind)))
+            .clone()
     }
 
     fn settings(&mut self, config: &Config) -> Arc<Settings> {
@@ -309,6 +323,7 @@ impl<'g> Builder<'g> {
             deps: Vec::new(),
             split_attrs: BTreeSet::new(),
             toolchains: None,
+            platform: self.platform(&key.config),
         };
         let Ok(resolved) = node.rule.clone() else {
             return node;

@@ -116,6 +116,8 @@ pub(super) struct CtxEnv<'a> {
     pub configuration: &'a super::Config,
     /// For a build setting's target: its value in this build (`ctx.build_setting_value`).
     pub build_setting_value: Option<crate::loading::AttrValue>,
+    /// The platform the configuration builds for.
+    pub platform: &'a super::platforms::Platform,
 }
 
 /// Allocates the `ctx` of one target: its attribute values, `ctx.actions`, and what it shows
@@ -232,11 +234,10 @@ pub(super) fn alloc_ctx<'v>(
         vars,
         actions,
         target_constraints: env
-            .config
-            .platforms
-            .target_platform()
+            .platform
             .constraints
-            .into_iter()
+            .iter()
+            .map(|(s, v)| (s.clone(), v.clone()))
             .collect(),
     })
 }

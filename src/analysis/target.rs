@@ -164,6 +164,7 @@ fn analyze_rule(
             label,
             rule,
         ),
+        platform: &node.platform,
     };
 
     Module::with_temp_heap(|module| -> Result<Analyzed, TargetError> {
