@@ -306,7 +306,7 @@ impl<'g> Builder<'g> {
                 format!("in {} {}: {message}", target.kind_name(), target.label),
             )
         };
-        let mut result = transitions::apply(self.graph, incoming, config, &resolved, label)
+        let mut result = transitions::apply(self.graph, incoming, config, resolved, label)
             .map_err(|e| error(e.to_string()))?;
         if result.len() != 1 {
             return Err(error(
