@@ -1,6 +1,7 @@
 //! The command line: arguments in (Bazel's flag spellings, kebab-case accepted too), one
 //! command run, an exit code out. Each command is a thin wrapper over the pipeline phases.
 
+mod aquery;
 mod build;
 mod canonicalize;
 mod clean;
@@ -71,6 +72,8 @@ enum Command {
     Query(query::QueryArgs),
     /// Prints facts about the workspace: `forge info [KEY...]`.
     Info(info::InfoArgs),
+    /// Prints the actions of targets without running them: `forge aquery //pkg:target`.
+    Aquery(aquery::AqueryArgs),
     /// Does nothing and exits 0: forge runs no server (accepted as Bazel's command).
     Shutdown(shutdown::ShutdownArgs),
     /// Prints flags in their canonical forms: `forge canonicalize-flags -- -k --jobs 4`.
@@ -215,6 +218,7 @@ fn run_on_this_thread(args: Vec<String>) -> ExitCode {
         Command::Clean(args) => clean::run(args, &options),
         Command::Query(args) => query::run(args, &options),
         Command::Info(args) => info::run(args, &options),
+        Command::Aquery(args) => aquery::run(args, &options),
         Command::Shutdown(args) => shutdown::run(args),
         Command::Help(args) => help::run(args),
         Command::Completion(args) => completion::run(args),

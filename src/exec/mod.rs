@@ -48,6 +48,31 @@ pub use tiers::{Blobs, CacheTiers, Hit, StoreError, Tier};
 /// The `PATH` every command gets, whatever the user's is.
 pub const FIXED_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
+/// The environment every command gets before its action's own variables: the fixed
+/// `PATH`, `LANG` and `TZ`, then `--action_env`.
+pub fn base_environment(action_env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    env.insert("PATH".to_owned(), FIXED_PATH.to_owned());
+    env.insert("LANG".to_owned(), "C".to_owned());
+    env.insert("TZ".to_owned(), "UTC".to_owned());
+    env.extend(action_env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}
+
+/// The whole environment of `action`'s command (without the per-run `TMPDIR`): the base
+/// environment with the action's own variables on top. In-process kinds have none.
+pub fn command_environment(
+    base: &BTreeMap<String, String>,
+    action: &Action,
+) -> BTreeMap<String, String> {
+    if !matches!(action.kind, crate::core::ActionKind::Run { .. }) {
+        return BTreeMap::new();
+    }
+    let mut env = base.clone();
+    env.extend(action.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}
+
 /// Where and how to execute.
 #[derive(Clone, Debug)]
 pub struct ExecConfig {

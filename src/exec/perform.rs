@@ -30,7 +30,7 @@ use crate::exec::source_dir;
 use crate::exec::stat_cache::{FileStat, OutputRecord, StatCache};
 use crate::exec::tiers::{Blobs, CacheTiers, Tier};
 use crate::exec::tree;
-use crate::exec::{ActionFailure, ExecConfig, ExecError, FIXED_PATH};
+use crate::exec::{ActionFailure, ExecConfig, ExecError};
 use crate::remote::KeyKind;
 
 /// How an action's outputs came to be right.
@@ -119,13 +119,7 @@ impl<'a> Ctx<'a> {
         ensure_dir(&tmp_root).map_err(|e| {
             ExecError::Setup(format!("cannot create '{}': {e}", tmp_root.display()))
         })?;
-        let mut base_env = BTreeMap::new();
-        base_env.insert("PATH".to_owned(), FIXED_PATH.to_owned());
-        base_env.insert("LANG".to_owned(), "C".to_owned());
-        base_env.insert("TZ".to_owned(), "UTC".to_owned());
-        for (k, v) in &config.action_env {
-            base_env.insert(k.clone(), v.clone());
-        }
+        let base_env = crate::exec::base_environment(&config.action_env);
         Ok(Ctx {
             exec_root: &config.exec_root,
             tiers: CacheTiers::open(
