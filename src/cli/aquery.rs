@@ -99,19 +99,6 @@ pub fn run(args: AqueryArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Fa
     }
 }
 
-/// What the action says while it runs, or its mnemonic and first output.
-fn description(shown: &ShownAction) -> String {
-    let action = &shown.action;
-    match action.progress_message.is_empty() {
-        false => action.progress_message.clone(),
-        true => format!(
-            "{} {}",
-            action.mnemonic,
-            action.outputs.first().map_or("", |o| o.as_str())
-        ),
-    }
-}
-
 /// The argv a `Run` action's command gets, directories to expand shown as `<files of DIR>`.
 fn arguments(shown: &ShownAction) -> Option<Vec<String>> {
     match &shown.action.kind {
@@ -132,7 +119,10 @@ fn text_form(graph: &ActionGraph) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        out.push_str(&format!("action '{}'\n", description(shown)));
+        out.push_str(&format!(
+            "action '{}'\n",
+            crate::exec::describe_action(&shown.action)
+        ));
         out.push_str(&format!("  Mnemonic: {}\n", action.mnemonic));
         out.push_str(&format!("  Target: {}\n", action.owner));
         out.push_str(&format!("  Configuration: {}\n", graph.configuration));

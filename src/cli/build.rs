@@ -168,6 +168,15 @@ pub struct BuildOptions {
     )]
     pub output_groups: Vec<String>,
 
+    /// Write why each action ran (the input file, variable, argument or tag that changed
+    /// since its last run) to this file.
+    #[arg(long = "explain", value_name = "FILE")]
+    pub explain: Option<PathBuf>,
+
+    /// With --explain: every change of each action, not only the first.
+    #[arg(long = "verbose_explanations", alias = "verbose-explanations")]
+    pub verbose_explanations: bool,
+
     /// Bind a host path read-only into the sandbox: `SOURCE[:TARGET]`.
     #[arg(
         long = "sandbox_add_mount_pair",
@@ -298,6 +307,14 @@ pub fn build(
         fetch: options.fetch_options(),
         sandbox: options.sandbox_options(),
         output_groups: options.output_groups.clone(),
+        explain: options
+            .explain
+            .as_ref()
+            .map(|file| ops::explain::ExplainRequest {
+                file: file.clone(),
+                verbose: options.verbose_explanations,
+                options: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+            }),
     };
     let progress = ConsoleProgress::stderr();
     ops::build::build(request, &progress, &mut |event| {

@@ -13,6 +13,8 @@ mod action_cache;
 mod cas;
 mod confine;
 mod explain;
+pub mod foresee;
+pub mod ingredients;
 pub mod interrupt;
 pub mod key;
 pub mod lock;
@@ -43,6 +45,7 @@ pub use interrupt::{clear_interrupt, install_interrupt_handler, interrupt_flag};
 pub use lock::{Lock, lock_output_base, lock_output_base_with};
 pub use progress::{ActionOutcome, ConsoleProgress, NoProgress, Progress, shell_words};
 pub use runner::{Cancel, LocalRunner, Runner, Spawn, SpawnOutcome, SpawnStatus};
+pub use scheduler::describe_action;
 pub use tiers::{Blobs, CacheTiers, Hit, StoreError, Tier};
 
 /// The `PATH` every command gets, whatever the user's is.
@@ -108,6 +111,9 @@ pub struct ExecResult {
     pub up_to_date: usize,
     /// In the order of the `actions` slice, whatever the number of jobs.
     pub failures: Vec<ActionFailure>,
+    /// Why each action that ran (or was restored from a cache) did, in the order of the
+    /// `actions` slice: for `--explain`.
+    pub explanations: Vec<ingredients::Explanation>,
     /// Ctrl-C stopped the build; the CLI exits 8.
     pub interrupted: bool,
 }

@@ -42,6 +42,8 @@ pub struct BuildRequest<'a> {
     pub sandbox: SandboxOptions,
     /// `--output_groups`: `+x`/`-x` add to or take from the defaults, `x` replaces them.
     pub output_groups: Vec<String>,
+    /// `--explain=FILE`: why each action ran, written there after execution.
+    pub explain: Option<super::explain::ExplainRequest>,
 }
 
 /// What the front end hears while a build runs, in this order.
@@ -142,6 +144,9 @@ pub fn build(
         progress,
         request.for_tests,
     )?;
+    if let Some(explain) = &request.explain {
+        super::explain::write_explanations(explain, &plan, &executed.exec_root, &executed.result)?;
+    }
     events(BuildEvent::Executed {
         plan: &plan,
         executed: &executed,

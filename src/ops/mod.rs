@@ -7,6 +7,7 @@
 //! - `test`: which planned tests run (tag and size filters), their options, the summary.
 //! - `fetch`: external repositories loaded ahead of a build; Ctrl-C during loading.
 //! - `query`: an expression evaluated over the loaded graph, the result written out.
+//! - `explain`: the `--explain` file, and `forge why`: what changed since an action last ran.
 //! - `aquery`: the planned actions of the targets an expression names, filtered.
 //! - `run`: the one built executable, its runfiles and arguments.
 //! - `clean`, `info`: the output base removed; the facts `forge info` prints.
@@ -18,6 +19,7 @@ use crate::core::{Diagnostic, ExitCode, Failure};
 pub mod aquery;
 pub mod build;
 pub mod clean;
+pub mod explain;
 pub mod fetch;
 pub mod info;
 pub mod plan;
