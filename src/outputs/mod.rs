@@ -131,7 +131,18 @@ pub fn link_convenience_symlinks(ws: &Workspace) -> io::Result<()> {
         (format!("forge-{dir_name}"), exec_root.clone()),
     ] {
         std::fs::create_dir_all(&target)?;
-        replace_symlink(&target, &ws.root.join(name))?;
+        let link = ws.root.join(name);
+        if target == exec_root && std::fs::read_link(&link).ok().as_ref() != Some(&target) {
+            // Bazel follows directory symlinks in `//...` unless they lead into its own
+            // output base; this file keeps it from following the exec root's links back
+            // into the workspace through `forge-<dir>`, which would show every package
+            // twice. Written with the link, so a build that finds the link right pays nothing.
+            let sentinel = exec_root.join(layout::DONT_FOLLOW_SYMLINKS);
+            if !sentinel.exists() {
+                std::fs::write(&sentinel, "")?;
+            }
+        }
+        replace_symlink(&target, &link)?;
     }
     Ok(())
 }

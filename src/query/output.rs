@@ -64,6 +64,14 @@ impl FromStr for OutputFormat {
             return Ok(*format);
         }
         let names: Vec<&str> = FORMATS.iter().map(|(n, _)| *n).collect();
+        if matches!(name, "proto" | "textproto" | "streamed_proto") {
+            return Err(Diagnostic::new(format!(
+                "forge does not support --output={name} yet (binary and text protocol \
+                 buffers); streamed_jsonproto gives the same Target messages as JSON, and \
+                 the valid values are: {}",
+                names.join(", ")
+            )));
+        }
         let hint = did_you_mean(name, names.iter().copied())
             .map(|n| format!(" (did you mean '{n}'?)"))
             .unwrap_or_default();
