@@ -206,3 +206,54 @@ fn why_says_what_ran_last_time_and_what_would_run_now() {
     let run = ws.forge(&["why", "//pkg:nothing"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
 }
+
+#[test]
+fn a_test_that_reran_says_why() {
+    let ws = Workspace::fixture("actions");
+    let file = ws.root().join("explain.log");
+    let flag = format!("--explain={}", file.display());
+    let test = |extra: &[&str]| -> String {
+        let mut args = vec!["test", "//t:check", &flag];
+        args.extend_from_slice(extra);
+        let _ = ws.forge(&args);
+        let text = std::fs::read_to_string(&file).expect("the explain file");
+        text.lines()
+            .filter(|l| l.starts_with("Testing "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(
+        test(&[]),
+        "Testing //t:check: no earlier run of it is recorded (its outputs were never built here)."
+    );
+    assert_eq!(test(&[]), "", "a cached pass did not run");
+
+    ws.write("t/data.txt", "changed\n");
+    assert_eq!(
+        test(&["--test_env=X=1", "--verbose_explanations"]),
+        format!(
+            "Testing //t:check: input file //t:data.txt (t/data.txt) changed: blake3 {} -> {}; \
+             environment variable X was set to '1'.",
+            short("ok\n"),
+            short("changed\n")
+        )
+    );
+
+    // A failure is not cached: the same inputs run again, and say so.
+    ws.write("t/data.txt", "fail\n");
+    test(&["--test_env=X=1"]);
+    let again = test(&["--test_env=X=1"]);
+    assert_eq!(
+        again,
+        "Testing //t:check: nothing it depends on changed, but no pass with these inputs is \
+         cached (its last run did not pass, or the cache was cleaned)."
+    );
+    let why = ok(&ws, &["why", "//t:check"]);
+    assert!(
+        why.contains(
+            "//t:check: the test itself\n  last time: it ran last because nothing it depends \
+             on changed, but no pass with these inputs is cached"
+        ),
+        "{why}"
+    );
+}

@@ -307,19 +307,24 @@ pub fn build(
         fetch: options.fetch_options(),
         sandbox: options.sandbox_options(),
         output_groups: options.output_groups.clone(),
-        explain: options
-            .explain
-            .as_ref()
-            .map(|file| ops::explain::ExplainRequest {
-                file: file.clone(),
-                verbose: options.verbose_explanations,
-                options: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
-            }),
+        explain: explain_request(options),
     };
     let progress = ConsoleProgress::stderr();
     ops::build::build(request, &progress, &mut |event| {
         report(&event, print_outputs)
     })
+}
+
+/// `--explain=FILE` and `--verbose_explanations` as a request, if a file is given.
+pub fn explain_request(options: &BuildOptions) -> Option<ops::explain::ExplainRequest> {
+    options
+        .explain
+        .as_ref()
+        .map(|file| ops::explain::ExplainRequest {
+            file: file.clone(),
+            verbose: options.verbose_explanations,
+            options: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+        })
 }
 
 /// Prints one thing a build reports, as Bazel words it.

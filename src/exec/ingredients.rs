@@ -54,6 +54,28 @@ pub fn short(digest: &Digest) -> String {
 }
 
 impl Ingredients {
+    /// A test run's ingredients: its command, environment, program and runfiles with their
+    /// digests, and `log`, the test.log path that names the run.
+    pub fn of_test(
+        argv: &[String],
+        env: &BTreeMap<String, String>,
+        inputs: &[(String, Digest)],
+        log: String,
+        key: Digest,
+    ) -> Ingredients {
+        let mut inputs = inputs.to_vec();
+        inputs.sort();
+        Ingredients {
+            key,
+            command: argv.iter().map(|a| kept(a)).collect(),
+            runs_command: true,
+            env: env.iter().map(|(k, v)| (k.clone(), kept(v))).collect(),
+            inputs,
+            outputs: vec![log],
+            requirements: Vec::new(),
+        }
+    }
+
     pub fn of(
         action: &Action,
         env: &BTreeMap<String, String>,
@@ -120,6 +142,11 @@ pub enum Change {
     FirstRun,
     /// Tagged `no-cache`: it runs every time.
     NoCache,
+    /// A test whose results are not cached (`--nocache_test_results`, tag `external`).
+    TestNotCached,
+    /// A test whose inputs are those of its last run, which did not pass (or whose pass is
+    /// no longer cached): only a pass is cached.
+    NoCachedPass,
     /// The key is the one of its last run: its outputs were missing or changed on disk and
     /// no cache had them.
     OutputsNotOnDisk,
@@ -235,6 +262,13 @@ pub fn describe(change: &Change, name: &dyn Fn(&str) -> String) -> String {
             "no earlier run of it is recorded (its outputs were never built here)".to_owned()
         }
         Change::NoCache => "it is tagged no-cache, so it runs every time".to_owned(),
+        Change::TestNotCached => "test results are not cached here (--nocache_test_results, \
+                                  or the test is tagged external)"
+            .to_owned(),
+        Change::NoCachedPass => "nothing it depends on changed, but no pass with these inputs \
+                                 is cached (its last run did not pass, or the cache was \
+                                 cleaned)"
+            .to_owned(),
         Change::OutputsNotOnDisk => {
             "nothing it depends on changed, but its outputs were missing or modified on disk \
              and no cache had them"
@@ -416,6 +450,9 @@ impl IngredientLog {
             .insert(output, record);
         let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         if writer.is_none() {
+            if let Some(dir) = self.file.parent() {
+                let _ = fs::create_dir_all(dir);
+            }
             *writer = File::options()
                 .create(true)
                 .append(true)

@@ -63,6 +63,43 @@ pub fn write_explanations(
     Ok(())
 }
 
+/// Adds to the `--explain` file why each test that ran did (a test from the cache did not
+/// run): what changed since its last run.
+pub fn append_test_explanations(
+    request: &ExplainRequest,
+    results: &[crate::testing::TestResult],
+    exec_root: &Path,
+    plan: &BuildPlan,
+) -> Result<(), Failure> {
+    let namer = InputNamer::new(&plan.actions, exec_root);
+    let mut text = String::new();
+    for result in results {
+        for run in result.runs.iter().filter(|r| !r.changes.is_empty()) {
+            let which = match result.runs.len() {
+                1 => String::new(),
+                _ => format!(" ({})", run.log.display()),
+            };
+            text.push_str(&format!(
+                "Testing {}{which}: {}.\n",
+                result.label,
+                reasons(&run.changes, request.verbose, &namer)
+            ));
+        }
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&request.file)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
+    file.as_mut().map_err(|e| {
+        Failure::failed(format!(
+            "cannot write the explanation file '{}': {e}",
+            request.file.display()
+        ))
+    })?;
+    Ok(())
+}
+
 fn explanation_line(e: &Explanation, verbose: bool, namer: &InputNamer) -> String {
     let action = match e.restored {
         true => format!("Restoring action '{}' from a cache", e.description),
@@ -133,7 +170,27 @@ pub fn why(request: WhyRequest<'_>, waiting: &mut dyn FnMut(&str)) -> Result<Str
     let foreseen = foresee(&plan.actions, &plan.wanted, &config)
         .map_err(|e| Failure::failed(e.to_string()))?;
     let namer = InputNamer::new(&plan.actions, &exec_root);
-    Ok(render(&target, &plan.actions, &foreseen, &namer))
+    let mut text = render(&target, &plan.actions, &foreseen, &namer);
+    if plan.targets.get(&target).is_some_and(|t| t.is_test) {
+        // A test's last run (its first shard and run), from the record `forge test` keeps.
+        let log = format!(
+            "{}/{}/test.log",
+            crate::core::layout::testlogs_dir(),
+            crate::testing::label_dir(&target)
+        );
+        let runs = crate::exec::ingredients::IngredientLog::new(&config.cache_dir.join("tests"));
+        let last = match runs.last(&log) {
+            Some(record) => format!(
+                "ran last because {}",
+                reasons(&record.changes, true, &namer)
+            ),
+            None => "has no recorded run".to_owned(),
+        };
+        text.push_str(&format!(
+            "{target}: the test itself\n  last time: it {last}\n"
+        ));
+    }
+    Ok(text)
 }
 
 fn render(target: &Label, actions: &[Action], foreseen: &[Foreseen], namer: &InputNamer) -> String {
