@@ -547,3 +547,21 @@ fn siblings_loadfiles_rbuildfiles_visible_and_same_package_rdeps() {
         ["//rank:a", "//rank:m"]
     );
 }
+
+#[test]
+fn query_flags_canonicalize_without_an_expression() {
+    let ws = Workspace::fixture("query_more");
+    let run = ws.forge(&[
+        "canonicalize-flags",
+        "--for_command=query",
+        "--",
+        "--noimplicit_deps",
+        "--output=xml",
+        "--order_output=full",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "--implicit_deps=0\n--order_output=full\n--output=xml\n"
+    );
+}
