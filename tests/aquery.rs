@@ -238,3 +238,30 @@ fn bad_formats_and_filters_are_command_line_errors() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("missing"), "{}", run.stderr);
 }
+
+#[test]
+fn command_lines_and_artifacts_can_be_left_out() {
+    let ws = Workspace::fixture("actions");
+    let text = aquery(&ws, &["//pkg:gen", "--noinclude_commandline"]);
+    assert!(!text.contains("Command Line"), "{text}");
+    assert!(text.contains("  Inputs: [pkg/in.txt]\n"), "{text}");
+    let text = aquery(&ws, &["//pkg:gen", "--include_artifacts=false"]);
+    assert!(
+        !text.contains("Inputs:") && !text.contains("Outputs:"),
+        "{text}"
+    );
+    assert!(text.contains("  Command Line: (exec /bin/bash"), "{text}");
+    let json = aquery(
+        &ws,
+        &[
+            "//pkg:gen",
+            "--output=jsonproto",
+            "--include_artifacts=false",
+            "--include_commandline=false",
+        ],
+    );
+    let graph: Value = serde_json::from_str(&json).expect("JSON");
+    assert!(graph.get("artifacts").is_none(), "{json}");
+    assert!(graph["actions"][0].get("arguments").is_none(), "{json}");
+    assert_eq!(graph["actions"][0]["mnemonic"], "Genrule");
+}

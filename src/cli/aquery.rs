@@ -23,6 +23,29 @@ pub struct AqueryArgs {
     #[arg(long = "output", value_name = "FORMAT", default_value = "text")]
     output: String,
 
+    /// Show each command's argv (`Command Line:`, `arguments`); the default.
+    #[arg(
+        long = "include_commandline",
+        alias = "include-commandline",
+        value_name = "BOOL",
+        action = clap::ArgAction::Set,
+        value_parser = clap::value_parser!(bool),
+        default_value = "true"
+    )]
+    include_commandline: bool,
+
+    /// Show each action's inputs and outputs (`Inputs:`/`Outputs:`, `artifacts`,
+    /// `depSetOfFiles`, `pathFragments`); the default.
+    #[arg(
+        long = "include_artifacts",
+        alias = "include-artifacts",
+        value_name = "BOOL",
+        action = clap::ArgAction::Set,
+        value_parser = clap::value_parser!(bool),
+        default_value = "true"
+    )]
+    include_artifacts: bool,
+
     /// The expression: a query expression, optionally inside `inputs('PATTERN', ...)`,
     /// `outputs('PATTERN', ...)` or `mnemonic('PATTERN', ...)`.
     #[arg(required = true, value_name = "EXPR")]
@@ -70,11 +93,15 @@ pub fn run(args: AqueryArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Fa
     for e in &graph.errors {
         eprintln!("ERROR: {e}");
     }
+    let include = Include {
+        commandline: args.include_commandline,
+        artifacts: args.include_artifacts,
+    };
     let rendered = match format {
-        Format::Text => text_form(&graph),
+        Format::Text => text_form(&graph, include),
         Format::Summary => summary_form(&graph),
         Format::JsonProto => {
-            let mut text = serde_json::to_string_pretty(&jsonproto_form(&graph))
+            let mut text = serde_json::to_string_pretty(&jsonproto_form(&graph, include))
                 .map_err(|e| Failure::failed(format!("cannot write the action graph: {e}")))?;
             text.push('\n');
             text
@@ -107,8 +134,15 @@ fn arguments(shown: &ShownAction) -> Option<Vec<String>> {
     }
 }
 
+/// What `--include_commandline` and `--include_artifacts` keep.
+#[derive(Clone, Copy)]
+struct Include {
+    commandline: bool,
+    artifacts: bool,
+}
+
 /// Bazel's text form: one block per action.
-fn text_form(graph: &ActionGraph) -> String {
+fn text_form(graph: &ActionGraph, include: Include) -> String {
     let mut out = String::new();
     for shown in &graph.actions {
         let action = &shown.action;
@@ -127,8 +161,10 @@ fn text_form(graph: &ActionGraph) -> String {
         out.push_str(&format!("  Target: {}\n", action.owner));
         out.push_str(&format!("  Configuration: {}\n", graph.configuration));
         out.push_str(&format!("  ActionKey: {}\n", shown.key.to_hex()));
-        out.push_str(&format!("  Inputs: [{}]\n", list(&action.inputs)));
-        out.push_str(&format!("  Outputs: [{}]\n", list(&action.outputs)));
+        if include.artifacts {
+            out.push_str(&format!("  Inputs: [{}]\n", list(&action.inputs)));
+            out.push_str(&format!("  Outputs: [{}]\n", list(&action.outputs)));
+        }
         if !shown.environment.is_empty() {
             let env: Vec<String> = shown
                 .environment
@@ -137,7 +173,7 @@ fn text_form(graph: &ActionGraph) -> String {
                 .collect();
             out.push_str(&format!("  Environment: [{}]\n", env.join(", ")));
         }
-        if let Some(argv) = arguments(shown) {
+        if let Some(argv) = arguments(shown).filter(|_| include.commandline) {
             let words: Vec<String> = argv
                 .iter()
                 .map(|a| shell_words(std::slice::from_ref(a)))
@@ -213,7 +249,7 @@ impl<K: Ord + Clone> Table<K> {
 
 /// analysis_v2.proto's `ActionGraphContainer` as JSON (the proto3 JSON mapping Bazel's
 /// `--output=jsonproto` uses: lowerCamelCase names, ids as numbers, empty fields left out).
-fn jsonproto_form(graph: &ActionGraph) -> Value {
+fn jsonproto_form(graph: &ActionGraph, include: Include) -> Value {
     let mut fragments: Table<(u64, String)> = Table::new();
     let mut artifacts: Table<String> = Table::new();
     let mut targets: Table<String> = Table::new();
@@ -261,13 +297,16 @@ fn jsonproto_form(graph: &ActionGraph) -> Value {
             &action.owner.to_string(),
             |id| json!({ "id": id, "label": action.owner.to_string(), "ruleClassId": class_id }),
         );
-        let inputs: Vec<u64> = action
-            .inputs
+        let no_paths: &[crate::core::ExecPath] = &[];
+        let (input_paths, output_paths) = match include.artifacts {
+            true => (&action.inputs[..], &action.outputs[..]),
+            false => (no_paths, no_paths),
+        };
+        let inputs: Vec<u64> = input_paths
             .iter()
             .map(|p| artifact_of(&mut fragments, &mut artifacts, p, false))
             .collect();
-        let outputs: Vec<u64> = action
-            .outputs
+        let outputs: Vec<u64> = output_paths
             .iter()
             .map(|p| {
                 let tree = action.directory_outputs.contains(p);
@@ -280,7 +319,7 @@ fn jsonproto_form(graph: &ActionGraph) -> Value {
             "mnemonic": action.mnemonic,
             "configurationId": configuration_id,
         });
-        if let Some(argv) = arguments(shown) {
+        if let Some(argv) = arguments(shown).filter(|_| include.commandline) {
             row["arguments"] = json!(argv);
         }
         if !shown.environment.is_empty() {
