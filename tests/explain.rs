@@ -205,6 +205,14 @@ fn why_says_what_ran_last_time_and_what_would_run_now() {
     );
     let run = ws.forge(&["why", "//pkg:nothing"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
+    let run = ws.forge(&["why", "//pkg:all"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("forge why takes one target, not the pattern '//pkg:all'"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

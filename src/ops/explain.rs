@@ -137,8 +137,21 @@ pub fn why(request: WhyRequest<'_>, waiting: &mut dyn FnMut(&str)) -> Result<Str
     })?;
     let workspace = Arc::new(super::fetch::evaluate_workspace(site, &request.plan.fetch)?);
     let cwd_package = workspace.package_of(&request.cwd);
-    let target = Label::parse(request.target, &cwd_package)
-        .map_err(|e| Failure::usage(format!("invalid target '{}': {e}", request.target)))?;
+    let target = match crate::core::TargetPattern::parse(request.target, &cwd_package) {
+        Ok(crate::core::TargetPattern::Single(label)) => label,
+        Ok(_) => {
+            return Err(Failure::usage(format!(
+                "forge why takes one target, not the pattern '{}'",
+                request.target
+            )));
+        }
+        Err(e) => {
+            return Err(Failure::usage(format!(
+                "invalid target '{}': {e}",
+                request.target
+            )));
+        }
+    };
     let patterns = [target.to_string()];
     let planned = plan(
         &workspace,
