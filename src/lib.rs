@@ -15,7 +15,7 @@
 //! query      the Bazel query language over the graph        -> sets of labels, printed
 //! analysis   rule implementations run over the graph        -> Actions, providers, runfiles
 //! remote     the shared cache (Bazel HTTP cache, REAPI gRPC) -> results from other machines
-//! exec       actions run in parallel, cached by content     -> outputs on disk
+//! exec       actions run in parallel, cached by content     -> outputs on disk, why each ran
 //! outputs    exec root, runfiles trees, convenience links   -> the tree users see
 //! testing    tests run with Bazel's contract, results cached -> logs, XML, the summary
 //! ```

@@ -51,8 +51,16 @@ fn bad_command_lines_get_one_line_and_exit_2() {
             "ERROR: unrecognized subcommand 'frobnicate' (see 'forge help')\n",
         ),
         (
-            &["query", "--output=xml", "//..."][..],
-            "ERROR: invalid output format 'xml'; valid values are: label, label_kind, build, graph, json\n",
+            &["query", "--output=prot", "//..."][..],
+            "ERROR: invalid output format 'prot'; valid values are: label, label_kind, build, \
+             graph, json, package, location, minrank, maxrank, xml, streamed_jsonproto\n",
+        ),
+        (
+            &["query", "--output=proto", "//..."][..],
+            "ERROR: forge does not support --output=proto yet (binary and text protocol \
+             buffers); streamed_jsonproto gives the same Target messages as JSON, and the valid \
+             values are: label, label_kind, build, graph, json, package, location, minrank, \
+             maxrank, xml, streamed_jsonproto\n",
         ),
         (
             &["query", "deps(//app:app"][..],

@@ -318,3 +318,250 @@ fn parallel_loading_gives_the_same_answer_as_serial() {
     assert_eq!(serial, parallel);
     assert_eq!(serial.lines().count(), 28);
 }
+
+/// A query on the query_more fixture that must succeed quietly; its stdout.
+fn more(ws: &Workspace, args: &[&str]) -> String {
+    query(ws, args)
+}
+
+#[test]
+fn implicit_deps_order_and_ranks() {
+    let ws = Workspace::fixture("query_more");
+    assert_eq!(
+        lines(&more(&ws, &["deps(//rank:z)"])),
+        [
+            "//rank:a",
+            "//rank:m",
+            "//rank:z",
+            "//tools:helper",
+            "//tools:helper.sh"
+        ],
+        "the rule's _tool attribute is an implicit dependency"
+    );
+    assert_eq!(
+        lines(&more(&ws, &["deps(//rank:z)", "--noimplicit_deps"])),
+        ["//rank:a", "//rank:m", "//rank:z"]
+    );
+    assert_eq!(
+        lines(&more(
+            &ws,
+            &["somepath(//rank:z, //tools:helper.sh)", "--noimplicit_deps"]
+        )),
+        Vec::<&str>::new()
+    );
+    // full: each target before what it depends on, the same on every run.
+    assert_eq!(
+        lines(&more(
+            &ws,
+            &["deps(//rank:z)", "--noimplicit_deps", "--order_output=full"]
+        )),
+        ["//rank:z", "//rank:m", "//rank:a"]
+    );
+    assert_eq!(
+        lines(&more(
+            &ws,
+            &["deps(//rank:z)", "--noimplicit_deps", "--order_output=deps"]
+        )),
+        ["//rank:z", "//rank:m", "//rank:a"]
+    );
+    assert_eq!(
+        lines(&more(
+            &ws,
+            &["deps(//rank:z)", "--noimplicit_deps", "--order_output=no"]
+        )),
+        ["//rank:a", "//rank:m", "//rank:z"]
+    );
+    // z -> m -> a and z -> a: a is one step from the root by the shortest path, two by the
+    // longest.
+    assert_eq!(
+        more(
+            &ws,
+            &["deps(//rank:z)", "--noimplicit_deps", "--output=minrank"]
+        ),
+        "0 //rank:z\n1 //rank:a\n1 //rank:m\n"
+    );
+    assert_eq!(
+        more(
+            &ws,
+            &["deps(//rank:z)", "--noimplicit_deps", "--output=maxrank"]
+        ),
+        "0 //rank:z\n1 //rank:m\n2 //rank:a\n"
+    );
+    let run = ws.forge(&["query", "//rank:z", "--order_output=sorted"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--order_output=sorted"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn package_location_xml_and_streamed_jsonproto() {
+    let ws = Workspace::fixture("query_more");
+    assert_eq!(
+        more(&ws, &["deps(//rank:z)", "--output=package"]),
+        "rank\ntools\n"
+    );
+    // Bazel's location: the absolute BUILD path and the column of the call's `(`; a source
+    // file at its own first line; a generated file where its rule is.
+    assert_eq!(
+        more(
+            &ws,
+            &[
+                "//rank:public + //rank:in.txt + //rank:out.txt",
+                "--output=location"
+            ]
+        ),
+        "[TMP]/ws/rank/BUILD:15:8: source file //rank:in.txt\n".replace("BUILD:15:8", "in.txt:1:1")
+            + "[TMP]/ws/rank/BUILD:15:8: generated file //rank:out.txt\n\
+               [TMP]/ws/rank/BUILD:15:8: genrule rule //rank:public\n"
+    );
+    let xml = more(&ws, &["//rank:public + //rank:in.txt", "--output=xml"]);
+    assert!(
+        xml.starts_with(
+            "<?xml version=\"1.1\" encoding=\"UTF-8\" standalone=\"no\"?>\n<query version=\"2\">\n"
+        ),
+        "{xml}"
+    );
+    for line in [
+        "    <source-file location=\"[TMP]/ws/rank/in.txt:1:1\" name=\"//rank:in.txt\">\n",
+        "    <rule class=\"genrule\" location=\"[TMP]/ws/rank/BUILD:15:8\" name=\"//rank:public\">\n",
+        "        <string name=\"name\" value=\"public\"/>\n",
+        "        <string name=\"cmd\" value=\"cp $&lt; $@\"/>\n",
+        "        <list name=\"srcs\">\n            <label value=\"//rank:in.txt\"/>\n        </list>\n",
+        "        <list name=\"tags\"/>\n",
+        "        <rule-input name=\"//rank:in.txt\"/>\n",
+        "        <rule-output name=\"//rank:out.txt\"/>\n    </rule>\n",
+    ] {
+        assert!(xml.contains(line), "{line} in\n{xml}");
+    }
+    assert!(xml.ends_with("</query>\n"), "{xml}");
+
+    let streamed = more(
+        &ws,
+        &[
+            "//rank:public + //rank:in.txt + //rank:out.txt",
+            "--output=streamed_jsonproto",
+        ],
+    );
+    let messages: Vec<serde_json::Value> = streamed
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON message a line"))
+        .collect();
+    assert_eq!(messages.len(), 3, "{streamed}");
+    assert_eq!(messages[0]["type"], "SOURCE_FILE");
+    assert_eq!(messages[0]["sourceFile"]["name"], "//rank:in.txt");
+    assert_eq!(messages[1]["type"], "GENERATED_FILE");
+    assert_eq!(
+        messages[1]["generatedFile"]["generatingRule"],
+        "//rank:public"
+    );
+    let rule = &messages[2]["rule"];
+    assert_eq!(messages[2]["type"], "RULE");
+    assert_eq!(rule["ruleClass"], "genrule");
+    assert_eq!(rule["location"], "[TMP]/ws/rank/BUILD:15:8");
+    assert_eq!(rule["ruleInput"], serde_json::json!(["//rank:in.txt"]));
+    let cmd = rule["attribute"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "cmd")
+        .expect("cmd");
+    assert_eq!(cmd["type"], "STRING");
+    assert_eq!(cmd["stringValue"], "cp $< $@");
+    assert_eq!(cmd["explicitlySpecified"], true);
+}
+
+#[test]
+fn siblings_loadfiles_rbuildfiles_visible_and_same_package_rdeps() {
+    let ws = Workspace::fixture("query_more");
+    assert_eq!(
+        lines(&more(&ws, &["siblings(//rank:z)"])),
+        [
+            "//rank:BUILD",
+            "//rank:a",
+            "//rank:in.txt",
+            "//rank:m",
+            "//rank:out.txt",
+            "//rank:public",
+            "//rank:z"
+        ]
+    );
+    assert_eq!(
+        lines(&more(&ws, &["loadfiles(//rank:z + //tools:helper)"])),
+        ["//defs:rules.bzl"]
+    );
+    assert_eq!(
+        lines(&more(&ws, &["rbuildfiles(defs/rules.bzl)"])),
+        ["//rank:BUILD"]
+    );
+    assert_eq!(
+        lines(&more(&ws, &["rbuildfiles(tools/BUILD, defs/rules.bzl)"])),
+        ["//rank:BUILD", "//tools:BUILD"]
+    );
+    assert_eq!(
+        lines(&more(
+            &ws,
+            &[
+                "rbuildfiles(defs/rules.bzl)",
+                "--universe_scope=//tools:all"
+            ]
+        )),
+        Vec::<&str>::new(),
+        "no package in the universe loads it"
+    );
+    assert_eq!(
+        lines(&more(
+            &ws,
+            &[
+                "rbuildfiles(defs/rules.bzl)",
+                "--universe_scope=//other:all"
+            ]
+        )),
+        ["//rank:BUILD"],
+        "the universe is the scope's closure: //other:user reaches //rank"
+    );
+    assert_eq!(
+        lines(&more(&ws, &["visible(//other:user, //rank:all)"])),
+        ["//rank:public"]
+    );
+    assert_eq!(
+        lines(&more(&ws, &["visible(//rank:z, //rank:all)"])),
+        ["//rank:a", "//rank:m", "//rank:public", "//rank:z"],
+        "a package sees its own targets"
+    );
+    assert_eq!(
+        lines(&more(&ws, &["same_pkg_direct_rdeps(//rank:a)"])),
+        ["//rank:m", "//rank:z"]
+    );
+    assert_eq!(
+        lines(&more(&ws, &["allrdeps(//rank:a)"])),
+        ["//rank:a", "//rank:m", "//rank:z"]
+    );
+    assert_eq!(
+        lines(&more(
+            &ws,
+            &["allrdeps(//rank:a)", "--universe_scope=//rank:m"]
+        )),
+        ["//rank:a", "//rank:m"]
+    );
+}
+
+#[test]
+fn query_flags_canonicalize_without_an_expression() {
+    let ws = Workspace::fixture("query_more");
+    let run = ws.forge(&[
+        "canonicalize-flags",
+        "--for_command=query",
+        "--",
+        "--noimplicit_deps",
+        "--output=xml",
+        "--order_output=full",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "--implicit_deps=0\n--order_output=full\n--output=xml\n"
+    );
+}

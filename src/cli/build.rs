@@ -177,6 +177,15 @@ pub struct BuildOptions {
     )]
     pub output_groups: Vec<String>,
 
+    /// Write why each action ran (the input file, variable, argument or tag that changed
+    /// since its last run) to this file.
+    #[arg(long = "explain", value_name = "FILE")]
+    pub explain: Option<PathBuf>,
+
+    /// With --explain: every change of each action, not only the first.
+    #[arg(long = "verbose_explanations", alias = "verbose-explanations")]
+    pub verbose_explanations: bool,
+
     /// Bind a host path read-only into the sandbox: `SOURCE[:TARGET]`.
     #[arg(
         long = "sandbox_add_mount_pair",
@@ -315,11 +324,24 @@ pub fn build(
         sandbox: options.sandbox_options(),
         output_groups: options.output_groups.clone(),
         platforms: options.platform_flags(),
+        explain: explain_request(options),
     };
     let progress = ConsoleProgress::stderr();
     ops::build::build(request, &progress, &mut |event| {
         report(&event, print_outputs)
     })
+}
+
+/// `--explain=FILE` and `--verbose_explanations` as a request, if a file is given.
+pub fn explain_request(options: &BuildOptions) -> Option<ops::explain::ExplainRequest> {
+    options
+        .explain
+        .as_ref()
+        .map(|file| ops::explain::ExplainRequest {
+            file: file.clone(),
+            verbose: options.verbose_explanations,
+            options: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+        })
 }
 
 /// Prints one thing a build reports, as Bazel words it.

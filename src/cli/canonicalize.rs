@@ -39,6 +39,17 @@ pub fn run(args: CanonicalizeArgs) -> Result<ExitCode, Failure> {
         )));
     };
     let normalized = flag_forms::normalize(args.flags, options);
+    // Only flags are canonicalized: a command's required expression or target (query,
+    // aquery, why) is not asked for.
+    let mut command = command.clone();
+    let positionals: Vec<clap::Id> = command
+        .get_arguments()
+        .filter(|a| a.is_positional())
+        .map(|a| a.get_id().clone())
+        .collect();
+    for id in positionals {
+        command = command.mut_arg(id, |a| a.required(false));
+    }
     let matches = command
         .clone()
         .no_binary_name(true)

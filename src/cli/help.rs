@@ -45,8 +45,12 @@ builds every rule below foo except those below foo/bar. Put `--` before the patt
 that the leading `-` is not read as a flag.
 
 Recursive patterns (`...`) skip directories listed in the workspace's .bazelignore file,
-directories that are not packages (no BUILD or BUILD.bazel file) contribute nothing, and the
-output links (forge-bin, forge-out, ...) are never entered.
+directories that are not packages (no BUILD or BUILD.bazel file) contribute nothing. As in
+Bazel, symlinked directories are followed (their packages are named by the link's path),
+except links into an output tree (forge's forge-* and Bazel's bazel-* links), links in a
+directory holding a file named
+DONT_FOLLOW_SYMLINKS_WHEN_TRAVERSING_THIS_DIRECTORY_VIA_A_RECURSIVE_TARGET_PATTERN, and links
+back up the tree.
 ";
 
 pub fn run(args: HelpArgs) -> Result<ExitCode, Failure> {

@@ -1,6 +1,7 @@
 //! The command line: arguments in (Bazel's flag spellings, kebab-case accepted too), one
 //! command run, an exit code out. Each command is a thin wrapper over the pipeline phases.
 
+mod aquery;
 mod build;
 mod canonicalize;
 mod clean;
@@ -18,6 +19,7 @@ mod shutdown;
 mod starlark_flags;
 mod test;
 mod version;
+mod why;
 
 use std::path::PathBuf;
 
@@ -74,6 +76,11 @@ enum Command {
     Cquery(cquery::CqueryArgs),
     /// Prints facts about the workspace: `forge info [KEY...]`.
     Info(info::InfoArgs),
+    /// Prints the actions of targets without running them: `forge aquery //pkg:target`.
+    Aquery(aquery::AqueryArgs),
+    /// Says why a target's actions ran last time and whether a build would run them now:
+    /// the input file, variable, argument or flag that changed.
+    Why(why::WhyArgs),
     /// Does nothing and exits 0: forge runs no server (accepted as Bazel's command).
     Shutdown(shutdown::ShutdownArgs),
     /// Prints flags in their canonical forms: `forge canonicalize-flags -- -k --jobs 4`.
@@ -219,6 +226,8 @@ fn run_on_this_thread(args: Vec<String>) -> ExitCode {
         Command::Query(args) => query::run(args, &options),
         Command::Cquery(args) => cquery::run(args, &options),
         Command::Info(args) => info::run(args, &options),
+        Command::Aquery(args) => aquery::run(args, &options),
+        Command::Why(args) => why::run(args, &options),
         Command::Shutdown(args) => shutdown::run(args),
         Command::Help(args) => help::run(args),
         Command::Completion(args) => completion::run(args),

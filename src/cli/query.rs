@@ -17,9 +17,43 @@ pub struct QueryArgs {
     #[command(flatten)]
     common: CommonOptions,
 
-    /// The output format: label, label_kind, build, graph or json.
+    /// The output format: label, label_kind, package, location, minrank, maxrank, build,
+    /// graph, xml, json or streamed_jsonproto.
     #[arg(long = "output", value_name = "FORMAT", default_value = "label")]
     output: String,
+
+    /// The order of the result: auto (the default) and no print label order, as Bazel
+    /// streams these formats; deps and full put each target before its dependencies (full:
+    /// Bazel's deterministic order).
+    #[arg(
+        long = "order_output",
+        alias = "order-output",
+        value_name = "ORDER",
+        default_value = "auto"
+    )]
+    order_output: String,
+
+    /// Target patterns (comma-separated or repeated) whose transitive closure is the
+    /// universe of allrdeps() and rbuildfiles() (default: //...).
+    #[arg(
+        long = "universe_scope",
+        alias = "universe-scope",
+        value_name = "PATTERNS",
+        value_delimiter = ','
+    )]
+    universe_scope: Vec<String>,
+
+    /// Follow dependencies a rule adds itself (its `_` attributes: tools, runtimes): the
+    /// default; --noimplicit_deps leaves them out.
+    #[arg(
+        long = "implicit_deps",
+        alias = "implicit-deps",
+        value_name = "BOOL",
+        action = clap::ArgAction::Set,
+        value_parser = clap::value_parser!(bool),
+        default_value = "true"
+    )]
+    implicit_deps: bool,
 
     /// The query expression, e.g. `deps(//app:main)`. Several target patterns after `--`
     /// are read as `forge build` reads them: `-- //... -//app/...` subtracts `//app/...`.
@@ -31,6 +65,18 @@ pub fn run(args: QueryArgs, options: &OutputBaseOptions) -> Result<ExitCode, Fai
     args.common.apply();
     let keep_going = args.common.keep_going && !args.common.no_keep_going;
     let format: OutputFormat = args.output.parse().map_err(ops::usage)?;
+    let settings = ops::query::QuerySettings {
+        format,
+        keep_going,
+        order: args.order_output.parse().map_err(ops::usage)?,
+        universe_scope: args
+            .universe_scope
+            .iter()
+            .filter(|p| !p.is_empty())
+            .cloned()
+            .collect(),
+        implicit_deps: args.implicit_deps,
+    };
     let text = ops::query::expression_text(&args.expression);
     let expr = query::parse(&text).map_err(ops::usage)?;
 
@@ -47,8 +93,7 @@ pub fn run(args: QueryArgs, options: &OutputBaseOptions) -> Result<ExitCode, Fai
         workspace,
         &cwd_package,
         &expr,
-        format,
-        keep_going,
+        &settings,
         &mut |line| eprintln!("{line}"),
         &mut out,
     )?;

@@ -290,7 +290,7 @@ fn rc_files(choice: &RcChoice, workspace: Option<&Path>) -> Vec<(PathBuf, bool)>
 /// Bazel's command inheritance: the sections whose options a command takes, in order.
 fn sections(command: &str) -> Vec<&str> {
     match command {
-        "test" | "run" | "info" | "cquery" | "aquery" => vec!["common", "build", command],
+        "test" | "run" | "info" | "cquery" | "aquery" | "why" => vec!["common", "build", command],
         "coverage" => vec!["common", "build", "test", command],
         _ => vec!["common", command],
     }

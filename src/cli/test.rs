@@ -190,6 +190,14 @@ pub fn run(args: TestArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Fail
         remote: args.options.remote.client()?,
     };
     let results = crate::ops::test::run_tests(&built, &request, &show)?;
+    if let Some(explain) = super::build::explain_request(&args.options) {
+        crate::ops::explain::append_test_explanations(
+            &explain,
+            &results,
+            &built.exec_root,
+            &built.plan,
+        )?;
+    }
 
     // The summary, sorted by label.
     for result in &results {

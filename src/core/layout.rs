@@ -5,6 +5,11 @@
 /// The directory under the exec root that holds every output.
 pub const OUT_DIR: &str = "forge-out";
 
+/// The file that tells Bazel (and forge) not to follow the symlinks in its directory when a
+/// recursive pattern (`//...`) is expanded; forge puts one in its exec root.
+pub const DONT_FOLLOW_SYMLINKS: &str =
+    "DONT_FOLLOW_SYMLINKS_WHEN_TRAVERSING_THIS_DIRECTORY_VIA_A_RECURSIVE_TARGET_PATTERN";
+
 /// The command line's options that name the top-level configuration's output directory:
 /// `--cpu` and `-c`/`--compilation_mode`. The front end passes them down as a value: to
 /// analysis (`analysis::Config` names every configuration's directory), to the plan, `forge

@@ -67,7 +67,7 @@ pub fn undeclared_inputs(output: &str, action: &Action, cx: &Context) -> Option<
 
 /// The label of the source file at `exec_path`: its package is the nearest directory above
 /// it with a BUILD file.
-fn source_label(exec_root: &Path, exec_path: &str) -> Option<Label> {
+pub(crate) fn source_label(exec_root: &Path, exec_path: &str) -> Option<Label> {
     let path = Path::new(exec_path);
     for dir in path.ancestors().skip(1) {
         let has_build = ["BUILD.bazel", "BUILD"]

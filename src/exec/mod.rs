@@ -13,6 +13,8 @@ mod action_cache;
 mod cas;
 mod confine;
 mod explain;
+pub mod foresee;
+pub mod ingredients;
 pub mod interrupt;
 pub mod key;
 pub mod lock;
@@ -43,10 +45,36 @@ pub use interrupt::{clear_interrupt, install_interrupt_handler, interrupt_flag};
 pub use lock::{Lock, lock_output_base, lock_output_base_with};
 pub use progress::{ActionOutcome, ConsoleProgress, NoProgress, Progress, shell_words};
 pub use runner::{Cancel, LocalRunner, Runner, Spawn, SpawnOutcome, SpawnStatus};
+pub use scheduler::describe_action;
 pub use tiers::{Blobs, CacheTiers, Hit, StoreError, Tier};
 
 /// The `PATH` every command gets, whatever the user's is.
 pub const FIXED_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// The environment every command gets before its action's own variables: the fixed
+/// `PATH`, `LANG` and `TZ`, then `--action_env`.
+pub fn base_environment(action_env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    env.insert("PATH".to_owned(), FIXED_PATH.to_owned());
+    env.insert("LANG".to_owned(), "C".to_owned());
+    env.insert("TZ".to_owned(), "UTC".to_owned());
+    env.extend(action_env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}
+
+/// The whole environment of `action`'s command (without the per-run `TMPDIR`): the base
+/// environment with the action's own variables on top. In-process kinds have none.
+pub fn command_environment(
+    base: &BTreeMap<String, String>,
+    action: &Action,
+) -> BTreeMap<String, String> {
+    if !matches!(action.kind, crate::core::ActionKind::Run { .. }) {
+        return BTreeMap::new();
+    }
+    let mut env = base.clone();
+    env.extend(action.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}
 
 /// Where and how to execute.
 #[derive(Clone, Debug)]
@@ -83,6 +111,9 @@ pub struct ExecResult {
     pub up_to_date: usize,
     /// In the order of the `actions` slice, whatever the number of jobs.
     pub failures: Vec<ActionFailure>,
+    /// Why each action that ran (or was restored from a cache) did, in the order of the
+    /// `actions` slice: for `--explain`.
+    pub explanations: Vec<ingredients::Explanation>,
     /// Ctrl-C stopped the build; the CLI exits 8.
     pub interrupted: bool,
 }

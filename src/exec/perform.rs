@@ -22,6 +22,7 @@ use crate::core::{Action, ActionKind};
 use crate::exec::action_cache::{AcEntry, CachedOutput};
 use crate::exec::cas::Fetch;
 use crate::exec::confine::{ExecRoot, Found, Refused, Want};
+use crate::exec::ingredients::{self, Change, IngredientLog, Ingredients, Record};
 use crate::exec::key::action_key;
 use crate::exec::progress::Progress;
 use crate::exec::runner::{Cancel, Runner, Spawn};
@@ -30,7 +31,7 @@ use crate::exec::source_dir;
 use crate::exec::stat_cache::{FileStat, OutputRecord, StatCache};
 use crate::exec::tiers::{Blobs, CacheTiers, Tier};
 use crate::exec::tree;
-use crate::exec::{ActionFailure, ExecConfig, ExecError, FIXED_PATH};
+use crate::exec::{ActionFailure, ExecConfig, ExecError};
 use crate::remote::KeyKind;
 
 /// How an action's outputs came to be right.
@@ -47,6 +48,9 @@ pub(crate) struct Done {
     /// One per declared output, in order.
     pub digests: Vec<Digest>,
     pub how: How,
+    /// Why it ran (or was restored from a cache): what changed since its last run. Empty
+    /// when it was up to date.
+    pub changes: Vec<Change>,
 }
 
 pub(crate) enum Fail {
@@ -73,6 +77,8 @@ pub(crate) struct Ctx<'a> {
     /// Empty TMPDIRs of finished commands, for the next ones: creating and deleting a
     /// directory per command costs more than the command on some file systems.
     tmp_pool: Mutex<Vec<tempfile::TempDir>>,
+    /// Each action's last run's ingredients, to say why it runs again.
+    ingredients: IngredientLog,
 }
 
 const NO_CACHE: &str = "no-cache";
@@ -119,13 +125,7 @@ impl<'a> Ctx<'a> {
         ensure_dir(&tmp_root).map_err(|e| {
             ExecError::Setup(format!("cannot create '{}': {e}", tmp_root.display()))
         })?;
-        let mut base_env = BTreeMap::new();
-        base_env.insert("PATH".to_owned(), FIXED_PATH.to_owned());
-        base_env.insert("LANG".to_owned(), "C".to_owned());
-        base_env.insert("TZ".to_owned(), "UTC".to_owned());
-        for (k, v) in &config.action_env {
-            base_env.insert(k.clone(), v.clone());
-        }
+        let base_env = crate::exec::base_environment(&config.action_env);
         Ok(Ctx {
             exec_root: &config.exec_root,
             tiers: CacheTiers::open(
@@ -143,6 +143,7 @@ impl<'a> Ctx<'a> {
             base_env,
             tmp_root,
             tmp_pool: Mutex::new(Vec::new()),
+            ingredients: IngredientLog::new(&config.cache_dir),
         })
     }
 
@@ -215,55 +216,39 @@ impl<'a> Ctx<'a> {
         let env = self.env_for(action);
         let key = action_key(action, &env, &input_digests);
         let cacheable = !action.requirements.iter().any(|r| r == NO_CACHE);
-        if cacheable {
-            if let Some(digests) = self.up_to_date(action, &key) {
-                return Ok(Done {
-                    digests,
-                    how: How::UpToDate,
-                });
-            }
-            if let Some(done) = self.lookup_cache(action, &key) {
-                return Ok(done);
-            }
+        if cacheable && let Some(digests) = self.up_to_date(action, &key) {
+            return Ok(Done {
+                digests,
+                how: How::UpToDate,
+                changes: Vec::new(),
+            });
         }
-        self.execute(action, &key, &env, cacheable)
+        // Only an action that runs (or is restored) pays for explaining itself.
+        let now = Ingredients::of(action, &env, &input_digests, key);
+        let last = action
+            .outputs
+            .first()
+            .and_then(|o| self.ingredients.last(o));
+        let changes = ingredients::changes(last.as_ref().map(|r| &r.ingredients), &now, cacheable);
+        let found = match cacheable {
+            true => self.lookup_cache(action, &key),
+            false => None,
+        };
+        let done = match found {
+            Some(done) => done,
+            None => self.execute(action, &key, &env, cacheable)?,
+        };
+        self.ingredients.record(Record {
+            ingredients: now,
+            changes: changes.clone(),
+        });
+        Ok(Done { changes, ..done })
     }
 
     /// The outputs' digests if every output on disk is what this very action key last put
     /// there; by stat only, nothing is read.
     fn up_to_date(&self, action: &Action, key: &Digest) -> Option<Vec<Digest>> {
-        let mut digests = Vec::with_capacity(action.outputs.len());
-        for out in &action.outputs {
-            let record = self.stat().output(out)?;
-            if record.action_key != *key {
-                return None;
-            }
-            let tree_digest = || {
-                let files = tree::scan(self.stat(), out).ok()?;
-                Some(Digest::of_bytes(&tree::manifest(&files)))
-            };
-            if is_directory(action, out) {
-                let digest = tree_digest().filter(|d| *d == record.digest)?;
-                digests.push(digest);
-                continue;
-            }
-            match self.stat().digest_and_stat(out) {
-                Ok((digest, stat)) => {
-                    if digest != record.digest || !mode_ok(&stat, record.executable) {
-                        return None;
-                    }
-                    digests.push(digest);
-                }
-                // A declared file the command made a directory: checked as a tree. Only
-                // looked for when the file check fails, so the no-op path stats once.
-                Err(_) if self.exec_root.join(out).is_dir() => {
-                    let digest = tree_digest().filter(|d| *d == record.digest)?;
-                    digests.push(digest);
-                }
-                Err(_) => return None,
-            }
-        }
-        Some(digests)
+        outputs_up_to_date(self.stat(), self.exec_root, action, key)
     }
 
     /// Restores the outputs from the first cache tier that has them.
@@ -276,6 +261,7 @@ impl<'a> Ctx<'a> {
             })?;
         self.record_outputs(key, &hit.entry);
         Some(Done {
+            changes: Vec::new(),
             digests: hit.entry.outputs.iter().map(|o| o.digest).collect(),
             how: match hit.tier {
                 Tier::Local | Tier::Disk => How::CacheHit,
@@ -424,6 +410,7 @@ impl<'a> Ctx<'a> {
         Ok(Done {
             digests,
             how: How::Executed(printed),
+            changes: Vec::new(),
         })
     }
 
@@ -640,6 +627,48 @@ impl<'a> Ctx<'a> {
         self.stat().record(out, stat, digest);
         Ok((digest, executable, false))
     }
+}
+
+/// The outputs' digests if every output on disk is what this very action key last put
+/// there; by stat only, nothing is read.
+pub(crate) fn outputs_up_to_date(
+    stat: &StatCache,
+    exec_root: &Path,
+    action: &Action,
+    key: &Digest,
+) -> Option<Vec<Digest>> {
+    let mut digests = Vec::with_capacity(action.outputs.len());
+    for out in &action.outputs {
+        let record = stat.output(out)?;
+        if record.action_key != *key {
+            return None;
+        }
+        let tree_digest = || {
+            let files = tree::scan(stat, out).ok()?;
+            Some(Digest::of_bytes(&tree::manifest(&files)))
+        };
+        if is_directory(action, out) {
+            let digest = tree_digest().filter(|d| *d == record.digest)?;
+            digests.push(digest);
+            continue;
+        }
+        match stat.digest_and_stat(out) {
+            Ok((digest, stat)) => {
+                if digest != record.digest || !mode_ok(&stat, record.executable) {
+                    return None;
+                }
+                digests.push(digest);
+            }
+            // A declared file the command made a directory: checked as a tree. Only
+            // looked for when the file check fails, so the no-op path stats once.
+            Err(_) if exec_root.join(out).is_dir() => {
+                let digest = tree_digest().filter(|d| *d == record.digest)?;
+                digests.push(digest);
+            }
+            Err(_) => return None,
+        }
+    }
+    Some(digests)
 }
 
 fn is_directory(action: &Action, out: &str) -> bool {

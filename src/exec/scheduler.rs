@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crate::core::{Action, ActionKind};
 use crate::core::{Digest, ExecPath};
+use crate::exec::ingredients::Explanation;
 use crate::exec::perform::{Ctx, Done, Fail, How};
 use crate::exec::progress::{ActionOutcome, Progress};
 use crate::exec::runner::Runner;
@@ -167,6 +168,7 @@ struct Shared<'a> {
     /// Output digests of every action that succeeded, read by its dependents.
     results: Vec<OnceLock<Vec<Digest>>>,
     failures: Mutex<Vec<(usize, ActionFailure)>>,
+    explanations: Mutex<Vec<(usize, Explanation)>>,
     executed: AtomicUsize,
     cache_hits: AtomicUsize,
     remote_hits: AtomicUsize,
@@ -222,6 +224,7 @@ pub(crate) fn run(
         over: Condvar::new(),
         results: (0..actions.len()).map(|_| OnceLock::new()).collect(),
         failures: Mutex::new(Vec::new()),
+        explanations: Mutex::new(Vec::new()),
         executed: AtomicUsize::new(0),
         cache_hits: AtomicUsize::new(0),
         remote_hits: AtomicUsize::new(0),
@@ -249,14 +252,32 @@ pub(crate) fn run(
         .into_inner()
         .unwrap_or_else(|e| e.into_inner());
     failures.sort_by_key(|(i, _)| *i);
+    let mut explanations = shared
+        .explanations
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
+    explanations.sort_by_key(|(i, _)| *i);
     Ok(ExecResult {
         executed: shared.executed.into_inner(),
         cache_hits: shared.cache_hits.into_inner(),
         remote_hits: shared.remote_hits.into_inner(),
         up_to_date: shared.up_to_date.into_inner(),
         failures: failures.into_iter().map(|(_, f)| f).collect(),
+        explanations: explanations.into_iter().map(|(_, e)| e).collect(),
         interrupted,
     })
+}
+
+/// What an action says while it runs, or its mnemonic and first output.
+pub fn describe_action(action: &Action) -> String {
+    match action.progress_message.is_empty() {
+        false => action.progress_message.clone(),
+        true => format!(
+            "{} {}",
+            action.mnemonic,
+            action.outputs.first().map_or("", |o| o.as_str())
+        ),
+    }
 }
 
 /// Runs on the calling thread: waits for the end, watching for Ctrl-C and ticking progress.
@@ -349,7 +370,23 @@ fn perform_one(sh: &Shared, i: usize) -> Performed {
     // Every producer has succeeded (that is what made us ready), so its digests are set.
     let digest_of = |p: usize, k: usize| sh.results[p].get().and_then(|d| d.get(k)).copied();
     match sh.ctx.perform(action, inputs, &digest_of) {
-        Ok(Done { digests, how }) => {
+        Ok(Done {
+            digests,
+            how,
+            changes,
+        }) => {
+            if !matches!(how, How::UpToDate) {
+                let explanation = Explanation {
+                    owner: action.owner.clone(),
+                    description: describe_action(action),
+                    restored: !matches!(how, How::Executed(_)),
+                    changes,
+                };
+                sh.explanations
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((i, explanation));
+            }
             let counter = match &how {
                 How::Executed(_) => &sh.executed,
                 How::CacheHit | How::RemoteHit => &sh.cache_hits,

@@ -352,6 +352,20 @@ impl<'l> TargetGraph<'l> {
         cycle::find_cycles(self, labels)
     }
 
+    /// Whether targets of package `from` may depend on the loaded `target`, as its
+    /// visibility says (loading the package groups it names).
+    pub fn is_visible_from(&mut self, target: &Label, from: &PackageId) -> bool {
+        let groups: Vec<PackageId> = self
+            .target(target)
+            .into_iter()
+            .flat_map(|t| t.visibility.iter())
+            .filter(|v| !visibility::is_special(v))
+            .map(Label::package_id)
+            .collect();
+        self.load_packages(groups);
+        visibility::visible_from(self, target, from)
+    }
+
     /// Every edge among `labels` that visibility forbids. Loads the packages of the
     /// package groups that visibility lists name.
     pub fn visibility_errors(&mut self, labels: &[Label]) -> Vec<Diagnostic> {

@@ -101,6 +101,14 @@ fn is_visible(graph: &TargetGraph, visibility: &[Label], target: &Label, from: &
         .any(|v| admits(graph, v, from, &mut BTreeSet::new()))
 }
 
+/// Whether the loaded `target` may be a dependency of targets in package `from`.
+pub(super) fn visible_from(graph: &TargetGraph, target: &Label, from: &PackageId) -> bool {
+    match graph.target(target) {
+        Some(to) => is_visible(graph, &to.visibility, target, from),
+        None => false,
+    }
+}
+
 /// `//visibility:*`, `__pkg__` and `__subpackages__` entries name no target.
 pub(super) fn is_special(entry: &Label) -> bool {
     (entry.repo.is_empty() && entry.package == "visibility")

@@ -126,8 +126,12 @@ impl Loader {
         Some(PackageId::new(&id.repo, pkg.to_str()?).to_string())
     }
 
-    /// Every package at or below `prefix`, sorted. Directories named `forge-*` that are
-    /// symlinks (the output links) and dot-directories are skipped, as are `.bazelignore`d ones.
+    /// Every package at or below `prefix`, sorted. As in Bazel, symlinked directories are
+    /// followed (the packages are named by the link's path), except links into an output
+    /// tree (forge's `forge-*` and Bazel's `bazel-*` links lead into an exec root), links in
+    /// a directory holding Bazel's `DONT_FOLLOW_SYMLINKS_...` file, and links back to a
+    /// directory already on the way down (a cycle). Dot-directories and `.bazelignore`d
+    /// ones are skipped.
     pub fn packages_under(&self, prefix: &PackageId) -> Result<Vec<PackageId>, Diagnostic> {
         let Some(root) = self.repo_root(&prefix.repo) else {
             return Err(Diagnostic::new(format!(
@@ -138,8 +142,10 @@ impl Loader {
         let ignored = self.workspace.ignored_dirs();
         let start = root.join(&prefix.package);
         let mut found = Vec::new();
+        let output_base = std::fs::canonicalize(&self.workspace.output_base).ok();
+        // walkdir reports a link back to an ancestor as an error, which skips it.
         let walker = walkdir::WalkDir::new(&start)
-            .follow_links(false)
+            .follow_links(true)
             .sort_by_file_name()
             .into_iter()
             .filter_entry(|e| {
@@ -150,6 +156,7 @@ impl Loader {
                 e.file_type().is_dir()
                     && !name.starts_with('.')
                     && !ignored.iter().any(|i| e.path() == root.join(i))
+                    && (!e.path_is_symlink() || followed_link(e.path(), output_base.as_deref()))
             });
         for entry in walker.flatten() {
             let dir = entry.path();
@@ -164,4 +171,23 @@ impl Loader {
         }
         Ok(found)
     }
+}
+
+/// Whether a recursive pattern follows the directory symlink at `link`: not when its
+/// directory holds `DONT_FOLLOW_SYMLINKS`, nor when it leads into forge's output base or
+/// into any exec root (`.../execroot/...`, where Bazel's `bazel-*` links and forge's
+/// `forge-*` links lead), which would show every package a second time.
+fn followed_link(link: &Path, output_base: Option<&Path>) -> bool {
+    if link
+        .parent()
+        .is_some_and(|dir| dir.join(crate::core::layout::DONT_FOLLOW_SYMLINKS).exists())
+    {
+        return false;
+    }
+    let Ok(real) = std::fs::canonicalize(link) else {
+        return false;
+    };
+    let into_output = output_base.is_some_and(|base| real.starts_with(base))
+        || real.components().any(|c| c.as_os_str() == "execroot");
+    !into_output
 }

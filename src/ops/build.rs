@@ -46,6 +46,8 @@ pub struct BuildRequest<'a> {
     pub configuration: crate::core::layout::OutputConfiguration,
     /// `--platforms`, `--host_platform`, `--extra_toolchains`.
     pub platforms: super::platforms::PlatformFlags,
+    /// `--explain=FILE`: why each action ran, written there after execution.
+    pub explain: Option<super::explain::ExplainRequest>,
 }
 
 /// What the front end hears while a build runs, in this order.
@@ -148,6 +150,9 @@ pub fn build(
         progress,
         request.for_tests,
     )?;
+    if let Some(explain) = &request.explain {
+        super::explain::write_explanations(explain, &plan, &executed.exec_root, &executed.result)?;
+    }
     events(BuildEvent::Executed {
         plan: &plan,
         executed: &executed,

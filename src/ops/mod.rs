@@ -8,6 +8,8 @@
 //! - `fetch`: external repositories loaded ahead of a build; Ctrl-C during loading.
 //! - `query`: an expression evaluated over the loaded graph, the result written out.
 //! - `cquery`: an expression evaluated over the configured graph, the result written out.
+//! - `explain`: the `--explain` file, and `forge why`: what changed since an action last ran.
+//! - `aquery`: the planned actions of the targets an expression names, filtered.
 //! - `run`: the one built executable, its runfiles and arguments.
 //! - `clean`, `info`: the output base removed; the facts `forge info` prints.
 
@@ -15,9 +17,11 @@ use std::collections::BTreeMap;
 
 use crate::core::{Diagnostic, ExitCode, Failure};
 
+pub mod aquery;
 pub mod build;
 pub mod clean;
 pub mod cquery;
+pub mod explain;
 pub mod fetch;
 pub mod info;
 pub mod plan;

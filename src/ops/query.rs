@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::core::{Diagnostic, Failure, Label, PackageId};
 use crate::graph::TargetGraph;
 use crate::loading::Loader;
-use crate::query::{self, Expr, GraphEnv, OutputFormat};
+use crate::query::{self, Expr, GraphEnv, NoImplicitDeps, OrderOutput, OutputFormat, QueryEnv};
 use crate::workspace::Workspace;
 
 /// One argument is an expression. Several are a target pattern list, where a leading `-`
@@ -28,6 +28,19 @@ pub fn expression_text(words: &[String]) -> String {
     text
 }
 
+/// How a query is answered and printed, besides its expression.
+#[derive(Clone, Debug)]
+pub struct QuerySettings {
+    pub format: OutputFormat,
+    pub keep_going: bool,
+    /// `--order_output`.
+    pub order: OrderOutput,
+    /// `--universe_scope`: patterns whose closure `allrdeps` and `rbuildfiles` search.
+    pub universe_scope: Vec<String>,
+    /// `--noimplicit_deps` turns this off: edges through `_` attributes are left out.
+    pub implicit_deps: bool,
+}
+
 /// Loads what `expr` needs and evaluates it. Cycles and visibility violations among the loaded
 /// targets are warnings (they fail a build, but query still answers); they and the errors go
 /// to `report` as `WARNING:`/`ERROR:` lines before the result is written to `out`. Without
@@ -36,20 +49,28 @@ pub fn query(
     workspace: Arc<Workspace>,
     cwd_package: &PackageId,
     expr: &Expr,
-    format: OutputFormat,
-    keep_going: bool,
+    settings: &QuerySettings,
     report: &mut dyn FnMut(String),
     out: &mut dyn Write,
 ) -> Result<Vec<Diagnostic>, Failure> {
     let loader = Loader::new(workspace).map_err(Failure::from)?;
     let mut graph = TargetGraph::new(&loader);
 
+    let keep_going = settings.keep_going;
     let evaluation = {
-        let mut env = GraphEnv {
+        let mut graph_env = GraphEnv {
             graph: &mut graph,
             cwd: cwd_package.clone(),
         };
-        query::evaluate(expr, &mut env, keep_going)
+        let mut without_implicit;
+        let env: &mut dyn QueryEnv = match settings.implicit_deps {
+            true => &mut graph_env,
+            false => {
+                without_implicit = NoImplicitDeps(&mut graph_env);
+                &mut without_implicit
+            }
+        };
+        query::evaluate_in(expr, env, keep_going, &settings.universe_scope)
     };
 
     let mut errors: Vec<Diagnostic> = graph.errors().to_vec();
@@ -76,11 +97,20 @@ pub fn query(
         report(format!("ERROR: {e}"));
     }
 
-    let env = GraphEnv {
+    let mut graph_env = GraphEnv {
         graph: &mut graph,
         cwd: PackageId::default(),
     };
-    query::print(format, &evaluation.labels, &env, out)
+    let without_implicit;
+    let env: &dyn QueryEnv = match settings.implicit_deps {
+        true => &graph_env,
+        false => {
+            without_implicit = NoImplicitDeps(&mut graph_env);
+            &without_implicit
+        }
+    };
+    let ordered = query::order(&evaluation.labels, env, settings.order, settings.format);
+    query::print(settings.format, &ordered, env, out)
         .and_then(|()| out.flush())
         .or_else(|e| {
             if e.kind() == std::io::ErrorKind::BrokenPipe {

@@ -133,7 +133,22 @@ pub fn link_convenience_symlinks(
         (format!("forge-{dir_name}"), exec_root.clone()),
     ] {
         std::fs::create_dir_all(&target)?;
-        replace_symlink(&target, &ws.root.join(name))?;
+        let link = ws.root.join(name);
+        // A no-op build finds every link right and reads each once, as before.
+        if std::fs::read_link(&link).is_ok_and(|t| t == target) {
+            continue;
+        }
+        if target == exec_root {
+            // Bazel follows directory symlinks in `//...` unless they lead into its own
+            // output base; this file keeps it from following the exec root's links back
+            // into the workspace through `forge-<dir>`, which would show every package
+            // twice. Written with the link, so a build that finds the link right pays nothing.
+            let sentinel = exec_root.join(layout::DONT_FOLLOW_SYMLINKS);
+            if !sentinel.exists() {
+                std::fs::write(&sentinel, "")?;
+            }
+        }
+        replace_symlink(&target, &link)?;
     }
     Ok(())
 }

@@ -25,16 +25,44 @@ pub struct Evaluation {
 
 /// Evaluates `expr`. Errors the env records itself (in `load_closure`) are not repeated here.
 pub fn evaluate(expr: &Expr, env: &mut dyn QueryEnv, keep_going: bool) -> Evaluation {
+    evaluate_in(expr, env, keep_going, &[])
+}
+
+/// `evaluate` with `--universe_scope`: the target patterns whose transitive closure is the
+/// universe of `allrdeps` and `rbuildfiles` (empty: `//...`).
+pub fn evaluate_in(
+    expr: &Expr,
+    env: &mut dyn QueryEnv,
+    keep_going: bool,
+    universe_scope: &[String],
+) -> Evaluation {
     let mut evaluator = Evaluator {
         env,
         keep_going,
         errors: Vec::new(),
         vars: Vec::new(),
+        universe_scope: match universe_scope.is_empty() {
+            true => vec!["//...".to_owned()],
+            false => universe_scope.to_vec(),
+        },
     };
     let labels = evaluator.eval(expr).unwrap_or_default();
     Evaluation {
         labels,
         errors: evaluator.errors,
+    }
+}
+
+/// A package's BUILD file (as opposed to a .bzl file it loads).
+fn is_build_file(file: &Label) -> bool {
+    matches!(file.name.as_str(), "BUILD" | "BUILD.bazel")
+}
+
+/// The path of a source file from its repository's root: `tools/defs.bzl`.
+fn workspace_path(file: &Label) -> String {
+    match file.package.is_empty() {
+        true => file.name.clone(),
+        false => format!("{}/{}", file.package, file.name),
     }
 }
 
@@ -47,6 +75,8 @@ struct Evaluator<'e> {
     errors: Vec<Diagnostic>,
     /// Values bound by the enclosing `let`s, innermost last.
     vars: Vec<(String, Labels)>,
+    /// The patterns whose closure is the universe (`--universe_scope`, else `//...`).
+    universe_scope: Vec<String>,
 }
 
 impl Evaluator<'_> {
@@ -114,7 +144,7 @@ impl Evaluator<'_> {
                 let targets = self.eval(of)?;
                 // The universe is everything the workspace builds, plus the targets themselves
                 // so that they (and cycles through them) count even outside `//...`.
-                let mut roots = self.pattern("//...")?;
+                let mut roots = self.universe()?;
                 roots.extend(targets.iter().cloned());
                 self.env.load_closure(&roots);
                 let universe = forward(&*self.env, &roots, None);
@@ -186,7 +216,76 @@ impl Evaluator<'_> {
                 let of = self.eval(of)?;
                 of.iter().flat_map(|l| self.env.build_files(l)).collect()
             }
+            Expr::LoadFiles(of) => {
+                let of = self.eval(of)?;
+                of.iter()
+                    .flat_map(|l| self.env.build_files(l))
+                    .filter(|file| !is_build_file(file))
+                    .collect()
+            }
+            Expr::RBuildFiles(paths) => {
+                let wanted: BTreeSet<&str> = paths.iter().map(String::as_str).collect();
+                let roots = self.universe()?;
+                let universe = self.env.load_closure(&roots);
+                let mut packages = BTreeSet::new();
+                let mut found = Labels::new();
+                for label in &universe {
+                    if !packages.insert(label.package_id()) {
+                        continue;
+                    }
+                    let files = self.env.build_files(label);
+                    let reads_one = files
+                        .iter()
+                        .any(|f| wanted.contains(workspace_path(f).as_str()));
+                    if reads_one && let Some(build) = files.into_iter().find(is_build_file) {
+                        found.insert(build);
+                    }
+                }
+                found
+            }
+            Expr::Siblings(of) => {
+                let of = self.eval(of)?;
+                let packages: BTreeSet<_> = of.iter().map(Label::package_id).collect();
+                let mut all = Labels::new();
+                for package in packages {
+                    all.extend(self.pattern(&format!("{package}:*"))?);
+                }
+                all
+            }
+            Expr::Visible { predicate, of } => {
+                let predicate = self.eval(predicate)?;
+                let mut of = self.eval(of)?;
+                of.retain(|target| predicate.iter().all(|from| self.env.visible(target, from)));
+                of
+            }
+            Expr::SamePkgDirectRdeps(of) => {
+                let of = self.eval(of)?;
+                let packages: BTreeSet<_> = of.iter().map(Label::package_id).collect();
+                let mut found = Labels::new();
+                for package in packages {
+                    for sibling in self.pattern(&format!("{package}:*"))? {
+                        let depends = self
+                            .env
+                            .deps(&sibling)
+                            .iter()
+                            .any(|(_, dep)| of.contains(dep));
+                        if depends {
+                            found.insert(sibling);
+                        }
+                    }
+                }
+                found
+            }
         })
+    }
+
+    /// The targets the universe scope's patterns name (not yet their closure).
+    fn universe(&mut self) -> Result<Labels, Stop> {
+        let mut roots = Labels::new();
+        for pattern in self.universe_scope.clone() {
+            roots.extend(self.pattern(&pattern)?);
+        }
+        Ok(roots)
     }
 
     fn pattern(&mut self, word: &str) -> Result<Labels, Stop> {

@@ -37,6 +37,16 @@ impl QueryEnv for GraphEnv<'_, '_> {
             .collect()
     }
 
+    fn visible(&mut self, target: &Label, from: &Label) -> bool {
+        self.graph.is_visible_from(target, &from.package_id())
+    }
+
+    fn package_dir(&self, label: &Label) -> Option<std::path::PathBuf> {
+        self.graph
+            .package(&label.package_id())
+            .map(|p| p.dir.clone())
+    }
+
     fn build_files(&self, label: &Label) -> Vec<Label> {
         match self.graph.package(&label.package_id()) {
             Some(pkg) => std::iter::once(pkg.build_file.clone())

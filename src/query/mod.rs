@@ -12,15 +12,20 @@ use crate::loading::Target;
 
 mod eval;
 mod graph_env;
+mod implicit;
 mod lexer;
+mod order;
 mod output;
 mod parser;
+mod structured;
 
 #[cfg(test)]
 mod fake;
 
-pub use eval::{Evaluation, evaluate};
+pub use eval::{Evaluation, evaluate, evaluate_in};
 pub use graph_env::GraphEnv;
+pub use implicit::NoImplicitDeps;
+pub use order::{OrderOutput, order};
 pub use output::{OutputFormat, print};
 pub use parser::{Expr, SetOp, parse};
 
@@ -45,6 +50,22 @@ pub trait QueryEnv {
     /// The BUILD file and every .bzl file loaded by the package of `label`, as labels
     /// (e.g. `//pkg:BUILD`, `//tools:defs.bzl`).
     fn build_files(&self, label: &Label) -> Vec<Label>;
+
+    /// Whether targets in the package of `from` may depend on the loaded `target`. By
+    /// default: the same package, or a `//visibility:public` target.
+    fn visible(&mut self, target: &Label, from: &Label) -> bool {
+        target.package_id() == from.package_id()
+            || self.target(target).is_some_and(|t| {
+                t.visibility
+                    .iter()
+                    .any(|v| v.package == "visibility" && v.name == "public")
+            })
+    }
+
+    /// The absolute directory of the package of a loaded label, for locations on disk.
+    fn package_dir(&self, _label: &Label) -> Option<std::path::PathBuf> {
+        None
+    }
 }
 
 /// Bazel's kind string for `label`. Labels the env knows only by name (BUILD and .bzl files

@@ -1,5 +1,7 @@
-//! A query result (sorted labels) and the env that loaded them in, text in one of Bazel's
-//! `--output` formats out: `label`, `label_kind`, `build`, `graph`, `json`.
+//! A query result (labels in the order `--order_output` chose) and the env that loaded them
+//! in, text in one of Bazel's `--output` formats out: `label`, `label_kind`, `package`,
+//! `location`, `minrank`, `maxrank`, `build`, `graph`, `json`, and (in `structured.rs`)
+//! `xml` and `streamed_jsonproto`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -26,14 +28,32 @@ pub enum OutputFormat {
     Graph,
     /// A JSON array with one object per target.
     Json,
+    /// The packages of the result, one per line, sorted.
+    Package,
+    /// `/abs/path/BUILD:line:col: <kind> <label>` per target.
+    Location,
+    /// `<rank> <label>`: the shortest distance from a root of the result.
+    MinRank,
+    /// `<rank> <label>`: the longest distance from a root of the result.
+    MaxRank,
+    /// Bazel's XML document of the targets.
+    Xml,
+    /// One JSON `Target` message (build.proto's, in proto3 JSON) per line.
+    StreamedJsonProto,
 }
 
-const FORMATS: [(&str, OutputFormat); 5] = [
+const FORMATS: [(&str, OutputFormat); 11] = [
     ("label", OutputFormat::Label),
     ("label_kind", OutputFormat::LabelKind),
     ("build", OutputFormat::Build),
     ("graph", OutputFormat::Graph),
     ("json", OutputFormat::Json),
+    ("package", OutputFormat::Package),
+    ("location", OutputFormat::Location),
+    ("minrank", OutputFormat::MinRank),
+    ("maxrank", OutputFormat::MaxRank),
+    ("xml", OutputFormat::Xml),
+    ("streamed_jsonproto", OutputFormat::StreamedJsonProto),
 ];
 
 impl FromStr for OutputFormat {
@@ -44,6 +64,14 @@ impl FromStr for OutputFormat {
             return Ok(*format);
         }
         let names: Vec<&str> = FORMATS.iter().map(|(n, _)| *n).collect();
+        if matches!(name, "proto" | "textproto" | "streamed_proto") {
+            return Err(Diagnostic::new(format!(
+                "forge does not support --output={name} yet (binary and text protocol \
+                 buffers); streamed_jsonproto gives the same Target messages as JSON, and \
+                 the valid values are: {}",
+                names.join(", ")
+            )));
+        }
         let hint = did_you_mean(name, names.iter().copied())
             .map(|n| format!(" (did you mean '{n}'?)"))
             .unwrap_or_default();
@@ -64,14 +92,32 @@ impl fmt::Display for OutputFormat {
     }
 }
 
-/// Writes `labels` in `format`, in label order.
+/// Writes `labels` in `format`, in the order given (graph and the ranks have their own).
 pub fn print(
     format: OutputFormat,
-    labels: &BTreeSet<Label>,
+    labels: &[Label],
     env: &dyn QueryEnv,
     out: &mut dyn Write,
 ) -> io::Result<()> {
     match format {
+        OutputFormat::Package => {
+            let packages: BTreeSet<String> = labels.iter().map(package_name).collect();
+            packages.iter().try_for_each(|p| writeln!(out, "{p}"))
+        }
+        OutputFormat::Location => labels
+            .iter()
+            .try_for_each(|l| writeln!(out, "{}: {} {l}", location(env, l), kind_of(env, l))),
+        OutputFormat::MinRank | OutputFormat::MaxRank => {
+            let set: BTreeSet<Label> = labels.iter().cloned().collect();
+            let longest = format == OutputFormat::MaxRank;
+            super::order::ranks(&set, env, longest)
+                .into_iter()
+                .try_for_each(|(rank, l)| writeln!(out, "{rank} {l}"))
+        }
+        OutputFormat::Xml => super::structured::print_xml(labels, env, out),
+        OutputFormat::StreamedJsonProto => {
+            super::structured::print_streamed_proto(labels, env, out)
+        }
         OutputFormat::Label => labels.iter().try_for_each(|l| writeln!(out, "{l}")),
         OutputFormat::LabelKind => labels
             .iter()
@@ -82,14 +128,58 @@ pub fn print(
     }
 }
 
+/// How `--output=package` names a label's package: `pkg/sub`, `@repo//pkg`.
+fn package_name(label: &Label) -> String {
+    match label.repo.is_empty() {
+        true => label.package.clone(),
+        false => format!("@{}//{}", label.repo, label.package),
+    }
+}
+
+/// Where a target is, as Bazel's `location` output and XML say: a rule (and the files it
+/// generates) at its call's `(` in the BUILD file, a source file at its own first line —
+/// absolute paths when the env knows the package's directory.
+pub(super) fn location(env: &dyn QueryEnv, label: &Label) -> String {
+    let dir = env.package_dir(label);
+    let target = match env.target(label) {
+        Some(t) if !matches!(t.kind, TargetKind::SourceFile) => t,
+        _ => {
+            return match &dir {
+                Some(dir) => format!("{}:1:1", dir.join(&label.name).display()),
+                None => format!("{}:1:1", label.name),
+            };
+        }
+    };
+    let loc = &target.location;
+    let file_name = std::path::Path::new(&loc.file)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let Some(dir) = dir.filter(|_| matches!(file_name.as_str(), "BUILD" | "BUILD.bazel")) else {
+        return loc.to_string();
+    };
+    let path = dir.join(&file_name);
+    // Bazel points at the call's `(`: the first one at or after the call's start.
+    let column = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| {
+            let line = text
+                .lines()
+                .nth(loc.line.checked_sub(1)? as usize)?
+                .to_owned();
+            let start = (loc.column as usize).saturating_sub(1);
+            let chars: Vec<char> = line.chars().collect();
+            let offset = chars.get(start..)?.iter().position(|c| *c == '(')?;
+            Some(start + offset + 1)
+        })
+        .unwrap_or(loc.column as usize);
+    format!("{}:{}:{column}", path.display(), loc.line)
+}
+
 /// Rules print as calls, each once, followed by a blank line as in Bazel. A generated file
 /// prints as the rule that generates it (Bazel's behaviour); other targets, which no call
 /// creates, print as a comment.
-fn print_build(
-    labels: &BTreeSet<Label>,
-    env: &dyn QueryEnv,
-    out: &mut dyn Write,
-) -> io::Result<()> {
+fn print_build(labels: &[Label], env: &dyn QueryEnv, out: &mut dyn Write) -> io::Result<()> {
     let mut printed_rules = BTreeSet::new();
     for label in labels {
         let target = env.target(label);
@@ -133,11 +223,9 @@ fn write_rule(target: &Target, out: &mut dyn Write) -> io::Result<()> {
 }
 
 /// Every member of the result is a node; edges are the dependencies between members.
-fn print_graph(
-    labels: &BTreeSet<Label>,
-    env: &dyn QueryEnv,
-    out: &mut dyn Write,
-) -> io::Result<()> {
+fn print_graph(labels: &[Label], env: &dyn QueryEnv, out: &mut dyn Write) -> io::Result<()> {
+    let labels: BTreeSet<Label> = labels.iter().cloned().collect();
+    let labels = &labels;
     writeln!(out, "digraph mygraph {{")?;
     writeln!(out, "  node [shape=box];")?;
     for label in labels {
@@ -178,7 +266,7 @@ struct JsonTarget {
     attributes: BTreeMap<String, Value>,
 }
 
-fn print_json(labels: &BTreeSet<Label>, env: &dyn QueryEnv, out: &mut dyn Write) -> io::Result<()> {
+fn print_json(labels: &[Label], env: &dyn QueryEnv, out: &mut dyn Write) -> io::Result<()> {
     let targets: Vec<JsonTarget> = labels
         .iter()
         .map(|label| {
@@ -210,7 +298,7 @@ fn print_json(labels: &BTreeSet<Label>, env: &dyn QueryEnv, out: &mut dyn Write)
 }
 
 /// An attribute value as JSON; `None` (unset) is left out.
-fn json_value(value: &AttrValue) -> Option<Value> {
+pub(super) fn json_value(value: &AttrValue) -> Option<Value> {
     let labels = |ls: &[Label]| Value::from(ls.iter().map(Label::to_string).collect::<Vec<_>>());
     Some(match value {
         AttrValue::None => return None,
@@ -245,7 +333,8 @@ mod tests {
         let env = FakeEnv::new();
         let format: OutputFormat = format.parse().unwrap();
         let mut out = Vec::new();
-        print(format, &labels(targets), &env, &mut out).unwrap();
+        let ordered: Vec<Label> = labels(targets).into_iter().collect();
+        print(format, &ordered, &env, &mut out).unwrap();
         String::from_utf8(out).unwrap()
     }
 
@@ -256,13 +345,10 @@ mod tests {
             assert_eq!(format.to_string(), name);
         }
         assert_eq!(
-            "xml".parse::<OutputFormat>().unwrap_err().message,
-            "invalid output format 'xml'; valid values are: label, label_kind, build, graph, json"
-        );
-        assert_eq!(
             "labels".parse::<OutputFormat>().unwrap_err().message,
             "invalid output format 'labels' (did you mean 'label'?); \
-             valid values are: label, label_kind, build, graph, json"
+             valid values are: label, label_kind, build, graph, json, package, location, \
+             minrank, maxrank, xml, streamed_jsonproto"
         );
     }
 
@@ -403,7 +489,8 @@ genrule(
     fn json_values_keep_their_types() {
         let env = FakeEnv::new();
         let mut out = Vec::new();
-        print(OutputFormat::Json, &labels(&["//a:bin"]), &env, &mut out).unwrap();
+        let ordered: Vec<Label> = labels(&["//a:bin"]).into_iter().collect();
+        print(OutputFormat::Json, &ordered, &env, &mut out).unwrap();
         let parsed: Value = serde_json::from_slice(&out).unwrap();
         let attrs = &parsed[0]["attributes"];
         assert_eq!(attrs["stamp"], Value::from(-1));

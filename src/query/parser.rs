@@ -65,6 +65,18 @@ pub enum Expr {
     Tests(Box<Expr>),
     /// `buildfiles(of)`.
     BuildFiles(Box<Expr>),
+    /// `loadfiles(of)`: the .bzl files the packages of `of` load.
+    LoadFiles(Box<Expr>),
+    /// `rbuildfiles(path, ...)`: the BUILD files of the universe's packages that read one of
+    /// these workspace-relative files (a BUILD or .bzl file), directly or through loads.
+    RBuildFiles(Vec<String>),
+    /// `siblings(of)`: every target in the packages of `of`.
+    Siblings(Box<Expr>),
+    /// `visible(predicate, of)`: the targets of `of` visible to every target of `predicate`.
+    Visible { predicate: Box<Expr>, of: Box<Expr> },
+    /// `same_pkg_direct_rdeps(of)`: the targets in the packages of `of` that depend directly
+    /// on one of them.
+    SamePkgDirectRdeps(Box<Expr>),
 }
 
 impl Expr {
@@ -103,7 +115,16 @@ impl Expr {
             | Expr::Filter { of, .. }
             | Expr::Labels { of, .. }
             | Expr::Tests(of)
-            | Expr::BuildFiles(of) => of.collect_patterns(out),
+            | Expr::BuildFiles(of)
+            | Expr::LoadFiles(of)
+            | Expr::Siblings(of)
+            | Expr::SamePkgDirectRdeps(of) => of.collect_patterns(out),
+            Expr::Visible { predicate, of } => {
+                predicate.collect_patterns(out);
+                of.collect_patterns(out);
+            }
+            // Paths of BUILD and .bzl files, not target patterns.
+            Expr::RBuildFiles(_) => {}
         }
     }
 }
@@ -125,9 +146,14 @@ const FUNCTIONS: &[(&str, &str)] = &[
     ("filter", "filter(pattern, expr)"),
     ("kind", "kind(pattern, expr)"),
     ("labels", "labels(attr_name, expr)"),
+    ("loadfiles", "loadfiles(expr)"),
+    ("rbuildfiles", "rbuildfiles(path, ...)"),
     ("rdeps", "rdeps(universe, expr[, depth])"),
+    ("same_pkg_direct_rdeps", "same_pkg_direct_rdeps(expr)"),
+    ("siblings", "siblings(expr)"),
     ("somepath", "somepath(from, to)"),
     ("tests", "tests(expr)"),
+    ("visible", "visible(predicate, expr)"),
 ];
 
 /// Parses a whole query.
@@ -430,6 +456,20 @@ impl Parser {
                 from: args.expr()?,
                 to: args.expr()?,
             },
+            "loadfiles" => Expr::LoadFiles(args.expr()?),
+            "siblings" => Expr::Siblings(args.expr()?),
+            "same_pkg_direct_rdeps" => Expr::SamePkgDirectRdeps(args.expr()?),
+            "visible" => Expr::Visible {
+                predicate: args.expr()?,
+                of: args.expr()?,
+            },
+            "rbuildfiles" => {
+                let mut paths = vec![args.word("a file path")?];
+                while *args.parser.peek() == TokenKind::Comma {
+                    paths.push(args.word("a file path")?);
+                }
+                Expr::RBuildFiles(paths)
+            }
             _ => Expr::Tests(args.expr()?),
         };
         args.finish()?;
@@ -587,6 +627,14 @@ impl fmt::Display for Expr {
             Expr::Labels { attr, of } => write!(f, "labels({}, {of})", Word(attr)),
             Expr::Tests(of) => write!(f, "tests({of})"),
             Expr::BuildFiles(of) => write!(f, "buildfiles({of})"),
+            Expr::LoadFiles(of) => write!(f, "loadfiles({of})"),
+            Expr::RBuildFiles(paths) => {
+                let paths: Vec<String> = paths.iter().map(|p| Word(p).to_string()).collect();
+                write!(f, "rbuildfiles({})", paths.join(", "))
+            }
+            Expr::Siblings(of) => write!(f, "siblings({of})"),
+            Expr::Visible { predicate, of } => write!(f, "visible({predicate}, {of})"),
+            Expr::SamePkgDirectRdeps(of) => write!(f, "same_pkg_direct_rdeps({of})"),
         }
     }
 }
@@ -717,6 +765,17 @@ mod tests {
         assert_eq!(shape("tests(//a:all)"), "tests(//a:all)");
         assert_eq!(shape("buildfiles(deps(//a))"), "buildfiles(deps(//a))");
         assert_eq!(shape("deps (//a)"), "deps(//a)");
+        assert_eq!(shape("siblings(//a)"), "siblings(//a)");
+        assert_eq!(shape("loadfiles(deps(//a))"), "loadfiles(deps(//a))");
+        assert_eq!(
+            shape("rbuildfiles(a/BUILD, tools/defs.bzl)"),
+            "rbuildfiles(a/BUILD, tools/defs.bzl)"
+        );
+        assert_eq!(shape("visible(//a, //b:*)"), "visible(//a, //b:*)");
+        assert_eq!(
+            shape("same_pkg_direct_rdeps(//a:x)"),
+            "same_pkg_direct_rdeps(//a:x)"
+        );
     }
 
     #[test]

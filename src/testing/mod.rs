@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::core::{Action, ActionKind, ExecPath, TestSpec};
 use crate::core::{Digest, Label};
+use crate::exec::ingredients::{self, Change, IngredientLog, Ingredients, Record};
 use crate::exec::runner::{Cancel, EXEC_ROOT_VAR, Runner, Spawn, SpawnStatus};
 use crate::exec::{AcEntry, CacheTiers, CachedOutput};
 use crate::remote::{KeyKind, RemoteCache};
@@ -93,6 +94,8 @@ pub struct RunResult {
     pub log: PathBuf,
     /// What the test printed (with forge's header), for `--test_output`.
     pub output: String,
+    /// Why it ran rather than coming from the cache: what changed since its last run.
+    pub changes: Vec<crate::exec::ingredients::Change>,
 }
 
 /// One test target's result.
@@ -172,6 +175,8 @@ impl Tests<'_> {
             self.options.disk_cache.as_deref(),
             self.remote,
         );
+        // What each run's key was made of, to say why a test ran again.
+        let log_of_runs = IngredientLog::new(&self.cache_dir.join("tests"));
         let mut units_of: Vec<Vec<Unit>> = Vec::new();
         for (label, exe, args, spec) in targets {
             let shards = spec.shard_count.max(1);
@@ -251,7 +256,7 @@ impl Tests<'_> {
                             let result = if cancel.is_cancelled() {
                                 None
                             } else {
-                                Some(self.run_unit(&units_of[t][u], &tiers, &cancel))
+                                Some(self.run_unit(&units_of[t][u], &tiers, &log_of_runs, &cancel))
                             };
                             let mut all = results.lock().unwrap_or_else(|e| e.into_inner());
                             all[t][u] = Some(result.unwrap_or_else(|| RunResult {
@@ -259,6 +264,7 @@ impl Tests<'_> {
                                 duration: Duration::ZERO,
                                 log: PathBuf::new(),
                                 output: String::new(),
+                                changes: Vec::new(),
                             }));
                             if all[t].iter().all(Option::is_some) {
                                 let runs: Vec<RunResult> =
@@ -294,7 +300,13 @@ impl Tests<'_> {
         out
     }
 
-    fn run_unit(&self, unit: &Unit, tiers: &CacheTiers, cancel: &Cancel) -> RunResult {
+    fn run_unit(
+        &self,
+        unit: &Unit,
+        tiers: &CacheTiers,
+        log_of_runs: &IngredientLog,
+        cancel: &Cancel,
+    ) -> RunResult {
         let log = self.exec_root.join(&unit.dir).join("test.log");
         let env = self.environment(unit);
         // Bazel starts tests from a bash script, and bash runs a file the kernel cannot
@@ -324,8 +336,28 @@ impl Tests<'_> {
                 duration: cached,
                 log,
                 output: String::new(),
+                changes: Vec::new(),
             };
         }
+        // It runs: what changed since its last run, recorded with this run once it is over.
+        let noted = key.and_then(|key| {
+            let inputs: Vec<(String, Digest)> = self
+                .inputs(unit, tiers)?
+                .into_iter()
+                .map(|(_, exec, digest)| (exec.to_owned(), digest))
+                .collect();
+            let log_path = format!("{}/test.log", unit.dir);
+            let now = Ingredients::of_test(&argv, &env, &inputs, log_path.clone(), key);
+            let last = log_of_runs.last(&log_path);
+            let mut changes =
+                ingredients::changes(last.as_ref().map(|r| &r.ingredients), &now, true);
+            if !cacheable {
+                changes = vec![Change::TestNotCached];
+            } else if changes == [Change::OutputsNotOnDisk] {
+                changes = vec![Change::NoCachedPass];
+            }
+            Some((now, changes))
+        });
 
         let attempts = match (unit.spec.flaky, self.options.flaky_attempts) {
             (_, Some(n)) => n.max(1),
@@ -344,6 +376,15 @@ impl Tests<'_> {
             failed_before = true;
         }
         let mut result = last.expect("at least one attempt");
+        if let Some((now, changes)) = noted
+            && result.status != Status::NoStatus
+        {
+            log_of_runs.record(Record {
+                ingredients: now,
+                changes: changes.clone(),
+            });
+            result.changes = changes;
+        }
         if result.status == Status::Passed && failed_before {
             // A pass after a failure is not a pass: never cached, reported FLAKY.
             result.status = Status::Flaky;
@@ -414,6 +455,25 @@ impl Tests<'_> {
         env
     }
 
+    /// The test's program and every runfile — its runfiles path (the program's exec path),
+    /// exec path and content digest (a directory by its whole content). `None` if one
+    /// cannot be read.
+    fn inputs<'u>(
+        &self,
+        unit: &'u Unit,
+        digests: &CacheTiers,
+    ) -> Option<Vec<(&'u str, &'u str, Digest)>> {
+        let mut inputs = vec![(
+            unit.executable,
+            unit.executable,
+            digests.digest(unit.executable).ok()?,
+        )];
+        for (rf, exec) in &unit.spec.runfiles {
+            inputs.push((rf.as_str(), exec.as_str(), digests.digest(exec).ok()?));
+        }
+        Some(inputs)
+    }
+
     /// What a cached result must match: the test's program and every runfile by content, its
     /// command line, environment and time limit. `None` if an input cannot be read.
     fn key(
@@ -432,16 +492,10 @@ impl Tests<'_> {
         for (k, v) in env {
             text.push_str(&format!("{k}={v}\0"));
         }
-        text.push_str(&format!(
-            "{}\0{}\0",
-            unit.executable,
-            digests.digest(unit.executable).ok()?.to_hex()
-        ));
-        for (rf, exec) in &unit.spec.runfiles {
-            // A directory (a tree output, a source directory) is keyed by its whole content;
-            // one that cannot be read (a link leading out of it) makes the run uncached.
-            let digest = digests.digest(exec).ok()?.to_hex();
-            text.push_str(&format!("{rf}\0{digest}\0"));
+        // A directory (a tree output, a source directory) is keyed by its whole content; one
+        // that cannot be read (a link leading out of it) makes the run uncached.
+        for (path, _, digest) in self.inputs(unit, digests)? {
+            text.push_str(&format!("{path}\0{}\0", digest.to_hex()));
         }
         Some(Digest::of_bytes(text.as_bytes()))
     }
@@ -612,6 +666,7 @@ impl Tests<'_> {
             duration,
             log,
             output: text,
+            changes: Vec::new(),
         }
     }
 }
@@ -628,7 +683,7 @@ fn result_paths(unit: &Unit) -> Vec<ExecPath> {
 }
 
 /// `pkg/name` of a label, as testlogs and XML name it.
-fn label_dir(label: &Label) -> String {
+pub fn label_dir(label: &Label) -> String {
     if label.package.is_empty() {
         label.name.clone()
     } else {

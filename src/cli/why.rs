@@ -1,0 +1,42 @@
+//! `forge why //pkg:target`: the build flags and one target in; why its actions ran last time
+//! and whether (and why) a build would run them now, as `ops::explain::why` words it.
+
+use clap::Args;
+
+use super::build::BuildOptions;
+use crate::core::{ExitCode, Failure};
+use crate::ops::explain::{PlanSettings, WhyRequest};
+use crate::ops::{self, key_values};
+use crate::workspace::OutputBaseOptions;
+
+#[derive(Args, Debug)]
+pub struct WhyArgs {
+    #[command(flatten)]
+    options: BuildOptions,
+
+    /// The target whose actions to explain: `//pkg:target`.
+    #[arg(value_name = "TARGET")]
+    target: String,
+}
+
+pub fn run(args: WhyArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Failure> {
+    let options = &args.options;
+    options.common.apply();
+    let request = WhyRequest {
+        target: &args.target,
+        cwd: super::current_dir()?,
+        startup,
+        plan: PlanSettings {
+            defines: key_values(&options.define, "define", false)?,
+            stamp: options.stamp && !options.nostamp,
+            build_settings: super::starlark_flags::given(),
+            fetch: options.fetch_options(),
+            configuration: options.output_configuration()?,
+            platforms: options.platform_flags(),
+        },
+        action_env: key_values(&options.action_env, "action_env", true)?,
+    };
+    let text = ops::explain::why(request, &mut |msg| eprintln!("{msg}"))?;
+    print!("{text}");
+    Ok(ExitCode::Success)
+}
