@@ -17,6 +17,7 @@ mod shutdown;
 mod starlark_flags;
 mod test;
 mod version;
+mod worker;
 
 use std::path::PathBuf;
 
@@ -83,6 +84,8 @@ enum Command {
     Help(help::HelpArgs),
     /// Prints the version of forge and the git commit it was built from.
     Version(version::VersionArgs),
+    /// Runs actions for an REAPI server (BuildGrid, ...) as a Remote Workers API bot.
+    Worker(worker::WorkerArgs),
 }
 
 /// Flags shared by commands that load packages.
@@ -220,6 +223,7 @@ fn run_on_this_thread(args: Vec<String>) -> ExitCode {
         Command::Completion(args) => completion::run(args),
         Command::CanonicalizeFlags(args) => canonicalize::run(args),
         Command::Version(args) => version::run(args),
+        Command::Worker(args) => worker::run(args),
     };
     match result {
         Ok(code) => code,
