@@ -13,7 +13,7 @@ use prost::Message;
 use super::blobs::BlobCache;
 use crate::core::{Action, ActionKind, ExecPath, Label};
 use crate::exec::runner::{Cancel, Runner, Spawn, SpawnStatus};
-use crate::exec::sandbox::SandboxRunner;
+use crate::exec::sandbox::{self, SandboxConfig, SandboxRunner};
 use crate::remote::execution::{Reapi, Upload};
 use crate::remote::merkle::{self, InputTree};
 use crate::remote::{HashFn, RemoteError, bots, proto};
@@ -84,17 +84,33 @@ pub fn action_of(reapi: &Reapi, payload: &proto::Any) -> Result<proto::Action, R
     }
 }
 
-/// Runs one action in `exec_root` (emptied first) with `sandbox`, whose exec root it is.
+/// Runs one action in a fresh exec root under `slot` (a directory of its own), with a
+/// sandbox made for it: the sandbox's layers see the exec root as it was when they were
+/// mounted, so neither is reused for another action.
 pub fn run(
     reapi: &Reapi,
     cache: &BlobCache,
-    sandbox: &SandboxRunner,
-    exec_root: &Path,
+    slot: &Path,
     action: &proto::Action,
     worker_name: &str,
     cancel: &Cancel,
 ) -> Outcome {
-    match try_run(reapi, cache, sandbox, exec_root, action, worker_name, cancel) {
+    let exec_root = slot.join("execroot");
+    let sandbox = SandboxRunner::new(
+        SandboxConfig {
+            exec_root: exec_root.clone(),
+            workspace_name: "remote".into(),
+            roots_dir: sandbox::roots_dir(slot),
+            ..SandboxConfig::default()
+        },
+        Default::default(),
+        true,
+    );
+    let outcome = try_run(reapi, cache, &sandbox, &exec_root, action, worker_name, cancel);
+    sandbox.cleanup();
+    drop(sandbox);
+    let _ = crate::core::fs::remove_tree(&exec_root);
+    match outcome {
         Ok(outcome) => outcome,
         Err(e) => Outcome::refused(CODE_INTERNAL, format!("forge worker {worker_name}: {e}")),
     }
@@ -165,6 +181,13 @@ fn try_run(
         })
         .map(|d| ExecPath::new(d.clone()))
         .collect();
+    // As the REAPI says, the worker makes the outputs' parent directories.
+    for out in &outputs {
+        if let Some(parent) = exec_root.join(out).parent() {
+            fs::create_dir_all(parent)
+                .map_err(|e| RemoteError(format!("cannot create the directory of '{out}': {e}")))?;
+        }
+    }
     for d in &directory_outputs {
         fs::create_dir_all(exec_root.join(d))
             .map_err(|e| RemoteError(format!("cannot create output directory '{d}': {e}")))?;

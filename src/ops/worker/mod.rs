@@ -40,11 +40,6 @@ const POLL: Duration = Duration::from_secs(10);
 /// How long to wait before trying an unreachable server again.
 const RETRY: Duration = Duration::from_millis(500);
 
-/// One slot: a sandbox with an exec root of its own.
-struct Slot {
-    sandbox: SandboxRunner,
-    exec_root: PathBuf,
-}
 
 /// A finished lease, from a slot thread to the session loop.
 struct Finished {
@@ -73,29 +68,30 @@ pub fn run(options: &WorkerOptions, stop: &AtomicBool) -> Result<(), Failure> {
         blobs::BlobCache::open(&options.work_dir.join("cas"))
             .map_err(|e| Failure::failed(format!("cannot create the blob cache: {e}")))?,
     );
+    // Each slot is a directory of its own, where one action at a time runs.
     let mut slots = Vec::with_capacity(jobs);
     for i in 0..jobs {
         let base = options.work_dir.join(format!("slot-{i}"));
-        let exec_root = base.join("execroot");
-        std::fs::create_dir_all(&exec_root).map_err(|e| {
-            Failure::failed(format!("cannot create {}: {e}", exec_root.display()))
-        })?;
-        let config = SandboxConfig {
-            exec_root: exec_root.clone(),
+        std::fs::create_dir_all(&base)
+            .map_err(|e| Failure::failed(format!("cannot create {}: {e}", base.display())))?;
+        slots.push(Arc::new(base));
+    }
+    let probe = SandboxRunner::new(
+        SandboxConfig {
+            exec_root: slots[0].join("execroot"),
             workspace_name: "remote".into(),
-            roots_dir: sandbox::roots_dir(&base),
+            roots_dir: sandbox::roots_dir(&slots[0]),
             ..SandboxConfig::default()
-        };
-        let runner = SandboxRunner::new(config, Default::default(), true);
-        if let Some(why) = runner.probe() {
-            return Err(Failure::failed(format!(
-                "forge worker runs actions in forge's sandbox, which cannot run here: {why}"
-            )));
-        }
-        slots.push(Arc::new(Slot {
-            sandbox: runner,
-            exec_root,
-        }));
+        },
+        Default::default(),
+        true,
+    );
+    let unavailable = probe.probe();
+    probe.cleanup();
+    if let Some(why) = unavailable {
+        return Err(Failure::failed(format!(
+            "forge worker runs actions in forge's sandbox, which cannot run here: {why}"
+        )));
     }
     let spec = RemoteSpec {
         url: options.server.clone(),
@@ -127,9 +123,6 @@ pub fn run(options: &WorkerOptions, stop: &AtomicBool) -> Result<(), Failure> {
             }
         }
     }
-    for slot in &slots {
-        slot.sandbox.cleanup();
-    }
     Ok(())
 }
 
@@ -137,7 +130,7 @@ pub fn run(options: &WorkerOptions, stop: &AtomicBool) -> Result<(), Failure> {
 fn session(
     reapi: &Arc<Reapi>,
     bot_id: &str,
-    slots: &[Arc<Slot>],
+    slots: &[Arc<PathBuf>],
     cache: &Arc<blobs::BlobCache>,
     stop: &AtomicBool,
 ) -> Result<(), crate::remote::RemoteError> {
@@ -242,8 +235,7 @@ fn session(
                     Ok(action) => lease::run(
                         &reapi,
                         &cache,
-                        &slot_ref.sandbox,
-                        &slot_ref.exec_root,
+                        &slot_ref,
                         &action,
                         &worker_name,
                         &cancel,
