@@ -21,7 +21,11 @@ pub struct RemoteOptions {
 
     /// Execute actions on an REAPI server: `grpc(s)://host:port`. It is also the remote
     /// cache unless --remote_cache names another.
-    #[arg(long = "remote_executor", alias = "remote-executor", value_name = "URL")]
+    #[arg(
+        long = "remote_executor",
+        alias = "remote-executor",
+        value_name = "URL"
+    )]
     pub remote_executor: Option<String>,
 
     /// Run an action locally when the remote executor cannot be reached.

@@ -17,7 +17,12 @@ pub struct WorkerArgs {
     pub server: String,
 
     /// The server's instance name.
-    #[arg(long = "instance", alias = "instance_name", value_name = "NAME", default_value = "")]
+    #[arg(
+        long = "instance",
+        alias = "instance_name",
+        value_name = "NAME",
+        default_value = ""
+    )]
     pub instance: String,
 
     /// How many actions run at once (the bot's capacity). Default: the number of cores.
@@ -31,11 +36,19 @@ pub struct WorkerArgs {
 
     /// The limit of each request to the server (not of the actions): seconds, or 500ms,
     /// 10s, 1m. Default 60.
-    #[arg(long = "remote_timeout", alias = "remote-timeout", value_name = "SECONDS")]
+    #[arg(
+        long = "remote_timeout",
+        alias = "remote-timeout",
+        value_name = "SECONDS"
+    )]
     pub remote_timeout: Option<String>,
 
     /// A header sent with every request: `NAME=VALUE`.
-    #[arg(long = "remote_header", alias = "remote-header", value_name = "NAME=VALUE")]
+    #[arg(
+        long = "remote_header",
+        alias = "remote-header",
+        value_name = "NAME=VALUE"
+    )]
     pub remote_header: Vec<String>,
 }
 

@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-
 use prost::Message;
 
 use crate::core::layout::OUT_DIR;
@@ -158,7 +157,12 @@ impl RemoteRunner {
             == Strategy::Remote
     }
 
-    fn digest_file(&self, hash: HashFn, path: &Path, meta: &fs::Metadata) -> io::Result<proto::Digest> {
+    fn digest_file(
+        &self,
+        hash: HashFn,
+        path: &Path,
+        meta: &fs::Metadata,
+    ) -> io::Result<proto::Digest> {
         let key = FileKey::of(meta);
         if let Some((k, d)) = self
             .digests
@@ -198,9 +202,15 @@ impl RemoteRunner {
             return Ok(());
         }
         tree.add_dir(path).map_err(|e| e.to_string())?;
-        for entry in walkdir::WalkDir::new(&full).follow_links(true).sort_by_file_name() {
+        for entry in walkdir::WalkDir::new(&full)
+            .follow_links(true)
+            .sort_by_file_name()
+        {
             let entry = entry.map_err(|e| format!("cannot read input '{path}': {e}"))?;
-            let rel = entry.path().strip_prefix(&full).map_err(|e| e.to_string())?;
+            let rel = entry
+                .path()
+                .strip_prefix(&full)
+                .map_err(|e| e.to_string())?;
             if rel.as_os_str().is_empty() {
                 continue;
             }
@@ -214,8 +224,12 @@ impl RemoteRunner {
                 let digest = self
                     .digest_file(hash, entry.path(), &meta)
                     .map_err(|e| format!("cannot read input '{exec_path}': {e}"))?;
-                tree.add_file(&exec_path, digest.clone(), meta.permissions().mode() & 0o111 != 0)
-                    .map_err(|e| e.to_string())?;
+                tree.add_file(
+                    &exec_path,
+                    digest.clone(),
+                    meta.permissions().mode() & 0o111 != 0,
+                )
+                .map_err(|e| e.to_string())?;
                 uploads.push(Upload::File(digest, entry.path().to_path_buf()));
             }
         }
@@ -284,7 +298,11 @@ impl RemoteRunner {
             output_paths: outputs.clone(),
             // Which outputs are directories: a worker makes them before the command runs,
             // as forge does locally.
-            output_directories: action.directory_outputs.iter().map(|d| d.to_string()).collect(),
+            output_directories: action
+                .directory_outputs
+                .iter()
+                .map(|d| d.to_string())
+                .collect(),
             working_directory: spawn.workdir.unwrap_or_default().to_owned(),
             platform: platform.clone(),
             ..Default::default()
@@ -393,13 +411,19 @@ impl RemoteRunner {
         let blobs = reapi.read(&digests).map_err(|e| e.to_string())?;
         for f in files {
             if f.path.starts_with('/') || f.path.split('/').any(|c| c == "..") {
-                return Err(format!("the server named an output outside the exec root: '{}'", f.path));
+                return Err(format!(
+                    "the server named an output outside the exec root: '{}'",
+                    f.path
+                ));
             }
             let dest = root.join(&f.path);
             if let Some(parent) = dest.parent() {
                 fs::create_dir_all(parent).map_err(|e| e.to_string())?;
             }
-            let data = blobs.get(&f.digest.hash).map(Vec::as_slice).unwrap_or_default();
+            let data = blobs
+                .get(&f.digest.hash)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
             let _ = fs::remove_file(&dest);
             fs::write(&dest, data).map_err(|e| format!("cannot write '{}': {e}", f.path))?;
             let mode = if f.executable { 0o755 } else { 0o644 };
@@ -458,6 +482,3 @@ impl Runner for RemoteRunner {
         }
     }
 }
-
-
-

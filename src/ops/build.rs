@@ -474,14 +474,26 @@ mod tests {
 
     #[test]
     fn strategies_accept_bazel_spellings() {
-        assert_eq!(parse_strategy("sandboxed", false).ok(), Some(Strategy::Sandboxed));
-        assert_eq!(parse_strategy("linux-sandbox", false).ok(), Some(Strategy::Sandboxed));
+        assert_eq!(
+            parse_strategy("sandboxed", false).ok(),
+            Some(Strategy::Sandboxed)
+        );
+        assert_eq!(
+            parse_strategy("linux-sandbox", false).ok(),
+            Some(Strategy::Sandboxed)
+        );
         assert_eq!(parse_strategy("local", false).ok(), Some(Strategy::Local));
-        assert_eq!(parse_strategy("standalone", true).ok(), Some(Strategy::Local));
+        assert_eq!(
+            parse_strategy("standalone", true).ok(),
+            Some(Strategy::Local)
+        );
         assert_eq!(parse_strategy("remote", true).ok(), Some(Strategy::Remote));
         let failure = parse_strategy("remote", false).expect_err("needs an executor");
         assert_eq!(failure.code, crate::core::ExitCode::BadCommandLine);
-        assert!(failure.to_string().contains("--remote_executor"), "{failure}");
+        assert!(
+            failure.to_string().contains("--remote_executor"),
+            "{failure}"
+        );
         assert!(parse_strategy("worker", true).is_err());
     }
 

@@ -174,15 +174,15 @@ impl Reapi {
     pub fn read_message<M: Message + Default>(&self, digest: &proto::Digest) -> Result<M> {
         let bytes = self.read_one(digest)?;
         M::decode(bytes.as_slice()).map_err(|e| {
-            RemoteError(format!("the blob {} is not the message expected: {e}", digest.hash))
+            RemoteError(format!(
+                "the blob {} is not the message expected: {e}",
+                digest.hash
+            ))
         })
     }
 
     /// Every `Directory` of the tree rooted at `root`, by hash, level by level.
-    pub fn read_tree(
-        &self,
-        root: &proto::Digest,
-    ) -> Result<HashMap<String, proto::Directory>> {
+    pub fn read_tree(&self, root: &proto::Digest) -> Result<HashMap<String, proto::Directory>> {
         let mut directories = HashMap::new();
         let mut level = vec![root.clone()];
         while !level.is_empty() {
@@ -276,7 +276,11 @@ impl Reapi {
                     tokio::time::timeout(connect_timeout, client.execute(request)).await
                 }
             };
-            let call_name = if wait_for.is_some() { "WaitExecution" } else { "Execute" };
+            let call_name = if wait_for.is_some() {
+                "WaitExecution"
+            } else {
+                "Execute"
+            };
             let mut stream = match started {
                 Err(_) => {
                     return Follow::Failed(RemoteError(format!(
@@ -374,10 +378,7 @@ impl Reapi {
                 .await
                 {
                     Ok(Ok(r)) => Ok(Some(r.into_inner())),
-                    Ok(Err(s)) => Err(status_error(
-                        "UpdateBotSession",
-                        &with_transport_causes(s),
-                    )),
+                    Ok(Err(s)) => Err(status_error("UpdateBotSession", &with_transport_causes(s))),
                     Err(_) => Err(RemoteError(format!(
                         "UpdateBotSession: no answer within {limit:?}"
                     ))),

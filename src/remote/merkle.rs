@@ -36,7 +36,9 @@ impl std::fmt::Display for TreeError {
 fn check_path(path: &str) -> Result<(), TreeError> {
     if path.is_empty()
         || path.starts_with('/')
-        || path.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+        || path
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
     {
         return Err(TreeError(format!(
             "'{path}' is not a relative path without '.' or '..'"
@@ -65,7 +67,9 @@ impl InputTree {
         self.add_dir(parent)?;
         let entries = self.dirs.get_mut(parent).expect("parent just made");
         if entries.files.contains_key(name) {
-            return Err(TreeError(format!("'{path}' is both a file and a directory")));
+            return Err(TreeError(format!(
+                "'{path}' is both a file and a directory"
+            )));
         }
         entries.dirs.insert(name.to_owned());
         self.dirs.insert(path.to_owned(), Entries::default());
@@ -83,12 +87,16 @@ impl InputTree {
         self.add_dir(parent)?;
         let entries = self.dirs.get_mut(parent).expect("parent just made");
         if entries.dirs.contains(name) {
-            return Err(TreeError(format!("'{path}' is both a file and a directory")));
+            return Err(TreeError(format!(
+                "'{path}' is both a file and a directory"
+            )));
         }
         if let Some(old) = entries.files.get(name)
             && *old != (digest.clone(), executable)
         {
-            return Err(TreeError(format!("'{path}' is listed twice, with two contents")));
+            return Err(TreeError(format!(
+                "'{path}' is listed twice, with two contents"
+            )));
         }
         entries.files.insert(name.to_owned(), (digest, executable));
         Ok(())
@@ -100,7 +108,13 @@ impl InputTree {
         let mut blobs = Vec::with_capacity(self.dirs.len());
         // Deepest first, so every child is encoded before its parent.
         let mut paths: Vec<&String> = self.dirs.keys().collect();
-        paths.sort_by_key(|p| std::cmp::Reverse(if p.is_empty() { 0 } else { p.matches('/').count() + 1 }));
+        paths.sort_by_key(|p| {
+            std::cmp::Reverse(if p.is_empty() {
+                0
+            } else {
+                p.matches('/').count() + 1
+            })
+        });
         for path in paths {
             let entries = &self.dirs[path];
             let child = |name: &str| match path.is_empty() {
@@ -170,7 +184,9 @@ pub fn flatten(
         }
         let join = |name: &str| -> Result<String, TreeError> {
             if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-                return Err(TreeError(format!("'{name}' in '{path}' is not a file name")));
+                return Err(TreeError(format!(
+                    "'{name}' in '{path}' is not a file name"
+                )));
             }
             Ok(match path.is_empty() {
                 true => name.to_owned(),
@@ -238,10 +254,18 @@ mod tests {
         let (root, blobs) = tree.encode(h);
         let directories: HashMap<String, proto::Directory> = blobs
             .iter()
-            .map(|(d, bytes)| (d.hash.clone(), proto::Directory::decode(bytes.as_slice()).unwrap()))
+            .map(|(d, bytes)| {
+                (
+                    d.hash.clone(),
+                    proto::Directory::decode(bytes.as_slice()).unwrap(),
+                )
+            })
             .collect();
         let (files, dirs) = flatten(&root, &directories, "").unwrap();
-        let mut paths: Vec<_> = files.iter().map(|f| (f.path.as_str(), f.executable)).collect();
+        let mut paths: Vec<_> = files
+            .iter()
+            .map(|f| (f.path.as_str(), f.executable))
+            .collect();
         paths.sort();
         assert_eq!(paths, [("a/b/c.txt", false), ("a/x.sh", true)]);
         assert_eq!(dirs, ["a", "a/b", "empty", "empty/dir"]);

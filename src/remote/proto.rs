@@ -8,18 +8,19 @@
 //! ones it shares.
 
 pub use bazel_remote_apis::build::bazel::remote::execution::v2::{
-    Action, ActionCacheUpdateCapabilities, ActionResult, Command, Directory, DirectoryNode,
-    ExecuteOperationMetadata, ExecuteRequest, ExecuteResponse, ExecutedActionMetadata, FileNode,
-    Platform, Tree, WaitExecutionRequest, command::EnvironmentVariable,
-    execution_client::ExecutionClient, platform::Property as PlatformProperty, BatchReadBlobsRequest, BatchReadBlobsResponse,
-    BatchUpdateBlobsRequest, BatchUpdateBlobsResponse, CacheCapabilities, Digest,
-    FindMissingBlobsRequest, FindMissingBlobsResponse, GetActionResultRequest,
-    GetCapabilitiesRequest, OutputDirectory, OutputFile, ServerCapabilities,
-    UpdateActionResultRequest, action_cache_client::ActionCacheClient,
+    Action, ActionCacheUpdateCapabilities, ActionResult, BatchReadBlobsRequest,
+    BatchReadBlobsResponse, BatchUpdateBlobsRequest, BatchUpdateBlobsResponse, CacheCapabilities,
+    Command, Digest, Directory, DirectoryNode, ExecuteOperationMetadata, ExecuteRequest,
+    ExecuteResponse, ExecutedActionMetadata, FileNode, FindMissingBlobsRequest,
+    FindMissingBlobsResponse, GetActionResultRequest, GetCapabilitiesRequest, OutputDirectory,
+    OutputFile, Platform, ServerCapabilities, Tree, UpdateActionResultRequest,
+    WaitExecutionRequest, action_cache_client::ActionCacheClient,
     batch_read_blobs_response::Response as ReadBlob,
     batch_update_blobs_request::Request as UpdateBlob,
     batch_update_blobs_response::Response as UpdatedBlob, capabilities_client::CapabilitiesClient,
+    command::EnvironmentVariable,
     content_addressable_storage_client::ContentAddressableStorageClient, digest_function,
+    execution_client::ExecutionClient, platform::Property as PlatformProperty,
 };
 pub use bazel_remote_apis::google::bytestream::{
     ReadRequest, ReadResponse, WriteRequest, WriteResponse, byte_stream_client::ByteStreamClient,

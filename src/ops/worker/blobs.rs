@@ -88,11 +88,9 @@ impl BlobCache {
                     RemoteError(format!("the blob of '{}' was not fetched", f.path))
                 })?;
                 // A copy per mode: the staged file may serve both.
-                let tmp = self.dir.join(format!(
-                    "{}.mode-{}",
-                    cached.display(),
-                    unique()
-                ));
+                let tmp = self
+                    .dir
+                    .join(format!("{}.mode-{}", cached.display(), unique()));
                 fs::copy(staged, &tmp).map_err(|e| io_err("copy", staged, e))?;
                 let mode = if f.executable { 0o555 } else { 0o444 };
                 fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))

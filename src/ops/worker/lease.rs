@@ -50,7 +50,10 @@ fn platform_problem(platform: Option<&proto::Platform>) -> Option<String> {
         "aarch64" => "aarch64",
         other => other,
     };
-    for p in platform.map(|p| p.properties.as_slice()).unwrap_or_default() {
+    for p in platform
+        .map(|p| p.properties.as_slice())
+        .unwrap_or_default()
+    {
         let ok = match p.name.as_str() {
             "OSFamily" => p.value.eq_ignore_ascii_case("linux"),
             "ISA" => p.value.eq_ignore_ascii_case(isa),
@@ -106,7 +109,15 @@ pub fn run(
         Default::default(),
         true,
     );
-    let outcome = try_run(reapi, cache, &sandbox, &exec_root, action, worker_name, cancel);
+    let outcome = try_run(
+        reapi,
+        cache,
+        &sandbox,
+        &exec_root,
+        action,
+        worker_name,
+        cancel,
+    );
     sandbox.cleanup();
     drop(sandbox);
     let _ = crate::core::fs::remove_tree(&exec_root);
@@ -192,7 +203,10 @@ fn try_run(
         fs::create_dir_all(exec_root.join(d))
             .map_err(|e| RemoteError(format!("cannot create output directory '{d}': {e}")))?;
     }
-    let mut inputs: Vec<ExecPath> = files.iter().map(|f| ExecPath::new(f.path.clone())).collect();
+    let mut inputs: Vec<ExecPath> = files
+        .iter()
+        .map(|f| ExecPath::new(f.path.clone()))
+        .collect();
     inputs.sort();
     let env: BTreeMap<String, String> = command
         .environment_variables
@@ -329,7 +343,10 @@ fn try_run(
 fn tree_of(dir: &Path, hash: HashFn) -> Result<(proto::Tree, Vec<Upload>), RemoteError> {
     let mut tree = InputTree::new();
     let mut uploads = Vec::new();
-    for entry in walkdir::WalkDir::new(dir).follow_links(false).sort_by_file_name() {
+    for entry in walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .sort_by_file_name()
+    {
         let entry = entry.map_err(|e| RemoteError(format!("cannot read an output: {e}")))?;
         let rel = entry
             .path()
@@ -365,8 +382,8 @@ fn tree_of(dir: &Path, hash: HashFn) -> Result<(proto::Tree, Vec<Upload>), Remot
     let mut root = None;
     let mut children = Vec::new();
     for (digest, bytes) in blobs {
-        let directory = proto::Directory::decode(bytes.as_slice())
-            .map_err(|e| RemoteError(e.to_string()))?;
+        let directory =
+            proto::Directory::decode(bytes.as_slice()).map_err(|e| RemoteError(e.to_string()))?;
         if digest == root_digest {
             root = Some(directory);
         } else {
@@ -374,10 +391,7 @@ fn tree_of(dir: &Path, hash: HashFn) -> Result<(proto::Tree, Vec<Upload>), Remot
         }
         uploads.push(Upload::Bytes(digest, bytes));
     }
-    Ok((
-        proto::Tree { root, children },
-        uploads,
-    ))
+    Ok((proto::Tree { root, children }, uploads))
 }
 
 /// A lease's `result`: the `ActionResult` packed as `Any`.

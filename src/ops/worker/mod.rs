@@ -40,7 +40,6 @@ const POLL: Duration = Duration::from_secs(10);
 /// How long to wait before trying an unreachable server again.
 const RETRY: Duration = Duration::from_millis(500);
 
-
 /// A finished lease, from a slot thread to the session loop.
 struct Finished {
     lease_id: String,
@@ -118,7 +117,10 @@ pub fn run(options: &WorkerOptions, stop: &AtomicBool) -> Result<(), Failure> {
         match session(&reapi, &bot_id, &slots, &cache, stop) {
             Ok(()) => break,
             Err(e) => {
-                eprintln!("forge worker: lost the session with {}: {e}", options.server);
+                eprintln!(
+                    "forge worker: lost the session with {}: {e}",
+                    options.server
+                );
                 std::thread::sleep(RETRY);
             }
         }
@@ -199,7 +201,11 @@ fn session(
             .collect();
         let notified = wake.clone();
         let interrupt = async move { notified.notified().await };
-        let poll = if completed.is_empty() { POLL } else { Duration::from_secs(4) };
+        let poll = if completed.is_empty() {
+            POLL
+        } else {
+            Duration::from_secs(4)
+        };
         let Some(answer) = reapi.update_bot_session(session, poll, interrupt)? else {
             continue;
         };
@@ -225,21 +231,21 @@ fn session(
             let cancel = Arc::new(Cancel::new());
             running.insert(l.id.clone(), (slot, cancel.clone()));
             let (reapi, cache, slot_ref) = (reapi.clone(), cache.clone(), slots[slot].clone());
-            let (tx, wake, id, payload) = (done_tx.clone(), wake.clone(), l.id.clone(), l.payload.clone());
+            let (tx, wake, id, payload) = (
+                done_tx.clone(),
+                wake.clone(),
+                l.id.clone(),
+                l.payload.clone(),
+            );
             let worker_name = bot_id.to_owned();
             std::thread::spawn(move || {
                 let outcome = match payload
                     .ok_or_else(|| crate::remote::RemoteError("the lease has no payload".into()))
                     .and_then(|p| lease::action_of(&reapi, &p))
                 {
-                    Ok(action) => lease::run(
-                        &reapi,
-                        &cache,
-                        &slot_ref,
-                        &action,
-                        &worker_name,
-                        &cancel,
-                    ),
+                    Ok(action) => {
+                        lease::run(&reapi, &cache, &slot_ref, &action, &worker_name, &cancel)
+                    }
                     Err(e) => lease::Outcome {
                         status: proto::Status {
                             code: lease::CODE_FAILED_PRECONDITION,
