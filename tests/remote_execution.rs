@@ -299,11 +299,24 @@ thread-pool-size: 40
 "#,
             url = postgres.url()
         );
-        let path = dir.path().join("buildgrid.yml");
-        fs::write(&path, conf).unwrap();
-        let mut command = Command::new(bgd);
-        command.args(["server", "start"]).arg(&path);
-        let mut server = Process::spawn(command, dir.path().join("bgd.log"));
+        fs::write(dir.path().join("buildgrid.yml"), conf).unwrap();
+        let server = BuildGrid::serve(dir.path(), port, 0);
+        BuildGrid {
+            server,
+            port,
+            dir,
+            _postgres: postgres,
+        }
+    }
+
+    /// `bgd server start` on the configuration in `dir`, once it listens.
+    fn serve(dir: &Path, port: u16, generation: usize) -> Process {
+        let mut command = Command::new(find_bgd());
+        command
+            .args(["server", "start"])
+            .arg(dir.join("buildgrid.yml"));
+        let log = dir.join(format!("bgd-{generation}.log"));
+        let mut server = Process::spawn(command, log);
         let deadline = Instant::now() + Duration::from_secs(60);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(server.exited().is_none(), "bgd exited:\n{}", server.log());
@@ -314,12 +327,14 @@ thread-pool-size: 40
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        BuildGrid {
-            server,
-            port,
-            dir,
-            _postgres: postgres,
-        }
+        server
+    }
+
+    /// Stops the server and starts it again on the same port and database (its in-memory
+    /// CAS is lost, as after a real restart).
+    fn restart(&mut self) {
+        self.server.kill();
+        self.server = BuildGrid::serve(self.dir.path(), self.port, 1);
     }
 
     fn url(&self) -> String {
@@ -574,6 +589,34 @@ fn a_worker_killed_mid_action_leaves_the_action_to_another() {
     assert_eq!(
         fs::read_to_string(ws.root().join("forge-bin/pkg/slow.txt")).unwrap(),
         "done\n"
+    );
+}
+
+#[test]
+#[ignore = "needs PostgreSQL 15 and BuildGrid: .ci/run installs them and runs the ignored tests"]
+fn the_worker_comes_back_after_the_server_restarts() {
+    let mut server = BuildGrid::start();
+    let (worker, _) = server.worker("worker", 1);
+    let flag = executor(&server);
+    let ws = genrules(
+        r#"genrule(name = "a", outs = ["a.txt"], cmd = "echo one > $@")
+"#,
+    );
+    let run = ws.forge(&["build", "//pkg:a", &flag]);
+    ok(&run);
+    assert_eq!(where_ran(&run).0, 1, "{}", run.stderr);
+    server.restart();
+    ws.write(
+        "pkg/BUILD",
+        r#"genrule(name = "a", outs = ["a.txt"], cmd = "echo two > $@")
+"#,
+    );
+    let run = ws.forge(&["build", "//pkg:a", &flag]);
+    ok(&run);
+    assert_eq!(where_ran(&run).0, 1, "{}\n{}", run.stderr, worker.log());
+    assert_eq!(
+        fs::read_to_string(ws.root().join("forge-bin/pkg/a.txt")).unwrap(),
+        "two\n"
     );
 }
 

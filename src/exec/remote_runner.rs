@@ -285,7 +285,7 @@ impl RemoteRunner {
         let environment_variables = spawn
             .env
             .iter()
-            .filter(|(k, v)| !(k.as_str() == "TMPDIR" && !v.starts_with(EXEC_ROOT_VAR)))
+            .filter(|(k, v)| k.as_str() != "TMPDIR" || v.starts_with(EXEC_ROOT_VAR))
             .map(|(name, value)| proto::EnvironmentVariable {
                 name: name.clone(),
                 value: value.clone(),

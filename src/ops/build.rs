@@ -203,7 +203,7 @@ pub struct SandboxOptions {
 
 /// What runs a build's commands: the sandbox runner, or remote execution in front of it.
 pub enum ActionRunner {
-    Sandbox(SandboxRunner),
+    Sandbox(Box<SandboxRunner>),
     Remote(Box<RemoteRunner>),
 }
 
@@ -458,7 +458,7 @@ pub fn sandbox_runner(
     };
     let local = SandboxRunner::new(config, strategies, default_sandboxed);
     Ok(match &options.remote_execution {
-        None => ActionRunner::Sandbox(local),
+        None => ActionRunner::Sandbox(Box::new(local)),
         Some(spec) => ActionRunner::Remote(Box::new(RemoteRunner::new(
             spec.clone(),
             local,
@@ -490,10 +490,8 @@ mod tests {
         assert_eq!(parse_strategy("remote", true).ok(), Some(Strategy::Remote));
         let failure = parse_strategy("remote", false).expect_err("needs an executor");
         assert_eq!(failure.code, crate::core::ExitCode::BadCommandLine);
-        assert!(
-            failure.to_string().contains("--remote_executor"),
-            "{failure}"
-        );
+        let text = format!("{:?}", failure.errors);
+        assert!(text.contains("--remote_executor"), "{text}");
         assert!(parse_strategy("worker", true).is_err());
     }
 

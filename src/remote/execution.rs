@@ -230,7 +230,11 @@ impl Reapi {
             };
             let outcome = self.follow(action, skip_cache, operation_name.as_deref(), remaining);
             match outcome {
-                Follow::Done(response) => return Ok(Executed { response }),
+                Follow::Done(response) => {
+                    return Ok(Executed {
+                        response: *response,
+                    });
+                }
                 Follow::Failed(e) => return Err(e),
                 Follow::Dropped(name, why) => {
                     reconnects += 1;
@@ -393,7 +397,7 @@ impl Reapi {
 }
 
 enum Follow {
-    Done(proto::ExecuteResponse),
+    Done(Box<proto::ExecuteResponse>),
     /// The stream ended before the operation was done; the operation's name if known.
     Dropped(Option<String>, String),
     Failed(RemoteError),
@@ -403,7 +407,7 @@ fn finished(operation: proto::Operation) -> Follow {
     match operation.result {
         Some(proto::OperationResult::Response(any)) => {
             match proto::ExecuteResponse::decode(any.value.as_slice()) {
-                Ok(r) => Follow::Done(r),
+                Ok(r) => Follow::Done(Box::new(r)),
                 Err(e) => Follow::Failed(RemoteError(format!(
                     "the operation's response is not an ExecuteResponse: {e}"
                 ))),
