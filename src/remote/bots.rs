@@ -199,27 +199,32 @@ mod tests {
     use prost::Message;
 
     /// Bytes of a `BotSession` as BuildGrid's Python protobuf encodes it (name "b/1", bot_id
-    /// "x", status OK, one ACTIVE lease "l" with an empty payload of type URL "t"): the
-    /// hand-written field numbers must match `bots.proto`.
+    /// "x", status OK, a device "h" with OSFamily=linux, capacity 2, one ACTIVE lease "l"
+    /// with status 9 and a payload of type URL "t", version "7"): the hand-written field
+    /// numbers must match `bots.proto` and `worker.proto`.
     #[test]
     fn bot_sessions_decode_as_the_proto_defines_them() {
         let bytes: &[u8] = &[
-            0x0a, 0x03, b'b', b'/', b'1', // name = 1
-            0x12, 0x01, b'x', // bot_id = 2
-            0x18, 0x01, // status = 3: OK
-            0x2a, 0x08, // leases = 5, 8 bytes
-            0x10, 0x02, // state = 2: ACTIVE
-            0x3a, 0x01, b'l', // id = 7
-            0x42, 0x03, 0x0a, 0x01, b't', // payload = 8: Any { type_url: "t" }
+            0x0a, 0x03, 0x62, 0x2f, 0x31, 0x12, 0x01, 0x78, 0x18, 0x01, 0x22, 0x27, 0x0a, 0x16,
+            0x0a, 0x01, 0x68, 0x12, 0x11, 0x0a, 0x08, 0x4f, 0x53, 0x46, 0x61, 0x6d, 0x69, 0x6c,
+            0x79, 0x12, 0x05, 0x6c, 0x69, 0x6e, 0x75, 0x78, 0x1a, 0x0d, 0x0a, 0x08, 0x63, 0x61,
+            0x70, 0x61, 0x63, 0x69, 0x74, 0x79, 0x12, 0x01, 0x32, 0x2a, 0x0e, 0x10, 0x02, 0x1a,
+            0x02, 0x08, 0x09, 0x3a, 0x01, 0x6c, 0x42, 0x03, 0x0a, 0x01, 0x74, 0x3a, 0x01, 0x37,
         ];
         let session = BotSession::decode(bytes).unwrap();
         assert_eq!(session.name, "b/1");
         assert_eq!(session.bot_id, "x");
         assert_eq!(session.status, BotStatus::Ok as i32);
+        assert_eq!(session.version, "7");
+        let worker = session.worker.as_ref().unwrap();
+        assert_eq!(worker.devices[0].handle, "h");
+        assert_eq!(worker.devices[0].properties[0].key, "OSFamily");
+        assert_eq!(worker.configs[0].value, "2");
         assert_eq!(session.leases.len(), 1);
         let lease = &session.leases[0];
         assert_eq!(lease.id, "l");
         assert_eq!(lease.state, LeaseState::Active as i32);
+        assert_eq!(lease.status.as_ref().unwrap().code, 9);
         assert_eq!(lease.payload.as_ref().unwrap().type_url, "t");
         assert_eq!(session.encode_to_vec(), bytes);
     }
