@@ -259,8 +259,9 @@ connections:
     pool-timeout: 30
     max-overflow: 20
 storages:
-  - !lru-storage &cas
-    size: 512MB
+  # On disk, as a real deployment's: a restarted server still has the blobs.
+  - !disk-storage &cas
+    path: {cas}
 caches:
   - !lru-action-cache &ac
     storage: *cas
@@ -297,7 +298,8 @@ instances:
         storage: *cas
 thread-pool-size: 40
 "#,
-            url = postgres.url()
+            url = postgres.url(),
+            cas = dir.path().join("cas").display()
         );
         fs::write(dir.path().join("buildgrid.yml"), conf).unwrap();
         let server = BuildGrid::serve(dir.path(), port, 0);
@@ -330,8 +332,7 @@ thread-pool-size: 40
         server
     }
 
-    /// Stops the server and starts it again on the same port and database (its in-memory
-    /// CAS is lost, as after a real restart).
+    /// Stops the server and starts it again on the same port, database and storage.
     fn restart(&mut self) {
         self.server.kill();
         self.server = BuildGrid::serve(self.dir.path(), self.port, 1);
@@ -617,6 +618,48 @@ fn the_worker_comes_back_after_the_server_restarts() {
     assert_eq!(
         fs::read_to_string(ws.root().join("forge-bin/pkg/a.txt")).unwrap(),
         "two\n"
+    );
+}
+
+#[test]
+#[ignore = "needs PostgreSQL 15 and BuildGrid: .ci/run installs them and runs the ignored tests"]
+fn the_server_restarting_mid_action_costs_the_build_nothing() {
+    let mut server = BuildGrid::start();
+    let (worker, work) = server.worker("worker", 1);
+    let ws = genrules(
+        r#"genrule(name = "slow", outs = ["slow.txt"], cmd = "sleep 2; echo done > $@")
+"#,
+    );
+    let child = ws
+        .command(&["build", "//pkg:slow", &executor(&server)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !work.join("slot-0/execroot").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the worker never took the action:\n{}",
+            worker.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The client's operation stream and the worker's session both drop; the client waits for
+    // the operation again (WaitExecution), the worker opens a new session, and the action,
+    // whose lease the old session took with it, runs again.
+    server.restart();
+    let out = child.wait_with_output().unwrap();
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert_eq!(run.code, 0, "{}\n--- worker\n{}", run.both(), worker.log());
+    assert_eq!(where_ran(&run).0, 1, "{}", run.stderr);
+    assert_eq!(
+        fs::read_to_string(ws.root().join("forge-bin/pkg/slow.txt")).unwrap(),
+        "done\n"
     );
 }
 

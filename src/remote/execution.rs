@@ -299,6 +299,12 @@ impl Reapi {
                         tonic::Code::NotFound if wait_for.is_some() => {
                             Follow::Dropped(None, status.message().to_owned())
                         }
+                        // The server is restarting (it answered capabilities before): ask
+                        // again in a moment.
+                        tonic::Code::Unavailable => Follow::Dropped(
+                            wait_for.map(str::to_owned),
+                            status.message().to_owned(),
+                        ),
                         _ => Follow::Failed(status_error(call_name, &status)),
                     };
                 }

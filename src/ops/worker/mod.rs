@@ -10,7 +10,7 @@ mod lease;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use crate::core::Failure;
@@ -43,7 +43,6 @@ const RETRY: Duration = Duration::from_millis(500);
 /// A finished lease, from a slot thread to the session loop.
 struct Finished {
     lease_id: String,
-    slot: usize,
     outcome: lease::Outcome,
 }
 
@@ -100,6 +99,9 @@ pub fn run(options: &WorkerOptions, stop: &AtomicBool) -> Result<(), Failure> {
         upload: true,
         accept: true,
     };
+    // Slots outlive sessions: an action still running when its session was lost keeps its
+    // slot until it ends, whatever session comes next.
+    let free: Arc<Mutex<Vec<usize>>> = Arc::new(Mutex::new((0..jobs).rev().collect()));
     let mut said_waiting = false;
     while !stop.load(Ordering::Relaxed) {
         let reapi = match Reapi::connect(&spec, false) {
@@ -114,7 +116,7 @@ pub fn run(options: &WorkerOptions, stop: &AtomicBool) -> Result<(), Failure> {
             }
         };
         said_waiting = false;
-        match session(&reapi, &bot_id, &slots, &cache, stop) {
+        match session(&reapi, &bot_id, &slots, &free, &cache, stop) {
             Ok(()) => break,
             Err(e) => {
                 eprintln!(
@@ -133,6 +135,7 @@ fn session(
     reapi: &Arc<Reapi>,
     bot_id: &str,
     slots: &[Arc<PathBuf>],
+    free: &Arc<Mutex<Vec<usize>>>,
     cache: &Arc<blobs::BlobCache>,
     stop: &AtomicBool,
 ) -> Result<(), crate::remote::RemoteError> {
@@ -165,9 +168,8 @@ fn session(
     );
     let (done_tx, done_rx) = mpsc::channel::<Finished>();
     let wake = Arc::new(tokio::sync::Notify::new());
-    // Lease id -> (slot, its cancel).
-    let mut running: HashMap<String, (usize, Arc<Cancel>)> = HashMap::new();
-    let mut free: Vec<usize> = (0..slots.len()).rev().collect();
+    // Lease id -> its cancel.
+    let mut running: HashMap<String, Arc<Cancel>> = HashMap::new();
     // Completed leases not yet acknowledged by the server.
     let mut completed: HashMap<String, bots::Lease> = HashMap::new();
     loop {
@@ -175,7 +177,6 @@ fn session(
             return Ok(());
         }
         while let Ok(f) = done_rx.try_recv() {
-            free.push(f.slot);
             if running.remove(&f.lease_id).is_some() {
                 completed.insert(
                     f.lease_id.clone(),
@@ -214,7 +215,7 @@ fn session(
         for l in &answer.leases {
             let state = l.state;
             if state == LeaseState::Cancelled as i32 {
-                if let Some((_, cancel)) = running.get(&l.id) {
+                if let Some(cancel) = running.get(&l.id) {
                     cancel.cancel();
                 }
                 continue;
@@ -225,11 +226,11 @@ fn session(
             if running.contains_key(&l.id) || completed.contains_key(&l.id) {
                 continue;
             }
-            let Some(slot) = free.pop() else {
+            let Some(slot) = free.lock().unwrap_or_else(|e| e.into_inner()).pop() else {
                 continue;
             };
             let cancel = Arc::new(Cancel::new());
-            running.insert(l.id.clone(), (slot, cancel.clone()));
+            running.insert(l.id.clone(), cancel.clone());
             let (reapi, cache, slot_ref) = (reapi.clone(), cache.clone(), slots[slot].clone());
             let (tx, wake, id, payload) = (
                 done_tx.clone(),
@@ -238,6 +239,7 @@ fn session(
                 l.payload.clone(),
             );
             let worker_name = bot_id.to_owned();
+            let free = Arc::clone(free);
             std::thread::spawn(move || {
                 let outcome = match payload
                     .ok_or_else(|| crate::remote::RemoteError("the lease has no payload".into()))
@@ -255,9 +257,10 @@ fn session(
                         result: None,
                     },
                 };
+                free.lock().unwrap_or_else(|e| e.into_inner()).push(slot);
+                // The session may be gone (the server restarted): then so is the lease.
                 let _ = tx.send(Finished {
                     lease_id: id,
-                    slot,
                     outcome,
                 });
                 wake.notify_one();
