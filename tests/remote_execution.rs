@@ -500,6 +500,23 @@ fn remote_failures_platforms_tags_and_strategies() {
     );
     assert!(run.stderr.contains("exit 3"), "{}", run.stderr);
 
+    // The action's timeout travels with it: the worker kills the command, the client reports
+    // the timeout.
+    let ws = genrules(
+        r#"genrule(
+    name = "sleeps",
+    outs = ["sleeps.txt"],
+    cmd = "sleep 30; echo late > $@",
+    tags = ["timeout:1"],
+)
+"#,
+    );
+    let started = Instant::now();
+    let run = ws.forge(&["build", "//pkg:sleeps", &flag]);
+    assert_eq!(run.code, 1, "{}", run.both());
+    assert!(run.stderr.contains("timed out after 1 s"), "{}", run.stderr);
+    assert!(started.elapsed() < Duration::from_secs(25), "{:?}", started.elapsed());
+
     // A platform the worker cannot honour is refused with its reason.
     let ws = genrules(
         r#"genrule(name = "a", outs = ["a.txt"], cmd = "echo a > $@")
