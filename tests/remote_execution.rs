@@ -515,7 +515,11 @@ fn remote_failures_platforms_tags_and_strategies() {
     let run = ws.forge(&["build", "//pkg:sleeps", &flag]);
     assert_eq!(run.code, 1, "{}", run.both());
     assert!(run.stderr.contains("timed out after 1 s"), "{}", run.stderr);
-    assert!(started.elapsed() < Duration::from_secs(25), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "{:?}",
+        started.elapsed()
+    );
 
     // A platform the worker cannot honour is refused with its reason.
     let ws = genrules(
@@ -532,6 +536,25 @@ fn remote_failures_platforms_tags_and_strategies() {
     assert!(
         run.stderr
             .contains("cannot honour the platform property container-image=docker://debian:12"),
+        "{}",
+        run.stderr
+    );
+
+    // So is one a target asks for with exec_properties.
+    let ws = genrules(
+        r#"genrule(
+    name = "contained",
+    outs = ["contained.txt"],
+    cmd = "echo c > $@",
+    exec_properties = {"container-image": "docker://alpine:3"},
+)
+"#,
+    );
+    let run = ws.forge(&["build", "//pkg:contained", &flag]);
+    assert_eq!(run.code, 1, "{}", run.both());
+    assert!(
+        run.stderr
+            .contains("cannot honour the platform property container-image=docker://alpine:3"),
         "{}",
         run.stderr
     );

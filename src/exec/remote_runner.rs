@@ -268,19 +268,7 @@ impl RemoteRunner {
         }
         let mut outputs: Vec<String> = action.outputs.iter().map(|o| o.to_string()).collect();
         outputs.sort();
-        let platform = (!self.config.platform.is_empty()).then(|| {
-            let mut properties: Vec<proto::PlatformProperty> = self
-                .config
-                .platform
-                .iter()
-                .map(|(name, value)| proto::PlatformProperty {
-                    name: name.clone(),
-                    value: value.clone(),
-                })
-                .collect();
-            properties.sort_by(|a, b| (&a.name, &a.value).cmp(&(&b.name, &b.value)));
-            proto::Platform { properties }
-        });
+        let platform = platform_of(&self.config.platform, &action.requirements);
         // The local TMPDIR means nothing there: the worker gives each command its own.
         let environment_variables = spawn
             .env
@@ -434,6 +422,33 @@ impl RemoteRunner {
     }
 }
 
+/// The action's platform: `--remote_default_exec_properties`, with the target's
+/// `exec_properties` (from its requirements) replacing properties of the same name; sorted,
+/// as the REAPI wants. `None` when there are none.
+fn platform_of(defaults: &[(String, String)], requirements: &[String]) -> Option<proto::Platform> {
+    let mut properties: BTreeMap<&str, &str> = defaults
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    for r in requirements {
+        if let Some((name, value)) = r
+            .strip_prefix(crate::core::EXEC_PROPERTY_PREFIX)
+            .and_then(|p| p.split_once('='))
+        {
+            properties.insert(name, value);
+        }
+    }
+    (!properties.is_empty()).then(|| proto::Platform {
+        properties: properties
+            .into_iter()
+            .map(|(name, value)| proto::PlatformProperty {
+                name: name.to_owned(),
+                value: value.to_owned(),
+            })
+            .collect(),
+    })
+}
+
 /// A gRPC status code's name.
 fn code_name(code: i32) -> String {
     let name = match code {
@@ -451,6 +466,39 @@ fn code_name(code: i32) -> String {
         _ => return format!("code {code}"),
     };
     name.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_properties_override_the_defaults_and_are_sorted() {
+        let defaults = vec![
+            ("OSFamily".to_owned(), "linux".to_owned()),
+            ("pool".to_owned(), "default".to_owned()),
+        ];
+        let requirements = vec![
+            "no-cache".to_owned(),
+            "exec-property:pool=large".to_owned(),
+            "exec-property:container-image=docker://x".to_owned(),
+        ];
+        let platform = platform_of(&defaults, &requirements).unwrap();
+        let pairs: Vec<(&str, &str)> = platform
+            .properties
+            .iter()
+            .map(|p| (p.name.as_str(), p.value.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("OSFamily", "linux"),
+                ("container-image", "docker://x"),
+                ("pool", "large")
+            ]
+        );
+        assert_eq!(platform_of(&[], &["local".to_owned()]), None);
+    }
 }
 
 impl Runner for RemoteRunner {
