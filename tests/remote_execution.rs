@@ -227,7 +227,13 @@ struct BuildGrid {
 }
 
 impl BuildGrid {
+    /// With its CAS on disk, as a real deployment's: a restarted server still has the blobs.
     fn start() -> BuildGrid {
+        BuildGrid::start_with_cas(true)
+    }
+
+    /// With its CAS on disk, or in memory (lost when it restarts).
+    fn start_with_cas(on_disk: bool) -> BuildGrid {
         let postgres = Postgres::start();
         let bgd = find_bgd();
         let migrate = Command::new(&bgd)
@@ -259,9 +265,7 @@ connections:
     pool-timeout: 30
     max-overflow: 20
 storages:
-  # On disk, as a real deployment's: a restarted server still has the blobs.
-  - !disk-storage &cas
-    path: {cas}
+  {storage}
 caches:
   - !lru-action-cache &ac
     storage: *cas
@@ -299,7 +303,13 @@ instances:
 thread-pool-size: 40
 "#,
             url = postgres.url(),
-            cas = dir.path().join("cas").display()
+            storage = match on_disk {
+                true => format!(
+                    "- !disk-storage &cas\n    path: {}",
+                    dir.path().join("cas").display()
+                ),
+                false => "- !lru-storage &cas\n    size: 512MB".to_owned(),
+            }
         );
         fs::write(dir.path().join("buildgrid.yml"), conf).unwrap();
         let server = BuildGrid::serve(dir.path(), port, 0);
@@ -332,7 +342,8 @@ thread-pool-size: 40
         server
     }
 
-    /// Stops the server and starts it again on the same port, database and storage.
+    /// Stops the server and starts it again on the same port, database and storage (an
+    /// in-memory CAS comes back empty).
     fn restart(&mut self) {
         self.server.kill();
         self.server = BuildGrid::serve(self.dir.path(), self.port, 1);
@@ -664,7 +675,9 @@ fn the_worker_comes_back_after_the_server_restarts() {
 #[test]
 #[ignore = "needs PostgreSQL 15 and BuildGrid: .ci/run installs them and runs the ignored tests"]
 fn the_server_restarting_mid_action_costs_the_build_nothing() {
-    let mut server = BuildGrid::start();
+    // In memory: the restarted server has lost the action's blobs, so the worker answers
+    // that inputs are missing and the client uploads them again.
+    let mut server = BuildGrid::start_with_cas(false);
     let (worker, work) = server.worker("worker", 1);
     let ws = genrules(
         r#"genrule(name = "slow", outs = ["slow.txt"], cmd = "sleep 2; echo done > $@")
@@ -687,7 +700,8 @@ fn the_server_restarting_mid_action_costs_the_build_nothing() {
     }
     // The client's operation stream and the worker's session both drop; the client waits for
     // the operation again (WaitExecution), the worker opens a new session, and the action,
-    // whose lease the old session took with it, runs again.
+    // whose lease the old session took with it, runs again — after the client has uploaded
+    // its inputs again.
     server.restart();
     let out = child.wait_with_output().unwrap();
     let run = Run {

@@ -313,13 +313,22 @@ impl RemoteRunner {
         uploads.push(Upload::Bytes(command_digest, command_bytes));
         uploads.push(Upload::Bytes(action_digest.clone(), action_bytes));
         let unreachable = |e: RemoteError| RemoteFailure::Unreachable(e.to_string());
-        reapi.upload(uploads).map_err(unreachable)?;
         let deadline = spawn.timeout.map(|t| t + self.config.spec.timeout);
         let skip_cache = !self.config.spec.accept;
-        let response = reapi
+        reapi.upload(uploads.clone()).map_err(unreachable)?;
+        let mut response = reapi
             .execute(&action_digest, skip_cache, deadline)
             .map_err(unreachable)?
             .response;
+        if missing_inputs(&response) {
+            // The server lost blobs this build saw it have: ask again, upload, retry once.
+            reapi.forget_present();
+            reapi.upload(uploads).map_err(unreachable)?;
+            response = reapi
+                .execute(&action_digest, skip_cache, deadline)
+                .map_err(unreachable)?
+                .response;
+        }
         let status = response.status.clone().unwrap_or_default();
         let timed_out = status.code == 4;
         let result = match (status.code, response.result) {
@@ -449,6 +458,20 @@ fn platform_of(defaults: &[(String, String)], requirements: &[String]) -> Option
     })
 }
 
+/// Whether the server answered that inputs were missing from its CAS (`FAILED_PRECONDITION`
+/// with a `PreconditionFailure`, or saying so).
+fn missing_inputs(response: &proto::ExecuteResponse) -> bool {
+    let Some(status) = &response.status else {
+        return false;
+    };
+    status.code == 9
+        && (status
+            .details
+            .iter()
+            .any(|d| d.type_url.ends_with("google.rpc.PreconditionFailure"))
+            || status.message.to_ascii_lowercase().contains("missing"))
+}
+
 /// A gRPC status code's name.
 fn code_name(code: i32) -> String {
     let name = match code {
@@ -466,6 +489,36 @@ fn code_name(code: i32) -> String {
         _ => return format!("code {code}"),
     };
     name.to_owned()
+}
+
+impl Runner for RemoteRunner {
+    fn run(&self, spawn: &Spawn, cancel: &Cancel) -> io::Result<SpawnOutcome> {
+        if !self.remote(spawn) {
+            return self.local.run(spawn, cancel);
+        }
+        match self.run_remote(spawn) {
+            Ok(outcome) => Ok(outcome),
+            Err(RemoteFailure::Unreachable(e)) if self.config.local_fallback => {
+                if !self.warned.swap(true, Ordering::SeqCst) {
+                    eprintln!(
+                        "WARNING: remote executor {} is unavailable ({e}); running actions \
+                         locally (--remote_local_fallback)",
+                        self.url()
+                    );
+                }
+                self.local.run(spawn, cancel)
+            }
+            Err(RemoteFailure::Unreachable(e)) => Err(io::Error::other(format!(
+                "remote executor {} is unavailable: {e} (--remote_local_fallback runs such \
+                 actions locally)",
+                self.url()
+            ))),
+            Err(RemoteFailure::Refused(e)) => Err(io::Error::other(format!(
+                "remote executor {}: {e}",
+                self.url()
+            ))),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -498,35 +551,5 @@ mod tests {
             ]
         );
         assert_eq!(platform_of(&[], &["local".to_owned()]), None);
-    }
-}
-
-impl Runner for RemoteRunner {
-    fn run(&self, spawn: &Spawn, cancel: &Cancel) -> io::Result<SpawnOutcome> {
-        if !self.remote(spawn) {
-            return self.local.run(spawn, cancel);
-        }
-        match self.run_remote(spawn) {
-            Ok(outcome) => Ok(outcome),
-            Err(RemoteFailure::Unreachable(e)) if self.config.local_fallback => {
-                if !self.warned.swap(true, Ordering::SeqCst) {
-                    eprintln!(
-                        "WARNING: remote executor {} is unavailable ({e}); running actions \
-                         locally (--remote_local_fallback)",
-                        self.url()
-                    );
-                }
-                self.local.run(spawn, cancel)
-            }
-            Err(RemoteFailure::Unreachable(e)) => Err(io::Error::other(format!(
-                "remote executor {} is unavailable: {e} (--remote_local_fallback runs such \
-                 actions locally)",
-                self.url()
-            ))),
-            Err(RemoteFailure::Refused(e)) => Err(io::Error::other(format!(
-                "remote executor {}: {e}",
-                self.url()
-            ))),
-        }
     }
 }

@@ -14,6 +14,7 @@ use super::grpc::{GrpcBackend, status_error, with_transport_causes};
 use super::{Backend, HashFn, RemoteError, RemoteSpec, Result, proto};
 
 /// A blob to make sure the server has: its digest and where its bytes are.
+#[derive(Clone)]
 pub enum Upload {
     Bytes(proto::Digest, Vec<u8>),
     /// A file, read only when the server lacks it.
@@ -28,11 +29,18 @@ impl Upload {
     }
 }
 
+/// The words of the error `Reapi::read` gives for a blob the server does not have.
+pub const MISSING_BLOB: &str = "has no blob";
+
 /// A connection to an REAPI server, for one process.
 pub struct Reapi {
     backend: GrpcBackend,
     /// The URL without credentials, for messages.
     shown: String,
+    /// Blobs this connection saw the server have (found or uploaded): not asked about
+    /// again, so an input shared by many actions costs one `FindMissingBlobs`. A server
+    /// that loses blobs says so when it executes (`forget_present`, then upload again).
+    present: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// How an execution ended, from the server's point of view.
@@ -62,7 +70,11 @@ impl Reapi {
                 "{shown} does not offer remote execution (its capabilities have no execution)"
             )));
         }
-        Ok(Reapi { backend, shown })
+        Ok(Reapi {
+            backend,
+            shown,
+            present: Default::default(),
+        })
     }
 
     pub fn url(&self) -> &str {
@@ -83,13 +95,30 @@ impl Reapi {
             return Ok(());
         }
         let mut by_hash: HashMap<String, Upload> = HashMap::new();
-        for b in blobs {
-            if b.digest().size_bytes > 0 {
-                by_hash.entry(b.digest().hash.clone()).or_insert(b);
+        {
+            let present = self.present.lock().unwrap_or_else(|e| e.into_inner());
+            for b in blobs {
+                if b.digest().size_bytes > 0 && !present.contains(&b.digest().hash) {
+                    by_hash.entry(b.digest().hash.clone()).or_insert(b);
+                }
             }
+        }
+        if by_hash.is_empty() {
+            return Ok(());
         }
         let digests: Vec<proto::Digest> = by_hash.values().map(|b| b.digest().clone()).collect();
         let missing = self.find_missing(digests)?;
+        let missing_hashes: std::collections::HashSet<&str> =
+            missing.iter().map(|d| d.hash.as_str()).collect();
+        let found: Vec<String> = by_hash
+            .keys()
+            .filter(|h| !missing_hashes.contains(h.as_str()))
+            .cloned()
+            .collect();
+        self.present
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(found);
         let mut payload = Vec::with_capacity(missing.len());
         for digest in missing {
             let Some(blob) = by_hash.remove(&digest.hash) else {
@@ -112,7 +141,21 @@ impl Reapi {
             }
             payload.push((digest, data));
         }
-        self.backend.upload_blobs_unchecked(payload)
+        let uploaded: Vec<String> = payload.iter().map(|(d, _)| d.hash.clone()).collect();
+        self.backend.upload_blobs_unchecked(payload)?;
+        self.present
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(uploaded);
+        Ok(())
+    }
+
+    /// Forgets which blobs the server has: the next uploads ask again.
+    pub fn forget_present(&self) {
+        self.present
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     fn find_missing(&self, digests: Vec<proto::Digest>) -> Result<Vec<proto::Digest>> {
@@ -147,7 +190,7 @@ impl Reapi {
         for d in &wanted {
             let data = blobs.get(&d.hash).ok_or_else(|| {
                 RemoteError(format!(
-                    "{} has no blob {}/{} in its CAS",
+                    "{} {MISSING_BLOB} {}/{} in its CAS",
                     self.shown, d.hash, d.size_bytes
                 ))
             })?;

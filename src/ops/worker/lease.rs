@@ -14,7 +14,7 @@ use super::blobs::BlobCache;
 use crate::core::{Action, ActionKind, ExecPath, Label};
 use crate::exec::runner::{Cancel, Runner, Spawn, SpawnStatus};
 use crate::exec::sandbox::{self, SandboxConfig, SandboxRunner};
-use crate::remote::execution::{Reapi, Upload};
+use crate::remote::execution::{MISSING_BLOB, Reapi, Upload};
 use crate::remote::merkle::{self, InputTree};
 use crate::remote::{HashFn, RemoteError, bots, proto};
 
@@ -123,6 +123,11 @@ pub fn run(
     let _ = crate::core::fs::remove_tree(&exec_root);
     match outcome {
         Ok(outcome) => outcome,
+        // As the REAPI asks: a missing input is the client's to upload again.
+        Err(e) if e.0.contains(MISSING_BLOB) => Outcome::refused(
+            CODE_FAILED_PRECONDITION,
+            format!("forge worker {worker_name}: missing input: {e}"),
+        ),
         Err(e) => Outcome::refused(CODE_INTERNAL, format!("forge worker {worker_name}: {e}")),
     }
 }
