@@ -718,6 +718,42 @@ fn the_server_restarting_mid_action_costs_the_build_nothing() {
 }
 
 #[test]
+#[ignore = "needs PostgreSQL 15 and BuildGrid: .ci/run installs them and runs the ignored tests"]
+fn a_corrupt_output_on_the_server_is_never_trusted() {
+    use sha2::Digest as _;
+    let server = BuildGrid::start();
+    let (_worker, _) = server.worker("worker", 1);
+    let flag = executor(&server);
+    let build = r#"genrule(name = "a", outs = ["a.txt"], cmd = "echo trusted > $@")
+"#;
+    let ws = genrules(build);
+    ok(&ws.forge(&["build", "//pkg:a", &flag]));
+    // The output's blob in BuildGrid's disk storage, replaced by other bytes of its size.
+    let hash: String = sha2::Sha256::digest(b"trusted\n")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let blob = server
+        .dir
+        .path()
+        .join("cas/cas/objects")
+        .join(&hash[..2])
+        .join(&hash[2..]);
+    assert!(blob.is_file(), "{}", blob.display());
+    fs::write(&blob, "TRUSTED\n").unwrap();
+
+    let fresh = genrules(build);
+    let run = fresh.forge(&["build", "//pkg:a", &flag]);
+    assert_eq!(run.code, 1, "{}", run.both());
+    assert!(
+        run.stderr.contains("does not match its digest"),
+        "{}",
+        run.stderr
+    );
+    assert!(!fresh.root().join("forge-bin/pkg/a.txt").exists());
+}
+
+#[test]
 fn an_unreachable_executor_is_named_or_skipped_with_local_fallback() {
     let port = free_port();
     let url = format!("grpc://127.0.0.1:{port}");
