@@ -2,8 +2,8 @@
 //! (`--remote_executor`) — the action's input root sent as a `Directory` tree with the blobs
 //! the server lacks, `Execute` followed to the end — and its outputs, output and exit status
 //! written into the exec root as if it had run here, out. Actions tagged `no-remote-exec`,
-//! `no-remote` or `local`, and mnemonics whose `--strategy` is `sandboxed` or `local`, run
-//! through the sandbox runner instead; so does everything, with one warning, when the server
+//! `no-remote`, `local` or `requires-network`, and mnemonics whose `--strategy` is
+//! `sandboxed` or `local`, run through the sandbox runner instead; so does everything, with one warning, when the server
 //! cannot be reached and `--remote_local_fallback` is given.
 
 use std::collections::{BTreeMap, HashMap};
@@ -31,11 +31,15 @@ pub enum Strategy {
     Local,
 }
 
-/// The tags that keep an action on this machine.
+/// The tags that keep an action on this machine. `requires-network` is among them: a
+/// worker's sandbox has no network, and the REAPI has no standard way to ask for one.
 pub fn wants_local_execution(requirements: &[String]) -> bool {
-    requirements
-        .iter()
-        .any(|r| matches!(r.as_str(), "no-remote-exec" | "no-remote" | "local"))
+    requirements.iter().any(|r| {
+        matches!(
+            r.as_str(),
+            "no-remote-exec" | "no-remote" | "local" | "requires-network"
+        )
+    })
 }
 
 /// How `--remote_executor` was configured.
