@@ -809,4 +809,12 @@ fn the_remote_strategy_needs_an_executor() {
     let run = ws.forge(&["build", "//pkg:a", "--remote_executor=http://127.0.0.1:1"]);
     assert_eq!(run.code, 2, "{}", run.both());
     assert!(run.stderr.contains("grpc://"), "{}", run.stderr);
+    let run = ws.forge(&["worker", "--server", "http://127.0.0.1:1"]);
+    assert_eq!(run.code, 2, "{}", run.both());
+    assert!(
+        run.stderr
+            .contains("--server expects a grpc:// or grpcs:// URL, not 'http://127.0.0.1:1'"),
+        "{}",
+        run.stderr
+    );
 }

@@ -84,7 +84,7 @@ enum Command {
     Help(help::HelpArgs),
     /// Prints the version of forge and the git commit it was built from.
     Version(version::VersionArgs),
-    /// Runs actions for an REAPI server (BuildGrid, ...) as a Remote Workers API bot.
+    /// Runs actions for an REAPI server as a Remote Workers API bot: `forge worker --server grpc://host:port`
     Worker(worker::WorkerArgs),
 }
 
