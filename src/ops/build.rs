@@ -218,6 +218,21 @@ impl ActionRunner {
     pub fn cleanup(&self) {
         self.sandbox().cleanup();
     }
+
+    /// With a remote executor, how many commands ran so far: remotely, answered by the
+    /// executor's action cache, locally, sandboxed.
+    pub fn remote_counts(&self) -> Option<[usize; 4]> {
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        match self {
+            ActionRunner::Sandbox(_) => None,
+            ActionRunner::Remote(r) => Some([
+                r.counts.remote.load(relaxed),
+                r.counts.cache_hits.load(relaxed),
+                r.local().counts.local.load(relaxed),
+                r.local().counts.sandboxed.load(relaxed),
+            ]),
+        }
+    }
 }
 
 impl Runner for ActionRunner {
