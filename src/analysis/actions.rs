@@ -445,10 +445,11 @@ fn register_run<'v>(
 }
 
 /// The execution requirements forge understands, as tags or `execution_requirements` keys.
-pub const KNOWN_REQUIREMENTS: [&str; 6] = [
+pub const KNOWN_REQUIREMENTS: [&str; 7] = [
     "no-sandbox",
     "no-cache",
     "no-remote",
+    "no-remote-exec",
     "local",
     "requires-network",
     "external",

@@ -338,15 +338,26 @@ fn render(e: &starlark::Error) -> String {
         .to_owned()
 }
 
+/// The execution requirements of the target's tags, then its `exec_properties` as
+/// `exec-property:NAME=VALUE` items, which remote execution sends as the action's platform.
 fn requirements_from_tags(rule: &RuleTarget) -> Vec<String> {
-    match rule.attrs.get("tags") {
+    let mut requirements: Vec<String> = match rule.attrs.get("tags") {
         Some(AttrValue::StringList(tags)) => tags
             .iter()
             .filter(|t| super::actions::is_known_requirement(t))
             .cloned()
             .collect(),
         _ => Vec::new(),
+    };
+    if let Some(AttrValue::StringDict(properties)) = rule.attrs.get("exec_properties") {
+        for (name, value) in properties {
+            requirements.push(format!(
+                "{}{name}={value}",
+                crate::core::EXEC_PROPERTY_PREFIX
+            ));
+        }
     }
+    requirements
 }
 
 /// The configuration's features (`--features`), the package's, then the target's: `-x`

@@ -133,7 +133,7 @@ pub struct BuildOptions {
     )]
     pub spawn_strategy: Option<String>,
 
-    /// The strategy for actions of one mnemonic: `MNEMONIC=sandboxed|local`.
+    /// The strategy for actions of one mnemonic: `MNEMONIC=remote|sandboxed|local`.
     #[arg(long = "strategy", value_name = "MNEMONIC=STRATEGY")]
     pub strategy: Vec<String>,
 
@@ -273,6 +273,7 @@ impl BuildOptions {
             tmpfs_paths: self.sandbox_tmpfs_path.clone(),
             tmpfs_size: self.sandbox_tmpfs_size.clone(),
             mount_pairs: self.sandbox_add_mount_pair.clone(),
+            remote_execution: None,
         }
     }
 
@@ -321,7 +322,10 @@ pub fn build(
         jobs: options.common.jobs.unwrap_or_else(super::host_cores),
         disk_cache: options.disk_cache.clone(),
         fetch: options.fetch_options(),
-        sandbox: options.sandbox_options(),
+        sandbox: ops::build::SandboxOptions {
+            remote_execution: options.remote.execution()?,
+            ..options.sandbox_options()
+        },
         output_groups: options.output_groups.clone(),
         platforms: options.platform_flags(),
         explain: explain_request(options),

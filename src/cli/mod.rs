@@ -20,6 +20,7 @@ mod starlark_flags;
 mod test;
 mod version;
 mod why;
+mod worker;
 
 use std::path::PathBuf;
 
@@ -93,6 +94,8 @@ enum Command {
     Help(help::HelpArgs),
     /// Prints the version of forge and the git commit it was built from.
     Version(version::VersionArgs),
+    /// Runs actions for an REAPI server as a Remote Workers API bot: `forge worker --server grpc://host:port`
+    Worker(worker::WorkerArgs),
 }
 
 /// Flags shared by commands that load packages.
@@ -233,6 +236,7 @@ fn run_on_this_thread(args: Vec<String>) -> ExitCode {
         Command::Completion(args) => completion::run(args),
         Command::CanonicalizeFlags(args) => canonicalize::run(args),
         Command::Version(args) => version::run(args),
+        Command::Worker(args) => worker::run(args),
     };
     match result {
         Ok(code) => code,

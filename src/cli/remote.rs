@@ -1,12 +1,15 @@
-//! The remote cache flags (`--remote_cache`, `--remote_header`, `--remote_instance_name`,
-//! `--remote_timeout`, `--[no]remote_upload_local_results`, `--[no]remote_accept_cached`) in,
-//! the one `RemoteCache` client of this command (or none) out.
+//! The remote cache and execution flags (`--remote_cache`, `--remote_executor`,
+//! `--remote_header`, `--remote_instance_name`, `--remote_timeout`,
+//! `--[no]remote_upload_local_results`, `--[no]remote_accept_cached`,
+//! `--remote_local_fallback`, `--remote_default_exec_properties`) in, the one `RemoteCache`
+//! client of this command (or none) and the remote execution settings out.
 
 use std::sync::{Arc, Mutex};
 
 use clap::Args;
 
 use crate::core::Failure;
+use crate::exec::remote_runner::RemoteExecSpec;
 use crate::remote::{RemoteCache, RemoteSpec, parse_timeout};
 
 #[derive(Args, Debug, Clone, Default)]
@@ -15,6 +18,34 @@ pub struct RemoteOptions {
     /// protocol) or `grpc(s)://host:port` (the Remote Execution API's cache services).
     #[arg(long = "remote_cache", alias = "remote-cache", value_name = "URL")]
     pub remote_cache: Option<String>,
+
+    /// Execute actions on an REAPI server: `grpc(s)://host:port`. It is also the remote
+    /// cache unless --remote_cache names another.
+    #[arg(
+        long = "remote_executor",
+        alias = "remote-executor",
+        value_name = "URL"
+    )]
+    pub remote_executor: Option<String>,
+
+    /// Run an action locally when the remote executor cannot be reached.
+    #[arg(
+        long = "remote_local_fallback",
+        alias = "remote-local-fallback",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub remote_local_fallback: Option<bool>,
+
+    /// A platform property of every remotely executed action: `NAME=VALUE`.
+    #[arg(
+        long = "remote_default_exec_properties",
+        alias = "remote-default-exec-properties",
+        value_name = "NAME=VALUE"
+    )]
+    pub remote_default_exec_properties: Vec<String>,
 
     /// A header sent with every remote cache request: `NAME=VALUE`.
     #[arg(
@@ -82,9 +113,65 @@ static CLIENT: Mutex<Option<Arc<RemoteCache>>> = Mutex::new(None);
 impl RemoteOptions {
     /// The remote cache these flags ask for, if any; a bad flag is a usage error.
     pub fn client(&self) -> Result<Option<Arc<RemoteCache>>, Failure> {
-        let Some(url) = self.remote_cache.as_deref().filter(|u| !u.is_empty()) else {
+        let executor = self.remote_executor.as_deref().filter(|u| !u.is_empty());
+        let Some(url) = self
+            .remote_cache
+            .as_deref()
+            .filter(|u| !u.is_empty())
+            .or(executor)
+        else {
             return Ok(None);
         };
+        let spec = self.spec(url)?;
+        let mut client = CLIENT.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = client.as_ref() {
+            return Ok(Some(c.clone()));
+        }
+        let made = Arc::new(RemoteCache::new(spec).map_err(|e| Failure::usage(e.to_string()))?);
+        *client = Some(made.clone());
+        Ok(Some(made))
+    }
+
+    /// The remote execution settings, when `--remote_executor` is given.
+    pub fn execution(&self) -> Result<Option<RemoteExecSpec>, Failure> {
+        let Some(url) = self.remote_executor.as_deref().filter(|u| !u.is_empty()) else {
+            if !self.remote_default_exec_properties.is_empty() {
+                return Err(Failure::usage(
+                    "--remote_default_exec_properties needs --remote_executor",
+                ));
+            }
+            return Ok(None);
+        };
+        if !(url.starts_with("grpc://") || url.starts_with("grpcs://")) {
+            return Err(Failure::usage(format!(
+                "--remote_executor expects a grpc:// or grpcs:// URL, not '{url}'"
+            )));
+        }
+        // The URL's form is checked as a cache's is.
+        RemoteCache::new(self.spec(url)?).map_err(|e| {
+            Failure::usage(e.to_string().replace("--remote_cache", "--remote_executor"))
+        })?;
+        let mut platform = Vec::new();
+        for item in &self.remote_default_exec_properties {
+            match item.split_once('=') {
+                Some((name, value)) if !name.is_empty() => {
+                    platform.push((name.to_owned(), value.to_owned()));
+                }
+                _ => {
+                    return Err(Failure::usage(format!(
+                        "--remote_default_exec_properties expects NAME=VALUE, got '{item}'"
+                    )));
+                }
+            }
+        }
+        Ok(Some(RemoteExecSpec {
+            spec: self.spec(url)?,
+            local_fallback: self.remote_local_fallback.unwrap_or(false),
+            platform,
+        }))
+    }
+
+    fn spec(&self, url: &str) -> Result<RemoteSpec, Failure> {
         let mut headers = Vec::new();
         for item in &self.remote_header {
             match item.split_once('=') {
@@ -106,7 +193,7 @@ impl RemoteOptions {
                 ))
             })?,
         };
-        let spec = RemoteSpec {
+        Ok(RemoteSpec {
             url: url.to_owned(),
             headers,
             instance_name: self.remote_instance_name.clone().unwrap_or_default(),
@@ -114,13 +201,6 @@ impl RemoteOptions {
             upload: !self.noremote_upload_local_results
                 && self.remote_upload_local_results.unwrap_or(true),
             accept: !self.noremote_accept_cached && self.remote_accept_cached.unwrap_or(true),
-        };
-        let mut client = CLIENT.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = client.as_ref() {
-            return Ok(Some(c.clone()));
-        }
-        let made = Arc::new(RemoteCache::new(spec).map_err(|e| Failure::usage(e.to_string()))?);
-        *client = Some(made.clone());
-        Ok(Some(made))
+        })
     }
 }

@@ -158,6 +158,7 @@ fn test_options(args: &TestArgs) -> Result<TestOptions, Failure> {
 pub fn run(args: TestArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Failure> {
     let options = test_options(&args)?;
     let built = build(&args.patterns, &args.options, startup, false, true)?;
+    let counted_before = built.runner.remote_counts();
     let mode = args.test_output.as_str();
     let show = |result: &TestResult| {
         for run in &result.runs {
@@ -215,6 +216,14 @@ pub fn run(args: TestArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Fail
     }
     let totals = Totals::of(&results);
     eprintln!("\n{}", totals.line());
+    // With a remote executor, where the test runs went (the build's summary counted its own
+    // commands).
+    if let (Some(before), Some(after)) = (counted_before, built.runner.remote_counts()) {
+        let [remote, hits, local, sandboxed] = [0, 1, 2, 3].map(|i| after[i] - before[i]);
+        eprintln!(
+            "INFO: Test commands: {remote} remote, {hits} remote cache hit, {local} local, {sandboxed} sandboxed."
+        );
+    }
     let code = verdict(&totals, built.build_failed)?;
     if code == ExitCode::PartialSuccess {
         eprintln!(

@@ -28,6 +28,11 @@ pub enum ActionKind {
     Symlink { target: String, executable: bool },
 }
 
+/// How a target's `exec_properties` entry appears among its actions' requirements
+/// (`exec-property:container-image=docker://...`): remote execution sends them as the
+/// action's platform; running here, they mean nothing.
+pub const EXEC_PROPERTY_PREFIX: &str = "exec-property:";
+
 /// One unit of work and of caching.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Action {

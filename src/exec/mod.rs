@@ -20,6 +20,7 @@ pub mod key;
 pub mod lock;
 mod perform;
 pub mod progress;
+pub mod remote_runner;
 pub mod runner;
 pub mod sandbox;
 mod scheduler;

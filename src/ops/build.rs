@@ -12,6 +12,8 @@ use super::plan::{PlanRequest, Planned, plan};
 use super::plural;
 use crate::analysis::plan::BuildPlan;
 use crate::core::{Diagnostic, ExitCode, Failure, Label};
+use crate::exec::remote_runner::{RemoteExecSpec, RemoteRunner, Strategy};
+use crate::exec::runner::{Cancel, Runner, Spawn, SpawnOutcome};
 use crate::exec::sandbox::{self, SandboxConfig, SandboxRunner};
 use crate::exec::{self, ExecConfig, Progress};
 use crate::fetch::FetchOptions;
@@ -76,7 +78,7 @@ pub struct Built {
     pub plan: BuildPlan,
     /// The runner, for commands that run more (tests); cleans up when dropped, before the
     /// lock below is released (fields drop in this order).
-    pub runner: SandboxRunner,
+    pub runner: ActionRunner,
     /// Keeps the output base locked until the command is done with it.
     pub lock: exec::Lock,
     /// Only with `forge test --keep_going`: some of the build failed.
@@ -206,6 +208,51 @@ pub struct SandboxOptions {
     pub tmpfs_size: Option<String>,
     /// `SOURCE[:TARGET]` items.
     pub mount_pairs: Vec<String>,
+    /// `--remote_executor` and its settings.
+    pub remote_execution: Option<RemoteExecSpec>,
+}
+
+/// What runs a build's commands: the sandbox runner, or remote execution in front of it.
+pub enum ActionRunner {
+    Sandbox(Box<SandboxRunner>),
+    Remote(Box<RemoteRunner>),
+}
+
+impl ActionRunner {
+    fn sandbox(&self) -> &SandboxRunner {
+        match self {
+            ActionRunner::Sandbox(s) => s,
+            ActionRunner::Remote(r) => r.local(),
+        }
+    }
+
+    pub fn cleanup(&self) {
+        self.sandbox().cleanup();
+    }
+
+    /// With a remote executor, how many commands ran so far: remotely, answered by the
+    /// executor's action cache, locally, sandboxed.
+    pub fn remote_counts(&self) -> Option<[usize; 4]> {
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        match self {
+            ActionRunner::Sandbox(_) => None,
+            ActionRunner::Remote(r) => Some([
+                r.counts.remote.load(relaxed),
+                r.counts.cache_hits.load(relaxed),
+                r.local().counts.local.load(relaxed),
+                r.local().counts.sandboxed.load(relaxed),
+            ]),
+        }
+    }
+}
+
+impl Runner for ActionRunner {
+    fn run(&self, spawn: &Spawn, cancel: &Cancel) -> std::io::Result<SpawnOutcome> {
+        match self {
+            ActionRunner::Sandbox(s) => s.run(spawn, cancel),
+            ActionRunner::Remote(r) => r.run(spawn, cancel),
+        }
+    }
 }
 
 /// What a plan run did.
@@ -213,7 +260,7 @@ pub struct Executed {
     pub exec_root: PathBuf,
     pub result: exec::ExecResult,
     /// The runner, for commands that run more (tests).
-    pub runner: SandboxRunner,
+    pub runner: ActionRunner,
     /// Whether a remote cache took part.
     pub remote: bool,
 }
@@ -229,20 +276,22 @@ impl Executed {
     /// unsandboxed build cannot go unnoticed.
     pub fn summary(&self) -> String {
         let result = &self.result;
-        let sandboxed = self
-            .runner
-            .counts
-            .sandboxed
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let local = self
-            .runner
-            .counts
-            .local
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let strategies = if sandboxed + local > 0 {
-            format!(" Commands: {sandboxed} sandboxed, {local} local.")
-        } else {
-            String::new()
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        let counts = &self.runner.sandbox().counts;
+        let sandboxed = counts.sandboxed.load(relaxed);
+        let local = counts.local.load(relaxed);
+        let strategies = match &self.runner {
+            // Where the work ran: remotely, answered by a remote cache (forge's own entries
+            // or the executor's action cache), here.
+            ActionRunner::Remote(r) => format!(
+                " Commands: {} remote, {} remote cache hit, {local} local, {sandboxed} sandboxed.",
+                r.counts.remote.load(relaxed),
+                result.remote_hits + r.counts.cache_hits.load(relaxed),
+            ),
+            ActionRunner::Sandbox(_) if sandboxed + local > 0 => {
+                format!(" Commands: {sandboxed} sandboxed, {local} local.")
+            }
+            ActionRunner::Sandbox(_) => String::new(),
         };
         let remote = match self.remote {
             true => format!(" {} from the remote cache.", result.remote_hits),
@@ -346,13 +395,18 @@ fn user_name() -> String {
         .unwrap_or_default()
 }
 
-/// `sandboxed`/`local` and their Bazel spellings: true for sandboxed.
-fn parse_strategy(value: &str) -> Result<bool, Failure> {
+/// `remote`/`sandboxed`/`local` and their Bazel spellings; `remote` only with a remote
+/// executor.
+fn parse_strategy(value: &str, remote: bool) -> Result<Strategy, Failure> {
     match value {
-        "sandboxed" | "linux-sandbox" | "processwrapper-sandbox" => Ok(true),
-        "local" | "standalone" => Ok(false),
+        "sandboxed" | "linux-sandbox" | "processwrapper-sandbox" => Ok(Strategy::Sandboxed),
+        "local" | "standalone" => Ok(Strategy::Local),
+        "remote" if remote => Ok(Strategy::Remote),
+        "remote" => Err(Failure::usage(
+            "the 'remote' strategy needs --remote_executor=grpc://host:port",
+        )),
         other => Err(Failure::usage(format!(
-            "unknown strategy '{other}': use 'sandboxed' or 'local'"
+            "unknown strategy '{other}': use 'remote', 'sandboxed' or 'local'"
         ))),
     }
 }
@@ -383,20 +437,29 @@ pub fn sandbox_runner(
     options: &SandboxOptions,
     workspace: &Workspace,
     exec_root: &Path,
-) -> Result<SandboxRunner, Failure> {
-    let default_sandboxed = match &options.spawn_strategy {
-        Some(s) => parse_strategy(s)?,
-        None => true,
+) -> Result<ActionRunner, Failure> {
+    let remote = options.remote_execution.is_some();
+    // With a remote executor, what is not remote is sandboxed unless said otherwise.
+    let default = match &options.spawn_strategy {
+        Some(s) => parse_strategy(s, remote)?,
+        None if remote => Strategy::Remote,
+        None => Strategy::Sandboxed,
     };
-    let mut strategies = BTreeMap::new();
+    let default_sandboxed = default != Strategy::Local;
+    let mut all_strategies = BTreeMap::new();
     for item in &options.strategy {
         let Some((mnemonic, value)) = item.split_once('=') else {
             return Err(Failure::usage(format!(
                 "--strategy expects MNEMONIC=STRATEGY, got '{item}'"
             )));
         };
-        strategies.insert(mnemonic.to_owned(), parse_strategy(value)?);
+        all_strategies.insert(mnemonic.to_owned(), parse_strategy(value, remote)?);
     }
+    let strategies: BTreeMap<String, bool> = all_strategies
+        .iter()
+        .filter(|(_, s)| **s != Strategy::Remote)
+        .map(|(m, s)| (m.clone(), *s == Strategy::Sandboxed))
+        .collect();
     let mount_pairs = options
         .mount_pairs
         .iter()
@@ -419,7 +482,16 @@ pub fn sandbox_runner(
             .transpose()?,
         mount_pairs,
     };
-    Ok(SandboxRunner::new(config, strategies, default_sandboxed))
+    let local = SandboxRunner::new(config, strategies, default_sandboxed);
+    Ok(match &options.remote_execution {
+        None => ActionRunner::Sandbox(Box::new(local)),
+        Some(spec) => ActionRunner::Remote(Box::new(RemoteRunner::new(
+            spec.clone(),
+            local,
+            all_strategies,
+            default,
+        ))),
+    })
 }
 
 #[cfg(test)]
@@ -428,12 +500,25 @@ mod tests {
 
     #[test]
     fn strategies_accept_bazel_spellings() {
-        assert!(parse_strategy("sandboxed").expect("known"));
-        assert!(parse_strategy("linux-sandbox").expect("known"));
-        assert!(!parse_strategy("local").expect("known"));
-        assert!(!parse_strategy("standalone").expect("known"));
-        let failure = parse_strategy("remote").expect_err("unknown");
+        assert_eq!(
+            parse_strategy("sandboxed", false).ok(),
+            Some(Strategy::Sandboxed)
+        );
+        assert_eq!(
+            parse_strategy("linux-sandbox", false).ok(),
+            Some(Strategy::Sandboxed)
+        );
+        assert_eq!(parse_strategy("local", false).ok(), Some(Strategy::Local));
+        assert_eq!(
+            parse_strategy("standalone", true).ok(),
+            Some(Strategy::Local)
+        );
+        assert_eq!(parse_strategy("remote", true).ok(), Some(Strategy::Remote));
+        let failure = parse_strategy("remote", false).expect_err("needs an executor");
         assert_eq!(failure.code, crate::core::ExitCode::BadCommandLine);
+        let text = format!("{:?}", failure.errors);
+        assert!(text.contains("--remote_executor"), "{text}");
+        assert!(parse_strategy("worker", true).is_err());
     }
 
     #[test]

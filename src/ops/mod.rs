@@ -12,6 +12,7 @@
 //! - `aquery`: the planned actions of the targets an expression names, filtered.
 //! - `run`: the one built executable, its runfiles and arguments.
 //! - `clean`, `info`: the output base removed; the facts `forge info` prints.
+//! - `worker`: `forge worker`, a Remote Workers API bot running actions in the sandbox.
 
 use std::collections::BTreeMap;
 
@@ -29,6 +30,7 @@ pub mod platforms;
 pub mod query;
 pub mod run;
 pub mod test;
+pub mod worker;
 
 /// A diagnostic about the command line (a bad pattern, a bad expression) as the failure it
 /// causes, exit code 2, keeping its location and notes.

@@ -35,9 +35,11 @@ pub struct GrpcBackend {
     hash: HashFn,
     batch_limit: i64,
     update_enabled: bool,
+    /// Whether the server's capabilities offer remote execution.
+    pub execution: bool,
 }
 
-fn status_error(call: &str, s: &tonic::Status) -> RemoteError {
+pub fn status_error(call: &str, s: &tonic::Status) -> RemoteError {
     let message = s.message();
     if message.is_empty() {
         RemoteError(format!("{call}: {:?}", s.code()))
@@ -148,6 +150,7 @@ impl GrpcBackend {
             hash: HashFn::Sha256,
             batch_limit: DEFAULT_BATCH_LIMIT,
             update_enabled: true,
+            execution: false,
         };
         let request = backend.request(proto::GetCapabilitiesRequest {
             instance_name: backend.instance.clone(),
@@ -157,6 +160,10 @@ impl GrpcBackend {
                 .get_capabilities(request)
                 .await
         })?;
+        backend.execution = caps
+            .execution_capabilities
+            .as_ref()
+            .is_some_and(|e| e.exec_enabled);
         let cache = caps.cache_capabilities.ok_or_else(|| {
             RemoteError("the server offers no cache (no cache capabilities)".to_owned())
         })?;
@@ -179,7 +186,25 @@ impl GrpcBackend {
         Ok(backend)
     }
 
-    fn request<T>(&self, message: T) -> tonic::Request<T> {
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Runs `future` on the runtime with no time limit of its own (for calls that wait for
+    /// work: an execution, a bot's long poll).
+    pub fn block_unbounded<T>(&self, future: impl Future<Output = T>) -> T {
+        self.runtime.block_on(future)
+    }
+
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         for (k, v) in &self.metadata {
             request.metadata_mut().append(k.clone(), v.clone());
@@ -188,7 +213,7 @@ impl GrpcBackend {
     }
 
     /// Runs `future` on the runtime, bounded by the timeout.
-    fn block<T>(
+    pub fn block<T>(
         &self,
         name: &str,
         future: impl Future<Output = std::result::Result<T, tonic::Status>>,
@@ -205,7 +230,7 @@ impl GrpcBackend {
     }
 
     /// One unary call: its response, or any failing status as the error.
-    fn call<T>(
+    pub fn call<T>(
         &self,
         name: &str,
         future: impl Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
@@ -322,7 +347,7 @@ impl GrpcBackend {
 
 /// `status` with the causes of a transport error added to its message (tonic's own text
 /// for them is just "transport error").
-fn with_transport_causes(status: tonic::Status) -> tonic::Status {
+pub fn with_transport_causes(status: tonic::Status) -> tonic::Status {
     let mut text = status.message().to_owned();
     let mut source = std::error::Error::source(&status);
     while let Some(cause) = source {
@@ -408,9 +433,23 @@ impl Backend for GrpcBackend {
             .into_iter()
             .map(|d| d.hash)
             .collect();
-        let (small, big): (Vec<_>, Vec<_>) = blobs
+        let missing: Vec<_> = blobs
             .into_iter()
             .filter(|(d, _)| missing.contains(&d.hash))
+            .collect();
+        self.upload_blobs_unchecked(missing)
+    }
+
+    fn read_blobs(&self, digests: &[proto::Digest]) -> Result<HashMap<String, Vec<u8>>> {
+        self.read_blobs_unchecked(digests)
+    }
+}
+
+impl GrpcBackend {
+    /// Uploads the blobs without asking which the server has (the caller did).
+    pub fn upload_blobs_unchecked(&self, blobs: Vec<(proto::Digest, Vec<u8>)>) -> Result<()> {
+        let (small, big): (Vec<_>, Vec<_>) = blobs
+            .into_iter()
             .partition(|(d, _)| self.small(d.size_bytes));
         for (digest, data) in big {
             self.bytestream_write(&digest, data)?;
@@ -444,7 +483,11 @@ impl Backend for GrpcBackend {
         Ok(())
     }
 
-    fn read_blobs(&self, digests: &[proto::Digest]) -> Result<HashMap<String, Vec<u8>>> {
+    /// The blobs the server has, by hash, not checked against their digests.
+    pub fn read_blobs_unchecked(
+        &self,
+        digests: &[proto::Digest],
+    ) -> Result<HashMap<String, Vec<u8>>> {
         let mut out = HashMap::new();
         let (small, big): (Vec<_>, Vec<_>) = digests
             .iter()

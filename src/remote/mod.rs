@@ -13,8 +13,11 @@
 //! outputs by exec path and their blobs live in the CAS. `docs/remote-cache.md` shows the
 //! layout.
 
+pub mod bots;
+pub mod execution;
 mod grpc;
 mod http;
+pub mod merkle;
 pub mod proto;
 
 use std::collections::HashMap;

@@ -4,23 +4,29 @@
 //!
 //! The crate ships its generated code, so forge's build needs neither `protoc` nor a build
 //! script. The Remote Workers API (google.devtools.remoteworkers.v1test2), which a worker
-//! needs, is not in it: generate that from its `.proto` files next to these, referring to
-//! these types for the messages it shares.
+//! needs, is not in it: `remote::bots` has its messages, referring to these types for the
+//! ones it shares.
 
 pub use bazel_remote_apis::build::bazel::remote::execution::v2::{
-    ActionCacheUpdateCapabilities, ActionResult, BatchReadBlobsRequest, BatchReadBlobsResponse,
-    BatchUpdateBlobsRequest, BatchUpdateBlobsResponse, CacheCapabilities, Digest,
-    FindMissingBlobsRequest, FindMissingBlobsResponse, GetActionResultRequest,
-    GetCapabilitiesRequest, OutputDirectory, OutputFile, ServerCapabilities,
-    UpdateActionResultRequest, action_cache_client::ActionCacheClient,
+    Action, ActionCacheUpdateCapabilities, ActionResult, BatchReadBlobsRequest,
+    BatchReadBlobsResponse, BatchUpdateBlobsRequest, BatchUpdateBlobsResponse, CacheCapabilities,
+    Command, Digest, Directory, DirectoryNode, ExecuteOperationMetadata, ExecuteRequest,
+    ExecuteResponse, ExecutedActionMetadata, FileNode, FindMissingBlobsRequest,
+    FindMissingBlobsResponse, GetActionResultRequest, GetCapabilitiesRequest, OutputDirectory,
+    OutputFile, Platform, ServerCapabilities, Tree, UpdateActionResultRequest,
+    WaitExecutionRequest, action_cache_client::ActionCacheClient,
     batch_read_blobs_response::Response as ReadBlob,
     batch_update_blobs_request::Request as UpdateBlob,
     batch_update_blobs_response::Response as UpdatedBlob, capabilities_client::CapabilitiesClient,
+    command::EnvironmentVariable,
     content_addressable_storage_client::ContentAddressableStorageClient, digest_function,
+    execution_client::ExecutionClient, platform::Property as PlatformProperty,
 };
 pub use bazel_remote_apis::google::bytestream::{
     ReadRequest, ReadResponse, WriteRequest, WriteResponse, byte_stream_client::ByteStreamClient,
 };
+pub use bazel_remote_apis::google::longrunning::{Operation, operation::Result as OperationResult};
+pub use bazel_remote_apis::google::protobuf::{Any, Duration as ProtoDuration, Timestamp};
 pub use bazel_remote_apis::google::rpc::Status;
 
 /// `DigestFunction.Value` of the two hashes forge speaks.

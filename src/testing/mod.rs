@@ -595,7 +595,16 @@ impl Tests<'_> {
                 .spec
                 .tags
                 .iter()
-                .filter(|t| ["no-sandbox", "local", "requires-network"].contains(&t.as_str()))
+                .filter(|t| {
+                    [
+                        "no-sandbox",
+                        "local",
+                        "requires-network",
+                        "no-remote",
+                        "no-remote-exec",
+                    ]
+                    .contains(&t.as_str())
+                })
                 .cloned()
                 .collect(),
         };
