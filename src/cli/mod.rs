@@ -2,16 +2,21 @@
 //! command run, an exit code out. Each command is a thin wrapper over the pipeline phases.
 
 mod build;
+mod build_events;
 mod canonicalize;
 mod clean;
 mod completion;
+mod console;
 mod fetch;
 mod flag_forms;
 mod help;
 mod info;
+mod profile;
+mod proto_text;
 mod query;
 mod rc;
 mod remote;
+mod reporting;
 mod run;
 mod shutdown;
 mod starlark_flags;
@@ -189,13 +194,14 @@ fn run_on_this_thread(args: Vec<String>) -> ExitCode {
     let args = match rc::expand(args, &cwd, &flags, &mut |note| eprintln!("{note}")) {
         Ok(args) => args,
         Err(e) => {
-            eprintln!("ERROR: {e}");
+            console::error(e);
             return ExitCode::BadCommandLine;
         }
     };
     // `--//pkg:flag=value` is no option clap knows: build settings are taken out first,
     // from the rc files' options too.
     let args = starlark_flags::extract(args);
+    reporting::remember_command_line(&args);
     let parsed = command
         .try_get_matches_from(&args)
         .and_then(|mut matches| Cli::from_arg_matches_mut(&mut matches));
@@ -225,7 +231,13 @@ fn run_on_this_thread(args: Vec<String>) -> ExitCode {
         Ok(code) => code,
         Err(failure) => {
             for e in &failure.errors {
-                eprintln!("ERROR: {e}");
+                // The build's verdict is Bazel's `FAILED:` line, the rest are errors.
+                match e.to_string() {
+                    verdict if verdict.starts_with("Build did NOT complete successfully") => {
+                        console::failed(verdict)
+                    }
+                    other => console::error(other),
+                }
             }
             failure.code
         }
@@ -251,7 +263,7 @@ fn command_line_error(e: clap::Error) -> ExitCode {
                 .find(|l| !l.trim().is_empty())
                 .unwrap_or("invalid command line")
                 .trim_start_matches("error: ");
-            eprintln!("ERROR: {first} (see 'forge help')");
+            console::error(format!("{first} (see 'forge help')"));
             ExitCode::BadCommandLine
         }
     }

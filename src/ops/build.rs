@@ -77,13 +77,20 @@ pub struct Built {
     pub build_failed: bool,
 }
 
-/// Loads, analyses and executes the request's patterns, telling `events` how it goes.
-pub fn build(
-    request: BuildRequest,
-    progress: &dyn Progress,
+/// What loading and analysis left for execution (`--nobuild` stops here).
+pub struct Analyzed {
+    pub workspace: Arc<Workspace>,
+    pub planned: Planned,
+    /// Keeps the output base locked until the command is done with it.
+    pub lock: exec::Lock,
+}
+
+/// Loads and analyses the request's patterns (or reuses their plan), telling `events` when
+/// it waits for another forge and when analysis is done.
+pub fn analyze(
+    request: &BuildRequest,
     events: &mut dyn FnMut(BuildEvent),
-) -> Result<Built, Failure> {
-    let started = Instant::now();
+) -> Result<Analyzed, Failure> {
     // From the start: a Ctrl-C during loading or analysis stops the build before any action
     // runs, with exit code 8, instead of killing forge mid-write.
     let _ = exec::install_interrupt_handler();
@@ -111,7 +118,7 @@ pub fn build(
         &PlanRequest {
             patterns: request.patterns,
             cwd_package: &cwd_package,
-            defines: request.defines,
+            defines: request.defines.clone(),
             stamp: request.stamp,
             build_settings: &request.build_settings,
             keep_going: request.keep_going,
@@ -121,6 +128,25 @@ pub fn build(
         },
     )?;
     events(BuildEvent::Analyzed(&planned));
+    Ok(Analyzed {
+        workspace,
+        planned,
+        lock,
+    })
+}
+
+/// Loads, analyses and executes the request's patterns, telling `events` how it goes.
+pub fn build(
+    request: BuildRequest,
+    progress: &dyn Progress,
+    events: &mut dyn FnMut(BuildEvent),
+) -> Result<Built, Failure> {
+    let started = Instant::now();
+    let Analyzed {
+        workspace,
+        planned,
+        lock,
+    } = analyze(&request, events)?;
     let Planned {
         plan, mut errors, ..
     } = planned;

@@ -1,0 +1,267 @@
+//! How a building command reports: the flags (`--color`, `--curses`, `--show_progress`,
+//! `--show_progress_rate_limit`, `--show_result`, `-s`, `--nobuild`, the build event files,
+//! `--profile`) in; a `Session` out that carries them through the command — the console's
+//! settings for the progress, the event files and the profile filled as the build reports,
+//! and written when the command ends. Without those files nothing is recorded.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use clap::Args;
+
+use super::build_events::{BuildEventFiles, Start};
+use super::console::{self, Choice};
+use super::profile::{Profile, Recording};
+use crate::analysis::plan::BuildPlan;
+use crate::core::{ExitCode, Failure};
+use crate::exec::progress::{ConsoleSettings, terminal_size};
+use crate::exec::{ConsoleProgress, Progress};
+use crate::ops::build::Executed;
+use crate::ops::plan::Planned;
+use crate::testing::TestResult;
+
+/// Flags of the building commands that decide what they print and record.
+#[derive(Args, Debug, Clone)]
+pub struct ReportingOptions {
+    /// Colors in the output: `yes`, `no`, or `auto` (the default: only on a terminal).
+    #[arg(long = "color", value_name = "yes|no|auto", value_parser = Choice::parse)]
+    pub color: Option<Choice>,
+
+    /// A live status redrawn in place: `yes`, `no`, or `auto` (the default: on a terminal).
+    #[arg(long = "curses", value_name = "yes|no|auto", value_parser = Choice::parse)]
+    pub curses: Option<Choice>,
+
+    /// Show the progress of the build (the default; `--noshow_progress` hides it).
+    #[arg(
+        long = "show_progress",
+        alias = "show-progress",
+        value_parser = clap::value_parser!(bool)
+    )]
+    pub show_progress: Option<bool>,
+
+    /// The least number of seconds between two progress lines (or redraws). Without it,
+    /// progress on a terminal is redrawn ten times a second, and a log gets a line at most
+    /// every second, less often as the build goes on.
+    #[arg(
+        long = "show_progress_rate_limit",
+        alias = "show-progress-rate-limit",
+        value_name = "SECONDS",
+        value_parser = parse_seconds
+    )]
+    pub show_progress_rate_limit: Option<f64>,
+
+    /// Print each target's outputs (`Target //x up-to-date:`) when at most this many
+    /// targets were requested (default 1; 0 never).
+    #[arg(long = "show_result", alias = "show-result", value_name = "N")]
+    pub show_result: Option<usize>,
+
+    /// Print each command line as it runs.
+    #[arg(short = 's', long = "subcommands")]
+    pub subcommands: bool,
+
+    /// Execute the actions (the default); `--nobuild` stops after analysis.
+    #[arg(long = "build", value_parser = clap::value_parser!(bool))]
+    pub build: Option<bool>,
+
+    /// Write Bazel's build events to this file, one JSON object a line.
+    #[arg(
+        long = "build_event_json_file",
+        alias = "build-event-json-file",
+        value_name = "FILE"
+    )]
+    pub build_event_json_file: Option<PathBuf>,
+
+    /// Write Bazel's build events to this file in the protobuf text format.
+    #[arg(
+        long = "build_event_text_file",
+        alias = "build-event-text-file",
+        value_name = "FILE"
+    )]
+    pub build_event_text_file: Option<PathBuf>,
+
+    /// Write a trace of the command (phases, each action on its worker thread) to this
+    /// file, in the JSON format chrome://tracing and Perfetto open.
+    #[arg(long = "profile", value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+}
+
+fn parse_seconds(text: &str) -> Result<f64, super::ValueError> {
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= 0.0 => Ok(s),
+        _ => Err(super::ValueError::NotDuration(text.to_owned())),
+    }
+}
+
+/// The whole command line after rc expansion, for the build event files; set once by
+/// `cli::run` before the command starts.
+static COMMAND_LINE: OnceLock<Vec<String>> = OnceLock::new();
+
+pub fn remember_command_line(args: &[String]) {
+    let _ = COMMAND_LINE.set(args.to_vec());
+}
+
+/// One building command's reporting, from its start to its exit code.
+pub struct Session {
+    console: ConsoleSettings,
+    show_result: usize,
+    execute: bool,
+    patterns: Vec<String>,
+    events: Mutex<Option<BuildEventFiles>>,
+    profile: Option<Profile>,
+    /// When analysis ended, to mark the execution phase.
+    analyzed_at: Mutex<Option<Instant>>,
+}
+
+impl Session {
+    /// Chooses the colors, opens the event files (writing `started`) and starts the profile.
+    pub fn start(
+        command: &str,
+        options: &ReportingOptions,
+        verbose_failures: bool,
+        patterns: &[String],
+    ) -> Result<Session, Failure> {
+        let origin = Instant::now();
+        console::choose(options.color.unwrap_or_default());
+        let (width, height) = terminal_size();
+        let stderr_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let console = ConsoleSettings {
+            live: options.curses.unwrap_or_default().on(stderr_terminal),
+            color: console::stderr_colored(),
+            show_progress: options.show_progress.unwrap_or(true),
+            rate_limit: options
+                .show_progress_rate_limit
+                .map(Duration::from_secs_f64),
+            subcommands: options.subcommands,
+            verbose_failures,
+            width,
+            height,
+        };
+        let mut events = BuildEventFiles::create(
+            options.build_event_json_file.as_ref(),
+            options.build_event_text_file.as_ref(),
+        )?;
+        if let Some(events) = &mut events {
+            let cwd = super::current_dir()?;
+            let workspace = crate::workspace::find_root(&cwd).map(|(root, _)| root);
+            let all = COMMAND_LINE.get().cloned().unwrap_or_default();
+            // The arguments after the command's name.
+            let args: Vec<String> = match all.iter().position(|a| a == command) {
+                Some(i) => all[i + 1..].to_vec(),
+                None => all,
+            };
+            events.started(&Start {
+                command,
+                args: &args,
+                patterns,
+                working_directory: &cwd,
+                workspace_directory: workspace.as_deref(),
+                started: SystemTime::now(),
+            });
+        }
+        Ok(Session {
+            console,
+            show_result: options.show_result.unwrap_or(1),
+            execute: options.build.unwrap_or(true),
+            patterns: patterns.to_vec(),
+            events: Mutex::new(events),
+            profile: options.profile.as_ref().map(|p| Profile::new(p, origin)),
+            analyzed_at: Mutex::new(None),
+        })
+    }
+
+    /// Whether actions run (false with `--nobuild`).
+    pub fn executes(&self) -> bool {
+        self.execute
+    }
+
+    /// `--show_result`.
+    pub fn show_result(&self) -> usize {
+        self.show_result
+    }
+
+    /// The console's progress on stderr, as the flags set it.
+    pub fn console_progress(&self) -> ConsoleProgress {
+        ConsoleProgress::with_settings(Box::new(std::io::stderr()), self.console.clone())
+    }
+
+    /// Runs `body` with the progress it should report to: the console, and the profile
+    /// when one is recorded.
+    pub fn with_progress<T>(&self, body: impl FnOnce(&dyn Progress) -> T) -> T {
+        let console = self.console_progress();
+        match &self.profile {
+            Some(profile) => body(&Recording {
+                inner: &console,
+                profile,
+            }),
+            None => body(&console),
+        }
+    }
+
+    fn events(&self) -> std::sync::MutexGuard<'_, Option<BuildEventFiles>> {
+        self.events.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Loading and analysis are done.
+    pub fn analyzed(&self, planned: &Planned) {
+        let now = Instant::now();
+        *self.analyzed_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
+        if let Some(profile) = &self.profile {
+            for phase in &planned.phases {
+                profile.phase(phase.name, phase.start, phase.end);
+            }
+        }
+        if let Some(events) = self.events().as_mut() {
+            events.analyzed(&self.patterns, &planned.plan);
+        }
+    }
+
+    /// The actions ran: each target completed or failed.
+    pub fn executed(&self, plan: &BuildPlan, executed: &Executed) {
+        let start = *self.analyzed_at.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Some(profile), Some(start)) = (&self.profile, start) {
+            profile.phase("Execute actions", start, Instant::now());
+        }
+        if let Some(events) = self.events().as_mut() {
+            events.completed(
+                plan,
+                &executed.exec_root,
+                &executed.failed_owners(),
+                executed.result.executed,
+            );
+        }
+    }
+
+    /// The tests ran, between `start` and now.
+    pub fn tested(&self, results: &[TestResult], start: Instant) {
+        if let Some(profile) = &self.profile {
+            profile.phase("Run tests", start, Instant::now());
+        }
+        if let Some(events) = self.events().as_mut() {
+            events.tested(results);
+        }
+    }
+
+    /// The command is over: `buildFinished` with its exit code, and the profile written.
+    pub fn finish(self, result: Result<ExitCode, Failure>) -> Result<ExitCode, Failure> {
+        let code = match &result {
+            Ok(code) => *code,
+            Err(failure) => failure.code,
+        };
+        if let Some(events) = self.events().as_mut() {
+            events.finished(code);
+        }
+        if let Some(profile) = &self.profile
+            && let Err(failure) = profile.write()
+        {
+            return match result {
+                Ok(_) => Err(failure),
+                Err(mut earlier) => {
+                    earlier.errors.extend(failure.errors);
+                    Err(earlier)
+                }
+            };
+        }
+        result
+    }
+}
