@@ -458,3 +458,46 @@ fn reporting_flags_work_from_rc_files_and_common_skips_what_a_command_lacks() {
     assert_eq!(wrong.code, 2, "{}", wrong.both());
     assert!(wrong.stderr.contains(".bazelrc"), "{}", wrong.stderr);
 }
+
+#[test]
+fn clean_async_returns_at_once_and_deletes_in_the_background() {
+    let ws = workspace();
+    ok(ws.forge(&["build", "//pkg:a"]));
+    let base = ok(ws.forge(&["info", "output_base"]))
+        .stdout
+        .trim()
+        .to_owned();
+    let base = std::path::PathBuf::from(
+        base.replace("[TMP]", &ws.root().parent().unwrap().display().to_string()),
+    );
+    assert!(base.join("execroot").is_dir());
+    for expunge in [false, true] {
+        let mut args = vec!["clean", "--async"];
+        if expunge {
+            args.push("--expunge");
+        }
+        let run = ok(ws.forge(&args));
+        let moved = run
+            .stderr
+            .lines()
+            .find_map(|l| l.split_once(" moved to "))
+            .and_then(|(_, rest)| rest.strip_suffix(" for deletion in the background"))
+            .unwrap_or_else(|| panic!("no move in {}", run.stderr))
+            .replace("[TMP]", &ws.root().parent().unwrap().display().to_string());
+        // Gone from the output base at once, and the links with it.
+        assert!(!base.join("execroot").exists());
+        assert_eq!(base.exists(), !expunge);
+        assert!(!ws.root().join("forge-bin").exists());
+        // The background process removes what was moved aside.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::path::Path::new(&moved).exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{moved} is still there"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        ok(ws.forge(&["build", "//pkg:a"]));
+        assert!(ws.root().join("forge-bin/pkg/a.txt").exists());
+    }
+}
