@@ -613,9 +613,9 @@ mod tests {
         let block = "(cd '/ex root' && \\\n  exec env - \\\n    PATH=/bin \\\n  false)";
         let text = buf.text();
         assert!(
-            text.contains(&format!(
+            text.contains(
                 "SUBCOMMAND: # //pkg:x [action 'Executing genrule //pkg:x', configuration: "
-            )),
+            ),
             "{text}"
         );
         assert!(
