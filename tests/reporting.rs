@@ -501,3 +501,24 @@ fn clean_async_returns_at_once_and_deletes_in_the_background() {
         assert!(ws.root().join("forge-bin/pkg/a.txt").exists());
     }
 }
+
+#[test]
+fn query_and_fetch_take_color_too_and_curses_yes_redraws_even_in_a_log() {
+    let ws = workspace();
+    let query = ws.forge(&["query", "--color=yes", "//nope:x"]);
+    assert_ne!(query.code, 0, "{}", query.both());
+    assert!(query.stderr.contains(RED_ERROR), "{:?}", query.stderr);
+    let plain = ws.forge(&["query", "//nope:x"]);
+    assert!(!plain.stderr.contains('\x1b'), "{:?}", plain.stderr);
+    let fetch = ok(ws.forge(&["fetch", "--color=yes", "//pkg:a"]));
+    assert!(
+        fetch
+            .stderr
+            .contains(&format!("{GREEN_INFO}All external dependencies fetched")),
+        "{:?}",
+        fetch.stderr
+    );
+    let live = ok(ws.forge(&["build", "--curses=yes", "--color=no", "//pkg:s1"]));
+    assert!(live.stderr.contains("\r\x1b[J"), "{:?}", live.stderr);
+    assert!(!live.stderr.contains("\x1b[3"), "{:?}", live.stderr);
+}

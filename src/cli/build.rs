@@ -391,12 +391,7 @@ fn print_outputs_of(plan: &BuildPlan, executed: &Executed, show_result: usize) {
 
 pub fn run(args: BuildArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Failure> {
     let options = &args.options;
-    let session = Session::start(
-        "build",
-        &options.reporting,
-        options.verbose_failures,
-        &args.patterns,
-    )?;
+    let session = Session::start("build", options, &args.patterns)?;
     let result =
         build(&args.patterns, options, startup, true, false, &session).map(|_| ExitCode::Success);
     session.finish(result)

@@ -114,6 +114,10 @@ pub struct CommonOptions {
     /// How many jobs run at once: a number or `auto` (the number of cores).
     #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = parse_jobs)]
     pub jobs: Option<usize>,
+
+    /// Colors in the output: `yes`, `no`, or `auto` (the default: only on a terminal).
+    #[arg(long = "color", value_name = "yes|no|auto", value_parser = console::Choice::parse)]
+    pub color: Option<console::Choice>,
 }
 
 /// A flag value clap's value parsers reject; clap prints it after "invalid value ... for ...".
@@ -154,9 +158,10 @@ fn parse_jobs(text: &str) -> Result<usize, ValueError> {
 }
 
 impl CommonOptions {
-    /// Sizes the thread pool that loads packages and analyses targets, with stacks deep
-    /// enough for the Starlark nesting forge accepts.
+    /// Chooses the output's colors, and sizes the thread pool that loads packages and
+    /// analyses targets, with stacks deep enough for the Starlark nesting forge accepts.
     fn apply(&self) {
+        console::choose(self.color.unwrap_or_default());
         // Only the first call configures the global pool; one command runs per process.
         let mut pool =
             rayon::ThreadPoolBuilder::new().stack_size(crate::core::nesting::STARLARK_STACK_BYTES);

@@ -1,7 +1,8 @@
-//! How a building command reports: the flags (`--color`, `--curses`, `--show_progress`,
+//! How a building command reports: the flags (`--curses`, `--show_progress`,
 //! `--show_progress_rate_limit`, `--show_result`, `-s`, `--nobuild`, the build event files,
 //! `--profile`) in; a `Session` out that carries them through the command — the console's
-//! settings for the progress, the event files and the profile filled as the build reports,
+//! settings for the progress (colored as `--color` says), the event files and the profile
+//! filled as the build reports,
 //! and written when the command ends. Without those files nothing is recorded.
 
 use std::path::PathBuf;
@@ -24,10 +25,6 @@ use crate::testing::TestResult;
 /// Flags of the building commands that decide what they print and record.
 #[derive(Args, Debug, Clone)]
 pub struct ReportingOptions {
-    /// Colors in the output: `yes`, `no`, or `auto` (the default: only on a terminal).
-    #[arg(long = "color", value_name = "yes|no|auto", value_parser = Choice::parse)]
-    pub color: Option<Choice>,
-
     /// A live status redrawn in place: `yes`, `no`, or `auto` (the default: on a terminal).
     #[arg(long = "curses", value_name = "yes|no|auto", value_parser = Choice::parse)]
     pub curses: Option<Choice>,
@@ -117,12 +114,13 @@ impl Session {
     /// Chooses the colors, opens the event files (writing `started`) and starts the profile.
     pub fn start(
         command: &str,
-        options: &ReportingOptions,
-        verbose_failures: bool,
+        build_options: &super::build::BuildOptions,
         patterns: &[String],
     ) -> Result<Session, Failure> {
         let origin = Instant::now();
-        console::choose(options.color.unwrap_or_default());
+        let options = &build_options.reporting;
+        let verbose_failures = build_options.verbose_failures;
+        console::choose(build_options.common.color.unwrap_or_default());
         let (width, height) = terminal_size();
         let stderr_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
         let console = ConsoleSettings {

@@ -29,12 +29,7 @@ pub struct RunArgs {
 pub fn run(args: RunArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Failure> {
     let patterns = std::slice::from_ref(&args.target);
     let options = &args.options;
-    let session = Session::start(
-        "run",
-        &options.reporting,
-        options.verbose_failures,
-        patterns,
-    )?;
+    let session = Session::start("run", options, patterns)?;
     let built = match build(patterns, options, startup, true, false, &session) {
         Ok(Some(built)) => built,
         // `--nobuild`: analysed, nothing to run.

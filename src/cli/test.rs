@@ -200,12 +200,7 @@ impl SummaryMode {
 
 pub fn run(args: TestArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Failure> {
     let build_options = &args.options;
-    let session = Session::start(
-        "test",
-        &build_options.reporting,
-        build_options.verbose_failures,
-        &args.patterns,
-    )?;
+    let session = Session::start("test", build_options, &args.patterns)?;
     let result = test(&args, startup, &session);
     session.finish(result)
 }
