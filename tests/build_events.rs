@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use common::Workspace;
 
-/// `//pkg:a` writes a file, `//pkg:bad` fails, `//pkg:s1`/`//pkg:s2` sleep; `//pkg:pass_test`
+/// `//pkg:a` writes a file, `//pkg:bad` fails (and `//pkg:after_bad` with it), `//pkg:s1`/`//pkg:s2` sleep; `//pkg:pass_test`
 /// passes (tagged `fast`), `//pkg:fail_test` fails.
 fn workspace() -> Workspace {
     let ws = Workspace::empty();
@@ -18,6 +18,7 @@ fn workspace() -> Workspace {
         "pkg/BUILD",
         "genrule(name = 'a', outs = ['a.txt'], cmd = 'echo a > $@', tags = ['mine'])\n\
          genrule(name = 'bad', outs = ['bad.txt'], cmd = 'exit 3')\n\
+         genrule(name = 'after_bad', srcs = [':bad'], outs = ['after.txt'], cmd = 'cp $< $@')\n\
          genrule(name = 's1', outs = ['s1.txt'], cmd = 'sleep 1; echo > $@')\n\
          genrule(name = 's2', outs = ['s2.txt'], cmd = 'sleep 1; echo > $@')\n\
          sh_test(name = 'pass_test', srcs = ['pass.sh'], tags = ['fast'])\n\
@@ -70,7 +71,14 @@ fn the_json_event_file_follows_a_build_from_start_to_exit_code() {
     let ws = workspace();
     let file = ws.root().join("events.json");
     let flag = format!("--build_event_json_file={}", file.display());
-    let run = ws.forge(&["build", "--keep_going", &flag, "//pkg:a", "//pkg:bad"]);
+    let run = ws.forge(&[
+        "build",
+        "--keep_going",
+        &flag,
+        "//pkg:a",
+        "//pkg:bad",
+        "//pkg:after_bad",
+    ]);
     assert_eq!(run.code, 1, "{}", run.both());
     let events = events(&file);
 
@@ -94,7 +102,7 @@ fn the_json_event_file_follows_a_build_from_start_to_exit_code() {
     let pattern = &of_kind(&events, "pattern")[0];
     assert_eq!(
         pattern["id"]["pattern"]["pattern"],
-        serde_json::json!(["//pkg:a", "//pkg:bad"])
+        serde_json::json!(["//pkg:a", "//pkg:bad", "//pkg:after_bad"])
     );
     let configured = about(&events, "targetConfigured", "//pkg:a");
     assert_eq!(configured["configured"]["targetKind"], "genrule rule");
@@ -117,9 +125,22 @@ fn the_json_event_file_follows_a_build_from_start_to_exit_code() {
         .expect("the named set");
     assert_eq!(set["namedSetOfFiles"]["files"][0]["name"], "pkg/a.txt");
 
-    let bad = about(&events, "targetCompleted", "//pkg:bad");
-    assert!(bad["completed"]["success"].is_null(), "{bad}");
-    assert!(bad["completed"]["failureDetail"]["message"].is_string());
+    // The failed target, and the one that needed it, which never ran.
+    for label in ["//pkg:bad", "//pkg:after_bad"] {
+        let failed = about(&events, "targetCompleted", label);
+        assert!(failed["completed"]["success"].is_null(), "{failed}");
+        assert!(failed["completed"]["failureDetail"]["message"].is_string());
+    }
+    let action = about(&events, "actionCompleted", "//pkg:bad");
+    assert_eq!(action["action"]["type"], "Genrule", "{action}");
+    assert_eq!(action["action"]["exitCode"], 3, "{action}");
+    assert_eq!(action["action"]["label"], "//pkg:bad");
+    assert!(action["action"]["success"].is_null());
+    assert_eq!(action["action"]["commandLine"][0], "/bin/bash", "{action}");
+    assert_eq!(
+        action["id"]["actionCompleted"]["primaryOutput"],
+        format!("{}/pkg/bad.txt", common::bin_dir())
+    );
 
     let finished = &of_kind(&events, "buildFinished")[0];
     assert_eq!(finished["finished"]["exitCode"]["name"], "BUILD_FAILURE");

@@ -4,6 +4,7 @@
 //! targetConfigured, namedSetOfFiles, targetCompleted, testResult, testSummary,
 //! buildFinished, buildMetrics) out, one JSON object a line or in the text format.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -11,7 +12,8 @@ use std::time::SystemTime;
 
 use super::proto_text::{Msg, Value};
 use crate::analysis::plan::BuildPlan;
-use crate::core::{ExitCode, Failure, Label, layout};
+use crate::core::{Action, ExitCode, Failure, Label, layout};
+use crate::exec::{ActionFailure, ActionOutcome, ExecResult, Progress};
 use crate::testing::{Status, TestResult};
 
 /// The open event files of one command.
@@ -288,19 +290,32 @@ impl BuildEventFiles {
         }
     }
 
-    /// `namedSetOfFiles` and `targetCompleted` for each target: its outputs when it built,
-    /// the failure otherwise.
+    /// An `actionCompleted` per failed action, then `namedSetOfFiles` and `targetCompleted`
+    /// for each target: its outputs when every action making them succeeded (`built` holds
+    /// those actions' outputs), the failure otherwise.
     pub fn completed(
         &mut self,
         plan: &BuildPlan,
         exec_root: &Path,
-        failed: &std::collections::BTreeSet<&Label>,
-        actions_executed: usize,
+        result: &ExecResult,
+        built: &HashSet<String>,
     ) {
-        self.actions_executed = actions_executed;
+        self.actions_executed = result.executed;
+        for failure in &result.failures {
+            self.action_failed(plan, exec_root, failure);
+        }
+        let generated: HashSet<&str> = plan
+            .actions
+            .iter()
+            .flat_map(|a| a.outputs.iter().map(|o| o.as_str()))
+            .collect();
         for (label, target) in &plan.targets {
+            let complete = target
+                .outputs
+                .iter()
+                .all(|o| !generated.contains(o.as_str()) || built.contains(o.as_str()));
             let mut completed = Msg::new();
-            if failed.contains(label) {
+            if !complete {
                 completed = completed.msg(
                     "failure_detail",
                     Msg::new().str("message", format!("Target {label} failed to build")),
@@ -342,6 +357,58 @@ impl BuildEventFiles {
                     .msg("completed", completed),
             );
         }
+    }
+
+    /// Bazel's `actionCompleted` for a failed action: its label, mnemonic, exit code, command
+    /// line and what went wrong.
+    fn action_failed(&mut self, plan: &BuildPlan, exec_root: &Path, failure: &ActionFailure) {
+        let primary = plan
+            .actions
+            .iter()
+            .find(|a| a.owner == failure.owner && a.mnemonic == failure.mnemonic)
+            .and_then(|a| a.outputs.first())
+            .map(|o| o.as_str().to_owned())
+            .unwrap_or_default();
+        let mut action = Msg::new()
+            .str("label", failure.owner.to_string())
+            .str("type", failure.mnemonic.clone());
+        if let Some(code) = failure
+            .exit
+            .strip_prefix("exit ")
+            .and_then(|c| c.parse::<i64>().ok())
+        {
+            action = action.int("exit_code", code);
+        }
+        if !primary.is_empty() {
+            action = action.msg("primary_output", file(exec_root, &primary));
+        }
+        action = action
+            .repeated(
+                "command_line",
+                failure
+                    .command
+                    .iter()
+                    .map(|a| Value::Str(a.clone()))
+                    .collect(),
+            )
+            .msg(
+                "failure_detail",
+                Msg::new().str("message", format!("{}\n{}", failure.exit, failure.output)),
+            );
+        self.write(
+            &Msg::new()
+                .msg(
+                    "id",
+                    id(
+                        "action_completed",
+                        Msg::new()
+                            .str("primary_output", primary)
+                            .str("label", failure.owner.to_string())
+                            .msg("configuration", configuration_id()),
+                    ),
+                )
+                .msg("action", action),
+        );
     }
 
     /// A `testResult` per run and a `testSummary` per test.
@@ -461,5 +528,48 @@ impl BuildEventFiles {
         for writer in [&mut self.json, &mut self.text].into_iter().flatten() {
             let _ = writer.flush();
         }
+    }
+}
+
+/// Progress that notes the outputs of every action that succeeded (ran, came from a cache,
+/// or was up to date) and passes every event on: what `targetCompleted` is decided from.
+pub struct Observer<'a> {
+    pub inner: &'a dyn Progress,
+    pub built: &'a std::sync::Mutex<HashSet<String>>,
+}
+
+impl Progress for Observer<'_> {
+    fn begin(&self, total: usize) {
+        self.inner.begin(total);
+    }
+
+    fn started(&self, action: &Action) {
+        self.inner.started(action);
+    }
+
+    fn command(
+        &self,
+        action: &Action,
+        argv: &[String],
+        env: &std::collections::BTreeMap<String, String>,
+        exec_root: &Path,
+    ) {
+        self.inner.command(action, argv, env, exec_root);
+    }
+
+    fn finished(&self, action: &Action, outcome: &ActionOutcome<'_>) {
+        if !matches!(outcome, ActionOutcome::Failed(_)) {
+            let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+            built.extend(action.outputs.iter().map(|o| o.as_str().to_owned()));
+        }
+        self.inner.finished(action, outcome);
+    }
+
+    fn tick(&self) {
+        self.inner.tick();
+    }
+
+    fn end(&self) {
+        self.inner.end();
     }
 }

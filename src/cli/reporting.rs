@@ -5,13 +5,14 @@
 //! filled as the build reports,
 //! and written when the command ends. Without those files nothing is recorded.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use clap::Args;
 
-use super::build_events::{BuildEventFiles, Start};
+use super::build_events::{BuildEventFiles, Observer, Start};
 use super::console::{self, Choice};
 use super::profile::{Profile, Recording};
 use crate::analysis::plan::BuildPlan;
@@ -108,6 +109,8 @@ pub struct Session {
     profile: Option<Profile>,
     /// When analysis ended, to mark the execution phase.
     analyzed_at: Mutex<Option<Instant>>,
+    /// The outputs of the actions that succeeded (noted only for the event files).
+    built: Mutex<HashSet<String>>,
 }
 
 impl Session {
@@ -165,6 +168,7 @@ impl Session {
             events: Mutex::new(events),
             profile: options.profile.as_ref().map(|p| Profile::new(p, origin)),
             analyzed_at: Mutex::new(None),
+            built: Mutex::new(HashSet::new()),
         })
     }
 
@@ -183,17 +187,28 @@ impl Session {
         ConsoleProgress::with_settings(Box::new(std::io::stderr()), self.console.clone())
     }
 
-    /// Runs `body` with the progress it should report to: the console, and the profile
-    /// when one is recorded.
+    /// Runs `body` with the progress it should report to: the console, the profile when
+    /// one is recorded, and what the event files need to know of each action.
     pub fn with_progress<T>(&self, body: impl FnOnce(&dyn Progress) -> T) -> T {
         let console = self.console_progress();
-        match &self.profile {
-            Some(profile) => body(&Recording {
-                inner: &console,
+        let recording;
+        let mut progress: &dyn Progress = &console;
+        if let Some(profile) = &self.profile {
+            recording = Recording {
+                inner: progress,
                 profile,
-            }),
-            None => body(&console),
+            };
+            progress = &recording;
         }
+        let observer;
+        if self.events().is_some() {
+            observer = Observer {
+                inner: progress,
+                built: &self.built,
+            };
+            progress = &observer;
+        }
+        body(progress)
     }
 
     fn events(&self) -> std::sync::MutexGuard<'_, Option<BuildEventFiles>> {
@@ -221,12 +236,8 @@ impl Session {
             profile.phase("Execute actions", start, Instant::now());
         }
         if let Some(events) = self.events().as_mut() {
-            events.completed(
-                plan,
-                &executed.exec_root,
-                &executed.failed_owners(),
-                executed.result.executed,
-            );
+            let built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+            events.completed(plan, &executed.exec_root, &executed.result, &built);
         }
     }
 
