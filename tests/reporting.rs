@@ -26,6 +26,7 @@ fn workspace() -> Workspace {
         "genrule(name = 'a', outs = ['a.txt'], cmd = 'echo a > $@')\n\
          genrule(name = 'b', outs = ['b.txt'], cmd = 'echo b > $@')\n\
          genrule(name = 'bad', outs = ['bad.txt'], cmd = 'echo oops >&2; exit 3')\n\
+         genrule(name = 'after_bad', srcs = [':bad'], outs = ['after.txt'], cmd = 'cp $< $@')\n\
          genrule(name = 's1', outs = ['s1.txt'], cmd = 'sleep 2; echo > $@')\n\
          genrule(name = 's2', outs = ['s2.txt'], cmd = 'sleep 2; echo > $@')\n\
          sh_test(name = 'pass_test', srcs = ['pass.sh'])\n\
@@ -226,6 +227,17 @@ fn show_result_is_the_most_targets_whose_outputs_are_listed() {
     );
     let zero = ok(ws.forge(&["build", "--show_result=0", "//pkg:a"]));
     assert!(!zero.stderr.contains("up-to-date"), "{}", zero.stderr);
+    // A target whose dependency failed was not built, whichever action failed.
+    let failed = ws.forge(&["build", "//pkg:after_bad"]);
+    assert_eq!(failed.code, 1, "{}", failed.both());
+    assert!(
+        failed
+            .stderr
+            .contains("Target //pkg:after_bad failed to build\n"),
+        "{}",
+        failed.stderr
+    );
+    assert!(!failed.stderr.contains("up-to-date"), "{}", failed.stderr);
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! build run by `ops::build::build`, and what it reports printed as Bazel prints it.
 //! `forge run` and `forge test` build through `build` here.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -10,9 +11,9 @@ use super::CommonOptions;
 use super::console;
 use super::reporting::Session;
 use crate::analysis::plan::BuildPlan;
-use crate::core::{ExitCode, Failure, layout};
+use crate::core::{ExitCode, Failure, Label, layout};
 use crate::exec;
-use crate::ops::build::{BuildEvent, BuildRequest, Executed};
+use crate::ops::build::{BuildEvent, BuildRequest};
 use crate::ops::{self, key_values, plural};
 use crate::workspace::OutputBaseOptions;
 
@@ -340,7 +341,7 @@ fn report(event: &BuildEvent, show_result: Option<usize>, session: &Session) {
             elapsed,
         } => {
             if let Some(show_result) = show_result {
-                print_outputs_of(plan, executed, show_result);
+                print_outputs_of(plan, &session.unbuilt(plan, executed), show_result);
             }
             console::info(format!("Elapsed time: {:.3}s", elapsed.as_secs_f64()));
             console::info(executed.summary());
@@ -360,15 +361,14 @@ fn report(event: &BuildEvent, show_result: Option<usize>, session: &Session) {
 }
 
 /// `Target //x up-to-date:` and its outputs for each requested target when there are at
-/// most `show_result` of them (`--show_result`), and the requested targets that failed.
-/// Failed actions were reported by the progress as they happened.
-fn print_outputs_of(plan: &BuildPlan, executed: &Executed, show_result: usize) {
-    let failed_owners = executed.failed_owners();
+/// most `show_result` of them (`--show_result`), and the requested targets that were not
+/// built. Failed actions were reported by the progress as they happened.
+fn print_outputs_of(plan: &BuildPlan, unbuilt: &BTreeSet<&Label>, show_result: usize) {
     let bin = format!("{}/", layout::bin_dir());
     let show = plan.targets.len() <= show_result;
     for (label, target) in &plan.targets {
         let outs = &target.outputs;
-        if failed_owners.contains(label) {
+        if unbuilt.contains(label) {
             eprintln!("Target {label} failed to build");
             continue;
         }

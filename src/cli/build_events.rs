@@ -4,7 +4,7 @@
 //! targetConfigured, namedSetOfFiles, targetCompleted, testResult, testSummary,
 //! buildFinished, buildMetrics) out, one JSON object a line or in the text format.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -291,31 +291,21 @@ impl BuildEventFiles {
     }
 
     /// An `actionCompleted` per failed action, then `namedSetOfFiles` and `targetCompleted`
-    /// for each target: its outputs when every action making them succeeded (`built` holds
-    /// those actions' outputs), the failure otherwise.
+    /// for each target: its outputs, or the failure for the `unbuilt` ones.
     pub fn completed(
         &mut self,
         plan: &BuildPlan,
         exec_root: &Path,
         result: &ExecResult,
-        built: &HashSet<String>,
+        unbuilt: &BTreeSet<&Label>,
     ) {
         self.actions_executed = result.executed;
         for failure in &result.failures {
             self.action_failed(plan, exec_root, failure);
         }
-        let generated: HashSet<&str> = plan
-            .actions
-            .iter()
-            .flat_map(|a| a.outputs.iter().map(|o| o.as_str()))
-            .collect();
         for (label, target) in &plan.targets {
-            let complete = target
-                .outputs
-                .iter()
-                .all(|o| !generated.contains(o.as_str()) || built.contains(o.as_str()));
             let mut completed = Msg::new();
-            if !complete {
+            if unbuilt.contains(label) {
                 completed = completed.msg(
                     "failure_detail",
                     Msg::new().str("message", format!("Target {label} failed to build")),
@@ -531,11 +521,19 @@ impl BuildEventFiles {
     }
 }
 
-/// Progress that notes the outputs of every action that succeeded (ran, came from a cache,
-/// or was up to date) and passes every event on: what `targetCompleted` is decided from.
+/// The requested targets' outputs, and those of them an action made (or found up to date).
+#[derive(Default)]
+pub struct Built {
+    pub wanted: HashSet<String>,
+    pub done: HashSet<String>,
+}
+
+/// Progress that notes the requested outputs of every action that succeeded (ran, came
+/// from a cache, or was up to date) and passes every event on: whether a target was built
+/// when some action failed.
 pub struct Observer<'a> {
     pub inner: &'a dyn Progress,
-    pub built: &'a std::sync::Mutex<HashSet<String>>,
+    pub built: &'a std::sync::Mutex<Built>,
 }
 
 impl Progress for Observer<'_> {
@@ -560,7 +558,11 @@ impl Progress for Observer<'_> {
     fn finished(&self, action: &Action, outcome: &ActionOutcome<'_>) {
         if !matches!(outcome, ActionOutcome::Failed(_)) {
             let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
-            built.extend(action.outputs.iter().map(|o| o.as_str().to_owned()));
+            for output in &action.outputs {
+                if built.wanted.contains(output.as_str()) {
+                    built.done.insert(output.as_str().to_owned());
+                }
+            }
         }
         self.inner.finished(action, outcome);
     }

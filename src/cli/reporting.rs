@@ -5,18 +5,18 @@
 //! filled as the build reports,
 //! and written when the command ends. Without those files nothing is recorded.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use clap::Args;
 
-use super::build_events::{BuildEventFiles, Observer, Start};
+use super::build_events::{BuildEventFiles, Built, Observer, Start};
 use super::console::{self, Choice};
 use super::profile::{Profile, Recording};
 use crate::analysis::plan::BuildPlan;
-use crate::core::{ExitCode, Failure};
+use crate::core::{ExitCode, Failure, Label};
 use crate::exec::progress::{ConsoleSettings, terminal_size};
 use crate::exec::{ConsoleProgress, Progress};
 use crate::ops::build::Executed;
@@ -109,8 +109,9 @@ pub struct Session {
     profile: Option<Profile>,
     /// When analysis ended, to mark the execution phase.
     analyzed_at: Mutex<Option<Instant>>,
-    /// The outputs of the actions that succeeded (noted only for the event files).
-    built: Mutex<HashSet<String>>,
+    /// The requested targets' outputs, once analysis named them, and those of them whose
+    /// actions succeeded: which targets were built when some action failed.
+    built: Mutex<Built>,
 }
 
 impl Session {
@@ -168,7 +169,7 @@ impl Session {
             events: Mutex::new(events),
             profile: options.profile.as_ref().map(|p| Profile::new(p, origin)),
             analyzed_at: Mutex::new(None),
-            built: Mutex::new(HashSet::new()),
+            built: Mutex::new(Built::default()),
         })
     }
 
@@ -200,24 +201,50 @@ impl Session {
             };
             progress = &recording;
         }
-        let observer;
-        if self.events().is_some() {
-            observer = Observer {
-                inner: progress,
-                built: &self.built,
-            };
-            progress = &observer;
-        }
-        body(progress)
+        let observer = Observer {
+            inner: progress,
+            built: &self.built,
+        };
+        body(&observer)
     }
 
     fn events(&self) -> std::sync::MutexGuard<'_, Option<BuildEventFiles>> {
         self.events.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The requested targets that were not built: those with an output whose action failed
+    /// or never ran (a dependency failed, or the build stopped first).
+    pub fn unbuilt<'a>(&self, plan: &'a BuildPlan, executed: &Executed) -> BTreeSet<&'a Label> {
+        if executed.result.failures.is_empty() && !executed.result.interrupted {
+            return BTreeSet::new();
+        }
+        let built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        let generated: HashSet<&str> = plan
+            .actions
+            .iter()
+            .flat_map(|a| a.outputs.iter().map(|o| o.as_str()))
+            .collect();
+        plan.targets
+            .iter()
+            .filter(|(_, target)| {
+                target
+                    .outputs
+                    .iter()
+                    .any(|o| generated.contains(o.as_str()) && !built.done.contains(o.as_str()))
+            })
+            .map(|(label, _)| label)
+            .collect()
+    }
+
     /// Loading and analysis are done.
     pub fn analyzed(&self, planned: &Planned) {
         let now = Instant::now();
+        self.built.lock().unwrap_or_else(|e| e.into_inner()).wanted = planned
+            .plan
+            .targets
+            .values()
+            .flat_map(|t| t.outputs.iter().map(|o| o.as_str().to_owned()))
+            .collect();
         *self.analyzed_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
         if let Some(profile) = &self.profile {
             for phase in &planned.phases {
@@ -236,8 +263,8 @@ impl Session {
             profile.phase("Execute actions", start, Instant::now());
         }
         if let Some(events) = self.events().as_mut() {
-            let built = self.built.lock().unwrap_or_else(|e| e.into_inner());
-            events.completed(plan, &executed.exec_root, &executed.result, &built);
+            let unbuilt = self.unbuilt(plan, executed);
+            events.completed(plan, &executed.exec_root, &executed.result, &unbuilt);
         }
     }
 
