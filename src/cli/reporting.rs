@@ -184,7 +184,7 @@ impl Session {
     }
 
     /// The console's progress on stderr, as the flags set it.
-    pub fn console_progress(&self) -> ConsoleProgress {
+    fn console_progress(&self) -> ConsoleProgress {
         ConsoleProgress::with_settings(Box::new(std::io::stderr()), self.console.clone())
     }
 

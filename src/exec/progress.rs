@@ -10,7 +10,7 @@
 //! directory with `--verbose_failures`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -134,24 +134,7 @@ const PLAIN_INTERVAL: Duration = Duration::from_secs(1);
 const PLAIN_GROWTH: f64 = 0.15;
 
 impl ConsoleProgress {
-    /// Writes to stderr, live if stderr is a terminal.
-    pub fn stderr() -> ConsoleProgress {
-        let mut settings = ConsoleSettings::plain();
-        settings.live = std::io::stderr().is_terminal();
-        let (width, height) = terminal_size();
-        settings.width = width;
-        settings.height = height;
-        ConsoleProgress::with_settings(Box::new(std::io::stderr()), settings)
-    }
-
-    /// Writes to `out`; `live` selects the redrawn status, `width` bounds its lines.
-    pub fn new(out: Box<dyn Write + Send>, live: bool, width: usize) -> ConsoleProgress {
-        let mut settings = ConsoleSettings::plain();
-        settings.live = live;
-        settings.width = width;
-        ConsoleProgress::with_settings(out, settings)
-    }
-
+    /// Writes to `out` as `settings` say.
     pub fn with_settings(out: Box<dyn Write + Send>, settings: ConsoleSettings) -> ConsoleProgress {
         let settings = ConsoleSettings {
             width: settings.width.max(20),
@@ -630,7 +613,12 @@ mod tests {
     #[test]
     fn live_mode_shows_each_running_action_under_the_counts() {
         let buf = Buf::default();
-        let p = ConsoleProgress::new(Box::new(buf.clone()), true, 200);
+        let settings = ConsoleSettings {
+            live: true,
+            width: 200,
+            ..ConsoleSettings::plain()
+        };
+        let p = ConsoleProgress::with_settings(Box::new(buf.clone()), settings);
         let (x, y) = (action("x"), action("y"));
         p.begin(5);
         p.started(&x);

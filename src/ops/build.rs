@@ -3,7 +3,7 @@
 //! the chosen sandbox runner, the `forge-*` links made — out, as a `Built` for the commands
 //! that go on (test, run), with `BuildEvent`s for the front end to report along the way.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::plan::{PlanRequest, Planned, plan};
 use super::plural;
 use crate::analysis::plan::BuildPlan;
-use crate::core::{Diagnostic, ExitCode, Failure, Label};
+use crate::core::{Diagnostic, ExitCode, Failure};
 use crate::exec::sandbox::{self, SandboxConfig, SandboxRunner};
 use crate::exec::{self, ExecConfig, Progress};
 use crate::fetch::FetchOptions;
@@ -234,11 +234,6 @@ pub struct Executed {
 }
 
 impl Executed {
-    /// The labels whose actions failed.
-    pub fn failed_owners(&self) -> BTreeSet<&Label> {
-        self.result.failures.iter().map(|f| &f.owner).collect()
-    }
-
     /// `3 actions executed, 1 from the cache, 0 already up to date.` with the remote hits
     /// (when a remote cache was used) and which strategy ran the commands, so a silently
     /// unsandboxed build cannot go unnoticed.
