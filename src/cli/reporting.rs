@@ -34,6 +34,7 @@ pub struct ReportingOptions {
     #[arg(
         long = "show_progress",
         alias = "show-progress",
+        value_name = "BOOL",
         value_parser = clap::value_parser!(bool)
     )]
     pub show_progress: Option<bool>,
@@ -59,7 +60,7 @@ pub struct ReportingOptions {
     pub subcommands: bool,
 
     /// Execute the actions (the default); `--nobuild` stops after analysis.
-    #[arg(long = "build", value_parser = clap::value_parser!(bool))]
+    #[arg(long = "build", value_name = "BOOL", value_parser = clap::value_parser!(bool))]
     pub build: Option<bool>,
 
     /// Write Bazel's build events to this file, one JSON object a line.
