@@ -292,4 +292,13 @@ fn the_profile_is_a_chrome_trace_with_phases_and_each_action_on_its_worker() {
         .filter_map(|e| e["name"].as_str())
         .collect();
     assert!(names.contains(&"Run tests"), "{names:?}");
+    // Each test run is an action of its own on a worker thread.
+    let test_run = trace["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "Testing //pkg:pass_test" && e["ph"] == "X")
+        .unwrap_or_else(|| panic!("no test run in {names:?}"));
+    assert!(test_run["tid"].as_u64().unwrap() >= 1, "{test_run}");
+    assert_eq!(test_run["args"]["mnemonic"], "TestRunner");
 }

@@ -401,6 +401,27 @@ fn the_test_summary_is_on_stdout_as_test_summary_asks() {
     assert!(none.stdout.contains("Executed "), "{}", none.stdout);
     assert_eq!(none.code, 3);
 
+    // The test runs show in the progress, as actions do; a failure's FAIL line on stderr.
+    let progress = ws.forge(&[
+        "test",
+        "--show_progress_rate_limit=0",
+        "--nocache_test_results",
+        "//pkg:pass_test",
+        "//pkg:fail_test",
+    ]);
+    for label in tests {
+        assert!(
+            progress.stderr.contains(&format!("] Testing {label}\n")),
+            "{}",
+            progress.stderr
+        );
+    }
+    assert!(
+        progress.stderr.contains("FAIL: //pkg:fail_test (see "),
+        "{}",
+        progress.stderr
+    );
+
     let bad = ws.forge(&args("--test_summary=long"));
     assert_eq!(bad.code, 2, "{}", bad.both());
 }

@@ -571,6 +571,10 @@ impl Progress for Observer<'_> {
         self.inner.tick();
     }
 
+    fn message(&self, text: &str) {
+        self.inner.message(text);
+    }
+
     fn end(&self) {
         self.inner.end();
     }

@@ -183,6 +183,10 @@ impl Progress for Recording<'_> {
         self.inner.tick();
     }
 
+    fn message(&self, text: &str) {
+        self.inner.message(text);
+    }
+
     fn end(&self) {
         self.inner.end();
     }

@@ -215,39 +215,6 @@ fn test(
         // `--nobuild`: analysed; no test runs.
         return Ok(ExitCode::Success);
     };
-    let mode = args.test_output.as_str();
-    let show = |result: &TestResult| {
-        for run in &result.runs {
-            let failed = matches!(run.status, Status::Failed | Status::Timeout);
-            let wanted = match mode {
-                // Streamed output was shown as it came.
-                "all" => run.status != Status::CachedPassed,
-                "errors" => failed,
-                _ => false,
-            };
-            if wanted {
-                eprintln!("==================== Test output for {}:", result.label);
-                eprint!("{}", run.output);
-                eprintln!("{}", "=".repeat(80));
-            }
-            if failed {
-                let what = if run.status == Status::Timeout {
-                    "TIMEOUT"
-                } else {
-                    "FAIL"
-                };
-                eprintln!(
-                    "{}",
-                    console::line(
-                        what,
-                        console::Style::Error,
-                        &format!("{} (see {})", result.label, run.log.display()),
-                        console::stderr_colored()
-                    )
-                );
-            }
-        }
-    };
     let request = TestRequest {
         options,
         tags: Filter::parse(args.test_tag_filters.as_deref()),
@@ -255,7 +222,18 @@ fn test(
         remote: args.options.remote.client()?,
     };
     let testing_started = std::time::Instant::now();
-    let results = crate::ops::test::run_tests(&built, &request, &show)?;
+    // Streamed output goes to the terminal as it comes: no status may be drawn over it.
+    let results = match request.options.streamed {
+        true => {
+            let progress = crate::exec::NoProgress;
+            let show = |result: &TestResult| show(result, &args.test_output, &progress);
+            crate::ops::test::run_tests(&built, &request, &progress, &show)
+        }
+        false => session.with_progress(|progress| {
+            let show = |result: &TestResult| show(result, &args.test_output, progress);
+            crate::ops::test::run_tests(&built, &request, progress, &show)
+        }),
+    }?;
     session.tested(&results, testing_started);
 
     let oversized = oversized_tests(&built, &results);
@@ -285,6 +263,48 @@ fn test(
         console::info("Build completed successfully");
     }
     Ok(code)
+}
+
+/// What `--test_output` shows of a result as it comes, and the `FAIL:` line of a failed
+/// run, printed through `progress` so a live status stays below them.
+fn show(result: &TestResult, mode: &str, progress: &dyn crate::exec::Progress) {
+    let mut text = String::new();
+    for run in &result.runs {
+        let failed = matches!(run.status, Status::Failed | Status::Timeout);
+        let wanted = match mode {
+            // Streamed output was shown as it came.
+            "all" => run.status != Status::CachedPassed,
+            "errors" => failed,
+            _ => false,
+        };
+        if wanted {
+            text.push_str(&format!(
+                "==================== Test output for {}:\n{}",
+                result.label, run.output
+            ));
+            if !run.output.is_empty() && !run.output.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&format!("{}\n", "=".repeat(80)));
+        }
+        if failed {
+            let what = if run.status == Status::Timeout {
+                "TIMEOUT"
+            } else {
+                "FAIL"
+            };
+            text.push_str(&console::line(
+                what,
+                console::Style::Error,
+                &format!("{} (see {})", result.label, run.log.display()),
+                console::stderr_colored(),
+            ));
+            text.push('\n');
+        }
+    }
+    if !text.is_empty() {
+        progress.message(&text);
+    }
 }
 
 /// The summary's lines, sorted by label, as `--test_summary` asks: each test's status

@@ -53,6 +53,10 @@ pub trait Progress: Sync {
     fn finished(&self, action: &Action, outcome: &ActionOutcome<'_>);
     /// Called a few times a second while actions run, so times can be updated.
     fn tick(&self) {}
+    /// Prints `text` (whole lines) for the user, above any live status.
+    fn message(&self, text: &str) {
+        eprint!("{text}");
+    }
     /// The build is over; clear any live line.
     fn end(&self) {}
 }
@@ -309,17 +313,19 @@ fn address(action: &Action) -> usize {
 /// A command as Bazel's `-s` and `--verbose_failures` show it: a shell line that runs it
 /// again in its directory with exactly its environment.
 pub fn command_block(argv: &[String], env: &BTreeMap<String, String>, exec_root: &Path) -> String {
+    let root = exec_root.display().to_string();
+    // A test's paths name the exec root by a placeholder the runner fills in.
+    let real = |text: &str| text.replace(crate::exec::runner::EXEC_ROOT_VAR, &root);
     let mut text = format!(
         "(cd {} && \\\n  exec env - \\\n",
-        shell_words(&[exec_root.display().to_string()])
+        shell_words(std::slice::from_ref(&root))
     );
     for (name, value) in env {
-        text.push_str(&format!(
-            "    {} \\\n",
-            shell_words(&[format!("{name}={value}")])
-        ));
+        let pair = real(&format!("{name}={value}"));
+        text.push_str(&format!("    {} \\\n", shell_words(&[pair])));
     }
-    text.push_str(&format!("  {})", shell_words(argv)));
+    let argv: Vec<String> = argv.iter().map(|a| real(a)).collect();
+    text.push_str(&format!("  {})", shell_words(&argv)));
     text
 }
 
@@ -418,6 +424,14 @@ impl Progress for ConsoleProgress {
             // A long action is reported again now and then; with no limit at all, only
             // starting actions are (else every tick would print).
             self.plain_status(&mut c, None);
+        }
+    }
+
+    fn message(&self, text: &str) {
+        let mut c = self.lock();
+        self.print_block(&mut c, text);
+        if self.settings.live && !c.running.is_empty() {
+            self.draw(&mut c, true);
         }
     }
 
