@@ -1,10 +1,11 @@
 //! The build event files (`--build_event_json_file`, `--build_event_text_file`): what a
 //! command started with, planned, built and tested in; Bazel's build events
 //! (`build_event_stream.proto`: started, unstructuredCommandLine, pattern, configuration,
-//! targetConfigured, namedSetOfFiles, targetCompleted, testResult, testSummary,
-//! buildFinished, buildMetrics) out, one JSON object a line or in the text format.
+//! targetConfigured, actionCompleted, namedSetOfFiles, targetCompleted, testResult,
+//! testSummary, buildFinished, buildMetrics) out, one JSON object a line or in the text
+//! format.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -12,8 +13,8 @@ use std::time::SystemTime;
 
 use super::proto_text::{Msg, Value};
 use crate::analysis::plan::BuildPlan;
-use crate::core::{Action, ExitCode, Failure, Label, layout};
-use crate::exec::{ActionFailure, ActionOutcome, ExecResult, Progress};
+use crate::core::{ExitCode, Failure, Label, layout};
+use crate::exec::{ActionFailure, ExecResult};
 use crate::testing::{Status, TestResult};
 
 /// The open event files of one command.
@@ -518,64 +519,5 @@ impl BuildEventFiles {
         for writer in [&mut self.json, &mut self.text].into_iter().flatten() {
             let _ = writer.flush();
         }
-    }
-}
-
-/// The requested targets' outputs, and those of them an action made (or found up to date).
-#[derive(Default)]
-pub struct Built {
-    pub wanted: HashSet<String>,
-    pub done: HashSet<String>,
-}
-
-/// Progress that notes the requested outputs of every action that succeeded (ran, came
-/// from a cache, or was up to date) and passes every event on: whether a target was built
-/// when some action failed.
-pub struct Observer<'a> {
-    pub inner: &'a dyn Progress,
-    pub built: &'a std::sync::Mutex<Built>,
-}
-
-impl Progress for Observer<'_> {
-    fn begin(&self, total: usize) {
-        self.inner.begin(total);
-    }
-
-    fn started(&self, action: &Action) {
-        self.inner.started(action);
-    }
-
-    fn command(
-        &self,
-        action: &Action,
-        argv: &[String],
-        env: &std::collections::BTreeMap<String, String>,
-        exec_root: &Path,
-    ) {
-        self.inner.command(action, argv, env, exec_root);
-    }
-
-    fn finished(&self, action: &Action, outcome: &ActionOutcome<'_>) {
-        if !matches!(outcome, ActionOutcome::Failed(_)) {
-            let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
-            for output in &action.outputs {
-                if built.wanted.contains(output.as_str()) {
-                    built.done.insert(output.as_str().to_owned());
-                }
-            }
-        }
-        self.inner.finished(action, outcome);
-    }
-
-    fn tick(&self) {
-        self.inner.tick();
-    }
-
-    fn message(&self, text: &str) {
-        self.inner.message(text);
-    }
-
-    fn end(&self) {
-        self.inner.end();
     }
 }

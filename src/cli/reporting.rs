@@ -1,24 +1,24 @@
 //! How a building command reports: the flags (`--curses`, `--show_progress`,
 //! `--show_progress_rate_limit`, `--show_result`, `-s`, `--nobuild`, the build event files,
 //! `--profile`) in; a `Session` out that carries them through the command — the console's
-//! settings for the progress (colored as `--color` says), the event files and the profile
-//! filled as the build reports,
+//! settings for the progress (colored as `--color` says), which requested targets were
+//! built, the event files and the profile filled as the build reports,
 //! and written when the command ends. Without those files nothing is recorded.
 
 use std::collections::{BTreeSet, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use clap::Args;
 
-use super::build_events::{BuildEventFiles, Built, Observer, Start};
+use super::build_events::{BuildEventFiles, Start};
 use super::console::{self, Choice};
 use super::profile::{Profile, Recording};
 use crate::analysis::plan::BuildPlan;
-use crate::core::{ExitCode, Failure, Label};
+use crate::core::{Action, ExitCode, Failure, Label};
 use crate::exec::progress::{ConsoleSettings, terminal_size};
-use crate::exec::{ConsoleProgress, Progress};
+use crate::exec::{ActionOutcome, ConsoleProgress, Progress};
 use crate::ops::build::Executed;
 use crate::ops::plan::Planned;
 use crate::testing::TestResult;
@@ -300,5 +300,64 @@ impl Session {
             };
         }
         result
+    }
+}
+
+/// The requested targets' outputs, and those of them an action made (or found up to date).
+#[derive(Default)]
+struct Built {
+    wanted: HashSet<String>,
+    done: HashSet<String>,
+}
+
+/// Progress that notes the requested outputs of every action that succeeded (ran, came
+/// from a cache, or was up to date) and passes every event on: whether a target was built
+/// when some action failed.
+struct Observer<'a> {
+    inner: &'a dyn Progress,
+    built: &'a Mutex<Built>,
+}
+
+impl Progress for Observer<'_> {
+    fn begin(&self, total: usize) {
+        self.inner.begin(total);
+    }
+
+    fn started(&self, action: &Action) {
+        self.inner.started(action);
+    }
+
+    fn command(
+        &self,
+        action: &Action,
+        argv: &[String],
+        env: &std::collections::BTreeMap<String, String>,
+        exec_root: &Path,
+    ) {
+        self.inner.command(action, argv, env, exec_root);
+    }
+
+    fn finished(&self, action: &Action, outcome: &ActionOutcome<'_>) {
+        if !matches!(outcome, ActionOutcome::Failed(_)) {
+            let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+            for output in &action.outputs {
+                if built.wanted.contains(output.as_str()) {
+                    built.done.insert(output.as_str().to_owned());
+                }
+            }
+        }
+        self.inner.finished(action, outcome);
+    }
+
+    fn tick(&self) {
+        self.inner.tick();
+    }
+
+    fn message(&self, text: &str) {
+        self.inner.message(text);
+    }
+
+    fn end(&self) {
+        self.inner.end();
     }
 }
