@@ -5,7 +5,7 @@
 //! built, the event files and the profile filled as the build reports,
 //! and written when the command ends. Without those files nothing is recorded.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -110,9 +110,9 @@ pub struct Session {
     profile: Option<Profile>,
     /// When analysis ended, to mark the execution phase.
     analyzed_at: Mutex<Option<Instant>>,
-    /// The requested targets' outputs, once analysis named them, and those of them whose
-    /// actions succeeded: which targets were built when some action failed.
-    built: Mutex<Built>,
+    /// The actions that succeeded, by address: which targets were built when some action
+    /// failed.
+    succeeded: Mutex<Vec<usize>>,
 }
 
 impl Session {
@@ -170,7 +170,7 @@ impl Session {
             events: Mutex::new(events),
             profile: options.profile.as_ref().map(|p| Profile::new(p, origin)),
             analyzed_at: Mutex::new(None),
-            built: Mutex::new(Built::default()),
+            succeeded: Mutex::new(Vec::new()),
         })
     }
 
@@ -204,7 +204,7 @@ impl Session {
         }
         let observer = Observer {
             inner: progress,
-            built: &self.built,
+            succeeded: &self.succeeded,
         };
         body(&observer)
     }
@@ -219,11 +219,21 @@ impl Session {
         if executed.result.failures.is_empty() && !executed.result.interrupted {
             return BTreeSet::new();
         }
-        let built = self.built.lock().unwrap_or_else(|e| e.into_inner());
-        let generated: HashSet<&str> = plan
+        let succeeded: HashSet<usize> = self
+            .succeeded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        // Each generated file, and whether the action making it succeeded.
+        let made: HashMap<&str, bool> = plan
             .actions
             .iter()
-            .flat_map(|a| a.outputs.iter().map(|o| o.as_str()))
+            .flat_map(|a| {
+                let ok = succeeded.contains(&address(a));
+                a.outputs.iter().map(move |o| (o.as_str(), ok))
+            })
             .collect();
         plan.targets
             .iter()
@@ -231,7 +241,7 @@ impl Session {
                 target
                     .outputs
                     .iter()
-                    .any(|o| generated.contains(o.as_str()) && !built.done.contains(o.as_str()))
+                    .any(|o| made.get(o.as_str()) == Some(&false))
             })
             .map(|(label, _)| label)
             .collect()
@@ -240,12 +250,6 @@ impl Session {
     /// Loading and analysis are done.
     pub fn analyzed(&self, planned: &Planned) {
         let now = Instant::now();
-        self.built.lock().unwrap_or_else(|e| e.into_inner()).wanted = planned
-            .plan
-            .targets
-            .values()
-            .flat_map(|t| t.outputs.iter().map(|o| o.as_str().to_owned()))
-            .collect();
         *self.analyzed_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
         if let Some(profile) = &self.profile {
             for phase in &planned.phases {
@@ -303,19 +307,17 @@ impl Session {
     }
 }
 
-/// The requested targets' outputs, and those of them an action made (or found up to date).
-#[derive(Default)]
-struct Built {
-    wanted: HashSet<String>,
-    done: HashSet<String>,
+/// An action's identity for the length of the command: the plan's actions do not move.
+fn address(action: &Action) -> usize {
+    action as *const Action as usize
 }
 
-/// Progress that notes the requested outputs of every action that succeeded (ran, came
-/// from a cache, or was up to date) and passes every event on: whether a target was built
-/// when some action failed.
+/// Progress that notes every action that succeeded (ran, came from a cache, or was up to
+/// date) and passes every event on: whether a target was built when some action failed.
+/// Only an address is noted, so a build that fails nothing pays next to nothing.
 struct Observer<'a> {
     inner: &'a dyn Progress,
-    built: &'a Mutex<Built>,
+    succeeded: &'a Mutex<Vec<usize>>,
 }
 
 impl Progress for Observer<'_> {
@@ -339,12 +341,10 @@ impl Progress for Observer<'_> {
 
     fn finished(&self, action: &Action, outcome: &ActionOutcome<'_>) {
         if !matches!(outcome, ActionOutcome::Failed(_)) {
-            let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
-            for output in &action.outputs {
-                if built.wanted.contains(output.as_str()) {
-                    built.done.insert(output.as_str().to_owned());
-                }
-            }
+            self.succeeded
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(address(action));
         }
         self.inner.finished(action, outcome);
     }
