@@ -85,9 +85,14 @@ pub struct ReportingOptions {
     pub profile: Option<PathBuf>,
 }
 
+/// Seconds, zero or more: `0`, `2.5`, `30s`, `500ms`.
 fn parse_seconds(text: &str) -> Result<f64, super::ValueError> {
-    match text.parse::<f64>() {
-        Ok(s) if s.is_finite() && s >= 0.0 => Ok(s),
+    let (number, scale) = match text.strip_suffix("ms") {
+        Some(n) => (n, 0.001),
+        None => (text.strip_suffix('s').unwrap_or(text), 1.0),
+    };
+    match number.parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= 0.0 => Ok(s * scale),
         _ => Err(super::ValueError::NotDuration(text.to_owned())),
     }
 }
