@@ -239,12 +239,12 @@ fn the_readme_main_command_builds_and_runs_the_example() {
     // The README's test commands: a pass, then a cached pass.
     let test = ws.forge(&["test", "//..."]);
     assert_eq!(test.code, 0, "{}", test.both());
-    assert!(test.stderr.contains("//app:hello_test "), "{}", test.stderr);
-    assert!(test.stderr.contains(" PASSED in "), "{}", test.stderr);
+    assert!(test.stdout.contains("//app:hello_test "), "{}", test.both());
+    assert!(test.stdout.contains(" PASSED in "), "{}", test.both());
     let cached = ws.forge(&["test", "//..."]);
     assert!(
-        cached.stderr.contains("(cached) PASSED"),
+        cached.stdout.contains("(cached) PASSED"),
         "{}",
-        cached.stderr
+        cached.both()
     );
 }

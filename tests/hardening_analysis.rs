@@ -15,12 +15,13 @@ fn ok(run: Run) -> Run {
     run
 }
 
-/// The ERROR lines of a run, for snapshots that should not depend on timing lines.
+/// The ERROR lines and the FAILED verdict of a run, for snapshots that should not depend on
+/// timing lines.
 fn errors(run: &Run) -> String {
     let lines: Vec<&str> = run
         .stderr
         .lines()
-        .filter(|l| l.starts_with("ERROR:"))
+        .filter(|l| l.starts_with("ERROR:") || l.starts_with("FAILED:"))
         .collect();
     format!("exit: {}\n{}\n", run.code, lines.join("\n"))
 }
@@ -370,6 +371,6 @@ fn the_rules_executable_is_executable_even_written_without_is_executable() {
     for target in ["//exe:written_test", "//exe:bare_script_test"] {
         let run = ws.forge(&["test", target]);
         assert_eq!(run.code, 0, "{target}: {}", run.both());
-        assert!(run.stderr.contains("PASSED"), "{}", run.stderr);
+        assert!(run.stdout.contains("PASSED"), "{}", run.both());
     }
 }

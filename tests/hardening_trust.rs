@@ -239,9 +239,9 @@ fn a_damaged_test_result_record_is_skipped_and_the_test_run_again() {
         let run = ws.forge(&["test", "//pkg:good_test"]);
         ok(&run);
         assert!(
-            run.stderr.contains("//pkg:good_test") && !run.stderr.contains("(cached) PASSED"),
+            run.stdout.contains("//pkg:good_test") && !run.stdout.contains("(cached) PASSED"),
             "after the record was {what}, the test runs again: {}",
-            run.stderr
+            run.both()
         );
         let test_log = fs::read_to_string(ws.root().join("forge-testlogs/pkg/good_test/test.log"))
             .unwrap_or_else(|e| panic!("{what}: good_test's test.log: {e}"));
@@ -254,10 +254,10 @@ fn a_damaged_test_result_record_is_skipped_and_the_test_run_again() {
         let run = ws.forge(&both);
         ok(&run);
         assert_eq!(
-            run.stderr.matches("(cached) PASSED").count(),
+            run.stdout.matches("(cached) PASSED").count(),
             2,
             "{what}: {}",
-            run.stderr
+            run.both()
         );
     }
 }
@@ -278,10 +278,10 @@ fn verdict_workspace(marker: &Path) -> Workspace {
 
 fn verdict(run: &Run) -> String {
     let line = run
-        .stderr
+        .stdout
         .lines()
         .find(|l| l.starts_with("//pkg:verdict_test "))
-        .unwrap_or_else(|| panic!("no summary line in {}", run.stderr));
+        .unwrap_or_else(|| panic!("no summary line in {}", run.both()));
     let rest = line["//pkg:verdict_test".len()..].trim();
     rest.rsplit_once(" in ").map_or(rest, |(s, _)| s).to_owned()
 }

@@ -279,9 +279,9 @@ fn shares_between_machines(url: &str) -> (Workspace, Workspace) {
         run.stderr
     );
     assert!(
-        run.stderr.contains("Executed 2 out of 2 tests"),
+        run.stdout.contains("Executed 2 out of 2 tests"),
         "{}",
-        run.stderr
+        run.both()
     );
 
     let b = Workspace::fixture("remote");
@@ -299,17 +299,17 @@ fn shares_between_machines(url: &str) -> (Workspace, Workspace) {
     );
     for test in ["//app:tool_test", "//app:words_test"] {
         let line = run
-            .stderr
+            .stdout
             .lines()
             .find(|l| l.starts_with(test))
-            .unwrap_or_else(|| panic!("no line for {test}:\n{}", run.stderr));
+            .unwrap_or_else(|| panic!("no line for {test}:\n{}", run.both()));
         assert!(line.contains("(cached) PASSED"), "{line}");
     }
     assert!(
-        run.stderr
+        run.stdout
             .contains("Executed 0 out of 2 tests: 2 tests pass."),
         "{}",
-        run.stderr
+        run.both()
     );
     for out in OUTPUTS {
         let (pa, pb) = (a.root().join(BIN).join(out), b.root().join(BIN).join(out));
@@ -500,7 +500,7 @@ fn silent_server_times_out_once() {
         ]);
         ok(&run);
         assert_eq!(warnings(&run).len(), 1, "{}", run.stderr);
-        assert!(run.stderr.contains("PASSED"), "{}", run.stderr);
+        assert!(run.stdout.contains("PASSED"), "{}", run.both());
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "{:?}",

@@ -12,19 +12,19 @@ use common::{Run, Workspace};
 /// The summary line of `label`, without the time.
 fn status_of(run: &Run, label: &str) -> String {
     let line = run
-        .stderr
+        .stdout
         .lines()
         .find(|l| l.starts_with(&format!("{label} ")))
-        .unwrap_or_else(|| panic!("no summary line for {label} in:\n{}", run.stderr));
+        .unwrap_or_else(|| panic!("no summary line for {label} in:\n{}", run.both()));
     let rest = line[label.len()..].trim();
     rest.rsplit_once(" in ").map_or(rest, |(s, _)| s).to_owned()
 }
 
 fn executed_line(run: &Run) -> &str {
-    run.stderr
+    run.stdout
         .lines()
         .find(|l| l.starts_with("Executed "))
-        .unwrap_or_else(|| panic!("no Executed line in:\n{}", run.stderr))
+        .unwrap_or_else(|| panic!("no Executed line in:\n{}", run.both()))
 }
 
 fn log(ws: &Workspace, path: &str) -> String {
@@ -119,9 +119,9 @@ fn a_failing_test_exits_3_names_its_log_and_is_never_cached() {
         assert_eq!(run.code, 3, "{}", run.both());
         assert_eq!(status_of(&run, "//pkg:fail_test"), "FAILED");
         assert!(
-            run.stderr.contains("testlogs/pkg/fail_test/test.log\n"),
+            run.stdout.contains("testlogs/pkg/fail_test/test.log\n"),
             "{}",
-            run.stderr
+            run.both()
         );
         assert!(
             run.stderr.contains("FAIL: //pkg:fail_test (see "),
@@ -207,7 +207,7 @@ fn shards_and_repeats_get_their_variables_and_directories() {
     }
     let run = ws.forge(&["test", "--runs_per_test=2", "//pkg:env_test"]);
     assert_eq!(run.code, 0, "{}", run.both());
-    assert!(run.stderr.contains("Stats over 2 runs"), "{}", run.stderr);
+    assert!(run.stdout.contains("Stats over 2 runs"), "{}", run.both());
     for r in 1..=2 {
         let text = log(&ws, &format!("pkg/env_test/run_{r}_of_2/test.log"));
         assert!(text.contains(&format!("TEST_RUN_NUMBER={r}\n")), "{text}");
@@ -439,12 +439,14 @@ fn ctrl_c_during_tests_reports_no_status_and_exits_8() {
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(8), "{stderr}");
+    // The summary is on stdout, as Bazel prints it.
     assert!(
-        stderr.contains("//pkg:sleep_test") && stderr.contains("NO STATUS"),
-        "{stderr}"
+        stdout.contains("//pkg:sleep_test") && stdout.contains("NO STATUS"),
+        "{stdout}"
     );
-    assert!(stderr.contains("1 was skipped"), "{stderr}");
+    assert!(stdout.contains("1 was skipped"), "{stdout}");
 }
 
 #[test]
@@ -475,5 +477,5 @@ fn keep_going_runs_the_tests_that_built_and_reports_the_rest() {
     // Without --keep_going the build failure ends the command before any test runs.
     let run = ws.forge(&["test", "//pkg2:all"]);
     assert_eq!(run.code, 1, "{}", run.both());
-    assert!(!run.stderr.contains("Executed "), "{}", run.stderr);
+    assert!(!run.both().contains("Executed "), "{}", run.both());
 }

@@ -53,6 +53,11 @@ pub struct PlannedTarget {
     pub is_test: bool,
     /// For test rules: how to run them.
     pub test: Option<TestSpec>,
+    /// Bazel's kind string (`genrule rule`) and the rule's `tags`, for the build event file.
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 /// A test target's `TestSpec`, from its (configured) rule's attributes; the runfiles are

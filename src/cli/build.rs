@@ -2,15 +2,18 @@
 //! build run by `ops::build::build`, and what it reports printed as Bazel prints it.
 //! `forge run` and `forge test` build through `build` here.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use clap::Args;
 
 use super::CommonOptions;
+use super::console;
+use super::reporting::Session;
 use crate::analysis::plan::BuildPlan;
-use crate::core::{ExitCode, Failure, layout};
-use crate::exec::{self, ConsoleProgress};
-use crate::ops::build::{BuildEvent, BuildRequest, Executed};
+use crate::core::{ExitCode, Failure, Label, layout};
+use crate::exec;
+use crate::ops::build::{BuildEvent, BuildRequest};
 use crate::ops::{self, key_values, plural};
 use crate::workspace::OutputBaseOptions;
 
@@ -24,6 +27,9 @@ pub struct BuildOptions {
 
     #[command(flatten)]
     pub remote: super::remote::RemoteOptions,
+
+    #[command(flatten)]
+    pub reporting: super::reporting::ReportingOptions,
 
     /// A directory holding an action cache and content store shared between workspaces.
     #[arg(long = "disk_cache", alias = "disk-cache", value_name = "DIR")]
@@ -119,8 +125,8 @@ pub struct BuildOptions {
     #[arg(long = "nostamp", alias = "no-stamp", overrides_with = "stamp")]
     pub nostamp: bool,
 
-    /// Show the full command line of failed actions (they are always shown; accepted for
-    /// Bazel compatibility).
+    /// Show a failed command with its working directory and whole environment, as a shell
+    /// line that runs it again (its argv alone is always shown).
     #[arg(long = "verbose_failures", alias = "verbose-failures")]
     pub verbose_failures: bool,
 
@@ -298,14 +304,17 @@ pub struct BuildArgs {
     pub patterns: Vec<String>,
 }
 
-/// Builds `patterns` as the options say, printing Bazel's lines as the build reports.
+/// Builds `patterns` as the options say, printing Bazel's lines as the build reports and
+/// telling `session` (the event files, the profile). With `--nobuild` the targets are only
+/// analysed: `None`. `print_outputs` shows the `Target //x up-to-date:` lines.
 pub fn build(
     patterns: &[String],
     options: &BuildOptions,
     startup: &OutputBaseOptions,
     print_outputs: bool,
     for_tests: bool,
-) -> Result<Built, Failure> {
+    session: &Session,
+) -> Result<Option<Built>, Failure> {
     options.common.apply();
     let request = BuildRequest {
         configuration: options.output_configuration()?,
@@ -330,10 +339,23 @@ pub fn build(
         platforms: options.platform_flags(),
         explain: explain_request(options),
     };
-    let progress = ConsoleProgress::stderr();
-    ops::build::build(request, &progress, &mut |event| {
-        report(&event, print_outputs)
-    })
+    let show_result = print_outputs.then(|| session.show_result());
+    let mut events = |event: BuildEvent| report(&event, show_result, session);
+    if !session.executes() {
+        let analyzed = ops::build::analyze(&request, &mut events)?;
+        let mut errors = analyzed.planned.errors;
+        if !errors.is_empty() {
+            errors.push(crate::core::Diagnostic::new(
+                "Build did NOT complete successfully",
+            ));
+            return Err(Failure::from_diagnostics(errors));
+        }
+        console::info("Build completed successfully, 0 total actions");
+        return Ok(None);
+    }
+    session
+        .with_progress(|progress| ops::build::build(request, progress, &mut events))
+        .map(Some)
 }
 
 /// `--explain=FILE` and `--verbose_explanations` as a request, if a file is given.
@@ -348,49 +370,52 @@ pub fn explain_request(options: &BuildOptions) -> Option<ops::explain::ExplainRe
         })
 }
 
-/// Prints one thing a build reports, as Bazel words it.
-fn report(event: &BuildEvent, print_outputs: bool) {
+/// Prints one thing a build reports, as Bazel words it, and tells the session.
+fn report(event: &BuildEvent, show_result: Option<usize>, session: &Session) {
     match event {
         BuildEvent::Waiting(message) => eprintln!("{message}"),
         BuildEvent::Analyzed(planned) => {
-            eprintln!("INFO: Analyzed {}.", planned.analyzed_summary())
+            console::info(format!("Analyzed {}.", planned.analyzed_summary()));
+            session.analyzed(planned);
         }
         BuildEvent::Executed {
             plan,
             executed,
             elapsed,
         } => {
-            if print_outputs {
-                print_outputs_of(plan, executed);
+            if let Some(show_result) = show_result {
+                print_outputs_of(plan, &session.unbuilt(plan, executed), show_result);
             }
-            eprintln!("INFO: Elapsed time: {:.3}s", elapsed.as_secs_f64());
-            eprintln!("INFO: {}", executed.summary());
+            console::info(format!("Elapsed time: {:.3}s", elapsed.as_secs_f64()));
+            console::info(executed.summary());
+            session.executed(plan, executed);
         }
         BuildEvent::ContinuingAfterFailure(errors) => {
             for e in errors.iter() {
-                eprintln!("ERROR: {e}");
+                console::error(e);
             }
-            eprintln!("ERROR: Build did NOT complete successfully; running the tests that built");
+            console::error("Build did NOT complete successfully; running the tests that built");
         }
-        BuildEvent::Completed { total_actions } => eprintln!(
-            "INFO: Build completed successfully, {}",
+        BuildEvent::Completed { total_actions } => console::info(format!(
+            "Build completed successfully, {}",
             plural(*total_actions, "total action", "total actions")
-        ),
+        )),
     }
 }
 
-/// `Target //x up-to-date:` and its outputs for a build of one target, and the requested
-/// targets that failed. Failed actions were reported by the progress as they happened.
-fn print_outputs_of(plan: &BuildPlan, executed: &Executed) {
-    let failed_owners = executed.failed_owners();
+/// `Target //x up-to-date:` and its outputs for each requested target when there are at
+/// most `show_result` of them (`--show_result`), and the requested targets that were not
+/// built. Failed actions were reported by the progress as they happened.
+fn print_outputs_of(plan: &BuildPlan, unbuilt: &BTreeSet<&Label>, show_result: usize) {
     let bin = format!("{}/", plan.bin_dir);
+    let show = plan.targets.len() <= show_result;
     for (label, target) in &plan.targets {
         let outs = &target.outputs;
-        if failed_owners.contains(label) {
+        if unbuilt.contains(label) {
             eprintln!("Target {label} failed to build");
             continue;
         }
-        if plan.targets.len() > 1 {
+        if !show {
             continue;
         }
         if outs.is_empty() {
@@ -408,5 +433,9 @@ fn print_outputs_of(plan: &BuildPlan, executed: &Executed) {
 }
 
 pub fn run(args: BuildArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Failure> {
-    build(&args.patterns, &args.options, startup, true, false).map(|_| ExitCode::Success)
+    let options = &args.options;
+    let session = Session::start("build", options, &args.patterns)?;
+    let result =
+        build(&args.patterns, options, startup, true, false, &session).map(|_| ExitCode::Success);
+    session.finish(result)
 }

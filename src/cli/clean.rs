@@ -1,5 +1,6 @@
 //! `forge clean` removes the outputs and the local cache; `--expunge` removes the whole
-//! output base. A `--disk_cache` directory is never touched.
+//! output base; `--async` moves them aside and deletes them in the background. A
+//! `--disk_cache` directory is never touched.
 
 use clap::Args;
 
@@ -11,10 +12,29 @@ pub struct CleanArgs {
     /// Remove the entire output base, including fetched external repositories.
     #[arg(long)]
     expunge: bool,
+
+    /// Return at once: what is removed is moved aside and deleted in the background.
+    #[arg(long = "async")]
+    in_background: bool,
 }
 
 pub fn run(args: CleanArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Failure> {
     let ws = Workspace::locate(&super::current_dir()?, startup)?;
+    if args.in_background {
+        let moved =
+            crate::ops::clean::clean_async(&ws, args.expunge, &mut |msg| eprintln!("{msg}"))?;
+        if let Some(trash) = moved {
+            let what = match args.expunge {
+                true => "Output base",
+                false => "Outputs and the local cache",
+            };
+            super::console::info(format!(
+                "{what} moved to {} for deletion in the background",
+                trash.display()
+            ));
+        }
+        return Ok(ExitCode::Success);
+    }
     if !crate::ops::clean::clean(&ws, args.expunge, &mut |msg| eprintln!("{msg}"))? {
         return Ok(ExitCode::Success);
     }

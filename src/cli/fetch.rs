@@ -26,6 +26,12 @@ pub fn run(args: FetchArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Fai
             "no targets given: name at least one, e.g. `forge fetch //...`",
         ));
     }
+    let session = super::reporting::Session::start("fetch", &args.options, &args.patterns)?;
+    let result = fetch(&args, startup);
+    session.finish(result)
+}
+
+fn fetch(args: &FetchArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Failure> {
     args.options.common.apply();
     // Ctrl-C stops a download at once and exits 8.
     let _ = crate::exec::install_interrupt_handler();
@@ -42,7 +48,7 @@ pub fn run(args: FetchArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Fai
         &args.patterns,
         &args.options.fetch_options(),
     )?;
-    eprintln!("INFO: All external dependencies fetched successfully.");
+    super::console::info("All external dependencies fetched successfully.");
     Ok(ExitCode::Success)
 }
 

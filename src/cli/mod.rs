@@ -3,17 +3,22 @@
 
 mod aquery;
 mod build;
+mod build_events;
 mod canonicalize;
 mod clean;
 mod completion;
 mod cquery;
+mod console;
 mod fetch;
 mod flag_forms;
 mod help;
 mod info;
+mod profile;
+mod proto_text;
 mod query;
 mod rc;
 mod remote;
+mod reporting;
 mod run;
 mod shutdown;
 mod starlark_flags;
@@ -122,6 +127,10 @@ pub struct CommonOptions {
     /// How many jobs run at once: a number or `auto` (the number of cores).
     #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = parse_jobs)]
     pub jobs: Option<usize>,
+
+    /// Colors in the output: `yes`, `no`, or `auto` (the default: only on a terminal).
+    #[arg(long = "color", value_name = "yes|no|auto", value_parser = console::Choice::parse)]
+    pub color: Option<console::Choice>,
 }
 
 /// A flag value clap's value parsers reject; clap prints it after "invalid value ... for ...".
@@ -162,9 +171,10 @@ fn parse_jobs(text: &str) -> Result<usize, ValueError> {
 }
 
 impl CommonOptions {
-    /// Sizes the thread pool that loads packages and analyses targets, with stacks deep
-    /// enough for the Starlark nesting forge accepts.
+    /// Chooses the output's colors, and sizes the thread pool that loads packages and
+    /// analyses targets, with stacks deep enough for the Starlark nesting forge accepts.
     fn apply(&self) {
+        console::choose(self.color.unwrap_or_default());
         // Only the first call configures the global pool; one command runs per process.
         let mut pool =
             rayon::ThreadPoolBuilder::new().stack_size(crate::core::nesting::STARLARK_STACK_BYTES);
@@ -202,13 +212,14 @@ fn run_on_this_thread(args: Vec<String>) -> ExitCode {
     let args = match rc::expand(args, &cwd, &flags, &mut |note| eprintln!("{note}")) {
         Ok(args) => args,
         Err(e) => {
-            eprintln!("ERROR: {e}");
+            console::error(e);
             return ExitCode::BadCommandLine;
         }
     };
     // `--//pkg:flag=value` is no option clap knows: build settings are taken out first,
     // from the rc files' options too.
     let args = starlark_flags::extract(args);
+    reporting::remember_command_line(&args);
     let parsed = command
         .try_get_matches_from(&args)
         .and_then(|mut matches| Cli::from_arg_matches_mut(&mut matches));
@@ -242,7 +253,13 @@ fn run_on_this_thread(args: Vec<String>) -> ExitCode {
         Ok(code) => code,
         Err(failure) => {
             for e in &failure.errors {
-                eprintln!("ERROR: {e}");
+                // The build's verdict is Bazel's `FAILED:` line, the rest are errors.
+                match e.to_string() {
+                    verdict if verdict.starts_with("Build did NOT complete successfully") => {
+                        console::failed(verdict)
+                    }
+                    other => console::error(other),
+                }
             }
             failure.code
         }
@@ -268,7 +285,7 @@ fn command_line_error(e: clap::Error) -> ExitCode {
                 .find(|l| !l.trim().is_empty())
                 .unwrap_or("invalid command line")
                 .trim_start_matches("error: ");
-            eprintln!("ERROR: {first} (see 'forge help')");
+            console::error(format!("{first} (see 'forge help')"));
             ExitCode::BadCommandLine
         }
     }

@@ -7,6 +7,7 @@ use std::process::Command;
 use clap::Args;
 
 use super::build::{BuildOptions, build};
+use super::reporting::Session;
 use crate::core::{ExitCode, Failure};
 use crate::exec::shell_words;
 use crate::ops;
@@ -26,13 +27,17 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Failure> {
-    let built = build(
-        std::slice::from_ref(&args.target),
-        &args.options,
-        startup,
-        true,
-        false,
-    )?;
+    let patterns = std::slice::from_ref(&args.target);
+    let options = &args.options;
+    let session = Session::start("run", options, patterns)?;
+    let built = match build(patterns, options, startup, true, false, &session) {
+        Ok(Some(built)) => built,
+        // `--nobuild`: analysed, nothing to run.
+        Ok(None) => return session.finish(Ok(ExitCode::Success)),
+        Err(failure) => return session.finish(Err(failure)),
+    };
+    // The build is over; what the program does is not part of it.
+    session.finish(Ok(ExitCode::Success))?;
     let ops::run::Program {
         program,
         runfiles,
@@ -45,14 +50,14 @@ pub fn run(args: RunArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Failu
         &args.target,
         &args.args,
     )?;
-    eprintln!(
-        "INFO: Running command line: {}",
+    super::console::info(format!(
+        "Running command line: {}",
         shell_words(
             &std::iter::once(program.display().to_string())
                 .chain(argv.iter().cloned())
                 .collect::<Vec<_>>()
         )
-    );
+    ));
     let client_cwd = super::current_dir()?;
     drop(built.lock);
     let err = Command::new(&program)

@@ -5,6 +5,8 @@
 use clap::Args;
 
 use super::build::{BuildOptions, build};
+use super::console;
+use super::reporting::Session;
 use crate::core::{ExitCode, Failure};
 use crate::ops::key_values;
 use crate::ops::test::{Filter, TestRequest, Totals, stats_line, summary_line, verdict};
@@ -98,6 +100,25 @@ pub struct TestArgs {
     )]
     test_size_filters: Option<String>,
 
+    /// How much of the summary to print: `short` (the default: every test), `terse` (only
+    /// those that did not pass), `detailed` (also each failed test case, from test.xml) or
+    /// `none`; the `Executed ...` line always follows.
+    #[arg(
+        long = "test_summary",
+        alias = "test-summary",
+        value_name = "short|terse|detailed|none",
+        value_parser = SummaryMode::parse
+    )]
+    test_summary: Option<SummaryMode>,
+
+    /// Name each passing test that ran much faster than its timeout allows, with the size
+    /// or timeout to set instead.
+    #[arg(
+        long = "test_verbose_timeout_warnings",
+        alias = "test-verbose-timeout-warnings"
+    )]
+    test_verbose_timeout_warnings: bool,
+
     /// Target patterns naming tests or test suites.
     #[arg(value_name = "PATTERNS")]
     patterns: Vec<String>,
@@ -155,42 +176,66 @@ fn test_options(args: &TestArgs) -> Result<TestOptions, Failure> {
     })
 }
 
-pub fn run(args: TestArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Failure> {
-    let options = test_options(&args)?;
-    let built = build(&args.patterns, &args.options, startup, false, true)?;
-    let counted_before = built.runner.remote_counts();
-    let mode = args.test_output.as_str();
-    let show = |result: &TestResult| {
-        for run in &result.runs {
-            let failed = matches!(run.status, Status::Failed | Status::Timeout);
-            let wanted = match mode {
-                // Streamed output was shown as it came.
-                "all" => run.status != Status::CachedPassed,
-                "errors" => failed,
-                _ => false,
-            };
-            if wanted {
-                eprintln!("==================== Test output for {}:", result.label);
-                eprint!("{}", run.output);
-                eprintln!("{}", "=".repeat(80));
-            }
-            if failed {
-                let what = if run.status == Status::Timeout {
-                    "TIMEOUT"
-                } else {
-                    "FAIL"
-                };
-                eprintln!("{what}: {} (see {})", result.label, run.log.display());
-            }
+/// `--test_summary`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SummaryMode {
+    #[default]
+    Short,
+    Terse,
+    Detailed,
+    None,
+}
+
+impl SummaryMode {
+    fn parse(text: &str) -> Result<SummaryMode, String> {
+        match text {
+            "short" => Ok(SummaryMode::Short),
+            "terse" => Ok(SummaryMode::Terse),
+            "detailed" => Ok(SummaryMode::Detailed),
+            "none" => Ok(SummaryMode::None),
+            other => Err(format!("'{other}' is not short, terse, detailed or none")),
         }
+    }
+}
+
+pub fn run(args: TestArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Failure> {
+    let build_options = &args.options;
+    let session = Session::start("test", build_options, &args.patterns)?;
+    let result = test(&args, startup, &session);
+    session.finish(result)
+}
+
+fn test(
+    args: &TestArgs,
+    startup: &OutputBaseOptions,
+    session: &Session,
+) -> Result<ExitCode, Failure> {
+    let options = test_options(args)?;
+    let Some(built) = build(&args.patterns, &args.options, startup, false, true, session)? else {
+        // `--nobuild`: analysed; no test runs.
+        return Ok(ExitCode::Success);
     };
+    let counted_before = built.runner.remote_counts();
     let request = TestRequest {
         options,
         tags: Filter::parse(args.test_tag_filters.as_deref()),
         sizes: Filter::parse(args.test_size_filters.as_deref()),
         remote: args.options.remote.client()?,
     };
-    let results = crate::ops::test::run_tests(&built, &request, &show)?;
+    let testing_started = std::time::Instant::now();
+    // Streamed output goes to the terminal as it comes: no status may be drawn over it.
+    let results = match request.options.streamed {
+        true => {
+            let progress = crate::exec::NoProgress;
+            let show = |result: &TestResult| show(result, &args.test_output, &progress);
+            crate::ops::test::run_tests(&built, &request, &progress, &show)
+        }
+        false => session.with_progress(|progress| {
+            let show = |result: &TestResult| show(result, &args.test_output, progress);
+            crate::ops::test::run_tests(&built, &request, progress, &show)
+        }),
+    }?;
+    session.tested(&results, testing_started);
     if let Some(explain) = super::build::explain_request(&args.options) {
         crate::ops::explain::append_test_explanations(
             &explain,
@@ -200,38 +245,215 @@ pub fn run(args: TestArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Fail
         )?;
     }
 
-    // The summary, sorted by label.
-    for result in &results {
-        eprintln!("{}", summary_line(result));
-        if matches!(result.status, Status::Failed | Status::Timeout) {
-            for run in &result.runs {
-                if matches!(run.status, Status::Failed | Status::Timeout) {
-                    eprintln!("  {}", run.log.display());
-                }
-            }
-        }
-        if let Some(stats) = stats_line(result) {
-            eprintln!("  {stats}");
+    let oversized = oversized_tests(&built, &results);
+    if args.test_verbose_timeout_warnings {
+        for warning in &oversized {
+            console::warning(warning);
         }
     }
     let totals = Totals::of(&results);
-    eprintln!("\n{}", totals.line());
+    let mut out = String::new();
+    summary(&results, args.test_summary.unwrap_or_default(), &mut out);
+    out.push_str(&format!("\n{}\n", totals.line()));
+    if !oversized.is_empty() && !args.test_verbose_timeout_warnings {
+        out.push_str(
+            "There were tests whose specified size is too big. Use the \
+             --test_verbose_timeout_warnings command line option to see which ones these are.\n",
+        );
+    }
+    super::print_out(out.as_bytes())?;
     // With a remote executor, where the test runs went (the build's summary counted its own
     // commands).
     if let (Some(before), Some(after)) = (counted_before, built.runner.remote_counts()) {
         let [remote, hits, local, sandboxed] = [0, 1, 2, 3].map(|i| after[i] - before[i]);
-        eprintln!(
-            "INFO: Test commands: {remote} remote, {hits} remote cache hit, {local} local, {sandboxed} sandboxed."
-        );
+        console::info(format!(
+            "Test commands: {remote} remote, {hits} remote cache hit, {local} local, {sandboxed} sandboxed."
+        ));
     }
     let code = verdict(&totals, built.build_failed)?;
     if code == ExitCode::PartialSuccess {
-        eprintln!(
-            "INFO: Build completed, {} FAILED",
+        console::info(format!(
+            "Build completed, {} FAILED",
             crate::ops::plural(totals.failed, "test", "tests")
-        );
+        ));
     } else {
-        eprintln!("INFO: Build completed successfully");
+        console::info("Build completed successfully");
     }
     Ok(code)
+}
+
+/// What `--test_output` shows of a result as it comes, and the `FAIL:` line of a failed
+/// run, printed through `progress` so a live status stays below them.
+fn show(result: &TestResult, mode: &str, progress: &dyn crate::exec::Progress) {
+    let mut text = String::new();
+    for run in &result.runs {
+        let failed = matches!(run.status, Status::Failed | Status::Timeout);
+        let wanted = match mode {
+            // Streamed output was shown as it came.
+            "all" => run.status != Status::CachedPassed,
+            "errors" => failed,
+            _ => false,
+        };
+        if wanted {
+            text.push_str(&format!(
+                "==================== Test output for {}:\n{}",
+                result.label, run.output
+            ));
+            if !run.output.is_empty() && !run.output.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&format!("{}\n", "=".repeat(80)));
+        }
+        if failed {
+            let what = if run.status == Status::Timeout {
+                "TIMEOUT"
+            } else {
+                "FAIL"
+            };
+            text.push_str(&console::line(
+                what,
+                console::Style::Error,
+                &format!("{} (see {})", result.label, run.log.display()),
+                console::stderr_colored(),
+            ));
+            text.push('\n');
+        }
+    }
+    if !text.is_empty() {
+        progress.message(&text);
+    }
+}
+
+/// The summary's lines, sorted by label, as `--test_summary` asks: each test's status
+/// (colored on a terminal), the logs of failed runs, statistics over several runs.
+fn summary(results: &[TestResult], mode: SummaryMode, out: &mut String) {
+    for result in results {
+        let failed = matches!(result.status, Status::Failed | Status::Timeout);
+        let shown = match mode {
+            SummaryMode::None => false,
+            SummaryMode::Terse => !result.status.passed(),
+            SummaryMode::Short | SummaryMode::Detailed => true,
+        };
+        if !shown {
+            continue;
+        }
+        let line = summary_line(result);
+        let status = result.status.text();
+        let painted = match line.rfind(status) {
+            Some(at) => format!(
+                "{}{}{}",
+                &line[..at],
+                console::status_for_stdout(status),
+                &line[at + status.len()..]
+            ),
+            None => line,
+        };
+        out.push_str(&painted);
+        out.push('\n');
+        if failed {
+            for run in &result.runs {
+                if matches!(run.status, Status::Failed | Status::Timeout) {
+                    out.push_str(&format!("  {}\n", run.log.display()));
+                    if mode == SummaryMode::Detailed {
+                        for case in failed_cases(&run.log.with_file_name("test.xml")) {
+                            out.push_str(&format!("    FAILED  {case}\n"));
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(stats) = stats_line(result) {
+            out.push_str(&format!("  {stats}\n"));
+        }
+    }
+}
+
+/// The names of the test cases a JUnit XML file reports as failed or in error.
+fn failed_cases(xml: &std::path::Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(xml) else {
+        return Vec::new();
+    };
+    let mut cases = Vec::new();
+    for (i, _) in text.match_indices("<testcase") {
+        let rest = &text[i..];
+        let end = rest.find("</testcase>").unwrap_or(rest.len());
+        let body = &rest[..end];
+        let head_end = body.find('>').unwrap_or(body.len());
+        if body[..head_end].ends_with('/') {
+            continue;
+        }
+        if !(body.contains("<failure") || body.contains("<error")) {
+            continue;
+        }
+        let head = &body[..head_end];
+        let attribute = |name: &str| {
+            let key = format!(" {name}=\"");
+            let start = head.find(&key)? + key.len();
+            let len = head[start..].find('"')?;
+            Some(head[start..start + len].to_owned())
+        };
+        let name = attribute("name").unwrap_or_default();
+        cases.push(match attribute("classname") {
+            Some(class) if !class.is_empty() => format!("{class}.{name}"),
+            _ => name,
+        });
+    }
+    cases
+}
+
+/// Bazel's timeout classes with the range of times each fits (its "fuzzy" ranges) and the
+/// size that has it by default.
+const TIMEOUT_CLASSES: [(&str, f64, f64, &str); 4] = [
+    ("short", 0.0, 60.0, "small"),
+    ("moderate", 30.0, 300.0, "medium"),
+    ("long", 300.0, 900.0, "large"),
+    ("eternal", 900.0, 3600.0, "enormous"),
+];
+
+/// Bazel's timeout warnings: each passing test whose slowest run took less than its timeout
+/// class's range, with the class and size that fit.
+fn oversized_tests(built: &crate::ops::build::Built, results: &[TestResult]) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for result in results.iter().filter(|r| r.status.passed()) {
+        let Some(spec) = built
+            .plan
+            .targets
+            .get(&result.label)
+            .and_then(|t| t.test.as_ref())
+        else {
+            continue;
+        };
+        let class = spec.timeout.clone().unwrap_or_else(|| {
+            match spec.size.as_str() {
+                "small" => "short",
+                "large" => "long",
+                "enormous" => "eternal",
+                _ => "moderate",
+            }
+            .to_owned()
+        });
+        let Some(&(_, min, _, _)) = TIMEOUT_CLASSES.iter().find(|c| c.0 == class) else {
+            continue;
+        };
+        let secs = result
+            .runs
+            .iter()
+            .map(|r| r.duration.as_secs_f64())
+            .fold(0.0, f64::max);
+        if secs >= min {
+            continue;
+        }
+        let (fit, _, _, size) = TIMEOUT_CLASSES
+            .iter()
+            .find(|c| secs <= c.2)
+            .copied()
+            .unwrap_or(TIMEOUT_CLASSES[3]);
+        warnings.push(format!(
+            "{}: Test execution time ({secs:.1}s excluding execution overhead) outside of \
+             range for {} tests. Consider setting timeout=\"{fit}\" or size=\"{size}\".",
+            result.label,
+            class.to_uppercase()
+        ));
+    }
+    warnings
 }

@@ -11,6 +11,7 @@ pub mod fs;
 pub mod label;
 pub mod layout;
 pub mod nesting;
+pub mod paint;
 pub mod test_spec;
 
 pub use action::{Action, ActionKind, EXEC_PROPERTY_PREFIX, RunfilesTree};

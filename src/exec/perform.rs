@@ -500,6 +500,7 @@ impl<'a> Ctx<'a> {
             .find_map(|r| r.strip_prefix("timeout:")?.parse::<f64>().ok())
             .filter(|s| *s > 0.0)
             .map(std::time::Duration::from_secs_f64);
+        self.progress.command(action, argv, &env, self.exec_root);
         let spawn = Spawn {
             action,
             argv,

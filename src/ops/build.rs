@@ -3,7 +3,7 @@
 //! the chosen sandbox runner, the `forge-*` links made — out, as a `Built` for the commands
 //! that go on (test, run), with `BuildEvent`s for the front end to report along the way.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::plan::{PlanRequest, Planned, plan};
 use super::plural;
 use crate::analysis::plan::BuildPlan;
-use crate::core::{Diagnostic, ExitCode, Failure, Label};
+use crate::core::{Diagnostic, ExitCode, Failure};
 use crate::exec::remote_runner::{RemoteExecSpec, RemoteRunner, Strategy};
 use crate::exec::runner::{Cancel, Runner, Spawn, SpawnOutcome};
 use crate::exec::sandbox::{self, SandboxConfig, SandboxRunner};
@@ -85,13 +85,20 @@ pub struct Built {
     pub build_failed: bool,
 }
 
-/// Loads, analyses and executes the request's patterns, telling `events` how it goes.
-pub fn build(
-    request: BuildRequest,
-    progress: &dyn Progress,
+/// What loading and analysis left for execution (`--nobuild` stops here).
+pub struct Analyzed {
+    pub workspace: Arc<Workspace>,
+    pub planned: Planned,
+    /// Keeps the output base locked until the command is done with it.
+    pub lock: exec::Lock,
+}
+
+/// Loads and analyses the request's patterns (or reuses their plan), telling `events` when
+/// it waits for another forge and when analysis is done.
+pub fn analyze(
+    request: &BuildRequest,
     events: &mut dyn FnMut(BuildEvent),
-) -> Result<Built, Failure> {
-    let started = Instant::now();
+) -> Result<Analyzed, Failure> {
     // From the start: a Ctrl-C during loading or analysis stops the build before any action
     // runs, with exit code 8, instead of killing forge mid-write.
     let _ = exec::install_interrupt_handler();
@@ -119,7 +126,7 @@ pub fn build(
         &PlanRequest {
             patterns: request.patterns,
             cwd_package: &cwd_package,
-            defines: request.defines,
+            defines: request.defines.clone(),
             stamp: request.stamp,
             build_settings: &request.build_settings,
             keep_going: request.keep_going,
@@ -131,6 +138,25 @@ pub fn build(
         },
     )?;
     events(BuildEvent::Analyzed(&planned));
+    Ok(Analyzed {
+        workspace,
+        planned,
+        lock,
+    })
+}
+
+/// Loads, analyses and executes the request's patterns, telling `events` how it goes.
+pub fn build(
+    request: BuildRequest,
+    progress: &dyn Progress,
+    events: &mut dyn FnMut(BuildEvent),
+) -> Result<Built, Failure> {
+    let started = Instant::now();
+    let Analyzed {
+        workspace,
+        planned,
+        lock,
+    } = analyze(&request, events)?;
     let Planned {
         plan, mut errors, ..
     } = planned;
@@ -266,11 +292,6 @@ pub struct Executed {
 }
 
 impl Executed {
-    /// The labels whose actions failed.
-    pub fn failed_owners(&self) -> BTreeSet<&Label> {
-        self.result.failures.iter().map(|f| &f.owner).collect()
-    }
-
     /// `3 actions executed, 1 from the cache, 0 already up to date.` with the remote hits
     /// (when a remote cache was used) and which strategy ran the commands, so a silently
     /// unsandboxed build cannot go unnoticed.

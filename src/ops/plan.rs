@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::plural;
 use crate::analysis::plan::{BuildPlan, PlanCache, PlannedTarget};
@@ -43,6 +44,16 @@ pub struct Planned {
     pub reused: bool,
     /// Problems found (only with `--keep_going`; otherwise they end planning).
     pub errors: Vec<Diagnostic>,
+    /// When loading and analysis ran (none when the plan was reused), for `--profile`.
+    pub phases: Vec<Phase>,
+}
+
+/// A stretch of planning: `Load packages` or `Analyze targets`.
+#[derive(Clone, Debug)]
+pub struct Phase {
+    pub name: &'static str,
+    pub start: Instant,
+    pub end: Instant,
 }
 
 impl Planned {
@@ -136,12 +147,13 @@ pub fn plan(workspace: &Arc<Workspace>, request: &PlanRequest<'_>) -> Result<Pla
             plan,
             reused: true,
             errors: Vec::new(),
+            phases: Vec::new(),
         });
     }
     let planned = plan_build(workspace, request);
     // Ctrl-C during loading (a download, an extraction) ends the command as one.
     super::fetch::interrupted_check()?;
-    let (plan, errors) = planned?;
+    let (plan, errors, phases) = planned?;
     let deps = fs_deps::take_recording();
     if errors.is_empty() {
         // A plan that cannot be stored only costs the next command its speed.
@@ -151,6 +163,7 @@ pub fn plan(workspace: &Arc<Workspace>, request: &PlanRequest<'_>) -> Result<Pla
         plan,
         reused: false,
         errors,
+        phases,
     })
 }
 
@@ -201,7 +214,8 @@ pub fn expand_skipping_manual(
 fn plan_build(
     workspace: &Arc<Workspace>,
     request: &PlanRequest<'_>,
-) -> Result<(BuildPlan, Vec<Diagnostic>), Failure> {
+) -> Result<(BuildPlan, Vec<Diagnostic>, Vec<Phase>), Failure> {
+    let loading_started = Instant::now();
     let PlanRequest {
         patterns,
         cwd_package,
@@ -302,6 +316,7 @@ fn plan_build(
         output: request.configuration.clone(),
         platforms,
     };
+    let analysis_started = Instant::now();
     let analysis = analysis::analyze(&graph, &targets, &config);
     errors.extend(analysis.errors.iter().cloned());
     // Targets the target platform cannot build: a wildcard skips them (Bazel says nothing
@@ -364,9 +379,19 @@ fn plan_build(
             plan.wanted
                 .extend(tree.entries.iter().map(|(_, p)| p.clone()));
         }
+        let target = graph.target(label);
+        let tags = match target
+            .and_then(|t| t.rule())
+            .and_then(|r| r.attrs.get("tags"))
+        {
+            Some(crate::loading::AttrValue::StringList(tags)) => tags.clone(),
+            _ => Vec::new(),
+        };
         plan.targets.insert(
             label.clone(),
             PlannedTarget {
+                kind: target.map(|t| t.kind_name()).unwrap_or_default(),
+                tags,
                 outputs: outputs.into_iter().map(ExecPath::new).collect(),
                 executable: analyzed.and_then(|a| a.executable.clone().map(ExecPath::new)),
                 args: analyzed.map(|a| a.args.clone()).unwrap_or_default(),
@@ -433,7 +458,19 @@ fn plan_build(
     std::mem::forget(analysis);
     std::mem::forget(graph);
     std::mem::forget(loader);
-    Ok((plan, errors))
+    let phases = vec![
+        Phase {
+            name: "Load packages",
+            start: loading_started,
+            end: analysis_started,
+        },
+        Phase {
+            name: "Analyze targets",
+            start: analysis_started,
+            end: Instant::now(),
+        },
+    ];
+    Ok((plan, errors, phases))
 }
 
 /// Whether two actions are the same work, differing at most in the target that registered

@@ -21,11 +21,13 @@ pub struct TestRequest {
     pub remote: Option<Arc<RemoteCache>>,
 }
 
-/// Runs the tests of `built` that the filters select — `show` hears each result as it comes
-/// — and returns every result, those that could not be built included, sorted by label.
+/// Runs the tests of `built` that the filters select — `progress` hears each run start and
+/// end, `show` each result as it comes — and returns every result, those that could not be
+/// built included, sorted by label.
 pub fn run_tests(
     built: &Built,
     request: &TestRequest,
+    progress: &dyn crate::exec::Progress,
     show: &(dyn Fn(&TestResult) + Sync),
 ) -> Result<Vec<TestResult>, Failure> {
     let (targets, unbuilt) = select(
@@ -52,6 +54,7 @@ pub fn run_tests(
         interrupt: crate::exec::interrupt_flag(),
         options: &request.options,
         remote: request.remote.as_deref(),
+        progress,
     };
     let mut results = tests.run(&targets, show);
     built.runner.cleanup();

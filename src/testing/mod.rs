@@ -23,7 +23,7 @@ use crate::core::{Action, ActionKind, ExecPath, TestSpec};
 use crate::core::{Digest, Label};
 use crate::exec::ingredients::{self, Change, IngredientLog, Ingredients, Record};
 use crate::exec::runner::{Cancel, EXEC_ROOT_VAR, Runner, Spawn, SpawnStatus};
-use crate::exec::{AcEntry, CacheTiers, CachedOutput};
+use crate::exec::{AcEntry, ActionOutcome, CacheTiers, CachedOutput, Progress};
 use crate::remote::{KeyKind, RemoteCache};
 
 /// How `forge test` was asked to run tests.
@@ -146,6 +146,8 @@ pub struct Tests<'a> {
     pub options: &'a TestOptions,
     /// `--remote_cache`, consulted after the local stores and filled with passes.
     pub remote: Option<&'a RemoteCache>,
+    /// Hears each test run start and end (as a `TestRunner` action), as a build's actions.
+    pub progress: &'a dyn Progress,
 }
 
 /// One unit of work: a shard of a run of a test, with everything needed to run it.
@@ -236,14 +238,16 @@ impl Tests<'_> {
         } else {
             self.options.jobs.max(1)
         };
+        self.progress.begin(units_of.iter().map(Vec::len).sum());
         std::thread::scope(|scope| {
-            // Ctrl-C: stop what runs, start nothing new.
+            // Ctrl-C: stop what runs, start nothing new; the progress shows running times.
             scope.spawn(|| {
                 while !done.load(Ordering::SeqCst) {
                     if self.interrupt.load(Ordering::SeqCst) {
                         cancel.cancel();
                         return;
                     }
+                    self.progress.tick();
                     std::thread::sleep(Duration::from_millis(50));
                 }
             });
@@ -288,6 +292,7 @@ impl Tests<'_> {
             }
             done.store(true, Ordering::SeqCst);
         });
+        self.progress.end();
         cancel.finish();
         let _ = tiers.save_digests();
         let mut out: Vec<TestResult> = finished
@@ -331,6 +336,8 @@ impl Tests<'_> {
             && let Some(key) = &key
             && let Some(cached) = self.lookup(unit, key, tiers)
         {
+            let action = self.action(unit, &argv);
+            self.progress.finished(&action, &ActionOutcome::CacheHit);
             return RunResult {
                 status: Status::CachedPassed,
                 duration: cached,
@@ -555,16 +562,9 @@ impl Tests<'_> {
     }
 
     /// Runs the test once; writes `test.log` and `test.xml`.
-    fn execute(
-        &self,
-        unit: &Unit,
-        argv: &[String],
-        env: &BTreeMap<String, String>,
-        timeout: Duration,
-        cancel: &Cancel,
-    ) -> RunResult {
-        let dir = self.exec_root.join(&unit.dir);
-        let log = dir.join("test.log");
+    /// The synthetic `TestRunner` action of one run: the program and its runfiles in, the
+    /// result files out, for the runner and the progress.
+    fn action(&self, unit: &Unit, argv: &[String]) -> Action {
         let mut inputs: Vec<ExecPath> = std::iter::once(ExecPath::new(unit.executable))
             .chain(unit.spec.runfiles.iter().map(|(_, e)| e.clone()))
             .collect();
@@ -577,7 +577,7 @@ impl Tests<'_> {
             out("test.shard_status"),
         ];
         outputs.sort();
-        let action = Action {
+        Action {
             owner: unit.label.clone(),
             mnemonic: "TestRunner".to_owned(),
             progress_message: format!("Testing {}", unit.label),
@@ -607,11 +607,26 @@ impl Tests<'_> {
                 })
                 .cloned()
                 .collect(),
-        };
+        }
+    }
+
+    fn execute(
+        &self,
+        unit: &Unit,
+        argv: &[String],
+        env: &BTreeMap<String, String>,
+        timeout: Duration,
+        cancel: &Cancel,
+    ) -> RunResult {
+        let dir = self.exec_root.join(&unit.dir);
+        let log = dir.join("test.log");
+        let action = self.action(unit, argv);
         let prepared = clear_dir(&dir)
             .and_then(|()| fs::create_dir_all(dir.join("_tmp")))
             .and_then(|()| fs::create_dir_all(dir.join("test.outputs")));
         let workdir = format!("{}.runfiles/{}", unit.executable, self.workspace_name);
+        self.progress.started(&action);
+        self.progress.command(&action, argv, env, self.exec_root);
         let started = Instant::now();
         let outcome = prepared.and_then(|()| {
             self.runner.run(
@@ -628,6 +643,9 @@ impl Tests<'_> {
             )
         });
         let duration = started.elapsed();
+        // The verdict is the summary's to report; the progress only counts the run.
+        self.progress
+            .finished(&action, &ActionOutcome::Executed { output: b"" });
         let _ = fs::remove_dir_all(dir.join("_tmp"));
         let (status, output, message) = match outcome {
             Ok(o) => {
