@@ -92,7 +92,6 @@ const UNSUPPORTED_FIELDS: &[&str] = &[
     "aspect_ids",
     "created_actions",
     "exec_groups",
-    "fragments",
     "host_configuration",
     "host_fragments",
     "split_attr",
@@ -182,6 +181,10 @@ pub(super) fn alloc_ctx<'v>(
             heap.alloc(AllocList(Vec::<&str>::new())),
         ),
         ("var".into(), heap.alloc(AllocDict(vars.clone()))),
+        (
+            "fragments".into(),
+            super::cpp_fragment::alloc_fragments(heap, &env.config.cpp),
+        ),
         (
             "configuration".into(),
             heap.alloc(AllocStruct([

@@ -11,6 +11,7 @@ mod attrs;
 pub mod build_settings;
 mod conditions;
 mod configured;
+pub mod cpp_fragment;
 mod ctx;
 mod inputs;
 mod make_vars;
@@ -62,6 +63,8 @@ pub struct AnalysisConfig {
     pub stamp: bool,
     /// Build settings the command line sets (`--//pkg:flag=value`), with typed values.
     pub build_settings: BTreeMap<Label, crate::loading::AttrValue>,
+    /// `--copt`, `--linkopt`, `--features`, ...: `ctx.fragments.cpp` and `ctx.features`.
+    pub cpp: cpp_fragment::CppOptions,
 }
 
 /// The analysed targets, by label, and what went wrong.

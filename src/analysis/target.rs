@@ -120,7 +120,11 @@ fn analyze_rule(
         label,
         workspace_name: &loader.workspace().name,
         build_file: package.map(|p| p.build_file.clone()).unwrap_or_default(),
-        features: features(package.map_or(&[], |p| &p.features), rule),
+        features: features(
+            &config.cpp.features,
+            package.map_or(&[], |p| &p.features),
+            rule,
+        ),
         config,
         build_setting_value: super::build_settings::value_of(&config.build_settings, label, rule),
     };
@@ -276,14 +280,15 @@ fn requirements_from_tags(rule: &RuleTarget) -> Vec<String> {
     }
 }
 
-/// Package features, then the target's: `-x` removes `x`.
-fn features(package: &[String], rule: &RuleTarget) -> Vec<String> {
+/// The command line's features (`--features`), the package's, then the target's: `-x`
+/// removes `x`.
+fn features(command_line: &[String], package: &[String], rule: &RuleTarget) -> Vec<String> {
     let own: &[String] = match rule.attrs.get("features") {
         Some(AttrValue::StringList(v)) => v,
         _ => &[],
     };
     let mut out: Vec<String> = Vec::new();
-    for f in package.iter().chain(own) {
+    for f in command_line.iter().chain(package).chain(own) {
         match f.strip_prefix('-') {
             Some(removed) => out.retain(|x| x != removed),
             None => {

@@ -168,6 +168,27 @@ pub struct BuildOptions {
     )]
     pub output_groups: Vec<String>,
 
+    /// An option for every C and C++ compile.
+    #[arg(long = "copt", value_name = "OPTION", allow_hyphen_values = true)]
+    pub copt: Vec<String>,
+
+    /// An option for every C++ compile (after `--copt`).
+    #[arg(long = "cxxopt", value_name = "OPTION", allow_hyphen_values = true)]
+    pub cxxopt: Vec<String>,
+
+    /// An option for every C compile (after `--copt`).
+    #[arg(long = "conlyopt", value_name = "OPTION", allow_hyphen_values = true)]
+    pub conlyopt: Vec<String>,
+
+    /// An option for every C++ link.
+    #[arg(long = "linkopt", value_name = "OPTION", allow_hyphen_values = true)]
+    pub linkopt: Vec<String>,
+
+    /// Features to enable (`-x` to disable `x`) for every target, before the package's and
+    /// the target's own `features`.
+    #[arg(long = "features", value_name = "FEATURE", allow_hyphen_values = true)]
+    pub features: Vec<String>,
+
     /// Bind a host path read-only into the sandbox: `SOURCE[:TARGET]`.
     #[arg(
         long = "sandbox_add_mount_pair",
@@ -238,6 +259,17 @@ impl BuildOptions {
         configuration_of(self.compilation_mode.as_deref(), self.cpu.as_deref())
     }
 
+    /// `--copt`, `--cxxopt`, `--conlyopt`, `--linkopt` and `--features` as plain data.
+    pub fn cpp_options(&self) -> crate::analysis::cpp_fragment::CppOptions {
+        crate::analysis::cpp_fragment::CppOptions {
+            copts: self.copt.clone(),
+            cxxopts: self.cxxopt.clone(),
+            conlyopts: self.conlyopt.clone(),
+            linkopts: self.linkopt.clone(),
+            features: self.features.clone(),
+        }
+    }
+
     /// The `--spawn_strategy`, `--strategy` and `--sandbox_*` flags as plain data.
     pub fn sandbox_options(&self) -> ops::build::SandboxOptions {
         ops::build::SandboxOptions {
@@ -298,6 +330,7 @@ pub fn build(
         fetch: options.fetch_options(),
         sandbox: options.sandbox_options(),
         output_groups: options.output_groups.clone(),
+        cpp: options.cpp_options(),
     };
     let progress = ConsoleProgress::stderr();
     ops::build::build(request, &progress, &mut |event| {

@@ -42,6 +42,8 @@ pub struct BuildRequest<'a> {
     pub sandbox: SandboxOptions,
     /// `--output_groups`: `+x`/`-x` add to or take from the defaults, `x` replaces them.
     pub output_groups: Vec<String>,
+    /// `--copt`, `--linkopt`, `--features`, ...
+    pub cpp: crate::analysis::cpp_fragment::CppOptions,
 }
 
 /// What the front end hears while a build runs, in this order.
@@ -118,6 +120,7 @@ pub fn build(
             for_tests: request.for_tests,
             fetch: &request.fetch,
             output_groups: &request.output_groups,
+            cpp: &request.cpp,
         },
     )?;
     events(BuildEvent::Analyzed(&planned));

@@ -30,6 +30,8 @@ pub struct PlanRequest<'a> {
     pub fetch: &'a crate::fetch::FetchOptions,
     /// `--output_groups`: which of the targets' outputs to build and report.
     pub output_groups: &'a [String],
+    /// `--copt`, `--linkopt`, `--features`, ...
+    pub cpp: &'a analysis::cpp_fragment::CppOptions,
 }
 
 /// A plan and how it came to be.
@@ -114,6 +116,11 @@ pub fn plan(workspace: &Arc<Workspace>, request: &PlanRequest<'_>) -> Result<Pla
     // Build settings decide ctx.build_setting_value and select()s; in order, as a setting
     // given twice takes the last value (or, with allow_multiple, all of them in order).
     identity.extend(request.build_settings.iter().cloned());
+    identity.extend(request.cpp.identity());
+    // The host compiler is found again only when loading runs: a changed CC or CXX plans again.
+    for var in ["CC", "CXX"] {
+        identity.push(format!("{var}={}", std::env::var(var).unwrap_or_default()));
+    }
     identity.extend(
         request
             .output_groups
@@ -277,6 +284,7 @@ fn plan_build(
         defines,
         stamp: request.stamp,
         build_settings,
+        cpp: request.cpp.clone(),
     };
     let analysis = analysis::analyze(&graph, &targets, &config);
     errors.extend(analysis.errors.iter().cloned());
