@@ -168,6 +168,9 @@ pub fn build(
         errors.push(Diagnostic::new("Build did NOT complete successfully"));
         return Err(Failure::from_diagnostics(errors));
     }
+    if !build_failed && super::compdb::wanted(&request.output_groups) {
+        super::compdb::write(&plan, &exec_root, &workspace.root)?;
+    }
     if build_failed {
         // The errors were reported as they happened; the front end says testing goes on.
         events(BuildEvent::ContinuingAfterFailure(&errors));

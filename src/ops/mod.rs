@@ -16,6 +16,7 @@ use crate::core::{Diagnostic, ExitCode, Failure};
 
 pub mod build;
 pub mod clean;
+pub mod compdb;
 pub mod fetch;
 pub mod info;
 pub mod plan;
