@@ -843,8 +843,12 @@ def _link_action(
             inputs.append(f)
             if is_static and lib.alwayslink:
                 libraries += ["-Wl,-whole-archive", f.path, "-Wl,-no-whole-archive"]
-            else:
+            elif is_static:
                 libraries.append(f.path)
+            else:
+                # By name, so that the output needs the library by its file name (found
+                # through the rpath below) rather than by the path it was linked from.
+                libraries += ["-L" + f.dirname, "-l:" + f.basename]
             if not is_static:
                 dynamic.append(f)
         flags += linker_input.user_link_flags

@@ -61,7 +61,12 @@ mod tests {
         };
         assert_eq!(
             options.identity(),
-            ["--copt=-O1", "--copt=-g", "--linkopt=-lz", "--features=-pic"]
+            [
+                "--copt=-O1",
+                "--copt=-g",
+                "--linkopt=-lz",
+                "--features=-pic"
+            ]
         );
     }
 }

@@ -195,7 +195,11 @@ fn detection_key(cc_var: Option<&str>, cxx_var: Option<&str>, path_var: &str) ->
             .find_map(|n| which(n, path_var))
             .and_then(|p| {
                 let m = fs::metadata(&p).ok()?;
-                let mtime = m.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+                let mtime = m
+                    .modified()
+                    .ok()?
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .ok()?;
                 Some(format!("{}:{}:{}", p.display(), m.len(), mtime.as_nanos()))
             })
             .unwrap_or_default()
@@ -224,7 +228,8 @@ pub fn host_cc_bzl(cache_file: &Path) -> Vec<u8> {
     }
     let content = detect(cc_var.as_deref(), cxx_var.as_deref(), &path_var).bzl();
     // Only a cache: a failed write means detecting again next time.
-    let _ = crate::core::fs::write_atomic(cache_file, format!("{key}\n\u{1}\n{content}").as_bytes());
+    let _ =
+        crate::core::fs::write_atomic(cache_file, format!("{key}\n\u{1}\n{content}").as_bytes());
     content.into_bytes()
 }
 

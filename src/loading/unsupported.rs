@@ -13,7 +13,7 @@ pub use crate::workspace::unsupported::Unsupported;
 const MODULES: &[&str] = &[
     "android_common",
     "apple_common",
-        "config_common",
+    "config_common",
     "coverage_common",
     "java_common",
     "java_proto_common",

@@ -36,10 +36,16 @@ pub fn write(plan: &BuildPlan, exec_root: &Path, workspace_root: &Path) -> Resul
     for fragment in fragments {
         let path = exec_root.join(fragment);
         let text = std::fs::read_to_string(&path).map_err(|e| {
-            Failure::failed(format!("cannot read the compile commands {}: {e}", path.display()))
+            Failure::failed(format!(
+                "cannot read the compile commands {}: {e}",
+                path.display()
+            ))
         })?;
         let list: Vec<Value> = serde_json::from_str(&text).map_err(|e| {
-            Failure::failed(format!("{} is not a list of compile commands: {e}", path.display()))
+            Failure::failed(format!(
+                "{} is not a list of compile commands: {e}",
+                path.display()
+            ))
         })?;
         for mut entry in list {
             if let Some(object) = entry.as_object_mut() {
@@ -50,8 +56,7 @@ pub fn write(plan: &BuildPlan, exec_root: &Path, workspace_root: &Path) -> Resul
     }
     let out = workspace_root.join("compile_commands.json");
     let text = serde_json::to_string_pretty(&entries).expect("JSON values serialize") + "\n";
-    crate::core::fs::write_atomic(&out, text.as_bytes()).map_err(|e| {
-        Failure::failed(format!("cannot write {}: {e}", out.display()))
-    })?;
+    crate::core::fs::write_atomic(&out, text.as_bytes())
+        .map_err(|e| Failure::failed(format!("cannot write {}: {e}", out.display())))?;
     Ok(entries.len())
 }
