@@ -240,7 +240,7 @@ mod tests {
     #[test]
     fn a_missing_compiler_is_an_error_naming_what_was_looked_for() {
         let found = detect(Some("no-such-compiler-xyz"), None, "/nonexistent");
-        let error = found.error.unwrap();
+        let error = found.error.clone().unwrap();
         assert!(error.contains("no-such-compiler-xyz"), "{error}");
         assert!(found.bzl().contains("no-such-compiler-xyz"));
     }
