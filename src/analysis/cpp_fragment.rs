@@ -6,6 +6,8 @@ use starlark::values::list::AllocList;
 use starlark::values::structs::AllocStruct;
 use starlark::values::{Heap, Value};
 
+use crate::loading::Unsupported;
+
 /// The options, each in the order given.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CppOptions {
@@ -35,7 +37,23 @@ impl CppOptions {
     }
 }
 
-/// `ctx.fragments`: `cpp` with the options; the fragments forge has no options for are absent.
+/// Bazel's other configuration fragments: reading one is refused by name.
+const UNSUPPORTED_FRAGMENTS: &[&str] = &[
+    "android",
+    "apple",
+    "bazel_android",
+    "bazel_py",
+    "coverage",
+    "j2objc",
+    "java",
+    "objc",
+    "platform",
+    "proto",
+    "py",
+    "swift",
+];
+
+/// `ctx.fragments`: `cpp` with the options; Bazel's other fragments refuse to be used.
 pub(super) fn alloc_fragments<'v>(heap: Heap<'v>, options: &CppOptions) -> Value<'v> {
     let list = |v: &Vec<String>| heap.alloc(AllocList(v.iter().map(String::as_str)));
     let cpp = heap.alloc(AllocStruct([
@@ -44,7 +62,12 @@ pub(super) fn alloc_fragments<'v>(heap: Heap<'v>, options: &CppOptions) -> Value
         ("conlyopts", list(&options.conlyopts)),
         ("linkopts", list(&options.linkopts)),
     ]));
-    heap.alloc(AllocStruct([("cpp", cpp)]))
+    let mut fields = vec![("cpp".to_owned(), cpp)];
+    for name in UNSUPPORTED_FRAGMENTS {
+        let path = format!("ctx.fragments.{name}");
+        fields.push(((*name).to_owned(), heap.alloc(Unsupported::new(path))));
+    }
+    heap.alloc(AllocStruct(fields))
 }
 
 #[cfg(test)]
