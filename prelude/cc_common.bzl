@@ -624,10 +624,8 @@ def _compile(
 
     # The headers a compile may see: its own (the originals too, for virtual includes) and its
     # dependencies'; nothing else is in its sandbox.
-    header_inputs = depset(
-        own_hdrs + list(additional_inputs),
-        transitive = [merged.headers],
-    )
+    headers = depset(own_hdrs, transitive = [merged.headers])
+    header_inputs = depset(list(additional_inputs), transitive = [headers])
 
     mode = cc_toolchain._compilation_mode
     pic = not disallow_pic_outputs and _is_enabled(feature_configuration, "supports_pic")
@@ -683,6 +681,10 @@ def _compile(
                 arguments = arguments,
                 inputs = depset([src], transitive = [header_inputs]),
                 outputs = [obj, dep_file],
+                # The headers the .d file does not list are left out of the action's key, as
+                # Bazel does: a header change recompiles only what includes it.
+                dependency_file = dep_file,
+                discoverable_inputs = headers,
                 mnemonic = "CppCompile",
                 progress_message = "Compiling %s" % src.short_path,
             )

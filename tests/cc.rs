@@ -43,7 +43,7 @@ fn tree() -> Workspace {
 cc_library(
     name = "greet",
     srcs = ["greet.cc", "internal.h"],
-    hdrs = ["greet.h"],
+    hdrs = ["greet.h", "unused.h"],
     textual_hdrs = ["greet.inc"],
     defines = ["GREET_PUBLIC=7"],
     local_defines = ["GREET_LOCAL=\"local\""],
@@ -79,6 +79,7 @@ cc_library(
         "#pragma once\n#define INTERNAL_WORD \"internal\"\n",
     );
     ws.write("lib/greet.inc", "\"textual\"\n");
+    ws.write("lib/unused.h", "#pragma once\n");
     ws.write(
         "lib/include/version.h",
         "#pragma once\n#define VERSION 42\n",
@@ -319,7 +320,13 @@ fn a_header_change_recompiles_exactly_its_dependents() {
     let run = ok(ws.forge(&["build", "//app:hello"]));
     assert_eq!(compiled(&run), ["app/hello.cc"], "{}", run.both());
 
-    // greet.h: greet.cc (twice: no, once, PIC only in fastbuild) and hello.cc.
+    // A declared header no compile includes: the .d files say so, nothing runs (Bazel's
+    // input discovery).
+    ws.write("lib/unused.h", "#pragma once\n// changed\n");
+    let run = ok(ws.forge(&["build", "//app:hello"]));
+    assert!(compiled(&run).is_empty(), "{}", run.both());
+
+    // greet.h: greet.cc (once: PIC objects only in fastbuild) and hello.cc.
     ws.write(
         "lib/greet.h",
         "#pragma once\n#include <string>\n// changed\nstd::string greet(const std::string& who);\nint local_value();\n",
@@ -333,6 +340,21 @@ fn a_header_change_recompiles_exactly_its_dependents() {
     );
     let run = ok(ws.forge(&["run", "//app:hello"]));
     assert!(run.stdout.contains(" 43 "), "{}", run.both());
+
+    // Once a header includes the unused one, a change to it recompiles what includes both.
+    ws.write(
+        "lib/greet.h",
+        "#pragma once\n#include \"lib/unused.h\"\n#include <string>\nstd::string greet(const std::string& who);\nint local_value();\n",
+    );
+    ok(ws.forge(&["build", "//app:hello"]));
+    ws.write("lib/unused.h", "#pragma once\n// changed again\n");
+    let run = ok(ws.forge(&["build", "//app:hello"]));
+    assert_eq!(
+        compiled(&run),
+        ["app/hello.cc", "lib/greet.cc"],
+        "{}",
+        run.both()
+    );
 }
 
 #[test]

@@ -13,7 +13,7 @@ pub mod layout;
 pub mod nesting;
 pub mod test_spec;
 
-pub use action::{Action, ActionKind, RunfilesTree};
+pub use action::{Action, ActionKind, InputDiscovery, RunfilesTree};
 pub use diag::{Diagnostic, DiagnosticKind, ExitCode, Failure, Location};
 pub use digest::Digest;
 pub use exec_path::ExecPath;

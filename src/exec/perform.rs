@@ -22,6 +22,7 @@ use crate::core::{Action, ActionKind};
 use crate::exec::action_cache::{AcEntry, CachedOutput};
 use crate::exec::cas::Fetch;
 use crate::exec::confine::{ExecRoot, Found, Refused, Want};
+use crate::exec::discovery::{self, DiscoveredInputs};
 use crate::exec::key::action_key;
 use crate::exec::progress::Progress;
 use crate::exec::runner::{Cancel, Runner, Spawn};
@@ -73,6 +74,8 @@ pub(crate) struct Ctx<'a> {
     /// Empty TMPDIRs of finished commands, for the next ones: creating and deleting a
     /// directory per command costs more than the command on some file systems.
     tmp_pool: Mutex<Vec<tempfile::TempDir>>,
+    /// What compiles with a dependency file read when they last ran.
+    discovered: DiscoveredInputs,
 }
 
 const NO_CACHE: &str = "no-cache";
@@ -143,6 +146,7 @@ impl<'a> Ctx<'a> {
             base_env,
             tmp_root,
             tmp_pool: Mutex::new(Vec::new()),
+            discovered: DiscoveredInputs::new(&config.cache_dir),
         })
     }
 
@@ -213,20 +217,53 @@ impl<'a> Ctx<'a> {
             input_digests.push((path, digest));
         }
         let env = self.env_for(action);
-        let key = action_key(action, &env, &input_digests);
         let cacheable = !action.requirements.iter().any(|r| r == NO_CACHE);
-        if cacheable {
-            if let Some(digests) = self.up_to_date(action, &key) {
-                return Ok(Done {
-                    digests,
-                    how: How::UpToDate,
-                });
-            }
-            if let Some(done) = self.lookup_cache(action, &key) {
-                return Ok(done);
-            }
+        if action.discovery.is_some() {
+            return self.perform_discovering(action, &env, &input_digests, cacheable);
         }
-        self.execute(action, &key, &env, cacheable)
+        let key = action_key(action, &env, &input_digests);
+        if cacheable && let Some(done) = self.cached(action, &key) {
+            return Ok(done);
+        }
+        self.execute(action, &|| key, &env, cacheable)
+    }
+
+    /// The outputs as they are on disk or in a cache tier under `key`, if they are.
+    fn cached(&self, action: &Action, key: &Digest) -> Option<Done> {
+        if let Some(digests) = self.up_to_date(action, key) {
+            return Some(Done {
+                digests,
+                how: How::UpToDate,
+            });
+        }
+        self.lookup_cache(action, key)
+    }
+
+    /// `perform` for an action with a dependency file: keyed by the inputs it read last
+    /// time it ran with the same identity; after a run, by those its dependency file lists.
+    fn perform_discovering(
+        &self,
+        action: &Action,
+        env: &BTreeMap<String, String>,
+        inputs: &[(&str, Digest)],
+        cacheable: bool,
+    ) -> Result<Done, Fail> {
+        let identity = discovery::key_with(action, env, inputs, None);
+        if cacheable
+            && let Some(used) = self.discovered.get(&identity)
+            && let Some(done) = self.cached(
+                action,
+                &discovery::key_with(action, env, inputs, Some(&used)),
+            )
+        {
+            return Ok(done);
+        }
+        let key_after_run = || {
+            let used = discovery::used_inputs(action, self.exec_root);
+            self.discovered.put(&identity, &used);
+            discovery::key_with(action, env, inputs, Some(&used))
+        };
+        self.execute(action, &key_after_run, env, cacheable)
     }
 
     /// The outputs' digests if every output on disk is what this very action key last put
@@ -340,10 +377,11 @@ impl<'a> Ctx<'a> {
         Ok(true)
     }
 
+    /// Runs `action`; `key` gives the key to cache its outputs under once they are there.
     fn execute(
         &self,
         action: &Action,
-        key: &Digest,
+        key: &dyn Fn() -> Digest,
         env: &BTreeMap<String, String>,
         cacheable: bool,
     ) -> Result<Done, Fail> {
@@ -413,6 +451,7 @@ impl<'a> Ctx<'a> {
             });
         }
         if cacheable {
+            let key = &key();
             // A tree is not uploaded to the remote cache (its protocol wants a Tree message).
             let with_remote = cached.iter().all(|o| !o.tree);
             let entry = AcEntry { outputs: cached };
