@@ -713,3 +713,52 @@ fn no_compiler_is_an_error_at_the_first_compile() {
     // What needs no compiler still builds.
     ok(ws.forge_with("", &["build", "//:g"], &env));
 }
+
+#[test]
+fn the_cpp_runfiles_library_finds_data_under_run_and_test() {
+    let ws = Workspace::empty();
+    ws.write("WORKSPACE", "workspace(name = \"rf\")\n");
+    ws.write(
+        "BUILD",
+        r#"
+cc_binary(
+    name = "reader",
+    srcs = ["reader.cc"],
+    data = ["data.txt"],
+    deps = ["@bazel_tools//tools/cpp/runfiles"],
+)
+
+cc_test(
+    name = "reader_test",
+    srcs = ["reader.cc"],
+    data = ["data.txt"],
+    deps = ["@bazel_tools//tools/cpp/runfiles"],
+)
+"#,
+    );
+    ws.write("data.txt", "hello runfiles\n");
+    ws.write(
+        "reader.cc",
+        r#"#include "tools/cpp/runfiles/runfiles.h"
+#include <fstream>
+#include <iostream>
+#include <memory>
+using bazel::tools::cpp::runfiles::Runfiles;
+int main(int argc, char** argv) {
+    std::string error;
+    std::unique_ptr<Runfiles> runfiles(Runfiles::Create(argv[0], &error));
+    if (!runfiles) { std::cerr << error << std::endl; return 1; }
+    if (!runfiles->Rlocation("rf/../x").empty()) return 2;
+    std::ifstream in(runfiles->Rlocation("rf/data.txt"));
+    std::string line;
+    if (!std::getline(in, line) || line != "hello runfiles") return 3;
+    std::cout << line << std::endl;
+    return 0;
+}
+"#,
+    );
+    let run = ok(ws.forge(&["run", "//:reader"]));
+    assert_eq!(run.stdout, "hello runfiles\n", "{}", run.both());
+    let run = ok(ws.forge(&["test", "//:reader_test"]));
+    assert!(run.both().contains("PASSED"), "{}", run.both());
+}
