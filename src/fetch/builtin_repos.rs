@@ -21,8 +21,11 @@ pub struct BuiltinRepo {
     pub files: &'static [(&'static str, &'static [u8])],
     /// Files made on this host when the repository is materialised: `(path, maker)`, the
     /// maker given the `external/` directory for a cache of its own.
-    pub generated: &'static [(&'static str, fn(&Path) -> Vec<u8>)],
+    pub generated: &'static [(&'static str, MakeFile)],
 }
+
+/// Makes a generated file's content, given the `external/` directory.
+pub type MakeFile = fn(&Path) -> Vec<u8>;
 
 fn host_cc_bzl(external: &Path) -> Vec<u8> {
     super::host_cc::host_cc_bzl(&external.join("@bazel_tools.host_cc"))
