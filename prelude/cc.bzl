@@ -190,12 +190,7 @@ def _cc_deps(ctx):
 def _common(ctx):
     """What every cc rule starts with: the toolchain, its features, the sources sorted out."""
     toolchain = ctx.attr._cc_toolchain[CcToolchainInfo]
-    features = cc_common.configure_features(
-        ctx = ctx,
-        cc_toolchain = toolchain,
-        requested_features = [f for f in ctx.features if not f.startswith("-")],
-        unsupported_features = [f[1:] for f in ctx.features if f.startswith("-")],
-    )
+    features = cc_common.configure_features(ctx = ctx, cc_toolchain = toolchain)
     srcs = []
     private_hdrs = []
     prebuilt = []
@@ -369,7 +364,7 @@ _COMMON_ATTRS = {
 
 def _checked(impl):
     def checked(ctx):
-        for name in ["nocopts", "linkstamp", "win_def_file", "additional_linker_inputs"]:
+        for name in ["nocopts", "linkstamp", "win_def_file", "additional_linker_inputs", "malloc"]:
             if getattr(ctx.attr, name, None):
                 fail("%s: forge does not support the `%s` attribute of C++ rules yet; leave it out" % (ctx.label, name))
         return impl(ctx)

@@ -915,6 +915,8 @@ def _link(
         _output = None):
     if name == None:
         fail("cc_common.link: name is required")
+    if additional_outputs:
+        fail("forge does not support `additional_outputs` of cc_common.link yet; leave it out")
     if output_type not in ["executable", "dynamic_library"]:
         fail("cc_common.link: output_type must be 'executable' or 'dynamic_library', got '%s'" % output_type)
     compilation_outputs = compilation_outputs or _create_compilation_outputs()

@@ -300,6 +300,15 @@ fn compilation_modes_and_cpp_options_give_bazels_flags() {
         "{directory}"
     );
 
+    // --features=-supports_pic: objects without -fPIC, and so no shared libraries.
+    let run = ok(ws.forge(&["build", "//lib:greet"]));
+    assert!(run.stderr.contains("libgreet.so"), "{}", run.both());
+    let run = ok(ws.forge(&["build", "--features=-supports_pic", "//lib:greet"]));
+    assert!(!run.stderr.contains("libgreet.so"), "{}", run.both());
+    assert!(run.stderr.contains("libgreet.a"), "{}", run.both());
+    let bin = ws.root().join(bin_dir());
+    assert!(bin.join("lib/_objs/greet/greet.o").exists());
+
     // --linkopt reaches the link: a library the linker cannot find fails it.
     let run = failed(ws.forge(&["build", "--linkopt=-lno_such_library_xyz", "//app:hello"]));
     assert!(run.stderr.contains("no_such_library_xyz"), "{}", run.both());

@@ -106,8 +106,9 @@ pub(super) struct CtxEnv<'a> {
     pub workspace_name: &'a str,
     /// The target's BUILD file (`ctx.build_file_path`).
     pub build_file: Label,
-    /// The package's features, then the target's (`ctx.features`).
-    pub features: Vec<String>,
+    /// The command line's, the package's, then the target's features (`ctx.features`), and
+    /// those disabled by `-x` (`ctx.disabled_features`).
+    pub features: (Vec<String>, Vec<String>),
     pub config: &'a AnalysisConfig,
     /// For a build setting's target: its value in this build (`ctx.build_setting_value`).
     pub build_setting_value: Option<crate::loading::AttrValue>,
@@ -174,11 +175,11 @@ pub(super) fn alloc_ctx<'v>(
         ),
         (
             "features".into(),
-            heap.alloc(AllocList(env.features.iter().map(String::as_str))),
+            heap.alloc(AllocList(env.features.0.iter().map(String::as_str))),
         ),
         (
             "disabled_features".into(),
-            heap.alloc(AllocList(Vec::<&str>::new())),
+            heap.alloc(AllocList(env.features.1.iter().map(String::as_str))),
         ),
         ("var".into(), heap.alloc(AllocDict(vars.clone()))),
         (

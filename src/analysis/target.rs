@@ -281,22 +281,33 @@ fn requirements_from_tags(rule: &RuleTarget) -> Vec<String> {
 }
 
 /// The command line's features (`--features`), the package's, then the target's: `-x`
-/// removes `x`.
-fn features(command_line: &[String], package: &[String], rule: &RuleTarget) -> Vec<String> {
+/// removes `x` and disables it until a later level enables it again. Enabled, disabled.
+fn features(
+    command_line: &[String],
+    package: &[String],
+    rule: &RuleTarget,
+) -> (Vec<String>, Vec<String>) {
     let own: &[String] = match rule.attrs.get("features") {
         Some(AttrValue::StringList(v)) => v,
         _ => &[],
     };
     let mut out: Vec<String> = Vec::new();
+    let mut disabled: Vec<String> = Vec::new();
     for f in command_line.iter().chain(package).chain(own) {
         match f.strip_prefix('-') {
-            Some(removed) => out.retain(|x| x != removed),
+            Some(removed) => {
+                out.retain(|x| x != removed);
+                if !disabled.iter().any(|d| d == removed) {
+                    disabled.push(removed.to_owned());
+                }
+            }
             None => {
+                disabled.retain(|d| d != f);
                 if !out.contains(f) {
                     out.push(f.clone());
                 }
             }
         }
     }
-    out
+    (out, disabled)
 }
