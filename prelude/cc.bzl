@@ -257,13 +257,15 @@ def _runfiles(ctx, files):
     return runfiles
 
 def _compdb_group(ctx, outputs):
-    """The compile commands of this target, for `--output_groups=compdb`."""
+    """The compile commands of this target and of its dependencies, for
+    `--output_groups=compdb`: one fragment per target."""
     entries = []
     for c in cc_common.do_not_use_compilation_commands(outputs):
         entries.append({"directory": "__FORGE_EXEC_ROOT__", "file": c.file, "arguments": c.arguments, "output": c.output})
     out = ctx.actions.declare_file(ctx.label.name + ".compile_commands.json")
     ctx.actions.write(output = out, content = json.encode(entries))
-    return out
+    below = [dep[OutputGroupInfo].compdb for dep in ctx.attr.deps if OutputGroupInfo in dep and "compdb" in dep[OutputGroupInfo]]
+    return depset([out], transitive = below)
 
 def _cc_library_impl(ctx):
     common = _common(ctx)
@@ -307,7 +309,7 @@ def _cc_library_impl(ctx):
         DefaultInfo(files = depset(files), runfiles = _runfiles(ctx, [])),
         CcInfo(compilation_context = compilation_context, linking_context = linking_context),
         OutputGroupInfo(
-            compdb = depset([_compdb_group(ctx, outputs)]),
+            compdb = _compdb_group(ctx, outputs),
             archive = depset([f for f in files if not _is_shared(f)]),
             dynamic_library = depset([f for f in files if _is_shared(f)]),
         ),
@@ -343,7 +345,7 @@ def _cc_executable_impl(ctx):
     return [
         DefaultInfo(executable = output, files = depset([output]), runfiles = runfiles),
         CcInfo(compilation_context = compilation_context),
-        OutputGroupInfo(compdb = depset([_compdb_group(ctx, outputs)])),
+        OutputGroupInfo(compdb = _compdb_group(ctx, outputs)),
     ]
 
 _COMMON_ATTRS = {

@@ -271,6 +271,17 @@ fn compilation_modes_and_cpp_options_give_bazels_flags() {
     ]));
     let db = fs::read_to_string(ws.root().join("compile_commands.json")).unwrap();
     let entries: serde_json::Value = serde_json::from_str(&db).unwrap();
+    // The binary's compile and its libraries'.
+    let files: Vec<&str> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        files,
+        ["app/hello.cc", "lib/greet.cc", "lib/src/inner/shout.c"]
+    );
     let entry = &entries[0];
     assert_eq!(entry["file"], "app/hello.cc");
     let args: Vec<&str> = entry["arguments"]
@@ -396,6 +407,16 @@ cc_binary(name = "honest", srcs = ["honest.cc"], deps = ["//lib:greet"])
             "'lib/greet.h' (the source file //lib:greet.h) is not a header //app:sneaky may include"
         ),
         "{err}"
+    );
+    // Unsandboxed, the header is there, but the .d file shows it was read: Bazel's check.
+    let run = failed(ws.forge(&["build", "--spawn_strategy=local", "//app:sneaky"]));
+    assert!(
+        run.stderr.contains(
+            "undeclared inclusion(s) in rule '//app:sneaky': this rule is missing dependency \
+             declarations for the following files included by 'app/sneaky.cc':\n  'lib/greet.h'"
+        ),
+        "{}",
+        run.both()
     );
     // With the library in the build, the message names it.
     let run = failed(ws.forge(&["build", "--keep_going", "//app:all"]));

@@ -115,6 +115,36 @@ pub fn key_with(
     action_key(action, env, &kept)
 }
 
+/// Bazel's "undeclared inclusion" error when the dependency file lists a file of the exec
+/// root (a relative path) that is not an input: the sandbox hides such files, but a command
+/// run unsandboxed (`--spawn_strategy=local`, `no-sandbox`) would read them unseen.
+pub fn undeclared_inclusions(action: &Action, exec_root: &Path) -> Option<String> {
+    let discovery = action.discovery.as_ref()?;
+    let text = fs::read_to_string(exec_root.join(&discovery.dependency_file)).ok()?;
+    let listed = parse_dependency_file(&text);
+    let source = listed.first()?.clone();
+    let undeclared: Vec<String> = listed
+        .iter()
+        .filter(|p| !Path::new(p).is_absolute())
+        .filter(|p| {
+            action
+                .inputs
+                .binary_search_by(|i| i.as_str().cmp(p))
+                .is_err()
+        })
+        .map(|p| format!("'{p}'"))
+        .collect();
+    if undeclared.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "undeclared inclusion(s) in rule '{}': this rule is missing dependency declarations \
+         for the following files included by '{source}':\n  {}",
+        action.owner,
+        undeclared.join("\n  ")
+    ))
+}
+
 /// The discoverable inputs of `action` its dependency file (now in `exec_root`) lists; every
 /// discoverable input when the file cannot be read, so nothing is left out by mistake.
 pub fn used_inputs(action: &Action, exec_root: &Path) -> BTreeSet<String> {

@@ -225,7 +225,7 @@ impl<'a> Ctx<'a> {
         if cacheable && let Some(done) = self.cached(action, &key) {
             return Ok(done);
         }
-        self.execute(action, &|| key, &env, cacheable)
+        self.execute(action, &|| Ok(key), &env, cacheable)
     }
 
     /// The outputs as they are on disk or in a cache tier under `key`, if they are.
@@ -259,9 +259,13 @@ impl<'a> Ctx<'a> {
             return Ok(done);
         }
         let key_after_run = || {
+            // As Bazel: what the compile read must have been declared, sandbox or not.
+            if let Some(message) = discovery::undeclared_inclusions(action, self.exec_root) {
+                return Err(self.fail(action, message, String::new(), true));
+            }
             let used = discovery::used_inputs(action, self.exec_root);
             self.discovered.put(&identity, &used);
-            discovery::key_with(action, env, inputs, Some(&used))
+            Ok(discovery::key_with(action, env, inputs, Some(&used)))
         };
         self.execute(action, &key_after_run, env, cacheable)
     }
@@ -377,11 +381,12 @@ impl<'a> Ctx<'a> {
         Ok(true)
     }
 
-    /// Runs `action`; `key` gives the key to cache its outputs under once they are there.
+    /// Runs `action`; `key` gives the key to cache its outputs under once they are there
+    /// (or why they must not be).
     fn execute(
         &self,
         action: &Action,
-        key: &dyn Fn() -> Digest,
+        key: &dyn Fn() -> Result<Digest, Fail>,
         env: &BTreeMap<String, String>,
         cacheable: bool,
     ) -> Result<Done, Fail> {
@@ -450,8 +455,8 @@ impl<'a> Ctx<'a> {
                 tree,
             });
         }
+        let key = &key()?;
         if cacheable {
-            let key = &key();
             // A tree is not uploaded to the remote cache (its protocol wants a Tree message).
             let with_remote = cached.iter().all(|o| !o.tree);
             let entry = AcEntry { outputs: cached };
