@@ -98,13 +98,13 @@ def _toolchain_alias_impl(ctx):
         toolchain[platform_common.TemplateVariableInfo],
     ]
 
-# Forge has one configuration: the host toolchain is the target's.
 cc_toolchain_alias = rule(
     implementation = _toolchain_alias_impl,
     doc = "The C++ toolchain of the build (find_cpp_toolchain reads it through _cc_toolchain).",
-    attrs = {"_cc_toolchain": attr.label(default = "@bazel_tools//tools/cpp:host_cc_toolchain")},
+    attrs = {"_cc_toolchain": attr.label(default = "@bazel_tools//tools/cpp:cc_toolchain")},
 )
 
+# Forge has one configuration: the host toolchain is the target's.
 cc_host_toolchain_alias = rule(
     implementation = _toolchain_alias_impl,
     doc = "The C++ toolchain of the host.",

@@ -792,3 +792,44 @@ int main(int argc, char** argv) {
     let run = ok(ws.forge(&["test", "//:reader_test"]));
     assert!(run.both().contains("PASSED"), "{}", run.both());
 }
+
+#[test]
+fn a_toolchain_of_the_users_replaces_the_hosts() {
+    let ws = Workspace::empty();
+    ws.write("WORKSPACE", "");
+    ws.write(
+        "toolchain/BUILD",
+        r#"
+load("@bazel_tools//tools/cpp:cc_toolchain_config.bzl", "cc_toolchain_config")
+
+cc_toolchain_config(
+    name = "config",
+    cc = "/usr/bin/gcc",
+    toolchain_identifier = "mine",
+    compile_flags = ["-DMY_TOOLCHAIN=1"],
+)
+
+filegroup(name = "empty")
+
+cc_toolchain(
+    name = "mine",
+    toolchain_config = ":config",
+    all_files = ":empty",
+    visibility = ["//visibility:public"],
+)
+"#,
+    );
+    ws.write(
+        "BUILD",
+        "cc_binary(name = \"which\", srcs = [\"which.c\"])\n",
+    );
+    ws.write(
+        "which.c",
+        "#include <stdio.h>\nint main(void) {\n#ifdef MY_TOOLCHAIN\n  puts(\"mine\");\n#else\n  puts(\"host\");\n#endif\n  return 0;\n}\n",
+    );
+    let run = ok(ws.forge(&["run", "//:which"]));
+    assert_eq!(run.stdout, "host\n", "{}", run.both());
+    let flag = "--@bazel_tools//tools/cpp:cc_toolchain=//toolchain:mine";
+    let run = ok(ws.forge(&["run", flag, "//:which"]));
+    assert_eq!(run.stdout, "mine\n", "{}", run.both());
+}
