@@ -208,7 +208,7 @@ def _common(ctx):
             fail("%s: '%s' in srcs is not a C/C++ source, header, object or library" % (ctx.label, f.short_path))
     return struct(toolchain = toolchain, features = features, srcs = srcs, private_hdrs = private_hdrs, prebuilt = prebuilt, objects = objects)
 
-def _compile(ctx, common, public_hdrs, include_prefix = "", strip_include_prefix = "", defines = []):
+def _compile(ctx, common, public_hdrs, include_prefix = "", strip_include_prefix = "", defines = [], disallow_pic_outputs = False, disallow_nopic_outputs = False):
     copts = _expand(ctx, "copts", ctx.attr.copts, ctx.attr.data + ctx.attr.deps)
     return cc_common.compile(
         actions = ctx.actions,
@@ -226,6 +226,8 @@ def _compile(ctx, common, public_hdrs, include_prefix = "", strip_include_prefix
         user_compile_flags = copts,
         compilation_contexts = [i.compilation_context for i in _cc_deps(ctx)],
         name = ctx.label.name,
+        disallow_pic_outputs = disallow_pic_outputs,
+        disallow_nopic_outputs = disallow_nopic_outputs,
         _label = ctx.label,
     )
 
@@ -317,7 +319,16 @@ def _cc_library_impl(ctx):
 
 def _cc_executable_impl(ctx):
     common = _common(ctx)
-    compilation_context, outputs = _compile(ctx, common, [], defines = ctx.attr.defines)
+    # A program needs one kind of object: PIC for a shared library, and in opt, where
+    # libraries get both kinds, the other for an executable.
+    compilation_context, outputs = _compile(
+        ctx,
+        common,
+        [],
+        defines = ctx.attr.defines,
+        disallow_pic_outputs = ctx.var["COMPILATION_MODE"] == "opt" and not ctx.attr.linkshared,
+        disallow_nopic_outputs = ctx.attr.linkshared,
+    )
     outputs = _with_objects(outputs, common.objects)
     deps = _cc_deps(ctx)
     prebuilt = _prebuilt_libraries(common)

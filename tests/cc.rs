@@ -256,9 +256,12 @@ fn compilation_modes_and_cpp_options_give_bazels_flags() {
         "{}",
         run.both()
     );
-    // opt compiles objects for binaries and PIC objects for shared libraries.
+    // opt compiles objects for binaries (PIC objects only for shared libraries, which the
+    // binary does not need).
     let opt_bin = ws.root().join("forge-out/k8-opt/bin");
     assert!(opt_bin.join("lib/_objs/greet/greet.o").exists());
+    assert!(opt_bin.join("app/_objs/hello/hello.o").exists());
+    assert!(!opt_bin.join("app/_objs/hello/hello.pic.o").exists());
 
     // The commands, as the compile database shows what forge ran.
     ok(ws.forge(&[
