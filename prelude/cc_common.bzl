@@ -425,11 +425,6 @@ def _compile_flags(feature_configuration, action_name, variables, dependency_fil
     for d in variables.framework_include_directories:
         flags += ["-F" + d]
     if "user_compile_flags" in enabled:
-        flags += toolchain._copts
-        if is_cxx:
-            flags += toolchain._cxxopts
-        elif action_name == _C_COMPILE:
-            flags += toolchain._conlyopts
         flags += variables.user_compile_flags
     if variables.source_file != None:
         flags += ["-c", _path_of(variables.source_file)]
@@ -452,7 +447,6 @@ def _link_flags(feature_configuration, action_name, variables):
         flags.append("-L" + d)
     for d in variables.runtime_library_search_directories:
         flags.append("-Wl,-rpath," + d)
-    flags += toolchain._linkopts
     flags += variables.user_link_flags
     if "default_link_flags" in feature_configuration._enabled:
         flags += config.link_flags
@@ -666,7 +660,13 @@ def _compile(
                 feature_configuration,
                 source_file = src,
                 output_file = obj,
-                user_compile_flags = list(user_compile_flags) + (list(conly_flags) if action_name == _C_COMPILE else list(cxx_flags)),
+                # --copt, then --cxxopt or --conlyopt, then the rule's: Bazel's order.
+                user_compile_flags = (
+                    cc_toolchain._copts +
+                    (cc_toolchain._conlyopts if action_name == _C_COMPILE else cc_toolchain._cxxopts) +
+                    list(user_compile_flags) +
+                    (list(conly_flags) if action_name == _C_COMPILE else list(cxx_flags))
+                ),
                 include_directories = include_dirs,
                 quote_include_directories = quote_dirs,
                 system_include_directories = system_dirs,
@@ -870,7 +870,7 @@ def _link_action(
         cc_toolchain,
         feature_configuration,
         runtime_library_search_directories = rpaths,
-        user_link_flags = flags + list(user_link_flags),
+        user_link_flags = cc_toolchain._linkopts + flags + list(user_link_flags),
         output_file = output,
         is_linking_dynamic_library = for_shared,
     )

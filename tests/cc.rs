@@ -575,6 +575,9 @@ def _my_cc_impl(ctx):
         str(cc_common.action_is_enabled(feature_configuration = features, action_name = ACTION_NAMES.cpp_link_executable)),
         str(cc_common.get_environment_variables(feature_configuration = features, action_name = ACTION_NAMES.cpp_compile, variables = variables)),
         str(len(toolchain.built_in_include_directories) > 0),
+        # --copt is the rule's to pass (ctx.fragments.cpp), never added behind its back.
+        str(ctx.fragments.cpp.copts),
+        str("-DFROM_FLAG" in line),
     ]) + "\n")
     return [DefaultInfo(files = depset([report])), info]
 
@@ -679,9 +682,12 @@ cc_library(name = "entry", srcs = ["entry.cc"], deps = [":mine"])
     assert_eq!(run.stdout, "42\n", "{}", run.both());
     let run = ok(ws.forge(&["run", "//:linked"]));
     assert_eq!(run.stdout, "linked 2\n", "{}", run.both());
-    ok(ws.forge(&["build", "//:mine"]));
+    ok(ws.forge(&["build", "--copt=-DFROM_FLAG", "//:mine"]));
     let report = fs::read_to_string(ws.root().join(bin_dir()).join("mine.toolchain.txt")).unwrap();
-    assert_eq!(report, "compiler\nar\nTrue\nTrue\nTrue\n{}\nTrue\n");
+    assert_eq!(
+        report,
+        "compiler\nar\nTrue\nTrue\nTrue\n{}\nTrue\n[\"-DFROM_FLAG\"]\nFalse\n"
+    );
 }
 
 #[test]
