@@ -842,3 +842,29 @@ cc_toolchain(
     let run = ok(ws.forge(&["run", flag, "//:which"]));
     assert_eq!(run.stdout, "mine\n", "{}", run.both());
 }
+
+#[test]
+fn a_clang_compiler_gets_clangs_flags() {
+    let ws = Workspace::empty();
+    ws.write("WORKSPACE", "");
+    ws.write("BUILD", "cc_binary(name = \"hi\", srcs = [\"hi.c\"])\n");
+    ws.write("hi.c", "int main(void) { return 0; }\n");
+    // A stand-in named clang (the machine may have none): what matters is the command line.
+    let clang = ws.root().join("tools/clang");
+    ws.write("tools/clang", "#!/bin/sh\nexec gcc \"$@\"\n");
+    fs::set_permissions(&clang, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let cc = clang.display().to_string();
+    let args = [
+        "build",
+        "--spawn_strategy=local",
+        "--output_groups=compdb",
+        "//:hi",
+    ];
+    let run = ws.forge_with("", &args, &[("CC", &cc)]);
+    assert_eq!(run.code, 0, "{}", run.both());
+    let db = fs::read_to_string(ws.root().join("compile_commands.json")).unwrap();
+    assert!(db.contains(&cc), "{db}");
+    assert!(db.contains("-no-canonical-prefixes"), "{db}");
+    assert!(!db.contains("-fno-canonical-system-headers"), "{db}");
+    assert!(!db.contains("-Wunused-but-set-parameter"), "{db}");
+}

@@ -5,8 +5,20 @@ The defaults are the flags of Bazel's auto-configured Unix toolchain for GCC
 found on the host (host_cc.bzl).
 """
 
+# GCC's options clang lacks, and what Bazel's auto-configuration gives clang instead.
+_GCC_ONLY = ["-Wunused-but-set-parameter", "-Wno-free-nonheap-object", "-fno-canonical-system-headers", "-pass-exit-codes"]
+
+def _for_compiler(flags, compiler):
+    if compiler != "clang":
+        return list(flags)
+    out = [f for f in flags if f not in _GCC_ONLY]
+    if "-fno-canonical-system-headers" in flags:
+        out.insert(0, "-no-canonical-prefixes")
+    return out
+
 def _cc_toolchain_config_impl(ctx):
-    link_flags = list(ctx.attr.link_flags)
+    compiler = ctx.attr.compiler
+    link_flags = _for_compiler(ctx.attr.link_flags, compiler)
     if ctx.attr.use_gold:
         link_flags = ["-fuse-ld=gold"] + link_flags
     return [CcToolchainConfigInfo(
@@ -23,14 +35,14 @@ def _cc_toolchain_config_impl(ctx):
         target_libc = ctx.attr.target_libc,
         target_system_name = ctx.attr.target_system_name,
         builtin_include_directories = ctx.attr.builtin_include_directories,
-        compile_flags = ctx.attr.compile_flags,
+        compile_flags = _for_compiler(ctx.attr.compile_flags, compiler),
         dbg_compile_flags = ctx.attr.dbg_compile_flags,
         opt_compile_flags = ctx.attr.opt_compile_flags,
         cxx_flags = ctx.attr.cxx_flags,
         link_flags = link_flags,
         opt_link_flags = ctx.attr.opt_link_flags,
         link_libs = ctx.attr.link_libs,
-        unfiltered_compile_flags = ctx.attr.unfiltered_compile_flags,
+        unfiltered_compile_flags = _for_compiler(ctx.attr.unfiltered_compile_flags, compiler),
         detection_error = ctx.attr.detection_error,
     )]
 
