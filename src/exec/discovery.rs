@@ -47,9 +47,29 @@ pub fn parse_dependency_file(text: &str) -> Vec<String> {
     if !current.is_empty() {
         out.push(current);
     }
-    out.into_iter()
-        .map(|p| p.strip_prefix("./").map(str::to_owned).unwrap_or(p))
-        .collect()
+    out.into_iter().map(|p| normalize(&p)).collect()
+}
+
+/// `a/./b/../c` as `a/c`: the compiler writes a header reached as `"../x.h"` from `pkg/` as
+/// `pkg/../x.h`. A relative path leaving its root stays as it is.
+fn normalize(path: &str) -> String {
+    let absolute = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|p| *p != "..") => {
+                parts.pop();
+            }
+            _ => parts.push(part),
+        }
+    }
+    let joined = parts.join("/");
+    if absolute {
+        format!("/{joined}")
+    } else {
+        joined
+    }
 }
 
 /// Where each action identity's discovered inputs are kept.
@@ -179,12 +199,13 @@ mod tests {
 
     #[test]
     fn a_dependency_file_lists_its_inputs() {
-        let text = "out/a.pic.o: \\\n main/a.cc ./lib/a.h \\\n /usr/include/stdio.h dir/with\\ space.h\n\nlib/a.h:\n";
+        let text = "out/a.pic.o: \\\n main/a.cc ./lib/a.h main/../lib/b.h \\\n /usr/include/stdio.h dir/with\\ space.h\n\nlib/a.h:\n";
         assert_eq!(
             parse_dependency_file(text),
             [
                 "main/a.cc",
                 "lib/a.h",
+                "lib/b.h",
                 "/usr/include/stdio.h",
                 "dir/with space.h"
             ]
