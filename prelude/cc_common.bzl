@@ -478,7 +478,6 @@ def _get_environment_variables(feature_configuration, action_name, variables):
 _C_SOURCE = [".c"]
 _CXX_SOURCE = [".cc", ".cpp", ".cxx", ".c++", ".C", ".cu", ".cl"]
 _ASM_SOURCE = [".S", ".s", ".asm"]
-_HEADER = [".h", ".hh", ".hpp", ".hxx", ".inc", ".inl", ".ipp", ".tcc", ".H", ".tlh", ".tli"]
 _OBJECT = [".o", ".obj"]
 
 def _ext(f):
@@ -488,9 +487,6 @@ def _ext(f):
 def _is_source(f):
     e = _ext(f)
     return e in _C_SOURCE or e in _CXX_SOURCE or e in _ASM_SOURCE
-
-def _is_header(f):
-    return _ext(f) in _HEADER or _ext(f) == ""
 
 def _repo_root(label):
     """The exec path of a label's repository: '' for the main one."""
@@ -649,7 +645,13 @@ def _compile(
             if _ext(src) in _OBJECT:
                 continue
             fail("%s: '%s' is not a C, C++ or assembler source file" % (label, src.short_path))
-        action_name = _C_COMPILE if _ext(src) in _C_SOURCE else ("assemble" if _ext(src) == ".s" else _CPP_COMPILE)
+        action_name = _CPP_COMPILE
+        if _ext(src) in _C_SOURCE:
+            action_name = _C_COMPILE
+        elif _ext(src) == ".S":
+            action_name = "preprocess-assemble"
+        elif _ext(src) in _ASM_SOURCE:
+            action_name = "assemble"
         stem = _object_stem(src, label, basenames)
         for use_pic in ([True] if want_pic else []) + ([False] if want_nopic else []):
             suffix = ".pic" if use_pic else ""

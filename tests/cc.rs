@@ -441,7 +441,7 @@ fn shared_libraries_alwayslink_and_cc_import() {
         r#"
 cc_binary(
     name = "libplugin.so",
-    srcs = ["plugin.c"],
+    srcs = ["plugin.c", "eleven.S"],
     linkshared = True,
 )
 
@@ -486,7 +486,15 @@ cc_binary(
         "plugin.h",
         "#pragma once\nextern \"C\" int plugin_value(void);\n",
     );
-    ws.write("plugin.c", "int plugin_value(void) { return 11; }\n");
+    ws.write(
+        "plugin.c",
+        "int eleven(void);\nint plugin_value(void) { return eleven(); }\n",
+    );
+    // Preprocessed assembly is compiled as such (no C++ standard flag).
+    ws.write(
+        "eleven.S",
+        "#define V 11\n.globl eleven\neleven:\n  movl $V, %eax\n  ret\n.section .note.GNU-stack,\"\",@progbits\n",
+    );
     ws.write(
         "archived.h",
         "#pragma once\nextern \"C\" int archived_value(void);\n",
