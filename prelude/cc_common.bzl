@@ -89,9 +89,7 @@ def _create_compilation_context(
         local_defines = None,
         direct_public_headers = [],
         direct_private_headers = [],
-        direct_textual_headers = [],
-        _transitive_quote_includes = None,
-        _header_owners = None):
+        direct_textual_headers = []):
     return struct(
         headers = _depset_of(headers),
         system_includes = _depset_of(system_includes),
