@@ -243,6 +243,7 @@ _KNOWN_FEATURES = [
 ]
 
 _ENABLED_BY_DEFAULT = [
+    "strip_debug_symbols",
     "supports_pic",
     "supports_dynamic_linker",
     "user_compile_flags",
@@ -441,6 +442,10 @@ def _link_flags(feature_configuration, action_name, variables):
         flags.append("-shared")
     if variables.output_file != None:
         flags += ["-o", _path_of(variables.output_file)]
+
+    # Bazel's --strip=sometimes (its default): fastbuild links drop debug symbols.
+    if toolchain._compilation_mode == "fastbuild" and "strip_debug_symbols" in feature_configuration._enabled:
+        flags.append("-Wl,-S")
     for d in variables.library_search_directories:
         flags.append("-L" + d)
     for d in variables.runtime_library_search_directories:

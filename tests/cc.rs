@@ -314,6 +314,17 @@ fn compilation_modes_and_cpp_options_give_bazels_flags() {
         "{directory}"
     );
 
+    // As Bazel's default --strip=sometimes: fastbuild links strip debug information (even
+    // with --copt=-g), dbg keeps it.
+    let has_debug_info = |path: &str| {
+        let bytes = fs::read(ws.root().join(path)).unwrap();
+        bytes.windows(11).any(|w| w == b".debug_info")
+    };
+    ok(ws.forge(&["build", "-c", "dbg", "//app:hello"]));
+    assert!(has_debug_info("forge-out/k8-dbg/bin/app/hello"));
+    ok(ws.forge(&["build", "--copt=-g", "//app:hello"]));
+    assert!(!has_debug_info(&format!("{}/app/hello", bin_dir())));
+
     // --features=-supports_pic: objects without -fPIC, and so no shared libraries.
     let run = ok(ws.forge(&["build", "//lib:greet"]));
     assert!(run.stderr.contains("libgreet.so"), "{}", run.both());
