@@ -160,6 +160,30 @@ def _create_linker_input(owner, libraries = None, user_link_flags = None, additi
         additional_inputs = _depset_of(additional_inputs).to_list(),
     )
 
+def _linking_context(linker_inputs, own_inputs, below):
+    """A linking context: its linker inputs, and Bazel 4's older flat views of them
+    (`libraries_to_link`, `user_link_flags`, `additional_inputs`)."""
+    user_link_flags = []
+    for c in below:
+        for f in c.user_link_flags:
+            if f not in user_link_flags:
+                user_link_flags.append(f)
+    for i in own_inputs:
+        user_link_flags += [f for f in i.user_link_flags if f not in user_link_flags]
+    return struct(
+        linker_inputs = linker_inputs,
+        libraries_to_link = depset(
+            [lib for i in own_inputs for lib in i.libraries],
+            transitive = [c.libraries_to_link for c in below],
+            order = "topological",
+        ),
+        user_link_flags = user_link_flags,
+        additional_inputs = depset(
+            [f for i in own_inputs for f in i.additional_inputs],
+            transitive = [c.additional_inputs for c in below],
+        ),
+    )
+
 def _create_linking_context(linker_inputs = None, libraries_to_link = None, user_link_flags = None, additional_inputs = None, owner = None):
     if libraries_to_link != None or user_link_flags != None or additional_inputs != None:
         if linker_inputs != None:
@@ -170,14 +194,16 @@ def _create_linking_context(linker_inputs = None, libraries_to_link = None, user
             user_link_flags = user_link_flags,
             additional_inputs = additional_inputs,
         )])
-    return struct(linker_inputs = _depset_of(linker_inputs) if type(linker_inputs) == "depset" else depset(linker_inputs or [], order = "topological"))
+    inputs = linker_inputs if type(linker_inputs) == "depset" else depset(linker_inputs or [], order = "topological")
+    return _linking_context(inputs, inputs.to_list(), [])
 
 def _merge_linking_contexts(linking_contexts = [], own_inputs = []):
-    return struct(linker_inputs = depset(
+    inputs = depset(
         own_inputs,
         transitive = [c.linker_inputs for c in linking_contexts],
         order = "topological",
-    ))
+    )
+    return _linking_context(inputs, own_inputs, linking_contexts)
 
 def _cc_info_init(compilation_context = None, linking_context = None, debug_context = None):
     return {

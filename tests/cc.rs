@@ -574,6 +574,13 @@ def _my_cc_impl(ctx):
         direct_cc_infos = [CcInfo(compilation_context = compilation_context, linking_context = linking_context)],
         cc_infos = [d[CcInfo] for d in ctx.attr.deps],
     )
+    # Bazel 4's flat views of the linking context: this library's archive, then base's.
+    libraries = [
+        (lib.static_library or lib.pic_static_library).basename
+        for lib in info.linking_context.libraries_to_link.to_list()
+    ]
+    if libraries != ["lib%s.a" % ctx.label.name, "libbase.a"]:
+        fail("libraries_to_link: %s" % libraries)
     tool = cc_common.get_tool_for_action(feature_configuration = features, action_name = ACTION_NAMES.cpp_compile)
     variables = cc_common.create_compile_variables(
         cc_toolchain = toolchain,
