@@ -377,7 +377,8 @@ _COMMON_ATTRS = {
 
 def _checked(impl):
     def checked(ctx):
-        for name in ["nocopts", "linkstamp", "win_def_file", "additional_linker_inputs", "malloc"]:
+        # win_def_file is Windows' alone: Bazel ignores it elsewhere, and so does forge.
+        for name in ["nocopts", "linkstamp", "additional_linker_inputs", "malloc"]:
             if getattr(ctx.attr, name, None):
                 fail("%s: forge does not support the `%s` attribute of C++ rules yet; leave it out" % (ctx.label, name))
         return impl(ctx)
