@@ -280,8 +280,7 @@ def _cc_library_impl(ctx):
         defines = ctx.attr.defines,
     )
     outputs = _with_objects(outputs, common.objects)
-    linkopts = _expand(ctx, "linkopts", ctx.attr.linkopts, ctx.attr.data + ctx.attr.deps)
-    has_code = bool(outputs.objects or outputs.pic_objects)
+    linkopts = _expand(ctx, "linkopts", ctx.attr.linkopts, ctx.attr.data + ctx.attr.deps + ctx.attr.additional_linker_inputs)
     linking_context, linking_outputs = cc_common.create_linking_context_from_compilation_outputs(
         actions = ctx.actions,
         feature_configuration = common.features,
@@ -291,6 +290,7 @@ def _cc_library_impl(ctx):
         linking_contexts = [i.linking_context for i in _cc_deps(ctx)],
         name = ctx.label.name,
         alwayslink = ctx.attr.alwayslink,
+        additional_inputs = ctx.files.additional_linker_inputs,
         disallow_dynamic_library = ctx.attr.linkstatic,
         _label = ctx.label,
     )
@@ -337,7 +337,7 @@ def _cc_executable_impl(ctx):
         linking_contexts.append(cc_common.create_linking_context(linker_inputs = depset(
             [cc_common.create_linker_input(owner = ctx.label, libraries = depset(prebuilt))],
         )))
-    linkopts = _expand(ctx, "linkopts", ctx.attr.linkopts, ctx.attr.data + ctx.attr.deps)
+    linkopts = _expand(ctx, "linkopts", ctx.attr.linkopts, ctx.attr.data + ctx.attr.deps + ctx.attr.additional_linker_inputs)
     shared = ctx.attr.linkshared
     output = ctx.actions.declare_file(ctx.label.name)
     linked = cc_common.link(
@@ -350,6 +350,7 @@ def _cc_executable_impl(ctx):
         name = ctx.label.name,
         output_type = "dynamic_library" if shared else "executable",
         link_deps_statically = ctx.attr.linkstatic,
+        additional_inputs = ctx.files.additional_linker_inputs,
         _output = output,
     )
     runfiles = _runfiles(ctx, [output] + linked._runtime_libraries)
@@ -378,7 +379,7 @@ _COMMON_ATTRS = {
 def _checked(impl):
     def checked(ctx):
         # win_def_file is Windows' alone: Bazel ignores it elsewhere, and so does forge.
-        for name in ["nocopts", "linkstamp", "additional_linker_inputs", "malloc"]:
+        for name in ["nocopts", "linkstamp", "malloc"]:
             if getattr(ctx.attr, name, None):
                 fail("%s: forge does not support the `%s` attribute of C++ rules yet; leave it out" % (ctx.label, name))
         return impl(ctx)

@@ -813,6 +813,7 @@ def _create_linking_context_from_compilation_outputs(
             linker_inputs = [],
             user_link_flags = list(user_link_flags),
             link_deps_statically = True,
+            extra_inputs = list(additional_inputs),
         )
     owner = _label
     if owner == None and (static_library or dynamic_library):

@@ -454,6 +454,9 @@ cc_binary(
     name = "libplugin.so",
     srcs = ["plugin.c", "eleven.S"],
     linkshared = True,
+    # The linker reads the version script: it must be an input of the link.
+    additional_linker_inputs = ["plugin.map"],
+    linkopts = ["-Wl,--version-script=$(location plugin.map)"],
 )
 
 cc_import(
@@ -493,6 +496,7 @@ cc_binary(
 )
 "#,
     );
+    ws.write("plugin.map", "{ global: plugin_value; local: *; };\n");
     ws.write(
         "plugin.h",
         "#pragma once\nextern \"C\" int plugin_value(void);\n",
@@ -537,6 +541,17 @@ cc_binary(
     assert_eq!(so[16], 3);
     let manifest = fs::read_to_string(bin.join("main.runfiles_manifest")).unwrap();
     assert!(manifest.contains("libplugin.so"), "{manifest}");
+    // The version script hid everything but plugin_value.
+    let dynsym = std::process::Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(bin.join("libplugin.so"))
+        .output()
+        .unwrap();
+    let symbols = String::from_utf8_lossy(&dynsym.stdout);
+    assert!(
+        symbols.contains("plugin_value") && !symbols.contains("eleven"),
+        "{symbols}"
+    );
 }
 
 #[test]
