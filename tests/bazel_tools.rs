@@ -162,7 +162,7 @@ fn a_missing_package_names_the_ones_there_are() {
             "no such package '@bazel_tools//tools/nope': BUILD file not found in forge's \
              built-in repository '@bazel_tools' (its packages: platforms, src/conditions, \
              tools/allowlists/function_transition_allowlist, tools/bash/runfiles, tools/cpp, \
-             tools/python, tools/python/runfiles, tools/sh, tools/test)"
+             tools/cpp/runfiles, tools/python, tools/python/runfiles, tools/sh, tools/test)"
         ),
         "{}",
         run.both()

@@ -391,12 +391,12 @@ fn bazel_globals_forge_lacks_load_and_refuse_to_be_used_by_name() {
         "pkg/defs.bzl",
         "def _impl(ctx):
     out = ctx.actions.declare_file(ctx.label.name + '.txt')
-    has = [str(CcInfo in d) for d in ctx.attr.deps]
+    has = [str(JavaInfo in d) for d in ctx.attr.deps]
     ctx.actions.write(out, ','.join(has))
     if ctx.attr.compile:
-        cc_common.compile(actions = ctx.actions)
+        java_common.compile(actions = ctx.actions)
     if ctx.attr.make_info:
-        return [CcInfo()]
+        return [JavaInfo()]
     return [DefaultInfo(files = depset([out]))]
 
 # Only reached when called: in Bazel this file loads, so it must in forge.
@@ -427,7 +427,7 @@ uses(name = 'creates', make_info = True)
         &run,
         &[
             "pkg/defs.bzl:6",
-            "forge does not support `cc_common.compile` yet",
+            "forge does not support `java_common.compile` yet",
         ],
     );
     let run = ws.forge(&["build", "//pkg:creates"]);
@@ -435,7 +435,7 @@ uses(name = 'creates', make_info = True)
         &run,
         &[
             "pkg/defs.bzl:8",
-            "forge does not support creating `CcInfo` yet",
+            "forge does not support creating `JavaInfo` yet",
         ],
     );
 }
@@ -492,7 +492,7 @@ def _reader_impl(ctx):
     if ctx.attr.missing:
         info['third']
     if ctx.attr.fragments:
-        ctx.fragments.cpp.copts()
+        list(ctx.fragments.java.default_javac_flags)
     return [DefaultInfo(files = depset([out]))]
 
 groups = rule(implementation = _groups_impl)
@@ -524,7 +524,7 @@ genrule(name = 'script', outs = ['script.sh'], cmd = 'echo \"echo ran\" > $@')
     );
     fails_with(
         &ws.forge(&["build", "//pkg:fragments"]),
-        &["forge does not support `ctx.fragments.cpp.copts` yet"],
+        &["forge does not support `ctx.fragments.java.default_javac_flags` yet"],
     );
     // Every output of a command is r-xr-xr-x, as Bazel leaves it: a script a genrule
     // writes without chmod runs.

@@ -192,6 +192,7 @@ impl ActionsState {
             requirements: Vec::new(),
             directory_outputs: vec![],
             scratch_dirs: vec![],
+            discovery: None,
         }
     }
 
@@ -393,6 +394,8 @@ struct RunOptions<'v> {
     requirements: Vec<String>,
     /// The program, when it is a file: an input too.
     program: Option<String>,
+    /// `dependency_file` and `discoverable_inputs`.
+    discovery: Option<crate::core::InputDiscovery>,
 }
 
 /// Registers a `run` or `run_shell` action: `prefix` (the program, or bash and its
@@ -440,8 +443,54 @@ fn register_run<'v>(
             .map(|f| ExecPath::new(f.path.clone()))
             .collect(),
         scratch_dirs: vec![],
+        discovery: o.discovery,
     })?;
     Ok(NoneType)
+}
+
+/// `dependency_file` / `discoverable_inputs` of `run`: both or neither; the file must be an
+/// output and the inputs must be inputs.
+fn discovery_of<'v>(
+    dependency_file: Option<Value<'v>>,
+    discoverable_inputs: Option<Value<'v>>,
+    outputs: Value<'v>,
+    inputs: Option<Value<'v>>,
+    heap: Heap<'v>,
+) -> anyhow::Result<Option<crate::core::InputDiscovery>> {
+    let dependency_file = dependency_file.filter(|v| !v.is_none());
+    let discoverable_inputs = discoverable_inputs.filter(|v| !v.is_none());
+    let (Some(file), Some(discoverable)) = (dependency_file, discoverable_inputs) else {
+        if dependency_file.is_some() || discoverable_inputs.is_some() {
+            anyhow::bail!(
+                "dependency_file and discoverable_inputs go together: give both or neither"
+            );
+        }
+        return Ok(None);
+    };
+    let file = file_of(file, "dependency_file")?;
+    if !files_of(Some(outputs), "outputs", heap)?
+        .iter()
+        .any(|o| o.path == file.path)
+    {
+        anyhow::bail!(
+            "dependency_file '{}' must be one of the action's outputs",
+            file.short_path
+        );
+    }
+    let declared: std::collections::BTreeSet<String> = files_of(inputs, "inputs", heap)?
+        .iter()
+        .map(|f| f.path.clone())
+        .collect();
+    let mut discoverable = paths(&files_of(Some(discoverable), "discoverable_inputs", heap)?);
+    if let Some(stray) = discoverable.iter().find(|p| !declared.contains(p.as_str())) {
+        anyhow::bail!("discoverable input '{stray}' is not among the action's inputs");
+    }
+    discoverable.sort();
+    discoverable.dedup();
+    Ok(Some(crate::core::InputDiscovery {
+        dependency_file: ExecPath::new(file.path.clone()),
+        discoverable,
+    }))
 }
 
 /// The execution requirements forge understands, as tags or `execution_requirements` keys.
@@ -620,6 +669,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
             requirements: Vec::new(),
             directory_outputs: vec![],
             scratch_dirs: vec![],
+            discovery: None,
         })?;
         Ok(NoneType)
     }
@@ -642,6 +692,9 @@ fn actions_methods(builder: &mut MethodsBuilder) {
         #[starlark(require = named)] unused_inputs_list: Option<Value<'v>>,
         #[starlark(require = named)] exec_group: Option<Value<'v>>,
         #[starlark(require = named)] shadowed_action: Option<Value<'v>>,
+        // Forge's own: what a C++ compile's `.d` file says it read (see core::InputDiscovery).
+        #[starlark(require = named)] dependency_file: Option<Value<'v>>,
+        #[starlark(require = named)] discoverable_inputs: Option<Value<'v>>,
         heap: Heap<'v>,
     ) -> anyhow::Result<NoneType> {
         refuse_given(&[
@@ -670,6 +723,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
         };
         let prefix = vec![program];
         let parts = command_parts(arguments, heap)?;
+        let discovery = discovery_of(dependency_file, discoverable_inputs, outputs, inputs, heap)?;
         let o = RunOptions {
             outputs,
             inputs,
@@ -679,6 +733,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
             env,
             requirements,
             program: program_file,
+            discovery,
         };
         register_run(this.as_ref(), prefix, parts, o, "Action", heap)
     }
@@ -731,6 +786,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
             env,
             requirements,
             program: None,
+            discovery: None,
         };
         register_run(this.as_ref(), prefix, parts, o, "Action", heap)
     }
@@ -767,6 +823,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
             requirements: Vec::new(),
             directory_outputs: vec![],
             scratch_dirs: vec![],
+            discovery: None,
         })?;
         Ok(NoneType)
     }
@@ -815,6 +872,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
             requirements: Vec::new(),
             directory_outputs: vec![],
             scratch_dirs: vec![],
+            discovery: None,
         })?;
         Ok(NoneType)
     }

@@ -340,6 +340,7 @@ mod tests {
             BTreeMap::new(),
             stamp,
             BTreeMap::new(),
+            Default::default(),
         ), &crate::analysis::platforms::machine_platform())
     }
 

@@ -8,6 +8,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use super::cpp_fragment::CppOptions;
 use crate::core::{Label, layout};
 use crate::loading::AttrValue;
 
@@ -43,6 +44,9 @@ pub struct BuildOptions {
     /// `//command_line_option:allow_analysis_failures`: a target's analysis error becomes
     /// its `AnalysisFailureInfo` (set by analysis tests' transitions).
     pub allow_analysis_failures: bool,
+    /// `--copt`, `--cxxopt`, `--conlyopt`, `--linkopt` (`ctx.fragments.cpp`); tools get none,
+    /// as Bazel gives them `--host_copt` and friends instead.
+    pub cpp: CppOptions,
 }
 
 impl BuildOptions {
@@ -53,17 +57,19 @@ impl BuildOptions {
         defines: BTreeMap<String, String>,
         stamp: bool,
         build_settings: BTreeMap<Label, AttrValue>,
+        cpp: CppOptions,
     ) -> BuildOptions {
         BuildOptions {
             compilation_mode: output.compilation_mode.clone(),
             cpu: output.cpu.clone(),
             defines,
             stamp,
-            features: Vec::new(),
+            features: cpp.features.clone(),
             build_settings,
             kind: ConfigKind::Target,
             transitioned: BTreeSet::new(),
             allow_analysis_failures: false,
+            cpp,
         }
     }
 
@@ -173,6 +179,10 @@ impl Config {
             o.compilation_mode = "opt".to_owned();
             o.cpu = layout::host_cpu();
             o.allow_analysis_failures = false;
+            o.cpp = CppOptions {
+                features: o.cpp.features.clone(),
+                ..CppOptions::default()
+            };
             for reset in ["compilation_mode", "cpu", "allow_analysis_failures"] {
                 o.transitioned.remove(reset);
             }
@@ -219,6 +229,7 @@ impl Default for Config {
             BTreeMap::new(),
             false,
             BTreeMap::new(),
+            Default::default(),
         ))
     }
 }
@@ -281,6 +292,7 @@ mod tests {
             BTreeMap::new(),
             false,
             BTreeMap::new(),
+            Default::default(),
         ))
     }
 

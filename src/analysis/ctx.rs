@@ -96,7 +96,6 @@ const UNSUPPORTED_FIELDS: &[&str] = &[
     "aspect_ids",
     "created_actions",
     "exec_groups",
-    "fragments",
     "host_configuration",
     "host_fragments",
     "split_attr",
@@ -110,8 +109,9 @@ pub(super) struct CtxEnv<'a> {
     pub workspace_name: &'a str,
     /// The target's BUILD file (`ctx.build_file_path`).
     pub build_file: Label,
-    /// The package's features, then the target's (`ctx.features`).
-    pub features: Vec<String>,
+    /// The configuration's, the package's, then the target's features (`ctx.features`), and
+    /// those disabled by `-x` (`ctx.disabled_features`).
+    pub features: (Vec<String>, Vec<String>),
     /// The configuration the target is analysed in.
     pub configuration: &'a super::Config,
     /// For a build setting's target: its value in this build (`ctx.build_setting_value`).
@@ -187,13 +187,17 @@ pub(super) fn alloc_ctx<'v>(
         ),
         (
             "features".into(),
-            heap.alloc(AllocList(env.features.iter().map(String::as_str))),
+            heap.alloc(AllocList(env.features.0.iter().map(String::as_str))),
         ),
         (
             "disabled_features".into(),
-            heap.alloc(AllocList(Vec::<&str>::new())),
+            heap.alloc(AllocList(env.features.1.iter().map(String::as_str))),
         ),
         ("var".into(), heap.alloc(AllocDict(vars.clone()))),
+        (
+            "fragments".into(),
+            super::cpp_fragment::alloc_fragments(heap, &env.configuration.options().cpp),
+        ),
         (
             "configuration".into(),
             heap.alloc(AllocStruct([

@@ -17,6 +17,7 @@ pub mod configuration;
 mod configured;
 pub mod configured_graph;
 mod cquery_starlark;
+pub mod cpp_fragment;
 mod ctx;
 mod failure;
 mod inputs;
@@ -89,6 +90,8 @@ pub struct AnalysisConfig {
     pub output: layout::OutputConfiguration,
     /// The target and execution platforms and the registered toolchains.
     pub platforms: platforms::PlatformConfig,
+    /// `--copt`, `--linkopt`, `--features`, ...: `ctx.fragments.cpp` and `ctx.features`.
+    pub cpp: cpp_fragment::CppOptions,
 }
 
 impl AnalysisConfig {
@@ -99,6 +102,7 @@ impl AnalysisConfig {
             self.defines.clone(),
             self.stamp,
             self.build_settings.clone(),
+            self.cpp.clone(),
         ))
     }
 }

@@ -154,8 +154,8 @@ fn analyze_rule(
         workspace_name: &loader.workspace().name,
         build_file: package.map(|p| p.build_file.clone()).unwrap_or_default(),
         features: features(
-            package.map_or(&[], |p| &p.features),
             &key.config.options().features,
+            package.map_or(&[], |p| &p.features),
             rule,
         ),
         configuration,
@@ -360,25 +360,36 @@ fn requirements_from_tags(rule: &RuleTarget) -> Vec<String> {
     requirements
 }
 
-/// The configuration's features (`--features`), the package's, then the target's: `-x`
-/// removes `x`.
-fn features(configuration: &[String], package: &[String], rule: &RuleTarget) -> Vec<String> {
+/// The configuration's features (`--features`, transitions), the package's, then the target's: `-x`
+/// removes `x` and disables it until a later level enables it again. Enabled, disabled.
+fn features(
+    command_line: &[String],
+    package: &[String],
+    rule: &RuleTarget,
+) -> (Vec<String>, Vec<String>) {
     let own: &[String] = match rule.attrs.get("features") {
         Some(AttrValue::StringList(v)) => v,
         _ => &[],
     };
     let mut out: Vec<String> = Vec::new();
-    for f in configuration.iter().chain(package).chain(own) {
+    let mut disabled: Vec<String> = Vec::new();
+    for f in command_line.iter().chain(package).chain(own) {
         match f.strip_prefix('-') {
-            Some(removed) => out.retain(|x| x != removed),
+            Some(removed) => {
+                out.retain(|x| x != removed);
+                if !disabled.iter().any(|d| d == removed) {
+                    disabled.push(removed.to_owned());
+                }
+            }
             None => {
+                disabled.retain(|d| d != f);
                 if !out.contains(f) {
                     out.push(f.clone());
                 }
             }
         }
     }
-    out
+    (out, disabled)
 }
 
 /// What a test rule's `testing.TestEnvironment` and `testing.ExecutionInfo` change about

@@ -89,6 +89,7 @@ pub fn run(args: AqueryArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Fa
         action_env: key_values(&options.action_env, "action_env", true)?,
         configuration: options.output_configuration()?,
         platforms: options.platform_flags(),
+        cpp: options.cpp_options(),
     };
     let graph = ops::aquery::aquery(request, &mut |msg| eprintln!("{msg}"))?;
     for e in &graph.errors {

@@ -191,6 +191,26 @@ pub struct BuildOptions {
     /// With --explain: every change of each action, not only the first.
     #[arg(long = "verbose_explanations", alias = "verbose-explanations")]
     pub verbose_explanations: bool,
+    /// An option for every C and C++ compile.
+    #[arg(long = "copt", value_name = "OPTION", allow_hyphen_values = true)]
+    pub copt: Vec<String>,
+
+    /// An option for every C++ compile (after `--copt`).
+    #[arg(long = "cxxopt", value_name = "OPTION", allow_hyphen_values = true)]
+    pub cxxopt: Vec<String>,
+
+    /// An option for every C compile (after `--copt`).
+    #[arg(long = "conlyopt", value_name = "OPTION", allow_hyphen_values = true)]
+    pub conlyopt: Vec<String>,
+
+    /// An option for every C++ link.
+    #[arg(long = "linkopt", value_name = "OPTION", allow_hyphen_values = true)]
+    pub linkopt: Vec<String>,
+
+    /// Features to enable (`-x` to disable `x`) for every target, before the package's and
+    /// the target's own `features`.
+    #[arg(long = "features", value_name = "FEATURE", allow_hyphen_values = true)]
+    pub features: Vec<String>,
 
     /// Bind a host path read-only into the sandbox: `SOURCE[:TARGET]`.
     #[arg(
@@ -269,6 +289,17 @@ impl BuildOptions {
         }
     }
 
+    /// `--copt`, `--cxxopt`, `--conlyopt`, `--linkopt` and `--features` as plain data.
+    pub fn cpp_options(&self) -> crate::analysis::cpp_fragment::CppOptions {
+        crate::analysis::cpp_fragment::CppOptions {
+            copts: self.copt.clone(),
+            cxxopts: self.cxxopt.clone(),
+            conlyopts: self.conlyopt.clone(),
+            linkopts: self.linkopt.clone(),
+            features: self.features.clone(),
+        }
+    }
+
     /// The `--spawn_strategy`, `--strategy` and `--sandbox_*` flags as plain data.
     pub fn sandbox_options(&self) -> ops::build::SandboxOptions {
         ops::build::SandboxOptions {
@@ -338,6 +369,7 @@ pub fn build(
         output_groups: options.output_groups.clone(),
         platforms: options.platform_flags(),
         explain: explain_request(options),
+        cpp: options.cpp_options(),
     };
     let show_result = print_outputs.then(|| session.show_result());
     let mut events = |event: BuildEvent| report(&event, show_result, session);

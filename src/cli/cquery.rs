@@ -82,6 +82,7 @@ pub fn run(args: CqueryArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Fa
         build_settings: &build_settings,
         output_configuration,
         platforms: &options.platform_flags(),
+        cpp: options.cpp_options(),
         keep_going,
         output,
         fetch: &fetch,

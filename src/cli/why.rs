@@ -33,6 +33,7 @@ pub fn run(args: WhyArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Failu
             fetch: options.fetch_options(),
             configuration: options.output_configuration()?,
             platforms: options.platform_flags(),
+            cpp: options.cpp_options(),
         },
         action_env: key_values(&options.action_env, "action_env", true)?,
     };

@@ -60,6 +60,19 @@ pub struct Action {
     pub env: BTreeMap<String, String>,
     /// Execution requirements from tags (`no-sandbox`, `no-cache`, `local`, `requires-network`).
     pub requirements: Vec<String>,
+    /// For a compile: the dependency file that says which of its possible inputs it read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<InputDiscovery>,
+}
+
+/// Inputs found out by running: the action's `dependency_file` (one of its outputs, in make's
+/// format) lists which of the `discoverable` inputs it read; the others are left out of its
+/// cache key, as Bazel does with a C++ compile's `.d` file.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct InputDiscovery {
+    pub dependency_file: ExecPath,
+    /// Sorted and unique, a subset of the inputs.
+    pub discoverable: Vec<ExecPath>,
 }
 
 /// A runfiles tree to lay out next to an executable: `<exe>.runfiles/<runfiles path>` points

@@ -14,7 +14,7 @@ pub mod nesting;
 pub mod paint;
 pub mod test_spec;
 
-pub use action::{Action, ActionKind, EXEC_PROPERTY_PREFIX, RunfilesTree};
+pub use action::{Action, ActionKind, EXEC_PROPERTY_PREFIX, InputDiscovery, RunfilesTree};
 pub use diag::{Diagnostic, DiagnosticKind, ExitCode, Failure, Location};
 pub use digest::Digest;
 pub use exec_path::ExecPath;

@@ -49,10 +49,14 @@ pub fn undeclared_inputs(output: &str, action: &Action, cx: &Context) -> Option<
             && cx.exec_root.join(&relative).is_file()
             && let Some(label) = source_label(cx.exec_root, &relative)
         {
-            lines.push(format!(
-                "  '{relative}' is the source file {label}: add it to the srcs, deps, data or tools of {}",
-                action.owner
-            ));
+            if action.mnemonic == "CppCompile" {
+                lines.push(undeclared_header(&relative, &label, action, cx));
+            } else {
+                lines.push(format!(
+                    "  '{relative}' is the source file {label}: add it to the srcs, deps, data or tools of {}",
+                    action.owner
+                ));
+            }
         }
     }
     if lines.is_empty() {
@@ -63,6 +67,29 @@ pub fn undeclared_inputs(output: &str, action: &Action, cx: &Context) -> Option<
         action.owner,
         lines.join("\n")
     ))
+}
+
+/// A header a C/C++ compile included without declaring it: the C/C++ target of the header's
+/// package that compiles with it (so declares it in its `hdrs` or `srcs`), if the build has
+/// one, is the dependency to add.
+fn undeclared_header(relative: &str, header: &Label, action: &Action, cx: &Context) -> String {
+    let declarer = cx
+        .actions
+        .iter()
+        .filter(|a| a.mnemonic == "CppCompile" && a.owner.package == header.package)
+        .find(|a| a.inputs.iter().any(|i| *i == relative))
+        .map(|a| &a.owner);
+    match declarer {
+        Some(owner) => format!(
+            "  '{relative}' is a header of {owner}: add {owner} to the deps of {}",
+            action.owner
+        ),
+        None => format!(
+            "  '{relative}' (the source file {header}) is not a header {} may include: add the \
+             cc_library that has it in its hdrs to the deps of {}, or the header to its srcs",
+            action.owner, action.owner
+        ),
+    }
 }
 
 /// The label of the source file at `exec_path`: its package is the nearest directory above

@@ -12,6 +12,7 @@
 mod action_cache;
 mod cas;
 mod confine;
+mod discovery;
 mod explain;
 pub mod foresee;
 pub mod ingredients;

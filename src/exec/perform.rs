@@ -22,6 +22,7 @@ use crate::core::{Action, ActionKind};
 use crate::exec::action_cache::{AcEntry, CachedOutput};
 use crate::exec::cas::Fetch;
 use crate::exec::confine::{ExecRoot, Found, Refused, Want};
+use crate::exec::discovery::{self, DiscoveredInputs};
 use crate::exec::ingredients::{self, Change, IngredientLog, Ingredients, Record};
 use crate::exec::key::action_key;
 use crate::exec::progress::Progress;
@@ -79,6 +80,8 @@ pub(crate) struct Ctx<'a> {
     tmp_pool: Mutex<Vec<tempfile::TempDir>>,
     /// Each action's last run's ingredients, to say why it runs again.
     ingredients: IngredientLog,
+    /// What compiles with a dependency file read when they last ran.
+    discovered: DiscoveredInputs,
 }
 
 const NO_CACHE: &str = "no-cache";
@@ -144,6 +147,7 @@ impl<'a> Ctx<'a> {
             tmp_root,
             tmp_pool: Mutex::new(Vec::new()),
             ingredients: IngredientLog::new(&config.cache_dir),
+            discovered: DiscoveredInputs::new(&config.cache_dir),
         })
     }
 
@@ -214,8 +218,18 @@ impl<'a> Ctx<'a> {
             input_digests.push((path, digest));
         }
         let env = self.env_for(action);
-        let key = action_key(action, &env, &input_digests);
         let cacheable = !action.requirements.iter().any(|r| r == NO_CACHE);
+        if action.discovery.is_some() {
+            let identity = discovery::key_with(action, &env, &input_digests, None);
+            let done = self.perform_discovering(action, &env, &input_digests, cacheable)?;
+            if matches!(done.how, How::UpToDate) {
+                return Ok(done);
+            }
+            // Explained by its declared inputs: the headers it read are among them.
+            let now = Ingredients::of(action, &env, &input_digests, identity);
+            return Ok(self.explained(action, now, cacheable, done));
+        }
+        let key = action_key(action, &env, &input_digests);
         if cacheable && let Some(digests) = self.up_to_date(action, &key) {
             return Ok(Done {
                 digests,
@@ -225,24 +239,72 @@ impl<'a> Ctx<'a> {
         }
         // Only an action that runs (or is restored) pays for explaining itself.
         let now = Ingredients::of(action, &env, &input_digests, key);
-        let last = action
-            .outputs
-            .first()
-            .and_then(|o| self.ingredients.last(o));
-        let changes = ingredients::changes(last.as_ref().map(|r| &r.ingredients), &now, cacheable);
         let found = match cacheable {
             true => self.lookup_cache(action, &key),
             false => None,
         };
         let done = match found {
             Some(done) => done,
-            None => self.execute(action, &key, &env, cacheable)?,
+            None => self.execute(action, &|| Ok(key), &env, cacheable)?,
         };
+        Ok(self.explained(action, now, cacheable, done))
+    }
+
+    /// `done` with what changed since the action's last run, which is recorded for the
+    /// next one.
+    fn explained(&self, action: &Action, now: Ingredients, cacheable: bool, done: Done) -> Done {
+        let last = action
+            .outputs
+            .first()
+            .and_then(|o| self.ingredients.last(o));
+        let changes = ingredients::changes(last.as_ref().map(|r| &r.ingredients), &now, cacheable);
         self.ingredients.record(Record {
             ingredients: now,
             changes: changes.clone(),
         });
-        Ok(Done { changes, ..done })
+        Done { changes, ..done }
+    }
+
+    /// The outputs as they are on disk or in a cache tier under `key`, if they are.
+    fn cached(&self, action: &Action, key: &Digest) -> Option<Done> {
+        if let Some(digests) = self.up_to_date(action, key) {
+            return Some(Done {
+                digests,
+                how: How::UpToDate,
+                changes: Vec::new(),
+            });
+        }
+        self.lookup_cache(action, key)
+    }
+    /// `perform` for an action with a dependency file: keyed by the inputs it read last
+    /// time it ran with the same identity; after a run, by those its dependency file lists.
+    fn perform_discovering(
+        &self,
+        action: &Action,
+        env: &BTreeMap<String, String>,
+        inputs: &[(&str, Digest)],
+        cacheable: bool,
+    ) -> Result<Done, Fail> {
+        let identity = discovery::key_with(action, env, inputs, None);
+        if cacheable
+            && let Some(used) = self.discovered.get(&identity)
+            && let Some(done) = self.cached(
+                action,
+                &discovery::key_with(action, env, inputs, Some(&used)),
+            )
+        {
+            return Ok(done);
+        }
+        let key_after_run = || {
+            // As Bazel: what the compile read must have been declared, sandbox or not.
+            if let Some(message) = discovery::undeclared_inclusions(action, self.exec_root) {
+                return Err(self.fail(action, message, String::new(), true));
+            }
+            let used = discovery::used_inputs(action, self.exec_root);
+            self.discovered.put(&identity, &used);
+            Ok(discovery::key_with(action, env, inputs, Some(&used)))
+        };
+        self.execute(action, &key_after_run, env, cacheable)
     }
 
     /// The outputs' digests if every output on disk is what this very action key last put
@@ -326,10 +388,12 @@ impl<'a> Ctx<'a> {
         Ok(true)
     }
 
+    /// Runs `action`; `key` gives the key to cache its outputs under once they are there
+    /// (or why they must not be).
     fn execute(
         &self,
         action: &Action,
-        key: &Digest,
+        key: &dyn Fn() -> Result<Digest, Fail>,
         env: &BTreeMap<String, String>,
         cacheable: bool,
     ) -> Result<Done, Fail> {
@@ -398,6 +462,7 @@ impl<'a> Ctx<'a> {
                 tree,
             });
         }
+        let key = &key()?;
         if cacheable {
             // A tree is not uploaded to the remote cache (its protocol wants a Tree message).
             let with_remote = cached.iter().all(|o| !o.tree);

@@ -454,6 +454,7 @@ mod tests {
             requirements: vec![],
             directory_outputs: vec![],
             scratch_dirs: vec![],
+            discovery: None,
         }
     }
 

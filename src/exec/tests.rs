@@ -232,6 +232,7 @@ fn run_action(name: &str, argv: &[&str], inputs: &[&str], outputs: &[&str]) -> A
         requirements: vec![],
         directory_outputs: vec![],
         scratch_dirs: vec![],
+        discovery: None,
     }
 }
 

@@ -20,6 +20,16 @@ pub struct BuiltinRepo {
     pub name: &'static str,
     /// `(path inside the repository, content)`.
     pub files: &'static [(&'static str, &'static [u8])],
+    /// Files made on this host when the repository is materialised: `(path, maker)`, the
+    /// maker given the `external/` directory for a cache of its own.
+    pub generated: &'static [(&'static str, MakeFile)],
+}
+
+/// Makes a generated file's content, given the `external/` directory.
+pub type MakeFile = fn(&Path) -> Vec<u8>;
+
+fn host_cc_bzl(external: &Path) -> Vec<u8> {
+    super::host_cc::host_cc_bzl(&external.join("@bazel_tools.host_cc"))
 }
 
 /// `(path, content)` of each listed file of `prelude/<repo>/`.
@@ -45,6 +55,11 @@ pub const BUILTIN_REPOS: &[BuiltinRepo] = &[
             "tools/bash/runfiles/BUILD",
             "tools/bash/runfiles/runfiles.bash",
             "tools/cpp/BUILD",
+            "tools/cpp/cc_toolchain_config.bzl",
+            "tools/cpp/runfiles/BUILD",
+            "tools/cpp/runfiles/runfiles.cc",
+            "tools/cpp/runfiles/runfiles.h",
+            "tools/cpp/toolchain_utils.bzl",
             "tools/python/BUILD",
             "tools/python/private_prelude.bzl",
             "tools/python/runfiles/BUILD",
@@ -55,10 +70,12 @@ pub const BUILTIN_REPOS: &[BuiltinRepo] = &[
             "tools/sh/sh_toolchain.bzl",
             "tools/test/BUILD",
         ),
+        generated: &[("tools/cpp/host_cc.bzl", host_cc_bzl)],
     },
     BuiltinRepo {
         name: "platforms",
         files: embedded!("platforms": "WORKSPACE", "BUILD", "cpu/BUILD", "os/BUILD", "host/BUILD"),
+        generated: &[],
     },
     BuiltinRepo {
         name: "local_config_platform",
@@ -70,6 +87,7 @@ pub const BUILTIN_REPOS: &[BuiltinRepo] = &[
             ("BUILD", HOST_PLATFORM_BUILD.as_bytes()),
             ("constraints.bzl", HOST_CONSTRAINTS_BZL.as_bytes()),
         ],
+        generated: &[],
     },
     BuiltinRepo {
         name: "local_config_sh",
@@ -77,6 +95,20 @@ pub const BUILTIN_REPOS: &[BuiltinRepo] = &[
             ("WORKSPACE", b"workspace(name = \"local_config_sh\")\n"),
             ("BUILD", LOCAL_SH_BUILD.as_bytes()),
         ],
+        generated: &[],
+    },
+    // Bazel 4 provides @rules_cc itself; a WORKSPACE declaring it gets its own.
+    BuiltinRepo {
+        name: "rules_cc",
+        files: embedded!("rules_cc":
+            "WORKSPACE",
+            "cc/BUILD",
+            "cc/action_names.bzl",
+            "cc/defs.bzl",
+            "cc/find_cc_toolchain.bzl",
+            "cc/toolchain_utils.bzl",
+        ),
+        generated: &[],
     },
 ];
 
@@ -220,12 +252,20 @@ impl BuiltinRepo {
         packages
     }
 
+    /// Every file: the embedded ones, then those made on this host.
+    fn contents(&self, external: &Path) -> Vec<(&'static str, Vec<u8>)> {
+        let mut files: Vec<(&'static str, Vec<u8>)> =
+            self.files.iter().map(|(p, c)| (*p, c.to_vec())).collect();
+        files.extend(self.generated.iter().map(|(p, make)| (*p, make(external))));
+        files
+    }
+
     /// What the directory is made of; equal digests mean equal directories.
-    pub fn digest(&self) -> String {
+    pub fn digest(&self, files: &[(&str, Vec<u8>)]) -> String {
         let mut hasher = blake3::Hasher::new();
         hasher.update(b"forge builtin repository\0");
         hasher.update(self.name.as_bytes());
-        for (path, content) in self.files {
+        for (path, content) in files {
             // Lengths first, so no two listings hash the same text.
             hasher.update(&(path.len() as u64).to_le_bytes());
             hasher.update(path.as_bytes());
@@ -240,7 +280,8 @@ impl BuiltinRepo {
     pub fn materialize(&self, external: &Path) -> Result<PathBuf, FetchError> {
         let dir = external.join(self.name);
         let marker_path = external.join(format!("@{}.marker", self.name));
-        let digest = self.digest();
+        let files = self.contents(external);
+        let digest = self.digest(&files);
         // A link is never ours (a local_repository of the same name made it): rewrite.
         let is_real_dir = fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir());
         if is_real_dir && fs::read_to_string(&marker_path).is_ok_and(|m| m == digest) {
@@ -259,7 +300,7 @@ impl BuiltinRepo {
             .prefix(&prefix)
             .tempdir_in(external)
             .at("create a temporary directory in", external)?;
-        for (path, content) in self.files {
+        for (path, content) in &files {
             let file = tmp.path().join(path);
             if let Some(parent) = file.parent() {
                 fs::create_dir_all(parent).at("create directory", parent)?;
@@ -300,6 +341,10 @@ mod tests {
                 })
                 .collect();
             let listed: BTreeSet<String> = repo.files.iter().map(|(p, _)| p.to_string()).collect();
+            let on_disk: BTreeSet<String> = on_disk
+                .into_iter()
+                .filter(|p| !repo.generated.iter().any(|(g, _)| g == p))
+                .collect();
             assert_eq!(
                 on_disk, listed,
                 "prelude/{} and its listing differ",
@@ -392,6 +437,7 @@ mod tests {
                 "tools/allowlists/function_transition_allowlist",
                 "tools/bash/runfiles",
                 "tools/cpp",
+                "tools/cpp/runfiles",
                 "tools/python",
                 "tools/python/runfiles",
                 "tools/sh",
@@ -402,7 +448,10 @@ mod tests {
 
     #[test]
     fn digests_differ_between_repositories() {
-        let digests: BTreeSet<String> = BUILTIN_REPOS.iter().map(|r| r.digest()).collect();
+        let digests: BTreeSet<String> = BUILTIN_REPOS
+            .iter()
+            .map(|r| r.digest(&r.contents(Path::new("/nonexistent"))))
+            .collect();
         assert_eq!(digests.len(), BUILTIN_REPOS.len());
     }
 }

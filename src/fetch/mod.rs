@@ -17,6 +17,7 @@ pub mod builtin_repos;
 pub mod download;
 mod error;
 pub mod extract;
+pub mod host_cc;
 mod patch;
 mod populate;
 

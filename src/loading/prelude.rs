@@ -21,6 +21,8 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../prelude/test_suite.bzl"),
     ),
     ("toolchain.bzl", include_str!("../../prelude/toolchain.bzl")),
+    ("cc_common.bzl", include_str!("../../prelude/cc_common.bzl")),
+    ("cc.bzl", include_str!("../../prelude/cc.bzl")),
     ("native.bzl", include_str!("../../prelude/native.bzl")),
 ];
 

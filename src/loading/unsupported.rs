@@ -1,7 +1,7 @@
 //! Bazel's .bzl globals that forge does not implement yet, as values that refuse to be used
-//! by name: a .bzl file that mentions `cc_common` or `CcInfo` loads as it does in Bazel, and
+//! by name: a .bzl file that mentions `java_common` or `JavaInfo` loads as it does in Bazel, and
 //! the first call that needs one fails saying so — never a silent no-op, and never
-//! ``Variable `cc_common` not found`` for a whole file of which one function needed it.
+//! ``Variable `java_common` not found`` for a whole file of which one function needed it.
 
 use starlark::environment::GlobalsBuilder;
 
@@ -9,11 +9,10 @@ use super::providers::ProviderCallable;
 pub use crate::workspace::unsupported::Unsupported;
 
 /// Modules and functions: using any of them (calling it, or anything reached through it)
-/// is refused, naming the whole path (`cc_common.compile`).
+/// is refused, naming the whole path (`java_common.compile`).
 const MODULES: &[&str] = &[
     "android_common",
     "apple_common",
-    "cc_common",
     "coverage_common",
     "java_common",
     "java_proto_common",
@@ -34,15 +33,8 @@ pub const NATIVE_RULES: &[&str] = &[
     "android_local_test",
     "android_sdk",
     "available_xcodes",
-    "cc_binary",
-    "cc_host_toolchain_alias",
-    "cc_import",
-    "cc_libc_top_alias",
-    "cc_library",
     "cc_proto_library",
     "cc_shared_library",
-    "cc_test",
-    "cc_toolchain",
     "cc_toolchain_suite",
     "config_feature_flag",
     "environment",
@@ -75,8 +67,6 @@ pub const NATIVE_RULES: &[&str] = &[
 /// truth — but creating one is refused.
 const PROVIDERS: &[&str] = &[
     "AnalysisFailureInfo",
-    "CcInfo",
-    "CcToolchainConfigInfo",
     "DebugPackageInfo",
     "InstrumentedFilesInfo",
     "JavaInfo",

@@ -130,6 +130,8 @@ pub struct AqueryRequest<'a> {
     pub configuration: layout::OutputConfiguration,
     /// `--platforms`, `--host_platform`, `--extra_toolchains`.
     pub platforms: super::platforms::PlatformFlags,
+    /// `--copt`, `--linkopt`, `--features`, ...
+    pub cpp: crate::analysis::cpp_fragment::CppOptions,
     /// `--action_env`: part of each command's environment.
     pub action_env: BTreeMap<String, String>,
 }
@@ -220,6 +222,7 @@ pub fn aquery(
             output_groups: &[],
             configuration: &request.configuration,
             platforms: &request.platforms,
+            cpp: &request.cpp,
         },
     )?;
     errors.extend(planned.errors);

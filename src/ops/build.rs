@@ -50,6 +50,8 @@ pub struct BuildRequest<'a> {
     pub platforms: super::platforms::PlatformFlags,
     /// `--explain=FILE`: why each action ran, written there after execution.
     pub explain: Option<super::explain::ExplainRequest>,
+    /// `--copt`, `--linkopt`, `--features`, ...
+    pub cpp: crate::analysis::cpp_fragment::CppOptions,
 }
 
 /// What the front end hears while a build runs, in this order.
@@ -135,6 +137,7 @@ pub fn analyze(
             output_groups: &request.output_groups,
             configuration: &request.configuration,
             platforms: &request.platforms,
+            cpp: &request.cpp,
         },
     )?;
     events(BuildEvent::Analyzed(&planned));
@@ -203,6 +206,9 @@ pub fn build(
     if build_failed && !(request.for_tests && request.keep_going) {
         errors.push(Diagnostic::new("Build did NOT complete successfully"));
         return Err(Failure::from_diagnostics(errors));
+    }
+    if !build_failed && super::compdb::wanted(&request.output_groups) {
+        super::compdb::write(&plan, &exec_root, &workspace.root)?;
     }
     if build_failed {
         // The errors were reported as they happened; the front end says testing goes on.

@@ -45,6 +45,8 @@ pub struct CqueryRequest<'a> {
     pub output_configuration: layout::OutputConfiguration,
     /// `--platforms`, `--host_platform`, `--extra_toolchains`.
     pub platforms: &'a super::platforms::PlatformFlags,
+    /// `--copt`, `--linkopt`, `--features`, ...
+    pub cpp: crate::analysis::cpp_fragment::CppOptions,
     pub keep_going: bool,
     pub output: CqueryOutput,
     pub fetch: &'a crate::fetch::FetchOptions,
@@ -94,6 +96,7 @@ pub fn cquery(
         build_settings,
         output: request.output_configuration.clone(),
         platforms,
+        cpp: request.cpp.clone(),
     };
     let analysis = analysis::analyze(&graph, &universe, &config);
     errors.extend(analysis.errors.iter().cloned());

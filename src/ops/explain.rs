@@ -127,6 +127,8 @@ pub struct PlanSettings {
     pub configuration: crate::core::layout::OutputConfiguration,
     /// `--platforms`, `--host_platform`, `--extra_toolchains`.
     pub platforms: super::platforms::PlatformFlags,
+    /// `--copt`, `--linkopt`, `--features`, ...
+    pub cpp: crate::analysis::cpp_fragment::CppOptions,
 }
 
 /// `forge why`'s answer, in words: the target's own actions (last run, and now), then the
@@ -171,6 +173,7 @@ pub fn why(request: WhyRequest<'_>, waiting: &mut dyn FnMut(&str)) -> Result<Str
             output_groups: &[],
             configuration: &request.plan.configuration,
             platforms: &request.plan.platforms,
+            cpp: &request.plan.cpp,
         },
     )?;
     let plan = planned.plan;

@@ -23,6 +23,7 @@ pub mod build;
 pub mod clean;
 pub mod cquery;
 pub mod explain;
+pub mod compdb;
 pub mod fetch;
 pub mod info;
 pub mod plan;

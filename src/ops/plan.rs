@@ -35,6 +35,8 @@ pub struct PlanRequest<'a> {
     pub configuration: &'a layout::OutputConfiguration,
     /// `--platforms`, `--host_platform`, `--extra_toolchains`.
     pub platforms: &'a super::platforms::PlatformFlags,
+    /// `--copt`, `--linkopt`, `--features`, ...
+    pub cpp: &'a analysis::cpp_fragment::CppOptions,
 }
 
 /// A plan and how it came to be.
@@ -133,6 +135,11 @@ pub fn plan(workspace: &Arc<Workspace>, request: &PlanRequest<'_>) -> Result<Pla
     // given twice takes the last value (or, with allow_multiple, all of them in order).
     identity.extend(request.build_settings.iter().cloned());
     identity.extend(request.platforms.identity());
+    identity.extend(request.cpp.identity());
+    // The host compiler is found again only when loading runs: a changed CC or CXX plans again.
+    for var in ["CC", "CXX"] {
+        identity.push(format!("{var}={}", std::env::var(var).unwrap_or_default()));
+    }
     identity.extend(
         request
             .output_groups
@@ -315,6 +322,7 @@ fn plan_build(
         build_settings,
         output: request.configuration.clone(),
         platforms,
+        cpp: request.cpp.clone(),
     };
     let analysis_started = Instant::now();
     let analysis = analysis::analyze(&graph, &targets, &config);

@@ -108,10 +108,16 @@ fn expand_registrations(
 }
 
 /// The toolchains Bazel registers after the workspace's own: `(toolchain type, toolchain)`.
-const DEFAULT_TOOLCHAINS: &[(&str, &str)] = &[(
-    "@bazel_tools//tools/sh:toolchain_type",
-    "@local_config_sh//:local_sh_toolchain",
-)];
+const DEFAULT_TOOLCHAINS: &[(&str, &str)] = &[
+    (
+        "@bazel_tools//tools/sh:toolchain_type",
+        "@local_config_sh//:local_sh_toolchain",
+    ),
+    (
+        "@bazel_tools//tools/cpp:toolchain_type",
+        "@bazel_tools//tools/cpp:cc-toolchain-host",
+    ),
+];
 
 /// The toolchain types the rules of the loaded targets request.
 fn requested_types(graph: &TargetGraph) -> std::collections::BTreeSet<Label> {

@@ -590,6 +590,7 @@ impl Tests<'_> {
             // TEST_TMPDIR is the test's scratch space, not an output: whatever it leaves
             // there (sockets, FIFOs) is thrown away.
             scratch_dirs: vec![out("_tmp")],
+            discovery: None,
             env: BTreeMap::new(),
             requirements: unit
                 .spec

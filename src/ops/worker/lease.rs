@@ -238,6 +238,7 @@ fn try_run(
         scratch_dirs: scratch,
         env: BTreeMap::new(),
         requirements: vec![],
+        discovery: None,
     };
     let timeout = action
         .timeout

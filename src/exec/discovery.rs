@@ -1,0 +1,215 @@
+//! Input discovery, as Bazel does it for C++ compiles: an action that declares a dependency
+//! file (`.d`, written by the compiler with `-MD -MF`) and the inputs it may leave unread (the
+//! headers it may include) is keyed, once it has run, by the inputs the dependency file
+//! lists. A change to a declared header the compile did not include runs nothing.
+//!
+//! In: the action, its inputs' digests, the `.d` file after a run. Out: the key to cache the
+//! action under, and `<cache_dir>/discovered/<identity>` recording what was read, where
+//! `identity` is the action's key with the discoverable inputs' contents left out (so a
+//! header added to or removed from the declared set is a new identity that runs again).
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::core::{Action, Digest};
+
+use super::key::action_key;
+
+/// The inputs a dependency file lists: the paths after the first `target:`, with line
+/// continuations and escaped spaces read as make writes them.
+pub fn parse_dependency_file(text: &str) -> Vec<String> {
+    let joined = text.replace("\\\r\n", " ").replace("\\\n", " ");
+    let Some((_, deps)) = joined.split_once(": ") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut chars = deps.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&' ') => {
+                current.push(' ');
+                chars.next();
+            }
+            c if c.is_whitespace() => {
+                if !current.is_empty() {
+                    out.push(std::mem::take(&mut current));
+                }
+                // A second rule (`-MP` phony targets) lists nothing new.
+                if c == '\n' {
+                    break;
+                }
+            }
+            c => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out.into_iter().map(|p| normalize(&p)).collect()
+}
+
+/// `a/./b/../c` as `a/c`: the compiler writes a header reached as `"../x.h"` from `pkg/` as
+/// `pkg/../x.h`. A relative path leaving its root stays as it is.
+fn normalize(path: &str) -> String {
+    let absolute = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|p| *p != "..") => {
+                parts.pop();
+            }
+            _ => parts.push(part),
+        }
+    }
+    let joined = parts.join("/");
+    if absolute {
+        format!("/{joined}")
+    } else {
+        joined
+    }
+}
+
+/// Where each action identity's discovered inputs are kept.
+pub struct DiscoveredInputs {
+    dir: PathBuf,
+}
+
+impl DiscoveredInputs {
+    pub fn new(cache_dir: &Path) -> DiscoveredInputs {
+        DiscoveredInputs {
+            dir: cache_dir.join("discovered"),
+        }
+    }
+
+    fn path(&self, identity: &Digest) -> PathBuf {
+        self.dir.join(identity.to_hex())
+    }
+
+    /// The discoverable inputs the last run of `identity` read, if it ran.
+    pub fn get(&self, identity: &Digest) -> Option<BTreeSet<String>> {
+        let text = fs::read_to_string(self.path(identity)).ok()?;
+        Some(text.lines().map(str::to_owned).collect())
+    }
+
+    /// Records what a run of `identity` read; only a cache, so a failed write means the
+    /// action runs again next time.
+    pub fn put(&self, identity: &Digest, used: &BTreeSet<String>) {
+        let mut text = String::new();
+        for u in used {
+            text.push_str(u);
+            text.push('\n');
+        }
+        let _ = crate::core::fs::write_atomic(&self.path(identity), text.as_bytes());
+    }
+}
+
+/// The key of `action` over its inputs, the discoverable ones left out unless in `used`
+/// (`None`: all left out, by path only — the identity).
+pub fn key_with(
+    action: &Action,
+    env: &std::collections::BTreeMap<String, String>,
+    inputs: &[(&str, Digest)],
+    used: Option<&BTreeSet<String>>,
+) -> Digest {
+    let Some(discovery) = &action.discovery else {
+        return action_key(action, env, inputs);
+    };
+    let discoverable: BTreeSet<&str> = discovery.discoverable.iter().map(|p| p.as_str()).collect();
+    let unread = Digest([0; 32]);
+    let kept: Vec<(&str, Digest)> = inputs
+        .iter()
+        .filter_map(|&(path, digest)| {
+            if !discoverable.contains(path) {
+                return Some((path, digest));
+            }
+            match used {
+                None => Some((path, unread)),
+                Some(used) if used.contains(path) => Some((path, digest)),
+                Some(_) => None,
+            }
+        })
+        .collect();
+    action_key(action, env, &kept)
+}
+
+/// Bazel's "undeclared inclusion" error when the dependency file lists a file of the exec
+/// root (a relative path) that is not an input: the sandbox hides such files, but a command
+/// run unsandboxed (`--spawn_strategy=local`, `no-sandbox`) would read them unseen.
+pub fn undeclared_inclusions(action: &Action, exec_root: &Path) -> Option<String> {
+    let discovery = action.discovery.as_ref()?;
+    let text = fs::read_to_string(exec_root.join(&discovery.dependency_file)).ok()?;
+    let listed = parse_dependency_file(&text);
+    let source = listed.first()?.clone();
+    let undeclared: Vec<String> = listed
+        .iter()
+        .filter(|p| !Path::new(p).is_absolute())
+        .filter(|p| {
+            action
+                .inputs
+                .binary_search_by(|i| i.as_str().cmp(p))
+                .is_err()
+        })
+        .map(|p| format!("'{p}'"))
+        .collect();
+    if undeclared.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "undeclared inclusion(s) in rule '{}': this rule is missing dependency declarations \
+         for the following files included by '{source}':\n  {}",
+        action.owner,
+        undeclared.join("\n  ")
+    ))
+}
+
+/// The discoverable inputs of `action` its dependency file (now in `exec_root`) lists; every
+/// discoverable input when the file cannot be read, so nothing is left out by mistake.
+pub fn used_inputs(action: &Action, exec_root: &Path) -> BTreeSet<String> {
+    let Some(discovery) = &action.discovery else {
+        return BTreeSet::new();
+    };
+    let all = || {
+        discovery
+            .discoverable
+            .iter()
+            .map(|p| p.to_string())
+            .collect()
+    };
+    let Ok(text) = fs::read_to_string(exec_root.join(&discovery.dependency_file)) else {
+        return all();
+    };
+    let listed: BTreeSet<String> = parse_dependency_file(&text).into_iter().collect();
+    if listed.is_empty() {
+        return all();
+    }
+    discovery
+        .discoverable
+        .iter()
+        .filter(|p| listed.contains(p.as_str()))
+        .map(|p| p.to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dependency_file_lists_its_inputs() {
+        let text = "out/a.pic.o: \\\n main/a.cc ./lib/a.h main/../lib/b.h \\\n /usr/include/stdio.h dir/with\\ space.h\n\nlib/a.h:\n";
+        assert_eq!(
+            parse_dependency_file(text),
+            [
+                "main/a.cc",
+                "lib/a.h",
+                "lib/b.h",
+                "/usr/include/stdio.h",
+                "dir/with space.h"
+            ]
+        );
+        assert!(parse_dependency_file("garbage").is_empty());
+    }
+}
