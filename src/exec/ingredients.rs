@@ -500,6 +500,7 @@ mod tests {
             scratch_dirs: vec![],
             env: BTreeMap::new(),
             requirements: vec![],
+            discovery: None,
         }
     }
 

@@ -297,6 +297,7 @@ mod tests {
             scratch_dirs: vec![],
             env: BTreeMap::new(),
             requirements: vec![],
+            discovery: None,
         };
         let f = |kind, p: &str| Filter {
             kind,
