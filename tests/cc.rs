@@ -37,6 +37,8 @@ fn compiled(run: &Run) -> Vec<String> {
 fn tree() -> Workspace {
     let ws = Workspace::empty();
     ws.write("WORKSPACE", "workspace(name = \"cctree\")\n");
+    // Every action's progress line, not a paced few: tests read which compiles ran.
+    ws.write(".bazelrc", "build --show_progress_rate_limit=0\n");
     ws.write(
         "lib/BUILD",
         r#"

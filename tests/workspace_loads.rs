@@ -424,6 +424,9 @@ fn native_functions_and_existing_rules_in_a_workspace_macro() {
     ws.write("third_party/lib/lib.txt", "lib\n");
     ws.write("third_party/plain/note.txt", "note\n");
     ws.write(".bazelignore", "third_party\n");
+    // What the macro registers exists, as toolchain resolution reads it.
+    ws.write("toolchains/BUILD", "");
+    ws.write("platforms/BUILD", "platform(name = 'local')\n");
     ws.write(
         "BUILD",
         "genrule(name = 'g', srcs = ['//external:lib_alias', '@seen_lib//:note.txt'], outs = ['g.txt'], cmd = 'cat $(SRCS) > $@')\n",
