@@ -943,7 +943,10 @@ which_compiler = rule(
     assert!(
         ["cc", "gcc", "clang", "c++", "g++"]
             .iter()
-            .any(|name| compiler.rsplit('/').next().is_some_and(|f| f.starts_with(name))),
+            .any(|name| compiler
+                .rsplit('/')
+                .next()
+                .is_some_and(|f| f.starts_with(name))),
         "not a C compiler: {compiler}"
     );
 }

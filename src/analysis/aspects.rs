@@ -21,9 +21,9 @@ use starlark::values::{
 use thiserror::Error;
 
 use super::Analyzed;
+use super::ConfiguredLabel;
 use super::action_value::ActionValue;
 use super::values::{TargetInfo, TargetInfoGen};
-use super::ConfiguredLabel;
 use crate::core::{Label, PackageId};
 use crate::graph::TargetGraph;
 use crate::loading::{

@@ -335,13 +335,16 @@ mod tests {
             cpu: crate::core::layout::host_cpu(),
             compilation_mode: "fastbuild".into(),
         };
-        Configuration::of(&BuildOptions::top_level(
-            &output,
-            BTreeMap::new(),
-            stamp,
-            BTreeMap::new(),
-            Default::default(),
-        ), &crate::analysis::platforms::machine_platform())
+        Configuration::of(
+            &BuildOptions::top_level(
+                &output,
+                BTreeMap::new(),
+                stamp,
+                BTreeMap::new(),
+                Default::default(),
+            ),
+            &crate::analysis::platforms::machine_platform(),
+        )
     }
 
     #[test]

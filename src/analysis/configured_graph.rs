@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use starlark::values::{OwnedFrozenValue, ValueLike};
 
+use super::configuration::ConfigKind;
 use super::configuration::{Config, ConfiguredLabel};
 use super::configured::Settings;
-use super::configuration::ConfigKind;
 use super::platforms::{Platform, PlatformConfig};
 use super::toolchains::{self, ResolutionError, Resolved};
 use super::transitions;

@@ -262,7 +262,10 @@ impl BuildEventFiles {
         let cpu = config.split('-').next().unwrap_or_default().to_owned();
         self.write(
             &Msg::new()
-                .msg("id", id("configuration", configuration_id(&self.configuration)))
+                .msg(
+                    "id",
+                    id("configuration", configuration_id(&self.configuration)),
+                )
                 .msg(
                     "configuration",
                     Msg::new()
@@ -358,7 +361,10 @@ impl BuildEventFiles {
             );
             self.write(
                 &Msg::new()
-                    .msg("id", id("target_completed", label_id(label, &self.configuration)))
+                    .msg(
+                        "id",
+                        id("target_completed", label_id(label, &self.configuration)),
+                    )
                     .msg("completed", completed),
             );
         }
@@ -483,7 +489,10 @@ impl BuildEventFiles {
                 .long("total_run_duration_millis", total_millis);
             self.write(
                 &Msg::new()
-                    .msg("id", id("test_summary", label_id(&result.label, &self.configuration)))
+                    .msg(
+                        "id",
+                        id("test_summary", label_id(&result.label, &self.configuration)),
+                    )
                     .msg("test_summary", summary),
             );
         }

@@ -91,9 +91,7 @@ pub fn declaration_globals(builder: &mut GlobalsBuilder) {
         // Options of Bazel 4 forge cannot honour yet: a rule given one with a value that
         // means something is recorded, and refused when a target of it is analysed, so the
         // .bzl file (and every other rule in it) loads as in Bazel.
-        const DEFERRED: &[(&str, &str)] = &[
-            ("exec_groups", "forge has no execution groups yet"),
-        ];
+        const DEFERRED: &[(&str, &str)] = &[("exec_groups", "forge has no execution groups yet")];
         // Options of later Bazels: refused at once when given a value that means something.
         const REFUSED: &[(&str, &str)] = &[
             ("initializer", "forge does not run rule initializers"),
