@@ -66,6 +66,9 @@ pub struct PackageBuilder {
     /// `package(default_testonly = ..., default_deprecation = ...)`: attribute values for
     /// the package's rules that do not set them.
     pub attr_defaults: Box<[(String, AttrValue)]>,
+    /// What evaluating the BUILD file read (the file itself, the directories its globs
+    /// listed), kept with the package in the package store.
+    pub reads: crate::workspace::fs_deps::FsDeps,
 }
 
 impl PackageBuilder {

@@ -6,10 +6,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+use serde::{Deserialize, Serialize};
+
 use crate::core::{Label, Location, PackageId};
 
 /// An attribute value after type-checking and label resolution at the rule call.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum AttrValue {
     None,
     Bool(bool),
@@ -29,13 +31,13 @@ pub enum AttrValue {
 }
 
 /// Bazel's `SelectorList`: parts concatenated in order, each plain or a selector.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Select {
     pub parts: Vec<SelectPart>,
 }
 
 /// One operand of a `+` chain that involves `select()`.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum SelectPart {
     /// A value written directly (`["a"]` in `["a"] + select(...)`), already coerced.
     Plain(AttrValue),
@@ -43,7 +45,7 @@ pub enum SelectPart {
     Selector(Selector),
 }
 
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Selector {
     /// Condition labels (config_setting or constraint_value targets, or
     /// `//conditions:default`) with their values, in the order written.
@@ -169,7 +171,7 @@ impl AttrValue {
 }
 
 /// What kind of target a label names.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum TargetKind {
     /// An instance of a rule; `class` is the rule's name (`genrule`, `my_rule`).
     Rule(RuleTarget),
@@ -181,7 +183,7 @@ pub enum TargetKind {
     PackageGroup(PackageGroup),
 }
 
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct RuleTarget {
     /// The rule's exported name, as users call it (`genrule`).
     pub class: String,
@@ -199,7 +201,7 @@ pub struct RuleTarget {
     pub build_setting: Option<super::build_setting::BuildSetting>,
 }
 
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct MacroCall {
     /// The rule call inside the macro's `.bzl` file.
     pub location: Location,
@@ -208,7 +210,7 @@ pub struct MacroCall {
 }
 
 /// One entry of `package_group(packages = [...])`.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum PackageSpec {
     /// `//pkg`
     Exact(PackageId),
@@ -218,7 +220,7 @@ pub enum PackageSpec {
     All,
 }
 
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct PackageGroup {
     pub packages: Vec<PackageSpec>,
     pub includes: Vec<Label>,
@@ -227,7 +229,7 @@ pub struct PackageGroup {
 /// Who may depend on a target, as written after label resolution.
 pub type Visibility = Vec<Label>;
 
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Target {
     pub label: Label,
     pub kind: TargetKind,
@@ -272,7 +274,7 @@ impl Target {
 }
 
 /// One loaded package: its targets and what its loading read.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Package {
     pub id: PackageId,
     /// Absolute path of the package directory.
