@@ -41,7 +41,12 @@ pub fn query(
     report: &mut dyn FnMut(String),
     out: &mut dyn Write,
 ) -> Result<Vec<Diagnostic>, Failure> {
-    let loader = Loader::new(workspace).map_err(Failure::from)?;
+    // Packages whose inputs are unchanged come from the store the builds fill, and a query
+    // stores what it evaluates for the next command.
+    let store = super::plan::package_store(&workspace);
+    let loader = Loader::new(workspace)
+        .map_err(Failure::from)?
+        .with_package_store(store);
     let mut graph = TargetGraph::new(&loader);
 
     let evaluation = {
