@@ -126,7 +126,8 @@ fn a_damaged_stored_plan_is_planned_again_and_stored_healthy() {
         // Planned afresh (analysed again; the package is unchanged, so it comes from the
         // package store) and stored again whole: the next build reuses it.
         assert!(
-            run.stderr.contains("(0 packages loaded, 1 target configured)"),
+            run.stderr
+                .contains("(0 packages loaded, 1 target configured)"),
             "{what}: {}",
             run.stderr
         );

@@ -116,7 +116,9 @@ impl Model {
                 recursive: dir == "p3",
             });
             model.packages.push(package);
-            model.sources.insert(format!("{dir}/src/a.txt"), "a\n".into());
+            model
+                .sources
+                .insert(format!("{dir}/src/a.txt"), "a\n".into());
         }
         let n = model.name();
         model.packages[1].decls.push(Decl::M2 { name: n });
@@ -157,8 +159,7 @@ impl Model {
         files.insert("defs/m2.bzl".into(), m2);
         for package in &self.packages {
             let mut text = String::new();
-            let uses =
-                |f: fn(&Decl) -> bool| package.decls.iter().any(f).then_some(()).is_some();
+            let uses = |f: fn(&Decl) -> bool| package.decls.iter().any(f).then_some(()).is_some();
             if uses(|d| matches!(d, Decl::M1 { .. })) {
                 text.push_str("load(\"//defs:m1.bzl\", \"m1\")\n");
             }
@@ -227,11 +228,7 @@ impl Model {
                     .then(|| candidates[rng.below(candidates.len())].clone());
                 let name = self.name();
                 let decl = match rng.below(4) {
-                    0 => Decl::Genrule {
-                        name,
-                        text: 0,
-                        dep,
-                    },
+                    0 => Decl::Genrule { name, text: 0, dep },
                     1 => Decl::M1 { name, dep },
                     2 => Decl::M2 { name },
                     _ => Decl::Glob {
@@ -283,7 +280,11 @@ impl Model {
             }
             9 | 10 => {
                 let sub = ["src", "src/deep", "data", "data/sub", "other"][rng.below(5)];
-                let ext = if sub.starts_with("data") { "dat" } else { "txt" };
+                let ext = if sub.starts_with("data") {
+                    "dat"
+                } else {
+                    "txt"
+                };
                 let path = format!("{dir}/{sub}/f{}.{ext}", rng.below(6));
                 if self.sources.remove(&path).is_some() {
                     format!("{path} deleted")
@@ -423,7 +424,12 @@ fn build(
         }
     }
     let plans: Vec<serde_json::Value> = fs::read_dir(output_base.join("cache/plans"))
-        .map(|entries| entries.flatten().map(|e| comparable_plan(&e.path())).collect())
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| comparable_plan(&e.path()))
+                .collect()
+        })
         .unwrap_or_default();
     (run.code, outputs, plans)
 }
@@ -470,14 +476,19 @@ fn random_edits_give_what_loading_from_scratch_gives() {
             builds += 1;
             let got = build(&ws, &incremental);
             let want = build(&ws, &fresh);
-            assert_eq!(got.0, want.0, "build exit codes after:\n{}", history.join("\n"));
-            assert_eq!(got.1, want.1, "build outputs after:\n{}", history.join("\n"));
             assert_eq!(
-                got.2,
-                want.2,
-                "stored plans after:\n{}",
+                got.0,
+                want.0,
+                "build exit codes after:\n{}",
                 history.join("\n")
             );
+            assert_eq!(
+                got.1,
+                want.1,
+                "build outputs after:\n{}",
+                history.join("\n")
+            );
+            assert_eq!(got.2, want.2, "stored plans after:\n{}", history.join("\n"));
         }
         fs::remove_dir_all(&fresh).ok();
     }
@@ -528,14 +539,23 @@ fn macro_workspace() -> Workspace {
         "d/BUILD",
         "genrule(name = \"d\", outs = [\"d.out\"], cmd = \"echo d > $@\")\n",
     );
+    // A rule of its own: analysis evaluates rule.bzl even when //e comes from the store.
+    ws.write(
+        "defs/rule.bzl",
+        "def _impl(ctx):\n    out = ctx.actions.declare_file(ctx.label.name + \".txt\")\n    ctx.actions.write(out, ctx.attr.text)\n    return [DefaultInfo(files = depset([out]))]\n\ntext_rule = rule(implementation = _impl, attrs = {\"text\": attr.string()})\n",
+    );
+    ws.write(
+        "e/BUILD",
+        "load(\"//defs:rule.bzl\", \"text_rule\")\ntext_rule(name = \"e\", text = \"custom\")\n",
+    );
     ws
 }
 
 #[test]
 fn a_bzl_edit_loads_again_exactly_the_packages_that_load_it() {
     let ws = macro_workspace();
-    // Five packages: //defs, //a, //b, //c, //d.
-    assert_eq!(packages_loaded(&ws.forge(&["build", "//..."])), 5);
+    // Six packages: //defs, //a, //b, //c, //d, //e.
+    assert_eq!(packages_loaded(&ws.forge(&["build", "//..."])), 6);
     assert_eq!(packages_loaded(&ws.forge(&["build", "//..."])), 0);
 
     // base.bzl is loaded by //a directly and by //b through wrap.bzl.
@@ -560,11 +580,13 @@ fn a_bzl_edit_loads_again_exactly_the_packages_that_load_it() {
         "# a comment\ngenrule(name = \"d\", outs = [\"d.out\"], cmd = \"echo d > $@\")\n",
     );
     assert_eq!(packages_loaded(&ws.forge(&["build", "//..."])), 1);
-    // A package the plan does not change is still not evaluated again for another command.
+    // Another command line plans again from stored packages only; //e's rule still runs.
+    fs::remove_file(ws.root().join("forge-bin/e/e.txt")).unwrap();
     assert_eq!(
         packages_loaded(&ws.forge(&["build", "--define=x=1", "//..."])),
         0
     );
+    assert_eq!(out("e/e.txt"), "custom");
 }
 
 fn store_entries(ws: &Workspace) -> Vec<PathBuf> {
@@ -581,9 +603,9 @@ fn store_entries(ws: &Workspace) -> Vec<PathBuf> {
 #[test]
 fn a_damaged_store_entry_is_loaded_again_and_stored_healthy() {
     let ws = macro_workspace();
-    assert_eq!(packages_loaded(&ws.forge(&["build", "//..."])), 5);
+    assert_eq!(packages_loaded(&ws.forge(&["build", "//..."])), 6);
     let entries = store_entries(&ws);
-    assert_eq!(entries.len(), 5, "{entries:?}");
+    assert_eq!(entries.len(), 6, "{entries:?}");
     // Damaged in the middle of the body (where a label or a command is) and cut short.
     for (i, entry) in entries.iter().enumerate() {
         let mut bytes = fs::read(entry).unwrap();
@@ -597,7 +619,7 @@ fn a_damaged_store_entry_is_loaded_again_and_stored_healthy() {
     }
     // Another command line misses the plan cache and goes to the package store.
     let run = ws.forge(&["build", "--define=x=1", "//..."]);
-    assert_eq!(packages_loaded(&run), 5);
+    assert_eq!(packages_loaded(&run), 6);
     let out = |p: &str| fs::read_to_string(ws.root().join(format!("forge-bin/{p}"))).unwrap();
     assert_eq!(out("a/a.out"), "base\n");
     assert_eq!(out("d/d.out"), "d\n");
@@ -642,7 +664,7 @@ fn query_reuses_the_stored_packages_and_replaces_only_what_changed() {
         run.stdout
     };
     let first = query(&ws);
-    assert_eq!(first, "//a:a\n//b:b\n//c:c\n//d:d\n");
+    assert_eq!(first, "//a:a\n//b:b\n//c:c\n//d:d\n//e:e\n");
     let output_base = {
         // query makes no forge-* links: find the output base under the cache directory.
         let found: Vec<PathBuf> = walkdir::WalkDir::new(ws.cache_dir())
@@ -662,7 +684,7 @@ fn query_reuses_the_stored_packages_and_replaces_only_what_changed() {
             .collect()
     };
     let before = stamps();
-    assert_eq!(before.len(), 5);
+    assert_eq!(before.len(), 6);
     std::thread::sleep(std::time::Duration::from_millis(20));
     assert_eq!(query(&ws), first);
     assert_eq!(stamps(), before, "an unchanged workspace rewrites no entry");
@@ -671,7 +693,7 @@ fn query_reuses_the_stored_packages_and_replaces_only_what_changed() {
         "c/BUILD",
         "load(\"//defs:other.bzl\", \"other\")\nother(\"c\")\nother(\"c2\")\n",
     );
-    assert_eq!(query(&ws), "//a:a\n//b:b\n//c:c\n//c:c2\n//d:d\n");
+    assert_eq!(query(&ws), "//a:a\n//b:b\n//c:c\n//c:c2\n//d:d\n//e:e\n");
     let after = stamps();
     let rewritten: BTreeSet<&PathBuf> = after
         .iter()

@@ -8,7 +8,16 @@ use std::fmt;
 /// A point in a BUILD or .bzl file: a workspace-relative path (or `external/<repo>/...`),
 /// 1-based line and column.
 #[derive(
-    Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, serde::Serialize, serde::Deserialize,
+    Clone,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Debug,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 pub struct Location {
     pub file: String,

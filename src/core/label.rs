@@ -56,7 +56,16 @@ impl<'de> serde::Deserialize<'de> for Label {
 
 /// The package and repository a relative label is read against.
 #[derive(
-    Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, serde::Serialize, serde::Deserialize,
+    Clone,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Debug,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 pub struct PackageId {
     pub repo: String,

@@ -16,7 +16,8 @@ use crate::loading::target::{AttrValue, Target, Visibility};
 #[derive(Debug)]
 pub enum FileKind {
     /// A BUILD file: rule calls add targets to the package.
-    Build(RefCell<PackageBuilder>),
+    // Boxed: a package being built is large, and `Bzl` is empty.
+    Build(Box<RefCell<PackageBuilder>>),
     /// A .bzl file (or the prelude): rules and macros may be defined, not called.
     Bzl,
 }

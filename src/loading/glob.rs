@@ -145,7 +145,9 @@ pub fn glob(
         .into_iter()
         .filter_entry(|e| {
             // Do not descend into subpackages: their files belong to them.
-            !(e.file_type().is_dir() && e.depth() > 0 && is_package_dir(e.path(), &mut reads.borrow_mut()))
+            !(e.file_type().is_dir()
+                && e.depth() > 0
+                && is_package_dir(e.path(), &mut reads.borrow_mut()))
         });
     for entry in walker.flatten() {
         let is_dir = entry.file_type().is_dir();
@@ -240,7 +242,13 @@ mod tests {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, "").unwrap();
         }
-        let got = glob(root, &[p("**/*.txt")], &[p("b.txt")], true, &mut FsDeps::default());
+        let got = glob(
+            root,
+            &[p("**/*.txt")],
+            &[p("b.txt")],
+            true,
+            &mut FsDeps::default(),
+        );
         assert_eq!(got, vec![".hidden.txt", "a.txt", "sub/c.txt"]);
         let dirs = glob(root, &[p("*")], &[], false, &mut FsDeps::default());
         assert!(dirs.contains(&"sub".to_owned()));

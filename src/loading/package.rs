@@ -118,7 +118,7 @@ impl Loader {
             let ctx = EvalContext {
                 base: id.clone(),
                 file: build_label.clone(),
-                kind: FileKind::Build(RefCell::new(PackageBuilder {
+                kind: FileKind::Build(Box::new(RefCell::new(PackageBuilder {
                     id: id.clone(),
                     dir: dir.clone(),
                     targets: BTreeMap::new(),
@@ -128,7 +128,7 @@ impl Loader {
                     referenced: Vec::new(),
                     attr_defaults: Box::default(),
                     reads,
-                })),
+                }))),
             };
             {
                 let mut eval = Evaluator::new(&module);

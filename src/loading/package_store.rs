@@ -100,7 +100,11 @@ mod tests {
     use crate::loading::Loader;
     use crate::workspace::{OutputBaseOptions, Workspace};
 
-    fn loader(root: &std::path::Path, out: &std::path::Path, store_dir: &std::path::Path) -> Loader {
+    fn loader(
+        root: &std::path::Path,
+        out: &std::path::Path,
+        store_dir: &std::path::Path,
+    ) -> Loader {
         let options = OutputBaseOptions {
             output_base: Some(out.to_owned()),
             output_user_root: None,
@@ -133,13 +137,16 @@ mod tests {
         let store_dir = dir.path().join("store");
         let id = PackageId::new("", "pkg");
         let first = loader(&root, &dir.path().join("out"), &store_dir);
-        let package = first.load_package(&id).ok().expect("package loads");
+        let package = first.load_package(&id).expect("package loads");
         assert_eq!(first.packages_evaluated(), 1);
 
         let store = PackageStore::new(store_dir.clone(), Digest::of_bytes(b"salt"));
         let (stored, reads) = store.load(&id).expect("stored");
         assert_eq!(stored, package);
-        assert!(reads.len() >= 3, "BUILD, defs.bzl and the glob's listing: {reads:?}");
+        assert!(
+            reads.len() >= 3,
+            "BUILD, defs.bzl and the glob's listing: {reads:?}"
+        );
 
         // Another salt (another forge, another WORKSPACE): not reused.
         let other = PackageStore::new(store_dir.clone(), Digest::of_bytes(b"other"));
@@ -155,14 +162,14 @@ mod tests {
 
         // A new file the glob matches: the package is evaluated again.
         let second = loader(&root, &dir.path().join("out"), &store_dir);
-        second.load_package(&id).ok().expect("package loads");
+        second.load_package(&id).expect("package loads");
         assert_eq!(second.packages_evaluated(), 1, "damaged entry re-evaluated");
         let third = loader(&root, &dir.path().join("out"), &store_dir);
-        third.load_package(&id).ok().expect("package loads");
+        third.load_package(&id).expect("package loads");
         assert_eq!(third.packages_evaluated(), 0, "unchanged package reused");
         fs::write(root.join("pkg/new.txt"), "").unwrap();
         let fourth = loader(&root, &dir.path().join("out"), &store_dir);
-        let grown = fourth.load_package(&id).ok().expect("package loads");
+        let grown = fourth.load_package(&id).expect("package loads");
         assert_eq!(fourth.packages_evaluated(), 1);
         assert!(grown.targets.contains_key("new.txt"));
     }
