@@ -617,6 +617,17 @@ fn a_damaged_store_entry_is_loaded_again_and_stored_healthy() {
         }
         fs::write(entry, bytes).unwrap();
     }
+    // The same command reuses its plan: the package store is not even read.
+    let damaged: Vec<Vec<u8>> = entries.iter().map(|e| fs::read(e).unwrap()).collect();
+    let run = ws.forge(&["build", "//..."]);
+    assert!(
+        run.stderr
+            .contains("(0 packages loaded, 0 targets configured)"),
+        "{}",
+        run.both()
+    );
+    let after: Vec<Vec<u8>> = entries.iter().map(|e| fs::read(e).unwrap()).collect();
+    assert!(after == damaged, "a no-op build left the store alone");
     // Another command line misses the plan cache and goes to the package store.
     let run = ws.forge(&["build", "--define=x=1", "//..."]);
     assert_eq!(packages_loaded(&run), 6);
