@@ -190,6 +190,7 @@ pub struct RuleTarget {
     /// Where the rule was defined: `@prelude//:genrule.bzl` or a user `.bzl` label.
     pub defined_in: String,
     /// Every attribute, with defaults filled in for those the call left out.
+    #[serde(deserialize_with = "sorted_map")]
     pub attrs: BTreeMap<String, AttrValue>,
     /// The attributes the rule call gave explicitly (what `--output=build` prints).
     pub explicit: BTreeSet<String>,
@@ -283,7 +284,44 @@ pub struct Package {
     pub build_file: Label,
     /// Every .bzl file loaded, directly or transitively, sorted.
     pub bzl_files: Vec<Label>,
+    #[serde(deserialize_with = "sorted_map")]
     pub targets: BTreeMap<String, Target>,
     pub default_visibility: Visibility,
     pub features: Vec<String>,
+}
+
+/// A map read back from the package store: its entries were written in key order, so they
+/// are collected and built in one go (`BTreeMap::from_iter` builds sorted input in linear
+/// time) instead of being inserted one by one, which compared keys for every entry and was
+/// the largest cost of reading a stored package.
+fn sorted_map<'de, D, K, V>(deserializer: D) -> Result<BTreeMap<K, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    K: Deserialize<'de> + Ord,
+    V: Deserialize<'de>,
+{
+    struct Entries<K, V>(std::marker::PhantomData<(K, V)>);
+
+    impl<'de, K: Deserialize<'de> + Ord, V: Deserialize<'de>> serde::de::Visitor<'de>
+        for Entries<K, V>
+    {
+        type Value = BTreeMap<K, V>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(4096));
+            while let Some(entry) = map.next_entry()? {
+                entries.push(entry);
+            }
+            Ok(entries.into_iter().collect())
+        }
+    }
+
+    deserializer.deserialize_map(Entries(std::marker::PhantomData))
 }
