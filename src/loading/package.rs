@@ -66,7 +66,7 @@ impl Loader {
             .iter()
             .take_while(|name| **name != build_label.name)
         {
-            let _ = fs_deps::read_to_string_into(&dir.join(name), &mut reads);
+            fs_deps::missing_into(&dir.join(name), &mut reads);
         }
         let source = fs_deps::read_to_string_into(&path, &mut reads)
             .at("read", &path)

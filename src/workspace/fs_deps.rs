@@ -122,6 +122,13 @@ pub fn read_to_string_into(path: &Path, deps: &mut FsDeps) -> io::Result<String>
     text
 }
 
+/// Notes in `deps` only that `path` was found not to be a file. The recorder is not told:
+/// what it keeps for a plan already holds the listing of the directory, which shows the
+/// file appearing (and a plan checks every path it holds on every no-op build).
+pub fn missing_into(path: &Path, deps: &mut FsDeps) {
+    deps.insert(path, false, &seen(None, None));
+}
+
 /// Notes that loading looked at the entries of `dir` (call before listing it).
 pub fn listed(dir: &Path) {
     // Once per directory: analysis asks for the directory of every source file it checks,
@@ -155,12 +162,20 @@ pub fn listed_into(dir: &Path, deps: &mut FsDeps) {
     deps.insert(dir, true, &seen);
 }
 
-/// Notes everything in `deps` in the recorder: loading reused a result that read them, so a
-/// plan made from it depends on them as if they had been read now.
+/// Notes what `deps` read in the recorder: loading reused a result that read them, so a
+/// plan made from it depends on them as if they had been read now. Files noted missing
+/// (`missing_into`) are left out, as they would have been.
 pub fn note_all(deps: &FsDeps) {
     let mut recorder = RECORDER.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(recorder) = recorder.as_mut() {
-        recorder.merge(deps);
+        for (path, seen) in &deps.files {
+            if seen.content.is_some() {
+                recorder.insert(path, false, seen);
+            }
+        }
+        for (path, seen) in &deps.dirs {
+            recorder.insert(path, true, seen);
+        }
     }
 }
 
