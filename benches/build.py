@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Build benchmark: generates a layered DAG of N genrules and times `forge build //...`
 against `ninja` doing the same work on the same graph: a clean build, a no-op build and the
-rebuild after one leaf source changes.
+rebuild after one leaf source changes; then forge alone: a comment added to one BUILD file
+and the build after it (with the package store, and with the store emptied first, which is
+what every BUILD edit cost before it), and `forge query //...` from a fresh process with the
+package store filled and empty.
 
 Usage: python3 benches/build.py [--forge PATH] [--sizes 1000,5000] [--runs N] [--keep DIR]
 
@@ -111,6 +114,14 @@ class Forge:
         self.binary, self.ws, self.jobs, self.env = binary, ws, jobs, env
         self.output_base = None
 
+    def query(self, expr="//..."):
+        secs, out = run([self.binary, "--output_base", self.output_base, "query", expr], self.ws, self.env)
+        return secs, len(out.splitlines())
+
+    def forget_packages(self):
+        """Empties the package store: every package is evaluated again."""
+        shutil.rmtree(os.path.join(self.output_base, "cache", "packages"), ignore_errors=True)
+
     def build(self, measure_memory=False, strategy="local"):
         cmd = [self.binary, "--output_base", self.output_base, "build", "-j", str(self.jobs),
                "--spawn_strategy=" + strategy, "//..."]
@@ -121,6 +132,7 @@ class Forge:
         if not m:
             sys.exit("no 'N actions executed' line in forge's output:\n" + out[-4000:])
         rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", out)
+        self.last_output = out
         return secs, int(m.group(1)), (int(rss.group(1)) / 1024 if rss else None)
 
     def clean(self, root, tag):
@@ -152,6 +164,17 @@ class Ninja:
         for pkg in os.listdir(self.d):
             if pkg.startswith("p"):
                 os.makedirs(os.path.join(self.d, "out", pkg))
+
+
+def comment_build_file(ws, k):
+    """Adds a comment to the first package's BUILD file: its targets stay the same."""
+    with open(os.path.join(ws, package_of(0), "BUILD"), "a") as f:
+        f.write("# comment %d\n" % k)
+
+
+def packages_loaded(out):
+    m = re.search(r"\((\d+) packages? loaded", out)
+    return int(m.group(1)) if m else -1
 
 
 def touch_leaf(ws, nj, k):
@@ -228,6 +251,39 @@ def bench(root, n, forge_bin, jobs, runs):
     results["incremental"] = (f, k)
     print(fmt_row("one leaf changed", f, k, "median of %d edits, %d affected; target <= %.1fx ninja" % (
         edits, affected(n), INCREMENTAL_RATIO)), flush=True)
+
+    # A comment added to one BUILD file, then build: the stored plan no longer holds, the
+    # edited package is loaded again and the others come from the package store (analysis
+    # still covers every target). Then the same with the store emptied before each build.
+    for store in (True, False):
+        fs, loaded = [], []
+        for e in range(edits):
+            comment_build_file(ws, e + (0 if store else 100))
+            if not store:
+                forge.forget_packages()
+            fs.append(forge.build(measure_memory=True))
+            loaded.append(packages_loaded(forge.last_output))
+        f = statistics.median(x[0] for x in fs)
+        rss = max(x[2] or 0 for x in fs)
+        what = "BUILD comment, build" if store else "  same, store emptied"
+        results["comment" if store else "comment_nostore"] = f
+        print("%-22s forge %7.3f s  (%s packages loaded, %d actions, peak %.0f MB; median of %d)" % (
+            what, f, "/".join(str(x) for x in sorted(set(loaded))), max(x[1] for x in fs), rss, edits), flush=True)
+
+    # forge query //... from a fresh process: the package store filled (by the builds above),
+    # and emptied before each run (every BUILD file evaluated).
+    for store in (True, False):
+        qs = []
+        for _ in range(runs):
+            if not store:
+                forge.forget_packages()
+            qs.append(forge.query())
+        q = statistics.median(x[0] for x in qs)
+        results["query" if store else "query_nostore"] = q
+        print("%-22s forge %7.3f s  (%d labels; median of %d, min %.3f s)" % (
+            "query //..." if store else "  same, store emptied", q, qs[0][1], runs, min(x[0] for x in qs)),
+            flush=True)
+
     results["rss_mb"] = results["clean"][0][2]
     print("forge peak memory (clean build): %.0f MB%s" % (
         results["rss_mb"], "; target < %d MB" % MEMORY_LIMIT_MB if n == 5000 else ""), flush=True)

@@ -5,7 +5,9 @@
 Usage: python3 benches/query.py [--forge PATH] [--packages N] [--runs N] [--keep DIR]
 
 Builds nothing itself: pass a release binary (default: target/release/forge, built with
-`cargo build --release`). Prints the median and minimum wall time of each query.
+`cargo build --release`). Prints the median and minimum wall time of each query, with the
+package store (`<output_base>/cache/packages`, filled by the first run) and with it emptied
+before each run, so every BUILD file is evaluated again.
 """
 
 import argparse
@@ -63,9 +65,18 @@ def generate(root, packages):
             )
 
 
-def time_command(cmd, cwd, runs, env):
+def forget_packages(cache_home):
+    """Empties every package store under the output bases in `cache_home`."""
+    for dirpath, dirnames, _ in os.walk(cache_home):
+        if os.path.basename(dirpath) == "cache" and "packages" in dirnames:
+            shutil.rmtree(os.path.join(dirpath, "packages"))
+
+
+def time_command(cmd, cwd, runs, env, before=None):
     times = []
     for _ in range(runs):
+        if before:
+            before()
         start = time.perf_counter()
         result = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         times.append(time.perf_counter() - start)
@@ -95,10 +106,14 @@ def main():
         env = dict(os.environ, XDG_CACHE_HOME=os.path.join(root, ".cache"))
         print("workspace: %d packages, %d targets, %s cores" % (
             args.packages, args.packages * TARGETS_PER_PACKAGE, os.cpu_count()))
+        cache_home = env["XDG_CACHE_HOME"]
         for query in ("//...", "deps(//...)"):
-            times, lines = time_command([forge, "query", query], root, args.runs, env)
-            print("forge query %-14s %5d results  median %.3f s  min %.3f s  (%d runs)" % (
-                "'%s'" % query, lines, statistics.median(times), min(times), args.runs))
+            for store in (True, False):
+                before = None if store else (lambda: forget_packages(cache_home))
+                times, lines = time_command([forge, "query", query], root, args.runs, env, before)
+                print("forge query %-14s %-13s %5d results  median %.3f s  min %.3f s  (%d runs)" % (
+                    "'%s'" % query, "stored" if store else "store emptied", lines,
+                    statistics.median(times), min(times), args.runs))
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

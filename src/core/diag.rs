@@ -7,7 +7,18 @@ use std::fmt;
 
 /// A point in a BUILD or .bzl file: a workspace-relative path (or `external/<repo>/...`),
 /// 1-based line and column.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
+#[derive(
+    Clone,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Debug,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Location {
     pub file: String,
     pub line: u32,

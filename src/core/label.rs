@@ -55,7 +55,18 @@ impl<'de> serde::Deserialize<'de> for Label {
 }
 
 /// The package and repository a relative label is read against.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
+#[derive(
+    Clone,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Debug,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct PackageId {
     pub repo: String,
     pub package: String,

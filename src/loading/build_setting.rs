@@ -17,7 +17,7 @@ use super::target::AttrValue;
 use super::unsupported::Unsupported;
 
 /// The type of a build setting's value.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Allocative)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Allocative, serde::Serialize, serde::Deserialize)]
 pub enum SettingKind {
     Bool,
     Int,
@@ -74,7 +74,7 @@ impl SettingKind {
 }
 
 /// What `config.<type>(flag, allow_multiple)` declared.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Allocative)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Allocative, serde::Serialize, serde::Deserialize)]
 pub struct BuildSetting {
     pub kind: SettingKind,
     /// Settable on the command line (`--//pkg:name=value`); otherwise only transitions could

@@ -63,7 +63,8 @@ pub fn build_globals(builder: &mut GlobalsBuilder) {
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Vec<String>> {
         let ctx = EvalContext::from_eval(eval)?;
-        let package = ctx.package("glob()")?.borrow();
+        let mut package = ctx.package("glob()")?.borrow_mut();
+        let package = &mut *package;
         let include = include
             .or(include_named)
             .map(|l| l.items)
@@ -74,6 +75,7 @@ pub fn build_globals(builder: &mut GlobalsBuilder) {
             &patterns(&include)?,
             &patterns(&exclude)?,
             exclude_directories != 0,
+            &mut package.reads,
         );
         if found.is_empty() && allow_empty == Some(false) {
             anyhow::bail!(

@@ -37,9 +37,16 @@ impl Loader {
                     }
                 ))
             })?;
-        let source = fs_deps::read_to_string(&path)
+        let mut reads = fs_deps::FsDeps::default();
+        let source = fs_deps::read_to_string_into(&path, &mut reads)
             .at("read", &path)
             .map_err(unreadable)?;
+        // The first read is the one evaluation and the load graph saw first.
+        self.bzl_reads
+            .lock()
+            .unwrap()
+            .entry(label.clone())
+            .or_insert(reads);
         crate::core::nesting::check(&display, &source)?;
         let ast =
             AstModule::parse(&display, source, &dialect::bzl()).map_err(|e| starlark_error(&e))?;

@@ -16,7 +16,8 @@ use crate::loading::target::{AttrValue, Target, Visibility};
 #[derive(Debug)]
 pub enum FileKind {
     /// A BUILD file: rule calls add targets to the package.
-    Build(RefCell<PackageBuilder>),
+    // Boxed: a package being built is large, and `Bzl` is empty.
+    Build(Box<RefCell<PackageBuilder>>),
     /// A .bzl file (or the prelude): rules and macros may be defined, not called.
     Bzl,
 }
@@ -66,6 +67,9 @@ pub struct PackageBuilder {
     /// `package(default_testonly = ..., default_deprecation = ...)`: attribute values for
     /// the package's rules that do not set them.
     pub attr_defaults: Box<[(String, AttrValue)]>,
+    /// What evaluating the BUILD file read (the file itself, the directories its globs
+    /// listed), kept with the package in the package store.
+    pub reads: crate::workspace::fs_deps::FsDeps,
 }
 
 impl PackageBuilder {

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use walkdir::WalkDir;
 
-use crate::workspace::fs_deps;
+use crate::workspace::fs_deps::{self, FsDeps};
 
 use super::is_build_file_name;
 
@@ -112,12 +112,14 @@ fn wildcard(pattern: &[u8], text: &[u8]) -> bool {
     pattern[p..].iter().all(|&c| c == b'*')
 }
 
-/// Runs a glob over `package_dir`. Returns sorted, package-relative paths with `/`.
+/// Runs a glob over `package_dir`. Returns sorted, package-relative paths with `/`. Every
+/// directory listed is noted in `reads`, the package's account of what it read.
 pub fn glob(
     package_dir: &Path,
     include: &[Pattern],
     exclude: &[Pattern],
     exclude_directories: bool,
+    reads: &mut FsDeps,
 ) -> Vec<String> {
     let mut results = Vec::new();
     // Walk once from the deepest directory every pattern shares, not once per pattern.
@@ -128,26 +130,29 @@ pub fn glob(
         .fold(package_dir.to_path_buf(), |p, s| p.join(s));
     // The directories from the package down to `start` decide whether it exists.
     let mut dir = package_dir.to_path_buf();
-    fs_deps::listed(&dir);
+    fs_deps::listed_into(&dir, reads);
     for s in &common {
         dir.push(s);
-        fs_deps::listed(&dir);
+        fs_deps::listed_into(&dir, reads);
     }
     if !start.is_dir() {
         return results;
     }
+    let reads = std::cell::RefCell::new(reads);
     let walker = WalkDir::new(&start)
         .follow_links(true)
         .min_depth(1)
         .into_iter()
         .filter_entry(|e| {
             // Do not descend into subpackages: their files belong to them.
-            !(e.file_type().is_dir() && e.depth() > 0 && is_package_dir(e.path()))
+            !(e.file_type().is_dir()
+                && e.depth() > 0
+                && is_package_dir(e.path(), &mut reads.borrow_mut()))
         });
     for entry in walker.flatten() {
         let is_dir = entry.file_type().is_dir();
         if is_dir {
-            fs_deps::listed(entry.path());
+            fs_deps::listed_into(entry.path(), &mut reads.borrow_mut());
         }
         if is_dir && exclude_directories {
             continue;
@@ -179,8 +184,8 @@ fn common_prefix<'a>(prefixes: &[Vec<&'a str>]) -> Vec<&'a str> {
     first[..len].to_vec()
 }
 
-fn is_package_dir(dir: &Path) -> bool {
-    fs_deps::listed(dir);
+fn is_package_dir(dir: &Path, reads: &mut FsDeps) -> bool {
+    fs_deps::listed_into(dir, reads);
     std::fs::read_dir(dir)
         .map(|entries| {
             entries.flatten().any(|e| {
@@ -237,9 +242,15 @@ mod tests {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, "").unwrap();
         }
-        let got = glob(root, &[p("**/*.txt")], &[p("b.txt")], true);
+        let got = glob(
+            root,
+            &[p("**/*.txt")],
+            &[p("b.txt")],
+            true,
+            &mut FsDeps::default(),
+        );
         assert_eq!(got, vec![".hidden.txt", "a.txt", "sub/c.txt"]);
-        let dirs = glob(root, &[p("*")], &[], false);
+        let dirs = glob(root, &[p("*")], &[], false, &mut FsDeps::default());
         assert!(dirs.contains(&"sub".to_owned()));
         assert!(!dirs.contains(&"subpkg".to_owned()));
     }

@@ -36,6 +36,7 @@ mod label_value;
 mod late_bound;
 mod load_graph;
 mod package;
+mod package_store;
 mod prelude;
 mod providers;
 mod repo_dirs;
@@ -47,6 +48,7 @@ mod toolchain_type;
 mod transition_value;
 pub use transition_value::{Transition, TransitionDecl};
 mod unsupported;
+pub use package_store::PackageStore;
 pub use unsupported::Unsupported;
 
 use std::collections::HashMap;
@@ -102,6 +104,12 @@ pub struct Loader {
     bzl: Mutex<HashMap<Label, Arc<OnceLock<BzlResult>>>>,
     /// .bzl label -> the labels it loads, for cycle detection before evaluation.
     bzl_loads: Mutex<HashMap<Label, BzlLoads>>,
+    /// .bzl label -> what reading it saw, for the accounts of the packages that load it.
+    bzl_reads: Mutex<HashMap<Label, crate::workspace::fs_deps::FsDeps>>,
+    /// Earlier commands' loading results, reused while what they read is unchanged.
+    package_store: Option<PackageStore>,
+    /// How many packages this command evaluated (rather than took from the store).
+    packages_evaluated: std::sync::atomic::AtomicUsize,
 }
 
 fn globals() -> Globals {
@@ -167,7 +175,24 @@ impl Loader {
             prelude,
             bzl: Mutex::new(HashMap::new()),
             bzl_loads: Mutex::new(HashMap::new()),
+            bzl_reads: Mutex::new(HashMap::new()),
+            package_store: None,
+            packages_evaluated: std::sync::atomic::AtomicUsize::new(0),
         })
+    }
+
+    /// This loader, reusing (and filling) `store`: a package whose BUILD file, .bzl files
+    /// and glob listings are unchanged is taken from it instead of being evaluated.
+    pub fn with_package_store(mut self, store: PackageStore) -> Loader {
+        self.package_store = Some(store);
+        self
+    }
+
+    /// How many packages were evaluated so far (those taken from the package store do not
+    /// count): Bazel's "N packages loaded".
+    pub fn packages_evaluated(&self) -> usize {
+        self.packages_evaluated
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn workspace(&self) -> &Workspace {

@@ -15,51 +15,86 @@ use super::target::{Package, Target, TargetKind};
 use super::{BUILD_FILE_NAMES, Loader, PackageError, dialect};
 use crate::core::fs::IoContext;
 use crate::core::{Diagnostic, Label, Location, PackageId};
-use crate::workspace::fs_deps;
+use crate::workspace::fs_deps::{self, FsDeps};
 
 impl Loader {
-    /// Loads one package. The errors are complete messages, ready to print.
+    /// Loads one package: from the package store when what it read last time is unchanged,
+    /// otherwise by evaluating its BUILD file (and storing the result). The errors are
+    /// complete messages, ready to print.
     pub fn load_package(&self, id: &PackageId) -> Result<Package, PackageError> {
-        let failed = |mut errors: Vec<Diagnostic>| {
-            errors.push(Diagnostic::new(format!(
-                "error loading package '{id}': the BUILD file has errors (see above)"
-            )));
-            PackageError::Failed(errors)
+        if let Some(source) = self.bound_package_source(id) {
+            // bind()'s //external package: made from WORKSPACE, no files of its own; cheap
+            // to make, so never stored.
+            let build_label = id.label(BUILD_FILE_NAMES[0]);
+            let dir = self.workspace.root.join("external");
+            return self
+                .evaluate_package(id, build_label, source, dir, FsDeps::default())
+                .map(|(package, _)| package);
+        }
+        // Finding the BUILD file also fetches an external repository (or checks its marker),
+        // so a stored package of one is only reused once its files are as WORKSPACE says.
+        let Some((build_label, path)) = self.build_file(id) else {
+            let hint = if self.is_builtin_repo(&id.repo) {
+                ""
+            } else {
+                ". Add a BUILD file to a directory to mark it as a package"
+            };
+            let message = format!(
+                "no such package '{id}': BUILD file not found in {}{hint}",
+                self.display_dir(id)
+            );
+            return Err(PackageError::NoSuchPackage(
+                match self.fetch_error(&id.repo) {
+                    Some(fetch_error) => fetch_failed(&fetch_error, message),
+                    None => Diagnostic::new(message),
+                },
+            ));
         };
-        let (build_label, source, dir) = match self.bound_package_source(id) {
-            // bind()'s //external package: no files of its own.
-            Some(source) => (
-                id.label(BUILD_FILE_NAMES[0]),
-                source,
-                self.workspace.root.join("external"),
-            ),
-            None => {
-                let Some((build_label, path)) = self.build_file(id) else {
-                    let hint = if self.is_builtin_repo(&id.repo) {
-                        ""
-                    } else {
-                        ". Add a BUILD file to a directory to mark it as a package"
-                    };
-                    let message = format!(
-                        "no such package '{id}': BUILD file not found in {}{hint}",
-                        self.display_dir(id)
-                    );
-                    return Err(PackageError::NoSuchPackage(
-                        match self.fetch_error(&id.repo) {
-                            Some(fetch_error) => fetch_failed(&fetch_error, message),
-                            None => Diagnostic::new(message),
-                        },
-                    ));
-                };
-                let source = fs_deps::read_to_string(&path)
-                    .at("read", &path)
-                    .map_err(|e| failed(vec![unreadable(e)]))?;
-                let dir = self
-                    .package_dir(id)
-                    .expect("a package with a BUILD file has a directory");
-                (build_label, source, dir)
-            }
-        };
+        if let Some(store) = &self.package_store
+            && let Some((package, reads)) = store.load(id)
+            && package.build_file == build_label
+        {
+            fs_deps::note_all(&reads);
+            return Ok(package);
+        }
+        let dir = self
+            .package_dir(id)
+            .expect("a package with a BUILD file has a directory");
+        let mut reads = FsDeps::default();
+        // The BUILD file a package has depends on the preferred names being absent.
+        for name in BUILD_FILE_NAMES
+            .iter()
+            .take_while(|name| **name != build_label.name)
+        {
+            fs_deps::missing_into(&dir.join(name), &mut reads);
+        }
+        let source = fs_deps::read_to_string_into(&path, &mut reads)
+            .at("read", &path)
+            .map_err(|e| failed(id, vec![unreadable(e)]))?;
+        let (package, reads) = self.evaluate_package(id, build_label, source, dir, reads)?;
+        if let Some(store) = &self.package_store
+            && let Some(reads) = reads
+        {
+            // A package that cannot be stored only costs the next command its evaluation.
+            let _ = store.store(id, &reads, &package);
+        }
+        Ok(package)
+    }
+
+    /// Evaluates a BUILD file's `source`: the package, and everything its loading read
+    /// (`reads`, the BUILD file's own read, plus its globs' listings and its .bzl files) when
+    /// that account is complete.
+    fn evaluate_package(
+        &self,
+        id: &PackageId,
+        build_label: Label,
+        source: String,
+        dir: std::path::PathBuf,
+        reads: FsDeps,
+    ) -> Result<(Package, Option<FsDeps>), PackageError> {
+        self.packages_evaluated
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let failed = |errors| failed(id, errors);
         let display = self.display_path(&build_label);
         crate::core::nesting::check(&display, &source).map_err(|d| failed(vec![d]))?;
         let ast = AstModule::parse(&display, source, &dialect::build())
@@ -83,7 +118,7 @@ impl Loader {
             let ctx = EvalContext {
                 base: id.clone(),
                 file: build_label.clone(),
-                kind: FileKind::Build(RefCell::new(PackageBuilder {
+                kind: FileKind::Build(Box::new(RefCell::new(PackageBuilder {
                     id: id.clone(),
                     dir: dir.clone(),
                     targets: BTreeMap::new(),
@@ -92,7 +127,8 @@ impl Loader {
                     package_called: false,
                     referenced: Vec::new(),
                     attr_defaults: Box::default(),
-                })),
+                    reads,
+                }))),
             };
             {
                 let mut eval = Evaluator::new(&module);
@@ -106,8 +142,29 @@ impl Loader {
             }
         })
         .map_err(|e| failed(vec![starlark_error(&e)]))?;
-        Ok(finish_package(builder, build_label, bzl_files))
+        let mut builder = builder;
+        let mut reads = std::mem::take(&mut builder.reads);
+        let complete = {
+            let bzl_reads = self.bzl_reads.lock().unwrap();
+            bzl_files.iter().all(|bzl| match bzl_reads.get(bzl) {
+                Some(bzl_read) => {
+                    reads.merge(bzl_read);
+                    true
+                }
+                None => false,
+            })
+        };
+        let package = finish_package(builder, build_label, bzl_files);
+        Ok((package, complete.then_some(reads)))
     }
+}
+
+/// The error of a package whose BUILD file (or a .bzl file it loads) has `errors`.
+fn failed(id: &PackageId, mut errors: Vec<Diagnostic>) -> PackageError {
+    errors.push(Diagnostic::new(format!(
+        "error loading package '{id}': the BUILD file has errors (see above)"
+    )));
+    PackageError::Failed(errors)
 }
 
 /// Adds source-file targets for same-package labels no rule declared (Bazel does the same).

@@ -6,10 +6,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+use serde::{Deserialize, Serialize};
+
 use crate::core::{Label, Location, PackageId};
 
 /// An attribute value after type-checking and label resolution at the rule call.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum AttrValue {
     None,
     Bool(bool),
@@ -29,13 +31,13 @@ pub enum AttrValue {
 }
 
 /// Bazel's `SelectorList`: parts concatenated in order, each plain or a selector.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Select {
     pub parts: Vec<SelectPart>,
 }
 
 /// One operand of a `+` chain that involves `select()`.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum SelectPart {
     /// A value written directly (`["a"]` in `["a"] + select(...)`), already coerced.
     Plain(AttrValue),
@@ -43,7 +45,7 @@ pub enum SelectPart {
     Selector(Selector),
 }
 
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Selector {
     /// Condition labels (config_setting or constraint_value targets, or
     /// `//conditions:default`) with their values, in the order written.
@@ -169,7 +171,7 @@ impl AttrValue {
 }
 
 /// What kind of target a label names.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum TargetKind {
     /// An instance of a rule; `class` is the rule's name (`genrule`, `my_rule`).
     Rule(RuleTarget),
@@ -181,13 +183,14 @@ pub enum TargetKind {
     PackageGroup(PackageGroup),
 }
 
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct RuleTarget {
     /// The rule's exported name, as users call it (`genrule`).
     pub class: String,
     /// Where the rule was defined: `@prelude//:genrule.bzl` or a user `.bzl` label.
     pub defined_in: String,
     /// Every attribute, with defaults filled in for those the call left out.
+    #[serde(deserialize_with = "sorted_map")]
     pub attrs: BTreeMap<String, AttrValue>,
     /// The attributes the rule call gave explicitly (what `--output=build` prints).
     pub explicit: BTreeSet<String>,
@@ -199,7 +202,7 @@ pub struct RuleTarget {
     pub build_setting: Option<super::build_setting::BuildSetting>,
 }
 
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct MacroCall {
     /// The rule call inside the macro's `.bzl` file.
     pub location: Location,
@@ -208,7 +211,7 @@ pub struct MacroCall {
 }
 
 /// One entry of `package_group(packages = [...])`.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum PackageSpec {
     /// `//pkg`
     Exact(PackageId),
@@ -218,7 +221,7 @@ pub enum PackageSpec {
     All,
 }
 
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct PackageGroup {
     pub packages: Vec<PackageSpec>,
     pub includes: Vec<Label>,
@@ -227,7 +230,7 @@ pub struct PackageGroup {
 /// Who may depend on a target, as written after label resolution.
 pub type Visibility = Vec<Label>;
 
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Target {
     pub label: Label,
     pub kind: TargetKind,
@@ -272,7 +275,7 @@ impl Target {
 }
 
 /// One loaded package: its targets and what its loading read.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Package {
     pub id: PackageId,
     /// Absolute path of the package directory.
@@ -281,7 +284,44 @@ pub struct Package {
     pub build_file: Label,
     /// Every .bzl file loaded, directly or transitively, sorted.
     pub bzl_files: Vec<Label>,
+    #[serde(deserialize_with = "sorted_map")]
     pub targets: BTreeMap<String, Target>,
     pub default_visibility: Visibility,
     pub features: Vec<String>,
+}
+
+/// A map read back from the package store: its entries were written in key order, so they
+/// are collected and built in one go (`BTreeMap::from_iter` builds sorted input in linear
+/// time) instead of being inserted one by one, which compared keys for every entry and was
+/// the largest cost of reading a stored package.
+fn sorted_map<'de, D, K, V>(deserializer: D) -> Result<BTreeMap<K, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    K: Deserialize<'de> + Ord,
+    V: Deserialize<'de>,
+{
+    struct Entries<K, V>(std::marker::PhantomData<(K, V)>);
+
+    impl<'de, K: Deserialize<'de> + Ord, V: Deserialize<'de>> serde::de::Visitor<'de>
+        for Entries<K, V>
+    {
+        type Value = BTreeMap<K, V>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(4096));
+            while let Some(entry) = map.next_entry()? {
+                entries.push(entry);
+            }
+            Ok(entries.into_iter().collect())
+        }
+    }
+
+    deserializer.deserialize_map(Entries(std::marker::PhantomData))
 }

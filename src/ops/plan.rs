@@ -12,7 +12,7 @@ use crate::analysis::plan::{BuildPlan, PlanCache, PlannedTarget};
 use crate::analysis::{self, AnalysisConfig};
 use crate::core::{Diagnostic, ExecPath, Failure, Label, PackageId, layout};
 use crate::graph::{TargetGraph, TargetPatternArg};
-use crate::loading::Loader;
+use crate::loading::{Loader, PackageStore};
 use crate::workspace::{Workspace, fs_deps};
 
 /// What a build is asked to plan.
@@ -174,6 +174,18 @@ pub fn plan(workspace: &Arc<Workspace>, request: &PlanRequest<'_>) -> Result<Pla
     })
 }
 
+/// The package store under the output base (`cache/packages/`), whose entries hold for this
+/// forge binary and what WORKSPACE declares (repositories and their mappings, binds, the
+/// workspace name): the only inputs of loading besides the files each package read.
+pub fn package_store(workspace: &Workspace) -> PackageStore {
+    let root = workspace.root.display().to_string();
+    let declarations = workspace.declarations_json();
+    PackageStore::new(
+        workspace.output_base.join("cache").join("packages"),
+        PlanCache::key(&["packages", &root, &declarations]),
+    )
+}
+
 /// The targets the patterns name, as `expand_patterns` gives them, except that wildcards
 /// (`//pkg:all`, `//...`) leave out rules tagged `manual`, as Bazel's build and test do;
 /// naming such a target on its own still builds it.
@@ -238,7 +250,9 @@ fn plan_build(
     fs_deps::start_recording();
     // The WORKSPACE file was read before recording started; note it too.
     let _ = fs_deps::read_to_string(&workspace.workspace_file);
-    let loader = Loader::with_fetch_options(workspace.clone(), fetch).map_err(Failure::from)?;
+    let loader = Loader::with_fetch_options(workspace.clone(), fetch)
+        .map_err(Failure::from)?
+        .with_package_store(package_store(workspace));
     let mut graph = TargetGraph::new(&loader);
 
     let args = patterns
@@ -355,7 +369,9 @@ fn plan_build(
     // --keep_going the targets involved are left out and the rest is built.
     let conflicting = conflicting_owners(analysis.actions(), &mut errors);
     let configured = analysis.targets.len();
-    let packages = graph.packages().count();
+    // As in Bazel, the packages loaded by this command: those the package store had
+    // unchanged do not count.
+    let packages = loader.packages_evaluated();
     if !errors.is_empty() && !keep_going {
         errors.push(Diagnostic::new(format!(
             "Build did NOT complete successfully ({} loaded, {} configured)",

@@ -53,7 +53,12 @@ pub fn query(
     report: &mut dyn FnMut(String),
     out: &mut dyn Write,
 ) -> Result<Vec<Diagnostic>, Failure> {
-    let loader = Loader::new(workspace).map_err(Failure::from)?;
+    // Packages whose inputs are unchanged come from the store the builds fill, and a query
+    // stores what it evaluates for the next command.
+    let store = super::plan::package_store(&workspace);
+    let loader = Loader::new(workspace)
+        .map_err(Failure::from)?
+        .with_package_store(store);
     let mut graph = TargetGraph::new(&loader);
 
     let keep_going = settings.keep_going;
@@ -121,6 +126,10 @@ pub fn query(
         })
         .map_err(|e| Failure::failed(format!("cannot write the query result: {e}")))?;
 
+    // The graph is big and about to be dropped, which takes a noticeable share of a query
+    // (a tenth at 5,000 targets); the process ends soon and frees it all.
+    std::mem::forget(graph);
+    std::mem::forget(loader);
     Ok(errors)
 }
 

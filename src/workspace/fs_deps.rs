@@ -74,20 +74,18 @@ fn now_ns() -> i128 {
         .unwrap_or(0)
 }
 
-fn note(path: &Path, is_dir: bool, stat: Option<Stat>, content: Option<Digest>) {
+/// What is seen of `path` now, judged at the moment of noting.
+fn seen(stat: Option<Stat>, content: Option<Digest>) -> Seen {
+    Seen {
+        stat: stat.filter(|s| !s.is_racy(now_ns())),
+        content,
+    }
+}
+
+fn note(path: &Path, is_dir: bool, seen: &Seen) {
     let mut recorder = RECORDER.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(deps) = recorder.as_mut() {
-        let now = now_ns();
-        let seen = Seen {
-            stat: stat.filter(|s| !s.is_racy(now)),
-            content,
-        };
-        let map = if is_dir {
-            &mut deps.dirs
-        } else {
-            &mut deps.files
-        };
-        map.entry(path.to_owned()).or_insert(seen);
+        deps.insert(path, is_dir, seen);
     }
 }
 
@@ -107,13 +105,28 @@ pub fn take_recording() -> FsDeps {
 
 /// Reads a file that loading depends on, noting it.
 pub fn read_to_string(path: &Path) -> io::Result<String> {
+    read_to_string_into(path, &mut FsDeps::default())
+}
+
+/// Reads a file that loading depends on, noting it both in the process-wide recorder and in
+/// `deps` (the account of one package, kept with its stored loading result).
+pub fn read_to_string_into(path: &Path, deps: &mut FsDeps) -> io::Result<String> {
     let before = Stat::of(path);
     let text = fs::read_to_string(path);
-    match &text {
-        Ok(t) => note(path, false, before, Some(Digest::of_bytes(t.as_bytes()))),
-        Err(_) => note(path, false, None, None),
-    }
+    let seen = match &text {
+        Ok(t) => seen(before, Some(Digest::of_bytes(t.as_bytes()))),
+        Err(_) => seen(None, None),
+    };
+    note(path, false, &seen);
+    deps.insert(path, false, &seen);
     text
+}
+
+/// Notes in `deps` only that `path` was found not to be a file. The recorder is not told:
+/// what it keeps for a plan already holds the listing of the directory, which shows the
+/// file appearing (and a plan checks every path it holds on every no-op build).
+pub fn missing_into(path: &Path, deps: &mut FsDeps) {
+    deps.insert(path, false, &seen(None, None));
 }
 
 /// Notes that loading looked at the entries of `dir` (call before listing it).
@@ -126,7 +139,44 @@ pub fn listed(dir: &Path) {
         Some(_) => {}
     }
     let before = Stat::of(dir);
-    note(dir, true, before, listing_digest(dir));
+    note(dir, true, &seen(before, listing_digest(dir)));
+}
+
+/// Notes that loading looked at the entries of `dir`, in the recorder and in `deps` (call
+/// before listing it). What the recorder saw first is what `deps` keeps: an earlier listing
+/// can only make the package look changed when it is not, never the reverse.
+pub fn listed_into(dir: &Path, deps: &mut FsDeps) {
+    if deps.dirs.contains_key(dir) {
+        return;
+    }
+    let recorded = RECORDER
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .and_then(|r| r.dirs.get(dir).cloned());
+    let seen = recorded.unwrap_or_else(|| {
+        let seen = seen(Stat::of(dir), listing_digest(dir));
+        note(dir, true, &seen);
+        seen
+    });
+    deps.insert(dir, true, &seen);
+}
+
+/// Notes what `deps` read in the recorder: loading reused a result that read them, so a
+/// plan made from it depends on them as if they had been read now. Files noted missing
+/// (`missing_into`) are left out, as they would have been.
+pub fn note_all(deps: &FsDeps) {
+    let mut recorder = RECORDER.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(recorder) = recorder.as_mut() {
+        for (path, seen) in &deps.files {
+            if seen.content.is_some() {
+                recorder.insert(path, false, seen);
+            }
+        }
+        for (path, seen) in &deps.dirs {
+            recorder.insert(path, true, seen);
+        }
+    }
 }
 
 /// The names and kinds of a directory's entries, sorted, as one digest; `None` if it is not
@@ -155,6 +205,27 @@ fn listing_digest(dir: &Path) -> Option<Digest> {
 }
 
 impl FsDeps {
+    fn insert(&mut self, path: &Path, is_dir: bool, seen: &Seen) {
+        let map = if is_dir {
+            &mut self.dirs
+        } else {
+            &mut self.files
+        };
+        if !map.contains_key(path) {
+            map.insert(path.to_owned(), seen.clone());
+        }
+    }
+
+    /// Adds what `other` noted, keeping what this set noted first.
+    pub fn merge(&mut self, other: &FsDeps) {
+        for (path, seen) in &other.files {
+            self.insert(path, false, seen);
+        }
+        for (path, seen) in &other.dirs {
+            self.insert(path, true, seen);
+        }
+    }
+
     /// Whether every noted file and directory is still as it was.
     pub fn unchanged(&self) -> bool {
         let file_same = |path: &Path, seen: &Seen| {

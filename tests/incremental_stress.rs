@@ -1,0 +1,715 @@
+//! Incremental loading against loading from scratch: a generated workspace (packages, .bzl
+//! macros loading each other, globs, subpackages) is edited at random — BUILD files, .bzl
+//! files, source files, directory listings — and after each step the answer of `forge query`
+//! in a long-lived output base (which reuses stored packages) must equal the answer in a
+//! fresh output base; every few steps `forge build` is compared too (the plan and the outputs).
+//! Plus the targeted cases: a .bzl edit re-evaluates exactly the packages that load it, a
+//! damaged store entry is evaluated again, a glob sees a new file, query reuses the store.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::{Run, Workspace};
+
+/// A small deterministic generator (xorshift), so a failing step can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+}
+
+/// One target a generated BUILD file declares.
+#[derive(Clone, Debug)]
+enum Decl {
+    /// A genrule written in the BUILD file, depending on `dep` if given.
+    Genrule {
+        name: String,
+        text: u32,
+        dep: Option<String>,
+    },
+    /// A call of the `m1` macro (a genrule in `//defs:m1.bzl`).
+    M1 { name: String, dep: Option<String> },
+    /// A call of the `m2` macro (which calls `m1` or not, and globs `data/`).
+    M2 { name: String },
+    /// A filegroup of a glob over the package's `src/`.
+    Glob { name: String, recursive: bool },
+}
+
+impl Decl {
+    fn name(&self) -> &str {
+        match self {
+            Decl::Genrule { name, .. }
+            | Decl::M1 { name, .. }
+            | Decl::M2 { name }
+            | Decl::Glob { name, .. } => name,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Package {
+    dir: String,
+    bazel_name: bool,
+    comments: u32,
+    broken: bool,
+    decls: Vec<Decl>,
+}
+
+/// The whole workspace as data; `files()` renders it.
+struct Model {
+    packages: Vec<Package>,
+    m1_text: u32,
+    m1_comments: u32,
+    m2_uses_m1: bool,
+    m2_suffix: u32,
+    /// Source files (path -> content), including some in directories globs see.
+    sources: BTreeMap<String, String>,
+    next_name: u32,
+}
+
+impl Model {
+    fn new() -> Model {
+        let mut model = Model {
+            packages: Vec::new(),
+            m1_text: 0,
+            m1_comments: 0,
+            m2_uses_m1: true,
+            m2_suffix: 0,
+            sources: BTreeMap::new(),
+            next_name: 0,
+        };
+        for dir in ["p0", "p1", "p2", "p3", "p3/inner"] {
+            let mut package = Package {
+                dir: dir.to_owned(),
+                bazel_name: false,
+                comments: 0,
+                broken: false,
+                decls: Vec::new(),
+            };
+            let n = model.name();
+            package.decls.push(Decl::Genrule {
+                name: n,
+                text: 0,
+                dep: None,
+            });
+            let n = model.name();
+            package.decls.push(Decl::M1 { name: n, dep: None });
+            let n = model.name();
+            package.decls.push(Decl::Glob {
+                name: n,
+                recursive: dir == "p3",
+            });
+            model.packages.push(package);
+            model
+                .sources
+                .insert(format!("{dir}/src/a.txt"), "a\n".into());
+        }
+        let n = model.name();
+        model.packages[1].decls.push(Decl::M2 { name: n });
+        model.sources.insert("p1/data/one.dat".into(), "1\n".into());
+        model
+    }
+
+    fn name(&mut self) -> String {
+        self.next_name += 1;
+        format!("t{}", self.next_name)
+    }
+
+    /// Every file of the workspace, by path.
+    fn files(&self) -> BTreeMap<String, String> {
+        let mut files = self.sources.clone();
+        files.insert("WORKSPACE".into(), "workspace(name = \"stress\")\n".into());
+        files.insert("defs/BUILD".into(), String::new());
+        let mut m1 = String::new();
+        for i in 0..self.m1_comments {
+            m1.push_str(&format!("# comment {i}\n"));
+        }
+        m1.push_str(&format!(
+            "def m1(name, dep = None):\n    native.genrule(\n        name = name,\n        srcs = [dep] if dep else [],\n        outs = [name + \".out\"],\n        cmd = \"echo m1-{} $(SRCS) > $@\",\n        visibility = [\"//visibility:public\"],\n    )\n",
+            self.m1_text
+        ));
+        files.insert("defs/m1.bzl".into(), m1);
+        let m2 = if self.m2_uses_m1 {
+            format!(
+                "load(\":m1.bzl\", \"m1\")\n\ndef m2(name):\n    m1(name = name + \"_a{0}\")\n    native.filegroup(name = name, srcs = [\":\" + name + \"_a{0}\"] + native.glob([\"data/**/*.dat\"]))\n",
+                self.m2_suffix
+            )
+        } else {
+            format!(
+                "def m2(name):\n    native.filegroup(name = name, srcs = native.glob([\"data/**/*.dat\"]) + [\"k{}\"])\n",
+                self.m2_suffix
+            )
+        };
+        files.insert("defs/m2.bzl".into(), m2);
+        for package in &self.packages {
+            let mut text = String::new();
+            let uses = |f: fn(&Decl) -> bool| package.decls.iter().any(f).then_some(()).is_some();
+            if uses(|d| matches!(d, Decl::M1 { .. })) {
+                text.push_str("load(\"//defs:m1.bzl\", \"m1\")\n");
+            }
+            if uses(|d| matches!(d, Decl::M2 { .. })) {
+                text.push_str("load(\"//defs:m2.bzl\", \"m2\")\n");
+            }
+            for i in 0..package.comments {
+                text.push_str(&format!("# note {i}\n"));
+            }
+            for decl in &package.decls {
+                let dep = |dep: &Option<String>| match dep {
+                    Some(d) => format!("\"{d}\""),
+                    None => "None".into(),
+                };
+                text.push_str(&match decl {
+                    Decl::Genrule { name, text, dep: d } => format!(
+                        "genrule(name = \"{name}\", srcs = [{}], outs = [\"{name}.out\"], cmd = \"echo g{text} $(SRCS) > $@\", visibility = [\"//visibility:public\"])\n",
+                        d.as_ref().map(|d| format!("\"{d}\"")).unwrap_or_default()
+                    ),
+                    Decl::M1 { name, dep: d } => format!("m1(name = \"{name}\", dep = {})\n", dep(d)),
+                    Decl::M2 { name } => format!("m2(name = \"{name}\")\n"),
+                    Decl::Glob { name, recursive } => format!(
+                        "filegroup(name = \"{name}\", srcs = glob([\"{}\"]), visibility = [\"//visibility:public\"])\n",
+                        if *recursive { "**/*.txt" } else { "src/*.txt" }
+                    ),
+                });
+            }
+            if package.broken {
+                text.push_str("genrule(name = \n");
+            }
+            let build = if package.bazel_name {
+                "BUILD.bazel"
+            } else {
+                "BUILD"
+            };
+            files.insert(format!("{}/{build}", package.dir), text);
+        }
+        files
+    }
+
+    /// Labels of targets in packages before `index` that a new target may depend on.
+    fn dep_candidates(&self, index: usize) -> Vec<String> {
+        self.packages[..index]
+            .iter()
+            .flat_map(|p| {
+                p.decls
+                    .iter()
+                    .filter(|d| !matches!(d, Decl::M2 { .. }))
+                    .map(move |d| format!("//{}:{}", p.dir, d.name()))
+            })
+            .collect()
+    }
+
+    /// One random edit; returns what it was, for the failure message.
+    fn edit(&mut self, rng: &mut Rng) -> String {
+        let p = rng.below(self.packages.len());
+        let dir = self.packages[p].dir.clone();
+        match rng.below(14) {
+            0 => {
+                self.packages[p].comments += 1;
+                format!("comment added to {dir}'s BUILD file")
+            }
+            1 => {
+                let candidates = self.dep_candidates(p);
+                let dep = (!candidates.is_empty() && rng.chance(60))
+                    .then(|| candidates[rng.below(candidates.len())].clone());
+                let name = self.name();
+                let decl = match rng.below(4) {
+                    0 => Decl::Genrule { name, text: 0, dep },
+                    1 => Decl::M1 { name, dep },
+                    2 => Decl::M2 { name },
+                    _ => Decl::Glob {
+                        name,
+                        recursive: rng.chance(50),
+                    },
+                };
+                let what = format!("{decl:?} added to {dir}");
+                self.packages[p].decls.push(decl);
+                what
+            }
+            2 if self.packages[p].decls.len() > 1 => {
+                let i = rng.below(self.packages[p].decls.len());
+                let removed = self.packages[p].decls.remove(i);
+                format!("{removed:?} removed from {dir}")
+            }
+            3 => {
+                for decl in &mut self.packages[p].decls {
+                    if let Decl::Genrule { text, .. } = decl {
+                        *text += 1;
+                    }
+                }
+                format!("genrule commands changed in {dir}")
+            }
+            4 => {
+                self.packages[p].bazel_name = !self.packages[p].bazel_name;
+                format!("{dir}'s BUILD file renamed")
+            }
+            5 => {
+                self.packages[p].broken = !self.packages[p].broken;
+                format!("{dir}'s BUILD file broken or fixed")
+            }
+            6 => {
+                self.m1_text += 1;
+                "m1.bzl's command changed".into()
+            }
+            7 => {
+                self.m1_comments += 1;
+                "comment added to m1.bzl".into()
+            }
+            8 => {
+                if rng.chance(50) {
+                    self.m2_uses_m1 = !self.m2_uses_m1;
+                    "m2.bzl's load of m1.bzl added or removed".into()
+                } else {
+                    self.m2_suffix += 1;
+                    "m2.bzl's target names changed".into()
+                }
+            }
+            9 | 10 => {
+                let sub = ["src", "src/deep", "data", "data/sub", "other"][rng.below(5)];
+                let ext = if sub.starts_with("data") {
+                    "dat"
+                } else {
+                    "txt"
+                };
+                let path = format!("{dir}/{sub}/f{}.{ext}", rng.below(6));
+                if self.sources.remove(&path).is_some() {
+                    format!("{path} deleted")
+                } else {
+                    self.sources.insert(path.clone(), "new\n".into());
+                    format!("{path} created")
+                }
+            }
+            11 => {
+                let path = self
+                    .sources
+                    .keys()
+                    .nth(rng.below(self.sources.len()))
+                    .cloned()
+                    .expect("sources");
+                let content = format!("{}x\n", self.sources[&path]);
+                self.sources.insert(path.clone(), content);
+                format!("{path} edited")
+            }
+            12 => {
+                // A subpackage appears or goes inside a directory a glob walks.
+                let path = format!("{dir}/src/deep/BUILD");
+                if self.sources.remove(&path).is_some() {
+                    format!("{path} deleted")
+                } else {
+                    self.sources.insert(path.clone(), String::new());
+                    format!("{path} created")
+                }
+            }
+            _ => {
+                let candidates = self.dep_candidates(p);
+                let Some(Decl::Genrule { dep, .. } | Decl::M1 { dep, .. }) = self.packages[p]
+                    .decls
+                    .iter_mut()
+                    .find(|d| matches!(d, Decl::Genrule { .. } | Decl::M1 { .. }))
+                else {
+                    return "nothing".into();
+                };
+                *dep = (!candidates.is_empty())
+                    .then(|| candidates[rng.below(candidates.len())].clone());
+                format!("a dependency in {dir} changed to {dep:?}")
+            }
+        }
+    }
+}
+
+/// Writes the files that changed and removes the ones that went (and directories left
+/// empty), leaving every other file untouched.
+fn apply(root: &Path, before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) {
+    for (path, content) in after {
+        if before.get(path) != Some(content) {
+            let p = root.join(path);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, content).unwrap();
+        }
+    }
+    for path in before.keys().filter(|p| !after.contains_key(*p)) {
+        let p = root.join(path);
+        fs::remove_file(&p).unwrap();
+        let mut dir = p.parent().map(Path::to_path_buf);
+        while let Some(d) = dir.filter(|d| d != root) {
+            if fs::remove_dir(&d).is_err() {
+                break;
+            }
+            dir = d.parent().map(Path::to_path_buf);
+        }
+    }
+}
+
+fn forge_at(ws: &Workspace, output_base: &Path, args: &[&str]) -> Run {
+    let flag = format!("--output_base={}", output_base.display());
+    let mut all = vec![flag.as_str()];
+    all.extend_from_slice(args);
+    ws.forge(&all)
+}
+
+/// What a query answers: exit code, result and messages.
+fn query(ws: &Workspace, output_base: &Path) -> (i32, String, Vec<String>) {
+    let run = forge_at(
+        ws,
+        output_base,
+        &[
+            "query",
+            "--keep_going",
+            "--output=json",
+            "//...:* + buildfiles(//...)",
+        ],
+    );
+    let mut messages: Vec<String> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("ERROR") || l.starts_with("WARNING"))
+        .map(str::to_owned)
+        .collect();
+    messages.sort();
+    (run.code, run.stdout, messages)
+}
+
+/// A stored plan, without what may differ between two equal plans: the stats of the files
+/// loading read (taken at different moments), how many packages were evaluated rather than
+/// reused, and the order of the actions (analysis runs in parallel).
+fn comparable_plan(path: &Path) -> serde_json::Value {
+    let text = fs::read_to_string(path).unwrap();
+    let (_, body) = text.split_once('\n').expect("a header line");
+    let mut stored: serde_json::Value = serde_json::from_str(body).expect("a stored plan");
+    let mut plan = stored["plan"].take();
+    plan["packages_loaded"] = serde_json::Value::Null;
+    let mut actions: Vec<String> = plan["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    actions.sort();
+    plan["actions"] = serde_json::Value::from(actions);
+    plan
+}
+
+/// Every file under `forge-bin` (path -> content), and the stored plan, after a build.
+fn build(
+    ws: &Workspace,
+    output_base: &Path,
+) -> (i32, BTreeMap<String, String>, Vec<serde_json::Value>) {
+    let run = forge_at(ws, output_base, &["build", "//..."]);
+    let mut outputs = BTreeMap::new();
+    let bin = ws.root().join("forge-bin");
+    if run.code == 0 {
+        for entry in walkdir::WalkDir::new(&bin).follow_links(true) {
+            let entry = entry.unwrap();
+            if entry.file_type().is_file() {
+                let rel = entry.path().strip_prefix(&bin).unwrap();
+                outputs.insert(
+                    rel.display().to_string(),
+                    fs::read_to_string(entry.path()).unwrap(),
+                );
+            }
+        }
+    }
+    let plans: Vec<serde_json::Value> = fs::read_dir(output_base.join("cache/plans"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| comparable_plan(&e.path()))
+                .collect()
+        })
+        .unwrap_or_default();
+    (run.code, outputs, plans)
+}
+
+#[test]
+fn random_edits_give_what_loading_from_scratch_gives() {
+    let steps: usize = std::env::var("FORGE_STRESS_STEPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    let seed: u64 = std::env::var("FORGE_STRESS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_f0e6);
+    let ws = Workspace::empty();
+    let root = ws.root();
+    let scratch = tempfile::tempdir().unwrap();
+    let incremental = scratch.path().join("incremental");
+    let mut model = Model::new();
+    let mut rng = Rng(seed);
+    let mut files = model.files();
+    apply(&root, &BTreeMap::new(), &files);
+    let mut history = Vec::new();
+    let mut builds = 0;
+    for step in 0..steps {
+        let what = model.edit(&mut rng);
+        history.push(format!("step {step}: {what}"));
+        let next = model.files();
+        apply(&root, &files, &next);
+        files = next;
+        let fresh = scratch.path().join(format!("fresh{step}"));
+        let got = query(&ws, &incremental);
+        let want = query(&ws, &fresh);
+        assert!(
+            got == want,
+            "query differs from loading from scratch after:\n{}\n--- incremental: {:?}\n{}\n--- fresh: {:?}\n{}",
+            history.join("\n"),
+            (got.0, &got.2),
+            got.1,
+            (want.0, &want.2),
+            want.1
+        );
+        if step % 10 == 9 && want.0 == 0 {
+            builds += 1;
+            let got = build(&ws, &incremental);
+            let want = build(&ws, &fresh);
+            assert_eq!(
+                got.0,
+                want.0,
+                "build exit codes after:\n{}",
+                history.join("\n")
+            );
+            assert_eq!(
+                got.1,
+                want.1,
+                "build outputs after:\n{}",
+                history.join("\n")
+            );
+            assert_eq!(got.2, want.2, "stored plans after:\n{}", history.join("\n"));
+        }
+        fs::remove_dir_all(&fresh).ok();
+    }
+    assert!(builds > 0, "no step ended in a workspace that loads");
+}
+
+/// The `(N packages loaded, ...` count of the analysis line.
+fn packages_loaded(run: &Run) -> usize {
+    assert_eq!(run.code, 0, "forge failed:\n{}", run.both());
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("INFO: Analyzed"))
+        .unwrap_or_else(|| panic!("no analysis line in:\n{}", run.stderr));
+    let counts = &line[line.find('(').unwrap() + 1..];
+    counts.split(' ').next().unwrap().parse().unwrap()
+}
+
+fn macro_workspace() -> Workspace {
+    let ws = Workspace::empty();
+    ws.write("WORKSPACE", "workspace(name = \"w\")\n");
+    ws.write("defs/BUILD", "");
+    ws.write(
+        "defs/base.bzl",
+        "def base(name):\n    native.genrule(name = name, outs = [name + \".out\"], cmd = \"echo base > $@\")\n",
+    );
+    ws.write(
+        "defs/wrap.bzl",
+        "load(\":base.bzl\", \"base\")\n\ndef wrap(name):\n    base(name)\n",
+    );
+    ws.write(
+        "defs/other.bzl",
+        "def other(name):\n    native.genrule(name = name, outs = [name + \".out\"], cmd = \"echo other > $@\")\n",
+    );
+    ws.write(
+        "a/BUILD",
+        "load(\"//defs:base.bzl\", \"base\")\nbase(\"a\")\n",
+    );
+    ws.write(
+        "b/BUILD",
+        "load(\"//defs:wrap.bzl\", \"wrap\")\nwrap(\"b\")\n",
+    );
+    ws.write(
+        "c/BUILD",
+        "load(\"//defs:other.bzl\", \"other\")\nother(\"c\")\n",
+    );
+    ws.write(
+        "d/BUILD",
+        "genrule(name = \"d\", outs = [\"d.out\"], cmd = \"echo d > $@\")\n",
+    );
+    // A rule of its own: analysis evaluates rule.bzl even when //e comes from the store.
+    ws.write(
+        "defs/rule.bzl",
+        "def _impl(ctx):\n    out = ctx.actions.declare_file(ctx.label.name + \".txt\")\n    ctx.actions.write(out, ctx.attr.text)\n    return [DefaultInfo(files = depset([out]))]\n\ntext_rule = rule(implementation = _impl, attrs = {\"text\": attr.string()})\n",
+    );
+    ws.write(
+        "e/BUILD",
+        "load(\"//defs:rule.bzl\", \"text_rule\")\ntext_rule(name = \"e\", text = \"custom\")\n",
+    );
+    ws
+}
+
+#[test]
+fn a_bzl_edit_loads_again_exactly_the_packages_that_load_it() {
+    let ws = macro_workspace();
+    // Six packages: //defs, //a, //b, //c, //d, //e.
+    assert_eq!(packages_loaded(&ws.forge(&["build", "//..."])), 6);
+    assert_eq!(packages_loaded(&ws.forge(&["build", "//..."])), 0);
+
+    // base.bzl is loaded by //a directly and by //b through wrap.bzl.
+    ws.write(
+        "defs/base.bzl",
+        "# edited\ndef base(name):\n    native.genrule(name = name, outs = [name + \".out\"], cmd = \"echo BASE > $@\")\n",
+    );
+    assert_eq!(packages_loaded(&ws.forge(&["build", "//..."])), 2);
+    let out = |p: &str| fs::read_to_string(ws.root().join(format!("forge-bin/{p}"))).unwrap();
+    assert_eq!(out("a/a.out"), "BASE\n");
+    assert_eq!(out("b/b.out"), "BASE\n");
+
+    // wrap.bzl only by //b; other.bzl only by //c; a comment in //d's BUILD only //d.
+    ws.write(
+        "defs/wrap.bzl",
+        "load(\":base.bzl\", \"base\")\n\ndef wrap(name):\n    base(name + \"2\")\n",
+    );
+    assert_eq!(packages_loaded(&ws.forge(&["build", "//..."])), 1);
+    assert_eq!(out("b/b2.out"), "BASE\n");
+    ws.write(
+        "d/BUILD",
+        "# a comment\ngenrule(name = \"d\", outs = [\"d.out\"], cmd = \"echo d > $@\")\n",
+    );
+    assert_eq!(packages_loaded(&ws.forge(&["build", "//..."])), 1);
+    // Another command line plans again from stored packages only; //e's rule still runs.
+    fs::remove_file(ws.root().join("forge-bin/e/e.txt")).unwrap();
+    assert_eq!(
+        packages_loaded(&ws.forge(&["build", "--define=x=1", "//..."])),
+        0
+    );
+    assert_eq!(out("e/e.txt"), "custom");
+}
+
+fn store_entries(ws: &Workspace) -> Vec<PathBuf> {
+    let output_base = fs::canonicalize(ws.root().join("forge-ws")).unwrap();
+    let mut entries: Vec<PathBuf> = fs::read_dir(output_base.join("../../cache/packages"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    entries
+}
+
+#[test]
+fn a_damaged_store_entry_is_loaded_again_and_stored_healthy() {
+    let ws = macro_workspace();
+    assert_eq!(packages_loaded(&ws.forge(&["build", "//..."])), 6);
+    let entries = store_entries(&ws);
+    assert_eq!(entries.len(), 6, "{entries:?}");
+    // Damaged in the middle of the body (where a label or a command is) and cut short.
+    for (i, entry) in entries.iter().enumerate() {
+        let mut bytes = fs::read(entry).unwrap();
+        if i % 2 == 0 {
+            let middle = bytes.len() * 3 / 4;
+            bytes[middle] ^= 0x20;
+        } else {
+            bytes.truncate(bytes.len() - 3);
+        }
+        fs::write(entry, bytes).unwrap();
+    }
+    // The same command reuses its plan: the package store is not even read.
+    let damaged: Vec<Vec<u8>> = entries.iter().map(|e| fs::read(e).unwrap()).collect();
+    let run = ws.forge(&["build", "//..."]);
+    assert!(
+        run.stderr
+            .contains("(0 packages loaded, 0 targets configured)"),
+        "{}",
+        run.both()
+    );
+    let after: Vec<Vec<u8>> = entries.iter().map(|e| fs::read(e).unwrap()).collect();
+    assert!(after == damaged, "a no-op build left the store alone");
+    // Another command line misses the plan cache and goes to the package store.
+    let run = ws.forge(&["build", "--define=x=1", "//..."]);
+    assert_eq!(packages_loaded(&run), 6);
+    let out = |p: &str| fs::read_to_string(ws.root().join(format!("forge-bin/{p}"))).unwrap();
+    assert_eq!(out("a/a.out"), "base\n");
+    assert_eq!(out("d/d.out"), "d\n");
+    assert_eq!(
+        packages_loaded(&ws.forge(&["build", "--define=x=2", "//..."])),
+        0
+    );
+}
+
+#[test]
+fn a_glob_sees_a_new_file_and_a_new_subpackage() {
+    let ws = Workspace::empty();
+    ws.write("WORKSPACE", "");
+    ws.write(
+        "p/BUILD",
+        "filegroup(name = \"all\", srcs = glob([\"**/*.txt\"]))\n",
+    );
+    ws.write("p/a.txt", "");
+    ws.write("p/sub/b.txt", "");
+    let srcs = |ws: &Workspace| {
+        let run = ws.forge(&["query", "labels(srcs, //p:all)"]);
+        assert_eq!(run.code, 0, "{}", run.both());
+        run.stdout
+    };
+    assert_eq!(srcs(&ws), "//p:a.txt\n//p:sub/b.txt\n");
+    ws.write("p/sub/c.txt", "");
+    assert_eq!(srcs(&ws), "//p:a.txt\n//p:sub/b.txt\n//p:sub/c.txt\n");
+    // sub becomes a package of its own: its files leave //p's glob.
+    ws.write("p/sub/BUILD", "");
+    assert_eq!(srcs(&ws), "//p:a.txt\n");
+    fs::remove_file(ws.root().join("p/sub/BUILD")).unwrap();
+    fs::remove_file(ws.root().join("p/a.txt")).unwrap();
+    assert_eq!(srcs(&ws), "//p:sub/b.txt\n//p:sub/c.txt\n");
+}
+
+#[test]
+fn query_reuses_the_stored_packages_and_replaces_only_what_changed() {
+    let ws = macro_workspace();
+    let query = |ws: &Workspace| {
+        let run = ws.forge(&["query", "//..."]);
+        assert_eq!(run.code, 0, "{}", run.both());
+        run.stdout
+    };
+    let first = query(&ws);
+    assert_eq!(first, "//a:a\n//b:b\n//c:c\n//d:d\n//e:e\n");
+    let output_base = {
+        // query makes no forge-* links: find the output base under the cache directory.
+        let found: Vec<PathBuf> = walkdir::WalkDir::new(ws.cache_dir())
+            .into_iter()
+            .flatten()
+            .filter(|e| e.file_name() == "packages")
+            .map(|e| e.path().to_path_buf())
+            .collect();
+        assert_eq!(found.len(), 1, "{found:?}");
+        found[0].clone()
+    };
+    let stamps = || -> BTreeMap<PathBuf, std::time::SystemTime> {
+        fs::read_dir(&output_base)
+            .unwrap()
+            .flatten()
+            .map(|e| (e.path(), e.metadata().unwrap().modified().unwrap()))
+            .collect()
+    };
+    let before = stamps();
+    assert_eq!(before.len(), 6);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(query(&ws), first);
+    assert_eq!(stamps(), before, "an unchanged workspace rewrites no entry");
+
+    ws.write(
+        "c/BUILD",
+        "load(\"//defs:other.bzl\", \"other\")\nother(\"c\")\nother(\"c2\")\n",
+    );
+    assert_eq!(query(&ws), "//a:a\n//b:b\n//c:c\n//c:c2\n//d:d\n//e:e\n");
+    let after = stamps();
+    let rewritten: BTreeSet<&PathBuf> = after
+        .iter()
+        .filter(|(p, t)| before.get(*p) != Some(t))
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(rewritten.len(), 1, "only //c is evaluated and stored again");
+}
