@@ -632,6 +632,8 @@ fn args_and_test_env_are_expanded_and_tokenized_as_bazel_does() {
          [ \"$1\" = pkg/data.txt ] || { echo \"arg 1: $1\"; exit 1; }\n\
          [ \"$2\" = 'two words' ] || { echo \"arg 2: $2\"; exit 1; }\n\
          [ \"$3\" = fastbuild ] || { echo \"arg 3: $3\"; exit 1; }\n\
+         [ \"$4\" = '$(location :data.txt)' ] || { echo \"arg 4: $4\"; exit 1; }\n\
+         [ \"$5\" = '$TEST_SRCDIR' ] || { echo \"arg 5: $5\"; exit 1; }\n\
          [ \"$DATA\" = pkg/data.txt ] || { echo \"DATA: $DATA\"; exit 1; }\n\
          cat \"$1\"\n",
     );
@@ -641,14 +643,14 @@ fn args_and_test_env_are_expanded_and_tokenized_as_bazel_does() {
     name = 'check_test',
     srcs = ['check.sh'],
     data = ['data.txt'],
-    args = [\"$(location :data.txt) 'two words'\", '$(COMPILATION_MODE)'],
+    args = [\"$(location :data.txt) 'two words'\", '$(COMPILATION_MODE)', \"'$$(location :data.txt)'\", '$$TEST_SRCDIR'],
     env = {'DATA': '$(rootpath :data.txt)'},
 )
 sh_binary(
     name = 'check',
     srcs = ['check.sh'],
     data = ['data.txt'],
-    args = [\"$(location :data.txt) 'two words'\", '$(COMPILATION_MODE)'],
+    args = [\"$(location :data.txt) 'two words'\", '$(COMPILATION_MODE)', \"'$$(location :data.txt)'\", '$$TEST_SRCDIR'],
 )
 ",
     );

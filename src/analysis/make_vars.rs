@@ -96,8 +96,21 @@ impl<'v> CtxValue<'v> {
         let base = PackageId::new(&self.label.repo, &self.label.package);
         let mut out = String::new();
         let mut rest = input;
-        while let Some(start) = rest.find("$(") {
+        while let Some(start) = rest.find('$') {
             out.push_str(&rest[..start]);
+            // In attributes that get make variables too (`args`, `env`), `$$` is an escaped
+            // `$`: kept for the make-variable pass, which makes it one `$`, so
+            // `$$(location x)` stays literal text, as Bazel's one-pass expansion leaves it.
+            if runfiles_paths && rest[start + 1..].starts_with('$') {
+                out.push_str("$$");
+                rest = &rest[start + 2..];
+                continue;
+            }
+            if !rest[start + 1..].starts_with('(') {
+                out.push('$');
+                rest = &rest[start + 1..];
+                continue;
+            }
             let after = &rest[start + 2..];
             let Some(function) = FUNCTIONS
                 .iter()
