@@ -751,3 +751,62 @@ check_test(name = "features_test", target_under_test = ":chosen_too")
     // Without the transition the default branch is taken.
     ok(ws.forge(&["build", "//pkg:chosen"]));
 }
+
+#[test]
+fn minimum_os_version_is_set_by_a_transition_and_read_from_the_cpp_fragment() {
+    // skylib's change_setting tests: a transition sets --minimum_os_version and the
+    // dependency reads ctx.fragments.cpp.minimum_os_version().
+    let ws = Workspace::empty();
+    ws.write("WORKSPACE", "");
+    ws.write(
+        "pkg/defs.bzl",
+        r#"
+def _read_impl(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + ".txt")
+    ctx.actions.write(out, str(ctx.fragments.cpp.minimum_os_version()) + "\n")
+    return [DefaultInfo(files = depset([out]))]
+
+read_version = rule(implementation = _read_impl, fragments = ["cpp"])
+
+def _set_impl(settings, attr):
+    return {"//command_line_option:minimum_os_version": "1234.5678"}
+
+set_version = transition(
+    implementation = _set_impl,
+    inputs = [],
+    outputs = ["//command_line_option:minimum_os_version"],
+)
+
+def _outer_impl(ctx):
+    return [DefaultInfo(files = ctx.attr.dep[0][DefaultInfo].files)]
+
+outer = rule(
+    implementation = _outer_impl,
+    attrs = {
+        "dep": attr.label(cfg = set_version),
+        "_allowlist_function_transition": attr.label(
+            default = "@bazel_tools//tools/allowlists/function_transition_allowlist",
+        ),
+    },
+)
+"#,
+    );
+    ws.write(
+        "pkg/BUILD",
+        "load(':defs.bzl', 'outer', 'read_version')\n\
+         read_version(name = 'plain')\n\
+         read_version(name = 'versioned')\n\
+         outer(name = 'outer', dep = ':versioned')\n",
+    );
+    ok(ws.forge(&["build", "//pkg:plain", "//pkg:outer"]));
+    assert_eq!(read(&ws, "forge-bin/pkg/plain.txt"), "None\n");
+    let dirs = config_dirs(&ws, &format!("{}-fastbuild-ST-", cpu()));
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    assert_eq!(
+        read(&ws, &format!("forge-out/{}/bin/pkg/versioned.txt", dirs[0])),
+        "1234.5678\n"
+    );
+    // The command line sets it too.
+    ok(ws.forge(&["build", "--minimum_os_version=9.1", "//pkg:plain"]));
+    assert_eq!(read(&ws, "forge-bin/pkg/plain.txt"), "9.1\n");
+}

@@ -80,6 +80,7 @@ impl BuildOptions {
             "cpu" => self.cpu.clone(),
             "stamp" => self.stamp.to_string(),
             "features" => self.features.join(","),
+            "minimum_os_version" => self.cpp.minimum_os_version.clone().unwrap_or_default(),
             "allow_analysis_failures" => self.allow_analysis_failures.to_string(),
             "define" => self
                 .defines
@@ -183,7 +184,12 @@ impl Config {
                 features: o.cpp.features.clone(),
                 ..CppOptions::default()
             };
-            for reset in ["compilation_mode", "cpu", "allow_analysis_failures"] {
+            for reset in [
+                "compilation_mode",
+                "cpu",
+                "allow_analysis_failures",
+                "minimum_os_version",
+            ] {
                 o.transitioned.remove(reset);
             }
         })

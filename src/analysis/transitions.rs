@@ -27,7 +27,7 @@ use crate::loading::{
 /// The prefix of native options among a transition's inputs and outputs.
 const NATIVE: &str = "//command_line_option:";
 
-/// The native options a transition may read; the first six it may also set.
+/// The native options a transition may read; the first seven it may also set.
 const READABLE: &[&str] = &[
     "compilation_mode",
     "cpu",
@@ -35,10 +35,11 @@ const READABLE: &[&str] = &[
     "stamp",
     "features",
     "allow_analysis_failures",
+    "minimum_os_version",
     "host_cpu",
     "host_compilation_mode",
 ];
-const WRITABLE: usize = 6;
+const WRITABLE: usize = 7;
 
 /// Why a transition could not be applied. Reported at the target whose rule or attribute
 /// declares it.
@@ -235,6 +236,10 @@ fn input_dict<'v>(
                     heap.alloc(AllocList(o.defines.iter().map(|(k, v)| format!("{k}={v}"))))
                 }
                 Some("features") => heap.alloc(AllocList(o.features.iter().map(String::as_str))),
+                Some("minimum_os_version") => match &o.cpp.minimum_os_version {
+                    Some(v) => heap.alloc(v.as_str()),
+                    None => Value::new_none(),
+                },
                 _ => setting_value(heap, graph, from, label),
             };
             (text.as_str(), value)
@@ -412,6 +417,12 @@ fn set_native(
         "stamp" => options.stamp = boolean()?,
         "allow_analysis_failures" => options.allow_analysis_failures = boolean()?,
         "features" => options.features = strings()?,
+        "minimum_os_version" => {
+            options.cpp.minimum_os_version = match value.is_none() {
+                true => None,
+                false => Some(string()?),
+            }
+        }
         "define" => {
             let mut defines = std::collections::BTreeMap::new();
             for text in strings()? {

@@ -212,6 +212,11 @@ pub struct BuildOptions {
     #[arg(long = "features", value_name = "FEATURE", allow_hyphen_values = true)]
     pub features: Vec<String>,
 
+    /// The minimum OS version the build targets, which rules read as
+    /// `ctx.fragments.cpp.minimum_os_version()`.
+    #[arg(long = "minimum_os_version", value_name = "VERSION")]
+    pub minimum_os_version: Option<String>,
+
     /// Bind a host path read-only into the sandbox: `SOURCE[:TARGET]`.
     #[arg(
         long = "sandbox_add_mount_pair",
@@ -297,6 +302,7 @@ impl BuildOptions {
             conlyopts: self.conlyopt.clone(),
             linkopts: self.linkopt.clone(),
             features: self.features.clone(),
+            minimum_os_version: self.minimum_os_version.clone(),
         }
     }
 
