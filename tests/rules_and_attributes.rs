@@ -659,6 +659,28 @@ sh_binary(
     let run = ws.forge_with("", &["run", "//pkg:check"], &[("DATA", "pkg/data.txt")]);
     assert_eq!(run.code, 0, "{}", run.both());
     assert_eq!(run.stdout, "the data\n");
+    // A rule that runs nothing may have an `args` attribute of its own (skylib's
+    // run_binary): its implementation gets it as written.
+    ws.write(
+        "pkg/own.bzl",
+        "def _impl(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + '.txt')
+    ctx.actions.write(out, '|'.join(ctx.attr.args) + '\\n')
+    return [DefaultInfo(files = depset([out]))]
+
+own_args = rule(implementation = _impl, attrs = {'args': attr.string_list()})
+",
+    );
+    ws.write(
+        "pkg/BUILD",
+        "load(':own.bzl', 'own_args')\nown_args(name = 'own', args = ['$PATH', '$$PATH', 'a b'])\n",
+    );
+    let run = ws.forge(&["build", "//pkg:own"]);
+    assert_eq!(run.code, 0, "{}", run.both());
+    assert_eq!(
+        std::fs::read_to_string(ws.root().join("forge-bin/pkg/own.txt")).unwrap(),
+        "$PATH|$$PATH|a b\n"
+    );
     // A label the target does not depend on is named.
     ws.write(
         "pkg/BUILD",

@@ -241,10 +241,13 @@ fn analyze_rule(
             .as_ref()
             .map(|exe| runfiles_tree(exe, completed.runfiles, env.workspace_name));
 
-        // An executable's `args` and a test's `env` are expanded as Bazel expands them.
+        // An executable's `args` and a test's `env` are expanded as Bazel expands them. A
+        // rule that is neither may have an `args` attribute of its own (skylib's
+        // run_binary): its implementation reads it as written.
         let ctx_value = ctx.downcast_ref::<CtxValue>().expect("allocated above");
+        let runs = rule.is_executable || rule.is_test;
         let args = match rule.attrs.get("args") {
-            Some(AttrValue::StringList(a)) => ctx_value
+            Some(AttrValue::StringList(a)) if runs => ctx_value
                 .expand_runtime_args("args", a, true)
                 .map_err(TargetError::Args)?,
             _ => Vec::new(),
