@@ -445,11 +445,12 @@ fn builds_and_tests_remotely_exactly_as_locally() {
     // The build's three genrules ran remotely; the symlinks of the sh_* rules are written
     // here, in-process, and are no command.
     assert_eq!(where_ran(&run), (3, 0, 0, 0), "{}", run.stderr);
+    // The test summary is on stdout, as Bazel prints it.
     assert!(
-        run.stderr
+        run.stdout
             .contains("Executed 2 out of 2 tests: 2 tests pass."),
         "{}",
-        run.stderr
+        run.both()
     );
     // The tests ran on a worker (whose sandbox names its exec root `remote`, where this
     // workspace's is `remotews`), and their logs came back.
@@ -473,7 +474,7 @@ fn builds_and_tests_remotely_exactly_as_locally() {
     let (ran, hits, _, _) = where_ran(&run);
     assert_eq!(ran, 0, "{}", run.stderr);
     assert!(hits >= 3, "{}", run.stderr);
-    assert!(run.stderr.contains("(cached) PASSED"), "{}", run.stderr);
+    assert!(run.stdout.contains("(cached) PASSED"), "{}", run.both());
     let differ = differences(&files_under(&again.root().join("forge-bin")), &built);
     assert!(differ.is_empty(), "cached outputs differ: {differ:?}");
 }
