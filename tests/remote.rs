@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Run, Workspace};
+use common::{Run, Workspace, free_port};
 
 const BIN: &str = "forge-bin";
 
@@ -52,13 +52,6 @@ fn warnings(run: &Run) -> Vec<&str> {
 
 fn ok(run: &Run) {
     assert_eq!(run.code, 0, "forge failed:\n{}", run.both());
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// A server process in its own process group, killed (all of it) on drop.

@@ -14,13 +14,13 @@
 mod common;
 
 use std::fs;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Run, Workspace};
+use common::{Run, Workspace, free_port};
 
 const IGNORE: &str =
     "needs PostgreSQL 15 and BuildGrid: .ci/run installs them and runs the ignored tests";
@@ -35,13 +35,6 @@ fn summary(run: &Run) -> String {
         .find(|l| l.contains(" executed, "))
         .unwrap_or_else(|| panic!("no summary line in:\n{}", run.stderr))
         .to_owned()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// A process in its own process group, killed (all of it) on drop.

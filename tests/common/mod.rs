@@ -275,3 +275,11 @@ pub fn hand_over(ws: &Workspace, uid: u32) {
         std::os::unix::fs::lchown(entry.path(), Some(uid), Some(uid)).unwrap();
     }
 }
+
+/// A port on 127.0.0.1 no one listens on now, for a server a test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
