@@ -375,3 +375,27 @@ fn flags_take_a_separate_value_and_a_repeated_flag_keeps_its_last_value() {
         "MYVAR=spaced+other"
     );
 }
+
+#[test]
+fn cquery_and_aquery_inherit_build_and_read_their_own_sections() {
+    let ws = workspace();
+    ws.write(
+        ".bazelrc",
+        "build -c opt\naquery --output=summary\ncquery --output=starlark\n",
+    );
+    // aquery takes build's options (the opt configuration) and its own section's format.
+    let run = ok(ws.forge(&["aquery", "//pkg:ok"]));
+    assert!(run.stdout.contains("Mnemonics:"), "{}", run.both());
+    assert!(
+        run.stdout.contains("k8-opt") || run.stdout.contains("-opt: 1"),
+        "{}",
+        run.both()
+    );
+    // cquery reads its section (Bazel's starlark output prints the label by default)...
+    let run = ok(ws.forge(&["cquery", "//pkg:ok"]));
+    assert_eq!(run.stdout.trim(), "//pkg:ok", "{}", run.both());
+    // ...which query does not take.
+    ws.write(".bazelrc", "cquery --output=starlark\n");
+    let run = ok(ws.forge(&["query", "//pkg:ok"]));
+    assert_eq!(run.stdout.trim(), "//pkg:ok", "{}", run.both());
+}
