@@ -234,8 +234,8 @@ fn canonicalize_flags_prints_each_flag_once_in_its_canonical_form() {
             "ERROR: unexpected argument '--no_such_flag' found\n",
         ),
         (
-            &["canonicalize-flags", "--", "--config=opt"][..],
-            "ERROR: forge canonicalize-flags does not expand `--config` yet; pass the config's flags\n",
+            &["canonicalize-flags", "--", "--config=nowhere"][..],
+            "ERROR: Config value 'nowhere' is not defined in any .rc file\n",
         ),
     ] {
         let run = ws.forge(args);
@@ -245,6 +245,28 @@ fn canonicalize_flags_prints_each_flag_once_in_its_canonical_form() {
             "{args:?}"
         );
     }
+    // A --config is expanded from the rc files for the command, as Bazel prints it.
+    ws.write(
+        ".bazelrc",
+        "build:fast -c opt --jobs=3\ntest:fast --test_arg=t\n",
+    );
+    let fast = ws.forge(&["canonicalize-flags", "--", "--config=fast", "-k"]);
+    assert_eq!(
+        fast.stdout, "--compilation_mode=opt\n--jobs=3\n--keep_going=1\n",
+        "{}",
+        fast.stderr
+    );
+    let fast = ws.forge(&[
+        "canonicalize-flags",
+        "--for_command=test",
+        "--",
+        "--config=fast",
+    ]);
+    assert_eq!(
+        fast.stdout, "--compilation_mode=opt\n--jobs=3\n--test_arg=t\n",
+        "{}",
+        fast.stderr
+    );
     let bad_command = ws.forge(&["canonicalize-flags", "--for_command=nope", "--", "-k"]);
     assert_eq!(bad_command.code, 2);
     assert!(

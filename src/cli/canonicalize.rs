@@ -2,7 +2,7 @@
 //! user wrote them (abbreviations, aliases, `--noflag`, repeats), and their canonical forms
 //! out, one a line, as Bazel prints them: `--name=value` under the flag's own name, booleans
 //! as `=1`/`=0`, a single-valued flag given twice only once with its last value, list flags
-//! once per value, sorted by name.
+//! once per value, sorted by name; `--config=NAME` expanded from the rc files first.
 
 use clap::Args;
 use clap::parser::ValueSource;
@@ -22,11 +22,26 @@ pub struct CanonicalizeArgs {
 }
 
 pub fn run(args: CanonicalizeArgs) -> Result<ExitCode, Failure> {
-    for flag in &args.flags {
-        refuse_unsupported(flag)?;
-    }
     let root = flag_forms::uniform(<super::Cli as clap::CommandFactory>::command());
     let all = flag_forms::Flags::of(&root);
+    // `--config=NAME` becomes the options the rc files define for it, as Bazel prints them.
+    let flags = match args
+        .flags
+        .iter()
+        .any(|f| f == "--config" || f.starts_with("--config="))
+    {
+        true => super::rc::expand_config_flags(
+            &args.for_command,
+            args.flags,
+            &super::current_dir()?,
+            &all,
+        )
+        .map_err(|e| Failure::usage(e.to_string()))?,
+        false => args.flags,
+    };
+    for flag in &flags {
+        refuse_unsupported(flag)?;
+    }
     let (Some(command), Some(options)) = (
         root.find_subcommand(&args.for_command),
         all.command(&args.for_command),
@@ -38,7 +53,7 @@ pub fn run(args: CanonicalizeArgs) -> Result<ExitCode, Failure> {
             names.join(", ")
         )));
     };
-    let normalized = flag_forms::normalize(args.flags, options);
+    let normalized = flag_forms::normalize(flags, options);
     // Only flags are canonicalized: a command's required expression or target (query,
     // aquery, why) is not asked for.
     let mut command = command.clone();
@@ -101,14 +116,9 @@ pub fn run(args: CanonicalizeArgs) -> Result<ExitCode, Failure> {
     Ok(ExitCode::Success)
 }
 
-/// Flags forge reads before clap does, which this command does not expand yet.
+/// Flags forge reads before clap does, which this command does not canonicalize yet.
 fn refuse_unsupported(flag: &str) -> Result<(), Failure> {
     let name = flag.split_once('=').map_or(flag, |(n, _)| n);
-    if name == "--config" {
-        return Err(Failure::usage(
-            "forge canonicalize-flags does not expand `--config` yet; pass the config's flags",
-        ));
-    }
     if super::starlark_flags::is_setting(flag) {
         return Err(Failure::usage(format!(
             "forge canonicalize-flags does not support build settings (`{name}`) yet"

@@ -478,6 +478,45 @@ pub fn expand(
         .collect())
 }
 
+/// `flags` of `command` with each `--config=NAME` replaced by what the rc files of the
+/// workspace at `cwd` (with the default rc files) define for it, as `command` would see them:
+/// `canonicalize-flags` prints the expansion, as Bazel's does.
+pub fn expand_config_flags(
+    command: &str,
+    flags: Vec<String>,
+    cwd: &Path,
+    all: &Flags,
+) -> Result<Vec<String>, RcError> {
+    let Some(options) = all.command(command) else {
+        return Ok(flags);
+    };
+    let choice = RcChoice {
+        system: true,
+        workspace: true,
+        home: true,
+        explicit: Vec::new(),
+        ignore_all: false,
+    };
+    let workspace = crate::workspace::find_root(cwd).map(|(root, _)| root);
+    let mut lines = Vec::new();
+    for (file, optional) in rc_files(&choice, workspace.as_deref()) {
+        if optional && !file.is_file() {
+            continue;
+        }
+        read_rc(&file, workspace.as_deref(), &mut Vec::new(), &mut lines)?;
+    }
+    let mut expander = Expander {
+        lines: &lines,
+        command,
+        options,
+        flags: all,
+        notes: Vec::new(),
+    };
+    let mut out = Vec::new();
+    expander.expand_configs(flags, &mut Vec::new(), &mut out)?;
+    Ok(out)
+}
+
 /// Checks the rc lines' options against what the command takes and expands `--config`.
 struct Expander<'a> {
     lines: &'a [RcLine],
