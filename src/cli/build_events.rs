@@ -233,10 +233,7 @@ impl BuildEventFiles {
         self.packages_loaded = plan.packages_loaded;
         self.targets_configured = plan.targets_configured;
         self.actions_created = plan.actions.len();
-        self.configuration = plan
-            .bin_dir
-            .strip_prefix(&format!("{}/", layout::OUT_DIR))
-            .and_then(|rest| rest.strip_suffix("/bin"))
+        self.configuration = layout::configuration_of(&plan.bin_dir)
             .unwrap_or_default()
             .to_owned();
         let pattern = id(

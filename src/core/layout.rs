@@ -109,6 +109,14 @@ pub fn bin_root_of(path: &str) -> Option<&str> {
     Some(&path[..OUT_DIR.len() + 1 + config.len() + "/bin".len()])
 }
 
+/// The configuration directory (`k8-fastbuild`) of an exec path under `forge-out/<config>/`:
+/// an output, or a configuration's `bin` or `testlogs` directory itself.
+pub fn configuration_of(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix(OUT_DIR)?.strip_prefix('/')?;
+    let config = rest.split('/').next()?;
+    (!config.is_empty() && rest.len() > config.len()).then_some(config)
+}
+
 /// The `File.short_path` of a file at an exec path: outputs lose `forge-out/<config>/bin/`,
 /// other repositories' files become `../<repo>/...`.
 pub fn short_from_exec(path: &str) -> String {
@@ -119,5 +127,21 @@ pub fn short_from_exec(path: &str) -> String {
     match rel.strip_prefix("external/") {
         Some(ext) => format!("../{ext}"),
         None => rel.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configuration_of_names_the_directory_under_forge_out() {
+        assert_eq!(configuration_of("forge-out/k8-opt/bin"), Some("k8-opt"));
+        assert_eq!(
+            configuration_of("forge-out/k8-fastbuild-ST-0a1b/bin/pkg/x.txt"),
+            Some("k8-fastbuild-ST-0a1b")
+        );
+        assert_eq!(configuration_of("forge-out/stable-status.txt"), None);
+        assert_eq!(configuration_of("pkg/forge-out/k8-opt/bin/x"), None);
     }
 }

@@ -369,8 +369,7 @@ impl Progress for ConsoleProgress {
                 action
                     .outputs
                     .first()
-                    .and_then(|o| crate::core::layout::bin_root_of(o.as_str()))
-                    .and_then(|root| root.split('/').nth(1))
+                    .and_then(|o| crate::core::layout::configuration_of(o.as_str()))
                     .unwrap_or("none")
             );
             let text = format!(
