@@ -72,6 +72,16 @@ pub struct BuildOptions {
     #[arg(long = "action_env", alias = "action-env", value_name = "NAME[=VALUE]")]
     pub action_env: Vec<String>,
 
+    /// Tests see the fixed `PATH` (/usr/local/bin:/usr/bin:/bin) instead of `.:` and the
+    /// client's. Build actions always have the fixed one in forge.
+    #[arg(long = "incompatible_strict_action_env")]
+    pub incompatible_strict_action_env: bool,
+
+    /// What the convenience links' names start with (default `forge-`, or `bazel-` when
+    /// forge runs as `bazel`); `/` makes no links.
+    #[arg(long = "symlink_prefix", value_name = "PREFIX")]
+    pub symlink_prefix: Option<String>,
+
     /// Define a make variable for `select()` and `ctx.var`: `NAME=VALUE`.
     #[arg(short = 'D', long = "define", value_name = "NAME=VALUE")]
     pub define: Vec<String>,
@@ -353,6 +363,7 @@ pub fn build(
     session: &Session,
 ) -> Result<Option<Built>, Failure> {
     options.common.apply();
+    super::choose_link_prefix(options.symlink_prefix.as_deref());
     let request = BuildRequest {
         configuration: options.output_configuration()?,
         action_env: key_values(&options.action_env, "action_env", true)?,
@@ -422,7 +433,8 @@ fn report(event: &BuildEvent, show_result: Option<usize>, session: &Session) {
             elapsed,
         } => {
             if let Some(show_result) = show_result {
-                print_outputs_of(plan, &session.unbuilt(plan, executed), show_result);
+                let unbuilt = session.unbuilt(plan, executed);
+                print_outputs_of(plan, &unbuilt, show_result, &executed.exec_root);
             }
             console::info(format!("Elapsed time: {:.3}s", elapsed.as_secs_f64()));
             console::info(executed.summary());
@@ -444,7 +456,12 @@ fn report(event: &BuildEvent, show_result: Option<usize>, session: &Session) {
 /// `Target //x up-to-date:` and its outputs for each requested target when there are at
 /// most `show_result` of them (`--show_result`), and the requested targets that were not
 /// built. Failed actions were reported by the progress as they happened.
-fn print_outputs_of(plan: &BuildPlan, unbuilt: &BTreeSet<&Label>, show_result: usize) {
+fn print_outputs_of(
+    plan: &BuildPlan,
+    unbuilt: &BTreeSet<&Label>,
+    show_result: usize,
+    exec_root: &std::path::Path,
+) {
     let bin = format!("{}/", plan.bin_dir);
     let show = plan.targets.len() <= show_result;
     for (label, target) in &plan.targets {
@@ -462,9 +479,11 @@ fn print_outputs_of(plan: &BuildPlan, unbuilt: &BTreeSet<&Label>, show_result: u
         }
         eprintln!("Target {label} up-to-date:");
         for o in outs {
-            match o.strip_prefix(&bin) {
-                Some(rel) => eprintln!("  forge-bin/{rel}"),
-                None => eprintln!("  {o}"),
+            // Through the bin link, as Bazel shows them; the whole path when there is none.
+            match (layout::link_prefix(), o.strip_prefix(&bin)) {
+                (Some(prefix), Some(rel)) => eprintln!("  {prefix}bin/{rel}"),
+                (None, _) => eprintln!("  {}", exec_root.join(o.as_str()).display()),
+                (Some(_), None) => eprintln!("  {o}"),
             }
         }
     }

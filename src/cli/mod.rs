@@ -291,6 +291,21 @@ fn command_line_error(e: clap::Error) -> ExitCode {
     }
 }
 
+/// Sets the convenience links' prefix for this command: `--symlink_prefix` if given, else
+/// `bazel-` when forge was started through a link named `bazel` (a drop-in for Bazel's
+/// scripts and habits), else `forge-`.
+fn choose_link_prefix(symlink_prefix: Option<&str>) {
+    let invoked_as = std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+    let default = match invoked_as.as_deref() {
+        Some("bazel") => "bazel-",
+        _ => crate::core::layout::DEFAULT_LINK_PREFIX,
+    };
+    crate::core::layout::set_link_prefix(symlink_prefix.unwrap_or(default));
+}
+
 /// The directory forge was started in.
 fn current_dir() -> Result<PathBuf, Failure> {
     std::env::current_dir()

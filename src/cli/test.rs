@@ -173,6 +173,10 @@ fn test_options(args: &TestArgs) -> Result<TestOptions, Failure> {
         filter: args.test_filter.clone(),
         disk_cache: args.options.disk_cache.clone(),
         streamed,
+        path: crate::testing::test_path(
+            std::env::var("PATH").ok().as_deref(),
+            args.options.incompatible_strict_action_env,
+        ),
     })
 }
 

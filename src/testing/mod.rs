@@ -49,6 +49,21 @@ pub struct TestOptions {
     pub disk_cache: Option<PathBuf>,
     /// `--test_output=streamed`: tests run one at a time, their output shown as each ends.
     pub streamed: bool,
+    /// The `PATH` tests see (`test_path`); part of each test's key, so a changed `PATH`
+    /// runs the tests again, as in Bazel.
+    pub path: String,
+}
+
+/// The `PATH` of Bazel 4's test environment: `.:` and the client's `PATH`, or the fixed one
+/// under `--incompatible_strict_action_env` (off by default in Bazel 4). Build actions always
+/// get the fixed one (`exec::FIXED_PATH`); tests take the client's because they run tools of
+/// the user's machine (a nested `bazel`, a browser) that a build action must not depend on.
+pub fn test_path(client_path: Option<&str>, strict: bool) -> String {
+    if strict {
+        crate::exec::FIXED_PATH.to_owned()
+    } else {
+        format!(".:{}", client_path.unwrap_or(""))
+    }
 }
 
 /// How one test target ended, as the summary reports it.
@@ -422,7 +437,7 @@ impl Tests<'_> {
         let mut set = |k: &str, v: String| {
             env.insert(k.to_owned(), v);
         };
-        set("PATH", crate::exec::FIXED_PATH.to_owned());
+        set("PATH", self.options.path.clone());
         set("LANG", "C".to_owned());
         set("TZ", "UTC".to_owned());
         set("TEST_SRCDIR", runfiles.clone());
