@@ -388,7 +388,10 @@ pub fn build(
         explain: explain_request(options),
         cpp: options.cpp_options(),
     };
-    let show_result = print_outputs.then(|| session.show_result());
+    let show_result = print_outputs.then(|| ShowResult {
+        limit: session.show_result(),
+        verbose_failures: options.verbose_failures,
+    });
     let mut events = |event: BuildEvent| report(&event, show_result, session);
     if !session.executes() {
         let analyzed = ops::build::analyze(&request, &mut events)?;
@@ -419,8 +422,17 @@ pub fn explain_request(options: &BuildOptions) -> Option<ops::explain::ExplainRe
         })
 }
 
+/// What `--show_result` prints the requested targets' results with.
+#[derive(Clone, Copy)]
+struct ShowResult {
+    /// `--show_result=N`: with more targets than this, nothing is printed, as in Bazel.
+    limit: usize,
+    /// `--verbose_failures`: then no hint to use it.
+    verbose_failures: bool,
+}
+
 /// Prints one thing a build reports, as Bazel words it, and tells the session.
-fn report(event: &BuildEvent, show_result: Option<usize>, session: &Session) {
+fn report(event: &BuildEvent, show_result: Option<ShowResult>, session: &Session) {
     match event {
         BuildEvent::Waiting(message) => eprintln!("{message}"),
         BuildEvent::Analyzed(planned) => {
@@ -453,26 +465,30 @@ fn report(event: &BuildEvent, show_result: Option<usize>, session: &Session) {
     }
 }
 
-/// `Target //x up-to-date:` and its outputs for each requested target when there are at
-/// most `show_result` of them (`--show_result`), and the requested targets that were not
-/// built. Failed actions were reported by the progress as they happened.
+/// Bazel's result lines (`BuildResultPrinter`): when at most `show_result.limit` requested
+/// targets (source files not counted) were asked for, `Target //x up-to-date:` and its
+/// outputs for each built one, then `Target //y failed to build` for each not built (with a
+/// hint to use `--verbose_failures` if it is off); with more, nothing at all, as Bazel 4.2.3
+/// prints nothing then. Failed actions were reported by the progress as they happened.
 fn print_outputs_of(
     plan: &BuildPlan,
     unbuilt: &BTreeSet<&Label>,
-    show_result: usize,
+    show_result: ShowResult,
     exec_root: &std::path::Path,
 ) {
+    let shown: Vec<_> = plan
+        .targets
+        .iter()
+        .filter(|(_, target)| target.kind != "source file")
+        .collect();
+    if shown.len() > show_result.limit {
+        return;
+    }
     let bin = format!("{}/", plan.bin_dir);
-    let show = plan.targets.len() <= show_result;
-    for (label, target) in &plan.targets {
+    let (failed, built): (Vec<_>, Vec<_>) =
+        shown.into_iter().partition(|(label, _)| unbuilt.contains(label));
+    for (label, target) in built {
         let outs = &target.outputs;
-        if unbuilt.contains(label) {
-            eprintln!("Target {label} failed to build");
-            continue;
-        }
-        if !show {
-            continue;
-        }
         if outs.is_empty() {
             eprintln!("Target {label} up-to-date (nothing to build)");
             continue;
@@ -486,6 +502,12 @@ fn print_outputs_of(
                 (Some(_), None) => eprintln!("  {o}"),
             }
         }
+    }
+    for (label, _) in &failed {
+        eprintln!("Target {label} failed to build");
+    }
+    if !failed.is_empty() && !show_result.verbose_failures {
+        eprintln!("Use --verbose_failures to see the command lines of failed build steps.");
     }
 }
 
