@@ -84,8 +84,8 @@ enum Command {
     Info(info::InfoArgs),
     /// Prints the actions of targets without running them: `forge aquery //pkg:target`.
     Aquery(aquery::AqueryArgs),
-    /// Says why a target's actions ran last time and whether a build would run them now:
-    /// the input file, variable, argument or flag that changed.
+    /// Says why a target's actions (and a test) ran last time and whether a build (and
+    /// `forge test`) would run them now: the input file, variable, argument or flag that changed.
     Why(why::WhyArgs),
     /// Does nothing and exits 0: forge runs no server (accepted as Bazel's command).
     Shutdown(shutdown::ShutdownArgs),
