@@ -13,6 +13,7 @@ mod fetch;
 mod flag_forms;
 mod help;
 mod info;
+mod man;
 mod profile;
 mod proto_text;
 mod query;
