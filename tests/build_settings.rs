@@ -148,7 +148,10 @@ fn an_unknown_flag_or_a_mistyped_value_is_named() {
     fails_with(
         &ws.forge(&["build", "//flags:all", "--//flags:fixed=x"]),
         2,
-        &["ERROR: Unrecognized option: //flags:fixed=x (", "not a flag"],
+        &[
+            "ERROR: Unrecognized option: //flags:fixed=x (",
+            "not a flag",
+        ],
     );
     fails_with(
         &ws.forge(&["build", "//flags:all", "--//flags:level=high"]),

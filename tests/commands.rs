@@ -388,7 +388,12 @@ fn man_flags(section: &str) -> std::collections::BTreeSet<String> {
     lines
         .windows(2)
         .filter(|pair| pair[0] == ".TP")
-        .map(|pair| pair[1].replace("\\-", "-").replace("\\fB", "").replace("\\fR", ""))
+        .map(|pair| {
+            pair[1]
+                .replace("\\-", "-")
+                .replace("\\fB", "")
+                .replace("\\fR", "")
+        })
         .flat_map(|entry| {
             entry
                 .split([',', ' ', '[', '='])
@@ -405,7 +410,11 @@ fn the_man_page_has_every_command_and_each_of_its_flags() {
     let man = ws.forge(&["help", "--man"]);
     assert_eq!(man.code, 0, "{}", man.stderr);
     let page = man.stdout;
-    assert!(page.contains(".TH FORGE 1 "), "{}", &page[..200.min(page.len())]);
+    assert!(
+        page.contains(".TH FORGE 1 "),
+        "{}",
+        &page[..200.min(page.len())]
+    );
     let sections = man_sections(&page);
     let section = |title: &str| -> &str {
         sections
@@ -414,7 +423,13 @@ fn the_man_page_has_every_command_and_each_of_its_flags() {
             .map(|(_, body)| body.as_str())
             .unwrap_or_else(|| panic!("no section {title}"))
     };
-    for title in ["NAME", "SYNOPSIS", "STARTUP OPTIONS", "COMMANDS", "TARGET PATTERNS"] {
+    for title in [
+        "NAME",
+        "SYNOPSIS",
+        "STARTUP OPTIONS",
+        "COMMANDS",
+        "TARGET PATTERNS",
+    ] {
         section(title);
     }
     // The commands `forge help` lists, each in COMMANDS and with its own section holding

@@ -81,11 +81,7 @@ fn a_test_sees_dot_and_the_clients_path_and_reruns_when_it_changes() {
     assert_eq!(seen_path(&ws), format!(".:{first}"), "{}", run.both());
     // The same PATH: the cached pass.
     let again = test_with_path(&ws, &first, &[]);
-    assert!(
-        again.stdout.contains("(cached) PASSED"),
-        "{}",
-        again.both()
-    );
+    assert!(again.stdout.contains("(cached) PASSED"), "{}", again.both());
     // Another PATH is another key: the test runs again and sees it.
     let second = format!("/opt/second-tools:{}", system_path());
     let rerun = test_with_path(&ws, &second, &[]);
@@ -129,7 +125,11 @@ fn strict_action_env_gives_tests_the_fixed_path_in_every_form() {
     assert_eq!(seen_path(&ws), "/only/this");
     std::fs::remove_file(ws.root().join(".bazelrc")).unwrap();
     test_with_path(&ws, &client, &["--test_env=PATH"]);
-    assert_eq!(seen_path(&ws), client, "--test_env=PATH takes the client's value");
+    assert_eq!(
+        seen_path(&ws),
+        client,
+        "--test_env=PATH takes the client's value"
+    );
 }
 
 /// The links in the workspace root whose names start with `prefix`.
@@ -167,7 +167,8 @@ fn started_as_bazel_forge_makes_bazel_links_and_cleans_them() {
     );
     assert!(links_with(&ws, "forge-").is_empty());
     assert!(
-        run.stderr.contains("Target //p:g up-to-date:\n  bazel-bin/p/g.txt\n"),
+        run.stderr
+            .contains("Target //p:g up-to-date:\n  bazel-bin/p/g.txt\n"),
         "{}",
         run.stderr
     );
@@ -177,7 +178,11 @@ fn started_as_bazel_forge_makes_bazel_links_and_cleans_them() {
     );
     // A second build finds nothing changed: the links are not sources.
     let again = run_program(&ws, &bazel, &["build", "//p:g"], &system_path());
-    assert!(again.stderr.contains("0 actions executed"), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("0 actions executed"),
+        "{}",
+        again.stderr
+    );
     // `//...` does not see the packages twice through bazel-ws.
     let query = run_program(&ws, &bazel, &["query", "//..."], &system_path());
     assert_eq!(query.stdout, "//p:g\n", "{}", query.stderr);
@@ -238,7 +243,11 @@ fn without_home_the_output_base_is_under_the_users_home_from_the_password_databa
     let mut cmd = ws.command(&["info", "output_base"]);
     cmd.env_remove("HOME").env_remove("XDG_CACHE_HOME");
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let home = String::from_utf8(
         std::process::Command::new("getent")
             .args(["passwd", &own_uid().to_string()])
@@ -247,7 +256,12 @@ fn without_home_the_output_base_is_under_the_users_home_from_the_password_databa
             .stdout,
     )
     .unwrap();
-    let home = home.trim().split(':').nth(5).expect("a home in passwd").to_owned();
+    let home = home
+        .trim()
+        .split(':')
+        .nth(5)
+        .expect("a home in passwd")
+        .to_owned();
     let base = String::from_utf8(out.stdout).unwrap();
     assert!(
         base.starts_with(&format!("{home}/.cache/forge/")),

@@ -321,7 +321,8 @@ fn why_says_whether_a_test_would_run_now_and_what_changed_since_its_cached_pass(
     let path = format!("/opt/elsewhere:{}", std::env::var("PATH").unwrap());
     let run = ws.forge_with("", &["why", "//t:check"], &[("PATH", &path)]);
     assert!(
-        run.stdout.contains("environment variable PATH changed: '.:"),
+        run.stdout
+            .contains("environment variable PATH changed: '.:"),
         "{}",
         run.stdout
     );

@@ -234,7 +234,11 @@ fn show_result_is_the_most_targets_whose_outputs_are_listed() {
         "{}",
         with_source.stderr
     );
-    assert!(!with_source.stderr.contains("pass.sh"), "{}", with_source.stderr);
+    assert!(
+        !with_source.stderr.contains("pass.sh"),
+        "{}",
+        with_source.stderr
+    );
     // A target whose dependency failed was not built, whichever action failed; the built
     // ones come first, then the failed ones, then Bazel's hint.
     let failed = ws.forge(&[
@@ -262,13 +266,21 @@ fn show_result_is_the_most_targets_whose_outputs_are_listed() {
         "{}",
         verbose.stderr
     );
-    assert!(!verbose.stderr.contains("Use --verbose_failures"), "{}", verbose.stderr);
+    assert!(
+        !verbose.stderr.contains("Use --verbose_failures"),
+        "{}",
+        verbose.stderr
+    );
     // More targets than --show_result: Bazel 4.2.3 prints no result lines at all, not even
     // for the failed ones.
     let many = ws.forge(&["build", "--keep_going", "//pkg:after_bad", "//pkg:b"]);
     assert_eq!(many.code, 1, "{}", many.both());
     assert!(!many.stderr.contains("Target //pkg:"), "{}", many.stderr);
-    assert!(!many.stderr.contains("Use --verbose_failures"), "{}", many.stderr);
+    assert!(
+        !many.stderr.contains("Use --verbose_failures"),
+        "{}",
+        many.stderr
+    );
 }
 
 #[test]

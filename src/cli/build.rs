@@ -485,8 +485,9 @@ fn print_outputs_of(
         return;
     }
     let bin = format!("{}/", plan.bin_dir);
-    let (failed, built): (Vec<_>, Vec<_>) =
-        shown.into_iter().partition(|(label, _)| unbuilt.contains(label));
+    let (failed, built): (Vec<_>, Vec<_>) = shown
+        .into_iter()
+        .partition(|(label, _)| unbuilt.contains(label));
     for (label, target) in built {
         let outs = &target.outputs;
         if outs.is_empty() {

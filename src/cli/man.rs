@@ -21,13 +21,20 @@ pub fn page(command: &Command) -> std::io::Result<String> {
     man.render_synopsis_section(&mut out)?;
     man.render_description_section(&mut out)?;
     out.extend_from_slice(b".SH \"STARTUP OPTIONS\"\n");
-    out.extend_from_slice(&without_heading(&render(&man, Man::render_options_section)?));
+    out.extend_from_slice(&without_heading(&render(
+        &man,
+        Man::render_options_section,
+    )?));
     // The commands, each described further down this page (clap_mangen's own list would
     // point to a page per command).
     out.extend_from_slice(b".SH COMMANDS\n");
     for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
         let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
-        let entry = format!(".TP\n\\fB{}\\fR\n{}\n", escape(sub.get_name()), escape(&about));
+        let entry = format!(
+            ".TP\n\\fB{}\\fR\n{}\n",
+            escape(sub.get_name()),
+            escape(&about)
+        );
         out.extend_from_slice(entry.as_bytes());
     }
     for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
@@ -47,7 +54,9 @@ fn once_preamble(page: &str) -> String {
     let mut out = String::with_capacity(page.len());
     let mut lines = page.lines().peekable();
     while let Some(line) = lines.next() {
-        if line.starts_with(".ie \\n(.g .ds Aq") && lines.peek().is_some_and(|l| l.starts_with(".el .ds Aq")) {
+        if line.starts_with(".ie \\n(.g .ds Aq")
+            && lines.peek().is_some_and(|l| l.starts_with(".el .ds Aq"))
+        {
             let el = lines.next().unwrap_or_default();
             if !seen {
                 out.push_str(line);
@@ -90,7 +99,10 @@ fn command_section(top: &Command, sub: &Command) -> std::io::Result<Vec<u8>> {
     )?));
     if sub.get_arguments().any(|a| !a.is_hide_set()) {
         out.extend_from_slice(b".PP\nOptions:\n");
-        out.extend_from_slice(&without_heading(&render(&man, Man::render_options_section)?));
+        out.extend_from_slice(&without_heading(&render(
+            &man,
+            Man::render_options_section,
+        )?));
     }
     Ok(out)
 }

@@ -267,7 +267,11 @@ fn test(
     }
     let totals = Totals::of(&results);
     let mut out = String::new();
-    summary(&results, args.flags.test_summary.unwrap_or_default(), &mut out);
+    summary(
+        &results,
+        args.flags.test_summary.unwrap_or_default(),
+        &mut out,
+    );
     out.push_str(&format!("\n{}\n", totals.line()));
     if !oversized.is_empty() && !args.flags.test_verbose_timeout_warnings {
         out.push_str(

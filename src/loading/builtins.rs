@@ -462,7 +462,10 @@ fn bazel_repr(value: Value) -> String {
             .map(|(k, v)| (k.as_str().to_owned(), bazel_repr(v)))
             .collect();
         fields.sort();
-        let fields = fields.into_iter().map(|(k, v)| format!("{k} = {v}")).collect();
+        let fields = fields
+            .into_iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect();
         format!("struct({})", join(fields))
     } else if let Some(list) = ListRef::from_value(value) {
         format!("[{}]", join(list.iter().map(bazel_repr).collect()))

@@ -241,10 +241,7 @@ impl TestWhy<'_> {
         );
         let runs = crate::exec::ingredients::IngredientLog::new(&self.cache_dir.join("tests"));
         let last = match runs.last(&log) {
-            Some(record) => format!(
-                "ran last because {}",
-                reasons(&record.changes, true, namer)
-            ),
+            Some(record) => format!("ran last because {}", reasons(&record.changes, true, namer)),
             None => "has no recorded run".to_owned(),
         };
         let planned = &self.plan.targets[target];
