@@ -177,7 +177,10 @@ fn an_unknown_flag_or_a_mistyped_value_is_named() {
     fails_with(
         &ws.forge(&["build", "//flags:all", "--//flags:color=green"]),
         1,
-        &["invalid value 'green'. Allowed values are [\"red\", \"blue\"]"],
+        &[
+            "\nError in fail: Error setting //flags:color: invalid value 'green'. Allowed \
+           values are [\"red\", \"blue\"]\n",
+        ],
     );
     // The default is mandatory and typed.
     ws.write(
