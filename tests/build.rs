@@ -641,3 +641,26 @@ fn a_private_rule_reached_through_a_public_macro_builds() {
     ok(ws.forge(&["build", "//pkg:total"]));
     assert_eq!(read(&ws, "forge-bin/pkg/total.txt"), "42");
 }
+
+#[test]
+fn print_shows_a_struct_as_bazel_does_fields_in_name_order() {
+    let ws = Workspace::empty();
+    ws.write("WORKSPACE", "");
+    ws.write(
+        "p/show.bzl",
+        "def _impl(ctx):\n    \
+         print(struct(zeta = [struct(b = 2, a = 'x')], alpha = False, mid = {'k': (1,)}))\n    \
+         print('plain', 3)\n\
+         show = rule(implementation = _impl)\n",
+    );
+    ws.write("p/BUILD", "load(':show.bzl', 'show')\nshow(name = 's')\n");
+    let run = ok(ws.forge(&["build", "//p:s"]));
+    assert!(
+        run.stderr.contains(
+            ": struct(alpha = False, mid = {\"k\": (1,)}, zeta = [struct(a = \"x\", b = 2)])\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains(": plain 3\n"), "{}", run.stderr);
+}

@@ -355,3 +355,125 @@ fn help_and_completion_end_quietly_when_the_reader_has_gone() {
         );
     }
 }
+
+/// The long flags (`--name`) at the start of the option lines of a `--help` text.
+fn help_flags(help: &str) -> std::collections::BTreeSet<String> {
+    help.lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with('-'))
+        .flat_map(|l| l.split([',', ' ', '[', '=']))
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The sections of a roff page by their `.SH` title (quotes dropped).
+fn man_sections(page: &str) -> Vec<(String, String)> {
+    let mut sections: Vec<(String, String)> = Vec::new();
+    for line in page.lines() {
+        if let Some(title) = line.strip_prefix(".SH ") {
+            sections.push((title.trim_matches('"').to_owned(), String::new()));
+        } else if let Some((_, body)) = sections.last_mut() {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    sections
+}
+
+/// The long flags of the `.TP` entries of a roff section, unescaped (`\-` is `-`, fonts
+/// dropped).
+fn man_flags(section: &str) -> std::collections::BTreeSet<String> {
+    let lines: Vec<&str> = section.lines().collect();
+    lines
+        .windows(2)
+        .filter(|pair| pair[0] == ".TP")
+        .map(|pair| {
+            pair[1]
+                .replace("\\-", "-")
+                .replace("\\fB", "")
+                .replace("\\fR", "")
+        })
+        .flat_map(|entry| {
+            entry
+                .split([',', ' ', '[', '='])
+                .filter(|w| w.starts_with("--") && w.len() > 2)
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn the_man_page_has_every_command_and_each_of_its_flags() {
+    let ws = Workspace::fixture("graph");
+    let man = ws.forge(&["help", "--man"]);
+    assert_eq!(man.code, 0, "{}", man.stderr);
+    let page = man.stdout;
+    assert!(
+        page.contains(".TH FORGE 1 "),
+        "{}",
+        &page[..200.min(page.len())]
+    );
+    let sections = man_sections(&page);
+    let section = |title: &str| -> &str {
+        sections
+            .iter()
+            .find(|(t, _)| t == title)
+            .map(|(_, body)| body.as_str())
+            .unwrap_or_else(|| panic!("no section {title}"))
+    };
+    for title in [
+        "NAME",
+        "SYNOPSIS",
+        "STARTUP OPTIONS",
+        "COMMANDS",
+        "TARGET PATTERNS",
+    ] {
+        section(title);
+    }
+    // The commands `forge help` lists, each in COMMANDS and with its own section holding
+    // every flag its `forge help COMMAND` shows.
+    let listing = ws.forge(&["help"]).stdout;
+    let commands: Vec<&str> = listing
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(commands.len() >= 16, "{commands:?}");
+    for command in &commands {
+        assert!(
+            section("COMMANDS").contains(&format!("\\fB{}\\fR", command.replace('-', "\\-"))),
+            "{command} not in COMMANDS"
+        );
+        let title = format!("FORGE {}", command.to_uppercase());
+        let body = section(&title);
+        let help = ws.forge(&["help", command]);
+        assert_eq!(help.code, 0, "{}", help.stderr);
+        let wanted = help_flags(&help.stdout);
+        let documented = man_flags(body);
+        let missing: Vec<_> = wanted.difference(&documented).collect();
+        assert!(missing.is_empty(), "{title} lacks {missing:?}");
+    }
+    // Spot checks that the parsing above sees real flags.
+    assert!(man_flags(section("FORGE BUILD")).contains("--keep_going"));
+    assert!(man_flags(section("FORGE TEST")).contains("--test_env"));
+    assert!(man_flags(section("STARTUP OPTIONS")).contains("--output_base"));
+    // groff reads it without a warning, where it is installed.
+    if let Ok(out) = std::process::Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-z"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(page.as_bytes())?;
+            child.wait_with_output()
+        })
+    {
+        assert!(out.status.success());
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    }
+}

@@ -265,3 +265,77 @@ fn a_test_that_reran_says_why() {
         "{why}"
     );
 }
+
+#[test]
+fn why_says_whether_a_test_would_run_now_and_what_changed_since_its_cached_pass() {
+    let ws = Workspace::fixture("actions");
+    let now = |args: &[&str]| -> String {
+        let mut all = vec!["why", "//t:check"];
+        all.extend_from_slice(args);
+        let text = ok(&ws, &all);
+        let start = text
+            .find("//t:check: the test itself\n")
+            .unwrap_or_else(|| panic!("no test part in:\n{text}"));
+        let line = text[start..]
+            .lines()
+            .find(|l| l.starts_with("  now: "))
+            .unwrap_or_else(|| panic!("no verdict in:\n{text}"));
+        line["  now: ".len()..].to_owned()
+    };
+    let test = |args: &[&str]| {
+        let mut all = vec!["test", "//t:check"];
+        all.extend_from_slice(args);
+        ws.forge(&all)
+    };
+    assert!(
+        now(&[]).starts_with("its program or runfiles would be built again first"),
+        "{}",
+        now(&[])
+    );
+    assert_eq!(test(&[]).code, 0);
+    let cached = "a pass with these inputs is cached: `forge test` would report it (cached) \
+                  PASSED without running it";
+    assert_eq!(now(&[]), cached);
+    // The test flags are part of its key: `why` takes them as `forge test` does.
+    assert_eq!(
+        now(&["--test_env=X=1", "--test_arg=-v"]),
+        "`forge test` would run it because environment variable X was set to '1'; \
+         argument 1 '-v' was added"
+    );
+    // And from the rc file's test section, as `forge test` reads it.
+    ws.write(".bazelrc", "test --test_env=X=1\n");
+    assert_eq!(test(&[]).code, 0);
+    assert_eq!(now(&[]), cached);
+    // A runfile changed: named by label and digest.
+    ws.write("t/data.txt", "changed\n");
+    assert_eq!(
+        now(&[]),
+        format!(
+            "`forge test` would run it because input file //t:data.txt (t/data.txt) changed: \
+             blake3 {} -> {}",
+            short("ok\n"),
+            short("changed\n")
+        )
+    );
+    // The client's PATH is in a test's environment: another PATH runs it again.
+    let path = format!("/opt/elsewhere:{}", std::env::var("PATH").unwrap());
+    let run = ws.forge_with("", &["why", "//t:check"], &[("PATH", &path)]);
+    assert!(
+        run.stdout
+            .contains("environment variable PATH changed: '.:"),
+        "{}",
+        run.stdout
+    );
+    // Reverting the runfile finds the cached pass again.
+    ws.write("t/data.txt", "ok\n");
+    assert_eq!(now(&[]), cached);
+    assert!(now(&["--nocache_test_results"]).contains("test results are not cached here"));
+    // A failure is not cached: the same inputs would run again.
+    ws.write("t/data.txt", "fail\n");
+    assert_eq!(test(&[]).code, 3);
+    assert_eq!(
+        now(&[]),
+        "`forge test` would run it because nothing it depends on changed, but no pass with \
+         these inputs is cached (its last run did not pass, or the cache was cleaned)"
+    );
+}

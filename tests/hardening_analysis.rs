@@ -124,12 +124,13 @@ fn execution_requirements_are_merged_like_tags() {
     );
 }
 
-/// The first `error:` line of a run: the message of a Starlark error without its snippet.
+/// The first `error:` line of a run (`Error in fail:` for a `fail()`, as Bazel words it):
+/// the message of a Starlark error without its snippet.
 fn error_line(run: &Run) -> String {
     assert_eq!(run.code, 1, "{}", run.both());
     run.stderr
         .lines()
-        .find(|l| l.starts_with("error: "))
+        .find(|l| l.starts_with("error: ") || l.starts_with("Error in fail: "))
         .unwrap_or_else(|| panic!("no error line in:\n{}", run.stderr))
         .to_owned()
 }

@@ -227,17 +227,60 @@ fn show_result_is_the_most_targets_whose_outputs_are_listed() {
     );
     let zero = ok(ws.forge(&["build", "--show_result=0", "//pkg:a"]));
     assert!(!zero.stderr.contains("up-to-date"), "{}", zero.stderr);
-    // A target whose dependency failed was not built, whichever action failed.
-    let failed = ws.forge(&["build", "//pkg:after_bad"]);
+    // A source file named with a rule is not counted, as Bazel's result printer skips it.
+    let with_source = ok(ws.forge(&["build", "//pkg:a", "//pkg:pass.sh"]));
+    assert!(
+        with_source.stderr.contains("Target //pkg:a up-to-date:"),
+        "{}",
+        with_source.stderr
+    );
+    assert!(
+        !with_source.stderr.contains("pass.sh"),
+        "{}",
+        with_source.stderr
+    );
+    // A target whose dependency failed was not built, whichever action failed; the built
+    // ones come first, then the failed ones, then Bazel's hint.
+    let failed = ws.forge(&[
+        "build",
+        "--keep_going",
+        "--show_result=2",
+        "//pkg:after_bad",
+        "//pkg:b",
+    ]);
     assert_eq!(failed.code, 1, "{}", failed.both());
     assert!(
-        failed
-            .stderr
-            .contains("Target //pkg:after_bad failed to build\n"),
+        failed.stderr.contains(
+            "Target //pkg:b up-to-date:\n  forge-bin/pkg/b.txt\n\
+             Target //pkg:after_bad failed to build\n\
+             Use --verbose_failures to see the command lines of failed build steps.\n"
+        ),
         "{}",
         failed.stderr
     );
-    assert!(!failed.stderr.contains("up-to-date"), "{}", failed.stderr);
+    let verbose = ws.forge(&["build", "--verbose_failures", "//pkg:after_bad"]);
+    assert!(
+        verbose
+            .stderr
+            .contains("Target //pkg:after_bad failed to build\n"),
+        "{}",
+        verbose.stderr
+    );
+    assert!(
+        !verbose.stderr.contains("Use --verbose_failures"),
+        "{}",
+        verbose.stderr
+    );
+    // More targets than --show_result: Bazel 4.2.3 prints no result lines at all, not even
+    // for the failed ones.
+    let many = ws.forge(&["build", "--keep_going", "//pkg:after_bad", "//pkg:b"]);
+    assert_eq!(many.code, 1, "{}", many.both());
+    assert!(!many.stderr.contains("Target //pkg:"), "{}", many.stderr);
+    assert!(
+        !many.stderr.contains("Use --verbose_failures"),
+        "{}",
+        many.stderr
+    );
 }
 
 #[test]

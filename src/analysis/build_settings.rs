@@ -108,22 +108,7 @@ pub fn resolve(
         }
         let setting = rule.and_then(|r| r.build_setting).filter(|s| s.flag);
         let Some(setting) = setting else {
-            let what = match graph.target(&arg.label) {
-                Some(t) => match t
-                    .rule()
-                    .filter(|r| r.build_setting.is_some() || is_builtin(r, "label_setting"))
-                {
-                    Some(_) => "a build setting that is not a flag (declare it with \
-                                config.<type>(flag = True) to set it on the command line)"
-                        .to_owned(),
-                    None => format!("a {}, not a build setting", t.kind_name()),
-                },
-                None => "no target".to_owned(),
-            };
-            return Err(Diagnostic::new(format!(
-                "Unrecognized option: {}: '{}' is {what}",
-                arg.text, arg.label
-            )));
+            return Err(not_a_flag(graph, arg));
         };
         let value = match (setting.kind, &arg.value, arg.negated) {
             (SettingKind::Bool, None, negated) => AttrValue::Bool(!negated),
@@ -162,6 +147,40 @@ pub fn resolve(
         }
     }
     Ok(values)
+}
+
+/// Bazel's error for an argument that names no flag, word for word (scripts grep for it),
+/// with what the target is instead: `Unrecognized option: //pkg:setting=VALUE` for a
+/// build setting that is not a flag, `Unrecognized option: //pkg:target` for another
+/// target, Bazel's loading error for no target.
+fn not_a_flag(graph: &TargetGraph, arg: &SettingArg) -> Diagnostic {
+    let Some(target) = graph.target(&arg.label) else {
+        return Diagnostic::new(format!(
+            "Error loading option {}: no such target '{}'",
+            arg.label, arg.label
+        ));
+    };
+    let is_setting = target
+        .rule()
+        .is_some_and(|r| r.build_setting.is_some() || is_builtin(r, "label_setting"));
+    if is_setting {
+        // Bazel names the setting with the value it was given (`true` for `--//pkg:b`).
+        let value = match (&arg.value, arg.negated) {
+            (Some(v), _) => v.clone(),
+            (None, negated) => (!negated).to_string(),
+        };
+        Diagnostic::new(format!(
+            "Unrecognized option: {}={value} (a build setting that is not a flag: declare \
+             it with config.<type>(flag = True) to set it on the command line)",
+            arg.label
+        ))
+    } else {
+        Diagnostic::new(format!(
+            "Unrecognized option: {} (a {}, not a build setting)",
+            arg.label,
+            target.kind_name()
+        ))
+    }
 }
 
 /// The targets `label_flag`s are set to on the command line: loaded before analysis, and

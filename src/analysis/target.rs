@@ -329,12 +329,17 @@ fn run_implementation<'v>(
         .map_err(TargetError::Implementation)
 }
 
-/// A Starlark error as text without a doubled `error: ` prefix.
+/// A Starlark error as text without a doubled `error: ` prefix; a `fail()` reads `Error in
+/// fail: MESSAGE`, as Bazel words it (logs are grepped for that line).
 fn render(e: &starlark::Error) -> String {
     // The implementation is called from Rust; its caller's frame says nothing useful.
     e.to_string()
         .lines()
         .filter(|l| l.trim() != "File <builtin>, in <module>")
+        .map(|l| match l.strip_prefix("error: fail: ") {
+            Some(message) => format!("Error in fail: {message}"),
+            None => l.to_owned(),
+        })
         .collect::<Vec<_>>()
         .join("\n")
         .trim_end()

@@ -72,6 +72,16 @@ pub struct BuildOptions {
     #[arg(long = "action_env", alias = "action-env", value_name = "NAME[=VALUE]")]
     pub action_env: Vec<String>,
 
+    /// Tests see the fixed `PATH` (/usr/local/bin:/usr/bin:/bin) instead of `.:` and the
+    /// client's. Build actions always have the fixed one in forge.
+    #[arg(long = "incompatible_strict_action_env")]
+    pub incompatible_strict_action_env: bool,
+
+    /// What the convenience links' names start with (default `forge-`, or `bazel-` when
+    /// forge runs as `bazel`); `/` makes no links.
+    #[arg(long = "symlink_prefix", value_name = "PREFIX")]
+    pub symlink_prefix: Option<String>,
+
     /// Define a make variable for `select()` and `ctx.var`: `NAME=VALUE`.
     #[arg(short = 'D', long = "define", value_name = "NAME=VALUE")]
     pub define: Vec<String>,
@@ -353,6 +363,7 @@ pub fn build(
     session: &Session,
 ) -> Result<Option<Built>, Failure> {
     options.common.apply();
+    super::choose_link_prefix(options.symlink_prefix.as_deref());
     let request = BuildRequest {
         configuration: options.output_configuration()?,
         action_env: key_values(&options.action_env, "action_env", true)?,
@@ -377,7 +388,10 @@ pub fn build(
         explain: explain_request(options),
         cpp: options.cpp_options(),
     };
-    let show_result = print_outputs.then(|| session.show_result());
+    let show_result = print_outputs.then(|| ShowResult {
+        limit: session.show_result(),
+        verbose_failures: options.verbose_failures,
+    });
     let mut events = |event: BuildEvent| report(&event, show_result, session);
     if !session.executes() {
         let analyzed = ops::build::analyze(&request, &mut events)?;
@@ -408,8 +422,17 @@ pub fn explain_request(options: &BuildOptions) -> Option<ops::explain::ExplainRe
         })
 }
 
+/// What `--show_result` prints the requested targets' results with.
+#[derive(Clone, Copy)]
+struct ShowResult {
+    /// `--show_result=N`: with more targets than this, nothing is printed, as in Bazel.
+    limit: usize,
+    /// `--verbose_failures`: then no hint to use it.
+    verbose_failures: bool,
+}
+
 /// Prints one thing a build reports, as Bazel words it, and tells the session.
-fn report(event: &BuildEvent, show_result: Option<usize>, session: &Session) {
+fn report(event: &BuildEvent, show_result: Option<ShowResult>, session: &Session) {
     match event {
         BuildEvent::Waiting(message) => eprintln!("{message}"),
         BuildEvent::Analyzed(planned) => {
@@ -422,7 +445,8 @@ fn report(event: &BuildEvent, show_result: Option<usize>, session: &Session) {
             elapsed,
         } => {
             if let Some(show_result) = show_result {
-                print_outputs_of(plan, &session.unbuilt(plan, executed), show_result);
+                let unbuilt = session.unbuilt(plan, executed);
+                print_outputs_of(plan, &unbuilt, show_result, &executed.exec_root);
             }
             console::info(format!("Elapsed time: {:.3}s", elapsed.as_secs_f64()));
             console::info(executed.summary());
@@ -441,32 +465,50 @@ fn report(event: &BuildEvent, show_result: Option<usize>, session: &Session) {
     }
 }
 
-/// `Target //x up-to-date:` and its outputs for each requested target when there are at
-/// most `show_result` of them (`--show_result`), and the requested targets that were not
-/// built. Failed actions were reported by the progress as they happened.
-fn print_outputs_of(plan: &BuildPlan, unbuilt: &BTreeSet<&Label>, show_result: usize) {
+/// Bazel's result lines (`BuildResultPrinter`): when at most `show_result.limit` requested
+/// targets (source files not counted) were asked for, `Target //x up-to-date:` and its
+/// outputs for each built one, then `Target //y failed to build` for each not built (with a
+/// hint to use `--verbose_failures` if it is off); with more, nothing at all, as Bazel 4.2.3
+/// prints nothing then. Failed actions were reported by the progress as they happened.
+fn print_outputs_of(
+    plan: &BuildPlan,
+    unbuilt: &BTreeSet<&Label>,
+    show_result: ShowResult,
+    exec_root: &std::path::Path,
+) {
+    let shown: Vec<_> = plan
+        .targets
+        .iter()
+        .filter(|(_, target)| target.kind != "source file")
+        .collect();
+    if shown.len() > show_result.limit {
+        return;
+    }
     let bin = format!("{}/", plan.bin_dir);
-    let show = plan.targets.len() <= show_result;
-    for (label, target) in &plan.targets {
+    let (failed, built): (Vec<_>, Vec<_>) = shown
+        .into_iter()
+        .partition(|(label, _)| unbuilt.contains(label));
+    for (label, target) in built {
         let outs = &target.outputs;
-        if unbuilt.contains(label) {
-            eprintln!("Target {label} failed to build");
-            continue;
-        }
-        if !show {
-            continue;
-        }
         if outs.is_empty() {
             eprintln!("Target {label} up-to-date (nothing to build)");
             continue;
         }
         eprintln!("Target {label} up-to-date:");
         for o in outs {
-            match o.strip_prefix(&bin) {
-                Some(rel) => eprintln!("  forge-bin/{rel}"),
-                None => eprintln!("  {o}"),
+            // Through the bin link, as Bazel shows them; the whole path when there is none.
+            match (layout::link_prefix(), o.strip_prefix(&bin)) {
+                (Some(prefix), Some(rel)) => eprintln!("  {prefix}bin/{rel}"),
+                (None, _) => eprintln!("  {}", exec_root.join(o.as_str()).display()),
+                (Some(_), None) => eprintln!("  {o}"),
             }
         }
+    }
+    for (label, _) in &failed {
+        eprintln!("Target {label} failed to build");
+    }
+    if !failed.is_empty() && !show_result.verbose_failures {
+        eprintln!("Use --verbose_failures to see the command lines of failed build steps.");
     }
 }
 

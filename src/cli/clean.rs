@@ -16,9 +16,14 @@ pub struct CleanArgs {
     /// Return at once: what is removed is moved aside and deleted in the background.
     #[arg(long = "async")]
     in_background: bool,
+
+    /// The prefix of the links to remove (as `build --symlink_prefix` made them).
+    #[arg(long = "symlink_prefix", value_name = "PREFIX")]
+    symlink_prefix: Option<String>,
 }
 
 pub fn run(args: CleanArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Failure> {
+    super::choose_link_prefix(args.symlink_prefix.as_deref());
     let ws = Workspace::locate(&super::current_dir()?, startup)?;
     if args.in_background {
         let moved =

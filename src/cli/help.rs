@@ -1,5 +1,6 @@
 //! `forge help [COMMAND | TOPIC]`: a topic name in, its text out — the command list, one
-//! command's flags, or Bazel's topic `target-syntax` in our own words.
+//! command's flags, or Bazel's topic `target-syntax` in our own words; `--man`: the whole
+//! manual as a man page (`man.rs`).
 
 use clap::Args;
 
@@ -9,10 +10,14 @@ use crate::core::{ExitCode, Failure};
 pub struct HelpArgs {
     /// A command (`build`, `info`, ...) or a topic: `target-syntax`.
     topic: Option<String>,
+
+    /// Print the whole manual as a roff man page: `forge help --man > forge.1`.
+    #[arg(long = "man", conflicts_with = "topic")]
+    man: bool,
 }
 
 /// `forge help target-syntax`: the target patterns every command that takes targets accepts.
-const TARGET_SYNTAX: &str = "\
+pub(super) const TARGET_SYNTAX: &str = "\
 Target pattern syntax
 =====================
 
@@ -56,6 +61,8 @@ back up the tree.
 pub fn run(args: HelpArgs) -> Result<ExitCode, Failure> {
     let mut command = super::flag_forms::uniform(<super::Cli as clap::CommandFactory>::command());
     let text = match args.topic.as_deref() {
+        None if args.man => super::man::page(&command)
+            .map_err(|e| Failure::failed(format!("cannot render the man page: {e}")))?,
         None => command.render_long_help().to_string(),
         Some("target-syntax") => TARGET_SYNTAX.to_owned(),
         Some(topic) => match command.find_subcommand_mut(topic) {

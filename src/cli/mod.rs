@@ -13,6 +13,7 @@ mod fetch;
 mod flag_forms;
 mod help;
 mod info;
+mod man;
 mod profile;
 mod proto_text;
 mod query;
@@ -84,8 +85,8 @@ enum Command {
     Info(info::InfoArgs),
     /// Prints the actions of targets without running them: `forge aquery //pkg:target`.
     Aquery(aquery::AqueryArgs),
-    /// Says why a target's actions ran last time and whether a build would run them now:
-    /// the input file, variable, argument or flag that changed.
+    /// Says why a target's actions (and a test) ran last time and whether a build (and
+    /// `forge test`) would run them now: the input file, variable, argument or flag that changed.
     Why(why::WhyArgs),
     /// Does nothing and exits 0: forge runs no server (accepted as Bazel's command).
     Shutdown(shutdown::ShutdownArgs),
@@ -289,6 +290,21 @@ fn command_line_error(e: clap::Error) -> ExitCode {
             ExitCode::BadCommandLine
         }
     }
+}
+
+/// Sets the convenience links' prefix for this command: `--symlink_prefix` if given, else
+/// `bazel-` when forge was started through a link named `bazel` (a drop-in for Bazel's
+/// scripts and habits), else `forge-`.
+fn choose_link_prefix(symlink_prefix: Option<&str>) {
+    let invoked_as = std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+    let default = match invoked_as.as_deref() {
+        Some("bazel") => "bazel-",
+        _ => crate::core::layout::DEFAULT_LINK_PREFIX,
+    };
+    crate::core::layout::set_link_prefix(symlink_prefix.unwrap_or(default));
 }
 
 /// The directory forge was started in.

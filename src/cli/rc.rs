@@ -290,8 +290,9 @@ fn rc_files(choice: &RcChoice, workspace: Option<&Path>) -> Vec<(PathBuf, bool)>
 /// Bazel's command inheritance: the sections whose options a command takes, in order.
 fn sections(command: &str) -> Vec<&str> {
     match command {
-        "test" | "run" | "info" | "cquery" | "aquery" | "why" => vec!["common", "build", command],
-        "coverage" => vec!["common", "build", "test", command],
+        "test" | "run" | "info" | "cquery" | "aquery" => vec!["common", "build", command],
+        // `why` says whether a test would run, so it takes the test options too.
+        "coverage" | "why" => vec!["common", "build", "test", command],
         _ => vec!["common", command],
     }
 }

@@ -18,9 +18,21 @@ pub struct TestArgs {
     #[command(flatten)]
     options: BuildOptions,
 
+    #[command(flatten)]
+    pub flags: TestFlags,
+
+    /// Target patterns naming tests or test suites.
+    #[arg(value_name = "PATTERNS")]
+    patterns: Vec<String>,
+}
+
+/// The flags of `forge test` that decide how tests run (also taken by `forge why`, which
+/// says whether a test would run).
+#[derive(Args, Debug, Clone)]
+pub struct TestFlags {
     /// How many tests run at once (default: --jobs).
     #[arg(long = "local_test_jobs", alias = "local-test-jobs", value_name = "N")]
-    local_test_jobs: Option<usize>,
+    pub local_test_jobs: Option<usize>,
 
     /// Reuse passing results of unchanged tests: `yes` (the default, also `auto`) or `no`.
     #[arg(
@@ -31,11 +43,11 @@ pub struct TestArgs {
         require_equals = true,
         default_missing_value = "yes"
     )]
-    cache_test_results: Option<String>,
+    pub cache_test_results: Option<String>,
 
     /// Run every test, even unchanged ones.
     #[arg(long = "nocache_test_results", alias = "nocache-test-results")]
-    nocache_test_results: bool,
+    pub nocache_test_results: bool,
 
     /// What to show of test output: `summary` (default), `errors`, `all` or `streamed`.
     #[arg(
@@ -44,11 +56,11 @@ pub struct TestArgs {
         value_name = "MODE",
         default_value = "summary"
     )]
-    test_output: String,
+    pub test_output: String,
 
     /// Time limit in seconds: one for every test, or four for short,moderate,long,eternal.
     #[arg(long = "test_timeout", alias = "test-timeout", value_name = "SECONDS")]
-    test_timeout: Option<String>,
+    pub test_timeout: Option<String>,
 
     /// How many times to try a failing test before calling it failed.
     #[arg(
@@ -56,7 +68,7 @@ pub struct TestArgs {
         alias = "flaky-test-attempts",
         value_name = "N"
     )]
-    flaky_test_attempts: Option<u32>,
+    pub flaky_test_attempts: Option<u32>,
 
     /// Run each test this many times.
     #[arg(
@@ -65,11 +77,11 @@ pub struct TestArgs {
         value_name = "N",
         default_value_t = 1
     )]
-    runs_per_test: u32,
+    pub runs_per_test: u32,
 
     /// A variable for tests: `NAME=VALUE`, or `NAME` to pass its value.
     #[arg(long = "test_env", alias = "test-env", value_name = "NAME[=VALUE]")]
-    test_env: Vec<String>,
+    pub test_env: Vec<String>,
 
     /// An extra argument for every test.
     #[arg(
@@ -78,11 +90,11 @@ pub struct TestArgs {
         value_name = "ARG",
         allow_hyphen_values = true
     )]
-    test_arg: Vec<String>,
+    pub test_arg: Vec<String>,
 
     /// Passed to tests as TESTBRIDGE_TEST_ONLY, for the test framework to select cases.
     #[arg(long = "test_filter", alias = "test-filter", value_name = "FILTER")]
-    test_filter: Option<String>,
+    pub test_filter: Option<String>,
 
     /// Only tests with one of these tags, and none of the `-tags`: `a,b,-c`.
     #[arg(
@@ -90,7 +102,7 @@ pub struct TestArgs {
         alias = "test-tag-filters",
         value_name = "TAGS"
     )]
-    test_tag_filters: Option<String>,
+    pub test_tag_filters: Option<String>,
 
     /// Only tests of these sizes, and none of the `-sizes`: `small,medium`.
     #[arg(
@@ -98,7 +110,7 @@ pub struct TestArgs {
         alias = "test-size-filters",
         value_name = "SIZES"
     )]
-    test_size_filters: Option<String>,
+    pub test_size_filters: Option<String>,
 
     /// How much of the summary to print: `short` (the default: every test), `terse` (only
     /// those that did not pass), `detailed` (also each failed test case, from test.xml) or
@@ -109,7 +121,7 @@ pub struct TestArgs {
         value_name = "short|terse|detailed|none",
         value_parser = SummaryMode::parse
     )]
-    test_summary: Option<SummaryMode>,
+    pub test_summary: Option<SummaryMode>,
 
     /// Name each passing test that ran much faster than its timeout allows, with the size
     /// or timeout to set instead.
@@ -117,14 +129,12 @@ pub struct TestArgs {
         long = "test_verbose_timeout_warnings",
         alias = "test-verbose-timeout-warnings"
     )]
-    test_verbose_timeout_warnings: bool,
-
-    /// Target patterns naming tests or test suites.
-    #[arg(value_name = "PATTERNS")]
-    patterns: Vec<String>,
+    pub test_verbose_timeout_warnings: bool,
 }
 
-fn test_options(args: &TestArgs) -> Result<TestOptions, Failure> {
+/// The test options the flags ask for; `options` are the build's (`--jobs`, the disk cache,
+/// `--incompatible_strict_action_env`).
+pub fn test_options(args: &TestFlags, options: &BuildOptions) -> Result<TestOptions, Failure> {
     let cache_results = match args.cache_test_results.as_deref() {
         _ if args.nocache_test_results => false,
         None | Some("yes" | "auto" | "true" | "1") => true,
@@ -160,7 +170,7 @@ fn test_options(args: &TestArgs) -> Result<TestOptions, Failure> {
     };
     let jobs = args
         .local_test_jobs
-        .or(args.options.common.jobs)
+        .or(options.common.jobs)
         .unwrap_or_else(super::host_cores);
     Ok(TestOptions {
         jobs,
@@ -171,8 +181,12 @@ fn test_options(args: &TestArgs) -> Result<TestOptions, Failure> {
         env: key_values(&args.test_env, "test_env", true)?,
         args: args.test_arg.clone(),
         filter: args.test_filter.clone(),
-        disk_cache: args.options.disk_cache.clone(),
+        disk_cache: options.disk_cache.clone(),
         streamed,
+        path: crate::testing::test_path(
+            std::env::var("PATH").ok().as_deref(),
+            options.incompatible_strict_action_env,
+        ),
     })
 }
 
@@ -210,7 +224,7 @@ fn test(
     startup: &OutputBaseOptions,
     session: &Session,
 ) -> Result<ExitCode, Failure> {
-    let options = test_options(args)?;
+    let options = test_options(&args.flags, &args.options)?;
     let Some(built) = build(&args.patterns, &args.options, startup, false, true, session)? else {
         // `--nobuild`: analysed; no test runs.
         return Ok(ExitCode::Success);
@@ -218,8 +232,8 @@ fn test(
     let counted_before = built.runner.remote_counts();
     let request = TestRequest {
         options,
-        tags: Filter::parse(args.test_tag_filters.as_deref()),
-        sizes: Filter::parse(args.test_size_filters.as_deref()),
+        tags: Filter::parse(args.flags.test_tag_filters.as_deref()),
+        sizes: Filter::parse(args.flags.test_size_filters.as_deref()),
         remote: args.options.remote.client()?,
     };
     let testing_started = std::time::Instant::now();
@@ -227,11 +241,11 @@ fn test(
     let results = match request.options.streamed {
         true => {
             let progress = crate::exec::NoProgress;
-            let show = |result: &TestResult| show(result, &args.test_output, &progress);
+            let show = |result: &TestResult| show(result, &args.flags.test_output, &progress);
             crate::ops::test::run_tests(&built, &request, &progress, &show)
         }
         false => session.with_progress(|progress| {
-            let show = |result: &TestResult| show(result, &args.test_output, progress);
+            let show = |result: &TestResult| show(result, &args.flags.test_output, progress);
             crate::ops::test::run_tests(&built, &request, progress, &show)
         }),
     }?;
@@ -246,16 +260,20 @@ fn test(
     }
 
     let oversized = oversized_tests(&built, &results);
-    if args.test_verbose_timeout_warnings {
+    if args.flags.test_verbose_timeout_warnings {
         for warning in &oversized {
             console::warning(warning);
         }
     }
     let totals = Totals::of(&results);
     let mut out = String::new();
-    summary(&results, args.test_summary.unwrap_or_default(), &mut out);
+    summary(
+        &results,
+        args.flags.test_summary.unwrap_or_default(),
+        &mut out,
+    );
     out.push_str(&format!("\n{}\n", totals.line()));
-    if !oversized.is_empty() && !args.test_verbose_timeout_warnings {
+    if !oversized.is_empty() && !args.flags.test_verbose_timeout_warnings {
         out.push_str(
             "There were tests whose specified size is too big. Use the \
              --test_verbose_timeout_warnings command line option to see which ones these are.\n",

@@ -1,5 +1,6 @@
-//! `forge why //pkg:target`: the build flags and one target in; why its actions ran last time
-//! and whether (and why) a build would run them now, as `ops::explain::why` words it.
+//! `forge why //pkg:target`: the build and test flags and one target in; why its actions (and,
+//! for a test, the test) ran last time and whether (and why) a build or `forge test` would
+//! run them now, as `ops::explain::why` words it.
 
 use clap::Args;
 
@@ -13,6 +14,11 @@ use crate::workspace::OutputBaseOptions;
 pub struct WhyArgs {
     #[command(flatten)]
     options: BuildOptions,
+
+    /// For a test: how `forge test` would run it (`--test_env`, `--test_arg`, ...), which
+    /// its key depends on.
+    #[command(flatten)]
+    test: super::test::TestFlags,
 
     /// The target whose actions to explain: `//pkg:target`.
     #[arg(value_name = "TARGET")]
@@ -36,6 +42,7 @@ pub fn run(args: WhyArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Failu
             cpp: options.cpp_options(),
         },
         action_env: key_values(&options.action_env, "action_env", true)?,
+        test_options: super::test::test_options(&args.test, options)?,
     };
     let text = ops::explain::why(request, &mut |msg| eprintln!("{msg}"))?;
     print!("{text}");

@@ -10,6 +10,42 @@ pub const OUT_DIR: &str = "forge-out";
 pub const DONT_FOLLOW_SYMLINKS: &str =
     "DONT_FOLLOW_SYMLINKS_WHEN_TRAVERSING_THIS_DIRECTORY_VIA_A_RECURSIVE_TARGET_PATTERN";
 
+/// How the convenience links in the workspace are named for this command: `forge-` (so
+/// `forge-bin`, `forge-out`, `forge-testlogs`, `forge-<dir>`), `bazel-` when forge runs
+/// as `bazel`, or `--symlink_prefix`. `None` (`--symlink_prefix=/`) makes no links.
+static LINK_PREFIX: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// The prefix forge's own links have when nothing else is asked for.
+pub const DEFAULT_LINK_PREFIX: &str = "forge-";
+
+/// Sets this command's link prefix (once: one command runs per process); `/` means none.
+pub fn set_link_prefix(prefix: &str) {
+    let prefix = (prefix != "/").then(|| prefix.to_owned());
+    let _ = LINK_PREFIX.set(prefix);
+}
+
+/// This command's link prefix; `None` when no links are made.
+pub fn link_prefix() -> Option<&'static str> {
+    LINK_PREFIX
+        .get_or_init(|| Some(DEFAULT_LINK_PREFIX.to_owned()))
+        .as_deref()
+}
+
+/// Whether a workspace entry called `name` that is a symlink is one of the convenience
+/// links forge or Bazel made (any of `forge-`, `bazel-` or this command's prefix): not a
+/// source, so neither linked into the exec root nor counted as a change of the directory.
+pub fn is_convenience_link_name(name: &str) -> bool {
+    name.starts_with(DEFAULT_LINK_PREFIX)
+        || name.starts_with("bazel-")
+        || link_prefix().is_some_and(|p| !p.is_empty() && !p.contains('/') && name.starts_with(p))
+}
+
+/// The workspace directory this command's links go in, when the prefix names one
+/// (`--symlink_prefix=.out/` makes `.out/bin`, as Bazel does).
+pub fn link_dir() -> Option<&'static str> {
+    link_prefix()?.split_once('/').map(|(dir, _)| dir)
+}
+
 /// The command line's options that name the top-level configuration's output directory:
 /// `--cpu` and `-c`/`--compilation_mode`. The front end passes them down as a value: to
 /// analysis (`analysis::Config` names every configuration's directory), to the plan, `forge

@@ -251,7 +251,10 @@ pub fn build_globals(builder: &mut GlobalsBuilder) {
         let message = args
             .items
             .iter()
-            .map(|v| v.to_str())
+            .map(|v| match v.unpack_str() {
+                Some(text) => text.to_owned(),
+                None => bazel_repr(*v),
+            })
             .collect::<Vec<_>>()
             .join(sep);
         match eval.call_stack_top_location() {
@@ -442,4 +445,43 @@ fn package_spec(text: &str, base: &PackageId) -> anyhow::Result<Option<PackageSp
     } else {
         PackageSpec::Exact(id)
     }))
+}
+
+/// A value as Bazel's `print` shows it: a struct as `struct(a = 1, b = "x")`, its fields in
+/// name order with spaces around `=` (logs are grepped for that form), within lists,
+/// tuples and dicts too; anything else as its `repr`.
+fn bazel_repr(value: Value) -> String {
+    use starlark::values::dict::DictRef;
+    use starlark::values::list::ListRef;
+    use starlark::values::structs::StructRef;
+    use starlark::values::tuple::TupleRef;
+    let join = |items: Vec<String>| items.join(", ");
+    if let Some(fields) = StructRef::from_value(value) {
+        let mut fields: Vec<(String, String)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), bazel_repr(v)))
+            .collect();
+        fields.sort();
+        let fields = fields
+            .into_iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect();
+        format!("struct({})", join(fields))
+    } else if let Some(list) = ListRef::from_value(value) {
+        format!("[{}]", join(list.iter().map(bazel_repr).collect()))
+    } else if let Some(tuple) = TupleRef::from_value(value) {
+        let items: Vec<String> = tuple.iter().map(bazel_repr).collect();
+        match items.as_slice() {
+            [one] => format!("({one},)"),
+            _ => format!("({})", join(items)),
+        }
+    } else if let Some(dict) = DictRef::from_value(value) {
+        let items = dict
+            .iter()
+            .map(|(k, v)| format!("{}: {}", bazel_repr(k), bazel_repr(v)))
+            .collect();
+        format!("{{{}}}", join(items))
+    } else {
+        value.to_repr()
+    }
 }

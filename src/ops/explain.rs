@@ -115,6 +115,8 @@ pub struct WhyRequest<'a> {
     pub startup: &'a OutputBaseOptions,
     pub plan: PlanSettings,
     pub action_env: std::collections::BTreeMap<String, String>,
+    /// How `forge test` would run a test (`--test_env`, `--test_arg`, ...): a test's key.
+    pub test_options: crate::testing::TestOptions,
 }
 
 /// The settings besides the patterns that decide a plan.
@@ -159,24 +161,31 @@ pub fn why(request: WhyRequest<'_>, waiting: &mut dyn FnMut(&str)) -> Result<Str
         }
     };
     let patterns = [target.to_string()];
-    let planned = plan(
-        &workspace,
-        &PlanRequest {
-            patterns: &patterns,
-            cwd_package: &cwd_package,
-            defines: request.plan.defines,
-            stamp: request.plan.stamp,
-            build_settings: &request.plan.build_settings,
-            keep_going: false,
-            for_tests: false,
-            fetch: &request.plan.fetch,
-            output_groups: &[],
-            configuration: &request.plan.configuration,
-            platforms: &request.plan.platforms,
-            cpp: &request.plan.cpp,
-        },
-    )?;
-    let plan = planned.plan;
+    let plan_for = |for_tests: bool| {
+        plan(
+            &workspace,
+            &PlanRequest {
+                patterns: &patterns,
+                cwd_package: &cwd_package,
+                defines: request.plan.defines.clone(),
+                stamp: request.plan.stamp,
+                build_settings: &request.plan.build_settings,
+                keep_going: false,
+                for_tests,
+                fetch: &request.plan.fetch,
+                output_groups: &[],
+                configuration: &request.plan.configuration,
+                platforms: &request.plan.platforms,
+                cpp: &request.plan.cpp,
+            },
+        )
+    };
+    let mut plan = plan_for(false)?.plan;
+    let is_test = plan.targets.get(&target).is_some_and(|t| t.is_test);
+    if is_test {
+        // As `forge test` plans it: with its runfiles, which its key covers.
+        plan = plan_for(true)?.plan;
+    }
     let exec_root = crate::outputs::prepare_exec_root(&workspace)
         .map_err(|e| Failure::failed(format!("cannot prepare the exec root: {e}")))?;
     let config = ExecConfig {
@@ -193,26 +202,88 @@ pub fn why(request: WhyRequest<'_>, waiting: &mut dyn FnMut(&str)) -> Result<Str
         .map_err(|e| Failure::failed(e.to_string()))?;
     let namer = InputNamer::new(&plan.actions, &exec_root);
     let mut text = render(&target, &plan.actions, &foreseen, &namer);
-    if plan.targets.get(&target).is_some_and(|t| t.is_test) {
-        // A test's last run (its first shard and run), from the record `forge test` keeps.
-        let log = format!(
-            "{}/{}/test.log",
-            plan.testlogs_dir,
-            crate::testing::label_dir(&target)
-        );
-        let runs = crate::exec::ingredients::IngredientLog::new(&config.cache_dir.join("tests"));
-        let last = match runs.last(&log) {
-            Some(record) => format!(
-                "ran last because {}",
-                reasons(&record.changes, true, &namer)
-            ),
-            None => "has no recorded run".to_owned(),
+    if is_test {
+        let rebuilds = foreseen.iter().any(|f| f.verdict != Verdict::UpToDate);
+        let test = TestWhy {
+            target: &target,
+            plan: &plan,
+            exec_root: &exec_root,
+            cache_dir: &config.cache_dir,
+            workspace_name: &workspace.name,
+            options: &request.test_options,
         };
-        text.push_str(&format!(
-            "{target}: the test itself\n  last time: it {last}\n"
-        ));
+        text.push_str(&test.render(rebuilds, &namer));
     }
     Ok(text)
+}
+
+/// A test for `forge why`: its last run, and what `forge test` would do now.
+struct TestWhy<'a> {
+    target: &'a Label,
+    plan: &'a BuildPlan,
+    exec_root: &'a Path,
+    cache_dir: &'a Path,
+    workspace_name: &'a str,
+    options: &'a crate::testing::TestOptions,
+}
+
+impl TestWhy<'_> {
+    /// `<label>: the test itself`, its last run (its first shard and run, from the record
+    /// `forge test` keeps) and its verdict now. `rebuilds`: some action it needs would run
+    /// first, so its program or runfiles are not final yet.
+    fn render(&self, rebuilds: bool, namer: &InputNamer) -> String {
+        use crate::testing::{Forecast, Tests};
+        let target = self.target;
+        let log = format!(
+            "{}/{}/test.log",
+            self.plan.testlogs_dir,
+            crate::testing::label_dir(target)
+        );
+        let runs = crate::exec::ingredients::IngredientLog::new(&self.cache_dir.join("tests"));
+        let last = match runs.last(&log) {
+            Some(record) => format!("ran last because {}", reasons(&record.changes, true, namer)),
+            None => "has no recorded run".to_owned(),
+        };
+        let planned = &self.plan.targets[target];
+        let now = match (&planned.executable, &planned.test) {
+            _ if rebuilds => "its program or runfiles would be built again first (the actions \
+                              above); it runs again unless they come out the same"
+                .to_owned(),
+            (Some(exe), Some(spec)) => {
+                let interrupt = std::sync::atomic::AtomicBool::new(false);
+                let tests = Tests {
+                    exec_root: self.exec_root,
+                    cache_dir: self.cache_dir,
+                    workspace_name: self.workspace_name,
+                    runner: &crate::exec::runner::LocalRunner,
+                    interrupt: &interrupt,
+                    options: self.options,
+                    remote: None,
+                    progress: &crate::exec::NoProgress,
+                };
+                let unit = (
+                    target.clone(),
+                    exe.to_string(),
+                    planned.args.clone(),
+                    spec.clone(),
+                );
+                match tests.forecast(&unit) {
+                    Forecast::Cached => "a pass with these inputs is cached: `forge test` \
+                                         would report it (cached) PASSED without running it"
+                        .to_owned(),
+                    Forecast::WouldRun(changes) => format!(
+                        "`forge test` would run it because {}",
+                        reasons(&changes, true, namer)
+                    ),
+                    Forecast::NotBuilt => "its program or runfiles are not built: `forge \
+                                           test` would build them and run it"
+                        .to_owned(),
+                }
+            }
+            _ => "it has no program to run".to_owned(),
+        };
+        format!("{target}: the test itself\n  last time: it {last}\n  now: {now}\n")
+    }
 }
 
 fn render(target: &Label, actions: &[Action], foreseen: &[Foreseen], namer: &InputNamer) -> String {

@@ -1,5 +1,6 @@
 //! The output tree as users see it: the exec root's links to the sources, runfiles trees
-//! with their manifests next to each executable, and the `forge-*` links in the workspace.
+//! with their manifests next to each executable, and the `forge-*` (or `bazel-*`, or
+//! `--symlink_prefix`) links in the workspace.
 //! Paths in, files and symlinks on disk out; every replacement is atomic (temp + rename).
 
 use std::io;
@@ -25,7 +26,13 @@ pub fn prepare_exec_root(ws: &Workspace) -> io::Result<PathBuf> {
         let Some(name_str) = name.to_str() else {
             continue;
         };
-        if name_str.starts_with("forge-") || name_str == layout::OUT_DIR || name_str == "external" {
+        let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
+        if name_str.starts_with(layout::DEFAULT_LINK_PREFIX)
+            || (is_link && layout::is_convenience_link_name(name_str))
+            || layout::link_dir() == Some(name_str)
+            || name_str == layout::OUT_DIR
+            || name_str == "external"
+        {
             continue;
         }
         let link = exec_root.join(&name);
@@ -112,26 +119,25 @@ pub fn write_runfiles_tree(
     Ok(write_atomic(&outer_manifest, text.as_bytes())?)
 }
 
-/// `forge-bin`, `forge-out`, `forge-testlogs` and `forge-<workspace dir>` in the workspace;
+/// `forge-bin`, `forge-out`, `forge-testlogs` and `forge-<workspace dir>` in the workspace
+/// (with this command's prefix, `layout::link_prefix`; none for `--symlink_prefix=/`);
 /// `bin_dir` and `testlogs_dir` are the top-level configuration's (exec paths).
 pub fn link_convenience_symlinks(
     ws: &Workspace,
     bin_dir: &str,
     testlogs_dir: &str,
 ) -> io::Result<()> {
+    let Some(prefix) = layout::link_prefix() else {
+        return Ok(());
+    };
     let exec_root = ws.execution_root();
-    let dir_name = ws
-        .root
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("workspace")
-        .to_owned();
-    for (name, target) in [
-        ("forge-bin".to_owned(), exec_root.join(bin_dir)),
-        ("forge-out".to_owned(), exec_root.join(layout::OUT_DIR)),
-        ("forge-testlogs".to_owned(), exec_root.join(testlogs_dir)),
-        (format!("forge-{dir_name}"), exec_root.clone()),
-    ] {
+    let targets = [
+        exec_root.join(bin_dir),
+        exec_root.join(layout::OUT_DIR),
+        exec_root.join(testlogs_dir),
+        exec_root.clone(),
+    ];
+    for (name, target) in link_names(&ws.root, prefix).into_iter().zip(targets) {
         std::fs::create_dir_all(&target)?;
         let link = ws.root.join(name);
         // A no-op build finds every link right and reads each once, as before.
@@ -148,24 +154,50 @@ pub fn link_convenience_symlinks(
                 std::fs::write(&sentinel, "")?;
             }
         }
+        if let Some(parent) = link.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
         replace_symlink(&target, &link)?;
     }
     Ok(())
 }
 
-/// Removes the links `link_convenience_symlinks` made.
+/// The four links of a workspace at `root` under `prefix`: bin, out, testlogs and the
+/// exec root (named after the workspace directory, as Bazel names it).
+fn link_names(root: &Path, prefix: &str) -> [String; 4] {
+    let dir_name = root
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("workspace");
+    [
+        format!("{prefix}bin"),
+        format!("{prefix}out"),
+        format!("{prefix}testlogs"),
+        format!("{prefix}{dir_name}"),
+    ]
+}
+
+/// Removes the links `link_convenience_symlinks` made: every `forge-*` link, and this
+/// command's four links when it has another prefix.
 pub fn remove_convenience_symlinks(root: &Path) {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let is_ours = entry
-            .file_name()
-            .to_str()
-            .is_some_and(|n| n.starts_with("forge-"))
-            && entry.file_type().is_ok_and(|t| t.is_symlink());
-        if is_ours {
-            let _ = std::fs::remove_file(entry.path());
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for entry in entries.flatten() {
+            let is_ours = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(layout::DEFAULT_LINK_PREFIX))
+                && entry.file_type().is_ok_and(|t| t.is_symlink());
+            if is_ours {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    if let Some(prefix) = layout::link_prefix() {
+        for name in link_names(root, prefix) {
+            let link = root.join(name);
+            if link.is_symlink() {
+                let _ = std::fs::remove_file(link);
+            }
         }
     }
 }

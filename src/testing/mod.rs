@@ -49,6 +49,21 @@ pub struct TestOptions {
     pub disk_cache: Option<PathBuf>,
     /// `--test_output=streamed`: tests run one at a time, their output shown as each ends.
     pub streamed: bool,
+    /// The `PATH` tests see (`test_path`); part of each test's key, so a changed `PATH`
+    /// runs the tests again, as in Bazel.
+    pub path: String,
+}
+
+/// The `PATH` of Bazel 4's test environment: `.:` and the client's `PATH`, or the fixed one
+/// under `--incompatible_strict_action_env` (off by default in Bazel 4). Build actions always
+/// get the fixed one (`exec::FIXED_PATH`); tests take the client's because they run tools of
+/// the user's machine (a nested `bazel`, a browser) that a build action must not depend on.
+pub fn test_path(client_path: Option<&str>, strict: bool) -> String {
+    if strict {
+        crate::exec::FIXED_PATH.to_owned()
+    } else {
+        format!(".:{}", client_path.unwrap_or(""))
+    }
 }
 
 /// How one test target ended, as the summary reports it.
@@ -83,6 +98,17 @@ impl Status {
     pub fn passed(self) -> bool {
         matches!(self, Status::Passed | Status::CachedPassed | Status::Flaky)
     }
+}
+
+/// What `forge test` would do with a test now, for `forge why`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Forecast {
+    /// A pass with these inputs is cached: it would be reported `(cached) PASSED`.
+    Cached,
+    /// It would run, for these reasons: what changed since its last run.
+    WouldRun(Vec<Change>),
+    /// Its program or a runfile is not there to read: it must be built first.
+    NotBuilt,
 }
 
 /// One run of a test (one shard, one of `--runs_per_test`).
@@ -179,39 +205,7 @@ impl Tests<'_> {
         );
         // What each run's key was made of, to say why a test ran again.
         let log_of_runs = IngredientLog::new(&self.cache_dir.join("tests"));
-        let mut units_of: Vec<Vec<Unit>> = Vec::new();
-        for (label, exe, args, spec) in targets {
-            let shards = spec.shard_count.max(1);
-            let runs = self.options.runs_per_test.max(1);
-            let mut units = Vec::new();
-            for r in 0..runs {
-                for s in 0..shards {
-                    let shard = (spec.shard_count > 1).then_some((s, shards));
-                    let run = (runs > 1).then_some((r + 1, runs));
-                    let mut dir = format!("{}/{}", spec.testlogs_dir, label_dir(label));
-                    let sub: Vec<String> = [
-                        shard.map(|(s, n)| format!("shard_{}_of_{n}", s + 1)),
-                        run.map(|(r, n)| format!("run_{r}_of_{n}")),
-                    ]
-                    .into_iter()
-                    .flatten()
-                    .collect();
-                    if !sub.is_empty() {
-                        dir = format!("{dir}/{}", sub.join("_"));
-                    }
-                    units.push(Unit {
-                        label,
-                        executable: exe,
-                        args,
-                        spec,
-                        shard,
-                        run,
-                        dir,
-                    });
-                }
-            }
-            units_of.push(units);
-        }
+        let units_of: Vec<Vec<Unit>> = targets.iter().map(|t| self.units(t)).collect();
         // Work through the units on `jobs` threads; each target's result when all are done.
         let queue: Mutex<Vec<(usize, usize)>> = Mutex::new(
             units_of
@@ -305,15 +299,45 @@ impl Tests<'_> {
         out
     }
 
-    fn run_unit(
-        &self,
-        unit: &Unit,
-        tiers: &CacheTiers,
-        log_of_runs: &IngredientLog,
-        cancel: &Cancel,
-    ) -> RunResult {
-        let log = self.exec_root.join(&unit.dir).join("test.log");
-        let env = self.environment(unit);
+    /// The units of one test target: each shard of each of `--runs_per_test` runs, with its
+    /// testlogs directory.
+    fn units<'t>(&self, target: &'t (Label, String, Vec<String>, TestSpec)) -> Vec<Unit<'t>> {
+        let (label, exe, args, spec) = target;
+        let shards = spec.shard_count.max(1);
+        let runs = self.options.runs_per_test.max(1);
+        let mut units = Vec::new();
+        for r in 0..runs {
+            for s in 0..shards {
+                let shard = (spec.shard_count > 1).then_some((s, shards));
+                let run = (runs > 1).then_some((r + 1, runs));
+                let mut dir = format!("{}/{}", spec.testlogs_dir, label_dir(label));
+                let sub: Vec<String> = [
+                    shard.map(|(s, n)| format!("shard_{}_of_{n}", s + 1)),
+                    run.map(|(r, n)| format!("run_{r}_of_{n}")),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                if !sub.is_empty() {
+                    dir = format!("{dir}/{}", sub.join("_"));
+                }
+                units.push(Unit {
+                    label,
+                    executable: exe,
+                    args,
+                    spec,
+                    shard,
+                    run,
+                    dir,
+                });
+            }
+        }
+        units
+    }
+
+    /// The command line of a unit: the program (through bash when it is a bare script, as
+    /// Bazel's test wrapper runs it), the rule's `args`, then `--test_arg`s.
+    fn argv(&self, unit: &Unit) -> Vec<String> {
         // Bazel starts tests from a bash script, and bash runs a file the kernel cannot
         // execute (no `#!`) as a bash script: so do tests here. Bash is given the program's
         // path in its runfiles tree, relative to the test's working directory.
@@ -328,10 +352,84 @@ impl Tests<'_> {
         // The rule's `args`, already expanded and tokenized by analysis.
         argv.extend(unit.args.iter().cloned());
         argv.extend(self.options.args.iter().cloned());
+        argv
+    }
+
+    /// Whether the test is cached: with `--cache_test_results` and not tagged `external`.
+    fn cacheable(&self, unit: &Unit) -> bool {
+        self.options.cache_results && !unit.spec.tags.iter().any(|t| t == "external")
+    }
+
+    /// What changed since the unit's last recorded run, with the ingredients of a run now
+    /// (recorded once it ran); `None` if an input cannot be read.
+    fn changes_since_last_run(
+        &self,
+        unit: &Unit,
+        argv: &[String],
+        env: &BTreeMap<String, String>,
+        key: Digest,
+        tiers: &CacheTiers,
+        log_of_runs: &IngredientLog,
+    ) -> Option<(Ingredients, Vec<Change>)> {
+        let inputs: Vec<(String, Digest)> = self
+            .inputs(unit, tiers)?
+            .into_iter()
+            .map(|(_, exec, digest)| (exec.to_owned(), digest))
+            .collect();
+        let log_path = format!("{}/test.log", unit.dir);
+        let now = Ingredients::of_test(argv, env, &inputs, log_path.clone(), key);
+        let last = log_of_runs.last(&log_path);
+        let mut changes = ingredients::changes(last.as_ref().map(|r| &r.ingredients), &now, true);
+        if !self.cacheable(unit) {
+            changes = vec![Change::TestNotCached];
+        } else if changes == [Change::OutputsNotOnDisk] {
+            changes = vec![Change::NoCachedPass];
+        }
+        Some((now, changes))
+    }
+
+    /// What `forge test` with these options would do with `target` now (its first shard of
+    /// its first run), judged from the files as they are: its program and runfiles must be
+    /// built. Reads the local store only and changes nothing.
+    pub fn forecast(&self, target: &(Label, String, Vec<String>, TestSpec)) -> Forecast {
+        let tiers = CacheTiers::open(KeyKind::Test, self.exec_root, self.cache_dir, None, None);
+        let units = self.units(target);
+        let Some(unit) = units.first() else {
+            return Forecast::NotBuilt;
+        };
+        let env = self.environment(unit);
+        let argv = self.argv(unit);
+        let timeout = timeout_of(unit.spec, self.options.timeouts.as_deref());
+        let Some(key) = self.key(unit, &argv, &env, timeout, &tiers) else {
+            return Forecast::NotBuilt;
+        };
+        let cached = self.cacheable(unit)
+            && tiers
+                .lookup(&key, &result_paths(unit), false, &mut |_, _| Ok(true))
+                .is_some();
+        if cached {
+            return Forecast::Cached;
+        }
+        let log_of_runs = IngredientLog::new(&self.cache_dir.join("tests"));
+        match self.changes_since_last_run(unit, &argv, &env, key, &tiers, &log_of_runs) {
+            Some((_, changes)) => Forecast::WouldRun(changes),
+            None => Forecast::NotBuilt,
+        }
+    }
+
+    fn run_unit(
+        &self,
+        unit: &Unit,
+        tiers: &CacheTiers,
+        log_of_runs: &IngredientLog,
+        cancel: &Cancel,
+    ) -> RunResult {
+        let log = self.exec_root.join(&unit.dir).join("test.log");
+        let env = self.environment(unit);
+        let argv = self.argv(unit);
         let timeout = timeout_of(unit.spec, self.options.timeouts.as_deref());
         let key = self.key(unit, &argv, &env, timeout, tiers);
-        let external = unit.spec.tags.iter().any(|t| t == "external");
-        let cacheable = self.options.cache_results && !external;
+        let cacheable = self.cacheable(unit);
         if cacheable
             && let Some(key) = &key
             && let Some(cached) = self.lookup(unit, key, tiers)
@@ -348,22 +446,7 @@ impl Tests<'_> {
         }
         // It runs: what changed since its last run, recorded with this run once it is over.
         let noted = key.and_then(|key| {
-            let inputs: Vec<(String, Digest)> = self
-                .inputs(unit, tiers)?
-                .into_iter()
-                .map(|(_, exec, digest)| (exec.to_owned(), digest))
-                .collect();
-            let log_path = format!("{}/test.log", unit.dir);
-            let now = Ingredients::of_test(&argv, &env, &inputs, log_path.clone(), key);
-            let last = log_of_runs.last(&log_path);
-            let mut changes =
-                ingredients::changes(last.as_ref().map(|r| &r.ingredients), &now, true);
-            if !cacheable {
-                changes = vec![Change::TestNotCached];
-            } else if changes == [Change::OutputsNotOnDisk] {
-                changes = vec![Change::NoCachedPass];
-            }
-            Some((now, changes))
+            self.changes_since_last_run(unit, &argv, &env, key, tiers, log_of_runs)
         });
 
         let attempts = match (unit.spec.flaky, self.options.flaky_attempts) {
@@ -422,7 +505,7 @@ impl Tests<'_> {
         let mut set = |k: &str, v: String| {
             env.insert(k.to_owned(), v);
         };
-        set("PATH", crate::exec::FIXED_PATH.to_owned());
+        set("PATH", self.options.path.clone());
         set("LANG", "C".to_owned());
         set("TZ", "UTC".to_owned());
         set("TEST_SRCDIR", runfiles.clone());

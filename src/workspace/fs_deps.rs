@@ -188,7 +188,7 @@ fn listing_digest(dir: &Path) -> Option<Digest> {
         // The links forge itself puts in the workspace root are not something loading
         // reads (the package walk skips symlinks); creating them must not count as a change.
         .filter(|e| {
-            !(e.file_name().to_string_lossy().starts_with("forge-")
+            !(crate::core::layout::is_convenience_link_name(&e.file_name().to_string_lossy())
                 && e.file_type().is_ok_and(|t| t.is_symlink()))
         })
         .map(|e| {
