@@ -106,14 +106,19 @@ struct Builder<'g> {
     settings: HashMap<Config, Arc<Settings>>,
     rules: HashMap<(String, String), Option<Arc<RuleTransitions>>>,
     incoming: HashMap<(Label, Config), Result<Config, Diagnostic>>,
+    /// The private label attributes of a list of aspects (`aspects::tool_labels`).
+    aspect_tools: HashMap<Vec<String>, Arc<Vec<(Label, Option<String>)>>>,
 }
 
 impl ConfiguredGraph {
+    /// `top_aspects` are `--aspects`: their attributes' dependencies become the requested
+    /// targets' dependencies.
     pub fn build(
         graph: &TargetGraph,
         roots: &BTreeSet<Label>,
         top: &Config,
         platforms: &PlatformConfig,
+        top_aspects: &[String],
     ) -> ConfiguredGraph {
         let mut b = Builder {
             graph,
@@ -122,6 +127,7 @@ impl ConfiguredGraph {
             settings: HashMap::new(),
             rules: HashMap::new(),
             incoming: HashMap::new(),
+            aspect_tools: HashMap::new(),
         };
         let mut nodes: HashMap<ConfiguredLabel, Node> = HashMap::new();
         let mut root_keys = Vec::new();
@@ -159,11 +165,19 @@ impl ConfiguredGraph {
             root_keys.push((label.clone(), key.clone()));
             stack.push(key);
         }
+        let top_keys: BTreeSet<ConfiguredLabel> =
+            root_keys.iter().map(|(_, k)| k.clone()).collect();
         while let Some(key) = stack.pop() {
             if nodes.contains_key(&key) {
                 continue;
             }
-            let node = b.node(&key);
+            let mut node = b.node(&key);
+            if top_keys.contains(&key)
+                && !top_aspects.is_empty()
+                && let Err(e) = b.aspect_tool_edges(top_aspects, &key.config, &mut node)
+            {
+                node.rule = Err(e);
+            }
             for dep in &node.deps {
                 if let Some(r) = &dep.rule
                     && !nodes.contains_key(r)
@@ -182,6 +196,46 @@ impl ConfiguredGraph {
 }
 
 impl<'g> Builder<'g> {
+    /// Adds to `node` an edge to each dependency the private attributes of `aspects` name,
+    /// for the aspects applied to dependencies in `config`: the aspects' implementations
+    /// read them when the node is analysed.
+    fn aspect_tool_edges(
+        &mut self,
+        aspects: &[String],
+        config: &Config,
+        node: &mut Node,
+    ) -> Result<(), Diagnostic> {
+        let graph = self.graph;
+        let tools = self
+            .aspect_tools
+            .entry(aspects.to_vec())
+            .or_insert_with(|| Arc::new(super::aspects::tool_labels(graph, aspects)))
+            .clone();
+        for (label, cfg) in tools.iter() {
+            let (config, transition) = match cfg.as_deref() {
+                Some("exec") => (config.exec(), "ExecutionTransition"),
+                Some("host") => (config.host(), "HostTransition"),
+                _ => (config.clone(), "NoTransition"),
+            };
+            let rule = match graph.target(label).map(|t| &t.kind) {
+                Some(TargetKind::Rule(_)) => Some(label.clone()),
+                Some(TargetKind::GeneratedFile { generating_rule }) => {
+                    Some(generating_rule.clone())
+                }
+                _ => None,
+            };
+            node.deps.push(DepEdge {
+                attr: "$aspects".to_owned(),
+                label: label.clone(),
+                split_key: String::new(),
+                config: config.clone(),
+                transition: transition.to_owned(),
+                rule: rule.map(|r| ConfiguredLabel { label: r, config }),
+            });
+        }
+        Ok(())
+    }
+
     /// Resolves the toolchains `key` asks for on its configuration's platform, and adds an
     /// edge to each implementation chosen.
     fn toolchains(&mut self, key: &ConfiguredLabel, rule: &RuleTarget, node: &mut Node) {
@@ -407,6 +461,16 @@ impl<'g> Builder<'g> {
             // Output attributes name the target's own files, not dependencies.
             if matches!(value, AttrValue::Output(_) | AttrValue::OutputList(_)) {
                 continue;
+            }
+            let aspects = decl
+                .as_ref()
+                .and_then(|d| d.attrs.iter().find(|(n, _)| n == name))
+                .map(|(_, s)| s.aspects.clone())
+                .unwrap_or_default();
+            if !aspects.is_empty() {
+                for (_, config) in &configs {
+                    self.aspect_tool_edges(&aspects, config, node)?;
+                }
             }
             for (split_key, config) in &configs {
                 for label in &labels {

@@ -183,6 +183,11 @@ pub struct BuildOptions {
     )]
     pub output_groups: Vec<String>,
 
+    /// Aspects to apply to the requested targets: `//pkg:file.bzl%name` (comma-separated or
+    /// repeated); their output groups named by --output_groups are built.
+    #[arg(long = "aspects", value_name = "ASPECTS", value_delimiter = ',')]
+    pub aspects: Vec<String>,
+
     /// Write why each action ran (the input file, variable, argument or tag that changed
     /// since its last run) to this file.
     #[arg(long = "explain", value_name = "FILE")]
@@ -373,6 +378,7 @@ pub fn build(
             ..options.sandbox_options()
         },
         output_groups: options.output_groups.clone(),
+        aspects: options.aspects.clone(),
         platforms: options.platform_flags(),
         explain: explain_request(options),
         cpp: options.cpp_options(),
@@ -461,11 +467,28 @@ fn print_outputs_of(plan: &BuildPlan, unbuilt: &BTreeSet<&Label>, show_result: u
             continue;
         }
         eprintln!("Target {label} up-to-date:");
-        for o in outs {
-            match o.strip_prefix(&bin) {
-                Some(rel) => eprintln!("  forge-bin/{rel}"),
-                None => eprintln!("  {o}"),
-            }
+        print_paths(outs, &bin);
+    }
+    // Then `--aspects`, each on each requested target, as Bazel reports them.
+    for aspect in plan.aspects.iter().filter(|_| show) {
+        let (id, label) = (&aspect.aspect, &aspect.target);
+        if unbuilt.contains(label) {
+            eprintln!("Aspect {id} of {label} failed to build");
+        } else if aspect.outputs.is_empty() {
+            eprintln!("Aspect {id} of {label} up-to-date (nothing to build)");
+        } else {
+            eprintln!("Aspect {id} of {label} up-to-date:");
+            print_paths(&aspect.outputs, &bin);
+        }
+    }
+}
+
+/// Output paths as the result lines show them, under `forge-bin/` when they are there.
+fn print_paths(outs: &[crate::core::ExecPath], bin: &str) {
+    for o in outs {
+        match o.strip_prefix(bin) {
+            Some(rel) => eprintln!("  forge-bin/{rel}"),
+            None => eprintln!("  {o}"),
         }
     }
 }

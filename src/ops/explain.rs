@@ -174,6 +174,7 @@ pub fn why(request: WhyRequest<'_>, waiting: &mut dyn FnMut(&str)) -> Result<Str
             configuration: &request.plan.configuration,
             platforms: &request.plan.platforms,
             cpp: &request.plan.cpp,
+            aspects: &[],
         },
     )?;
     let plan = planned.plan;
