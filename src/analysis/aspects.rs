@@ -484,8 +484,10 @@ impl AspectEnv<'_> {
             return Ok(None);
         }
         let failed = |error: String| {
+            // A Starlark error comes with its traceback on lines of its own.
+            let separator = if error.starts_with('\n') { "" } else { " " };
             format!(
-                "in aspect {} on {} rule {label}: {error}",
+                "in aspect {} on {} rule {label}:{separator}{error}",
                 key.aspect().id,
                 rule.class
             )
