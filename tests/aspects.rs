@@ -21,8 +21,7 @@ fn failed_with(run: &Run, parts: &[&str]) {
 }
 
 fn read(ws: &Workspace, path: &str) -> String {
-    std::fs::read_to_string(ws.root().join(path))
-        .unwrap_or_else(|e| panic!("{path}: {e}"))
+    std::fs::read_to_string(ws.root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 /// `(executed, from cache, up to date)` from the summary line.
@@ -401,7 +400,10 @@ fn aspects_on_the_command_line_build_their_output_groups_once() {
         "{}",
         both.stderr
     );
-    assert_eq!(read(&ws, "forge-bin/pkg/left.sources"), "pkg/base.src\npkg/left.src\n");
+    assert_eq!(
+        read(&ws, "forge-bin/pkg/left.sources"),
+        "pkg/base.src\npkg/left.src\n"
+    );
     // Another aspect on the command line plans again; the aspect's file is still there.
     let plain = ok(ws.forge(&["build", "//pkg:top"]));
     assert!(!plain.stderr.contains("Aspect "), "{}", plain.stderr);
@@ -461,6 +463,20 @@ fn aspect_errors_name_the_aspect_and_what_to_change() {
             "Provider LangInfo provided twice: by '//pkg:base' and by aspect //pkg:twice.bzl%twice",
         ],
     );
+    // An aspect that does not return what its `provides` declares.
+    ws.write(
+        "pkg/promise.bzl",
+        "P = provider(fields = [])\n\
+         def _impl(target, ctx):\n    return []\n\n\
+         promise = aspect(implementation = _impl, provides = [P])\n",
+    );
+    failed_with(
+        &ws.forge(&["build", "//pkg:top", "--aspects=//pkg:promise.bzl%promise"]),
+        &[
+            "in aspect //pkg:promise.bzl%promise on lang_library rule //pkg:top: The following \
+             declared providers have not been returned: P",
+        ],
+    );
     // Declared attributes are checked when the aspect is declared, as in Bazel.
     ws.write(
         "pkg/bad.bzl",
@@ -470,7 +486,9 @@ fn aspect_errors_name_the_aspect_and_what_to_change() {
     ws.write("pkg/BUILD", "load(':bad.bzl', 'bad')\n");
     failed_with(
         &ws.forge(&["build", "//pkg:all"]),
-        &["Aspect parameter attribute 'mode' must have type 'string' and use the 'values' restriction."],
+        &[
+            "Aspect parameter attribute 'mode' must have type 'string' and use the 'values' restriction.",
+        ],
     );
     // What forge cannot do yet is refused by name.
     ws.write(
@@ -481,6 +499,8 @@ fn aspect_errors_name_the_aspect_and_what_to_change() {
     ws.write("pkg/BUILD", GRAPH);
     failed_with(
         &ws.forge(&["build", "//pkg:top", "--aspects=//pkg:tc.bzl%tc"]),
-        &["forge does not support aspect '//pkg:tc.bzl%tc' yet: it is declared with 'toolchains = [\"//pkg:type\"]'"],
+        &[
+            "forge does not support aspect '//pkg:tc.bzl%tc' yet: it is declared with 'toolchains = [\"//pkg:type\"]'",
+        ],
     );
 }

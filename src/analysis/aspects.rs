@@ -30,8 +30,8 @@ use starlark::values::{
     ValueLike, starlark_value,
 };
 
-use super::actions::{ActionsState, ActionsValue};
 use super::action_value::ActionValue;
+use super::actions::{ActionsState, ActionsValue};
 use super::attrs::{ApplyAspects, attr_values};
 use super::configured_graph::{ConfiguredGraph, DepEdge, Node};
 use super::ctx::{CtxEnv, new_ctx};
@@ -165,7 +165,10 @@ fn in_order(graph: &TargetGraph, ids: &[String]) -> Result<Vec<LoadedAspect>, St
             return Ok(());
         }
         if visiting.iter().any(|v| v == id) {
-            return Err(format!("aspect '{id}' requires itself (through {})", visiting.join(" -> ")));
+            return Err(format!(
+                "aspect '{id}' requires itself (through {})",
+                visiting.join(" -> ")
+            ));
         }
         let aspect = LoadedAspect::load(graph, id)?;
         visiting.push(id.to_owned());
@@ -212,7 +215,12 @@ pub(super) fn paths(
     let mut paths: Vec<Vec<AspectDescriptor>> = Vec::new();
     for (i, aspect) in ordered.iter().enumerate() {
         let mut params = Vec::new();
-        for (name, spec) in aspect.decl().attrs.iter().filter(|(n, _)| !n.starts_with('_')) {
+        for (name, spec) in aspect
+            .decl()
+            .attrs
+            .iter()
+            .filter(|(n, _)| !n.starts_with('_'))
+        {
             let Some(rule) = requester else {
                 return Err(format!(
                     "Cannot instantiate parameterized aspect {} at the top level.",
@@ -255,10 +263,13 @@ pub(super) fn paths(
     Ok(paths)
 }
 
+/// Labels an aspect's private attributes name, each with its attribute's `cfg`.
+pub(super) type ToolLabels = Vec<(Label, Option<String>)>;
+
 /// The private label attributes of the aspects `ids` name (and those they require): the
 /// label, and the attribute's `cfg`. The configured graph makes them dependencies of the
 /// target applying the aspects, so they are analysed first.
-pub(super) fn tool_labels(graph: &TargetGraph, ids: &[String]) -> Vec<(Label, Option<String>)> {
+pub(super) fn tool_labels(graph: &TargetGraph, ids: &[String]) -> ToolLabels {
     let Ok(ordered) = in_order(graph, ids) else {
         // The error is reported where the aspects are applied.
         return Vec::new();
@@ -280,7 +291,10 @@ pub(super) fn tool_labels(graph: &TargetGraph, ids: &[String]) -> Vec<(Label, Op
 /// Every label an aspect's private attribute names, for the aspects the graph's rules list
 /// and those `command_line` names: loading must load them before analysis. An aspect the
 /// command line names that does not exist is an error.
-pub fn labels_to_load(graph: &TargetGraph, command_line: &[String]) -> Result<BTreeSet<Label>, String> {
+pub fn labels_to_load(
+    graph: &TargetGraph,
+    command_line: &[String],
+) -> Result<BTreeSet<Label>, String> {
     in_order(graph, command_line).map_err(|e| format!("--aspects: {e}"))?;
     let mut rules = BTreeSet::new();
     for target in graph.targets() {
@@ -312,7 +326,11 @@ pub fn labels_to_load(graph: &TargetGraph, command_line: &[String]) -> Result<BT
 /// label is read in `cwd`) as aspect ids.
 pub fn command_line_ids(given: &[String], cwd: &PackageId) -> Result<Vec<String>, String> {
     let mut ids = Vec::new();
-    for item in given.iter().flat_map(|g| g.split(',')).filter(|s| !s.is_empty()) {
+    for item in given
+        .iter()
+        .flat_map(|g| g.split(','))
+        .filter(|s| !s.is_empty())
+    {
         let (bzl, name) = item.rsplit_once('%').ok_or_else(|| {
             format!("--aspects: '{item}' is not <bzl file label>%<aspect name>, such as //tools:defs.bzl%my_aspect")
         })?;
@@ -456,9 +474,10 @@ impl AspectEnv<'_> {
         let Some(loaded) = target.rule() else {
             return Ok(None);
         };
-        let (Some(node), Some(analyzed)) =
-            (self.configured.nodes.get(&key.target), self.done.get(&key.target))
-        else {
+        let (Some(node), Some(analyzed)) = (
+            self.configured.nodes.get(&key.target),
+            self.done.get(&key.target),
+        ) else {
             return Ok(None);
         };
         let aspect = LoadedAspect::load(graph, &key.aspect().id)?;
@@ -624,8 +643,7 @@ impl AspectEnv<'_> {
                 )
                 .map_err(|e| failed(format!("\n{}", super::target::render(&e))))?
             };
-            let providers = returned_providers(heap, returned, decl)
-                .map_err(failed)?;
+            let providers = returned_providers(heap, returned, decl).map_err(failed)?;
             let state = actions
                 .downcast_ref::<ActionsValue>()
                 .expect("allocated above")

@@ -260,14 +260,13 @@ pub(super) fn attr_values<'v>(
                 .map(|e| {
                     let d = dep_value(heap, graph, done, e)
                         .ok_or_else(|| AttrError::from(AttrErrorKind::NotAnalysed(l.clone())))?;
-                    let d = apply_aspects(name, aspects, l, e.rule.as_ref(), d).map_err(
-                        |error| {
+                    let d =
+                        apply_aspects(name, aspects, l, e.rule.as_ref(), d).map_err(|error| {
                             AttrError::from(AttrErrorKind::Aspect {
                                 attr: name.clone(),
                                 error,
                             })
-                        },
-                    )?;
+                        })?;
                     Ok((e.split_key.as_str(), d))
                 })
                 .collect()

@@ -107,7 +107,7 @@ struct Builder<'g> {
     rules: HashMap<(String, String), Option<Arc<RuleTransitions>>>,
     incoming: HashMap<(Label, Config), Result<Config, Diagnostic>>,
     /// The private label attributes of a list of aspects (`aspects::tool_labels`).
-    aspect_tools: HashMap<Vec<String>, Arc<Vec<(Label, Option<String>)>>>,
+    aspect_tools: HashMap<Vec<String>, Arc<super::aspects::ToolLabels>>,
 }
 
 impl ConfiguredGraph {
@@ -172,11 +172,8 @@ impl ConfiguredGraph {
                 continue;
             }
             let mut node = b.node(&key);
-            if top_keys.contains(&key)
-                && !top_aspects.is_empty()
-                && let Err(e) = b.aspect_tool_edges(top_aspects, &key.config, &mut node)
-            {
-                node.rule = Err(e);
+            if top_keys.contains(&key) && !top_aspects.is_empty() {
+                b.aspect_tool_edges(top_aspects, &key.config, &mut node);
             }
             for dep in &node.deps {
                 if let Some(r) = &dep.rule
@@ -199,12 +196,7 @@ impl<'g> Builder<'g> {
     /// Adds to `node` an edge to each dependency the private attributes of `aspects` name,
     /// for the aspects applied to dependencies in `config`: the aspects' implementations
     /// read them when the node is analysed.
-    fn aspect_tool_edges(
-        &mut self,
-        aspects: &[String],
-        config: &Config,
-        node: &mut Node,
-    ) -> Result<(), Diagnostic> {
+    fn aspect_tool_edges(&mut self, aspects: &[String], config: &Config, node: &mut Node) {
         let graph = self.graph;
         let tools = self
             .aspect_tools
@@ -233,7 +225,6 @@ impl<'g> Builder<'g> {
                 rule: rule.map(|r| ConfiguredLabel { label: r, config }),
             });
         }
-        Ok(())
     }
 
     /// Resolves the toolchains `key` asks for on its configuration's platform, and adds an
@@ -469,7 +460,7 @@ impl<'g> Builder<'g> {
                 .unwrap_or_default();
             if !aspects.is_empty() {
                 for (_, config) in &configs {
-                    self.aspect_tool_edges(&aspects, config, node)?;
+                    self.aspect_tool_edges(&aspects, config, node);
                 }
             }
             for (split_key, config) in &configs {

@@ -260,8 +260,7 @@ fn group_outputs(
 /// configured target once.
 pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisConfig) -> Analysis {
     let top = config.top_level();
-    let configured =
-        ConfiguredGraph::build(graph, roots, &top, &config.platforms, &config.aspects);
+    let configured = ConfiguredGraph::build(graph, roots, &top, &config.platforms, &config.aspects);
     let levels = levels(&configured);
     let incompatible =
         compatibility::incompatible_targets(graph, &configured, &config.platforms, &levels);
@@ -371,7 +370,9 @@ fn top_level_aspects(
     let paths = match aspects::paths(graph, &config.aspects, None) {
         Ok(p) => p,
         Err(e) => {
-            analysis.errors.push(Diagnostic::new(format!("--aspects: {e}")));
+            analysis
+                .errors
+                .push(Diagnostic::new(format!("--aspects: {e}")));
             return;
         }
     };

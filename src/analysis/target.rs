@@ -552,11 +552,14 @@ fn aspect_applier<'a, 'v: 'a>(
     heap: starlark::values::Heap<'v>,
     aspects: &'a AspectEnv<'a>,
     rule: &'a RuleTarget,
-) -> impl Fn(&str, &[String], &Label, Option<&ConfiguredLabel>, Value<'v>) -> Result<Value<'v>, String> + 'a
-{
+) -> impl Fn(&str, &[String], &Label, Option<&ConfiguredLabel>, Value<'v>) -> Result<Value<'v>, String>
++ 'a {
     move |_, ids, dep_label, dep_key, dep| {
         // Aspects apply to rule targets; a file (source or generated) passes unchanged.
-        let is_rule = aspects.graph.target(dep_label).is_some_and(|t| t.rule().is_some());
+        let is_rule = aspects
+            .graph
+            .target(dep_label)
+            .is_some_and(|t| t.rule().is_some());
         let Some(dep_key) = dep_key.filter(|_| !ids.is_empty() && is_rule) else {
             return Ok(dep);
         };
