@@ -229,6 +229,81 @@ shouted = rule(
 }
 
 #[test]
+fn an_aspect_with_a_tool_follows_every_attribute_across_transitions() {
+    let ws = workspace();
+    ws.write(
+        "tools/BUILD",
+        "sh_binary(name = \"stamp\", srcs = [\"stamp.sh\"], visibility = [\"//visibility:public\"])\n",
+    );
+    ws.write("tools/stamp.sh", "#!/bin/sh\necho \"$1\" > \"$2\"\n");
+    std::fs::set_permissions(
+        ws.root().join("tools/stamp.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    ws.write(
+        "pkg/stamp.bzl",
+        r#"
+StampInfo = provider(fields = ["stamps"])
+
+def _stamp_impl(target, ctx):
+    out = ctx.actions.declare_file(ctx.label.name + ".stamp")
+    ctx.actions.run(executable = ctx.executable._tool, arguments = [ctx.label.name, out.path], outputs = [out])
+    stamps = [out]
+    for name in ["deps", "helpers"]:
+        for d in getattr(ctx.rule.attr, name, []):
+            if StampInfo in d:
+                stamps.extend(d[StampInfo].stamps)
+    return [StampInfo(stamps = stamps)]
+
+# A private tool in the visited target's configuration (cfg = "target").
+stamp = aspect(
+    implementation = _stamp_impl,
+    attr_aspects = ["*"],
+    attrs = {"_tool": attr.label(default = "//tools:stamp", executable = True, cfg = "target")},
+)
+
+def _with_helpers_impl(ctx):
+    return []
+
+with_helpers = rule(
+    implementation = _with_helpers_impl,
+    attrs = {"helpers": attr.label_list(cfg = "exec")},
+)
+
+def _stamped_impl(ctx):
+    return [DefaultInfo(files = depset([s for d in ctx.attr.deps for s in d[StampInfo].stamps]))]
+
+stamped = rule(implementation = _stamped_impl, attrs = {"deps": attr.label_list(aspects = [stamp])})
+"#,
+    );
+    ws.write(
+        "pkg/BUILD",
+        &format!(
+            "{GRAPH}\nload(':stamp.bzl', 'stamped', 'with_helpers')\n\
+             with_helpers(name = 'uses', helpers = [':left'])\n\
+             stamped(name = 'stamped', deps = [':uses'])\n"
+        ),
+    );
+    let run = ok(ws.forge(&["build", "//pkg:stamped"]));
+    // `left` and `base` are reached through an exec-configured attribute: the aspect's tool
+    // was analysed there too, and their stamps are built in the exec configuration.
+    let built: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains(".stamp"))
+        .collect();
+    assert!(
+        built
+            .iter()
+            .any(|l| l.contains("-exec-") && l.ends_with("pkg/base.stamp")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(read(&ws, "forge-bin/pkg/uses.stamp"), "uses\n");
+}
+
+#[test]
 fn required_providers_limit_the_targets_an_aspect_applies_to() {
     let ws = workspace();
     ws.write(

@@ -288,6 +288,19 @@ pub(super) fn tool_labels(graph: &TargetGraph, ids: &[String]) -> ToolLabels {
     out
 }
 
+/// The attributes the aspects `ids` name (and those they require) propagate along.
+pub(super) fn propagation_attrs(graph: &TargetGraph, ids: &[String]) -> Vec<String> {
+    let mut attrs: Vec<String> = Vec::new();
+    for aspect in in_order(graph, ids).unwrap_or_default() {
+        for a in &aspect.decl().attr_aspects {
+            if !attrs.contains(a) {
+                attrs.push(a.clone());
+            }
+        }
+    }
+    attrs
+}
+
 /// Every label an aspect's private attribute names, for the aspects the graph's rules list
 /// and those `command_line` names: loading must load them before analysis. An aspect the
 /// command line names that does not exist is an error.
@@ -710,11 +723,10 @@ impl AspectEnv<'_> {
                     && !self.done.contains_key(r)
                 {
                     return Err(format!(
-                        "forge cannot apply aspect {} to {label}: its attribute '{name}' \
-                         names '{dep}', which was not analysed in the configuration the aspect \
-                         reached the target in (an aspect crossing a configuration transition \
-                         to a target with such an attribute is not supported yet)",
-                        key.aspect().id
+                        "aspect {}: its attribute '{name}' names '{dep}', which was not \
+                         analysed in configuration {} where the aspect reached {label}",
+                        key.aspect().id,
+                        config.dir_name()
                     ));
                 }
                 deps.push(DepEdge {
