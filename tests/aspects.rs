@@ -347,6 +347,41 @@ list_names = rule(implementation = _list_impl, attrs = {"deps": attr.label_list(
 }
 
 #[test]
+fn cc_library_advertises_cc_info_to_aspects_as_in_bazel() {
+    let ws = workspace();
+    ws.write(
+        "cc/defs.bzl",
+        r#"
+SeenInfo = provider(fields = [])
+
+def _seen_impl(target, ctx):
+    return [SeenInfo()]
+
+seen = aspect(implementation = _seen_impl, required_providers = [CcInfo])
+
+def _which_impl(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + ".txt")
+    ctx.actions.write(out, " ".join(["%s=%s" % (d.label.name, SeenInfo in d) for d in ctx.attr.deps]))
+    return [DefaultInfo(files = depset([out]))]
+
+which = rule(implementation = _which_impl, attrs = {"deps": attr.label_list(aspects = [seen])})
+"#,
+    );
+    ws.write(
+        "cc/BUILD",
+        "load(':defs.bzl', 'which')\n\
+         cc_library(name = 'lib', srcs = ['lib.cc'])\n\
+         cc_binary(name = 'app', srcs = ['app.cc'], deps = [':lib'])\n\
+         which(name = 'which', deps = [':lib', ':app'])\n",
+    );
+    ws.write("cc/lib.cc", "int f() { return 1; }\n");
+    ws.write("cc/app.cc", "int main() { return 0; }\n");
+    ok(ws.forge(&["build", "//cc:which"]));
+    // cc_binary advertises nothing in Bazel 4: the aspect skips it.
+    assert_eq!(read(&ws, "forge-bin/cc/which.txt"), "lib=True app=False");
+}
+
+#[test]
 fn a_later_aspect_sees_the_providers_of_an_earlier_one() {
     let ws = workspace();
     ws.write(
