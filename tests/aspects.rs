@@ -113,6 +113,9 @@ lang_library(name = "right", srcs = ["right.src"], deps = [":base"])
 lang_library(name = "top", srcs = ["top.src"], main = "main.src", deps = [":left", ":right"])
 
 report(name = "files", deps = [":top", ":left"])
+
+alias(name = "top_alias", actual = ":top")
+report(name = "through_alias", deps = [":top_alias"])
 "#;
 
 fn workspace() -> Workspace {
@@ -136,6 +139,23 @@ fn an_aspect_propagates_along_deps_and_visits_each_target_once() {
          \"pkg/top.src\"] [\"lang_library\", \"lang_library\", \"lang_library\", \
          \"lang_library\", \"lang_library\"]\n\
          left: [\"pkg/base.src\", \"pkg/left.src\"] [\"lang_library\", \"lang_library\"]\n"
+    );
+    // As in Bazel, an aspect goes through an alias to the target it stands for (visited
+    // once, whichever way it is reached).
+    let aliased = ok(ws.forge(&["build", "//pkg:through_alias", "//pkg:files"]));
+    assert!(
+        read(&ws, "forge-bin/pkg/through_alias.txt").starts_with(
+            "top_alias: [\"pkg/base.src\", \"pkg/left.src\", \"pkg/main.src\", \"pkg/right.src\", \
+             \"pkg/top.src\"] [\"lang_library\""
+        ),
+        "{}",
+        read(&ws, "forge-bin/pkg/through_alias.txt")
+    );
+    assert_eq!(
+        aliased.stderr.matches("visiting //pkg:top\n").count(),
+        1,
+        "{}",
+        aliased.stderr
     );
     // Reached through four paths (top/left/right and report's own left), `base` is visited
     // once: one application per (target, configuration, aspect).

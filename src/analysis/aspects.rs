@@ -413,8 +413,42 @@ impl<'v> StarlarkValue<'v> for AspectTarget<'v> {
 impl AspectEnv<'_> {
     /// The application `key`, made now if no target needed it before.
     pub(super) fn applied(&self, key: &AspectKey) -> Applied {
-        let cell = self.store.cell(key);
-        cell.get_or_init(|| self.apply(key)).clone()
+        let key = self.through_aliases(key);
+        let cell = self.store.cell(&key);
+        cell.get_or_init(|| self.apply(&key)).clone()
+    }
+
+    /// `key`, or, when its target is an `alias`, the same application on the target the
+    /// alias stands for: as in Bazel, an aspect goes through aliases.
+    pub(super) fn through_aliases(&self, key: &AspectKey) -> AspectKey {
+        let mut target = key.target.clone();
+        // A chain of aliases ends; the bound guards against a graph forge got wrong.
+        for _ in 0..64 {
+            let is_alias = self
+                .graph
+                .target(&target.label)
+                .and_then(|t| t.rule())
+                .is_some_and(|r| r.class == "alias" && r.defined_in.starts_with("@prelude//"));
+            let actual = self.configured.nodes.get(&target).and_then(|node| {
+                node.deps
+                    .iter()
+                    .find(|e| e.attr == "actual")
+                    .filter(|e| {
+                        self.graph
+                            .target(&e.label)
+                            .is_some_and(|t| t.rule().is_some())
+                    })
+                    .and_then(|e| e.rule.clone())
+            });
+            match actual.filter(|_| is_alias) {
+                Some(actual) => target = actual,
+                None => break,
+            }
+        }
+        AspectKey {
+            target,
+            path: key.path.clone(),
+        }
     }
 
     /// `dep` (the analysed `dep_key`) as seen through the aspects of `paths`: its providers

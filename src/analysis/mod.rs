@@ -391,10 +391,10 @@ fn top_level_aspects(
             continue;
         }
         for path in &paths {
-            let aspect_key = aspects::AspectKey {
+            let aspect_key = env.through_aliases(&aspects::AspectKey {
                 target: key.clone(),
                 path: path.clone(),
-            };
+            });
             // Only the aspects the command line names are reported, not those they require.
             let named = config.aspects.contains(&aspect_key.aspect().id);
             match env.applied(&aspect_key) {
