@@ -508,6 +508,14 @@ fn aspects_on_the_command_line_build_their_output_groups_once() {
     // The second build runs nothing.
     let again = ok(ws.forge(&args));
     assert_eq!(counts(&again), (0, 0, 1), "{}", again.stderr);
+    // From the stored plan, the aspect is reported the same way.
+    assert!(
+        again
+            .stderr
+            .contains("Aspect //pkg:listing.bzl%listing of //pkg:top up-to-date:\n"),
+        "{}",
+        again.stderr
+    );
     // Both targets: each gets the aspect, reported after the targets (with
     // --show_result high enough, as in Bazel).
     let both = ok(ws.forge(&[
@@ -553,6 +561,10 @@ fn aspect_errors_name_the_aspect_and_what_to_change() {
         &ws.forge(&["build", "//pkg:top", "--aspects=//pkg:listing.bzl%nope"]),
         &["--aspects: //pkg:listing.bzl has no aspect 'nope'"],
     );
+    // A .bzl file that is not there.
+    let run = ws.forge(&["build", "//pkg:top", "--aspects=//pkg:missing.bzl%x"]);
+    failed_with(&run, &["--aspects: ", "missing.bzl"]);
+    assert!(!run.stderr.contains("has no aspect"), "{}", run.stderr);
     // Not an aspect.
     failed_with(
         &ws.forge(&["build", "//pkg:top", "--aspects=//pkg:defs.bzl%report"]),

@@ -131,7 +131,14 @@ impl LoadedAspect {
         let owned = graph
             .loader()
             .rule_callable(defined_in, name)
-            .map_err(|_| format!("{defined_in} has no aspect '{name}'"))?;
+            .map_err(|d| {
+                // The .bzl file loaded but does not define the name; else why it did not load.
+                if d.message == format!("rule '{name}' not found in {defined_in}") {
+                    format!("{defined_in} has no aspect '{name}'")
+                } else {
+                    d.message
+                }
+            })?;
         if owned.value().downcast_ref::<FrozenAspect>().is_none() {
             return Err(format!("'{name}' in {defined_in} is not an aspect"));
         }
