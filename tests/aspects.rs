@@ -402,6 +402,56 @@ which = rule(implementation = _which_impl, attrs = {"deps": attr.label_list(aspe
 }
 
 #[test]
+fn output_groups_of_a_target_and_an_aspect_are_merged() {
+    let ws = workspace();
+    ws.write(
+        "groups/defs.bzl",
+        r#"
+def _grouped_impl(ctx):
+    return [OutputGroupInfo(own = depset([]))]
+
+grouped = rule(implementation = _grouped_impl)
+
+# One provider on its own, not in a list.
+def _extra_impl(target, ctx):
+    return OutputGroupInfo(extra = depset([]))
+
+extra = aspect(implementation = _extra_impl)
+
+def _clash_impl(target, ctx):
+    return [OutputGroupInfo(own = depset([]))]
+
+clash = aspect(implementation = _clash_impl)
+
+def _groups_impl(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + ".txt")
+    g = ctx.attr.dep[OutputGroupInfo]
+    ctx.actions.write(out, "own=%s extra=%s" % (hasattr(g, "own"), hasattr(g, "extra")))
+    return [DefaultInfo(files = depset([out]))]
+
+groups = rule(implementation = _groups_impl, attrs = {"dep": attr.label(aspects = [extra])})
+clashing = rule(implementation = _groups_impl, attrs = {"dep": attr.label(aspects = [clash])})
+"#,
+    );
+    ws.write(
+        "groups/BUILD",
+        "load(':defs.bzl', 'grouped', 'groups', 'clashing')\n\
+         grouped(name = 'g')\n\
+         groups(name = 'merged', dep = ':g')\n\
+         clashing(name = 'clash', dep = ':g')\n",
+    );
+    ok(ws.forge(&["build", "//groups:merged"]));
+    assert_eq!(
+        read(&ws, "forge-bin/groups/merged.txt"),
+        "own=True extra=True"
+    );
+    failed_with(
+        &ws.forge(&["build", "//groups:clash"]),
+        &["Output group own provided twice: by '//groups:g' and by an aspect applied to it"],
+    );
+}
+
+#[test]
 fn a_later_aspect_sees_the_providers_of_an_earlier_one() {
     let ws = workspace();
     ws.write(

@@ -493,12 +493,14 @@ impl AspectEnv<'_> {
                 let Some(instance) = ProviderInstance::from_value(p) else {
                     continue;
                 };
-                let given = providers
-                    .iter()
-                    .any(|q| ProviderInstance::from_value(*q).is_some_and(|q| q.id == instance.id));
-                if given {
-                    // Bazel merges output groups; forge keeps the target's.
+                let given = providers.iter().position(|q| {
+                    ProviderInstance::from_value(*q).is_some_and(|q| q.id == instance.id)
+                });
+                if let Some(at) = given {
+                    // As in Bazel, output groups are merged: each group given once.
                     if instance.id == OUTPUT_GROUP_INFO_ID {
+                        providers[at] = merge_output_groups(heap, providers[at], instance, &label)?;
+                        changed = true;
                         continue;
                     }
                     return Err(format!(
@@ -816,7 +818,34 @@ impl AspectEnv<'_> {
     }
 }
 
-/// The providers an aspect's implementation returned (a list of them, or None), checked:
+/// One `OutputGroupInfo` holding the groups of `target_groups` (the target's, or those
+/// merged so far) and of `aspect_groups`; a group in both is an error, as in Bazel.
+fn merge_output_groups<'v>(
+    heap: Heap<'v>,
+    target_groups: Value<'v>,
+    aspect_groups: &ProviderInstance<'v>,
+    label: &str,
+) -> Result<Value<'v>, String> {
+    let Some(existing) = ProviderInstance::from_value(target_groups) else {
+        return Ok(target_groups);
+    };
+    let mut fields = existing.fields.clone();
+    for (name, files) in aspect_groups.fields.iter() {
+        if fields.contains_key(name) {
+            return Err(format!(
+                "Output group {name} provided twice: by '{label}' and by an aspect applied to it"
+            ));
+        }
+        fields.insert(name.clone(), *files);
+    }
+    Ok(heap.alloc(crate::loading::ProviderInstanceGen {
+        id: existing.id.clone(),
+        name: existing.name.clone(),
+        fields,
+    }))
+}
+
+/// The providers an aspect's implementation returned (a list of them, one, or None), checked:
 /// each once, and every one its `provides` declares.
 fn returned_providers<'v>(
     heap: Heap<'v>,
@@ -831,6 +860,9 @@ fn returned_providers<'v>(
     };
     let values: Vec<Value> = if returned.is_none() {
         Vec::new()
+    } else if ProviderInstance::from_value(returned).is_some() {
+        // One provider on its own, as a rule may return it.
+        vec![returned]
     } else {
         returned
             .iterate(heap)
