@@ -399,6 +399,8 @@ cc_library = rule(
     implementation = _checked(_cc_library_impl),
     doc = "A C/C++ library: its headers for dependents, an archive and a shared library.",
     attrs = _LIBRARY_ATTRS,
+    # As Bazel's cc_library, it advertises CcInfo: aspects with required_providers see it.
+    provides = [CcInfo],
 )
 
 _BINARY_ATTRS = dict(_COMMON_ATTRS)

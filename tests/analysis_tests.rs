@@ -286,7 +286,7 @@ fn what_forge_cannot_do_in_analysis_tests_is_refused_by_name() {
 def _noop(target, ctx):
     return []
 
-spreading = aspect(implementation = _noop, attr_aspects = ["deps"])
+spreading = aspect(implementation = _noop, attr_aspects = ["deps"], toolchains = ["//bad:type"])
 
 def _impl(ctx):
     return [AnalysisTestResultInfo(success = True, message = "")]
@@ -312,7 +312,7 @@ no_result_test(name = "no_result_test")
     assert!(
         run.stderr.contains(
             "forge does not support aspect '//bad:defs.bzl%spreading' yet: it is declared \
-             with 'attr_aspects = [\"deps\"]'"
+             with 'toolchains = [\"//bad:type\"]'"
         ),
         "{}",
         run.both()

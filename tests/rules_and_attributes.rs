@@ -321,38 +321,41 @@ user(name = 'both', deps = [':i', ':p'])
 }
 
 #[test]
-fn propagating_aspects_are_recorded_and_refused_where_they_would_apply() {
+fn propagating_aspects_apply_where_an_attribute_asks_for_them() {
     let ws = deps_workspace("attr.label_list(aspects = [collect])");
-    // The aspect is declared before the rule that names it.
+    // The aspect is declared before the rule that names it; it counts the targets it
+    // visits along `deps`, and the user rule sees the count on each dependency.
     let defs = read(&ws, "pkg/defs.bzl");
     ws.write(
         "pkg/defs.bzl",
-        &defs.replace(
-            "with_info = rule(",
-            "def _collect_impl(target, ctx):\n    return []\n\n\
-             collect = aspect(implementation = _collect_impl, attr_aspects = ['deps'])\n\n\
-             with_info = rule(",
-        ),
+        &defs
+            .replace(
+                "with_info = rule(",
+                "CountInfo = provider(fields = ['n'])\n\n\
+                 def _collect_impl(target, ctx):\n    \
+                 return [CountInfo(n = 1 + len([d for d in getattr(ctx.rule.attr, 'deps', []) if CountInfo in d]))]\n\n\
+                 collect = aspect(implementation = _collect_impl, attr_aspects = ['deps'])\n\n\
+                 with_info = rule(",
+            )
+            .replace(
+                "str(d.label) for d in ctx.attr.deps",
+                "'%s=%d' % (d.label, d[CountInfo].n) for d in ctx.attr.deps",
+            ),
     );
     ws.write(
         "pkg/BUILD",
         "load(':defs.bzl', 'plain', 'user')
 plain(name = 'p')
 user(name = 'alone')
-user(name = 'through', deps = [':p'])
+user(name = 'middle', deps = [':p'])
+user(name = 'through', deps = [':middle', ':p'])
 ",
     );
-    // The .bzl loads and a target with nothing to apply the aspect to builds.
     ok(ws.forge(&["build", "//pkg:alone"]));
-    // Where the aspect would apply, forge says it cannot propagate it, naming it.
-    let run = ws.forge(&["build", "//pkg:through"]);
-    fails_with(
-        &run,
-        &[
-            "pkg/BUILD:4:1",
-            "forge does not support aspect '//pkg:defs.bzl%collect' yet",
-            "'attr_aspects = [\"deps\"]'",
-        ],
+    ok(ws.forge(&["build", "//pkg:through"]));
+    assert_eq!(
+        read(&ws, "forge-bin/pkg/through.txt"),
+        "//pkg:middle=2,//pkg:p=1"
     );
 }
 

@@ -194,10 +194,11 @@ pub(super) struct AttrValues<'v> {
     pub split_attr: Vec<(String, Value<'v>)>,
 }
 
-/// Applies the aspects an attribute lists (their ids) to one dependency (its label, and its
-/// configured rule target if it is a rule's): the dependency as the rule sees it, or the
-/// error's text.
-pub(super) type ApplyAspects<'a, 'v> = dyn Fn(&[String], &Label, Option<&ConfiguredLabel>, Value<'v>) -> Result<Value<'v>, String>
+/// Applies aspects to one dependency of an attribute (the attribute's name, the aspect ids
+/// its declaration lists, the dependency's label and its configured rule target if it is a
+/// rule's): the dependency as the rule sees it, or the error's text. A rule applies the
+/// aspects its attribute lists; an aspect's `ctx.rule.attr` those propagating along it.
+pub(super) type ApplyAspects<'a, 'v> = dyn Fn(&str, &[String], &Label, Option<&ConfiguredLabel>, Value<'v>) -> Result<Value<'v>, String>
     + 'a;
 
 /// The values of `rule`'s attributes. Declares the outputs in `state`, and notes there the
@@ -259,15 +260,13 @@ pub(super) fn attr_values<'v>(
                 .map(|e| {
                     let d = dep_value(heap, graph, done, e)
                         .ok_or_else(|| AttrError::from(AttrErrorKind::NotAnalysed(l.clone())))?;
-                    let d = match aspects {
-                        [] => d,
-                        ids => apply_aspects(ids, l, e.rule.as_ref(), d).map_err(|error| {
+                    let d =
+                        apply_aspects(name, aspects, l, e.rule.as_ref(), d).map_err(|error| {
                             AttrError::from(AttrErrorKind::Aspect {
                                 attr: name.clone(),
                                 error,
                             })
-                        })?,
-                    };
+                        })?;
                     Ok((e.split_key.as_str(), d))
                 })
                 .collect()

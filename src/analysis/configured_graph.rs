@@ -106,14 +106,32 @@ struct Builder<'g> {
     settings: HashMap<Config, Arc<Settings>>,
     rules: HashMap<(String, String), Option<Arc<RuleTransitions>>>,
     incoming: HashMap<(Label, Config), Result<Config, Diagnostic>>,
+    /// The private label attributes of a list of aspects (`aspects::tool_labels`).
+    aspect_tools: HashMap<Vec<String>, Arc<super::aspects::ToolLabels>>,
+    /// Targets applying aspects with private label attributes, not yet followed to every
+    /// configuration the aspects reach.
+    aspect_requests: Vec<AspectRequest>,
+}
+
+/// A target applying aspects whose private attributes name dependencies: the aspects reach
+/// `starts` and propagate from there; their dependencies are edges of `key` in each
+/// configuration they reach (`covered` has them already).
+struct AspectRequest {
+    key: ConfiguredLabel,
+    aspects: Vec<String>,
+    starts: Vec<ConfiguredLabel>,
+    covered: BTreeSet<Config>,
 }
 
 impl ConfiguredGraph {
+    /// `top_aspects` are `--aspects`: their attributes' dependencies become the requested
+    /// targets' dependencies.
     pub fn build(
         graph: &TargetGraph,
         roots: &BTreeSet<Label>,
         top: &Config,
         platforms: &PlatformConfig,
+        top_aspects: &[String],
     ) -> ConfiguredGraph {
         let mut b = Builder {
             graph,
@@ -122,6 +140,8 @@ impl ConfiguredGraph {
             settings: HashMap::new(),
             rules: HashMap::new(),
             incoming: HashMap::new(),
+            aspect_tools: HashMap::new(),
+            aspect_requests: Vec::new(),
         };
         let mut nodes: HashMap<ConfiguredLabel, Node> = HashMap::new();
         let mut root_keys = Vec::new();
@@ -159,19 +179,52 @@ impl ConfiguredGraph {
             root_keys.push((label.clone(), key.clone()));
             stack.push(key);
         }
-        while let Some(key) = stack.pop() {
-            if nodes.contains_key(&key) {
-                continue;
-            }
-            let node = b.node(&key);
-            for dep in &node.deps {
-                if let Some(r) = &dep.rule
-                    && !nodes.contains_key(r)
-                {
-                    stack.push(r.clone());
+        let top_keys: BTreeSet<ConfiguredLabel> =
+            root_keys.iter().map(|(_, k)| k.clone()).collect();
+        loop {
+            while let Some(key) = stack.pop() {
+                if nodes.contains_key(&key) {
+                    continue;
                 }
+                let mut node = b.node(&key);
+                if top_keys.contains(&key) && !top_aspects.is_empty() {
+                    b.aspect_tool_edges(top_aspects, &key.config, &mut node);
+                    b.request_aspects(&key, top_aspects, vec![key.clone()], [&key.config]);
+                }
+                for dep in &node.deps {
+                    if let Some(r) = &dep.rule
+                        && !nodes.contains_key(r)
+                    {
+                        stack.push(r.clone());
+                    }
+                }
+                nodes.insert(key, node);
             }
-            nodes.insert(key, node);
+            // An aspect propagating across a transition needs its dependencies in the
+            // configurations it reaches too: they are added, and the targets they bring in
+            // are configured, until nothing new comes.
+            let requests = std::mem::take(&mut b.aspect_requests);
+            if requests.is_empty() {
+                break;
+            }
+            let mut reached = HashMap::new();
+            for request in requests {
+                let attrs = super::aspects::propagation_attrs(graph, &request.aspects);
+                let mut configs = BTreeSet::new();
+                for start in &request.starts {
+                    let r = configs_reached(graph, &nodes, start, &attrs, &mut reached);
+                    configs.extend(r.iter().cloned());
+                }
+                let Some(node) = nodes.get_mut(&request.key) else {
+                    continue;
+                };
+                let first_new = node.deps.len();
+                for config in configs.difference(&request.covered) {
+                    b.aspect_tool_edges(&request.aspects, config, node);
+                }
+                // Those not configured yet are, in the next round.
+                stack.extend(node.deps[first_new..].iter().filter_map(|d| d.rule.clone()));
+            }
         }
         ConfiguredGraph {
             nodes,
@@ -181,7 +234,103 @@ impl ConfiguredGraph {
     }
 }
 
+/// The configurations an aspect propagating along `attrs` (`"*"`: all) reaches from `key`,
+/// `key`'s own included; `memo` keeps each target's answer.
+fn configs_reached(
+    graph: &TargetGraph,
+    nodes: &HashMap<ConfiguredLabel, Node>,
+    key: &ConfiguredLabel,
+    attrs: &[String],
+    memo: &mut HashMap<(ConfiguredLabel, Vec<String>), Arc<BTreeSet<Config>>>,
+) -> Arc<BTreeSet<Config>> {
+    let memo_key = (key.clone(), attrs.to_vec());
+    if let Some(done) = memo.get(&memo_key) {
+        return done.clone();
+    }
+    let mut configs = BTreeSet::from([key.config.clone()]);
+    for edge in nodes
+        .get(key)
+        .map(|n| n.deps.as_slice())
+        .unwrap_or_default()
+    {
+        let along = !edge.attr.starts_with('$')
+            && attrs.iter().any(|a| a == "*" || *a == edge.attr)
+            && graph
+                .target(&edge.label)
+                .is_some_and(|t| t.rule().is_some());
+        if let Some(dep) = edge.rule.as_ref().filter(|_| along) {
+            configs.extend(
+                configs_reached(graph, nodes, dep, attrs, memo)
+                    .iter()
+                    .cloned(),
+            );
+        }
+    }
+    let configs = Arc::new(configs);
+    memo.insert(memo_key, configs.clone());
+    configs
+}
+
 impl<'g> Builder<'g> {
+    /// Notes that `key` applies `aspects` to `starts`, if the aspects have dependencies of
+    /// their own: `covered` are the configurations their edges are already in.
+    fn request_aspects<'c>(
+        &mut self,
+        key: &ConfiguredLabel,
+        aspects: &[String],
+        starts: Vec<ConfiguredLabel>,
+        covered: impl IntoIterator<Item = &'c Config>,
+    ) {
+        let graph = self.graph;
+        let tools = self
+            .aspect_tools
+            .entry(aspects.to_vec())
+            .or_insert_with(|| Arc::new(super::aspects::tool_labels(graph, aspects)));
+        if tools.is_empty() || starts.is_empty() {
+            return;
+        }
+        self.aspect_requests.push(AspectRequest {
+            key: key.clone(),
+            aspects: aspects.to_vec(),
+            starts,
+            covered: covered.into_iter().cloned().collect(),
+        });
+    }
+
+    /// Adds to `node` an edge to each dependency the private attributes of `aspects` name,
+    /// for the aspects applied to dependencies in `config`: the aspects' implementations
+    /// read them when the node is analysed.
+    fn aspect_tool_edges(&mut self, aspects: &[String], config: &Config, node: &mut Node) {
+        let graph = self.graph;
+        let tools = self
+            .aspect_tools
+            .entry(aspects.to_vec())
+            .or_insert_with(|| Arc::new(super::aspects::tool_labels(graph, aspects)))
+            .clone();
+        for (label, cfg) in tools.iter() {
+            let (config, transition) = match cfg.as_deref() {
+                Some("exec") => (config.exec(), "ExecutionTransition"),
+                Some("host") => (config.host(), "HostTransition"),
+                _ => (config.clone(), "NoTransition"),
+            };
+            let rule = match graph.target(label).map(|t| &t.kind) {
+                Some(TargetKind::Rule(_)) => Some(label.clone()),
+                Some(TargetKind::GeneratedFile { generating_rule }) => {
+                    Some(generating_rule.clone())
+                }
+                _ => None,
+            };
+            node.deps.push(DepEdge {
+                attr: "$aspects".to_owned(),
+                label: label.clone(),
+                split_key: String::new(),
+                config: config.clone(),
+                transition: transition.to_owned(),
+                rule: rule.map(|r| ConfiguredLabel { label: r, config }),
+            });
+        }
+    }
+
     /// Resolves the toolchains `key` asks for on its configuration's platform, and adds an
     /// edge to each implementation chosen.
     fn toolchains(&mut self, key: &ConfiguredLabel, rule: &RuleTarget, node: &mut Node) {
@@ -408,6 +557,17 @@ impl<'g> Builder<'g> {
             if matches!(value, AttrValue::Output(_) | AttrValue::OutputList(_)) {
                 continue;
             }
+            let aspects = decl
+                .as_ref()
+                .and_then(|d| d.attrs.iter().find(|(n, _)| n == name))
+                .map(|(_, s)| s.aspects.clone())
+                .unwrap_or_default();
+            if !aspects.is_empty() {
+                for (_, config) in &configs {
+                    self.aspect_tool_edges(&aspects, config, node);
+                }
+            }
+            let first_edge = node.deps.len();
             for (split_key, config) in &configs {
                 for label in &labels {
                     let rule_label = match graph.target(label).map(|t| &t.kind) {
@@ -443,6 +603,15 @@ impl<'g> Builder<'g> {
                         rule,
                     });
                 }
+            }
+            if !aspects.is_empty() {
+                // Aspects apply to the rule targets among the dependencies.
+                let starts: Vec<ConfiguredLabel> = node.deps[first_edge..]
+                    .iter()
+                    .filter(|e| graph.target(&e.label).is_some_and(|t| t.rule().is_some()))
+                    .filter_map(|e| e.rule.clone())
+                    .collect();
+                self.request_aspects(key, &aspects, starts, configs.iter().map(|(_, c)| c));
             }
         }
         // The conditions of the target's select()s are dependencies in its configuration,

@@ -130,6 +130,25 @@ pub(super) fn alloc_ctx<'v>(
     toolchains: Value<'v>,
     executable_file: Option<&FileValue>,
 ) -> Value<'v> {
+    heap.alloc_complex_no_freeze(new_ctx(
+        heap,
+        env,
+        attrs,
+        actions,
+        toolchains,
+        executable_file,
+    ))
+}
+
+/// The `ctx` of one target before it is allocated (an aspect's `ctx` changes its fields).
+pub(super) fn new_ctx<'v>(
+    heap: Heap<'v>,
+    env: &CtxEnv,
+    attrs: AttrValues<'v>,
+    actions: Value<'v>,
+    toolchains: Value<'v>,
+    executable_file: Option<&FileValue>,
+) -> CtxValue<'v> {
     let label = env.label;
     // The Files among the outputs, for `$(location)` of the rule's own outputs.
     let own_outputs: Vec<Value> = attrs
@@ -228,7 +247,7 @@ pub(super) fn alloc_ctx<'v>(
             super::attrs::plain_value(heap, value),
         ));
     }
-    heap.alloc_complex_no_freeze(CtxValue {
+    CtxValue {
         fields,
         direct_deps: attrs.direct_deps,
         label: label.clone(),
@@ -243,7 +262,7 @@ pub(super) fn alloc_ctx<'v>(
             .iter()
             .map(|(s, v)| (s.clone(), v.clone()))
             .collect(),
-    })
+    }
 }
 
 /// `ctx.info_file` / `ctx.version_file`: a workspace status file, which no action

@@ -8,7 +8,7 @@
 mod action_value;
 mod actions;
 mod args;
-mod aspects;
+pub mod aspects;
 mod attrs;
 pub mod build_settings;
 pub mod compatibility;
@@ -92,6 +92,8 @@ pub struct AnalysisConfig {
     pub platforms: platforms::PlatformConfig,
     /// `--copt`, `--linkopt`, `--features`, ...: `ctx.fragments.cpp` and `ctx.features`.
     pub cpp: cpp_fragment::CppOptions,
+    /// `--aspects`: the ids (`<bzl label>%<name>`) of aspects applied to the requested targets.
+    pub aspects: Vec<String>,
 }
 
 impl AnalysisConfig {
@@ -122,6 +124,10 @@ pub struct Analysis {
     /// (`target_compatible_with`), which were not analysed: skipped when a wildcard named
     /// them, an error when named themselves.
     pub incompatible: BTreeMap<Label, compatibility::Incompatibility>,
+    /// Every aspect application that produced something.
+    pub aspects: HashMap<aspects::AspectKey, std::sync::Arc<aspects::AnalyzedAspect>>,
+    /// The `--aspects` applied to requested targets: the target, and the application.
+    pub top_level_aspects: Vec<(Label, aspects::AspectKey)>,
 }
 
 impl Analysis {
@@ -130,9 +136,12 @@ impl Analysis {
         self.targets.get(self.roots.get(label)?)
     }
 
-    /// Every action of every analysed target.
+    /// Every action of every analysed target and aspect application.
     pub fn actions(&self) -> impl Iterator<Item = &Action> {
-        self.targets.values().flat_map(|a| a.actions.iter())
+        self.targets
+            .values()
+            .flat_map(|a| a.actions.iter())
+            .chain(self.aspects.values().flat_map(|a| a.actions.iter()))
     }
 
     /// The default outputs of a target (its `DefaultInfo.files`), as exec paths. Flattening
@@ -198,38 +207,60 @@ impl Analysis {
         if named.is_empty() {
             return out;
         }
-        Module::with_temp_heap(|module| {
-            let heap = module.heap();
-            let Some(info) = analyzed.module.owned_extra_value() else {
-                return;
-            };
-            let info = heap.access_owned_frozen_value(&info);
-            let Some(groups_info) = TargetInfo::from_value(info)
-                .and_then(|t| t.provider(providers::OUTPUT_GROUP_INFO_ID))
-                .and_then(crate::loading::ProviderInstance::from_value)
-            else {
-                return;
-            };
-            for group in named {
-                let files = groups_info.field(group).and_then(Depset::from_value);
-                for f in files.map(|d| d.to_list()).unwrap_or_default() {
-                    if let Some(f) = f.downcast_ref::<FileValue>()
-                        && !out.contains(&f.path)
-                    {
-                        out.push(f.path.clone());
-                    }
-                }
-            }
-        });
+        if let Some(info) = analyzed.module.owned_extra_value() {
+            group_outputs(&info, &named, &mut out);
+        }
         out
     }
+
+    /// The files of the output groups `groups` names (an aspect has no default outputs)
+    /// that an `--aspects` application returned.
+    pub fn aspect_outputs(&self, key: &aspects::AspectKey, groups: &OutputGroups) -> Vec<String> {
+        let mut out = Vec::new();
+        let named: Vec<&String> = groups.groups.iter().filter(|g| *g != "default").collect();
+        if let Some(info) = self.aspects.get(key).and_then(|a| a.providers()) {
+            group_outputs(&info, &named, &mut out);
+        }
+        out
+    }
+}
+
+/// Adds to `out` the files of the output groups `named` of the frozen `TargetInfo` `info`.
+fn group_outputs(
+    info: &starlark::values::OwnedFrozenValue,
+    named: &[&String],
+    out: &mut Vec<String>,
+) {
+    if named.is_empty() {
+        return;
+    }
+    Module::with_temp_heap(|module| {
+        let heap = module.heap();
+        let info = heap.access_owned_frozen_value(info);
+        let Some(groups_info) = TargetInfo::from_value(info)
+            .and_then(|t| t.provider(providers::OUTPUT_GROUP_INFO_ID))
+            .and_then(crate::loading::ProviderInstance::from_value)
+        else {
+            return;
+        };
+        for group in named {
+            let files = groups_info.field(group).and_then(Depset::from_value);
+            for f in files.map(|d| d.to_list()).unwrap_or_default() {
+                if let Some(f) = f.downcast_ref::<FileValue>()
+                    && !out.contains(&f.path)
+                {
+                    out.push(f.path.clone());
+                }
+            }
+        }
+    });
 }
 
 /// Analyses `roots` and everything they depend on (already loaded in `graph`), each
 /// configured target once.
 pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisConfig) -> Analysis {
     let top = config.top_level();
-    let configured = ConfiguredGraph::build(graph, roots, &top, &config.platforms);
+    let configured = ConfiguredGraph::build(graph, roots, &top, &config.platforms, &config.aspects);
     let levels = levels(&configured);
     let incompatible =
         compatibility::incompatible_targets(graph, &configured, &config.platforms, &levels);
@@ -246,7 +277,14 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
     analysis.errors.extend(missing_roots(graph, roots));
     analysis.errors.extend(configured.errors.iter().cloned());
     let mut failed: BTreeSet<ConfiguredLabel> = BTreeSet::new();
+    let store = aspects::AspectStore::default();
     for level in levels {
+        let aspect_env = aspects::AspectEnv {
+            graph,
+            configured: &configured,
+            done: &analysis.targets,
+            store: &store,
+        };
         let results: Vec<(ConfiguredLabel, Result<Analyzed, Vec<Diagnostic>>)> = level
             .par_iter()
             .filter(|key| {
@@ -279,7 +317,7 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
                     Ok(rule) => {
                         let missing = missing_inputs(graph, target, rule);
                         if missing.is_empty() {
-                            analyze_target(graph, target, key, node, &analysis.targets)
+                            analyze_target(graph, target, key, node, &aspect_env)
                                 .map_err(|d| vec![d])
                         } else {
                             Err(missing)
@@ -311,8 +349,67 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
             }
         }
     }
+    top_level_aspects(graph, &configured, &store, config, &mut analysis);
+    analysis.aspects = store.into_results();
     analysis.configured = Some(configured);
     analysis
+}
+
+/// Applies `--aspects` to the requested rule targets that were analysed, as Bazel does: each
+/// aspect (after those it requires), propagating from there.
+fn top_level_aspects(
+    graph: &TargetGraph,
+    configured: &ConfiguredGraph,
+    store: &aspects::AspectStore,
+    config: &AnalysisConfig,
+    analysis: &mut Analysis,
+) {
+    if config.aspects.is_empty() {
+        return;
+    }
+    let paths = match aspects::paths(graph, &config.aspects, None) {
+        Ok(p) => p,
+        Err(e) => {
+            analysis
+                .errors
+                .push(Diagnostic::new(format!("--aspects: {e}")));
+            return;
+        }
+    };
+    let env = aspects::AspectEnv {
+        graph,
+        configured,
+        done: &analysis.targets,
+        store,
+    };
+    let mut roots: Vec<&(Label, ConfiguredLabel)> = configured.roots.iter().collect();
+    roots.sort();
+    let mut applied = Vec::new();
+    let mut errors = Vec::new();
+    for (label, key) in roots {
+        if !env.done.contains_key(key) || graph.target(label).and_then(|t| t.rule()).is_none() {
+            continue;
+        }
+        for path in &paths {
+            let aspect_key = env.through_aliases(&aspects::AspectKey {
+                target: key.clone(),
+                path: path.clone(),
+            });
+            // Only the aspects the command line names are reported, not those they require.
+            let named = config.aspects.contains(&aspect_key.aspect().id);
+            match env.applied(&aspect_key) {
+                Ok(Some(_)) if named => applied.push((label.clone(), aspect_key)),
+                Ok(_) => {}
+                Err(e) => {
+                    let target = graph.target(label).expect("checked above");
+                    errors.push(Diagnostic::at(&target.location, e));
+                }
+            }
+        }
+    }
+    errors.dedup_by(|a, b| a.message == b.message);
+    analysis.errors.extend(errors);
+    analysis.top_level_aspects = applied;
 }
 
 /// Whether a dependency of `key` failed: its error has been reported, and `key` is not

@@ -39,6 +39,19 @@ pub struct BuildPlan {
     /// (`target_compatible_with`), reported SKIPPED.
     #[serde(default)]
     pub skipped_tests: Vec<Label>,
+    /// `--aspects` applied to the requested targets, in order, as the build reports them.
+    #[serde(default)]
+    pub aspects: Vec<PlannedAspect>,
+}
+
+/// An aspect the command line applied to a requested target (`Aspect <id> of <label>`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct PlannedAspect {
+    /// `<bzl label>%<name>`.
+    pub aspect: String,
+    pub target: Label,
+    /// The files of the output groups `--output_groups` names that the aspect returned.
+    pub outputs: Vec<ExecPath>,
 }
 
 /// A requested target, as the commands report or run it.

@@ -14,6 +14,7 @@ use starlark::values::{FreezeError, Value, ValueLike};
 use thiserror::Error;
 
 use super::actions::{ActionsState, ActionsValue};
+use super::aspects::AspectEnv;
 use super::attrs::{AttrError, attr_values};
 use super::configured::SelectError;
 use super::configured_graph::Node;
@@ -119,9 +120,9 @@ pub(super) fn analyze_target(
     target: &Target,
     key: &ConfiguredLabel,
     node: &Node,
-    done: &HashMap<ConfiguredLabel, Analyzed>,
+    aspects: &AspectEnv,
 ) -> Result<Analyzed, Diagnostic> {
-    analyze_rule(graph, target, key, node, done).map_err(|e| e.into_diagnostic(target))
+    analyze_rule(graph, target, key, node, aspects).map_err(|e| e.into_diagnostic(target))
 }
 
 /// `analyze_target`'s steps, with the error of each step kept typed until it is reported.
@@ -130,8 +131,9 @@ fn analyze_rule(
     target: &Target,
     key: &ConfiguredLabel,
     node: &Node,
-    done: &HashMap<ConfiguredLabel, Analyzed>,
+    aspects: &AspectEnv,
 ) -> Result<Analyzed, TargetError> {
+    let done = aspects.done;
     let toolchains = match node.toolchains.as_deref() {
         Some(Err(e)) => return Err(e.clone().into()),
         Some(Ok(r)) => Some(r),
@@ -194,7 +196,7 @@ fn analyze_rule(
             node,
             &decl,
             &mut state,
-            &aspect_applier(&module, graph, done),
+            &aspect_applier(heap, aspects, rule),
         )?;
         let actions = heap.alloc_complex_no_freeze(ActionsValue {
             state: RefCell::new(state),
@@ -331,7 +333,7 @@ fn run_implementation<'v>(
 
 /// A Starlark error as text without a doubled `error: ` prefix; a `fail()` reads `Error in
 /// fail: MESSAGE`, as Bazel words it (logs are grepped for that line).
-fn render(e: &starlark::Error) -> String {
+pub(super) fn render(e: &starlark::Error) -> String {
     // The implementation is called from Rust; its caller's frame says nothing useful.
     e.to_string()
         .lines()
@@ -506,7 +508,7 @@ exit {}
 
 /// `ctx.toolchains`: each requested type's ToolchainInfo, from the implementation
 /// resolution chose (analysed before this target), or None for an unmatched optional type.
-fn toolchain_context<'v>(
+pub(super) fn toolchain_context<'v>(
     heap: starlark::values::Heap<'v>,
     done: &HashMap<ConfiguredLabel, Analyzed>,
     key: &ConfiguredLabel,
@@ -549,15 +551,26 @@ fn toolchain_context<'v>(
     }))
 }
 
-/// Applies the aspects an attribute lists to one of its dependencies, in `module`'s heap.
-fn aspect_applier<'a, 'v>(
-    module: &'a Module<'v>,
-    graph: &'a TargetGraph,
-    done: &'a HashMap<ConfiguredLabel, Analyzed>,
-) -> impl Fn(&[String], &Label, Option<&ConfiguredLabel>, Value<'v>) -> Result<Value<'v>, String> + 'a
-{
-    move |ids, dep_label, dep_key, dep| {
-        super::aspects::apply(module, graph, done, ids, dep_label, dep_key, dep)
-            .map_err(|e| e.to_string())
+/// Applies the aspects an attribute lists to one of its dependencies, in `heap`; `rule`,
+/// whose attribute lists them, gives their parameters.
+fn aspect_applier<'a, 'v: 'a>(
+    heap: starlark::values::Heap<'v>,
+    aspects: &'a AspectEnv<'a>,
+    rule: &'a RuleTarget,
+) -> impl Fn(&str, &[String], &Label, Option<&ConfiguredLabel>, Value<'v>) -> Result<Value<'v>, String>
++ 'a {
+    move |_, ids, dep_label, dep_key, dep| {
+        // Aspects apply to rule targets; a file (source or generated) passes unchanged.
+        let is_rule = aspects
+            .graph
+            .target(dep_label)
+            .is_some_and(|t| t.rule().is_some());
+        let Some(dep_key) = dep_key.filter(|_| !ids.is_empty() && is_rule) else {
+            return Ok(dep);
+        };
+        let paths = super::aspects::paths(aspects.graph, ids, Some(rule))?;
+        let paths: Vec<&[super::aspects::AspectDescriptor]> =
+            paths.iter().map(Vec::as_slice).collect();
+        aspects.with_aspects(heap, dep, dep_key, &paths)
     }
 }

@@ -193,6 +193,11 @@ pub struct BuildOptions {
     )]
     pub output_groups: Vec<String>,
 
+    /// Aspects to apply to the requested targets: `//pkg:file.bzl%name` (comma-separated or
+    /// repeated); their output groups named by --output_groups are built.
+    #[arg(long = "aspects", value_name = "ASPECTS", value_delimiter = ',')]
+    pub aspects: Vec<String>,
+
     /// Write why each action ran (the input file, variable, argument or tag that changed
     /// since its last run) to this file.
     #[arg(long = "explain", value_name = "FILE")]
@@ -384,6 +389,7 @@ pub fn build(
             ..options.sandbox_options()
         },
         output_groups: options.output_groups.clone(),
+        aspects: options.aspects.clone(),
         platforms: options.platform_flags(),
         explain: explain_request(options),
         cpp: options.cpp_options(),
@@ -495,20 +501,37 @@ fn print_outputs_of(
             continue;
         }
         eprintln!("Target {label} up-to-date:");
-        for o in outs {
-            // Through the bin link, as Bazel shows them; the whole path when there is none.
-            match (layout::link_prefix(), o.strip_prefix(&bin)) {
-                (Some(prefix), Some(rel)) => eprintln!("  {prefix}bin/{rel}"),
-                (None, _) => eprintln!("  {}", exec_root.join(o.as_str()).display()),
-                (Some(_), None) => eprintln!("  {o}"),
-            }
-        }
+        print_paths(outs, &bin, exec_root);
     }
     for (label, _) in &failed {
         eprintln!("Target {label} failed to build");
     }
+    // Then `--aspects`, each on each requested target, as Bazel reports them.
+    for aspect in &plan.aspects {
+        let (id, label) = (&aspect.aspect, &aspect.target);
+        if unbuilt.contains(label) {
+            eprintln!("Aspect {id} of {label} failed to build");
+        } else if aspect.outputs.is_empty() {
+            eprintln!("Aspect {id} of {label} up-to-date (nothing to build)");
+        } else {
+            eprintln!("Aspect {id} of {label} up-to-date:");
+            print_paths(&aspect.outputs, &bin, exec_root);
+        }
+    }
     if !failed.is_empty() && !show_result.verbose_failures {
         eprintln!("Use --verbose_failures to see the command lines of failed build steps.");
+    }
+}
+
+/// Output paths as the result lines show them: through the bin link, as Bazel shows them;
+/// the whole path when there is no link.
+fn print_paths(outs: &[crate::core::ExecPath], bin: &str, exec_root: &std::path::Path) {
+    for o in outs {
+        match (layout::link_prefix(), o.strip_prefix(bin)) {
+            (Some(prefix), Some(rel)) => eprintln!("  {prefix}bin/{rel}"),
+            (None, _) => eprintln!("  {}", exec_root.join(o.as_str()).display()),
+            (Some(_), None) => eprintln!("  {o}"),
+        }
     }
 }
 

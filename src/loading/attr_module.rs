@@ -175,7 +175,7 @@ fn allow_files(value: Option<Value>) -> anyhow::Result<AllowFiles> {
 
 /// Provider requirements are recorded by name, as groups (a flat list is one group); analysis
 /// checks them.
-fn providers(value: Option<Value>) -> anyhow::Result<Vec<Vec<String>>> {
+pub(super) fn providers(value: Option<Value>) -> anyhow::Result<Vec<Vec<String>>> {
     let Some(value) = value.filter(|v| !v.is_none()) else {
         return Ok(Vec::new());
     };

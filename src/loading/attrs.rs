@@ -86,8 +86,8 @@ pub struct AttrSpec {
     /// `allow_rules = [...]`: the rule kinds a dependency that is a rule may be (empty = any,
     /// subject to `providers`).
     pub allow_rules: Vec<String>,
-    /// `aspects = [...]`: the aspects' ids (`<bzl>%<name>`), recorded; forge does not apply
-    /// aspects yet, so analysis refuses a dependency through this attribute.
+    /// `aspects = [...]`: the aspects' ids (`<bzl>%<name>`), which analysis applies to the
+    /// attribute's dependencies.
     pub aspects: Vec<String>,
     /// The default is `configuration_field(...)`: Bazel allows that on private attributes only.
     pub late_bound: bool,

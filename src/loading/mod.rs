@@ -57,7 +57,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use starlark::environment::{FrozenModule, Globals, GlobalsBuilder, LibraryExtension};
 use starlark::values::OwnedFrozenValue;
 
-pub use aspect_value::FrozenAspect;
+pub use aspect_value::{AspectDecl, FrozenAspect};
 pub use attrs::{AllowFiles, AttrKind, AttrSpec};
 pub use build_setting::{BuildSetting, SettingKind};
 pub use context::{EvalContext, FileKind};

@@ -223,6 +223,7 @@ pub fn aquery(
             configuration: &request.configuration,
             platforms: &request.platforms,
             cpp: &request.cpp,
+            aspects: &[],
         },
     )?;
     errors.extend(planned.errors);

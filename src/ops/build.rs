@@ -52,6 +52,8 @@ pub struct BuildRequest<'a> {
     pub explain: Option<super::explain::ExplainRequest>,
     /// `--copt`, `--linkopt`, `--features`, ...
     pub cpp: crate::analysis::cpp_fragment::CppOptions,
+    /// `--aspects`: `//pkg:file.bzl%name` items applied to the requested targets.
+    pub aspects: Vec<String>,
 }
 
 /// What the front end hears while a build runs, in this order.
@@ -138,6 +140,7 @@ pub fn analyze(
             configuration: &request.configuration,
             platforms: &request.platforms,
             cpp: &request.cpp,
+            aspects: &request.aspects,
         },
     )?;
     events(BuildEvent::Analyzed(&planned));

@@ -85,6 +85,7 @@ pub fn cquery(
             break;
         }
     }
+    analysis::aspects::load_aspect_labels(&mut graph, &[]).map_err(Failure::failed)?;
     errors.extend(graph.errors().iter().cloned());
     let build_settings = analysis::build_settings::resolve(&graph, &setting_args, &workspace.name)
         .map_err(super::usage)?;
@@ -97,6 +98,7 @@ pub fn cquery(
         output: request.output_configuration.clone(),
         platforms,
         cpp: request.cpp.clone(),
+        aspects: Vec::new(),
     };
     let analysis = analysis::analyze(&graph, &universe, &config);
     errors.extend(analysis.errors.iter().cloned());

@@ -177,6 +177,7 @@ pub fn why(request: WhyRequest<'_>, waiting: &mut dyn FnMut(&str)) -> Result<Str
                 configuration: &request.plan.configuration,
                 platforms: &request.plan.platforms,
                 cpp: &request.plan.cpp,
+                aspects: &[],
             },
         )
     };

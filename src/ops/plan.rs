@@ -37,6 +37,8 @@ pub struct PlanRequest<'a> {
     pub platforms: &'a super::platforms::PlatformFlags,
     /// `--copt`, `--linkopt`, `--features`, ...
     pub cpp: &'a analysis::cpp_fragment::CppOptions,
+    /// `--aspects`: aspect ids (`<bzl label>%<name>`) applied to the requested targets.
+    pub aspects: &'a [String],
 }
 
 /// A plan and how it came to be.
@@ -146,6 +148,7 @@ pub fn plan(workspace: &Arc<Workspace>, request: &PlanRequest<'_>) -> Result<Pla
             .iter()
             .map(|g| format!("--output_groups={g}")),
     );
+    identity.extend(request.aspects.iter().map(|a| format!("--aspects={a}")));
     let identity: Vec<&str> = identity.iter().map(String::as_str).collect();
     let key = PlanCache::key(&identity);
     let plans = PlanCache::new(workspace.output_base.join("cache").join("plans"));
@@ -328,6 +331,10 @@ fn plan_build(
             break;
         }
     }
+    // `--aspects`, and what the aspects' attributes name, loaded like dependencies.
+    let aspects = analysis::aspects::command_line_ids(request.aspects, cwd_package)
+        .map_err(Failure::usage)?;
+    analysis::aspects::load_aspect_labels(&mut graph, &aspects).map_err(Failure::failed)?;
     let platforms = super::platforms::platform_config(&mut graph, workspace, request.platforms)
         .map_err(Failure::from_diagnostics)?;
     let config = AnalysisConfig {
@@ -337,6 +344,7 @@ fn plan_build(
         output: request.configuration.clone(),
         platforms,
         cpp: request.cpp.clone(),
+        aspects,
     };
     let analysis_started = Instant::now();
     let analysis = analysis::analyze(&graph, &targets, &config);
@@ -431,6 +439,19 @@ fn plan_build(
                 }),
             },
         );
+    }
+    for (label, key) in &analysis.top_level_aspects {
+        if !targets.contains(label) {
+            continue;
+        }
+        let outputs = analysis.aspect_outputs(key, &groups);
+        plan.wanted
+            .extend(outputs.iter().cloned().map(ExecPath::new));
+        plan.aspects.push(crate::analysis::plan::PlannedAspect {
+            aspect: key.aspect().id.clone(),
+            target: label.clone(),
+            outputs: outputs.into_iter().map(ExecPath::new).collect(),
+        });
     }
     plan.tests = tests.into_iter().collect();
     plan.skipped_tests = skipped_tests;

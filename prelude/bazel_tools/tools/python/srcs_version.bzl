@@ -4,8 +4,8 @@ Bazel defines `find_requirements` here: an aspect reporting which transitive dep
 a Python target make it Python 2 or Python 3 only. rules_python's `defs.bzl` loads and
 re-exports it, so it must exist for those rules to load.
 
-forge declares it as the aspect it is; forge does not apply aspects yet, so an attribute that
-asks for it is refused, naming it, where it would be applied.
+forge declares it as the aspect it is, propagating along `deps`; it returns nothing, as
+forge has no Python 2 to tell apart.
 """
 
 def _find_requirements_impl(target, ctx):
