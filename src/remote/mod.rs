@@ -363,6 +363,124 @@ impl RemoteCache {
     }
 }
 
+/// An output file of a cached result left in the server's CAS: where it goes and the digest
+/// its bytes have there (build without the bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteBlob {
+    pub path: ExecPath,
+    pub executable: bool,
+    pub digest: proto::Digest,
+}
+
+impl RemoteCache {
+    /// The output files of the result cached under `key`, as digests in the server's CAS,
+    /// nothing downloaded; in the order of `paths`, which must be exactly the entry's output
+    /// files. `None` on a miss or an error (reported once). Whether the blobs are still there
+    /// is found out when one is needed (`read_verified`).
+    pub fn fetch_digests(
+        &self,
+        kind: KeyKind,
+        key: &Digest,
+        paths: &[ExecPath],
+    ) -> Option<Vec<RemoteBlob>> {
+        if !self.accepts() {
+            return None;
+        }
+        let backend = self.backend()?;
+        let result = match backend.get_action_result(&self.key(backend.hash_fn(), kind, key)) {
+            Ok(Some(r)) => r,
+            Ok(None) => return None,
+            Err(e) => {
+                self.give_up(&e);
+                return None;
+            }
+        };
+        if result.exit_code != 0
+            || !result.output_directories.is_empty()
+            || result.output_files.len() != paths.len()
+        {
+            return None;
+        }
+        let mut blobs = Vec::with_capacity(paths.len());
+        for p in paths {
+            let f = result.output_files.iter().find(|f| f.path == p.as_str())?;
+            blobs.push(RemoteBlob {
+                path: p.clone(),
+                executable: f.is_executable,
+                digest: f.digest.clone()?,
+            });
+        }
+        Some(blobs)
+    }
+
+    /// Records under `key` a result whose output files are already in the server's CAS
+    /// (executed there): only the entry is uploaded. Errors are reported once.
+    pub fn store_digests(&self, kind: KeyKind, key: &Digest, files: &[RemoteBlob]) {
+        if !self.uploads() {
+            return;
+        }
+        let Some(backend) = self.backend() else {
+            return;
+        };
+        let result = proto::ActionResult {
+            output_files: files
+                .iter()
+                .map(|f| proto::OutputFile {
+                    path: f.path.to_string(),
+                    digest: Some(f.digest.clone()),
+                    is_executable: f.executable,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        if let Err(e) =
+            backend.update_action_result(&self.key(backend.hash_fn(), kind, key), &result)
+        {
+            self.give_up(&e);
+        }
+    }
+
+    /// The hash the server's CAS is addressed by; `None` when it cannot be reached.
+    pub fn hash_fn(&self) -> Option<HashFn> {
+        self.backend().map(|b| b.hash_fn())
+    }
+
+    /// The blobs, each checked against its digest. `Err` when the server cannot be reached;
+    /// a blob it does not have (evicted) or that does not match its digest is left out, for
+    /// the caller to name.
+    pub fn read_verified(
+        &self,
+        digests: &[proto::Digest],
+    ) -> std::result::Result<HashMap<String, Vec<u8>>, String> {
+        let Some(backend) = self.backend() else {
+            return Err(format!("the remote cache {} is unavailable", self.shown));
+        };
+        let hash = backend.hash_fn();
+        let wanted: Vec<proto::Digest> = digests
+            .iter()
+            .filter(|d| d.size_bytes > 0)
+            .cloned()
+            .collect();
+        let mut blobs = match wanted.is_empty() {
+            true => HashMap::new(),
+            false => backend.read_blobs(&wanted).map_err(|e| {
+                self.give_up(&e);
+                e.to_string()
+            })?,
+        };
+        blobs.retain(|h, data| {
+            wanted
+                .iter()
+                .any(|d| d.hash == *h && hash.digest(data) == *d)
+        });
+        for d in digests.iter().filter(|d| d.size_bytes == 0) {
+            blobs.insert(d.hash.clone(), Vec::new());
+        }
+        Ok(blobs)
+    }
+}
+
 /// `--remote_timeout`: `60`, `60s`, `500ms`, `2m`.
 pub fn parse_timeout(text: &str) -> Option<Duration> {
     let text = text.trim();

@@ -554,6 +554,7 @@ impl Tests<'_> {
                 digest,
                 executable: false,
                 tree: false,
+                remote: None,
             });
         }
         tiers

@@ -310,7 +310,8 @@ fn try_run(
         SpawnStatus::Signaled(sig) => 128 + sig,
         SpawnStatus::TimedOut(_) => 124,
     };
-    reapi.upload(uploads)?;
+    // Asked afresh: a blob uploaded for an earlier lease may have been evicted since.
+    reapi.upload_asking(uploads)?;
     let stamp = |t: SystemTime| {
         let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
         proto::Timestamp {
