@@ -411,11 +411,13 @@ impl<'a> Ctx<'a> {
         let Some(files) = self.remote_files else {
             return Ok(false);
         };
+        let digest = proto::Digest {
+            hash: remote.hash.clone(),
+            size_bytes: remote.size,
+        };
         let file = RemoteFile {
-            digest: proto::Digest {
-                hash: remote.hash.clone(),
-                size_bytes: remote.size,
-            },
+            blake3: (o.digest != remote_outputs::identity(&digest)).then_some(o.digest),
+            digest,
             executable: o.executable,
         };
         // Fetched by an earlier command: the stat cache knows it by its identity.
@@ -625,7 +627,7 @@ impl<'a> Ctx<'a> {
                 let file = files.remote_only(self.exec_root, out)?;
                 Some(CachedOutput {
                     path: out.clone(),
-                    digest: remote_outputs::identity(&file.digest),
+                    digest: file.key_digest(),
                     executable: file.executable,
                     tree: false,
                     remote: Some(RemoteDigest {

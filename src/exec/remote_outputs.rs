@@ -54,6 +54,16 @@ pub fn identity(digest: &proto::Digest) -> Digest {
 pub struct RemoteFile {
     pub digest: proto::Digest,
     pub executable: bool,
+    /// Its BLAKE3 digest, when the server's result names it (forge's workers and entries
+    /// do): dependents are keyed by it, as when the file is downloaded.
+    pub blake3: Option<Digest>,
+}
+
+impl RemoteFile {
+    /// The digest dependents are keyed by: its BLAKE3 digest, or else its `identity`.
+    pub fn key_digest(&self) -> Digest {
+        self.blake3.unwrap_or_else(|| identity(&self.digest))
+    }
 }
 
 /// Why files could not be fetched.

@@ -456,6 +456,7 @@ impl RemoteRunner {
                     let file = RemoteFile {
                         digest,
                         executable: f.is_executable,
+                        blake3: crate::remote::blake3_of(f),
                     };
                     files
                         .note(root, &f.path, file)

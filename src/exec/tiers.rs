@@ -212,7 +212,9 @@ impl<'a> CacheTiers<'a> {
                 .into_iter()
                 .map(|b| CachedOutput {
                     path: b.path,
-                    digest: crate::exec::remote_outputs::identity(&b.digest),
+                    digest: b
+                        .blake3
+                        .unwrap_or_else(|| crate::exec::remote_outputs::identity(&b.digest)),
                     executable: b.executable,
                     tree: false,
                     remote: Some(RemoteDigest {
@@ -281,13 +283,18 @@ impl<'a> CacheTiers<'a> {
                     .iter()
                     .map(|o| {
                         let d = o.remote.as_ref()?;
+                        let digest = proto::Digest {
+                            hash: d.hash.clone(),
+                            size_bytes: d.size,
+                        };
+                        // Keyed by its BLAKE3 digest, not its identity: say so.
+                        let blake3 = (o.digest != crate::exec::remote_outputs::identity(&digest))
+                            .then_some(o.digest);
                         Some(RemoteBlob {
                             path: o.path.clone(),
                             executable: o.executable,
-                            digest: proto::Digest {
-                                hash: d.hash.clone(),
-                                size_bytes: d.size,
-                            },
+                            digest,
+                            blake3,
                         })
                     })
                     .collect();

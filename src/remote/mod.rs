@@ -56,6 +56,33 @@ pub enum KeyKind {
     Test,
 }
 
+/// The name of the node property in which forge records an output file's BLAKE3 digest, the
+/// one it keys dependents with: a client that leaves the file remote (build without the
+/// bytes) keys them as a client that downloaded it does.
+pub const BLAKE3_PROPERTY: &str = "forge-blake3";
+
+/// The node properties naming `data`'s BLAKE3 digest.
+pub fn blake3_property(data: &[u8]) -> proto::NodeProperties {
+    proto::NodeProperties {
+        properties: vec![proto::NodeProperty {
+            name: BLAKE3_PROPERTY.to_owned(),
+            value: Digest::of_bytes(data).to_hex(),
+        }],
+        ..Default::default()
+    }
+}
+
+/// The BLAKE3 digest an output file's node properties name, if any.
+pub fn blake3_of(file: &proto::OutputFile) -> Option<Digest> {
+    let property = file
+        .node_properties
+        .as_ref()?
+        .properties
+        .iter()
+        .find(|p| p.name == BLAKE3_PROPERTY)?;
+    Digest::from_hex(&property.value)
+}
+
 /// One output file of a cached result: where it goes and what it holds (verified).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoteFile {
@@ -346,6 +373,7 @@ impl RemoteCache {
                 path: f.path.to_string(),
                 digest: Some(digest.clone()),
                 is_executable: f.executable,
+                node_properties: Some(blake3_property(&data)),
                 ..Default::default()
             });
             if !data.is_empty() {
@@ -370,6 +398,8 @@ pub struct RemoteBlob {
     pub path: ExecPath,
     pub executable: bool,
     pub digest: proto::Digest,
+    /// Its BLAKE3 digest, when the entry names it (`BLAKE3_PROPERTY`).
+    pub blake3: Option<Digest>,
 }
 
 impl RemoteCache {
@@ -408,6 +438,7 @@ impl RemoteCache {
                 path: p.clone(),
                 executable: f.is_executable,
                 digest: f.digest.clone()?,
+                blake3: blake3_of(f),
             });
         }
         Some(blobs)
@@ -429,6 +460,13 @@ impl RemoteCache {
                     path: f.path.to_string(),
                     digest: Some(f.digest.clone()),
                     is_executable: f.executable,
+                    node_properties: f.blake3.map(|d| proto::NodeProperties {
+                        properties: vec![proto::NodeProperty {
+                            name: BLAKE3_PROPERTY.to_owned(),
+                            value: d.to_hex(),
+                        }],
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 })
                 .collect(),

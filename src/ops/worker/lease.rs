@@ -297,6 +297,8 @@ fn try_run(
                 path: out.clone(),
                 digest: Some(digest.clone()),
                 is_executable: meta.permissions().mode() & 0o111 != 0,
+                // What a forge client keys dependents with when it leaves the file here.
+                node_properties: Some(crate::remote::blake3_property(&data)),
                 ..Default::default()
             });
             uploads.push(Upload::Bytes(digest, data));
