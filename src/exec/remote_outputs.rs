@@ -225,6 +225,10 @@ impl RemoteFiles {
         root: &Path,
         inputs: impl IntoIterator<Item = &'p str>,
     ) -> Result<(), FetchError> {
+        // Nothing left remote (every local build with a remote cache): not a stat more.
+        if self.table().is_empty() {
+            return Ok(());
+        }
         let mut paths: Vec<String> = Vec::new();
         for input in inputs {
             paths.push(input.to_owned());
