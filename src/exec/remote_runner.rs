@@ -5,6 +5,11 @@
 //! `no-remote`, `local` or `requires-network`, and mnemonics whose `--strategy` is
 //! `sandboxed` or `local`, run through the sandbox runner instead; so does everything, with one warning, when the server
 //! cannot be reached and `--remote_local_fallback` is given.
+//!
+//! Without the bytes (`--remote_download_minimal`/`toplevel`), outputs stay in the remote
+//! CAS, noted in `RemoteFiles` instead of written; remote-only inputs enter input roots by
+//! digest (after `FindMissingBlobs` says the server still has them), and are fetched for a
+//! command that runs here.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;

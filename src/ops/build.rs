@@ -436,10 +436,11 @@ pub fn execute(
             Err(e) => return Err(Failure::failed(format!("cannot fetch the outputs: {e}"))),
             // Lost files that failed the build (a restore that found its blob gone just ran
             // its action again, and needs no second attempt).
-            Ok(()) if lost > 0
-                && attempts == 1
-                && !result.failures.is_empty()
-                && !result.interrupted =>
+            Ok(())
+                if lost > 0
+                    && attempts == 1
+                    && !result.failures.is_empty()
+                    && !result.interrupted =>
             {
                 eprintln!(
                     "WARNING: the remote cache lost {} (evicted); building again to make {} anew",
