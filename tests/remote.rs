@@ -667,6 +667,51 @@ fn bad_remote_flags_are_usage_errors() {
         assert_eq!(run.code, 2, "{}", run.both());
         assert_eq!(run.stderr.trim_end(), message, "{}", run.both());
     }
+
+    // Build without the bytes: a mode forge does not know, and outputs left in an
+    // executor's CAS that the named cache could not serve.
+    let run = ws.forge(&[
+        "build",
+        "//gen:words",
+        "--remote_cache=http://127.0.0.1:1",
+        "--remote_download_outputs=some",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.both());
+    assert_eq!(
+        run.stderr.trim_end(),
+        "ERROR: --remote_download_outputs expects all, toplevel or minimal, not 'some'"
+    );
+    let run = ws.forge(&[
+        "build",
+        "//gen:words",
+        "--remote_cache=http://127.0.0.1:1",
+        "--remote_executor=grpc://127.0.0.1:2",
+        "--remote_download_minimal",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.both());
+    assert!(
+        run.stderr.contains(
+            "forge does not support --remote_download_minimal with a --remote_cache \
+             (http://127.0.0.1:1) other than the --remote_executor (grpc://127.0.0.1:2) yet"
+        ),
+        "{}",
+        run.both()
+    );
+    // The last of the three spellings wins, as in Bazel.
+    let run = ws.forge(&[
+        "build",
+        "//gen:words",
+        "--remote_cache=http://127.0.0.1:1",
+        "--remote_executor=grpc://127.0.0.1:2",
+        "--remote_download_minimal",
+        "--remote_download_outputs=all",
+        "--remote_timeout=1",
+    ]);
+    assert!(
+        !run.stderr.contains("does not support --remote_download"),
+        "{}",
+        run.both()
+    );
 }
 
 /// Two chained genrules and one reading the second, all run here.

@@ -861,11 +861,17 @@ genrule(
     tags = ["local"],
 )
 sh_binary(name = "tool", srcs = ["tool.sh"], data = [":b"])
+sh_test(name = "reads_b", srcs = ["reads_b.sh"], data = [":b"], tags = ["local"])
+sh_test(name = "reads_b_remotely", srcs = ["reads_b.sh"], data = [":b"])
 "#;
 
 fn without_bytes_workspace(build: &str) -> Workspace {
     let ws = genrules(build);
     ws.write("pkg/tool.sh", "#!/bin/sh\nexec cat pkg/b.txt\n");
+    ws.write(
+        "pkg/reads_b.sh",
+        "#!/bin/sh\ngrep -q beta pkg/b.txt && echo read-b-here\n",
+    );
     ws
 }
 
@@ -915,6 +921,37 @@ fn build_without_the_bytes_fetches_only_what_is_needed() {
     ok(&run);
     assert_eq!(run.stdout, "alpha\nbeta\n", "{}", run.both());
     assert!(!bin(&fresh, "a.txt").exists());
+
+    // A test run remotely reads `b` there; a test run here (tagged `local`) reads it
+    // through its runfiles, so it comes down. Both logs come back.
+    let fresh = without_bytes_workspace(WITHOUT_BYTES);
+    let run = fresh.forge(&[
+        "test",
+        "//pkg:reads_b_remotely",
+        &flag,
+        "--remote_download_minimal",
+    ]);
+    ok(&run);
+    assert!(
+        run.stderr.contains("Test commands: 1 remote,"),
+        "{}",
+        run.stderr
+    );
+    assert!(!bin(&fresh, "b.txt").exists(), "{}", run.both());
+    let run = fresh.forge(&["test", "//pkg:reads_b", &flag, "--remote_download_minimal"]);
+    ok(&run);
+    for test in ["reads_b", "reads_b_remotely"] {
+        let log = fs::read_to_string(
+            fresh
+                .root()
+                .join("forge-testlogs/pkg")
+                .join(test)
+                .join("test.log"),
+        )
+        .unwrap_or_else(|e| panic!("no test log of {test} ({e}):\n{}", run.both()));
+        assert!(log.contains("read-b-here"), "{log}");
+    }
+    assert!(bin(&fresh, "b.txt").exists() && !bin(&fresh, "a.txt").exists());
 
     // Toplevel, from a fresh output base that the server has everything for: exactly the
     // requested target's output comes down.
