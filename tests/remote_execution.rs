@@ -938,6 +938,16 @@ fn build_without_the_bytes_fetches_only_what_is_needed() {
         run.stderr
     );
     assert!(!bin(&fresh, "b.txt").exists(), "{}", run.both());
+    // Its result is cached here, keyed without `b`'s bytes.
+    let again = fresh.forge(&[
+        "test",
+        "//pkg:reads_b_remotely",
+        &flag,
+        "--remote_download_minimal",
+    ]);
+    ok(&again);
+    assert!(again.stdout.contains("(cached) PASSED"), "{}", again.both());
+    assert!(!bin(&fresh, "b.txt").exists(), "{}", again.both());
     let run = fresh.forge(&["test", "//pkg:reads_b", &flag, "--remote_download_minimal"]);
     ok(&run);
     for test in ["reads_b", "reads_b_remotely"] {

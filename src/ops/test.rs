@@ -64,6 +64,7 @@ pub fn run_tests(
         options: &request.options,
         remote: request.remote.as_deref(),
         progress,
+        remote_files: built.remote_files.as_deref(),
     };
     let mut results = tests.run(&targets, show);
     built.runner.cleanup();
