@@ -10,9 +10,9 @@ Reports:
   so every action runs on a worker), and the per-action overhead of remote execution:
   (remote - local) / N;
 - a second remote build from a fresh output base, which every action's result is cached
-  for (the executor's action cache), against a local no-op build from a warm output base.
-  The target is <= 2x; it needs build without the bytes (`--remote_download_minimal`), which
-  forge does not have yet: every output is downloaded, so this is reported, not enforced.
+  for, with build without the bytes (`--remote_download_minimal`: nothing is downloaded),
+  against a local no-op build from a warm output base. The target is <= 2x; it is reported,
+  not enforced (a benchmark, not a timed test).
 
 Needs what .ci/run installs: PostgreSQL 15 (FORGE_TEST_PG_BIN, default
 /usr/lib/postgresql/15/bin) and BuildGrid (FORGE_TEST_BGD, default
@@ -178,15 +178,30 @@ def main():
         if not re.search(r"Commands: %d remote" % n, line):
             sys.exit("not every action ran remotely: " + line)
         cached, line2 = timed([forge, "--output_base", base("cached"), "build", "-j", "50",
-                               executor, "//..."], ws)
+                               executor, "--remote_download_minimal", "//..."], ws)
+        if "Fetched 0 files" not in line2:
+            sys.exit("the cached build without the bytes fetched something: " + line2)
+        # What a fresh output base costs before any action: loading, analysis, setting up
+        # the output base (the floor of the cached build above).
+        analysis, _ = timed([forge, "--output_base", base("analysis"), "build", "--nobuild",
+                             "//..."], ws)
+        # The same build again on its now warm output base: nothing on disk, all known.
+        warm, line3 = timed([forge, "--output_base", base("cached"), "build", "-j", "50",
+                             executor, "--remote_download_minimal", "//..."], ws)
         print("forge %s, %d cores, %d genrules, 2 workers x %d jobs" % (forge, os.cpu_count(), n, args.jobs))
         print("clean build   local sandboxed %7.2f s   remote %7.2f s   overhead per action %6.2f ms"
               % (local, remote, (remote - local) / n * 1000))
         ratio = cached / noop if noop > 0 else float("inf")
         print("fresh output base, all cached remotely %6.2f s   local no-op %6.3f s   ratio %.1fx"
-              " (target <= %.0fx: %s; needs --remote_download_minimal, not done)"
+              " (target <= %.0fx: %s)"
               % (cached, noop, ratio, CACHED_RATIO, "met" if ratio <= CACHED_RATIO else "missed"))
         print("  " + line2)
+        print("  of which a fresh output base's loading and analysis (--nobuild) %6.2f s;"
+              " remote lookups %6.2f s (%.2f ms per action)"
+              % (analysis, cached - analysis, (cached - analysis) / n * 1000))
+        print("no-op without the bytes, warm output base %6.3f s (local no-op %6.3f s)"
+              % (warm, noop))
+        print("  " + line3)
     finally:
         for p in reversed(procs):
             try:

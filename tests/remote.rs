@@ -667,4 +667,142 @@ fn bad_remote_flags_are_usage_errors() {
         assert_eq!(run.code, 2, "{}", run.both());
         assert_eq!(run.stderr.trim_end(), message, "{}", run.both());
     }
+
+    // Build without the bytes: a mode forge does not know, and outputs left in an
+    // executor's CAS that the named cache could not serve.
+    let run = ws.forge(&[
+        "build",
+        "//gen:words",
+        "--remote_cache=http://127.0.0.1:1",
+        "--remote_download_outputs=some",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.both());
+    assert_eq!(
+        run.stderr.trim_end(),
+        "ERROR: --remote_download_outputs expects all, toplevel or minimal, not 'some'"
+    );
+    let run = ws.forge(&[
+        "build",
+        "//gen:words",
+        "--remote_cache=http://127.0.0.1:1",
+        "--remote_executor=grpc://127.0.0.1:2",
+        "--remote_download_minimal",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.both());
+    assert!(
+        run.stderr.contains(
+            "forge does not support --remote_download_minimal with a --remote_cache \
+             (http://127.0.0.1:1) other than the --remote_executor (grpc://127.0.0.1:2) yet"
+        ),
+        "{}",
+        run.both()
+    );
+    // The last of the three spellings wins, as in Bazel.
+    let run = ws.forge(&[
+        "build",
+        "//gen:words",
+        "--remote_cache=http://127.0.0.1:1",
+        "--remote_executor=grpc://127.0.0.1:2",
+        "--remote_download_minimal",
+        "--remote_download_outputs=all",
+        "--remote_timeout=1",
+    ]);
+    assert!(
+        !run.stderr.contains("does not support --remote_download"),
+        "{}",
+        run.both()
+    );
+}
+
+/// Two chained genrules and one reading the second, all run here.
+fn chained_genrules() -> Workspace {
+    let ws = Workspace::empty();
+    ws.write("WORKSPACE", "workspace(name = \"chained\")\n");
+    ws.write(
+        "pkg/BUILD",
+        r#"genrule(name = "a", outs = ["a.txt"], cmd = "echo alpha > $@")
+genrule(name = "b", srcs = [":a"], outs = ["b.txt"], cmd = "cat $< > $@; echo beta >> $@")
+genrule(name = "c", srcs = [":b"], outs = ["c.txt"], cmd = "tr a-z A-Z < $< > $@")
+"#,
+    );
+    ws
+}
+
+#[test]
+#[ignore = "needs nginx (nginx-full): .ci/run installs it and runs the ignored tests"]
+fn http_cache_without_the_bytes() {
+    let server = nginx(false);
+    let flag = format!("--remote_cache={}", http_url(&server));
+    ok(&chained_genrules().forge(&["build", "//pkg:b", &flag]));
+    let bin = |ws: &Workspace, name: &str| ws.root().join(BIN).join("pkg").join(name);
+    let fetched = |run: &Run| {
+        let line = summary(run);
+        line.split("Fetched ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no fetched counts in: {line}"))
+            .split(" (")
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+
+    // A fresh output base: both results are remote hits, and no byte comes down.
+    let ws = chained_genrules();
+    let run = ws.forge(&["build", "//pkg:b", &flag, "--remote_download_minimal"]);
+    ok(&run);
+    assert_eq!(counts(&run), (0, 2, 0), "{}", run.stderr);
+    assert!(
+        summary(&run).contains(" 2 from the remote cache."),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(fetched(&run), "0 files", "{}", run.stderr);
+    assert!(!bin(&ws, "a.txt").exists() && !bin(&ws, "b.txt").exists());
+
+    // A command run here reads `b`: only `b` comes down.
+    let run = ws.forge(&["build", "//pkg:c", &flag, "--remote_download_minimal"]);
+    ok(&run);
+    assert_eq!(counts(&run).0, 1, "{}", run.stderr);
+    assert_eq!(fetched(&run), "1 file", "{}", run.stderr);
+    assert_eq!(
+        fs::read_to_string(bin(&ws, "c.txt")).unwrap(),
+        "ALPHA\nBETA\n"
+    );
+    assert!(!bin(&ws, "a.txt").exists());
+
+    // Toplevel: exactly the requested target's output.
+    let ws = chained_genrules();
+    let run = ws.forge(&["build", "//pkg:b", &flag, "--remote_download_toplevel"]);
+    ok(&run);
+    assert_eq!(fetched(&run), "1 file", "{}", run.stderr);
+    assert_eq!(
+        fs::read_to_string(bin(&ws, "b.txt")).unwrap(),
+        "alpha\nbeta\n"
+    );
+    assert!(!bin(&ws, "a.txt").exists());
+
+    // The server lost `a` (evicted): a build that needs it makes it anew.
+    fs::remove_file(
+        server
+            .dir
+            .path()
+            .join("root/cache/cas")
+            .join(sha256_hex(b"alpha\n")),
+    )
+    .unwrap();
+    ws.write(
+        "pkg/BUILD",
+        &format!(
+            "{}genrule(name = \"d\", srcs = [\":a\"], outs = [\"d.txt\"], cmd = \"cp $< $@\")\n",
+            fs::read_to_string(ws.root().join("pkg/BUILD")).unwrap()
+        ),
+    );
+    let run = ws.forge(&["build", "//pkg:d", &flag, "--remote_download_minimal"]);
+    ok(&run);
+    assert!(
+        run.stderr.contains("WARNING: the remote cache lost"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(fs::read_to_string(bin(&ws, "d.txt")).unwrap(), "alpha\n");
 }

@@ -812,3 +812,252 @@ fn the_remote_strategy_needs_an_executor() {
         run.stderr
     );
 }
+
+/// The blob of `content` in BuildGrid's disk storage.
+fn blob_on_server(server: &BuildGrid, content: &[u8]) -> PathBuf {
+    use sha2::Digest as _;
+    let hash: String = sha2::Sha256::digest(content)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    server
+        .dir
+        .path()
+        .join("cas/cas/objects")
+        .join(&hash[..2])
+        .join(&hash[2..])
+}
+
+/// `(files, bytes)` from the summary's `Fetched N files (B bytes).`
+fn fetched(run: &Run) -> (usize, usize) {
+    let line = summary(run);
+    let rest = line
+        .split("Fetched ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no fetched counts in: {line}"));
+    let numbers: Vec<usize> = rest
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .take(2)
+        .map(|s| s.parse().unwrap())
+        .collect();
+    (numbers[0], numbers[1])
+}
+
+/// A chain of remote genrules (`a` → `b`), one tagged `local` reading `b`, and a program
+/// whose runfiles hold `b`.
+const WITHOUT_BYTES: &str = r#"genrule(name = "a", outs = ["a.txt"], cmd = "echo alpha > $@")
+genrule(
+    name = "b",
+    srcs = [":a"],
+    outs = ["b.txt"],
+    cmd = "cat $(location :a) > $@; echo beta >> $@",
+)
+genrule(
+    name = "here",
+    srcs = [":b"],
+    outs = ["here.txt"],
+    cmd = "tr a-z A-Z < $(location :b) > $@",
+    tags = ["local"],
+)
+sh_binary(name = "tool", srcs = ["tool.sh"], data = [":b"])
+sh_test(name = "reads_b", srcs = ["reads_b.sh"], data = [":b"], tags = ["local"])
+sh_test(name = "reads_b_remotely", srcs = ["reads_b.sh"], data = [":b"])
+"#;
+
+fn without_bytes_workspace(build: &str) -> Workspace {
+    let ws = genrules(build);
+    ws.write("pkg/tool.sh", "#!/bin/sh\nexec cat pkg/b.txt\n");
+    ws.write(
+        "pkg/reads_b.sh",
+        "#!/bin/sh\ngrep -q beta pkg/b.txt && echo read-b-here\n",
+    );
+    ws
+}
+
+#[test]
+#[ignore = "needs PostgreSQL 15 and BuildGrid: .ci/run installs them and runs the ignored tests"]
+fn build_without_the_bytes_fetches_only_what_is_needed() {
+    let server = BuildGrid::start();
+    let (_worker, _) = server.worker("worker", 2);
+    let flag = executor(&server);
+    let bin = |ws: &Workspace, name: &str| ws.root().join("forge-bin/pkg").join(name);
+
+    // Minimal: both genrules run remotely, nothing comes down.
+    let ws = without_bytes_workspace(WITHOUT_BYTES);
+    let run = ws.forge(&["build", "//pkg:b", &flag, "--remote_download_minimal"]);
+    ok(&run);
+    assert_eq!(where_ran(&run), (2, 0, 0, 0), "{}", run.stderr);
+    assert_eq!(fetched(&run), (0, 0), "{}", run.stderr);
+    assert!(!bin(&ws, "a.txt").exists() && !bin(&ws, "b.txt").exists());
+    // Again: nothing runs, nothing is fetched; the outputs are known by their digests.
+    let run = ws.forge(&["build", "//pkg:b", &flag, "--remote_download_minimal"]);
+    ok(&run);
+    assert!(
+        summary(&run).contains("INFO: 0 actions executed"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(fetched(&run), (0, 0), "{}", run.stderr);
+    assert!(!bin(&ws, "b.txt").exists());
+
+    // A command tagged `local` reads `b`: it comes down, `a` stays remote.
+    let run = ws.forge(&["build", "//pkg:here", &flag, "--remote_download_minimal"]);
+    ok(&run);
+    assert_eq!(fetched(&run), (1, "alpha\nbeta\n".len()), "{}", run.stderr);
+    assert_eq!(
+        fs::read_to_string(bin(&ws, "here.txt")).unwrap(),
+        "ALPHA\nBETA\n"
+    );
+    assert_eq!(
+        fs::read_to_string(bin(&ws, "b.txt")).unwrap(),
+        "alpha\nbeta\n"
+    );
+    assert!(!bin(&ws, "a.txt").exists());
+
+    // `forge run` fetches the program's runfiles.
+    let fresh = without_bytes_workspace(WITHOUT_BYTES);
+    let run = fresh.forge(&["run", "//pkg:tool", &flag, "--remote_download_minimal"]);
+    ok(&run);
+    assert_eq!(run.stdout, "alpha\nbeta\n", "{}", run.both());
+    assert!(!bin(&fresh, "a.txt").exists());
+
+    // A test run remotely reads `b` there; a test run here (tagged `local`) reads it
+    // through its runfiles, so it comes down. Both logs come back.
+    let fresh = without_bytes_workspace(WITHOUT_BYTES);
+    let run = fresh.forge(&[
+        "test",
+        "//pkg:reads_b_remotely",
+        &flag,
+        "--remote_download_minimal",
+    ]);
+    ok(&run);
+    assert!(
+        run.stderr.contains("Test commands: 1 remote,"),
+        "{}",
+        run.stderr
+    );
+    assert!(!bin(&fresh, "b.txt").exists(), "{}", run.both());
+    // Its result is cached here, keyed without `b`'s bytes.
+    let again = fresh.forge(&[
+        "test",
+        "//pkg:reads_b_remotely",
+        &flag,
+        "--remote_download_minimal",
+    ]);
+    ok(&again);
+    assert!(again.stdout.contains("(cached) PASSED"), "{}", again.both());
+    assert!(!bin(&fresh, "b.txt").exists(), "{}", again.both());
+    let run = fresh.forge(&["test", "//pkg:reads_b", &flag, "--remote_download_minimal"]);
+    ok(&run);
+    for test in ["reads_b", "reads_b_remotely"] {
+        let log = fs::read_to_string(
+            fresh
+                .root()
+                .join("forge-testlogs/pkg")
+                .join(test)
+                .join("test.log"),
+        )
+        .unwrap_or_else(|e| panic!("no test log of {test} ({e}):\n{}", run.both()));
+        assert!(log.contains("read-b-here"), "{log}");
+    }
+    assert!(bin(&fresh, "b.txt").exists() && !bin(&fresh, "a.txt").exists());
+
+    // Toplevel, from a fresh output base that the server has everything for: exactly the
+    // requested target's output comes down.
+    let fresh = without_bytes_workspace(WITHOUT_BYTES);
+    let run = fresh.forge(&["build", "//pkg:b", &flag, "--remote_download_toplevel"]);
+    ok(&run);
+    assert_eq!(fetched(&run), (1, "alpha\nbeta\n".len()), "{}", run.stderr);
+    assert_eq!(
+        fs::read_to_string(bin(&fresh, "b.txt")).unwrap(),
+        "alpha\nbeta\n"
+    );
+    assert!(!bin(&fresh, "a.txt").exists());
+    // Already here: nothing more comes down, nothing runs.
+    let run = fresh.forge(&["build", "//pkg:b", &flag, "--remote_download_toplevel"]);
+    ok(&run);
+    assert_eq!(fetched(&run), (0, 0), "{}", run.stderr);
+    assert!(
+        summary(&run).contains("INFO: 0 actions executed"),
+        "{}",
+        run.stderr
+    );
+
+    // Minimal from a fresh output base, everything cached: nothing runs, nothing comes
+    // down, and every action is a remote cache hit.
+    let fresh = without_bytes_workspace(WITHOUT_BYTES);
+    let run = fresh.forge(&["build", "//pkg:b", &flag, "--remote_download_minimal"]);
+    ok(&run);
+    let (ran, hits, _, _) = where_ran(&run);
+    assert_eq!((ran, hits), (0, 2), "{}", run.stderr);
+    assert_eq!(fetched(&run), (0, 0), "{}", run.stderr);
+    assert!(!bin(&fresh, "b.txt").exists());
+    // Without the flag, the next build downloads what the previous one left remote.
+    let run = fresh.forge(&["build", "//pkg:b", &flag]);
+    ok(&run);
+    assert_eq!(
+        fs::read_to_string(bin(&fresh, "b.txt")).unwrap(),
+        "alpha\nbeta\n"
+    );
+    assert_eq!(fs::read_to_string(bin(&fresh, "a.txt")).unwrap(), "alpha\n");
+}
+
+#[test]
+#[ignore = "needs PostgreSQL 15 and BuildGrid: .ci/run installs them and runs the ignored tests"]
+fn build_without_the_bytes_leaves_no_stale_file_and_survives_eviction() {
+    let server = BuildGrid::start();
+    let (_worker, _) = server.worker("worker", 2);
+    let flag = executor(&server);
+    let bin = |ws: &Workspace, name: &str| ws.root().join("forge-bin/pkg").join(name);
+
+    // Built with every output downloaded, then changed and built without the bytes: the
+    // old `a.txt` must not stay in forge-bin as if it were the new one.
+    let ws = without_bytes_workspace(WITHOUT_BYTES);
+    ok(&ws.forge(&["build", "//pkg:b", &flag]));
+    assert_eq!(fs::read_to_string(bin(&ws, "a.txt")).unwrap(), "alpha\n");
+    ws.write(
+        "pkg/BUILD",
+        &WITHOUT_BYTES.replace("echo alpha > $@", "echo gamma > $@"),
+    );
+    let run = ws.forge(&["build", "//pkg:b", &flag, "--remote_download_minimal"]);
+    ok(&run);
+    assert!(!bin(&ws, "a.txt").exists(), "a stale a.txt is left");
+    assert!(!bin(&ws, "b.txt").exists(), "a stale b.txt is left");
+
+    // The server evicts `b`'s output; a local command needs it: the action that made it
+    // runs again and the build succeeds.
+    let blob = blob_on_server(&server, b"gamma\nbeta\n");
+    assert!(blob.is_file(), "{}", blob.display());
+    fs::remove_file(&blob).unwrap();
+    let run = ws.forge(&["build", "//pkg:here", &flag, "--remote_download_minimal"]);
+    ok(&run);
+    assert!(
+        run.stderr.contains("WARNING: the remote cache lost") && run.stderr.contains("pkg/b.txt"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        fs::read_to_string(bin(&ws, "here.txt")).unwrap(),
+        "GAMMA\nBETA\n"
+    );
+
+    // Evicted again, and a remote action needs it: found before executing, made anew.
+    let blob = blob_on_server(&server, b"gamma\n");
+    fs::remove_file(&blob).unwrap();
+    ws.write(
+        "pkg/BUILD",
+        &format!(
+            "{}genrule(name = \"c\", srcs = [\":a\"], outs = [\"c.txt\"], cmd = \"cat $< > $@\")\n",
+            WITHOUT_BYTES.replace("echo alpha > $@", "echo gamma > $@")
+        ),
+    );
+    let run = ws.forge(&["build", "//pkg:c", &flag, "--remote_download_toplevel"]);
+    ok(&run);
+    assert!(
+        run.stderr.contains("WARNING: the remote cache lost"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(fs::read_to_string(bin(&ws, "c.txt")).unwrap(), "gamma\n");
+}

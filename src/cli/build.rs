@@ -376,6 +376,7 @@ pub fn build(
         stamp: options.stamp && !options.nostamp,
         build_settings: super::starlark_flags::given(),
         remote: options.remote.client()?,
+        remote_download: options.remote.download_mode()?,
         patterns,
         cwd: super::current_dir()?,
         startup,

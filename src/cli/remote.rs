@@ -1,7 +1,7 @@
 //! The remote cache and execution flags (`--remote_cache`, `--remote_executor`,
 //! `--remote_header`, `--remote_instance_name`, `--remote_timeout`,
 //! `--[no]remote_upload_local_results`, `--[no]remote_accept_cached`,
-//! `--remote_local_fallback`, `--remote_default_exec_properties`) in, the one `RemoteCache`
+//! `--remote_local_fallback`, `--remote_default_exec_properties`, `--remote_download_*`) in, the one `RemoteCache`
 //! client of this command (or none) and the remote execution settings out.
 
 use std::sync::{Arc, Mutex};
@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use clap::Args;
 
 use crate::core::Failure;
+use crate::exec::remote_outputs::DownloadMode;
 use crate::exec::remote_runner::RemoteExecSpec;
 use crate::remote::{RemoteCache, RemoteSpec, parse_timeout};
 
@@ -104,6 +105,35 @@ pub struct RemoteOptions {
     /// Do not use results found in the remote cache (still upload).
     #[arg(long = "noremote_accept_cached", alias = "noremote-accept-cached")]
     pub noremote_accept_cached: bool,
+
+    /// What to download of the outputs executed or found cached remotely: `all`,
+    /// `toplevel` (the requested targets' outputs) or `minimal` (only what runs here needs).
+    /// The last of this flag and its two shorthands wins.
+    #[arg(
+        long = "remote_download_outputs",
+        alias = "remote-download-outputs",
+        value_name = "all|toplevel|minimal",
+        overrides_with_all = ["remote_download_minimal", "remote_download_toplevel"]
+    )]
+    pub remote_download_outputs: Option<String>,
+
+    /// Build without the bytes: leave every output remote, fetch only what a local command
+    /// or `forge run` needs (`--remote_download_outputs=minimal`).
+    #[arg(
+        long = "remote_download_minimal",
+        alias = "remote-download-minimal",
+        overrides_with_all = ["remote_download_outputs", "remote_download_toplevel"]
+    )]
+    pub remote_download_minimal: bool,
+
+    /// Download only the outputs of the targets asked for
+    /// (`--remote_download_outputs=toplevel`).
+    #[arg(
+        long = "remote_download_toplevel",
+        alias = "remote-download-toplevel",
+        overrides_with_all = ["remote_download_outputs", "remote_download_minimal"]
+    )]
+    pub remote_download_toplevel: bool,
 }
 
 /// The client of this process: `forge test` builds and then tests with one client, so a
@@ -130,6 +160,43 @@ impl RemoteOptions {
         let made = Arc::new(RemoteCache::new(spec).map_err(|e| Failure::usage(e.to_string()))?);
         *client = Some(made.clone());
         Ok(Some(made))
+    }
+
+    /// What to download of remote outputs (`--remote_download_*`). Leaving outputs remote
+    /// needs them in the CAS that is also the cache: a `--remote_cache` other than the
+    /// `--remote_executor` is refused with it.
+    pub fn download_mode(&self) -> Result<DownloadMode, Failure> {
+        let mode = if self.remote_download_minimal {
+            DownloadMode::Minimal
+        } else if self.remote_download_toplevel {
+            DownloadMode::Toplevel
+        } else {
+            match self.remote_download_outputs.as_deref() {
+                None => DownloadMode::All,
+                Some(value) => DownloadMode::parse(value).ok_or_else(|| {
+                    Failure::usage(format!(
+                        "--remote_download_outputs expects all, toplevel or minimal, not '{value}'"
+                    ))
+                })?,
+            }
+        };
+        let executor = self.remote_executor.as_deref().filter(|u| !u.is_empty());
+        let cache = self.remote_cache.as_deref().filter(|u| !u.is_empty());
+        if mode != DownloadMode::All
+            && let (Some(executor), Some(cache)) = (executor, cache)
+            && executor != cache
+        {
+            return Err(Failure::usage(format!(
+                "forge does not support --remote_download_{} with a --remote_cache ({cache}) \
+                 other than the --remote_executor ({executor}) yet: the outputs stay in the \
+                 executor's CAS",
+                match mode {
+                    DownloadMode::Minimal => "minimal",
+                    _ => "toplevel",
+                }
+            )));
+        }
+        Ok(mode)
     }
 
     /// The remote execution settings, when `--remote_executor` is given.

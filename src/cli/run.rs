@@ -38,18 +38,28 @@ pub fn run(args: RunArgs, startup: &OutputBaseOptions) -> Result<ExitCode, Failu
     };
     // The build is over; what the program does is not part of it.
     session.finish(Ok(ExitCode::Success))?;
-    let ops::run::Program {
-        program,
-        runfiles,
-        cwd,
-        args: argv,
-    } = ops::run::program(
+    let to_run = ops::run::program(
         &built.plan,
         &built.exec_root,
         &built.workspace.name,
         &args.target,
         &args.args,
     )?;
+    // Build without the bytes: the program and its runfiles come down now.
+    if let Some(files) = &built.remote_files {
+        ops::run::fetch(
+            files,
+            &built.exec_root,
+            &built.workspace.output_base,
+            &to_run,
+        )?;
+    }
+    let ops::run::Program {
+        program,
+        runfiles,
+        cwd,
+        args: argv,
+    } = to_run;
     super::console::info(format!(
         "Running command line: {}",
         shell_words(

@@ -32,6 +32,17 @@ pub struct CachedOutput {
     /// A directory output: `digest` is that of its manifest (see `tree`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tree: bool,
+    /// Left in the remote CAS (build without the bytes): the digest it has there; `digest`
+    /// is then its `remote_outputs::identity`, and the local CAS has no blob.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteDigest>,
+}
+
+/// A blob's digest in the remote CAS.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteDigest {
+    pub hash: String,
+    pub size: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -227,6 +238,7 @@ mod tests {
                 digest: Digest::of_bytes(path.as_bytes()),
                 executable: true,
                 tree: false,
+                remote: None,
             }],
         }
     }

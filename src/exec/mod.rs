@@ -21,6 +21,7 @@ pub mod key;
 pub mod lock;
 mod perform;
 pub mod progress;
+pub mod remote_outputs;
 pub mod remote_runner;
 pub mod runner;
 pub mod sandbox;
@@ -98,6 +99,10 @@ pub struct ExecConfig {
     /// `--remote_cache`: consulted after the local and disk caches miss, filled after local
     /// executions.
     pub remote: Option<Arc<RemoteCache>>,
+    /// Build without the bytes: the outputs left in the remote CAS, fetched when needed.
+    /// With a remote, even when everything is downloaded (an earlier build may have left
+    /// outputs remote).
+    pub remote_files: Option<Arc<remote_outputs::RemoteFiles>>,
 }
 
 /// What a build did.
@@ -159,6 +164,59 @@ pub fn execute(
     progress: &dyn Progress,
 ) -> Result<ExecResult, ExecError> {
     execute_interruptible(actions, wanted, config, runner, progress, interrupt_flag())
+}
+
+/// Fetches the remote-only files among `paths` (build without the bytes: the top-level
+/// outputs, what `forge run` starts) into the exec root under `exec_root`, recording them
+/// as the outputs they are. A lost blob takes back the result of the action that made it,
+/// so the next build makes it anew.
+pub fn fetch_remote_outputs(
+    exec_root: &std::path::Path,
+    cache_dir: &std::path::Path,
+    files: &remote_outputs::RemoteFiles,
+    paths: &[ExecPath],
+) -> Result<(), remote_outputs::FetchError> {
+    let wanted: Vec<&str> = paths
+        .iter()
+        .map(ExecPath::as_str)
+        .filter(|p| files.remote_only(exec_root, p).is_some())
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let tiers = CacheTiers::open(
+        crate::remote::KeyKind::Action,
+        exec_root,
+        cache_dir,
+        None,
+        None,
+    );
+    let stat = tiers.stat();
+    let fetched = files.fetch(exec_root, wanted.iter().copied());
+    match &fetched {
+        Ok(()) => {
+            for p in &wanted {
+                // Known by its identity from now on: the next build finds it up to date.
+                if let Some(record) = stat.output(p)
+                    && let Ok(s) = stat_cache::FileStat::of(&exec_root.join(p))
+                {
+                    stat.record(p, s, record.digest);
+                }
+            }
+        }
+        Err(remote_outputs::FetchError::Lost(lost)) => {
+            for p in lost {
+                if let Some(record) = stat.output(p) {
+                    let _ = tiers.forget(&record.action_key);
+                }
+                stat.forget_output(p);
+            }
+            files.take_lost();
+        }
+        Err(remote_outputs::FetchError::Failed(_)) => {}
+    }
+    let _ = tiers.save_digests();
+    fetched
 }
 
 /// `execute` watching `interrupt` instead of the process-wide SIGINT flag.

@@ -16,16 +16,17 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::core::Digest;
 use crate::core::command_line;
 use crate::core::{Action, ActionKind};
-use crate::exec::action_cache::{AcEntry, CachedOutput};
+use crate::core::{Digest, ExecPath};
+use crate::exec::action_cache::{AcEntry, CachedOutput, RemoteDigest};
 use crate::exec::cas::Fetch;
 use crate::exec::confine::{ExecRoot, Found, Refused, Want};
 use crate::exec::discovery::{self, DiscoveredInputs};
 use crate::exec::ingredients::{self, Change, IngredientLog, Ingredients, Record};
 use crate::exec::key::action_key;
 use crate::exec::progress::Progress;
+use crate::exec::remote_outputs::{self, DownloadMode, FetchError, RemoteFile, RemoteFiles};
 use crate::exec::runner::{Cancel, Runner, Spawn};
 use crate::exec::scheduler::Producer;
 use crate::exec::source_dir;
@@ -33,7 +34,7 @@ use crate::exec::stat_cache::{FileStat, OutputRecord, StatCache};
 use crate::exec::tiers::{Blobs, CacheTiers, Tier};
 use crate::exec::tree;
 use crate::exec::{ActionFailure, ExecConfig, ExecError};
-use crate::remote::KeyKind;
+use crate::remote::{KeyKind, proto};
 
 /// How an action's outputs came to be right.
 pub(crate) enum How {
@@ -82,6 +83,8 @@ pub(crate) struct Ctx<'a> {
     ingredients: IngredientLog,
     /// What compiles with a dependency file read when they last ran.
     discovered: DiscoveredInputs,
+    /// Outputs left in the remote CAS (build without the bytes), when there is a remote.
+    remote_files: Option<&'a RemoteFiles>,
 }
 
 const NO_CACHE: &str = "no-cache";
@@ -137,6 +140,12 @@ impl<'a> Ctx<'a> {
                 &config.cache_dir,
                 config.disk_cache.as_deref(),
                 config.remote.as_deref(),
+            )
+            .without_bytes(
+                config
+                    .remote_files
+                    .as_ref()
+                    .is_some_and(|f| f.mode() != DownloadMode::All),
             ),
             runner,
             cancel: Cancel::with_journal(&config.cache_dir.join("running")).map_err(|e| {
@@ -148,6 +157,7 @@ impl<'a> Ctx<'a> {
             tmp_pool: Mutex::new(Vec::new()),
             ingredients: IngredientLog::new(&config.cache_dir),
             discovered: DiscoveredInputs::new(&config.cache_dir),
+            remote_files: config.remote_files.as_deref(),
         })
     }
 
@@ -351,6 +361,12 @@ impl<'a> Ctx<'a> {
     fn restore(&self, entry: &AcEntry, blobs: Blobs) -> io::Result<bool> {
         let cas = blobs.0;
         for o in &entry.outputs {
+            if let Some(remote) = &o.remote {
+                if !self.restore_remote(o, remote)? {
+                    return Ok(false);
+                }
+                continue;
+            }
             if o.tree {
                 let on_disk = tree::scan(self.stat(), &o.path)
                     .map(|files| Digest::of_bytes(&tree::manifest(&files)));
@@ -388,6 +404,92 @@ impl<'a> Ctx<'a> {
         Ok(true)
     }
 
+    /// Puts an output whose bytes are in the remote CAS in place: noted as remote only, or
+    /// fetched when every output is downloaded; a file already there with that content is
+    /// kept. `Ok(false)` without a remote, or when the server lost the blob: the action runs.
+    fn restore_remote(&self, o: &CachedOutput, remote: &RemoteDigest) -> io::Result<bool> {
+        let Some(files) = self.remote_files else {
+            return Ok(false);
+        };
+        let digest = proto::Digest {
+            hash: remote.hash.clone(),
+            size_bytes: remote.size,
+        };
+        let file = RemoteFile {
+            blake3: (o.digest != remote_outputs::identity(&digest)).then_some(o.digest),
+            digest,
+            executable: o.executable,
+        };
+        // Fetched by an earlier command: the stat cache knows it by its identity.
+        if let Ok((digest, stat)) = self.stat().digest_and_stat(&o.path)
+            && digest == o.digest
+            && mode_ok(&stat, o.executable)
+        {
+            files.note_present(&o.path, file);
+            return Ok(true);
+        }
+        let full = self.exec_root.join(&o.path);
+        if let Ok(stat) = FileStat::of(&full)
+            && mode_ok(&stat, o.executable)
+            && files.matches_on_disk(self.exec_root, &o.path, &file.digest)
+        {
+            self.stat().record(&o.path, stat, o.digest);
+            files.note_present(&o.path, file);
+            return Ok(true);
+        }
+        self.stat().forget_output(&o.path);
+        prepare_output_dir(&full)?;
+        files.note(self.exec_root, &o.path, file)?;
+        if files.mode() == DownloadMode::All {
+            match files.fetch(self.exec_root, [o.path.as_str()]) {
+                Ok(()) => self.stat().record(&o.path, FileStat::of(&full)?, o.digest),
+                Err(FetchError::Lost(_)) => {
+                    files.take_lost();
+                    return Ok(false);
+                }
+                Err(FetchError::Failed(e)) => return Err(io::Error::other(e)),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Fetches the remote-only files among `inputs`, for an action that runs here. A lost
+    /// blob fails the action and takes back the result of the action that made it, so that
+    /// one runs again.
+    fn fetch_inputs<'i>(
+        &self,
+        action: &Action,
+        inputs: impl IntoIterator<Item = &'i str>,
+    ) -> Result<(), Fail> {
+        let Some(files) = self.remote_files else {
+            return Ok(());
+        };
+        files.fetch_inputs(self.exec_root, inputs).map_err(|e| {
+            self.forget_lost();
+            self.fail(
+                action,
+                "cannot fetch its inputs from the remote cache".to_owned(),
+                e.to_string(),
+                false,
+            )
+        })
+    }
+
+    /// Takes back the results of the actions whose outputs the remote CAS lost: the next
+    /// lookup of their keys misses in every tier, so they run again.
+    fn forget_lost(&self) {
+        let Some(files) = self.remote_files else {
+            return;
+        };
+        for path in files.take_lost() {
+            if let Some(record) = self.stat().output(&path) {
+                let _ = self.tiers.forget(&record.action_key);
+            }
+            self.stat().forget_output(&path);
+            files.forget(&path);
+        }
+    }
+
     /// Runs `action`; `key` gives the key to cache its outputs under once they are there
     /// (or why they must not be).
     fn execute(
@@ -403,6 +505,9 @@ impl<'a> Ctx<'a> {
         for out in &action.outputs {
             // Whatever is there now is not the result of this run.
             self.stat().forget_output(out);
+            if let Some(files) = self.remote_files {
+                files.forget(out);
+            }
             let full = self.exec_root.join(out);
             remove_output(&full)
                 .and_then(|()| prepare_output_dir(&full))
@@ -413,7 +518,17 @@ impl<'a> Ctx<'a> {
                 .map_err(|e| io_fail(&format!("cannot prepare output '{out}'"), e))?;
         }
         let printed = match &action.kind {
-            ActionKind::Run { argv } => self.run_command(action, argv, env)?,
+            ActionKind::Run { argv } => {
+                // A runner that executes remotely fetches for the commands it runs here.
+                if !self.runner.fetches_remote_inputs() {
+                    self.fetch_inputs(action, action.inputs.iter().map(ExecPath::as_str))?;
+                }
+                let printed = self.run_command(action, argv, env);
+                if printed.is_err() {
+                    self.forget_lost();
+                }
+                printed?
+            }
             ActionKind::Write { content, .. } => {
                 let out = self.single_output(action)?;
                 fs::write(self.exec_root.join(out), content)
@@ -426,6 +541,7 @@ impl<'a> Ctx<'a> {
                 ..
             } => {
                 let out = self.single_output(action)?;
+                self.fetch_inputs(action, [template.as_str()])?;
                 let text = fs::read(self.exec_root.join(template))
                     .map_err(|e| io_fail(&format!("cannot read template '{template}'"), e))?;
                 fs::write(self.exec_root.join(out), substitute(text, substitutions))
@@ -436,12 +552,29 @@ impl<'a> Ctx<'a> {
                 // Stored as a copy: the cache stays content-addressed and making the output
                 // read-only cannot reach the target.
                 let out = self.single_output(action)?;
+                self.fetch_inputs(action, [target.as_str()])?;
                 fs::copy(self.exec_root.join(target), self.exec_root.join(out))
                     .map_err(|e| io_fail(&format!("cannot copy '{target}' to '{out}'"), e))?;
                 Vec::new()
             }
         };
 
+        if let Some(cached) = self.remote_outputs(action) {
+            let digests = cached.iter().map(|o| o.digest).collect();
+            let key = &key()?;
+            if cacheable {
+                let entry = AcEntry { outputs: cached };
+                self.tiers.store(key, &entry, true).map_err(|e| {
+                    self.fail(action, e.what().to_owned(), e.cause().to_string(), true)
+                })?;
+                self.record_outputs(key, &entry);
+            }
+            return Ok(Done {
+                digests,
+                how: How::Executed(printed),
+                changes: Vec::new(),
+            });
+        }
         let mut digests = Vec::with_capacity(action.outputs.len());
         let mut cached = Vec::with_capacity(action.outputs.len());
         let root = ExecRoot::new(
@@ -460,6 +593,7 @@ impl<'a> Ctx<'a> {
                 digest,
                 executable,
                 tree,
+                remote: None,
             });
         }
         let key = &key()?;
@@ -477,6 +611,32 @@ impl<'a> Ctx<'a> {
             how: How::Executed(printed),
             changes: Vec::new(),
         })
+    }
+
+    /// The outputs of a command that ran remotely and left every output in the remote CAS
+    /// (build without the bytes), keyed by their identities; `None` if any is on disk.
+    fn remote_outputs(&self, action: &Action) -> Option<Vec<CachedOutput>> {
+        let files = self.remote_files?;
+        if !matches!(action.kind, ActionKind::Run { .. }) || action.outputs.is_empty() {
+            return None;
+        }
+        action
+            .outputs
+            .iter()
+            .map(|out| {
+                let file = files.remote_only(self.exec_root, out)?;
+                Some(CachedOutput {
+                    path: out.clone(),
+                    digest: file.key_digest(),
+                    executable: file.executable,
+                    tree: false,
+                    remote: Some(RemoteDigest {
+                        hash: file.digest.hash,
+                        size: file.digest.size_bytes,
+                    }),
+                })
+            })
+            .collect()
     }
 
     fn single_output<'b>(&self, action: &'b Action) -> Result<&'b str, Fail> {

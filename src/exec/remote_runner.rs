@@ -5,6 +5,11 @@
 //! `no-remote`, `local` or `requires-network`, and mnemonics whose `--strategy` is
 //! `sandboxed` or `local`, run through the sandbox runner instead; so does everything, with one warning, when the server
 //! cannot be reached and `--remote_local_fallback` is given.
+//!
+//! Without the bytes (`--remote_download_minimal`/`toplevel`), outputs stay in the remote
+//! CAS, noted in `RemoteFiles` instead of written; remote-only inputs enter input roots by
+//! digest (after `FindMissingBlobs` says the server still has them), and are fetched for a
+//! command that runs here.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -17,6 +22,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use prost::Message;
 
 use crate::core::layout::OUT_DIR;
+use crate::exec::remote_outputs::{self, DownloadMode, FetchError, RemoteFile, RemoteFiles};
 use crate::exec::runner::{Cancel, EXEC_ROOT_VAR, Runner, Spawn, SpawnOutcome, SpawnStatus};
 use crate::exec::sandbox::SandboxRunner;
 use crate::remote::execution::{Reapi, Upload};
@@ -73,6 +79,8 @@ pub struct RemoteRunner {
     digests: Mutex<HashMap<PathBuf, (FileKey, proto::Digest)>>,
     warned: AtomicBool,
     pub counts: RemoteCounts,
+    /// Build without the bytes: outputs noted here stay in the remote CAS.
+    files: Option<Arc<RemoteFiles>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,7 +128,30 @@ impl RemoteRunner {
             digests: Mutex::new(HashMap::new()),
             warned: AtomicBool::new(false),
             counts: RemoteCounts::default(),
+            files: None,
         }
+    }
+
+    /// This runner, leaving outputs in the remote CAS as `files` says (build without the
+    /// bytes), and using the remote-only ones as inputs without fetching them.
+    pub fn with_remote_files(mut self, files: Option<Arc<RemoteFiles>>) -> RemoteRunner {
+        self.files = files;
+        self
+    }
+
+    /// Fetches what a command about to run here reads, when it is only remote.
+    fn fetch_for_local(&self, spawn: &Spawn) -> io::Result<()> {
+        let Some(files) = &self.files else {
+            return Ok(());
+        };
+        files
+            .fetch_inputs(spawn.cwd, spawn.action.inputs.iter().map(|i| i.as_str()))
+            .map_err(|e| io::Error::other(e.to_string()))
+    }
+
+    /// The remote-only file at exec path `path`, if the build left one there.
+    fn remote_only(&self, root: &Path, path: &str) -> Option<RemoteFile> {
+        self.files.as_ref()?.remote_only(root, path)
     }
 
     pub fn local(&self) -> &SandboxRunner {
@@ -193,9 +224,20 @@ impl RemoteRunner {
         path: &str,
         tree: &mut InputTree,
         uploads: &mut Vec<Upload>,
+        remote_inputs: &mut Vec<(String, proto::Digest)>,
     ) -> Result<(), String> {
         let full = root.join(path);
-        let meta = fs::metadata(&full).map_err(|e| format!("missing input '{path}': {e}"))?;
+        let meta = match fs::metadata(&full) {
+            Ok(meta) => meta,
+            // Left in the remote CAS by the action that made it (build without the bytes).
+            Err(_) if let Some(file) = self.remote_only(root, path) => {
+                tree.add_file(path, file.digest.clone(), file.executable)
+                    .map_err(|e| e.to_string())?;
+                remote_inputs.push((path.to_owned(), file.digest));
+                return Ok(());
+            }
+            Err(e) => return Err(format!("missing input '{path}': {e}")),
+        };
         if !meta.is_dir() {
             let digest = self
                 .digest_file(hash, &full, &meta)
@@ -210,7 +252,26 @@ impl RemoteRunner {
             .follow_links(true)
             .sort_by_file_name()
         {
-            let entry = entry.map_err(|e| format!("cannot read input '{path}': {e}"))?;
+            let entry = match entry {
+                Ok(entry) => entry,
+                // A runfiles link to a file left in the remote CAS: dangling until fetched.
+                Err(e) => {
+                    let link = e.path().map(Path::to_path_buf);
+                    let remote = link.as_deref().and_then(|link| {
+                        let target = remote_outputs::link_target_in(root, link)?;
+                        let file = self.remote_only(root, &target)?;
+                        let rel = link.strip_prefix(root).ok()?.to_str()?.to_owned();
+                        Some((rel, target, file))
+                    });
+                    let Some((exec_path, target, file)) = remote else {
+                        return Err(format!("cannot read input '{path}': {e}"));
+                    };
+                    tree.add_file(&exec_path, file.digest.clone(), file.executable)
+                        .map_err(|e| e.to_string())?;
+                    remote_inputs.push((target, file.digest));
+                    continue;
+                }
+            };
             let rel = entry
                 .path()
                 .strip_prefix(&full)
@@ -248,15 +309,30 @@ impl RemoteRunner {
         let refused = RemoteFailure::Refused;
         let mut tree = InputTree::new();
         let mut uploads = Vec::new();
+        let mut remote_inputs = Vec::new();
         for input in &action.inputs {
-            self.add_input(hash, root, input, &mut tree, &mut uploads)
-                .map_err(refused)?;
+            self.add_input(
+                hash,
+                root,
+                input,
+                &mut tree,
+                &mut uploads,
+                &mut remote_inputs,
+            )
+            .map_err(refused)?;
             // A tool's runfiles tree travels with it.
             if input.starts_with(OUT_DIR) {
                 let runfiles = format!("{input}.runfiles");
                 if root.join(&runfiles).is_dir() {
-                    self.add_input(hash, root, &runfiles, &mut tree, &mut uploads)
-                        .map_err(refused)?;
+                    self.add_input(
+                        hash,
+                        root,
+                        &runfiles,
+                        &mut tree,
+                        &mut uploads,
+                        &mut remote_inputs,
+                    )
+                    .map_err(refused)?;
                 }
             }
         }
@@ -318,39 +394,82 @@ impl RemoteRunner {
         uploads.push(Upload::Bytes(action_digest.clone(), action_bytes));
         let unreachable = |e: RemoteError| RemoteFailure::Unreachable(e.to_string());
         let deadline = spawn.timeout.map(|t| t + self.config.spec.timeout);
-        let skip_cache = !self.config.spec.accept;
+        let mut skip_cache = !self.config.spec.accept;
+        // Outputs stay in the remote CAS (build without the bytes); a directory output is
+        // always fetched.
+        let without_bytes = self
+            .files
+            .as_ref()
+            .filter(|f| f.mode() != DownloadMode::All && action.directory_outputs.is_empty());
+        self.check_remote_inputs(reapi, &remote_inputs)?;
         reapi.upload(uploads.clone()).map_err(unreachable)?;
-        let mut response = reapi
-            .execute(&action_digest, skip_cache, deadline)
-            .map_err(unreachable)?
-            .response;
-        if missing_inputs(&response) {
-            // The server lost blobs this build saw it have: ask again, upload, retry once.
-            reapi.forget_present();
-            reapi.upload(uploads).map_err(unreachable)?;
-            response = reapi
+        let (cached_result, result, timed_out) = loop {
+            let mut response = reapi
                 .execute(&action_digest, skip_cache, deadline)
                 .map_err(unreachable)?
                 .response;
-        }
-        let status = response.status.clone().unwrap_or_default();
-        let timed_out = status.code == 4;
-        let result = match (status.code, response.result) {
-            (0, Some(r)) => r,
-            (4, Some(r)) => r,
-            (code, _) => {
-                let message = if status.message.is_empty() {
-                    response.message
-                } else {
-                    status.message
-                };
-                return Err(refused(format!(
-                    "the remote execution failed ({}): {message}",
-                    code_name(code)
-                )));
+            if missing_inputs(&response) {
+                // The server lost blobs this build saw it have: ask again, upload, retry once.
+                reapi.forget_present();
+                self.check_remote_inputs(reapi, &remote_inputs)?;
+                reapi.upload(uploads.clone()).map_err(unreachable)?;
+                response = reapi
+                    .execute(&action_digest, skip_cache, deadline)
+                    .map_err(unreachable)?
+                    .response;
             }
+            let status = response.status.clone().unwrap_or_default();
+            let result = match (status.code, response.result) {
+                (0, Some(r)) => r,
+                (4, Some(r)) => r,
+                (code, _) => {
+                    let message = if status.message.is_empty() {
+                        response.message
+                    } else {
+                        status.message
+                    };
+                    return Err(refused(format!(
+                        "the remote execution failed ({}): {message}",
+                        code_name(code)
+                    )));
+                }
+            };
+            // A cached result whose outputs the server evicted since: run the action again
+            // rather than leave a dependent without its input.
+            if without_bytes.is_some() && response.cached_result && !skip_cache {
+                let digests: Vec<proto::Digest> = result
+                    .output_files
+                    .iter()
+                    .filter_map(|f| f.digest.clone())
+                    .collect();
+                if !reapi.missing(&digests).map_err(unreachable)?.is_empty() {
+                    skip_cache = true;
+                    continue;
+                }
+            }
+            break (response.cached_result, result, status.code == 4);
         };
-        self.fetch_outputs(reapi, &result, root).map_err(refused)?;
+        match without_bytes {
+            Some(files) if result.output_directories.is_empty() => {
+                for f in &result.output_files {
+                    let digest = f
+                        .digest
+                        .clone()
+                        .ok_or_else(|| refused(format!("the output '{}' has no digest", f.path)))?;
+                    check_output_path(&f.path).map_err(refused)?;
+                    reapi.mark_present([digest.clone()]);
+                    let file = RemoteFile {
+                        digest,
+                        executable: f.is_executable,
+                        blake3: crate::remote::blake3_of(f),
+                    };
+                    files
+                        .note(root, &f.path, file)
+                        .map_err(|e| refused(format!("cannot replace '{}': {e}", f.path)))?;
+                }
+            }
+            _ => self.fetch_outputs(reapi, &result, root).map_err(refused)?,
+        }
         let mut output = Vec::new();
         for (raw, digest) in [
             (&result.stdout_raw, &result.stdout_digest),
@@ -362,7 +481,7 @@ impl RemoteRunner {
                 output.extend(reapi.read_one(d).map_err(|e| refused(e.to_string()))?);
             }
         }
-        if response.cached_result {
+        if cached_result {
             self.counts.cache_hits.fetch_add(1, Ordering::Relaxed);
         } else {
             self.counts.remote.fetch_add(1, Ordering::Relaxed);
@@ -372,6 +491,34 @@ impl RemoteRunner {
             false => SpawnStatus::Exited(result.exit_code),
         };
         Ok(SpawnOutcome { status, output })
+    }
+
+    /// Makes sure the server still has the remote-only inputs of an action; the ones it lost
+    /// are named (and remembered, so the actions that made them run again).
+    fn check_remote_inputs(
+        &self,
+        reapi: &Reapi,
+        remote_inputs: &[(String, proto::Digest)],
+    ) -> Result<(), RemoteFailure> {
+        if remote_inputs.is_empty() {
+            return Ok(());
+        }
+        let digests: Vec<proto::Digest> = remote_inputs.iter().map(|(_, d)| d.clone()).collect();
+        let missing = reapi
+            .missing(&digests)
+            .map_err(|e| RemoteFailure::Unreachable(e.to_string()))?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let lost: Vec<String> = remote_inputs
+            .iter()
+            .filter(|(_, d)| missing.iter().any(|m| m.hash == d.hash))
+            .map(|(p, _)| p.clone())
+            .collect();
+        if let Some(files) = &self.files {
+            files.mark_lost(&lost);
+        }
+        Err(RemoteFailure::Refused(FetchError::Lost(lost).to_string()))
     }
 
     /// Writes the result's output files and directories under `root`, every blob checked.
@@ -411,12 +558,7 @@ impl RemoteRunner {
         let digests: Vec<proto::Digest> = files.iter().map(|f| f.digest.clone()).collect();
         let blobs = reapi.read(&digests).map_err(|e| e.to_string())?;
         for f in files {
-            if f.path.starts_with('/') || f.path.split('/').any(|c| c == "..") {
-                return Err(format!(
-                    "the server named an output outside the exec root: '{}'",
-                    f.path
-                ));
-            }
+            check_output_path(&f.path)?;
             let dest = root.join(&f.path);
             if let Some(parent) = dest.parent() {
                 fs::create_dir_all(parent).map_err(|e| e.to_string())?;
@@ -433,6 +575,16 @@ impl RemoteRunner {
         }
         Ok(())
     }
+}
+
+/// Refuses an output path the server named outside the exec root.
+fn check_output_path(path: &str) -> Result<(), String> {
+    if path.starts_with('/') || path.split('/').any(|c| c == "..") {
+        return Err(format!(
+            "the server named an output outside the exec root: '{path}'"
+        ));
+    }
+    Ok(())
 }
 
 /// The action's platform: `--remote_default_exec_properties`, with the target's
@@ -496,8 +648,13 @@ fn code_name(code: i32) -> String {
 }
 
 impl Runner for RemoteRunner {
+    fn fetches_remote_inputs(&self) -> bool {
+        true
+    }
+
     fn run(&self, spawn: &Spawn, cancel: &Cancel) -> io::Result<SpawnOutcome> {
         if !self.remote(spawn) {
+            self.fetch_for_local(spawn)?;
             return self.local.run(spawn, cancel);
         }
         match self.run_remote(spawn) {
@@ -510,6 +667,7 @@ impl Runner for RemoteRunner {
                         self.url()
                     );
                 }
+                self.fetch_for_local(spawn)?;
                 self.local.run(spawn, cancel)
             }
             Err(RemoteFailure::Unreachable(e)) => Err(io::Error::other(format!(

@@ -89,6 +89,12 @@ pub trait Runner: Sync {
     /// Runs `spawn` to completion, or until `cancel` fires (then the result does not matter).
     /// `Err` means the command could not be started.
     fn run(&self, spawn: &Spawn, cancel: &Cancel) -> io::Result<SpawnOutcome>;
+
+    /// Whether this runner fetches the remote-only inputs of the commands it runs here
+    /// itself (build without the bytes): a remote runner knows which commands stay remote.
+    fn fetches_remote_inputs(&self) -> bool {
+        false
+    }
 }
 
 /// A cancellation signal shared by every running command of one build; it remembers the

@@ -260,6 +260,7 @@ impl Fixture {
             keep_going: false,
             action_env: BTreeMap::new(),
             remote: None,
+            remote_files: None,
         };
         fs::create_dir_all(&config.exec_root)?;
         Ok(Fixture { _dir: dir, config })

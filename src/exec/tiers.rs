@@ -15,11 +15,11 @@ use std::io;
 use std::path::Path;
 
 use crate::core::{Digest, ExecPath};
-use crate::exec::action_cache::{AcEntry, ActionCache, CachedOutput, Lookup};
+use crate::exec::action_cache::{AcEntry, ActionCache, CachedOutput, Lookup, RemoteDigest};
 use crate::exec::cas::{Cas, Fetch};
 use crate::exec::stat_cache::StatCache;
 use crate::exec::tree;
-use crate::remote::{KeyKind, LocalFile, RemoteCache};
+use crate::remote::{KeyKind, LocalFile, RemoteBlob, RemoteCache, proto};
 
 /// A CAS with an entry log: the local one under the cache dir, or the `--disk_cache`.
 struct Store {
@@ -101,6 +101,8 @@ pub struct CacheTiers<'a> {
     local: Store,
     disk: Option<Store>,
     remote: Option<&'a RemoteCache>,
+    /// Build without the bytes: a remote hit is taken as digests, its blobs left remote.
+    without_bytes: bool,
 }
 
 impl<'a> CacheTiers<'a> {
@@ -120,7 +122,15 @@ impl<'a> CacheTiers<'a> {
             local: Store::at(cache_dir, kind),
             disk: disk_cache.map(|dir| Store::at(dir, kind)),
             remote,
+            without_bytes: false,
         }
+    }
+
+    /// These tiers, taking remote hits without their bytes (`--remote_download_minimal`):
+    /// the entry's outputs carry their remote digests and nothing is downloaded.
+    pub fn without_bytes(mut self, yes: bool) -> CacheTiers<'a> {
+        self.without_bytes = yes;
+        self
     }
 
     pub(crate) fn stat(&self) -> &StatCache {
@@ -196,6 +206,33 @@ impl<'a> CacheTiers<'a> {
         outputs: &[ExecPath],
         place: &mut dyn FnMut(&AcEntry, Blobs) -> io::Result<bool>,
     ) -> Option<Hit> {
+        if self.without_bytes {
+            let blobs = self.remote?.fetch_digests(self.kind, key, outputs)?;
+            let found = blobs
+                .into_iter()
+                .map(|b| CachedOutput {
+                    path: b.path,
+                    digest: b
+                        .blake3
+                        .unwrap_or_else(|| crate::exec::remote_outputs::identity(&b.digest)),
+                    executable: b.executable,
+                    tree: false,
+                    remote: Some(RemoteDigest {
+                        hash: b.digest.hash,
+                        size: b.digest.size_bytes,
+                    }),
+                })
+                .collect();
+            let entry = AcEntry { outputs: found };
+            if !matches!(place(&entry, Blobs(&self.local.cas)), Ok(true)) {
+                return None;
+            }
+            let _ = self.local.entries.put(key, &entry);
+            return Some(Hit {
+                entry,
+                tier: Tier::Remote,
+            });
+        }
         let files = self.remote?.fetch(self.kind, key, outputs)?;
         let mut found = Vec::with_capacity(files.len());
         for f in files {
@@ -205,6 +242,7 @@ impl<'a> CacheTiers<'a> {
                 digest,
                 executable: f.executable,
                 tree: false,
+                remote: None,
             });
         }
         let entry = AcEntry { outputs: found };
@@ -227,7 +265,10 @@ impl<'a> CacheTiers<'a> {
         entry: &AcEntry,
         with_remote: bool,
     ) -> Result<(), StoreError> {
-        for o in &entry.outputs {
+        // An output left in the remote CAS has no local blob; its entry is only useful
+        // with that server, so it goes to neither the local CAS nor the disk cache.
+        let remote_only = entry.outputs.iter().any(|o| o.remote.is_some());
+        for o in entry.outputs.iter().filter(|o| o.remote.is_none()) {
             self.store_output(&self.local.cas, o)
                 .map_err(StoreError::Blob)?;
         }
@@ -235,6 +276,35 @@ impl<'a> CacheTiers<'a> {
             .entries
             .put(key, entry)
             .map_err(StoreError::Entry)?;
+        if remote_only {
+            if with_remote && let Some(remote) = self.remote {
+                let files: Option<Vec<RemoteBlob>> = entry
+                    .outputs
+                    .iter()
+                    .map(|o| {
+                        let d = o.remote.as_ref()?;
+                        let digest = proto::Digest {
+                            hash: d.hash.clone(),
+                            size_bytes: d.size,
+                        };
+                        // Keyed by its BLAKE3 digest, not its identity: say so.
+                        let blake3 = (o.digest != crate::exec::remote_outputs::identity(&digest))
+                            .then_some(o.digest);
+                        Some(RemoteBlob {
+                            path: o.path.clone(),
+                            executable: o.executable,
+                            digest,
+                            blake3,
+                        })
+                    })
+                    .collect();
+                // Every output must be remote for the entry to name them all by digest.
+                if let Some(files) = files {
+                    remote.store_digests(self.kind, key, &files);
+                }
+            }
+            return Ok(());
+        }
         if let Some(disk) = &self.disk {
             let stored = entry
                 .outputs
@@ -333,6 +403,7 @@ mod tests {
                 digest: Digest::of_bytes(content),
                 executable: false,
                 tree: false,
+                remote: None,
             }],
         })
     }

@@ -12,6 +12,7 @@ use super::plan::{PlanRequest, Planned, plan};
 use super::plural;
 use crate::analysis::plan::BuildPlan;
 use crate::core::{Diagnostic, ExitCode, Failure};
+use crate::exec::remote_outputs::{DownloadMode, FetchError, RemoteFiles};
 use crate::exec::remote_runner::{RemoteExecSpec, RemoteRunner, Strategy};
 use crate::exec::runner::{Cancel, Runner, Spawn, SpawnOutcome};
 use crate::exec::sandbox::{self, SandboxConfig, SandboxRunner};
@@ -40,6 +41,9 @@ pub struct BuildRequest<'a> {
     pub build_settings: Vec<String>,
     pub disk_cache: Option<PathBuf>,
     pub remote: Option<Arc<RemoteCache>>,
+    /// `--remote_download_minimal`, `--remote_download_toplevel`: what to download of the
+    /// outputs made or found remotely.
+    pub remote_download: DownloadMode,
     pub fetch: FetchOptions,
     pub sandbox: SandboxOptions,
     /// `--output_groups`: `+x`/`-x` add to or take from the defaults, `x` replaces them.
@@ -87,6 +91,8 @@ pub struct Built {
     pub lock: exec::Lock,
     /// Only with `forge test --keep_going`: some of the build failed.
     pub build_failed: bool,
+    /// Outputs left in the remote CAS (build without the bytes), for `forge run` to fetch.
+    pub remote_files: Option<Arc<RemoteFiles>>,
 }
 
 /// What loading and analysis left for execution (`--nobuild` stops here).
@@ -174,6 +180,10 @@ pub fn build(
         jobs: request.jobs,
         keep_going: request.keep_going,
         action_env: request.action_env,
+        remote_files: request
+            .remote
+            .as_ref()
+            .map(|r| Arc::new(RemoteFiles::new(request.remote_download, r.clone()))),
         remote: request.remote,
     };
     let executed = execute(
@@ -196,6 +206,7 @@ pub fn build(
         exec_root,
         result,
         runner,
+        remote_files,
         ..
     } = executed;
     if result.interrupted {
@@ -228,6 +239,7 @@ pub fn build(
         lock,
         runner,
         build_failed,
+        remote_files,
     })
 }
 
@@ -249,14 +261,16 @@ pub struct SandboxOptions {
 
 /// What runs a build's commands: the sandbox runner, or remote execution in front of it.
 pub enum ActionRunner {
-    Sandbox(Box<SandboxRunner>),
+    /// With the outputs a remote cache left remote (build without the bytes), fetched for
+    /// the commands that read them.
+    Sandbox(Box<SandboxRunner>, Option<Arc<RemoteFiles>>),
     Remote(Box<RemoteRunner>),
 }
 
 impl ActionRunner {
     fn sandbox(&self) -> &SandboxRunner {
         match self {
-            ActionRunner::Sandbox(s) => s,
+            ActionRunner::Sandbox(s, _) => s,
             ActionRunner::Remote(r) => r.local(),
         }
     }
@@ -270,7 +284,7 @@ impl ActionRunner {
     pub fn remote_counts(&self) -> Option<[usize; 4]> {
         let relaxed = std::sync::atomic::Ordering::Relaxed;
         match self {
-            ActionRunner::Sandbox(_) => None,
+            ActionRunner::Sandbox(..) => None,
             ActionRunner::Remote(r) => Some([
                 r.counts.remote.load(relaxed),
                 r.counts.cache_hits.load(relaxed),
@@ -282,9 +296,21 @@ impl ActionRunner {
 }
 
 impl Runner for ActionRunner {
+    fn fetches_remote_inputs(&self) -> bool {
+        true
+    }
+
     fn run(&self, spawn: &Spawn, cancel: &Cancel) -> std::io::Result<SpawnOutcome> {
         match self {
-            ActionRunner::Sandbox(s) => s.run(spawn, cancel),
+            ActionRunner::Sandbox(s, files) => {
+                // A remote cache's build without the bytes: what runs here comes down first.
+                if let Some(files) = files {
+                    files
+                        .fetch_inputs(spawn.cwd, spawn.action.inputs.iter().map(|i| i.as_str()))
+                        .map_err(|e| std::io::Error::other(e.to_string()))?;
+                }
+                s.run(spawn, cancel)
+            }
             ActionRunner::Remote(r) => r.run(spawn, cancel),
         }
     }
@@ -298,6 +324,8 @@ pub struct Executed {
     pub runner: ActionRunner,
     /// Whether a remote cache took part.
     pub remote: bool,
+    /// Outputs left in the remote CAS, and how much was fetched.
+    pub remote_files: Option<Arc<RemoteFiles>>,
 }
 
 impl Executed {
@@ -318,15 +346,28 @@ impl Executed {
                 r.counts.remote.load(relaxed),
                 result.remote_hits + r.counts.cache_hits.load(relaxed),
             ),
-            ActionRunner::Sandbox(_) if sandboxed + local > 0 => {
+            ActionRunner::Sandbox(..) if sandboxed + local > 0 => {
                 format!(" Commands: {sandboxed} sandboxed, {local} local.")
             }
-            ActionRunner::Sandbox(_) => String::new(),
+            ActionRunner::Sandbox(..) => String::new(),
         };
-        let remote = match self.remote {
+        let mut remote = match self.remote {
             true => format!(" {} from the remote cache.", result.remote_hits),
             false => String::new(),
         };
+        // Build without the bytes: how much came down, so a build that should fetch
+        // nothing shows it did not.
+        if let Some(files) = self
+            .remote_files
+            .as_ref()
+            .filter(|f| f.mode() != DownloadMode::All)
+        {
+            remote.push_str(&format!(
+                " Fetched {} ({} bytes).",
+                plural(files.fetched_files.load(relaxed), "file", "files"),
+                files.fetched_bytes.load(relaxed)
+            ));
+        }
         format!(
             "{} executed, {} from the cache, {} already up to date.{remote}{strategies}",
             plural(result.executed, "action", "actions"),
@@ -359,9 +400,61 @@ pub fn execute(
         })?;
     }
     config.exec_root = exec_root.clone();
-    let runner = sandbox_runner(sandbox, workspace, &exec_root)?;
-    let result = exec::execute(&plan.actions, &plan.wanted, &config, &runner, progress)
-        .map_err(|e| Failure::failed(e.to_string()))?;
+    let mut runner = sandbox_runner(sandbox, workspace, &exec_root)?;
+    runner = match runner {
+        ActionRunner::Remote(r) => {
+            ActionRunner::Remote(Box::new(r.with_remote_files(config.remote_files.clone())))
+        }
+        ActionRunner::Sandbox(s, _) => ActionRunner::Sandbox(s, config.remote_files.clone()),
+    };
+    let mut result;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        result = exec::execute(&plan.actions, &plan.wanted, &config, &runner, progress)
+            .map_err(|e| Failure::failed(e.to_string()))?;
+        let Some(files) = &config.remote_files else {
+            break;
+        };
+        // `--remote_download_toplevel`: the outputs of the targets asked for come down.
+        let fetched = match files.mode() == DownloadMode::Toplevel
+            && result.failures.is_empty()
+            && !result.interrupted
+        {
+            true => exec::fetch_remote_outputs(&exec_root, &config.cache_dir, files, &plan.wanted),
+            false => Ok(()),
+        };
+        // The remote CAS lost outputs this build needed (evicted): their actions were
+        // made to miss the cache, so building again makes them anew, once, as Bazel's
+        // --experimental_remote_cache_eviction_retries does.
+        let lost = files.lost_count();
+        match fetched {
+            Err(FetchError::Lost(paths)) if attempts == 1 => {
+                eprintln!(
+                    "WARNING: the remote cache lost '{}' (evicted); building again to make it anew",
+                    paths.join("', '")
+                );
+                continue;
+            }
+            Err(e) => return Err(Failure::failed(format!("cannot fetch the outputs: {e}"))),
+            // Lost files that failed the build (a restore that found its blob gone just ran
+            // its action again, and needs no second attempt).
+            Ok(())
+                if lost > 0
+                    && attempts == 1
+                    && !result.failures.is_empty()
+                    && !result.interrupted =>
+            {
+                eprintln!(
+                    "WARNING: the remote cache lost {} (evicted); building again to make {} anew",
+                    plural(lost, "file", "files"),
+                    if lost == 1 { "it" } else { "them" }
+                );
+                continue;
+            }
+            Ok(()) => break,
+        }
+    }
     if !keep_runner {
         runner.cleanup();
     }
@@ -372,6 +465,7 @@ pub fn execute(
         result,
         runner,
         remote: config.remote.is_some(),
+        remote_files: config.remote_files,
     })
 }
 
@@ -514,7 +608,7 @@ pub fn sandbox_runner(
     };
     let local = SandboxRunner::new(config, strategies, default_sandboxed);
     Ok(match &options.remote_execution {
-        None => ActionRunner::Sandbox(Box::new(local)),
+        None => ActionRunner::Sandbox(Box::new(local), None),
         Some(spec) => ActionRunner::Remote(Box::new(RemoteRunner::new(
             spec.clone(),
             local,

@@ -198,6 +198,7 @@ pub fn why(request: WhyRequest<'_>, waiting: &mut dyn FnMut(&str)) -> Result<Str
         keep_going: false,
         action_env: request.action_env,
         remote: None,
+        remote_files: None,
     };
     let foreseen = foresee(&plan.actions, &plan.wanted, &config)
         .map_err(|e| Failure::failed(e.to_string()))?;
@@ -260,6 +261,7 @@ impl TestWhy<'_> {
                     interrupt: &interrupt,
                     options: self.options,
                     remote: None,
+                    remote_files: None,
                     progress: &crate::exec::NoProgress,
                 };
                 let unit = (

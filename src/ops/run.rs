@@ -1,10 +1,12 @@
 //! `run`: a built plan of one target in; the program to start, its runfiles tree, the
-//! directory to start it in and its arguments out (or why the target cannot be run).
+//! directory to start it in and its arguments out (or why the target cannot be run), with
+//! the files a build without the bytes left remote fetched.
 
 use std::path::{Path, PathBuf};
 
 use crate::analysis::plan::BuildPlan;
-use crate::core::Failure;
+use crate::core::{ExecPath, Failure};
+use crate::exec::remote_outputs::RemoteFiles;
 
 /// How to start the one target `forge run` built.
 #[derive(Debug, PartialEq, Eq)]
@@ -50,6 +52,28 @@ pub fn program(
         cwd,
         args: argv,
     })
+}
+
+/// Fetches what `program` needs that a build without the bytes left remote: the program and
+/// the files its runfiles tree links to.
+pub fn fetch(
+    files: &RemoteFiles,
+    exec_root: &Path,
+    output_base: &Path,
+    program: &Program,
+) -> Result<(), Failure> {
+    let Ok(executable) = program.program.strip_prefix(exec_root) else {
+        return Ok(());
+    };
+    let mut paths = vec![ExecPath::new(executable.to_string_lossy().into_owned())];
+    paths.extend(
+        files
+            .runfiles_targets(exec_root, Path::new(&program.runfiles))
+            .into_iter()
+            .map(ExecPath::new),
+    );
+    crate::exec::fetch_remote_outputs(exec_root, &output_base.join("cache"), files, &paths)
+        .map_err(|e| Failure::failed(format!("cannot fetch {}: {e}", executable.display())))
 }
 
 #[cfg(test)]

@@ -30,12 +30,21 @@ pub fn run_tests(
     progress: &dyn crate::exec::Progress,
     show: &(dyn Fn(&TestResult) + Sync),
 ) -> Result<Vec<TestResult>, Failure> {
+    // A file a build without the bytes left remote is built: it comes down when the test
+    // runs here, and a remote run needs it not.
+    let remote_only = |p: &str| {
+        built
+            .remote_files
+            .as_ref()
+            .is_some_and(|f| f.get(p).is_some())
+    };
     let (targets, unbuilt) = select(
         &built.plan,
         &built.exec_root,
         built.build_failed,
         &request.tags,
         &request.sizes,
+        &remote_only,
     );
     if targets.is_empty() && unbuilt.is_empty() {
         built.runner.cleanup();
@@ -55,6 +64,7 @@ pub fn run_tests(
         options: &request.options,
         remote: request.remote.as_deref(),
         progress,
+        remote_files: built.remote_files.as_deref(),
     };
     let mut results = tests.run(&targets, show);
     built.runner.cleanup();
@@ -124,6 +134,7 @@ pub fn select(
     build_failed: bool,
     tags: &Filter,
     sizes: &Filter,
+    remote_only: &dyn Fn(&str) -> bool,
 ) -> (Vec<TestTarget>, Vec<TestResult>) {
     let mut targets = Vec::new();
     let mut unbuilt = Vec::new();
@@ -154,7 +165,7 @@ pub fn select(
         }
         let built_ok = std::iter::once(&exe)
             .chain(spec.runfiles.iter().map(|(_, e)| e))
-            .all(|p| exec_root.join(p).exists());
+            .all(|p| exec_root.join(p).exists() || remote_only(p));
         if !built_ok {
             unbuilt.push(failed_to_build(label));
             continue;

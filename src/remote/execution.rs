@@ -91,6 +91,17 @@ impl Reapi {
 
     /// Makes sure the server has every blob: asks which are missing, then uploads those.
     pub fn upload(&self, blobs: Vec<Upload>) -> Result<()> {
+        self.upload_with(blobs, true)
+    }
+
+    /// `upload` asking about every blob, even those this connection saw the server have: a
+    /// worker's outputs must be there when it reports them, though the server may have
+    /// evicted the same content since.
+    pub fn upload_asking(&self, blobs: Vec<Upload>) -> Result<()> {
+        self.upload_with(blobs, false)
+    }
+
+    fn upload_with(&self, blobs: Vec<Upload>, trust_present: bool) -> Result<()> {
         if blobs.is_empty() {
             return Ok(());
         }
@@ -98,7 +109,9 @@ impl Reapi {
         {
             let present = self.present.lock().unwrap_or_else(|e| e.into_inner());
             for b in blobs {
-                if b.digest().size_bytes > 0 && !present.contains(&b.digest().hash) {
+                if b.digest().size_bytes > 0
+                    && !(trust_present && present.contains(&b.digest().hash))
+                {
                     by_hash.entry(b.digest().hash.clone()).or_insert(b);
                 }
             }
@@ -156,6 +169,36 @@ impl Reapi {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+    }
+
+    /// Which of `digests` the server does not have, asking only about those this connection
+    /// has not seen it have; the others are remembered as present.
+    pub fn missing(&self, digests: &[proto::Digest]) -> Result<Vec<proto::Digest>> {
+        let unknown: Vec<proto::Digest> = {
+            let present = self.present.lock().unwrap_or_else(|e| e.into_inner());
+            digests
+                .iter()
+                .filter(|d| d.size_bytes > 0 && !present.contains(&d.hash))
+                .cloned()
+                .collect()
+        };
+        if unknown.is_empty() {
+            return Ok(Vec::new());
+        }
+        let missing = self.find_missing(unknown.clone())?;
+        let mut present = self.present.lock().unwrap_or_else(|e| e.into_inner());
+        for d in unknown {
+            if !missing.iter().any(|m| m.hash == d.hash) {
+                present.insert(d.hash);
+            }
+        }
+        Ok(missing)
+    }
+
+    /// Remembers that the server has these blobs (it just made them).
+    pub fn mark_present(&self, digests: impl IntoIterator<Item = proto::Digest>) {
+        let mut present = self.present.lock().unwrap_or_else(|e| e.into_inner());
+        present.extend(digests.into_iter().map(|d| d.hash));
     }
 
     fn find_missing(&self, digests: Vec<proto::Digest>) -> Result<Vec<proto::Digest>> {

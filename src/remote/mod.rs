@@ -56,6 +56,33 @@ pub enum KeyKind {
     Test,
 }
 
+/// The name of the node property in which forge records an output file's BLAKE3 digest, the
+/// one it keys dependents with: a client that leaves the file remote (build without the
+/// bytes) keys them as a client that downloaded it does.
+pub const BLAKE3_PROPERTY: &str = "forge-blake3";
+
+/// The node properties naming `data`'s BLAKE3 digest.
+pub fn blake3_property(data: &[u8]) -> proto::NodeProperties {
+    proto::NodeProperties {
+        properties: vec![proto::NodeProperty {
+            name: BLAKE3_PROPERTY.to_owned(),
+            value: Digest::of_bytes(data).to_hex(),
+        }],
+        ..Default::default()
+    }
+}
+
+/// The BLAKE3 digest an output file's node properties name, if any.
+pub fn blake3_of(file: &proto::OutputFile) -> Option<Digest> {
+    let property = file
+        .node_properties
+        .as_ref()?
+        .properties
+        .iter()
+        .find(|p| p.name == BLAKE3_PROPERTY)?;
+    Digest::from_hex(&property.value)
+}
+
 /// One output file of a cached result: where it goes and what it holds (verified).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoteFile {
@@ -346,6 +373,7 @@ impl RemoteCache {
                 path: f.path.to_string(),
                 digest: Some(digest.clone()),
                 is_executable: f.executable,
+                node_properties: Some(blake3_property(&data)),
                 ..Default::default()
             });
             if !data.is_empty() {
@@ -360,6 +388,134 @@ impl RemoteCache {
         if let Err(e) = outcome {
             self.give_up(&e);
         }
+    }
+}
+
+/// An output file of a cached result left in the server's CAS: where it goes and the digest
+/// its bytes have there (build without the bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteBlob {
+    pub path: ExecPath,
+    pub executable: bool,
+    pub digest: proto::Digest,
+    /// Its BLAKE3 digest, when the entry names it (`BLAKE3_PROPERTY`).
+    pub blake3: Option<Digest>,
+}
+
+impl RemoteCache {
+    /// The output files of the result cached under `key`, as digests in the server's CAS,
+    /// nothing downloaded; in the order of `paths`, which must be exactly the entry's output
+    /// files. `None` on a miss or an error (reported once). Whether the blobs are still there
+    /// is found out when one is needed (`read_verified`).
+    pub fn fetch_digests(
+        &self,
+        kind: KeyKind,
+        key: &Digest,
+        paths: &[ExecPath],
+    ) -> Option<Vec<RemoteBlob>> {
+        if !self.accepts() {
+            return None;
+        }
+        let backend = self.backend()?;
+        let result = match backend.get_action_result(&self.key(backend.hash_fn(), kind, key)) {
+            Ok(Some(r)) => r,
+            Ok(None) => return None,
+            Err(e) => {
+                self.give_up(&e);
+                return None;
+            }
+        };
+        if result.exit_code != 0
+            || !result.output_directories.is_empty()
+            || result.output_files.len() != paths.len()
+        {
+            return None;
+        }
+        let mut blobs = Vec::with_capacity(paths.len());
+        for p in paths {
+            let f = result.output_files.iter().find(|f| f.path == p.as_str())?;
+            blobs.push(RemoteBlob {
+                path: p.clone(),
+                executable: f.is_executable,
+                digest: f.digest.clone()?,
+                blake3: blake3_of(f),
+            });
+        }
+        Some(blobs)
+    }
+
+    /// Records under `key` a result whose output files are already in the server's CAS
+    /// (executed there): only the entry is uploaded. Errors are reported once.
+    pub fn store_digests(&self, kind: KeyKind, key: &Digest, files: &[RemoteBlob]) {
+        if !self.uploads() {
+            return;
+        }
+        let Some(backend) = self.backend() else {
+            return;
+        };
+        let result = proto::ActionResult {
+            output_files: files
+                .iter()
+                .map(|f| proto::OutputFile {
+                    path: f.path.to_string(),
+                    digest: Some(f.digest.clone()),
+                    is_executable: f.executable,
+                    node_properties: f.blake3.map(|d| proto::NodeProperties {
+                        properties: vec![proto::NodeProperty {
+                            name: BLAKE3_PROPERTY.to_owned(),
+                            value: d.to_hex(),
+                        }],
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        if let Err(e) =
+            backend.update_action_result(&self.key(backend.hash_fn(), kind, key), &result)
+        {
+            self.give_up(&e);
+        }
+    }
+
+    /// The hash the server's CAS is addressed by; `None` when it cannot be reached.
+    pub fn hash_fn(&self) -> Option<HashFn> {
+        self.backend().map(|b| b.hash_fn())
+    }
+
+    /// The blobs, each checked against its digest. `Err` when the server cannot be reached;
+    /// a blob it does not have (evicted) or that does not match its digest is left out, for
+    /// the caller to name.
+    pub fn read_verified(
+        &self,
+        digests: &[proto::Digest],
+    ) -> std::result::Result<HashMap<String, Vec<u8>>, String> {
+        let Some(backend) = self.backend() else {
+            return Err(format!("the remote cache {} is unavailable", self.shown));
+        };
+        let hash = backend.hash_fn();
+        let wanted: Vec<proto::Digest> = digests
+            .iter()
+            .filter(|d| d.size_bytes > 0)
+            .cloned()
+            .collect();
+        let mut blobs = match wanted.is_empty() {
+            true => HashMap::new(),
+            false => backend.read_blobs(&wanted).map_err(|e| {
+                self.give_up(&e);
+                e.to_string()
+            })?,
+        };
+        blobs.retain(|h, data| {
+            wanted
+                .iter()
+                .any(|d| d.hash == *h && hash.digest(data) == *d)
+        });
+        for d in digests.iter().filter(|d| d.size_bytes == 0) {
+            blobs.insert(d.hash.clone(), Vec::new());
+        }
+        Ok(blobs)
     }
 }
 

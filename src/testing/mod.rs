@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use crate::core::{Action, ActionKind, ExecPath, TestSpec};
 use crate::core::{Digest, Label};
 use crate::exec::ingredients::{self, Change, IngredientLog, Ingredients, Record};
+use crate::exec::remote_outputs::RemoteFiles;
 use crate::exec::runner::{Cancel, EXEC_ROOT_VAR, Runner, Spawn, SpawnStatus};
 use crate::exec::{AcEntry, ActionOutcome, CacheTiers, CachedOutput, Progress};
 use crate::remote::{KeyKind, RemoteCache};
@@ -174,6 +175,9 @@ pub struct Tests<'a> {
     pub remote: Option<&'a RemoteCache>,
     /// Hears each test run start and end (as a `TestRunner` action), as a build's actions.
     pub progress: &'a dyn Progress,
+    /// The files a build without the bytes left remote: a test reading them is keyed by
+    /// the digests their producers' results recorded.
+    pub remote_files: Option<&'a RemoteFiles>,
 }
 
 /// One unit of work: a shard of a run of a test, with everything needed to run it.
@@ -553,13 +557,15 @@ impl Tests<'_> {
         unit: &'u Unit,
         digests: &CacheTiers,
     ) -> Option<Vec<(&'u str, &'u str, Digest)>> {
-        let mut inputs = vec![(
-            unit.executable,
-            unit.executable,
-            digests.digest(unit.executable).ok()?,
-        )];
+        let digest = |exec: &str| {
+            digests.digest(exec).ok().or_else(|| {
+                let file = self.remote_files?.remote_only(self.exec_root, exec)?;
+                Some(file.key_digest())
+            })
+        };
+        let mut inputs = vec![(unit.executable, unit.executable, digest(unit.executable)?)];
         for (rf, exec) in &unit.spec.runfiles {
-            inputs.push((rf.as_str(), exec.as_str(), digests.digest(exec).ok()?));
+            inputs.push((rf.as_str(), exec.as_str(), digest(exec)?));
         }
         Some(inputs)
     }
@@ -637,6 +643,7 @@ impl Tests<'_> {
                 digest,
                 executable: false,
                 tree: false,
+                remote: None,
             });
         }
         tiers

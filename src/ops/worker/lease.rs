@@ -297,6 +297,8 @@ fn try_run(
                 path: out.clone(),
                 digest: Some(digest.clone()),
                 is_executable: meta.permissions().mode() & 0o111 != 0,
+                // What a forge client keys dependents with when it leaves the file here.
+                node_properties: Some(crate::remote::blake3_property(&data)),
                 ..Default::default()
             });
             uploads.push(Upload::Bytes(digest, data));
@@ -310,7 +312,8 @@ fn try_run(
         SpawnStatus::Signaled(sig) => 128 + sig,
         SpawnStatus::TimedOut(_) => 124,
     };
-    reapi.upload(uploads)?;
+    // Asked afresh: a blob uploaded for an earlier lease may have been evicted since.
+    reapi.upload_asking(uploads)?;
     let stamp = |t: SystemTime| {
         let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
         proto::Timestamp {
