@@ -20,13 +20,17 @@ pub mod cpp_fragment;
 mod cquery_starlark;
 mod ctx;
 mod failure;
+mod incremental;
 mod inputs;
 mod make_vars;
 pub mod plan;
 mod platform_providers;
 pub mod platforms;
 mod providers;
+mod result_key;
+pub mod result_store;
 mod runfiles;
+mod stored_value;
 mod target;
 mod toolchain_context;
 pub mod toolchains;
@@ -55,8 +59,10 @@ pub use cquery_starlark::format_target;
 
 /// What analysing one rule target produced.
 pub struct Analyzed {
-    /// Holds the target's providers as its extra value (a frozen `TargetInfo`).
-    module: FrozenModule,
+    /// Holds the target's providers as its extra value (a frozen `TargetInfo`); None for a
+    /// result taken from the store until something reads its providers
+    /// (`incremental::materialize`).
+    module: Option<FrozenModule>,
     pub actions: Vec<Action>,
     /// The executable's exec path, for executable rules.
     pub executable: Option<String>,
@@ -67,12 +73,14 @@ pub struct Analyzed {
     pub args: Vec<String>,
     /// How to run it, for test rules.
     pub test: Option<crate::core::TestSpec>,
+    /// Its key, its result's digest and depsets, for the result store.
+    incremental: incremental::Record,
 }
 
 impl Analyzed {
     /// The frozen `TargetInfo` (label and providers) dependents see.
     pub fn target_info(&self) -> Option<starlark::values::OwnedFrozenValue> {
-        self.module.owned_extra_value()
+        self.module.as_ref()?.owned_extra_value()
     }
 }
 
@@ -122,6 +130,9 @@ pub struct Analysis {
     /// (`target_compatible_with`), which were not analysed: skipped when a wildcard named
     /// them, an error when named themselves.
     pub incompatible: BTreeMap<Label, compatibility::Incompatibility>,
+    /// How many configured targets were analysed by this command (those whose stored
+    /// result was reused do not count): Bazel's "N targets configured".
+    pub analysed: usize,
 }
 
 impl Analysis {
@@ -154,7 +165,7 @@ impl Analysis {
                 };
                 Module::with_temp_heap(|module| {
                     let heap = module.heap();
-                    let Some(info) = analyzed.module.owned_extra_value() else {
+                    let Some(info) = analyzed.target_info() else {
                         return Vec::new();
                     };
                     let info = heap.access_owned_frozen_value(&info);
@@ -200,7 +211,7 @@ impl Analysis {
         }
         Module::with_temp_heap(|module| {
             let heap = module.heap();
-            let Some(info) = analyzed.module.owned_extra_value() else {
+            let Some(info) = analyzed.target_info() else {
                 return;
             };
             let info = heap.access_owned_frozen_value(&info);
@@ -228,6 +239,26 @@ impl Analysis {
 /// Analyses `roots` and everything they depend on (already loaded in `graph`), each
 /// configured target once.
 pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisConfig) -> Analysis {
+    analyze_with_store(graph, roots, config, None)
+}
+
+/// What to do with one configured target of a level.
+enum Step {
+    /// Decided without running its implementation: taken from the store (`true`), or
+    /// failed or made a failure provider (`false`).
+    Done(Result<Analyzed, Vec<Diagnostic>>, bool),
+    /// Run its implementation; its key, if it has one.
+    Analyse(Option<crate::core::Digest>),
+}
+
+/// `analyze`, reusing the results `store` kept of configured targets whose inputs are
+/// unchanged, and keeping the new ones there.
+pub fn analyze_with_store(
+    graph: &TargetGraph,
+    roots: &BTreeSet<Label>,
+    config: &AnalysisConfig,
+    store: Option<&result_store::ResultStore>,
+) -> Analysis {
     let top = config.top_level();
     let configured = ConfiguredGraph::build(graph, roots, &top, &config.platforms);
     let levels = levels(&configured);
@@ -247,7 +278,8 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
     analysis.errors.extend(configured.errors.iter().cloned());
     let mut failed: BTreeSet<ConfiguredLabel> = BTreeSet::new();
     for level in levels {
-        let results: Vec<(ConfiguredLabel, Result<Analyzed, Vec<Diagnostic>>)> = level
+        // First what needs no implementation run: failures, and results the store holds.
+        let steps: Vec<(ConfiguredLabel, Step)> = level
             .par_iter()
             .filter(|key| {
                 // A target whose dependency failed is not analysed; the dependency's error
@@ -271,27 +303,80 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
                         .collect(),
                 };
                 let loaded = target.rule().expect("levels hold rule targets");
-                let result = match node.configured(loaded) {
+                let step = match node.configured(loaded) {
                     _ if !failed_deps.is_empty() => {
-                        Ok(failure::with_causes(&key.label, &failed_deps))
+                        Step::Done(Ok(failure::with_causes(&key.label, &failed_deps)), false)
                     }
-                    Err(d) => Err(vec![d.clone()]),
+                    Err(d) => Step::Done(Err(vec![d.clone()]), false),
                     Ok(rule) => {
                         let missing = missing_inputs(graph, target, rule);
-                        if missing.is_empty() {
-                            analyze_target(graph, target, key, node, &analysis.targets)
-                                .map_err(|d| vec![d])
+                        if !missing.is_empty() {
+                            Step::Done(Err(missing), false)
+                        } else if let Some(store) = store {
+                            let input = incremental::key_of(
+                                store,
+                                graph,
+                                key,
+                                node,
+                                rule,
+                                &analysis.targets,
+                            );
+                            match input.and_then(|input| {
+                                incremental::reuse(store, key, input, node, &analysis.targets)
+                            }) {
+                                Some(reused) => Step::Done(Ok(reused), true),
+                                None => Step::Analyse(input),
+                            }
                         } else {
-                            Err(missing)
+                            Step::Analyse(None)
                         }
+                    }
+                };
+                (key.clone(), step)
+            })
+            .collect();
+        // The targets analysed again read their dependencies' providers: those taken from
+        // the store are made into Starlark values first.
+        let readers: Vec<ConfiguredLabel> = steps
+            .iter()
+            .filter(|(_, step)| matches!(step, Step::Analyse(_)))
+            .flat_map(|(key, _)| configured.nodes[key].deps.iter())
+            .filter_map(|d| d.rule.clone())
+            .collect();
+        let restore_errors = incremental::materialize(&mut analysis.targets, &configured, readers);
+        analysis.errors.extend(restore_errors);
+        let results: Vec<(ConfiguredLabel, Result<Analyzed, Vec<Diagnostic>>, bool)> = steps
+            .into_par_iter()
+            .map(|(key, step)| {
+                let (result, reused) = match step {
+                    Step::Done(result, reused) => (result, reused),
+                    Step::Analyse(input) => {
+                        let target = graph.target(&key.label).expect("levels hold loaded rules");
+                        let node = &configured.nodes[&key];
+                        let mut result =
+                            analyze_target(graph, target, &key, node, &analysis.targets)
+                                .map_err(|d| vec![d]);
+                        if let Ok(analyzed) = &mut result {
+                            incremental::record_fresh(
+                                store,
+                                &key,
+                                input,
+                                node,
+                                analyzed,
+                                &analysis.targets,
+                            );
+                        }
+                        (result, false)
                     }
                 };
                 let result = match result {
                     // An analysis test asked for the failure as a provider.
-                    Err(ds) if allow_failures => Ok(failure::failed(&key.label, &ds)),
+                    Err(ds) if key.config.options().allow_analysis_failures => {
+                        Ok(failure::failed(&key.label, &ds))
+                    }
                     other => other,
                 };
-                (key.clone(), result)
+                (key, result, reused)
             })
             .collect();
         for key in &level {
@@ -299,7 +384,10 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
                 failed.insert(key.clone());
             }
         }
-        for (key, result) in results {
+        for (key, result, reused) in results {
+            if !reused {
+                analysis.analysed += 1;
+            }
             match result {
                 Ok(a) => {
                     analysis.targets.insert(key, a);
@@ -311,6 +399,10 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
             }
         }
     }
+    // The command reads the requested targets' providers (their outputs, output groups).
+    let roots: Vec<ConfiguredLabel> = configured.roots.iter().map(|(_, k)| k.clone()).collect();
+    let restore_errors = incremental::materialize(&mut analysis.targets, &configured, roots);
+    analysis.errors.extend(restore_errors);
     analysis.configured = Some(configured);
     analysis
 }
