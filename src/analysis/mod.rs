@@ -245,7 +245,7 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
 /// What to do with one configured target of a level.
 enum Step {
     /// Decided without running its implementation: taken from the store (`true`), or
-    /// failed or made a failure provider (`false`).
+    /// failed (`false`).
     Done(Result<Analyzed, Vec<Diagnostic>>, bool),
     /// Run its implementation; its key, if it has one.
     Analyse(Option<crate::core::Digest>),
@@ -291,22 +291,11 @@ pub fn analyze_with_store(
                     .target(&key.label)
                     .expect("levels hold loaded rule targets");
                 let node = &configured.nodes[key];
-                let allow_failures = key.config.options().allow_analysis_failures;
-                // Under an analysis test, a dependency's failure is this target's too.
-                let failed_deps: Vec<(Label, String)> = match allow_failures {
-                    false => Vec::new(),
-                    true => node
-                        .deps
-                        .iter()
-                        .filter_map(|d| analysis.targets.get(d.rule.as_ref()?))
-                        .flat_map(failure::causes_of)
-                        .collect(),
-                };
                 let loaded = target.rule().expect("levels hold rule targets");
                 let step = match node.configured(loaded) {
-                    _ if !failed_deps.is_empty() => {
-                        Step::Done(Ok(failure::with_causes(&key.label, &failed_deps)), false)
-                    }
+                    // Under an analysis test, failures become providers: decided below,
+                    // with the dependencies' providers at hand. Never stored.
+                    _ if key.config.options().allow_analysis_failures => Step::Analyse(None),
                     Err(d) => Step::Done(Err(vec![d.clone()]), false),
                     Ok(rule) => {
                         let missing = missing_inputs(graph, target, rule);
@@ -353,9 +342,7 @@ pub fn analyze_with_store(
                     Step::Analyse(input) => {
                         let target = graph.target(&key.label).expect("levels hold loaded rules");
                         let node = &configured.nodes[&key];
-                        let mut result =
-                            analyze_target(graph, target, &key, node, &analysis.targets)
-                                .map_err(|d| vec![d]);
+                        let mut result = analyze_one(graph, target, &key, node, &analysis.targets);
                         if let Ok(analyzed) = &mut result {
                             incremental::record_fresh(
                                 store,
@@ -405,6 +392,36 @@ pub fn analyze_with_store(
     analysis.errors.extend(restore_errors);
     analysis.configured = Some(configured);
     analysis
+}
+
+/// Runs the analysis of one configured target whose dependencies are in `done`: under an
+/// analysis test, a dependency's failure is the target's too.
+fn analyze_one(
+    graph: &TargetGraph,
+    target: &crate::loading::Target,
+    key: &ConfiguredLabel,
+    node: &configured_graph::Node,
+    done: &HashMap<ConfiguredLabel, Analyzed>,
+) -> Result<Analyzed, Vec<Diagnostic>> {
+    let failed_deps: Vec<(Label, String)> = match key.config.options().allow_analysis_failures {
+        false => Vec::new(),
+        true => node
+            .deps
+            .iter()
+            .filter_map(|d| done.get(d.rule.as_ref()?))
+            .flat_map(failure::causes_of)
+            .collect(),
+    };
+    if !failed_deps.is_empty() {
+        return Ok(failure::with_causes(&key.label, &failed_deps));
+    }
+    let loaded = target.rule().expect("levels hold rule targets");
+    let rule = node.configured(loaded).map_err(|d| vec![d.clone()])?;
+    let missing = missing_inputs(graph, target, rule);
+    if !missing.is_empty() {
+        return Err(missing);
+    }
+    analyze_target(graph, target, key, node, done).map_err(|d| vec![d])
 }
 
 /// Whether a dependency of `key` failed: its error has been reported, and `key` is not

@@ -9,7 +9,7 @@
 //! A value forge cannot keep (a function, a provider symbol, an Args object, ...) makes the
 //! whole result unstorable: the target is then analysed again on every command.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use starlark::values::dict::{AllocDict, DictRef};
@@ -117,7 +117,7 @@ pub(super) fn store_providers<'v>(
         own: HashMap::new(),
         depsets: Vec::new(),
         index: Vec::new(),
-        referenced: HashMap::new(),
+        referenced: HashSet::new(),
     };
     let providers = target
         .providers
@@ -141,7 +141,7 @@ struct Converter<'v, 'a> {
     depsets: Vec<StoredDepset>,
     index: DepsetIndex<'v>,
     /// Dependency nodes already added to `index`.
-    referenced: HashMap<ValueIdentity<'v>, ()>,
+    referenced: HashSet<ValueIdentity<'v>>,
 }
 
 impl<'v> Converter<'v, '_> {
@@ -236,7 +236,7 @@ impl<'v> Converter<'v, '_> {
             return Ok(DepsetRef::Own(*i));
         }
         if let Some((dep, digest)) = self.deps.get(&id) {
-            if self.referenced.insert(id, ()).is_none() {
+            if self.referenced.insert(id) {
                 self.index.push((*digest, v));
             }
             return Ok(DepsetRef::Dep {
