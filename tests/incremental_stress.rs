@@ -1153,7 +1153,11 @@ fn a_changed_attribute_analyses_its_target_and_stops_where_results_are_equal() {
     let rules = fs::read_to_string(ws.root().join("defs/rules.bzl")).unwrap();
     ws.write("defs/rules.bzl", &rules.replace("\"v0 \"", "\"v1 \""));
     let run = ws.forge(&build);
-    assert_eq!(configured(&run), 6, "every target: each package loads rules.bzl");
+    assert_eq!(
+        configured(&run),
+        6,
+        "every target: each package loads rules.bzl"
+    );
     assert_eq!(all_output(&ws), "dbg 4\nv1 A2\nv1 F2\nv1 B\nv1 C\nv1 A2\n");
 }
 

@@ -246,7 +246,7 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
 enum Step {
     /// Decided without running its implementation: taken from the store (`true`), or
     /// failed (`false`).
-    Done(Result<Analyzed, Vec<Diagnostic>>, bool),
+    Done(Result<Box<Analyzed>, Vec<Diagnostic>>, bool),
     /// Run its implementation; its key, if it has one.
     Analyse(Option<crate::core::Digest>),
 }
@@ -313,7 +313,7 @@ pub fn analyze_with_store(
                             match input.and_then(|input| {
                                 incremental::reuse(store, key, input, node, &analysis.targets)
                             }) {
-                                Some(reused) => Step::Done(Ok(reused), true),
+                                Some(reused) => Step::Done(Ok(Box::new(reused)), true),
                                 None => Step::Analyse(input),
                             }
                         } else {
@@ -338,7 +338,7 @@ pub fn analyze_with_store(
             .into_par_iter()
             .map(|(key, step)| {
                 let (result, reused) = match step {
-                    Step::Done(result, reused) => (result, reused),
+                    Step::Done(result, reused) => (result.map(|a| *a), reused),
                     Step::Analyse(input) => {
                         let target = graph.target(&key.label).expect("levels hold loaded rules");
                         let node = &configured.nodes[&key];
