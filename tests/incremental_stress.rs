@@ -1238,3 +1238,30 @@ fn a_damaged_analysis_entry_is_analysed_again_and_stored_healthy() {
     );
     assert_eq!(configured(&ws.forge(&build)), 0, "and stored healthy");
 }
+
+#[test]
+fn a_bzl_edit_analyses_again_only_the_targets_of_rules_it_may_define() {
+    let ws = macro_workspace();
+    // //a, //b, //c, //d: genrules (a built-in rule); //e: text_rule of //defs:rule.bzl.
+    assert_eq!(configured(&ws.forge(&["build", "//..."])), 5);
+    // A comment in the macro //a and //b load: both packages load again, but their genrules'
+    // attributes and rule are unchanged.
+    let base = fs::read_to_string(ws.root().join("defs/base.bzl")).unwrap();
+    ws.write("defs/base.bzl", &format!("# a comment\n{base}"));
+    let run = ws.forge(&["build", "//..."]);
+    assert_eq!(packages_loaded(&run), 2);
+    assert_eq!(configured(&run), 0, "{}", run.stderr);
+    // A comment in the .bzl file defining //e's rule: its definition may have changed.
+    let rule = fs::read_to_string(ws.root().join("defs/rule.bzl")).unwrap();
+    ws.write("defs/rule.bzl", &format!("# a comment\n{rule}"));
+    assert_eq!(configured(&ws.forge(&["build", "//..."])), 1);
+    ws.write(
+        "defs/rule.bzl",
+        &rule.replace("ctx.attr.text)", "ctx.attr.text + \"!\")"),
+    );
+    assert_eq!(configured(&ws.forge(&["build", "//..."])), 1);
+    assert_eq!(
+        fs::read_to_string(ws.root().join("forge-bin/e/e.txt")).unwrap(),
+        "custom!"
+    );
+}

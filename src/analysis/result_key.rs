@@ -1,5 +1,6 @@
 //! The key of a configured target's analysis: everything the analysis reads in (its
-//! configured attributes, its package's .bzl files — so its rule's definition —, its
+//! configured attributes, its package's .bzl files — so its rule's definition, unless the
+//! rule is built in —, its
 //! configuration, platform and toolchains, and for each dependency edge what is read of
 //! the dependency: its kind, rule class and testonly, and the digest of its analysis
 //! result), one digest out. Equal keys, equal results: the result store reuses a result
@@ -31,12 +32,27 @@ pub(super) fn input_key(
     h.text(salt);
     h.text(&key.label.to_string());
     h.text(&key.config.hex_id());
-    h.bytes(&postcard::to_allocvec(rule).ok()?);
+    // Everything of the configured rule target but where a macro made it (a line in a .bzl
+    // file, which analysis reads only for messages).
+    let attributes = (
+        &rule.class,
+        &rule.defined_in,
+        &rule.attrs,
+        &rule.explicit,
+        rule.is_test,
+        rule.is_executable,
+        &rule.build_setting,
+    );
+    h.bytes(&postcard::to_allocvec(&attributes).ok()?);
     let package_id = key.label.package_id();
     let package = graph.package(&package_id)?;
     h.text(&package.build_file.to_string());
     h.text(&package.features.join("\n"));
-    h.bytes(&graph.loader().package_inputs_digest(&package_id)?.0);
+    // The rule's definition: the .bzl files the package loaded, which hold it and all it
+    // calls. A built-in rule's is in the forge binary (the salt): .bzl edits leave it be.
+    if !rule.defined_in.starts_with("@prelude//") {
+        h.bytes(&graph.loader().package_inputs_digest(&package_id)?.0);
+    }
     h.text(&format!("{:?}", node.platform));
     h.text(&format!("{:?}", node.toolchains));
     h.text(&format!("{:?}", node.split_attrs));
