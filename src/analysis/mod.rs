@@ -3,7 +3,9 @@
 //! Rule implementations (Starlark) run bottom-up over the graph, each target in its own
 //! Starlark heap, independent targets in parallel. A target's providers are frozen into its
 //! `Analyzed` module so that dependents can read them (`dep[MyInfo]`); the actions it
-//! registered come out as plain `Action`s for `exec`.
+//! registered come out as plain `Action`s for `exec`. With a result store
+//! (`analyze_with_store`), a target whose inputs are unchanged takes its earlier result
+//! (`incremental.rs`).
 
 mod action_value;
 mod actions;
