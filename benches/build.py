@@ -2,9 +2,10 @@
 """Build benchmark: generates a layered DAG of N genrules and times `forge build //...`
 against `ninja` doing the same work on the same graph: a clean build, a no-op build and the
 rebuild after one leaf source changes; then forge alone: a comment added to one BUILD file
-and the build after it (with the package store, and with the store emptied first, which is
-what every BUILD edit cost before it), and `forge query //...` from a fresh process with the
-package store filled and empty.
+and the build after it (with the package and analysis result stores, with the analysis store
+emptied first — every target analysed, what a BUILD edit cost before that store —, and with
+both emptied), and `forge query //...` from a fresh process with the package store filled
+and empty.
 
 Usage: python3 benches/build.py [--forge PATH] [--sizes 1000,5000] [--runs N] [--keep DIR]
 
@@ -122,6 +123,10 @@ class Forge:
         """Empties the package store: every package is evaluated again."""
         shutil.rmtree(os.path.join(self.output_base, "cache", "packages"), ignore_errors=True)
 
+    def forget_analysis(self):
+        """Empties the analysis result store: every configured target is analysed again."""
+        shutil.rmtree(os.path.join(self.output_base, "cache", "analysis"), ignore_errors=True)
+
     def build(self, measure_memory=False, strategy="local"):
         cmd = [self.binary, "--output_base", self.output_base, "build", "-j", str(self.jobs),
                "--spawn_strategy=" + strategy, "//..."]
@@ -174,6 +179,11 @@ def comment_build_file(ws, k):
 
 def packages_loaded(out):
     m = re.search(r"\((\d+) packages? loaded", out)
+    return int(m.group(1)) if m else -1
+
+
+def targets_configured(out):
+    m = re.search(r"(\d+) targets? configured", out)
     return int(m.group(1)) if m else -1
 
 
@@ -253,22 +263,30 @@ def bench(root, n, forge_bin, jobs, runs):
         edits, affected(n), INCREMENTAL_RATIO)), flush=True)
 
     # A comment added to one BUILD file, then build: the stored plan no longer holds, the
-    # edited package is loaded again and the others come from the package store (analysis
-    # still covers every target). Then the same with the store emptied before each build.
-    for store in (True, False):
-        fs, loaded = [], []
+    # edited package is loaded again and the others come from the package store, and every
+    # configured target's analysis from the analysis result store. Then the same with the
+    # analysis store emptied before each build (every target analysed, as before it
+    # existed), and with both stores emptied (every package evaluated too).
+    variants = (("comment", "BUILD comment, build", False, False),
+                ("comment_noanalysis", "  analysis store emptied", False, True),
+                ("comment_nostore", "  both stores emptied", True, True))
+    for v, (key, what, forget_packages, forget_analysis) in enumerate(variants):
+        fs, loaded, configured = [], [], []
         for e in range(edits):
-            comment_build_file(ws, e + (0 if store else 100))
-            if not store:
+            comment_build_file(ws, e + 100 * v)
+            if forget_packages:
                 forge.forget_packages()
+            if forget_analysis:
+                forge.forget_analysis()
             fs.append(forge.build(measure_memory=True))
             loaded.append(packages_loaded(forge.last_output))
+            configured.append(targets_configured(forge.last_output))
         f = statistics.median(x[0] for x in fs)
         rss = max(x[2] or 0 for x in fs)
-        what = "BUILD comment, build" if store else "  same, store emptied"
-        results["comment" if store else "comment_nostore"] = f
-        print("%-22s forge %7.3f s  (%s packages loaded, %d actions, peak %.0f MB; median of %d)" % (
-            what, f, "/".join(str(x) for x in sorted(set(loaded))), max(x[1] for x in fs), rss, edits), flush=True)
+        results[key] = f
+        print("%-25s forge %7.3f s  (%s packages loaded, %s targets configured, %d actions, peak %.0f MB; median of %d)" % (
+            what, f, "/".join(str(x) for x in sorted(set(loaded))),
+            "/".join(str(x) for x in sorted(set(configured))), max(x[1] for x in fs), rss, edits), flush=True)
 
     # forge query //... from a fresh process: the package store filled (by the builds above),
     # and emptied before each run (every BUILD file evaluated).

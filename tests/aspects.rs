@@ -696,3 +696,53 @@ fn aspect_errors_name_the_aspect_and_what_to_change() {
         ],
     );
 }
+
+/// An aspect reads what it propagates to (here an attribute no provider shows): a change
+/// deep below is seen even though every result between is the same and reused.
+#[test]
+fn an_aspect_sees_an_attribute_changed_below_results_that_came_out_the_same() {
+    let ws = workspace();
+    ws.write(
+        "pkg/modes.bzl",
+        r#"
+ModesInfo = provider(fields = ["modes"])
+
+def _modes_impl(target, ctx):
+    modes = ["%s=%s" % (ctx.label.name, ctx.rule.attr.mode)]
+    for dep in ctx.rule.attr.deps:
+        modes.extend(dep[ModesInfo].modes)
+    return [ModesInfo(modes = modes)]
+
+modes = aspect(implementation = _modes_impl, attr_aspects = ["deps"])
+
+def _list_modes_impl(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + ".txt")
+    lines = sorted({m: None for d in ctx.attr.deps for m in d[ModesInfo].modes}.keys())
+    ctx.actions.write(out, "\n".join(lines) + "\n")
+    return [DefaultInfo(files = depset([out]))]
+
+list_modes = rule(
+    implementation = _list_modes_impl,
+    attrs = {"deps": attr.label_list(aspects = [modes])},
+)
+"#,
+    );
+    let graph = format!(
+        "{GRAPH}\nload(\":modes.bzl\", \"list_modes\")\nlist_modes(name = \"modes\", deps = [\":top\"])\n"
+    );
+    ws.write("pkg/BUILD", &graph);
+    ok(ws.forge(&["build", "//pkg:modes"]));
+    assert!(read(&ws, "forge-bin/pkg/modes.txt").contains("base=upper\n"));
+    // `base`'s own result does not show `mode`: `left`, `right` and `top` come out the same.
+    ws.write(
+        "pkg/BUILD",
+        &graph.replace(
+            "lang_library(name = \"base\", srcs = [\"base.src\"])",
+            "lang_library(name = \"base\", srcs = [\"base.src\"], mode = \"lower\")",
+        ),
+    );
+    ok(ws.forge(&["build", "//pkg:modes"]));
+    let listed = read(&ws, "forge-bin/pkg/modes.txt");
+    assert!(listed.contains("base=lower\n"), "{listed}");
+    assert!(!listed.contains("base=upper"), "{listed}");
+}

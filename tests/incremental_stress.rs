@@ -1,8 +1,11 @@
-//! Incremental loading against loading from scratch: a generated workspace (packages, .bzl
-//! macros loading each other, globs, subpackages) is edited at random — BUILD files, .bzl
-//! files, source files, directory listings — and after each step the answer of `forge query`
-//! in a long-lived output base (which reuses stored packages) must equal the answer in a
-//! fresh output base; every few steps `forge build` is compared too (the plan and the outputs).
+//! Incremental loading and analysis against doing it from scratch: a generated workspace
+//! (packages, .bzl macros loading each other, globs, subpackages, Starlark rules whose
+//! providers hold transitive depsets and sometimes a function, a tool in the exec
+//! configuration, a select()) is edited at random — BUILD files, .bzl files, source files,
+//! directory listings — and after each step the answer of `forge query` in a long-lived
+//! output base (which reuses stored packages) must equal the answer in a fresh output base;
+//! every few steps `forge build` is compared too (the plan and the outputs), alternating
+//! between two configurations.
 //! Plus the targeted cases: a .bzl edit re-evaluates exactly the packages that load it, a
 //! damaged store entry is evaluated again, a glob sees a new file, query reuses the store.
 
@@ -34,6 +37,60 @@ impl Rng {
     }
 }
 
+/// `//defs:rules.bzl` (`VERSION` replaced): rules whose providers hold transitive depsets,
+/// counts, and optionally a function.
+const RULES: &str = r#"Info = provider(fields = ["files", "count", "helper"])
+
+def _helper(x):
+    return x
+
+def _lib(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + ".lib")
+    ctx.actions.write(out, "vVERSION " + ctx.attr.text + "\n")
+    infos = [d[Info] for d in ctx.attr.deps]
+    count = 1
+    for i in infos:
+        count += i.count
+    return [
+        DefaultInfo(files = depset([out])),
+        Info(
+            files = depset([out], transitive = [i.files for i in infos], order = "postorder"),
+            count = count,
+            helper = _helper if ctx.attr.with_fn else None,
+        ),
+    ]
+
+lib = rule(implementation = _lib, attrs = {
+    "text": attr.string(),
+    "deps": attr.label_list(providers = [Info]),
+    "with_fn": attr.bool(),
+})
+
+def _collect(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + ".all")
+    files = depset(transitive = [d[Info].files for d in ctx.attr.deps], order = "postorder")
+    count = 0
+    for d in ctx.attr.deps:
+        count += d[Info].count
+    tool = ctx.attr.tool[Info].files.to_list() if ctx.attr.tool else []
+    inputs = files.to_list() + tool
+    ctx.actions.run_shell(
+        outputs = [out],
+        inputs = inputs,
+        command = "(echo %s %d; cat /dev/null %s) > %s" % (ctx.attr.mode, count, " ".join([f.path for f in inputs]), out.path),
+    )
+    return [
+        DefaultInfo(files = depset([out]), runfiles = ctx.runfiles(files = files.to_list())),
+        Info(files = depset([out], transitive = [files]), count = count, helper = None),
+    ]
+
+collect = rule(implementation = _collect, attrs = {
+    "deps": attr.label_list(providers = [Info]),
+    "tool": attr.label(cfg = "exec", providers = [Info]),
+    "mode": attr.string(),
+})
+"#;
+
 /// One target a generated BUILD file declares.
 #[derive(Clone, Debug)]
 enum Decl {
@@ -49,6 +106,22 @@ enum Decl {
     M2 { name: String },
     /// A filegroup of a glob over the package's `src/`.
     Glob { name: String, recursive: bool },
+    /// A `lib` of `//defs:rules.bzl`: a file of its own and an `Info` provider with a
+    /// transitive depset of its deps' files (and, `with_fn`, a function, which cannot be
+    /// stored).
+    Lib {
+        name: String,
+        text: u32,
+        deps: Vec<String>,
+        with_fn: bool,
+    },
+    /// A `collect` of `//defs:rules.bzl`: concatenates its deps' transitive files, with a
+    /// tool in the exec configuration and a `select()` on `--define=mode=opt`.
+    Collect {
+        name: String,
+        deps: Vec<String>,
+        tool: Option<String>,
+    },
 }
 
 impl Decl {
@@ -57,7 +130,9 @@ impl Decl {
             Decl::Genrule { name, .. }
             | Decl::M1 { name, .. }
             | Decl::M2 { name }
-            | Decl::Glob { name, .. } => name,
+            | Decl::Glob { name, .. }
+            | Decl::Lib { name, .. }
+            | Decl::Collect { name, .. } => name,
         }
     }
 }
@@ -78,6 +153,9 @@ struct Model {
     m1_comments: u32,
     m2_uses_m1: bool,
     m2_suffix: u32,
+    /// What `//defs:rules.bzl`'s `lib` writes, and comments above its rules.
+    rules_version: u32,
+    rules_comments: u32,
     /// Source files (path -> content), including some in directories globs see.
     sources: BTreeMap<String, String>,
     next_name: u32,
@@ -91,6 +169,8 @@ impl Model {
             m1_comments: 0,
             m2_uses_m1: true,
             m2_suffix: 0,
+            rules_version: 0,
+            rules_comments: 0,
             sources: BTreeMap::new(),
             next_name: 0,
         };
@@ -122,6 +202,27 @@ impl Model {
         }
         let n = model.name();
         model.packages[1].decls.push(Decl::M2 { name: n });
+        // Starlark rules with providers: a chain of libs and a collect over it.
+        let lib0 = model.name();
+        model.packages[0].decls.push(Decl::Lib {
+            name: lib0.clone(),
+            text: 0,
+            deps: Vec::new(),
+            with_fn: false,
+        });
+        let lib1 = model.name();
+        model.packages[1].decls.push(Decl::Lib {
+            name: lib1.clone(),
+            text: 0,
+            deps: vec![format!("//p0:{lib0}")],
+            with_fn: false,
+        });
+        let n = model.name();
+        model.packages[2].decls.push(Decl::Collect {
+            name: n,
+            deps: vec![format!("//p1:{lib1}")],
+            tool: Some(format!("//p0:{lib0}")),
+        });
         model.sources.insert("p1/data/one.dat".into(), "1\n".into());
         model
     }
@@ -135,7 +236,16 @@ impl Model {
     fn files(&self) -> BTreeMap<String, String> {
         let mut files = self.sources.clone();
         files.insert("WORKSPACE".into(), "workspace(name = \"stress\")\n".into());
-        files.insert("defs/BUILD".into(), String::new());
+        files.insert(
+            "defs/BUILD".into(),
+            "config_setting(name = \"opt\", define_values = {\"mode\": \"opt\"}, visibility = [\"//visibility:public\"])\n".into(),
+        );
+        let mut rules = String::new();
+        for i in 0..self.rules_comments {
+            rules.push_str(&format!("# comment {i}\n"));
+        }
+        rules.push_str(&RULES.replace("VERSION", &self.rules_version.to_string()));
+        files.insert("defs/rules.bzl".into(), rules);
         let mut m1 = String::new();
         for i in 0..self.m1_comments {
             m1.push_str(&format!("# comment {i}\n"));
@@ -166,6 +276,9 @@ impl Model {
             if uses(|d| matches!(d, Decl::M2 { .. })) {
                 text.push_str("load(\"//defs:m2.bzl\", \"m2\")\n");
             }
+            if uses(|d| matches!(d, Decl::Lib { .. } | Decl::Collect { .. })) {
+                text.push_str("load(\"//defs:rules.bzl\", \"collect\", \"lib\")\n");
+            }
             for i in 0..package.comments {
                 text.push_str(&format!("# note {i}\n"));
             }
@@ -181,6 +294,19 @@ impl Model {
                     ),
                     Decl::M1 { name, dep: d } => format!("m1(name = \"{name}\", dep = {})\n", dep(d)),
                     Decl::M2 { name } => format!("m2(name = \"{name}\")\n"),
+                    Decl::Lib {
+                        name,
+                        text,
+                        deps,
+                        with_fn,
+                    } => format!(
+                        "lib(name = \"{name}\", text = \"l{text}\", deps = {deps:?}, with_fn = {}, visibility = [\"//visibility:public\"])\n",
+                        if *with_fn { "True" } else { "False" }
+                    ),
+                    Decl::Collect { name, deps, tool } => format!(
+                        "collect(name = \"{name}\", deps = {deps:?}, tool = {}, mode = select({{\"//defs:opt\": \"opt\", \"//conditions:default\": \"dbg\"}}), visibility = [\"//visibility:public\"])\n",
+                        tool.as_ref().map(|t| format!("\"{t}\"")).unwrap_or("None".into())
+                    ),
                     Decl::Glob { name, recursive } => format!(
                         "filegroup(name = \"{name}\", srcs = glob([\"{}\"]), visibility = [\"//visibility:public\"])\n",
                         if *recursive { "**/*.txt" } else { "src/*.txt" }
@@ -213,11 +339,106 @@ impl Model {
             .collect()
     }
 
+    /// Labels of targets with the `Info` provider in packages before `index`.
+    fn info_candidates(&self, index: usize) -> Vec<String> {
+        self.packages[..index]
+            .iter()
+            .flat_map(|p| {
+                p.decls
+                    .iter()
+                    .filter(|d| matches!(d, Decl::Lib { .. } | Decl::Collect { .. }))
+                    .map(move |d| format!("//{}:{}", p.dir, d.name()))
+            })
+            .collect()
+    }
+
+    /// Up to two of `candidates`, at random.
+    fn some_of(rng: &mut Rng, candidates: &[String]) -> Vec<String> {
+        let mut deps = Vec::new();
+        for _ in 0..2 {
+            if !candidates.is_empty() && rng.chance(60) {
+                let d = candidates[rng.below(candidates.len())].clone();
+                if !deps.contains(&d) {
+                    deps.push(d);
+                }
+            }
+        }
+        deps
+    }
+
     /// One random edit; returns what it was, for the failure message.
     fn edit(&mut self, rng: &mut Rng) -> String {
+        // A broken BUILD file is soon fixed, so that most steps build.
+        if let Some(broken) = self.packages.iter_mut().find(|p| p.broken)
+            && rng.chance(50)
+        {
+            broken.broken = false;
+            return format!("{}'s BUILD file fixed", broken.dir);
+        }
         let p = rng.below(self.packages.len());
         let dir = self.packages[p].dir.clone();
-        match rng.below(14) {
+        match rng.below(19) {
+            14 => {
+                let candidates = self.info_candidates(p);
+                let deps = Self::some_of(rng, &candidates);
+                let name = self.name();
+                let decl = if rng.chance(50) {
+                    Decl::Lib {
+                        name,
+                        text: 0,
+                        deps,
+                        with_fn: rng.chance(15),
+                    }
+                } else {
+                    let tool = (!candidates.is_empty() && rng.chance(50))
+                        .then(|| candidates[rng.below(candidates.len())].clone());
+                    Decl::Collect { name, deps, tool }
+                };
+                let what = format!("{decl:?} added to {dir}");
+                self.packages[p].decls.push(decl);
+                what
+            }
+            15 => {
+                for decl in &mut self.packages[p].decls {
+                    if let Decl::Lib { text, .. } = decl {
+                        *text += 1;
+                    }
+                }
+                format!("lib texts changed in {dir}")
+            }
+            16 => {
+                if rng.chance(50) {
+                    self.rules_version += 1;
+                    "rules.bzl's lib output changed".into()
+                } else {
+                    self.rules_comments += 1;
+                    "comment added to rules.bzl".into()
+                }
+            }
+            17 => {
+                let candidates = self.info_candidates(p);
+                let new_deps = Self::some_of(rng, &candidates);
+                let Some(Decl::Lib { deps, .. } | Decl::Collect { deps, .. }) = self.packages[p]
+                    .decls
+                    .iter_mut()
+                    .find(|d| matches!(d, Decl::Lib { .. } | Decl::Collect { .. }))
+                else {
+                    return "nothing".into();
+                };
+                *deps = new_deps;
+                format!("deps of a rule target in {dir} changed")
+            }
+            18 => {
+                let Some(Decl::Lib { with_fn, .. }) = self.packages[p]
+                    .decls
+                    .iter_mut()
+                    .find(|d| matches!(d, Decl::Lib { .. }))
+                else {
+                    return "nothing".into();
+                };
+                *with_fn = !*with_fn;
+                format!("a lib in {dir} gained or lost a function in its provider")
+            }
             0 => {
                 self.packages[p].comments += 1;
                 format!("comment added to {dir}'s BUILD file")
@@ -243,6 +464,21 @@ impl Model {
             2 if self.packages[p].decls.len() > 1 => {
                 let i = rng.below(self.packages[p].decls.len());
                 let removed = self.packages[p].decls.remove(i);
+                // The rule targets naming it stop naming it (as an edit would), so that the
+                // workspace does not stay broken for the rest of the run.
+                let gone = format!("//{dir}:{}", removed.name());
+                for decl in self.packages.iter_mut().flat_map(|p| p.decls.iter_mut()) {
+                    match decl {
+                        Decl::Lib { deps, .. } => deps.retain(|d| *d != gone),
+                        Decl::Collect { deps, tool, .. } => {
+                            deps.retain(|d| *d != gone);
+                            if tool.as_ref() == Some(&gone) {
+                                *tool = None;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
                 format!("{removed:?} removed from {dir}")
             }
             3 => {
@@ -392,6 +628,8 @@ fn comparable_plan(path: &Path) -> serde_json::Value {
     let mut stored: serde_json::Value = serde_json::from_str(body).expect("a stored plan");
     let mut plan = stored["plan"].take();
     plan["packages_loaded"] = serde_json::Value::Null;
+    // How many targets were analysed rather than taken from the result store.
+    plan["targets_configured"] = serde_json::Value::Null;
     let mut actions: Vec<String> = plan["actions"]
         .as_array()
         .expect("actions")
@@ -403,12 +641,20 @@ fn comparable_plan(path: &Path) -> serde_json::Value {
     plan
 }
 
-/// Every file under `forge-bin` (path -> content), and the stored plan, after a build.
-fn build(
-    ws: &Workspace,
-    output_base: &Path,
-) -> (i32, BTreeMap<String, String>, Vec<serde_json::Value>) {
-    let run = forge_at(ws, output_base, &["build", "//..."]);
+/// What a build gives: its exit code, every file under `forge-bin` (path -> content), the
+/// stored plans (by file name) and how many targets it analysed.
+type Built = (
+    i32,
+    BTreeMap<String, String>,
+    BTreeMap<String, serde_json::Value>,
+    usize,
+);
+
+fn build(ws: &Workspace, output_base: &Path, flags: &[&str]) -> Built {
+    let mut args = vec!["build"];
+    args.extend_from_slice(flags);
+    args.push("//...");
+    let run = forge_at(ws, output_base, &args);
     let mut outputs = BTreeMap::new();
     let bin = ws.root().join("forge-bin");
     if run.code == 0 {
@@ -423,15 +669,30 @@ fn build(
             }
         }
     }
-    let plans: Vec<serde_json::Value> = fs::read_dir(output_base.join("cache/plans"))
+    let plans: BTreeMap<String, serde_json::Value> = fs::read_dir(output_base.join("cache/plans"))
         .map(|entries| {
             entries
                 .flatten()
-                .map(|e| comparable_plan(&e.path()))
+                .map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    (name, comparable_plan(&e.path()))
+                })
                 .collect()
         })
         .unwrap_or_default();
-    (run.code, outputs, plans)
+    let configured = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("INFO: Analyzed"))
+        .map_or(0, configured_count);
+    (run.code, outputs, plans, configured)
+}
+
+/// The `M` of `(N packages loaded, M targets configured)` in an analysis line.
+fn configured_count(line: &str) -> usize {
+    let counts = &line[line.find('(').unwrap() + 1..];
+    let after = counts.split(", ").nth(1).expect("a configured count");
+    after.split(' ').next().unwrap().parse().unwrap()
 }
 
 #[test]
@@ -454,6 +715,8 @@ fn random_edits_give_what_loading_from_scratch_gives() {
     apply(&root, &BTreeMap::new(), &files);
     let mut history = Vec::new();
     let mut builds = 0;
+    // Targets analysed by the incremental and the fresh builds.
+    let (mut analysed, mut analysed_fresh) = (0, 0);
     for step in 0..steps {
         let what = model.edit(&mut rng);
         history.push(format!("step {step}: {what}"));
@@ -463,6 +726,9 @@ fn random_edits_give_what_loading_from_scratch_gives() {
         let fresh = scratch.path().join(format!("fresh{step}"));
         let got = query(&ws, &incremental);
         let want = query(&ws, &fresh);
+        if std::env::var("FORGE_STRESS_DEBUG").is_ok() {
+            eprintln!("step {step}: {what}: query exit {}", want.0);
+        }
         assert!(
             got == want,
             "query differs from loading from scratch after:\n{}\n--- incremental: {:?}\n{}\n--- fresh: {:?}\n{}",
@@ -472,27 +738,55 @@ fn random_edits_give_what_loading_from_scratch_gives() {
             (want.0, &want.2),
             want.1
         );
-        if step % 10 == 9 && want.0 == 0 {
+        if step % 4 == 3 && want.0 == 0 {
             builds += 1;
-            let got = build(&ws, &incremental);
-            let want = build(&ws, &fresh);
+            // Every other build in another configuration: select()s and output paths
+            // change, and both configurations' results live in the store.
+            let flags: &[&str] = match builds % 2 {
+                0 => &["--define=mode=opt"],
+                _ => &[],
+            };
+            let got = build(&ws, &incremental, flags);
+            let want = build(&ws, &fresh, flags);
+            analysed += got.3;
+            analysed_fresh += want.3;
             assert_eq!(
                 got.0,
                 want.0,
                 "build exit codes after:\n{}",
                 history.join("\n")
             );
-            assert_eq!(
-                got.1,
-                want.1,
-                "build outputs after:\n{}",
-                history.join("\n")
-            );
-            assert_eq!(got.2, want.2, "stored plans after:\n{}", history.join("\n"));
+            // Outputs of targets since removed or renamed stay in the long-lived tree (as in
+            // Bazel); every output of this build must be there, with the same content.
+            for (path, content) in &want.1 {
+                assert_eq!(
+                    got.1.get(path),
+                    Some(content),
+                    "build output {path} after:\n{}",
+                    history.join("\n")
+                );
+            }
+            // The fresh output base holds this command's plan only; the long-lived one
+            // has the other configuration's too.
+            for (name, plan) in &want.2 {
+                assert_eq!(
+                    got.2.get(name),
+                    Some(plan),
+                    "stored plans after:\n{}",
+                    history.join("\n")
+                );
+            }
         }
         fs::remove_dir_all(&fresh).ok();
     }
     assert!(builds > 0, "no step ended in a workspace that loads");
+    // The long-lived output base took results from the analysis result store (an edit of
+    // a .bzl file most packages load analyses their targets again, so not all).
+    eprintln!("{analysed} targets analysed incrementally, {analysed_fresh} from scratch");
+    assert!(
+        analysed < analysed_fresh,
+        "{analysed} targets analysed incrementally, {analysed_fresh} from scratch"
+    );
 }
 
 /// The `(N packages loaded, ...` count of the analysis line.
@@ -712,4 +1006,262 @@ fn query_reuses_the_stored_packages_and_replaces_only_what_changed() {
         .map(|(p, _)| p)
         .collect();
     assert_eq!(rewritten.len(), 1, "only //c is evaluated and stored again");
+}
+
+/// The `M targets configured` count of the analysis line: the targets analysed.
+fn configured(run: &Run) -> usize {
+    assert_eq!(run.code, 0, "forge failed:\n{}", run.both());
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("INFO: Analyzed"))
+        .unwrap_or_else(|| panic!("no analysis line in:\n{}", run.stderr));
+    configured_count(line)
+}
+
+/// `//a:a` <- `//b:b` <- `//c:c` (libs, each with a transitive depset of files) and `//c:all`
+/// collecting them; `//f:f` returns a function in its provider and `//f:use` calls it.
+fn rules_workspace() -> Workspace {
+    let ws = Workspace::empty();
+    ws.write("WORKSPACE", "workspace(name = \"w\")\n");
+    ws.write(
+        "defs/BUILD",
+        "config_setting(name = \"opt\", define_values = {\"mode\": \"opt\"}, visibility = [\"//visibility:public\"])\n",
+    );
+    ws.write(
+        "defs/rules.bzl",
+        &(RULES.replace("VERSION", "0")
+            + r#"
+FnInfo = provider(fields = ["fn"])
+
+def _twice(x):
+    return x + x
+
+def _fn(ctx):
+    return [FnInfo(fn = _twice)]
+
+fn_rule = rule(implementation = _fn)
+
+def _use(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + ".txt")
+    ctx.actions.write(out, ctx.attr.dep[FnInfo].fn(ctx.attr.text))
+    return [DefaultInfo(files = depset([out]))]
+
+use_rule = rule(implementation = _use, attrs = {"dep": attr.label(), "text": attr.string()})
+"#),
+    );
+    let lib = |name: &str, text: &str, deps: &str| {
+        format!(
+            "load(\"//defs:rules.bzl\", \"collect\", \"lib\")\nlib(name = \"{name}\", text = \"{text}\", deps = [{deps}], visibility = [\"//visibility:public\"])\n"
+        )
+    };
+    ws.write("a/BUILD", &lib("a", "A", ""));
+    ws.write("b/BUILD", &lib("b", "B", "\"//a\""));
+    ws.write(
+        "c/BUILD",
+        &(lib("c", "C", "\"//b\"")
+            + "collect(name = \"all\", deps = [\":c\"], tool = \"//a\", mode = select({\"//defs:opt\": \"opt\", \"//conditions:default\": \"dbg\"}))\n"),
+    );
+    ws.write(
+        "f/BUILD",
+        "load(\"//defs:rules.bzl\", \"fn_rule\", \"use_rule\")\nfn_rule(name = \"f\")\nuse_rule(name = \"use\", dep = \":f\", text = \"ab\")\n",
+    );
+    ws
+}
+
+/// The rule targets of `rules_workspace` under `//...`: `//defs:opt`, and `//a:a` twice
+/// (also as `//c:all`'s tool, in the exec configuration).
+const RULE_TARGETS: usize = 8;
+
+fn all_output(ws: &Workspace) -> String {
+    fs::read_to_string(ws.root().join("forge-bin/c/all.all")).unwrap()
+}
+
+#[test]
+fn a_build_comment_edit_analyses_nothing() {
+    let ws = rules_workspace();
+    let build = ["build", "//a", "//b", "//c:all"];
+    assert_eq!(configured(&ws.forge(&build)), 6);
+    assert_eq!(all_output(&ws), "dbg 3\nv0 A\nv0 B\nv0 C\nv0 A\n");
+    // Comments added (lines moved) in a BUILD file of the chain's bottom and top: the plan
+    // does not hold, the packages load again, every result comes from the store.
+    ws.write(
+        "a/BUILD",
+        &format!(
+            "# a comment\n\n{}",
+            fs::read_to_string(ws.root().join("a/BUILD")).unwrap()
+        ),
+    );
+    let run = ws.forge(&build);
+    assert_eq!(packages_loaded(&run), 1);
+    assert_eq!(configured(&run), 0, "{}", run.stderr);
+    ws.write(
+        "c/BUILD",
+        &format!(
+            "# another\n{}",
+            fs::read_to_string(ws.root().join("c/BUILD")).unwrap()
+        ),
+    );
+    assert_eq!(configured(&ws.forge(&build)), 0);
+    assert_eq!(all_output(&ws), "dbg 3\nv0 A\nv0 B\nv0 C\nv0 A\n");
+    // The same targets in another configuration are analysed; then both come from the store.
+    let opt = ["build", "--define=mode=opt", "//a", "//b", "//c:all"];
+    assert_eq!(configured(&ws.forge(&opt)), 6);
+    assert_eq!(all_output(&ws), "opt 3\nv0 A\nv0 B\nv0 C\nv0 A\n");
+    ws.write(
+        "b/BUILD",
+        &format!(
+            "{}# end\n",
+            fs::read_to_string(ws.root().join("b/BUILD")).unwrap()
+        ),
+    );
+    assert_eq!(configured(&ws.forge(&opt)), 0);
+    assert_eq!(configured(&ws.forge(&build)), 0);
+    assert_eq!(all_output(&ws), "dbg 3\nv0 A\nv0 B\nv0 C\nv0 A\n");
+}
+
+#[test]
+fn a_changed_attribute_analyses_its_target_and_stops_where_results_are_equal() {
+    let ws = rules_workspace();
+    let build = ["build", "//a", "//b", "//c:all"];
+    assert_eq!(configured(&ws.forge(&build)), 6);
+    // //a writes another text: its result (its action) differs, in both configurations,
+    // so //b and //c:all (whose inputs hold //a's result digests) are analysed again.
+    // //b's result is identical — its depset holds the same file — so //c is not.
+    ws.write(
+        "a/BUILD",
+        &fs::read_to_string(ws.root().join("a/BUILD"))
+            .unwrap()
+            .replace("\"A\"", "\"A2\""),
+    );
+    assert_eq!(configured(&ws.forge(&build)), 4);
+    assert_eq!(all_output(&ws), "dbg 3\nv0 A2\nv0 B\nv0 C\nv0 A2\n");
+    // A new dependency changes //b's provider (its count and depset): //c and //c:all follow.
+    ws.write(
+        "b/BUILD",
+        &fs::read_to_string(ws.root().join("b/BUILD"))
+            .unwrap()
+            .replace("deps = [\"//a\"]", "deps = [\"//a\", \"//f2\"]"),
+    );
+    ws.write(
+        "f2/BUILD",
+        "load(\"//defs:rules.bzl\", \"lib\")\nlib(name = \"f2\", text = \"F2\", visibility = [\"//visibility:public\"])\n",
+    );
+    assert_eq!(configured(&ws.forge(&build)), 4, "//f2, //b, //c, //c:all");
+    assert_eq!(all_output(&ws), "dbg 4\nv0 A2\nv0 F2\nv0 B\nv0 C\nv0 A2\n");
+    // A .bzl edit re-analyses the targets of the packages that load it.
+    let rules = fs::read_to_string(ws.root().join("defs/rules.bzl")).unwrap();
+    ws.write("defs/rules.bzl", &rules.replace("\"v0 \"", "\"v1 \""));
+    let run = ws.forge(&build);
+    assert_eq!(
+        configured(&run),
+        6,
+        "every target: each package loads rules.bzl"
+    );
+    assert_eq!(all_output(&ws), "dbg 4\nv1 A2\nv1 F2\nv1 B\nv1 C\nv1 A2\n");
+}
+
+#[test]
+fn a_provider_holding_a_function_is_analysed_each_time() {
+    let ws = rules_workspace();
+    assert_eq!(configured(&ws.forge(&["build", "//..."])), RULE_TARGETS);
+    let out = || fs::read_to_string(ws.root().join("forge-bin/f/use.txt")).unwrap();
+    assert_eq!(out(), "abab");
+    for i in 0..2 {
+        // Any edit that misses the plan: //f cannot be stored (a function), so it and //f:use,
+        // which reads it, are analysed again; every other result comes from the store.
+        ws.write(
+            "a/BUILD",
+            &format!(
+                "{}# {i}\n",
+                fs::read_to_string(ws.root().join("a/BUILD")).unwrap()
+            ),
+        );
+        let run = ws.forge(&["build", "//..."]);
+        assert_eq!(configured(&run), 2, "{}", run.stderr);
+        assert_eq!(out(), "abab");
+    }
+    ws.write(
+        "f/BUILD",
+        &fs::read_to_string(ws.root().join("f/BUILD"))
+            .unwrap()
+            .replace("\"ab\"", "\"cd\""),
+    );
+    assert_eq!(configured(&ws.forge(&["build", "//..."])), 2);
+    assert_eq!(out(), "cdcd");
+}
+
+#[test]
+fn a_damaged_analysis_entry_is_analysed_again_and_stored_healthy() {
+    let ws = rules_workspace();
+    let build = ["build", "//a", "//b", "//c:all"];
+    assert_eq!(configured(&ws.forge(&build)), 6);
+    let output_base = fs::canonicalize(ws.root().join("forge-ws")).unwrap();
+    let store = output_base.join("../../cache/analysis");
+    let mut entries: Vec<PathBuf> = fs::read_dir(&store)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    assert_eq!(entries.len(), 6, "{entries:?}");
+    // Damaged in the middle of the body (where a path or a provider is) and cut short.
+    for (i, entry) in entries.iter().enumerate() {
+        let mut bytes = fs::read(entry).unwrap();
+        if i % 2 == 0 {
+            let middle = bytes.len() * 3 / 4;
+            bytes[middle] ^= 0x20;
+        } else {
+            bytes.truncate(bytes.len() - 3);
+        }
+        fs::write(entry, bytes).unwrap();
+    }
+    ws.write(
+        "a/BUILD",
+        &format!(
+            "# 1\n{}",
+            fs::read_to_string(ws.root().join("a/BUILD")).unwrap()
+        ),
+    );
+    assert_eq!(
+        configured(&ws.forge(&build)),
+        6,
+        "every damaged entry is analysed again"
+    );
+    assert_eq!(all_output(&ws), "dbg 3\nv0 A\nv0 B\nv0 C\nv0 A\n");
+    ws.write(
+        "a/BUILD",
+        &format!(
+            "# 2\n{}",
+            fs::read_to_string(ws.root().join("a/BUILD")).unwrap()
+        ),
+    );
+    assert_eq!(configured(&ws.forge(&build)), 0, "and stored healthy");
+}
+
+#[test]
+fn a_bzl_edit_analyses_again_only_the_targets_of_rules_it_may_define() {
+    let ws = macro_workspace();
+    // //a, //b, //c, //d: genrules (a built-in rule); //e: text_rule of //defs:rule.bzl.
+    assert_eq!(configured(&ws.forge(&["build", "//..."])), 5);
+    // A comment in the macro //a and //b load: both packages load again, but their genrules'
+    // attributes and rule are unchanged.
+    let base = fs::read_to_string(ws.root().join("defs/base.bzl")).unwrap();
+    ws.write("defs/base.bzl", &format!("# a comment\n{base}"));
+    let run = ws.forge(&["build", "//..."]);
+    assert_eq!(packages_loaded(&run), 2);
+    assert_eq!(configured(&run), 0, "{}", run.stderr);
+    // A comment in the .bzl file defining //e's rule: its definition may have changed.
+    let rule = fs::read_to_string(ws.root().join("defs/rule.bzl")).unwrap();
+    ws.write("defs/rule.bzl", &format!("# a comment\n{rule}"));
+    assert_eq!(configured(&ws.forge(&["build", "//..."])), 1);
+    ws.write(
+        "defs/rule.bzl",
+        &rule.replace("ctx.attr.text)", "ctx.attr.text + \"!\")"),
+    );
+    assert_eq!(configured(&ws.forge(&["build", "//..."])), 1);
+    assert_eq!(
+        fs::read_to_string(ws.root().join("forge-bin/e/e.txt")).unwrap(),
+        "custom!"
+    );
 }

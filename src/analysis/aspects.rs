@@ -799,6 +799,7 @@ impl AspectEnv<'_> {
             split_attrs: Default::default(),
             toolchains: None,
             platform: node.platform.clone(),
+            applies_aspects: false,
         };
         let rule_decl = RuleDecl {
             defined_in: key.aspect().id.clone(),

@@ -123,7 +123,7 @@ fn dep_value<'v>(
     let file = match &target.kind {
         TargetKind::Rule(_) => {
             let analyzed = done.get(edge.rule.as_ref()?)?;
-            return Some(heap.access_owned_frozen_value(&analyzed.module.owned_extra_value()?));
+            return Some(heap.access_owned_frozen_value(&analyzed.target_info()?));
         }
         TargetKind::SourceFile => Some(FileValue::source(label)),
         TargetKind::GeneratedFile { generating_rule } => Some(FileValue::generated(

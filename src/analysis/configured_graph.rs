@@ -53,6 +53,9 @@ pub struct Node {
     pub toolchains: Option<Arc<Result<Resolved, ResolutionError>>>,
     /// The platform the target's configuration builds for (`ctx.target_platform_has_constraint`).
     pub platform: Arc<Platform>,
+    /// Whether an attribute of its rule applies aspects: their implementations read what
+    /// they propagate to, beyond the dependencies' results.
+    pub applies_aspects: bool,
 }
 
 impl Node {
@@ -473,6 +476,7 @@ impl<'g> Builder<'g> {
             split_attrs: BTreeSet::new(),
             toolchains: None,
             platform: self.platform(&key.config),
+            applies_aspects: false,
         };
         let Ok(resolved) = node.rule.clone() else {
             return node;
@@ -563,6 +567,7 @@ impl<'g> Builder<'g> {
                 .map(|(_, s)| s.aspects.clone())
                 .unwrap_or_default();
             if !aspects.is_empty() {
+                node.applies_aspects = true;
                 for (_, config) in &configs {
                     self.aspect_tool_edges(&aspects, config, node);
                 }

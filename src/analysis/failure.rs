@@ -92,12 +92,13 @@ fn with_causes_in(module: Module, label: &Label, causes: &[(Label, String)]) -> 
         providers: vec![info],
     }));
     Analyzed {
-        module: module.freeze().expect("providers of plain values freeze"),
+        module: Some(module.freeze().expect("providers of plain values freeze")),
         actions: Vec::new(),
         executable: None,
         runfiles: None,
         is_test: false,
         args: Vec::new(),
         test: None,
+        incremental: Default::default(),
     }
 }

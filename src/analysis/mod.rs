@@ -3,7 +3,9 @@
 //! Rule implementations (Starlark) run bottom-up over the graph, each target in its own
 //! Starlark heap, independent targets in parallel. A target's providers are frozen into its
 //! `Analyzed` module so that dependents can read them (`dep[MyInfo]`); the actions it
-//! registered come out as plain `Action`s for `exec`.
+//! registered come out as plain `Action`s for `exec`. With a result store
+//! (`analyze_with_store`), a target whose inputs are unchanged takes its earlier result
+//! (`incremental.rs`).
 
 mod action_value;
 mod actions;
@@ -20,20 +22,24 @@ pub mod cpp_fragment;
 mod cquery_starlark;
 mod ctx;
 mod failure;
+mod incremental;
 mod inputs;
 mod make_vars;
 pub mod plan;
 mod platform_providers;
 pub mod platforms;
 mod providers;
+mod result_key;
+pub mod result_store;
 mod runfiles;
+mod stored_value;
 mod target;
 mod toolchain_context;
 pub mod toolchains;
 mod transitions;
 mod values;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use rayon::prelude::*;
 use starlark::environment::{FrozenModule, Module};
@@ -55,8 +61,10 @@ pub use cquery_starlark::format_target;
 
 /// What analysing one rule target produced.
 pub struct Analyzed {
-    /// Holds the target's providers as its extra value (a frozen `TargetInfo`).
-    module: FrozenModule,
+    /// Holds the target's providers as its extra value (a frozen `TargetInfo`); None for a
+    /// result taken from the store until something reads its providers
+    /// (`incremental::materialize`).
+    module: Option<FrozenModule>,
     pub actions: Vec<Action>,
     /// The executable's exec path, for executable rules.
     pub executable: Option<String>,
@@ -67,12 +75,14 @@ pub struct Analyzed {
     pub args: Vec<String>,
     /// How to run it, for test rules.
     pub test: Option<crate::core::TestSpec>,
+    /// Its key, its result's digest and depsets, for the result store.
+    incremental: incremental::Record,
 }
 
 impl Analyzed {
     /// The frozen `TargetInfo` (label and providers) dependents see.
     pub fn target_info(&self) -> Option<starlark::values::OwnedFrozenValue> {
-        self.module.owned_extra_value()
+        self.module.as_ref()?.owned_extra_value()
     }
 }
 
@@ -128,6 +138,9 @@ pub struct Analysis {
     pub aspects: HashMap<aspects::AspectKey, std::sync::Arc<aspects::AnalyzedAspect>>,
     /// The `--aspects` applied to requested targets: the target, and the application.
     pub top_level_aspects: Vec<(Label, aspects::AspectKey)>,
+    /// How many configured targets were analysed by this command (those whose stored
+    /// result was reused do not count): Bazel's "N targets configured".
+    pub analysed: usize,
 }
 
 impl Analysis {
@@ -163,7 +176,7 @@ impl Analysis {
                 };
                 Module::with_temp_heap(|module| {
                     let heap = module.heap();
-                    let Some(info) = analyzed.module.owned_extra_value() else {
+                    let Some(info) = analyzed.target_info() else {
                         return Vec::new();
                     };
                     let info = heap.access_owned_frozen_value(&info);
@@ -207,7 +220,7 @@ impl Analysis {
         if named.is_empty() {
             return out;
         }
-        if let Some(info) = analyzed.module.owned_extra_value() {
+        if let Some(info) = analyzed.target_info() {
             group_outputs(&info, &named, &mut out);
         }
         out
@@ -259,6 +272,26 @@ fn group_outputs(
 /// Analyses `roots` and everything they depend on (already loaded in `graph`), each
 /// configured target once.
 pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisConfig) -> Analysis {
+    analyze_with_store(graph, roots, config, None)
+}
+
+/// What to do with one configured target of a level.
+enum Step {
+    /// Decided without running its implementation: taken from the store (`true`), or
+    /// failed (`false`).
+    Done(Result<Box<Analyzed>, Vec<Diagnostic>>, bool),
+    /// Run its implementation; its key, if it has one.
+    Analyse(Option<crate::core::Digest>),
+}
+
+/// `analyze`, reusing the results `store` kept of configured targets whose inputs are
+/// unchanged, and keeping the new ones there.
+pub fn analyze_with_store(
+    graph: &TargetGraph,
+    roots: &BTreeSet<Label>,
+    config: &AnalysisConfig,
+    store: Option<&result_store::ResultStore>,
+) -> Analysis {
     let top = config.top_level();
     let configured = ConfiguredGraph::build(graph, roots, &top, &config.platforms, &config.aspects);
     let levels = levels(&configured);
@@ -277,15 +310,10 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
     analysis.errors.extend(missing_roots(graph, roots));
     analysis.errors.extend(configured.errors.iter().cloned());
     let mut failed: BTreeSet<ConfiguredLabel> = BTreeSet::new();
-    let store = aspects::AspectStore::default();
+    let aspect_store = aspects::AspectStore::default();
     for level in levels {
-        let aspect_env = aspects::AspectEnv {
-            graph,
-            configured: &configured,
-            done: &analysis.targets,
-            store: &store,
-        };
-        let results: Vec<(ConfiguredLabel, Result<Analyzed, Vec<Diagnostic>>)> = level
+        // First what needs no implementation run: failures, and results the store holds.
+        let steps: Vec<(ConfiguredLabel, Step)> = level
             .par_iter()
             .filter(|key| {
                 // A target whose dependency failed is not analysed; the dependency's error
@@ -297,39 +325,88 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
                     .target(&key.label)
                     .expect("levels hold loaded rule targets");
                 let node = &configured.nodes[key];
-                let allow_failures = key.config.options().allow_analysis_failures;
-                // Under an analysis test, a dependency's failure is this target's too.
-                let failed_deps: Vec<(Label, String)> = match allow_failures {
-                    false => Vec::new(),
-                    true => node
-                        .deps
-                        .iter()
-                        .filter_map(|d| analysis.targets.get(d.rule.as_ref()?))
-                        .flat_map(failure::causes_of)
-                        .collect(),
-                };
                 let loaded = target.rule().expect("levels hold rule targets");
-                let result = match node.configured(loaded) {
-                    _ if !failed_deps.is_empty() => {
-                        Ok(failure::with_causes(&key.label, &failed_deps))
-                    }
-                    Err(d) => Err(vec![d.clone()]),
+                let step = match node.configured(loaded) {
+                    // Under an analysis test, failures become providers: decided below,
+                    // with the dependencies' providers at hand. Never stored.
+                    _ if key.config.options().allow_analysis_failures => Step::Analyse(None),
+                    Err(d) => Step::Done(Err(vec![d.clone()]), false),
                     Ok(rule) => {
                         let missing = missing_inputs(graph, target, rule);
-                        if missing.is_empty() {
-                            analyze_target(graph, target, key, node, &aspect_env)
-                                .map_err(|d| vec![d])
+                        if !missing.is_empty() {
+                            Step::Done(Err(missing), false)
+                        } else if let Some(store) = store {
+                            let input = incremental::key_of(
+                                store,
+                                graph,
+                                key,
+                                node,
+                                rule,
+                                &analysis.targets,
+                            );
+                            match input.and_then(|input| {
+                                incremental::reuse(store, key, input, node, &analysis.targets)
+                            }) {
+                                Some(reused) => Step::Done(Ok(Box::new(reused)), true),
+                                None => Step::Analyse(input),
+                            }
                         } else {
-                            Err(missing)
+                            Step::Analyse(None)
                         }
+                    }
+                };
+                (key.clone(), step)
+            })
+            .collect();
+        // The targets analysed again read their dependencies' providers: those taken from
+        // the store are made into Starlark values first.
+        // An aspect reads whatever it propagates to: all a rule applying aspects reaches.
+        let mut readers: Vec<ConfiguredLabel> = Vec::new();
+        for (key, _) in steps.iter().filter(|(_, s)| matches!(s, Step::Analyse(_))) {
+            let deps = configured.nodes[key].deps.iter().filter_map(|d| d.rule.clone());
+            match configured.nodes[key].applies_aspects {
+                true => readers.extend(transitive_closure(&configured, deps)),
+                false => readers.extend(deps),
+            }
+        }
+        let restore_errors = incremental::materialize(&mut analysis.targets, &configured, readers);
+        analysis.errors.extend(restore_errors);
+        let aspect_env = aspects::AspectEnv {
+            graph,
+            configured: &configured,
+            done: &analysis.targets,
+            store: &aspect_store,
+        };
+        let results: Vec<(ConfiguredLabel, Result<Analyzed, Vec<Diagnostic>>, bool)> = steps
+            .into_par_iter()
+            .map(|(key, step)| {
+                let (result, reused) = match step {
+                    Step::Done(result, reused) => (result.map(|a| *a), reused),
+                    Step::Analyse(input) => {
+                        let target = graph.target(&key.label).expect("levels hold loaded rules");
+                        let node = &configured.nodes[&key];
+                        let mut result = analyze_one(graph, target, &key, node, &aspect_env);
+                        if let Ok(analyzed) = &mut result {
+                            incremental::record_fresh(
+                                store,
+                                &key,
+                                input,
+                                node,
+                                analyzed,
+                                &analysis.targets,
+                            );
+                        }
+                        (result, false)
                     }
                 };
                 let result = match result {
                     // An analysis test asked for the failure as a provider.
-                    Err(ds) if allow_failures => Ok(failure::failed(&key.label, &ds)),
+                    Err(ds) if key.config.options().allow_analysis_failures => {
+                        Ok(failure::failed(&key.label, &ds))
+                    }
                     other => other,
                 };
-                (key.clone(), result)
+                (key, result, reused)
             })
             .collect();
         for key in &level {
@@ -337,7 +414,10 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
                 failed.insert(key.clone());
             }
         }
-        for (key, result) in results {
+        for (key, result, reused) in results {
+            if !reused {
+                analysis.analysed += 1;
+            }
             match result {
                 Ok(a) => {
                     analysis.targets.insert(key, a);
@@ -349,8 +429,17 @@ pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisCo
             }
         }
     }
-    top_level_aspects(graph, &configured, &store, config, &mut analysis);
-    analysis.aspects = store.into_results();
+    // The command reads the requested targets' providers (their outputs, output groups);
+    // `--aspects` read everything they propagate to.
+    let mut wanted: Vec<ConfiguredLabel> =
+        configured.roots.iter().map(|(_, k)| k.clone()).collect();
+    if !config.aspects.is_empty() {
+        wanted = transitive_closure(&configured, wanted);
+    }
+    let restore_errors = incremental::materialize(&mut analysis.targets, &configured, wanted);
+    analysis.errors.extend(restore_errors);
+    top_level_aspects(graph, &configured, &aspect_store, config, &mut analysis);
+    analysis.aspects = aspect_store.into_results();
     analysis.configured = Some(configured);
     analysis
 }
@@ -410,6 +499,54 @@ fn top_level_aspects(
     errors.dedup_by(|a, b| a.message == b.message);
     analysis.errors.extend(errors);
     analysis.top_level_aspects = applied;
+}
+
+/// `keys` and every configured target they reach.
+fn transitive_closure(
+    configured: &ConfiguredGraph,
+    keys: impl IntoIterator<Item = ConfiguredLabel>,
+) -> Vec<ConfiguredLabel> {
+    let mut seen: HashSet<ConfiguredLabel> = HashSet::new();
+    let mut stack: Vec<ConfiguredLabel> = keys.into_iter().collect();
+    while let Some(key) = stack.pop() {
+        if let Some(node) = configured.nodes.get(&key)
+            && seen.insert(key)
+        {
+            stack.extend(node.deps.iter().filter_map(|d| d.rule.clone()));
+        }
+    }
+    seen.into_iter().collect()
+}
+
+/// Runs the analysis of one configured target whose dependencies are in `done`: under an
+/// analysis test, a dependency's failure is the target's too.
+fn analyze_one(
+    graph: &TargetGraph,
+    target: &crate::loading::Target,
+    key: &ConfiguredLabel,
+    node: &configured_graph::Node,
+    aspect_env: &aspects::AspectEnv,
+) -> Result<Analyzed, Vec<Diagnostic>> {
+    let done = aspect_env.done;
+    let failed_deps: Vec<(Label, String)> = match key.config.options().allow_analysis_failures {
+        false => Vec::new(),
+        true => node
+            .deps
+            .iter()
+            .filter_map(|d| done.get(d.rule.as_ref()?))
+            .flat_map(failure::causes_of)
+            .collect(),
+    };
+    if !failed_deps.is_empty() {
+        return Ok(failure::with_causes(&key.label, &failed_deps));
+    }
+    let loaded = target.rule().expect("levels hold rule targets");
+    let rule = node.configured(loaded).map_err(|d| vec![d.clone()])?;
+    let missing = missing_inputs(graph, target, rule);
+    if !missing.is_empty() {
+        return Err(missing);
+    }
+    analyze_target(graph, target, key, node, aspect_env).map_err(|d| vec![d])
 }
 
 /// Whether a dependency of `key` failed: its error has been reported, and `key` is not

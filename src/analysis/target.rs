@@ -278,13 +278,17 @@ fn analyze_rule(
         }));
         let module = module.freeze().map_err(TargetError::Unfreezable)?;
         Ok(Analyzed {
-            module,
+            module: Some(module),
             actions: state.actions,
             executable: completed.executable.map(|e| e.path),
             runfiles,
             is_test: rule.is_test,
             args,
             test,
+            incremental: super::incremental::Record {
+                uses_aspects: decl.attrs.iter().any(|(_, spec)| !spec.aspects.is_empty()),
+                ..Default::default()
+            },
         })
     })
 }
@@ -533,8 +537,7 @@ pub(super) fn toolchain_context<'v>(
                 };
                 let analyzed = done.get(&implementation_key).ok_or_else(not_a_toolchain)?;
                 let info = analyzed
-                    .module
-                    .owned_extra_value()
+                    .target_info()
                     .map(|v| heap.access_owned_frozen_value(&v))
                     .and_then(TargetInfo::from_value)
                     .and_then(|t| t.provider(TOOLCHAIN_INFO_ID));

@@ -189,6 +189,16 @@ impl<'v, V: ValueLike<'v>> DepsetGen<V> {
         out.list
     }
 
+    /// The order's name (`default`, `postorder`, `preorder`, `topological`), the direct
+    /// elements and the child depsets, as made: what the analysis result store keeps.
+    pub fn parts(&self) -> (&str, Vec<Value<'v>>, Vec<Value<'v>>) {
+        (
+            &self.order,
+            self.direct.iter().map(|v| v.to_value()).collect(),
+            self.transitive.iter().map(|v| v.to_value()).collect(),
+        )
+    }
+
     /// Empty children are dropped when a depset is made, so only a depset without direct
     /// elements and without children is empty.
     pub fn is_empty(&self) -> bool {

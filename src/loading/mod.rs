@@ -110,6 +110,8 @@ pub struct Loader {
     package_store: Option<PackageStore>,
     /// How many packages this command evaluated (rather than took from the store).
     packages_evaluated: std::sync::atomic::AtomicUsize,
+    /// Package -> a digest of the .bzl files its loading read (`package_inputs_digest`).
+    package_inputs: Mutex<HashMap<PackageId, crate::core::Digest>>,
 }
 
 fn globals() -> Globals {
@@ -178,6 +180,7 @@ impl Loader {
             bzl_reads: Mutex::new(HashMap::new()),
             package_store: None,
             packages_evaluated: std::sync::atomic::AtomicUsize::new(0),
+            package_inputs: Mutex::new(HashMap::new()),
         })
     }
 
@@ -193,6 +196,20 @@ impl Loader {
     pub fn packages_evaluated(&self) -> usize {
         self.packages_evaluated
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A digest of everything besides its BUILD file that decided a loaded package: the
+    /// .bzl files it loaded, transitively, by content (so its rules' definitions). None
+    /// when its loading's reads were not all noted. Analysis keys stored results on it.
+    pub fn package_inputs_digest(&self, id: &PackageId) -> Option<crate::core::Digest> {
+        self.package_inputs.lock().unwrap().get(id).copied()
+    }
+
+    fn note_package_inputs(&self, id: &PackageId, digest: crate::core::Digest) {
+        self.package_inputs
+            .lock()
+            .unwrap()
+            .insert(id.clone(), digest);
     }
 
     pub fn workspace(&self) -> &Workspace {

@@ -27,6 +27,8 @@ impl Loader {
             // to make, so never stored.
             let build_label = id.label(BUILD_FILE_NAMES[0]);
             let dir = self.workspace.root.join("external");
+            // WORKSPACE alone decides it, and the store's salt covers WORKSPACE.
+            self.note_package_inputs(id, crate::core::Digest::of_bytes(b"bind"));
             return self
                 .evaluate_package(id, build_label, source, dir, FsDeps::default())
                 .map(|(package, _)| package);
@@ -55,6 +57,7 @@ impl Loader {
             && package.build_file == build_label
         {
             fs_deps::note_all(&reads);
+            self.note_package_inputs(id, reads.files_digest_except(&path));
             return Ok(package);
         }
         let dir = self
@@ -72,6 +75,9 @@ impl Loader {
             .at("read", &path)
             .map_err(|e| failed(id, vec![unreadable(e)]))?;
         let (package, reads) = self.evaluate_package(id, build_label, source, dir, reads)?;
+        if let Some(reads) = &reads {
+            self.note_package_inputs(id, reads.files_digest_except(&path));
+        }
         if let Some(store) = &self.package_store
             && let Some(reads) = reads
         {

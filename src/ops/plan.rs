@@ -189,6 +189,17 @@ pub fn package_store(workspace: &Workspace) -> PackageStore {
     )
 }
 
+/// The analysis result store under the output base (`cache/analysis/`), whose entries hold
+/// for this forge binary and what WORKSPACE declares, as the package store's.
+pub fn result_store(workspace: &Workspace) -> analysis::result_store::ResultStore {
+    let root = workspace.root.display().to_string();
+    let declarations = workspace.declarations_json();
+    analysis::result_store::ResultStore::new(
+        workspace.output_base.join("cache").join("analysis"),
+        PlanCache::key(&["analysis", &root, &declarations]),
+    )
+}
+
 /// The targets the patterns name, as `expand_patterns` gives them, except that wildcards
 /// (`//pkg:all`, `//...`) leave out rules tagged `manual`, as Bazel's build and test do;
 /// naming such a target on its own still builds it.
@@ -347,7 +358,9 @@ fn plan_build(
         aspects,
     };
     let analysis_started = Instant::now();
-    let analysis = analysis::analyze(&graph, &targets, &config);
+    // Targets whose inputs are unchanged since an earlier command take their stored result.
+    let results = result_store(workspace);
+    let analysis = analysis::analyze_with_store(&graph, &targets, &config, Some(&results));
     errors.extend(analysis.errors.iter().cloned());
     // Targets the target platform cannot build: a wildcard skips them (Bazel says nothing
     // of a skipped build target; a skipped test is reported SKIPPED), naming one is an error.
@@ -376,7 +389,8 @@ fn plan_build(
     // Two targets' actions writing one file: an analysis error, as in Bazel; with
     // --keep_going the targets involved are left out and the rest is built.
     let conflicting = conflicting_owners(analysis.actions(), &mut errors);
-    let configured = analysis.targets.len();
+    // As in Bazel, the targets this command analysed: reused results do not count.
+    let configured = analysis.analysed;
     // As in Bazel, the packages loaded by this command: those the package store had
     // unchanged do not count.
     let packages = loader.packages_evaluated();

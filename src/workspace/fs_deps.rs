@@ -245,6 +245,22 @@ impl FsDeps {
             && self.dirs.iter().all(|(p, s)| dir_same(p, s))
     }
 
+    /// A digest of the files noted (path and content), leaving out `except`: for a
+    /// package, the .bzl files its loading read without its BUILD file, which decide its
+    /// rules' definitions (analysis keys its targets on it).
+    pub fn files_digest_except(&self, except: &Path) -> Digest {
+        let mut hasher = blake3::Hasher::new();
+        for (path, seen) in self.files.iter().filter(|(p, _)| p.as_path() != except) {
+            hasher.update(path.as_os_str().as_encoded_bytes());
+            hasher.update(&[0]);
+            match &seen.content {
+                Some(d) => hasher.update(&d.0),
+                None => hasher.update(b"absent"),
+            };
+        }
+        Digest(*hasher.finalize().as_bytes())
+    }
+
     pub fn len(&self) -> usize {
         self.files.len() + self.dirs.len()
     }

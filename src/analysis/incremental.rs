@@ -1,0 +1,269 @@
+//! Incremental analysis: a configured target, its key and the result store in; the
+//! target's stored result out when its key holds (taken as plain data, made into Starlark
+//! values only when a dependent analysed again or the command needs its providers), or,
+//! after a fresh analysis, its result kept in the store and digested for its dependents.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use starlark::environment::{FrozenModule, Module};
+use starlark::values::{OwnedFrozenValue, ValueIdentity};
+
+use super::configured_graph::{ConfiguredGraph, Node};
+use super::result_key::{dependency_keys, input_key};
+use super::result_store::{ResultStore, StoredResult};
+use super::stored_value::{StoredValues, Unstorable, restore_providers, store_providers};
+use super::{Analyzed, ConfiguredLabel};
+use crate::core::{Diagnostic, Digest};
+use crate::graph::TargetGraph;
+use crate::loading::RuleTarget;
+
+/// What incremental analysis knows of one analysed target.
+#[derive(Default)]
+pub(crate) struct Record {
+    /// The key its analysis was decided by; None: it is analysed on every command.
+    pub key: Option<Digest>,
+    /// The digest of its result; None when the result cannot be stored (its dependents
+    /// then have no key either).
+    pub result: Option<Digest>,
+    /// The depset nodes its providers reach, by digest: what its dependents' stored results
+    /// refer to.
+    pub depsets: HashMap<Digest, OwnedFrozenValue>,
+    /// A stored result's providers, until they are made into Starlark values.
+    pub stored: Option<Arc<StoredValues>>,
+    /// Whether an attribute of its rule applies aspects (which read more of a dependency
+    /// than its result).
+    pub uses_aspects: bool,
+}
+
+/// The rule dependencies of a configured target, each once, in edge order: stored results
+/// refer to a dependency's depsets by its position here.
+fn rule_deps(node: &Node) -> Vec<&ConfiguredLabel> {
+    let mut deps: Vec<&ConfiguredLabel> = Vec::new();
+    for dep in node.deps.iter().filter_map(|e| e.rule.as_ref()) {
+        if !deps.contains(&dep) {
+            deps.push(dep);
+        }
+    }
+    deps
+}
+
+/// Whether a target's analysis reads more of the graph than its key covers: the built-in
+/// platform rules read other targets' attributes (a constraint setting's default).
+fn reads_beyond_key(rule: &RuleTarget) -> bool {
+    ["constraint_setting", "constraint_value", "platform"]
+        .iter()
+        .any(|class| super::conditions::is_builtin(rule, class))
+}
+
+/// The key of `key`'s analysis, if it can have one.
+pub(super) fn key_of(
+    store: &ResultStore,
+    graph: &TargetGraph,
+    key: &ConfiguredLabel,
+    node: &Node,
+    rule: &RuleTarget,
+    done: &HashMap<ConfiguredLabel, Analyzed>,
+) -> Option<Digest> {
+    if key.config.options().allow_analysis_failures || reads_beyond_key(rule) {
+        return None;
+    }
+    input_key(store.salt(), graph, key, node, rule, done)
+}
+
+/// The stored result of `key` analysed with `input`, if the store holds one that is intact
+/// and was made from the same inputs.
+pub(super) fn reuse(
+    store: &ResultStore,
+    key: &ConfiguredLabel,
+    input: Digest,
+    node: &Node,
+    done: &HashMap<ConfiguredLabel, Analyzed>,
+) -> Option<Analyzed> {
+    let entry = store.load(key, &input)?;
+    if let Some(aspect_key) = entry.aspect_key
+        && dependency_keys(node, done) != Some(aspect_key)
+    {
+        return None;
+    }
+    let StoredResult {
+        values,
+        actions,
+        executable,
+        runfiles,
+        is_test,
+        args,
+        test,
+    } = entry.result;
+    Some(Analyzed {
+        module: None,
+        actions,
+        executable,
+        runfiles,
+        is_test,
+        args,
+        test,
+        incremental: Record {
+            key: Some(input),
+            result: Some(entry.result_digest),
+            depsets: HashMap::new(),
+            stored: Some(Arc::new(values)),
+            uses_aspects: entry.aspect_key.is_some(),
+        },
+    })
+}
+
+/// After a fresh analysis: the result's digest and depsets noted on `analyzed`, and the
+/// result kept in the store when it has a key and can be stored.
+pub(super) fn record_fresh(
+    store: Option<&ResultStore>,
+    key: &ConfiguredLabel,
+    input: Option<Digest>,
+    node: &Node,
+    analyzed: &mut Analyzed,
+    done: &HashMap<ConfiguredLabel, Analyzed>,
+) {
+    analyzed.incremental.key = input;
+    let Some(module) = &analyzed.module else {
+        return;
+    };
+    let deps: Vec<&Analyzed> = rule_deps(node)
+        .iter()
+        .filter_map(|d| done.get(*d))
+        .collect();
+    let Ok((values, depsets)) = convert(module, &deps) else {
+        // A provider holds what forge cannot keep: no digest, so this target and those
+        // above it are analysed on every command.
+        return;
+    };
+    analyzed.incremental.depsets = depsets;
+    let result = StoredResult {
+        values,
+        actions: analyzed.actions.clone(),
+        executable: analyzed.executable.clone(),
+        runfiles: analyzed.runfiles.clone(),
+        is_test: analyzed.is_test,
+        args: analyzed.args.clone(),
+        test: analyzed.test.clone(),
+    };
+    let Some(digest) = result.digest() else {
+        return;
+    };
+    analyzed.incremental.result = Some(digest);
+    let (Some(store), Some(input)) = (store, input) else {
+        return;
+    };
+    // An aspect reads the attributes and providers of everything it propagates to, which
+    // no key here covers: a rule applying aspects is analysed on every command (its result
+    // digest still keys its dependents, as it was computed now).
+    if analyzed.incremental.uses_aspects {
+        return;
+    }
+    let aspect_key = None;
+    let _ = store.store(key, input, aspect_key, digest, result);
+}
+
+/// The plain data of a frozen result's providers and its depsets by digest; `deps` are the
+/// target's rule dependencies, in `rule_deps` order.
+fn convert(
+    module: &FrozenModule,
+    deps: &[&Analyzed],
+) -> Result<(StoredValues, HashMap<Digest, OwnedFrozenValue>), Unstorable> {
+    let info = module
+        .owned_extra_value()
+        .ok_or_else(|| Unstorable("no providers".into()))?;
+    Module::with_temp_heap(|temp| {
+        let heap = temp.heap();
+        let mut by_identity: HashMap<ValueIdentity, (u32, Digest)> = HashMap::new();
+        for (i, dep) in deps.iter().enumerate() {
+            for (digest, node) in &dep.incremental.depsets {
+                let value = heap.access_owned_frozen_value(node);
+                by_identity.insert(value.identity(), (i as u32, *digest));
+            }
+        }
+        let value = heap.access_owned_frozen_value(&info);
+        let (values, index) = store_providers(value, &by_identity)?;
+        let mut depsets = HashMap::with_capacity(index.len());
+        for (digest, v) in index {
+            let frozen = v
+                .unpack_frozen()
+                .ok_or_else(|| Unstorable("an unfrozen depset".into()))?;
+            depsets.insert(digest, info.map(|_| frozen));
+        }
+        Ok((values, depsets))
+    })
+}
+
+/// Makes the stored providers of `wanted` (and of the dependencies they refer to) into
+/// Starlark values, so that dependents analysed again, and the command, can read them.
+pub(super) fn materialize(
+    targets: &mut HashMap<ConfiguredLabel, Analyzed>,
+    configured: &ConfiguredGraph,
+    wanted: impl IntoIterator<Item = ConfiguredLabel>,
+) -> Vec<Diagnostic> {
+    let mut errors = Vec::new();
+    // Iterative post-order: a target after every dependency it refers to.
+    let mut stack: Vec<(ConfiguredLabel, bool)> = wanted.into_iter().map(|k| (k, false)).collect();
+    while let Some((key, expanded)) = stack.pop() {
+        let Some(stored) = targets.get(&key).and_then(|a| a.incremental.stored.clone()) else {
+            continue;
+        };
+        let Some(node) = configured.nodes.get(&key) else {
+            continue;
+        };
+        let deps: Vec<ConfiguredLabel> = rule_deps(node).into_iter().cloned().collect();
+        if !expanded {
+            stack.push((key, true));
+            for dep in deps {
+                if targets
+                    .get(&dep)
+                    .is_some_and(|a| a.incremental.stored.is_some())
+                {
+                    stack.push((dep, false));
+                }
+            }
+            continue;
+        }
+        let dep_results: Vec<&Analyzed> = deps.iter().filter_map(|d| targets.get(d)).collect();
+        if dep_results.len() != deps.len() {
+            errors.push(restore_failed(&key, "a dependency has no result"));
+            continue;
+        }
+        match restore(&stored, &dep_results) {
+            Ok((module, depsets)) => {
+                let analyzed = targets.get_mut(&key).expect("checked above");
+                analyzed.module = Some(module);
+                analyzed.incremental.depsets = depsets;
+                analyzed.incremental.stored = None;
+            }
+            Err(why) => errors.push(restore_failed(&key, &why)),
+        }
+    }
+    errors
+}
+
+fn restore_failed(key: &ConfiguredLabel, why: &str) -> Diagnostic {
+    Diagnostic::internal(format!(
+        "the stored analysis of {} could not be restored ({why}); `forge clean` removes it",
+        key.label
+    ))
+}
+
+/// A frozen module holding stored providers, and its depsets by digest.
+fn restore(
+    stored: &StoredValues,
+    deps: &[&Analyzed],
+) -> Result<(FrozenModule, HashMap<Digest, OwnedFrozenValue>), String> {
+    let module = Module::with_temp_heap(|module| -> Result<FrozenModule, String> {
+        let heap = module.heap();
+        let lookup = |i: u32, digest: &Digest| {
+            let node = deps.get(i as usize)?.incremental.depsets.get(digest)?;
+            Some(heap.access_owned_frozen_value(node))
+        };
+        let info = restore_providers(heap, stored, &lookup)?;
+        module.set_extra_value(info);
+        module.freeze().map_err(|e| format!("{e:?}"))
+    })?;
+    let (_, depsets) = convert(&module, deps).map_err(|e| e.0)?;
+    Ok((module, depsets))
+}
