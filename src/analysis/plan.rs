@@ -24,6 +24,7 @@ pub struct BuildPlan {
     /// The output paths to build: the requested targets' default outputs and their runfiles.
     pub wanted: Vec<ExecPath>,
     /// The requested targets.
+    #[serde(deserialize_with = "crate::core::sorted_map::deserialize")]
     pub targets: BTreeMap<Label, PlannedTarget>,
     /// The runfiles trees of every analysed executable.
     pub runfiles: Vec<RunfilesTree>,
@@ -158,6 +159,8 @@ impl PlanCache {
     /// The plan stored under `key`, if it is intact (its content matches the digest it was
     /// stored with) and what it depended on is unchanged.
     pub fn load(&self, key: &Digest) -> Option<BuildPlan> {
+        // Read whole and parsed from memory: parsing as it is read would spare the file's
+        // size in memory, but serde_json reads a stream byte by byte, at twice the CPU time.
         let bytes = fs::read(self.path(key)).ok()?;
         let newline = bytes.iter().position(|b| *b == b'\n')?;
         let header = std::str::from_utf8(&bytes[..newline]).ok()?;
@@ -179,6 +182,79 @@ impl PlanCache {
         tmp.write_all(header.as_bytes())?;
         tmp.write_all(&body)?;
         tmp.persist(self.path(key)).map_err(|e| e.error)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workspace::fs_deps;
+
+    fn plan_with(targets: usize) -> BuildPlan {
+        let mut plan = BuildPlan {
+            bin_dir: "forge-out/k8-fastbuild/bin".to_owned(),
+            ..BuildPlan::default()
+        };
+        for i in 0..targets {
+            let label = Label::parse(&format!("//p:t{i}"), &Default::default()).unwrap();
+            let target = PlannedTarget {
+                outputs: vec![ExecPath::new(format!("forge-out/k8-fastbuild/bin/p/t{i}"))],
+                kind: "genrule rule".to_owned(),
+                ..PlannedTarget::default()
+            };
+            plan.targets.insert(label, target);
+        }
+        plan
+    }
+
+    #[test]
+    fn a_stored_plan_loads_back_while_intact_and_unchanged() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        // Loading found no BUILD file here (noted without the process-wide recorder, which
+        // another test may be using).
+        let build = dir.path().join("BUILD");
+        let mut deps = FsDeps::default();
+        fs_deps::missing_into(&build, &mut deps);
+        let cache = PlanCache::new(dir.path().join("plans"));
+        let key = PlanCache::key(&["build", "//..."]);
+        let plan = plan_with(300);
+        cache.store(&key, &deps, &plan)?;
+
+        let loaded = cache.load(&key).expect("an intact plan loads");
+        assert_eq!(loaded.targets.len(), 300);
+        assert_eq!(
+            serde_json::to_value(&loaded.targets).unwrap(),
+            serde_json::to_value(&plan.targets).unwrap()
+        );
+        assert_eq!(loaded.bin_dir, plan.bin_dir);
+        assert!(cache.load(&PlanCache::key(&["build", "//p:all"])).is_none());
+
+        // Damage anywhere after the header, even past what the parser needs, is refused.
+        let path = cache.path(&key);
+        let intact = fs::read(&path)?;
+        let mut trailing = intact.clone();
+        trailing.extend_from_slice(b"  ");
+        let mut flipped = intact.clone();
+        let middle = HEADER.len() + 65 + (intact.len() - HEADER.len() - 65) / 2;
+        flipped[middle] ^= 0x20;
+        let mut header = intact.clone();
+        header[HEADER.len()] ^= 1;
+        for damaged in [
+            trailing,
+            flipped,
+            header,
+            intact[..intact.len() - 1].to_vec(),
+        ] {
+            fs::write(&path, damaged)?;
+            assert!(cache.load(&key).is_none());
+        }
+        fs::write(&path, &intact)?;
+        assert!(cache.load(&key).is_some());
+
+        // What loading saw changed: the plan no longer holds.
+        fs::write(&build, "")?;
+        assert!(cache.load(&key).is_none());
         Ok(())
     }
 }

@@ -12,6 +12,7 @@ pub mod label;
 pub mod layout;
 pub mod nesting;
 pub mod paint;
+pub mod sorted_map;
 pub mod test_spec;
 
 pub use action::{Action, ActionKind, EXEC_PROPERTY_PREFIX, InputDiscovery, RunfilesTree};

@@ -11,7 +11,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs;
-use std::io;
+use std::io::{self, Seek};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -819,24 +819,26 @@ impl<'a> Ctx<'a> {
                 .map_err(io_fail)?;
             return Ok((Digest::of_bytes(&tree::manifest(&files)), false, true));
         }
-        let (mut file, mode) = match root.open(out, Want::File) {
+        let (file, mode) = match root.open(out, Want::File) {
             Ok(Found::File(file, mode)) => (file, mode),
             Ok(Found::Dir(_)) => {
                 return Err(refused(Refused::WrongKind("a directory", Vec::new())));
             }
             Err(e) => return Err(refused(e)),
         };
-        if meta.file_type().is_symlink() {
+        let mut file = if meta.file_type().is_symlink() {
             // Replace a symlink by a copy of what it leads to: outputs are self-contained
             // files, and chmod below must not reach the target (maybe a source file).
+            let mut target = file;
             let dir = full.parent().unwrap_or(self.exec_root);
             let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_fail)?;
-            io::copy(&mut file, tmp.as_file_mut()).map_err(io_fail)?;
+            io::copy(&mut target, tmp.as_file_mut()).map_err(io_fail)?;
             fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode & 0o777))
                 .map_err(io_fail)?;
-            tmp.persist(&full).map_err(|e| io_fail(e.error))?;
-        }
-        drop(file);
+            tmp.persist(&full).map_err(|e| io_fail(e.error))?
+        } else {
+            file
+        };
         // Bazel leaves every output of a command r-xr-xr-x, whatever mode the command gave it,
         // so a script a genrule writes without `chmod +x` runs as Bazel's does.
         let executable = match &action.kind {
@@ -845,11 +847,14 @@ impl<'a> Ctx<'a> {
             | ActionKind::ExpandTemplate { executable, .. }
             | ActionKind::Symlink { executable, .. } => *executable,
         };
-        let digest = Digest::of_file(&full).map_err(io_fail)?;
-        fs::set_permissions(&full, fs::Permissions::from_mode(output_mode(executable)))
+        // Hashed, made read-only and stat'ed through the descriptor the confined open gave
+        // (the file at the output path): three path walks fewer per output than by path.
+        file.rewind().map_err(io_fail)?;
+        let digest = Digest::of_reader(&mut file).map_err(io_fail)?;
+        file.set_permissions(fs::Permissions::from_mode(output_mode(executable)))
             .map_err(io_fail)?;
         // After chmod, which changes ctime.
-        let stat = FileStat::of(&full).map_err(io_fail)?;
+        let stat = FileStat::from_metadata(&file.metadata().map_err(io_fail)?);
         self.stat().record(out, stat, digest);
         Ok((digest, executable, false))
     }

@@ -61,7 +61,9 @@ struct Seen {
 /// Everything loading depended on, by absolute path.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FsDeps {
+    #[serde(deserialize_with = "crate::core::sorted_map::deserialize")]
     files: BTreeMap<PathBuf, Seen>,
+    #[serde(deserialize_with = "crate::core::sorted_map::deserialize")]
     dirs: BTreeMap<PathBuf, Seen>,
 }
 
