@@ -363,7 +363,10 @@ pub fn analyze_with_store(
         // An aspect reads whatever it propagates to: all a rule applying aspects reaches.
         let mut readers: Vec<ConfiguredLabel> = Vec::new();
         for (key, _) in steps.iter().filter(|(_, s)| matches!(s, Step::Analyse(_))) {
-            let deps = configured.nodes[key].deps.iter().filter_map(|d| d.rule.clone());
+            let deps = configured.nodes[key]
+                .deps
+                .iter()
+                .filter_map(|d| d.rule.clone());
             match configured.nodes[key].applies_aspects {
                 true => readers.extend(transitive_closure(&configured, deps)),
                 false => readers.extend(deps),
