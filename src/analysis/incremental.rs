@@ -10,7 +10,7 @@ use starlark::environment::{FrozenModule, Module};
 use starlark::values::{OwnedFrozenValue, ValueIdentity};
 
 use super::configured_graph::{ConfiguredGraph, Node};
-use super::result_key::{dependency_keys, input_key};
+use super::result_key::input_key;
 use super::result_store::{ResultStore, StoredResult};
 use super::stored_value::{StoredValues, Unstorable, restore_providers, store_providers};
 use super::{Analyzed, ConfiguredLabel};
@@ -73,19 +73,8 @@ pub(super) fn key_of(
 
 /// The stored result of `key` analysed with `input`, if the store holds one that is intact
 /// and was made from the same inputs.
-pub(super) fn reuse(
-    store: &ResultStore,
-    key: &ConfiguredLabel,
-    input: Digest,
-    node: &Node,
-    done: &HashMap<ConfiguredLabel, Analyzed>,
-) -> Option<Analyzed> {
+pub(super) fn reuse(store: &ResultStore, key: &ConfiguredLabel, input: Digest) -> Option<Analyzed> {
     let entry = store.load(key, &input)?;
-    if let Some(aspect_key) = entry.aspect_key
-        && dependency_keys(node, done) != Some(aspect_key)
-    {
-        return None;
-    }
     let StoredResult {
         values,
         actions,
@@ -108,7 +97,7 @@ pub(super) fn reuse(
             result: Some(entry.result_digest),
             depsets: HashMap::new(),
             stored: Some(Arc::new(values)),
-            uses_aspects: entry.aspect_key.is_some(),
+            uses_aspects: false,
         },
     })
 }
@@ -159,8 +148,7 @@ pub(super) fn record_fresh(
     if analyzed.incremental.uses_aspects {
         return;
     }
-    let aspect_key = None;
-    let _ = store.store(key, input, aspect_key, digest, result);
+    let _ = store.store(key, input, digest, result);
 }
 
 /// The plain data of a frozen result's providers and its depsets by digest; `deps` are the

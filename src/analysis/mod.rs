@@ -344,9 +344,7 @@ pub fn analyze_with_store(
                                 rule,
                                 &analysis.targets,
                             );
-                            match input.and_then(|input| {
-                                incremental::reuse(store, key, input, node, &analysis.targets)
-                            }) {
+                            match input.and_then(|input| incremental::reuse(store, key, input)) {
                                 Some(reused) => Step::Done(Ok(Box::new(reused)), true),
                                 None => Step::Analyse(input),
                             }

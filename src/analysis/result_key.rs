@@ -71,19 +71,6 @@ pub(super) fn input_key(
     Some(h.finish())
 }
 
-/// A digest of the rule dependencies' own keys: what an aspect applied to them reads
-/// (their attributes, and their dependencies through `ctx.rule.attr`).
-pub(super) fn dependency_keys(
-    node: &Node,
-    done: &HashMap<ConfiguredLabel, Analyzed>,
-) -> Option<Digest> {
-    let mut h = Hasher::default();
-    for dep in node.deps.iter().filter_map(|e| e.rule.as_ref()) {
-        h.bytes(&done.get(dep)?.incremental.key?.0);
-    }
-    Some(h.finish())
-}
-
 /// What analysing a dependent reads of the loaded dependency `label` besides its result:
 /// its kind (a file's path depends on it), its rule class (`allow_rules`) and whether it
 /// is testonly.

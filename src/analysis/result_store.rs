@@ -68,9 +68,6 @@ pub(super) struct Entry {
     salt: String,
     target: String,
     pub key: Digest,
-    /// For a rule whose attributes apply aspects: the dependencies' own keys, since an
-    /// aspect reads a dependency's attributes and its dependencies, not only its result.
-    pub aspect_key: Option<Digest>,
     pub result_digest: Digest,
     pub result: StoredResult,
 }
@@ -133,7 +130,6 @@ impl ResultStore {
         &self,
         target: &ConfiguredLabel,
         key: Digest,
-        aspect_key: Option<Digest>,
         result_digest: Digest,
         result: StoredResult,
     ) -> Result<(), String> {
@@ -141,7 +137,6 @@ impl ResultStore {
             salt: self.salt.clone(),
             target: Self::name(target),
             key,
-            aspect_key,
             result_digest,
             result,
         };
