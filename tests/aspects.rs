@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Run, Workspace, bin_dir};
+use common::{Run, Workspace, bin_dir, counts};
 
 fn ok(run: Run) -> Run {
     assert_eq!(run.code, 0, "forge failed:\n{}", run.both());
@@ -22,21 +22,6 @@ fn failed_with(run: &Run, parts: &[&str]) {
 
 fn read(ws: &Workspace, path: &str) -> String {
     std::fs::read_to_string(ws.root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// `(executed, from cache, up to date)` from the summary line.
-fn counts(run: &Run) -> (usize, usize, usize) {
-    let line = run
-        .stderr
-        .lines()
-        .find(|l| l.contains(" executed, "))
-        .unwrap_or_else(|| panic!("no summary line in:\n{}", run.stderr));
-    let numbers: Vec<usize> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().unwrap())
-        .collect();
-    (numbers[0], numbers[1], numbers[2])
 }
 
 /// Rules: `lang_library` (srcs, one `main` file, deps; advertises `LangInfo`), `data_blob`

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Run, Workspace};
+use common::{Run, Workspace, counts};
 
 fn ok(run: Run) -> Run {
     assert_eq!(run.code, 0, "forge failed:\n{}", run.both());
@@ -337,21 +337,6 @@ fn loaded(run: &Run) -> String {
         .find(|l| l.starts_with("INFO: Analyzed"))
         .unwrap_or_else(|| panic!("no analysis line in:\n{}", run.stderr));
     line[line.find('(').unwrap()..].to_owned()
-}
-
-/// `(executed, from cache, up to date)` from the summary line.
-fn counts(run: &Run) -> (usize, usize, usize) {
-    let line = run
-        .stderr
-        .lines()
-        .find(|l| l.contains(" executed, "))
-        .unwrap_or_else(|| panic!("no summary line in:\n{}", run.stderr));
-    let numbers: Vec<usize> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().unwrap())
-        .collect();
-    (numbers[0], numbers[1], numbers[2])
 }
 
 #[test]

@@ -9,22 +9,7 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use common::{Run, Workspace};
-
-/// `(executed, from cache, up to date)` from the summary line.
-fn counts(run: &Run) -> (usize, usize, usize) {
-    let line = run
-        .stderr
-        .lines()
-        .find(|l| l.contains(" executed, "))
-        .unwrap_or_else(|| panic!("no summary line in:\n{}", run.stderr));
-    let numbers: Vec<usize> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().unwrap())
-        .collect();
-    (numbers[0], numbers[1], numbers[2])
-}
+use common::{Run, Workspace, counts};
 
 fn ok(run: Run) -> Run {
     assert_eq!(run.code, 0, "forge failed:\n{}", run.both());

@@ -283,3 +283,18 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free port")
 }
+
+/// `(executed, from cache, up to date)` from the summary line.
+pub fn counts(run: &Run) -> (usize, usize, usize) {
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.contains(" executed, "))
+        .unwrap_or_else(|| panic!("no summary line in:\n{}", run.stderr));
+    let numbers: Vec<usize> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    (numbers[0], numbers[1], numbers[2])
+}
