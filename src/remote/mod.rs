@@ -282,25 +282,9 @@ impl RemoteCache {
         key: &Digest,
         paths: &[ExecPath],
     ) -> Option<Vec<RemoteFile>> {
-        if !self.accepts() {
-            return None;
-        }
+        let result = self.cached_result(kind, key, paths)?;
         let backend = self.backend()?;
         let hash = backend.hash_fn();
-        let result = match backend.get_action_result(&self.key(hash, kind, key)) {
-            Ok(Some(r)) => r,
-            Ok(None) => return None,
-            Err(e) => {
-                self.give_up(&e);
-                return None;
-            }
-        };
-        if result.exit_code != 0
-            || !result.output_directories.is_empty()
-            || result.output_files.len() != paths.len()
-        {
-            return None;
-        }
         let mut by_path: HashMap<&str, &proto::OutputFile> = HashMap::new();
         for f in &result.output_files {
             by_path.insert(f.path.as_str(), f);
@@ -403,16 +387,14 @@ pub struct RemoteBlob {
 }
 
 impl RemoteCache {
-    /// The output files of the result cached under `key`, as digests in the server's CAS,
-    /// nothing downloaded; in the order of `paths`, which must be exactly the entry's output
-    /// files. `None` on a miss or an error (reported once). Whether the blobs are still there
-    /// is found out when one is needed (`read_verified`).
-    pub fn fetch_digests(
+    /// The successful result cached under `key` whose output files are exactly `paths` (no
+    /// directories); `None` on a miss, another shape, or an error (reported once).
+    fn cached_result(
         &self,
         kind: KeyKind,
         key: &Digest,
         paths: &[ExecPath],
-    ) -> Option<Vec<RemoteBlob>> {
+    ) -> Option<proto::ActionResult> {
         if !self.accepts() {
             return None;
         }
@@ -425,12 +407,23 @@ impl RemoteCache {
                 return None;
             }
         };
-        if result.exit_code != 0
-            || !result.output_directories.is_empty()
-            || result.output_files.len() != paths.len()
-        {
-            return None;
-        }
+        let same_shape = result.exit_code == 0
+            && result.output_directories.is_empty()
+            && result.output_files.len() == paths.len();
+        same_shape.then_some(result)
+    }
+
+    /// The output files of the result cached under `key`, as digests in the server's CAS,
+    /// nothing downloaded; in the order of `paths`, which must be exactly the entry's output
+    /// files. `None` on a miss or an error (reported once). Whether the blobs are still there
+    /// is found out when one is needed (`read_verified`).
+    pub fn fetch_digests(
+        &self,
+        kind: KeyKind,
+        key: &Digest,
+        paths: &[ExecPath],
+    ) -> Option<Vec<RemoteBlob>> {
+        let result = self.cached_result(kind, key, paths)?;
         let mut blobs = Vec::with_capacity(paths.len());
         for p in paths {
             let f = result.output_files.iter().find(|f| f.path == p.as_str())?;
