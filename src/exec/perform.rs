@@ -203,17 +203,19 @@ impl<'a> Ctx<'a> {
                     )
                 })?,
                 // A source directory's whole content is in the key (Bazel's check is unsound).
-                None => source_dir::digest_input(self.stat(), path).map_err(|e| match e {
-                    source_dir::InputError::Directory(e) => {
-                        self.fail(action, e.describe(path), String::new(), false)
-                    }
-                    source_dir::InputError::Missing(e) => self.fail(
-                        action,
-                        format!("missing input file '{path}'"),
-                        e.to_string(),
-                        false,
-                    ),
-                })?,
+                None => {
+                    source_dir::digest_source_input(self.stat(), path).map_err(|e| match e {
+                        source_dir::InputError::Directory(e) => {
+                            self.fail(action, e.describe(path), String::new(), false)
+                        }
+                        source_dir::InputError::Missing(e) => self.fail(
+                            action,
+                            format!("missing input file '{path}'"),
+                            e.to_string(),
+                            false,
+                        ),
+                    })?
+                }
             };
             input_digests.push((path, digest));
         }
