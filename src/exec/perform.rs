@@ -223,7 +223,8 @@ impl<'a> Ctx<'a> {
         let cacheable = !action.requirements.iter().any(|r| r == NO_CACHE);
         if action.discovery.is_some() {
             let identity = discovery::key_with(action, &env, &input_digests, None);
-            let done = self.perform_discovering(action, &env, &input_digests, cacheable)?;
+            let done =
+                self.perform_discovering(action, &env, &input_digests, identity, cacheable)?;
             if matches!(done.how, How::UpToDate) {
                 return Ok(done);
             }
@@ -279,15 +280,17 @@ impl<'a> Ctx<'a> {
         self.lookup_cache(action, key)
     }
     /// `perform` for an action with a dependency file: keyed by the inputs it read last
-    /// time it ran with the same identity; after a run, by those its dependency file lists.
+    /// time it ran with the same `identity` (its key with the discoverable inputs left out,
+    /// which `perform` has computed already: over a compile's thousand declared headers, not
+    /// free); after a run, by those its dependency file lists.
     fn perform_discovering(
         &self,
         action: &Action,
         env: &BTreeMap<String, String>,
         inputs: &[(&str, Digest)],
+        identity: Digest,
         cacheable: bool,
     ) -> Result<Done, Fail> {
-        let identity = discovery::key_with(action, env, inputs, None);
         if cacheable
             && let Some(used) = self.discovered.get(&identity)
             && let Some(done) = self.cached(
