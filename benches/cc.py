@@ -32,6 +32,7 @@ base, new (empty) for each clean build. Helpers come from benches/build.py.
 import argparse
 import json
 import os
+import resource
 import shlex
 import shutil
 import statistics
@@ -255,8 +256,24 @@ def affected_by_header(libs):
     return 3 * len(hit) + 2 * 2
 
 
+def with_cpu(build):
+    """Runs `build()`; returns its (seconds, actions, peak MB) with the CPU seconds (user +
+    system) of the tool and every command it ran, which a loaded machine disturbs less than
+    the elapsed time."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    secs, actions, rss = build()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return secs, actions, rss, cpu
+
+
+def cpu_note(f, k):
+    return "CPU %.1f s / %.1f s = %.2fx" % (f[3], k[3], f[3] / k[3] if k[3] else float("inf"))
+
+
 def median_row(xs):
-    return (statistics.median(x[0] for x in xs), statistics.median(x[1] for x in xs), None)
+    return (statistics.median(x[0] for x in xs), statistics.median(x[1] for x in xs), None,
+            statistics.median(x[3] for x in xs))
 
 
 def expect(what, got, want):
@@ -287,35 +304,37 @@ def bench(root, libs, files, forge_bin, jobs, runs):
     ninja = None
     for r in range(runs):
         forge.clean(d, "main")
-        fl.append(forge.build(measure_memory=True))
+        fl.append(with_cpu(lambda: forge.build(measure_memory=True)))
         if ninja is None:
             exec_root = os.path.join(forge.output_base, "execroot", "ccbench")
             _, dirs, action_env = write_ninja(graph, nj, exec_root)
             ninja = CcNinja(nj, jobs, dirs, action_env)
         ninja.clean()
-        k.append(ninja.build())
+        k.append(with_cpu(ninja.build))
         forge.clean(d, "sandboxed")
-        fs.append(forge.build(strategy="sandboxed"))
+        fs.append(with_cpu(lambda: forge.build(strategy="sandboxed")))
         for what, x, want in (("forge clean build", fl[-1], actions + param_files),
                               ("forge sandboxed", fs[-1], actions + param_files),
                               ("ninja clean build", k[-1], actions)):
             expect(what, x[1], want)
-        print("  clean build %d: forge %.2f s, sandboxed %.2f s, ninja %.2f s" % (
-            r + 1, fl[-1][0], fs[-1][0], k[-1][0]), flush=True)
+        print("  clean build %d: forge %.2f s (CPU %.1f s), ninja %.2f s (CPU %.1f s), sandboxed %.2f s "
+              "(CPU %.1f s); load %.1f" % (r + 1, fl[-1][0], fl[-1][3], k[-1][0], k[-1][3], fs[-1][0], fs[-1][3],
+                                          os.getloadavg()[0]), flush=True)
     results["rss_mb"] = max(x[2] for x in fl)
     f, k, s = median_row(fl), median_row(k), median_row(fs)
     results["clean"], results["sandboxed"] = (f, k), (s, k)
-    print(fmt_row("clean build", f, k, "median of %d; target <= %.1fx ninja" % (runs, CLEAN_RATIO)))
-    print(fmt_row("clean, sandboxed", s, k, "median of %d; target <= %.1fx ninja" % (runs, SANDBOXED_RATIO)),
-          flush=True)
+    print(fmt_row("clean build", f, k, "median of %d; target <= %.1fx ninja; %s" % (
+        runs, CLEAN_RATIO, cpu_note(f, k))))
+    print(fmt_row("clean, sandboxed", s, k, "median of %d; target <= %.1fx ninja; %s" % (
+        runs, SANDBOXED_RATIO, cpu_note(s, k))), flush=True)
     shutil.rmtree(forge.output_base, ignore_errors=True)
     forge.output_base = os.path.join(d, "output_base-main")
 
     # No-op: nothing changed, alternating, median of 2 * `runs` (at least 5).
     fn, kn = [], []
     for _ in range(max(5, 2 * runs)):
-        fn.append(forge.build())
-        kn.append(ninja.build())
+        fn.append(with_cpu(forge.build))
+        kn.append(with_cpu(ninja.build))
         expect("forge no-op", fn[-1][1], 0)
         expect("ninja no-op", kn[-1][1], 0)
     f, k = median_row(fn), median_row(kn)
@@ -328,14 +347,14 @@ def bench(root, libs, files, forge_bin, jobs, runs):
     fh, kh = [], []
     for e in range(max(3, runs)):
         edit_header(ws, nj, libs, e)
-        fh.append(forge.build())
-        kh.append(ninja.build())
+        fh.append(with_cpu(forge.build))
+        kh.append(with_cpu(ninja.build))
         expect("forge after the header edit", fh[-1][1], want)
         expect("ninja after the header edit", kh[-1][1], want)
     f, k = median_row(fh), median_row(kh)
     results["header"] = (f, k)
-    print(fmt_row("one header changed", f, k, "median of %d edits; target <= %.1fx ninja" % (
-        len(fh), HEADER_RATIO)), flush=True)
+    print(fmt_row("one header changed", f, k, "median of %d edits; target <= %.1fx ninja; %s" % (
+        len(fh), HEADER_RATIO, cpu_note(f, k))), flush=True)
     print("forge peak memory (clean build): %.0f MB" % results["rss_mb"], flush=True)
     shutil.rmtree(forge.output_base, ignore_errors=True)
     return results
@@ -386,6 +405,7 @@ def main():
                              ("header", "one header changed, forge/ninja", HEADER_RATIO)):
         f, k = r[key]
         check(name, f[0] / k[0], "%.1fx" % limit, "x", f[0] / k[0] <= limit)
+        print("%-44s %8.3f x   (CPU time, for the noise)" % ("  same, CPU", f[3] / k[3]))
     noop = r["noop"][0][0]
     check("no-op build (median)", noop, "%.2f s" % NOOP_LIMIT_S, "s", noop <= NOOP_LIMIT_S)
     sys.exit(0 if ok else 1)
