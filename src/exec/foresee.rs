@@ -76,7 +76,7 @@ pub fn foresee(
                         break;
                     }
                 },
-                None => match source_dir::digest_input(&stat, path) {
+                None => match source_dir::digest_source_input(&stat, path) {
                     Ok(d) => d,
                     Err(e) => {
                         let problem = match e {

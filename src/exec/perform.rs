@@ -213,17 +213,19 @@ impl<'a> Ctx<'a> {
                     )
                 })?,
                 // A source directory's whole content is in the key (Bazel's check is unsound).
-                None => source_dir::digest_input(self.stat(), path).map_err(|e| match e {
-                    source_dir::InputError::Directory(e) => {
-                        self.fail(action, e.describe(path), String::new(), false)
-                    }
-                    source_dir::InputError::Missing(e) => self.fail(
-                        action,
-                        format!("missing input file '{path}'"),
-                        e.to_string(),
-                        false,
-                    ),
-                })?,
+                None => {
+                    source_dir::digest_source_input(self.stat(), path).map_err(|e| match e {
+                        source_dir::InputError::Directory(e) => {
+                            self.fail(action, e.describe(path), String::new(), false)
+                        }
+                        source_dir::InputError::Missing(e) => self.fail(
+                            action,
+                            format!("missing input file '{path}'"),
+                            e.to_string(),
+                            false,
+                        ),
+                    })?
+                }
             };
             input_digests.push((path, digest));
         }
@@ -231,7 +233,8 @@ impl<'a> Ctx<'a> {
         let cacheable = !action.requirements.iter().any(|r| r == NO_CACHE);
         if action.discovery.is_some() {
             let identity = discovery::key_with(action, &env, &input_digests, None);
-            let done = self.perform_discovering(action, &env, &input_digests, cacheable)?;
+            let done =
+                self.perform_discovering(action, &env, &input_digests, identity, cacheable)?;
             if matches!(done.how, How::UpToDate) {
                 return Ok(done);
             }
@@ -287,15 +290,17 @@ impl<'a> Ctx<'a> {
         self.lookup_cache(action, key)
     }
     /// `perform` for an action with a dependency file: keyed by the inputs it read last
-    /// time it ran with the same identity; after a run, by those its dependency file lists.
+    /// time it ran with the same `identity` (its key with the discoverable inputs left out,
+    /// which `perform` has computed already: over a compile's thousand declared headers, not
+    /// free); after a run, by those its dependency file lists.
     fn perform_discovering(
         &self,
         action: &Action,
         env: &BTreeMap<String, String>,
         inputs: &[(&str, Digest)],
+        identity: Digest,
         cacheable: bool,
     ) -> Result<Done, Fail> {
-        let identity = discovery::key_with(action, env, inputs, None);
         if cacheable
             && let Some(used) = self.discovered.get(&identity)
             && let Some(done) = self.cached(

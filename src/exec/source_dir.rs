@@ -72,7 +72,21 @@ pub(crate) enum InputError {
 /// label naming a source directory, as Bazel allows) the directory's whole content. The
 /// directory is looked for only when the file check fails, so a file costs one `stat`.
 pub(crate) fn digest_input(stat: &StatCache, path: &str) -> Result<Digest, InputError> {
-    match stat.digest(path) {
+    or_directory(stat, path, stat.digest(path))
+}
+
+/// `digest_input` for an action's source input: a file is checked once per build
+/// (`StatCache::source_digest`), however many actions declare it.
+pub(crate) fn digest_source_input(stat: &StatCache, path: &str) -> Result<Digest, InputError> {
+    or_directory(stat, path, stat.source_digest(path))
+}
+
+fn or_directory(
+    stat: &StatCache,
+    path: &str,
+    file: std::io::Result<Digest>,
+) -> Result<Digest, InputError> {
+    match file {
         Ok(digest) => Ok(digest),
         Err(_) if is_directory(stat, path) => digest(stat, path).map_err(InputError::Directory),
         Err(e) => Err(InputError::Missing(e)),

@@ -20,6 +20,7 @@ mod layers;
 mod mounts;
 mod namespaces;
 mod roots;
+mod staging;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -91,6 +92,8 @@ pub struct SandboxRunner {
     /// which goes back here when the command and everything it started have ended.
     nets: Mutex<Vec<std::os::fd::OwnedFd>>,
     pub counts: Counts,
+    /// Source directories staged for commands that see part of them (see `staging`).
+    staging: Mutex<staging::Staging>,
 }
 
 /// The system directories a command may read.
@@ -133,6 +136,9 @@ impl SandboxRunner {
                 })
             });
         }
+        // Named like the roots, so that it goes with them.
+        let staged_dir = format!("{}-staged", std::process::id());
+        let staging = Mutex::new(staging::Staging::new(config.roots_dir.join(staged_dir)));
         SandboxRunner {
             config,
             strategies,
@@ -141,6 +147,7 @@ impl SandboxRunner {
             roots: Mutex::new(Vec::new()),
             next_root: AtomicUsize::new(0),
             mount_flags: Mutex::new(HashMap::new()),
+            staging,
             unavailable: std::sync::OnceLock::new(),
             layers: std::sync::OnceLock::new(),
             holder: std::sync::OnceLock::new(),

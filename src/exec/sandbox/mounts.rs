@@ -1,7 +1,7 @@
 //! Mount planning: a command's declared inputs, outputs and scratch directories in, the mount
 //! points made under its sandbox root and the list of binds (from the layers, with the flags
 //! a read-only remount must keep) out — whole source directories bound once where every
-//! entry in them is an input.
+//! entry in them is an input, and staged copies of those a command sees only part of.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -80,7 +80,39 @@ impl SandboxRunner {
             }
             Ok(())
         };
+        // Source directories whose every file is an input are mounted whole: one mount for
+        // a thousand files, so setup does not grow with the number of inputs.
+        let (whole_dirs, single) = self.collapse(inputs);
+        // Of the rest, source directories a command sees only part of are staged: a copy of
+        // the declared files, bound whole (see `staging`).
+        let (sources, mut single): (Vec<&str>, Vec<&ExecPath>) = {
+            let (s, o): (Vec<&ExecPath>, Vec<&ExecPath>) = single.into_iter().partition(|i| {
+                !i.starts_with(crate::core::layout::OUT_DIR) && !i.starts_with("external/")
+            });
+            (s.into_iter().map(ExecPath::as_str).collect(), o)
+        };
+        let others: BTreeSet<&str> = inputs
+            .iter()
+            .chain(outputs)
+            .chain(directory_outputs)
+            .chain(scratch_dirs)
+            .map(ExecPath::as_str)
+            .collect();
         let mut binds = Vec::new();
+        let (staged, unstaged) = self
+            .staging
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .split(&self.config.exec_root, sources, &others);
+        for (dir, copy) in staged {
+            let target = inner.join(&dir);
+            mkdirs(&target, &mut made)?;
+            let dev = fs::metadata(&copy)?.dev();
+            binds.push((copy.clone(), target, self.locked_flags(&copy, dev)));
+        }
+        let by_path: BTreeMap<&str, &ExecPath> = inputs.iter().map(|i| (i.as_str(), i)).collect();
+        single.extend(unstaged.into_iter().filter_map(|p| by_path.get(p).copied()));
+        single.sort_by_key(|i| i.as_str());
         let mut add_input = |exec_path: &str, made: &mut BTreeSet<PathBuf>| -> io::Result<()> {
             let host = self.config.exec_root.join(exec_path);
             let Ok(meta) = fs::metadata(&host) else {
@@ -114,9 +146,6 @@ impl SandboxRunner {
             ));
             Ok(())
         };
-        // Source directories whose every file is an input are mounted whole: one mount for
-        // a thousand files, so setup does not grow with the number of inputs.
-        let (whole_dirs, single) = self.collapse(inputs);
         for dir in &whole_dirs {
             add_input(dir, &mut made)?;
         }
