@@ -416,11 +416,10 @@ pub fn analyze_with_store(
             }
         }
         for (key, result, reused) in results {
-            if !reused {
-                analysis.analysed += 1;
-            }
             match result {
                 Ok(a) => {
+                    // Bazel's "N targets configured": those configured now, not failures.
+                    analysis.analysed += usize::from(!reused);
                     analysis.targets.insert(key, a);
                 }
                 Err(ds) => {
