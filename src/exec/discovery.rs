@@ -117,12 +117,17 @@ pub fn key_with(
     let Some(discovery) = &action.discovery else {
         return action_key(action, env, inputs);
     };
-    let discoverable: BTreeSet<&str> = discovery.discoverable.iter().map(|p| p.as_str()).collect();
+    // Both lists are sorted and unique, so one merge walk classifies every input (a set built
+    // here would cost a thousand allocations per compile, twice per no-op). Were `inputs` ever
+    // out of order, a discoverable input would only be kept with its digest: more rebuilds,
+    // never fewer.
+    let mut discoverable = discovery.discoverable.iter().map(|p| p.as_str()).peekable();
     let unread = Digest([0; 32]);
     let kept: Vec<(&str, Digest)> = inputs
         .iter()
         .filter_map(|&(path, digest)| {
-            if !discoverable.contains(path) {
+            while discoverable.next_if(|d| *d < path).is_some() {}
+            if discoverable.next_if_eq(&path).is_none() {
                 return Some((path, digest));
             }
             match used {
