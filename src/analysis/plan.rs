@@ -161,15 +161,8 @@ impl PlanCache {
     pub fn load(&self, key: &Digest) -> Option<BuildPlan> {
         // Read whole and parsed from memory: parsing as it is read would spare the file's
         // size in memory, but serde_json reads a stream byte by byte, at twice the CPU time.
-        let bytes = fs::read(self.path(key)).ok()?;
-        let newline = bytes.iter().position(|b| *b == b'\n')?;
-        let header = std::str::from_utf8(&bytes[..newline]).ok()?;
-        let sum = Digest::from_hex(header.strip_prefix(HEADER)?)?;
-        let body = &bytes[newline + 1..];
-        if Digest::of_bytes(body) != sum {
-            return None;
-        }
-        let stored: Stored = serde_json::from_slice(body).ok()?;
+        let body = crate::core::sealed::read_sealed(&self.path(key), HEADER)?;
+        let stored: Stored = serde_json::from_slice(&body).ok()?;
         stored.deps.unchanged().then_some(stored.plan)
     }
 
@@ -178,8 +171,7 @@ impl PlanCache {
         fs::create_dir_all(&self.dir)?;
         let body = serde_json::to_vec(&StoredRef { deps, plan })?;
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
-        let header = format!("{HEADER}{}\n", Digest::of_bytes(&body));
-        tmp.write_all(header.as_bytes())?;
+        tmp.write_all(crate::core::sealed::header(HEADER, &body).as_bytes())?;
         tmp.write_all(&body)?;
         tmp.persist(self.path(key)).map_err(|e| e.error)?;
         Ok(())

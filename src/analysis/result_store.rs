@@ -10,7 +10,6 @@
 //! with the BLAKE3 digest of the rest. A damaged entry fails its digest and the target is
 //! analysed again and the entry rewritten, never trusted.
 
-use std::fs;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -109,15 +108,8 @@ impl ResultStore {
 
     /// The stored entry of `target` if it is intact, was made with this salt and for `key`.
     pub(super) fn load(&self, target: &ConfiguredLabel, key: &Digest) -> Option<Entry> {
-        let bytes = fs::read(self.path(target)).ok()?;
-        let newline = bytes.iter().position(|b| *b == b'\n')?;
-        let header = std::str::from_utf8(&bytes[..newline]).ok()?;
-        let sum = Digest::from_hex(header.strip_prefix(HEADER)?)?;
-        let body = &bytes[newline + 1..];
-        if Digest::of_bytes(body) != sum {
-            return None;
-        }
-        let entry: Entry = postcard::from_bytes(body).ok()?;
+        let body = crate::core::sealed::read_sealed(&self.path(target), HEADER)?;
+        let entry: Entry = postcard::from_bytes(&body).ok()?;
         if entry.salt != self.salt || entry.target != Self::name(target) || entry.key != *key {
             return None;
         }
@@ -141,8 +133,7 @@ impl ResultStore {
             result,
         };
         let body = postcard::to_allocvec(&entry).map_err(|e| e.to_string())?;
-        let mut content = format!("{HEADER}{}\n", Digest::of_bytes(&body)).into_bytes();
-        content.extend_from_slice(&body);
+        let content = crate::core::sealed::seal(HEADER, &body);
         crate::core::fs::write_atomic(&self.path(target), &content).map_err(|e| e.to_string())
     }
 }

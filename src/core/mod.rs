@@ -12,6 +12,7 @@ pub mod label;
 pub mod layout;
 pub mod nesting;
 pub mod paint;
+pub mod sealed;
 pub mod sorted_map;
 pub mod test_spec;
 

@@ -9,7 +9,6 @@
 //! in postcard, behind a header with the BLAKE3 digest of the rest. A damaged entry fails
 //! its digest and is evaluated again and rewritten, never trusted.
 
-use std::fs;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -61,15 +60,8 @@ impl PackageStore {
     /// The stored package `id` and what it read, if the entry is intact, was made with this
     /// salt, and everything it read is unchanged.
     pub fn load(&self, id: &PackageId) -> Option<(Package, FsDeps)> {
-        let bytes = fs::read(self.path(id)).ok()?;
-        let newline = bytes.iter().position(|b| *b == b'\n')?;
-        let header = std::str::from_utf8(&bytes[..newline]).ok()?;
-        let sum = Digest::from_hex(header.strip_prefix(HEADER)?)?;
-        let body = &bytes[newline + 1..];
-        if Digest::of_bytes(body) != sum {
-            return None;
-        }
-        let stored: Stored = postcard::from_bytes(body).ok()?;
+        let body = crate::core::sealed::read_sealed(&self.path(id), HEADER)?;
+        let stored: Stored = postcard::from_bytes(&body).ok()?;
         if stored.salt != self.salt || stored.id != *id || !stored.reads.unchanged() {
             return None;
         }
@@ -86,14 +78,14 @@ impl PackageStore {
             package,
         })
         .map_err(|e| e.to_string())?;
-        let mut content = format!("{HEADER}{}\n", Digest::of_bytes(&body)).into_bytes();
-        content.extend_from_slice(&body);
+        let content = crate::core::sealed::seal(HEADER, &body);
         crate::core::fs::write_atomic(&self.path(id), &content).map_err(|e| e.to_string())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
     use std::sync::Arc;
 
     use super::*;
