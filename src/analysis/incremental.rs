@@ -31,9 +31,6 @@ pub(crate) struct Record {
     pub depsets: HashMap<Digest, OwnedFrozenValue>,
     /// A stored result's providers, until they are made into Starlark values.
     pub stored: Option<Arc<StoredValues>>,
-    /// Whether an attribute of its rule applies aspects (which read more of a dependency
-    /// than its result).
-    pub uses_aspects: bool,
 }
 
 /// The rule dependencies of a configured target, each once, in edge order: stored results
@@ -97,7 +94,6 @@ pub(super) fn reuse(store: &ResultStore, key: &ConfiguredLabel, input: Digest) -
             result: Some(entry.result_digest),
             depsets: HashMap::new(),
             stored: Some(Arc::new(values)),
-            uses_aspects: false,
         },
     })
 }
@@ -145,7 +141,7 @@ pub(super) fn record_fresh(
     // An aspect reads the attributes and providers of everything it propagates to, which
     // no key here covers: a rule applying aspects is analysed on every command (its result
     // digest still keys its dependents, as it was computed now).
-    if analyzed.incremental.uses_aspects {
+    if node.applies_aspects {
         return;
     }
     let _ = store.store(key, input, digest, result);

@@ -285,10 +285,7 @@ fn analyze_rule(
             is_test: rule.is_test,
             args,
             test,
-            incremental: super::incremental::Record {
-                uses_aspects: decl.attrs.iter().any(|(_, spec)| !spec.aspects.is_empty()),
-                ..Default::default()
-            },
+            incremental: Default::default(),
         })
     })
 }
