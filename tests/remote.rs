@@ -806,3 +806,124 @@ fn http_cache_without_the_bytes() {
     );
     assert_eq!(fs::read_to_string(bin(&ws, "d.txt")).unwrap(), "alpha\n");
 }
+
+/// A glob, a .bzl constant and a chain: what a build entry's key must cover.
+fn globbed_genrules() -> Workspace {
+    let ws = Workspace::empty();
+    ws.write("WORKSPACE", "workspace(name = \"entry\")\n");
+    ws.write("pkg/defs.bzl", "SUFFIX = \"one\"\n");
+    ws.write("pkg/x.txt", "hello\n");
+    ws.write(
+        "pkg/BUILD",
+        r#"load(":defs.bzl", "SUFFIX")
+genrule(name = "a", srcs = glob(["*.txt"]), outs = ["a.out"], cmd = "cat $(SRCS) > $@; echo " + SUFFIX + " >> $@")
+genrule(name = "b", srcs = [":a"], outs = ["b.out"], cmd = "tr a-z A-Z < $< > $@")
+"#,
+    );
+    ws
+}
+
+const FROM_ENTRY: &str = "came from the remote cache's build entry";
+
+#[test]
+#[ignore = "needs BuildGrid (FORGE_TEST_BGD): .ci/run installs it and runs the ignored tests"]
+fn a_fresh_output_base_takes_the_build_entry_only_while_it_holds() {
+    let server = buildgrid();
+    let flag = format!("--remote_cache={}", grpc_url(&server));
+    let ws = globbed_genrules();
+    let bases = tempfile::tempdir().unwrap();
+    let mut fresh = 0;
+    // A build from a fresh output base, fetching the requested output.
+    let mut build = |extra: &[&str]| {
+        fresh += 1;
+        let base = bases.path().join(format!("base{fresh}"));
+        let base = base.to_str().unwrap().to_owned();
+        let mut args = vec!["--output_base", &base, "build", "//pkg:b", &flag];
+        args.push("--remote_download_toplevel");
+        args.extend(extra);
+        let run = ws.forge(&args);
+        ok(&run);
+        let out = fs::read_to_string(ws.root().join(BIN).join("pkg/b.out")).unwrap();
+        (run, out)
+    };
+    // Run here and uploaded, outputs downloaded: its entry holds the plan but no action
+    // results (they would name local blobs another output base does not have).
+    let ob = bases.path().join("all");
+    let run = ws.forge(&["--output_base", ob.to_str().unwrap(), "build", "//pkg:b", &flag]);
+    ok(&run);
+    assert_eq!(counts(&run).0, 2, "{}", run.stderr);
+    // Other flags (the download mode), so another entry: the results are remote hits left
+    // in the remote CAS, and they go into this build's entry.
+    let (run, out) = build(&[]);
+    assert!(!run.stderr.contains(FROM_ENTRY), "{}", run.stderr);
+    assert_eq!(counts(&run), (0, 2, 0), "{}", run.stderr);
+    assert!(summary(&run).contains(" 2 from the remote cache."), "{}", run.stderr);
+    assert_eq!(out, "HELLO\nONE\n");
+
+    // Nothing changed: the plan and both results come from the entry; nothing is loaded,
+    // nothing looked up per action, nothing runs.
+    let (run, out) = build(&[]);
+    assert!(
+        run.stderr
+            .contains("The plan and 2 action results came from the remote cache's build entry"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("(0 packages loaded"), "{}", run.stderr);
+    assert!(summary(&run).contains(" 0 from the remote cache."), "{}", run.stderr);
+    assert_eq!(counts(&run), (0, 2, 0), "{}", run.stderr);
+    assert_eq!(out, "HELLO\nONE\n");
+
+    // A changed BUILD file, .bzl file, glob listing or flag: planned afresh, built right.
+    let build_file = fs::read_to_string(ws.root().join("pkg/BUILD")).unwrap();
+    ws.write("pkg/BUILD", &build_file.replace("a-z A-Z", "a-y A-Y"));
+    let (run, out) = build(&[]);
+    assert!(!run.stderr.contains(FROM_ENTRY), "{}", run.stderr);
+    assert_eq!(out, "HELLO\nONE\n".replace('Z', "z"));
+    assert!(run.stderr.contains("(1 package loaded"), "{}", run.stderr);
+    ws.write("pkg/BUILD", &build_file);
+
+    ws.write("pkg/defs.bzl", "SUFFIX = \"two\"\n");
+    let (run, out) = build(&[]);
+    assert!(!run.stderr.contains(FROM_ENTRY), "{}", run.stderr);
+    assert_eq!(out, "HELLO\nTWO\n");
+    ws.write("pkg/defs.bzl", "SUFFIX = \"one\"\n");
+
+    ws.write("pkg/y.txt", "new\n");
+    let (run, out) = build(&[]);
+    assert!(!run.stderr.contains(FROM_ENTRY), "{}", run.stderr);
+    assert_eq!(out, "HELLO\nNEW\nONE\n");
+    fs::remove_file(ws.root().join("pkg/y.txt")).unwrap();
+
+    let (run, out) = build(&["--define=x=1"]);
+    assert!(!run.stderr.contains(FROM_ENTRY), "{}", run.stderr);
+    assert_eq!(out, "HELLO\nONE\n");
+
+    // Back as it was: the first entry again.
+    let (run, out) = build(&[]);
+    assert!(run.stderr.contains(FROM_ENTRY), "{}", run.stderr);
+    assert_eq!(counts(&run).0, 0, "{}", run.stderr);
+    assert_eq!(out, "HELLO\nONE\n");
+
+    // A changed source file keeps the plan, but not the result of the action reading it:
+    // each action's key is computed from its inputs as they are.
+    ws.write("pkg/x.txt", "changed\n");
+    let (run, out) = build(&[]);
+    assert!(run.stderr.contains(FROM_ENTRY), "{}", run.stderr);
+    assert_eq!(counts(&run).0, 2, "{}", run.stderr);
+    assert_eq!(out, "CHANGED\nONE\n");
+
+    // And an output base that took the entry is an ordinary one afterwards: a no-op.
+    let base = bases.path().join(format!("base{fresh}"));
+    let run = ws.forge(&[
+        "--output_base",
+        base.to_str().unwrap(),
+        "build",
+        "//pkg:b",
+        &flag,
+        "--remote_download_toplevel",
+    ]);
+    ok(&run);
+    assert!(!run.stderr.contains(FROM_ENTRY), "{}", run.stderr);
+    assert_eq!(counts(&run), (0, 0, 2), "{}", run.stderr);
+}

@@ -152,7 +152,8 @@ impl PlanCache {
         Digest::of_bytes(text.as_bytes())
     }
 
-    fn path(&self, key: &Digest) -> PathBuf {
+    /// The file the plan under `key` is kept in (`ops::build_entry` shares it).
+    pub fn path(&self, key: &Digest) -> PathBuf {
         self.dir.join(key.to_hex())
     }
 

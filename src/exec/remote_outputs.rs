@@ -377,3 +377,51 @@ mod tests {
         Ok(())
     }
 }
+
+/// The action cache records of `actions` whose outputs all stay in the remote CAS, each
+/// under the key the action last ran or was restored with (the ingredient log names it), as
+/// JSON for `import_records` in another output base (`ops::build_entry`). Records of actions
+/// with a local output are left out: the other output base has no local blob for them.
+pub fn export_records(cache_dir: &Path, actions: &[crate::core::Action]) -> Vec<u8> {
+    use crate::exec::action_cache::{ActionCache, Lookup};
+    let ingredients = crate::exec::ingredients::IngredientLog::new(cache_dir);
+    let cache = ActionCache::new(cache_dir.join("ac"));
+    let mut records = Vec::new();
+    for action in actions {
+        let Some(first) = action.outputs.first() else {
+            continue;
+        };
+        let Some(last) = ingredients.last(first.as_str()) else {
+            continue;
+        };
+        let key = last.ingredients.key;
+        if let Lookup::Entry(entry) = cache.lookup(&key)
+            && is_remote_only(&entry)
+        {
+            records.push((key, entry));
+        }
+    }
+    serde_json::to_vec(&records).unwrap_or_default()
+}
+
+fn is_remote_only(entry: &crate::exec::action_cache::AcEntry) -> bool {
+    !entry.outputs.is_empty() && entry.outputs.iter().all(|o| o.remote.is_some() && !o.tree)
+}
+
+/// Adds records made by `export_records` to the action cache under `cache_dir`, leaving any
+/// key it already has alone (its own latest result wins); how many were added. A record is
+/// only as trusted as a remote cache hit: its outputs are fetched, verified, when needed.
+pub fn import_records(cache_dir: &Path, bytes: &[u8]) -> std::io::Result<usize> {
+    use crate::exec::action_cache::{AcEntry, ActionCache, Lookup};
+    let records: Vec<(Digest, AcEntry)> =
+        serde_json::from_slice(bytes).map_err(std::io::Error::other)?;
+    let cache = ActionCache::new(cache_dir.join("ac"));
+    let mut added = 0;
+    for (key, entry) in records {
+        if is_remote_only(&entry) && cache.lookup(&key) == Lookup::Absent {
+            cache.put(&key, &entry)?;
+            added += 1;
+        }
+    }
+    Ok(added)
+}

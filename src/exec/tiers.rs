@@ -32,6 +32,8 @@ impl Store {
         let entries = match kind {
             KeyKind::Action => "ac",
             KeyKind::Test => "tests",
+            // Kept remotely only (`ops::build_entry`); never looked up through the tiers.
+            KeyKind::BuildManifest | KeyKind::Build => "builds",
         };
         Store {
             cas: Cas::new(dir.join("cas")),

@@ -131,6 +131,7 @@ pub fn analyze(
     // Evaluated under the lock: WORKSPACE's loads may fetch into the output base.
     let workspace = Arc::new(super::fetch::evaluate_workspace(site, &request.fetch)?);
     let cwd_package = workspace.package_of(&request.cwd);
+    super::build_entry::use_remote(request.remote.clone());
     let planned = plan(
         &workspace,
         &PlanRequest {
@@ -228,6 +229,7 @@ pub fn build(
         // The errors were reported as they happened; the front end says testing goes on.
         events(BuildEvent::ContinuingAfterFailure(&errors));
     } else {
+        super::build_entry::upload(&workspace, &plan);
         events(BuildEvent::Completed {
             total_actions: plan.actions.len(),
         });

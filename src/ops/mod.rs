@@ -20,6 +20,7 @@ use crate::core::{Diagnostic, ExitCode, Failure};
 
 pub mod aquery;
 pub mod build;
+pub mod build_entry;
 pub mod clean;
 pub mod compdb;
 pub mod cquery;

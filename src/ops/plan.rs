@@ -152,7 +152,11 @@ pub fn plan(workspace: &Arc<Workspace>, request: &PlanRequest<'_>) -> Result<Pla
     let identity: Vec<&str> = identity.iter().map(String::as_str).collect();
     let key = PlanCache::key(&identity);
     let plans = PlanCache::new(workspace.output_base.join("cache").join("plans"));
-    if let Some(plan) = plans.load(&key) {
+    // A fresh output base may find the plan in the remote cache's build entry.
+    let cached = plans
+        .load(&key)
+        .or_else(|| super::build_entry::fetch(workspace, &key, &plans));
+    if let Some(plan) = cached {
         return Ok(Planned {
             plan,
             reused: true,
@@ -167,7 +171,9 @@ pub fn plan(workspace: &Arc<Workspace>, request: &PlanRequest<'_>) -> Result<Pla
     let deps = fs_deps::take_recording();
     if errors.is_empty() {
         // A plan that cannot be stored only costs the next command its speed.
-        let _ = plans.store(&key, &deps, &plan);
+        if plans.store(&key, &deps, &plan).is_ok() {
+            super::build_entry::planned(&key);
+        }
     }
     Ok(Planned {
         plan,

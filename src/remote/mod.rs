@@ -54,6 +54,10 @@ pub struct RemoteSpec {
 pub enum KeyKind {
     Action,
     Test,
+    /// Which files a build's plan was computed from (`ops::build_entry`).
+    BuildManifest,
+    /// A whole build: its plan and its actions' results (`ops::build_entry`).
+    Build,
 }
 
 /// The name of the node property in which forge records an output file's BLAKE3 digest, the
@@ -267,6 +271,8 @@ impl RemoteCache {
         let prefix: &[u8] = match kind {
             KeyKind::Action => b"forge-remote-action-v1\0",
             KeyKind::Test => b"forge-remote-test-v1\0",
+            KeyKind::BuildManifest => b"forge-remote-build-manifest-v1\0",
+            KeyKind::Build => b"forge-remote-build-v1\0",
         };
         let mut bytes = prefix.to_vec();
         bytes.extend_from_slice(&key.0);
@@ -358,6 +364,41 @@ impl RemoteCache {
                 digest: Some(digest.clone()),
                 is_executable: f.executable,
                 node_properties: Some(blake3_property(&data)),
+                ..Default::default()
+            });
+            if !data.is_empty() {
+                blobs.push((digest, data));
+            }
+        }
+        blobs.sort_by(|a, b| (&a.0.hash, a.0.size_bytes).cmp(&(&b.0.hash, b.0.size_bytes)));
+        blobs.dedup_by(|a, b| a.0 == b.0);
+        let outcome = backend
+            .upload_blobs(blobs)
+            .and_then(|()| backend.update_action_result(&self.key(hash, kind, key), &result));
+        if let Err(e) = outcome {
+            self.give_up(&e);
+        }
+    }
+}
+
+impl RemoteCache {
+    /// Uploads `files` (name and bytes; blobs first) and then the entry for `key` naming
+    /// them. Errors are reported once.
+    pub fn store_bytes(&self, kind: KeyKind, key: &Digest, files: Vec<(ExecPath, Vec<u8>)>) {
+        if !self.uploads() {
+            return;
+        }
+        let Some(backend) = self.backend() else {
+            return;
+        };
+        let hash = backend.hash_fn();
+        let mut blobs = Vec::new();
+        let mut result = proto::ActionResult::default();
+        for (path, data) in files {
+            let digest = hash.digest(&data);
+            result.output_files.push(proto::OutputFile {
+                path: path.to_string(),
+                digest: Some(digest.clone()),
                 ..Default::default()
             });
             if !data.is_empty() {

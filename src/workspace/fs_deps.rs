@@ -183,7 +183,7 @@ pub fn note_all(deps: &FsDeps) {
 
 /// The names and kinds of a directory's entries, sorted, as one digest; `None` if it is not
 /// a readable directory.
-fn listing_digest(dir: &Path) -> Option<Digest> {
+pub fn listing_digest(dir: &Path) -> Option<Digest> {
     let mut entries: Vec<String> = fs::read_dir(dir)
         .ok()?
         .flatten()
