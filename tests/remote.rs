@@ -849,7 +849,13 @@ fn a_fresh_output_base_takes_the_build_entry_only_while_it_holds() {
     // Run here and uploaded, outputs downloaded: its entry holds the plan but no action
     // results (they would name local blobs another output base does not have).
     let ob = bases.path().join("all");
-    let run = ws.forge(&["--output_base", ob.to_str().unwrap(), "build", "//pkg:b", &flag]);
+    let run = ws.forge(&[
+        "--output_base",
+        ob.to_str().unwrap(),
+        "build",
+        "//pkg:b",
+        &flag,
+    ]);
     ok(&run);
     assert_eq!(counts(&run).0, 2, "{}", run.stderr);
     // Other flags (the download mode), so another entry: the results are remote hits left
@@ -857,7 +863,11 @@ fn a_fresh_output_base_takes_the_build_entry_only_while_it_holds() {
     let (run, out) = build(&[]);
     assert!(!run.stderr.contains(FROM_ENTRY), "{}", run.stderr);
     assert_eq!(counts(&run), (0, 2, 0), "{}", run.stderr);
-    assert!(summary(&run).contains(" 2 from the remote cache."), "{}", run.stderr);
+    assert!(
+        summary(&run).contains(" 2 from the remote cache."),
+        "{}",
+        run.stderr
+    );
     assert_eq!(out, "HELLO\nONE\n");
 
     // Nothing changed: the plan and both results come from the entry; nothing is loaded,
@@ -870,7 +880,11 @@ fn a_fresh_output_base_takes_the_build_entry_only_while_it_holds() {
         run.stderr
     );
     assert!(run.stderr.contains("(0 packages loaded"), "{}", run.stderr);
-    assert!(summary(&run).contains(" 0 from the remote cache."), "{}", run.stderr);
+    assert!(
+        summary(&run).contains(" 0 from the remote cache."),
+        "{}",
+        run.stderr
+    );
     assert_eq!(counts(&run), (0, 2, 0), "{}", run.stderr);
     assert_eq!(out, "HELLO\nONE\n");
 

@@ -148,13 +148,40 @@ impl ActionCache {
         self.append(key, Some(entry))
     }
 
+    /// Records many entries in one write (a build entry's results, `remote_outputs`).
+    pub fn put_all(&self, records: &[(Digest, AcEntry)]) -> io::Result<()> {
+        let mut lines = Vec::new();
+        for (key, entry) in records {
+            lines.extend(record(key, Some(entry))?);
+        }
+        self.append_lines(&lines)?;
+        if let Some(entries) = self.entries.get() {
+            let mut entries = entries.lock().unwrap_or_else(|e| e.into_inner());
+            for (key, entry) in records {
+                entries.insert(*key, Some(entry.clone()));
+            }
+        }
+        Ok(())
+    }
+
     /// Takes back the entry for `key`: later lookups miss, and `forgotten` says so.
     pub fn forget(&self, key: &Digest) -> io::Result<()> {
         self.append(key, None)
     }
 
     fn append(&self, key: &Digest, entry: Option<&AcEntry>) -> io::Result<()> {
-        let line = record(key, entry)?;
+        self.append_lines(&record(key, entry)?)?;
+        if let Some(entries) = self.entries.get() {
+            entries
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(*key, entry.cloned());
+        }
+        Ok(())
+    }
+
+    /// Appends whole lines to the log.
+    fn append_lines(&self, line: &[u8]) -> io::Result<()> {
         {
             let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
             if writer.is_none() {
@@ -182,13 +209,7 @@ impl ActionCache {
             let file = writer.as_mut().expect("opened above");
             // One write per line: O_APPEND keeps lines from concurrent forge processes sharing
             // a --disk_cache whole.
-            file.write_all(&line)?;
-        }
-        if let Some(entries) = self.entries.get() {
-            entries
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(*key, entry.cloned());
+            file.write_all(line)?;
         }
         Ok(())
     }
@@ -266,6 +287,22 @@ mod tests {
         // Writing after the damage starts a fresh line.
         again.put(&k2, &entry("two again"))?;
         assert_eq!(ActionCache::new(root).get(&k2), Some(entry("two again")));
+        Ok(())
+    }
+
+    #[test]
+    fn many_entries_put_at_once_read_back_here_and_in_a_later_process() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let root = dir.path().join("ac");
+        let ac = ActionCache::new(root.clone());
+        let (k1, k2) = (Digest::of_bytes(b"k1"), Digest::of_bytes(b"k2"));
+        ac.put(&k1, &entry("old"))?;
+        assert_eq!(ac.get(&k1), Some(entry("old")));
+        ac.put_all(&[(k1, entry("one")), (k2, entry("two"))])?;
+        assert_eq!(ac.get(&k1), Some(entry("one")));
+        let again = ActionCache::new(root);
+        assert_eq!(again.get(&k1), Some(entry("one")));
+        assert_eq!(again.get(&k2), Some(entry("two")));
         Ok(())
     }
 

@@ -416,12 +416,10 @@ pub fn import_records(cache_dir: &Path, bytes: &[u8]) -> std::io::Result<usize> 
     let records: Vec<(Digest, AcEntry)> =
         serde_json::from_slice(bytes).map_err(std::io::Error::other)?;
     let cache = ActionCache::new(cache_dir.join("ac"));
-    let mut added = 0;
-    for (key, entry) in records {
-        if is_remote_only(&entry) && cache.lookup(&key) == Lookup::Absent {
-            cache.put(&key, &entry)?;
-            added += 1;
-        }
-    }
-    Ok(added)
+    let new: Vec<(Digest, AcEntry)> = records
+        .into_iter()
+        .filter(|(key, entry)| is_remote_only(entry) && cache.lookup(key) == Lookup::Absent)
+        .collect();
+    cache.put_all(&new)?;
+    Ok(new.len())
 }

@@ -210,11 +210,8 @@ pub fn fetch(workspace: &Workspace, plan_key: &Digest, plans: &PlanCache) -> Opt
         return None;
     };
     let cache_dir = workspace.output_base.join("cache");
-    let added =
-        crate::exec::remote_outputs::import_records(&cache_dir, &actions.data).unwrap_or(0);
-    eprintln!(
-        "INFO: The plan and {added} action results came from the remote cache's build entry"
-    );
+    let added = crate::exec::remote_outputs::import_records(&cache_dir, &actions.data).unwrap_or(0);
+    eprintln!("INFO: The plan and {added} action results came from the remote cache's build entry");
     Some(plan)
 }
 
@@ -296,14 +293,35 @@ mod tests {
         let a = Some(Digest::of_bytes(b"a"));
         let b = Some(Digest::of_bytes(b"b"));
         let base = build_key(&m, &[("/w/BUILD".into(), a)], &[("/w".into(), b)]);
-        assert_ne!(base, build_key(&m, &[("/w/BUILD".into(), b)], &[("/w".into(), b)]));
-        assert_ne!(base, build_key(&m, &[("/w/BUILD".into(), a)], &[("/w".into(), a)]));
-        assert_ne!(base, build_key(&m, &[("/w/BUILD".into(), None)], &[("/w".into(), b)]));
-        assert_ne!(base, build_key(&m, &[("/w/x".into(), a)], &[("/w".into(), b)]));
+        assert_ne!(
+            base,
+            build_key(&m, &[("/w/BUILD".into(), b)], &[("/w".into(), b)])
+        );
+        assert_ne!(
+            base,
+            build_key(&m, &[("/w/BUILD".into(), a)], &[("/w".into(), a)])
+        );
+        assert_ne!(
+            base,
+            build_key(&m, &[("/w/BUILD".into(), None)], &[("/w".into(), b)])
+        );
+        assert_ne!(
+            base,
+            build_key(&m, &[("/w/x".into(), a)], &[("/w".into(), b)])
+        );
         // A file is not a directory with the same content.
-        assert_ne!(base, build_key(&m, &[], &[("/w/BUILD".into(), a), ("/w".into(), b)]));
+        assert_ne!(
+            base,
+            build_key(&m, &[], &[("/w/BUILD".into(), a), ("/w".into(), b)])
+        );
         let other = Digest::of_bytes(b"n");
-        assert_ne!(base, build_key(&other, &[("/w/BUILD".into(), a)], &[("/w".into(), b)]));
-        assert_eq!(base, build_key(&m, &[("/w/BUILD".into(), a)], &[("/w".into(), b)]));
+        assert_ne!(
+            base,
+            build_key(&other, &[("/w/BUILD".into(), a)], &[("/w".into(), b)])
+        );
+        assert_eq!(
+            base,
+            build_key(&m, &[("/w/BUILD".into(), a)], &[("/w".into(), b)])
+        );
     }
 }
