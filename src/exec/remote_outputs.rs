@@ -332,52 +332,6 @@ fn remove_file_or_dir(path: &Path) -> std::io::Result<()> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn modes_parse_as_bazel_spells_them() {
-        assert_eq!(DownloadMode::parse("all"), Some(DownloadMode::All));
-        assert_eq!(
-            DownloadMode::parse("toplevel"),
-            Some(DownloadMode::Toplevel)
-        );
-        assert_eq!(DownloadMode::parse("minimal"), Some(DownloadMode::Minimal));
-        assert_eq!(DownloadMode::parse("some"), None);
-    }
-
-    #[test]
-    fn identities_differ_by_hash_and_size() {
-        let d = |hash: &str, size| proto::Digest {
-            hash: hash.to_owned(),
-            size_bytes: size,
-        };
-        assert_eq!(identity(&d("ab", 1)), identity(&d("ab", 1)));
-        assert_ne!(identity(&d("ab", 1)), identity(&d("ab", 2)));
-        assert_ne!(identity(&d("ab", 1)), identity(&d("ac", 1)));
-    }
-
-    #[test]
-    fn links_resolve_to_exec_paths_without_their_targets() -> std::io::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let root = dir.path();
-        let tree = root.join("forge-out/bin/app/main.runfiles/w/app");
-        fs::create_dir_all(&tree)?;
-        std::os::unix::fs::symlink("../../../data.txt", tree.join("data.txt"))?;
-        std::os::unix::fs::symlink(root.join("src/a"), tree.join("a"))?;
-        assert_eq!(
-            link_target_in(root, &tree.join("data.txt")).as_deref(),
-            Some("forge-out/bin/app/data.txt")
-        );
-        assert_eq!(
-            link_target_in(root, &tree.join("a")).as_deref(),
-            Some("src/a")
-        );
-        Ok(())
-    }
-}
-
 /// The action cache records of `actions` whose outputs all stay in the remote CAS, each
 /// under the key the action last ran or was restored with (the ingredient log names it), as
 /// JSON for `import_records` in another output base (`ops::build_entry`). Records of actions
@@ -422,4 +376,50 @@ pub fn import_records(cache_dir: &Path, bytes: &[u8]) -> std::io::Result<usize> 
         .collect();
     cache.put_all(&new)?;
     Ok(new.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_as_bazel_spells_them() {
+        assert_eq!(DownloadMode::parse("all"), Some(DownloadMode::All));
+        assert_eq!(
+            DownloadMode::parse("toplevel"),
+            Some(DownloadMode::Toplevel)
+        );
+        assert_eq!(DownloadMode::parse("minimal"), Some(DownloadMode::Minimal));
+        assert_eq!(DownloadMode::parse("some"), None);
+    }
+
+    #[test]
+    fn identities_differ_by_hash_and_size() {
+        let d = |hash: &str, size| proto::Digest {
+            hash: hash.to_owned(),
+            size_bytes: size,
+        };
+        assert_eq!(identity(&d("ab", 1)), identity(&d("ab", 1)));
+        assert_ne!(identity(&d("ab", 1)), identity(&d("ab", 2)));
+        assert_ne!(identity(&d("ab", 1)), identity(&d("ac", 1)));
+    }
+
+    #[test]
+    fn links_resolve_to_exec_paths_without_their_targets() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let root = dir.path();
+        let tree = root.join("forge-out/bin/app/main.runfiles/w/app");
+        fs::create_dir_all(&tree)?;
+        std::os::unix::fs::symlink("../../../data.txt", tree.join("data.txt"))?;
+        std::os::unix::fs::symlink(root.join("src/a"), tree.join("a"))?;
+        assert_eq!(
+            link_target_in(root, &tree.join("data.txt")).as_deref(),
+            Some("forge-out/bin/app/data.txt")
+        );
+        assert_eq!(
+            link_target_in(root, &tree.join("a")).as_deref(),
+            Some("src/a")
+        );
+        Ok(())
+    }
 }
