@@ -941,3 +941,45 @@ fn a_fresh_output_base_takes_the_build_entry_only_while_it_holds() {
     assert!(!run.stderr.contains(FROM_ENTRY), "{}", run.stderr);
     assert_eq!(counts(&run), (0, 0, 2), "{}", run.stderr);
 }
+
+#[test]
+#[ignore = "needs BuildGrid (FORGE_TEST_BGD): .ci/run installs it and runs the ignored tests"]
+fn a_plan_that_read_outside_the_workspace_gets_no_build_entry() {
+    let server = buildgrid();
+    let flag = format!("--remote_cache={}", grpc_url(&server));
+    let other = tempfile::tempdir().unwrap();
+    fs::write(other.path().join("WORKSPACE"), "").unwrap();
+    fs::write(other.path().join("BUILD"), "exports_files([\"f.txt\"])\n").unwrap();
+    fs::write(other.path().join("f.txt"), "outside\n").unwrap();
+    let ws = Workspace::empty();
+    ws.write(
+        "WORKSPACE",
+        &format!(
+            "workspace(name = \"main\")\nlocal_repository(name = \"other\", path = \"{}\")\n",
+            other.path().display()
+        ),
+    );
+    ws.write(
+        "pkg/BUILD",
+        "genrule(name = \"a\", srcs = [\"@other//:f.txt\"], outs = [\"a.out\"], cmd = \"cp $< $@\")\n",
+    );
+    let bases = tempfile::tempdir().unwrap();
+    for n in 0..3 {
+        let base = bases.path().join(format!("base{n}"));
+        let run = ws.forge(&[
+            "--output_base",
+            base.to_str().unwrap(),
+            "build",
+            "//pkg:a",
+            &flag,
+            "--remote_download_toplevel",
+        ]);
+        ok(&run);
+        assert!(!run.stderr.contains(FROM_ENTRY), "{}", run.stderr);
+        assert!(run.stderr.contains("(2 packages loaded"), "{}", run.stderr);
+        assert_eq!(
+            fs::read_to_string(ws.root().join(BIN).join("pkg/a.out")).unwrap(),
+            "outside\n"
+        );
+    }
+}
