@@ -62,6 +62,9 @@ pub struct TargetGraph<'l> {
     errors: Vec<Diagnostic>,
     /// Labels already reported as unresolvable, so each is reported once per referrer.
     reported: BTreeSet<(Label, Label)>,
+    /// False in a graph of names only (`names_only`): rule attributes are dropped as each
+    /// package loads, so targets have no edges to follow.
+    attributes: bool,
 }
 
 impl<'l> TargetGraph<'l> {
@@ -71,6 +74,19 @@ impl<'l> TargetGraph<'l> {
             packages: PackageMap::default(),
             errors: Vec::new(),
             reported: BTreeSet::new(),
+            attributes: true,
+        }
+    }
+
+    /// A graph for questions about the target set alone (which targets exist, their labels,
+    /// kinds and locations): each rule's attributes are dropped as its package loads, so
+    /// memory holds names rather than every attribute of the workspace. Nothing may follow
+    /// edges in it (`load_closure`, `deps`, the cycle and visibility checks). What the loader
+    /// stores for later commands is the whole package, as always.
+    pub fn names_only(loader: &'l Loader) -> Self {
+        TargetGraph {
+            attributes: false,
+            ..TargetGraph::new(loader)
         }
     }
 
@@ -101,10 +117,16 @@ impl<'l> TargetGraph<'l> {
             return;
         }
         let loader = self.loader;
+        let attributes = self.attributes;
         let results: Vec<_> = wanted
             .into_par_iter()
             .map(|id| {
-                let result = loader.load_package(&id);
+                let mut result = loader.load_package(&id);
+                if let (Ok(package), false) = (&mut result, attributes) {
+                    // Dropped here, on the loading thread, so the whole workspace's
+                    // attributes are never in memory at once.
+                    drop_attributes(package);
+                }
                 (id, result)
             })
             .collect();
@@ -279,6 +301,10 @@ impl<'l> TargetGraph<'l> {
     /// Loads everything reachable from `roots` and returns the reachable labels (roots
     /// included). Unknown labels are recorded as errors naming the referring target.
     pub fn load_closure(&mut self, roots: &BTreeSet<Label>) -> BTreeSet<Label> {
+        debug_assert!(
+            self.attributes,
+            "a graph of names only has no edges to follow"
+        );
         let mut seen: HashSet<Label> = HashSet::new();
         let mut frontier: Vec<Label> = roots.iter().cloned().collect();
         while !frontier.is_empty() {
@@ -326,6 +352,10 @@ impl<'l> TargetGraph<'l> {
     /// The resolved dependencies of a loaded target: `(attribute, label)` pairs whose
     /// target exists.
     pub fn deps(&self, label: &Label) -> Vec<(&str, &Label)> {
+        debug_assert!(
+            self.attributes,
+            "a graph of names only has no edges to follow"
+        );
         match self.target(label) {
             Some(t) => t
                 .deps()
@@ -397,6 +427,17 @@ impl TargetPatternArg {
         TargetPattern::parse(body, cwd)
             .map(|pattern| TargetPatternArg { pattern, negative })
             .map_err(|e| Diagnostic::new(format!("Skipping '{text}': {e}")))
+    }
+}
+
+/// Empties every rule's attributes, keeping what names a target: label, kind, location,
+/// visibility.
+fn drop_attributes(package: &mut Package) {
+    for target in package.targets.values_mut() {
+        if let crate::loading::TargetKind::Rule(rule) = &mut target.kind {
+            rule.attrs = BTreeMap::new();
+            rule.explicit = BTreeSet::new();
+        }
     }
 }
 
