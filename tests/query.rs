@@ -565,3 +565,98 @@ fn query_flags_canonicalize_without_an_expression() {
         "--implicit_deps=0\n--order_output=full\n--output=xml\n"
     );
 }
+
+/// A query about the target set alone (`//...` as labels) keeps no attributes and follows no
+/// edge, so it says nothing of cycles and visibility (as Bazel's query does not); a broken
+/// package is still reported, and the packages it stored whole answer the edge queries of
+/// the next command, which warn about the edges they walk.
+#[test]
+fn a_query_of_names_follows_no_edge_and_the_next_query_has_them_all() {
+    let ws = Workspace::empty();
+    ws.write("WORKSPACE", "");
+    ws.write("defs/BUILD", "");
+    ws.write(
+        "defs/defs.bzl",
+        "print('evaluating defs')\ndef pair(name):\n    native.filegroup(name = name + '_x', srcs = [':' + name + '_y'])\n    native.filegroup(name = name + '_y', srcs = [':' + name + '_x'])\n",
+    );
+    ws.write("loop/BUILD", "load('//defs:defs.bzl', 'pair')\npair('p')\n");
+    ws.write(
+        "lib/BUILD",
+        "filegroup(name = 'private', srcs = ['f.txt'])\n",
+    );
+    ws.write(
+        "app/BUILD",
+        "genrule(name = 'gen', srcs = ['//lib:private'], outs = ['o'], cmd = 'x')\n",
+    );
+    ws.write("broken/BUILD", "filegroup(name = 'b',\n");
+
+    let names = ws.forge(&["query", "--keep_going", "//..."]);
+    assert_eq!(names.code, 3, "{}", names.both());
+    assert_eq!(
+        lines(&names.stdout),
+        ["//app:gen", "//lib:private", "//loop:p_x", "//loop:p_y"]
+    );
+    assert!(
+        names.stderr.contains("broken/BUILD:"),
+        "the broken package is reported: {}",
+        names.stderr
+    );
+    assert!(names.stderr.contains("evaluating defs"), "{}", names.stderr);
+    assert!(!names.stderr.contains("cycle"), "{}", names.stderr);
+    assert!(!names.stderr.contains("not visible"), "{}", names.stderr);
+    let strict = ws.forge(&["query", "//..."]);
+    assert_eq!((strict.code, strict.stdout.as_str()), (1, ""));
+    // Kinds and locations come from the same names-only graph.
+    let kinds = ws.forge(&[
+        "query",
+        "kind(filegroup, //...) - //lib:all",
+        "--output=label_kind",
+    ]);
+    assert_eq!(
+        (kinds.code, kinds.stdout.as_str()),
+        (1, ""),
+        "without --keep_going the broken package fails it: {}",
+        kinds.both()
+    );
+    let kinds = query(
+        &ws,
+        &[
+            "kind(filegroup, //loop/... + //lib:all) - //lib:all",
+            "--output=label_kind",
+        ],
+    );
+    assert_eq!(
+        lines(&kinds),
+        ["filegroup rule //loop:p_x", "filegroup rule //loop:p_y"]
+    );
+
+    // The stored packages are whole: no package is evaluated again, and the edges are there.
+    let deps = ws.forge(&["query", "deps(//app:gen)"]);
+    assert_eq!(deps.code, 0, "{}", deps.both());
+    assert_eq!(
+        lines(&deps.stdout),
+        ["//app:gen", "//lib:f.txt", "//lib:private"]
+    );
+    assert!(
+        deps.stderr
+            .contains("target '//lib:private' is not visible from target '//app:gen'"),
+        "{}",
+        deps.stderr
+    );
+    let path = ws.forge(&["query", "somepath(//loop:p_x, //loop:p_y)"]);
+    assert_eq!(path.code, 0, "{}", path.both());
+    assert_eq!(lines(&path.stdout), ["//loop:p_x", "//loop:p_y"]);
+    assert!(
+        path.stderr.contains("cycle in dependency graph"),
+        "{}",
+        path.stderr
+    );
+    assert!(
+        !path.stderr.contains("evaluating defs"),
+        "the stored package answered: {}",
+        path.stderr
+    );
+    // The same question with an output that reads attributes gets them.
+    let build = query(&ws, &["//app:gen", "--output=build"]);
+    assert!(build.contains("srcs = [\"//lib:private\"]"), "{build}");
+}

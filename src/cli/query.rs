@@ -1,6 +1,7 @@
 //! `forge query EXPR`: loads what the expression needs, evaluates it, prints the result in
 //! the chosen `--output` format. Dependency cycles and visibility violations among the loaded
-//! targets are printed as warnings: they will fail a build, but query still answers.
+//! targets are printed as warnings when the query followed edges: they will fail a build, but
+//! query still answers.
 
 use std::sync::Arc;
 

@@ -15,6 +15,7 @@ pub(super) fn check(graph: &TargetGraph, labels: &[Label]) -> Vec<Diagnostic> {
             continue;
         };
         let conditions = select_conditions(from);
+        let from_package = from.label.package_id();
         for (_, dep) in graph.deps(label) {
             if conditions.contains(dep) && !depends_on_outside_conditions(from, dep) {
                 continue;
@@ -22,7 +23,7 @@ pub(super) fn check(graph: &TargetGraph, labels: &[Label]) -> Vec<Diagnostic> {
             let Some(to) = graph.target(dep) else {
                 continue;
             };
-            if !is_visible(graph, &to.visibility, &to.label, &from.label.package_id()) {
+            if !is_visible(graph, &to.visibility, &to.label, &from_package) {
                 errors.push(Diagnostic::at(
                     &from.location,
                     format!(
@@ -33,7 +34,7 @@ pub(super) fn check(graph: &TargetGraph, labels: &[Label]) -> Vec<Diagnostic> {
                         from.label,
                         to.label,
                         from.label,
-                        visibility_entry(&from.label.package_id()),
+                        visibility_entry(&from_package),
                         to.label,
                         to.location
                     ),
@@ -93,7 +94,8 @@ fn visibility_entry(pkg: &PackageId) -> String {
 /// Same-package edges are always allowed; otherwise one entry of `visibility` must admit
 /// the depending package.
 fn is_visible(graph: &TargetGraph, visibility: &[Label], target: &Label, from: &PackageId) -> bool {
-    if target.package_id() == *from {
+    // Compared field by field: this runs for every edge of the graph.
+    if target.repo == from.repo && target.package == from.package {
         return true;
     }
     visibility

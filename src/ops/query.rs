@@ -1,6 +1,7 @@
 //! Answering a query: the workspace, the parsed expression and an output format in; the
-//! result written to `out`, the warnings about the loaded targets (cycles, visibility) and the
-//! errors reported as lines, and the errors (with `--keep_going`) returned.
+//! result written to `out`, the warnings about the loaded targets (cycles, visibility — when
+//! the query followed edges) and the errors reported as lines, and the errors (with
+//! `--keep_going`) returned.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -42,7 +43,8 @@ pub struct QuerySettings {
 }
 
 /// Loads what `expr` needs and evaluates it. Cycles and visibility violations among the loaded
-/// targets are warnings (they fail a build, but query still answers); they and the errors go
+/// targets are warnings (they fail a build, but query still answers), told when the query
+/// needed the edges (not for one about the target set alone); they and the errors go
 /// to `report` as `WARNING:`/`ERROR:` lines before the result is written to `out`. Without
 /// `keep_going` an error ends the query; with it, the errors are returned.
 pub fn query(
@@ -59,7 +61,13 @@ pub fn query(
     let loader = Loader::new(workspace)
         .map_err(Failure::from)?
         .with_package_store(store);
-    let mut graph = TargetGraph::new(&loader);
+    // A question about the target set alone (`//...` printed as labels) keeps no attributes
+    // and follows no edge; any other keeps the whole graph.
+    let names_only = query::answered_by_target_set(expr, settings.format, settings.order);
+    let mut graph = match names_only {
+        true => TargetGraph::names_only(&loader),
+        false => TargetGraph::new(&loader),
+    };
 
     let keep_going = settings.keep_going;
     let evaluation = {
@@ -88,15 +96,19 @@ pub fn query(
         return Err(Failure::from_diagnostics(errors));
     }
 
-    let mut loaded: Vec<Label> = graph.targets().map(|t| t.label.clone()).collect();
-    loaded.sort_unstable();
-    for cycle in graph.cycles(&loaded) {
-        report(format!(
-            "WARNING: {cycle}\nthis cycle will fail any build of these targets"
-        ));
-    }
-    for problem in graph.visibility_errors(&loaded) {
-        report(format!("WARNING: {problem}"));
+    // The edges' problems are told when the query followed edges; a query of names, like
+    // Bazel's, says nothing about edges it never looked at.
+    if !names_only {
+        let mut loaded: Vec<Label> = graph.targets().map(|t| t.label.clone()).collect();
+        loaded.sort_unstable();
+        for cycle in graph.cycles(&loaded) {
+            report(format!(
+                "WARNING: {cycle}\nthis cycle will fail any build of these targets"
+            ));
+        }
+        for problem in graph.visibility_errors(&loaded) {
+            report(format!("WARNING: {problem}"));
+        }
     }
     for e in &errors {
         report(format!("ERROR: {e}"));
