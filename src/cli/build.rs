@@ -443,6 +443,12 @@ fn report(event: &BuildEvent, show_result: Option<ShowResult>, session: &Session
     match event {
         BuildEvent::Waiting(message) => eprintln!("{message}"),
         BuildEvent::Analyzed(planned) => {
+            if let Some(results) = planned.from_build_entry {
+                console::info(format!(
+                    "The plan and {} came from the remote cache's build entry",
+                    plural(results, "action result", "action results")
+                ));
+            }
             console::info(format!("Analyzed {}.", planned.analyzed_summary()));
             session.analyzed(planned);
         }

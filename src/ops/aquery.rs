@@ -224,6 +224,7 @@ pub fn aquery(
             platforms: &request.platforms,
             cpp: &request.cpp,
             aspects: &[],
+            remote: None,
         },
     )?;
     errors.extend(planned.errors);

@@ -131,7 +131,6 @@ pub fn analyze(
     // Evaluated under the lock: WORKSPACE's loads may fetch into the output base.
     let workspace = Arc::new(super::fetch::evaluate_workspace(site, &request.fetch)?);
     let cwd_package = workspace.package_of(&request.cwd);
-    super::build_entry::use_remote(request.remote.clone());
     let planned = plan(
         &workspace,
         &PlanRequest {
@@ -148,6 +147,7 @@ pub fn analyze(
             platforms: &request.platforms,
             cpp: &request.cpp,
             aspects: &request.aspects,
+            remote: request.remote.as_ref(),
         },
     )?;
     events(BuildEvent::Analyzed(&planned));
@@ -171,7 +171,10 @@ pub fn build(
         lock,
     } = analyze(&request, events)?;
     let Planned {
-        plan, mut errors, ..
+        plan,
+        mut errors,
+        stored_key,
+        ..
     } = planned;
     let config = ExecConfig {
         workspace_root: Some(workspace.root.clone()),
@@ -185,7 +188,7 @@ pub fn build(
             .remote
             .as_ref()
             .map(|r| Arc::new(RemoteFiles::new(request.remote_download, r.clone()))),
-        remote: request.remote,
+        remote: request.remote.clone(),
     };
     let executed = execute(
         &plan,
@@ -229,7 +232,9 @@ pub fn build(
         // The errors were reported as they happened; the front end says testing goes on.
         events(BuildEvent::ContinuingAfterFailure(&errors));
     } else {
-        super::build_entry::upload(&workspace, &plan);
+        if let (Some(remote), Some(plan_key)) = (&request.remote, &stored_key) {
+            super::build_entry::upload(&workspace, remote, plan_key, &plan);
+        }
         events(BuildEvent::Completed {
             total_actions: plan.actions.len(),
         });

@@ -24,7 +24,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -36,25 +35,6 @@ use crate::workspace::{Workspace, fs_deps};
 const MANIFEST: &str = "manifest";
 const PLAN: &str = "plan";
 const ACTIONS: &str = "actions";
-
-/// The remote cache of this command, when it builds (set by `build::analyze`).
-static REMOTE: Mutex<Option<Arc<RemoteCache>>> = Mutex::new(None);
-/// The plan store key of a plan this command computed and stored (not reused).
-static PLANNED: Mutex<Option<Digest>> = Mutex::new(None);
-
-/// Lets this command's planning use, and its successful build fill, the build entry.
-pub fn use_remote(remote: Option<Arc<RemoteCache>>) {
-    *REMOTE.lock().unwrap_or_else(|e| e.into_inner()) = remote;
-}
-
-fn remote() -> Option<Arc<RemoteCache>> {
-    REMOTE.lock().unwrap_or_else(|e| e.into_inner()).clone()
-}
-
-/// Notes that planning computed and stored the plan under `plan_key`.
-pub fn planned(plan_key: &Digest) {
-    *PLANNED.lock().unwrap_or_else(|e| e.into_inner()) = Some(*plan_key);
-}
 
 /// The paths loading read, as the manifest lists them.
 #[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,9 +131,13 @@ fn shareable(workspace: &Workspace, path: &Path) -> bool {
 
 /// The plan the remote build entry holds for this command and the files as they are now,
 /// stored in the plan store under `plan_key` and its action results in the local action
-/// cache; `None` when there is none, it does not verify, or no remote cache is in use.
-pub fn fetch(workspace: &Workspace, plan_key: &Digest, plans: &PlanCache) -> Option<BuildPlan> {
-    let remote = remote()?;
+/// cache, with how many results came; `None` when there is none or it does not verify.
+pub fn fetch(
+    workspace: &Workspace,
+    remote: &RemoteCache,
+    plan_key: &Digest,
+    plans: &PlanCache,
+) -> Option<(BuildPlan, usize)> {
     if !remote.accepts() {
         return None;
     }
@@ -211,25 +195,19 @@ pub fn fetch(workspace: &Workspace, plan_key: &Digest, plans: &PlanCache) -> Opt
     };
     let cache_dir = workspace.output_base.join("cache");
     let added = crate::exec::remote_outputs::import_records(&cache_dir, &actions.data).unwrap_or(0);
-    eprintln!("INFO: The plan and {added} action results came from the remote cache's build entry");
-    Some(plan)
+    Some((plan, added))
 }
 
-/// After a successful build whose plan this command computed: stores the plan and its
-/// actions' remote results in the remote cache for other output bases. Nothing when the
-/// plan read something outside the workspace, or no remote cache takes uploads.
-pub fn upload(workspace: &Workspace, plan: &BuildPlan) {
+/// After a successful build whose plan this command computed and stored under `plan_key`:
+/// stores the plan and its actions' remote results in the remote cache for other output
+/// bases. Nothing when the plan read something outside the workspace, or the remote cache
+/// takes no uploads.
+pub fn upload(workspace: &Workspace, remote: &RemoteCache, plan_key: &Digest, plan: &BuildPlan) {
     let plans = PlanCache::new(workspace.output_base.join("cache").join("plans"));
-    let Some(remote) = remote() else {
-        return;
-    };
-    let Some(plan_key) = *PLANNED.lock().unwrap_or_else(|e| e.into_inner()) else {
-        return;
-    };
     if !remote.uploads() {
         return;
     }
-    let Ok(plan_file) = std::fs::read(plans.path(&plan_key)) else {
+    let Ok(plan_file) = std::fs::read(plans.path(plan_key)) else {
         return;
     };
     let Some(newline) = plan_file.iter().position(|b| *b == b'\n') else {
@@ -260,7 +238,7 @@ pub fn upload(workspace: &Workspace, plan: &BuildPlan) {
         files: files.iter().map(|(p, _)| p.clone()).collect(),
         dirs: dirs.iter().map(|(p, _)| p.clone()).collect(),
     };
-    let manifest_key = manifest_key(&plan_key);
+    let manifest_key = manifest_key(plan_key);
     let key = build_key(&manifest_key, &files, &dirs);
     let cache_dir = workspace.output_base.join("cache");
     let actions = crate::exec::remote_outputs::export_records(&cache_dir, &plan.actions);

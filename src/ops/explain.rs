@@ -178,6 +178,7 @@ pub fn why(request: WhyRequest<'_>, waiting: &mut dyn FnMut(&str)) -> Result<Str
                 platforms: &request.plan.platforms,
                 cpp: &request.plan.cpp,
                 aspects: &[],
+                remote: None,
             },
         )
     };

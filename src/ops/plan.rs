@@ -39,6 +39,8 @@ pub struct PlanRequest<'a> {
     pub cpp: &'a analysis::cpp_fragment::CppOptions,
     /// `--aspects`: aspect ids (`<bzl label>%<name>`) applied to the requested targets.
     pub aspects: &'a [String],
+    /// The remote cache, whose build entry may hold the plan for a fresh output base.
+    pub remote: Option<&'a Arc<crate::remote::RemoteCache>>,
 }
 
 /// A plan and how it came to be.
@@ -50,6 +52,12 @@ pub struct Planned {
     pub errors: Vec<Diagnostic>,
     /// When loading and analysis ran (none when the plan was reused), for `--profile`.
     pub phases: Vec<Phase>,
+    /// The plan store key this command computed and stored the plan under (not reused):
+    /// what a successful build files in the remote cache's build entry.
+    pub stored_key: Option<crate::core::Digest>,
+    /// When the plan came from the remote cache's build entry: how many action results
+    /// came with it.
+    pub from_build_entry: Option<usize>,
 }
 
 /// A stretch of planning: `Load packages` or `Analyze targets`.
@@ -153,15 +161,21 @@ pub fn plan(workspace: &Arc<Workspace>, request: &PlanRequest<'_>) -> Result<Pla
     let key = PlanCache::key(&identity);
     let plans = PlanCache::new(workspace.output_base.join("cache").join("plans"));
     // A fresh output base may find the plan in the remote cache's build entry.
-    let cached = plans
-        .load(&key)
-        .or_else(|| super::build_entry::fetch(workspace, &key, &plans));
-    if let Some(plan) = cached {
+    let cached = match plans.load(&key) {
+        Some(plan) => Some((plan, None)),
+        None => request.remote.and_then(|remote| {
+            super::build_entry::fetch(workspace, remote, &key, &plans)
+                .map(|(plan, results)| (plan, Some(results)))
+        }),
+    };
+    if let Some((plan, from_build_entry)) = cached {
         return Ok(Planned {
             plan,
             reused: true,
             errors: Vec::new(),
             phases: Vec::new(),
+            stored_key: None,
+            from_build_entry,
         });
     }
     let planned = plan_build(workspace, request);
@@ -169,17 +183,15 @@ pub fn plan(workspace: &Arc<Workspace>, request: &PlanRequest<'_>) -> Result<Pla
     super::fetch::interrupted_check()?;
     let (plan, errors, phases) = planned?;
     let deps = fs_deps::take_recording();
-    if errors.is_empty() {
-        // A plan that cannot be stored only costs the next command its speed.
-        if plans.store(&key, &deps, &plan).is_ok() {
-            super::build_entry::planned(&key);
-        }
-    }
+    // A plan that cannot be stored only costs the next command its speed.
+    let stored = errors.is_empty() && plans.store(&key, &deps, &plan).is_ok();
     Ok(Planned {
         plan,
         reused: false,
         errors,
         phases,
+        stored_key: stored.then_some(key),
+        from_build_entry: None,
     })
 }
 
