@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ExecPath, Label};
+use super::{ExecPath, Inputs, Label};
 
 /// What an action does.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -43,10 +43,10 @@ pub struct Action {
     /// Shown while the action runs: `Executing genrule //pkg:x`.
     pub progress_message: String,
     pub kind: ActionKind,
-    /// Every file the action reads, as exec paths, sorted and unique: sources
-    /// (`pkg/a.txt`, `external/repo/x`) and outputs of other actions
-    /// (`forge-out/k8-fastbuild/bin/pkg/gen.txt`).
-    pub inputs: Vec<ExecPath>,
+    /// Every file the action reads, as exec paths: sources (`pkg/a.txt`, `external/repo/x`)
+    /// and outputs of other actions (`forge-out/k8-fastbuild/bin/pkg/gen.txt`), its own and
+    /// those of the shared sets it refers to (`Inputs::flatten` lists them all).
+    pub inputs: Inputs,
     /// The files the action must create, as exec paths, sorted.
     pub outputs: Vec<ExecPath>,
     /// The outputs that are directories (`declare_directory`): created empty before the
@@ -71,8 +71,12 @@ pub struct Action {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct InputDiscovery {
     pub dependency_file: ExecPath,
-    /// Sorted and unique, a subset of the inputs.
-    pub discoverable: Vec<ExecPath>,
+    /// A subset of the inputs.
+    pub discoverable: Inputs,
+    /// The inputs that are not discoverable, sorted and unique (a compile's source, the
+    /// tool's files): always keyed by their content. Found once, when the action is made, so
+    /// that keying a compile does not walk its thousand declared headers.
+    pub always_read: Vec<ExecPath>,
 }
 
 /// A runfiles tree to lay out next to an executable: `<exe>.runfiles/<runfiles path>` points
