@@ -88,10 +88,10 @@ impl DiscoveredInputs {
         self.dir.join(identity.to_hex())
     }
 
-    /// The discoverable inputs the last run of `identity` read, if it ran.
-    pub fn get(&self, identity: &Digest) -> Option<BTreeSet<String>> {
-        let text = fs::read_to_string(self.path(identity)).ok()?;
-        Some(text.lines().map(str::to_owned).collect())
+    /// The discoverable inputs the last run of `identity` read, if it ran: one path a line,
+    /// sorted (a no-op reads one of these per compile: its lines are used in place).
+    pub fn get(&self, identity: &Digest) -> Option<String> {
+        fs::read_to_string(self.path(identity)).ok()
     }
 
     /// Records what a run of `identity` read; only a cache, so a failed write means the

@@ -171,7 +171,7 @@ fn key_of(
         let Some(used) = discovered.get(&identity) else {
             return identity;
         };
-        let Some(used) = pairs(&mut used.iter().map(String::as_str)) else {
+        let Some(used) = pairs(&mut used.lines()) else {
             return identity;
         };
         let used: Vec<(&str, Digest)> = used.iter().map(|(p, d)| (p.as_str(), *d)).collect();

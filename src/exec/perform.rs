@@ -9,7 +9,7 @@
 //! remotely (they run).
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Seek};
 use std::os::unix::fs::PermissionsExt;
@@ -400,19 +400,14 @@ impl<'a> Ctx<'a> {
         producer_of: &dyn Fn(&str) -> Producer,
         digest_of: &dyn Fn(usize, usize) -> Option<Digest>,
     ) -> Result<Done, Fail> {
-        let key_of = |used: &BTreeSet<String>| -> Result<Digest, Fail> {
-            let used = self.digests_of(
-                action,
-                used.iter().map(String::as_str),
-                producer_of,
-                digest_of,
-            )?;
+        let key_of = |used: &mut dyn Iterator<Item = &str>| -> Result<Digest, Fail> {
+            let used = self.digests_of(action, used, producer_of, digest_of)?;
             Ok(discovery::key_with_used(action, env, always, &used))
         };
         if cacheable
             && let Some(used) = self.discovered.get(&identity)
             // A header it read last time that is gone: it runs again (and says why).
-            && let Ok(key) = key_of(&used)
+            && let Ok(key) = key_of(&mut used.lines())
             && let Some(done) = self.cached(action, &key)
         {
             return Ok(done);
@@ -424,7 +419,7 @@ impl<'a> Ctx<'a> {
             }
             let used = discovery::used_inputs(action, self.exec_root);
             self.discovered.put(&identity, &used);
-            key_of(&used)
+            key_of(&mut used.iter().map(String::as_str))
         };
         self.execute(action, &key_after_run, env, cacheable)
     }
