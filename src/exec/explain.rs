@@ -77,7 +77,7 @@ fn undeclared_header(relative: &str, header: &Label, action: &Action, cx: &Conte
         .actions
         .iter()
         .filter(|a| a.mnemonic == "CppCompile" && a.owner.package == header.package)
-        .find(|a| a.inputs.contains(&relative))
+        .find(|a| a.inputs.contains(relative))
         .map(|a| &a.owner);
     match declarer {
         Some(owner) => format!(

@@ -40,6 +40,9 @@ pub(crate) struct Graph<'a> {
     pub producers: HashMap<&'a str, (usize, usize)>,
 }
 
+/// A generated file of an input set and its producer: `(path, (action, output index))`.
+type Generated<'a> = (&'a str, (usize, usize));
+
 pub(crate) fn build_graph<'a>(
     actions: &'a [Action],
     wanted: &[ExecPath],
@@ -81,8 +84,8 @@ pub(crate) fn build_graph<'a>(
         Done,
     }
     // The generated files of each input set, made once per set (children first).
-    let mut generated_in: HashMap<*const InputSet, Vec<(&'a str, (usize, usize))>> = HashMap::new();
-    let mut set_inputs_of = |a: &'a Action| -> Vec<(&'a str, (usize, usize))> {
+    let mut generated_in: HashMap<*const InputSet, Vec<Generated<'a>>> = HashMap::new();
+    let mut set_inputs_of = |a: &'a Action| -> Vec<Generated<'a>> {
         let mut all = Vec::new();
         for root in a.inputs.sets() {
             if !generated_in.contains_key(&Arc::as_ptr(root)) {
@@ -90,7 +93,7 @@ pub(crate) fn build_graph<'a>(
                     if generated_in.contains_key(&Arc::as_ptr(set)) {
                         continue;
                     }
-                    let mut mine: Vec<(&'a str, (usize, usize))> = set
+                    let mut mine: Vec<Generated<'a>> = set
                         .files()
                         .iter()
                         .filter_map(|f| producers.get(f.as_str()).map(|p| (f.as_str(), *p)))
@@ -114,7 +117,7 @@ pub(crate) fn build_graph<'a>(
     let mut inputs: Vec<Vec<(&str, Producer)>> = vec![Vec::new(); n];
     // Per action: the generated files of its input sets with their producers, which it
     // waits for (a set's digest covers their contents; its sources are not listed).
-    let mut set_inputs: Vec<Vec<(&str, (usize, usize))>> = vec![Vec::new(); n];
+    let mut set_inputs: Vec<Vec<Generated<'_>>> = vec![Vec::new(); n];
     let mut needed = Vec::new();
     for w in wanted {
         let Some(&(root, _)) = producers.get(w.as_str()) else {
