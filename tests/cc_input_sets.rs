@@ -248,3 +248,78 @@ fn the_sandbox_stages_the_sets_headers_and_refuses_any_other() {
         run.both()
     );
 }
+
+/// A Starlark rule passing a depset of its dependencies' files as inputs: the set's files
+/// are read by the command, a change to any of them reruns it, and a plan rebuilt from the
+/// analysis store (where the action is kept with its sets) keys it as before.
+#[test]
+fn a_rules_depset_inputs_are_keyed_by_their_files_through_the_analysis_store() {
+    let ws = Workspace::empty();
+    ws.write("WORKSPACE", "workspace(name = \"sets\")\n");
+    ws.write(
+        "defs.bzl",
+        r#"
+FilesInfo = provider(fields = ["files"])
+
+def _impl(ctx):
+    files = depset(ctx.files.srcs, transitive = [d[FilesInfo].files for d in ctx.attr.deps])
+    out = ctx.actions.declare_file(ctx.label.name + ".txt")
+    ctx.actions.run_shell(
+        inputs = depset(transitive = [files]),
+        outputs = [out],
+        command = "cat $(echo \"$@\" | tr ' ' '\n' | sort) > " + out.path,
+        arguments = [f.path for f in files.to_list()],
+    )
+    return [DefaultInfo(files = depset([out])), FilesInfo(files = files)]
+
+collect = rule(implementation = _impl, attrs = {
+    "srcs": attr.label_list(allow_files = True),
+    "deps": attr.label_list(),
+})
+"#,
+    );
+    ws.write("low/a.txt", "a\n");
+    ws.write(
+        "low/BUILD",
+        "load(\"//:defs.bzl\", \"collect\")\ncollect(name = \"low\", srcs = [\"a.txt\"], visibility = [\"//visibility:public\"])\n",
+    );
+    ws.write("top/b.txt", "b\n");
+    ws.write(
+        "top/BUILD",
+        "load(\"//:defs.bzl\", \"collect\")\ncollect(name = \"top\", srcs = [\"b.txt\"], deps = [\"//low\"])\n",
+    );
+    let run = ok(ws.forge(&["build", "//top"]));
+    assert_eq!(counts(&run).0, 1, "{}", run.both());
+    let out = ws.root().join("forge-bin/top/top.txt");
+    assert_eq!(fs::read_to_string(&out).unwrap(), "a\nb\n");
+
+    // The analysis store keeps the action with its set...
+    let stored: Vec<u8> = walkdir::WalkDir::new(ws.cache_dir())
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| e.path().components().any(|c| c.as_os_str() == "analysis"))
+        .flat_map(|e| fs::read(e.path()).unwrap_or_default())
+        .collect();
+    assert!(
+        stored.windows(7).any(|w| w == b"\"nodes\""),
+        "no input set in the analysis store"
+    );
+    // ...and the plan made again from it keys it alike: nothing runs.
+    for plans in walkdir::WalkDir::new(ws.cache_dir())
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_dir() && e.file_name() == "plans")
+    {
+        fs::remove_dir_all(plans.path()).expect("remove");
+    }
+    let run = ok(ws.forge(&["build", "//top"]));
+    assert_eq!(counts(&run).0, 0, "{}", run.both());
+    assert!(run.stderr.contains("(0 packages loaded"), "{}", run.both());
+
+    // A file of the dependency's set: the action runs again.
+    ws.write("low/a.txt", "A\n");
+    let run = ok(ws.forge(&["build", "//top"]));
+    assert_eq!(counts(&run).0, 1, "{}", run.both());
+    assert_eq!(fs::read_to_string(&out).unwrap(), "A\nb\n");
+}
