@@ -60,7 +60,7 @@ impl<'v> StarlarkValue<'v> for ActionValue {
         let action = &self.action;
         Some(match attribute {
             "mnemonic" => heap.alloc(action.mnemonic.as_str()),
-            "inputs" => self.files(&action.inputs, heap)?,
+            "inputs" => self.files(&action.inputs.flatten(), heap)?,
             "outputs" => self.files(&action.outputs, heap)?,
             "env" => heap.alloc(AllocDict(
                 action.env.iter().map(|(k, v)| (k.as_str(), v.as_str())),

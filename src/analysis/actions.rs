@@ -19,6 +19,7 @@ use starlark::values::{
 };
 
 use super::args::{ArgsLine, ArgsValue, ParamFileFormat, arg_string};
+use super::input_sets::SetMaker;
 use super::values::{FileValue, TargetInfo};
 use crate::core::command_line;
 use crate::core::{Action, ActionKind, ExecPath, Label, layout::short_from_exec};
@@ -186,7 +187,7 @@ impl ActionsState {
                 content: content.into_bytes(),
                 executable,
             },
-            inputs: Vec::new(),
+            inputs: Default::default(),
             outputs: vec![ExecPath::new(path)],
             env: BTreeMap::new(),
             requirements: Vec::new(),
@@ -228,20 +229,22 @@ impl ActionsState {
             }
         }
         // A tool's runfiles are inputs of every action that runs it.
-        let mut extra = Vec::new();
-        for input in action
-            .inputs
-            .iter()
-            .map(ExecPath::as_str)
-            .chain(action_program(&action))
-        {
-            if let Some(rf) = self.tool_runfiles.get(input) {
-                extra.extend(rf.iter().cloned());
+        if !self.tool_runfiles.is_empty() {
+            let mut extra = Vec::new();
+            let mut note = |input: &str| {
+                if let Some(rf) = self.tool_runfiles.get(input) {
+                    extra.extend(rf.iter().cloned());
+                }
+            };
+            action.inputs.for_each(|p| note(p.as_str()));
+            if let Some(program) = action_program(&action) {
+                note(program);
             }
+            action.inputs.add_files(extra);
         }
-        action.inputs.extend(extra);
-        action.inputs.sort();
-        action.inputs.dedup();
+        if let Some(discovery) = &mut action.discovery {
+            discovery.always_read = action.inputs.minus(&discovery.discoverable);
+        }
         action.outputs.sort();
         action.directory_outputs.sort();
         // The target's tags, then the action's own execution_requirements.
@@ -410,9 +413,10 @@ fn register_run<'v>(
     heap: Heap<'v>,
 ) -> anyhow::Result<NoneType> {
     let outputs = files_of(Some(o.outputs), "outputs", heap)?;
-    let mut inputs = paths(&files_of(o.inputs, "inputs", heap)?);
-    inputs.extend(paths(&files_of_or_targets(o.tools, heap)?));
-    inputs.extend(o.program.map(ExecPath::new));
+    // A depset of inputs keeps its child depsets as shared sets (a compile's headers).
+    let mut inputs = SetMaker::default().inputs(o.inputs, "inputs", heap)?;
+    inputs.add_files(paths(&files_of_or_targets(o.tools, heap)?));
+    inputs.add_files(o.program.map(ExecPath::new));
     let primary = outputs
         .first()
         .ok_or_else(|| anyhow::anyhow!("an action must have at least one output"))?;
@@ -421,7 +425,7 @@ fn register_run<'v>(
     let owner = state.owner.clone();
     for (path, content) in param_files {
         state.register_param_file(&path, content)?;
-        inputs.push(ExecPath::new(path));
+        inputs.add_file(ExecPath::new(path));
     }
     let mnemonic = o.mnemonic.unwrap_or_else(|| default_mnemonic.to_owned());
     let progress_message = o
@@ -477,19 +481,18 @@ fn discovery_of<'v>(
             file.short_path
         );
     }
-    let declared: std::collections::BTreeSet<String> = files_of(inputs, "inputs", heap)?
-        .iter()
-        .map(|f| f.path.clone())
-        .collect();
-    let mut discoverable = paths(&files_of(Some(discoverable), "discoverable_inputs", heap)?);
-    if let Some(stray) = discoverable.iter().find(|p| !declared.contains(p.as_str())) {
+    // The same depsets as the inputs' make the same (interned) sets.
+    let mut sets = SetMaker::default();
+    let declared = sets.inputs(inputs, "inputs", heap)?;
+    let discoverable = sets.whole(discoverable, "discoverable_inputs", heap)?;
+    if let Some(stray) = discoverable.minus(&declared).first() {
         anyhow::bail!("discoverable input '{stray}' is not among the action's inputs");
     }
-    discoverable.sort();
-    discoverable.dedup();
     Ok(Some(crate::core::InputDiscovery {
         dependency_file: ExecPath::new(file.path.clone()),
         discoverable,
+        // Found once the action's inputs are complete (`register`).
+        always_read: Vec::new(),
     }))
 }
 
@@ -663,7 +666,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
                 content: content.into_bytes(),
                 executable: is_executable,
             },
-            inputs: Vec::new(),
+            inputs: Default::default(),
             outputs: vec![ExecPath::new(output.path.clone())],
             env: BTreeMap::new(),
             requirements: Vec::new(),
@@ -817,7 +820,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
                 target: target.clone(),
                 executable: is_executable,
             },
-            inputs: vec![ExecPath::new(target)],
+            inputs: vec![ExecPath::new(target)].into(),
             outputs: vec![ExecPath::new(output.path.clone())],
             env: BTreeMap::new(),
             requirements: Vec::new(),
@@ -866,7 +869,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
                 substitutions: subs,
                 executable: true,
             },
-            inputs: vec![ExecPath::new(template.path.clone())],
+            inputs: vec![ExecPath::new(template.path.clone())].into(),
             outputs: vec![ExecPath::new(output.path.clone())],
             env: BTreeMap::new(),
             requirements: Vec::new(),

@@ -23,6 +23,7 @@ mod cquery_starlark;
 mod ctx;
 mod failure;
 mod incremental;
+mod input_sets;
 mod inputs;
 mod make_vars;
 pub mod plan;

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::core::input_set::SetTable;
 use crate::core::{Action, Digest, ExecPath, Label, RunfilesTree, TestSpec};
 use crate::workspace::fs_deps::FsDeps;
 
@@ -103,21 +104,26 @@ pub fn test_spec(attrs: &BTreeMap<String, crate::loading::AttrValue>) -> TestSpe
     }
 }
 
+/// A stored plan: its input sets come first, each once, and the actions refer to them by
+/// number (`core::input_set`), so a header set shared by a thousand compiles is stored once.
 #[derive(Deserialize)]
 struct Stored {
     deps: FsDeps,
+    #[allow(dead_code)]
+    input_sets: SetTable,
     plan: BuildPlan,
 }
 
 #[derive(Serialize)]
 struct StoredRef<'a> {
     deps: &'a FsDeps,
+    input_sets: &'a SetTable,
     plan: &'a BuildPlan,
 }
 
 /// The first line of a stored plan, before the digest of the rest: a damaged plan (its
 /// content no longer matches) is not trusted, the command plans afresh and stores it anew.
-const HEADER: &str = "forge-plan 1 ";
+const HEADER: &str = "forge-plan 2 ";
 
 /// Where plans are kept, one file per command identity.
 pub struct PlanCache {
@@ -163,14 +169,25 @@ impl PlanCache {
         // Read whole and parsed from memory: parsing as it is read would spare the file's
         // size in memory, but serde_json reads a stream byte by byte, at twice the CPU time.
         let body = crate::core::sealed::read_sealed(&self.path(key), HEADER)?;
+        let reading = crate::core::input_set::reading_table();
         let stored: Stored = serde_json::from_slice(&body).ok()?;
+        drop(reading);
         stored.deps.unchanged().then_some(stored.plan)
     }
 
     /// Keeps `plan` for the next command (atomically: a reader sees the old plan or the new).
     pub fn store(&self, key: &Digest, deps: &FsDeps, plan: &BuildPlan) -> io::Result<()> {
         fs::create_dir_all(&self.dir)?;
-        let body = serde_json::to_vec(&StoredRef { deps, plan })?;
+        let input_sets = SetTable::of(plan.actions.iter().flat_map(|a| {
+            std::iter::once(&a.inputs).chain(a.discovery.as_ref().map(|d| &d.discoverable))
+        }));
+        let body = input_sets.writing(|| {
+            serde_json::to_vec(&StoredRef {
+                deps,
+                input_sets: &input_sets,
+                plan,
+            })
+        })?;
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
         tmp.write_all(crate::core::sealed::header(HEADER, &body).as_bytes())?;
         tmp.write_all(&body)?;

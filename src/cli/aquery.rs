@@ -164,7 +164,7 @@ fn text_form(graph: &ActionGraph, include: Include) -> String {
         out.push_str(&format!("  Configuration: {}\n", graph.configuration));
         out.push_str(&format!("  ActionKey: {}\n", shown.key.to_hex()));
         if include.artifacts {
-            out.push_str(&format!("  Inputs: [{}]\n", list(&action.inputs)));
+            out.push_str(&format!("  Inputs: [{}]\n", list(&action.inputs.flatten())));
             out.push_str(&format!("  Outputs: [{}]\n", list(&action.outputs)));
         }
         if !shown.environment.is_empty() {
@@ -300,8 +300,12 @@ fn jsonproto_form(graph: &ActionGraph, include: Include) -> Value {
             |id| json!({ "id": id, "label": action.owner.to_string(), "ruleClassId": class_id }),
         );
         let no_paths: &[crate::core::ExecPath] = &[];
+        let flat_inputs = match include.artifacts {
+            true => action.inputs.flatten(),
+            false => Vec::new(),
+        };
         let (input_paths, output_paths) = match include.artifacts {
-            true => (&action.inputs[..], &action.outputs[..]),
+            true => (&flat_inputs[..], &action.outputs[..]),
             false => (no_paths, no_paths),
         };
         let inputs: Vec<u64> = input_paths

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ExecPath, Label};
+use super::{ExecPath, Inputs, Label};
 
 /// What an action does.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -15,7 +15,13 @@ pub enum ActionKind {
     /// `ctx.actions.run_shell` becomes `["/bin/bash", "-c", command, "", args...]`.
     Run { argv: Vec<String> },
     /// Writes fixed bytes (`ctx.actions.write`).
-    Write { content: Vec<u8>, executable: bool },
+    Write {
+        /// As a JSON string when it is UTF-8 (a compile database, a script): a list of
+        /// numbers would make it four times the size in a stored plan.
+        #[serde(with = "text_or_bytes")]
+        content: Vec<u8>,
+        executable: bool,
+    },
     /// Copies `template`'s content into the output with each key replaced by its value, in
     /// order (`ctx.actions.expand_template`).
     ExpandTemplate {
@@ -43,10 +49,10 @@ pub struct Action {
     /// Shown while the action runs: `Executing genrule //pkg:x`.
     pub progress_message: String,
     pub kind: ActionKind,
-    /// Every file the action reads, as exec paths, sorted and unique: sources
-    /// (`pkg/a.txt`, `external/repo/x`) and outputs of other actions
-    /// (`forge-out/k8-fastbuild/bin/pkg/gen.txt`).
-    pub inputs: Vec<ExecPath>,
+    /// Every file the action reads, as exec paths: sources (`pkg/a.txt`, `external/repo/x`)
+    /// and outputs of other actions (`forge-out/k8-fastbuild/bin/pkg/gen.txt`), its own and
+    /// those of the shared sets it refers to (`Inputs::flatten` lists them all).
+    pub inputs: Inputs,
     /// The files the action must create, as exec paths, sorted.
     pub outputs: Vec<ExecPath>,
     /// The outputs that are directories (`declare_directory`): created empty before the
@@ -71,8 +77,12 @@ pub struct Action {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct InputDiscovery {
     pub dependency_file: ExecPath,
-    /// Sorted and unique, a subset of the inputs.
-    pub discoverable: Vec<ExecPath>,
+    /// A subset of the inputs.
+    pub discoverable: Inputs,
+    /// The inputs that are not discoverable, sorted and unique (a compile's source, the
+    /// tool's files): always keyed by their content. Found once, when the action is made, so
+    /// that keying a compile does not walk its thousand declared headers.
+    pub always_read: Vec<ExecPath>,
 }
 
 /// A runfiles tree to lay out next to an executable: `<exe>.runfiles/<runfiles path>` points
@@ -84,4 +94,77 @@ pub struct RunfilesTree {
     /// `(runfiles path, exec path)`, sorted by runfiles path, e.g.
     /// `("my_ws/pkg/data.txt", "pkg/data.txt")`.
     pub entries: Vec<(String, ExecPath)>,
+}
+
+/// Bytes as a string when they are UTF-8, else as a list of numbers; either is read back.
+mod text_or_bytes {
+    use std::fmt;
+
+    use serde::de::{self, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => s.serialize_str(text),
+            Err(_) => s.collect_seq(bytes),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        d.deserialize_any(BytesVisitor)
+    }
+
+    struct BytesVisitor;
+
+    impl<'de> Visitor<'de> for BytesVisitor {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string or a list of bytes")
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<u8>, E> {
+            Ok(v.as_bytes().to_vec())
+        }
+
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Vec<u8>, E> {
+            Ok(v.into_bytes())
+        }
+
+        fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+            while let Some(b) = seq.next_element::<u8>()? {
+                out.push(b);
+            }
+            Ok(out)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_content_is_text_when_it_can_be_and_reads_back_either_way() {
+        for (content, json) in [
+            (
+                b"[{\"file\": \"a.cc\"}]\n".to_vec(),
+                r#""[{\"file\": \"a.cc\"}]\n""#,
+            ),
+            (vec![0xff, 0x00], "[255,0]"),
+        ] {
+            let kind = ActionKind::Write {
+                content: content.clone(),
+                executable: false,
+            };
+            let text = serde_json::to_string(&kind).unwrap();
+            assert!(text.contains(json), "{text}");
+            assert_eq!(serde_json::from_str::<ActionKind>(&text).unwrap(), kind);
+        }
+    }
 }

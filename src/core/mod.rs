@@ -8,6 +8,7 @@ pub mod diag;
 pub mod digest;
 pub mod exec_path;
 pub mod fs;
+pub mod input_set;
 pub mod label;
 pub mod layout;
 pub mod nesting;
@@ -20,5 +21,6 @@ pub use action::{Action, ActionKind, EXEC_PROPERTY_PREFIX, InputDiscovery, Runfi
 pub use diag::{Diagnostic, DiagnosticKind, ExitCode, Failure, Location};
 pub use digest::Digest;
 pub use exec_path::ExecPath;
+pub use input_set::{InputSet, Inputs};
 pub use label::{Label, LabelError, PackageId, TargetPattern};
 pub use test_spec::TestSpec;

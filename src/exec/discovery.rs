@@ -88,10 +88,10 @@ impl DiscoveredInputs {
         self.dir.join(identity.to_hex())
     }
 
-    /// The discoverable inputs the last run of `identity` read, if it ran.
-    pub fn get(&self, identity: &Digest) -> Option<BTreeSet<String>> {
-        let text = fs::read_to_string(self.path(identity)).ok()?;
-        Some(text.lines().map(str::to_owned).collect())
+    /// The discoverable inputs the last run of `identity` read, if it ran: one path a line,
+    /// sorted (a no-op reads one of these per compile: its lines are used in place).
+    pub fn get(&self, identity: &Digest) -> Option<String> {
+        fs::read_to_string(self.path(identity)).ok()
     }
 
     /// Records what a run of `identity` read; only a cache, so a failed write means the
@@ -106,38 +106,34 @@ impl DiscoveredInputs {
     }
 }
 
-/// The key of `action` over its inputs, the discoverable ones left out unless in `used`
-/// (`None`: all left out, by path only — the identity).
-pub fn key_with(
+/// The identity of an action with a dependency file: its key with the discoverable inputs
+/// by path only. `always_read` are the digests of the inputs that are not discoverable
+/// (`InputDiscovery::always_read`, sorted). The paths come as the digest of the action's
+/// inputs, sets and all, so a header added to or removed from the declared set is a new
+/// identity; their contents are not read.
+pub fn identity(
     action: &Action,
     env: &std::collections::BTreeMap<String, String>,
-    inputs: &[(&str, Digest)],
-    used: Option<&BTreeSet<String>>,
+    always_read: &[(&str, Digest)],
 ) -> Digest {
-    let Some(discovery) = &action.discovery else {
-        return action_key(action, env, inputs);
-    };
-    // Both lists are sorted and unique, so one merge walk classifies every input (a set built
-    // here would cost a thousand allocations per compile, twice per no-op). Were `inputs` ever
-    // out of order, a discoverable input would only be kept with its digest: more rebuilds,
-    // never fewer.
-    let mut discoverable = discovery.discoverable.iter().map(|p| p.as_str()).peekable();
-    let unread = Digest([0; 32]);
-    let kept: Vec<(&str, Digest)> = inputs
-        .iter()
-        .filter_map(|&(path, digest)| {
-            while discoverable.next_if(|d| *d < path).is_some() {}
-            if discoverable.next_if_eq(&path).is_none() {
-                return Some((path, digest));
-            }
-            match used {
-                None => Some((path, unread)),
-                Some(used) if used.contains(path) => Some((path, digest)),
-                Some(_) => None,
-            }
-        })
-        .collect();
-    action_key(action, env, &kept)
+    action_key(action, env, always_read, &[action.inputs.paths_digest()])
+}
+
+/// The key of an action with a dependency file once it is known what it read: the inputs
+/// that are not discoverable and the discoverable ones it read (`used`), with their digests;
+/// both sorted by path. The other declared inputs are left out, as Bazel does.
+pub fn key_with_used(
+    action: &Action,
+    env: &std::collections::BTreeMap<String, String>,
+    always_read: &[(&str, Digest)],
+    used: &[(&str, Digest)],
+) -> Digest {
+    let mut kept: Vec<(&str, Digest)> = Vec::with_capacity(always_read.len() + used.len());
+    kept.extend_from_slice(always_read);
+    kept.extend_from_slice(used);
+    kept.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    kept.dedup_by(|a, b| a.0 == b.0);
+    action_key(action, env, &kept, &[])
 }
 
 /// Bazel's "undeclared inclusion" error when the dependency file lists a file of the exec
@@ -151,12 +147,7 @@ pub fn undeclared_inclusions(action: &Action, exec_root: &Path) -> Option<String
     let undeclared: Vec<String> = listed
         .iter()
         .filter(|p| !Path::new(p).is_absolute())
-        .filter(|p| {
-            action
-                .inputs
-                .binary_search_by(|i| i.as_str().cmp(p))
-                .is_err()
-        })
+        .filter(|p| !action.inputs.contains(p))
         .map(|p| format!("'{p}'"))
         .collect();
     if undeclared.is_empty() {
@@ -179,22 +170,21 @@ pub fn used_inputs(action: &Action, exec_root: &Path) -> BTreeSet<String> {
     let all = || {
         discovery
             .discoverable
-            .iter()
-            .map(|p| p.to_string())
+            .flatten()
+            .into_iter()
+            .map(|p| p.into_string())
             .collect()
     };
     let Ok(text) = fs::read_to_string(exec_root.join(&discovery.dependency_file)) else {
         return all();
     };
-    let listed: BTreeSet<String> = parse_dependency_file(&text).into_iter().collect();
+    let listed = parse_dependency_file(&text);
     if listed.is_empty() {
         return all();
     }
-    discovery
-        .discoverable
-        .iter()
-        .filter(|p| listed.contains(p.as_str()))
-        .map(|p| p.to_string())
+    listed
+        .into_iter()
+        .filter(|p| discovery.discoverable.contains(p))
         .collect()
 }
 

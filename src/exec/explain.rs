@@ -34,7 +34,7 @@ pub fn undeclared_inputs(output: &str, action: &Action, cx: &Context) -> Option<
             (true, None) => continue,
             (false, _) => word.to_owned(),
         };
-        if action.inputs.iter().any(|i| *i == relative) || !seen.insert(relative.clone()) {
+        if action.inputs.contains(&relative) || !seen.insert(relative.clone()) {
             continue;
         }
         if let Some(&(i, _)) = cx.producers.get(relative.as_str()) {
@@ -77,7 +77,7 @@ fn undeclared_header(relative: &str, header: &Label, action: &Action, cx: &Conte
         .actions
         .iter()
         .filter(|a| a.mnemonic == "CppCompile" && a.owner.package == header.package)
-        .find(|a| a.inputs.iter().any(|i| *i == relative))
+        .find(|a| a.inputs.contains(relative))
         .map(|a| &a.owner);
     match declarer {
         Some(owner) => format!(

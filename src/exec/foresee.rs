@@ -6,10 +6,13 @@
 use std::collections::VecDeque;
 
 use crate::core::{Action, Digest, ExecPath, Label};
+use crate::exec::discovery::{self, DiscoveredInputs};
 use crate::exec::ingredients::{self, Change, IngredientLog, Ingredients, Record};
 use crate::exec::key::action_key;
 use crate::exec::perform::outputs_up_to_date;
+use crate::exec::scheduler::Producer;
 use crate::exec::scheduler::build_graph;
+use crate::exec::set_digests::SetDigests;
 use crate::exec::source_dir;
 use crate::exec::stat_cache::StatCache;
 use crate::exec::{ExecConfig, ExecError, base_environment, command_environment};
@@ -50,6 +53,8 @@ pub fn foresee(
         config.exec_root.clone(),
     );
     let log = IngredientLog::new(&config.cache_dir);
+    let discovered = DiscoveredInputs::new(&config.cache_dir);
+    let sets = SetDigests::default();
     let base = base_environment(&config.action_env);
     let mut digests: Vec<Option<Vec<Digest>>> = vec![None; actions.len()];
     let mut waiting = graph.waiting_for.clone();
@@ -64,7 +69,16 @@ pub fn foresee(
         let action = &actions[i];
         let mut inputs: Vec<(&str, Digest)> = Vec::new();
         let mut verdict = None;
-        for &(path, producer) in &graph.inputs[i] {
+        // Every input, its sets' files too (the sets' sources are not in the graph).
+        let flat = action.inputs.flatten();
+        let mut all: Vec<(&str, Producer)> = graph.inputs[i].clone();
+        all.extend(
+            flat.iter()
+                .map(|p| (p.as_str(), graph.producers.get(p.as_str()).copied())),
+        );
+        all.sort_unstable();
+        all.dedup();
+        for &(path, producer) in &all {
             let digest = match producer {
                 Some((p, k)) => match digests[p].as_ref().and_then(|d| d.get(k)) {
                     Some(d) => *d,
@@ -96,7 +110,7 @@ pub fn foresee(
         let last = action.outputs.first().and_then(|o| log.last(o));
         let verdict = verdict.unwrap_or_else(|| {
             let env = command_environment(&base, action);
-            let key = action_key(action, &env, &inputs);
+            let key = key_of(action, &env, &inputs, &graph.inputs[i], &sets, &discovered);
             let cacheable = !action.requirements.iter().any(|r| r == "no-cache");
             if cacheable
                 && let Some(outputs) = outputs_up_to_date(&stat, &config.exec_root, action, &key)
@@ -124,4 +138,54 @@ pub fn foresee(
         }
     }
     Ok(foreseen)
+}
+
+/// The key `perform` would compute for `action`, from the digests of all its inputs
+/// (`inputs`, sorted); `own` are its own inputs (not its sets'). An action with a
+/// dependency file is keyed by what it read last time it ran with the same declared inputs,
+/// or by its identity when it never did (it would run).
+fn key_of(
+    action: &Action,
+    env: &std::collections::BTreeMap<String, String>,
+    inputs: &[(&str, Digest)],
+    own: &[(&str, Producer)],
+    sets: &SetDigests,
+    discovered: &DiscoveredInputs,
+) -> Digest {
+    let digest = |path: &str| -> Result<Digest, ()> {
+        inputs
+            .binary_search_by(|(p, _)| (*p).cmp(path))
+            .map(|at| inputs[at].1)
+            .map_err(|_| ())
+    };
+    if let Some(discovery) = &action.discovery {
+        let pairs = |paths: &mut dyn Iterator<Item = &str>| -> Option<Vec<(String, Digest)>> {
+            paths
+                .map(|p| digest(p).ok().map(|d| (p.to_owned(), d)))
+                .collect()
+        };
+        let always =
+            pairs(&mut discovery.always_read.iter().map(|p| p.as_str())).unwrap_or_default();
+        let always: Vec<(&str, Digest)> = always.iter().map(|(p, d)| (p.as_str(), *d)).collect();
+        let identity = discovery::identity(action, env, &always);
+        let Some(used) = discovered.get(&identity) else {
+            return identity;
+        };
+        let Some(used) = pairs(&mut used.lines()) else {
+            return identity;
+        };
+        let used: Vec<(&str, Digest)> = used.iter().map(|(p, d)| (p.as_str(), *d)).collect();
+        return discovery::key_with_used(action, env, &always, &used);
+    }
+    let own: Vec<(&str, Digest)> = own
+        .iter()
+        .filter_map(|(p, _)| digest(p).ok().map(|d| (*p, d)))
+        .collect();
+    let set_digests: Vec<Digest> = action
+        .inputs
+        .sets()
+        .iter()
+        .filter_map(|s| sets.digest(s, &mut |p| digest(p)).ok())
+        .collect();
+    action_key(action, env, &own, &set_digests)
 }

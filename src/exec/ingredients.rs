@@ -76,10 +76,11 @@ impl Ingredients {
         }
     }
 
-    pub fn of(
+    /// `inputs`: every input of the action (its sets' files too) with its digest, sorted.
+    pub fn of<S: AsRef<str>>(
         action: &Action,
         env: &BTreeMap<String, String>,
-        inputs: &[(&str, Digest)],
+        inputs: &[(S, Digest)],
         key: Digest,
     ) -> Ingredients {
         let (command, runs_command) = match &action.kind {
@@ -126,8 +127,8 @@ impl Ingredients {
             },
             inputs: inputs
                 .iter()
-                .filter(|(path, _)| *path != layout::VOLATILE_STATUS)
-                .map(|(p, d)| ((*p).to_owned(), *d))
+                .filter(|(path, _)| path.as_ref() != layout::VOLATILE_STATUS)
+                .map(|(p, d)| (p.as_ref().to_owned(), *d))
                 .collect(),
             outputs: action.outputs.iter().map(|o| o.to_string()).collect(),
             requirements: action.requirements.clone(),
@@ -494,7 +495,7 @@ mod tests {
             kind: ActionKind::Run {
                 argv: argv.iter().map(|s| s.to_string()).collect(),
             },
-            inputs: vec!["p/a.txt".into()],
+            inputs: vec!["p/a.txt".into()].into(),
             outputs: vec!["out/g".into()],
             directory_outputs: vec![],
             scratch_dirs: vec![],
@@ -553,7 +554,7 @@ mod tests {
     fn the_log_keeps_the_latest_record_and_survives_damage() {
         let dir = tempfile::tempdir().expect("temp dir");
         let record = |n: u8| Record {
-            ingredients: Ingredients::of(&genrule(&["x"]), &BTreeMap::new(), &[], key(n)),
+            ingredients: Ingredients::of::<&str>(&genrule(&["x"]), &BTreeMap::new(), &[], key(n)),
             changes: vec![Change::FirstRun],
         };
         let log = IngredientLog::new(dir.path());

@@ -11,7 +11,7 @@ use crate::core::{Action, ActionKind};
 
 /// Bump when the encoding or the meaning of a cached result changes (e.g. a new fixed
 /// environment variable), so old cache entries are never reused.
-const FORMAT: &[u8] = b"forge-action-key-v1";
+const FORMAT: &[u8] = b"forge-action-key-v2";
 
 struct Encoder(blake3::Hasher);
 
@@ -40,11 +40,14 @@ impl Encoder {
 
 /// The key of `action`. `env` is the complete environment a `Run` action gets (minus the
 /// per-action `TMPDIR`, which is random and does not affect results); `inputs` are the
-/// action's effective inputs (sorted, unique) with their content digests.
+/// action's own effective inputs (sorted, unique) with their content digests, `sets` the
+/// digests of the input sets it refers to (`SetDigests`: each covers its files' paths and
+/// contents), so that a compile's thousand headers cost one digest per set here.
 pub fn action_key(
     action: &Action,
     env: &BTreeMap<String, String>,
     inputs: &[(&str, Digest)],
+    sets: &[Digest],
 ) -> Digest {
     let mut e = Encoder(blake3::Hasher::new());
     e.bytes(FORMAT);
@@ -101,6 +104,10 @@ pub fn action_key(
         }
         e.0.update(&digest.0);
     }
+    e.len(sets.len());
+    for set in sets {
+        e.0.update(&set.0);
+    }
     e.len(action.outputs.len());
     for o in &action.outputs {
         e.str(o);
@@ -136,7 +143,7 @@ mod tests {
             kind: ActionKind::Run {
                 argv: argv.iter().map(|s| s.to_string()).collect(),
             },
-            inputs: vec![],
+            inputs: Default::default(),
             outputs: vec!["out".into()],
             env: BTreeMap::new(),
             requirements: vec![],
@@ -151,26 +158,38 @@ mod tests {
         let env = BTreeMap::new();
         let d1 = Digest::of_bytes(b"1");
         let d2 = Digest::of_bytes(b"2");
-        let base = action_key(&run(&["a", "b"]), &env, &[("in", d1)]);
-        assert_eq!(base, action_key(&run(&["a", "b"]), &env, &[("in", d1)]));
-        assert_ne!(base, action_key(&run(&["a b"]), &env, &[("in", d1)]));
-        assert_ne!(base, action_key(&run(&["ab"]), &env, &[("in", d1)]));
-        assert_ne!(base, action_key(&run(&["a", "b"]), &env, &[("in", d2)]));
-        assert_ne!(base, action_key(&run(&["a", "b"]), &env, &[("in2", d1)]));
+        let base = action_key(&run(&["a", "b"]), &env, &[("in", d1)], &[]);
+        assert_eq!(
+            base,
+            action_key(&run(&["a", "b"]), &env, &[("in", d1)], &[])
+        );
+        assert_ne!(base, action_key(&run(&["a b"]), &env, &[("in", d1)], &[]));
+        assert_ne!(base, action_key(&run(&["ab"]), &env, &[("in", d1)], &[]));
+        assert_ne!(
+            base,
+            action_key(&run(&["a", "b"]), &env, &[("in", d2)], &[])
+        );
+        assert_ne!(
+            base,
+            action_key(&run(&["a", "b"]), &env, &[("in2", d1)], &[])
+        );
         let mut env2 = BTreeMap::new();
         env2.insert("K".to_owned(), "V".to_owned());
-        assert_ne!(base, action_key(&run(&["a", "b"]), &env2, &[("in", d1)]));
+        assert_ne!(
+            base,
+            action_key(&run(&["a", "b"]), &env2, &[("in", d1)], &[])
+        );
         let mut outs = run(&["a", "b"]);
         outs.outputs = vec!["other".into()];
-        assert_ne!(base, action_key(&outs, &env, &[("in", d1)]));
+        assert_ne!(base, action_key(&outs, &env, &[("in", d1)], &[]));
         let mut reqs = run(&["a", "b"]);
         reqs.requirements = vec!["no-sandbox".into()];
-        assert_ne!(base, action_key(&reqs, &env, &[("in", d1)]));
+        assert_ne!(base, action_key(&reqs, &env, &[("in", d1)], &[]));
         // The owner and progress message are not part of what the action computes.
         let mut owner = run(&["a", "b"]);
         owner.owner.name = "other".into();
         owner.progress_message = "hello".into();
-        assert_eq!(base, action_key(&owner, &env, &[("in", d1)]));
+        assert_eq!(base, action_key(&owner, &env, &[("in", d1)], &[]));
 
         let write = |content: &[u8], executable| {
             let mut a = run(&[]);
@@ -180,11 +199,11 @@ mod tests {
             };
             a
         };
-        let w = action_key(&write(b"x", false), &env, &[]);
-        assert_ne!(w, action_key(&write(b"x", true), &env, &[]));
-        assert_ne!(w, action_key(&write(b"y", false), &env, &[]));
+        let w = action_key(&write(b"x", false), &env, &[], &[]);
+        assert_ne!(w, action_key(&write(b"x", true), &env, &[], &[]));
+        assert_ne!(w, action_key(&write(b"y", false), &env, &[], &[]));
         // The environment does not affect in-process kinds.
-        assert_eq!(w, action_key(&write(b"x", false), &env2, &[]));
+        assert_eq!(w, action_key(&write(b"x", false), &env2, &[], &[]));
     }
 
     #[test]
@@ -202,6 +221,7 @@ mod tests {
                         Digest::of_bytes(volatile),
                     ),
                 ],
+                &[],
             )
         };
         assert_eq!(

@@ -26,6 +26,7 @@ pub mod remote_runner;
 pub mod runner;
 pub mod sandbox;
 mod scheduler;
+mod set_digests;
 mod source_dir;
 mod stat_cache;
 mod tiers;

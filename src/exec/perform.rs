@@ -29,6 +29,7 @@ use crate::exec::progress::Progress;
 use crate::exec::remote_outputs::{self, DownloadMode, FetchError, RemoteFile, RemoteFiles};
 use crate::exec::runner::{Cancel, Runner, Spawn};
 use crate::exec::scheduler::Producer;
+use crate::exec::set_digests::SetDigests;
 use crate::exec::source_dir;
 use crate::exec::stat_cache::{FileStat, OutputRecord, StatCache};
 use crate::exec::tiers::{Blobs, CacheTiers, Tier};
@@ -83,6 +84,8 @@ pub(crate) struct Ctx<'a> {
     ingredients: IngredientLog,
     /// What compiles with a dependency file read when they last ran.
     discovered: DiscoveredInputs,
+    /// The digest of each input set, made once per build.
+    set_digests: SetDigests,
     /// Outputs left in the remote CAS (build without the bytes), when there is a remote.
     remote_files: Option<&'a RemoteFiles>,
 }
@@ -157,6 +160,7 @@ impl<'a> Ctx<'a> {
             tmp_pool: Mutex::new(Vec::new()),
             ingredients: IngredientLog::new(&config.cache_dir),
             discovered: DiscoveredInputs::new(&config.cache_dir),
+            set_digests: SetDigests::default(),
             remote_files: config.remote_files.as_deref(),
         })
     }
@@ -195,54 +199,145 @@ impl<'a> Ctx<'a> {
         Cow::Owned(env)
     }
 
+    /// The digest of input `path` of `action`: its producer's result, or (a source) from the
+    /// stat cache.
+    fn input_digest(
+        &self,
+        action: &Action,
+        path: &str,
+        producer: Producer,
+        digest_of: &dyn Fn(usize, usize) -> Option<Digest>,
+    ) -> Result<Digest, Fail> {
+        match producer {
+            Some((p, k)) => digest_of(p, k).ok_or_else(|| {
+                self.fail(
+                    action,
+                    format!("missing input file '{path}'"),
+                    "its producing action has no result".to_owned(),
+                    false,
+                )
+            }),
+            // A source directory's whole content is in the key (Bazel's check is unsound).
+            None => source_dir::digest_source_input(self.stat(), path).map_err(|e| match e {
+                source_dir::InputError::Directory(e) => {
+                    self.fail(action, e.describe(path), String::new(), false)
+                }
+                source_dir::InputError::Missing(e) => self.fail(
+                    action,
+                    format!("missing input file '{path}'"),
+                    e.to_string(),
+                    false,
+                ),
+            }),
+        }
+    }
+
+    /// `inputs` (own inputs of the action, each with its producer) with their digests.
+    fn own_digests<'p>(
+        &self,
+        action: &Action,
+        inputs: &[(&'p str, Producer)],
+        digest_of: &dyn Fn(usize, usize) -> Option<Digest>,
+    ) -> Result<Vec<(&'p str, Digest)>, Fail> {
+        inputs
+            .iter()
+            .map(|&(path, producer)| {
+                Ok((path, self.input_digest(action, path, producer, digest_of)?))
+            })
+            .collect()
+    }
+
+    /// `paths` (sorted) with their digests.
+    fn digests_of<'p>(
+        &self,
+        action: &Action,
+        paths: impl IntoIterator<Item = &'p str>,
+        producer_of: &dyn Fn(&str) -> Producer,
+        digest_of: &dyn Fn(usize, usize) -> Option<Digest>,
+    ) -> Result<Vec<(&'p str, Digest)>, Fail> {
+        paths
+            .into_iter()
+            .map(|path| {
+                let producer = producer_of(path);
+                Ok((path, self.input_digest(action, path, producer, digest_of)?))
+            })
+            .collect()
+    }
+
+    /// Every input of `action`, its sets' files included, with their digests: what a run
+    /// records to explain the next one.
+    fn all_input_digests(
+        &self,
+        action: &Action,
+        own: &[(&str, Digest)],
+        producer_of: &dyn Fn(&str) -> Producer,
+        digest_of: &dyn Fn(usize, usize) -> Option<Digest>,
+    ) -> Result<Vec<(String, Digest)>, Fail> {
+        if action.inputs.sets().is_empty() {
+            return Ok(own.iter().map(|(p, d)| ((*p).to_owned(), *d)).collect());
+        }
+        let mut all: Vec<(String, Digest)> =
+            own.iter().map(|(p, d)| ((*p).to_owned(), *d)).collect();
+        for path in action.inputs.flatten() {
+            if own
+                .binary_search_by(|(p, _)| (*p).cmp(path.as_str()))
+                .is_ok()
+            {
+                continue;
+            }
+            let digest = self.input_digest(action, &path, producer_of(&path), digest_of)?;
+            all.push((path.into_string(), digest));
+        }
+        all.sort();
+        Ok(all)
+    }
+
     pub fn perform(
         &self,
         action: &Action,
         inputs: &[(&str, Producer)],
+        producer_of: &dyn Fn(&str) -> Producer,
         digest_of: &dyn Fn(usize, usize) -> Option<Digest>,
     ) -> Result<Done, Fail> {
-        let mut input_digests = Vec::with_capacity(inputs.len());
-        for &(path, producer) in inputs {
-            let digest = match producer {
-                Some((p, k)) => digest_of(p, k).ok_or_else(|| {
-                    self.fail(
-                        action,
-                        format!("missing input file '{path}'"),
-                        "its producing action has no result".to_owned(),
-                        false,
-                    )
-                })?,
-                // A source directory's whole content is in the key (Bazel's check is unsound).
-                None => {
-                    source_dir::digest_source_input(self.stat(), path).map_err(|e| match e {
-                        source_dir::InputError::Directory(e) => {
-                            self.fail(action, e.describe(path), String::new(), false)
-                        }
-                        source_dir::InputError::Missing(e) => self.fail(
-                            action,
-                            format!("missing input file '{path}'"),
-                            e.to_string(),
-                            false,
-                        ),
-                    })?
-                }
-            };
-            input_digests.push((path, digest));
-        }
         let env = self.env_for(action);
         let cacheable = !action.requirements.iter().any(|r| r == NO_CACHE);
-        if action.discovery.is_some() {
-            let identity = discovery::key_with(action, &env, &input_digests, None);
-            let done =
-                self.perform_discovering(action, &env, &input_digests, identity, cacheable)?;
+        if let Some(discovery) = &action.discovery {
+            // Keyed by what is always read, and the declared headers by path only (their
+            // digest as sets): not by the thousand headers a compile may include.
+            let always = self.digests_of(
+                action,
+                discovery.always_read.iter().map(ExecPath::as_str),
+                producer_of,
+                digest_of,
+            )?;
+            let identity = discovery::identity(action, &env, &always);
+            let done = self.perform_discovering(
+                action,
+                &env,
+                &always,
+                identity,
+                cacheable,
+                producer_of,
+                digest_of,
+            )?;
             if matches!(done.how, How::UpToDate) {
                 return Ok(done);
             }
             // Explained by its declared inputs: the headers it read are among them.
-            let now = Ingredients::of(action, &env, &input_digests, identity);
+            let own = self.own_digests(action, inputs, digest_of)?;
+            let all = self.all_input_digests(action, &own, producer_of, digest_of)?;
+            let now = Ingredients::of(action, &env, &all, identity);
             return Ok(self.explained(action, now, cacheable, done));
         }
-        let key = action_key(action, &env, &input_digests);
+        let own = self.own_digests(action, inputs, digest_of)?;
+        let mut file = |path: &str| self.input_digest(action, path, producer_of(path), digest_of);
+        let sets = action
+            .inputs
+            .sets()
+            .iter()
+            .map(|set| self.set_digests.digest(set, &mut file))
+            .collect::<Result<Vec<Digest>, Fail>>()?;
+        let key = action_key(action, &env, &own, &sets);
         if cacheable && let Some(digests) = self.up_to_date(action, &key) {
             return Ok(Done {
                 digests,
@@ -251,7 +346,8 @@ impl<'a> Ctx<'a> {
             });
         }
         // Only an action that runs (or is restored) pays for explaining itself.
-        let now = Ingredients::of(action, &env, &input_digests, key);
+        let all = self.all_input_digests(action, &own, producer_of, digest_of)?;
+        let now = Ingredients::of(action, &env, &all, key);
         let found = match cacheable {
             true => self.lookup_cache(action, &key),
             false => None,
@@ -293,20 +389,26 @@ impl<'a> Ctx<'a> {
     /// time it ran with the same `identity` (its key with the discoverable inputs left out,
     /// which `perform` has computed already: over a compile's thousand declared headers, not
     /// free); after a run, by those its dependency file lists.
+    #[allow(clippy::too_many_arguments)]
     fn perform_discovering(
         &self,
         action: &Action,
         env: &BTreeMap<String, String>,
-        inputs: &[(&str, Digest)],
+        always: &[(&str, Digest)],
         identity: Digest,
         cacheable: bool,
+        producer_of: &dyn Fn(&str) -> Producer,
+        digest_of: &dyn Fn(usize, usize) -> Option<Digest>,
     ) -> Result<Done, Fail> {
+        let key_of = |used: &mut dyn Iterator<Item = &str>| -> Result<Digest, Fail> {
+            let used = self.digests_of(action, used, producer_of, digest_of)?;
+            Ok(discovery::key_with_used(action, env, always, &used))
+        };
         if cacheable
             && let Some(used) = self.discovered.get(&identity)
-            && let Some(done) = self.cached(
-                action,
-                &discovery::key_with(action, env, inputs, Some(&used)),
-            )
+            // A header it read last time that is gone: it runs again (and says why).
+            && let Ok(key) = key_of(&mut used.lines())
+            && let Some(done) = self.cached(action, &key)
         {
             return Ok(done);
         }
@@ -317,7 +419,7 @@ impl<'a> Ctx<'a> {
             }
             let used = discovery::used_inputs(action, self.exec_root);
             self.discovered.put(&identity, &used);
-            Ok(discovery::key_with(action, env, inputs, Some(&used)))
+            key_of(&mut used.iter().map(String::as_str))
         };
         self.execute(action, &key_after_run, env, cacheable)
     }
@@ -526,7 +628,10 @@ impl<'a> Ctx<'a> {
             ActionKind::Run { argv } => {
                 // A runner that executes remotely fetches for the commands it runs here.
                 if !self.runner.fetches_remote_inputs() {
-                    self.fetch_inputs(action, action.inputs.iter().map(ExecPath::as_str))?;
+                    self.fetch_inputs(
+                        action,
+                        action.inputs.flatten().iter().map(ExecPath::as_str),
+                    )?;
                 }
                 let printed = self.run_command(action, argv, env);
                 if printed.is_err() {
@@ -582,11 +687,12 @@ impl<'a> Ctx<'a> {
         }
         let mut digests = Vec::with_capacity(action.outputs.len());
         let mut cached = Vec::with_capacity(action.outputs.len());
+        let inputs = action.inputs.flatten();
         let root = ExecRoot::new(
             self.exec_root,
             self.exec_root,
             self.exec_root,
-            &action.inputs,
+            &inputs,
             &action.outputs,
         )
         .map_err(|e| io_fail("cannot read the exec root", e))?;

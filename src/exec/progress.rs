@@ -518,7 +518,7 @@ mod tests {
             mnemonic: "Genrule".into(),
             progress_message: format!("Executing genrule //pkg:{name}"),
             kind: ActionKind::Run { argv: vec![] },
-            inputs: vec![],
+            inputs: Default::default(),
             outputs: vec![],
             env: BTreeMap::new(),
             requirements: vec![],

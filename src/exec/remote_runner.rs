@@ -145,7 +145,10 @@ impl RemoteRunner {
             return Ok(());
         };
         files
-            .fetch_inputs(spawn.cwd, spawn.action.inputs.iter().map(|i| i.as_str()))
+            .fetch_inputs(
+                spawn.cwd,
+                spawn.action.inputs.flatten().iter().map(|i| i.as_str()),
+            )
             .map_err(|e| io::Error::other(e.to_string()))
     }
 
@@ -310,7 +313,7 @@ impl RemoteRunner {
         let mut tree = InputTree::new();
         let mut uploads = Vec::new();
         let mut remote_inputs = Vec::new();
-        for input in &action.inputs {
+        for input in &action.inputs.flatten() {
             self.add_input(
                 hash,
                 root,

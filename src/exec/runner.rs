@@ -386,7 +386,7 @@ mod tests {
             mnemonic: "Genrule".into(),
             progress_message: "Executing genrule //pkg:x".into(),
             kind: crate::core::ActionKind::Run { argv: vec![] },
-            inputs: vec![],
+            inputs: Default::default(),
             outputs: vec![],
             env: BTreeMap::new(),
             requirements: vec![],

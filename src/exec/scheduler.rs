@@ -12,21 +12,23 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use crate::core::{Action, ActionKind};
+use crate::core::{Action, ActionKind, InputSet};
 use crate::core::{Digest, ExecPath};
 use crate::exec::ingredients::Explanation;
 use crate::exec::perform::{Ctx, Done, Fail, How};
 use crate::exec::progress::{ActionOutcome, Progress};
 use crate::exec::runner::Runner;
 use crate::exec::{ActionFailure, ExecConfig, ExecError, ExecResult};
+use std::sync::Arc;
 
 /// Where an input comes from: `(producing action, index among its outputs)`, or a source.
 pub(crate) type Producer = Option<(usize, usize)>;
 
 /// The needed part of the action graph.
 pub(crate) struct Graph<'a> {
-    /// Per action: its effective inputs (declared inputs plus a template / symlink target),
-    /// sorted and unique, with their producers. Empty for actions that are not needed.
+    /// Per action: its own effective inputs (declared inputs plus a template / symlink
+    /// target, not those of its input sets), sorted and unique, with their producers. Empty
+    /// for actions that are not needed.
     pub inputs: Vec<Vec<(&'a str, Producer)>>,
     /// Per action: the needed actions consuming its outputs.
     pub dependents: Vec<Vec<usize>>,
@@ -37,6 +39,9 @@ pub(crate) struct Graph<'a> {
     /// Output exec path → (producing action, output index).
     pub producers: HashMap<&'a str, (usize, usize)>,
 }
+
+/// A generated file of an input set and its producer: `(path, (action, output index))`.
+type Generated<'a> = (&'a str, (usize, usize));
 
 pub(crate) fn build_graph<'a>(
     actions: &'a [Action],
@@ -57,7 +62,7 @@ pub(crate) fn build_graph<'a>(
     }
 
     let effective_inputs = |a: &'a Action| -> Vec<(&'a str, Producer)> {
-        let mut v: Vec<&'a str> = a.inputs.iter().map(ExecPath::as_str).collect();
+        let mut v: Vec<&'a str> = a.inputs.files().iter().map(ExecPath::as_str).collect();
         match &a.kind {
             ActionKind::ExpandTemplate { template, .. } => v.push(template),
             ActionKind::Symlink { target, .. } => v.push(target),
@@ -78,9 +83,41 @@ pub(crate) fn build_graph<'a>(
         Open,
         Done,
     }
+    // The generated files of each input set, made once per set (children first).
+    let mut generated_in: HashMap<*const InputSet, Vec<Generated<'a>>> = HashMap::new();
+    let mut set_inputs_of = |a: &'a Action| -> Vec<Generated<'a>> {
+        let mut all = Vec::new();
+        for root in a.inputs.sets() {
+            if !generated_in.contains_key(&Arc::as_ptr(root)) {
+                for set in InputSet::postorder(std::slice::from_ref(root)) {
+                    if generated_in.contains_key(&Arc::as_ptr(set)) {
+                        continue;
+                    }
+                    let mut mine: Vec<Generated<'a>> = set
+                        .files()
+                        .iter()
+                        .filter_map(|f| producers.get(f.as_str()).map(|p| (f.as_str(), *p)))
+                        .collect();
+                    for c in set.children() {
+                        mine.extend_from_slice(&generated_in[&Arc::as_ptr(c)]);
+                    }
+                    mine.sort_unstable();
+                    mine.dedup();
+                    generated_in.insert(Arc::as_ptr(set), mine);
+                }
+            }
+            all.extend_from_slice(&generated_in[&Arc::as_ptr(root)]);
+        }
+        all.sort_unstable();
+        all.dedup();
+        all
+    };
     let n = actions.len();
     let mut mark = vec![Mark::New; n];
     let mut inputs: Vec<Vec<(&str, Producer)>> = vec![Vec::new(); n];
+    // Per action: the generated files of its input sets with their producers, which it
+    // waits for (a set's digest covers their contents; its sources are not listed).
+    let mut set_inputs: Vec<Vec<Generated<'_>>> = vec![Vec::new(); n];
     let mut needed = Vec::new();
     for w in wanted {
         let Some(&(root, _)) = producers.get(w.as_str()) else {
@@ -91,10 +128,17 @@ pub(crate) fn build_graph<'a>(
         }
         mark[root] = Mark::Open;
         inputs[root] = effective_inputs(&actions[root]);
+        set_inputs[root] = set_inputs_of(&actions[root]);
         let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
         while let Some(&mut (i, ref mut next)) = stack.last_mut() {
-            if *next < inputs[i].len() {
-                let (path, producer) = inputs[i][*next];
+            if *next < inputs[i].len() + set_inputs[i].len() {
+                let (path, producer) = match inputs[i].get(*next) {
+                    Some(&own) => own,
+                    None => {
+                        let (path, p) = set_inputs[i][*next - inputs[i].len()];
+                        (path, Some(p))
+                    }
+                };
                 *next += 1;
                 if let Some((p, _)) = producer {
                     match mark[p] {
@@ -107,6 +151,7 @@ pub(crate) fn build_graph<'a>(
                         Mark::New => {
                             mark[p] = Mark::Open;
                             inputs[p] = effective_inputs(&actions[p]);
+                            set_inputs[p] = set_inputs_of(&actions[p]);
                             stack.push((p, 0));
                         }
                     }
@@ -126,6 +171,7 @@ pub(crate) fn build_graph<'a>(
         let mut producers: Vec<usize> = inputs[i]
             .iter()
             .filter_map(|(_, p)| p.map(|p| p.0))
+            .chain(set_inputs[i].iter().map(|(_, p)| p.0))
             .collect();
         producers.sort_unstable();
         producers.dedup();
@@ -384,7 +430,8 @@ fn perform_one(sh: &Shared, i: usize) -> Performed {
     let inputs = &sh.graph.inputs[i];
     // Every producer has succeeded (that is what made us ready), so its digests are set.
     let digest_of = |p: usize, k: usize| sh.results[p].get().and_then(|d| d.get(k)).copied();
-    match sh.ctx.perform(action, inputs, &digest_of) {
+    let producer_of = |path: &str| sh.graph.producers.get(path).copied();
+    match sh.ctx.perform(action, inputs, &producer_of, &digest_of) {
         Ok(Done {
             digests,
             how,
@@ -463,7 +510,11 @@ mod tests {
             mnemonic: "Genrule".into(),
             progress_message: String::new(),
             kind: ActionKind::Run { argv: vec![] },
-            inputs: inputs.iter().map(|s| ExecPath::new(*s)).collect(),
+            inputs: inputs
+                .iter()
+                .map(|s| ExecPath::new(*s))
+                .collect::<Vec<_>>()
+                .into(),
             outputs: outputs.iter().map(|s| ExecPath::new(*s)).collect(),
             env: BTreeMap::new(),
             requirements: vec![],

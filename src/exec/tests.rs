@@ -226,7 +226,7 @@ fn run_action(name: &str, argv: &[&str], inputs: &[&str], outputs: &[&str]) -> A
         kind: ActionKind::Run {
             argv: argv.iter().map(|s| s.to_string()).collect(),
         },
-        inputs,
+        inputs: inputs.into(),
         outputs: outputs.iter().map(|s| ExecPath::new(*s)).collect(),
         env: BTreeMap::new(),
         requirements: vec![],
@@ -796,7 +796,7 @@ fn in_process_kinds_run_without_spawning_and_are_cached() -> TestResult {
                 substitutions: vec![("{NAME}".into(), "forge".into())],
                 executable: false,
             },
-            inputs: vec!["pkg/t.tpl".into()],
+            inputs: vec!["pkg/t.tpl".into()].into(),
             ..base("t", "out/t.txt")
         },
         Action {

@@ -39,7 +39,7 @@ impl Filter {
     fn keeps(&self, action: &Action) -> bool {
         let whole = |text: &str| self.pattern.is_match(text);
         match self.kind {
-            FilterKind::Inputs => action.inputs.iter().any(|p| whole(p)),
+            FilterKind::Inputs => action.inputs.flatten().iter().any(|p| whole(p)),
             FilterKind::Outputs => action.outputs.iter().any(|p| whole(p)),
             FilterKind::Mnemonic => whole(&action.mnemonic),
         }
@@ -256,8 +256,14 @@ pub fn aquery(
 }
 
 /// The digest aquery prints as `ActionKey`: the action's definition with its environment.
+/// Inputs are listed flat, so the key does not depend on how they are grouped in sets.
 fn definition_key(action: &Action, environment: &BTreeMap<String, String>) -> Digest {
-    let text = serde_json::to_vec(&(action, environment)).unwrap_or_default();
+    let mut flat = action.clone();
+    flat.inputs = action.inputs.flatten().into();
+    if let Some(discovery) = &mut flat.discovery {
+        discovery.discoverable = discovery.discoverable.flatten().into();
+    }
+    let text = serde_json::to_vec(&(&flat, environment)).unwrap_or_default();
     Digest::of_bytes(&text)
 }
 
@@ -293,7 +299,7 @@ mod tests {
             mnemonic: "Genrule".into(),
             progress_message: String::new(),
             kind: crate::core::ActionKind::Run { argv: vec![] },
-            inputs: vec!["p/a.txt".into()],
+            inputs: vec!["p/a.txt".into()].into(),
             outputs: vec!["forge-out/x/bin/p/o".into()],
             directory_outputs: vec![],
             scratch_dirs: vec![],

@@ -313,7 +313,10 @@ impl Runner for ActionRunner {
                 // A remote cache's build without the bytes: what runs here comes down first.
                 if let Some(files) = files {
                     files
-                        .fetch_inputs(spawn.cwd, spawn.action.inputs.iter().map(|i| i.as_str()))
+                        .fetch_inputs(
+                            spawn.cwd,
+                            spawn.action.inputs.flatten().iter().map(|i| i.as_str()),
+                        )
                         .map_err(|e| std::io::Error::other(e.to_string()))?;
                 }
                 s.run(spawn, cancel)

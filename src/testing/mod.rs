@@ -674,7 +674,7 @@ impl Tests<'_> {
             kind: ActionKind::Run {
                 argv: argv.to_vec(),
             },
-            inputs,
+            inputs: inputs.into(),
             outputs,
             directory_outputs: vec![out("test.outputs")],
             // TEST_TMPDIR is the test's scratch space, not an output: whatever it leaves

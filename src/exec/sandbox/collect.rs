@@ -37,7 +37,8 @@ impl SandboxRunner {
     ) -> Result<(), CollectError> {
         use crate::exec::confine::{ExecRoot, Found, Refused, Want, write_copy};
         let seen = PathBuf::from(format!("{INNER_EXEC_ROOT}/{}", self.config.workspace_name));
-        let root = ExecRoot::new(inner, exec_root, &seen, &action.inputs, &action.outputs)
+        let inputs = action.inputs.flatten();
+        let root = ExecRoot::new(inner, exec_root, &seen, &inputs, &action.outputs)
             .map_err(CollectError::ReadRoot)?;
         for out in &action.outputs {
             let to = exec_root.join(out);

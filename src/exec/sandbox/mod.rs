@@ -272,7 +272,7 @@ impl SandboxRunner {
         let network = action.requirements.iter().any(|r| r == "requires-network");
         let plan = self.plan(
             &root,
-            &action.inputs,
+            &action.inputs.flatten(),
             &action.outputs,
             &action.directory_outputs,
             &action.scratch_dirs,

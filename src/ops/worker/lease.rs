@@ -229,7 +229,7 @@ fn try_run(
         kind: ActionKind::Run {
             argv: command.arguments.clone(),
         },
-        inputs,
+        inputs: inputs.into(),
         outputs: outputs.iter().map(|o| ExecPath::new(o.clone())).collect(),
         directory_outputs: directory_outputs
             .iter()
