@@ -989,8 +989,8 @@ fn spawn_at(ws: &Workspace, output_base: &Path, args: &[&str]) -> std::process::
         .unwrap()
 }
 
-#[test]
-fn commands_storing_at_once_into_one_output_base_leave_the_stores_whole() {
+/// 40 packages, each with a genrule and a Starlark rule writing its number.
+fn numbered_workspace() -> (Workspace, String) {
     let ws = Workspace::empty();
     ws.write("WORKSPACE", "workspace(name = \"w\")\n");
     ws.write(
@@ -1008,6 +1008,22 @@ fn commands_storing_at_once_into_one_output_base_leave_the_stores_whole() {
         );
         expected.push_str(&format!("//p{p:02}:g\n//p{p:02}:t\n"));
     }
+    (ws, expected)
+}
+
+/// Every output of `numbered_workspace` is right.
+fn assert_numbered_outputs(ws: &Workspace) {
+    for p in 0..40 {
+        let text =
+            |name: &str| fs::read_to_string(ws.root().join(format!("forge-bin/p{p:02}/{name}")));
+        assert_eq!(text("t.txt").unwrap(), p.to_string());
+        assert_eq!(text("g.out").unwrap(), format!("{p}\n"));
+    }
+}
+
+#[test]
+fn commands_storing_at_once_into_one_output_base_leave_the_stores_whole() {
+    let (ws, expected) = numbered_workspace();
     let output_base = ws.root().join("../ob");
     for round in 0..3 {
         // Queries take no lock on the output base: they store packages alongside the build
@@ -1049,17 +1065,57 @@ fn commands_storing_at_once_into_one_output_base_leave_the_stores_whole() {
     let run = forge_at(&ws, &output_base, &["build", "--define=round=0", "//..."]);
     assert_eq!(packages_loaded(&run), 0);
     assert_eq!(configured(&run), 0, "stored by the first round's build");
-    for p in 0..40 {
-        let text =
-            |name: &str| fs::read_to_string(ws.root().join(format!("forge-bin/p{p:02}/{name}")));
-        assert_eq!(text("t.txt").unwrap(), p.to_string());
-        assert_eq!(text("g.out").unwrap(), format!("{p}\n"));
-    }
+    assert_numbered_outputs(&ws);
     for store in ["packages", "analysis"] {
         let dir = output_base.join("cache").join(store);
         assert!(packs(&dir).len() <= 8, "{store}: {:?}", packs(&dir));
         assert!(!dir.join("index.tmp").exists() || dir.join("index").exists());
     }
+}
+
+#[test]
+fn commands_killed_while_storing_leave_nothing_that_is_read_as_valid() {
+    let (ws, _) = numbered_workspace();
+    let output_base = ws.root().join("../ob");
+    // Killed at moments spread over loading and analysis (where the stores are written),
+    // each with another configuration and another edit, so each has something to store.
+    for (i, wait) in [30u64, 80, 150, 250, 400, 600, 900].into_iter().enumerate() {
+        ws.write(
+            &format!("p{i:02}/BUILD"),
+            &format!(
+                "# kill {i}\n{}",
+                fs::read_to_string(ws.root().join(format!("p{i:02}/BUILD"))).unwrap()
+            ),
+        );
+        let mut child = spawn_at(
+            &ws,
+            &output_base,
+            &["build", &format!("--define=kill={i}"), "//..."],
+        );
+        std::thread::sleep(std::time::Duration::from_millis(wait));
+        let _ = child.kill();
+        child.wait().unwrap();
+    }
+    for define in ["--define=kill=0", "--define=kill=after"] {
+        let run = forge_at(&ws, &output_base, &["build", define, "//..."]);
+        assert_eq!(run.code, 0, "{}", run.both());
+        assert_numbered_outputs(&ws);
+    }
+    // What the killed commands and these builds stored is read whole (the stored plan no
+    // longer holds after an edit: the stores are read).
+    ws.write(
+        "p39/BUILD",
+        &format!(
+            "# edit\n{}",
+            fs::read_to_string(ws.root().join("p39/BUILD")).unwrap()
+        ),
+    );
+    let run = forge_at(&ws, &output_base, &["build", "--define=kill=0", "//..."]);
+    assert_eq!(packages_loaded(&run), 1);
+    assert_eq!(configured(&run), 0);
+    assert_numbered_outputs(&ws);
+    let run = forge_at(&ws, &output_base, &["query", "//..."]);
+    assert_eq!(run.code, 0, "{}", run.both());
 }
 
 #[test]
