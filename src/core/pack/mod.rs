@@ -19,7 +19,7 @@ mod index;
 mod publish;
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -28,7 +28,8 @@ use index::{Index, Row};
 
 use super::Digest;
 
-/// What a command's writes are buffered in before they reach its pack.
+/// How many bytes of entries a command gathers before writing them to its pack (grown to as
+/// needed: a command storing one entry holds only that entry).
 const WRITE_BUFFER: usize = 1 << 20;
 
 /// A packed store in one directory.
@@ -48,7 +49,9 @@ struct Opened {
 
 /// A pack being written: entries go to the end, their rows wait for `flush`.
 struct Writer {
-    file: BufWriter<File>,
+    file: File,
+    /// Entries not yet written to `file`.
+    buffer: Vec<u8>,
     path: PathBuf,
     name: String,
     len: u64,
@@ -93,7 +96,8 @@ impl PackStore {
             *writer = Some(Writer::create(&self.dir)?);
         }
         let w = writer.as_mut().expect("created above");
-        if let Err(e) = w.file.write_all(body) {
+        w.buffer.extend_from_slice(body);
+        if let Err(e) = w.write_full_buffer() {
             // What was written may be torn: none of it is published.
             if let Some(w) = writer.take() {
                 let _ = std::fs::remove_file(&w.path);
@@ -158,12 +162,22 @@ impl Writer {
             .ok_or_else(|| io::Error::other("unexpected pack name"))?
             .to_owned();
         Ok(Writer {
-            file: BufWriter::with_capacity(WRITE_BUFFER, file),
+            file,
+            buffer: Vec::new(),
             path,
             name,
             len: 0,
             rows: Vec::new(),
         })
+    }
+
+    /// Writes the gathered entries once there are enough of them.
+    fn write_full_buffer(&mut self) -> io::Result<()> {
+        if self.buffer.len() >= WRITE_BUFFER {
+            self.file.write_all(&self.buffer)?;
+            self.buffer.clear();
+        }
+        Ok(())
     }
 }
 

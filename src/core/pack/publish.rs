@@ -3,7 +3,7 @@
 //! mostly superseded entries or are too many, and the packs no index names removed.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::Path;
 
 use super::index::{Index, PackFile, Row, is_pack_name};
@@ -18,13 +18,13 @@ const DROPPED: u32 = u32::MAX;
 
 pub(super) fn publish(dir: &Path, writer: Writer) -> io::Result<()> {
     let Writer {
-        file,
+        mut file,
+        mut buffer,
         path,
         name,
         len,
         rows,
     } = writer;
-    let mut file = file.into_inner().map_err(|e| e.into_error())?;
     let lock = File::options()
         .read(true)
         .write(true)
@@ -46,30 +46,33 @@ pub(super) fn publish(dir: &Path, writer: Writer) -> io::Result<()> {
     drop(current);
 
     let chosen = choose(dir, &packs, &merged, ours);
+    // The entries of the packs chosen go after ours, gathered in the same buffer.
     let mut size = len;
-    {
-        let mut out = BufWriter::with_capacity(WRITE_BUFFER, &mut file);
-        for (pack, _) in chosen.iter().enumerate().filter(|(_, c)| **c) {
-            let source = File::open(dir.join(&packs[pack].name)).ok();
-            let mut moved: Vec<&mut Row> = merged
-                .iter_mut()
-                .filter(|r| r.pack as usize == pack)
-                .collect();
-            moved.sort_by_key(|r| r.offset);
-            for row in moved {
-                match source.as_ref().and_then(|f| read_entry(f, row)) {
-                    Some(body) => {
-                        out.write_all(&body)?;
-                        row.pack = ours;
-                        row.offset = size;
-                        size += body.len() as u64;
+    for (pack, _) in chosen.iter().enumerate().filter(|(_, c)| **c) {
+        let source = File::open(dir.join(&packs[pack].name)).ok();
+        let mut moved: Vec<&mut Row> = merged
+            .iter_mut()
+            .filter(|r| r.pack as usize == pack)
+            .collect();
+        moved.sort_by_key(|r| r.offset);
+        for row in moved {
+            match source.as_ref().and_then(|f| read_entry(f, row)) {
+                Some(body) => {
+                    buffer.extend_from_slice(&body);
+                    row.pack = ours;
+                    row.offset = size;
+                    size += body.len() as u64;
+                    if buffer.len() >= WRITE_BUFFER {
+                        file.write_all(&buffer)?;
+                        buffer.clear();
                     }
-                    None => row.pack = DROPPED,
                 }
+                None => row.pack = DROPPED,
             }
         }
-        out.flush()?;
     }
+    file.write_all(&buffer)?;
+    drop(buffer);
     merged.retain(|r| r.pack != DROPPED);
     packs[ours as usize].size = size;
 
