@@ -7,11 +7,12 @@
 //! every few steps `forge build` is compared too (the plan and the outputs), alternating
 //! between two configurations.
 //! Plus the targeted cases: a .bzl edit re-evaluates exactly the packages that load it, a
-//! damaged store entry is evaluated again, a glob sees a new file, query reuses the store.
+//! damaged store entry is evaluated again, a glob sees a new file, query reuses the store,
+//! commands storing at once into one output base leave the stores whole.
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -883,36 +884,60 @@ fn a_bzl_edit_loads_again_exactly_the_packages_that_load_it() {
     assert_eq!(out("e/e.txt"), "custom");
 }
 
-fn store_entries(ws: &Workspace) -> Vec<PathBuf> {
+/// The directory of a packed store (`packages` or `analysis`) of `ws`'s output base.
+fn store_dir(ws: &Workspace, store: &str) -> PathBuf {
     let output_base = fs::canonicalize(ws.root().join("forge-ws")).unwrap();
-    let mut entries: Vec<PathBuf> = fs::read_dir(output_base.join("../../cache/packages"))
+    output_base.join("../../cache").join(store)
+}
+
+/// The pack files of a store directory, by name.
+fn packs(dir: &Path) -> Vec<PathBuf> {
+    let mut packs: Vec<PathBuf> = fs::read_dir(dir)
         .unwrap()
         .flatten()
         .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("pack-")
+        })
         .collect();
-    entries.sort();
-    entries
+    packs.sort();
+    packs
+}
+
+/// Every file of a store directory with its bytes.
+fn contents(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| (e.path(), fs::read(e.path()).unwrap()))
+        .collect()
+}
+
+fn position(haystack: &[u8], needle: &str) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|w| w == needle.as_bytes())
 }
 
 #[test]
-fn a_damaged_store_entry_is_loaded_again_and_stored_healthy() {
+fn a_damaged_or_cut_store_entry_is_loaded_again_and_stored_healthy() {
     let ws = macro_workspace();
     assert_eq!(packages_loaded(&ws.forge(&["build", "//..."])), 6);
-    let entries = store_entries(&ws);
-    assert_eq!(entries.len(), 6, "{entries:?}");
-    // Damaged in the middle of the body (where a label or a command is) and cut short.
-    for (i, entry) in entries.iter().enumerate() {
-        let mut bytes = fs::read(entry).unwrap();
-        if i % 2 == 0 {
-            let middle = bytes.len() * 3 / 4;
-            bytes[middle] ^= 0x20;
-        } else {
-            bytes.truncate(bytes.len() - 3);
-        }
-        fs::write(entry, bytes).unwrap();
-    }
+    let store = store_dir(&ws, "packages");
+    // Six packages, one file of entries (and the index, and the writers' lock).
+    let [first] = packs(&store).try_into().unwrap();
+    assert_eq!(contents(&store).len(), 3, "{:?}", contents(&store).keys());
+    // //d's entry damaged in the middle (where its command is).
+    let mut bytes = fs::read(&first).unwrap();
+    let at = position(&bytes, "echo d > $@").expect("//d's command is in the pack");
+    bytes[at + 3] ^= 0x20;
+    fs::write(&first, bytes).unwrap();
     // The same command reuses its plan: the package store is not even read.
-    let damaged: Vec<Vec<u8>> = entries.iter().map(|e| fs::read(e).unwrap()).collect();
+    let damaged = contents(&store);
     let run = ws.forge(&["build", "//..."]);
     assert!(
         run.stderr
@@ -920,18 +945,177 @@ fn a_damaged_store_entry_is_loaded_again_and_stored_healthy() {
         "{}",
         run.both()
     );
-    let after: Vec<Vec<u8>> = entries.iter().map(|e| fs::read(e).unwrap()).collect();
-    assert!(after == damaged, "a no-op build left the store alone");
-    // Another command line misses the plan cache and goes to the package store.
+    assert!(
+        contents(&store) == damaged,
+        "a no-op build left the store alone"
+    );
+    // Another command line misses the plan cache and goes to the package store: only //d
+    // fails its digest.
     let run = ws.forge(&["build", "--define=x=1", "//..."]);
-    assert_eq!(packages_loaded(&run), 6);
+    assert_eq!(packages_loaded(&run), 1);
     let out = |p: &str| fs::read_to_string(ws.root().join(format!("forge-bin/{p}"))).unwrap();
     assert_eq!(out("a/a.out"), "base\n");
     assert_eq!(out("d/d.out"), "d\n");
+    // A pack cut short (a write torn by a crash): the entry at its end is loaded again —
+    // here the pack that build wrote, which holds //d alone.
+    let [newest] = packs(&store)
+        .into_iter()
+        .filter(|p| *p != first)
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap();
+    let file = fs::File::options().write(true).open(&newest).unwrap();
+    file.set_len(file.metadata().unwrap().len() - 3).unwrap();
+    drop(file);
+    let run = ws.forge(&["build", "--define=x=2", "//..."]);
+    assert_eq!(packages_loaded(&run), 1);
+    assert_eq!(out("d/d.out"), "d\n");
     assert_eq!(
-        packages_loaded(&ws.forge(&["build", "--define=x=2", "//..."])),
-        0
+        packages_loaded(&ws.forge(&["build", "--define=x=3", "//..."])),
+        0,
+        "and stored healthy"
     );
+}
+
+/// Starts `forge args` at `output_base` without waiting for it.
+fn spawn_at(ws: &Workspace, output_base: &Path, args: &[&str]) -> std::process::Child {
+    let flag = format!("--output_base={}", output_base.display());
+    let mut all = vec![flag.as_str()];
+    all.extend_from_slice(args);
+    ws.command(&all)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// 40 packages, each with a genrule and a Starlark rule writing its number.
+fn numbered_workspace() -> (Workspace, String) {
+    let ws = Workspace::empty();
+    ws.write("WORKSPACE", "workspace(name = \"w\")\n");
+    ws.write(
+        "defs/rule.bzl",
+        "def _impl(ctx):\n    out = ctx.actions.declare_file(ctx.label.name + \".txt\")\n    ctx.actions.write(out, ctx.attr.text)\n    return [DefaultInfo(files = depset([out]))]\n\ntext_rule = rule(implementation = _impl, attrs = {\"text\": attr.string()})\n",
+    );
+    ws.write("defs/BUILD", "");
+    let mut expected = String::new();
+    for p in 0..40 {
+        ws.write(
+            &format!("p{p:02}/BUILD"),
+            &format!(
+                "load(\"//defs:rule.bzl\", \"text_rule\")\ntext_rule(name = \"t\", text = \"{p}\")\ngenrule(name = \"g\", outs = [\"g.out\"], cmd = \"echo {p} > $@\")\n"
+            ),
+        );
+        expected.push_str(&format!("//p{p:02}:g\n//p{p:02}:t\n"));
+    }
+    (ws, expected)
+}
+
+/// Every output of `numbered_workspace` is right.
+fn assert_numbered_outputs(ws: &Workspace) {
+    for p in 0..40 {
+        let text =
+            |name: &str| fs::read_to_string(ws.root().join(format!("forge-bin/p{p:02}/{name}")));
+        assert_eq!(text("t.txt").unwrap(), p.to_string());
+        assert_eq!(text("g.out").unwrap(), format!("{p}\n"));
+    }
+}
+
+#[test]
+fn commands_storing_at_once_into_one_output_base_leave_the_stores_whole() {
+    let (ws, expected) = numbered_workspace();
+    let output_base = ws.root().join("../ob");
+    for round in 0..3 {
+        // Queries take no lock on the output base: they store packages alongside the build
+        // (and the builds, one after the other, packages and analysis results).
+        let mut running: Vec<std::process::Child> = (0..3)
+            .map(|_| spawn_at(&ws, &output_base, &["query", "//..."]))
+            .collect();
+        running.push(spawn_at(
+            &ws,
+            &output_base,
+            &["build", &format!("--define=round={round}"), "//..."],
+        ));
+        running.push(spawn_at(
+            &ws,
+            &output_base,
+            &["build", &format!("--define=round=x{round}"), "//..."],
+        ));
+        for (i, child) in running.into_iter().enumerate() {
+            let out = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{stderr}");
+            if i < 3 {
+                assert_eq!(String::from_utf8_lossy(&out.stdout), expected, "{stderr}");
+            }
+        }
+        // Between rounds, an edit: its package is evaluated again.
+        ws.write(
+            &format!("p{round:02}/BUILD"),
+            &format!(
+                "# round {round}\n{}",
+                fs::read_to_string(ws.root().join(format!("p{round:02}/BUILD"))).unwrap()
+            ),
+        );
+    }
+    // Everything is stored whole: another configuration loads no package, and analysing
+    // again (for it) from intact entries gives the right outputs.
+    let run = forge_at(&ws, &output_base, &["build", "--define=round=y", "//..."]);
+    assert_eq!(packages_loaded(&run), 1, "the last edit only");
+    let run = forge_at(&ws, &output_base, &["build", "--define=round=0", "//..."]);
+    assert_eq!(packages_loaded(&run), 0);
+    assert_eq!(configured(&run), 0, "stored by the first round's build");
+    assert_numbered_outputs(&ws);
+    for store in ["packages", "analysis"] {
+        let dir = output_base.join("cache").join(store);
+        assert!(packs(&dir).len() <= 8, "{store}: {:?}", packs(&dir));
+        assert!(!dir.join("index.tmp").exists() || dir.join("index").exists());
+    }
+}
+
+#[test]
+fn commands_killed_while_storing_leave_nothing_that_is_read_as_valid() {
+    let (ws, _) = numbered_workspace();
+    let output_base = ws.root().join("../ob");
+    // Killed at moments spread over loading and analysis (where the stores are written),
+    // each with another configuration and another edit, so each has something to store.
+    for (i, wait) in [30u64, 80, 150, 250, 400, 600, 900].into_iter().enumerate() {
+        ws.write(
+            &format!("p{i:02}/BUILD"),
+            &format!(
+                "# kill {i}\n{}",
+                fs::read_to_string(ws.root().join(format!("p{i:02}/BUILD"))).unwrap()
+            ),
+        );
+        let mut child = spawn_at(
+            &ws,
+            &output_base,
+            &["build", &format!("--define=kill={i}"), "//..."],
+        );
+        std::thread::sleep(std::time::Duration::from_millis(wait));
+        let _ = child.kill();
+        child.wait().unwrap();
+    }
+    for define in ["--define=kill=0", "--define=kill=after"] {
+        let run = forge_at(&ws, &output_base, &["build", define, "//..."]);
+        assert_eq!(run.code, 0, "{}", run.both());
+        assert_numbered_outputs(&ws);
+    }
+    // What the killed commands and these builds stored is read whole (the stored plan no
+    // longer holds after an edit: the stores are read).
+    ws.write(
+        "p39/BUILD",
+        &format!(
+            "# edit\n{}",
+            fs::read_to_string(ws.root().join("p39/BUILD")).unwrap()
+        ),
+    );
+    let run = forge_at(&ws, &output_base, &["build", "--define=kill=0", "//..."]);
+    assert_eq!(packages_loaded(&run), 1);
+    assert_eq!(configured(&run), 0);
+    assert_numbered_outputs(&ws);
+    let run = forge_at(&ws, &output_base, &["query", "//..."]);
+    assert_eq!(run.code, 0, "{}", run.both());
 }
 
 #[test]
@@ -970,7 +1154,7 @@ fn query_reuses_the_stored_packages_and_replaces_only_what_changed() {
     };
     let first = query(&ws);
     assert_eq!(first, "//a:a\n//b:b\n//c:c\n//d:d\n//e:e\n");
-    let output_base = {
+    let store = {
         // query makes no forge-* links: find the output base under the cache directory.
         let found: Vec<PathBuf> = walkdir::WalkDir::new(ws.cache_dir())
             .into_iter()
@@ -981,31 +1165,39 @@ fn query_reuses_the_stored_packages_and_replaces_only_what_changed() {
         assert_eq!(found.len(), 1, "{found:?}");
         found[0].clone()
     };
-    let stamps = || -> BTreeMap<PathBuf, std::time::SystemTime> {
-        fs::read_dir(&output_base)
-            .unwrap()
-            .flatten()
-            .map(|e| (e.path(), e.metadata().unwrap().modified().unwrap()))
-            .collect()
-    };
-    let before = stamps();
-    assert_eq!(before.len(), 6);
+    let before = contents(&store);
+    // Six packages in one pack, its index and the writers' lock.
+    assert_eq!(before.len(), 3, "{:?}", before.keys());
+    assert_eq!(packs(&store).len(), 1);
     std::thread::sleep(std::time::Duration::from_millis(20));
     assert_eq!(query(&ws), first);
-    assert_eq!(stamps(), before, "an unchanged workspace rewrites no entry");
+    assert!(
+        contents(&store) == before,
+        "an unchanged workspace rewrites nothing"
+    );
 
     ws.write(
         "c/BUILD",
         "load(\"//defs:other.bzl\", \"other\")\nother(\"c\")\nother(\"c2\")\n",
     );
     assert_eq!(query(&ws), "//a:a\n//b:b\n//c:c\n//c:c2\n//d:d\n//e:e\n");
-    let after = stamps();
-    let rewritten: BTreeSet<&PathBuf> = after
+    let after = contents(&store);
+    let added: Vec<&Vec<u8>> = after
         .iter()
-        .filter(|(p, t)| before.get(*p) != Some(t))
-        .map(|(p, _)| p)
+        .filter(|(p, _)| !before.contains_key(*p))
+        .map(|(_, bytes)| bytes)
         .collect();
-    assert_eq!(rewritten.len(), 1, "only //c is evaluated and stored again");
+    assert_eq!(added.len(), 1, "one new pack");
+    for (path, bytes) in &before {
+        if packs(&store).contains(path) {
+            assert!(&after[path] == bytes, "a pack is never written again");
+        }
+    }
+    // Only //c is evaluated and stored again.
+    assert!(position(added[0], "c2.out").is_some());
+    for other in ["echo base", "echo d", "text_rule"] {
+        assert!(position(added[0], other).is_none(), "{other}");
+    }
 }
 
 /// The `M targets configured` count of the analysis line: the targets analysed.
@@ -1196,26 +1388,17 @@ fn a_damaged_analysis_entry_is_analysed_again_and_stored_healthy() {
     let ws = rules_workspace();
     let build = ["build", "//a", "//b", "//c:all"];
     assert_eq!(configured(&ws.forge(&build)), 6);
-    let output_base = fs::canonicalize(ws.root().join("forge-ws")).unwrap();
-    let store = output_base.join("../../cache/analysis");
-    let mut entries: Vec<PathBuf> = fs::read_dir(&store)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    entries.sort();
-    assert_eq!(entries.len(), 6, "{entries:?}");
-    // Damaged in the middle of the body (where a path or a provider is) and cut short.
-    for (i, entry) in entries.iter().enumerate() {
-        let mut bytes = fs::read(entry).unwrap();
-        if i % 2 == 0 {
-            let middle = bytes.len() * 3 / 4;
-            bytes[middle] ^= 0x20;
-        } else {
-            bytes.truncate(bytes.len() - 3);
-        }
-        fs::write(entry, bytes).unwrap();
+    let store = store_dir(&ws, "analysis");
+    // Six results, one file of entries (and the index, and the writers' lock).
+    let [pack] = packs(&store).try_into().unwrap();
+    assert_eq!(contents(&store).len(), 3, "{:?}", contents(&store).keys());
+    // Damaged all along (every entry is longer than 40 bytes) and cut short.
+    let mut bytes = fs::read(&pack).unwrap();
+    for at in (20..bytes.len()).step_by(40) {
+        bytes[at] ^= 0x20;
     }
+    bytes.truncate(bytes.len() - 3);
+    fs::write(&pack, bytes).unwrap();
     ws.write(
         "a/BUILD",
         &format!(

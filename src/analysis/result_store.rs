@@ -3,12 +3,12 @@
 //! analysis read in; on a later command, the same result out while the key is the same —
 //! so after an edit only the targets whose inputs changed are analysed again.
 //!
-//! One file per configured target under `<output_base>/cache/analysis/`, named by the
-//! label and the configuration; it holds the store's salt (the forge binary and what
-//! WORKSPACE declares, given by the caller), the key, the digest of the result (what
-//! dependents' keys use, for early cut-off) and the result, in postcard, behind a header
-//! with the BLAKE3 digest of the rest. A damaged entry fails its digest and the target is
-//! analysed again and the entry rewritten, never trusted.
+//! One entry per configured target in a packed store (`core::pack`) under
+//! `<output_base>/cache/analysis/`, keyed by the label and the configuration; it holds the
+//! store's salt (the forge binary and what WORKSPACE declares, given by the caller), the
+//! key, the digest of the result (what dependents' keys use, for early cut-off) and the
+//! result, in postcard. The pack verifies each entry against its digest: a damaged one is
+//! absent, so the target is analysed again and stored anew, never trusted.
 
 use std::path::PathBuf;
 
@@ -16,10 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use super::ConfiguredLabel;
 use super::stored_value::StoredValues;
+use crate::core::pack::PackStore;
 use crate::core::{Action, Digest, RunfilesTree, TestSpec};
-
-/// The first line of an entry, before the digest of the rest.
-const HEADER: &str = "forge-analysis 1 ";
 
 /// Everything a configured target's analysis produced, as plain data.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -72,22 +70,17 @@ pub(super) struct Entry {
 }
 
 /// Where analysis results are kept between commands.
+#[derive(Debug)]
 pub struct ResultStore {
-    dir: PathBuf,
+    pack: PackStore,
     salt: String,
-}
-
-impl std::fmt::Debug for ResultStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ResultStore({})", self.dir.display())
-    }
 }
 
 impl ResultStore {
     /// A store in `dir` whose entries are valid only with the same `salt`.
     pub fn new(dir: PathBuf, salt: Digest) -> ResultStore {
         ResultStore {
-            dir,
+            pack: PackStore::new(dir),
             salt: salt.to_hex(),
         }
     }
@@ -101,14 +94,13 @@ impl ResultStore {
         format!("{} {}", target.label, target.config.hex_id())
     }
 
-    fn path(&self, target: &ConfiguredLabel) -> PathBuf {
-        let name = Self::name(target);
-        self.dir.join(Digest::of_bytes(name.as_bytes()).to_hex())
+    fn key(target: &ConfiguredLabel) -> Digest {
+        Digest::of_bytes(Self::name(target).as_bytes())
     }
 
     /// The stored entry of `target` if it is intact, was made with this salt and for `key`.
     pub(super) fn load(&self, target: &ConfiguredLabel, key: &Digest) -> Option<Entry> {
-        let body = crate::core::sealed::read_sealed(&self.path(target), HEADER)?;
+        let body = self.pack.get(&Self::key(target))?;
         let entry: Entry = postcard::from_bytes(&body).ok()?;
         if entry.salt != self.salt || entry.target != Self::name(target) || entry.key != *key {
             return None;
@@ -116,8 +108,7 @@ impl ResultStore {
         Some(entry)
     }
 
-    /// Keeps `result` of `target`, analysed with `key`, for later commands (atomically: a
-    /// reader sees the old entry or the new).
+    /// Keeps `result` of `target`, analysed with `key`, for later commands (once `flush`ed).
     pub(super) fn store(
         &self,
         target: &ConfiguredLabel,
@@ -133,7 +124,13 @@ impl ResultStore {
             result,
         };
         let body = postcard::to_allocvec(&entry).map_err(|e| e.to_string())?;
-        let content = crate::core::sealed::seal(HEADER, &body);
-        crate::core::fs::write_atomic(&self.path(target), &content).map_err(|e| e.to_string())
+        self.pack
+            .put(Self::key(target), &body)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Makes what was stored visible to later commands (dropping the store does too).
+    pub fn flush(&self) -> Result<(), String> {
+        self.pack.flush().map_err(|e| e.to_string())
     }
 }

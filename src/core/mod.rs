@@ -1,6 +1,7 @@
 //! Vocabulary shared by every phase: labels and patterns, locations and diagnostics, and the
 //! plain data that crosses phases (actions, runfiles trees, exec paths, test specs). No
-//! Starlark here; the only I/O is `fs`, the filesystem helpers every phase uses.
+//! Starlark here; the only I/O is `fs`, the filesystem helpers every phase uses, and the
+//! stores built on it (`sealed` files, `pack`ed stores).
 
 pub mod action;
 pub mod command_line;
@@ -12,6 +13,7 @@ pub mod input_set;
 pub mod label;
 pub mod layout;
 pub mod nesting;
+pub mod pack;
 pub mod paint;
 pub mod sealed;
 pub mod sorted_map;

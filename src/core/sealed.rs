@@ -1,7 +1,7 @@
 //! Sealed files: a body in, the file's bytes out — a header line naming the body's BLAKE3
 //! digest, then the body; and back, a file's bytes in, its body out only if it is intact.
-//! The stores forge reads back (plans, packages, analysis results) use it, so a damaged
-//! entry is noticed and rebuilt instead of trusted.
+//! What forge reads back (the build plan, a packed store's index) uses it, so a damaged
+//! file is noticed and rebuilt instead of trusted.
 
 use std::ops::Deref;
 use std::path::Path;

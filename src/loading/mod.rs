@@ -191,6 +191,14 @@ impl Loader {
         self
     }
 
+    /// Makes the packages this loader stored visible to later commands (a loader left to
+    /// the process exit is never dropped, which would do it too).
+    pub fn flush_package_store(&self) -> Result<(), String> {
+        self.package_store
+            .as_ref()
+            .map_or(Ok(()), PackageStore::flush)
+    }
+
     /// How many packages were evaluated so far (those taken from the package store do not
     /// count): Bazel's "N packages loaded".
     pub fn packages_evaluated(&self) -> usize {

@@ -3,22 +3,21 @@
 //! globs listed) in; on a later command, the same `Package` out while everything it read is
 //! unchanged — so after an edit only the packages that read the edited file are evaluated.
 //!
-//! One file per package under `<output_base>/cache/packages/`, named by the package; it holds
-//! a `salt` (what besides files decides every package: the forge binary, WORKSPACE's
-//! declarations and repository mappings — given by the caller), the reads and the package,
-//! in postcard, behind a header with the BLAKE3 digest of the rest. A damaged entry fails
-//! its digest and is evaluated again and rewritten, never trusted.
+//! One entry per package in a packed store (`core::pack`) under
+//! `<output_base>/cache/packages/`, keyed by the package's name; it holds a `salt` (what
+//! besides files decides every package: the forge binary, WORKSPACE's declarations and
+//! repository mappings — given by the caller), the reads and the package, in postcard. The
+//! pack verifies each entry against its digest: a damaged one is absent, so the package is
+//! evaluated again and stored anew, never trusted.
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use super::Package;
+use crate::core::pack::PackStore;
 use crate::core::{Digest, PackageId};
 use crate::workspace::fs_deps::FsDeps;
-
-/// The first line of an entry, before the digest of the rest.
-const HEADER: &str = "forge-package 1 ";
 
 #[derive(Deserialize)]
 struct Stored {
@@ -38,7 +37,7 @@ struct StoredRef<'a> {
 
 /// Where loading results are kept between commands.
 pub struct PackageStore {
-    dir: PathBuf,
+    pack: PackStore,
     /// Hex digest of everything besides the files read that decides a package.
     salt: String,
 }
@@ -47,20 +46,19 @@ impl PackageStore {
     /// A store in `dir` whose entries are valid only with the same `salt`.
     pub fn new(dir: PathBuf, salt: Digest) -> PackageStore {
         PackageStore {
-            dir,
+            pack: PackStore::new(dir),
             salt: salt.to_hex(),
         }
     }
 
-    fn path(&self, id: &PackageId) -> PathBuf {
-        let name = format!("@{}//{}", id.repo, id.package);
-        self.dir.join(Digest::of_bytes(name.as_bytes()).to_hex())
+    fn key(id: &PackageId) -> Digest {
+        Digest::of_bytes(format!("@{}//{}", id.repo, id.package).as_bytes())
     }
 
     /// The stored package `id` and what it read, if the entry is intact, was made with this
     /// salt, and everything it read is unchanged.
     pub fn load(&self, id: &PackageId) -> Option<(Package, FsDeps)> {
-        let body = crate::core::sealed::read_sealed(&self.path(id), HEADER)?;
+        let body = self.pack.get(&Self::key(id))?;
         let stored: Stored = postcard::from_bytes(&body).ok()?;
         if stored.salt != self.salt || stored.id != *id || !stored.reads.unchanged() {
             return None;
@@ -68,8 +66,7 @@ impl PackageStore {
         Some((stored.package, stored.reads))
     }
 
-    /// Keeps `package`, loaded from `reads`, for later commands (atomically: a reader sees
-    /// the old entry or the new).
+    /// Keeps `package`, loaded from `reads`, for later commands (once `flush`ed).
     pub fn store(&self, id: &PackageId, reads: &FsDeps, package: &Package) -> Result<(), String> {
         let body = postcard::to_allocvec(&StoredRef {
             salt: &self.salt,
@@ -78,8 +75,14 @@ impl PackageStore {
             package,
         })
         .map_err(|e| e.to_string())?;
-        let content = crate::core::sealed::seal(HEADER, &body);
-        crate::core::fs::write_atomic(&self.path(id), &content).map_err(|e| e.to_string())
+        self.pack
+            .put(Self::key(id), &body)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Makes what was stored visible to later commands (dropping the store does too).
+    pub fn flush(&self) -> Result<(), String> {
+        self.pack.flush().map_err(|e| e.to_string())
     }
 }
 
@@ -131,6 +134,7 @@ mod tests {
         let first = loader(&root, &dir.path().join("out"), &store_dir);
         let package = first.load_package(&id).expect("package loads");
         assert_eq!(first.packages_evaluated(), 1);
+        drop(first);
 
         let store = PackageStore::new(store_dir.clone(), Digest::of_bytes(b"salt"));
         let (stored, reads) = store.load(&id).expect("stored");
@@ -145,17 +149,18 @@ mod tests {
         assert!(other.load(&id).is_none());
 
         // A damaged entry fails its digest.
-        let path = store.path(&id);
+        let (path, offset, len) = store.pack.location(&PackageStore::key(&id)).unwrap();
         let mut bytes = fs::read(&path).unwrap();
-        let last = bytes.len() - 1;
-        bytes[last] ^= 0x55;
+        bytes[(offset + u64::from(len) - 1) as usize] ^= 0x55;
         fs::write(&path, &bytes).unwrap();
+        let store = PackageStore::new(store_dir.clone(), Digest::of_bytes(b"salt"));
         assert!(store.load(&id).is_none());
 
         // A new file the glob matches: the package is evaluated again.
         let second = loader(&root, &dir.path().join("out"), &store_dir);
         second.load_package(&id).expect("package loads");
         assert_eq!(second.packages_evaluated(), 1, "damaged entry re-evaluated");
+        drop(second);
         let third = loader(&root, &dir.path().join("out"), &store_dir);
         third.load_package(&id).expect("package loads");
         assert_eq!(third.packages_evaluated(), 0, "unchanged package reused");

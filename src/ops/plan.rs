@@ -375,10 +375,13 @@ fn plan_build(
         cpp: request.cpp.clone(),
         aspects,
     };
+    // A store that cannot be written only costs the next command its speed.
+    let _ = loader.flush_package_store();
     let analysis_started = Instant::now();
     // Targets whose inputs are unchanged since an earlier command take their stored result.
     let results = result_store(workspace);
     let analysis = analysis::analyze_with_store(&graph, &targets, &config, Some(&results));
+    let _ = results.flush();
     errors.extend(analysis.errors.iter().cloned());
     // Targets the target platform cannot build: a wildcard skips them (Bazel says nothing
     // of a skipped build target; a skipped test is reported SKIPPED), naming one is an error.

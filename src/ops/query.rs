@@ -138,6 +138,8 @@ pub fn query(
         })
         .map_err(|e| Failure::failed(format!("cannot write the query result: {e}")))?;
 
+    // A store that cannot be written only costs the next command its speed.
+    let _ = loader.flush_package_store();
     // The graph is big and about to be dropped, which takes a noticeable share of a query
     // (a tenth at 5,000 targets); the process ends soon and frees it all.
     std::mem::forget(graph);
