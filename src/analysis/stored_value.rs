@@ -303,6 +303,15 @@ pub(super) fn restore_providers<'v>(
     stored: &StoredValues,
     dep_depset: &dyn Fn(u32, &Digest) -> Option<Value<'v>>,
 ) -> Result<Value<'v>, String> {
+    restore_providers_indexed(heap, stored, dep_depset).map(|(info, _)| info)
+}
+
+/// `restore_providers`, with the target's own depset nodes made, by digest.
+pub(super) fn restore_providers_indexed<'v>(
+    heap: Heap<'v>,
+    stored: &StoredValues,
+    dep_depset: &dyn Fn(u32, &Digest) -> Option<Value<'v>>,
+) -> Result<(Value<'v>, DepsetIndex<'v>), String> {
     let mut restorer = Restorer {
         heap,
         dep_depset,
@@ -328,10 +337,58 @@ pub(super) fn restore_providers<'v>(
         .iter()
         .map(|p| restorer.value(p))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(heap.alloc(TargetInfoGen {
+    let info = heap.alloc(TargetInfoGen {
         label: stored.label.clone(),
         providers,
-    }))
+    });
+    let own = stored
+        .depsets
+        .iter()
+        .zip(restorer.own)
+        .map(|(node, value)| (node.digest, value))
+        .collect();
+    Ok((info, own))
+}
+
+impl StoredValues {
+    /// The position of the rule dependency whose depset node `digest` these providers refer
+    /// to, if they refer to one.
+    pub(super) fn dependency_of(&self, digest: &Digest) -> Option<u32> {
+        fn in_value(v: &StoredValue, digest: &Digest) -> Option<u32> {
+            match v {
+                StoredValue::Depset(r) => in_ref(r, digest),
+                StoredValue::List(items) | StoredValue::Tuple(items) => {
+                    items.iter().find_map(|v| in_value(v, digest))
+                }
+                StoredValue::Dict(entries) => entries
+                    .iter()
+                    .find_map(|(k, v)| in_value(k, digest).or_else(|| in_value(v, digest))),
+                StoredValue::Struct(fields) | StoredValue::Provider { fields, .. } => {
+                    fields.iter().find_map(|(_, v)| in_value(v, digest))
+                }
+                StoredValue::Runfiles(parts) => parts.iter().find_map(|v| in_value(v, digest)),
+                StoredValue::Target { providers, .. } => {
+                    providers.iter().find_map(|v| in_value(v, digest))
+                }
+                _ => None,
+            }
+        }
+        fn in_ref(r: &DepsetRef, digest: &Digest) -> Option<u32> {
+            match r {
+                DepsetRef::Dep { dep, digest: d } if d == digest => Some(*dep),
+                _ => None,
+            }
+        }
+        self.depsets
+            .iter()
+            .find_map(|node| {
+                node.transitive
+                    .iter()
+                    .find_map(|r| in_ref(r, digest))
+                    .or_else(|| node.direct.iter().find_map(|v| in_value(v, digest)))
+            })
+            .or_else(|| self.providers.iter().find_map(|v| in_value(v, digest)))
+    }
 }
 
 struct Restorer<'v, 'a> {
