@@ -13,7 +13,8 @@ use super::configured_graph::{ConfiguredGraph, Node};
 use super::result_key::input_key;
 use super::result_store::{ResultStore, StoredResult};
 use super::stored_value::{
-    StoredValues, Unstorable, restore_providers, restore_providers_indexed, store_providers,
+    PackedValues, StoredValues, Unstorable, restore_providers, restore_providers_indexed,
+    store_providers,
 };
 use super::{Analyzed, ConfiguredLabel};
 use crate::core::{Diagnostic, Digest};
@@ -35,7 +36,7 @@ pub(crate) struct Record {
     /// they are made into Starlark values and after; a fresh one's once it is analysed, so
     /// that its Starlark heap can be let go of when no dependent reads it any more
     /// (`release`).
-    pub values: Option<Arc<StoredValues>>,
+    pub values: Option<Arc<PackedValues>>,
 }
 
 /// The rule dependencies of a configured target, each once, in edge order: stored results
@@ -98,13 +99,17 @@ pub(super) fn reuse(store: &ResultStore, key: &ConfiguredLabel, input: Digest) -
             key: Some(input),
             result: Some(entry.result_digest),
             depsets: HashMap::new(),
-            values: Some(Arc::new(values)),
+            values: PackedValues::pack(&values).map(Arc::new),
         },
     })
 }
 
 /// After a fresh analysis: the result's digest and depsets noted on `analyzed`, and the
-/// result kept in the store when it has a key and can be stored.
+/// result kept in the store when it has a key and can be stored. With `rebase` (dependents
+/// will read it, and its Starlark values are to be let go of after them), its providers are
+/// made again from their plain data into a heap of their own: the heap its rule
+/// implementation ran in keeps alive every dependency's heap that implementation read (a
+/// frozen heap holds all those its values came near), so the graph below would stay.
 pub(super) fn record_fresh(
     store: Option<&ResultStore>,
     key: &ConfiguredLabel,
@@ -112,6 +117,7 @@ pub(super) fn record_fresh(
     node: &Node,
     analyzed: &mut Analyzed,
     done: &HashMap<ConfiguredLabel, Analyzed>,
+    rebase: bool,
 ) {
     analyzed.incremental.key = input;
     let Some(module) = &analyzed.module else {
@@ -127,10 +133,13 @@ pub(super) fn record_fresh(
         return;
     };
     analyzed.incremental.depsets = depsets;
-    let plain = Arc::new(values);
-    analyzed.incremental.values = Some(plain.clone());
+    analyzed.incremental.values = PackedValues::pack(&values).map(Arc::new);
+    if rebase && let Ok((module, depsets)) = restore(&values, &deps) {
+        analyzed.module = Some(module);
+        analyzed.incremental.depsets = depsets;
+    }
     let result = StoredResult {
-        values: (*plain).clone(),
+        values,
         actions: analyzed.actions.clone(),
         executable: analyzed.executable.clone(),
         runfiles: analyzed.runfiles.clone(),
@@ -186,7 +195,7 @@ fn convert(
 }
 
 /// Providers held as plain data only, to be made into Starlark values again.
-fn plain_only(analyzed: &Analyzed) -> Option<Arc<StoredValues>> {
+fn plain_only(analyzed: &Analyzed) -> Option<Arc<PackedValues>> {
     match analyzed.module {
         Some(_) => None,
         None => analyzed.incremental.values.clone(),
@@ -227,7 +236,10 @@ pub(super) fn materialize(
             errors.push(restore_failed(&key, "a dependency has no result"));
             continue;
         }
-        match restore(&stored, &dep_results) {
+        match stored
+            .unpack()
+            .and_then(|stored| restore(&stored, &dep_results))
+        {
             Ok((module, depsets)) => {
                 let analyzed = targets.get_mut(&key).expect("checked above");
                 analyzed.module = Some(module);
@@ -284,47 +296,63 @@ struct Reader<'v, 'a> {
     targets: &'a HashMap<ConfiguredLabel, Analyzed>,
     configured: &'a ConfiguredGraph,
     /// The depset nodes of the targets made so far, by digest.
-    nodes: std::cell::RefCell<HashMap<ConfiguredLabel, HashMap<Digest, starlark::values::Value<'v>>>>,
+    nodes:
+        std::cell::RefCell<HashMap<ConfiguredLabel, HashMap<Digest, starlark::values::Value<'v>>>>,
 }
 
 impl<'v> Reader<'v, '_> {
     /// The `TargetInfo` of `key`, if it has one.
-    fn providers(&self, key: &ConfiguredLabel) -> Result<Option<starlark::values::Value<'v>>, String> {
+    fn providers(
+        &self,
+        key: &ConfiguredLabel,
+    ) -> Result<Option<starlark::values::Value<'v>>, String> {
         let Some(analyzed) = self.targets.get(key) else {
             return Ok(None);
         };
         if let Some(info) = analyzed.target_info() {
             return Ok(Some(self.heap.access_owned_frozen_value(&info)));
         }
-        let Some(values) = &analyzed.incremental.values else {
+        let Some(packed) = &analyzed.incremental.values else {
             return Ok(None);
         };
+        let deps = self.rule_deps(key)?;
+        // The dependencies' nodes it refers to are made first, so that no more than one
+        // target's plain data is unpacked at a time however deep the graph.
+        let mut refs: HashMap<(u32, Digest), starlark::values::Value<'v>> = HashMap::new();
+        for (i, digest) in packed.unpack()?.dependency_nodes() {
+            let dep = deps
+                .get(i as usize)
+                .ok_or_else(|| format!("it has no dependency {i}"))?;
+            let value = self
+                .depset(dep, &digest)?
+                .ok_or_else(|| format!("dependency {i} has no depset {digest}"))?;
+            refs.insert((i, digest), value);
+        }
+        let values = packed.unpack()?;
+        let lookup = |i: u32, digest: &Digest| refs.get(&(i, *digest)).copied();
+        let (info, own) = restore_providers_indexed(self.heap, &values, &lookup)?;
+        self.nodes
+            .borrow_mut()
+            .insert(key.clone(), own.into_iter().collect());
+        Ok(Some(info))
+    }
+
+    fn rule_deps(&self, key: &ConfiguredLabel) -> Result<Vec<&ConfiguredLabel>, String> {
         let node = self
             .configured
             .nodes
             .get(key)
             .ok_or_else(|| "it is not configured".to_owned())?;
-        let deps = rule_deps(node);
-        let failure = std::cell::RefCell::new(None);
-        let lookup = |i: u32, digest: &Digest| {
-            let dep = deps.get(i as usize)?;
-            match self.depset(dep, digest) {
-                Ok(v) => v,
-                Err(why) => {
-                    *failure.borrow_mut() = Some(why);
-                    None
-                }
-            }
-        };
-        let (info, own) = restore_providers_indexed(self.heap, values, &lookup)
-            .map_err(|why| failure.take().unwrap_or(why))?;
-        self.nodes.borrow_mut().insert(key.clone(), own.into_iter().collect());
-        Ok(Some(info))
+        Ok(rule_deps(node))
     }
 
     /// The depset node `digest` that `key`'s providers reach: its own, or one it refers to
     /// in a dependency.
-    fn depset(&self, key: &ConfiguredLabel, digest: &Digest) -> Result<Option<starlark::values::Value<'v>>, String> {
+    fn depset(
+        &self,
+        key: &ConfiguredLabel,
+        digest: &Digest,
+    ) -> Result<Option<starlark::values::Value<'v>>, String> {
         let Some(analyzed) = self.targets.get(key) else {
             return Ok(None);
         };
@@ -342,15 +370,18 @@ impl<'v> Reader<'v, '_> {
             return Ok(Some(*v));
         }
         // A node `key` took from one of its own dependencies.
-        let Some(i) = analyzed.incremental.values.as_ref().and_then(|v| v.dependency_of(digest)) else {
+        let Some(packed) = &analyzed.incremental.values else {
             return Ok(None);
         };
-        let node = self
-            .configured
-            .nodes
-            .get(key)
-            .ok_or_else(|| "it is not configured".to_owned())?;
-        match rule_deps(node).get(i as usize) {
+        let found = packed
+            .unpack()?
+            .dependency_nodes()
+            .into_iter()
+            .find(|(_, d)| d == digest);
+        let Some((i, _)) = found else {
+            return Ok(None);
+        };
+        match self.rule_deps(key)?.get(i as usize) {
             Some(dep) => self.depset(dep, digest),
             None => Ok(None),
         }

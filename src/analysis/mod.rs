@@ -417,6 +417,7 @@ fn analyze_graph(
                                 node,
                                 analyzed,
                                 &analysis.targets,
+                                readers_left.to_be_let_go(&key),
                             );
                         }
                         (result, false)
@@ -557,6 +558,14 @@ impl ReadersLeft {
             false => Keep::Everything,
         };
         ReadersLeft { left, pinned, keep }
+    }
+
+    /// Whether `key`'s Starlark values are let go of once the dependents that read them are
+    /// analysed.
+    fn to_be_let_go(&self, key: &ConfiguredLabel) -> bool {
+        self.keep == Keep::WhatTheBuildReads
+            && !self.pinned.contains(key)
+            && self.left.get(key).is_some_and(|n| *n > 0)
     }
 
     /// After the targets of `level` are analysed (or skipped): those of their dependencies

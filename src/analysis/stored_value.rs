@@ -43,13 +43,13 @@ pub(super) enum StoredValue {
         fields: Vec<(String, StoredValue)>,
     },
     Depset(DepsetRef),
-    File(StoredFile),
+    File(Box<StoredFile>),
     Label(Label),
     /// `files`, `symlinks`, `root_symlinks`.
     Runfiles(Box<[StoredValue; 3]>),
     Symlink {
         path: String,
-        target_file: StoredFile,
+        target_file: Box<StoredFile>,
     },
     /// A dependency object a rule put in a provider (`ctx.attr.dep`).
     Target {
@@ -94,6 +94,23 @@ pub(super) struct StoredValues {
     pub providers: Vec<StoredValue>,
     /// The target's own depset nodes, children before parents.
     depsets: Vec<StoredDepset>,
+}
+
+/// A target's providers as plain data packed into bytes (postcard): what a build keeps of
+/// them once their Starlark values are let go of — a fraction of their size as values.
+#[derive(Debug)]
+pub(super) struct PackedValues(Box<[u8]>);
+
+impl PackedValues {
+    pub fn pack(values: &StoredValues) -> Option<PackedValues> {
+        postcard::to_allocvec(values)
+            .ok()
+            .map(|bytes| PackedValues(bytes.into_boxed_slice()))
+    }
+
+    pub fn unpack(&self) -> Result<StoredValues, String> {
+        postcard::from_bytes(&self.0).map_err(|e| format!("unpacking providers: {e}"))
+    }
 }
 
 /// Why a result cannot be stored: the type of the value forge cannot keep.
@@ -276,14 +293,14 @@ impl<'v> Converter<'v, '_> {
     }
 }
 
-fn stored_file(f: &FileValue) -> StoredFile {
-    StoredFile {
+fn stored_file(f: &FileValue) -> Box<StoredFile> {
+    Box::new(StoredFile {
         path: f.path.clone(),
         short_path: f.short_path.clone(),
         is_source: f.is_source,
         is_directory: f.is_directory,
         owner: f.owner.clone(),
-    }
+    })
 }
 
 fn file_value(f: &StoredFile) -> FileValue {
@@ -351,43 +368,43 @@ pub(super) fn restore_providers_indexed<'v>(
 }
 
 impl StoredValues {
-    /// The position of the rule dependency whose depset node `digest` these providers refer
-    /// to, if they refer to one.
-    pub(super) fn dependency_of(&self, digest: &Digest) -> Option<u32> {
-        fn in_value(v: &StoredValue, digest: &Digest) -> Option<u32> {
+    /// The depset nodes of rule dependencies these providers refer to: each dependency's
+    /// position and the node's digest.
+    pub(super) fn dependency_nodes(&self) -> Vec<(u32, Digest)> {
+        fn in_ref(r: &DepsetRef, out: &mut Vec<(u32, Digest)>) {
+            if let DepsetRef::Dep { dep, digest } = r
+                && !out.contains(&(*dep, *digest))
+            {
+                out.push((*dep, *digest));
+            }
+        }
+        fn in_value(v: &StoredValue, out: &mut Vec<(u32, Digest)>) {
             match v {
-                StoredValue::Depset(r) => in_ref(r, digest),
+                StoredValue::Depset(r) => in_ref(r, out),
                 StoredValue::List(items) | StoredValue::Tuple(items) => {
-                    items.iter().find_map(|v| in_value(v, digest))
+                    items.iter().for_each(|v| in_value(v, out))
                 }
-                StoredValue::Dict(entries) => entries
-                    .iter()
-                    .find_map(|(k, v)| in_value(k, digest).or_else(|| in_value(v, digest))),
+                StoredValue::Dict(entries) => entries.iter().for_each(|(k, v)| {
+                    in_value(k, out);
+                    in_value(v, out);
+                }),
                 StoredValue::Struct(fields) | StoredValue::Provider { fields, .. } => {
-                    fields.iter().find_map(|(_, v)| in_value(v, digest))
+                    fields.iter().for_each(|(_, v)| in_value(v, out))
                 }
-                StoredValue::Runfiles(parts) => parts.iter().find_map(|v| in_value(v, digest)),
+                StoredValue::Runfiles(parts) => parts.iter().for_each(|v| in_value(v, out)),
                 StoredValue::Target { providers, .. } => {
-                    providers.iter().find_map(|v| in_value(v, digest))
+                    providers.iter().for_each(|v| in_value(v, out))
                 }
-                _ => None,
+                _ => {}
             }
         }
-        fn in_ref(r: &DepsetRef, digest: &Digest) -> Option<u32> {
-            match r {
-                DepsetRef::Dep { dep, digest: d } if d == digest => Some(*dep),
-                _ => None,
-            }
+        let mut out = Vec::new();
+        for node in &self.depsets {
+            node.transitive.iter().for_each(|r| in_ref(r, &mut out));
+            node.direct.iter().for_each(|v| in_value(v, &mut out));
         }
-        self.depsets
-            .iter()
-            .find_map(|node| {
-                node.transitive
-                    .iter()
-                    .find_map(|r| in_ref(r, digest))
-                    .or_else(|| node.direct.iter().find_map(|v| in_value(v, digest)))
-            })
-            .or_else(|| self.providers.iter().find_map(|v| in_value(v, digest)))
+        self.providers.iter().for_each(|v| in_value(v, &mut out));
+        out
     }
 }
 
