@@ -171,16 +171,8 @@ impl Analysis {
                 vec![FileValue::generated(generating_rule, &label.name, false, config).path]
             }
             TargetKind::PackageGroup(_) => Vec::new(),
-            TargetKind::Rule(_) => {
-                let Some(analyzed) = self.target(label) else {
-                    return Vec::new();
-                };
-                Module::with_temp_heap(|module| {
-                    let heap = module.heap();
-                    let Some(info) = analyzed.target_info() else {
-                        return Vec::new();
-                    };
-                    let info = heap.access_owned_frozen_value(&info);
+            TargetKind::Rule(_) => self
+                .read_providers(label, |info| {
                     let Some(t) = TargetInfo::from_value(info) else {
                         return Vec::new();
                     };
@@ -196,7 +188,7 @@ impl Analysis {
                         })
                         .unwrap_or_default()
                 })
-            }
+                .unwrap_or_default(),
         }
     }
 }
@@ -214,17 +206,27 @@ impl Analysis {
         if groups.groups.contains("default") {
             out = self.default_outputs(graph, label);
         }
-        let Some(analyzed) = self.target(label) else {
-            return out;
-        };
         let named: Vec<&String> = groups.groups.iter().filter(|g| *g != "default").collect();
         if named.is_empty() {
             return out;
         }
-        if let Some(info) = analyzed.target_info() {
-            group_outputs(&info, &named, &mut out);
-        }
+        self.read_providers(label, |info| group_outputs(info, &named, &mut out));
         out
+    }
+
+    /// Calls `read` with the providers (a `TargetInfo`) of the requested target `label`,
+    /// made from their plain data in a temporary heap if the target's own Starlark values
+    /// were let go of. None when it has none (or, an internal error, they cannot be made).
+    fn read_providers<R>(
+        &self,
+        label: &Label,
+        read: impl for<'v> FnOnce(starlark::values::Value<'v>) -> R,
+    ) -> Option<R> {
+        let key = self.roots.get(label)?;
+        let configured = self.configured.as_ref()?;
+        incremental::read_providers(&self.targets, configured, key, read)
+            .ok()
+            .flatten()
     }
 
     /// The files of the output groups `groups` names (an aspect has no default outputs)
@@ -233,47 +235,54 @@ impl Analysis {
         let mut out = Vec::new();
         let named: Vec<&String> = groups.groups.iter().filter(|g| *g != "default").collect();
         if let Some(info) = self.aspects.get(key).and_then(|a| a.providers()) {
-            group_outputs(&info, &named, &mut out);
+            Module::with_temp_heap(|module| {
+                let info = module.heap().access_owned_frozen_value(&info);
+                group_outputs(info, &named, &mut out);
+            });
         }
         out
     }
 }
 
-/// Adds to `out` the files of the output groups `named` of the frozen `TargetInfo` `info`.
-fn group_outputs(
-    info: &starlark::values::OwnedFrozenValue,
-    named: &[&String],
-    out: &mut Vec<String>,
-) {
+/// Adds to `out` the files of the output groups `named` of the `TargetInfo` `info`.
+fn group_outputs(info: starlark::values::Value, named: &[&String], out: &mut Vec<String>) {
     if named.is_empty() {
         return;
     }
-    Module::with_temp_heap(|module| {
-        let heap = module.heap();
-        let info = heap.access_owned_frozen_value(info);
-        let Some(groups_info) = TargetInfo::from_value(info)
-            .and_then(|t| t.provider(providers::OUTPUT_GROUP_INFO_ID))
-            .and_then(crate::loading::ProviderInstance::from_value)
-        else {
-            return;
-        };
-        for group in named {
-            let files = groups_info.field(group).and_then(Depset::from_value);
-            for f in files.map(|d| d.to_list()).unwrap_or_default() {
-                if let Some(f) = f.downcast_ref::<FileValue>()
-                    && !out.contains(&f.path)
-                {
-                    out.push(f.path.clone());
-                }
+    let Some(groups_info) = TargetInfo::from_value(info)
+        .and_then(|t| t.provider(providers::OUTPUT_GROUP_INFO_ID))
+        .and_then(crate::loading::ProviderInstance::from_value)
+    else {
+        return;
+    };
+    for group in named {
+        let files = groups_info.field(group).and_then(Depset::from_value);
+        for f in files.map(|d| d.to_list()).unwrap_or_default() {
+            if let Some(f) = f.downcast_ref::<FileValue>()
+                && !out.contains(&f.path)
+            {
+                out.push(f.path.clone());
             }
         }
-    });
+    }
 }
 
 /// Analyses `roots` and everything they depend on (already loaded in `graph`), each
-/// configured target once.
+/// configured target once; every target's providers stay Starlark values (`cquery` reads
+/// any of them).
 pub fn analyze(graph: &TargetGraph, roots: &BTreeSet<Label>, config: &AnalysisConfig) -> Analysis {
-    analyze_with_store(graph, roots, config, None)
+    analyze_graph(graph, roots, config, None, Keep::Everything)
+}
+
+/// What of a target's Starlark values analysis keeps once its dependents are analysed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    Everything,
+    /// Only what a build reads afterwards: providers that can be plain data are kept so,
+    /// and the Starlark heap they were made in is let go of as soon as no dependent still
+    /// to be analysed reads it. The command reads the requested targets' providers from
+    /// that plain data (`incremental::read_providers`).
+    WhatTheBuildReads,
 }
 
 /// What to do with one configured target of a level.
@@ -285,17 +294,29 @@ enum Step {
     Analyse(Option<crate::core::Digest>),
 }
 
-/// `analyze`, reusing the results `store` kept of configured targets whose inputs are
-/// unchanged, and keeping the new ones there.
+/// `analyze` for a build, reusing the results `store` kept of configured targets whose
+/// inputs are unchanged, and keeping the new ones there. A target's Starlark values are let
+/// go of once its dependents are analysed: its providers are then read as plain data.
 pub fn analyze_with_store(
     graph: &TargetGraph,
     roots: &BTreeSet<Label>,
     config: &AnalysisConfig,
     store: Option<&result_store::ResultStore>,
 ) -> Analysis {
+    analyze_graph(graph, roots, config, store, Keep::WhatTheBuildReads)
+}
+
+fn analyze_graph(
+    graph: &TargetGraph,
+    roots: &BTreeSet<Label>,
+    config: &AnalysisConfig,
+    store: Option<&result_store::ResultStore>,
+    keep: Keep,
+) -> Analysis {
     let top = config.top_level();
     let configured = ConfiguredGraph::build(graph, roots, &top, &config.platforms, &config.aspects);
     let levels = levels(&configured);
+    let mut readers_left = ReadersLeft::new(&configured, config, keep);
     let incompatible =
         compatibility::incompatible_targets(graph, &configured, &config.platforms, &levels);
     let mut analysis = Analysis {
@@ -371,7 +392,8 @@ pub fn analyze_with_store(
                 false => readers.extend(deps),
             }
         }
-        let restore_errors = incremental::materialize(&mut analysis.targets, &configured, readers);
+        let (restored, restore_errors) =
+            incremental::materialize(&mut analysis.targets, &configured, readers);
         analysis.errors.extend(restore_errors);
         let aspect_env = aspects::AspectEnv {
             graph,
@@ -396,6 +418,7 @@ pub fn analyze_with_store(
                                 node,
                                 analyzed,
                                 &analysis.targets,
+                                readers_left.to_be_let_go(&key),
                             );
                         }
                         (result, false)
@@ -429,16 +452,17 @@ pub fn analyze_with_store(
                 }
             }
         }
+        readers_left.level_done(&configured, &level, &restored, &mut analysis.targets);
     }
-    // The command reads the requested targets' providers (their outputs, output groups);
-    // `--aspects` read everything they propagate to.
-    let mut wanted: Vec<ConfiguredLabel> =
-        configured.roots.iter().map(|(_, k)| k.clone()).collect();
+    // `--aspects` read everything they propagate to. (The command reads the requested
+    // targets' outputs and output groups from their plain data, `Analysis::read_providers`.)
     if !config.aspects.is_empty() {
-        wanted = transitive_closure(&configured, wanted);
+        let roots = configured.roots.iter().map(|(_, k)| k.clone());
+        let wanted = transitive_closure(&configured, roots);
+        let (_, restore_errors) =
+            incremental::materialize(&mut analysis.targets, &configured, wanted);
+        analysis.errors.extend(restore_errors);
     }
-    let restore_errors = incremental::materialize(&mut analysis.targets, &configured, wanted);
-    analysis.errors.extend(restore_errors);
     top_level_aspects(graph, &configured, &aspect_store, config, &mut analysis);
     analysis.aspects = aspect_store.into_results();
     analysis.configured = Some(configured);
@@ -500,6 +524,85 @@ fn top_level_aspects(
     errors.dedup_by(|a, b| a.message == b.message);
     analysis.errors.extend(errors);
     analysis.top_level_aspects = applied;
+}
+
+/// How many dependents still to be analysed read each configured target's providers: a
+/// target none reads any more has its Starlark values let go of (`incremental::release`).
+struct ReadersLeft {
+    left: HashMap<ConfiguredLabel, usize>,
+    /// Targets whose Starlark values stay to the end: what an aspect may read (everything
+    /// reachable from a rule applying aspects, or with `--aspects` everything), or all of
+    /// them when the command reads any target's providers.
+    pinned: HashSet<ConfiguredLabel>,
+    keep: Keep,
+}
+
+impl ReadersLeft {
+    fn new(configured: &ConfiguredGraph, config: &AnalysisConfig, keep: Keep) -> ReadersLeft {
+        let mut left: HashMap<ConfiguredLabel, usize> = HashMap::new();
+        let mut pinned = HashSet::new();
+        if keep == Keep::WhatTheBuildReads && config.aspects.is_empty() {
+            for node in configured.nodes.values() {
+                for dep in incremental::rule_deps(node) {
+                    *left.entry(dep.clone()).or_default() += 1;
+                }
+            }
+            let applying = configured
+                .nodes
+                .values()
+                .filter(|n| n.applies_aspects)
+                .flat_map(|n| n.deps.iter().filter_map(|d| d.rule.clone()));
+            pinned.extend(transitive_closure(configured, applying));
+        }
+        let keep = match config.aspects.is_empty() {
+            true => keep,
+            false => Keep::Everything,
+        };
+        ReadersLeft { left, pinned, keep }
+    }
+
+    /// Whether `key`'s Starlark values are let go of once the dependents that read them are
+    /// analysed.
+    fn to_be_let_go(&self, key: &ConfiguredLabel) -> bool {
+        self.keep == Keep::WhatTheBuildReads
+            && !self.pinned.contains(key)
+            && self.left.get(key).is_some_and(|n| *n > 0)
+    }
+
+    /// After the targets of `level` are analysed (or skipped): those of their dependencies
+    /// that no one reads any more, those of `level` that nothing reads, and those made into
+    /// Starlark values for this level (`restored`) let go of their Starlark values.
+    fn level_done(
+        &mut self,
+        configured: &ConfiguredGraph,
+        level: &[ConfiguredLabel],
+        restored: &[ConfiguredLabel],
+        targets: &mut HashMap<ConfiguredLabel, Analyzed>,
+    ) {
+        if self.keep == Keep::Everything {
+            return;
+        }
+        let mut unread: Vec<&ConfiguredLabel> = Vec::new();
+        for key in level {
+            for dep in incremental::rule_deps(&configured.nodes[key]) {
+                let left = self.left.get_mut(dep).expect("counted in new");
+                *left -= 1;
+                if *left == 0 {
+                    unread.push(dep);
+                }
+            }
+        }
+        let done = |key: &&ConfiguredLabel| self.left.get(*key).is_none_or(|n| *n == 0);
+        unread.extend(level.iter().filter(done));
+        unread.extend(restored.iter().filter(done));
+        for key in unread {
+            if !self.pinned.contains(key)
+                && let Some(analyzed) = targets.get_mut(key)
+            {
+                incremental::release(analyzed);
+            }
+        }
+    }
 }
 
 /// `keys` and every configured target they reach.

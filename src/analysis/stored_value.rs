@@ -43,13 +43,13 @@ pub(super) enum StoredValue {
         fields: Vec<(String, StoredValue)>,
     },
     Depset(DepsetRef),
-    File(StoredFile),
+    File(Box<StoredFile>),
     Label(Label),
     /// `files`, `symlinks`, `root_symlinks`.
     Runfiles(Box<[StoredValue; 3]>),
     Symlink {
         path: String,
-        target_file: StoredFile,
+        target_file: Box<StoredFile>,
     },
     /// A dependency object a rule put in a provider (`ctx.attr.dep`).
     Target {
@@ -94,6 +94,23 @@ pub(super) struct StoredValues {
     pub providers: Vec<StoredValue>,
     /// The target's own depset nodes, children before parents.
     depsets: Vec<StoredDepset>,
+}
+
+/// A target's providers as plain data packed into bytes (postcard): what a build keeps of
+/// them once their Starlark values are let go of — a fraction of their size as values.
+#[derive(Debug)]
+pub(super) struct PackedValues(Box<[u8]>);
+
+impl PackedValues {
+    pub fn pack(values: &StoredValues) -> Option<PackedValues> {
+        postcard::to_allocvec(values)
+            .ok()
+            .map(|bytes| PackedValues(bytes.into_boxed_slice()))
+    }
+
+    pub fn unpack(&self) -> Result<StoredValues, String> {
+        postcard::from_bytes(&self.0).map_err(|e| format!("unpacking providers: {e}"))
+    }
 }
 
 /// Why a result cannot be stored: the type of the value forge cannot keep.
@@ -276,14 +293,14 @@ impl<'v> Converter<'v, '_> {
     }
 }
 
-fn stored_file(f: &FileValue) -> StoredFile {
-    StoredFile {
+fn stored_file(f: &FileValue) -> Box<StoredFile> {
+    Box::new(StoredFile {
         path: f.path.clone(),
         short_path: f.short_path.clone(),
         is_source: f.is_source,
         is_directory: f.is_directory,
         owner: f.owner.clone(),
-    }
+    })
 }
 
 fn file_value(f: &StoredFile) -> FileValue {
@@ -303,6 +320,15 @@ pub(super) fn restore_providers<'v>(
     stored: &StoredValues,
     dep_depset: &dyn Fn(u32, &Digest) -> Option<Value<'v>>,
 ) -> Result<Value<'v>, String> {
+    restore_providers_indexed(heap, stored, dep_depset).map(|(info, _)| info)
+}
+
+/// `restore_providers`, with the target's own depset nodes made, by digest.
+pub(super) fn restore_providers_indexed<'v>(
+    heap: Heap<'v>,
+    stored: &StoredValues,
+    dep_depset: &dyn Fn(u32, &Digest) -> Option<Value<'v>>,
+) -> Result<(Value<'v>, DepsetIndex<'v>), String> {
     let mut restorer = Restorer {
         heap,
         dep_depset,
@@ -328,10 +354,58 @@ pub(super) fn restore_providers<'v>(
         .iter()
         .map(|p| restorer.value(p))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(heap.alloc(TargetInfoGen {
+    let info = heap.alloc(TargetInfoGen {
         label: stored.label.clone(),
         providers,
-    }))
+    });
+    let own = stored
+        .depsets
+        .iter()
+        .zip(restorer.own)
+        .map(|(node, value)| (node.digest, value))
+        .collect();
+    Ok((info, own))
+}
+
+impl StoredValues {
+    /// The depset nodes of rule dependencies these providers refer to: each dependency's
+    /// position and the node's digest.
+    pub(super) fn dependency_nodes(&self) -> Vec<(u32, Digest)> {
+        fn in_ref(r: &DepsetRef, out: &mut Vec<(u32, Digest)>) {
+            if let DepsetRef::Dep { dep, digest } = r
+                && !out.contains(&(*dep, *digest))
+            {
+                out.push((*dep, *digest));
+            }
+        }
+        fn in_value(v: &StoredValue, out: &mut Vec<(u32, Digest)>) {
+            match v {
+                StoredValue::Depset(r) => in_ref(r, out),
+                StoredValue::List(items) | StoredValue::Tuple(items) => {
+                    items.iter().for_each(|v| in_value(v, out))
+                }
+                StoredValue::Dict(entries) => entries.iter().for_each(|(k, v)| {
+                    in_value(k, out);
+                    in_value(v, out);
+                }),
+                StoredValue::Struct(fields) | StoredValue::Provider { fields, .. } => {
+                    fields.iter().for_each(|(_, v)| in_value(v, out))
+                }
+                StoredValue::Runfiles(parts) => parts.iter().for_each(|v| in_value(v, out)),
+                StoredValue::Target { providers, .. } => {
+                    providers.iter().for_each(|v| in_value(v, out))
+                }
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        for node in &self.depsets {
+            node.transitive.iter().for_each(|r| in_ref(r, &mut out));
+            node.direct.iter().for_each(|v| in_value(v, &mut out));
+        }
+        self.providers.iter().for_each(|v| in_value(v, &mut out));
+        out
+    }
 }
 
 struct Restorer<'v, 'a> {
