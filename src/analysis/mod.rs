@@ -158,6 +158,23 @@ impl Analysis {
             .chain(self.aspects.values().flat_map(|a| a.actions.iter()))
     }
 
+    /// The actions, in the order of `actions`, moved out (the plan takes them instead of a
+    /// copy: at 50,000 targets a second copy of every action was a seventh of the peak).
+    pub fn take_actions(&mut self) -> impl Iterator<Item = Action> + '_ {
+        self.targets
+            .values_mut()
+            .flat_map(|a| std::mem::take(&mut a.actions))
+            .chain(
+                self.aspects
+                    .values_mut()
+                    // An aspect's result may be shared (an Arc): copied then.
+                    .flat_map(|a| match std::sync::Arc::get_mut(a) {
+                        Some(a) => std::mem::take(&mut a.actions),
+                        None => a.actions.clone(),
+                    }),
+            )
+    }
+
     /// The default outputs of a target (its `DefaultInfo.files`), as exec paths. Flattening
     /// happens here, only for the targets a command asked for.
     pub fn default_outputs(&self, graph: &TargetGraph, label: &Label) -> Vec<String> {

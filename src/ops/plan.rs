@@ -380,7 +380,7 @@ fn plan_build(
     let analysis_started = Instant::now();
     // Targets whose inputs are unchanged since an earlier command take their stored result.
     let results = result_store(workspace);
-    let analysis = analysis::analyze_with_store(&graph, &targets, &config, Some(&results));
+    let mut analysis = analysis::analyze_with_store(&graph, &targets, &config, Some(&results));
     let _ = results.flush();
     errors.extend(analysis.errors.iter().cloned());
     // Targets the target platform cannot build: a wildcard skips them (Bazel says nothing
@@ -494,35 +494,36 @@ fn plan_build(
     plan.wanted.sort();
     plan.wanted.dedup();
     plan.actions = Vec::new();
-    // Of shareable actions (the same work registered by several targets), one runs.
-    let mut first_writer: std::collections::HashMap<&ExecPath, &crate::core::Action> =
+    // Of shareable actions (the same work registered by several targets), one runs: the
+    // index in plan.actions of the last kept action writing each output.
+    let mut first_writer: std::collections::HashMap<ExecPath, usize> =
         std::collections::HashMap::new();
-    for action in analysis.actions() {
+    let mut conflicting_outputs: Vec<ExecPath> = Vec::new();
+    for action in analysis.take_actions() {
         if conflicting.contains(&action.owner) {
+            conflicting_outputs.extend(action.outputs);
             continue;
         }
-        if let Some(other) = action.outputs.first().and_then(|o| first_writer.get(o))
-            && other.owner != action.owner
-            && shareable(other, action)
+        if let Some(&other) = action.outputs.first().and_then(|o| first_writer.get(o))
+            && plan.actions[other].owner != action.owner
+            && shareable(&plan.actions[other], &action)
         {
             continue;
         }
         for out in &action.outputs {
-            first_writer.insert(out, action);
+            first_writer.insert(out.clone(), plan.actions.len());
         }
-        plan.actions.push(action.clone());
+        plan.actions.push(action);
     }
-    if !conflicting.is_empty() {
+    drop(first_writer);
+    if !conflicting_outputs.is_empty() {
         // What only the left-out targets would have made is not asked for; what depends on
         // it fails for lack of its input, as in Bazel.
         let made: std::collections::HashSet<&ExecPath> =
             plan.actions.iter().flat_map(|a| a.outputs.iter()).collect();
-        let left_out: std::collections::HashSet<ExecPath> = analysis
-            .actions()
-            .filter(|a| conflicting.contains(&a.owner))
-            .flat_map(|a| a.outputs.iter())
+        let left_out: std::collections::HashSet<&ExecPath> = conflicting_outputs
+            .iter()
             .filter(|o| !made.contains(o))
-            .cloned()
             .collect();
         plan.wanted.retain(|p| !left_out.contains(p));
     }
