@@ -94,6 +94,11 @@ pub struct SandboxRunner {
     pub counts: Counts,
     /// Source directories staged for commands that see part of them (see `staging`).
     staging: Mutex<staging::Staging>,
+    /// The entries (name, whether a directory) of each source directory a command declared
+    /// many files of, read once per build like the sources themselves (see `mounts`).
+    listings: Mutex<HashMap<String, Option<mounts::Listing>>>,
+    /// The system directories, `/dev` nodes and `/proc` entries every command gets.
+    fixed: std::sync::OnceLock<command::FixedMounts>,
 }
 
 /// The system directories a command may read.
@@ -148,6 +153,8 @@ impl SandboxRunner {
             next_root: AtomicUsize::new(0),
             mount_flags: Mutex::new(HashMap::new()),
             staging,
+            listings: Mutex::new(HashMap::new()),
+            fixed: std::sync::OnceLock::new(),
             unavailable: std::sync::OnceLock::new(),
             layers: std::sync::OnceLock::new(),
             holder: std::sync::OnceLock::new(),

@@ -184,6 +184,38 @@ impl SandboxRunner {
         })
     }
 
+    /// The entries of source directory `dir` (name, whether a directory), read on first use
+    /// and then kept for the build: every compile of a C++ build asks for the directories of
+    /// all its dependencies' headers. `None` when it cannot be read. Like the contents of the
+    /// sources (`StatCache::source_digest`), the build takes a directory as it first found it.
+    fn listing(&self, dir: &str) -> Option<Listing> {
+        let cached = self
+            .listings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(dir)
+            .cloned();
+        if let Some(listing) = cached {
+            return listing;
+        }
+        let listing = fs::read_dir(self.config.exec_root.join(dir))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        (name, e.file_type().is_ok_and(|t| t.is_dir()))
+                    })
+                    .collect()
+            })
+            .ok();
+        self.listings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(dir.to_owned(), listing.clone());
+        listing
+    }
+
     /// Splits `inputs` into source directories that can be mounted whole (every entry in
     /// them, recursively, is an input) and the inputs outside those.
     pub(super) fn collapse<'i>(&self, inputs: &'i [ExecPath]) -> (Vec<String>, Vec<&'i ExecPath>) {
@@ -210,16 +242,13 @@ impl SandboxRunner {
         while i < dirs.len() {
             let dir = dirs[i];
             i += 1;
-            let Ok(entries) = fs::read_dir(self.config.exec_root.join(dir)) else {
+            let Some(entries) = self.listing(dir) else {
                 continue;
             };
             let declared = &by_dir[dir];
-            let complete = entries.flatten().all(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                match e.file_type() {
-                    Ok(t) if t.is_dir() => whole.contains(&format!("{dir}/{name}")),
-                    _ => declared.contains(&name),
-                }
+            let complete = entries.iter().all(|(name, is_dir)| match is_dir {
+                true => whole.contains(&format!("{dir}/{name}")),
+                false => declared.contains(name),
             });
             if complete {
                 whole.insert(dir.to_owned());
@@ -247,6 +276,9 @@ impl SandboxRunner {
         (top, single)
     }
 }
+
+/// A directory's entries: name, and whether it is a directory.
+pub(super) type Listing = std::sync::Arc<[(String, bool)]>;
 
 pub(super) struct Plan {
     /// `(source, mount point, flags a read-only remount must keep)`; the source is a path
