@@ -37,6 +37,7 @@ mod late_bound;
 mod load_graph;
 mod package;
 mod package_store;
+mod package_walk;
 mod prelude;
 mod providers;
 mod repo_dirs;
