@@ -1,8 +1,9 @@
 //! The package walk of a recursive pattern (`//foo/...`): a repository's root and the
 //! directory to start from in, every package at or below it out, in walk order (a directory
-//! before its subdirectories, each directory's children by name). Each directory's listing
-//! is read once and says which entries are directories and whether a BUILD file is there;
-//! only symlinks (and entries whose kind the listing leaves unknown) cost a `stat`.
+//! before its subdirectories, each directory's children by name), each with the name of its
+//! BUILD file. Each directory's listing is read once and says which entries are directories
+//! and which BUILD file is there; only symlinks (and entries whose kind the listing leaves
+//! unknown) cost a `stat`.
 
 use std::cell::OnceCell;
 use std::ffi::OsString;
@@ -10,12 +11,13 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::{BUILD_FILE_NAMES, is_build_file_name};
+use super::BUILD_FILE_NAMES;
 use crate::core::PackageId;
 use crate::core::layout::DONT_FOLLOW_SYMLINKS;
 use crate::workspace::fs_deps;
 
-/// Every package at or below `start` (a directory under `root`, the root of repository
+/// Every package at or below `start`, with the name of its BUILD file (the preferred one
+/// of `BUILD_FILE_NAMES` that is a file), (a directory under `root`, the root of repository
 /// `repo`). Symlinked directories are followed (their packages named by the link's path),
 /// except links that `followed_link` refuses and links to a directory on the way down to
 /// them or above `start` (a cycle). Dot-directories and the directories in `ignored`
@@ -26,7 +28,7 @@ pub(super) fn packages_below(
     start: &Path,
     ignored: &[PathBuf],
     output_base: Option<&Path>,
-) -> Vec<PackageId> {
+) -> Vec<(PackageId, &'static str)> {
     let walk = Walk {
         root,
         repo,
@@ -81,7 +83,12 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    fn visit(&self, dir: &Path, parent: Option<&OnTheWay<'_>>, found: &mut Vec<PackageId>) {
+    fn visit(
+        &self,
+        dir: &Path,
+        parent: Option<&OnTheWay<'_>>,
+        found: &mut Vec<(PackageId, &'static str)>,
+    ) {
         fs_deps::listed(dir);
         let here = OnTheWay {
             dir,
@@ -90,24 +97,30 @@ impl Walk<'_> {
         };
         let Ok(entries) = fs::read_dir(dir) else {
             // A directory that cannot be listed may still let its BUILD file be seen.
-            if BUILD_FILE_NAMES.iter().any(|b| dir.join(b).is_file()) {
-                found.push(self.package_id(dir));
+            if let Some(name) = BUILD_FILE_NAMES.iter().find(|b| dir.join(b).is_file()) {
+                found.push((self.package_id(dir), name));
             }
             return;
         };
-        let mut has_build_file = false;
+        // The preferred BUILD file name seen to be a file, as an index of BUILD_FILE_NAMES.
+        let mut build_file: Option<usize> = None;
         // Directories and symlinks (which may lead to one), with whether it is a symlink.
         let mut subdirs: Vec<(OsString, bool)> = Vec::new();
         for entry in entries.flatten() {
             let kind = entry.file_type().ok();
             let name = entry.file_name();
-            if !has_build_file && name.to_str().is_some_and(is_build_file_name) {
-                has_build_file = match kind {
+            if let Some(preference) = BUILD_FILE_NAMES
+                .iter()
+                .position(|b| name.to_str() == Some(b))
+                && build_file.is_none_or(|found| preference < found)
+                && match kind {
                     Some(kind) if kind.is_file() => true,
                     Some(kind) if kind.is_dir() => false,
                     // A link (or an entry of unknown kind) counts if it leads to a file.
                     _ => dir.join(&name).is_file(),
-                };
+                }
+            {
+                build_file = Some(preference);
             }
             if let Some(kind) = kind
                 && (kind.is_dir() || kind.is_symlink())
@@ -116,8 +129,8 @@ impl Walk<'_> {
                 subdirs.push((name, kind.is_symlink()));
             }
         }
-        if has_build_file {
-            found.push(self.package_id(dir));
+        if let Some(preference) = build_file {
+            found.push((self.package_id(dir), BUILD_FILE_NAMES[preference]));
         }
         subdirs.sort_unstable();
         for (name, is_symlink) in subdirs {
@@ -199,7 +212,7 @@ mod tests {
         start: &Path,
         ignored: &[PathBuf],
         output_base: Option<&Path>,
-    ) -> Vec<String> {
+    ) -> Vec<(String, &'static str)> {
         walkdir::WalkDir::new(start)
             .follow_links(true)
             .sort_by_file_name()
@@ -212,10 +225,12 @@ mod tests {
                         && (!e.path_is_symlink() || followed_link(e.path(), output_base))
             })
             .flatten()
-            .filter(|e| BUILD_FILE_NAMES.iter().any(|b| e.path().join(b).is_file()))
-            .map(|e| {
+            .filter_map(|e| {
+                let name = BUILD_FILE_NAMES
+                    .iter()
+                    .find(|b| e.path().join(b).is_file())?;
                 let rel = e.path().strip_prefix(root).unwrap_or(e.path());
-                rel.to_string_lossy().into_owned()
+                Some((rel.to_string_lossy().into_owned(), *name))
             })
             .collect()
     }
@@ -235,6 +250,9 @@ mod tests {
             "a/BUILD",
             "a/b/BUILD.bazel",
             "a-b/BUILD",
+            "a-b/BUILD.bazel",
+            "a-b/x/BUILD.bazel/BUILD",
+            "a-b/x/BUILD",
             "a.b/BUILD",
             ".hidden/BUILD",
             "ignored/BUILD",
@@ -270,19 +288,22 @@ mod tests {
 
         let ignored = [root.join("ignored"), root.join("ignored_link")];
         let output_base = Some(output_base.as_path());
-        let walk = |start: &Path| -> Vec<String> {
+        let walk = |start: &Path| -> Vec<(String, &'static str)> {
             packages_below(&root, "", start, &ignored, output_base)
-                .iter()
-                .map(|id| id.package.to_string())
+                .into_iter()
+                .map(|(id, build_file)| (id.package.to_string(), build_file))
                 .collect()
         };
+        let found = walk(&root);
         assert_eq!(
-            walk(&root),
+            found.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
             [
                 "",
                 "a",
                 "a/b",
                 "a-b",
+                "a-b/x",
+                "a-b/x/BUILD.bazel",
                 "a.b",
                 "dir_named_build/BUILD",
                 "dont_follow",
@@ -295,6 +316,9 @@ mod tests {
                 "outside",
             ]
         );
+        // BUILD.bazel is preferred when it is a file.
+        assert!(found.contains(&("a-b".to_owned(), "BUILD.bazel")));
+        assert!(found.contains(&("a-b/x".to_owned(), "BUILD")));
         for start in [
             root.clone(),
             root.join("a"),

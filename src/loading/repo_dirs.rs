@@ -105,6 +105,16 @@ impl Loader {
     pub(super) fn build_file(&self, id: &PackageId) -> Option<(Label, PathBuf)> {
         let dir = self.package_dir(id)?;
         fs_deps::listed(&dir);
+        // The walk of `//...` read the listing moments ago: no need to stat the names again.
+        let walked = self
+            .walked_build_files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .copied();
+        if let Some(name) = walked {
+            return Some((id.label(name), dir.join(name)));
+        }
         BUILD_FILE_NAMES.iter().find_map(|name| {
             let path = dir.join(name);
             path.is_file().then(|| (id.label(name), path))
@@ -148,12 +158,23 @@ impl Loader {
             .map(|dir| root.join(dir))
             .collect();
         let output_base = std::fs::canonicalize(&self.workspace.output_base).ok();
-        Ok(package_walk::packages_below(
+        let found = package_walk::packages_below(
             &root,
             &prefix.repo,
             &root.join(&prefix.package),
             &ignored,
             output_base.as_deref(),
-        ))
+        );
+        let mut walked = self
+            .walked_build_files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        Ok(found
+            .into_iter()
+            .map(|(id, build_file)| {
+                walked.insert(id.clone(), build_file);
+                id
+            })
+            .collect())
     }
 }
