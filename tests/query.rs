@@ -660,3 +660,30 @@ fn a_query_of_names_follows_no_edge_and_the_next_query_has_them_all() {
     let build = query(&ws, &["//app:gen", "--output=build"]);
     assert!(build.contains("srcs = [\"//lib:private\"]"), "{build}");
 }
+
+/// The package walk of `//...` tells loading which BUILD file each package has: the one
+/// Bazel prefers when both are there, and a directory named like a BUILD file is none.
+#[test]
+fn recursive_patterns_load_the_preferred_build_file() {
+    let ws = Workspace::empty();
+    ws.write("WORKSPACE", "");
+    ws.write("both/BUILD.bazel", "filegroup(name = 'preferred')\n");
+    ws.write("both/BUILD", "filegroup(name = 'shadowed')\n");
+    ws.write("dir/BUILD.bazel/BUILD", "filegroup(name = 'inner')\n");
+    ws.write("dir/BUILD", "filegroup(name = 'plain')\n");
+    assert_eq!(
+        lines(&query(&ws, &["//..."])),
+        ["//both:preferred", "//dir:plain", "//dir/BUILD.bazel:inner"]
+    );
+    assert_eq!(
+        lines(&query(&ws, &["//...:*"])),
+        [
+            "//both:BUILD.bazel",
+            "//both:preferred",
+            "//dir:BUILD",
+            "//dir:plain",
+            "//dir/BUILD.bazel:BUILD",
+            "//dir/BUILD.bazel:inner",
+        ]
+    );
+}

@@ -41,13 +41,19 @@ fn recursive_patterns_follow_symlinked_source_directories() {
     symlink(outside.path(), ws.root().join("vendored")).unwrap();
     // A link back up the tree would make `//...` endless.
     symlink("..", ws.root().join("real/up")).unwrap();
-    assert_eq!(packages(&ws), ["linked", "real", "vendored"]);
+    // So would one to a directory above the workspace.
+    symlink("../..", ws.root().join("real/above")).unwrap();
+    // A BUILD file may itself be a link; a directory named BUILD is no BUILD file.
+    std::fs::create_dir_all(ws.root().join("by_link")).unwrap();
+    symlink("../real/BUILD", ws.root().join("by_link/BUILD")).unwrap();
+    std::fs::create_dir_all(ws.root().join("not_a_package/BUILD")).unwrap();
+    assert_eq!(packages(&ws), ["by_link", "linked", "real", "vendored"]);
     let run = ws.forge(&["build", "//linked:x", "//vendored:y"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
 
     // Bazel's opt-out file in a directory keeps its links from being followed.
     ws.write(SENTINEL, "");
-    assert_eq!(packages(&ws), ["real"]);
+    assert_eq!(packages(&ws), ["by_link", "real"]);
 }
 
 #[test]

@@ -37,6 +37,7 @@ mod late_bound;
 mod load_graph;
 mod package;
 mod package_store;
+mod package_walk;
 mod prelude;
 mod providers;
 mod repo_dirs;
@@ -112,6 +113,9 @@ pub struct Loader {
     packages_evaluated: std::sync::atomic::AtomicUsize,
     /// Package -> a digest of the .bzl files its loading read (`package_inputs_digest`).
     package_inputs: Mutex<HashMap<PackageId, crate::core::Digest>>,
+    /// Package -> the name of the BUILD file the package walk of a recursive pattern saw in
+    /// its directory's listing, so that loading it need not look for it again.
+    walked_build_files: Mutex<HashMap<PackageId, &'static str>>,
 }
 
 fn globals() -> Globals {
@@ -181,6 +185,7 @@ impl Loader {
             package_store: None,
             packages_evaluated: std::sync::atomic::AtomicUsize::new(0),
             package_inputs: Mutex::new(HashMap::new()),
+            walked_build_files: Mutex::new(HashMap::new()),
         })
     }
 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::diagnostics::fetch_failed;
+use super::package_walk;
 use super::{BUILD_FILE_NAMES, Loader};
 use crate::core::diag::did_you_mean;
 use crate::core::{Diagnostic, Label, PackageId};
@@ -104,6 +105,16 @@ impl Loader {
     pub(super) fn build_file(&self, id: &PackageId) -> Option<(Label, PathBuf)> {
         let dir = self.package_dir(id)?;
         fs_deps::listed(&dir);
+        // The walk of `//...` read the listing moments ago: no need to stat the names again.
+        let walked = self
+            .walked_build_files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .copied();
+        if let Some(name) = walked {
+            return Some((id.label(name), dir.join(name)));
+        }
         BUILD_FILE_NAMES.iter().find_map(|name| {
             let path = dir.join(name);
             path.is_file().then(|| (id.label(name), path))
@@ -126,7 +137,8 @@ impl Loader {
         Some(PackageId::new(&id.repo, pkg.to_str()?).to_string())
     }
 
-    /// Every package at or below `prefix`, sorted. As in Bazel, symlinked directories are
+    /// Every package at or below `prefix`, each directory before those below it and
+    /// siblings by name (see `package_walk`). As in Bazel, symlinked directories are
     /// followed (the packages are named by the link's path), except links into an output
     /// tree (forge's `forge-*` and Bazel's `bazel-*` links lead into an exec root), links in
     /// a directory holding Bazel's `DONT_FOLLOW_SYMLINKS_...` file, and links back to a
@@ -139,55 +151,30 @@ impl Loader {
                 prefix.repo
             )));
         };
-        let ignored = self.workspace.ignored_dirs();
-        let start = root.join(&prefix.package);
-        let mut found = Vec::new();
+        let ignored: Vec<PathBuf> = self
+            .workspace
+            .ignored_dirs()
+            .iter()
+            .map(|dir| root.join(dir))
+            .collect();
         let output_base = std::fs::canonicalize(&self.workspace.output_base).ok();
-        // walkdir reports a link back to an ancestor as an error, which skips it.
-        let walker = walkdir::WalkDir::new(&start)
-            .follow_links(true)
-            .sort_by_file_name()
+        let found = package_walk::packages_below(
+            &root,
+            &prefix.repo,
+            &root.join(&prefix.package),
+            &ignored,
+            output_base.as_deref(),
+        );
+        let mut walked = self
+            .walked_build_files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        Ok(found
             .into_iter()
-            .filter_entry(|e| {
-                if e.depth() == 0 {
-                    return true;
-                }
-                let name = e.file_name().to_string_lossy();
-                e.file_type().is_dir()
-                    && !name.starts_with('.')
-                    && !ignored.iter().any(|i| e.path() == root.join(i))
-                    && (!e.path_is_symlink() || followed_link(e.path(), output_base.as_deref()))
-            });
-        for entry in walker.flatten() {
-            let dir = entry.path();
-            fs_deps::listed(dir);
-            if BUILD_FILE_NAMES.iter().any(|b| dir.join(b).is_file()) {
-                let rel = dir.strip_prefix(&root).unwrap_or(dir);
-                let package = rel
-                    .to_string_lossy()
-                    .replace(std::path::MAIN_SEPARATOR, "/");
-                found.push(PackageId::new(&prefix.repo, &package));
-            }
-        }
-        Ok(found)
+            .map(|(id, build_file)| {
+                walked.insert(id.clone(), build_file);
+                id
+            })
+            .collect())
     }
-}
-
-/// Whether a recursive pattern follows the directory symlink at `link`: not when its
-/// directory holds `DONT_FOLLOW_SYMLINKS`, nor when it leads into forge's output base or
-/// into any exec root (`.../execroot/...`, where Bazel's `bazel-*` links and forge's
-/// `forge-*` links lead), which would show every package a second time.
-fn followed_link(link: &Path, output_base: Option<&Path>) -> bool {
-    if link
-        .parent()
-        .is_some_and(|dir| dir.join(crate::core::layout::DONT_FOLLOW_SYMLINKS).exists())
-    {
-        return false;
-    }
-    let Ok(real) = std::fs::canonicalize(link) else {
-        return false;
-    };
-    let into_output = output_base.is_some_and(|base| real.starts_with(base))
-        || real.components().any(|c| c.as_os_str() == "execroot");
-    !into_output
 }
