@@ -5,8 +5,9 @@
 //!
 //! The log is written only when an action runs or is restored from a cache, never by a no-op
 //! build, and read only then (or by `forge why`): one line per record, `<checksum> <JSON>`,
-//! keyed by the action's first output; the latest record of an output wins. It is rewritten
-//! without the superseded records when they outnumber the live ones.
+//! keyed by the action's first output; the latest record of an output wins. Records gather in
+//! memory and are appended in one write when the log is dropped (the end of the build). It is
+//! rewritten without the superseded records when they outnumber the live ones.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
