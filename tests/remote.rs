@@ -759,6 +759,27 @@ fn http_cache_without_the_bytes() {
     assert_eq!(fetched(&run), "0 files", "{}", run.stderr);
     assert!(!bin(&ws, "a.txt").exists() && !bin(&ws, "b.txt").exists());
 
+    // Again: both actions are up to date with their outputs still remote (the stat cache
+    // remembers where they are), with no cache lookup, and the output tree is left alone.
+    use std::os::unix::fs::MetadataExt;
+    let tree_stamp = || {
+        [ws.root().join(BIN), bin(&ws, "")]
+            .iter()
+            .map(|d| {
+                fs::metadata(d)
+                    .map(|m| (m.ino(), m.mtime_nsec(), m.mtime()))
+                    .ok()
+            })
+            .collect::<Vec<_>>()
+    };
+    let before = tree_stamp();
+    let run = ws.forge(&["build", "//pkg:b", &flag, "--remote_download_minimal"]);
+    ok(&run);
+    assert_eq!(counts(&run), (0, 0, 2), "{}", run.stderr);
+    assert_eq!(fetched(&run), "0 files", "{}", run.stderr);
+    assert_eq!(tree_stamp(), before);
+    assert!(!bin(&ws, "a.txt").exists() && !bin(&ws, "b.txt").exists());
+
     // A command run here reads `b`: only `b` comes down.
     let run = ws.forge(&["build", "//pkg:c", &flag, "--remote_download_minimal"]);
     ok(&run);

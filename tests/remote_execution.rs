@@ -921,6 +921,19 @@ fn build_without_the_bytes_fetches_only_what_is_needed() {
     ok(&run);
     assert_eq!(run.stdout, "alpha\nbeta\n", "{}", run.both());
     assert!(!bin(&fresh, "a.txt").exists());
+    // Built first without the bytes, then run: the actions are up to date with their outputs
+    // remote, and the program still comes down.
+    let fresh = without_bytes_workspace(WITHOUT_BYTES);
+    let run = fresh.forge(&["build", "//pkg:tool", &flag, "--remote_download_minimal"]);
+    ok(&run);
+    let run = fresh.forge(&["run", "//pkg:tool", &flag, "--remote_download_minimal"]);
+    ok(&run);
+    assert_eq!(run.stdout, "alpha\nbeta\n", "{}", run.both());
+    assert!(
+        run.stderr.contains("INFO: 0 actions executed"),
+        "{}",
+        run.stderr
+    );
 
     // A test run remotely reads `b` there; a test run here (tagged `local`) reads it
     // through its runfiles, so it comes down. Both logs come back.

@@ -113,7 +113,8 @@ pub fn foresee(
             let key = key_of(action, &env, &inputs, &graph.inputs[i], &sets, &discovered);
             let cacheable = !action.requirements.iter().any(|r| r == "no-cache");
             if cacheable
-                && let Some(outputs) = outputs_up_to_date(&stat, &config.exec_root, action, &key)
+                && let Some(outputs) =
+                    outputs_up_to_date(&stat, &config.exec_root, action, &key, None)
             {
                 digests[i] = Some(outputs);
                 return Verdict::UpToDate;

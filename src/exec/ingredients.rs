@@ -5,8 +5,9 @@
 //!
 //! The log is written only when an action runs or is restored from a cache, never by a no-op
 //! build, and read only then (or by `forge why`): one line per record, `<checksum> <JSON>`,
-//! keyed by the action's first output; the latest record of an output wins. It is rewritten
-//! without the superseded records when they outnumber the live ones.
+//! keyed by the action's first output; the latest record of an output wins. Records gather in
+//! memory and are appended in one write when the log is dropped (the end of the build). It is
+//! rewritten without the superseded records when they outnumber the live ones.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
@@ -381,7 +382,13 @@ pub struct IngredientLog {
     file: PathBuf,
     records: OnceLock<Mutex<HashMap<String, Record>>>,
     writer: Mutex<Option<File>>,
+    /// Lines recorded and not yet appended: written in one append when this much gathers,
+    /// and when the log is dropped (at the end of the build), not one write per action.
+    pending: Mutex<Vec<u8>>,
 }
+
+/// How many bytes of records gather before they are appended.
+const PENDING_LIMIT: usize = 1 << 20;
 
 impl IngredientLog {
     pub fn new(cache_dir: &std::path::Path) -> IngredientLog {
@@ -389,6 +396,7 @@ impl IngredientLog {
             file: cache_dir.join("ingredients"),
             records: OnceLock::new(),
             writer: Mutex::new(None),
+            pending: Mutex::new(Vec::new()),
         }
     }
 
@@ -449,6 +457,24 @@ impl IngredientLog {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(output, record);
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.extend(line);
+        if pending.len() >= PENDING_LIMIT {
+            let lines = std::mem::take(&mut *pending);
+            drop(pending);
+            self.append(&lines);
+        }
+    }
+
+    /// Appends the records not yet written.
+    pub fn flush(&self) {
+        let lines = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        if !lines.is_empty() {
+            self.append(&lines);
+        }
+    }
+
+    fn append(&self, lines: &[u8]) {
         let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         if writer.is_none() {
             if let Some(dir) = self.file.parent() {
@@ -461,8 +487,14 @@ impl IngredientLog {
                 .ok();
         }
         if let Some(file) = writer.as_mut() {
-            let _ = file.write_all(&line);
+            let _ = file.write_all(lines);
         }
+    }
+}
+
+impl Drop for IngredientLog {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 
@@ -561,7 +593,11 @@ mod tests {
         assert!(log.last("out/g").is_none());
         log.record(record(1));
         log.record(record(2));
+        // Gathered, and appended in one go at the end.
+        let written = || fs::read(dir.path().join("ingredients")).unwrap_or_default();
+        assert!(written().is_empty());
         drop(log);
+        assert_eq!(written().iter().filter(|b| **b == b'\n').count(), 2);
         let mut file = File::options()
             .append(true)
             .open(dir.path().join("ingredients"))

@@ -31,7 +31,7 @@ use crate::exec::runner::{Cancel, Runner, Spawn};
 use crate::exec::scheduler::Producer;
 use crate::exec::set_digests::SetDigests;
 use crate::exec::source_dir;
-use crate::exec::stat_cache::{FileStat, OutputRecord, StatCache};
+use crate::exec::stat_cache::{FileStat, OutputRecord, RemoteBlob, StatCache};
 use crate::exec::tiers::{Blobs, CacheTiers, Tier};
 use crate::exec::tree;
 use crate::exec::{ActionFailure, ExecConfig, ExecError};
@@ -427,7 +427,7 @@ impl<'a> Ctx<'a> {
     /// The outputs' digests if every output on disk is what this very action key last put
     /// there; by stat only, nothing is read.
     fn up_to_date(&self, action: &Action, key: &Digest) -> Option<Vec<Digest>> {
-        outputs_up_to_date(self.stat(), self.exec_root, action, key)
+        outputs_up_to_date(self.stat(), self.exec_root, action, key, self.remote_files)
     }
 
     /// Restores the outputs from the first cache tier that has them.
@@ -452,13 +452,17 @@ impl<'a> Ctx<'a> {
     /// Notes that the outputs of `entry` are now on disk as this action key produced them.
     fn record_outputs(&self, key: &Digest, entry: &AcEntry) {
         for o in &entry.outputs {
-            self.stat().set_output(
+            self.stat().set_output_at(
                 &o.path,
                 OutputRecord {
                     action_key: *key,
                     digest: o.digest,
                     executable: o.executable,
                 },
+                o.remote.as_ref().map(|r| RemoteBlob {
+                    hash: r.hash.clone(),
+                    size: r.size,
+                }),
             );
         }
     }
@@ -528,15 +532,18 @@ impl<'a> Ctx<'a> {
             executable: o.executable,
         };
         // Fetched by an earlier command: the stat cache knows it by its identity.
-        if let Ok((digest, stat)) = self.stat().digest_and_stat(&o.path)
-            && digest == o.digest
-            && mode_ok(&stat, o.executable)
+        let on_disk = self.stat().digest_and_stat(&o.path);
+        if let Ok((digest, stat)) = &on_disk
+            && *digest == o.digest
+            && mode_ok(stat, o.executable)
         {
             files.note_present(&o.path, file);
             return Ok(true);
         }
+        let absent = matches!(&on_disk, Err(e) if e.kind() == io::ErrorKind::NotFound);
         let full = self.exec_root.join(&o.path);
-        if let Ok(stat) = FileStat::of(&full)
+        if !absent
+            && let Ok(stat) = FileStat::of(&full)
             && mode_ok(&stat, o.executable)
             && files.matches_on_disk(self.exec_root, &o.path, &file.digest)
         {
@@ -545,6 +552,12 @@ impl<'a> Ctx<'a> {
             return Ok(true);
         }
         self.stat().forget_output(&o.path);
+        if absent && files.mode() != DownloadMode::All {
+            // Nothing to remove and nothing written: no directory is made for it either
+            // (a fetch makes it).
+            files.note_present(&o.path, file);
+            return Ok(true);
+        }
         prepare_output_dir(&full)?;
         files.note(self.exec_root, &o.path, file)?;
         if files.mode() == DownloadMode::All {
@@ -978,8 +991,11 @@ pub(crate) fn outputs_up_to_date(
     exec_root: &Path,
     action: &Action,
     key: &Digest,
+    remote: Option<&RemoteFiles>,
 ) -> Option<Vec<Digest>> {
     let mut digests = Vec::with_capacity(action.outputs.len());
+    // Outputs this key left in the remote CAS, absent here: up to date without the bytes.
+    let mut remote_only = Vec::new();
     for out in &action.outputs {
         let record = stat.output(out)?;
         if record.action_key != *key {
@@ -1001,6 +1017,25 @@ pub(crate) fn outputs_up_to_date(
                 }
                 digests.push(digest);
             }
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    && let Some(files) = remote
+                    && files.mode() != DownloadMode::All
+                    && let Some(blob) = stat.remote_output(out) =>
+            {
+                let digest = proto::Digest {
+                    hash: blob.hash,
+                    size_bytes: blob.size,
+                };
+                let file = RemoteFile {
+                    blake3: (record.digest != remote_outputs::identity(&digest))
+                        .then_some(record.digest),
+                    digest,
+                    executable: record.executable,
+                };
+                remote_only.push((out.as_str(), file));
+                digests.push(record.digest);
+            }
             // A declared file the command made a directory: checked as a tree. Only
             // looked for when the file check fails, so the no-op path stats once.
             Err(_) if exec_root.join(out).is_dir() => {
@@ -1008,6 +1043,11 @@ pub(crate) fn outputs_up_to_date(
                 digests.push(digest);
             }
             Err(_) => return None,
+        }
+    }
+    if let Some(files) = remote {
+        for (out, file) in remote_only {
+            files.note_present(out, file);
         }
     }
     Some(digests)

@@ -147,7 +147,7 @@ impl RemoteFiles {
     }
 
     /// Notes `file` at `path` where the file on disk already has that content (fetched by an
-    /// earlier command).
+    /// earlier command), or where nothing is.
     pub fn note_present(&self, path: &str, file: RemoteFile) {
         self.table().insert(path.to_owned(), file);
     }

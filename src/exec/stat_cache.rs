@@ -1,6 +1,8 @@
 //! The stat cache: an exec path in, its content digest out, re-reading the file only when its
 //! `stat` changed. Also remembers, per output path, which action key last put which digest
-//! there (the "output index"), so a no-op build needs neither action-cache reads nor hashing.
+//! there (the "output index"), so a no-op build needs neither action-cache reads nor hashing;
+//! for an output left in the remote CAS (build without the bytes), also its remote digest, so
+//! a no-op build knows it without the action cache either.
 //!
 //! Both tables persist in one file, `<cache_dir>/stat_cache`, loaded at the start of a build and
 //! rewritten atomically (temp + rename) at the end when something changed. The file ends with a
@@ -75,10 +77,20 @@ struct Entry {
     digest: Digest,
 }
 
+/// The digest in the remote CAS of an output whose bytes stay there.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct RemoteBlob {
+    pub hash: String,
+    pub size: i64,
+}
+
 #[derive(Default)]
 struct Tables {
     files: HashMap<String, Entry>,
     outputs: HashMap<String, OutputRecord>,
+    /// Of the paths in `outputs`, those whose output (as that record names it) is in the
+    /// remote CAS.
+    remote: HashMap<String, RemoteBlob>,
 }
 
 /// Shared by all worker threads of one build.
@@ -183,16 +195,32 @@ impl StatCache {
         self.lock().outputs.get(path).copied()
     }
 
-    pub fn set_output(&self, path: &str, record: OutputRecord) {
+    /// Records what was placed at output `path`, with where its bytes are in the remote CAS
+    /// if they are.
+    pub fn set_output_at(&self, path: &str, record: OutputRecord, remote: Option<RemoteBlob>) {
         let mut t = self.lock();
         if t.outputs.get(path) != Some(&record) {
             t.outputs.insert(path.to_owned(), record);
             self.dirty.store(true, Ordering::Relaxed);
         }
+        if t.remote.get(path) != remote.as_ref() {
+            match remote {
+                Some(remote) => t.remote.insert(path.to_owned(), remote),
+                None => t.remote.remove(path),
+            };
+            self.dirty.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Where the output at `path` is in the remote CAS, if its record says it is there.
+    pub fn remote_output(&self, path: &str) -> Option<RemoteBlob> {
+        self.lock().remote.get(path).cloned()
     }
 
     pub fn forget_output(&self, path: &str) {
-        if self.lock().outputs.remove(path).is_some() {
+        let mut t = self.lock();
+        let had = t.outputs.remove(path).is_some() | t.remote.remove(path).is_some();
+        if had {
             self.dirty.store(true, Ordering::Relaxed);
         }
     }
@@ -247,6 +275,13 @@ fn serialize(t: &Tables, exec_root: &Path, now: i64) -> String {
             path
         );
     }
+    // A hash with a space (no known digest function makes one) cannot be stored: the
+    // output is then restored through the action cache, as without this table.
+    for (path, r) in t.remote.iter().filter(|(p, r)| {
+        !p.contains('\n') && !r.hash.contains([' ', '\n']) && t.outputs.contains_key(*p)
+    }) {
+        let _ = writeln!(out, "R {} {} {}", r.size, r.hash, path);
+    }
     let sum = Digest::of_bytes(out.as_bytes());
     let _ = writeln!(out, "sum {sum}");
     out
@@ -298,10 +333,18 @@ fn parse(bytes: &[u8], exec_root: &Path) -> Option<Tables> {
                     executable,
                 },
             );
+        } else if let Some(rest) = line.strip_prefix("R ") {
+            let mut f = rest.splitn(3, ' ');
+            let size = f.next()?.parse().ok()?;
+            let hash = f.next()?.to_owned();
+            t.remote
+                .insert(f.next()?.to_owned(), RemoteBlob { hash, size });
         } else {
             return None;
         }
     }
+    // Only as part of an output record (written after them).
+    t.remote.retain(|p, _| t.outputs.contains_key(p));
     Some(t)
 }
 
@@ -370,7 +413,7 @@ mod tests {
             digest: forged,
             executable: true,
         };
-        cache.set_output("out/x", rec);
+        cache.set_output_at("out/x", rec, None);
         cache.save_as_of(settled_after(&stat))?;
 
         let loaded = StatCache::load(file.clone(), root.clone());
@@ -391,6 +434,37 @@ mod tests {
         let damaged = StatCache::load(file.clone(), root.clone());
         assert_eq!(damaged.digest("a b")?, Digest::of_bytes(b"x"));
         assert_eq!(damaged.output("out/x"), None);
+        Ok(())
+    }
+
+    #[test]
+    fn remote_digests_of_outputs_persist_with_their_records() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let root = dir.path().to_path_buf();
+        let file = root.join("sc");
+        let cache = StatCache::new(file.clone(), root.clone());
+        let rec = OutputRecord {
+            action_key: Digest::of_bytes(b"k"),
+            digest: Digest::of_bytes(b"d"),
+            executable: false,
+        };
+        let blob = RemoteBlob {
+            hash: "ab".repeat(32),
+            size: 7,
+        };
+        cache.set_output_at("out/a b", rec, Some(blob.clone()));
+        cache.set_output_at("out/local", rec, None);
+        cache.set_output_at("out/gone", rec, Some(blob.clone()));
+        cache.forget_output("out/gone");
+        cache.save_as_of(i64::MAX)?;
+        let loaded = StatCache::load(file.clone(), root.clone());
+        assert_eq!(loaded.remote_output("out/a b"), Some(blob));
+        assert_eq!(loaded.output("out/a b"), Some(rec));
+        assert_eq!(loaded.remote_output("out/local"), None);
+        assert_eq!(loaded.remote_output("out/gone"), None);
+        // A local output made where a remote one was: the remote digest goes.
+        loaded.set_output_at("out/a b", rec, None);
+        assert_eq!(loaded.remote_output("out/a b"), None);
         Ok(())
     }
 
