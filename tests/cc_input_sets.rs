@@ -323,3 +323,102 @@ collect = rule(implementation = _impl, attrs = {
     assert_eq!(counts(&run).0, 1, "{}", run.both());
     assert_eq!(fs::read_to_string(&out).unwrap(), "A\nb\n");
 }
+
+/// The files of the discovered-inputs store of the workspace's output base, and whether an
+/// old one-file-per-compile directory is there.
+fn discovered_store(ws: &Workspace) -> (Vec<PathBuf>, bool) {
+    let dirs = |name: &str| -> Vec<PathBuf> {
+        walkdir::WalkDir::new(ws.cache_dir())
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_dir() && e.file_name() == name)
+            .map(|e| e.into_path())
+            .collect()
+    };
+    let stores = dirs("discovered_inputs");
+    assert_eq!(stores.len(), 1, "{stores:?}");
+    let files = fs::read_dir(&stores[0])
+        .expect("store")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    (files, !dirs("discovered").is_empty())
+}
+
+#[test]
+fn what_compiles_read_is_packed_and_a_damaged_record_reruns_its_compile() {
+    let ws = chain();
+    let run = ok(ws.forge(&["build", "//..."]));
+    assert_eq!(compiled(&run).len(), 10, "{}", run.both());
+    // Ten compiles, but the index, its lock and one pack: not a file per compile.
+    let (files, legacy) = discovered_store(&ws);
+    assert!(files.len() <= 3, "{files:?}");
+    assert!(!legacy);
+    let run = ok(ws.forge(&["build", "//..."]));
+    assert_eq!(counts(&run).0, 0, "{}", run.both());
+
+    // Only l0/b.cc read l0/b.h: its record is damaged, and it alone runs again (a record
+    // that fails its digest is not trusted) and is stored anew.
+    let packs: Vec<PathBuf> = files
+        .iter()
+        .filter(|f| {
+            f.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("pack-")
+        })
+        .cloned()
+        .collect();
+    assert_eq!(packs.len(), 1, "{files:?}");
+    let mut bytes = fs::read(&packs[0]).expect("pack");
+    let at = bytes
+        .windows(7)
+        .position(|w| w == b"l0/b.h\n")
+        .expect("the record of l0/b.cc");
+    bytes[at + 3] = b'x';
+    fs::write(&packs[0], &bytes).expect("damage");
+    let run = ok(ws.forge(&["build", "//..."]));
+    assert_eq!(compiled(&run), ["l0/b.cc"], "{}", run.both());
+    let run = ok(ws.forge(&["build", "//..."]));
+    assert_eq!(counts(&run).0, 0, "{}", run.both());
+}
+
+#[test]
+fn a_build_killed_while_compiling_leaves_a_store_the_next_build_uses() {
+    let ws = chain();
+    ok(ws.forge(&["build", "//..."]));
+    for (i, wait) in [50u64, 200, 500].into_iter().enumerate() {
+        // Every a.cc includes l0/a.h through the chain.
+        ws.write(
+            "l0/a.h",
+            &format!("#pragma once\n#define L0_A (0 + 1)\n// kill {i}\n"),
+        );
+        let mut child = ws
+            .command(&["build", "//..."])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(std::time::Duration::from_millis(wait));
+        let _ = child.kill();
+        child.wait().expect("wait");
+    }
+    let run = ok(ws.forge(&["build", "//..."]));
+    let expected = ["app/main.cc", "l0/a.cc", "l1/a.cc", "l2/a.cc", "l3/a.cc"];
+    assert!(
+        compiled(&run)
+            .iter()
+            .all(|c| expected.contains(&c.as_str())),
+        "{}",
+        run.both()
+    );
+    let run = ok(ws.forge(&["build", "//..."]));
+    assert_eq!(counts(&run).0, 0, "{}", run.both());
+    // What a killed build published stays readable; what it left unpublished is garbage
+    // the next publishing build removes.
+    assert!(discovered_store(&ws).0.len() <= 3);
+    ws.write("l0/b.h", "#pragma once\n#define L0_B 10\n");
+    let run = ok(ws.forge(&["build", "//..."]));
+    assert_eq!(compiled(&run), ["l0/b.cc"], "{}", run.both());
+}

@@ -4,14 +4,18 @@
 //! lists. A change to a declared header the compile did not include runs nothing.
 //!
 //! In: the action, its inputs' digests, the `.d` file after a run. Out: the key to cache the
-//! action under, and `<cache_dir>/discovered/<identity>` recording what was read, where
-//! `identity` is the action's key with the discoverable inputs' contents left out (so a
-//! header added to or removed from the declared set is a new identity that runs again).
+//! action under, and a record of what was read under `identity` in a packed store in
+//! `<cache_dir>/discovered_inputs/`, where `identity` is the action's key with the
+//! discoverable inputs' contents left out (so a header added to or removed from the declared
+//! set is a new identity that runs again).
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
+use crate::core::pack::PackStore;
 use crate::core::{Action, Digest};
 
 use super::key::action_key;
@@ -72,26 +76,43 @@ fn normalize(path: &str) -> String {
     }
 }
 
-/// Where each action identity's discovered inputs are kept.
+/// Where each action identity's discovered inputs are kept: one entry per identity in a
+/// packed store (`core::pack`) under `<cache_dir>/discovered_inputs/`, so a clean build of
+/// thousands of compiles writes a few files rather than one per compile. Shared by the
+/// worker threads (the store is `Sync`).
 pub struct DiscoveredInputs {
-    dir: PathBuf,
+    pack: PackStore,
+    /// Where an earlier forge kept one file per identity; removed once this store is written.
+    legacy: PathBuf,
+    /// How long a record may wait unpublished: what a build killed meanwhile ran is kept up to
+    /// then (a record not published is a compile run again).
+    publish_every: Duration,
+    last_published: Mutex<Instant>,
 }
+
+/// How often records are published during a build (besides at its end).
+const PUBLISH_EVERY: Duration = Duration::from_secs(10);
 
 impl DiscoveredInputs {
     pub fn new(cache_dir: &Path) -> DiscoveredInputs {
+        DiscoveredInputs::publishing_every(cache_dir, PUBLISH_EVERY)
+    }
+
+    fn publishing_every(cache_dir: &Path, publish_every: Duration) -> DiscoveredInputs {
         DiscoveredInputs {
-            dir: cache_dir.join("discovered"),
+            pack: PackStore::new(cache_dir.join("discovered_inputs")),
+            legacy: cache_dir.join("discovered"),
+            publish_every,
+            last_published: Mutex::new(Instant::now()),
         }
     }
 
-    fn path(&self, identity: &Digest) -> PathBuf {
-        self.dir.join(identity.to_hex())
-    }
-
-    /// The discoverable inputs the last run of `identity` read, if it ran: one path a line,
-    /// sorted (a no-op reads one of these per compile: its lines are used in place).
+    /// The discoverable inputs the last run of `identity` read, if it ran and its record is
+    /// intact: one path a line, sorted (a no-op reads one of these per compile: its lines are
+    /// used in place). A record put by this build is not seen (nothing looks for it: each
+    /// identity is one action, performed once a build).
     pub fn get(&self, identity: &Digest) -> Option<String> {
-        fs::read_to_string(self.path(identity)).ok()
+        String::from_utf8(self.pack.get(identity)?).ok()
     }
 
     /// Records what a run of `identity` read; only a cache, so a failed write means the
@@ -102,7 +123,26 @@ impl DiscoveredInputs {
             text.push_str(u);
             text.push('\n');
         }
-        let _ = crate::core::fs::write_atomic(&self.path(identity), text.as_bytes());
+        if self.pack.put(*identity, text.as_bytes()).is_err() {
+            return;
+        }
+        let due = self.last_published.try_lock().is_ok_and(|mut last| {
+            let due = last.elapsed() >= self.publish_every;
+            if due {
+                *last = Instant::now();
+            }
+            due
+        });
+        if due {
+            self.flush();
+        }
+    }
+
+    /// Publishes the records put so far for later builds (also done on drop).
+    pub fn flush(&self) {
+        if self.pack.flush().is_ok() && self.legacy.exists() {
+            let _ = crate::core::fs::remove_tree(&self.legacy);
+        }
     }
 }
 
@@ -191,6 +231,51 @@ pub fn used_inputs(action: &Action, exec_root: &Path) -> BTreeSet<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn used(paths: &[&str]) -> BTreeSet<String> {
+        paths.iter().map(|p| (*p).to_owned()).collect()
+    }
+
+    #[test]
+    fn records_are_read_by_a_later_build_and_the_old_files_go() {
+        let cache = tempfile::tempdir().unwrap();
+        let legacy = cache.path().join("discovered");
+        fs::create_dir_all(&legacy).unwrap();
+        fs::write(legacy.join("ab"), "old\n").unwrap();
+        let (a, b) = (Digest::of_bytes(b"a"), Digest::of_bytes(b"b"));
+        let store = DiscoveredInputs::new(cache.path());
+        // Put from many threads at once, as the workers do.
+        std::thread::scope(|s| {
+            s.spawn(|| store.put(&a, &used(&["x.h", "y.h"])));
+            s.spawn(|| store.put(&b, &used(&[])));
+        });
+        store.flush();
+        assert!(!legacy.exists());
+        let later = DiscoveredInputs::new(cache.path());
+        assert_eq!(later.get(&a).as_deref(), Some("x.h\ny.h\n"));
+        assert_eq!(later.get(&b).as_deref(), Some(""));
+        assert_eq!(later.get(&Digest::of_bytes(b"c")), None);
+    }
+
+    #[test]
+    fn records_are_published_during_a_long_build() {
+        let cache = tempfile::tempdir().unwrap();
+        let a = Digest::of_bytes(b"a");
+        let store = DiscoveredInputs::publishing_every(cache.path(), Duration::ZERO);
+        store.put(&a, &used(&["x.h"]));
+        // Killed: no flush, no drop.
+        std::mem::forget(store);
+        let later = DiscoveredInputs::new(cache.path());
+        assert_eq!(later.get(&a).as_deref(), Some("x.h\n"));
+        // Not yet due: left for the end of the build.
+        let store = DiscoveredInputs::new(cache.path());
+        store.put(&Digest::of_bytes(b"b"), &used(&["z.h"]));
+        std::mem::forget(store);
+        assert_eq!(
+            DiscoveredInputs::new(cache.path()).get(&Digest::of_bytes(b"b")),
+            None
+        );
+    }
 
     #[test]
     fn a_dependency_file_lists_its_inputs() {

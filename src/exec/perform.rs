@@ -169,6 +169,11 @@ impl<'a> Ctx<'a> {
         self.tiers.stat()
     }
 
+    /// Publishes what the build's compiles read, for the next build.
+    pub fn save_discovered(&self) {
+        self.discovered.flush();
+    }
+
     fn fail(&self, action: &Action, exit: String, output: String, ran: bool) -> Fail {
         let command = match &action.kind {
             ActionKind::Run { argv } => argv.iter().map(|a| command_line::printable(a)).collect(),

@@ -292,6 +292,7 @@ pub(crate) fn run(
     // Facts about files stay true whatever happened to the build; losing them only costs
     // re-hashing, so a failed save is not an error.
     let _ = shared.ctx.stat().save();
+    shared.ctx.save_discovered();
     // Every command has been waited for (or killed): nothing is left for a later build to kill.
     shared.ctx.cancel.finish();
 
