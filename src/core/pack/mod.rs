@@ -148,19 +148,26 @@ impl Writer {
     /// command takes it for garbage while it is written.
     fn create(dir: &Path) -> io::Result<Writer> {
         std::fs::create_dir_all(dir)?;
-        let (file, path) = tempfile::Builder::new()
-            .prefix("pack-")
+        // Made under a name that is not a pack's, locked, and only then named a pack: a
+        // pack visible before its lock could be taken for garbage by a publish running at
+        // that moment (another command's, or this store's own periodic one), and every
+        // entry written to it lost.
+        let (file, unlocked) = tempfile::Builder::new()
+            .prefix("new-")
             .rand_bytes(12)
             .tempfile_in(dir)?
             .keep()
             .map_err(|e| e.error)?;
         file.lock()?;
-        let name = path
+        let name = unlocked
             .file_name()
             .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("new-"))
+            .map(|rest| format!("pack-{rest}"))
             .filter(|n| index::is_pack_name(n))
-            .ok_or_else(|| io::Error::other("unexpected pack name"))?
-            .to_owned();
+            .ok_or_else(|| io::Error::other("unexpected pack name"))?;
+        let path = dir.join(&name);
+        std::fs::rename(&unlocked, &path)?;
         Ok(Writer {
             file,
             buffer: Vec::new(),

@@ -151,7 +151,7 @@ fn choose(dir: &Path, packs: &[PackFile], rows: &[Row], ours: u32) -> Vec<bool> 
 
 /// Removes the packs in `dir` that `kept` does not name and no command is writing (a pack
 /// being written is locked by its writer; one left by a killed command is not).
-fn collect_garbage(dir: &Path, kept: &[PackFile]) {
+pub(super) fn collect_garbage(dir: &Path, kept: &[PackFile]) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -160,7 +160,14 @@ fn collect_garbage(dir: &Path, kept: &[PackFile]) {
         let Some(name) = name.to_str() else {
             continue;
         };
-        if !is_pack_name(name) || kept.iter().any(|k| k.name == name) {
+        // A pack not yet named one (`new-*`, locked and renamed at once by its writer) is
+        // garbage only when a killed command left it: unlocked, and not just made.
+        let unnamed_and_left = name.starts_with("new-")
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 60));
+        if !unnamed_and_left && (!is_pack_name(name) || kept.iter().any(|k| k.name == name)) {
             continue;
         }
         if let Ok(file) = File::open(entry.path())
@@ -172,7 +179,7 @@ fn collect_garbage(dir: &Path, kept: &[PackFile]) {
 }
 
 /// Whether `path` still names the file `file` is open on.
-fn same_file(path: &Path, file: &File) -> bool {
+pub(super) fn same_file(path: &Path, file: &File) -> bool {
     use std::os::unix::fs::MetadataExt;
     match (std::fs::metadata(path), file.metadata()) {
         (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),

@@ -202,3 +202,32 @@ fn commands_writing_at_once_lose_nothing_and_read_only_whole_entries() {
     }
     assert!(packs(dir.path()).len() <= publish::MAX_PACKS);
 }
+
+#[test]
+fn a_new_pack_is_never_taken_for_garbage_by_a_publish_running_at_that_moment() {
+    // A publish (another command's, or a store's own periodic one) collecting garbage
+    // while a writer makes its pack: the pack must already be locked when it can be seen,
+    // or its entries are lost with it.
+    let dir = tempfile::tempdir().unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                publish::collect_garbage(dir.path(), &[]);
+            }
+        });
+        let mut lost = 0;
+        for _ in 0..3000 {
+            let writer = Writer::create(dir.path()).unwrap();
+            if !publish::same_file(&writer.path, &writer.file) {
+                lost += 1;
+            }
+            let _ = std::fs::remove_file(&writer.path);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(
+            lost, 0,
+            "new packs taken for garbage before their writers locked them"
+        );
+    });
+}
