@@ -341,6 +341,27 @@ impl RemoteCache {
         Some(files)
     }
 
+    /// Uploads `blobs` (each once), then `result` as the entry for `key`: blobs first, so an
+    /// entry never names a blob the server lacks. Errors are reported once.
+    fn upload_entry(
+        &self,
+        backend: &dyn Backend,
+        kind: KeyKind,
+        key: &Digest,
+        mut blobs: Vec<(proto::Digest, Vec<u8>)>,
+        result: &proto::ActionResult,
+    ) {
+        blobs.sort_by(|a, b| (&a.0.hash, a.0.size_bytes).cmp(&(&b.0.hash, b.0.size_bytes)));
+        blobs.dedup_by(|a, b| a.0 == b.0);
+        let hash = backend.hash_fn();
+        let outcome = backend
+            .upload_blobs(blobs)
+            .and_then(|()| backend.update_action_result(&self.key(hash, kind, key), result));
+        if let Err(e) = outcome {
+            self.give_up(&e);
+        }
+    }
+
     /// Uploads `files` (blobs first) and then the entry for `key`. Errors are reported once.
     pub fn store(&self, kind: KeyKind, key: &Digest, files: &[LocalFile]) {
         if !self.uploads() {
@@ -370,14 +391,7 @@ impl RemoteCache {
                 blobs.push((digest, data));
             }
         }
-        blobs.sort_by(|a, b| (&a.0.hash, a.0.size_bytes).cmp(&(&b.0.hash, b.0.size_bytes)));
-        blobs.dedup_by(|a, b| a.0 == b.0);
-        let outcome = backend
-            .upload_blobs(blobs)
-            .and_then(|()| backend.update_action_result(&self.key(hash, kind, key), &result));
-        if let Err(e) = outcome {
-            self.give_up(&e);
-        }
+        self.upload_entry(backend, kind, key, blobs, &result);
     }
 }
 
@@ -405,14 +419,7 @@ impl RemoteCache {
                 blobs.push((digest, data));
             }
         }
-        blobs.sort_by(|a, b| (&a.0.hash, a.0.size_bytes).cmp(&(&b.0.hash, b.0.size_bytes)));
-        blobs.dedup_by(|a, b| a.0 == b.0);
-        let outcome = backend
-            .upload_blobs(blobs)
-            .and_then(|()| backend.update_action_result(&self.key(hash, kind, key), &result));
-        if let Err(e) = outcome {
-            self.give_up(&e);
-        }
+        self.upload_entry(backend, kind, key, blobs, &result);
     }
 }
 
