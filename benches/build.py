@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Build benchmark: generates a layered DAG of N genrules and times `forge build //...`
 against `ninja` doing the same work on the same graph: a clean build, a no-op build and the
-rebuild after one leaf source changes; then forge alone: a comment added to one BUILD file
+rebuild after one leaf source changes, and after one genrule's command changes (the last
+one, which nothing reads, so both tools rerun that one action); then forge alone: a comment
+added to one BUILD file
 and the build after it (with the package and analysis result stores, with the analysis store
 emptied first — every target analysed, what a BUILD edit cost before that store —, and with
 both emptied), and `forge query //...` from a fresh process with the package store filled
@@ -16,6 +18,12 @@ change to g0.txt reaches 1 + 3 + 5 + ... + 19 = 100 genrules whatever N is; its
 command is `(echo g<i>; cat $(SRCS)) | md5sum > $@`. A second copy of the sources gets an
 equivalent build.ninja (same graph, same commands, outputs under out/), so both tools run
 the same N shell commands.
+
+With several sizes it prints how each figure grows from the smallest to the largest (issue 18
+asks for 5,000 to 100,000: `--sizes 5000,50000,100000`), and from 50,000 genrules on it checks
+issue 18's targets (clean build <= 1.1x ninja, no-op <= 1.5x ninja, a BUILD comment <= 1 s, a
+command changed <= 1 s plus what ninja takes to rerun that action, `forge query //...` <= 1 s,
+peak memory <= 300 MB for the clean build and <= 150 MB for the no-op and one-edit builds).
 
 Builds nothing itself: pass a release binary (default: $CARGO_TARGET_DIR/release/forge or
 target/release/forge). Forge runs from a fresh process each time, with its own output base
@@ -43,6 +51,15 @@ CLEAN_RATIO = 1.5  # clean build, forge / ninja
 INCREMENTAL_RATIO = 2.0  # rebuild after one leaf source changes, forge / ninja
 MEMORY_LIMIT_MB = 150  # peak RSS of the 5,000-target clean build
 SANDBOXED_RATIO = 2.0  # clean build with every command sandboxed, forge / ninja
+
+# Issue 18's targets, from SCALE_SIZE genrules up.
+SCALE_SIZE = 50000
+SCALE_CLEAN_RATIO = 1.1  # clean build, forge / ninja
+SCALE_NOOP_RATIO = 1.5  # no-op build, forge / ninja
+SCALE_EDIT_LIMIT_S = 1.0  # a BUILD comment, then build; a cmd changed: plus its actions
+SCALE_QUERY_LIMIT_S = 1.0  # `forge query //...` from a fresh process
+SCALE_CLEAN_MEMORY_MB = 300  # peak RSS of the clean build
+SCALE_EDIT_MEMORY_MB = 150  # peak RSS of the no-op and of the one-edit builds
 
 
 def deps_of(i, n):
@@ -177,6 +194,22 @@ def comment_build_file(ws, k):
         f.write("# comment %d\n" % k)
 
 
+def change_top_cmd(ws, nj, n, k):
+    """Changes the command of the last genrule (top layer: nothing reads its output) in both
+    copies, so each tool reruns exactly that one action."""
+    i = n - 1
+    old = re.compile(r"\(echo g%d(?: edit \d+)?;" % i)
+    new = "(echo g%d edit %d;" % (i, k)
+    for path in (os.path.join(ws, package_of(i), "BUILD"), os.path.join(nj, "build.ninja")):
+        with open(path) as f:
+            text = f.read()
+        text, count = old.subn(new, text)
+        if count == 0:
+            sys.exit("no command of g%d found in %s" % (i, path))
+        with open(path, "w") as f:
+            f.write(text)
+
+
 def packages_loaded(out):
     m = re.search(r"\((\d+) packages? loaded", out)
     return int(m.group(1)) if m else -1
@@ -243,10 +276,11 @@ def bench(root, n, forge_bin, jobs, runs):
     f = (statistics.median(x[0] for x in fs), max(x[1] for x in fs), None)
     k = (statistics.median(x[0] for x in ks), max(x[1] for x in ks), None)
     results["noop"] = (f, k, min(x[0] for x in fs))
+    results["noop_rss_mb"] = forge.build(measure_memory=True)[2]
     note = "median of %d, forge min %.3f s" % (runs, min(x[0] for x in fs))
     if n == 5000:
         note += "; target < %.2f s" % NOOP_LIMIT_S
-    print(fmt_row("no-op build", f, k, note), flush=True)
+    print(fmt_row("no-op build", f, k, note + "; forge peak %.0f MB" % results["noop_rss_mb"]), flush=True)
 
     # Incremental: g0.txt changes; everything downstream of it reruns. Median of `runs`
     # edits (at least 3).
@@ -261,6 +295,19 @@ def bench(root, n, forge_bin, jobs, runs):
     results["incremental"] = (f, k)
     print(fmt_row("one leaf changed", f, k, "median of %d edits, %d affected; target <= %.1fx ninja" % (
         edits, affected(n), INCREMENTAL_RATIO)), flush=True)
+
+    # One genrule's cmd changed (the last one, which nothing reads): each tool reruns that
+    # one action; forge also reloads its package. Median of `edits` edits.
+    fs, ks = [], []
+    for e in range(edits):
+        change_top_cmd(ws, nj, n, e)
+        fs.append(forge.build(measure_memory=True))
+        ks.append(ninja.build())
+    f = (statistics.median(x[0] for x in fs), statistics.median(x[1] for x in fs), None)
+    k = (statistics.median(x[0] for x in ks), statistics.median(x[1] for x in ks), None)
+    results["cmd"] = (f, k, max(x[2] or 0 for x in fs))
+    print(fmt_row("one cmd changed", f, k, "median of %d edits; forge peak %.0f MB" % (
+        edits, results["cmd"][2])), flush=True)
 
     # A comment added to one BUILD file, then build: the stored plan no longer holds, the
     # edited package is loaded again and the others come from the package store, and every
@@ -284,6 +331,7 @@ def bench(root, n, forge_bin, jobs, runs):
         f = statistics.median(x[0] for x in fs)
         rss = max(x[2] or 0 for x in fs)
         results[key] = f
+        results[key + "_rss_mb"] = rss
         print("%-25s forge %7.3f s  (%s packages loaded, %s targets configured, %d actions, peak %.0f MB; median of %d)" % (
             what, f, "/".join(str(x) for x in sorted(set(loaded))),
             "/".join(str(x) for x in sorted(set(configured))), max(x[1] for x in fs), rss, edits), flush=True)
@@ -341,6 +389,27 @@ def main():
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
 
+    sizes = sorted(results)
+    if len(sizes) > 1:
+        print("\n== growth from %d to %d genrules (x%.0f) ==" % (sizes[0], sizes[-1], sizes[-1] / sizes[0]))
+        rows = (
+            ("clean build, forge s", lambda r: r["clean"][0][0]),
+            ("clean build, ninja s", lambda r: r["clean"][1][0]),
+            ("no-op, forge s", lambda r: r["noop"][0][0]),
+            ("no-op, ninja s", lambda r: r["noop"][1][0]),
+            ("one cmd changed, forge s", lambda r: r["cmd"][0][0]),
+            ("BUILD comment, forge s", lambda r: r["comment"]),
+            ("query //..., forge s", lambda r: r["query"]),
+            ("peak MB, clean build", lambda r: r["rss_mb"]),
+            ("peak MB, no-op", lambda r: r["noop_rss_mb"]),
+            ("peak MB, BUILD comment", lambda r: r["comment_rss_mb"]),
+        )
+        print("%-26s %s   growth" % ("", "  ".join("%10d" % n for n in sizes)))
+        for name, get in rows:
+            values = [get(results[n]) for n in sizes]
+            print("%-26s %s   x%.1f" % (name, "  ".join("%10.3f" % v for v in values),
+                                        values[-1] / values[0] if values[0] else float("inf")))
+
     print("\n== targets ==")
     ok = True
 
@@ -363,6 +432,28 @@ def main():
             check("no-op build, 5000 targets (median)", noop, "%.2f s" % NOOP_LIMIT_S, "s", noop < NOOP_LIMIT_S)
             check("peak memory, 5000-target clean build", r["rss_mb"], "%d MB" % MEMORY_LIMIT_MB, "MB",
                   r["rss_mb"] < MEMORY_LIMIT_MB)
+        if n >= SCALE_SIZE:
+            check("clean build, %d targets, forge/ninja" % n, fc[0] / kc[0], "%.1fx" % SCALE_CLEAN_RATIO, "x",
+                  fc[0] / kc[0] <= SCALE_CLEAN_RATIO)
+            fn, kn = r["noop"][0][0], r["noop"][1][0]
+            check("no-op, %d targets, forge/ninja" % n, fn / kn, "%.1fx" % SCALE_NOOP_RATIO, "x",
+                  fn / kn <= SCALE_NOOP_RATIO)
+            check("BUILD comment, %d targets" % n, r["comment"], "%.1f s" % SCALE_EDIT_LIMIT_S, "s",
+                  r["comment"] <= SCALE_EDIT_LIMIT_S)
+            # "<= 1 s plus the actions it reruns": what ninja takes to rerun the same action,
+            # beyond its own no-op, is that action's time.
+            (fcmd, kcmd, _) = r["cmd"]
+            rerun = max(0.0, kcmd[0] - kn)
+            check("one cmd changed, %d targets, minus its action" % n, fcmd[0] - rerun,
+                  "%.1f s" % SCALE_EDIT_LIMIT_S, "s", fcmd[0] - rerun <= SCALE_EDIT_LIMIT_S)
+            check("query //..., %d targets" % n, r["query"], "%.1f s" % SCALE_QUERY_LIMIT_S, "s",
+                  r["query"] <= SCALE_QUERY_LIMIT_S)
+            check("peak memory, %d-target clean build" % n, r["rss_mb"], "%d MB" % SCALE_CLEAN_MEMORY_MB, "MB",
+                  r["rss_mb"] <= SCALE_CLEAN_MEMORY_MB)
+            for what, key in (("no-op", "noop_rss_mb"), ("one cmd changed", None), ("BUILD comment", "comment_rss_mb")):
+                mb = r["cmd"][2] if key is None else r[key]
+                check("peak memory, %d targets, %s" % (n, what), mb, "%d MB" % SCALE_EDIT_MEMORY_MB, "MB",
+                      mb <= SCALE_EDIT_MEMORY_MB)
     sys.exit(0 if ok else 1)
 
 
