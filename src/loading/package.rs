@@ -11,6 +11,7 @@ use starlark::syntax::AstModule;
 use super::bzl::MapLoader;
 use super::context::{EvalContext, FileKind, PackageBuilder};
 use super::diagnostics::{fetch_failed, location_of, starlark_error, unreadable};
+use super::package_store::drop_attributes;
 use super::target::{Package, Target, TargetKind};
 use super::{BUILD_FILE_NAMES, Loader, PackageError, dialect};
 use crate::core::fs::IoContext;
@@ -22,6 +23,21 @@ impl Loader {
     /// otherwise by evaluating its BUILD file (and storing the result). The errors are
     /// complete messages, ready to print.
     pub fn load_package(&self, id: &PackageId) -> Result<Package, PackageError> {
+        self.load_package_keeping(id, true)
+    }
+
+    /// As `load_package`, with every rule's attributes left out (its name, kind, location
+    /// and visibility kept): for a question about the target set alone. A stored package is
+    /// then read without decoding its attributes; an evaluated one is stored whole.
+    pub fn load_package_without_attributes(&self, id: &PackageId) -> Result<Package, PackageError> {
+        self.load_package_keeping(id, false)
+    }
+
+    fn load_package_keeping(
+        &self,
+        id: &PackageId,
+        attributes: bool,
+    ) -> Result<Package, PackageError> {
         if let Some(source) = self.bound_package_source(id) {
             // bind()'s //external package: made from WORKSPACE, no files of its own; cheap
             // to make, so never stored.
@@ -29,9 +45,12 @@ impl Loader {
             let dir = self.workspace.root.join("external");
             // WORKSPACE alone decides it, and the store's salt covers WORKSPACE.
             self.note_package_inputs(id, crate::core::Digest::of_bytes(b"bind"));
-            return self
-                .evaluate_package(id, build_label, source, dir, FsDeps::default())
-                .map(|(package, _)| package);
+            let (mut package, _) =
+                self.evaluate_package(id, build_label, source, dir, FsDeps::default())?;
+            if !attributes {
+                drop_attributes(&mut package);
+            }
+            return Ok(package);
         }
         // Finding the BUILD file also fetches an external repository (or checks its marker),
         // so a stored package of one is only reused once its files are as WORKSPACE says.
@@ -53,7 +72,10 @@ impl Loader {
             ));
         };
         if let Some(store) = &self.package_store
-            && let Some((package, reads)) = store.load(id)
+            && let Some((package, reads)) = match attributes {
+                true => store.load(id),
+                false => store.load_without_attributes(id),
+            }
             && package.build_file == build_label
         {
             fs_deps::note_all(&reads);
@@ -74,7 +96,7 @@ impl Loader {
         let source = fs_deps::read_to_string_into(&path, &mut reads)
             .at("read", &path)
             .map_err(|e| failed(id, vec![unreadable(e)]))?;
-        let (package, reads) = self.evaluate_package(id, build_label, source, dir, reads)?;
+        let (mut package, reads) = self.evaluate_package(id, build_label, source, dir, reads)?;
         if let Some(reads) = &reads {
             self.note_package_inputs(id, reads.files_digest_except(&path));
         }
@@ -82,7 +104,10 @@ impl Loader {
             && let Some(reads) = reads
         {
             // A package that cannot be stored only costs the next command its evaluation.
-            let _ = store.store(id, &reads, &package);
+            let _ = store.store(id, &reads, &mut package);
+        }
+        if !attributes {
+            drop_attributes(&mut package);
         }
         Ok(package)
     }
