@@ -26,7 +26,11 @@ that both tools run the same number of actions in every row.
 
 Builds nothing itself: pass a release binary (default: target/release/forge). Both tools get
 `-j` = the number of cores; forge runs from a fresh process each time with its own output
-base, new (empty) for each clean build. Helpers come from benches/build.py.
+base, new (empty) for each clean build. The clean builds are fair to both tools: the order
+of the three rotates from run to run, each starts after a sync, and the outputs of earlier
+builds are moved aside, not deleted, until the end (see Trash: on ext4 without a journal a
+big deletion slows the file creations of the next half minute). Helpers come from
+benches/build.py.
 """
 
 import argparse
@@ -221,21 +225,47 @@ def write_ninja(graph, nj, exec_root):
     return count, sorted(dirs), env
 
 
+class Trash:
+    """Where the outputs of earlier builds go instead of being deleted before a timed build.
+
+    The file system may be ext4 without a journal (this machine's is): there, a new inode is
+    not given a number freed in the last ~35 s, and finding one walks past every such number,
+    so a build that starts right after `rm -rf` of a big tree pays for it in every file it
+    creates (compilers and forge alike). Deleting each tool's previous outputs just before
+    its own build charged forge, whose output base holds more files than ninja's outputs,
+    for its own cleaning. Renaming costs nothing; the trash is emptied at the end."""
+
+    def __init__(self, root):
+        self.root = os.path.join(root, "trash")
+        self.n = 0
+
+    def take(self, path):
+        if os.path.lexists(path):
+            os.makedirs(self.root, exist_ok=True)
+            self.n += 1
+            os.rename(path, os.path.join(self.root, str(self.n)))
+
+    def empty(self):
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def settle():
+    """Before a timed build: what the previous build wrote goes to disk now, not during it."""
+    os.sync()
+
+
 class CcNinja(Ninja):
-    def __init__(self, d, jobs, dirs, env):
+    def __init__(self, d, jobs, dirs, env, trash):
         super().__init__(d, jobs)
         self.dirs = dirs
         self.env = dict(self.env, **env)
+        self.trash = trash
 
     def clean(self):
         """No outputs and no log or deps; the output directories are made here, untimed, like
         forge makes them itself (ninja does not)."""
         for name in ("forge-out", ".ninja_log", ".ninja_deps"):
-            p = os.path.join(self.d, name)
-            if os.path.isdir(p):
-                shutil.rmtree(p)
-            elif os.path.exists(p):
-                os.remove(p)
+            self.trash.take(os.path.join(self.d, name))
         for d in self.dirs:
             os.makedirs(os.path.join(self.d, d), exist_ok=True)
 
@@ -287,9 +317,10 @@ def bench(root, libs, files, forge_bin, jobs, runs):
     ws, nj = generate(d, libs, files)
     env = dict(os.environ, XDG_CACHE_HOME=os.path.join(d, ".cache"))
     forge = Forge(forge_bin, ws, jobs, env)
-    forge.clean(d, "plan")
+    trash = Trash(d)
+    forge.output_base = os.path.join(d, "output_base-plan")
     graph = plan(forge)
-    shutil.rmtree(forge.output_base, ignore_errors=True)
+    trash.take(forge.output_base)
     actions = sum(1 for a in graph["actions"] if a["mnemonic"] in SPAWN_MNEMONICS)
     # Forge also counts writing each link's parameter file; ninja writes it with the link.
     param_files = sum(1 for a in graph["actions"] if a["mnemonic"] in SPAWN_MNEMONICS
@@ -298,25 +329,37 @@ def bench(root, libs, files, forge_bin, jobs, runs):
         libs, files, LAYERS, actions, jobs), flush=True)
     results = {}
 
-    # Clean builds, alternating forge (local), ninja, forge (sandboxed); median of `runs`.
+    # Clean builds of forge (local), ninja and forge (sandboxed), `runs` times, median. Each
+    # into a new, empty output directory, the last one moved to the trash (see Trash), after
+    # a sync; the order rotates from run to run so that no tool always follows the same one.
     # The ninja file is written after forge's first build, which wrote the parameter files.
     fl, k, fs = [], [], []
     ninja = None
-    for r in range(runs):
-        forge.clean(d, "main")
-        fl.append(with_cpu(lambda: forge.build(measure_memory=True)))
+
+    def forge_build(tag, strategy, into):
+        def build():
+            trash.take(os.path.join(d, "output_base-%s" % tag))
+            forge.output_base = os.path.join(d, "output_base-%s" % tag)
+            settle()
+            into.append(with_cpu(lambda: forge.build(measure_memory=True, strategy=strategy)))
+            expect("forge clean build (%s)" % strategy, into[-1][1], actions + param_files)
+        return build
+
+    def ninja_build():
+        nonlocal ninja
         if ninja is None:
-            exec_root = os.path.join(forge.output_base, "execroot", "ccbench")
+            exec_root = os.path.join(d, "output_base-main", "execroot", "ccbench")
             _, dirs, action_env = write_ninja(graph, nj, exec_root)
-            ninja = CcNinja(nj, jobs, dirs, action_env)
+            ninja = CcNinja(nj, jobs, dirs, action_env, trash)
         ninja.clean()
+        settle()
         k.append(with_cpu(ninja.build))
-        forge.clean(d, "sandboxed")
-        fs.append(with_cpu(lambda: forge.build(strategy="sandboxed")))
-        for what, x, want in (("forge clean build", fl[-1], actions + param_files),
-                              ("forge sandboxed", fs[-1], actions + param_files),
-                              ("ninja clean build", k[-1], actions)):
-            expect(what, x[1], want)
+        expect("ninja clean build", k[-1][1], actions)
+
+    steps = [forge_build("main", "local", fl), ninja_build, forge_build("sandboxed", "sandboxed", fs)]
+    for r in range(runs):
+        for step in steps[r % 3:] + steps[:r % 3]:
+            step()
         print("  clean build %d: forge %.2f s (CPU %.1f s), ninja %.2f s (CPU %.1f s), sandboxed %.2f s "
               "(CPU %.1f s); load %.1f" % (r + 1, fl[-1][0], fl[-1][3], k[-1][0], k[-1][3], fs[-1][0], fs[-1][3],
                                           os.getloadavg()[0]), flush=True)
@@ -327,7 +370,7 @@ def bench(root, libs, files, forge_bin, jobs, runs):
         runs, CLEAN_RATIO, cpu_note(f, k))))
     print(fmt_row("clean, sandboxed", s, k, "median of %d; target <= %.1fx ninja; %s" % (
         runs, SANDBOXED_RATIO, cpu_note(s, k))), flush=True)
-    shutil.rmtree(forge.output_base, ignore_errors=True)
+    trash.take(os.path.join(d, "output_base-sandboxed"))
     forge.output_base = os.path.join(d, "output_base-main")
 
     # No-op: nothing changed, alternating, median of 2 * `runs` (at least 5).
@@ -356,7 +399,8 @@ def bench(root, libs, files, forge_bin, jobs, runs):
     print(fmt_row("one header changed", f, k, "median of %d edits; target <= %.1fx ninja; %s" % (
         len(fh), HEADER_RATIO, cpu_note(f, k))), flush=True)
     print("forge peak memory (clean build): %.0f MB" % results["rss_mb"], flush=True)
-    shutil.rmtree(forge.output_base, ignore_errors=True)
+    trash.take(forge.output_base)
+    trash.empty()
     return results
 
 
