@@ -179,11 +179,20 @@ impl CommonOptions {
         // Only the first call configures the global pool; one command runs per process.
         let mut pool =
             rayon::ThreadPoolBuilder::new().stack_size(crate::core::nesting::STARLARK_STACK_BYTES);
-        if let Some(jobs) = self.jobs {
-            pool = pool.num_threads(jobs);
+        if let Some(threads) = loading_threads(self.jobs, host_cores()) {
+            pool = pool.num_threads(threads);
         }
         let _ = pool.build_global();
     }
+}
+
+/// How many threads load packages and analyse targets under `--jobs`: no more than the
+/// cores. `--jobs` bounds the actions, which mostly wait (on commands, on a remote
+/// executor); loading and analysis mostly compute, and threads beyond the cores only cost
+/// (a remote build's `-j 50` started 50, each with its deep stack, spinning before it slept,
+/// even where a build entry left nothing to load). `None`: rayon's default, the cores.
+fn loading_threads(jobs: Option<usize>, cores: usize) -> Option<usize> {
+    jobs.map(|jobs| jobs.min(cores).max(1))
 }
 
 /// Parses the arguments and runs the command. Errors are printed here. The command runs on a
@@ -323,5 +332,19 @@ fn print_out(text: &[u8]) -> Result<(), Failure> {
             "cannot write to standard output: {e}"
         ))),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loading_threads;
+
+    #[test]
+    fn loading_threads_follow_jobs_up_to_the_cores() {
+        assert_eq!(loading_threads(None, 2), None);
+        assert_eq!(loading_threads(Some(1), 2), Some(1));
+        assert_eq!(loading_threads(Some(2), 8), Some(2));
+        // A remote build's -j 50 on two cores: two loading threads, not fifty.
+        assert_eq!(loading_threads(Some(50), 2), Some(2));
     }
 }

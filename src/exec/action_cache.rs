@@ -148,20 +148,35 @@ impl ActionCache {
         self.append(key, Some(entry))
     }
 
-    /// Records many entries in one write (a build entry's results, `remote_outputs`).
-    pub fn put_all(&self, records: &[(Digest, AcEntry)]) -> io::Result<()> {
-        let mut lines = Vec::new();
-        for (key, entry) in records {
-            lines.extend(record(key, Some(entry))?);
+    /// Appends records as `record` writes them (another output base's, `remote_outputs`)
+    /// without parsing their entries: a reader checks each when it loads the log, as any
+    /// record. Those whose checksum does not match or whose key this log already has are
+    /// left out; how many were appended.
+    pub fn put_records(&self, records: &[u8]) -> io::Result<usize> {
+        let mut lines = Vec::with_capacity(records.len());
+        let mut added = 0;
+        for line in records.split_inclusive(|b| *b == b'\n') {
+            let Some(key) = line.strip_suffix(b"\n").and_then(checked_key) else {
+                continue;
+            };
+            if self.lookup(&key) != Lookup::Absent {
+                continue;
+            }
+            lines.extend_from_slice(line);
+            added += 1;
         }
-        self.append_lines(&lines)?;
+        if !lines.is_empty() {
+            self.append_lines(&lines)?;
+        }
         if let Some(entries) = self.entries.get() {
             let mut entries = entries.lock().unwrap_or_else(|e| e.into_inner());
-            for (key, entry) in records {
-                entries.insert(*key, Some(entry.clone()));
+            for line in lines.split(|b| *b == b'\n') {
+                if let Some((key, entry)) = parse_line(line) {
+                    entries.insert(key, entry);
+                }
             }
         }
-        Ok(())
+        Ok(added)
     }
 
     /// Takes back the entry for `key`: later lookups miss, and `forgotten` says so.
@@ -216,7 +231,7 @@ impl ActionCache {
 }
 
 /// One record of the log, with its checksum and newline.
-fn record(key: &Digest, entry: Option<&AcEntry>) -> io::Result<Vec<u8>> {
+pub(crate) fn record(key: &Digest, entry: Option<&AcEntry>) -> io::Result<Vec<u8>> {
     let mut body = key.to_hex().into_bytes();
     body.push(b' ');
     match entry {
@@ -228,6 +243,18 @@ fn record(key: &Digest, entry: Option<&AcEntry>) -> io::Result<Vec<u8>> {
     line.extend(body);
     line.push(b'\n');
     Ok(line)
+}
+
+/// The key of a record without its newline, if its checksum matches; its entry unread.
+fn checked_key(line: &[u8]) -> Option<Digest> {
+    let space = line.iter().position(|b| *b == b' ')?;
+    let sum = Digest::from_hex(std::str::from_utf8(&line[..space]).ok()?)?;
+    let body = &line[space + 1..];
+    if Digest::of_bytes(body) != sum {
+        return None;
+    }
+    let space = body.iter().position(|b| *b == b' ')?;
+    Digest::from_hex(std::str::from_utf8(&body[..space]).ok()?)
 }
 
 /// A record without its newline; `None` if its checksum does not match or it does not parse.
@@ -291,18 +318,32 @@ mod tests {
     }
 
     #[test]
-    fn many_entries_put_at_once_read_back_here_and_in_a_later_process() -> io::Result<()> {
+    fn records_from_elsewhere_are_appended_unless_damaged_or_known() -> io::Result<()> {
         let dir = tempfile::tempdir()?;
         let root = dir.path().join("ac");
         let ac = ActionCache::new(root.clone());
-        let (k1, k2) = (Digest::of_bytes(b"k1"), Digest::of_bytes(b"k2"));
-        ac.put(&k1, &entry("old"))?;
-        assert_eq!(ac.get(&k1), Some(entry("old")));
-        ac.put_all(&[(k1, entry("one")), (k2, entry("two"))])?;
-        assert_eq!(ac.get(&k1), Some(entry("one")));
+        let keys: Vec<Digest> = (0..4u8).map(|i| Digest::of_bytes(&[i])).collect();
+        ac.put(&keys[0], &entry("mine"))?;
+        let mut lines = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            lines.extend(record(k, Some(&entry(&format!("theirs{i}"))))?);
+        }
+        // The same length, another path: only the checksum tells.
+        let damaged = String::from_utf8(lines.clone())
+            .unwrap()
+            .replace("theirs2", "evils02");
+        assert_eq!(ac.put_records(damaged.as_bytes())?, 2);
+        // This output base's own result wins; the damaged record is not taken.
+        assert_eq!(ac.get(&keys[0]), Some(entry("mine")));
+        assert_eq!(ac.get(&keys[1]), Some(entry("theirs1")));
+        assert_eq!(ac.get(&keys[2]), None);
         let again = ActionCache::new(root);
-        assert_eq!(again.get(&k1), Some(entry("one")));
-        assert_eq!(again.get(&k2), Some(entry("two")));
+        assert_eq!(again.get(&keys[0]), Some(entry("mine")));
+        assert_eq!(again.get(&keys[1]), Some(entry("theirs1")));
+        assert_eq!(again.get(&keys[2]), None);
+        assert_eq!(again.get(&keys[3]), Some(entry("theirs3")));
+        // Nothing to add: nothing written.
+        assert_eq!(again.put_records(&lines[..0])?, 0);
         Ok(())
     }
 

@@ -458,6 +458,10 @@ impl IngredientLog {
             .unwrap_or_else(|e| e.into_inner())
             .insert(output, record);
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if pending.capacity() == 0 {
+            // Room for all that gathers before an append: no copying as it grows.
+            pending.reserve(PENDING_LIMIT + line.len());
+        }
         pending.extend(line);
         if pending.len() >= PENDING_LIMIT {
             let lines = std::mem::take(&mut *pending);
@@ -498,11 +502,18 @@ impl Drop for IngredientLog {
     }
 }
 
+/// Hex digits of a record's checksum.
+const CHECKSUM_HEX: usize = 64;
+
+/// `<checksum> <JSON>\n`, serialised in place behind room for the checksum: a fresh
+/// output base records every action, and growing and copying each line cost more than
+/// writing it.
 fn line_of(record: &Record) -> io::Result<Vec<u8>> {
-    let json = serde_json::to_vec(record)?;
-    let mut line = Digest::of_bytes(&json).to_hex().into_bytes();
-    line.push(b' ');
-    line.extend(json);
+    let mut line = Vec::with_capacity(1024);
+    line.resize(CHECKSUM_HEX + 1, b' ');
+    serde_json::to_writer(&mut line, record)?;
+    let sum = Digest::of_bytes(&line[CHECKSUM_HEX + 1..]).to_hex();
+    line[..CHECKSUM_HEX].copy_from_slice(sum.as_bytes());
     line.push(b'\n');
     Ok(line)
 }

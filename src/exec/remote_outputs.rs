@@ -334,10 +334,11 @@ fn remove_file_or_dir(path: &Path) -> std::io::Result<()> {
 
 /// The action cache records of `actions` whose outputs all stay in the remote CAS, each
 /// under the key the action last ran or was restored with (the ingredient log names it), as
-/// JSON for `import_records` in another output base (`ops::build_entry`). Records of actions
-/// with a local output are left out: the other output base has no local blob for them.
+/// the action cache's own log lines for `import_records` in another output base
+/// (`ops::build_entry`). Records of actions with a local output are left out: the other
+/// output base has no local blob for them.
 pub fn export_records(cache_dir: &Path, actions: &[crate::core::Action]) -> Vec<u8> {
-    use crate::exec::action_cache::{ActionCache, Lookup};
+    use crate::exec::action_cache::{ActionCache, Lookup, record};
     let ingredients = crate::exec::ingredients::IngredientLog::new(cache_dir);
     let cache = ActionCache::new(cache_dir.join("ac"));
     let mut records = Vec::new();
@@ -351,11 +352,12 @@ pub fn export_records(cache_dir: &Path, actions: &[crate::core::Action]) -> Vec<
         let key = last.ingredients.key;
         if let Lookup::Entry(entry) = cache.lookup(&key)
             && is_remote_only(&entry)
+            && let Ok(line) = record(&key, Some(&entry))
         {
-            records.push((key, entry));
+            records.extend(line);
         }
     }
-    serde_json::to_vec(&records).unwrap_or_default()
+    records
 }
 
 fn is_remote_only(entry: &crate::exec::action_cache::AcEntry) -> bool {
@@ -363,19 +365,12 @@ fn is_remote_only(entry: &crate::exec::action_cache::AcEntry) -> bool {
 }
 
 /// Adds records made by `export_records` to the action cache under `cache_dir`, leaving any
-/// key it already has alone (its own latest result wins); how many were added. A record is
-/// only as trusted as a remote cache hit: its outputs are fetched, verified, when needed.
+/// key it already has alone (its own latest result wins); how many were added. They are
+/// appended as they came, not parsed here: the build reads the log once anyway, checking
+/// every record. A record is only as trusted as a remote cache hit: its outputs are
+/// fetched, verified, when needed, and one naming local blobs finds none and misses.
 pub fn import_records(cache_dir: &Path, bytes: &[u8]) -> std::io::Result<usize> {
-    use crate::exec::action_cache::{AcEntry, ActionCache, Lookup};
-    let records: Vec<(Digest, AcEntry)> =
-        serde_json::from_slice(bytes).map_err(std::io::Error::other)?;
-    let cache = ActionCache::new(cache_dir.join("ac"));
-    let new: Vec<(Digest, AcEntry)> = records
-        .into_iter()
-        .filter(|(key, entry)| is_remote_only(entry) && cache.lookup(key) == Lookup::Absent)
-        .collect();
-    cache.put_all(&new)?;
-    Ok(new.len())
+    crate::exec::action_cache::ActionCache::new(cache_dir.join("ac")).put_records(bytes)
 }
 
 #[cfg(test)]

@@ -102,7 +102,8 @@ fn build_key(
     dirs: &[(PathBuf, Option<Digest>)],
 ) -> Digest {
     let mut hasher = blake3::Hasher::new();
-    hasher.update(b"forge-build-v1\0");
+    // v2: the action results as the action cache's own log lines.
+    hasher.update(b"forge-build-v2\0");
     hasher.update(&manifest_key.0);
     for (tag, list) in [(b"file\0", files), (b"dir\0\0", dirs)] {
         for (path, content) in list {

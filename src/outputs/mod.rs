@@ -35,12 +35,8 @@ pub fn prepare_exec_root(ws: &Workspace) -> io::Result<PathBuf> {
         {
             continue;
         }
-        let link = exec_root.join(&name);
-        let target = ws.root.join(&name);
-        if std::fs::read_link(&link).is_ok_and(|t| t == target) {
-            continue;
-        }
-        replace_symlink(&target, &link)?;
+        // Left alone when it already points there (`replace_symlink` looks first).
+        replace_symlink(&ws.root.join(&name), &exec_root.join(&name))?;
     }
     Ok(exec_root)
 }
