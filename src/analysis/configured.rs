@@ -195,9 +195,10 @@ impl Settings {
             return Ok(Cow::Borrowed(rule));
         }
         let mut resolved = rule.clone();
-        for (name, value) in resolved.attrs.iter_mut() {
+        for (name, value) in &rule.attrs {
             if let AttrValue::Select(select) = value {
-                *value = self.resolve_select(graph, target, name, select)?;
+                let value = self.resolve_select(graph, target, name, select)?;
+                resolved.attrs.insert(name, value);
             }
         }
         Ok(Cow::Owned(resolved))

@@ -440,7 +440,7 @@ impl TargetPatternArg {
 fn drop_attributes(package: &mut Package) {
     for target in package.targets.values_mut() {
         if let crate::loading::TargetKind::Rule(rule) = &mut target.kind {
-            rule.attrs = BTreeMap::new();
+            rule.attrs = Default::default();
             rule.explicit = BTreeSet::new();
         }
     }

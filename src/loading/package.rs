@@ -53,9 +53,10 @@ impl Loader {
             ));
         };
         if let Some(store) = &self.package_store
-            && let Some((package, reads)) = store.load(id)
+            && let Some((mut package, reads)) = store.load(id)
             && package.build_file == build_label
         {
+            package.share_attributes();
             fs_deps::note_all(&reads);
             self.note_package_inputs(id, reads.files_digest_except(&path));
             return Ok(package);
