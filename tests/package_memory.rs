@@ -8,12 +8,13 @@ mod common;
 
 use common::Workspace;
 
-const PACKAGES: usize = 10;
-const TARGETS: usize = 200;
+const PACKAGES: usize = 100;
+const TARGETS: usize = 20;
 const ATTRIBUTES: usize = 40;
 
 /// `PACKAGES` packages of `TARGETS` targets of a rule with `ATTRIBUTES` string attributes,
-/// each defaulting to `default_size` bytes, none given by the targets.
+/// each defaulting to `default_size` bytes, none given by the targets. (Many small packages:
+/// a package read back from the store has every value its own until it is shared again.)
 fn workspace(default_size: usize) -> Workspace {
     let ws = Workspace::empty();
     ws.write("WORKSPACE", "workspace(name = \"mem\")\n");
@@ -63,7 +64,8 @@ fn children_peak() -> i64 {
 
 #[test]
 fn default_attribute_values_are_kept_once_per_rule_class() {
-    // 2,000 targets × 40 defaults × 1 kB: 80 MB if every target kept its own copies.
+    // 2,000 targets × 40 defaults × 1 kB: 80 MB if every target kept its own copies (the
+    // release binary of before grew by 75 MB; after, by 1–3 MB).
     clean_then_edited(&workspace(1));
     let base = children_peak();
     let big = workspace(1000);
