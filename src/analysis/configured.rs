@@ -181,10 +181,9 @@ impl Settings {
     ) -> Result<Cow<'r, RuleTarget>, SelectError> {
         if let Some(chosen) = self.chosen_target(&target.label) {
             let mut chosen_rule = rule.clone();
-            chosen_rule.attrs.insert(
-                "build_setting_default".into(),
-                AttrValue::Label(chosen.clone()),
-            );
+            chosen_rule
+                .attrs
+                .insert("build_setting_default", AttrValue::Label(chosen.clone()));
             return Ok(Cow::Owned(chosen_rule));
         }
         if !rule
