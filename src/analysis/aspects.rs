@@ -786,7 +786,7 @@ impl AspectEnv<'_> {
         let rule = RuleTarget {
             class: key.aspect().id.clone(),
             defined_in: key.aspect().id.clone(),
-            attrs,
+            attrs: attrs.into(),
             explicit: Default::default(),
             is_test: false,
             is_executable: false,

@@ -247,14 +247,14 @@ pub(super) fn attr_values<'v>(
         let deps_of = |l: &Label| -> Result<Vec<(&str, Value<'v>)>, AttrError> {
             if !testonly && depends_on_testonly(graph, l) {
                 return Err(AttrErrorKind::TestonlyDependency {
-                    attr: name.clone(),
+                    attr: name.to_owned(),
                     label: label.clone(),
                     dep: l.clone(),
                 }
                 .into());
             }
             edges
-                .get(&(name.as_str(), l))
+                .get(&(name, l))
                 .into_iter()
                 .flatten()
                 .map(|e| {
@@ -263,7 +263,7 @@ pub(super) fn attr_values<'v>(
                     let d =
                         apply_aspects(name, aspects, l, e.rule.as_ref(), d).map_err(|error| {
                             AttrError::from(AttrErrorKind::Aspect {
-                                attr: name.clone(),
+                                attr: name.to_owned(),
                                 error,
                             })
                         })?;
@@ -279,7 +279,7 @@ pub(super) fn attr_values<'v>(
         };
         let rule_of = |l: &Label| {
             edges
-                .get(&(name.as_str(), l))
+                .get(&(name, l))
                 .and_then(|es| es.first())
                 .and_then(|e| e.rule.as_ref())
         };
@@ -288,13 +288,13 @@ pub(super) fn attr_values<'v>(
         // `ctx.executable` show the first, checked as usual below.
         if node.split_attrs.contains(name) {
             let (attr, files, split) = split_values(heap, value, &deps_of)?;
-            v.split_attr.push((name.clone(), split));
-            split_lists.push((name.clone(), attr, files));
+            v.split_attr.push((name.to_owned(), split));
+            split_lists.push((name.to_owned(), attr, files));
         }
         match value {
             AttrValue::Label(l) => {
                 let d = dep(l)?;
-                v.attr.push((name.clone(), d));
+                v.attr.push((name.to_owned(), d));
                 v.direct_deps.push(d);
                 if name == "data" {
                     v.data_deps.push(d);
@@ -305,13 +305,13 @@ pub(super) fn attr_values<'v>(
                     if spec.allow_single_file {
                         if files.len() != 1 {
                             return Err(AttrErrorKind::NotSingleFile {
-                                attr: name.clone(),
+                                attr: name.to_owned(),
                                 label: l.clone(),
                                 count: files.len(),
                             }
                             .into());
                         }
-                        v.file.push((name.clone(), files[0]));
+                        v.file.push((name.to_owned(), files[0]));
                     }
                     check_extensions(name, &spec.allow_files, &files, l)?;
                     if spec.executable {
@@ -323,17 +323,18 @@ pub(super) fn attr_values<'v>(
                             None if files.len() == 1 => files[0],
                             None => {
                                 return Err(AttrErrorKind::NotExecutable {
-                                    attr: name.clone(),
+                                    attr: name.to_owned(),
                                     label: l.clone(),
                                 }
                                 .into());
                             }
                         };
                         register_tool(state, done, rule_of(l), exe);
-                        v.executable.push((name.clone(), exe));
+                        v.executable.push((name.to_owned(), exe));
                     }
                 }
-                v.files.push((name.clone(), heap.alloc(AllocList(files))));
+                v.files
+                    .push((name.to_owned(), heap.alloc(AllocList(files))));
             }
             AttrValue::LabelList(ls) => {
                 let mut deps = Vec::with_capacity(ls.len());
@@ -357,8 +358,9 @@ pub(super) fn attr_values<'v>(
                 if name == "data" || name == "deps" || name == "srcs" {
                     v.data_deps.extend(deps.iter().copied());
                 }
-                v.attr.push((name.clone(), heap.alloc(AllocList(deps))));
-                v.files.push((name.clone(), heap.alloc(AllocList(files))));
+                v.attr.push((name.to_owned(), heap.alloc(AllocList(deps))));
+                v.files
+                    .push((name.to_owned(), heap.alloc(AllocList(files))));
             }
             AttrValue::LabelKeyedStringDict(kv) => {
                 let mut entries = Vec::new();
@@ -370,14 +372,15 @@ pub(super) fn attr_values<'v>(
                     v.direct_deps.push(d);
                     entries.push((d, heap.alloc(s.as_str())));
                 }
-                v.attr.push((name.clone(), heap.alloc(AllocDict(entries))));
+                v.attr
+                    .push((name.to_owned(), heap.alloc(AllocDict(entries))));
             }
             AttrValue::Output(l) => {
                 let f = state.declare_output(&l.name)?;
                 let f = heap.alloc(f);
                 v.attr
-                    .push((name.clone(), heap.alloc(LabelValue { label: l.clone() })));
-                v.outputs.push((name.clone(), f));
+                    .push((name.to_owned(), heap.alloc(LabelValue { label: l.clone() })));
+                v.outputs.push((name.to_owned(), f));
             }
             AttrValue::OutputList(ls) => {
                 let mut files = Vec::new();
@@ -385,30 +388,31 @@ pub(super) fn attr_values<'v>(
                     files.push(heap.alloc(state.declare_output(&l.name)?));
                 }
                 v.attr.push((
-                    name.clone(),
+                    name.to_owned(),
                     heap.alloc(AllocList(
                         ls.iter()
                             .map(|l| heap.alloc(LabelValue { label: l.clone() })),
                     )),
                 ));
-                v.outputs.push((name.clone(), heap.alloc(AllocList(files))));
+                v.outputs
+                    .push((name.to_owned(), heap.alloc(AllocList(files))));
             }
             AttrValue::None => {
-                v.attr.push((name.clone(), Value::new_none()));
+                v.attr.push((name.to_owned(), Value::new_none()));
                 if spec.is_some_and(|s| s.kind == AttrKind::Label) {
                     v.files
-                        .push((name.clone(), heap.alloc(AllocList(Vec::<Value>::new()))));
+                        .push((name.to_owned(), heap.alloc(AllocList(Vec::<Value>::new()))));
                     if spec.is_some_and(|s| s.allow_single_file) {
-                        v.file.push((name.clone(), Value::new_none()));
+                        v.file.push((name.to_owned(), Value::new_none()));
                     }
                     if spec.is_some_and(|s| s.executable) {
-                        v.executable.push((name.clone(), Value::new_none()));
+                        v.executable.push((name.to_owned(), Value::new_none()));
                     }
                 } else if spec.is_some_and(|s| s.kind == AttrKind::Output) {
-                    v.outputs.push((name.clone(), Value::new_none()));
+                    v.outputs.push((name.to_owned(), Value::new_none()));
                 }
             }
-            plain => v.attr.push((name.clone(), plain_value(heap, plain))),
+            plain => v.attr.push((name.to_owned(), plain_value(heap, plain))),
         }
     }
     for (name, attr, files) in split_lists {

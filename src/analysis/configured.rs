@@ -181,10 +181,9 @@ impl Settings {
     ) -> Result<Cow<'r, RuleTarget>, SelectError> {
         if let Some(chosen) = self.chosen_target(&target.label) {
             let mut chosen_rule = rule.clone();
-            chosen_rule.attrs.insert(
-                "build_setting_default".into(),
-                AttrValue::Label(chosen.clone()),
-            );
+            chosen_rule
+                .attrs
+                .insert("build_setting_default", AttrValue::Label(chosen.clone()));
             return Ok(Cow::Owned(chosen_rule));
         }
         if !rule
@@ -195,9 +194,10 @@ impl Settings {
             return Ok(Cow::Borrowed(rule));
         }
         let mut resolved = rule.clone();
-        for (name, value) in resolved.attrs.iter_mut() {
+        for (name, value) in &rule.attrs {
             if let AttrValue::Select(select) = value {
-                *value = self.resolve_select(graph, target, name, select)?;
+                let value = self.resolve_select(graph, target, name, select)?;
+                resolved.attrs.insert(name, value);
             }
         }
         Ok(Cow::Owned(resolved))

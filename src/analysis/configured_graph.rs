@@ -549,7 +549,7 @@ impl<'g> Builder<'g> {
                         Some(t) if t.decl.made_by != "transition" => "AnalysisTestTransition",
                         _ => "StarlarkTransition",
                     };
-                    node.split_attrs.insert(name.clone());
+                    node.split_attrs.insert(name.to_owned());
                     if result.iter().any(|(key, _)| !key.is_empty()) {
                         transition = "SplitTransition";
                     }
@@ -600,7 +600,7 @@ impl<'g> Builder<'g> {
                         None => (config.clone(), None),
                     };
                     node.deps.push(DepEdge {
-                        attr: name.clone(),
+                        attr: name.to_owned(),
                         label: (*label).clone(),
                         split_key: split_key.clone(),
                         config,
@@ -637,7 +637,7 @@ impl<'g> Builder<'g> {
                         continue;
                     }
                     node.deps.push(DepEdge {
-                        attr: name.clone(),
+                        attr: name.to_owned(),
                         label: condition.clone(),
                         split_key: String::new(),
                         config: key.config.clone(),

@@ -257,7 +257,9 @@ fn analyze_rule(
         let test = match rule.is_test {
             false => None,
             true => {
-                let mut spec = plan::test_spec(&rule.attrs);
+                // (`plan` reads a map; a test's attributes are few.)
+                let attrs = rule.attrs.iter().map(|(n, v)| (n.to_owned(), v.clone()));
+                let mut spec = plan::test_spec(&attrs.collect());
                 spec.testlogs_dir = configuration.testlogs_dir();
                 for value in spec.env.values_mut() {
                     let expanded = ctx_value

@@ -292,7 +292,7 @@ fn attr_struct<'v>(heap: Heap<'v>, rule: &RuleTarget, label: &Label) -> Value<'v
             )),
             plain => super::attrs::plain_value(heap, plain),
         };
-        fields.push((name.as_str(), v));
+        fields.push((name, v));
     }
     heap.alloc(AllocStruct(fields))
 }

@@ -352,7 +352,7 @@ fn rule_dict<'v>(target: &Target, base: &PackageId, heap: Heap<'v>) -> Value<'v>
     ];
     for (name, value) in &rule.attrs {
         if name.starts_with(|c: char| c.is_ascii_alphabetic()) && name != "name" {
-            entries.push((name.as_str(), attr_to_value(value, base, heap)));
+            entries.push((name, attr_to_value(value, base, heap)));
         }
     }
     heap.alloc(AllocDict(entries))

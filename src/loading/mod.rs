@@ -41,6 +41,8 @@ mod package_walk;
 mod prelude;
 mod providers;
 mod repo_dirs;
+mod rule_attrs;
+pub use rule_attrs::Attrs;
 mod rule_call;
 mod rule_value;
 mod select;

@@ -72,12 +72,13 @@ impl Loader {
             ));
         };
         if let Some(store) = &self.package_store
-            && let Some((package, reads)) = match attributes {
+            && let Some((mut package, reads)) = match attributes {
                 true => store.load(id),
                 false => store.load_without_attributes(id),
             }
             && package.build_file == build_label
         {
+            package.share_attributes();
             fs_deps::note_all(&reads);
             self.note_package_inputs(id, reads.files_digest_except(&path));
             return Ok(package);

@@ -289,7 +289,12 @@ impl FrozenRuleCallable {
             kind: TargetKind::Rule(RuleTarget {
                 class: rule.to_owned(),
                 defined_in: self.decl.defined_in.clone(),
-                attrs,
+                attrs: super::rule_attrs::Attrs::of_class(
+                    rule,
+                    &self.decl.defined_in,
+                    attrs,
+                    &explicit,
+                ),
                 explicit,
                 is_test: self.decl.test,
                 is_executable: self.decl.executable || self.decl.test,

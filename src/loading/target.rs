@@ -189,9 +189,9 @@ pub struct RuleTarget {
     pub class: String,
     /// Where the rule was defined: `@prelude//:genrule.bzl` or a user `.bzl` label.
     pub defined_in: String,
-    /// Every attribute, with defaults filled in for those the call left out.
-    #[serde(deserialize_with = "sorted_map")]
-    pub attrs: BTreeMap<String, AttrValue>,
+    /// Every attribute, with defaults filled in for those the call left out (kept once per
+    /// rule class where targets share them, `rule_attrs`).
+    pub attrs: super::rule_attrs::Attrs,
     /// The attributes the rule call gave explicitly (what `--output=build` prints).
     pub explicit: BTreeSet<String>,
     pub is_test: bool,
@@ -264,8 +264,8 @@ impl Target {
             TargetKind::Rule(r) => r
                 .attrs
                 .iter()
-                .filter(|(name, _)| name.as_str() != "visibility")
-                .flat_map(|(name, v)| v.dep_labels().into_iter().map(move |l| (name.as_str(), l)))
+                .filter(|(name, _)| *name != "visibility")
+                .flat_map(|(name, v)| v.dep_labels().into_iter().map(move |l| (name, l)))
                 .collect(),
             TargetKind::GeneratedFile { generating_rule } => vec![("", generating_rule)],
             TargetKind::PackageGroup(g) => g.includes.iter().map(|l| ("includes", l)).collect(),
@@ -288,6 +288,19 @@ pub struct Package {
     pub targets: BTreeMap<String, Target>,
     pub default_visibility: Visibility,
     pub features: Vec<String>,
+}
+
+impl Package {
+    /// Keeps each rule's attributes once per rule class where its targets share them (a
+    /// package read back from the store has every value of every target its own).
+    pub fn share_attributes(&mut self) {
+        for target in self.targets.values_mut() {
+            if let TargetKind::Rule(rule) = &mut target.kind {
+                rule.attrs
+                    .share(&rule.class, &rule.defined_in, &rule.explicit);
+            }
+        }
+    }
 }
 
 /// A map read back from the package store: its entries were written in key order, so they

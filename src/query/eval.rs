@@ -884,7 +884,7 @@ mod tests {
             .map(|t| &mut t.kind)
         {
             rule.attrs.insert(
-                "deps".into(),
+                "deps",
                 crate::query::fake::label_list(&["//c:y", "//c:gone"]),
             );
         }

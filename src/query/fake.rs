@@ -261,7 +261,7 @@ impl FakeEnv {
             class: rule.class.into(),
             defined_in: "@prelude//:rules.bzl".into(),
             explicit: attrs.keys().cloned().collect(),
-            attrs,
+            attrs: attrs.into(),
             is_test: rule.is_test,
             is_executable: rule.is_test || rule.class.ends_with("_binary"),
             macro_call: rule.macro_call,

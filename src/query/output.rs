@@ -276,7 +276,7 @@ fn print_json(labels: &[Label], env: &dyn QueryEnv, out: &mut dyn Write) -> io::
                 .map(|rule| {
                     rule.attrs
                         .iter()
-                        .filter_map(|(name, value)| Some((name.clone(), json_value(value)?)))
+                        .filter_map(|(name, value)| Some((name.to_owned(), json_value(value)?)))
                         .collect()
                 })
                 .unwrap_or_default();
