@@ -179,17 +179,50 @@ impl PlanCache {
     }
 
     /// Keeps `plan` for the next command (atomically: a reader sees the old plan or the new).
+    /// Written as it is encoded, the seal's digest made on the way and put in its place at
+    /// the end.
     pub fn store(&self, key: &Digest, deps: &FsDeps, plan: &BuildPlan) -> io::Result<()> {
         fs::create_dir_all(&self.dir)?;
-        // JSON writes no raw newline: the line ends where the binary plan starts.
-        let mut body = serde_json::to_vec(&StoredDepsRef { deps })?;
-        body.push(b'\n');
-        body.extend_from_slice(&super::plan_codec::encode(plan).map_err(io::Error::other)?);
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
-        tmp.write_all(crate::core::sealed::header(HEADER, &body).as_bytes())?;
-        tmp.write_all(&body)?;
+        let placeholder = crate::core::sealed::header_for(HEADER, &Digest([0; 32]));
+        tmp.write_all(placeholder.as_bytes())?;
+        let mut body = io::BufWriter::with_capacity(
+            1 << 16,
+            Sealing {
+                file: tmp.as_file_mut(),
+                hasher: blake3::Hasher::new(),
+            },
+        );
+        // JSON writes no raw newline: the line ends where the binary plan starts.
+        serde_json::to_writer(&mut body, &StoredDepsRef { deps })?;
+        body.write_all(b"\n")?;
+        super::plan_codec::encode_into(plan, &mut body)?;
+        let sealing = body.into_inner().map_err(|e| e.into_error())?;
+        let digest = Digest(*sealing.hasher.finalize().as_bytes());
+        let header = crate::core::sealed::header_for(HEADER, &digest);
+        use std::io::Seek;
+        tmp.as_file_mut().seek(io::SeekFrom::Start(0))?;
+        tmp.write_all(header.as_bytes())?;
         tmp.persist(self.path(key)).map_err(|e| e.error)?;
         Ok(())
+    }
+}
+
+/// A stored plan's body on its way to the file, hashed as it goes.
+struct Sealing<'f> {
+    file: &'f mut fs::File,
+    hasher: blake3::Hasher,
+}
+
+impl Write for Sealing<'_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(bytes)?;
+        self.hasher.update(&bytes[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
     }
 }
 

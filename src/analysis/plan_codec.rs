@@ -21,7 +21,16 @@ use crate::core::input_set::InputSet;
 use crate::core::{Action, ActionKind, ExecPath, InputDiscovery, Inputs, Label, RunfilesTree};
 
 /// The binary form of `plan`.
-pub(super) fn encode(plan: &BuildPlan) -> Result<Vec<u8>, String> {
+#[cfg(test)]
+fn encode(plan: &BuildPlan) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    encode_into(plan, &mut bytes).map_err(|e| e.to_string())?;
+    Ok(bytes)
+}
+
+/// Writes the binary form of `plan` to `out` as it is made: a clean build's plan is tens of
+/// megabytes, not held a second time in one buffer.
+pub(super) fn encode_into(plan: &BuildPlan, out: &mut impl std::io::Write) -> std::io::Result<()> {
     let roots: Vec<Arc<InputSet>> = plan
         .actions
         .iter()
@@ -47,7 +56,7 @@ pub(super) fn encode(plan: &BuildPlan) -> Result<Vec<u8>, String> {
             (s.files(), children)
         })
         .collect();
-    let out = PlanOut {
+    let plan_out = PlanOut {
         input_sets,
         actions: ActionsOut {
             actions: &plan.actions,
@@ -64,7 +73,40 @@ pub(super) fn encode(plan: &BuildPlan) -> Result<Vec<u8>, String> {
         skipped_tests: &plan.skipped_tests,
         aspects: &plan.aspects,
     };
-    postcard::to_allocvec(&out).map_err(|e| e.to_string())
+    let mut sink = Sink { out, failed: None };
+    match postcard::serialize_with_flavor(&plan_out, &mut sink) {
+        Ok(()) => Ok(()),
+        Err(e) => Err(sink
+            .failed
+            .take()
+            .unwrap_or_else(|| std::io::Error::other(e.to_string()))),
+    }
+}
+
+/// Postcard's output going straight to a writer; the first write error is kept for the
+/// caller (postcard's own error cannot carry it).
+struct Sink<'w, W: std::io::Write> {
+    out: &'w mut W,
+    failed: Option<std::io::Error>,
+}
+
+impl<W: std::io::Write> postcard::ser_flavors::Flavor for &mut Sink<'_, W> {
+    type Output = ();
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.try_extend(&[byte])
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.out.write_all(data).map_err(|e| {
+            self.failed = Some(e);
+            postcard::Error::SerializeBufferFull
+        })
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
 }
 
 /// The plan `bytes` hold, if they are a whole plan in this form and nothing more.
