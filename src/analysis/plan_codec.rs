@@ -365,6 +365,12 @@ mod serde_bytes_slice {
     }
 }
 
+/// An action's own input files and the numbers of its sets in the plan's table.
+type WireInputs = (Vec<ExecPath>, Vec<u32>);
+
+/// `InputDiscovery`: the dependency file, the discoverable inputs, what is always read.
+type WireDiscovery = (ExecPath, WireInputs, Vec<ExecPath>);
+
 /// The fields of `ActionOut`, in its order.
 #[derive(Deserialize)]
 struct WireAction {
@@ -372,13 +378,13 @@ struct WireAction {
     mnemonic: String,
     progress_message: String,
     kind: KindIn,
-    inputs: (Vec<ExecPath>, Vec<u32>),
+    inputs: WireInputs,
     outputs: Vec<ExecPath>,
     directory_outputs: Vec<ExecPath>,
     scratch_dirs: Vec<ExecPath>,
     env: BTreeMap<String, String>,
     requirements: Vec<String>,
-    discovery: Option<(ExecPath, (Vec<ExecPath>, Vec<u32>), Vec<ExecPath>)>,
+    discovery: Option<WireDiscovery>,
 }
 
 /// An action read back, its input sets taken from the plan's table.
@@ -388,7 +394,7 @@ struct ActionIn(Action);
 impl<'de> Deserialize<'de> for ActionIn {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ActionIn, D::Error> {
         let w = WireAction::deserialize(d)?;
-        let inputs = |(files, ids): (Vec<ExecPath>, Vec<u32>)| -> Result<Inputs, D::Error> {
+        let inputs = |(files, ids): WireInputs| -> Result<Inputs, D::Error> {
             let sets = SETS.with(|s| match s.borrow().as_deref() {
                 Some(table) => pick::<D::Error>(table, &ids),
                 None => Err(D::Error::custom("an action read outside of a plan")),
