@@ -127,6 +127,16 @@ pub fn stored_deps_json(file: &[u8]) -> Option<&[u8]> {
     Some(&body[..body.iter().position(|b| *b == b'\n')?])
 }
 
+/// What a stored plan's file holds, if it is intact: what loading read (as JSON) and the
+/// plan, whether or not the files loading read are still as they were. For tests and
+/// tools that compare stored plans.
+pub fn read_stored(path: &std::path::Path) -> Option<(serde_json::Value, BuildPlan)> {
+    let body = crate::core::sealed::read_sealed(path, HEADER)?;
+    let newline = body.iter().position(|b| *b == b'\n')?;
+    let deps: serde_json::Value = serde_json::from_slice(&body[..newline]).ok()?;
+    Some((deps, super::plan_codec::decode(&body[newline + 1..])?))
+}
+
 /// Where plans are kept, one file per command identity.
 pub struct PlanCache {
     dir: PathBuf,
@@ -308,6 +318,9 @@ mod tests {
         // What `ops::build_entry` reads of the file: what loading read, as JSON.
         let read: serde_json::Value = serde_json::from_slice(stored_deps_json(&intact).unwrap())?;
         assert_eq!(read["deps"], serde_json::to_value(&deps)?);
+        let (read, whole) = read_stored(&path).expect("an intact plan reads");
+        assert_eq!(read["deps"], serde_json::to_value(&deps)?);
+        assert_eq!(whole.targets.len(), 300);
         assert!(body.len() > stored_deps_json(&intact).unwrap().len() + 1);
 
         // What loading saw changed: the plan no longer holds.
