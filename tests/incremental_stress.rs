@@ -624,10 +624,8 @@ fn query(ws: &Workspace, output_base: &Path) -> (i32, String, Vec<String>) {
 /// loading read (taken at different moments), how many packages were evaluated rather than
 /// reused, and the order of the actions (analysis runs in parallel).
 fn comparable_plan(path: &Path) -> serde_json::Value {
-    let text = fs::read_to_string(path).unwrap();
-    let (_, body) = text.split_once('\n').expect("a header line");
-    let mut stored: serde_json::Value = serde_json::from_str(body).expect("a stored plan");
-    let mut plan = stored["plan"].take();
+    let (_, plan) = forge::analysis::plan::read_stored(path).expect("a stored plan");
+    let mut plan = serde_json::to_value(&plan).expect("a plan in JSON");
     plan["packages_loaded"] = serde_json::Value::Null;
     // How many targets were analysed rather than taken from the result store.
     plan["targets_configured"] = serde_json::Value::Null;

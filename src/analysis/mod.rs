@@ -27,6 +27,7 @@ mod input_sets;
 mod inputs;
 mod make_vars;
 pub mod plan;
+mod plan_codec;
 mod platform_providers;
 pub mod platforms;
 mod providers;

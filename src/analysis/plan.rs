@@ -13,7 +13,6 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::input_set::SetTable;
 use crate::core::{Action, Digest, ExecPath, Label, RunfilesTree, TestSpec};
 use crate::workspace::fs_deps::FsDeps;
 
@@ -104,26 +103,39 @@ pub fn test_spec(attrs: &BTreeMap<String, crate::loading::AttrValue>) -> TestSpe
     }
 }
 
-/// A stored plan: its input sets come first, each once, and the actions refer to them by
-/// number (`core::input_set`), so a header set shared by a thousand compiles is stored once.
+/// The first part of a stored plan's body, one line of JSON: what loading read, checked
+/// before the rest is decoded, and read by `ops::build_entry` (`stored_deps_json`).
 #[derive(Deserialize)]
-struct Stored {
+struct StoredDeps {
     deps: FsDeps,
-    #[allow(dead_code)]
-    input_sets: SetTable,
-    plan: BuildPlan,
 }
 
 #[derive(Serialize)]
-struct StoredRef<'a> {
+struct StoredDepsRef<'a> {
     deps: &'a FsDeps,
-    input_sets: &'a SetTable,
-    plan: &'a BuildPlan,
 }
 
 /// The first line of a stored plan, before the digest of the rest: a damaged plan (its
 /// content no longer matches) is not trusted, the command plans afresh and stores it anew.
-const HEADER: &str = "forge-plan 2 ";
+/// The body is the line of `StoredDeps`, then the plan in binary (`plan_codec`).
+const HEADER: &str = "forge-plan 3 ";
+
+/// The JSON line of what loading read, `{"deps": ...}`, in the bytes of a stored plan's
+/// file (not verified: the plan store checks the seal when it loads the plan).
+pub fn stored_deps_json(file: &[u8]) -> Option<&[u8]> {
+    let body = &file[file.iter().position(|b| *b == b'\n')? + 1..];
+    Some(&body[..body.iter().position(|b| *b == b'\n')?])
+}
+
+/// What a stored plan's file holds, if it is intact: what loading read (as JSON) and the
+/// plan, whether or not the files loading read are still as they were. For tests and
+/// tools that compare stored plans.
+pub fn read_stored(path: &std::path::Path) -> Option<(serde_json::Value, BuildPlan)> {
+    let body = crate::core::sealed::read_sealed(path, HEADER)?;
+    let newline = body.iter().position(|b| *b == b'\n')?;
+    let deps: serde_json::Value = serde_json::from_slice(&body[..newline]).ok()?;
+    Some((deps, super::plan_codec::decode(&body[newline + 1..])?))
+}
 
 /// Where plans are kept, one file per command identity.
 pub struct PlanCache {
@@ -166,33 +178,61 @@ impl PlanCache {
     /// The plan stored under `key`, if it is intact (its content matches the digest it was
     /// stored with) and what it depended on is unchanged.
     pub fn load(&self, key: &Digest) -> Option<BuildPlan> {
-        // Read whole and parsed from memory: parsing as it is read would spare the file's
-        // size in memory, but serde_json reads a stream byte by byte, at twice the CPU time.
         let body = crate::core::sealed::read_sealed(&self.path(key), HEADER)?;
-        let reading = crate::core::input_set::reading_table();
-        let stored: Stored = serde_json::from_slice(&body).ok()?;
-        drop(reading);
-        stored.deps.unchanged().then_some(stored.plan)
+        let newline = body.iter().position(|b| *b == b'\n')?;
+        let stored: StoredDeps = serde_json::from_slice(&body[..newline]).ok()?;
+        // Checked before the plan is decoded: a changed workspace costs no decoding.
+        if !stored.deps.unchanged() {
+            return None;
+        }
+        super::plan_codec::decode(&body[newline + 1..])
     }
 
     /// Keeps `plan` for the next command (atomically: a reader sees the old plan or the new).
+    /// Written as it is encoded, the seal's digest made on the way and put in its place at
+    /// the end.
     pub fn store(&self, key: &Digest, deps: &FsDeps, plan: &BuildPlan) -> io::Result<()> {
         fs::create_dir_all(&self.dir)?;
-        let input_sets = SetTable::of(plan.actions.iter().flat_map(|a| {
-            std::iter::once(&a.inputs).chain(a.discovery.as_ref().map(|d| &d.discoverable))
-        }));
-        let body = input_sets.writing(|| {
-            serde_json::to_vec(&StoredRef {
-                deps,
-                input_sets: &input_sets,
-                plan,
-            })
-        })?;
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
-        tmp.write_all(crate::core::sealed::header(HEADER, &body).as_bytes())?;
-        tmp.write_all(&body)?;
+        let placeholder = crate::core::sealed::header_for(HEADER, &Digest([0; 32]));
+        tmp.write_all(placeholder.as_bytes())?;
+        let mut body = io::BufWriter::with_capacity(
+            1 << 16,
+            Sealing {
+                file: tmp.as_file_mut(),
+                hasher: blake3::Hasher::new(),
+            },
+        );
+        // JSON writes no raw newline: the line ends where the binary plan starts.
+        serde_json::to_writer(&mut body, &StoredDepsRef { deps })?;
+        body.write_all(b"\n")?;
+        super::plan_codec::encode_into(plan, &mut body)?;
+        let sealing = body.into_inner().map_err(|e| e.into_error())?;
+        let digest = Digest(*sealing.hasher.finalize().as_bytes());
+        let header = crate::core::sealed::header_for(HEADER, &digest);
+        use std::io::Seek;
+        tmp.as_file_mut().seek(io::SeekFrom::Start(0))?;
+        tmp.write_all(header.as_bytes())?;
         tmp.persist(self.path(key)).map_err(|e| e.error)?;
         Ok(())
+    }
+}
+
+/// A stored plan's body on its way to the file, hashed as it goes.
+struct Sealing<'f> {
+    file: &'f mut fs::File,
+    hasher: blake3::Hasher,
+}
+
+impl Write for Sealing<'_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(bytes)?;
+        self.hasher.update(&bytes[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
     }
 }
 
@@ -259,8 +299,29 @@ mod tests {
             fs::write(&path, damaged)?;
             assert!(cache.load(&key).is_none());
         }
+        // A plan of the JSON format before this one, or a binary part that is not a plan
+        // under an intact seal, is not read either.
+        let body = &intact[intact.iter().position(|b| *b == b'\n').unwrap() + 1..];
+        let json = serde_json::to_vec(&serde_json::json!({"deps": deps, "plan": {}})).unwrap();
+        let mut garbage = stored_deps_json(&intact).unwrap().to_vec();
+        garbage.extend_from_slice(b"\n\xff\xff\xff");
+        for (tag, body) in [
+            ("forge-plan 2 ", &json[..]),
+            (HEADER, &json),
+            (HEADER, &garbage),
+        ] {
+            fs::write(&path, crate::core::sealed::seal(tag, body))?;
+            assert!(cache.load(&key).is_none());
+        }
         fs::write(&path, &intact)?;
         assert!(cache.load(&key).is_some());
+        // What `ops::build_entry` reads of the file: what loading read, as JSON.
+        let read: serde_json::Value = serde_json::from_slice(stored_deps_json(&intact).unwrap())?;
+        assert_eq!(read["deps"], serde_json::to_value(&deps)?);
+        let (read, whole) = read_stored(&path).expect("an intact plan reads");
+        assert_eq!(read["deps"], serde_json::to_value(&deps)?);
+        assert_eq!(whole.targets.len(), 300);
+        assert!(body.len() > stored_deps_json(&intact).unwrap().len() + 1);
 
         // What loading saw changed: the plan no longer holds.
         fs::write(&build, "")?;

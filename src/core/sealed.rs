@@ -18,7 +18,13 @@ pub fn seal(tag: &str, body: &[u8]) -> Vec<u8> {
 /// The header line of a sealed file, for a writer that writes the body after it itself
 /// (without copying a large body next to it).
 pub fn header(tag: &str, body: &[u8]) -> String {
-    format!("{tag}{}\n", Digest::of_bytes(body))
+    header_for(tag, &Digest::of_bytes(body))
+}
+
+/// The header line of a sealed file whose body has `digest`, for a writer that hashes the
+/// body as it writes it (the header, always the same length, written over a placeholder).
+pub fn header_for(tag: &str, digest: &Digest) -> String {
+    format!("{tag}{digest}\n")
 }
 
 /// The body of the sealed file at `path`, if it exists, has the header `tag` and matches

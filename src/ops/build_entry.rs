@@ -211,10 +211,10 @@ pub fn upload(workspace: &Workspace, remote: &RemoteCache, plan_key: &Digest, pl
     let Ok(plan_file) = std::fs::read(plans.path(plan_key)) else {
         return;
     };
-    let Some(newline) = plan_file.iter().position(|b| *b == b'\n') else {
+    let Some(deps_json) = crate::analysis::plan::stored_deps_json(&plan_file) else {
         return;
     };
-    let Ok(stored) = serde_json::from_slice::<StoredDeps>(&plan_file[newline + 1..]) else {
+    let Ok(stored) = serde_json::from_slice::<StoredDeps>(deps_json) else {
         return;
     };
     let deps = stored.deps;
