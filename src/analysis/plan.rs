@@ -166,13 +166,20 @@ impl PlanCache {
     /// The plan stored under `key`, if it is intact (its content matches the digest it was
     /// stored with) and what it depended on is unchanged.
     pub fn load(&self, key: &Digest) -> Option<BuildPlan> {
+        let (plan, deps) = self.load_any(key)?;
+        deps.unchanged().then_some(plan)
+    }
+
+    /// The plan stored under `key`, if it is intact, and what it depended on, changed or
+    /// not: for a caller that can tell whether a change matters (`ops::plan_cutoff`).
+    pub fn load_any(&self, key: &Digest) -> Option<(BuildPlan, FsDeps)> {
         // Read whole and parsed from memory: parsing as it is read would spare the file's
         // size in memory, but serde_json reads a stream byte by byte, at twice the CPU time.
         let body = crate::core::sealed::read_sealed(&self.path(key), HEADER)?;
         let reading = crate::core::input_set::reading_table();
         let stored: Stored = serde_json::from_slice(&body).ok()?;
         drop(reading);
-        stored.deps.unchanged().then_some(stored.plan)
+        Some((stored.plan, stored.deps))
     }
 
     /// Keeps `plan` for the next command (atomically: a reader sees the old plan or the new).
