@@ -175,7 +175,7 @@ pub fn plan(workspace: &Arc<Workspace>, request: &PlanRequest<'_>) -> Result<Pla
                 Cutoff::Reused {
                     plan,
                     packages_evaluated,
-                } => Some((plan, packages_evaluated)),
+                } => Some((*plan, packages_evaluated)),
                 Cutoff::NotReused { packages_evaluated } => {
                     evaluated_before = packages_evaluated;
                     None

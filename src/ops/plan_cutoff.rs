@@ -126,7 +126,7 @@ pub enum Cutoff {
     /// The plan holds: stored again with the new reads. `packages_evaluated` packages were
     /// evaluated to tell.
     Reused {
-        plan: BuildPlan,
+        plan: Box<BuildPlan>,
         packages_evaluated: usize,
     },
     /// The plan does not hold (or it could not be told). The packages evaluated were
@@ -194,7 +194,7 @@ pub fn try_reuse(
         let _ = store(workspace, key, &now, &mut results);
     }
     Cutoff::Reused {
-        plan,
+        plan: Box::new(plan),
         packages_evaluated,
     }
 }
