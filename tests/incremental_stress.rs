@@ -696,6 +696,15 @@ fn configured_count(line: &str) -> usize {
     after.split(' ').next().unwrap().parse().unwrap()
 }
 
+/// The configuration of the `builds`th build of the random edits: every other one with
+/// `--define=mode=opt`.
+fn configuration(builds: usize) -> &'static str {
+    match builds % 2 {
+        0 => "--define=mode=opt",
+        _ => "--define=mode=dbg",
+    }
+}
+
 #[test]
 fn random_edits_give_what_loading_from_scratch_gives() {
     let steps: usize = std::env::var("FORGE_STRESS_STEPS")
@@ -721,6 +730,17 @@ fn random_edits_give_what_loading_from_scratch_gives() {
     for step in 0..steps {
         let what = model.edit(&mut rng);
         history.push(format!("step {step}: {what}"));
+        // A comment in a BUILD file: the workspace is built just before it too (in the
+        // configuration of the last build), so the build after it may reuse that plan
+        // (`plan_cutoff`); it must then equal a fresh build.
+        let comment = what.starts_with("comment added to") && what.ends_with("BUILD file");
+        if comment {
+            forge_at(
+                &ws,
+                &incremental,
+                &["build", configuration(builds), "//..."],
+            );
+        }
         let next = model.files();
         apply(&root, &files, &next);
         files = next;
@@ -739,17 +759,14 @@ fn random_edits_give_what_loading_from_scratch_gives() {
             (want.0, &want.2),
             want.1
         );
-        // A comment in a BUILD file is built at once too: the stored plan is then reused
-        // when the package comes out the same (`plan_cutoff`), and must equal a fresh one.
-        let comment = what.starts_with("comment added to") && what.ends_with("BUILD file");
         if (step % 4 == 3 || comment) && want.0 == 0 {
-            builds += 1;
             // Every other build in another configuration: select()s and output paths
-            // change, and both configurations' results live in the store.
-            let flags: &[&str] = match builds % 2 {
-                0 => &["--define=mode=opt"],
-                _ => &[],
-            };
+            // change, and both configurations' results live in the store. A comment's
+            // build keeps the configuration of the build before.
+            if !comment {
+                builds += 1;
+            }
+            let flags: &[&str] = &[configuration(builds)];
             let got = build(&ws, &incremental, flags);
             let want = build(&ws, &fresh, flags);
             analysed += got.3;
