@@ -3,11 +3,11 @@
 against `ninja` doing the same work on the same graph: a clean build, a no-op build and the
 rebuild after one leaf source changes, and after one genrule's command changes (the last
 one, which nothing reads, so both tools rerun that one action); then forge alone: a comment
-added to one BUILD file
-and the build after it (with the package and analysis result stores, with the analysis store
-emptied first — every target analysed, what a BUILD edit cost before that store —, and with
-both emptied), and `forge query //...` from a fresh process with the package store filled
-and empty.
+added to one BUILD file and the build after it (the stored plan reused when the package
+comes out the same; then with the plan made again from the package and analysis result
+stores, with the analysis store emptied first — every target analysed, what a BUILD edit
+cost before that store —, and with both emptied), and `forge query //...` from a fresh
+process with the package store filled and empty.
 
 Usage: python3 benches/build.py [--forge PATH] [--sizes 1000,5000] [--runs N] [--keep DIR]
                                 [--no-sandboxed]
@@ -144,6 +144,11 @@ class Forge:
     def forget_analysis(self):
         """Empties the analysis result store: every configured target is analysed again."""
         shutil.rmtree(os.path.join(self.output_base, "cache", "analysis"), ignore_errors=True)
+
+    def forget_plan_packages(self):
+        """Drops what the stored plans were made from: a BUILD edit is not cut off, the plan
+        is made again (from the stores, if any)."""
+        shutil.rmtree(os.path.join(self.output_base, "cache", "plan-packages"), ignore_errors=True)
 
     def build(self, measure_memory=False, strategy="local"):
         cmd = [self.binary, "--output_base", self.output_base, "build", "-j", str(self.jobs),
@@ -311,18 +316,23 @@ def bench(root, n, forge_bin, jobs, runs, sandboxed=True):
     print(fmt_row("one cmd changed", f, k, "median of %d edits; forge peak %.0f MB" % (
         edits, results["cmd"][2])), flush=True)
 
-    # A comment added to one BUILD file, then build: the stored plan no longer holds, the
-    # edited package is loaded again and the others come from the package store, and every
-    # configured target's analysis from the analysis result store. Then the same with the
-    # analysis store emptied before each build (every target analysed, as before it
-    # existed), and with both stores emptied (every package evaluated too).
-    variants = (("comment", "BUILD comment, build", False, False),
-                ("comment_noanalysis", "  analysis store emptied", False, True),
-                ("comment_nostore", "  both stores emptied", True, True))
-    for v, (key, what, forget_packages, forget_analysis) in enumerate(variants):
+    # A comment added to one BUILD file, then build: the edited package is loaded again,
+    # comes out the same, and the stored plan is reused (the package-level cut-off). Then
+    # without the cut-off (what the plan was made from forgotten): the plan is made again,
+    # the other packages from the package store and every configured target's analysis
+    # from the analysis result store; the same with the analysis store emptied before each
+    # build (every target analysed, as before it existed), and with both stores emptied
+    # (every package evaluated too).
+    variants = (("comment", "BUILD comment, build", False, False, False),
+                ("comment_replan", "  plan made again", True, False, False),
+                ("comment_noanalysis", "  analysis store emptied", True, False, True),
+                ("comment_nostore", "  both stores emptied", True, True, True))
+    for v, (key, what, forget_plan, forget_packages, forget_analysis) in enumerate(variants):
         fs, loaded, configured = [], [], []
         for e in range(edits):
             comment_build_file(ws, e + 100 * v)
+            if forget_plan:
+                forge.forget_plan_packages()
             if forget_packages:
                 forge.forget_packages()
             if forget_analysis:

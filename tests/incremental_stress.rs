@@ -694,6 +694,15 @@ fn configured_count(line: &str) -> usize {
     after.split(' ').next().unwrap().parse().unwrap()
 }
 
+/// The configuration of the `builds`th build of the random edits: every other one with
+/// `--define=mode=opt`.
+fn configuration(builds: usize) -> &'static str {
+    match builds % 2 {
+        0 => "--define=mode=opt",
+        _ => "--define=mode=dbg",
+    }
+}
+
 #[test]
 fn random_edits_give_what_loading_from_scratch_gives() {
     let steps: usize = std::env::var("FORGE_STRESS_STEPS")
@@ -719,6 +728,17 @@ fn random_edits_give_what_loading_from_scratch_gives() {
     for step in 0..steps {
         let what = model.edit(&mut rng);
         history.push(format!("step {step}: {what}"));
+        // A comment in a BUILD file: the workspace is built just before it too (in the
+        // configuration of the last build), so the build after it may reuse that plan
+        // (`plan_cutoff`); it must then equal a fresh build.
+        let comment = what.starts_with("comment added to") && what.ends_with("BUILD file");
+        if comment {
+            forge_at(
+                &ws,
+                &incremental,
+                &["build", configuration(builds), "//..."],
+            );
+        }
         let next = model.files();
         apply(&root, &files, &next);
         files = next;
@@ -737,14 +757,14 @@ fn random_edits_give_what_loading_from_scratch_gives() {
             (want.0, &want.2),
             want.1
         );
-        if step % 4 == 3 && want.0 == 0 {
-            builds += 1;
+        if (step % 4 == 3 || comment) && want.0 == 0 {
             // Every other build in another configuration: select()s and output paths
-            // change, and both configurations' results live in the store.
-            let flags: &[&str] = match builds % 2 {
-                0 => &["--define=mode=opt"],
-                _ => &[],
-            };
+            // change, and both configurations' results live in the store. A comment's
+            // build keeps the configuration of the build before.
+            if !comment {
+                builds += 1;
+            }
+            let flags: &[&str] = &[configuration(builds)];
             let got = build(&ws, &incremental, flags);
             let want = build(&ws, &fresh, flags);
             analysed += got.3;
@@ -1273,8 +1293,8 @@ fn a_build_comment_edit_analyses_nothing() {
     let build = ["build", "//a", "//b", "//c:all"];
     assert_eq!(configured(&ws.forge(&build)), 6);
     assert_eq!(all_output(&ws), "dbg 3\nv0 A\nv0 B\nv0 C\nv0 A\n");
-    // Comments added (lines moved) in a BUILD file of the chain's bottom and top: the plan
-    // does not hold, the packages load again, every result comes from the store.
+    // Comments added (lines moved) in a BUILD file of the chain's bottom and top: the
+    // package loads again and comes out the same, so the stored plan still holds.
     ws.write(
         "a/BUILD",
         &format!(
@@ -1358,15 +1378,11 @@ fn a_provider_holding_a_function_is_analysed_each_time() {
     let out = || fs::read_to_string(ws.root().join("forge-bin/f/use.txt")).unwrap();
     assert_eq!(out(), "abab");
     for i in 0..2 {
-        // Any edit that misses the plan: //f cannot be stored (a function), so it and //f:use,
-        // which reads it, are analysed again; every other result comes from the store.
-        ws.write(
-            "a/BUILD",
-            &format!(
-                "{}# {i}\n",
-                fs::read_to_string(ws.root().join("a/BUILD")).unwrap()
-            ),
-        );
+        // Any edit that misses the plan (a new file in a package's directory, which the
+        // package walk of //... lists): //f cannot be stored (a function), so it and
+        // //f:use, which reads it, are analysed again; every other result comes from the
+        // store.
+        ws.write(&format!("a/new{i}.txt"), "");
         let run = ws.forge(&["build", "//..."]);
         assert_eq!(configured(&run), 2, "{}", run.stderr);
         assert_eq!(out(), "abab");
@@ -1397,26 +1413,22 @@ fn a_damaged_analysis_entry_is_analysed_again_and_stored_healthy() {
     }
     bytes.truncate(bytes.len() - 3);
     fs::write(&pack, bytes).unwrap();
-    ws.write(
-        "a/BUILD",
-        &format!(
-            "# 1\n{}",
+    // A target added that the build does not ask for: the plan does not hold, the
+    // requested targets' results are looked up.
+    let extra = |i: usize| {
+        format!(
+            "{}filegroup(name = \"extra{i}\")\n",
             fs::read_to_string(ws.root().join("a/BUILD")).unwrap()
-        ),
-    );
+        )
+    };
+    ws.write("a/BUILD", &extra(1));
     assert_eq!(
         configured(&ws.forge(&build)),
         6,
         "every damaged entry is analysed again"
     );
     assert_eq!(all_output(&ws), "dbg 3\nv0 A\nv0 B\nv0 C\nv0 A\n");
-    ws.write(
-        "a/BUILD",
-        &format!(
-            "# 2\n{}",
-            fs::read_to_string(ws.root().join("a/BUILD")).unwrap()
-        ),
-    );
+    ws.write("a/BUILD", &extra(2));
     assert_eq!(configured(&ws.forge(&build)), 0, "and stored healthy");
 }
 
@@ -1445,4 +1457,153 @@ fn a_bzl_edit_analyses_again_only_the_targets_of_rules_it_may_define() {
         fs::read_to_string(ws.root().join("forge-bin/e/e.txt")).unwrap(),
         "custom!"
     );
+}
+
+/// The package-level cutoff: the plan is reused when the changed BUILD files' packages come
+/// out the same (nothing is analysed, not even //f, whose result cannot be stored), and the
+/// reads it notes make the next build a plain no-op.
+#[test]
+fn a_build_comment_edit_reuses_the_plan() {
+    let ws = rules_workspace();
+    assert_eq!(configured(&ws.forge(&["build", "//..."])), RULE_TARGETS);
+    let use_txt = || fs::read_to_string(ws.root().join("forge-bin/f/use.txt")).unwrap();
+    for (i, path) in ["a/BUILD", "f/BUILD", "c/BUILD"].iter().enumerate() {
+        let before = fs::read_to_string(ws.root().join(path)).unwrap();
+        // At the top: every target's line moves.
+        ws.write(path, &format!("# comment {i}\n\n{before}"));
+        let run = ws.forge(&["build", "//..."]);
+        assert_eq!(packages_loaded(&run), 1, "{}", run.stderr);
+        // Without the cutoff, //f and //f:use (a function in a provider) are analysed.
+        assert_eq!(configured(&run), 0, "{}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("(1 package loaded, 0 targets configured)"),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(all_output(&ws), "dbg 3\nv0 A\nv0 B\nv0 C\nv0 A\n");
+        assert_eq!(use_txt(), "abab");
+    }
+    // Two comments and a changed attribute: the changed package's result differs, no cutoff.
+    let a = fs::read_to_string(ws.root().join("a/BUILD")).unwrap();
+    ws.write("a/BUILD", &format!("{a}# more\n"));
+    let f = fs::read_to_string(ws.root().join("f/BUILD")).unwrap();
+    ws.write(
+        "f/BUILD",
+        &format!("{}# more\n", f.replace("\"ab\"", "\"xy\"")),
+    );
+    let run = ws.forge(&["build", "//..."]);
+    assert_eq!(packages_loaded(&run), 2, "{}", run.stderr);
+    assert!(configured(&run) >= 1, "{}", run.stderr);
+    assert_eq!(use_txt(), "xyxy");
+    // After one more cut-off comment, the reused plan was stored with the new reads: with
+    // the package store gone, the next build still loads nothing (a plan still noting the
+    // old BUILD file would evaluate it again to tell).
+    ws.write(
+        "b/BUILD",
+        &format!(
+            "# b\n{}",
+            fs::read_to_string(ws.root().join("b/BUILD")).unwrap()
+        ),
+    );
+    assert_eq!(configured(&ws.forge(&["build", "//..."])), 0);
+    fs::remove_dir_all(store_dir(&ws, "packages")).unwrap();
+    let run = ws.forge(&["build", "//..."]);
+    assert_eq!(packages_loaded(&run), 0, "{}", run.stderr);
+    assert_eq!(configured(&run), 0);
+}
+
+#[test]
+fn a_changed_command_is_not_cut_off() {
+    let ws = macro_workspace();
+    assert_eq!(configured(&ws.forge(&["build", "//..."])), 5);
+    ws.write(
+        "d/BUILD",
+        "genrule(name = \"d\", outs = [\"d.out\"], cmd = \"echo changed > $@\")\n",
+    );
+    let run = ws.forge(&["build", "//..."]);
+    assert_eq!(packages_loaded(&run), 1, "{}", run.stderr);
+    assert_eq!(configured(&run), 1, "{}", run.stderr);
+    assert_eq!(
+        fs::read_to_string(ws.root().join("forge-bin/d/d.out")).unwrap(),
+        "changed\n"
+    );
+}
+
+#[test]
+fn a_bzl_edit_that_changes_a_macros_output_is_not_cut_off() {
+    let ws = macro_workspace();
+    assert_eq!(configured(&ws.forge(&["build", "//..."])), 5);
+    // The macro now makes another command, and also a second target.
+    ws.write(
+        "defs/base.bzl",
+        "def base(name):\n    native.genrule(name = name, outs = [name + \".out\"], cmd = \"echo new > $@\")\n    native.genrule(name = name + \"_x\", outs = [name + \".x\"], cmd = \"echo x > $@\")\n",
+    );
+    let run = ws.forge(&["build", "//..."]);
+    assert_eq!(packages_loaded(&run), 2, "{}", run.stderr);
+    let out = |p: &str| fs::read_to_string(ws.root().join(format!("forge-bin/{p}"))).unwrap();
+    assert_eq!(out("a/a.out"), "new\n");
+    assert_eq!(out("b/b.out"), "new\n");
+    assert_eq!(out("b/b.x"), "x\n");
+    // A comment in a rule's .bzl file: the rule may have changed, the plan is not reused
+    // (//e is analysed again; the rule's output is unchanged).
+    let rule = fs::read_to_string(ws.root().join("defs/rule.bzl")).unwrap();
+    ws.write("defs/rule.bzl", &format!("{rule}# a comment\n"));
+    assert_eq!(configured(&ws.forge(&["build", "//..."])), 1);
+    assert_eq!(out("e/e.txt"), "custom");
+}
+
+/// `//g:g` lists the .txt files a glob finds; `//g:lines` counts the lines of the BUILD file
+/// itself, a source file as any other.
+fn glob_workspace() -> Workspace {
+    let ws = Workspace::empty();
+    ws.write("WORKSPACE", "workspace(name = \"w\")\n");
+    ws.write("g/one.txt", "1\n");
+    ws.write(
+        "g/BUILD",
+        "genrule(name = \"g\", srcs = glob([\"*.txt\"]), outs = [\"list\"], cmd = \"cat $(SRCS) > $@\")\n\
+         genrule(name = \"lines\", srcs = [\"BUILD\"], outs = [\"lines.txt\"], cmd = \"wc -l < $< | tr -d ' ' > $@\")\n",
+    );
+    ws
+}
+
+#[test]
+fn a_glob_listing_change_is_not_cut_off() {
+    let ws = glob_workspace();
+    let out = |p: &str| fs::read_to_string(ws.root().join(format!("forge-bin/{p}"))).unwrap();
+    assert_eq!(configured(&ws.forge(&["build", "//..."])), 2);
+    assert_eq!(out("g/list"), "1\n");
+    // A new file the glob matches, with a comment in the BUILD file: the listing changed.
+    ws.write("g/two.txt", "2\n");
+    let build = fs::read_to_string(ws.root().join("g/BUILD")).unwrap();
+    ws.write("g/BUILD", &format!("{build}# one\n"));
+    let run = ws.forge(&["build", "//..."]);
+    assert_eq!(packages_loaded(&run), 1, "{}", run.stderr);
+    assert_eq!(configured(&run), 1, "{}", run.stderr);
+    assert_eq!(out("g/list"), "1\n2\n");
+    assert_eq!(out("g/lines.txt"), "3\n");
+    // A file the glob does not match: the package comes out the same, but a listing changed
+    // (a new package could have appeared there), so the plan is made again, from the stores.
+    ws.write("g/three.dat", "3\n");
+    let run = ws.forge(&["build", "//..."]);
+    assert_eq!(configured(&run), 0, "{}", run.stderr);
+    assert_eq!(out("g/list"), "1\n2\n");
+}
+
+#[test]
+fn a_build_file_read_as_a_source_is_read_again_after_a_comment() {
+    let ws = glob_workspace();
+    let out = |p: &str| fs::read_to_string(ws.root().join(format!("forge-bin/{p}"))).unwrap();
+    assert_eq!(configured(&ws.forge(&["build", "//..."])), 2);
+    assert_eq!(out("g/lines.txt"), "2\n");
+    let build = fs::read_to_string(ws.root().join("g/BUILD")).unwrap();
+    ws.write("g/BUILD", &format!("{build}# one\n# two\n"));
+    let run = ws.forge(&["build", "//..."]);
+    assert!(
+        run.stderr
+            .contains("(1 package loaded, 0 targets configured)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(out("g/lines.txt"), "4\n");
 }

@@ -137,6 +137,18 @@ pub fn read_stored(path: &std::path::Path) -> Option<(serde_json::Value, BuildPl
     Some((deps, super::plan_codec::decode(&body[newline + 1..])?))
 }
 
+/// An intact stored plan, decoded only when the caller decides to use it.
+pub struct StoredPlan {
+    body: crate::core::sealed::Body,
+    plan_at: usize,
+}
+
+impl StoredPlan {
+    pub fn decode(&self) -> Option<BuildPlan> {
+        super::plan_codec::decode(&self.body[self.plan_at..])
+    }
+}
+
 /// Where plans are kept, one file per command identity.
 pub struct PlanCache {
     dir: PathBuf,
@@ -178,14 +190,28 @@ impl PlanCache {
     /// The plan stored under `key`, if it is intact (its content matches the digest it was
     /// stored with) and what it depended on is unchanged.
     pub fn load(&self, key: &Digest) -> Option<BuildPlan> {
+        let (stored, deps) = self.load_any(key)?;
+        // Checked before the plan is decoded: a changed workspace costs no decoding.
+        if !deps.unchanged() {
+            return None;
+        }
+        stored.decode()
+    }
+
+    /// The plan stored under `key`, if it is intact, not yet decoded, and what it depended
+    /// on, changed or not: for a caller that can tell whether a change matters
+    /// (`ops::plan_cutoff`).
+    pub fn load_any(&self, key: &Digest) -> Option<(StoredPlan, FsDeps)> {
         let body = crate::core::sealed::read_sealed(&self.path(key), HEADER)?;
         let newline = body.iter().position(|b| *b == b'\n')?;
         let stored: StoredDeps = serde_json::from_slice(&body[..newline]).ok()?;
-        // Checked before the plan is decoded: a changed workspace costs no decoding.
-        if !stored.deps.unchanged() {
-            return None;
-        }
-        super::plan_codec::decode(&body[newline + 1..])
+        Some((
+            StoredPlan {
+                body,
+                plan_at: newline + 1,
+            },
+            stored.deps,
+        ))
     }
 
     /// Keeps `plan` for the next command (atomically: a reader sees the old plan or the new).

@@ -28,6 +28,7 @@ pub mod explain;
 pub mod fetch;
 pub mod info;
 pub mod plan;
+mod plan_cutoff;
 pub mod platforms;
 pub mod query;
 pub mod run;

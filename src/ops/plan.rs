@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::plan_cutoff::{self, Cutoff, PackageResults};
 use super::plural;
 use crate::analysis::plan::{BuildPlan, PlanCache, PlannedTarget};
 use crate::analysis::{self, AnalysisConfig};
@@ -46,8 +47,11 @@ pub struct PlanRequest<'a> {
 /// A plan and how it came to be.
 pub struct Planned {
     pub plan: BuildPlan,
-    /// True when the plan came from the plan cache: nothing was loaded or analysed.
+    /// True when the plan came from the plan cache: nothing was analysed, and at most the
+    /// packages whose BUILD files changed were loaded to show it still holds.
     pub reused: bool,
+    /// Of a reused plan: how many packages were evaluated to show it still holds.
+    pub packages_reloaded: usize,
     /// Problems found (only with `--keep_going`; otherwise they end planning).
     pub errors: Vec<Diagnostic>,
     /// When loading and analysis ran (none when the plan was reused), for `--profile`.
@@ -79,7 +83,7 @@ impl Planned {
             plural(plan.targets.len(), "target", "targets")
         };
         let (packages, configured) = match self.reused {
-            true => (0, 0),
+            true => (self.packages_reloaded, 0),
             false => (plan.packages_loaded, plan.targets_configured),
         };
         format!(
@@ -160,34 +164,76 @@ pub fn plan(workspace: &Arc<Workspace>, request: &PlanRequest<'_>) -> Result<Pla
     let identity: Vec<&str> = identity.iter().map(String::as_str).collect();
     let key = PlanCache::key(&identity);
     let plans = PlanCache::new(workspace.output_base.join("cache").join("plans"));
-    // A fresh output base may find the plan in the remote cache's build entry.
-    let cached = match plans.load(&key) {
-        Some(plan) => Some((plan, None)),
-        None => request.remote.and_then(|remote| {
-            super::build_entry::fetch(workspace, remote, &key, &plans)
-                .map(|(plan, results)| (plan, Some(results)))
-        }),
+    // The stored plan, if what it read is unchanged, or if the packages whose BUILD files
+    // changed come out the same (`plan_cutoff`).
+    let started = Instant::now();
+    let mut evaluated_before = 0;
+    let local = match plans.load_any(&key) {
+        Some((plan, deps)) if deps.unchanged() => plan.decode().map(|plan| (plan, 0)),
+        Some((plan, deps)) => {
+            match plan_cutoff::try_reuse(workspace, request.fetch, &plans, &key, plan, &deps) {
+                Cutoff::Reused {
+                    plan,
+                    packages_evaluated,
+                } => Some((*plan, packages_evaluated)),
+                Cutoff::NotReused { packages_evaluated } => {
+                    evaluated_before = packages_evaluated;
+                    None
+                }
+            }
+        }
+        None => None,
     };
-    if let Some((plan, from_build_entry)) = cached {
+    if let Some((plan, packages_reloaded)) = local {
+        let phases = match packages_reloaded {
+            0 => Vec::new(),
+            _ => vec![Phase {
+                name: "Load packages",
+                start: started,
+                end: Instant::now(),
+            }],
+        };
         return Ok(Planned {
             plan,
             reused: true,
+            packages_reloaded,
+            errors: Vec::new(),
+            phases,
+            stored_key: None,
+            from_build_entry: None,
+        });
+    }
+    // A fresh output base may find the plan in the remote cache's build entry.
+    let remote = request.remote.and_then(|remote| {
+        super::build_entry::fetch(workspace, remote, &key, &plans)
+            .map(|(plan, results)| (plan, Some(results)))
+    });
+    if let Some((plan, from_build_entry)) = remote {
+        return Ok(Planned {
+            plan,
+            reused: true,
+            packages_reloaded: 0,
             errors: Vec::new(),
             phases: Vec::new(),
             stored_key: None,
             from_build_entry,
         });
     }
-    let planned = plan_build(workspace, request);
+    let planned = plan_build(workspace, request, evaluated_before);
     // Ctrl-C during loading (a download, an extraction) ends the command as one.
     super::fetch::interrupted_check()?;
-    let (plan, errors, phases) = planned?;
+    let (plan, errors, phases, mut results) = planned?;
     let deps = fs_deps::take_recording();
     // A plan that cannot be stored only costs the next command its speed.
     let stored = errors.is_empty() && plans.store(&key, &deps, &plan).is_ok();
+    if stored {
+        // Without it, the next BUILD edit only costs a whole load and analysis again.
+        let _ = plan_cutoff::store(workspace, &key, &deps, &mut results);
+    }
     Ok(Planned {
         plan,
         reused: false,
+        packages_reloaded: 0,
         errors,
         phases,
         stored_key: stored.then_some(key),
@@ -262,10 +308,14 @@ pub fn expand_skipping_manual(
 /// Loads the packages `patterns` need and analyses the targets: the plan, and the problems
 /// found (only with `--keep_going`; otherwise the first problems end the command).
 /// File-system reads are recorded (`fs_deps`) so the plan can be reused.
+///
+/// `evaluated_before` packages were evaluated (and stored) by this command before it came
+/// here: they count as loaded, as they were.
 fn plan_build(
     workspace: &Arc<Workspace>,
     request: &PlanRequest<'_>,
-) -> Result<(BuildPlan, Vec<Diagnostic>, Vec<Phase>), Failure> {
+    evaluated_before: usize,
+) -> Result<(BuildPlan, Vec<Diagnostic>, Vec<Phase>, PackageResults), Failure> {
     let loading_started = Instant::now();
     let PlanRequest {
         patterns,
@@ -414,7 +464,7 @@ fn plan_build(
     let configured = analysis.analysed;
     // As in Bazel, the packages loaded by this command: those the package store had
     // unchanged do not count.
-    let packages = loader.packages_evaluated();
+    let packages = evaluated_before + loader.packages_evaluated();
     if !errors.is_empty() && !keep_going {
         errors.push(Diagnostic::new(format!(
             "Build did NOT complete successfully ({} loaded, {} configured)",
@@ -534,6 +584,8 @@ fn plan_build(
         .collect();
     plan.runfiles
         .sort_by(|a, b| a.executable.cmp(&b.executable));
+    // What the plan is made from, for the next command's cutoff (`plan_cutoff`).
+    let results = PackageResults::of(&graph, &loader, fs_deps::direct_reads());
     // The graph and the analysis are big and about to be dropped, which takes a noticeable
     // time (tens of ms for thousands of targets); the process ends soon and frees it all.
     std::mem::forget(analysis);
@@ -551,7 +603,7 @@ fn plan_build(
             end: Instant::now(),
         },
     ];
-    Ok((plan, errors, phases))
+    Ok((plan, errors, phases, results))
 }
 
 /// Whether two actions are the same work, differing at most in the target that registered

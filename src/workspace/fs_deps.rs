@@ -12,7 +12,7 @@
 //! taken less than a second before it was noted is not trusted at all ("racily clean", as git
 //! calls it): the file system's clock is coarser than a quick edit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -67,7 +67,16 @@ pub struct FsDeps {
     dirs: BTreeMap<PathBuf, Seen>,
 }
 
-static RECORDER: Mutex<Option<FsDeps>> = Mutex::new(None);
+/// What one command noted: everything loading read, and which of those files were read
+/// outside any package's account (WORKSPACE, what fetching read): a change to one of those
+/// is not a change to a package's result (see `direct_reads`).
+#[derive(Default)]
+struct Recording {
+    deps: FsDeps,
+    direct_files: BTreeSet<PathBuf>,
+}
+
+static RECORDER: Mutex<Option<Recording>> = Mutex::new(None);
 
 fn now_ns() -> i128 {
     SystemTime::now()
@@ -86,27 +95,48 @@ fn seen(stat: Option<Stat>, content: Option<Digest>) -> Seen {
 
 fn note(path: &Path, is_dir: bool, seen: &Seen) {
     let mut recorder = RECORDER.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(deps) = recorder.as_mut() {
-        deps.insert(path, is_dir, seen);
+    if let Some(recording) = recorder.as_mut() {
+        recording.deps.insert(path, is_dir, seen);
     }
 }
 
 /// Starts noting (and forgets anything noted before).
 pub fn start_recording() {
-    *RECORDER.lock().unwrap_or_else(|e| e.into_inner()) = Some(FsDeps::default());
+    *RECORDER.lock().unwrap_or_else(|e| e.into_inner()) = Some(Recording::default());
 }
 
 /// Stops noting and returns what was noted.
 pub fn take_recording() -> FsDeps {
-    RECORDER
+    take_recording_with_direct_reads().0
+}
+
+/// Stops noting and returns what was noted, and which of the files were read outside any
+/// package's account (by `read_to_string`, not `read_to_string_into`).
+pub fn take_recording_with_direct_reads() -> (FsDeps, BTreeSet<PathBuf>) {
+    let recording = RECORDER
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .take()
+        .unwrap_or_default();
+    (recording.deps, recording.direct_files)
+}
+
+/// The files noted so far as read outside any package's account (by `read_to_string`).
+pub fn direct_reads() -> BTreeSet<PathBuf> {
+    RECORDER
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .map(|r| r.direct_files.clone())
         .unwrap_or_default()
 }
 
-/// Reads a file that loading depends on, noting it.
+/// Reads a file that loading depends on outside any package's account (WORKSPACE, the
+/// files fetching reads), noting it as such.
 pub fn read_to_string(path: &Path) -> io::Result<String> {
+    if let Some(recording) = RECORDER.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        recording.direct_files.insert(path.to_owned());
+    }
     read_to_string_into(path, &mut FsDeps::default())
 }
 
@@ -137,7 +167,7 @@ pub fn listed(dir: &Path) {
     // and listing a directory again per file made that quadratic.
     match RECORDER.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
         None => return,
-        Some(deps) if deps.dirs.contains_key(dir) => return,
+        Some(recording) if recording.deps.dirs.contains_key(dir) => return,
         Some(_) => {}
     }
     let before = Stat::of(dir);
@@ -155,7 +185,7 @@ pub fn listed_into(dir: &Path, deps: &mut FsDeps) {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .as_ref()
-        .and_then(|r| r.dirs.get(dir).cloned());
+        .and_then(|r| r.deps.dirs.get(dir).cloned());
     let seen = recorded.unwrap_or_else(|| {
         let seen = seen(Stat::of(dir), listing_digest(dir));
         note(dir, true, &seen);
@@ -169,7 +199,7 @@ pub fn listed_into(dir: &Path, deps: &mut FsDeps) {
 /// (`missing_into`) are left out, as they would have been.
 pub fn note_all(deps: &FsDeps) {
     let mut recorder = RECORDER.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(recorder) = recorder.as_mut() {
+    if let Some(recorder) = recorder.as_mut().map(|r| &mut r.deps) {
         for (path, seen) in &deps.files {
             if seen.content.is_some() {
                 recorder.insert(path, false, seen);
@@ -263,6 +293,81 @@ impl FsDeps {
         Digest(*hasher.finalize().as_bytes())
     }
 
+    /// What changed since each file and directory was noted, all of them looked at (where
+    /// `unchanged` stops at the first change): the files whose content and the
+    /// directories whose listing differ now (or that appeared or went), and these deps
+    /// with the new stats of the entries whose stat changed but not their content (so the
+    /// next look trusts the stat again).
+    pub fn review(&self) -> Review {
+        let mut review = Review {
+            changed_files: Vec::new(),
+            changed_dirs: Vec::new(),
+            refreshed: self.clone(),
+        };
+        for (path, noted) in &self.files {
+            let stat = Stat::of(path);
+            if noted.stat.is_some() && stat == noted.stat {
+                continue;
+            }
+            let now = fs::read(path).ok().map(|b| Digest::of_bytes(&b));
+            if now == noted.content {
+                review.refreshed.files.insert(path.clone(), seen(stat, now));
+            } else {
+                review.changed_files.push(path.clone());
+            }
+        }
+        for (path, noted) in &self.dirs {
+            let stat = Stat::of(path);
+            if noted.stat.is_some() && stat == noted.stat {
+                continue;
+            }
+            let now = listing_digest(path);
+            if now == noted.content {
+                review.refreshed.dirs.insert(path.clone(), seen(stat, now));
+            } else {
+                review.changed_dirs.push(path.clone());
+            }
+        }
+        review
+    }
+
+    /// Takes what `newer` noted in place of what these deps noted of the same paths.
+    pub fn overlay(&mut self, newer: &FsDeps) {
+        for (path, seen) in &newer.files {
+            self.files.insert(path.clone(), seen.clone());
+        }
+        for (path, seen) in &newer.dirs {
+            self.dirs.insert(path.clone(), seen.clone());
+        }
+    }
+
+    /// A digest of everything noted (paths, stats, contents): two deps with the same
+    /// digest noted the same.
+    pub fn digest(&self) -> Digest {
+        let mut hasher = blake3::Hasher::new();
+        for (kind, map) in [(b'f', &self.files), (b'd', &self.dirs)] {
+            for (path, seen) in map {
+                hasher.update(&[kind]);
+                hasher.update(path.as_os_str().as_encoded_bytes());
+                hasher.update(&[0]);
+                match &seen.stat {
+                    Some(s) => {
+                        hasher.update(&s.size.to_le_bytes());
+                        hasher.update(&s.mtime_ns.to_le_bytes());
+                        hasher.update(&s.ctime_ns.to_le_bytes());
+                        hasher.update(&s.ino.to_le_bytes())
+                    }
+                    None => hasher.update(b"-"),
+                };
+                match &seen.content {
+                    Some(d) => hasher.update(&d.0),
+                    None => hasher.update(b"absent"),
+                };
+            }
+        }
+        Digest(*hasher.finalize().as_bytes())
+    }
+
     pub fn len(&self) -> usize {
         self.files.len() + self.dirs.len()
     }
@@ -270,6 +375,15 @@ impl FsDeps {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// What `FsDeps::review` found.
+#[derive(Debug)]
+pub struct Review {
+    pub changed_files: Vec<PathBuf>,
+    pub changed_dirs: Vec<PathBuf>,
+    /// The deps reviewed, with the new stats of what was touched but not changed.
+    pub refreshed: FsDeps,
 }
 
 #[cfg(test)]
@@ -282,11 +396,19 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let file = dir.path().join("BUILD");
         fs::write(&file, "one")?;
+        let bzl = dir.path().join("defs.bzl");
+        fs::write(&bzl, "x = 1")?;
         start_recording();
         assert_eq!(read_to_string(&file)?, "one");
+        // A package's read: noted, but not as a direct read.
+        read_to_string_into(&bzl, &mut FsDeps::default())?;
         listed(dir.path());
-        let deps = take_recording();
-        assert_eq!(deps.len(), 2);
+        let (deps, direct) = take_recording_with_direct_reads();
+        assert_eq!(deps.len(), 3);
+        assert_eq!(
+            direct.into_iter().collect::<Vec<_>>(),
+            std::slice::from_ref(&file)
+        );
         assert!(deps.unchanged());
 
         // Same content, new stat (a touch): still unchanged.
@@ -300,6 +422,47 @@ mod tests {
         // A new entry in a listed directory: changed.
         fs::write(dir.path().join("new.txt"), "")?;
         assert!(!deps.unchanged());
+        Ok(())
+    }
+
+    #[test]
+    fn a_review_names_every_change_and_refreshes_the_touched() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let (a, b, sub) = (
+            dir.path().join("a"),
+            dir.path().join("b"),
+            dir.path().join("sub"),
+        );
+        fs::write(&a, "a")?;
+        fs::write(&b, "b")?;
+        fs::create_dir(&sub)?;
+        let mut deps = FsDeps::default();
+        read_to_string_into(&a, &mut deps)?;
+        read_to_string_into(&b, &mut deps)?;
+        listed_into(dir.path(), &mut deps);
+        listed_into(&sub, &mut deps);
+        let review = deps.review();
+        assert!(review.changed_files.is_empty() && review.changed_dirs.is_empty());
+
+        // Both files written (one with the same content), a file added to one directory.
+        fs::write(&a, "A")?;
+        fs::write(&b, "b")?;
+        fs::write(sub.join("new"), "")?;
+        let review = deps.review();
+        assert_eq!(review.changed_files, std::slice::from_ref(&a));
+        assert_eq!(review.changed_dirs, std::slice::from_ref(&sub));
+        // The refreshed deps still see the changes, and only them.
+        let again = review.refreshed.review();
+        assert_eq!(again.changed_files, std::slice::from_ref(&a));
+        assert_eq!(again.changed_dirs, std::slice::from_ref(&sub));
+
+        // Taking what a new read noted: the file is current again.
+        let mut newer = FsDeps::default();
+        read_to_string_into(&a, &mut newer)?;
+        let mut refreshed = review.refreshed;
+        refreshed.overlay(&newer);
+        assert_eq!(refreshed.review().changed_files, Vec::<PathBuf>::new());
+        assert_ne!(refreshed.digest(), deps.digest());
         Ok(())
     }
 }
