@@ -297,12 +297,15 @@ impl<'a> Ctx<'a> {
         Ok(all)
     }
 
+    /// `command_over` is called once a command this action runs has ended well, before its
+    /// outputs are hashed and recorded: the scheduler starts the next command meanwhile.
     pub fn perform(
         &self,
         action: &Action,
         inputs: &[(&str, Producer)],
         producer_of: &dyn Fn(&str) -> Producer,
         digest_of: &dyn Fn(usize, usize) -> Option<Digest>,
+        command_over: &dyn Fn(),
     ) -> Result<Done, Fail> {
         let env = self.env_for(action);
         let cacheable = !action.requirements.iter().any(|r| r == NO_CACHE);
@@ -324,6 +327,7 @@ impl<'a> Ctx<'a> {
                 cacheable,
                 producer_of,
                 digest_of,
+                command_over,
             )?;
             if matches!(done.how, How::UpToDate) {
                 return Ok(done);
@@ -359,7 +363,7 @@ impl<'a> Ctx<'a> {
         };
         let done = match found {
             Some(done) => done,
-            None => self.execute(action, &|| Ok(key), &env, cacheable)?,
+            None => self.execute(action, &|| Ok(key), &env, cacheable, command_over)?,
         };
         Ok(self.explained(action, now, cacheable, done))
     }
@@ -404,6 +408,7 @@ impl<'a> Ctx<'a> {
         cacheable: bool,
         producer_of: &dyn Fn(&str) -> Producer,
         digest_of: &dyn Fn(usize, usize) -> Option<Digest>,
+        command_over: &dyn Fn(),
     ) -> Result<Done, Fail> {
         let key_of = |used: &mut dyn Iterator<Item = &str>| -> Result<Digest, Fail> {
             let used = self.digests_of(action, used, producer_of, digest_of)?;
@@ -426,7 +431,7 @@ impl<'a> Ctx<'a> {
             self.discovered.put(&identity, &used);
             key_of(&mut used.iter().map(String::as_str))
         };
-        self.execute(action, &key_after_run, env, cacheable)
+        self.execute(action, &key_after_run, env, cacheable, command_over)
     }
 
     /// The outputs' digests if every output on disk is what this very action key last put
@@ -623,6 +628,7 @@ impl<'a> Ctx<'a> {
         key: &dyn Fn() -> Result<Digest, Fail>,
         env: &BTreeMap<String, String>,
         cacheable: bool,
+        command_over: &dyn Fn(),
     ) -> Result<Done, Fail> {
         let io_fail =
             |what: &str, e: io::Error| self.fail(action, what.to_owned(), e.to_string(), true);
@@ -655,7 +661,11 @@ impl<'a> Ctx<'a> {
                 if printed.is_err() {
                     self.forget_lost();
                 }
-                printed?
+                let printed = printed?;
+                // Only a command that ended well: a failure must reach the scheduler (and
+                // stop the build) before anything else starts.
+                command_over();
+                printed
             }
             ActionKind::Write { content, .. } => {
                 let out = self.single_output(action)?;

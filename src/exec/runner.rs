@@ -5,13 +5,14 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
@@ -100,10 +101,15 @@ pub trait Runner: Sync {
 /// A cancellation signal shared by every running command of one build; it remembers the
 /// process groups of running commands so that cancelling kills them all at once.
 ///
-/// With a journal, each group is also appended to a file (`pgid start-time checksum` per
-/// line) that the build (and `forge test`, for its tests) removes when it ends. If forge is
-/// killed (SIGKILL leaves it no chance to kill its commands), the next build finds the groups there and kills those still alive before
-/// anything runs, so no stray command keeps writing into an output path. This replaces
+/// With a journal, each group is also appended to a file (`pgid registered-at checksum` per
+/// line, the time in clock ticks since boot) that the build (and `forge test`, for its tests)
+/// removes when it ends. If forge is killed (SIGKILL leaves it no chance to kill its
+/// commands), the next build finds the groups there and kills those still alive before
+/// anything runs, so no stray command keeps writing into an output path. A live process
+/// with a listed pid is that command if it started no later than the group was registered:
+/// the command held the pid from before then until forge reaped it, so a process that
+/// reuses the pid started after. (The time is read from the clock, not from
+/// `/proc/<pid>/stat`: three system calls and a parse fewer per command.) This replaces
 /// `PR_SET_PDEATHSIG`, which needs a `pre_exec` hook — and that would turn every spawn into a
 /// full `fork()` of forge instead of `posix_spawn`, costing milliseconds per action.
 #[derive(Debug, Default)]
@@ -169,7 +175,7 @@ impl Cancel {
         groups.insert(pgid);
         drop(groups);
         if let Some(path) = &self.journal_path
-            && let Some(start) = start_time(pgid)
+            && let Some(now) = ticks_since_boot()
         {
             use std::io::Write;
             let mut journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
@@ -177,7 +183,7 @@ impl Cancel {
                 *journal = std::fs::File::create(path).ok();
             }
             if let Some(file) = journal.as_mut() {
-                let _ = file.write_all(journal_line(pgid, start).as_bytes());
+                let _ = file.write_all(journal_line(pgid, now).as_bytes());
             }
         }
         true
@@ -206,10 +212,29 @@ fn start_time(pid: i32) -> Option<u64> {
         .ok()
 }
 
-/// A journal line: `pgid start-time checksum`, the checksum being the start of the BLAKE3
-/// digest of the first two fields.
-fn journal_line(pgid: i32, start: u64) -> String {
-    let fields = format!("{pgid} {start}");
+/// Now, in the clock ticks since boot of `/proc/<pid>/stat`'s start time (the same clock, so
+/// a process started before now has a start time no later than this).
+fn ticks_since_boot() -> Option<u64> {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec for the call to fill.
+    if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut now) } != 0 {
+        return None;
+    }
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).ok()?;
+    let nanos =
+        u64::try_from(now.tv_sec).ok()? * 1_000_000_000 + u64::try_from(now.tv_nsec).ok()?;
+    Some(nanos / (1_000_000_000 / per_second.max(1)))
+}
+
+/// A journal line: `pgid registered-at checksum`, the checksum being the start of the BLAKE3
+/// digest of the first two fields. (Lines of older forges hold the start time itself, which
+/// is read the same way.)
+fn journal_line(pgid: i32, registered: u64) -> String {
+    let fields = format!("{pgid} {registered}");
     let sum = crate::core::Digest::of_bytes(fields.as_bytes()).to_hex();
     format!("{fields} {}\n", &sum[..16])
 }
@@ -227,13 +252,13 @@ fn kill_stray_groups(journal: &Path) -> bool {
         let (Some(pgid), Some(start)) = (fields.next(), fields.next()) else {
             continue;
         };
-        let (Ok(pgid), Ok(start)) = (pgid.parse::<i32>(), start.parse::<u64>()) else {
+        let (Ok(pgid), Ok(registered)) = (pgid.parse::<i32>(), start.parse::<u64>()) else {
             continue;
         };
-        if line != journal_line(pgid, start) {
+        if line != journal_line(pgid, registered) {
             continue;
         }
-        if pgid > 1 && start_time(pgid) == Some(start) {
+        if pgid > 1 && start_time(pgid).is_some_and(|start| start <= registered) {
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
         }
     }
@@ -321,7 +346,152 @@ impl Runner for LocalRunner {
 /// whatever it left running in its group — that would outlive the action and could hold the
 /// output pipe open; Bazel kills these too. Returns how long it ran if it timed out, and its
 /// output. The caller reaps it.
+///
+/// The output and the exit are waited for together on this thread (`poll` on the pipe and a
+/// pidfd of the command): a thread per command to read its output cost a clone, a stack
+/// mapping and a dozen system calls per action.
 pub(crate) fn supervise(
+    pid: i32,
+    reader: io::PipeReader,
+    cancel: &Cancel,
+    spawn: &Spawn,
+) -> (Option<Duration>, Vec<u8>) {
+    let Some(pidfd) = pidfd_open(pid) else {
+        return supervise_with_thread(pid, reader, cancel, spawn);
+    };
+    if !cancel.register(pid) {
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    let mut output = Output {
+        reader,
+        buf: Vec::new(),
+        open: true,
+        stream: spawn.stream,
+    };
+    let deadline = spawn.timeout.map(|t| (Instant::now() + t, t));
+    let mut timed_out = None;
+    loop {
+        let wait = match (timed_out, deadline) {
+            (None, Some((at, limit))) => {
+                let left = at.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+                    timed_out = Some(limit);
+                    None
+                } else {
+                    Some(left)
+                }
+            }
+            _ => None,
+        };
+        match output.poll_with(Some(pidfd.as_raw_fd()), wait) {
+            Ok(Polled { exited: true, .. }) => break,
+            Ok(_) => {}
+            Err(_) => {
+                // Cannot poll (out of memory?): wait for the exit without the output.
+                let left = match (timed_out, deadline) {
+                    (None, Some((at, _))) => Some(at.saturating_duration_since(Instant::now())),
+                    _ => None,
+                };
+                timed_out = timed_out.or(wait_for_exit(pid, left));
+                break;
+            }
+        }
+    }
+    let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    cancel.unregister(pid);
+    // The group is dead; only a process that left it can keep the pipe open this long.
+    let drain_until = Instant::now() + PIPE_DRAIN_TIMEOUT;
+    while output.open {
+        let left = drain_until.saturating_duration_since(Instant::now());
+        if left.is_zero() || output.poll_with(None, Some(left)).is_err() {
+            break;
+        }
+    }
+    (timed_out, output.buf)
+}
+
+/// A command's output pipe, read as it becomes readable.
+struct Output {
+    reader: io::PipeReader,
+    buf: Vec<u8>,
+    /// Not at EOF yet.
+    open: bool,
+    /// Also copy what comes to stderr.
+    stream: bool,
+}
+
+struct Polled {
+    /// The process of the pidfd has exited.
+    exited: bool,
+}
+
+impl Output {
+    /// Waits up to `wait` (forever if `None`) for output or for the exit of the process of
+    /// `pidfd`, and reads what output there is.
+    fn poll_with(&mut self, pidfd: Option<RawFd>, wait: Option<Duration>) -> io::Result<Polled> {
+        let mut fds = [
+            libc::pollfd {
+                fd: if self.open {
+                    self.reader.as_raw_fd()
+                } else {
+                    -1
+                },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: pidfd.unwrap_or(-1),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // Rounded up: a wait cut to 0 ms would spin until the deadline.
+        let millis = wait.map_or(-1, |w| {
+            i32::try_from(w.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
+        });
+        // SAFETY: `fds` is a valid array of two pollfds (a negative fd is ignored).
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, millis) };
+        if ready < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::Interrupted => Ok(Polled { exited: false }),
+                _ => Err(e),
+            };
+        }
+        if fds[0].revents != 0 {
+            let mut chunk = [0u8; 16384];
+            match self.reader.read(&mut chunk) {
+                Ok(0) => self.open = false,
+                Ok(n) => {
+                    if self.stream {
+                        use std::io::Write;
+                        let _ = io::stderr().write_all(&chunk[..n]);
+                    }
+                    self.buf.extend_from_slice(&chunk[..n]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => self.open = false,
+            }
+        }
+        Ok(Polled {
+            exited: fds[1].revents != 0,
+        })
+    }
+}
+
+/// A pidfd of child `pid` (not reaped yet, so the pid is still its own), if the kernel has
+/// them (Linux 5.3).
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = RawFd::try_from(fd).ok().filter(|fd| *fd >= 0)?;
+    // SAFETY: the descriptor is new and ours alone.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `supervise` without pidfds: a thread reads the output while this one waits.
+fn supervise_with_thread(
     pid: i32,
     mut reader: io::PipeReader,
     cancel: &Cancel,
@@ -537,6 +707,69 @@ mod tests {
         let out = sh_guarded("sleep 100 & echo done", &std::sync::Arc::new(Cancel::new()))?;
         assert_eq!(out.status, SpawnStatus::Exited(0));
         assert_eq!(out.output, b"done\n");
+        Ok(())
+    }
+
+    #[test]
+    fn a_journal_kills_a_registered_group_but_not_a_later_holder_of_its_pid() -> io::Result<()> {
+        use std::os::unix::process::CommandExt;
+        let dir = tempfile::tempdir()?;
+        let journal = dir.path().join("running");
+        // A line written before the process started names an earlier holder of its pid
+        // (the clock ticks 100 times a second: 50 ms puts the start on a later tick).
+        let before = ticks_since_boot().ok_or(io::ErrorKind::Unsupported)?;
+        std::thread::sleep(Duration::from_millis(50));
+        let mut child = Command::new("sleep").arg("100").process_group(0).spawn()?;
+        let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+        std::fs::write(&journal, journal_line(pid, before))?;
+        assert!(kill_stray_groups(&journal));
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            child.try_wait()?,
+            None,
+            "a later holder of the pid was killed"
+        );
+        // Registered by a build that is then killed (its journal stays): the next build's
+        // look at the journal kills the group.
+        std::fs::remove_file(&journal)?;
+        let cancel = Cancel::with_journal(&journal)?;
+        assert!(cancel.register(pid));
+        drop(cancel);
+        assert!(kill_stray_groups(&journal));
+        let status = child.wait()?;
+        assert_eq!(status.signal(), Some(9));
+        Ok(())
+    }
+
+    #[test]
+    fn a_timeout_kills_the_command_and_says_so() -> io::Result<()> {
+        let a = action();
+        let argv = vec![
+            "/bin/sh".to_owned(),
+            "-c".to_owned(),
+            "echo before; sleep 100; echo after".to_owned(),
+        ];
+        let cwd = std::env::temp_dir();
+        let env = BTreeMap::new();
+        let started = Instant::now();
+        let out = LocalRunner.run(
+            &Spawn {
+                action: &a,
+                argv: &argv,
+                env: &env,
+                cwd: &cwd,
+                workdir: None,
+                stream: false,
+                timeout: Some(Duration::from_millis(300)),
+            },
+            &Cancel::new(),
+        )?;
+        assert_eq!(
+            out.status,
+            SpawnStatus::TimedOut(Duration::from_millis(300))
+        );
+        assert_eq!(out.output, b"before\n");
+        assert!(started.elapsed() < Duration::from_secs(60));
         Ok(())
     }
 

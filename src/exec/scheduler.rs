@@ -5,6 +5,11 @@
 //! ready when every action producing one of its inputs has succeeded; ready actions start in
 //! index order, so a run with one job is fully deterministic and the result (counts, failures
 //! in index order) does not depend on the number of jobs.
+//!
+//! `jobs` bounds the actions in their command (or checking caches) at once, not the worker
+//! threads: with more than one job there are more workers than jobs, so that while one worker
+//! hashes and records the outputs of a command that has ended, another already runs the next
+//! command — as ninja does, instead of leaving a core idle during forge's own bookkeeping.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -193,6 +198,8 @@ struct State {
     ready: BinaryHeap<Reverse<usize>>,
     waiting_for: Vec<usize>,
     in_flight: usize,
+    /// Actions in flight that have not yet ended their command: at most `jobs`.
+    in_command: usize,
     /// Workers waiting for work.
     idle: usize,
     stop: bool,
@@ -208,6 +215,7 @@ struct Shared<'a> {
     progress: &'a dyn Progress,
     interrupt: &'a AtomicBool,
     keep_going: bool,
+    jobs: usize,
     state: Mutex<State>,
     /// Wakes workers: new ready actions, or the build is stopping/over.
     work: Condvar,
@@ -231,6 +239,20 @@ impl Shared<'_> {
     }
 }
 
+/// How many worker threads run `jobs` actions at once: one per job, plus (with more than one
+/// job) as many again, up to `MAX_RECORDING` more, to record the outputs of ended commands
+/// while the next ones run. One job keeps one worker: a fully deterministic order.
+fn workers_for(jobs: usize) -> usize {
+    match jobs {
+        1 => 1,
+        _ => jobs + jobs.min(MAX_RECORDING),
+    }
+}
+
+/// Recording outputs is short next to a command: a few workers at it are enough however many
+/// commands run at once (remotely, hundreds).
+const MAX_RECORDING: usize = 16;
+
 /// How often the coordinating thread looks at the interrupt flag and ticks progress.
 const POLL: Duration = Duration::from_millis(50);
 
@@ -250,7 +272,8 @@ pub(crate) fn run(
             ready.push(Reverse(i));
         }
     }
-    let workers = config.jobs.max(1).min(graph.needed.len());
+    let jobs = config.jobs.max(1);
+    let workers = workers_for(jobs).min(graph.needed.len());
     let total = graph.needed.len();
     let shared = Shared {
         actions,
@@ -259,6 +282,7 @@ pub(crate) fn run(
             ready,
             waiting_for: graph.waiting_for.clone(),
             in_flight: 0,
+            in_command: 0,
             idle: 0,
             stop: false,
             interrupted: false,
@@ -269,6 +293,7 @@ pub(crate) fn run(
         progress,
         interrupt,
         keep_going: config.keep_going,
+        jobs,
         work: Condvar::new(),
         over: Condvar::new(),
         results: (0..actions.len()).map(|_| OnceLock::new()).collect(),
@@ -364,19 +389,38 @@ fn worker(sh: &Shared) {
             st.stop = true;
             st.interrupted = true;
         }
-        let next = if st.stop { None } else { st.ready.pop() };
+        let next = if st.stop || st.in_command >= sh.jobs {
+            None
+        } else {
+            st.ready.pop()
+        };
         if let Some(Reverse(i)) = next {
             st.in_flight += 1;
+            st.in_command += 1;
             // Another worker is woken only for work this one leaves: waking one after every
             // action (a futex call each, and a context switch on a busy machine) was most of
             // a no-op build's wall time at 50,000 up-to-date actions.
-            if st.idle > 0 && !st.ready.is_empty() {
+            if st.idle > 0 && !st.ready.is_empty() && st.in_command < sh.jobs {
                 sh.work.notify_one();
             }
             drop(st);
-            let performed = perform_one(sh, i);
+            let command_over = std::cell::Cell::new(false);
+            let end_command = || {
+                if command_over.replace(true) {
+                    return;
+                }
+                let mut st = sh.lock();
+                st.in_command -= 1;
+                if st.idle > 0 && !st.ready.is_empty() && !st.stop {
+                    sh.work.notify_one();
+                }
+            };
+            let performed = perform_one(sh, i, &end_command);
             st = sh.lock();
             st.in_flight -= 1;
+            if !command_over.get() {
+                st.in_command -= 1;
+            }
             match performed {
                 Performed::Done => {
                     for &d in &sh.graph.dependents[i] {
@@ -426,13 +470,16 @@ enum Performed {
     Interrupted,
 }
 
-fn perform_one(sh: &Shared, i: usize) -> Performed {
+fn perform_one(sh: &Shared, i: usize, command_over: &dyn Fn()) -> Performed {
     let action = &sh.actions[i];
     let inputs = &sh.graph.inputs[i];
     // Every producer has succeeded (that is what made us ready), so its digests are set.
     let digest_of = |p: usize, k: usize| sh.results[p].get().and_then(|d| d.get(k)).copied();
     let producer_of = |path: &str| sh.graph.producers.get(path).copied();
-    match sh.ctx.perform(action, inputs, &producer_of, &digest_of) {
+    match sh
+        .ctx
+        .perform(action, inputs, &producer_of, &digest_of, command_over)
+    {
         Ok(Done {
             digests,
             how,

@@ -366,6 +366,69 @@ fn runs_up_to_jobs_actions_at_once() -> TestResult {
     Ok(())
 }
 
+/// Holds each action named in `slow` in `finished` (after its command, while its worker
+/// records it) until the test releases `<name>-recorded`.
+struct SlowRecording<'a> {
+    runner: &'a FakeRunner,
+    slow: &'a [&'a str],
+}
+
+impl Progress for SlowRecording<'_> {
+    fn started(&self, _: &Action) {}
+    fn finished(&self, action: &Action, _: &ActionOutcome<'_>) {
+        let name = &action.owner.name;
+        if self.slow.contains(&name.as_str()) {
+            self.runner
+                .hold(&format!("{name}-recorded"), &Cancel::new());
+        }
+    }
+}
+
+#[test]
+fn the_next_command_starts_while_an_ended_one_is_recorded() -> TestResult {
+    let mut f = Fixture::new()?;
+    f.config.jobs = 2;
+    let actions: Vec<Action> = (0..4)
+        .map(|i| {
+            let out = format!("out/s{i}");
+            run_action(&format!("s{i}"), &["hold", &out], &[], &[&out])
+        })
+        .collect();
+    let wanted: Vec<ExecPath> = actions.iter().map(|a| a.outputs[0].clone()).collect();
+    let runner = FakeRunner::default();
+    let progress = SlowRecording {
+        runner: &runner,
+        slow: &["s0", "s1"],
+    };
+    let never = AtomicBool::new(false);
+    let r = std::thread::scope(|s| {
+        let build = s.spawn(|| {
+            execute_interruptible(&actions, &wanted, &f.config, &runner, &progress, &never)
+        });
+        let _let_go = LetGoOnDrop(&runner);
+        runner.wait_for("two commands running", |e| e.started.len() == 2);
+        // s0's command ends; its worker is held recording it: s2's command starts anyway,
+        // next to s1's still running.
+        runner.release("s0");
+        runner.wait_for("s2 to start while s0 is recorded", |e| e.started.len() == 3);
+        assert_eq!(runner.running.load(Ordering::SeqCst), 2);
+        // And the same for s1: two workers recording, two commands running.
+        runner.release("s1");
+        runner.wait_for("s3 to start while s0 and s1 are recorded", |e| {
+            e.started.len() == 4
+        });
+        assert_eq!(runner.running.load(Ordering::SeqCst), 2);
+        assert_eq!(runner.events().ended, ["s0", "s1"]);
+        runner.update(|e| e.release_all = true);
+        build.join().expect("the build thread ends")
+    })?;
+    assert_eq!(r.executed, 4);
+    // Never more commands at once than jobs.
+    assert_eq!(runner.max_running.load(Ordering::SeqCst), 2);
+    assert!((0..4).all(|i| f.read(&format!("out/s{i}")).is_ok_and(|t| t == "held")));
+    Ok(())
+}
+
 /// Whether the thread at `/proc/self/task/<tid>` is asleep (blocked), from its stat.
 fn is_asleep(thread: &Path) -> bool {
     fs::read_to_string(thread.join("stat")).is_ok_and(|s| {
