@@ -49,20 +49,6 @@ link = rule(implementation = _impl, attrs = {{"deps": attr.label_list()}})
     ws.write("BUILD", &build);
 }
 
-/// The largest resident size, in bytes, of the children waited for so far.
-fn children_peak() -> i64 {
-    let mut usage = std::mem::MaybeUninit::<nix::libc::rusage>::zeroed();
-    // SAFETY: getrusage fills the struct it is given.
-    let usage = unsafe {
-        assert_eq!(
-            nix::libc::getrusage(nix::libc::RUSAGE_CHILDREN, usage.as_mut_ptr()),
-            0
-        );
-        usage.assume_init()
-    };
-    usage.ru_maxrss * 1024
-}
-
 #[test]
 fn analysed_targets_heaps_are_let_go_of_once_their_dependents_are_analysed() {
     const TARGETS: usize = 300;
@@ -73,13 +59,13 @@ fn analysed_targets_heaps_are_let_go_of_once_their_dependents_are_analysed() {
     chain(&small, TARGETS, 1, false);
     let run = small.forge(&["build", "--nobuild", "//..."]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let base = children_peak();
+    let base = common::children_peak();
 
     let big = Workspace::empty();
     chain(&big, TARGETS, ITEMS, false);
     let run = big.forge(&["build", "--nobuild", "//..."]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let grown = children_peak() - base;
+    let grown = common::children_peak() - base;
     // Packed plain data: 2 bytes an item, 12 MB for all of them; two heaps alive at most.
     assert!(
         grown < 28 << 20,

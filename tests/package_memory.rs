@@ -48,29 +48,15 @@ fn clean_then_edited(ws: &Workspace) {
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
-/// The largest resident size, in bytes, of the children waited for so far.
-fn children_peak() -> i64 {
-    let mut usage = std::mem::MaybeUninit::<nix::libc::rusage>::zeroed();
-    // SAFETY: getrusage fills the struct it is given.
-    let usage = unsafe {
-        assert_eq!(
-            nix::libc::getrusage(nix::libc::RUSAGE_CHILDREN, usage.as_mut_ptr()),
-            0
-        );
-        usage.assume_init()
-    };
-    usage.ru_maxrss * 1024
-}
-
 #[test]
 fn default_attribute_values_are_kept_once_per_rule_class() {
     // 2,000 targets × 40 defaults × 1 kB: 80 MB if every target kept its own copies (the
     // release binary of before grew by 75 MB; after, by 1–3 MB).
     clean_then_edited(&workspace(1));
-    let base = children_peak();
+    let base = common::children_peak();
     let big = workspace(1000);
     clean_then_edited(&big);
-    let grown = children_peak() - base;
+    let grown = common::children_peak() - base;
     assert!(
         grown < 20 << 20,
         "the build's peak memory grew by {} MB with the size of defaults no target gave",

@@ -156,7 +156,7 @@ impl ActionCache {
         let mut lines = Vec::with_capacity(records.len());
         let mut added = 0;
         for line in records.split_inclusive(|b| *b == b'\n') {
-            let Some(key) = line.strip_suffix(b"\n").and_then(checked_key) else {
+            let Some((key, _)) = line.strip_suffix(b"\n").and_then(checked_key) else {
                 continue;
             };
             if self.lookup(&key) != Lookup::Absent {
@@ -245,20 +245,9 @@ pub(crate) fn record(key: &Digest, entry: Option<&AcEntry>) -> io::Result<Vec<u8
     Ok(line)
 }
 
-/// The key of a record without its newline, if its checksum matches; its entry unread.
-fn checked_key(line: &[u8]) -> Option<Digest> {
-    let space = line.iter().position(|b| *b == b' ')?;
-    let sum = Digest::from_hex(std::str::from_utf8(&line[..space]).ok()?)?;
-    let body = &line[space + 1..];
-    if Digest::of_bytes(body) != sum {
-        return None;
-    }
-    let space = body.iter().position(|b| *b == b' ')?;
-    Digest::from_hex(std::str::from_utf8(&body[..space]).ok()?)
-}
-
-/// A record without its newline; `None` if its checksum does not match or it does not parse.
-fn parse_line(line: &[u8]) -> Option<(Digest, Option<AcEntry>)> {
+/// The key of a record without its newline, and its entry's bytes, unparsed, if its
+/// checksum matches.
+fn checked_key(line: &[u8]) -> Option<(Digest, &[u8])> {
     let space = line.iter().position(|b| *b == b' ')?;
     let sum = Digest::from_hex(std::str::from_utf8(&line[..space]).ok()?)?;
     let body = &line[space + 1..];
@@ -267,7 +256,12 @@ fn parse_line(line: &[u8]) -> Option<(Digest, Option<AcEntry>)> {
     }
     let space = body.iter().position(|b| *b == b' ')?;
     let key = Digest::from_hex(std::str::from_utf8(&body[..space]).ok()?)?;
-    let rest = &body[space + 1..];
+    Some((key, &body[space + 1..]))
+}
+
+/// A record without its newline; `None` if its checksum does not match or it does not parse.
+fn parse_line(line: &[u8]) -> Option<(Digest, Option<AcEntry>)> {
+    let (key, rest) = checked_key(line)?;
     let entry = match rest {
         b"-" => None,
         json => Some(serde_json::from_slice(json).ok()?),

@@ -206,6 +206,20 @@ pub fn testlogs_dir() -> String {
 /// The unprivileged user tests run forge as, besides the current one.
 pub const NOBODY: u32 = 65534;
 
+/// The largest resident size, in bytes, of the children waited for so far.
+pub fn children_peak() -> i64 {
+    let mut usage = std::mem::MaybeUninit::<nix::libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given.
+    let usage = unsafe {
+        assert_eq!(
+            nix::libc::getrusage(nix::libc::RUSAGE_CHILDREN, usage.as_mut_ptr()),
+            0
+        );
+        usage.assume_init()
+    };
+    usage.ru_maxrss * 1024
+}
+
 pub fn is_root() -> bool {
     // SAFETY: a plain getter.
     unsafe { nix::libc::geteuid() == 0 }
