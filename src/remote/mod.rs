@@ -364,41 +364,48 @@ impl RemoteCache {
 
     /// Uploads `files` (blobs first) and then the entry for `key`. Errors are reported once.
     pub fn store(&self, kind: KeyKind, key: &Digest, files: &[LocalFile]) {
-        if !self.uploads() {
+        // Checked before anything is read: a build that shares nothing reads nothing.
+        if !self.uploads() || self.backend().is_none() {
             return;
         }
-        let Some(backend) = self.backend() else {
-            return;
-        };
-        let hash = backend.hash_fn();
-        let mut blobs = Vec::new();
-        let mut result = proto::ActionResult::default();
+        let mut outputs = Vec::with_capacity(files.len());
         for f in files {
             let data = match std::fs::read(&f.source) {
                 Ok(d) => d,
                 // The output vanished (the user deleted it); nothing to share.
                 Err(_) => return,
             };
-            let digest = hash.digest(&data);
-            result.output_files.push(proto::OutputFile {
+            let file = proto::OutputFile {
                 path: f.path.to_string(),
-                digest: Some(digest.clone()),
                 is_executable: f.executable,
                 node_properties: Some(blake3_property(&data)),
                 ..Default::default()
-            });
-            if !data.is_empty() {
-                blobs.push((digest, data));
-            }
+            };
+            outputs.push((file, data));
         }
-        self.upload_entry(backend, kind, key, blobs, &result);
+        self.store_outputs(kind, key, outputs);
     }
-}
 
-impl RemoteCache {
     /// Uploads `files` (name and bytes; blobs first) and then the entry for `key` naming
     /// them. Errors are reported once.
     pub fn store_bytes(&self, kind: KeyKind, key: &Digest, files: Vec<(ExecPath, Vec<u8>)>) {
+        let outputs = files.into_iter().map(|(path, data)| {
+            let file = proto::OutputFile {
+                path: path.to_string(),
+                ..Default::default()
+            };
+            (file, data)
+        });
+        self.store_outputs(kind, key, outputs);
+    }
+
+    /// Digests each file's bytes into its entry, then uploads the blobs and the entry.
+    fn store_outputs(
+        &self,
+        kind: KeyKind,
+        key: &Digest,
+        files: impl IntoIterator<Item = (proto::OutputFile, Vec<u8>)>,
+    ) {
         if !self.uploads() {
             return;
         }
@@ -408,13 +415,10 @@ impl RemoteCache {
         let hash = backend.hash_fn();
         let mut blobs = Vec::new();
         let mut result = proto::ActionResult::default();
-        for (path, data) in files {
+        for (mut file, data) in files {
             let digest = hash.digest(&data);
-            result.output_files.push(proto::OutputFile {
-                path: path.to_string(),
-                digest: Some(digest.clone()),
-                ..Default::default()
-            });
+            file.digest = Some(digest.clone());
+            result.output_files.push(file);
             if !data.is_empty() {
                 blobs.push((digest, data));
             }
